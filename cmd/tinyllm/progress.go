@@ -1,0 +1,39 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+
+	"github.com/tinyllm-go/tinyllm/internal/fixture"
+	"github.com/tinyllm-go/tinyllm/internal/progress"
+)
+
+func runProgress(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("progress", flag.ContinueOnError)
+	week := fs.Int("week", 0, "only this week (1-3); 0 means all")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if *week < 0 || *week > progress.Weeks {
+		return fmt.Errorf("%w: --week must be between 1 and %d", errUsage, progress.Weeks)
+	}
+	root, err := fixture.RepoRoot()
+	if err != nil {
+		return fmt.Errorf("run it inside the course repository: %w", err)
+	}
+	var days []progress.Day
+	for w := 1; w <= progress.Weeks; w++ {
+		if *week != 0 && w != *week {
+			continue
+		}
+		for d := 1; d <= progress.DaysPerWeek; d++ {
+			days = append(days, progress.Grade(root, w, d))
+		}
+	}
+	fmt.Fprint(stdout, progress.Table(days))
+	return nil
+}

@@ -1,0 +1,164 @@
+// Package progress grades every day of the learner tree and summarises the
+// result as a table: which days pass, which fail, which are not started.
+package progress
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/tinyllm-go/tinyllm/internal/grade"
+)
+
+// The course plan: three weeks of seven days.
+const (
+	Weeks       = 3
+	DaysPerWeek = 7
+)
+
+// State is what `make progress` says about one day.
+type State string
+
+// The states a day can be in.
+const (
+	Passed      State = "passed"
+	Failing     State = "failing"
+	NotStarted  State = "not started"
+	NoBuild     State = "does not build"
+	NotInCourse State = "not in course yet"
+)
+
+// Day is the result of grading one learner day.
+type Day struct {
+	Name          string // "W1D1"
+	Dir           string // "week1/day1"
+	State         State
+	Passed, Total int    // top-level tests (one per task)
+	Detail        string // first compiler error, or the failing tasks
+}
+
+// event is one line of `go test -json`.
+type event struct {
+	Action string
+	Test   string
+	Output string
+}
+
+// Grade runs the tests of one learner day under root and classifies them.
+func Grade(root string, week, day int) Day {
+	d := Day{Name: fmt.Sprintf("W%dD%d", week, day), Dir: fmt.Sprintf("week%d/day%d", week, day)}
+	if _, err := os.Stat(filepath.Join(root, d.Dir)); err != nil {
+		d.State = NotInCourse
+		return d
+	}
+	cmd := exec.Command("go", "test", "-count=1", "-json", "./"+d.Dir)
+	cmd.Dir = root
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, _ := cmd.Output() // a failing test exits non-zero; the events tell why
+	classify(&d, bytes.NewReader(out), stderr.String())
+	return d
+}
+
+// classify fills in d from the JSON events of `go test -json` and its stderr.
+func classify(d *Day, events io.Reader, stderr string) {
+	result := map[string]string{} // top-level test -> pass/fail
+	stub := map[string]bool{}     // top-level test hit a TODO stub
+	var order, buildErrs []string
+	sc := bufio.NewScanner(events)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var e event
+		if json.Unmarshal(sc.Bytes(), &e) != nil {
+			continue
+		}
+		if e.Action == "build-output" {
+			buildErrs = append(buildErrs, strings.TrimSpace(e.Output))
+		}
+		if e.Test == "" {
+			continue
+		}
+		top, _, _ := strings.Cut(e.Test, "/")
+		switch e.Action {
+		case "output":
+			if strings.Contains(e.Output, grade.NotImplemented) {
+				stub[top] = true
+			}
+		case "pass", "fail":
+			if top == e.Test {
+				if _, seen := result[top]; !seen {
+					order = append(order, top)
+				}
+				result[top] = e.Action
+			}
+		}
+	}
+	if len(result) == 0 {
+		d.State = NoBuild
+		d.Detail = firstLine(append(buildErrs, strings.TrimSpace(stderr))...)
+		return
+	}
+	var failing []string
+	allStubs := true
+	for _, name := range order {
+		d.Total++
+		if result[name] == "pass" {
+			d.Passed++
+			allStubs = false
+			continue
+		}
+		failing = append(failing, taskName(name))
+		if !stub[name] {
+			allStubs = false
+		}
+	}
+	switch {
+	case d.Passed == d.Total:
+		d.State = Passed
+	case allStubs:
+		d.State = NotStarted
+	default:
+		d.State = Failing
+		d.Detail = "failing: " + strings.Join(failing, ", ")
+	}
+}
+
+// taskName shortens TestW1D1Task2Linear to Task2Linear.
+func taskName(test string) string {
+	if i := strings.Index(test, "Task"); i >= 0 {
+		return test[i:]
+	}
+	return strings.TrimPrefix(test, "Test")
+}
+
+func firstLine(texts ...string) string {
+	for _, t := range texts {
+		for _, line := range strings.Split(t, "\n") {
+			line = strings.TrimSpace(line)
+			if line != "" && !strings.HasPrefix(line, "#") {
+				return line
+			}
+		}
+	}
+	return ""
+}
+
+// Table renders days as an aligned text table.
+func Table(days []Day) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-5s  %-11s  %-17s  %-6s  %s\n", "day", "folder", "state", "tasks", "detail")
+	for _, d := range days {
+		tasks := ""
+		if d.Total > 0 {
+			tasks = fmt.Sprintf("%d/%d", d.Passed, d.Total)
+		}
+		fmt.Fprintf(&b, "%-5s  %-11s  %-17s  %-6s  %s\n", d.Name, d.Dir, d.State, tasks, d.Detail)
+	}
+	return b.String()
+}

@@ -1,0 +1,89 @@
+package progress
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// ev builds one `go test -json` line.
+func ev(action, test, output string) string {
+	return `{"Action":"` + action + `","Test":"` + test + `","Output":` + quote(output) + "}\n"
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func TestClassify(t *testing.T) {
+	stubMsg := "    grade.go:40: W1D1 Task 1 Softmax: not implemented yet: TODO(W1D1): implement Softmax\n"
+	tests := []struct {
+		name   string
+		events string
+		stderr string
+		state  State
+		passed int
+		total  int
+		detail string
+	}{
+		{
+			name:   "all pass",
+			events: ev("pass", "TestW1D1Task1Softmax/case", "") + ev("pass", "TestW1D1Task1Softmax", "") + ev("pass", "TestW1D1Task2Linear", ""),
+			state:  Passed, passed: 2, total: 2,
+		},
+		{
+			name: "all stubs",
+			events: ev("output", "TestW1D1Task1Softmax/no_batch", stubMsg) + ev("fail", "TestW1D1Task1Softmax/no_batch", "") +
+				ev("fail", "TestW1D1Task1Softmax", "") +
+				ev("output", "TestW1D1Task2Linear/no_batch", strings.ReplaceAll(stubMsg, "Softmax", "Linear")) +
+				ev("fail", "TestW1D1Task2Linear", ""),
+			state: NotStarted, passed: 0, total: 2,
+		},
+		{
+			name: "one task done, one wrong, one stub",
+			events: ev("pass", "TestW1D1Task1Softmax", "") +
+				ev("output", "TestW1D1Task2Linear/batch2", "output does not match the reference\n") + ev("fail", "TestW1D1Task2Linear", "") +
+				ev("output", "TestW1D1Task3ScaledDotProductAttention/x", stubMsg) + ev("fail", "TestW1D1Task3ScaledDotProductAttention", ""),
+			state: Failing, passed: 1, total: 3,
+			detail: "failing: Task2Linear, Task3ScaledDotProductAttention",
+		},
+		{
+			name:   "wrong but no stub",
+			events: ev("output", "TestW1D1Task1Softmax", "mismatch\n") + ev("fail", "TestW1D1Task1Softmax", ""),
+			state:  Failing, passed: 0, total: 1, detail: "failing: Task1Softmax",
+		},
+		{
+			name:   "build failure",
+			events: `{"ImportPath":"x","Action":"build-output","Output":"# x\n"}` + "\n" + `{"ImportPath":"x","Action":"build-output","Output":"week1/day1/attention.go:12:2: undefined: foo\n"}` + "\n",
+			state:  NoBuild, detail: "week1/day1/attention.go:12:2: undefined: foo",
+		},
+		{
+			name:   "build failure on stderr only",
+			stderr: "# github.com/x/week1/day1\nweek1/day1/attention.go:3:1: syntax error\n",
+			state:  NoBuild, detail: "week1/day1/attention.go:3:1: syntax error",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var d Day
+			classify(&d, strings.NewReader(tc.events), tc.stderr)
+			if d.State != tc.state || d.Passed != tc.passed || d.Total != tc.total || d.Detail != tc.detail {
+				t.Errorf("got state %q %d/%d detail %q; want %q %d/%d detail %q",
+					d.State, d.Passed, d.Total, d.Detail, tc.state, tc.passed, tc.total, tc.detail)
+			}
+		})
+	}
+}
+
+func TestTableShowsEveryDay(t *testing.T) {
+	table := Table([]Day{
+		{Name: "W1D1", Dir: "week1/day1", State: Failing, Passed: 1, Total: 4, Detail: "failing: Task2Linear"},
+		{Name: "W1D2", Dir: "week1/day2", State: NotInCourse},
+	})
+	for _, want := range []string{"W1D1", "week1/day1", "failing", "1/4", "Task2Linear", "W1D2", "not in course yet"} {
+		if !strings.Contains(table, want) {
+			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+}

@@ -1,0 +1,89 @@
+// Package day1 is the reference solution of Week 1 Day 1: softmax, the linear
+// layer, scaled dot-product attention and multi-head attention.
+package day1
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/tinyllm-go/tinyllm/internal/tensor"
+)
+
+// Softmax normalises x along axis into probabilities: exp(x) / sum(exp(x)).
+//
+// Subtracting the maximum first changes nothing mathematically (the factor
+// exp(-max) cancels) but keeps exp from overflowing: float32 exp is +Inf
+// above about 88.7, and Inf/Inf is NaN.
+func Softmax(x *tensor.Tensor, axis int) *tensor.Tensor {
+	shifted := tensor.Sub(x, tensor.Max(x, axis, true))
+	e := tensor.Exp(shifted)
+	return tensor.Div(e, tensor.Sum(e, axis, true))
+}
+
+// Linear computes x·wᵀ + b for x of shape N.. x I, w of shape O x I (the
+// PyTorch [out, in] layout) and an optional bias b of shape O (nil for none).
+// The result has shape N.. x O.
+func Linear(x, w, b *tensor.Tensor) *tensor.Tensor {
+	shape := x.Shape()
+	in := shape[len(shape)-1]
+	// Fold every batch dimension into rows so one matrix product does the work.
+	rows := tensor.Reshape(x, -1, in)
+	y := tensor.MatmulT(rows, w)
+	if b != nil {
+		y = tensor.Add(y, b)
+	}
+	outShape := append(shape[:len(shape)-1:len(shape)-1], w.Dim(0))
+	return tensor.Reshape(y, outShape...)
+}
+
+// ScaledDotProductAttentionSimple computes softmax(q·kᵀ·scale + mask)·v.
+//
+// Shapes: q is N.. x L x D, k and v are N.. x S x D, and the result is
+// N.. x L x D. A scale of 0 means the usual 1/sqrt(D). mask is nil or an
+// additive mask broadcastable to N.. x L x S: 0 where a query may look at a
+// key, -Inf where it may not.
+func ScaledDotProductAttentionSimple(q, k, v *tensor.Tensor, scale float32, mask *tensor.Tensor) *tensor.Tensor {
+	if scale == 0 {
+		scale = float32(1 / math.Sqrt(float64(q.Dim(-1))))
+	}
+	scores := tensor.MulScalar(tensor.MatmulT(q, k), scale) // N.. x L x S
+	if mask != nil {
+		scores = tensor.Add(scores, mask)
+	}
+	return tensor.Matmul(Softmax(scores, -1), v)
+}
+
+// MultiHeadAttention is multi-head attention without biases, like PyTorch's
+// nn.MultiheadAttention(bias=False, batch_first=True). Each weight is
+// Hidden x Hidden in the [out, in] layout.
+type MultiHeadAttention struct {
+	Hidden, Heads  int
+	WQ, WK, WV, WO *tensor.Tensor
+}
+
+// NewMultiHeadAttention keeps the weights of a layer with the given hidden
+// size and number of heads; hidden must be a multiple of heads.
+func NewMultiHeadAttention(hidden, heads int, wq, wk, wv, wo *tensor.Tensor) *MultiHeadAttention {
+	if heads <= 0 || hidden%heads != 0 {
+		panic(fmt.Sprintf("day1.NewMultiHeadAttention: hidden size %d is not a multiple of %d heads", hidden, heads))
+	}
+	return &MultiHeadAttention{Hidden: hidden, Heads: heads, WQ: wq, WK: wk, WV: wv, WO: wo}
+}
+
+// Forward attends query (N x L x E) over key and value (N x S x E) and returns
+// N x L x E. mask is nil or an additive L x S mask shared by every head.
+func (m *MultiHeadAttention) Forward(query, key, value, mask *tensor.Tensor) *tensor.Tensor {
+	n, l := query.Dim(0), query.Dim(1)
+	headDim := m.Hidden / m.Heads
+	// Project, then split E into Heads x D and move heads before the sequence
+	// axis so each head is an independent batch entry: N x H x L x D.
+	split := func(x, w *tensor.Tensor) *tensor.Tensor {
+		y := Linear(x, w, nil)
+		y = tensor.Reshape(y, n, x.Dim(1), m.Heads, headDim)
+		return tensor.Transpose(y, 0, 2, 1, 3)
+	}
+	q, k, v := split(query, m.WQ), split(key, m.WK), split(value, m.WV)
+	o := ScaledDotProductAttentionSimple(q, k, v, 0, mask) // N x H x L x D
+	o = tensor.Reshape(tensor.Transpose(o, 0, 2, 1, 3), n, l, m.Hidden)
+	return Linear(o, m.WO, nil)
+}
