@@ -16,9 +16,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import common  # noqa: E402
 import w1d1  # noqa: E402
+import w1d2  # noqa: E402
+import w1d3  # noqa: E402
+import w1d4  # noqa: E402
 
 # Each module writes one day's fixtures and returns {day: seed}.
-DAYS = [w1d1]
+DAYS = [w1d1, w1d2, w1d3, w1d4]
 
 PINNED = ["numpy", "torch", "transformers", "tokenizers", "safetensors", "mlx", "mlx-cpu", "mlx-lm"]
 

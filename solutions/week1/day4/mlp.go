@@ -1,0 +1,69 @@
+// Package day4 is the reference solution of Week 1 Day 4: RMSNorm, SiLU and
+// Qwen2's SwiGLU MLP.
+package day4
+
+import (
+	"math"
+
+	"github.com/tinyllm-go/tinyllm/internal/tensor"
+	"github.com/tinyllm-go/tinyllm/solutions/week1/day1"
+)
+
+// RMSNorm scales each row of the last axis to unit root-mean-square, then by
+// a learned weight: y = x / sqrt(mean(x²) + Eps) · Weight.
+type RMSNorm struct {
+	Dim    int
+	Weight *tensor.Tensor
+	Eps    float32
+}
+
+// NewRMSNorm keeps the layer's weight (shape Dim) and epsilon.
+func NewRMSNorm(dim int, weight *tensor.Tensor, eps float32) *RMSNorm {
+	return &RMSNorm{Dim: dim, Weight: weight, Eps: eps}
+}
+
+// Forward normalises x of shape N.. x Dim.
+//
+// The mean of squares is accumulated in float32 or wider (tensor.Mean sums
+// in float64): squares of activations in the hundreds or thousands overflow
+// float16 and lose digits in bfloat16, which is why Qwen2 upcasts here.
+func (n *RMSNorm) Forward(x *tensor.Tensor) *tensor.Tensor {
+	meanSquare := tensor.Mean(tensor.Square(x), -1, true)
+	inv := tensor.Rsqrt(tensor.AddScalar(meanSquare, n.Eps))
+	return tensor.Mul(tensor.Mul(x, inv), n.Weight)
+}
+
+// SiLU is x·sigmoid(x), computed without overflow for any finite x.
+func SiLU(x *tensor.Tensor) *tensor.Tensor {
+	return tensor.Map(x, silu)
+}
+
+// silu picks the form of sigmoid whose exp cannot overflow: for x < 0,
+// exp(x)/(1+exp(x)); otherwise 1/(1+exp(-x)). Either way exp's argument is <= 0.
+func silu(x float32) float32 {
+	v := float64(x)
+	if v < 0 {
+		e := math.Exp(v)
+		return float32(v * e / (1 + e))
+	}
+	return float32(v / (1 + math.Exp(-v)))
+}
+
+// Qwen2MLP is the SwiGLU feed-forward block: down(silu(gate(x)) · up(x)),
+// with no biases. WGate and WUp are HiddenDim x Dim, WDown is Dim x HiddenDim.
+type Qwen2MLP struct {
+	Dim, HiddenDim    int
+	WGate, WUp, WDown *tensor.Tensor
+}
+
+// NewQwen2MLP keeps the three projection weights.
+func NewQwen2MLP(dim, hiddenDim int, wGate, wUp, wDown *tensor.Tensor) *Qwen2MLP {
+	return &Qwen2MLP{Dim: dim, HiddenDim: hiddenDim, WGate: wGate, WUp: wUp, WDown: wDown}
+}
+
+// Forward maps x of shape N.. x Dim to N.. x Dim.
+func (m *Qwen2MLP) Forward(x *tensor.Tensor) *tensor.Tensor {
+	gate := SiLU(day1.Linear(x, m.WGate, nil))
+	up := day1.Linear(x, m.WUp, nil)
+	return day1.Linear(tensor.Mul(gate, up), m.WDown, nil)
+}
