@@ -9,7 +9,7 @@ PYTHON  ?= python3
 VENV    := .venv-refgen
 VPY     := $(VENV)/bin/python
 
-.PHONY: help test vet check-ref check-ref-% check-week% check-w% progress refgen refgen-check book venv
+.PHONY: fidelity-w1d5 help test vet check-ref check-ref-% check-week% check-w% progress refgen refgen-check book venv
 
 help:
 	@echo "make test           everything that must pass on a fresh clone (solutions, infrastructure, API parity, fixture manifest)"
@@ -73,3 +73,11 @@ refgen-check: $(VPY)
 
 book:
 	bash .ci/mdbook.sh
+
+# Full-size fidelity of the Week 1 model (maintainers, on a machine with PyTorch
+# and transformers, e.g. the GPU machine): a random Qwen2 of the real 0.5B shape,
+# Hugging Face log-probs against the Go reference model.
+FIDELITY_DIR ?= /tmp/tinyllm-fidelity
+fidelity-w1d5:
+	$(PYTHON) refgen/fidelity/qwen2_full_size.py --out $(FIDELITY_DIR)
+	TINYLLM_FIDELITY_DIR=$(FIDELITY_DIR) $(GO) test -count=1 -run W1D5Fidelity -v ./solutions/week1/day5

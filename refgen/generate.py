@@ -19,9 +19,10 @@ import w1d1  # noqa: E402
 import w1d2  # noqa: E402
 import w1d3  # noqa: E402
 import w1d4  # noqa: E402
+import w1d5  # noqa: E402
 
 # Each module writes one day's fixtures and returns {day: seed}.
-DAYS = [w1d1, w1d2, w1d3, w1d4]
+DAYS = [w1d1, w1d2, w1d3, w1d4, w1d5]
 
 PINNED = ["numpy", "torch", "transformers", "tokenizers", "safetensors", "mlx", "mlx-cpu", "mlx-lm"]
 

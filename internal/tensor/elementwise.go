@@ -144,9 +144,9 @@ func Map(t *Tensor, f func(float32) float32) *Tensor {
 	return out
 }
 
-// The transcendental functions below go through float64 because Go's math
-// package only has float64 versions; the round trip is exact for the input
-// and rounds the result correctly to float32.
+// The math functions below go through float64 because Go's math package
+// only has float64 versions. Widening the input is exact, and computing in
+// float64 then rounding once to float32 is as accurate as float32 gets.
 
 // Neg returns -t elementwise.
 func Neg(t *Tensor) *Tensor { return Map(t, func(x float32) float32 { return -x }) }

@@ -23,7 +23,7 @@ import (
 // block at a time, so a huge weight matrix is never copied to float32.
 const (
 	kcBlock = 256 // K-slice per packing step: an A panel (mr×256) is 2 KiB
-	mcBlock = 128 // rows of C per tile: the packed A block is 64 KiB
+	mcBlock = 128 // rows of C per tile: the packed A block is 128 KiB
 	ncBlock = 128 // columns of C per tile: the packed B block is 128 KiB
 
 	// smallMatmul is the number of multiply-adds below which a product
@@ -149,15 +149,19 @@ func (p *product) matVec() {
 	grain := max(1, smallMatmul/p.k)
 	if p.transposed {
 		parallelFor(batches*p.n, grain, func(lo, hi int) {
-			var scratch []float32
-			if p.b.dtype != Float32 {
+			var scratch []float32 // for widening float16 rows
+			if p.b.dtype == Float16 {
 				scratch = make([]float32, p.k)
 			}
 			for idx := lo; idx < hi; idx++ {
 				bi, j := idx/p.n, idx%p.n
 				x := p.a[p.aOff[bi] : p.aOff[bi]+p.k]
-				w := p.b.load(p.bOff[bi]+j*p.k, p.k, scratch)
-				p.c[idx] = dot(x, w)
+				off := p.bOff[bi] + j*p.k
+				if p.b.dtype == BFloat16 {
+					p.c[idx] = dotBF16(x, p.b.u16[off:off+p.k])
+				} else {
+					p.c[idx] = dot(x, p.b.load(off, p.k, scratch))
+				}
 			}
 		})
 		return

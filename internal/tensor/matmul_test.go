@@ -64,12 +64,119 @@ func TestMatmulMatchesNaive(t *testing.T) {
 	}
 }
 
+// batchedNaive computes a broadcast-batched product with naiveMatmul, by
+// materialising both operands at the full batch shape.
+func batchedNaive(a, b *Tensor, batch []int, bTransposed bool) []float32 {
+	m, k := a.Dim(-2), a.Dim(-1)
+	n := b.Dim(-1)
+	if bTransposed {
+		n = b.Dim(-2)
+	}
+	full := func(t *Tensor) []float32 {
+		return BroadcastTo(t, append(append([]int{}, batch...), t.Dim(-2), t.Dim(-1))...).Data()
+	}
+	ad, bd := full(a), full(b)
+	var out []float32
+	for i := 0; i < numel("test", batch); i++ {
+		out = append(out, naiveMatmul(ad[i*m*k:(i+1)*m*k], bd[i*k*n:(i+1)*k*n], m, k, n, bTransposed)...)
+	}
+	return out
+}
+
+func TestMatmulBatchBroadcast(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 1))
+	tests := []struct {
+		name         string
+		aShape       []int
+		bShape       []int // as given to Matmul; MatmulT gets the last two swapped
+		batch, shape []int
+	}{
+		{"[2,1,M,K] x [3,K,N]", []int{2, 1, 5, 7}, []int{3, 7, 6}, []int{2, 3}, []int{2, 3, 5, 6}},
+		{"[M,K] x [4,K,N]", []int{5, 7}, []int{4, 7, 9}, []int{4}, []int{4, 5, 9}},
+		{"[4,M,K] x [K,N]", []int{4, 9, 7}, []int{7, 3}, []int{4}, []int{4, 9, 3}},
+		{"attention decode [H,1,D] x [H,D,L]", []int{3, 1, 16}, []int{3, 16, 37}, []int{3}, []int{3, 1, 37}},
+		{"[1,3,M,K] x [2,1,K,N]", []int{1, 3, 4, 5}, []int{2, 1, 5, 6}, []int{2, 3}, []int{2, 3, 4, 6}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			a := RandN(rng, tc.aShape...)
+			b := RandN(rng, tc.bShape...)
+			got := Matmul(a, b)
+			require.Equal(t, tc.shape, got.Shape())
+			requireClose(t, batchedNaive(a, b, tc.batch, false), got.Data(), 1e-4)
+
+			bt := SwapAxes(b, -1, -2)
+			got = MatmulT(a, bt)
+			require.Equal(t, tc.shape, got.Shape())
+			requireClose(t, batchedNaive(a, bt, tc.batch, true), got.Data(), 1e-4)
+		})
+	}
+}
+
+func TestMatmulLargeK(t *testing.T) {
+	// K larger than one packing block (kcBlock), tiles larger than one
+	// cache tile, and matrix-vector products long enough to run in
+	// parallel.
+	rng := rand.New(rand.NewPCG(8, 8))
+	for _, size := range [][3]int{{67, 600, 131}, {1, 3000, 70}, {2, 513, 300}, {1, 40, 5000}} {
+		m, k, n := size[0], size[1], size[2]
+		a, b, bt := RandN(rng, m, k), RandN(rng, k, n), RandN(rng, n, k)
+		requireClose(t, naiveMatmul(a.Data(), b.Data(), m, k, n, false), Matmul(a, b).Data(), 1e-4, "Matmul", size)
+		requireClose(t, naiveMatmul(a.Data(), bt.Data(), m, k, n, true), MatmulT(a, bt).Data(), 1e-4, "MatmulT", size)
+	}
+}
+
+func TestMatmul16BitWeights(t *testing.T) {
+	// With 16-bit b, the products must equal widening b to float32 first;
+	// the rounding happens when the weights are stored, not in the kernel.
+	rng := rand.New(rand.NewPCG(4, 2))
+	for _, size := range [][3]int{{1, 896, 130}, {5, 300, 17}, {64, 65, 63}, {3, 7, 1}} {
+		m, k, n := size[0], size[1], size[2]
+		a := RandN(rng, m, k)
+		for _, dt := range []DType{BFloat16, Float16} {
+			wt := AsType(RandN(rng, n, k), dt)
+			want := MatmulT(a, AsType(wt, Float32))
+			got := MatmulT(a, wt)
+			require.Equal(t, want.Shape(), got.Shape())
+			require.Equal(t, want.Data(), got.Data(), "MatmulT %v %v", dt, size)
+
+			w := AsType(RandN(rng, k, n), dt)
+			want = Matmul(a, AsType(w, Float32))
+			got = Matmul(a, w)
+			require.Equal(t, want.Data(), got.Data(), "Matmul %v %v", dt, size)
+		}
+	}
+	// 16-bit activations are accepted too.
+	a := AsType(New([]float32{1, 2, 3, 4}, 2, 2), BFloat16)
+	require.Equal(t, []float32{7, 10, 15, 22}, Matmul(a, a).Data())
+}
+
+func TestMatmulSmallExact(t *testing.T) {
+	a := New([]float32{1, 2, 3, 4, 5, 6}, 2, 3)
+	b := New([]float32{7, 8, 9, 10, 11, 12}, 3, 2)
+	require.Equal(t, []float32{58, 64, 139, 154}, Matmul(a, b).Data())
+	require.Equal(t, []float32{58, 64, 139, 154}, MatmulT(a, Transpose(b)).Data())
+	// K == 0 gives zeros; M == 0 gives an empty result.
+	require.Equal(t, []float32{0, 0, 0, 0}, Matmul(Zeros(2, 0), Zeros(0, 2)).Data())
+	require.Equal(t, []int{0, 2}, Matmul(Zeros(0, 3), b).Shape())
+}
+
+func TestMatmulPanics(t *testing.T) {
+	require.PanicsWithValue(t, "tensor.Matmul: shapes [2 3] and [4 5] are incompatible: inner dimensions 3 and 4 differ",
+		func() { Matmul(Zeros(2, 3), Zeros(4, 5)) })
+	require.PanicsWithValue(t, "tensor.MatmulT: shapes [2 3] and [5 4] are incompatible: inner dimensions 3 and 4 differ",
+		func() { MatmulT(Zeros(2, 3), Zeros(5, 4)) })
+	require.PanicsWithValue(t, "tensor.Matmul: operands need at least 2 dimensions, got shapes [3] and [3 2]",
+		func() { Matmul(Zeros(3), Zeros(3, 2)) })
+	require.PanicsWithValue(t, "tensor.Matmul: batch dimensions of shapes [2 2 3] and [3 3 2] do not broadcast",
+		func() { Matmul(Zeros(2, 2, 3), Zeros(3, 3, 2)) })
+}
+
 // BenchmarkMatmul1024 multiplies two 1024×1024 matrices (2·1024³ flops).
 func BenchmarkMatmul1024(b *testing.B) {
 	const n = 1024
 	rng := rand.New(rand.NewPCG(1, 2))
 	x, y := RandN(rng, n, n), RandN(rng, n, n)
-	b.ResetTimer()
 	for b.Loop() {
 		Matmul(x, y)
 	}
@@ -95,4 +202,17 @@ func BenchmarkMatmulTVec(b *testing.B) {
 			b.ReportMetric(2*k*n*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
 	}
+}
+
+// BenchmarkMatmulTPrefill is a 32-token prompt through the same projection,
+// with bfloat16 weights: the tiled path, widening weights while packing.
+func BenchmarkMatmulTPrefill(b *testing.B) {
+	const m, k, n = 32, 896, 4864
+	rng := rand.New(rand.NewPCG(1, 2))
+	x := RandN(rng, m, k)
+	w := AsType(RandN(rng, n, k), BFloat16)
+	for b.Loop() {
+		MatmulT(x, w)
+	}
+	b.ReportMetric(2*m*k*n*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }

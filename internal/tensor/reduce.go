@@ -26,9 +26,24 @@ func reducedShape(shape []int, axis int, keepDims bool) []int {
 // to float32. That is as accurate as Kahan or pairwise summation here, and
 // far simpler to read.
 func Sum(t *Tensor, axis int, keepDims bool) *Tensor {
-	axis = normAxis("Sum", axis, len(t.shape))
+	return sumAlong("Sum", t, axis, keepDims, false)
+}
+
+// Mean averages the elements along axis; see Sum. The averaging happens in
+// float64 too, so the result is rounded to float32 only once.
+func Mean(t *Tensor, axis int, keepDims bool) *Tensor {
+	return sumAlong("Mean", t, axis, keepDims, true)
+}
+
+// sumAlong implements Sum and, when average is set, Mean.
+func sumAlong(op string, t *Tensor, axis int, keepDims, average bool) *Tensor {
+	axis = normAxis(op, axis, len(t.shape))
 	x := t.Data()
 	n := t.shape[axis]
+	scale := 1.0
+	if average {
+		scale = 1 / float64(n)
+	}
 	outer, inner := outerInner(t.shape, axis)
 	out := newTensor(Float32, reducedShape(t.shape, axis, keepDims))
 	parallelFor(outer, max(1, elementwiseGrain/max(1, n*inner)), func(lo, hi int) {
@@ -44,17 +59,11 @@ func Sum(t *Tensor, axis int, keepDims bool) *Tensor {
 				}
 			}
 			for i, s := range acc {
-				out.f32[o*inner+i] = float32(s)
+				out.f32[o*inner+i] = float32(s * scale)
 			}
 		}
 	})
 	return out
-}
-
-// Mean averages the elements along axis; see Sum.
-func Mean(t *Tensor, axis int, keepDims bool) *Tensor {
-	axis = normAxis("Mean", axis, len(t.shape))
-	return MulScalar(Sum(t, axis, keepDims), 1/float32(t.shape[axis]))
 }
 
 // Max returns the largest element along axis; see Sum for keepDims. NaN

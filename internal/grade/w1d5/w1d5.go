@@ -1,0 +1,225 @@
+// Package w1d5 holds the checks of Week 1 Day 5 (the transformer block, the
+// embedding and the whole model), shared by week1/day5 and solutions/week1/day5.
+package w1d5
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
+	"github.com/tinyllm-go/tinyllm/internal/fixture"
+	"github.com/tinyllm-go/tinyllm/internal/grade"
+	"github.com/tinyllm-go/tinyllm/internal/tensor"
+)
+
+const day = "w1d5"
+
+// Block is what NewQwen2TransformerBlock returns.
+type Block interface {
+	Forward(x, mask *tensor.Tensor) *tensor.Tensor
+}
+
+// BlockConstructor is the signature of NewQwen2TransformerBlock.
+type BlockConstructor[B Block] func(numHeads, numKVHeads, hiddenSize, intermediateSize int, rmsNormEps float32,
+	wq, bq, wk, bk, wv, bv, wo, wGate, wUp, wDown, wInputNorm, wPostAttentionNorm *tensor.Tensor,
+	maxSeqLen int, theta float64) B
+
+// TransformerBlock checks Task 1 against Hugging Face Qwen2DecoderLayer, with
+// the causal mask and with none.
+func TransformerBlock[B Block](t *testing.T, newBlock BlockConstructor[B]) {
+	const task = "W1D5 Task 1 Qwen2TransformerBlock"
+	grade.Cases(t, task, day, "block", func(t *testing.T, c *fixture.Case) {
+		w := func(name string) *tensor.Tensor { return grade.MustTensor(t, c, name) }
+		x := w("x")
+		b := newBlock(grade.MustInt(t, c, "num_heads"), grade.MustInt(t, c, "num_kv_heads"),
+			grade.MustInt(t, c, "hidden_size"), grade.MustInt(t, c, "intermediate_size"),
+			float32(grade.MustFloat(t, c, "rms_norm_eps")),
+			w("wq"), w("bq"), w("wk"), w("bk"), w("wv"), w("bv"), w("wo"),
+			w("w_gate"), w("w_up"), w("w_down"), w("w_input_norm"), w("w_post_attention_norm"),
+			x.Dim(1), grade.MustFloat(t, c, "rope_theta"))
+		got := b.Forward(x, grade.OptionalTensor(t, c, "mask"))
+		// HF computes in float32 here (cos/sin too), not float64: allow for both
+		// sides' rounding through two residual branches.
+		grade.AllClose(t, task+", case "+c.Name, got, w("out"), grade.Tol{RTol: 1e-4, ATol: 1e-5})
+	})
+}
+
+// Embedding is what NewEmbedding returns.
+type Embedding interface {
+	Forward(tokens [][]int) *tensor.Tensor
+	AsLinear(x *tensor.Tensor) *tensor.Tensor
+}
+
+// EmbeddingForward checks Task 2: gathering rows, from a float32 and from a
+// bfloat16 table (which must come back as float32).
+func EmbeddingForward[E Embedding](t *testing.T, newEmbedding func(vocabSize, dim int, weight *tensor.Tensor) E) {
+	const task = "W1D5 Task 2 Embedding.Forward"
+	grade.Cases(t, task, day, "embedding", func(t *testing.T, c *fixture.Case) {
+		weight := grade.MustTensor(t, c, "weight")
+		tokens := mustTokens(t, c)
+		want := grade.MustTensor(t, c, "out")
+		e := newEmbedding(grade.MustInt(t, c, "vocab_size"), grade.MustInt(t, c, "dim"), weight)
+		grade.AllClose(t, task+", case "+c.Name, e.Forward(tokens), want, grade.Tol{})
+		// The same table stored as bfloat16: rows widen exactly to their bf16 value.
+		bf := tensor.AsType(weight, tensor.BFloat16)
+		e = newEmbedding(grade.MustInt(t, c, "vocab_size"), grade.MustInt(t, c, "dim"), bf)
+		got := e.Forward(tokens)
+		if got.DType() != tensor.Float32 {
+			t.Fatalf("%s, case %s (bf16 table): got a %v tensor, want float32", task, c.Name, got.DType())
+		}
+		wantBF := tensor.AsType(tensor.AsType(want, tensor.BFloat16), tensor.Float32)
+		grade.AllClose(t, task+", case "+c.Name+" (bf16 table)", got, wantBF, grade.Tol{})
+	})
+}
+
+// EmbeddingAsLinear checks Task 3: the tied output head, x·Weightᵀ.
+func EmbeddingAsLinear[E Embedding](t *testing.T, newEmbedding func(vocabSize, dim int, weight *tensor.Tensor) E) {
+	const task = "W1D5 Task 3 Embedding.AsLinear"
+	grade.Cases(t, task, day, "as_linear", func(t *testing.T, c *fixture.Case) {
+		e := newEmbedding(grade.MustInt(t, c, "vocab_size"), grade.MustInt(t, c, "dim"), grade.MustTensor(t, c, "weight"))
+		got := e.AsLinear(grade.MustTensor(t, c, "x"))
+		grade.AllClose(t, task+", case "+c.Name, got, grade.MustTensor(t, c, "out"), grade.Products)
+	})
+}
+
+// Model is what NewQwen2ModelWeek1 returns.
+type Model interface {
+	Forward(tokens [][]int) *tensor.Tensor
+}
+
+// WholeModel checks Task 4 against Hugging Face Qwen2ForCausalLM: log-probs of
+// every position, on a checkpoint with tied embeddings and one with a separate
+// lm_head, both stored in bfloat16. It also checks that a checkpoint whose
+// config disagrees with its tensors gives an error, not a panic.
+func WholeModel[M Model](t *testing.T, newModel func(ck *checkpoint.Checkpoint) (M, error)) {
+	const task = "W1D5 Task 4 Qwen2ModelWeek1"
+	root, err := fixture.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	grade.Cases(t, task, day, "model", func(t *testing.T, c *fixture.Case) {
+		dir := filepath.Join(root, filepath.FromSlash(c.Params["checkpoint"].(string)))
+		CompareLogProbs(t, task+", case "+c.Name, dir, mustTokens(t, c), grade.MustTensor(t, c, "logprobs"), newModel)
+	})
+	t.Run("config_disagrees_with_weights", func(t *testing.T) {
+		grade.Run(t, task+", bad checkpoint", func() {
+			dir := brokenCheckpoint(t, filepath.Join(root, day, "checkpoints", "tied"))
+			ck, err := checkpoint.Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ck.Close()
+			if _, err := newModel(ck); err == nil {
+				t.Fatalf("%s: a config with the wrong intermediate_size loaded without error", task)
+			} else if !strings.Contains(err.Error(), "mlp") {
+				t.Errorf("%s: the error should name the tensor whose shape is wrong; got: %v", task, err)
+			}
+		})
+	})
+}
+
+// CompareLogProbs loads the checkpoint in dir, runs tokens through it and
+// compares log_softmax of the logits with want (B x L x vocab) within
+// grade.LogProbs. It is also the body of the full-size fidelity check.
+func CompareLogProbs[M Model](t *testing.T, what, dir string, tokens [][]int, want *tensor.Tensor, newModel func(ck *checkpoint.Checkpoint) (M, error)) {
+	t.Helper()
+	ck, err := checkpoint.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	m, err := newModel(ck)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	logits := m.Forward(tokens)
+	got := logSoftmax(logits)
+	grade.AllClose(t, what+" (log-probs)", got, want, grade.LogProbs)
+	t.Logf("%s: max |Δ log-prob| = %.3g", what, maxAbsDiff(got, want))
+}
+
+// logSoftmax is computed here in float64, independent of the learner's code.
+func logSoftmax(x *tensor.Tensor) *tensor.Tensor {
+	data := x.Data()
+	v := x.Dim(-1)
+	out := make([]float32, len(data))
+	for r := 0; r < len(data)/v; r++ {
+		row := data[r*v : (r+1)*v]
+		m := math.Inf(-1)
+		for _, e := range row {
+			m = math.Max(m, float64(e))
+		}
+		s := 0.0
+		for _, e := range row {
+			s += math.Exp(float64(e) - m)
+		}
+		lse := m + math.Log(s)
+		for i, e := range row {
+			out[r*v+i] = float32(float64(e) - lse)
+		}
+	}
+	return tensor.New(out, x.Shape()...)
+}
+
+func maxAbsDiff(a, b *tensor.Tensor) float64 {
+	if a.Size() != b.Size() {
+		return math.NaN()
+	}
+	m := 0.0
+	for i, x := range a.Data() {
+		m = math.Max(m, math.Abs(float64(x)-float64(b.Data()[i])))
+	}
+	return m
+}
+
+func mustTokens(t *testing.T, c *fixture.Case) [][]int {
+	t.Helper()
+	a, err := c.Array("tokens")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := a.Ints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Shape) != 2 {
+		t.Fatalf("tokens of case %s: shape %v, want B x L", c.Name, a.Shape)
+	}
+	out := make([][]int, a.Shape[0])
+	for i := range out {
+		out[i] = ids[i*a.Shape[1] : (i+1)*a.Shape[1]]
+	}
+	return out
+}
+
+// brokenCheckpoint copies a checkpoint folder with intermediate_size doubled
+// in its config.json, so the MLP weights no longer match.
+func brokenCheckpoint(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	raw, err := os.ReadFile(filepath.Join(src, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["intermediate_size"] = cfg["intermediate_size"].(float64) * 2
+	raw, _ = json.Marshal(cfg)
+	if err := os.WriteFile(filepath.Join(dst, "config.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	weights, err := os.ReadFile(filepath.Join(src, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dst, "model.safetensors"), weights, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
