@@ -9,14 +9,11 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/progress"
 )
 
-func runProgress(args []string, stdout io.Writer) error {
+func runProgress(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("progress", flag.ContinueOnError)
 	week := fs.Int("week", 0, "only this week (1-3); 0 means all")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	if *week < 0 || *week > progress.Weeks {
 		return fmt.Errorf("%w: --week must be between 1 and %d", errUsage, progress.Weeks)

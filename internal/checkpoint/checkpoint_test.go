@@ -1,0 +1,158 @@
+package checkpoint
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tinyllm-go/tinyllm/internal/fixture"
+	"github.com/tinyllm-go/tinyllm/internal/tensor"
+)
+
+func tiedDir(t *testing.T) string {
+	t.Helper()
+	root, err := fixture.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(root, "w1d5", "checkpoints", "tied")
+}
+
+// copyCheckpoint copies a checkpoint folder, letting edit change config.json.
+func copyCheckpoint(t *testing.T, src string, edit func(cfg map[string]any)) string {
+	t.Helper()
+	dst := t.TempDir()
+	raw, err := os.ReadFile(filepath.Join(src, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(cfg)
+	}
+	raw, _ = json.Marshal(cfg)
+	write(t, filepath.Join(dst, "config.json"), raw)
+	weights, err := os.ReadFile(filepath.Join(src, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(dst, "model.safetensors"), weights)
+	return dst
+}
+
+func write(t *testing.T, path string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestOpenHuggingFaceCheckpoint(t *testing.T) {
+	ck, err := Open(tiedDir(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	c := ck.Config
+	if c.HiddenSize != 64 || c.NumHiddenLayers != 2 || c.NumKeyValueHeads != 2 || !c.TieWordEmbeddings || c.RopeTheta != 10000 {
+		t.Errorf("config read wrong: %+v", c)
+	}
+	emb, err := ck.Tensor("model.embed_tokens.weight", c.VocabSize, c.HiddenSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if emb.DType() != tensor.BFloat16 {
+		t.Errorf("embedding dtype %v, want the stored bfloat16", emb.DType())
+	}
+	if ck.Has("lm_head.weight") {
+		t.Error("a tied checkpoint should have no lm_head.weight")
+	}
+	if _, err := ck.Tensor("model.norm.weight", 65); err == nil || !strings.Contains(err.Error(), "model.norm.weight") {
+		t.Errorf("wrong shape: err = %v, want one naming the tensor", err)
+	}
+	if _, err := ck.Tensor("model.layers.7.mlp.up_proj.weight"); err == nil || !strings.Contains(err.Error(), "missing tensor") {
+		t.Errorf("missing tensor: err = %v", err)
+	}
+}
+
+func TestOpenRejectsBadFolders(t *testing.T) {
+	src := tiedDir(t)
+	tests := []struct {
+		name string
+		dir  func(t *testing.T) string
+		want string
+	}{
+		{"no folder", func(t *testing.T) string { return filepath.Join(t.TempDir(), "nope") }, "config.json"},
+		{"bad json", func(t *testing.T) string {
+			d := copyCheckpoint(t, src, nil)
+			write(t, filepath.Join(d, "config.json"), []byte("{"))
+			return d
+		}, "config.json"},
+		{"heads do not divide", func(t *testing.T) string {
+			return copyCheckpoint(t, src, func(c map[string]any) { c["num_key_value_heads"] = 3 })
+		}, "num_key_value_heads"},
+		{"zero layers", func(t *testing.T) string {
+			return copyCheckpoint(t, src, func(c map[string]any) { c["num_hidden_layers"] = 0 })
+		}, "num_hidden_layers"},
+		{"not qwen2", func(t *testing.T) string {
+			return copyCheckpoint(t, src, func(c map[string]any) { c["model_type"] = "llama" })
+		}, "llama"},
+		{"no weights", func(t *testing.T) string {
+			d := copyCheckpoint(t, src, nil)
+			os.Remove(filepath.Join(d, "model.safetensors"))
+			return d
+		}, "neither model.safetensors"},
+		{"truncated weights", func(t *testing.T) string {
+			d := copyCheckpoint(t, src, nil)
+			p := filepath.Join(d, "model.safetensors")
+			data, _ := os.ReadFile(p)
+			write(t, p, data[:len(data)/2])
+			return d
+		}, "model.safetensors"},
+		{"index names a missing shard", func(t *testing.T) string {
+			d := copyCheckpoint(t, src, nil)
+			write(t, filepath.Join(d, "model.safetensors.index.json"), []byte(`{"weight_map": {"a": "model-00002-of-00002.safetensors"}}`))
+			return d
+		}, "model-00002-of-00002.safetensors"},
+		{"index escapes the folder", func(t *testing.T) string {
+			d := copyCheckpoint(t, src, nil)
+			write(t, filepath.Join(d, "model.safetensors.index.json"), []byte(`{"weight_map": {"a": "../x.safetensors"}}`))
+			return d
+		}, "plain file name"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			ck, err := Open(tc.dir(t))
+			if err == nil {
+				ck.Close()
+				t.Fatal("opened without error")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want it to mention %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestOpenShardedCheckpoint(t *testing.T) {
+	d := copyCheckpoint(t, tiedDir(t), nil)
+	// One real shard under a sharded name, listed by an index.
+	if err := os.Rename(filepath.Join(d, "model.safetensors"), filepath.Join(d, "model-00001-of-00001.safetensors")); err != nil {
+		t.Fatal(err)
+	}
+	write(t, filepath.Join(d, "model.safetensors.index.json"),
+		[]byte(`{"metadata": {}, "weight_map": {"model.norm.weight": "model-00001-of-00001.safetensors"}}`))
+	ck, err := Open(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	if !ck.Has("model.layers.1.mlp.down_proj.weight") {
+		t.Error("tensors of the shard are not visible")
+	}
+}
