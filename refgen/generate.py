@@ -20,9 +20,11 @@ import w1d2  # noqa: E402
 import w1d3  # noqa: E402
 import w1d4  # noqa: E402
 import w1d5  # noqa: E402
+import w1d6  # noqa: E402
+import w1d7  # noqa: E402
 
 # Each module writes one day's fixtures and returns {day: seed}.
-DAYS = [w1d1, w1d2, w1d3, w1d4, w1d5]
+DAYS = [w1d1, w1d2, w1d3, w1d4, w1d5, w1d6, w1d7]
 
 PINNED = ["numpy", "torch", "transformers", "tokenizers", "safetensors", "mlx", "mlx-cpu", "mlx-lm"]
 

@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,5 +155,34 @@ func TestOpenShardedCheckpoint(t *testing.T) {
 	defer ck.Close()
 	if !ck.Has("model.layers.1.mlp.down_proj.weight") {
 		t.Error("tensors of the shard are not visible")
+	}
+}
+
+func TestGenerationConfig(t *testing.T) {
+	d := copyCheckpoint(t, tiedDir(t), nil)
+	ck, err := Open(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	for _, tc := range []struct {
+		body string
+		want []int
+		err  bool
+	}{
+		{`{"eos_token_id": 7, "temperature": 0.7}`, []int{7}, false},
+		{`{"eos_token_id": [151645, 151643], "top_p": 0.8}`, []int{151645, 151643}, false},
+		{`{"eos_token_id": "x"}`, nil, true},
+		{`{`, nil, true},
+	} {
+		write(t, filepath.Join(d, "generation_config.json"), []byte(tc.body))
+		g, err := ck.ReadGenerationConfig()
+		if (err != nil) != tc.err {
+			t.Errorf("%s: err = %v", tc.body, err)
+			continue
+		}
+		if err == nil && fmt.Sprint(g.EOSTokenIDs) != fmt.Sprint(tc.want) {
+			t.Errorf("%s: eos %v, want %v", tc.body, g.EOSTokenIDs, tc.want)
+		}
 	}
 }
