@@ -5,6 +5,7 @@ package day2
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 )
@@ -24,21 +25,39 @@ type RoPE struct {
 	cos, sin []float32
 }
 
+// tables caches the cos/sin tables by (dims, seqLen, base): every layer of a
+// model asks for the same one, and at Qwen2's 32768 positions each costs 8 MB.
+// The tables are never written after they are built, so sharing is safe.
+var tables sync.Map // tableKey -> *[2][]float32
+
+type tableKey struct {
+	dims, seqLen int
+	base         float64
+}
+
 // NewRoPE precomputes the rotation tables for positions 0 … seqLen-1.
 func NewRoPE(dims, seqLen int, base float64, traditional bool) *RoPE {
 	if dims <= 0 || dims%2 != 0 {
 		panic(fmt.Sprintf("day2.NewRoPE: dims must be even and positive, got %d", dims))
 	}
+	r := &RoPE{Dims: dims, SeqLen: seqLen, Base: base, Traditional: traditional}
+	key := tableKey{dims, seqLen, base}
+	if t, ok := tables.Load(key); ok {
+		cs := t.(*[2][]float32)
+		r.cos, r.sin = cs[0], cs[1]
+		return r
+	}
 	half := dims / 2
-	r := &RoPE{Dims: dims, SeqLen: seqLen, Base: base, Traditional: traditional,
-		cos: make([]float32, seqLen*half), sin: make([]float32, seqLen*half)}
-	for p := 0; p < seqLen; p++ {
-		for i := 0; i < half; i++ {
-			angle := float64(p) * math.Pow(base, -float64(2*i)/float64(dims))
+	r.cos, r.sin = make([]float32, seqLen*half), make([]float32, seqLen*half)
+	for i := 0; i < half; i++ {
+		freq := math.Pow(base, -float64(2*i)/float64(dims))
+		for p := 0; p < seqLen; p++ {
+			angle := float64(p) * freq
 			r.cos[p*half+i] = float32(math.Cos(angle))
 			r.sin[p*half+i] = float32(math.Sin(angle))
 		}
 	}
+	tables.Store(key, &[2][]float32{r.cos, r.sin})
 	return r
 }
 
