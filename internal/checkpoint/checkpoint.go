@@ -33,6 +33,9 @@ type Config struct {
 	BOSTokenID            *int     `json:"bos_token_id"`
 	EOSTokenID            *int     `json:"eos_token_id"`
 	RopeParameters        *ropeCfg `json:"rope_parameters"`
+	// Quantization is set for MLX quantized checkpoints; their quantized
+	// weights are dequantized by Tensor.
+	Quantization *Quantization `json:"quantization"`
 }
 
 // ropeCfg is where newer transformers releases write rope_theta.
@@ -81,6 +84,9 @@ func (c *Config) validate() error {
 		return fmt.Errorf("head size %d is odd; RoPE needs pairs", c.HeadDim())
 	case c.RMSNormEps <= 0:
 		return fmt.Errorf("rms_norm_eps must be positive, got %g", c.RMSNormEps)
+	}
+	if c.Quantization != nil {
+		return c.Quantization.validate()
 	}
 	return nil
 }
@@ -174,13 +180,19 @@ func (ck *Checkpoint) Has(name string) bool {
 
 // Tensor returns the named tensor in its stored dtype, checking its shape when
 // shape is given: a checkpoint that disagrees with its config fails here, by name.
+// A weight stored MLX-quantized comes back dequantized to float32.
 func (ck *Checkpoint) Tensor(name string, shape ...int) (*tensor.Tensor, error) {
 	f, ok := ck.owner[name]
 	if !ok {
 		return nil, fmt.Errorf("checkpoint: %s: missing tensor %q", ck.Dir, name)
 	}
-	t, err := f.Tensor(name)
-	if err != nil {
+	var t *tensor.Tensor
+	var err error
+	if base, quantized := ck.quantizedBase(name); quantized {
+		if t, err = ck.dequantize(base); err != nil {
+			return nil, err
+		}
+	} else if t, err = f.Tensor(name); err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	if len(shape) > 0 && !equal(t.Shape(), shape) {

@@ -186,3 +186,54 @@ func TestGenerationConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestDequantizeMatchesMLX reads an MLX 4-bit checkpoint (written by
+// refgen/loader.py) and compares a dequantized weight with mx.dequantize.
+func TestDequantizeMatchesMLX(t *testing.T) {
+	cases, err := fixture.Load("loader", "dequantize")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := fixture.Dir()
+	for _, c := range cases {
+		ck, err := Open(filepath.Join(root, c.Params["checkpoint"].(string)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ck.Close()
+		if q := ck.Config.Quantization; q == nil || q.Bits != 4 || q.GroupSize != 32 {
+			t.Fatalf("quantization config read as %+v", q)
+		}
+		got, err := ck.Tensor(c.Params["tensor"].(string), 256, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := c.Tensor("out")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, w := range want.Data() {
+			if d := got.Data()[i] - w; d > 1e-6 || d < -1e-6 {
+				t.Fatalf("element %d: got %g, MLX dequantize gives %g", i, got.Data()[i], w)
+			}
+		}
+	}
+}
+
+func TestQuantizedCheckpointErrors(t *testing.T) {
+	root, _ := fixture.Dir()
+	src := filepath.Join(root, "loader", "checkpoints", "q4")
+	d := copyCheckpoint(t, src, func(c map[string]any) { c["quantization"] = map[string]any{"group_size": 32, "bits": 3} })
+	if _, err := Open(d); err == nil || !strings.Contains(err.Error(), "bits 3") {
+		t.Errorf("3-bit config: err = %v", err)
+	}
+	d = copyCheckpoint(t, src, func(c map[string]any) { c["quantization"] = map[string]any{"group_size": 16, "bits": 4} })
+	ck, err := Open(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	if _, err := ck.Tensor("model.layers.0.mlp.up_proj.weight"); err == nil || !strings.Contains(err.Error(), "group size 16") {
+		t.Errorf("wrong group size: err = %v", err)
+	}
+}

@@ -17,3 +17,5 @@ func TestW1D5Task2EmbeddingForward(t *testing.T) { w1d5.EmbeddingForward(t, NewE
 func TestW1D5Task3EmbeddingAsLinear(t *testing.T) { w1d5.EmbeddingAsLinear(t, NewEmbedding) }
 
 func TestW1D5Task4Model(t *testing.T) { w1d5.WholeModel(t, NewQwen2ModelWeek1) }
+
+func TestW1D5Task4ModelMLXQuantized(t *testing.T) { w1d5.QuantizedModel(t, NewQwen2ModelWeek1) }

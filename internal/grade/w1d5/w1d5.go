@@ -223,3 +223,18 @@ func brokenCheckpoint(t *testing.T, src string) string {
 	}
 	return dst
 }
+
+// QuantizedModel checks Task 4 on an MLX 4-bit checkpoint: the loader hands the
+// model dequantized float32 weights, so the same code must match Hugging Face
+// run on MLX's dequantized weights.
+func QuantizedModel[M Model](t *testing.T, newModel func(ck *checkpoint.Checkpoint) (M, error)) {
+	const task = "W1D5 Task 4 Qwen2ModelWeek1 (MLX 4-bit checkpoint)"
+	root, err := fixture.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	grade.Cases(t, task, "loader", "quantized_model", func(t *testing.T, c *fixture.Case) {
+		dir := filepath.Join(root, filepath.FromSlash(c.Params["checkpoint"].(string)))
+		CompareLogProbs(t, task+", case "+c.Name, dir, mustTokens(t, c), grade.MustTensor(t, c, "logprobs"), newModel)
+	})
+}
