@@ -30,6 +30,7 @@ type Config struct {
 	RMSNormEps            float64  `json:"rms_norm_eps"`
 	TieWordEmbeddings     bool     `json:"tie_word_embeddings"`
 	TorchDType            string   `json:"torch_dtype"`
+	DType                 string   `json:"dtype"` // transformers 5 writes this instead of torch_dtype
 	BOSTokenID            *int     `json:"bos_token_id"`
 	EOSTokenID            *int     `json:"eos_token_id"`
 	RopeParameters        *ropeCfg `json:"rope_parameters"`

@@ -37,6 +37,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
@@ -144,6 +145,9 @@ func parseHeader(name string, raw []byte, dataLen int) (*header, error) {
 	if dataLen < 0 {
 		return nil, fail("negative data section length %d", dataLen)
 	}
+	if !utf8.Valid(raw) {
+		return nil, fail("header is not valid UTF-8")
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -231,21 +235,26 @@ func jsonKind(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
-// rawEntry mirrors one tensor's JSON; pointers tell a missing field from a
-// zero one.
-type rawEntry struct {
-	DType       *string        `json:"dtype"`
-	Shape       *[]json.Number `json:"shape"`
-	DataOffsets *[]json.Number `json:"data_offsets"`
-}
-
 func parseEntry(name string, raw json.RawMessage, dataLen int) (*entry, error) {
-	if len(raw) == 0 || raw[0] != '{' {
+	// Decoded through a map rather than a struct: encoding/json matches
+	// struct fields case-insensitively, and "DType" is not "dtype".
+	var fields map[string]json.RawMessage
+	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &fields) != nil {
 		return nil, errors.New("entry is not a JSON object")
 	}
-	var r rawEntry
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return nil, fmt.Errorf("malformed entry: %v", err)
+	var r struct {
+		DType       *string
+		Shape       *[]json.Number
+		DataOffsets *[]json.Number
+	}
+	for key, dst := range map[string]any{"dtype": &r.DType, "shape": &r.Shape, "data_offsets": &r.DataOffsets} {
+		v, ok := fields[key]
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal(v, dst); err != nil {
+			return nil, fmt.Errorf("malformed %q: %s", key, v)
+		}
 	}
 	switch {
 	case r.DType == nil:
