@@ -18,7 +18,6 @@
 package bookcheck
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -46,24 +45,6 @@ func (p Problem) String() string {
 		return fmt.Sprintf("%s:%d: %s", p.File, p.Line, p.Msg)
 	}
 	return fmt.Sprintf("%s: %s", p.File, p.Msg)
-}
-
-// FindRepoRoot walks up from dir to the first folder holding a go.mod.
-func FindRepoRoot(dir string) (string, error) {
-	dir, err := filepath.Abs(dir)
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod in this folder or any folder above it")
-		}
-		dir = parent
-	}
 }
 
 // Entry is one chapter link of SUMMARY.md.

@@ -5,12 +5,14 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tinyllm-go/tinyllm/internal/fixture"
 )
 
 // repoRoot is the root of this repository, found from the test's folder.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	root, err := FindRepoRoot(".")
+	root, err := fixture.RepoRoot()
 	if err != nil {
 		t.Fatal(err)
 	}

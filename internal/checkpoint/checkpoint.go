@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 
 	"github.com/tinyllm-go/tinyllm/internal/safetensors"
@@ -196,7 +197,7 @@ func (ck *Checkpoint) Tensor(name string, shape ...int) (*tensor.Tensor, error) 
 	} else if t, err = f.Tensor(name); err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	if len(shape) > 0 && !equal(t.Shape(), shape) {
+	if len(shape) > 0 && !slices.Equal(t.Shape(), shape) {
 		return nil, fmt.Errorf("checkpoint: %s: tensor %q has shape %v, the config implies %v", f.Path(), name, t.Shape(), shape)
 	}
 	return t, nil
@@ -213,16 +214,4 @@ func (ck *Checkpoint) Close() error {
 	}
 	ck.files = nil
 	return first
-}
-
-func equal(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

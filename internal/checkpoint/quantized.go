@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
@@ -60,7 +61,7 @@ func (ck *Checkpoint) dequantize(base string) (*tensor.Tensor, error) {
 	out, in := shape[0], shape[1]*perWord
 	groups := in / q.GroupSize
 	want := []int{out, groups}
-	if in%q.GroupSize != 0 || !equal(scales.Shape(), want) || !equal(biases.Shape(), want) {
+	if in%q.GroupSize != 0 || !slices.Equal(scales.Shape(), want) || !slices.Equal(biases.Shape(), want) {
 		return nil, fmt.Errorf("checkpoint: %s: %q: packed %v with group size %d needs scales and biases %v, got %v and %v",
 			f.Path(), base, shape, q.GroupSize, want, scales.Shape(), biases.Shape())
 	}

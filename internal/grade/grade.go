@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 
@@ -147,7 +148,7 @@ func Compare(got, want *tensor.Tensor, tol Tol) string {
 	if got == nil {
 		return "    got a nil tensor"
 	}
-	if !equalInts(got.Shape(), want.Shape()) {
+	if !slices.Equal(got.Shape(), want.Shape()) {
 		return fmt.Sprintf("    shape      got %v, want %v", got.Shape(), want.Shape())
 	}
 	g, w := got.Data(), want.Data()
@@ -224,16 +225,4 @@ func unravel(i int, shape []int) []int {
 		i /= shape[d]
 	}
 	return idx
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
