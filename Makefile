@@ -31,7 +31,7 @@ need_dir = @test -d $(1) || { echo "$(1) is not in the course yet (no such folde
 # graded: its stubs panic until the learner fills them in. Checks that cannot run
 # here (a GPU, a full-size checkpoint) are listed by name at the end.
 test: vet
-	@set -o pipefail; $(GO) test -count=1 -json ./internal/... ./solutions/... ./cmd/... | $(GO) run ./internal/testreport
+	@set -o pipefail; $(GO) test -count=1 -json ./internal/... ./kernels/... ./solutions/... ./cmd/... | $(GO) run ./internal/testreport
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -83,3 +83,14 @@ FIDELITY_DIR ?= /tmp/tinyllm-fidelity
 fidelity-w1d5:
 	$(PYTHON) refgen/fidelity/qwen2_full_size.py --out $(FIDELITY_DIR)
 	TINYLLM_FIDELITY_DIR=$(FIDELITY_DIR) $(GO) test -count=1 -run W1D5Fidelity -v ./solutions/week1/day5
+
+# GPU checks (maintainers): build the GPU test binaries into bin/gpu/ here and
+# print the command that runs them on a machine with an NVIDIA GPU (no Go
+# needed there); see book/src/maintainers-gpu.md. On a machine with both Go and
+# a GPU, gpu-check-local builds and runs them in one step.
+.PHONY: gpu-check gpu-check-local
+gpu-check:
+	bash scripts/gpu-check.sh build
+
+gpu-check-local: gpu-check
+	bash scripts/gpu-check.sh run

@@ -1,11 +1,13 @@
 module github.com/tinyllm-go/tinyllm
 
-go 1.26
+go 1.26.0
 
 require (
+	github.com/ebitengine/purego v0.11.3
 	github.com/sbinet/npyio v0.6.0
 	github.com/stretchr/testify v1.12.1
 	github.com/x448/float16 v0.8.4
+	golang.org/x/text v0.44.0
 )
 
 require (
