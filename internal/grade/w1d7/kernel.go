@@ -49,8 +49,12 @@ func AxpbySources(t *testing.T, source func(backend string) string) {
 // Axpby checks Task 2 on the GPU: the day's NewAxpby compiles the kernel,
 // Run computes y = a·x + b·y for sizes that are and are not multiples of
 // the block, and elements past n are left alone.
-func Axpby[K AxpbyKernel](t *testing.T, newAxpby func(*kernels.Device) (K, error)) {
+//
+// The kernel sources are checked first, on any machine: a renamed kernel fails
+// here even where there is no GPU to run it.
+func Axpby[K AxpbyKernel](t *testing.T, source func(backend string) string, newAxpby func(*kernels.Device) (K, error)) {
 	const task = "W1D7 Task 2 Axpby"
+	AxpbySources(t, source)
 	d := kerneltest.Open(t)
 	t.Logf("%s: on %s", task, d)
 	var k K

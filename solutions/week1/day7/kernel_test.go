@@ -10,6 +10,4 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/grade/w1d7"
 )
 
-func TestW1D7Task2AxpbySource(t *testing.T) { w1d7.AxpbySources(t, AxpbySource) }
-
-func TestW1D7Task2AxpbyGPU(t *testing.T) { w1d7.Axpby(t, NewAxpby) }
+func TestW1D7Task2AxpbyGPU(t *testing.T) { w1d7.Axpby(t, AxpbySource, NewAxpby) }
