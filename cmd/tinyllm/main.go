@@ -1,8 +1,11 @@
 // Command tinyllm is the course's command-line program. Subcommands:
 //
-//	tinyllm progress    grade every learner day and print a table
+//	tinyllm chat --model DIR        talk with a Qwen2 model, multi-turn, streamed
+//	tinyllm generate --model DIR --prompt "…"
+//	tinyllm tokenize --model DIR "text"
+//	tinyllm progress                grade every learner day and print a table
 //
-// Later days add chat, generate, serve and bench.
+// Later weeks add serve and bench.
 package main
 
 import (
@@ -20,6 +23,9 @@ type command struct {
 }
 
 var commands = map[string]command{
+	"chat":     {"talk with a model: multi-turn, streamed replies", runChat},
+	"generate": {"answer one --prompt and exit", runGenerate},
+	"tokenize": {"show the token ids and pieces of a text", runTokenize},
 	"progress": {"grade every learner day (week1/day1 …) and print which pass, fail or are not started", runProgress},
 }
 
@@ -59,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: tinyllm <command> [flags]\n\ncommands:")
-	for _, name := range []string{"progress"} {
+	for _, name := range []string{"chat", "generate", "tokenize", "progress"} {
 		fmt.Fprintf(w, "  %-10s %s\n", name, commands[name].summary)
 	}
 }

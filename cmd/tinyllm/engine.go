@@ -1,0 +1,266 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
+	"github.com/tinyllm-go/tinyllm/internal/tensor"
+	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
+	refday5 "github.com/tinyllm-go/tinyllm/solutions/week1/day5"
+	refday6 "github.com/tinyllm-go/tinyllm/solutions/week1/day6"
+	refday7 "github.com/tinyllm-go/tinyllm/solutions/week1/day7"
+	day5 "github.com/tinyllm-go/tinyllm/week1/day5"
+	day6 "github.com/tinyllm-go/tinyllm/week1/day6"
+	day7 "github.com/tinyllm-go/tinyllm/week1/day7"
+)
+
+// model is a loaded Week 1 model of either tree.
+type model interface {
+	Forward(tokens [][]int) *tensor.Tensor
+}
+
+// sampler is either tree's day7 Sampler.
+type sampler interface {
+	Sample(logprobs *tensor.Tensor) int
+}
+
+// impl is one implementation of the course (the reference solutions or the
+// learner's own days), seen through the functions the commands need.
+type impl struct {
+	load     func(ck *checkpoint.Checkpoint) (model, error)
+	sampler  func(temperature, topP float64, topK int, seed uint64) sampler
+	generate func(m model, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, maxTokens int, eos []int, onText func(string)) (string, error)
+}
+
+var impls = map[string]impl{
+	"ref": {
+		load: func(ck *checkpoint.Checkpoint) (model, error) { return refday5.NewQwen2ModelWeek1(ck) },
+		sampler: func(t, p float64, k int, seed uint64) sampler {
+			if t == 0 {
+				return refday6.Greedy{}
+			}
+			return refday7.NewSampler(t, p, k, seed)
+		},
+		generate: func(m model, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
+			return refday6.Generate(m, tok, msgs, s, refday6.Options{MaxTokens: n, EOS: eos, OnText: on})
+		},
+	},
+	"learner": {
+		load: func(ck *checkpoint.Checkpoint) (model, error) { return day5.NewQwen2ModelWeek1(ck) },
+		sampler: func(t, p float64, k int, seed uint64) sampler {
+			if t == 0 {
+				return day6.Greedy{}
+			}
+			return day7.NewSampler(t, p, k, seed)
+		},
+		generate: func(m model, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
+			return day6.Generate(m, tok, msgs, s, day6.Options{MaxTokens: n, EOS: eos, OnText: on})
+		},
+	},
+}
+
+// engineFlags are the flags shared by generate and chat.
+type engineFlags struct {
+	modelDir    string
+	impl        string
+	week        int
+	temperature float64
+	topP        float64
+	topK        int
+	seed        uint64
+	maxTokens   int
+	system      string
+}
+
+func (f *engineFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.modelDir, "model", "", "Hugging Face model folder (config.json, *.safetensors, tokenizer.json)")
+	fs.StringVar(&f.impl, "impl", "ref", "implementation: ref (the solutions) or learner (your week1/ code)")
+	fs.IntVar(&f.week, "week", 1, "which week's engine to run (only 1 exists so far)")
+	fs.Float64Var(&f.temperature, "temperature", 0, "sampling temperature; 0 is greedy")
+	fs.Float64Var(&f.topP, "top-p", 1, "nucleus sampling: keep the most likely tokens up to this total probability")
+	fs.IntVar(&f.topK, "top-k", 0, "keep only the k most likely tokens (0: all)")
+	fs.Uint64Var(&f.seed, "seed", 0, "random seed for sampling")
+	fs.IntVar(&f.maxTokens, "max-tokens", 256, "longest reply, in tokens")
+	fs.StringVar(&f.system, "system", "", "system prompt (default: the chat template's)")
+}
+
+func (f *engineFlags) validate() error {
+	switch {
+	case f.modelDir == "":
+		return fmt.Errorf("%w: --model DIR is required (no model ships with this build yet)", errUsage)
+	case f.impl != "ref" && f.impl != "learner":
+		return fmt.Errorf("%w: --impl must be ref or learner, got %q", errUsage, f.impl)
+	case f.week != 1:
+		return fmt.Errorf("%w: --week %d is not available; only week 1 is built so far", errUsage, f.week)
+	case f.temperature < 0:
+		return fmt.Errorf("%w: --temperature must be >= 0, got %g", errUsage, f.temperature)
+	case f.topP <= 0 || f.topP > 1:
+		return fmt.Errorf("%w: --top-p must be in (0, 1], got %g", errUsage, f.topP)
+	case f.topK < 0:
+		return fmt.Errorf("%w: --top-k must be >= 0, got %d", errUsage, f.topK)
+	case f.maxTokens <= 0:
+		return fmt.Errorf("%w: --max-tokens must be positive, got %d", errUsage, f.maxTokens)
+	}
+	return nil
+}
+
+// engine is a loaded model with its tokenizer, ready to answer.
+type engine struct {
+	flags *engineFlags
+	impl  impl
+	ck    *checkpoint.Checkpoint
+	tok   *tokenizer.Tokenizer
+	model model
+	eos   []int
+}
+
+// loadEngine opens the model folder, warms its weights into memory with a
+// progress line on stderr, and builds the chosen implementation's model.
+func loadEngine(f *engineFlags, stderr io.Writer) (e *engine, err error) {
+	start := time.Now()
+	ck, err := checkpoint.Open(f.modelDir)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			ck.Close()
+		}
+	}()
+	tok, err := tokenizer.LoadDir(f.modelDir)
+	if err != nil {
+		return nil, err
+	}
+	if tok.VocabSize() > ck.Config.VocabSize {
+		return nil, fmt.Errorf("%s: the tokenizer has %d tokens but the model's vocabulary has only %d: they do not belong together",
+			f.modelDir, tok.VocabSize(), ck.Config.VocabSize)
+	}
+	gen, err := ck.ReadGenerationConfig()
+	if err != nil {
+		return nil, err
+	}
+	if err := warm(f.modelDir, stderr); err != nil {
+		return nil, err
+	}
+	e = &engine{flags: f, impl: impls[f.impl], ck: ck, tok: tok, eos: gen.EOSTokenIDs}
+	if id, ok := tok.TokenID("<|im_end|>"); ok && !contains(e.eos, id) {
+		e.eos = append(e.eos, id) // ChatML ends every turn with it
+	}
+	if err := learnerGuard(f.impl, func() error {
+		var err error
+		e.model, err = e.impl.load(ck)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	c := ck.Config
+	fmt.Fprintf(stderr, "loaded %s: %d layers, hidden %d, vocab %d (%s impl, %.1fs)\n",
+		filepath.Base(filepath.Clean(f.modelDir)), c.NumHiddenLayers, c.HiddenSize, c.VocabSize, f.impl, time.Since(start).Seconds())
+	return e, nil
+}
+
+// reply generates an answer to msgs, streaming it to stdout, and prints the
+// speed to stderr.
+func (e *engine) reply(msgs []tokenizer.Message, stdout, stderr io.Writer) (string, error) {
+	f := e.flags
+	if f.system != "" && (len(msgs) == 0 || msgs[0].Role != "system") {
+		msgs = append([]tokenizer.Message{{Role: "system", Content: f.system}}, msgs...)
+	}
+	s := e.impl.sampler(f.temperature, f.topP, f.topK, f.seed)
+	n := 0
+	start := time.Now()
+	var text string
+	err := learnerGuard(f.impl, func() error {
+		var err error
+		text, err = e.impl.generate(e.model, e.tok, msgs, s, f.maxTokens, e.eos, func(piece string) {
+			n++
+			fmt.Fprint(stdout, piece)
+		})
+		return err
+	})
+	fmt.Fprintln(stdout)
+	if err != nil {
+		return "", err
+	}
+	// The stream reports text pieces, not tokens: count the reply's tokens.
+	ids, _ := e.tok.Encode(text)
+	secs := time.Since(start).Seconds()
+	fmt.Fprintf(stderr, "[%d tokens in %.1fs, %.2f tokens/s]\n", len(ids), secs, float64(len(ids))/secs)
+	return text, nil
+}
+
+// learnerGuard turns a panic from the learner's stubs into an error that says
+// which day is not done yet, instead of a stack trace.
+func learnerGuard(which string, fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg := fmt.Sprint(r)
+			if which == "learner" && strings.HasPrefix(msg, "TODO(") {
+				err = fmt.Errorf("your implementation is not finished: %s (use --impl ref for the reference)", msg)
+				return
+			}
+			panic(r)
+		}
+	}()
+	return fn()
+}
+
+// warm reads every weight file once, so the first token is not slowed by page
+// faults, and shows how far it has got.
+func warm(dir string, stderr io.Writer) error {
+	files, err := filepath.Glob(filepath.Join(dir, "*.safetensors"))
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, p := range files {
+		if fi, err := os.Stat(p); err == nil {
+			total += fi.Size()
+		}
+	}
+	buf := make([]byte, 8<<20)
+	var done int64
+	last := time.Now()
+	for _, p := range files {
+		fh, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		for {
+			n, err := fh.Read(buf)
+			done += int64(n)
+			if time.Since(last) > 200*time.Millisecond {
+				fmt.Fprintf(stderr, "\rreading weights %3.0f%% (%d of %d MB)", 100*float64(done)/float64(total), done>>20, total>>20)
+				last = time.Now()
+			}
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				fh.Close()
+				return err
+			}
+		}
+		fh.Close()
+	}
+	if total > 64<<20 {
+		fmt.Fprintf(stderr, "\rreading weights 100%% (%d MB)            \n", total>>20)
+	}
+	return nil
+}
+
+func contains(xs []int, x int) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}

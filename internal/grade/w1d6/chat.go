@@ -1,0 +1,106 @@
+package w1d6
+
+import (
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/tinyllm-go/tinyllm/internal/fixture"
+	"github.com/tinyllm-go/tinyllm/internal/grade"
+	"github.com/tinyllm-go/tinyllm/internal/tensor"
+	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
+)
+
+// scripted is a stand-in model that always predicts the next token of a
+// script, so Generate's own logic (template, streaming, stopping) can be
+// checked with the real Qwen2 tokenizer without a real Qwen2.
+type scripted struct {
+	script []int
+	vocab  int
+	first  []int // the first input, i.e. the encoded prompt
+	calls  int
+}
+
+func (s *scripted) Forward(tokens [][]int) *tensor.Tensor {
+	seq := tokens[0]
+	if s.calls == 0 {
+		s.first = slices.Clone(seq)
+	}
+	s.calls++
+	next := s.script[min(len(seq)-len(s.first), len(s.script)-1)]
+	logits := tensor.Zeros(1, len(seq), s.vocab)
+	logits.Data()[(len(seq)-1)*s.vocab+next] = 10
+	return logits
+}
+
+// GenerateFunc is the day's Generate with the Greedy sampler filled in.
+type GenerateFunc func(m Model, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, maxTokens int, eos []int, onText func(string)) (string, error)
+
+// Generate checks Task 3 with the real Qwen2 tokenizer and a scripted model:
+// the prompt is the chat template's, the reply streams in whole UTF-8
+// characters (emoji and CJK span several byte-level tokens), generation stops
+// at the end-of-turn token, which is not part of the reply, and at MaxTokens.
+func Generate(t *testing.T, generate GenerateFunc) {
+	const task = "W1D6 Task 3 Generate"
+	root, err := fixture.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tokenizer.LoadDir(filepath.Join(root, "tokenizer", "qwen2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	imEnd, ok := tok.TokenID("<|im_end|>")
+	if !ok {
+		t.Fatal("the Qwen2 tokenizer has no <|im_end|>")
+	}
+	msgs := []tokenizer.Message{{Role: "user", Content: "Say hello in two languages."}}
+	const reply = "Hello, 世界! 👋🏽 Ça va? 3+4=7"
+	ids, err := tok.Encode(reply)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("stops_on_end_of_turn", func(t *testing.T) {
+		grade.Run(t, task, func() {
+			m := &scripted{script: append(slices.Clone(ids), imEnd), vocab: tok.VocabSize()}
+			var pieces []string
+			got, err := generate(m, tok, msgs, 100, []int{imEnd}, func(s string) { pieces = append(pieces, s) })
+			if err != nil {
+				t.Fatalf("%s: %v", task, err)
+			}
+			prompt, _ := tok.Encode(tok.ApplyChatTemplate(msgs, true))
+			if !slices.Equal(m.first, prompt) {
+				t.Fatalf("%s: the model's first input is not the chat-templated prompt\n got %v\nwant %v", task, m.first, prompt)
+			}
+			if got != reply {
+				t.Fatalf("%s: reply %q, want %q", task, got, reply)
+			}
+			if strings.Join(pieces, "") != reply {
+				t.Fatalf("%s: streamed pieces %q do not add up to the reply", task, pieces)
+			}
+			for _, p := range pieces {
+				if !utf8.ValidString(p) {
+					t.Fatalf("%s: streamed piece %q splits a UTF-8 character", task, p)
+				}
+			}
+			if m.calls != len(ids)+1 {
+				t.Fatalf("%s: the model ran %d times; want %d (one per token, stopping at <|im_end|>)", task, m.calls, len(ids)+1)
+			}
+		})
+	})
+	t.Run("stops_at_max_tokens", func(t *testing.T) {
+		grade.Run(t, task, func() {
+			m := &scripted{script: ids, vocab: tok.VocabSize()}
+			got, err := generate(m, tok, msgs, 3, []int{imEnd}, nil)
+			if err != nil {
+				t.Fatalf("%s: %v", task, err)
+			}
+			want, _ := tok.Decode(ids[:3])
+			if m.calls != 3 || got != want {
+				t.Fatalf("%s: with MaxTokens 3 the model ran %d times and replied %q; want 3 runs and %q", task, m.calls, got, want)
+			}
+		})
+	})
+}
