@@ -10,9 +10,10 @@ PYTHON  ?= python3
 VENV    := .venv-refgen
 VPY     := $(VENV)/bin/python
 
-.PHONY: fidelity-w1d5 help test vet check-ref check-ref-% check-week% check-w% progress refgen refgen-check book venv
+.PHONY: run fidelity-w1d5 help test vet check-ref check-ref-% check-week% check-w% progress refgen refgen-check book venv
 
 help:
+	@echo "make run            the reference engine answers a question with the model that ships in models/"
 	@echo "make test           everything that must pass on a fresh clone (solutions, infrastructure, API parity, fixture manifest)"
 	@echo "make check-w1d1     grade your Week 1 Day 1 (any of w1d1 … w3d7)"
 	@echo "make check-week1    grade every day of your Week 1"
@@ -21,6 +22,11 @@ help:
 	@echo "make refgen         regenerate testdata/ with the pinned Python references (maintainers)"
 	@echo "make refgen-check   regenerate into a temporary folder and diff with testdata/"
 	@echo "make book           build the guide with mdBook (installs the pinned mdBook with cargo if needed)"
+
+# The engine, end to end, on the shipped model: an answer anyone can check.
+RUN_PROMPT ?= What is 348 + 275?
+run:
+	$(GO) run ./cmd/tinyllm generate --prompt "$(RUN_PROMPT)"
 
 # The day folder of a target stem: 1d1 -> week1/day1.
 daydir = week$(word 1,$(subst d, ,$(1)))/day$(word 2,$(subst d, ,$(1)))

@@ -13,6 +13,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
+	"github.com/tinyllm-go/tinyllm/models"
 	refday5 "github.com/tinyllm-go/tinyllm/solutions/week1/day5"
 	refday6 "github.com/tinyllm-go/tinyllm/solutions/week1/day6"
 	refday7 "github.com/tinyllm-go/tinyllm/solutions/week1/day7"
@@ -80,7 +81,7 @@ type engineFlags struct {
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.modelDir, "model", "", "Hugging Face model folder (config.json, *.safetensors, tokenizer.json)")
+	fs.StringVar(&f.modelDir, "model", "", "Hugging Face model folder (config.json, *.safetensors, tokenizer.json); default: the shipped "+models.Name)
 	fs.StringVar(&f.impl, "impl", "ref", "implementation: ref (the solutions) or learner (your week1/ code)")
 	fs.IntVar(&f.week, "week", 1, "which week's engine to run (only 1 exists so far)")
 	fs.Float64Var(&f.temperature, "temperature", 0, "sampling temperature; 0 is greedy")
@@ -92,9 +93,14 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 }
 
 func (f *engineFlags) validate() error {
+	if f.modelDir == "" {
+		dir, err := models.Dir()
+		if err != nil {
+			return fmt.Errorf("unpacking the shipped model: %w", err)
+		}
+		f.modelDir = dir
+	}
 	switch {
-	case f.modelDir == "":
-		return fmt.Errorf("%w: --model DIR is required (no model ships with this build yet)", errUsage)
 	case f.impl != "ref" && f.impl != "learner":
 		return fmt.Errorf("%w: --impl must be ref or learner, got %q", errUsage, f.impl)
 	case f.week != 1:
@@ -162,7 +168,7 @@ func loadEngine(f *engineFlags, stderr io.Writer) (e *engine, err error) {
 	}
 	c := ck.Config
 	fmt.Fprintf(stderr, "loaded %s: %d layers, hidden %d, vocab %d (%s impl, %.1fs)\n",
-		filepath.Base(filepath.Clean(f.modelDir)), c.NumHiddenLayers, c.HiddenSize, c.VocabSize, f.impl, time.Since(start).Seconds())
+		modelName(f.modelDir), c.NumHiddenLayers, c.HiddenSize, c.VocabSize, f.impl, time.Since(start).Seconds())
 	return e, nil
 }
 
@@ -263,4 +269,14 @@ func contains(xs []int, x int) bool {
 		}
 	}
 	return false
+}
+
+// modelName is how the model is called in messages: its folder's name, or the
+// shipped model's name for its unpacked copy in the cache.
+func modelName(dir string) string {
+	base := filepath.Base(filepath.Clean(dir))
+	if strings.HasPrefix(base, models.Name+"-") {
+		return models.Name + " (shipped)"
+	}
+	return base
 }

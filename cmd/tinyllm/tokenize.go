@@ -8,18 +8,23 @@ import (
 	"unicode/utf8"
 
 	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
+	"github.com/tinyllm-go/tinyllm/models"
 )
 
 func runTokenize(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tokenize", flag.ContinueOnError)
-	modelDir := fs.String("model", "", "model folder holding tokenizer.json")
+	modelDir := fs.String("model", "", "model folder holding tokenizer.json (default: the shipped "+models.Name+")")
 	chat := fs.Bool("chat", false, "wrap the text in the chat template as a user message first")
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
 	if *modelDir == "" {
-		return fmt.Errorf("%w: --model DIR is required", errUsage)
+		dir, err := models.Dir()
+		if err != nil {
+			return fmt.Errorf("unpacking the shipped model: %w", err)
+		}
+		*modelDir = dir
 	}
 	if fs.NArg() == 0 {
 		return fmt.Errorf("%w: give the text to tokenize as an argument", errUsage)
