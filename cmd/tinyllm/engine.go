@@ -179,14 +179,23 @@ func (e *engine) reply(msgs []tokenizer.Message, stdout, stderr io.Writer) (stri
 	if f.system != "" && (len(msgs) == 0 || msgs[0].Role != "system") {
 		msgs = append([]tokenizer.Message{{Role: "system", Content: f.system}}, msgs...)
 	}
+	// Week 1 has no way past the model's context (its RoPE table ends there):
+	// refuse a conversation that does not fit and shorten the reply budget.
+	prompt, err := e.tok.Encode(e.tok.ApplyChatTemplate(msgs, true))
+	if err != nil {
+		return "", err
+	}
+	limit := e.ck.Config.MaxPositionEmbeddings
+	if len(prompt) >= limit {
+		return "", fmt.Errorf("the conversation is %d tokens and the model's context is %d: start a new one (/reset in chat)", len(prompt), limit)
+	}
+	maxTokens := min(f.maxTokens, limit-len(prompt))
 	s := e.impl.sampler(f.temperature, f.topP, f.topK, f.seed)
-	n := 0
 	start := time.Now()
 	var text string
-	err := learnerGuard(f.impl, func() error {
+	err = learnerGuard(f.impl, func() error {
 		var err error
-		text, err = e.impl.generate(e.model, e.tok, msgs, s, f.maxTokens, e.eos, func(piece string) {
-			n++
+		text, err = e.impl.generate(e.model, e.tok, msgs, s, maxTokens, e.eos, func(piece string) {
 			fmt.Fprint(stdout, piece)
 		})
 		return err

@@ -33,7 +33,7 @@ type Config struct {
 	TorchDType            string   `json:"torch_dtype"`
 	DType                 string   `json:"dtype"` // transformers 5 writes this instead of torch_dtype
 	BOSTokenID            *int     `json:"bos_token_id"`
-	EOSTokenID            *int     `json:"eos_token_id"`
+	EOSTokenID            IDs      `json:"eos_token_id"`
 	RopeParameters        *ropeCfg `json:"rope_parameters"`
 	// Quantization is set for MLX quantized checkpoints; their quantized
 	// weights are dequantized by Tensor.
@@ -43,6 +43,24 @@ type Config struct {
 // ropeCfg is where newer transformers releases write rope_theta.
 type ropeCfg struct {
 	RopeTheta float64 `json:"rope_theta"`
+}
+
+// IDs is a token id field that configs write either as one id or as a list.
+type IDs []int
+
+// UnmarshalJSON accepts 7, [7, 8] and null.
+func (ids *IDs) UnmarshalJSON(data []byte) error {
+	var one int
+	if json.Unmarshal(data, &one) == nil {
+		*ids = IDs{one}
+		return nil
+	}
+	var many []int
+	if err := json.Unmarshal(data, &many); err != nil {
+		return fmt.Errorf("want a token id or a list of ids, got %s", data)
+	}
+	*ids = many
+	return nil
 }
 
 // HeadDim is the size of one attention head.
@@ -63,6 +81,7 @@ func (c *Config) validate() error {
 	positive := map[string]int{
 		"vocab_size": c.VocabSize, "hidden_size": c.HiddenSize, "intermediate_size": c.IntermediateSize,
 		"num_hidden_layers": c.NumHiddenLayers, "num_attention_heads": c.NumAttentionHeads,
+		"num_key_value_heads":     c.NumKeyValueHeads,
 		"max_position_embeddings": c.MaxPositionEmbeddings,
 	}
 	names := make([]string, 0, len(positive))

@@ -11,7 +11,7 @@ import (
 // GenerationConfig is the part of generation_config.json the engine reads:
 // which ids end a reply, and the sampling defaults the model was published with.
 type GenerationConfig struct {
-	EOSTokenIDs []int    // eos_token_id: one id or a list
+	EOSTokenIDs IDs      `json:"eos_token_id"` // one id or a list
 	Temperature *float64 `json:"temperature"`
 	TopP        *float64 `json:"top_p"`
 	TopK        *int     `json:"top_k"`
@@ -24,32 +24,17 @@ func (ck *Checkpoint) ReadGenerationConfig() (*GenerationConfig, error) {
 	g := &GenerationConfig{}
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		if ck.Config.EOSTokenID != nil {
-			g.EOSTokenIDs = []int{*ck.Config.EOSTokenID}
-		}
+		g.EOSTokenIDs = ck.Config.EOSTokenID
 		return g, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	var doc struct {
-		GenerationConfig
-		EOS json.RawMessage `json:"eos_token_id"`
+	if err := json.Unmarshal(raw, g); err != nil {
+		return nil, fmt.Errorf("checkpoint: %s: eos_token_id must be an id or a list of ids: %w", path, err)
 	}
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		return nil, fmt.Errorf("checkpoint: %s: %w", path, err)
-	}
-	*g = doc.GenerationConfig
-	if len(doc.EOS) > 0 && string(doc.EOS) != "null" {
-		var one int
-		if json.Unmarshal(doc.EOS, &one) == nil {
-			g.EOSTokenIDs = []int{one}
-		} else if err := json.Unmarshal(doc.EOS, &g.EOSTokenIDs); err != nil {
-			return nil, fmt.Errorf("checkpoint: %s: eos_token_id must be an id or a list of ids: %s", path, doc.EOS)
-		}
-	}
-	if len(g.EOSTokenIDs) == 0 && ck.Config.EOSTokenID != nil {
-		g.EOSTokenIDs = []int{*ck.Config.EOSTokenID}
+	if len(g.EOSTokenIDs) == 0 {
+		g.EOSTokenIDs = ck.Config.EOSTokenID
 	}
 	return g, nil
 }

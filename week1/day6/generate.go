@@ -27,8 +27,8 @@ func (Greedy) Sample(logprobs *tensor.Tensor) int {
 	panic("TODO(W1D6): implement Greedy.Sample")
 }
 
-// LastLogProbs turns the logits of the last position (of the first sequence)
-// into log-probabilities: logits - logsumexp(logits), computed stably.
+// LastLogProbs turns the logits of the last position of the last sequence in
+// the batch (Generate runs a batch of one) into log-probabilities: logits - logsumexp(logits), computed stably.
 func LastLogProbs(logits *tensor.Tensor) *tensor.Tensor {
 	// Your code here (W1D6).
 	panic("TODO(W1D6): implement LastLogProbs")

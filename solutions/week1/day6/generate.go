@@ -29,8 +29,8 @@ func (Greedy) Sample(logprobs *tensor.Tensor) int {
 	return tensor.ArgMax(logprobs, -1)[0]
 }
 
-// LastLogProbs turns the logits of the last position (of the first sequence)
-// into log-probabilities: logits - logsumexp(logits), computed stably.
+// LastLogProbs turns the logits of the last position of the last sequence in
+// the batch (Generate runs a batch of one) into log-probabilities: logits - logsumexp(logits), computed stably.
 func LastLogProbs(logits *tensor.Tensor) *tensor.Tensor {
 	v := logits.Dim(-1)
 	data := logits.Data()
