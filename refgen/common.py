@@ -44,6 +44,26 @@ class Writer:
         self.written.append(path)
 
 
+def f32(rng, *shape, scale=1.0):
+    """Standard normal float32 values (times scale), drawn from a NumPy generator."""
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+
+def t64(a):
+    """A float32 array as a float64 torch tensor: references run in float64."""
+    import torch
+
+    return torch.from_numpy(np.asarray(a, dtype=np.float32)).to(torch.float64)
+
+
+def causal_mask(l, s):
+    """Additive bottom-right aligned causal mask: row i sees columns <= i + s - l."""
+    m = np.zeros((l, s), dtype=np.float32)
+    for i in range(l):
+        m[i, i + s - l + 1 :] = -np.inf
+    return m
+
+
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:

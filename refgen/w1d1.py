@@ -8,24 +8,16 @@ answer is the correctly rounded result and the Go code is graded on its own erro
 import numpy as np
 import torch
 
+from common import causal_mask, f32, t64  # noqa: E402
+
 DAY = "w1d1"
 SEED = 1001
 
 
-def _f32(rng, *shape, scale=1.0):
-    return (rng.standard_normal(shape) * scale).astype(np.float32)
 
 
-def _t(a):
-    return torch.from_numpy(np.asarray(a, dtype=np.float32)).to(torch.float64)
 
 
-def _causal(l, s):
-    """Additive bottom-right aligned causal mask: row i sees columns <= i + s - l."""
-    m = np.zeros((l, s), dtype=np.float32)
-    for i in range(l):
-        m[i, i + s - l + 1 :] = -np.inf
-    return m
 
 
 def softmax(w, seed):
@@ -43,12 +35,12 @@ def softmax(w, seed):
     ]
     for i, (name, shape, axis, scale) in enumerate(cases):
         rng = np.random.default_rng(seed + i)
-        x = _f32(rng, *shape)
+        x = f32(rng, *shape)
         if name == "large_negative":
             x = np.abs(x) * scale
         else:
             x = x * scale
-        out = torch.softmax(_t(x), dim=axis).numpy()
+        out = torch.softmax(t64(x), dim=axis).numpy()
         w.case(DAY, "softmax", name, seed + i, {"x": x, "out": out}, axis=axis)
 
 
@@ -63,14 +55,14 @@ def linear(w, seed):
     ]
     for i, (name, xs, out_f, bias) in enumerate(cases):
         rng = np.random.default_rng(seed + i)
-        x = _f32(rng, *xs)
-        wt = _f32(rng, out_f, xs[-1], scale=xs[-1] ** -0.5)
+        x = f32(rng, *xs)
+        wt = f32(rng, out_f, xs[-1], scale=xs[-1] ** -0.5)
         arrays = {"x": x, "w": wt}
         b = None
         if bias:
-            b = _f32(rng, out_f)
+            b = f32(rng, out_f)
             arrays["b"] = b
-        out = torch.nn.functional.linear(_t(x), _t(wt), None if b is None else _t(b))
+        out = torch.nn.functional.linear(t64(x), t64(wt), None if b is None else t64(b))
         arrays["out"] = out.numpy()
         w.case(DAY, "linear", name, seed + i, arrays, bias=bias)
 
@@ -88,24 +80,24 @@ def sdpa(w, seed):
     ]
     for i, (name, bd, l, s, d, scale, mask_kind) in enumerate(cases):
         rng = np.random.default_rng(seed + i)
-        q = _f32(rng, *bd, l, d)
-        k = _f32(rng, *bd, s, d)
-        v = _f32(rng, *bd, s, d)
+        q = f32(rng, *bd, l, d)
+        k = f32(rng, *bd, s, d)
+        v = f32(rng, *bd, s, d)
         arrays = {"q": q, "k": k, "v": v}
         mask = None
         if mask_kind == "random":
-            mask = _f32(rng, l, s)
+            mask = f32(rng, l, s)
         elif mask_kind == "causal":
-            mask = _causal(l, s)
+            mask = causal_mask(l, s)
         elif mask_kind == "full":
-            mask = _f32(rng, *bd, l, s)
+            mask = f32(rng, *bd, l, s)
         if mask is not None:
             arrays["mask"] = mask
         out = torch.nn.functional.scaled_dot_product_attention(
-            _t(q),
-            _t(k),
-            _t(v),
-            attn_mask=None if mask is None else _t(mask),
+            t64(q),
+            t64(k),
+            t64(v),
+            attn_mask=None if mask is None else t64(mask),
             scale=None if scale == 0.0 else scale,
         )
         arrays["out"] = out.numpy()
@@ -122,23 +114,23 @@ def mha(w, seed):
     ]
     for i, (name, n, l, s, e, h, mask_kind) in enumerate(cases):
         rng = np.random.default_rng(seed + i)
-        query = _f32(rng, n, l, e)
+        query = f32(rng, n, l, e)
         if l == s:
             key = value = query  # self-attention
         else:
-            key = _f32(rng, n, s, e)
-            value = _f32(rng, n, s, e)
-        wq, wk, wv, wo = (_f32(rng, e, e, scale=e**-0.5) for _ in range(4))
+            key = f32(rng, n, s, e)
+            value = f32(rng, n, s, e)
+        wq, wk, wv, wo = (f32(rng, e, e, scale=e**-0.5) for _ in range(4))
         mask = None
         if mask_kind == "causal":
-            mask = _causal(l, s)
+            mask = causal_mask(l, s)
         elif mask_kind == "random":
-            mask = _f32(rng, l, s)
+            mask = f32(rng, l, s)
         layer = torch.nn.MultiheadAttention(e, h, bias=False, batch_first=True, dtype=torch.float64)
         with torch.no_grad():
-            layer.in_proj_weight.copy_(torch.cat([_t(wq), _t(wk), _t(wv)], dim=0))
-            layer.out_proj.weight.copy_(_t(wo))
-            out, _ = layer(_t(query), _t(key), _t(value), attn_mask=None if mask is None else _t(mask), need_weights=False)
+            layer.in_proj_weight.copy_(torch.cat([t64(wq), t64(wk), t64(wv)], dim=0))
+            layer.out_proj.weight.copy_(t64(wo))
+            out, _ = layer(t64(query), t64(key), t64(value), attn_mask=None if mask is None else t64(mask), need_weights=False)
         arrays = {"query": query, "key": key, "value": value, "wq": wq, "wk": wk, "wv": wv, "wo": wo, "out": out.numpy()}
         if mask is not None:
             arrays["mask"] = mask

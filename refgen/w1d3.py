@@ -11,24 +11,16 @@ import torch
 from transformers import Qwen2Config
 from transformers.models.qwen2.modeling_qwen2 import Qwen2Attention
 
+from common import causal_mask, f32, t64  # noqa: E402
+
 DAY = "w1d3"
 SEED = 1301
 
 
-def _f32(rng, *shape, scale=1.0):
-    return (rng.standard_normal(shape) * scale).astype(np.float32)
 
 
-def _t(a):
-    return torch.from_numpy(np.asarray(a, dtype=np.float32)).to(torch.float64)
 
 
-def causal(l, s):
-    """Bottom-right aligned: query row i sees key columns j <= i + s - l."""
-    m = np.zeros((l, s), dtype=np.float32)
-    for i in range(l):
-        m[i, i + s - l + 1 :] = -np.inf
-    return m
 
 
 def grouped(w, seed):
@@ -44,24 +36,24 @@ def grouped(w, seed):
     ]
     for i, (name, bd, hq, h, l, s, d, mask_kind) in enumerate(cases):
         rng = np.random.default_rng(seed + i)
-        q = _f32(rng, *bd, hq, l, d)
-        k = _f32(rng, *bd, h, s, d)
-        v = _f32(rng, *bd, h, s, d)
+        q = f32(rng, *bd, hq, l, d)
+        k = f32(rng, *bd, h, s, d)
+        v = f32(rng, *bd, h, s, d)
         arrays = {"q": q, "k": k, "v": v}
         mask = None
         if mask_kind == "causal":
-            mask = causal(l, s)
+            mask = causal_mask(l, s)
         elif mask_kind == "random":
-            mask = _f32(rng, l, s)
+            mask = f32(rng, l, s)
         if mask is not None:
             arrays["mask"] = mask
         scale = 0.25 if mask_kind == "scale" else 0.0
         # PyTorch's GQA wants at least a batch axis in front of the heads.
-        qt, kt, vt = (_t(a) for a in (q, k, v))
+        qt, kt, vt = (t64(a) for a in (q, k, v))
         if not bd:
             qt, kt, vt = qt[None], kt[None], vt[None]
         out = torch.nn.functional.scaled_dot_product_attention(
-            qt, kt, vt, attn_mask=None if mask is None else _t(mask), scale=None if scale == 0 else scale, enable_gqa=True
+            qt, kt, vt, attn_mask=None if mask is None else t64(mask), scale=None if scale == 0 else scale, enable_gqa=True
         )
         if not bd:
             out = out[0]
@@ -71,7 +63,7 @@ def grouped(w, seed):
 
 def causal_masks(w, seed):
     for i, (l, s) in enumerate([(3, 3), (3, 5), (1, 4), (4, 6), (5, 5)]):
-        w.case(DAY, "causal_mask", f"L{l}_S{s}", seed + i, {"out": causal(l, s)}, L=l, S=s)
+        w.case(DAY, "causal_mask", f"L{l}_S{s}", seed + i, {"out": causal_mask(l, s)}, L=l, S=s)
 
 
 def _rope_cos_sin(positions, head_dim, theta):
@@ -103,27 +95,27 @@ def qwen2_attention(w, seed):
         layer = Qwen2Attention(cfg, layer_idx=0).to(torch.float64).eval()
         hd = hidden // heads
         weights = {
-            "wq": _f32(rng, heads * hd, hidden, scale=hidden**-0.5),
-            "bq": _f32(rng, heads * hd, scale=0.1),
-            "wk": _f32(rng, kv * hd, hidden, scale=hidden**-0.5),
-            "bk": _f32(rng, kv * hd, scale=0.1),
-            "wv": _f32(rng, kv * hd, hidden, scale=hidden**-0.5),
-            "bv": _f32(rng, kv * hd, scale=0.1),
-            "wo": _f32(rng, hidden, heads * hd, scale=(heads * hd) ** -0.5),
+            "wq": f32(rng, heads * hd, hidden, scale=hidden**-0.5),
+            "bq": f32(rng, heads * hd, scale=0.1),
+            "wk": f32(rng, kv * hd, hidden, scale=hidden**-0.5),
+            "bk": f32(rng, kv * hd, scale=0.1),
+            "wv": f32(rng, kv * hd, hidden, scale=hidden**-0.5),
+            "bv": f32(rng, kv * hd, scale=0.1),
+            "wo": f32(rng, hidden, heads * hd, scale=(heads * hd) ** -0.5),
         }
         with torch.no_grad():
-            layer.q_proj.weight.copy_(_t(weights["wq"]))
-            layer.q_proj.bias.copy_(_t(weights["bq"]))
-            layer.k_proj.weight.copy_(_t(weights["wk"]))
-            layer.k_proj.bias.copy_(_t(weights["bk"]))
-            layer.v_proj.weight.copy_(_t(weights["wv"]))
-            layer.v_proj.bias.copy_(_t(weights["bv"]))
-            layer.o_proj.weight.copy_(_t(weights["wo"]))
-        x = _f32(rng, n, l, hidden)
+            layer.q_proj.weight.copy_(t64(weights["wq"]))
+            layer.q_proj.bias.copy_(t64(weights["bq"]))
+            layer.k_proj.weight.copy_(t64(weights["wk"]))
+            layer.k_proj.bias.copy_(t64(weights["bk"]))
+            layer.v_proj.weight.copy_(t64(weights["wv"]))
+            layer.v_proj.bias.copy_(t64(weights["bv"]))
+            layer.o_proj.weight.copy_(t64(weights["wo"]))
+        x = f32(rng, n, l, hidden)
         cos, sin = _rope_cos_sin(torch.arange(l)[None].expand(n, l), hd, theta)
-        mask = torch.from_numpy(causal(l, l)).to(torch.float64)[None, None] if is_causal else None
+        mask = torch.from_numpy(causal_mask(l, l)).to(torch.float64)[None, None] if is_causal else None
         with torch.no_grad():
-            out, _ = layer(_t(x), (cos, sin), mask)
+            out, _ = layer(t64(x), (cos, sin), mask)
         arrays = dict(weights, x=x, out=out.numpy())
         w.case(
             DAY, "qwen2_attention", name, seed + i, arrays,

@@ -7,16 +7,14 @@ import torch
 from transformers import Qwen2Config
 from transformers.models.qwen2.modeling_qwen2 import Qwen2MLP, Qwen2RMSNorm
 
+from common import causal_mask, f32, t64  # noqa: E402
+
 DAY = "w1d4"
 SEED = 1401
 
 
-def _f32(rng, *shape, scale=1.0):
-    return (rng.standard_normal(shape) * scale).astype(np.float32)
 
 
-def _t(a):
-    return torch.from_numpy(np.asarray(a, dtype=np.float32)).to(torch.float64)
 
 
 def rms_norm(w, seed):
@@ -31,12 +29,12 @@ def rms_norm(w, seed):
     ]
     for i, (name, shape, scale, eps) in enumerate(cases):
         rng = np.random.default_rng(seed + i)
-        x = _f32(rng, *shape, scale=scale)
-        weight = (1.0 + _f32(rng, shape[-1], scale=0.2)).astype(np.float32)
+        x = f32(rng, *shape, scale=scale)
+        weight = (1.0 + f32(rng, shape[-1], scale=0.2)).astype(np.float32)
         norm = Qwen2RMSNorm(shape[-1], eps=eps).to(torch.float64)
         with torch.no_grad():
-            norm.weight.copy_(_t(weight))
-            out = norm(_t(x))
+            norm.weight.copy_(t64(weight))
+            out = norm(t64(x))
         w.case(DAY, "rms_norm", name, seed + i, {"x": x, "weight": weight, "out": out.numpy()}, eps=eps)
 
 
@@ -44,13 +42,13 @@ def silu(w, seed):
     rng = np.random.default_rng(seed)
     cases = {
         "range20": np.linspace(-20, 20, 81, dtype=np.float32).reshape(9, 9),
-        "random": _f32(rng, 2, 3, 16),
+        "random": f32(rng, 2, 3, 16),
         # exp overflows float32 here: x*exp(x)/(1+exp(x)) gives Inf/Inf = NaN for large x,
         # and 1/(1+exp(-x)) must not turn -1000 into NaN either.
         "range1000": np.array([-1000, -200, -100, -88, -30, 0, 30, 88, 100, 200, 1000], dtype=np.float32),
     }
     for i, (name, x) in enumerate(sorted(cases.items())):
-        out = torch.nn.functional.silu(_t(x))
+        out = torch.nn.functional.silu(t64(x))
         w.case(DAY, "silu", name, seed, {"x": x, "out": out.numpy()})
 
 
@@ -65,15 +63,15 @@ def mlp(w, seed):
         rng = np.random.default_rng(seed + i)
         cfg = Qwen2Config(hidden_size=hidden, intermediate_size=inter, hidden_act="silu")
         layer = Qwen2MLP(cfg).to(torch.float64)
-        wg = _f32(rng, inter, hidden, scale=hidden**-0.5)
-        wu = _f32(rng, inter, hidden, scale=hidden**-0.5)
-        wd = _f32(rng, hidden, inter, scale=inter**-0.5)
-        x = _f32(rng, *shape)
+        wg = f32(rng, inter, hidden, scale=hidden**-0.5)
+        wu = f32(rng, inter, hidden, scale=hidden**-0.5)
+        wd = f32(rng, hidden, inter, scale=inter**-0.5)
+        x = f32(rng, *shape)
         with torch.no_grad():
-            layer.gate_proj.weight.copy_(_t(wg))
-            layer.up_proj.weight.copy_(_t(wu))
-            layer.down_proj.weight.copy_(_t(wd))
-            out = layer(_t(x))
+            layer.gate_proj.weight.copy_(t64(wg))
+            layer.up_proj.weight.copy_(t64(wu))
+            layer.down_proj.weight.copy_(t64(wd))
+            out = layer(t64(x))
         arrays = {"x": x, "w_gate": wg, "w_up": wu, "w_down": wd, "out": out.numpy()}
         w.case(DAY, "mlp", name, seed + i, arrays, hidden_size=hidden, intermediate_size=inter)
 
