@@ -37,7 +37,7 @@ need_dir = @test -d $(1) || { echo "$(1) is not in the course yet (no such folde
 # graded: its stubs panic until the learner fills them in. Checks that cannot run
 # here (a GPU, a full-size checkpoint) are listed by name at the end.
 test: vet
-	@set -o pipefail; $(GO) test -count=1 -json ./internal/... ./kernels/... ./solutions/... ./cmd/... | $(GO) run ./internal/testreport
+	@set -o pipefail; $(GO) test -count=1 -json ./internal/... ./kernels/... ./solutions/... ./cmd/... ./models/... | $(GO) run ./internal/testreport
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
