@@ -100,3 +100,29 @@ gpu-check:
 
 gpu-check-local: gpu-check
 	bash scripts/gpu-check.sh run
+
+# bench-compare: on one random Qwen2-0.5B checkpoint (written by `tinyllm mkmodel`,
+# cached in BENCH_DIR), the Go engine beside Hugging Face transformers (PyTorch,
+# CPU) and mlx-lm (MLX, CPU), with the same prompt and output lengths and thread
+# count, plus this machine's ceilings (memory bandwidth, matmul and matrix-vector
+# rates). See book/src/appendix-benchmarking.md.
+BENCH_DIR     ?= /tmp/tinyllm-bench
+BENCH_PROMPT  ?= 128
+BENCH_GEN     ?= 8
+BENCH_REPEATS ?= 3
+BENCH_WARMUP  ?= 1
+BENCH_THREADS ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 1)
+
+.PHONY: bench-compare
+bench-compare: $(VPY)
+	@mkdir -p $(BENCH_DIR)
+	$(GO) build -o $(BENCH_DIR)/tinyllm ./cmd/tinyllm
+	@test -f $(BENCH_DIR)/qwen2-0.5b/config.json || \
+	  $(BENCH_DIR)/tinyllm mkmodel --shape qwen2-0.5b --out $(BENCH_DIR)/qwen2-0.5b
+	$(BENCH_DIR)/tinyllm bench --probes --threads $(BENCH_THREADS) --repeats 5 --json $(BENCH_DIR)/go-probes.json
+	$(BENCH_DIR)/tinyllm bench --model $(BENCH_DIR)/qwen2-0.5b --threads $(BENCH_THREADS) \
+	  --prompt-len $(BENCH_PROMPT) --gen-len $(BENCH_GEN) --repeats $(BENCH_REPEATS) --warmup $(BENCH_WARMUP) \
+	  --json $(BENCH_DIR)/go-model.json
+	$(VPY) refgen/bench/compare.py --model $(BENCH_DIR)/qwen2-0.5b --tinyllm $(BENCH_DIR)/tinyllm --threads $(BENCH_THREADS) \
+	  --prompt-len $(BENCH_PROMPT) --gen-len $(BENCH_GEN) --repeats $(BENCH_REPEATS) --warmup $(BENCH_WARMUP) \
+	  --go-model $(BENCH_DIR)/go-model.json --go-probes $(BENCH_DIR)/go-probes.json --json $(BENCH_DIR)/compare.json

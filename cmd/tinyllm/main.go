@@ -3,9 +3,11 @@
 //	tinyllm chat --model DIR        talk with a Qwen2 model, multi-turn, streamed
 //	tinyllm generate --model DIR --prompt "…"
 //	tinyllm tokenize --model DIR "text"
+//	tinyllm bench --model DIR       prefill/decode speed, TTFT, peak memory
+//	tinyllm mkmodel --shape qwen2-0.5b --out DIR
 //	tinyllm progress                grade every learner day and print a table
 //
-// Later weeks add serve and bench.
+// Week 3 adds serve.
 package main
 
 import (
@@ -26,6 +28,8 @@ var commands = map[string]command{
 	"chat":     {"talk with a model: multi-turn, streamed replies", runChat},
 	"generate": {"answer one --prompt and exit", runGenerate},
 	"tokenize": {"show the token ids and pieces of a text", runTokenize},
+	"bench":    {"measure prefill and decode speed, time to first token and peak memory", runBench},
+	"mkmodel":  {"write a random bf16 Qwen2 checkpoint of a public shape (qwen2-0.5b, -1.5b, -7b)", runMkmodel},
 	"progress": {"grade every learner day (week1/day1 …) and print which pass, fail or are not started", runProgress},
 }
 
@@ -65,7 +69,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: tinyllm <command> [flags]\n\ncommands:")
-	for _, name := range []string{"chat", "generate", "tokenize", "progress"} {
+	for _, name := range []string{"chat", "generate", "tokenize", "bench", "mkmodel", "progress"} {
 		fmt.Fprintf(w, "  %-10s %s\n", name, commands[name].summary)
 	}
 }

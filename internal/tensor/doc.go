@@ -19,5 +19,8 @@
 //
 // Large operations run in parallel on a shared pool of worker goroutines
 // (see parallel.go); the matrix products use a cache-blocked, register-tiled
-// kernel (see matmul.go and kernel.go).
+// kernel (see matmul.go and kernel.go). On amd64 (AVX2 and FMA) and arm64
+// (NEON) the innermost loops run in assembly; setting TINYLLM_PORTABLE=1
+// keeps the portable Go loops instead (see fastpath.go). KernelName says
+// which are in use.
 package tensor

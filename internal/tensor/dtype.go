@@ -98,8 +98,14 @@ var f16Table = sync.OnceValue(func() []float32 {
 })
 
 // widen converts 16-bit words of type dt into float32, writing
-// dst[i] = value(src[i]) for every i < len(dst).
+// dst[i] = value(src[i]) for every i < len(dst), with the active kernels
+// (see fastpath.go).
 func widen(dst []float32, src []uint16, dt DType) {
+	active.widen(dst, src, dt)
+}
+
+// widenPortable is widen in plain Go.
+func widenPortable(dst []float32, src []uint16, dt DType) {
 	src = src[:len(dst)]
 	switch dt {
 	case BFloat16:

@@ -11,6 +11,12 @@ import (
 // call costs a nanosecond or two per element, which is noise next to the
 // matrix products that dominate a transformer.
 func binary(op string, a, b *Tensor, f func(x, y float32) float32) *Tensor {
+	return binaryArith(op, opOther, a, b, f)
+}
+
+// binaryArith is binary for an operation that may be one of the four
+// arithmetic ones, which run without a call per element (see applyRow).
+func binaryArith(op string, kind arith, a, b *Tensor, f func(x, y float32) float32) *Tensor {
 	shape, err := BroadcastShapes(a.shape, b.shape)
 	if err != nil {
 		panic("tensor." + op + ": " + err.Error())
@@ -27,25 +33,17 @@ func binary(op string, a, b *Tensor, f func(x, y float32) float32) *Tensor {
 	switch {
 	case len(x) == n && len(y) == n:
 		parallelFor(n, elementwiseGrain, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				dst[i] = f(x[i], y[i])
-			}
+			applyRow(kind, f, dst[lo:hi], x[lo:hi], y[lo:hi], 1, 1)
 		})
 		return out
 	case len(x) == n && len(y) == 1:
-		s := y[0]
 		parallelFor(n, elementwiseGrain, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				dst[i] = f(x[i], s)
-			}
+			applyRow(kind, f, dst[lo:hi], x[lo:hi], y, 1, 0)
 		})
 		return out
 	case len(x) == 1 && len(y) == n:
-		s := x[0]
 		parallelFor(n, elementwiseGrain, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				dst[i] = f(s, y[i])
-			}
+			applyRow(kind, f, dst[lo:hi], x, y[lo:hi], 0, 1)
 		})
 		return out
 	}
@@ -66,12 +64,7 @@ func binary(op string, a, b *Tensor, f func(x, y float32) float32) *Tensor {
 				ia += i * sa[axis]
 				ib += i * sb[axis]
 			}
-			row := dst[r*cols : (r+1)*cols]
-			for j := range row {
-				row[j] = f(x[ia], y[ib])
-				ia += stepA
-				ib += stepB
-			}
+			applyRow(kind, f, dst[r*cols:(r+1)*cols], x[ia:], y[ib:], stepA, stepB)
 		}
 	})
 	return out
@@ -79,23 +72,23 @@ func binary(op string, a, b *Tensor, f func(x, y float32) float32) *Tensor {
 
 // Add returns a + b elementwise, with broadcasting.
 func Add(a, b *Tensor) *Tensor {
-	return binary("Add", a, b, func(x, y float32) float32 { return x + y })
+	return binaryArith("Add", opAdd, a, b, func(x, y float32) float32 { return x + y })
 }
 
 // Sub returns a - b elementwise, with broadcasting.
 func Sub(a, b *Tensor) *Tensor {
-	return binary("Sub", a, b, func(x, y float32) float32 { return x - y })
+	return binaryArith("Sub", opSub, a, b, func(x, y float32) float32 { return x - y })
 }
 
 // Mul returns a * b elementwise, with broadcasting.
 func Mul(a, b *Tensor) *Tensor {
-	return binary("Mul", a, b, func(x, y float32) float32 { return x * y })
+	return binaryArith("Mul", opMul, a, b, func(x, y float32) float32 { return x * y })
 }
 
 // Div returns a / b elementwise, with broadcasting. Division by zero gives
 // ±Inf or NaN, as in IEEE arithmetic.
 func Div(a, b *Tensor) *Tensor {
-	return binary("Div", a, b, func(x, y float32) float32 { return x / y })
+	return binaryArith("Div", opDiv, a, b, func(x, y float32) float32 { return x / y })
 }
 
 // Maximum returns the elementwise larger of a and b, with broadcasting.

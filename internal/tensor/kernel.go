@@ -35,8 +35,9 @@ const (
 // Unrolling by kStep amortises the loop overhead and lets all but the last
 // step's adds interleave with the multiplies.
 //
-// This is the portable kernel; an assembly version for a specific CPU only
-// has to replace this function.
+// This is the portable kernel. The assembly kernels (gemm6x16 on amd64,
+// gemm8x8 on arm64) compute larger blocks the same way, with vector
+// registers; fastpath.go chooses between them.
 func kernel2x4(a, b []float32, c *[mr * nr]float32) {
 	var c00, c01, c02, c03, c10, c11, c12, c13 float32
 	for ia, ib := 0, 0; ia+mr*kStep <= len(a) && ib+nr*kStep <= len(b); ia, ib = ia+mr*kStep, ib+nr*kStep {

@@ -10,21 +10,20 @@ import (
 //     is an independent matrix product.
 //  2. If A has a single row (M == 1, the decode step of an LLM) the product
 //     is a matrix-vector product, split across the columns of C.
-//  3. Otherwise C is cut into tiles of up to mcBlock×ncBlock elements and
-//     the tiles (of every batch element) are shared out to the worker pool.
-//     For each slice of kcBlock along K, a tile packs its part of A and B
-//     into small contiguous buffers ("panels", see packRows) that stay in
-//     the CPU caches, and then runs the register-blocked micro-kernel
-//     (kernel2x4) over every mr×nr block of the tile.
+//  3. Otherwise A and B are packed into small contiguous buffers
+//     ("panels", see packRows) that stay in the CPU caches, C is cut into
+//     work items shared out to the worker pool, and the register-blocked
+//     micro-kernel of the active kernel set (kernel2x4 in Go, or an
+//     assembly one: see fastpath.go) computes every mr×nr block of them.
 //
 // Packing is what lets one kernel serve both layouts of B: MatmulT's
 // weights [N, K] and Matmul's [K, N] are packed into the same panel format.
 // It is also where bfloat16 and float16 weights are widened, one small
 // block at a time, so a huge weight matrix is never copied to float32.
 const (
-	kcBlock = 256 // K-slice per packing step: an A panel (mr×256) is 2 KiB
-	mcBlock = 128 // rows of C per tile: the packed A block is 128 KiB
-	ncBlock = 128 // columns of C per tile: the packed B block is 128 KiB
+	kcBlock = 256 // K-slice per packing step: a 6×16 kernel's B panel is 16 KiB
+	mcBlock = 240 // most rows of C per work item: its A panels are 240 KiB per K slice
+	ncPack  = 128 // columns of B packed at a time: 128 KiB, a multiple of every nr
 
 	// smallMatmul is the number of multiply-adds below which a product
 	// runs on the calling goroutine: waking workers would cost more.
@@ -53,6 +52,18 @@ func (o operand) load(off, n int, scratch []float32) []float32 {
 	dst := scratch[:n]
 	widen(dst, o.u16[off:off+n], o.dtype)
 	return dst
+}
+
+// at returns element i as float32.
+func (o operand) at(i int) float32 {
+	switch o.dtype {
+	case Float32:
+		return o.f32[i]
+	case BFloat16:
+		return bf16(o.u16[i])
+	default:
+		return F16ToFloat32(o.u16[i])
+	}
 }
 
 // product describes a (batched) matrix product C = A·B or A·Bᵀ after
@@ -144,24 +155,19 @@ func batchOffsets(shape, batch []int, size int) []int {
 // product (MatmulT) or column sum (Matmul), so the work is split across
 // the columns of C, of every batch element at once.
 func (p *product) matVec() {
+	ks := active
 	batches := len(p.aOff)
-	// Enough columns per chunk to be worth a goroutine hand-off.
-	grain := max(1, smallMatmul/p.k)
+	// Enough columns per chunk to be worth a goroutine hand-off; whole
+	// groups of four, the rows the assembly kernels take at once.
+	grain := roundUp(max(1, smallMatmul/p.k), 4)
 	if p.transposed {
 		parallelFor(batches*p.n, grain, func(lo, hi int) {
-			var scratch []float32 // for widening float16 rows
-			if p.b.dtype == Float16 {
-				scratch = make([]float32, p.k)
-			}
-			for idx := lo; idx < hi; idx++ {
-				bi, j := idx/p.n, idx%p.n
+			for lo < hi {
+				bi, j := lo/p.n, lo%p.n
+				end := min(hi, (bi+1)*p.n)
 				x := p.a[p.aOff[bi] : p.aOff[bi]+p.k]
-				off := p.bOff[bi] + j*p.k
-				if p.b.dtype == BFloat16 {
-					p.c[idx] = dotBF16(x, p.b.u16[off:off+p.k])
-				} else {
-					p.c[idx] = dot(x, p.b.load(off, p.k, scratch))
-				}
+				ks.dotRows(x, p.b, p.bOff[bi]+j*p.k, p.k, p.c[lo:end])
+				lo = end
 			}
 		})
 		return
@@ -172,10 +178,9 @@ func (p *product) matVec() {
 	const cols = 256
 	perBatch := ceilDiv(p.n, cols)
 	parallelFor(batches*perBatch, max(1, grain/cols), func(lo, hi int) {
-		var scratch []float32
-		if p.b.dtype != Float32 {
-			scratch = make([]float32, cols)
-		}
+		buf := getBuf(cols)
+		defer putBuf(buf)
+		scratch := *buf
 		for idx := lo; idx < hi; idx++ {
 			bi := idx / perBatch
 			j0 := (idx % perBatch) * cols
@@ -183,73 +188,115 @@ func (p *product) matVec() {
 			y := p.c[bi*p.n+j0 : bi*p.n+j1]
 			x := p.a[p.aOff[bi] : p.aOff[bi]+p.k]
 			for kk, alpha := range x {
-				axpy(alpha, p.b.load(p.bOff[bi]+kk*p.n+j0, j1-j0, scratch), y)
+				ks.axpy(alpha, p.b.load(p.bOff[bi]+kk*p.n+j0, j1-j0, scratch), y)
 			}
 		}
 	})
 }
 
-// tiled computes C one mc×nc tile at a time; tiles are independent, so
-// they are shared out to the worker pool.
+// tiled computes C = A·B for M > 1 in the cache-blocked way of BLIS and
+// GotoBLAS, with the mr×nr micro-kernel of the active kernel set:
+//
+//  1. K is cut into slices of kcBlock. For every slice, A is packed once,
+//     up front, into panels of mr rows (packRows), shared by all workers.
+//     A holds activations, so this is a small, short-lived buffer.
+//  2. C is cut into items of up to mcBlock rows × nc columns, shared out
+//     to the worker pool; nc is chosen so every worker gets several items.
+//  3. Within an item, for each K slice and each group of nr columns, the
+//     B panel (nr×kc, 16 KiB for the 6×16 kernel) is packed — widening
+//     16-bit weights on the way — and then multiplied against every A
+//     panel of the item's rows. The B panel stays in the L1 cache for all
+//     of them; the A panels stream from L2. Each weight is therefore
+//     widened once per item row block, never stored whole as float32.
 func (p *product) tiled() {
+	ks := active
+	mr, nr := ks.mr, ks.nr
 	batches := len(p.aOff)
-	mc, nc := mcBlock, ncBlock
-	tiles := func() int { return batches * ceilDiv(p.m, mc) * ceilDiv(p.n, nc) }
-	// Small products give too few tiles to keep every worker busy;
-	// smaller tiles cost some packing efficiency but beat idle cores.
-	for tiles() < 2*numWorkers() && nc > 8*nr {
-		nc /= 2
-	}
-	for tiles() < 2*numWorkers() && mc > 8*mr {
-		mc /= 2
-	}
-	tilesM, tilesN := ceilDiv(p.m, mc), ceilDiv(p.n, nc)
+	slices := ceilDiv(p.k, kcBlock)
+	kcMax := min(kcBlock, roundUp(p.k, kStep))
+	panelsM := ceilDiv(p.m, mr)
+	aStride := panelsM * mr * kcMax // one packed K slice of one batch element
+	apBuf := getBuf(batches * slices * aStride)
+	defer putBuf(apBuf)
+	ap := *apBuf
+	a := operand{dtype: Float32, f32: p.a}
+	parallelFor(batches*slices, max(1, smallMatmul/(panelsM*mr*kcMax)), func(lo, hi int) {
+		for it := lo; it < hi; it++ {
+			bi, s := it/slices, it%slices
+			k0 := s * kcBlock
+			kc := min(kcBlock, p.k-k0)
+			packRows(ap[it*aStride:], a, p.aOff[bi], p.k, 0, p.m, k0, kc, roundUp(kc, kStep), mr, nil)
+		}
+	})
+
+	// Items: row blocks of balanced size, then enough column blocks for
+	// every worker to get several items (so one slow core, or one busy
+	// with something else, does not hold up the rest).
+	mc := roundUp(ceilDiv(p.m, ceilDiv(p.m, mcBlock)), mr)
+	itemsM := ceilDiv(p.m, mc)
+	itemsN := min(ceilDiv(p.n, nr), max(1, ceilDiv(8*numWorkers(), batches*itemsM)))
+	nc := roundUp(ceilDiv(p.n, itemsN), nr)
+	itemsN = ceilDiv(p.n, nc)
+	items := batches * itemsM * itemsN
 	grain := 1
 	if p.m*p.n*p.k*batches < smallMatmul {
-		grain = tiles()
+		grain = items
 	}
-	parallelFor(tiles(), grain, func(lo, hi int) {
-		// Packing buffers are per chunk of tiles, reused tile to tile.
-		kc := min(kcBlock, roundUp(p.k, kStep))
-		ap := make([]float32, roundUp(mc, mr)*kc)
-		bp := make([]float32, roundUp(nc, nr)*kc)
-		scratch := make([]float32, max(kc, nc))
-		for t := lo; t < hi; t++ {
-			bi := t / (tilesM * tilesN)
-			ti := t % (tilesM * tilesN) / tilesN
-			tj := t % tilesN
+	parallelFor(items, grain, func(lo, hi int) {
+		buf := getBuf(ncPack*kcMax + mr*nr + max(kcMax, ncPack))
+		defer putBuf(buf)
+		for it := lo; it < hi; it++ {
+			bi := it / (itemsM * itemsN)
+			ti := it % (itemsM * itemsN) / itemsN
+			tj := it % itemsN
 			i0, j0 := ti*mc, tj*nc
-			p.tile(bi, i0, min(i0+mc, p.m), j0, min(j0+nc, p.n), ap, bp, scratch)
+			p.item(ks, bi, i0, min(i0+mc, p.m), j0, min(j0+nc, p.n), ap[bi*slices*aStride:], aStride, *buf)
 		}
 	})
 }
 
-// tile computes rows [i0, i1) × columns [j0, j1) of batch element bi.
-func (p *product) tile(bi, i0, i1, j0, j1 int, ap, bp, scratch []float32) {
-	a := operand{dtype: Float32, f32: p.a}
+// item computes rows [i0, i1) × columns [j0, j1) of batch element bi. ap
+// holds that element's packed A, one K slice every aStride elements; buf
+// is scratch space for the B panel, an edge block and widening.
+func (p *product) item(ks *kernelSet, bi, i0, i1, j0, j1 int, ap []float32, aStride int, buf []float32) {
+	mr, nr := ks.mr, ks.nr
+	kcMax := min(kcBlock, roundUp(p.k, kStep))
+	bp := buf[:ncPack*kcMax]
+	block := buf[ncPack*kcMax : ncPack*kcMax+mr*nr]
+	scratch := buf[ncPack*kcMax+mr*nr:]
 	cBase := bi * p.m * p.n
-	var block [mr * nr]float32
-	for k0 := 0; k0 < p.k; k0 += kcBlock {
+	for s, k0 := 0, 0; k0 < p.k; s, k0 = s+1, k0+kcBlock {
 		kc := min(kcBlock, p.k-k0)
 		kcp := roundUp(kc, kStep) // panels are zero-padded to whole kernel steps
-		packRows(ap, a, p.aOff[bi], p.k, i0, i1, k0, kc, kcp, mr, scratch)
-		if p.transposed {
-			packRows(bp, p.b, p.bOff[bi], p.k, j0, j1, k0, kc, kcp, nr, scratch)
-		} else {
-			packCols(bp, p.b, p.bOff[bi], p.n, j0, j1, k0, kc, kcp, scratch)
-		}
-		// The B panel (nr×kcp) is reused against every A panel of the
-		// tile, so it stays in the L1 cache; the A block stays in L2.
-		for j := j0; j < j1; j += nr {
-			bPanel := bp[(j-j0)*kcp : (j-j0+nr)*kcp]
-			for i := i0; i < i1; i += mr {
-				kernel2x4(ap[(i-i0)*kcp:(i-i0+mr)*kcp], bPanel, &block)
-				// Add the block into C, minus the zero padding that
-				// fills out a partial block at the tile's edge.
-				for r := 0; r < mr && i+r < i1; r++ {
-					row := p.c[cBase+(i+r)*p.n+j : cBase+(i+r)*p.n+j1]
-					for q := 0; q < nr && q < len(row); q++ {
-						row[q] += block[r*nr+q]
+		aSlice := ap[s*aStride:]
+		for jb := j0; jb < j1; jb += ncPack {
+			// Pack a block of up to ncPack columns of B, then run every
+			// nr-wide panel of it against every A panel of the item.
+			je := min(jb+ncPack, j1)
+			if p.transposed {
+				packRows(bp, p.b, p.bOff[bi], p.k, jb, je, k0, kc, kcp, nr, scratch)
+			} else {
+				packCols(bp, p.b, p.bOff[bi], p.n, jb, je, k0, kc, kcp, nr, scratch)
+			}
+			for j := jb; j < je; j += nr {
+				jn := min(nr, je-j)
+				bPanel := bp[(j-jb)*kcp : (j-jb+nr)*kcp]
+				for i := i0; i < i1; i += mr {
+					aPanel := aSlice[i*kcp : (i+mr)*kcp]
+					if i+mr <= i1 && jn == nr {
+						ks.gemm(kcp, aPanel, bPanel, p.c[cBase+i*p.n+j:], p.n)
+						continue
+					}
+					// A block at the edge of C: compute it whole (the
+					// panels' zero padding makes the extra entries zero)
+					// and add only the part that exists.
+					clear(block)
+					ks.gemm(kcp, aPanel, bPanel, block, nr)
+					for r := 0; r < mr && i+r < i1; r++ {
+						row := p.c[cBase+(i+r)*p.n+j : cBase+(i+r)*p.n+j+jn]
+						for q := range row {
+							row[q] += block[r*nr+q]
+						}
 					}
 				}
 			}
@@ -270,42 +317,72 @@ func roundUp(n, m int) int {
 //
 // Reading the panel front to back walks all rows of the panel in step,
 // one k at a time. Rows past r1 and steps past kc are zero, so the
-// padding adds nothing to the results. It packs A, and B for MatmulT.
+// padding adds nothing to the results. It packs A, and B for MatmulT;
+// scratch (kc elements) is for widening float16, and may be nil otherwise.
 func packRows(dst []float32, src operand, off, ld, r0, r1, k0, kc, kcp, rows int, scratch []float32) {
 	panels := ceilDiv(r1-r0, rows)
 	dst = dst[:panels*rows*kcp]
-	clear(dst)
-	for r := r0; r < r1; r++ {
+	if (r1-r0)%rows != 0 || kc != kcp {
+		clear(dst)
+	}
+	r := r0
+	if pt := active.packT; pt != nil && rows == active.nr {
+		for ; r+rows <= r1; r += rows {
+			pt(dst[(r-r0)*kcp:], src, off+r*ld+k0, ld, kc)
+		}
+	}
+	for ; r < r1; r++ {
 		p, within := (r-r0)/rows, (r-r0)%rows
-		panel := dst[p*rows*kcp : (p+1)*rows*kcp]
-		for k, v := range src.load(off+r*ld+k0, kc, scratch) {
-			panel[k*rows+within] = v
+		panel := dst[p*rows*kcp+within : (p+1)*rows*kcp]
+		start := off + r*ld + k0
+		switch src.dtype {
+		case Float32:
+			for k, v := range src.f32[start : start+kc] {
+				panel[k*rows] = v
+			}
+		case BFloat16:
+			for k, b := range src.u16[start : start+kc] {
+				panel[k*rows] = bf16(b)
+			}
+		default:
+			for k, v := range src.load(start, kc, scratch) {
+				panel[k*rows] = v
+			}
 		}
 	}
 }
 
-// packCols produces the same panels as packRows with rows = nr, but from a
-// matrix stored [K, N], taking columns [c0, c1) as the panel rows. This
+// packCols produces the same panels as packRows with rows = nr, but from
+// a matrix stored [K, N], taking columns [c0, c1) as the panel rows. This
 // transposition during packing is what lets Matmul reuse the MatmulT
-// kernel: dst[p*nr*kcp + k*nr + j] = M[k0 + k][c0 + p*nr + j].
-func packCols(dst []float32, src operand, off, ld, c0, c1, k0, kc, kcp int, scratch []float32) {
+// kernel: dst[p*nr*kcp + k*nr + j] = M[k0 + k][c0 + p*nr + j]. scratch
+// (nr elements) is for widening 16-bit data.
+func packCols(dst []float32, src operand, off, ld, c0, c1, k0, kc, kcp, nr int, scratch []float32) {
 	panels := ceilDiv(c1-c0, nr)
 	dst = dst[:panels*nr*kcp]
-	clear(dst)
+	if (c1-c0)%nr != 0 || kc != kcp {
+		clear(dst)
+	}
 	for k := 0; k < kc; k++ {
-		seg := src.load(off+(k0+k)*ld+c0, c1-c0, scratch)
-		// Consecutive groups of nr columns are the k-th steps of
+		// One row of the block, read front to back (reading a panel at a
+		// time instead would jump a whole row of B for every k). Its
+		// consecutive groups of nr columns are the k-th steps of
 		// consecutive panels.
+		seg := src.load(off+(k0+k)*ld+c0, c1-c0, scratch)
 		d := k * nr
-		for len(seg) >= nr {
-			s := seg[:nr:nr]
-			p := dst[d : d+nr : d+nr]
-			p[0], p[1], p[2], p[3] = s[0], s[1], s[2], s[3]
-			seg = seg[nr:]
-			d += nr * kcp
+		if nr == 16 {
+			// The 6×16 kernel's case, as 64-byte array copies: a copy
+			// call per group would cost more than the copy.
+			for len(seg) >= 16 {
+				*(*[16]float32)(dst[d : d+16]) = *(*[16]float32)(seg[:16])
+				seg = seg[16:]
+				d += 16 * kcp
+			}
 		}
-		if len(seg) > 0 {
-			copy(dst[d:d+nr], seg) // a partial last panel; the rest stays zero
+		for len(seg) > 0 {
+			n := copy(dst[d:d+min(nr, len(seg))], seg)
+			seg = seg[n:]
+			d += nr * kcp
 		}
 	}
 }

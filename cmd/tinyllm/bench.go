@@ -1,0 +1,215 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"time"
+
+	"github.com/tinyllm-go/tinyllm/internal/bench"
+	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
+	"github.com/tinyllm-go/tinyllm/internal/tensor"
+)
+
+// benchReport is what `tinyllm bench --json FILE` writes.
+type benchReport struct {
+	Tool            string             `json:"tool"`
+	Time            string             `json:"time"`
+	Machine         machineInfo        `json:"machine"`
+	Model           string             `json:"model,omitempty"`
+	Impl            string             `json:"impl,omitempty"`
+	Week            int                `json:"week,omitempty"`
+	CheckpointBytes int64              `json:"checkpoint_bytes,omitempty"`
+	LoadSeconds     float64            `json:"load_s,omitempty"`
+	Result          *bench.Result      `json:"result,omitempty"`
+	PeakRSSBytes    int64              `json:"peak_rss_bytes,omitempty"`
+	Probes          *bench.ProbeResult `json:"probes,omitempty"`
+	Notes           []string           `json:"notes,omitempty"`
+}
+
+type machineInfo struct {
+	GOOS    string `json:"goos"`
+	GOARCH  string `json:"goarch"`
+	CPUs    int    `json:"cpus"`
+	Threads int    `json:"threads"`
+	Kernels string `json:"kernels"`
+	Go      string `json:"go"`
+}
+
+// decodeNote says why Week 1 decode rates are low.
+const decodeNote = "Week 1 has no KV cache: every decode step runs the whole sequence through the model again, so decode tok/s is not comparable with engines that cache keys and values"
+
+// runBench measures a model's prefill and decode speed, time to first token
+// and peak memory, or (with --probes) the machine's ceilings.
+func runBench(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	modelDir := fs.String("model", defaultTokenizerDir, "Hugging Face model folder")
+	impl := fs.String("impl", "ref", "implementation: ref (the solutions) or learner (your week1/ code)")
+	week := fs.Int("week", 1, "which week's engine to run (only 1 exists so far)")
+	promptLen := fs.Int("prompt-len", 128, "prompt length in tokens (random ids)")
+	genLen := fs.Int("gen-len", 16, "tokens to generate, the first included")
+	repeats := fs.Int("repeats", 3, "timed runs (medians are reported)")
+	warmup := fs.Int("warmup", 1, "untimed forward passes over the prompt first")
+	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
+	jsonPath := fs.String("json", "", "also write the results as JSON to this file")
+	probes := fs.Bool("probes", false, "measure the machine instead of a model: memory bandwidth, matmul and matrix-vector rates")
+	only := fs.String("only", "", "with --probes: run only this probe (matmul)")
+	seed := fs.Uint64("seed", 0, "seed of the random prompt")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: tinyllm bench [--model DIR] [--prompt-len N] [--gen-len N] [--impl ref|learner] [--repeats N] [--json FILE]")
+		fmt.Fprintln(stderr, "       tinyllm bench --probes [--repeats N] [--json FILE]")
+		fs.PrintDefaults()
+	}
+	if err := parseFlags(fs, args, stderr); err != nil {
+		return err
+	}
+	switch {
+	case *impl != "ref" && *impl != "learner":
+		return fmt.Errorf("%w: --impl must be ref or learner, got %q", errUsage, *impl)
+	case *week != 1:
+		return fmt.Errorf("%w: --week %d is not available; only week 1 is built so far", errUsage, *week)
+	case *promptLen <= 0 || *genLen <= 0:
+		return fmt.Errorf("%w: --prompt-len and --gen-len must be positive", errUsage)
+	case *repeats <= 0 || *warmup < 0:
+		return fmt.Errorf("%w: --repeats must be positive and --warmup not negative", errUsage)
+	case *threads < 0:
+		return fmt.Errorf("%w: --threads must not be negative", errUsage)
+	case *only != "" && (*only != "matmul" || !*probes):
+		return fmt.Errorf("%w: --only takes matmul, with --probes", errUsage)
+	}
+	if *threads > 0 {
+		runtime.GOMAXPROCS(*threads) // before the first tensor operation starts the pool
+	}
+	rep := benchReport{
+		Tool: "tinyllm bench",
+		Time: time.Now().UTC().Format(time.RFC3339),
+		Machine: machineInfo{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(),
+			Threads: runtime.GOMAXPROCS(0), Kernels: tensor.KernelName(), Go: runtime.Version()},
+	}
+	if *probes {
+		fmt.Fprintf(stderr, "measuring the machine (%d threads, %s kernels)…\n", rep.Machine.Threads, rep.Machine.Kernels)
+		var p bench.ProbeResult
+		if *only == "matmul" {
+			p = bench.ProbeResult{Threads: rep.Machine.Threads, Kernels: rep.Machine.Kernels, MatmulN: 1024,
+				MatmulGFLOPPerS: bench.Median(bench.MatmulFlops(1024, 3, max(10, *repeats))) / 1e9}
+		} else {
+			p = bench.Probes(rep.Machine.Threads, *repeats)
+		}
+		rep.Probes = &p
+		printProbes(stdout, rep)
+	} else {
+		if err := benchModel(&rep, *modelDir, *impl, *week, bench.Options{
+			PromptLen: *promptLen, GenLen: *genLen, Warmup: *warmup, Repeats: *repeats, Seed: *seed,
+		}, stderr); err != nil {
+			return err
+		}
+		printBench(stdout, rep)
+	}
+	if *jsonPath != "" {
+		raw, err := json.MarshalIndent(rep, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(*jsonPath, append(raw, '\n'), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// benchModel loads the model and runs the generation benchmark.
+func benchModel(rep *benchReport, dir, implName string, week int, o bench.Options, stderr io.Writer) error {
+	start := time.Now()
+	ck, err := checkpoint.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	if err := warm(dir, stderr); err != nil {
+		return err
+	}
+	var m model
+	if err := learnerGuard(implName, func() error {
+		var err error
+		m, err = impls[implName].load(ck)
+		return err
+	}); err != nil {
+		return err
+	}
+	rep.LoadSeconds = time.Since(start).Seconds()
+	rep.Model, rep.Impl, rep.Week = dir, implName, week
+	rep.CheckpointBytes = weightBytes(dir)
+	o.VocabSize = ck.Config.VocabSize
+	fmt.Fprintf(stderr, "benchmarking %s: prompt %d tokens, %d generated, %d warm-up passes, %d timed runs…\n",
+		filepath.Base(filepath.Clean(dir)), o.PromptLen, o.GenLen, o.Warmup, o.Repeats)
+	var res bench.Result
+	if err := learnerGuard(implName, func() error {
+		var err error
+		res, err = bench.RunModel(m, o)
+		return err
+	}); err != nil {
+		return err
+	}
+	rep.Result = &res
+	rep.PeakRSSBytes = bench.PeakRSS()
+	if o.GenLen > 1 {
+		rep.Notes = append(rep.Notes, decodeNote)
+	}
+	return nil
+}
+
+// weightBytes is the size of the model's safetensors files.
+func weightBytes(dir string) int64 {
+	files, _ := filepath.Glob(filepath.Join(dir, "*.safetensors"))
+	var n int64
+	for _, f := range files {
+		if fi, err := os.Stat(f); err == nil {
+			n += fi.Size()
+		}
+	}
+	return n
+}
+
+func printBench(w io.Writer, rep benchReport) {
+	r := rep.Result
+	m := rep.Machine
+	fmt.Fprintf(w, "model   %s (%s impl, week %d), weights %s\n", rep.Model, rep.Impl, rep.Week, gigabytes(rep.CheckpointBytes))
+	fmt.Fprintf(w, "machine %s/%s, %d threads, kernels: %s\n", m.GOOS, m.GOARCH, m.Threads, m.Kernels)
+	fmt.Fprintf(w, "run     prompt %d tokens, %d generated; %d warm-up passes, %d timed runs, medians\n\n", r.PromptLen, r.GenLen, r.Warmup, r.Repeats)
+	row := func(name, value, note string) { fmt.Fprintf(w, "  %-18s %14s  %s\n", name, value, note) }
+	row("prefill", fmt.Sprintf("%.1f tok/s", r.PrefillTokPerS), "")
+	row("time to 1st token", fmt.Sprintf("%.3f s", r.TTFTSeconds), "")
+	if r.GenLen > 1 {
+		row("decode", fmt.Sprintf("%.2f tok/s", r.DecodeTokPerS), "(no KV cache in Week 1: each step re-runs the sequence)")
+	}
+	note := ""
+	if rep.CheckpointBytes > 0 && rep.PeakRSSBytes > 0 {
+		note = fmt.Sprintf("(%.2f× the weights)", float64(rep.PeakRSSBytes)/float64(rep.CheckpointBytes))
+	}
+	row("peak RSS", gigabytes(rep.PeakRSSBytes), note)
+	row("load", fmt.Sprintf("%.1f s", rep.LoadSeconds), "")
+}
+
+func printProbes(w io.Writer, rep benchReport) {
+	p := rep.Probes
+	fmt.Fprintf(w, "machine %s/%s, %d threads, kernels: %s\n\n", rep.Machine.GOOS, rep.Machine.GOARCH, p.Threads, p.Kernels)
+	if p.StreamBytes > 0 {
+		fmt.Fprintf(w, "  %-34s %10.1f GB/s\n", fmt.Sprintf("streaming read (%d MiB)", p.StreamBytes>>20), p.StreamGBPerS)
+	}
+	fmt.Fprintf(w, "  %-34s %10.1f GFLOP/s\n", fmt.Sprintf("f32 matmul %d³", p.MatmulN), p.MatmulGFLOPPerS)
+	for _, mv := range p.MatVec {
+		fmt.Fprintf(w, "  %-34s %10.1f GB/s  (%.0f%% of streaming read)\n",
+			fmt.Sprintf("%s matvec %d×%d", mv.DType, mv.Rows, mv.Cols), mv.GBPerS, 100*mv.OfStream)
+	}
+}
+
+func gigabytes(n int64) string {
+	if n <= 0 {
+		return "unknown"
+	}
+	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+}

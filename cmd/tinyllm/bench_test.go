@@ -1,0 +1,88 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/tinyllm-go/tinyllm/internal/bench"
+)
+
+func TestBenchAndMkmodelFlagErrors(t *testing.T) {
+	tests := []struct {
+		run  func([]string, *bytes.Buffer) error
+		args []string
+		want string
+	}{
+		{runBenchT, []string{"--impl", "jax"}, "--impl must be ref or learner"},
+		{runBenchT, []string{"--week", "3"}, "--week 3 is not available"},
+		{runBenchT, []string{"--prompt-len", "0"}, "--prompt-len and --gen-len must be positive"},
+		{runBenchT, []string{"--repeats", "0"}, "--repeats must be positive"},
+		{runBenchT, []string{"extra"}, `unexpected argument "extra"`},
+		{runBenchT, []string{"--only", "matmul"}, "--only takes matmul, with --probes"},
+		{runMkmodelT, []string{"--shape", "gpt-5", "--out", "x"}, `unknown --shape "gpt-5"`},
+		{runMkmodelT, []string{"--shape", "qwen2-0.5b"}, "--out DIR is required"},
+		{runMkmodelT, []string{"--out", "x", "--tokenizer-from", "/nonexistent"}, "has no tokenizer.json"},
+	}
+	for _, tc := range tests {
+		var stderr bytes.Buffer
+		err := tc.run(tc.args, &stderr)
+		if !errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: got error %v, want a usage error containing %q", tc.args, err, tc.want)
+		}
+	}
+}
+
+func runBenchT(args []string, stderr *bytes.Buffer) error {
+	return runBench(args, &bytes.Buffer{}, stderr)
+}
+
+func runMkmodelT(args []string, stderr *bytes.Buffer) error {
+	return runMkmodel(args, &bytes.Buffer{}, stderr)
+}
+
+// TestBenchOnTinyRandomModel benchmarks a tiny random Qwen2 end to end and
+// checks the table and the JSON.
+func TestBenchOnTinyRandomModel(t *testing.T) {
+	tok := t.TempDir()
+	if err := os.WriteFile(filepath.Join(tok, "tokenizer.json"), []byte(`{}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "tiny")
+	shape := bench.Shape{Name: "tiny", VocabSize: 64, HiddenSize: 16, IntermediateSize: 40, NumHiddenLayers: 2,
+		NumAttentionHeads: 4, NumKeyValueHeads: 2, MaxPositionEmbeddings: 64, RopeTheta: 1e4, RMSNormEps: 1e-6, TieWordEmbeddings: true}
+	if err := bench.WriteRandomModel(dir, shape, bench.RandomModelOptions{TokenizerFrom: tok}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "bench.json")
+	var stdout, stderr bytes.Buffer
+	err := runBench([]string{"--model", dir, "--prompt-len", "8", "--gen-len", "3", "--repeats", "2", "--warmup", "0", "--json", out}, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, stderr.String())
+	}
+	for _, want := range []string{"prefill", "time to 1st token", "decode", "peak RSS", "no KV cache"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("table has no %q:\n%s", want, stdout.String())
+		}
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep benchReport
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Result == nil || len(rep.Result.Runs) != 2 || rep.Result.PrefillTokPerS <= 0 || rep.CheckpointBytes <= 0 {
+		t.Errorf("bad JSON report: %s", raw)
+	}
+
+	// mkmodel refuses to overwrite a model.
+	if err := runMkmodel([]string{"--out", dir, "--tokenizer-from", tok}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "--force") {
+		t.Errorf("mkmodel over a model: got %v, want a refusal naming --force", err)
+	}
+}

@@ -1,0 +1,116 @@
+package bench
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/tinyllm-go/tinyllm/internal/tensor"
+)
+
+// Model is a loaded language model: Forward maps B×L token ids to
+// B×L×vocab logits. Both trees' Week 1 models satisfy it.
+type Model interface {
+	Forward(tokens [][]int) *tensor.Tensor
+}
+
+// Options choose what RunModel measures.
+type Options struct {
+	PromptLen int    // tokens in the prompt (prefill)
+	GenLen    int    // tokens to generate, the first included
+	Warmup    int    // untimed forward passes over the prompt first
+	Repeats   int    // timed runs
+	VocabSize int    // prompt ids are drawn from [0, VocabSize)
+	Seed      uint64 // for the prompt ids
+}
+
+// Run is one timed generation.
+type Run struct {
+	// TTFTSeconds is the time to first token: the forward pass over the
+	// prompt and picking the first token.
+	TTFTSeconds float64 `json:"ttft_s"`
+	// DecodeSeconds is the time of the GenLen-1 steps after the first
+	// token.
+	DecodeSeconds float64 `json:"decode_s"`
+}
+
+// Result is what RunModel measured. Rates are medians over the runs.
+type Result struct {
+	PromptLen       int     `json:"prompt_len"`
+	GenLen          int     `json:"gen_len"`
+	Warmup          int     `json:"warmup"`
+	Repeats         int     `json:"repeats"`
+	Runs            []Run   `json:"runs"`
+	TTFTSeconds     float64 `json:"ttft_s"`
+	PrefillTokPerS  float64 `json:"prefill_tok_s"`
+	DecodeTokPerS   float64 `json:"decode_tok_s"`
+	FirstDecodeStep float64 `json:"first_decode_step_s,omitempty"`
+}
+
+// RunModel first runs Warmup untimed forward passes over a random prompt of
+// PromptLen ids (enough to fault in the weights and fill the buffer pools),
+// then generates GenLen tokens greedily after it, Repeats times, and times
+// each run.
+//
+// The Week 1 model has no KV cache: each decode step runs the whole
+// sequence so far through the model again, so its decode rate falls as
+// the sequence grows, and is not comparable with an engine that caches
+// keys and values (Week 2 adds the cache). The prefill rate and the time
+// to first token are comparable.
+func RunModel(m Model, o Options) (Result, error) {
+	if o.PromptLen <= 0 || o.GenLen <= 0 || o.Repeats <= 0 || o.Warmup < 0 || o.VocabSize <= 0 {
+		return Result{}, fmt.Errorf("bench: prompt and generation lengths, repeats and vocabulary size must be positive")
+	}
+	rng := rand.New(rand.NewPCG(o.Seed, 1))
+	prompt := make([]int, o.PromptLen)
+	for i := range prompt {
+		prompt[i] = rng.IntN(o.VocabSize)
+	}
+	res := Result{PromptLen: o.PromptLen, GenLen: o.GenLen, Warmup: o.Warmup, Repeats: o.Repeats}
+	for range o.Warmup {
+		m.Forward([][]int{prompt})
+	}
+	for range o.Repeats {
+		res.Runs = append(res.Runs, generate(m, prompt, o.GenLen))
+	}
+	var ttft, prefill, decode []float64
+	for _, r := range res.Runs {
+		ttft = append(ttft, r.TTFTSeconds)
+		prefill = append(prefill, float64(o.PromptLen)/r.TTFTSeconds)
+		if o.GenLen > 1 {
+			decode = append(decode, float64(o.GenLen-1)/r.DecodeSeconds)
+		}
+	}
+	res.TTFTSeconds = Median(ttft)
+	res.PrefillTokPerS = Median(prefill)
+	res.DecodeTokPerS = Median(decode)
+	return res, nil
+}
+
+// generate runs one greedy generation and times it.
+func generate(m Model, prompt []int, n int) Run {
+	seq := append(make([]int, 0, len(prompt)+n), prompt...)
+	start := time.Now()
+	seq = append(seq, lastArgmax(m.Forward([][]int{seq})))
+	first := time.Now()
+	for len(seq) < len(prompt)+n {
+		seq = append(seq, lastArgmax(m.Forward([][]int{seq})))
+	}
+	return Run{TTFTSeconds: first.Sub(start).Seconds(), DecodeSeconds: time.Since(first).Seconds()}
+}
+
+// lastArgmax returns the most likely next token after the last position of
+// 1×L×V logits.
+func lastArgmax(logits *tensor.Tensor) int {
+	v := logits.Dim(-1)
+	l := logits.Dim(-2)
+	row := tensor.Reshape(logits, -1, v)
+	last := tensor.Take(row, []int{l - 1}, 0).Data()
+	best := 0
+	for i, x := range last {
+		if x > last[best] {
+			best = i
+		}
+	}
+	return best
+}

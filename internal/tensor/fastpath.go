@@ -1,0 +1,134 @@
+package tensor
+
+import (
+	"os"
+	"sync"
+)
+
+// A kernelSet is one implementation of the few inner loops that all the
+// time of a matrix product is spent in. The code around them — shape
+// checks, broadcasting, cache blocking, packing and the split across
+// cores, in matmul.go — is the same whichever set runs.
+//
+// Two sets exist on every machine:
+//
+//   - portableKernels, plain Go, the reference (kernel.go);
+//   - a fast set in Go assembly, registered by kernel_amd64.go (AVX2 and
+//     FMA) or kernel_arm64.go (NEON), when the CPU has what it needs.
+//
+// The fast set is chosen when the package initialises. Setting the
+// environment variable TINYLLM_PORTABLE=1 (or building with the tag
+// tinyllm_portable) keeps the portable one, so both can be timed and
+// tested on one machine; the tests also switch between them in-process
+// and check that they agree (fastpath_test.go).
+type kernelSet struct {
+	name string
+	// mr×nr is the block of C one gemm call computes.
+	mr, nr int
+	// gemm adds the mr×nr block A·Bᵀ into c, whose rows are ldc elements
+	// apart. a and b are packed panels (see packA and packB) covering kc
+	// steps: a[k*mr+r] = A[r][k] and b[k*nr+j] = B[j][k]. kc is a
+	// positive multiple of kStep.
+	gemm func(kc int, a, b, c []float32, ldc int)
+	// dotRows sets y[r] = Σ_k x[k]·W[r][k] for r < len(y), where row r of
+	// W holds len(x) elements starting at off + r*ld of w: the
+	// matrix-vector product of a decode step.
+	dotRows func(x []float32, w operand, off, ld int, y []float32)
+	// axpy adds alpha·x to y elementwise (len(y) >= len(x)).
+	axpy func(alpha float32, x, y []float32)
+	// widen converts 16-bit words of type dt to float32 (len(dst) of them).
+	widen func(dst []float32, src []uint16, dt DType)
+	// packT, if not nil, packs nr whole rows of a row-major matrix into
+	// a B panel, as packRows does: dst[k*nr+r] = M[r][k] for k < kc, the
+	// rows starting at off, ld elements apart. It is the transposition
+	// that MatmulT's weights need, done in registers.
+	packT func(dst []float32, src operand, off, ld, kc int)
+}
+
+// portableKernels is the pure-Go set: the 2×4 register-tiled kernel and
+// the scalar loops of kernel.go.
+var portableKernels = &kernelSet{
+	name:    "portable Go (2×4 scalar)",
+	mr:      mr,
+	nr:      nr,
+	gemm:    gemmPortable,
+	dotRows: dotRowsPortable,
+	axpy:    axpy,
+	widen:   widenPortable,
+}
+
+// fastKernels is the assembly set for this CPU, or nil when there is none
+// (another architecture, or a CPU without the instructions); archKernels
+// is defined in kernel_$GOARCH.go.
+var fastKernels = archKernels()
+
+// active is the set every product uses, chosen when the package
+// initialises (init functions run after every package-level variable,
+// fastKernels included, is set).
+var active *kernelSet
+
+func init() { active = chooseKernels() }
+
+func chooseKernels() *kernelSet {
+	if fastKernels != nil && !forcePortable && os.Getenv("TINYLLM_PORTABLE") != "1" {
+		return fastKernels
+	}
+	return portableKernels
+}
+
+// KernelName describes the matrix-product kernels in use, for example
+// "amd64 AVX2+FMA (6×16)" or "portable Go (2×4 scalar)"; benchmarks print
+// it beside their figures.
+func KernelName() string { return active.name }
+
+// gemmPortable adapts kernel2x4, which returns its block, to the gemm
+// contract, which adds the block into C.
+func gemmPortable(kc int, a, b, c []float32, ldc int) {
+	var block [mr * nr]float32
+	kernel2x4(a[:kc*mr], b[:kc*nr], &block)
+	for r := range mr {
+		row := c[r*ldc : r*ldc+nr]
+		for q := range nr {
+			row[q] += block[r*nr+q]
+		}
+	}
+}
+
+// dotRowsPortable is one dot product per row, bfloat16 widened inline.
+func dotRowsPortable(x []float32, w operand, off, ld int, y []float32) {
+	k := len(x)
+	var scratch []float32
+	if w.dtype == Float16 {
+		scratch = make([]float32, k)
+	}
+	for r := range y {
+		o := off + r*ld
+		switch w.dtype {
+		case Float32:
+			y[r] = dot(x, w.f32[o:o+k])
+		case BFloat16:
+			y[r] = dotBF16(x, w.u16[o:o+k])
+		default:
+			y[r] = dot(x, w.load(o, k, scratch))
+		}
+	}
+}
+
+// Scratch buffers for packing are reused between products instead of
+// being allocated by every call: a 24-layer model issues thousands of
+// matrix products per token.
+var f32Pool sync.Pool
+
+// getBuf returns a float32 buffer of length n from the pool. Its contents
+// are arbitrary.
+func getBuf(n int) *[]float32 {
+	if v, ok := f32Pool.Get().(*[]float32); ok && cap(*v) >= n {
+		*v = (*v)[:n]
+		return v
+	}
+	b := make([]float32, n)
+	return &b
+}
+
+// putBuf hands a buffer from getBuf back to the pool.
+func putBuf(b *[]float32) { f32Pool.Put(b) }

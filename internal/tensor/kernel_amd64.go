@@ -1,0 +1,83 @@
+package tensor
+
+// The amd64 kernels, in kernel_amd64.s. They use 256-bit AVX2 vectors (8
+// float32 lanes) and fused multiply-add, which Go's compiler does not emit
+// for the portable code.
+//
+// gemm6x16 keeps a 6×16 block of C in 12 of the 16 vector registers, and
+// each k step loads two vectors of B and broadcasts six values of A: 12
+// FMAs (192 flops) for 8 loads, which keeps both FMA units of a modern
+// x86 core busy. dotRows* stream the weight rows one after another against
+// x, widening bfloat16 with a zero-extend and a shift, and float16 with the
+// F16C instruction VCVTPH2PS, in registers: a weight matrix is never copied
+// to float32.
+
+// gemm6x16 adds the 6×16 block A·Bᵀ of packed panels a (kc×6) and b
+// (kc×16) into c (row stride ldc); kc is a positive multiple of 4.
+//
+//go:noescape
+func gemm6x16(kc int, a, b, c *float32, ldc int)
+
+// archKernels returns the AVX2 set when the CPU and OS support it.
+func archKernels() *kernelSet {
+	if !hasAVX2FMA() {
+		return nil
+	}
+	return &kernelSet{
+		name:    "amd64 AVX2+FMA (6×16)",
+		mr:      6,
+		nr:      16,
+		gemm:    gemmAVX2,
+		dotRows: dotRowsFast,
+		axpy:    axpyFast,
+		widen:   widenFast,
+		packT:   packT16AVX2,
+	}
+}
+
+func gemmAVX2(kc int, a, b, c []float32, ldc int) {
+	_ = a[kc*6-1]
+	_ = b[kc*16-1]
+	_ = c[5*ldc+15]
+	gemm6x16(kc, &a[0], &b[0], &c[0], ldc)
+}
+
+// packT16F32, packT16BF16 and packT16F16 pack 16 rows of a row-major
+// matrix (row stride ld elements) into a B panel, widening on the way:
+// dst[k*16+r] = src[r*ld+k] for r < 16 and k < kc, kc a positive multiple
+// of 8. Each 8×8 block is transposed in registers.
+//
+//go:noescape
+func packT16F32(dst *float32, src *float32, ld, kc int)
+
+//go:noescape
+func packT16BF16(dst *float32, src *uint16, ld, kc int)
+
+//go:noescape
+func packT16F16(dst *float32, src *uint16, ld, kc int)
+
+// packT16AVX2 packs the 16 rows starting at off (row stride ld) over kc
+// steps into the panel dst.
+func packT16AVX2(dst []float32, src operand, off, ld, kc int) {
+	kv := kc &^ 7
+	if kv > 0 {
+		_ = dst[kv*16-1]
+		last := off + 15*ld + kv - 1
+		switch src.dtype {
+		case Float32:
+			_ = src.f32[last]
+			packT16F32(&dst[0], &src.f32[off], ld, kv)
+		case BFloat16:
+			_ = src.u16[last]
+			packT16BF16(&dst[0], &src.u16[off], ld, kv)
+		default:
+			_ = src.u16[last]
+			packT16F16(&dst[0], &src.u16[off], ld, kv)
+		}
+	}
+	for r := range 16 {
+		for k := kv; k < kc; k++ {
+			dst[k*16+r] = src.at(off + r*ld + k)
+		}
+	}
+}

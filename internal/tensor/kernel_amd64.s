@@ -1,0 +1,523 @@
+// Code in this file is the amd64 fast path of the matrix products (see
+// kernel_amd64.go for what each function computes and fastpath.go for how
+// it is chosen). It needs AVX2, FMA and F16C.
+
+#include "textflag.h"
+
+// One k step of the 6×16 kernel: two vectors of the B panel (16 columns),
+// each of the 6 A values broadcast and multiplied into its row's two
+// accumulators. ao and bo are the byte offsets of this step in the panels.
+#define STEP(ao, bo) \
+	VMOVUPS (bo)(BX), Y12; \
+	VMOVUPS (bo+32)(BX), Y13; \
+	VBROADCASTSS (ao)(AX), Y14; \
+	VFMADD231PS Y12, Y14, Y0; \
+	VFMADD231PS Y13, Y14, Y1; \
+	VBROADCASTSS (ao+4)(AX), Y15; \
+	VFMADD231PS Y12, Y15, Y2; \
+	VFMADD231PS Y13, Y15, Y3; \
+	VBROADCASTSS (ao+8)(AX), Y14; \
+	VFMADD231PS Y12, Y14, Y4; \
+	VFMADD231PS Y13, Y14, Y5; \
+	VBROADCASTSS (ao+12)(AX), Y15; \
+	VFMADD231PS Y12, Y15, Y6; \
+	VFMADD231PS Y13, Y15, Y7; \
+	VBROADCASTSS (ao+16)(AX), Y14; \
+	VFMADD231PS Y12, Y14, Y8; \
+	VFMADD231PS Y13, Y14, Y9; \
+	VBROADCASTSS (ao+20)(AX), Y15; \
+	VFMADD231PS Y12, Y15, Y10; \
+	VFMADD231PS Y13, Y15, Y11
+
+// Adds the accumulators of one row (two vectors) into C and moves to the
+// next row.
+#define STOREROW(lo, hi) \
+	VADDPS (DI), lo, lo; \
+	VMOVUPS lo, (DI); \
+	VADDPS 32(DI), hi, hi; \
+	VMOVUPS hi, 32(DI); \
+	ADDQ DX, DI
+
+// func gemm6x16(kc int, a, b, c *float32, ldc int)
+TEXT ·gemm6x16(SB), NOSPLIT, $0-40
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), AX
+	MOVQ b+16(FP), BX
+	MOVQ c+24(FP), DI
+	MOVQ ldc+32(FP), DX
+	SHLQ $2, DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	PREFETCHT0 (DI)
+	PREFETCHT0 (DI)(DX*1)
+	PREFETCHT0 (DI)(DX*2)
+
+gemmloop:
+	STEP(0, 0)
+	STEP(24, 64)
+	STEP(48, 128)
+	STEP(72, 192)
+	ADDQ $96, AX
+	ADDQ $256, BX
+	SUBQ $4, CX
+	JGT  gemmloop
+
+	STOREROW(Y0, Y1)
+	STOREROW(Y2, Y3)
+	STOREROW(Y4, Y5)
+	STOREROW(Y6, Y7)
+	STOREROW(Y8, Y9)
+	STOREROW(Y10, Y11)
+	VZEROUPPER
+	RET
+
+
+// func dotRowsF32(x *float32, w *float32, ld, n, rows int, y *float32)
+TEXT ·dotRowsF32(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), DI
+	MOVQ w+8(FP), R8
+	MOVQ ld+16(FP), DX
+	MOVQ n+24(FP), R9
+	MOVQ rows+32(FP), BX
+	MOVQ y+40(FP), SI
+	SHLQ $2, DX
+
+dotF32row:
+	MOVQ DI, R12
+	MOVQ R8, R13
+	MOVQ R9, CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+dotF32loop32:
+	CMPQ CX, $32
+	JLT  dotF32loop8
+	VMOVUPS 0(R13), Y4
+	VFMADD231PS 0(R12), Y4, Y0
+	VMOVUPS 32(R13), Y5
+	VFMADD231PS 32(R12), Y5, Y1
+	VMOVUPS 64(R13), Y6
+	VFMADD231PS 64(R12), Y6, Y2
+	VMOVUPS 96(R13), Y7
+	VFMADD231PS 96(R12), Y7, Y3
+	ADDQ $128, R12
+	ADDQ $128, R13
+	SUBQ $32, CX
+	JMP  dotF32loop32
+
+dotF32loop8:
+	CMPQ CX, $8
+	JLT  dotF32done
+	VMOVUPS (R13), Y4
+	VFMADD231PS (R12), Y4, Y0
+	ADDQ $32, R12
+	ADDQ $32, R13
+	SUBQ $8, CX
+	JMP  dotF32loop8
+
+dotF32done:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, (SI)
+	ADDQ $4, SI
+	ADDQ DX, R8
+	DECQ BX
+	JNZ  dotF32row
+	VZEROUPPER
+	RET
+
+// func dotRowsBF16(x *float32, w *uint16, ld, n, rows int, y *float32)
+TEXT ·dotRowsBF16(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), DI
+	MOVQ w+8(FP), R8
+	MOVQ ld+16(FP), DX
+	MOVQ n+24(FP), R9
+	MOVQ rows+32(FP), BX
+	MOVQ y+40(FP), SI
+	SHLQ $1, DX
+
+dotBF16row:
+	MOVQ DI, R12
+	MOVQ R8, R13
+	MOVQ R9, CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+dotBF16loop32:
+	CMPQ CX, $32
+	JLT  dotBF16loop8
+	VPMOVZXWD 0(R13), Y4
+	VPSLLD $16, Y4, Y4
+	VFMADD231PS 0(R12), Y4, Y0
+	VPMOVZXWD 16(R13), Y5
+	VPSLLD $16, Y5, Y5
+	VFMADD231PS 32(R12), Y5, Y1
+	VPMOVZXWD 32(R13), Y6
+	VPSLLD $16, Y6, Y6
+	VFMADD231PS 64(R12), Y6, Y2
+	VPMOVZXWD 48(R13), Y7
+	VPSLLD $16, Y7, Y7
+	VFMADD231PS 96(R12), Y7, Y3
+	ADDQ $128, R12
+	ADDQ $64, R13
+	SUBQ $32, CX
+	JMP  dotBF16loop32
+
+dotBF16loop8:
+	CMPQ CX, $8
+	JLT  dotBF16done
+	VPMOVZXWD (R13), Y4
+	VPSLLD $16, Y4, Y4
+	VFMADD231PS (R12), Y4, Y0
+	ADDQ $32, R12
+	ADDQ $16, R13
+	SUBQ $8, CX
+	JMP  dotBF16loop8
+
+dotBF16done:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, (SI)
+	ADDQ $4, SI
+	ADDQ DX, R8
+	DECQ BX
+	JNZ  dotBF16row
+	VZEROUPPER
+	RET
+
+// func dotRowsF16(x *float32, w *uint16, ld, n, rows int, y *float32)
+TEXT ·dotRowsF16(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), DI
+	MOVQ w+8(FP), R8
+	MOVQ ld+16(FP), DX
+	MOVQ n+24(FP), R9
+	MOVQ rows+32(FP), BX
+	MOVQ y+40(FP), SI
+	SHLQ $1, DX
+
+dotF16row:
+	MOVQ DI, R12
+	MOVQ R8, R13
+	MOVQ R9, CX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+
+dotF16loop32:
+	CMPQ CX, $32
+	JLT  dotF16loop8
+	VCVTPH2PS 0(R13), Y4
+	VFMADD231PS 0(R12), Y4, Y0
+	VCVTPH2PS 16(R13), Y5
+	VFMADD231PS 32(R12), Y5, Y1
+	VCVTPH2PS 32(R13), Y6
+	VFMADD231PS 64(R12), Y6, Y2
+	VCVTPH2PS 48(R13), Y7
+	VFMADD231PS 96(R12), Y7, Y3
+	ADDQ $128, R12
+	ADDQ $64, R13
+	SUBQ $32, CX
+	JMP  dotF16loop32
+
+dotF16loop8:
+	CMPQ CX, $8
+	JLT  dotF16done
+	VCVTPH2PS (R13), Y4
+	VFMADD231PS (R12), Y4, Y0
+	ADDQ $32, R12
+	ADDQ $16, R13
+	SUBQ $8, CX
+	JMP  dotF16loop8
+
+dotF16done:
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y2, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VHADDPS X0, X0, X0
+	VHADDPS X0, X0, X0
+	VMOVSS X0, (SI)
+	ADDQ $4, SI
+	ADDQ DX, R8
+	DECQ BX
+	JNZ  dotF16row
+	VZEROUPPER
+	RET
+
+// func axpyF32(alpha float32, x, y *float32, n int)
+TEXT ·axpyF32(SB), NOSPLIT, $0-32
+	VBROADCASTSS alpha+0(FP), Y0
+	MOVQ x+8(FP), SI
+	MOVQ y+16(FP), DI
+	MOVQ n+24(FP), CX
+
+axpyloop32:
+	CMPQ CX, $32
+	JLT  axpyloop8
+	VMOVUPS (DI), Y1
+	VMOVUPS 32(DI), Y2
+	VMOVUPS 64(DI), Y3
+	VMOVUPS 96(DI), Y4
+	VFMADD231PS (SI), Y0, Y1
+	VFMADD231PS 32(SI), Y0, Y2
+	VFMADD231PS 64(SI), Y0, Y3
+	VFMADD231PS 96(SI), Y0, Y4
+	VMOVUPS Y1, (DI)
+	VMOVUPS Y2, 32(DI)
+	VMOVUPS Y3, 64(DI)
+	VMOVUPS Y4, 96(DI)
+	ADDQ $128, SI
+	ADDQ $128, DI
+	SUBQ $32, CX
+	JMP  axpyloop32
+
+axpyloop8:
+	CMPQ CX, $8
+	JLT  axpydone
+	VMOVUPS (DI), Y1
+	VFMADD231PS (SI), Y0, Y1
+	VMOVUPS Y1, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  axpyloop8
+
+axpydone:
+	VZEROUPPER
+	RET
+
+// func widenBF16(dst *float32, src *uint16, n int)
+TEXT ·widenBF16(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+
+widenbfloop:
+	CMPQ CX, $8
+	JLT  widenbfdone
+	VPMOVZXWD (SI), Y0
+	VPSLLD $16, Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  widenbfloop
+
+widenbfdone:
+	VZEROUPPER
+	RET
+
+// func widenF16(dst *float32, src *uint16, n int)
+TEXT ·widenF16(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+
+widenhloop:
+	CMPQ CX, $8
+	JLT  widenhdone
+	VCVTPH2PS (SI), Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $16, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JMP  widenhloop
+
+widenhdone:
+	VZEROUPPER
+	RET
+
+// Transposes Y0..Y7 (8 rows of 8) and stores the 8 columns, 64 bytes
+// apart, from off(DI): the k-th column is the k-th step of a 16-row panel.
+#define TRANSPOSE8STORE(off) \
+	VUNPCKLPS Y1, Y0, Y8; \
+	VUNPCKHPS Y1, Y0, Y9; \
+	VUNPCKLPS Y3, Y2, Y10; \
+	VUNPCKHPS Y3, Y2, Y11; \
+	VUNPCKLPS Y5, Y4, Y12; \
+	VUNPCKHPS Y5, Y4, Y13; \
+	VUNPCKLPS Y7, Y6, Y14; \
+	VUNPCKHPS Y7, Y6, Y15; \
+	VSHUFPS $0x44, Y10, Y8, Y0; \
+	VSHUFPS $0xEE, Y10, Y8, Y1; \
+	VSHUFPS $0x44, Y11, Y9, Y2; \
+	VSHUFPS $0xEE, Y11, Y9, Y3; \
+	VSHUFPS $0x44, Y14, Y12, Y4; \
+	VSHUFPS $0xEE, Y14, Y12, Y5; \
+	VSHUFPS $0x44, Y15, Y13, Y6; \
+	VSHUFPS $0xEE, Y15, Y13, Y7; \
+	VPERM2F128 $0x20, Y4, Y0, Y8; \
+	VPERM2F128 $0x20, Y5, Y1, Y9; \
+	VPERM2F128 $0x20, Y6, Y2, Y10; \
+	VPERM2F128 $0x20, Y7, Y3, Y11; \
+	VPERM2F128 $0x31, Y4, Y0, Y12; \
+	VPERM2F128 $0x31, Y5, Y1, Y13; \
+	VPERM2F128 $0x31, Y6, Y2, Y14; \
+	VPERM2F128 $0x31, Y7, Y3, Y15; \
+	VMOVUPS Y8, (off)(DI); \
+	VMOVUPS Y9, (off+64)(DI); \
+	VMOVUPS Y10, (off+128)(DI); \
+	VMOVUPS Y11, (off+192)(DI); \
+	VMOVUPS Y12, (off+256)(DI); \
+	VMOVUPS Y13, (off+320)(DI); \
+	VMOVUPS Y14, (off+384)(DI); \
+	VMOVUPS Y15, (off+448)(DI)
+
+// func packT16F32(dst *float32, src *float32, ld, kc int)
+TEXT ·packT16F32(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R9
+	MOVQ kc+24(FP), CX
+	SHLQ $2, R9
+	LEAQ (R9)(R9*2), R10
+
+packF32loop:
+	MOVQ SI, R8
+	LEAQ (R8)(R9*4), R11
+	VMOVUPS (R8), Y0
+	VMOVUPS (R8)(R9*1), Y1
+	VMOVUPS (R8)(R9*2), Y2
+	VMOVUPS (R8)(R10*1), Y3
+	VMOVUPS (R11), Y4
+	VMOVUPS (R11)(R9*1), Y5
+	VMOVUPS (R11)(R9*2), Y6
+	VMOVUPS (R11)(R10*1), Y7
+	TRANSPOSE8STORE(0)
+	LEAQ (R11)(R9*4), R8
+	LEAQ (R8)(R9*4), R11
+	VMOVUPS (R8), Y0
+	VMOVUPS (R8)(R9*1), Y1
+	VMOVUPS (R8)(R9*2), Y2
+	VMOVUPS (R8)(R10*1), Y3
+	VMOVUPS (R11), Y4
+	VMOVUPS (R11)(R9*1), Y5
+	VMOVUPS (R11)(R9*2), Y6
+	VMOVUPS (R11)(R10*1), Y7
+	TRANSPOSE8STORE(32)
+	ADDQ $32, SI
+	ADDQ $512, DI
+	SUBQ $8, CX
+	JGT  packF32loop
+	VZEROUPPER
+	RET
+
+// func packT16BF16(dst *float32, src *uint16, ld, kc int)
+TEXT ·packT16BF16(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R9
+	MOVQ kc+24(FP), CX
+	SHLQ $1, R9
+	LEAQ (R9)(R9*2), R10
+
+packBF16loop:
+	MOVQ SI, R8
+	LEAQ (R8)(R9*4), R11
+	VPMOVZXWD (R8), Y0
+	VPSLLD $16, Y0, Y0
+	VPMOVZXWD (R8)(R9*1), Y1
+	VPSLLD $16, Y1, Y1
+	VPMOVZXWD (R8)(R9*2), Y2
+	VPSLLD $16, Y2, Y2
+	VPMOVZXWD (R8)(R10*1), Y3
+	VPSLLD $16, Y3, Y3
+	VPMOVZXWD (R11), Y4
+	VPSLLD $16, Y4, Y4
+	VPMOVZXWD (R11)(R9*1), Y5
+	VPSLLD $16, Y5, Y5
+	VPMOVZXWD (R11)(R9*2), Y6
+	VPSLLD $16, Y6, Y6
+	VPMOVZXWD (R11)(R10*1), Y7
+	VPSLLD $16, Y7, Y7
+	TRANSPOSE8STORE(0)
+	LEAQ (R11)(R9*4), R8
+	LEAQ (R8)(R9*4), R11
+	VPMOVZXWD (R8), Y0
+	VPSLLD $16, Y0, Y0
+	VPMOVZXWD (R8)(R9*1), Y1
+	VPSLLD $16, Y1, Y1
+	VPMOVZXWD (R8)(R9*2), Y2
+	VPSLLD $16, Y2, Y2
+	VPMOVZXWD (R8)(R10*1), Y3
+	VPSLLD $16, Y3, Y3
+	VPMOVZXWD (R11), Y4
+	VPSLLD $16, Y4, Y4
+	VPMOVZXWD (R11)(R9*1), Y5
+	VPSLLD $16, Y5, Y5
+	VPMOVZXWD (R11)(R9*2), Y6
+	VPSLLD $16, Y6, Y6
+	VPMOVZXWD (R11)(R10*1), Y7
+	VPSLLD $16, Y7, Y7
+	TRANSPOSE8STORE(32)
+	ADDQ $16, SI
+	ADDQ $512, DI
+	SUBQ $8, CX
+	JGT  packBF16loop
+	VZEROUPPER
+	RET
+
+// func packT16F16(dst *float32, src *uint16, ld, kc int)
+TEXT ·packT16F16(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R9
+	MOVQ kc+24(FP), CX
+	SHLQ $1, R9
+	LEAQ (R9)(R9*2), R10
+
+packF16loop:
+	MOVQ SI, R8
+	LEAQ (R8)(R9*4), R11
+	VCVTPH2PS (R8), Y0
+	VCVTPH2PS (R8)(R9*1), Y1
+	VCVTPH2PS (R8)(R9*2), Y2
+	VCVTPH2PS (R8)(R10*1), Y3
+	VCVTPH2PS (R11), Y4
+	VCVTPH2PS (R11)(R9*1), Y5
+	VCVTPH2PS (R11)(R9*2), Y6
+	VCVTPH2PS (R11)(R10*1), Y7
+	TRANSPOSE8STORE(0)
+	LEAQ (R11)(R9*4), R8
+	LEAQ (R8)(R9*4), R11
+	VCVTPH2PS (R8), Y0
+	VCVTPH2PS (R8)(R9*1), Y1
+	VCVTPH2PS (R8)(R9*2), Y2
+	VCVTPH2PS (R8)(R10*1), Y3
+	VCVTPH2PS (R11), Y4
+	VCVTPH2PS (R11)(R9*1), Y5
+	VCVTPH2PS (R11)(R9*2), Y6
+	VCVTPH2PS (R11)(R10*1), Y7
+	TRANSPOSE8STORE(32)
+	ADDQ $16, SI
+	ADDQ $512, DI
+	SUBQ $8, CX
+	JGT  packF16loop
+	VZEROUPPER
+	RET
