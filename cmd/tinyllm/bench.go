@@ -144,7 +144,7 @@ func benchModel(rep *benchReport, dir, implName string, week int, o bench.Option
 	rep.Model, rep.Impl, rep.Week = dir, implName, week
 	rep.CheckpointBytes = weightBytes(dir)
 	o.VocabSize = ck.Config.VocabSize
-	fmt.Fprintf(stderr, "benchmarking %s: prompt %d tokens, %d generated, %d warm-up passes, %d timed runs…\n",
+	fmt.Fprintf(stderr, "benchmarking %s: prompt %d tokens, %d generated; warm-up passes %d, timed runs %d…\n",
 		filepath.Base(filepath.Clean(dir)), o.PromptLen, o.GenLen, o.Warmup, o.Repeats)
 	var res bench.Result
 	if err := learnerGuard(implName, func() error {
@@ -179,7 +179,7 @@ func printBench(w io.Writer, rep benchReport) {
 	m := rep.Machine
 	fmt.Fprintf(w, "model   %s (%s impl, week %d), weights %s\n", rep.Model, rep.Impl, rep.Week, gigabytes(rep.CheckpointBytes))
 	fmt.Fprintf(w, "machine %s/%s, %d threads, kernels: %s\n", m.GOOS, m.GOARCH, m.Threads, m.Kernels)
-	fmt.Fprintf(w, "run     prompt %d tokens, %d generated; %d warm-up passes, %d timed runs, medians\n\n", r.PromptLen, r.GenLen, r.Warmup, r.Repeats)
+	fmt.Fprintf(w, "run     prompt %d tokens, %d generated; warm-up passes %d, timed runs %d (medians)\n\n", r.PromptLen, r.GenLen, r.Warmup, r.Repeats)
 	row := func(name, value, note string) { fmt.Fprintf(w, "  %-18s %14s  %s\n", name, value, note) }
 	row("prefill", fmt.Sprintf("%.1f tok/s", r.PrefillTokPerS), "")
 	row("time to 1st token", fmt.Sprintf("%.3f s", r.TTFTSeconds), "")
