@@ -22,6 +22,9 @@ help:
 	@echo "make refgen         regenerate testdata/ with the pinned Python references (maintainers)"
 	@echo "make refgen-check   regenerate into a temporary folder and diff with testdata/"
 	@echo "make book           build the guide with mdBook (installs the pinned mdBook with cargo if needed)"
+	@echo "make bench-compare  the Go engine beside transformers and mlx-lm on a random Qwen2-0.5B (maintainers)"
+	@echo "make gpu-check      build the GPU test binaries and print how to run them on a GPU machine (maintainers)"
+	@echo "make fidelity-w1d5  full-size Qwen2-0.5B-shape log-prob check against Hugging Face (maintainers)"
 
 # The engine, end to end, on the shipped model: an answer anyone can check.
 RUN_PROMPT ?= What is 348 + 275?
