@@ -190,7 +190,9 @@ func (e *engine) reply(msgs []tokenizer.Message, stdout, stderr io.Writer) (stri
 		return "", fmt.Errorf("the conversation is %d tokens and the model's context is %d: start a new one (/reset in chat)", len(prompt), limit)
 	}
 	maxTokens := min(f.maxTokens, limit-len(prompt))
-	s := e.impl.sampler(f.temperature, f.topP, f.topK, f.seed)
+	// Counting the sampler's draws counts the tokens generated, end-of-turn
+	// token included, without decoding or re-encoding anything.
+	s := &countingSampler{sampler: e.impl.sampler(f.temperature, f.topP, f.topK, f.seed)}
 	start := time.Now()
 	var text string
 	err = learnerGuard(f.impl, func() error {
@@ -204,11 +206,20 @@ func (e *engine) reply(msgs []tokenizer.Message, stdout, stderr io.Writer) (stri
 	if err != nil {
 		return "", err
 	}
-	// The stream reports text pieces, not tokens: count the reply's tokens.
-	ids, _ := e.tok.Encode(text)
 	secs := time.Since(start).Seconds()
-	fmt.Fprintf(stderr, "[%d tokens in %.1fs, %.2f tokens/s]\n", len(ids), secs, float64(len(ids))/secs)
+	fmt.Fprintf(stderr, "[%d tokens in %.1fs, %.2f tokens/s]\n", s.n, secs, float64(s.n)/secs)
 	return text, nil
+}
+
+// countingSampler counts the tokens it draws.
+type countingSampler struct {
+	sampler
+	n int
+}
+
+func (c *countingSampler) Sample(logprobs *tensor.Tensor) int {
+	c.n++
+	return c.sampler.Sample(logprobs)
 }
 
 // learnerGuard turns a panic from the learner's stubs into an error that says
