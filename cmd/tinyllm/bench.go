@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"time"
 
 	"github.com/tinyllm-go/tinyllm/internal/bench"
@@ -59,6 +60,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	probes := fs.Bool("probes", false, "measure the machine instead of a model: memory bandwidth, matmul and matrix-vector rates")
 	only := fs.String("only", "", "with --probes: run only this probe (matmul)")
 	seed := fs.Uint64("seed", 0, "seed of the random prompt")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed runs to this file (read it with go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tinyllm bench [--model DIR] [--prompt-len N] [--gen-len N] [--impl ref|learner] [--repeats N] [--json FILE]")
 		fmt.Fprintln(stderr, "       tinyllm bench --probes [--repeats N] [--json FILE]")
@@ -83,6 +85,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	}
 	if *threads > 0 {
 		runtime.GOMAXPROCS(*threads) // before the first tensor operation starts the pool
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("--cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 	rep := benchReport{
 		Tool: "tinyllm bench",

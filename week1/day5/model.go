@@ -90,3 +90,12 @@ func (m *Qwen2ModelWeek1) Forward(tokens [][]int) *tensor.Tensor {
 	// Your code here (W1D5).
 	panic("TODO(W1D5): implement Qwen2ModelWeek1.Forward")
 }
+
+// ForwardLast is Forward for the last position alone: B x L token ids give
+// B x 1 x VocabSize logits, equal to the last position of Forward's. The
+// decoder layers still see every token; only the final norm and the output
+// head are skipped for the other positions.
+func (m *Qwen2ModelWeek1) ForwardLast(tokens [][]int) *tensor.Tensor {
+	// Your code here (W1D5).
+	panic("TODO(W1D5): implement Qwen2ModelWeek1.ForwardLast")
+}

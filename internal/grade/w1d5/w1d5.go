@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -119,6 +120,44 @@ func WholeModel[M Model](t *testing.T, newModel func(ck *checkpoint.Checkpoint) 
 				t.Errorf("%s: the error should name the tensor whose shape is wrong; got: %v", task, err)
 			}
 		})
+	})
+}
+
+// LastModel is a model with the Task 5 method.
+type LastModel interface {
+	Model
+	ForwardLast(tokens [][]int) *tensor.Tensor
+}
+
+// LastPosition checks Task 5: ForwardLast must return B x 1 x vocab logits
+// whose log-probs are Hugging Face's at the last position, on both
+// checkpoints of Task 4.
+func LastPosition[M LastModel](t *testing.T, newModel func(ck *checkpoint.Checkpoint) (M, error)) {
+	const task = "W1D5 Task 5 Qwen2ModelWeek1.ForwardLast"
+	root, err := fixture.Dir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	grade.Cases(t, task, day, "model", func(t *testing.T, c *fixture.Case) {
+		dir := filepath.Join(root, filepath.FromSlash(c.Params["checkpoint"].(string)))
+		tokens := mustTokens(t, c)
+		want := grade.MustTensor(t, c, "logprobs")
+		last := want.Dim(1) - 1
+		want = tensor.Take(want, []int{last}, 1)
+		ck, err := checkpoint.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ck.Close()
+		m, err := newModel(ck)
+		if err != nil {
+			t.Fatalf("%s, case %s: %v", task, c.Name, err)
+		}
+		got := m.ForwardLast(tokens)
+		if !slices.Equal(got.Shape(), want.Shape()) {
+			t.Fatalf("%s, case %s: logits of shape %v, want %v (B x 1 x vocab: only the last position)", task, c.Name, got.Shape(), want.Shape())
+		}
+		grade.AllClose(t, task+", case "+c.Name+" (log-probs)", logSoftmax(got), want, grade.LogProbs)
 	})
 }
 

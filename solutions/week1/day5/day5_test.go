@@ -19,3 +19,5 @@ func TestW1D5Task3EmbeddingAsLinear(t *testing.T) { w1d5.EmbeddingAsLinear(t, Ne
 func TestW1D5Task4Model(t *testing.T) { w1d5.WholeModel(t, NewQwen2ModelWeek1) }
 
 func TestW1D5Task4ModelMLXQuantized(t *testing.T) { w1d5.QuantizedModel(t, NewQwen2ModelWeek1) }
+
+func TestW1D5Task5ForwardLast(t *testing.T) { w1d5.LastPosition(t, NewQwen2ModelWeek1) }

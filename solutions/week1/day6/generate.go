@@ -60,7 +60,7 @@ func GenerateTokens(model Model, prompt []int, sampler Sampler, maxTokens int, e
 	seq := slices.Clone(prompt)
 	var out []int
 	for len(out) < maxTokens {
-		next := sampler.Sample(LastLogProbs(model.Forward([][]int{seq})))
+		next := sampler.Sample(LastLogProbs(lastLogits(model, seq)))
 		seq = append(seq, next)
 		out = append(out, next)
 		if onToken != nil {
@@ -71,6 +71,18 @@ func GenerateTokens(model Model, prompt []int, sampler Sampler, maxTokens int, e
 		}
 	}
 	return out
+}
+
+// lastLogits runs seq through the model and returns logits whose last row
+// is the last position's: from ForwardLast (Day 5 Task 5) when the model has
+// it, which skips the output head for every other position, else Forward.
+func lastLogits(model Model, seq []int) *tensor.Tensor {
+	if m, ok := model.(interface {
+		ForwardLast(tokens [][]int) *tensor.Tensor
+	}); ok {
+		return m.ForwardLast([][]int{seq})
+	}
+	return model.Forward([][]int{seq})
 }
 
 // Options control Generate.
