@@ -1,6 +1,7 @@
 package tensor
 
 import (
+	"math"
 	"os"
 	"sync"
 )
@@ -43,6 +44,11 @@ type kernelSet struct {
 	// rows starting at off, ld elements apart. It is the transposition
 	// that MatmulT's weights need, done in registers.
 	packT func(dst []float32, src operand, off, ld, kc int)
+	// exp and sigmoid set dst[i] to e^src[i] and 1/(1+e^-src[i]) for
+	// i < len(src). They are here because the SiLU of Qwen2's MLP and the
+	// softmax of attention call them once per activation, and the float64
+	// math.Exp of the portable set costs as much as a tenth of a prefill.
+	exp, sigmoid func(dst, src []float32)
 }
 
 // portableKernels is the pure-Go set: the 2×4 register-tiled kernel and
@@ -55,6 +61,8 @@ var portableKernels = &kernelSet{
 	dotRows: dotRowsPortable,
 	axpy:    axpy,
 	widen:   widenPortable,
+	exp:     expPortable,
+	sigmoid: sigmoidPortable,
 }
 
 // fastKernels is the assembly set for this CPU, or nil when there is none
@@ -111,6 +119,24 @@ func dotRowsPortable(x []float32, w operand, off, ld int, y []float32) {
 		default:
 			y[r] = dot(x, w.load(o, k, scratch))
 		}
+	}
+}
+
+// expPortable computes e^x in float64 and rounds once: as accurate as a
+// float32 result can be.
+func expPortable(dst, src []float32) {
+	dst = dst[:len(src)]
+	for i, x := range src {
+		dst[i] = float32(math.Exp(float64(x)))
+	}
+}
+
+// sigmoidPortable is 1/(1+e^-x) in float64. For very negative x, e^-x
+// overflows to +Inf and the result is correctly 0.
+func sigmoidPortable(dst, src []float32) {
+	dst = dst[:len(src)]
+	for i, x := range src {
+		dst[i] = float32(1 / (1 + math.Exp(-float64(x))))
 	}
 }
 

@@ -188,3 +188,71 @@ func TestPortableKernelsCanBeForced(t *testing.T) {
 	}
 	require.NotEmpty(t, KernelName())
 }
+
+// ulps is the distance between a and b in units in the last place: how
+// many float32 values lie between them (0 when equal).
+func ulps(a, b float32) int64 {
+	key := func(x float32) int64 {
+		u := int64(math.Float32bits(x))
+		if u>>31 != 0 {
+			return -(u &^ (1 << 31)) // negative floats count down from -0
+		}
+		return u
+	}
+	d := key(a) - key(b)
+	if d < 0 {
+		d = -d
+	}
+	return d
+}
+
+// TestFastExpSigmoidMatchPortable sweeps the float32 range where e^x and
+// the sigmoid change (every 1009th bit pattern from -110 to 100, about two
+// million values), then the special values, and requires the vector
+// kernels to be within 2 (exp) and 3 (sigmoid) units in the last place of
+// the portable float64 results. Results below the smallest normal float
+// (about 1.2e-38) may be flushed to zero.
+func TestFastExpSigmoidMatchPortable(t *testing.T) {
+	fast := fastOrSkip(t)
+	var xs []float32
+	for _, limit := range []float32{-110, 100} {
+		sign := float32(math.Copysign(1, float64(limit)))
+		for u := uint32(0); u <= math.Float32bits(limit*sign); u += 1009 {
+			xs = append(xs, sign*math.Float32frombits(u))
+		}
+	}
+	inf := float32(math.Inf(1))
+	xs = append(xs, 0, float32(math.Copysign(0, -1)), inf, -inf, float32(math.NaN()),
+		88.72283, 88.72284, -87.33654, -87.33655, 1e-30, -1e-30, math.MaxFloat32, -math.MaxFloat32)
+	xs = append(xs[1:], 0.5) // odd length, unaligned start: the tail takes the portable path
+
+	const tiny = 0x1p-126 // smallest normal float32
+	for _, k := range []struct {
+		name      string
+		fast, ref func(dst, src []float32)
+		maxUlps   int64
+	}{
+		{"exp", fast.exp, portableKernels.exp, 2},
+		{"sigmoid", fast.sigmoid, portableKernels.sigmoid, 3},
+	} {
+		want := make([]float32, len(xs))
+		got := make([]float32, len(xs))
+		k.ref(want, xs)
+		k.fast(got, xs)
+		worst := int64(0)
+		for i, x := range xs {
+			w, g := want[i], got[i]
+			switch {
+			case w != w:
+				require.True(t, g != g, "%s(%v): want NaN, got %v", k.name, x, g)
+			case math.Abs(float64(w)) < tiny:
+				require.InDelta(t, w, g, tiny, "%s(%v)", k.name, x)
+			default:
+				d := ulps(w, g)
+				require.LessOrEqual(t, d, k.maxUlps, "%s(%v): want %v, got %v", k.name, x, w, g)
+				worst = max(worst, d)
+			}
+		}
+		t.Logf("%s: %d values, worst %d ulp", k.name, len(xs), worst)
+	}
+}

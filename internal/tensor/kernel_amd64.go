@@ -32,6 +32,8 @@ func archKernels() *kernelSet {
 		axpy:    axpyFast,
 		widen:   widenFast,
 		packT:   packT16AVX2,
+		exp:     expAVX2,
+		sigmoid: sigmoidAVX2,
 	}
 }
 
@@ -80,4 +82,35 @@ func packT16AVX2(dst []float32, src operand, off, ld, kc int) {
 			dst[k*16+r] = src.at(off + r*ld + k)
 		}
 	}
+}
+
+// expF32 sets dst[i] = e^src[i] and sigmoidF32 sets dst[i] =
+// 1/(1+e^-src[i]), for i < n, n a positive multiple of 8. They evaluate
+// Cephes' single-precision polynomial for e^x on 8 lanes at once, within 2
+// units in the last place of the correctly rounded result.
+//
+//go:noescape
+func expF32(dst, src *float32, n int)
+
+//go:noescape
+func sigmoidF32(dst, src *float32, n int)
+
+// expAVX2 and sigmoidAVX2 run the vector kernels over whole vectors and
+// the portable code over the tail.
+func expAVX2(dst, src []float32) {
+	n := len(src) &^ 7
+	if n > 0 {
+		_ = dst[n-1]
+		expF32(&dst[0], &src[0], n)
+	}
+	expPortable(dst[n:len(src)], src[n:])
+}
+
+func sigmoidAVX2(dst, src []float32) {
+	n := len(src) &^ 7
+	if n > 0 {
+		_ = dst[n-1]
+		sigmoidF32(&dst[0], &src[0], n)
+	}
+	sigmoidPortable(dst[n:len(src)], src[n:])
 }

@@ -521,3 +521,117 @@ packF16loop:
 	JGT  packF16loop
 	VZEROUPPER
 	RET
+
+// Constants of the exp kernels (float32 bit patterns unless marked). The
+// polynomial is the degree-6 minimax fit of e^r on [-ln2/2, ln2/2] from
+// Cephes' expf; ln 2 is split in two (Cody and Waite) so that n·ln2 is
+// subtracted without losing the low bits of r.
+DATA expc<>+0(SB)/4, $0x3f800000  // 1
+DATA expc<>+4(SB)/4, $0x3fb8aa3b  // log2(e)
+DATA expc<>+8(SB)/4, $0x3f318000  // ln 2, high part: 0.693359375
+DATA expc<>+12(SB)/4, $0xb95e8083 // ln 2, low part: -2.12194440e-4
+DATA expc<>+16(SB)/4, $0x39506967 // 1.9875691500e-4
+DATA expc<>+20(SB)/4, $0x3ab743ce // 1.3981999507e-3
+DATA expc<>+24(SB)/4, $0x3c088908 // 8.3334519073e-3
+DATA expc<>+28(SB)/4, $0x3d2aa9c1 // 4.1665795894e-2
+DATA expc<>+32(SB)/4, $0x3e2aaaaa // 1.6666665459e-1
+DATA expc<>+36(SB)/4, $0x3f000000 // 5.0000001201e-1
+DATA expc<>+40(SB)/4, $0x42b17217 // 88.7228317: above it e^x overflows
+DATA expc<>+44(SB)/4, $0xc2aeac50 // -87.3365479 = ln(smallest normal): below it, 0
+DATA expc<>+48(SB)/4, $0x0000007f // 127, the exponent bias (an integer)
+DATA expc<>+52(SB)/4, $0x7f800000 // +Inf
+DATA expc<>+56(SB)/4, $0x80000000 // the sign bit
+GLOBL expc<>(SB), RODATA|NOPTR, $60
+
+// EXP8 sets Y0 to e^x for the 8 lanes of Y1, clobbering Y2–Y7.
+//
+// e^x = 2^n · e^r with n = round(x·log2 e) and |r| <= ln2/2; e^r comes
+// from the polynomial and 2^n is built in the exponent bits, in two halves
+// (2^h · 2^(n-h)) so that n = 128 and n = -126 still make normal numbers.
+// Lanes below ln(smallest normal) give 0, lanes above ln(largest float)
+// give +Inf, and NaN lanes give NaN.
+#define EXP8 \
+	VBROADCASTSS expc<>+40(SB), Y2; \
+	VMINPS Y2, Y1, Y3; \
+	VBROADCASTSS expc<>+44(SB), Y2; \
+	VMAXPS Y2, Y3, Y3; \
+	VBROADCASTSS expc<>+4(SB), Y2; \
+	VMULPS Y2, Y3, Y4; \
+	VROUNDPS $0, Y4, Y4; \
+	VBROADCASTSS expc<>+8(SB), Y2; \
+	VFNMADD231PS Y2, Y4, Y3; \
+	VBROADCASTSS expc<>+12(SB), Y2; \
+	VFNMADD231PS Y2, Y4, Y3; \
+	VBROADCASTSS expc<>+16(SB), Y0; \
+	VBROADCASTSS expc<>+20(SB), Y2; \
+	VFMADD213PS Y2, Y3, Y0; \
+	VBROADCASTSS expc<>+24(SB), Y2; \
+	VFMADD213PS Y2, Y3, Y0; \
+	VBROADCASTSS expc<>+28(SB), Y2; \
+	VFMADD213PS Y2, Y3, Y0; \
+	VBROADCASTSS expc<>+32(SB), Y2; \
+	VFMADD213PS Y2, Y3, Y0; \
+	VBROADCASTSS expc<>+36(SB), Y2; \
+	VFMADD213PS Y2, Y3, Y0; \
+	VMULPS Y3, Y3, Y5; \
+	VFMADD213PS Y3, Y5, Y0; \
+	VBROADCASTSS expc<>+0(SB), Y2; \
+	VADDPS Y2, Y0, Y0; \
+	VCVTPS2DQ Y4, Y4; \
+	VPSRAD $1, Y4, Y5; \
+	VPSUBD Y5, Y4, Y4; \
+	VPBROADCASTD expc<>+48(SB), Y2; \
+	VPADDD Y2, Y5, Y5; \
+	VPADDD Y2, Y4, Y4; \
+	VPSLLD $23, Y5, Y5; \
+	VPSLLD $23, Y4, Y4; \
+	VMULPS Y5, Y0, Y0; \
+	VMULPS Y4, Y0, Y0; \
+	VBROADCASTSS expc<>+44(SB), Y2; \
+	VCMPPS $1, Y2, Y1, Y6; \
+	VANDNPS Y0, Y6, Y0; \
+	VBROADCASTSS expc<>+40(SB), Y2; \
+	VCMPPS $1, Y1, Y2, Y6; \
+	VBROADCASTSS expc<>+52(SB), Y7; \
+	VBLENDVPS Y6, Y7, Y0, Y0; \
+	VCMPPS $3, Y1, Y1, Y6; \
+	VBLENDVPS Y6, Y1, Y0, Y0
+
+// func expF32(dst, src *float32, n int)
+TEXT ·expF32(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+
+exploop:
+	VMOVUPS (SI), Y1
+	EXP8
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JGT  exploop
+	VZEROUPPER
+	RET
+
+// func sigmoidF32(dst, src *float32, n int)
+TEXT ·sigmoidF32(SB), NOSPLIT, $0-24
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+
+sigmoidloop:
+	// 1 / (1 + e^-x): e^-x overflowing to +Inf gives 0, as it should.
+	VBROADCASTSS expc<>+56(SB), Y2
+	VXORPS (SI), Y2, Y1
+	EXP8
+	VBROADCASTSS expc<>+0(SB), Y2
+	VADDPS Y2, Y0, Y0
+	VDIVPS Y0, Y2, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JGT  sigmoidloop
+	VZEROUPPER
+	RET
