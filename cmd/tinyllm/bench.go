@@ -60,6 +60,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	probes := fs.Bool("probes", false, "measure the machine instead of a model: memory bandwidth, matmul and matrix-vector rates")
 	only := fs.String("only", "", "with --probes: run only this probe (matmul)")
 	seed := fs.Uint64("seed", 0, "seed of the random prompt")
+	allLogits := fs.Bool("all-logits", false, "also time a forward pass that computes every position's logits (Week 1 Forward), as a plain forward call of another engine does")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed runs to this file (read it with go tool pprof)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tinyllm bench [--model DIR] [--prompt-len N] [--gen-len N] [--impl ref|learner] [--repeats N] [--json FILE]")
@@ -116,7 +117,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		printProbes(stdout, rep)
 	} else {
 		if err := benchModel(&rep, *modelDir, *impl, *week, bench.Options{
-			PromptLen: *promptLen, GenLen: *genLen, Warmup: *warmup, Repeats: *repeats, Seed: *seed,
+			PromptLen: *promptLen, GenLen: *genLen, Warmup: *warmup, Repeats: *repeats, Seed: *seed, AllLogits: *allLogits,
 		}, stderr); err != nil {
 			return err
 		}
@@ -195,7 +196,10 @@ func printBench(w io.Writer, rep benchReport) {
 	fmt.Fprintf(w, "run     prompt %d tokens, %d generated; warm-up passes %d, timed runs %d (medians)\n\n", r.PromptLen, r.GenLen, r.Warmup, r.Repeats)
 	row := func(name, value, note string) { fmt.Fprintf(w, "  %-18s %14s  %s\n", name, value, note) }
 	row("prefill", fmt.Sprintf("%.1f tok/s", r.PrefillTokPerS), "")
-	row("time to 1st token", fmt.Sprintf("%.3f s", r.TTFTSeconds), "")
+	row("time to 1st token", fmt.Sprintf("%.3f s", r.TTFTSeconds), "(only the last position's logits)")
+	if r.ForwardAllSeconds > 0 {
+		row("forward, all logits", fmt.Sprintf("%.3f s", r.ForwardAllSeconds), "(every position's logits: Week 1 Forward)")
+	}
 	if r.GenLen > 1 {
 		row("decode", fmt.Sprintf("%.2f tok/s", r.DecodeTokPerS), "(no KV cache in Week 1: each step re-runs the sequence)")
 	}

@@ -120,6 +120,32 @@ func TestRunModel(t *testing.T) {
 	require.Error(t, err)
 }
 
+// lastModel also has ForwardLast, which RunModel must prefer for generation.
+type lastModel struct {
+	countingModel
+	lastCalls int
+}
+
+func (m *lastModel) ForwardLast(tokens [][]int) *tensor.Tensor {
+	m.lastCalls++
+	logits := m.Forward(tokens)
+	m.calls-- // counted as a ForwardLast call, not a Forward one
+	v := logits.Dim(-1)
+	return tensor.New(logits.Data()[logits.Size()-v:], 1, 1, v)
+}
+
+func TestRunModelPrefersForwardLast(t *testing.T) {
+	m := &lastModel{}
+	res, err := RunModel(m, Options{PromptLen: 5, GenLen: 3, Warmup: 1, Repeats: 2, VocabSize: 10, AllLogits: true})
+	require.NoError(t, err)
+	require.Equal(t, 1+2*3, m.lastCalls) // generation uses only ForwardLast
+	require.Equal(t, 2, m.calls)         // one all-logits Forward per run
+	require.Positive(t, res.ForwardAllSeconds)
+	for _, r := range res.Runs {
+		require.Positive(t, r.ForwardAllSeconds)
+	}
+}
+
 func TestMedian(t *testing.T) {
 	require.Equal(t, 0.0, Median(nil))
 	require.Equal(t, 2.0, Median([]float64{3, 1, 2}))

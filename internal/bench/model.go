@@ -22,6 +22,11 @@ type Options struct {
 	Repeats   int    // timed runs
 	VocabSize int    // prompt ids are drawn from [0, VocabSize)
 	Seed      uint64 // for the prompt ids
+	// AllLogits also times, in each run, one Forward over the prompt that
+	// computes every position's logits (what a plain forward call of
+	// another engine computes), beside the generation that needs only the
+	// last position's.
+	AllLogits bool
 }
 
 // Run is one timed generation.
@@ -32,6 +37,9 @@ type Run struct {
 	// DecodeSeconds is the time of the GenLen-1 steps after the first
 	// token.
 	DecodeSeconds float64 `json:"decode_s"`
+	// ForwardAllSeconds is the time of one Forward over the prompt with
+	// every position's logits (only with Options.AllLogits).
+	ForwardAllSeconds float64 `json:"forward_all_logits_s,omitempty"`
 }
 
 // Result is what RunModel measured. Rates are medians over the runs.
@@ -45,6 +53,8 @@ type Result struct {
 	PrefillTokPerS  float64 `json:"prefill_tok_s"`
 	DecodeTokPerS   float64 `json:"decode_tok_s"`
 	FirstDecodeStep float64 `json:"first_decode_step_s,omitempty"`
+	// ForwardAllSeconds is the median of the runs' ForwardAllSeconds.
+	ForwardAllSeconds float64 `json:"forward_all_logits_s,omitempty"`
 }
 
 // RunModel first runs Warmup untimed forward passes over a random prompt of
@@ -71,10 +81,17 @@ func RunModel(m Model, o Options) (Result, error) {
 		lastLogits(m, prompt)
 	}
 	for range o.Repeats {
-		res.Runs = append(res.Runs, generate(m, prompt, o.GenLen))
+		run := generate(m, prompt, o.GenLen)
+		if o.AllLogits {
+			start := time.Now()
+			m.Forward([][]int{prompt})
+			run.ForwardAllSeconds = time.Since(start).Seconds()
+		}
+		res.Runs = append(res.Runs, run)
 	}
-	var ttft, prefill, decode []float64
+	var ttft, prefill, decode, forward []float64
 	for _, r := range res.Runs {
+		forward = append(forward, r.ForwardAllSeconds)
 		ttft = append(ttft, r.TTFTSeconds)
 		prefill = append(prefill, float64(o.PromptLen)/r.TTFTSeconds)
 		if o.GenLen > 1 {
@@ -84,6 +101,9 @@ func RunModel(m Model, o Options) (Result, error) {
 	res.TTFTSeconds = Median(ttft)
 	res.PrefillTokPerS = Median(prefill)
 	res.DecodeTokPerS = Median(decode)
+	if o.AllLogits {
+		res.ForwardAllSeconds = Median(forward)
+	}
 	return res, nil
 }
 
