@@ -101,7 +101,8 @@ func TestFastKernelsMatchPortableOddShapes(t *testing.T) {
 	}
 	// Larger ones: several K slices, several work items, long rows.
 	shapes = append(shapes, [3]int{1000, 65, 17}, [3]int{63, 1000, 65}, [3]int{17, 63, 1000},
-		[3]int{1, 1000, 1000}, [3]int{7, 1000, 257}, [3]int{250, 513, 130}, [3]int{128, 896, 200})
+		[3]int{1, 1000, 1000}, [3]int{7, 1000, 257}, [3]int{250, 513, 130}, [3]int{128, 896, 200},
+		[3]int{2100, 33, 40}) // more rows than mcBlock: three row blocks
 	for _, s := range shapes {
 		m, k, n := s[0], s[1], s[2]
 		a := unaligned(rng, Float32, m, k)
