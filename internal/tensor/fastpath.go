@@ -44,6 +44,14 @@ type kernelSet struct {
 	// rows starting at off, ld elements apart. It is the transposition
 	// that MatmulT's weights need, done in registers.
 	packT func(dst []float32, src operand, off, ld, kc int)
+	// packN, if not nil, packs nr whole columns of a row-major float32
+	// matrix into a B panel, as packCols does: dst[k*nr+j] = M[k][j] for
+	// k < kc, row k starting at off + k*ld. It is what Matmul's [K, N]
+	// operand needs.
+	packN func(dst []float32, src operand, off, ld, kc int)
+	// packA, if not nil, packs mr whole rows of a row-major float32
+	// matrix into an A panel, as packRows does: dst[k*mr+r] = M[r][k].
+	packA func(dst, src []float32, off, ld, kc int)
 	// exp and sigmoid set dst[i] to e^src[i] and 1/(1+e^-src[i]) for
 	// i < len(src). They are here because the SiLU of Qwen2's MLP and the
 	// softmax of attention call them once per activation, and the float64

@@ -32,6 +32,8 @@ func archKernels() *kernelSet {
 		axpy:    axpyFast,
 		widen:   widenFast,
 		packT:   packT16AVX2,
+		packN:   packN16AVX2,
+		packA:   packA6AVX2,
 		exp:     expAVX2,
 		sigmoid: sigmoidAVX2,
 	}
@@ -113,4 +115,44 @@ func sigmoidAVX2(dst, src []float32) {
 		sigmoidF32(&dst[0], &src[0], n)
 	}
 	sigmoidPortable(dst[n:len(src)], src[n:])
+}
+
+// packN16F32 copies 16 columns of kc rows of a row-major float32 matrix
+// (row stride ld elements) into a B panel: dst[k*16+j] = src[k*ld+j] for
+// j < 16, k < kc; kc > 0. It is packCols for one whole panel of Matmul.
+//
+//go:noescape
+func packN16F32(dst, src *float32, ld, kc int)
+
+// packN16AVX2 packs 16 float32 columns, kc rows from off (row stride ld).
+func packN16AVX2(dst []float32, src operand, off, ld, kc int) {
+	if kc == 0 {
+		return
+	}
+	_ = dst[kc*16-1]
+	_ = src.f32[off+(kc-1)*ld+15]
+	packN16F32(&dst[0], &src.f32[off], ld, kc)
+}
+
+// packM6F32 packs 6 rows of a row-major float32 matrix (row stride ld
+// elements) into an A panel: dst[k*6+r] = src[r*ld+k] for r < 6 and
+// k < kc, kc a positive multiple of 4.
+//
+//go:noescape
+func packM6F32(dst, src *float32, ld, kc int)
+
+// packA6AVX2 packs the 6 rows starting at off (row stride ld) over kc
+// steps into an A panel.
+func packA6AVX2(dst, src []float32, off, ld, kc int) {
+	kv := kc &^ 3
+	if kv > 0 {
+		_ = dst[kv*6-1]
+		_ = src[off+5*ld+kv-1]
+		packM6F32(&dst[0], &src[off], ld, kv)
+	}
+	for r := range 6 {
+		for k := kv; k < kc; k++ {
+			dst[k*6+r] = src[off+r*ld+k]
+		}
+	}
 }

@@ -635,3 +635,72 @@ sigmoidloop:
 	JGT  sigmoidloop
 	VZEROUPPER
 	RET
+
+// func packN16F32(dst, src *float32, ld, kc int)
+TEXT ·packN16F32(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), DX
+	MOVQ kc+24(FP), CX
+	SHLQ $2, DX
+
+packN16loop:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ DX, SI
+	ADDQ $64, DI
+	DECQ CX
+	JGT  packN16loop
+	VZEROUPPER
+	RET
+
+// func packM6F32(dst, src *float32, ld, kc int)
+//
+// Four k steps at a time: a 4×4 transpose of rows 0–3 (unpack and move
+// halves), and rows 4–5 interleaved in pairs.
+TEXT ·packM6F32(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), DX
+	MOVQ kc+24(FP), CX
+	SHLQ $2, DX
+	LEAQ (SI)(DX*1), R8
+	LEAQ (SI)(DX*2), R9
+	LEAQ (R8)(DX*2), R10
+	LEAQ (SI)(DX*4), R11
+	LEAQ (R8)(DX*4), R12
+	XORQ AX, AX
+
+packM6loop:
+	VMOVUPS (SI)(AX*1), X0        // a0 a1 a2 a3 (row 0)
+	VMOVUPS (R8)(AX*1), X1        // b (row 1)
+	VMOVUPS (R9)(AX*1), X2        // c
+	VMOVUPS (R10)(AX*1), X3       // d
+	VMOVUPS (R11)(AX*1), X4       // e
+	VMOVUPS (R12)(AX*1), X5       // f (row 5)
+	VUNPCKLPS X1, X0, X6          // a0 b0 a1 b1
+	VUNPCKHPS X1, X0, X7          // a2 b2 a3 b3
+	VUNPCKLPS X3, X2, X8          // c0 d0 c1 d1
+	VUNPCKHPS X3, X2, X9          // c2 d2 c3 d3
+	VMOVLHPS X8, X6, X10          // a0 b0 c0 d0
+	VMOVHLPS X6, X8, X11          // a1 b1 c1 d1
+	VMOVLHPS X9, X7, X12          // a2 b2 c2 d2
+	VMOVHLPS X7, X9, X13          // a3 b3 c3 d3
+	VUNPCKLPS X5, X4, X14         // e0 f0 e1 f1
+	VUNPCKHPS X5, X4, X15         // e2 f2 e3 f3
+	VMOVUPS X10, (DI)
+	VMOVLPS X14, 16(DI)
+	VMOVUPS X11, 24(DI)
+	VMOVHPS X14, 40(DI)
+	VMOVUPS X12, 48(DI)
+	VMOVLPS X15, 64(DI)
+	VMOVUPS X13, 72(DI)
+	VMOVHPS X15, 88(DI)
+	ADDQ $16, AX
+	ADDQ $96, DI
+	SUBQ $4, CX
+	JGT  packM6loop
+	VZEROUPPER
+	RET

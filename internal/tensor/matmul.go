@@ -337,6 +337,10 @@ func packRows(dst []float32, src operand, off, ld, r0, r1, k0, kc, kcp, rows int
 		for ; r+rows <= r1; r += rows {
 			pt(dst[(r-r0)*kcp:], src, off+r*ld+k0, ld, kc)
 		}
+	} else if pa := active.packA; pa != nil && rows == active.mr && src.dtype == Float32 {
+		for ; r+rows <= r1; r += rows {
+			pa(dst[(r-r0)*kcp:], src.f32, off+r*ld+k0, ld, kc)
+		}
 	}
 	for ; r < r1; r++ {
 		p, within := (r-r0)/rows, (r-r0)%rows
@@ -370,22 +374,21 @@ func packCols(dst []float32, src operand, off, ld, c0, c1, k0, kc, kcp, nr int, 
 	if (c1-c0)%nr != 0 || kc != kcp {
 		clear(dst)
 	}
-	for k := 0; k < kc; k++ {
+	if pn := active.packN; pn != nil && nr == active.nr && src.dtype == Float32 {
+		// Whole panels in assembly, one panel at a time: 64-byte rows
+		// copied with vector moves, about twice as fast as the loop below.
+		for ; c0+nr <= c1; c0 += nr {
+			pn(dst, src, off+k0*ld+c0, ld, kc)
+			dst = dst[nr*kcp:]
+		}
+	}
+	for k := 0; k < kc && c0 < c1; k++ {
 		// One row of the block, read front to back (reading a panel at a
 		// time instead would jump a whole row of B for every k). Its
 		// consecutive groups of nr columns are the k-th steps of
 		// consecutive panels.
 		seg := src.load(off+(k0+k)*ld+c0, c1-c0, scratch)
 		d := k * nr
-		if nr == 16 {
-			// The 6×16 kernel's case, as 64-byte array copies: a copy
-			// call per group would cost more than the copy.
-			for len(seg) >= 16 {
-				*(*[16]float32)(dst[d : d+16]) = *(*[16]float32)(seg[:16])
-				seg = seg[16:]
-				d += 16 * kcp
-			}
-		}
 		for len(seg) > 0 {
 			n := copy(dst[d:d+min(nr, len(seg))], seg)
 			seg = seg[n:]
