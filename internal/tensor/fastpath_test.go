@@ -207,14 +207,27 @@ func ulps(a, b float32) int64 {
 	return d
 }
 
-// TestFastExpSigmoidMatchPortable sweeps the float32 range where e^x and
-// the sigmoid change (every 1009th bit pattern from -110 to 100, about two
-// million values), then the special values, and requires the vector
-// kernels to be within 2 (exp) and 3 (sigmoid) units in the last place of
-// the portable float64 results. Results below the smallest normal float
-// (about 1.2e-38) may be flushed to zero.
+// TestFastExpSigmoidMatchPortable checks the exp and sigmoid kernels of
+// the fast set (see checkExpSigmoid).
 func TestFastExpSigmoidMatchPortable(t *testing.T) {
 	fast := fastOrSkip(t)
+	checkExpSigmoid(t, fast.exp, fast.sigmoid)
+}
+
+// TestGoExpSigmoidMatchPortable checks the float32 Go version of the
+// kernels' algorithm (exp.go), on every machine.
+func TestGoExpSigmoidMatchPortable(t *testing.T) {
+	checkExpSigmoid(t, expGo, sigmoidGo)
+}
+
+// checkExpSigmoid sweeps the float32 range where e^x and the sigmoid
+// change (every 1009th bit pattern from -110 to 100, about two million
+// values), then the special values, and requires exp and sigmoid to be
+// within 2 and 3 units in the last place of the portable float64 results.
+// Results below the smallest normal float (about 1.2e-38) may be flushed
+// to zero.
+func checkExpSigmoid(t *testing.T, exp, sigmoid func(dst, src []float32)) {
+	t.Helper()
 	var xs []float32
 	for _, limit := range []float32{-110, 100} {
 		sign := float32(math.Copysign(1, float64(limit)))
@@ -225,21 +238,21 @@ func TestFastExpSigmoidMatchPortable(t *testing.T) {
 	inf := float32(math.Inf(1))
 	xs = append(xs, 0, float32(math.Copysign(0, -1)), inf, -inf, float32(math.NaN()),
 		88.72283, 88.72284, -87.33654, -87.33655, 1e-30, -1e-30, math.MaxFloat32, -math.MaxFloat32)
-	xs = append(xs[1:], 0.5) // odd length, unaligned start: the tail takes the portable path
+	xs = append(xs[1:], 0.5) // odd length, unaligned start: vector kernels leave a tail
 
 	const tiny = 0x1p-126 // smallest normal float32
 	for _, k := range []struct {
-		name      string
-		fast, ref func(dst, src []float32)
-		maxUlps   int64
+		name     string
+		got, ref func(dst, src []float32)
+		maxUlps  int64
 	}{
-		{"exp", fast.exp, portableKernels.exp, 2},
-		{"sigmoid", fast.sigmoid, portableKernels.sigmoid, 3},
+		{"exp", exp, portableKernels.exp, 2},
+		{"sigmoid", sigmoid, portableKernels.sigmoid, 3},
 	} {
 		want := make([]float32, len(xs))
 		got := make([]float32, len(xs))
 		k.ref(want, xs)
-		k.fast(got, xs)
+		k.got(got, xs)
 		worst := int64(0)
 		for i, x := range xs {
 			w, g := want[i], got[i]

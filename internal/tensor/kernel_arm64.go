@@ -24,8 +24,8 @@ func archKernels() *kernelSet {
 		dotRows: dotRowsFast,
 		axpy:    axpyFast,
 		widen:   widenFast,
-		exp:     expPortable, // no NEON version yet
-		sigmoid: sigmoidPortable,
+		exp:     expGo, // float32 Go, no NEON version yet
+		sigmoid: sigmoidGo,
 	}
 }
 

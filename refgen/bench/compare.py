@@ -318,8 +318,9 @@ def main():
             v = e.get(key)
             cells.append("error" if "error" in e else (f"{fmt(v * scale, '', digits)} ({ratio(v, go_vals[key])})" if v is not None else "—"))
         w(f"  {label:<28}" + "".join(f"{c:>19}" for c in cells))
-    w("  (ratios are engine / Go; the Week 1 model has no KV cache, so its decode re-runs the whole")
-    w("   sequence every step, and its prompt forward computes the logits of every position)")
+    w("  (ratios are engine / Go; the time to first token computes only the last position's logits, the")
+    w("   prompt forward every position's (Go: the paired rounds' median); the Week 1 model has no KV")
+    w("   cache, so its decode re-runs the whole sequence every step)")
     for n, e in zip(names, engines):
         if "error" in e:
             w(f"  {n}: failed: {e['error']}")

@@ -98,16 +98,15 @@ type Model interface {
 // config disagrees with its tensors gives an error, not a panic.
 func WholeModel[M Model](t *testing.T, newModel func(ck *checkpoint.Checkpoint) (M, error)) {
 	const task = "W1D5 Task 4 Qwen2ModelWeek1"
-	root, err := fixture.Dir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	grade.Cases(t, task, day, "model", func(t *testing.T, c *fixture.Case) {
-		dir := filepath.Join(root, filepath.FromSlash(c.Params["checkpoint"].(string)))
-		CompareLogProbs(t, task+", case "+c.Name, dir, mustTokens(t, c), grade.MustTensor(t, c, "logprobs"), newModel)
+	modelCases(t, task, func(t *testing.T, what, dir string, tokens [][]int, want *tensor.Tensor) {
+		CompareLogProbs(t, what, dir, tokens, want, newModel)
 	})
 	t.Run("config_disagrees_with_weights", func(t *testing.T) {
 		grade.Run(t, task+", bad checkpoint", func() {
+			root, err := fixture.Dir()
+			if err != nil {
+				t.Fatal(err)
+			}
 			dir := brokenCheckpoint(t, filepath.Join(root, day, "checkpoints", "tied"))
 			ck, err := checkpoint.Open(dir)
 			if err != nil {
@@ -134,31 +133,43 @@ type LastModel interface {
 // checkpoints of Task 4.
 func LastPosition[M LastModel](t *testing.T, newModel func(ck *checkpoint.Checkpoint) (M, error)) {
 	const task = "W1D5 Task 5 Qwen2ModelWeek1.ForwardLast"
+	modelCases(t, task, func(t *testing.T, what, dir string, tokens [][]int, want *tensor.Tensor) {
+		want = tensor.Take(want, []int{want.Dim(1) - 1}, 1)
+		got := loadModel(t, what, dir, newModel).ForwardLast(tokens)
+		if !slices.Equal(got.Shape(), want.Shape()) {
+			t.Fatalf("%s: logits of shape %v, want %v (B x 1 x vocab: only the last position)", what, got.Shape(), want.Shape())
+		}
+		grade.AllClose(t, what+" (log-probs)", logSoftmax(got), want, grade.LogProbs)
+	})
+}
+
+// modelCases runs check on each whole-model case: the checkpoint folder, the
+// token ids and Hugging Face's log-probs (B x L x vocab).
+func modelCases(t *testing.T, task string, check func(t *testing.T, what, dir string, tokens [][]int, want *tensor.Tensor)) {
 	root, err := fixture.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	grade.Cases(t, task, day, "model", func(t *testing.T, c *fixture.Case) {
 		dir := filepath.Join(root, filepath.FromSlash(c.Params["checkpoint"].(string)))
-		tokens := mustTokens(t, c)
-		want := grade.MustTensor(t, c, "logprobs")
-		last := want.Dim(1) - 1
-		want = tensor.Take(want, []int{last}, 1)
-		ck, err := checkpoint.Open(dir)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer ck.Close()
-		m, err := newModel(ck)
-		if err != nil {
-			t.Fatalf("%s, case %s: %v", task, c.Name, err)
-		}
-		got := m.ForwardLast(tokens)
-		if !slices.Equal(got.Shape(), want.Shape()) {
-			t.Fatalf("%s, case %s: logits of shape %v, want %v (B x 1 x vocab: only the last position)", task, c.Name, got.Shape(), want.Shape())
-		}
-		grade.AllClose(t, task+", case "+c.Name+" (log-probs)", logSoftmax(got), want, grade.LogProbs)
+		check(t, task+", case "+c.Name, dir, mustTokens(t, c), grade.MustTensor(t, c, "logprobs"))
 	})
+}
+
+// loadModel opens the checkpoint in dir for the rest of the test and builds
+// the model from it.
+func loadModel[M Model](t *testing.T, what, dir string, newModel func(ck *checkpoint.Checkpoint) (M, error)) M {
+	t.Helper()
+	ck, err := checkpoint.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ck.Close() })
+	m, err := newModel(ck)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	return m
 }
 
 // CompareLogProbs loads the checkpoint in dir, runs tokens through it and
@@ -166,17 +177,7 @@ func LastPosition[M LastModel](t *testing.T, newModel func(ck *checkpoint.Checkp
 // grade.LogProbs. It is also the body of the full-size fidelity check.
 func CompareLogProbs[M Model](t *testing.T, what, dir string, tokens [][]int, want *tensor.Tensor, newModel func(ck *checkpoint.Checkpoint) (M, error)) {
 	t.Helper()
-	ck, err := checkpoint.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ck.Close()
-	m, err := newModel(ck)
-	if err != nil {
-		t.Fatalf("%s: %v", what, err)
-	}
-	logits := m.Forward(tokens)
-	got := logSoftmax(logits)
+	got := logSoftmax(loadModel(t, what, dir, newModel).Forward(tokens))
 	grade.AllClose(t, what+" (log-probs)", got, want, grade.LogProbs)
 	t.Logf("%s: max |Δ log-prob| = %.3g", what, maxAbsDiff(got, want))
 }
