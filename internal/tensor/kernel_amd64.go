@@ -99,22 +99,16 @@ func sigmoidF32(dst, src *float32, n int)
 
 // expAVX2 and sigmoidAVX2 run the vector kernels over whole vectors and
 // the portable code over the tail.
-func expAVX2(dst, src []float32) {
-	n := len(src) &^ 7
-	if n > 0 {
-		_ = dst[n-1]
-		expF32(&dst[0], &src[0], n)
-	}
-	expPortable(dst[n:len(src)], src[n:])
-}
+func expAVX2(dst, src []float32)     { vectorThenTail(dst, src, expF32, expPortable) }
+func sigmoidAVX2(dst, src []float32) { vectorThenTail(dst, src, sigmoidF32, sigmoidPortable) }
 
-func sigmoidAVX2(dst, src []float32) {
+func vectorThenTail(dst, src []float32, kernel func(dst, src *float32, n int), tail func(dst, src []float32)) {
 	n := len(src) &^ 7
 	if n > 0 {
 		_ = dst[n-1]
-		sigmoidF32(&dst[0], &src[0], n)
+		kernel(&dst[0], &src[0], n)
 	}
-	sigmoidPortable(dst[n:len(src)], src[n:])
+	tail(dst[n:len(src)], src[n:])
 }
 
 // packN16F32 copies 16 columns of kc rows of a row-major float32 matrix
