@@ -3,10 +3,10 @@ package day4
 // The checks live in internal/grade/w1d4, shared with the other tree.
 
 import (
-	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/grade/w1d4"
+	"github.com/tinyllm-go/tinyllm/internal/tensor"
 )
 
 func TestW1D4Task1RMSNorm(t *testing.T) { w1d4.RMSNorm(t, NewRMSNorm) }
