@@ -155,9 +155,9 @@ func mapSlices(t *Tensor, f func(dst, src []float32)) *Tensor {
 // Neg returns -t elementwise.
 func Neg(t *Tensor) *Tensor { return Map(t, func(x float32) float32 { return -x }) }
 
-// Exp returns eˣ elementwise. It is the one math function here with a
-// vector kernel (see kernelSet.exp), within 2 units in the last place of
-// the correctly rounded result; softmax spends its time in it.
+// Exp returns eˣ elementwise. It and Sigmoid are the math functions here
+// with vector kernels (see kernelSet.exp), within 2 units in the last place
+// of the correctly rounded result; softmax spends its time in it.
 func Exp(t *Tensor) *Tensor { return mapSlices(t, active.exp) }
 
 // Log returns the natural logarithm elementwise (-Inf for 0, NaN below 0).
