@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
+	"github.com/tinyllm-go/tinyllm/internal/stub"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
 	"github.com/tinyllm-go/tinyllm/models"
@@ -228,7 +229,7 @@ func learnerGuard(which string, fn func() error) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			msg := fmt.Sprint(r)
-			if which == "learner" && strings.HasPrefix(msg, "TODO(") {
+			if which == "learner" && stub.Is(r) {
 				err = fmt.Errorf("your implementation is not finished: %s (use --impl ref for the reference)", msg)
 				return
 			}

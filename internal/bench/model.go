@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"math/rand/v2"
 	"time"
 
@@ -10,9 +11,7 @@ import (
 
 // Model is a loaded language model: Forward maps B×L token ids to
 // B×L×vocab logits. Both trees' Week 1 models satisfy it.
-type Model interface {
-	Forward(tokens [][]int) *tensor.Tensor
-}
+type Model = llm.Model
 
 // Options choose what RunModel measures.
 type Options struct {
@@ -78,7 +77,7 @@ func RunModel(m Model, o Options) (Result, error) {
 	}
 	res := Result{PromptLen: o.PromptLen, GenLen: o.GenLen, Warmup: o.Warmup, Repeats: o.Repeats}
 	for range o.Warmup {
-		lastLogits(m, prompt)
+		llm.LastLogits(m, prompt)
 	}
 	for range o.Repeats {
 		run := generate(m, prompt, o.GenLen)
@@ -111,25 +110,12 @@ func RunModel(m Model, o Options) (Result, error) {
 func generate(m Model, prompt []int, n int) Run {
 	seq := append(make([]int, 0, len(prompt)+n), prompt...)
 	start := time.Now()
-	seq = append(seq, lastArgmax(lastLogits(m, seq)))
+	seq = append(seq, lastArgmax(llm.LastLogits(m, seq)))
 	first := time.Now()
 	for len(seq) < len(prompt)+n {
-		seq = append(seq, lastArgmax(lastLogits(m, seq)))
+		seq = append(seq, lastArgmax(llm.LastLogits(m, seq)))
 	}
 	return Run{TTFTSeconds: first.Sub(start).Seconds(), DecodeSeconds: time.Since(first).Seconds()}
-}
-
-// lastLogits runs seq through m and returns logits whose last row is the
-// last position's. A model with ForwardLast (Week 1 Day 5 Task 5) computes
-// only that row, as Hugging Face's generate does, so the time to first token
-// is the same work in both engines.
-func lastLogits(m Model, seq []int) *tensor.Tensor {
-	if lm, ok := m.(interface {
-		ForwardLast(tokens [][]int) *tensor.Tensor
-	}); ok {
-		return lm.ForwardLast([][]int{seq})
-	}
-	return m.Forward([][]int{seq})
 }
 
 // lastArgmax returns the most likely next token after the last position of

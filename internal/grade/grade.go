@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/fixture"
+	"github.com/tinyllm-go/tinyllm/internal/stub"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 )
 
@@ -40,17 +41,14 @@ func (t Tol) String() string {
 	return fmt.Sprintf("|got-want| <= %.0e + %.0e*|want|", t.ATol, t.RTol)
 }
 
-// notStarted marks the panic message of a stub: `panic("TODO(W1D1): ...")`.
-const notStarted = "TODO("
-
 // NotImplemented is the phrase the grader prints for a stub that still
 // panics; `make progress` looks for it to tell "not started" from "failing".
-const NotImplemented = "not implemented yet"
+const NotImplemented = stub.NotImplemented
 
 // Run calls fn and turns a panic into a test failure with the task's name. A
 // stub's TODO panic is reported in one line; any other panic gets its stack,
 // since it is a bug to chase. It returns true if fn hit a TODO stub.
-func Run(t *testing.T, task string, fn func()) (stub bool) {
+func Run(t *testing.T, task string, fn func()) (isStub bool) {
 	t.Helper()
 	defer func() {
 		r := recover()
@@ -58,8 +56,8 @@ func Run(t *testing.T, task string, fn func()) (stub bool) {
 			return
 		}
 		msg := fmt.Sprint(r)
-		if strings.HasPrefix(msg, notStarted) {
-			stub = true
+		if stub.Is(r) {
+			isStub = true
 			t.Errorf("%s: %s: %s", task, NotImplemented, msg)
 			return
 		}

@@ -13,7 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/tinyllm-go/tinyllm/internal/grade"
+	"github.com/tinyllm-go/tinyllm/internal/stub"
 )
 
 // The course plan: three weeks of seven days.
@@ -69,7 +69,7 @@ func Grade(root string, week, day int) Day {
 // classify fills in d from the JSON events of `go test -json` and its stderr.
 func classify(d *Day, events io.Reader, stderr string) {
 	result := map[string]string{} // top-level test -> pass/fail
-	stub := map[string]bool{}     // top-level test hit a TODO stub
+	stubbed := map[string]bool{}  // top-level test hit a TODO stub
 	var order, buildErrs []string
 	sc := bufio.NewScanner(events)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
@@ -87,8 +87,8 @@ func classify(d *Day, events io.Reader, stderr string) {
 		top, _, _ := strings.Cut(e.Test, "/")
 		switch e.Action {
 		case "output":
-			if strings.Contains(e.Output, grade.NotImplemented) {
-				stub[top] = true
+			if strings.Contains(e.Output, stub.NotImplemented) {
+				stubbed[top] = true
 			}
 		case "pass", "fail":
 			if top == e.Test {
@@ -114,7 +114,7 @@ func classify(d *Day, events io.Reader, stderr string) {
 			continue
 		}
 		failing = append(failing, taskName(name))
-		if !stub[name] {
+		if !stubbed[name] {
 			allStubs = false
 		}
 	}

@@ -4,19 +4,17 @@
 package day6
 
 import (
+	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
 )
 
 // Model is any Week 1 model: B x L token ids in, B x L x vocab logits out.
-type Model interface {
-	Forward(tokens [][]int) *tensor.Tensor
-}
+// It is declared once, in internal/llm, for every day and the CLI.
+type Model = llm.Model
 
 // Sampler picks the next token from a row of log-probabilities (shape vocab).
-type Sampler interface {
-	Sample(logprobs *tensor.Tensor) int
-}
+type Sampler = llm.Sampler
 
 // Greedy is the sampler of temperature 0: always the most likely token.
 type Greedy struct{}

@@ -4,6 +4,7 @@ package day6
 
 import (
 	"fmt"
+	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"math"
 	"slices"
 
@@ -12,14 +13,11 @@ import (
 )
 
 // Model is any Week 1 model: B x L token ids in, B x L x vocab logits out.
-type Model interface {
-	Forward(tokens [][]int) *tensor.Tensor
-}
+// It is declared once, in internal/llm, for every day and the CLI.
+type Model = llm.Model
 
 // Sampler picks the next token from a row of log-probabilities (shape vocab).
-type Sampler interface {
-	Sample(logprobs *tensor.Tensor) int
-}
+type Sampler = llm.Sampler
 
 // Greedy is the sampler of temperature 0: always the most likely token.
 type Greedy struct{}
@@ -60,7 +58,7 @@ func GenerateTokens(model Model, prompt []int, sampler Sampler, maxTokens int, e
 	seq := slices.Clone(prompt)
 	var out []int
 	for len(out) < maxTokens {
-		next := sampler.Sample(LastLogProbs(lastLogits(model, seq)))
+		next := sampler.Sample(LastLogProbs(llm.LastLogits(model, seq)))
 		seq = append(seq, next)
 		out = append(out, next)
 		if onToken != nil {
@@ -71,18 +69,6 @@ func GenerateTokens(model Model, prompt []int, sampler Sampler, maxTokens int, e
 		}
 	}
 	return out
-}
-
-// lastLogits runs seq through the model and returns logits whose last row
-// is the last position's: from ForwardLast (Day 5 Task 5) when the model has
-// it, which skips the output head for every other position, else Forward.
-func lastLogits(model Model, seq []int) *tensor.Tensor {
-	if m, ok := model.(interface {
-		ForwardLast(tokens [][]int) *tensor.Tensor
-	}); ok {
-		return m.ForwardLast([][]int{seq})
-	}
-	return model.Forward([][]int{seq})
 }
 
 // Options control Generate.

@@ -1,0 +1,52 @@
+// Package llm declares the types that cross between the days of the course,
+// the command-line program, the benchmarks and the grader: a model, a sampler,
+// a KV cache. Each is declared here once; a day package that needs one aliases
+// it (type Model = llm.Model), so the learner tree and the solutions tree
+// export the very same type and the command-line program can hold either.
+//
+// The package holds interfaces and the few helpers that only use them. It
+// imports the tensor package and nothing of the course's days.
+package llm
+
+import "github.com/tinyllm-go/tinyllm/internal/tensor"
+
+// Model is a language model without a cache (Week 1): B x L token ids in,
+// B x L x vocab logits out, recomputing the whole sequence on every call.
+type Model interface {
+	Forward(tokens [][]int) *tensor.Tensor
+}
+
+// LastModel is a Model that can compute the logits of the last position only
+// (Week 1 Day 5 Task 5): B x L token ids in, B x 1 x vocab logits out. A
+// generation loop needs nothing more, and skipping the output head for every
+// other position saves about a quarter of a small model's prefill.
+type LastModel interface {
+	Model
+	ForwardLast(tokens [][]int) *tensor.Tensor
+}
+
+// LastLogits runs one sequence through m and returns logits whose last row is
+// the last position's: from ForwardLast when m has it, else from Forward.
+func LastLogits(m Model, seq []int) *tensor.Tensor {
+	if lm, ok := m.(LastModel); ok {
+		return lm.ForwardLast([][]int{seq})
+	}
+	return m.Forward([][]int{seq})
+}
+
+// Sampler picks the next token from a row of log-probabilities (shape vocab).
+type Sampler interface {
+	Sample(logprobs *tensor.Tensor) int
+}
+
+// KVCache is the key/value cache of one attention layer (Week 2 onwards).
+// Keys and values are B x H x L x D, H the key/value heads.
+type KVCache interface {
+	// UpdateAndFetch appends this step's keys and values (L new positions)
+	// and returns every key and value cached so far, B x H x S x D with S the
+	// new Offset. The returned tensors are valid until the next call.
+	UpdateAndFetch(k, v *tensor.Tensor) (keys, values *tensor.Tensor)
+	// Offset is the number of positions cached so far: the position of the
+	// next token fed to the model.
+	Offset() int
+}
