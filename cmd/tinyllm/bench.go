@@ -14,6 +14,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/bench"
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
+	"github.com/tinyllm-go/tinyllm/models"
 )
 
 // benchReport is what `tinyllm bench --json FILE` writes.
@@ -48,8 +49,8 @@ const decodeNote = "Week 1 has no KV cache: every decode step runs the whole seq
 // and peak memory, or (with --probes) the machine's ceilings.
 func runBench(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	modelDir := fs.String("model", defaultTokenizerDir, "Hugging Face model folder")
-	impl := fs.String("impl", "ref", "implementation: ref (the solutions) or learner (your week1/ code)")
+	modelFlag := fs.String("model", "", "Hugging Face model folder (default: the shipped "+models.Name+")")
+	impl := fs.String("impl", "ref", "implementation: ref (the solutions) or learner (your week1/ code, built on demand)")
 	week := fs.Int("week", 1, "which week's engine to run (only 1 exists so far)")
 	promptLen := fs.Int("prompt-len", 128, "prompt length in tokens (random ids)")
 	genLen := fs.Int("gen-len", 16, "tokens to generate, the first included")
@@ -70,17 +71,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
+	if err := validImplWeek(*impl, *week); err != nil {
+		return err
+	}
 	switch {
-	case *impl != "ref" && *impl != "learner":
-		return fmt.Errorf("%w: --impl must be ref or learner, got %q", errUsage, *impl)
-	case *week != 1:
-		return fmt.Errorf("%w: --week %d is not available; only week 1 is built so far", errUsage, *week)
 	case *promptLen <= 0 || *genLen <= 0:
 		return fmt.Errorf("%w: --prompt-len and --gen-len must be positive", errUsage)
 	case *repeats <= 0 || *warmup < 0:
 		return fmt.Errorf("%w: --repeats must be positive and --warmup not negative", errUsage)
-	case *threads < 0:
-		return fmt.Errorf("%w: --threads must not be negative", errUsage)
+	case *threads < 0 || *threads > runtime.NumCPU():
+		// More threads than cores only adds switching: the kernels are compute-bound.
+		return fmt.Errorf("%w: --threads must be between 0 (all cores) and %d, the cores of this machine; got %d", errUsage, runtime.NumCPU(), *threads)
 	case *only != "" && (*only != "matmul" || !*probes):
 		return fmt.Errorf("%w: --only takes matmul, with --probes", errUsage)
 	}
@@ -116,7 +117,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		rep.Probes = &p
 		printProbes(stdout, rep)
 	} else {
-		if err := benchModel(&rep, *modelDir, *impl, *week, bench.Options{
+		dir, err := modelDir(*modelFlag)
+		if err != nil {
+			return err
+		}
+		if err := benchModel(&rep, dir, *impl, *week, bench.Options{
 			PromptLen: *promptLen, GenLen: *genLen, Warmup: *warmup, Repeats: *repeats, Seed: *seed, AllLogits: *allLogits,
 		}, stderr); err != nil {
 			return err
@@ -143,6 +148,14 @@ func benchModel(rep *benchReport, dir, implName string, week int, o bench.Option
 		return err
 	}
 	defer ck.Close()
+	c := ck.Config
+	if n := o.PromptLen + o.GenLen; n > c.MaxPositionEmbeddings {
+		return fmt.Errorf("%w: --prompt-len %d plus --gen-len %d is %d tokens, past the model's context of %d",
+			errUsage, o.PromptLen, o.GenLen, n, c.MaxPositionEmbeddings)
+	}
+	if err := checkMemory(implName, c, o.PromptLen+o.GenLen); err != nil {
+		return err
+	}
 	if err := warm(dir, stderr); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -31,15 +32,22 @@ func runChat(args []string, stdout, stderr io.Writer) error {
 	defer e.ck.Close()
 	fmt.Fprintln(stderr, "type a message; /reset forgets the conversation, /exit or Ctrl-D leaves")
 	var history []tokenizer.Message
-	in := bufio.NewScanner(stdin)
-	in.Buffer(make([]byte, 64<<10), 1<<20)
+	in := bufio.NewReader(stdin)
 	for {
 		fmt.Fprint(stdout, "> ")
-		if !in.Scan() {
-			fmt.Fprintln(stdout)
-			return in.Err()
+		line, err := readLine(in, maxChatLine)
+		if errors.Is(err, errLineTooLong) {
+			fmt.Fprintf(stderr, "error: that message is over %d KiB and was not sent; the conversation is unchanged\n", maxChatLine>>10)
+			continue
 		}
-		line := strings.TrimSpace(in.Text())
+		if err != nil {
+			fmt.Fprintln(stdout)
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		line = strings.TrimSpace(line)
 		switch line {
 		case "":
 			continue
@@ -59,5 +67,42 @@ func runChat(args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		history = append(history, tokenizer.Message{Role: "assistant", Content: answer})
+	}
+}
+
+// maxChatLine is the longest message chat reads: far more than any model's
+// context holds, small enough that a pasted file cannot exhaust memory.
+const maxChatLine = 1 << 20
+
+var errLineTooLong = errors.New("line too long")
+
+// readLine reads one line without its newline. A line longer than max bytes
+// is read to its end and dropped, with errLineTooLong, so the next line is
+// read normally. At the end of the input it returns the last unterminated
+// line, if any, and then io.EOF.
+func readLine(r *bufio.Reader, max int) (string, error) {
+	var line []byte
+	tooLong := false
+	for {
+		chunk, err := r.ReadSlice('\n')
+		if !tooLong {
+			if len(line)+len(chunk) > max+1 { // +1: the newline itself
+				tooLong, line = true, nil
+			} else {
+				line = append(line, chunk...)
+			}
+		}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case err != nil && (tooLong || len(line) == 0):
+			if tooLong {
+				return "", errLineTooLong
+			}
+			return "", err
+		case tooLong:
+			return "", errLineTooLong
+		}
+		return strings.TrimSuffix(strings.TrimSuffix(string(line), "\n"), "\r"), nil
 	}
 }

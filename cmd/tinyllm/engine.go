@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
+	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"github.com/tinyllm-go/tinyllm/internal/stub"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
@@ -18,23 +19,21 @@ import (
 	refday5 "github.com/tinyllm-go/tinyllm/solutions/week1/day5"
 	refday6 "github.com/tinyllm-go/tinyllm/solutions/week1/day6"
 	refday7 "github.com/tinyllm-go/tinyllm/solutions/week1/day7"
-	day5 "github.com/tinyllm-go/tinyllm/week1/day5"
-	day6 "github.com/tinyllm-go/tinyllm/week1/day6"
-	day7 "github.com/tinyllm-go/tinyllm/week1/day7"
 )
 
 // model is a loaded Week 1 model of either tree.
-type model interface {
-	Forward(tokens [][]int) *tensor.Tensor
-}
+type model = llm.Model
 
 // sampler is either tree's day7 Sampler.
-type sampler interface {
-	Sample(logprobs *tensor.Tensor) int
-}
+type sampler = llm.Sampler
 
 // impl is one implementation of the course (the reference solutions or the
 // learner's own days), seen through the functions the commands need.
+//
+// The ordinary build links only the reference. The learner's days are linked
+// in by the build tag "learner" (learner.go), into a second binary that
+// --impl learner builds and runs (learner_exec.go): a half-written learner day
+// then breaks --impl learner and its own grade, never the reference engine.
 type impl struct {
 	load     func(ck *checkpoint.Checkpoint) (model, error)
 	sampler  func(temperature, topP float64, topK int, seed uint64) sampler
@@ -54,18 +53,6 @@ var impls = map[string]impl{
 			return refday6.Generate(m, tok, msgs, s, refday6.Options{MaxTokens: n, EOS: eos, OnText: on})
 		},
 	},
-	"learner": {
-		load: func(ck *checkpoint.Checkpoint) (model, error) { return day5.NewQwen2ModelWeek1(ck) },
-		sampler: func(t, p float64, k int, seed uint64) sampler {
-			if t == 0 {
-				return day6.Greedy{}
-			}
-			return day7.NewSampler(t, p, k, seed)
-		},
-		generate: func(m model, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
-			return day6.Generate(m, tok, msgs, s, day6.Options{MaxTokens: n, EOS: eos, OnText: on})
-		},
-	},
 }
 
 // engineFlags are the flags shared by generate and chat.
@@ -83,7 +70,7 @@ type engineFlags struct {
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.modelDir, "model", "", "Hugging Face model folder (config.json, *.safetensors, tokenizer.json); default: the shipped "+models.Name)
-	fs.StringVar(&f.impl, "impl", "ref", "implementation: ref (the solutions) or learner (your week1/ code)")
+	fs.StringVar(&f.impl, "impl", "ref", "implementation: ref (the solutions) or learner (your week1/ code, built on demand)")
 	fs.IntVar(&f.week, "week", 1, "which week's engine to run (only 1 exists so far)")
 	fs.Float64Var(&f.temperature, "temperature", 0, "sampling temperature; 0 is greedy")
 	fs.Float64Var(&f.topP, "top-p", 1, "nucleus sampling: keep the most likely tokens up to this total probability")
@@ -94,28 +81,55 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 }
 
 func (f *engineFlags) validate() error {
-	if f.modelDir == "" {
-		dir, err := models.Dir()
-		if err != nil {
-			return fmt.Errorf("unpacking the shipped model: %w", err)
-		}
-		f.modelDir = dir
+	if err := validImplWeek(f.impl, f.week); err != nil {
+		return err
 	}
 	switch {
-	case f.impl != "ref" && f.impl != "learner":
-		return fmt.Errorf("%w: --impl must be ref or learner, got %q", errUsage, f.impl)
-	case f.week != 1:
-		return fmt.Errorf("%w: --week %d is not available; only week 1 is built so far", errUsage, f.week)
-	case f.temperature < 0:
-		return fmt.Errorf("%w: --temperature must be >= 0, got %g", errUsage, f.temperature)
-	case f.topP <= 0 || f.topP > 1:
+	// Written so that NaN fails every test: NaN compares false with anything.
+	case !(f.temperature >= 0 && f.temperature <= maxTemperature):
+		return fmt.Errorf("%w: --temperature must be between 0 and %g, got %g", errUsage, float64(maxTemperature), f.temperature)
+	case !(f.topP > 0 && f.topP <= 1):
 		return fmt.Errorf("%w: --top-p must be in (0, 1], got %g", errUsage, f.topP)
 	case f.topK < 0:
 		return fmt.Errorf("%w: --top-k must be >= 0, got %d", errUsage, f.topK)
 	case f.maxTokens <= 0:
 		return fmt.Errorf("%w: --max-tokens must be positive, got %d", errUsage, f.maxTokens)
 	}
+	dir, err := modelDir(f.modelDir)
+	if err != nil {
+		return err
+	}
+	f.modelDir = dir
 	return nil
+}
+
+// maxTemperature bounds --temperature: far beyond it every token is equally
+// likely and the number only hides a typing mistake (or an infinity).
+const maxTemperature = 100
+
+// validImplWeek checks the --impl and --week flags every engine command shares.
+func validImplWeek(impl string, week int) error {
+	switch {
+	case impl != "ref" && impl != "learner":
+		return fmt.Errorf("%w: --impl must be ref or learner, got %q", errUsage, impl)
+	case week != 1:
+		return fmt.Errorf("%w: --week %d is not available; only week 1 is built so far", errUsage, week)
+	}
+	return nil
+}
+
+// modelDir is where every command finds its model: the folder given with
+// --model, or else the shipped model, unpacked from the binary into the
+// user's cache, so that no command depends on the working directory.
+func modelDir(flagValue string) (string, error) {
+	if flagValue != "" {
+		return flagValue, nil
+	}
+	dir, err := models.Dir()
+	if err != nil {
+		return "", fmt.Errorf("unpacking the shipped model: %w", err)
+	}
+	return dir, nil
 }
 
 // engine is a loaded model with its tokenizer, ready to answer.
@@ -182,7 +196,7 @@ func (e *engine) reply(msgs []tokenizer.Message, stdout, stderr io.Writer) (stri
 	}
 	// Week 1 has no way past the model's context (its RoPE table ends there):
 	// refuse a conversation that does not fit and shorten the reply budget.
-	prompt, err := e.tok.Encode(e.tok.ApplyChatTemplate(msgs, true))
+	prompt, err := e.tok.EncodeChat(msgs, true)
 	if err != nil {
 		return "", err
 	}
@@ -191,6 +205,9 @@ func (e *engine) reply(msgs []tokenizer.Message, stdout, stderr io.Writer) (stri
 		return "", fmt.Errorf("the conversation is %d tokens and the model's context is %d: start a new one (/reset in chat)", len(prompt), limit)
 	}
 	maxTokens := min(f.maxTokens, limit-len(prompt))
+	if err := checkMemory(f.impl, e.ck.Config, len(prompt)+maxTokens); err != nil {
+		return "", err
+	}
 	// Counting the sampler's draws counts the tokens generated, end-of-turn
 	// token included, without decoding or re-encoding anything.
 	s := &countingSampler{sampler: e.impl.sampler(f.temperature, f.topP, f.topK, f.seed)}
@@ -209,18 +226,28 @@ func (e *engine) reply(msgs []tokenizer.Message, stdout, stderr io.Writer) (stri
 	}
 	secs := time.Since(start).Seconds()
 	fmt.Fprintf(stderr, "[%d tokens in %.1fs, %.2f tokens/s]\n", s.n, secs, float64(s.n)/secs)
+	if s.n >= maxTokens && !contains(e.eos, s.last) {
+		// The reply did not end by itself: say where it was cut.
+		if maxTokens < f.maxTokens {
+			fmt.Fprintf(stderr, "[reply cut: the model's context of %d tokens is full; /reset starts a new conversation]\n", limit)
+		} else {
+			fmt.Fprintf(stderr, "[reply cut at --max-tokens %d]\n", f.maxTokens)
+		}
+	}
 	return text, nil
 }
 
-// countingSampler counts the tokens it draws.
+// countingSampler counts the tokens it draws and remembers the last one.
 type countingSampler struct {
 	sampler
-	n int
+	n    int
+	last int
 }
 
 func (c *countingSampler) Sample(logprobs *tensor.Tensor) int {
 	c.n++
-	return c.sampler.Sample(logprobs)
+	c.last = c.sampler.Sample(logprobs)
+	return c.last
 }
 
 // learnerGuard turns a panic from the learner's stubs into an error that says

@@ -54,6 +54,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 		usage(stderr)
 		return 2
 	}
+	if wantsLearner(args[1:]) && !learnerLinked() {
+		code, err := runLearnerBinary(args, stdout, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "tinyllm %s: %v\n", args[0], err)
+			return 1
+		}
+		return code
+	}
 	if err := cmd.run(args[1:], stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -74,18 +82,29 @@ func usage(w io.Writer) {
 	}
 }
 
-// parseFlags parses a subcommand's flags, printing its usage to stderr on a
-// mistake and marking the error as a usage error (exit status 2).
+// parseFlags parses the flags of a subcommand that takes no other arguments.
+// Every subcommand parses through it or parseFlagsAndArgs, so all of them
+// answer --help with exit status 0 and a mistake with its usage and status 2.
 func parseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	if err := parseFlagsAndArgs(fs, args, stderr); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	return nil
+}
+
+// parseFlagsAndArgs parses a subcommand's flags and leaves its other
+// arguments in fs.Args(), printing the usage to stderr on a mistake and
+// marking the error as a usage error (exit status 2).
+func parseFlagsAndArgs(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return fmt.Errorf("%w: %v", errUsage, err)
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
 	}
 	return nil
 }

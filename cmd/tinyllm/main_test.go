@@ -1,10 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
+	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 )
 
 func TestCommandLineErrors(t *testing.T) {
@@ -19,6 +25,15 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"progress", "--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{[]string{"progress", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"help"}, 0, "progress"},
+		{[]string{"generate", "--prompt", "hi", "--temperature", "NaN"}, 2, "--temperature must be between 0 and 100, got NaN"},
+		{[]string{"generate", "--prompt", "hi", "--temperature", "+Inf"}, 2, "--temperature must be between 0 and 100, got +Inf"},
+		{[]string{"chat", "--top-p", "NaN"}, 2, "--top-p must be in (0, 1], got NaN"},
+		{[]string{"chat", "--top-p", "-Inf"}, 2, "--top-p must be in (0, 1], got -Inf"},
+		{[]string{"tokenize", "--chat", "--plain", "x"}, 2, "give one of --chat and --plain"},
+		{[]string{"tokenize"}, 2, "give the text to tokenize"},
+		{[]string{"bench", "--threads", "100000"}, 2, "--threads must be between 0 (all cores) and"},
+		{[]string{"bench", "--prompt-len", "600"}, 2, "past the model's context of 512"},
+		{[]string{"bench", "--prompt-len", "500", "--gen-len", "50"}, 2, "550 tokens, past the model's context of 512"},
 	}
 	for _, tc := range tests {
 		var stdout, stderr bytes.Buffer
@@ -74,5 +89,127 @@ func TestBadModelFolder(t *testing.T) {
 	code := run([]string{"generate", "--model", dir, "--prompt", "hi"}, &stdout, &stderr)
 	if code != 1 || !strings.Contains(stderr.String(), "config.json") || strings.Contains(stderr.String(), "goroutine ") {
 		t.Errorf("exit %d, stderr:\n%s", code, stderr.String())
+	}
+}
+
+// TestEveryCommandAnswersHelp: --help prints the flags and exits 0 for every
+// subcommand alike.
+func TestEveryCommandAnswersHelp(t *testing.T) {
+	for name := range commands {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{name, "--help"}, &stdout, &stderr); code != 0 || !strings.Contains(stderr.String(), "-") {
+			t.Errorf("tinyllm %s --help: exit %d, stderr %q; want exit 0 and the flags", name, code, stderr.String())
+		}
+	}
+}
+
+// TestCommandsRunOutsideTheRepository: every command finds the shipped model
+// from any working directory.
+func TestCommandsRunOutsideTheRepository(t *testing.T) {
+	t.Chdir(t.TempDir())
+	for _, args := range [][]string{
+		{"bench", "--prompt-len", "8", "--gen-len", "2", "--repeats", "1", "--warmup", "0"},
+		{"tokenize", "hello"},
+		{"generate", "--prompt", "What is 2 + 3?", "--max-tokens", "8"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if code := run(args, &stdout, &stderr); code != 0 {
+			t.Errorf("tinyllm %v outside the repository: exit %d: %s", args, code, stderr.String())
+		}
+	}
+}
+
+func TestLearnerBuildErrorNamesTheDay(t *testing.T) {
+	out := "# github.com/tinyllm-go/tinyllm/week1/day3\n" +
+		"week1/day3/attention.go:7:2: \"os\" imported and not used\n" +
+		"week1/day3/attention.go:9:1: syntax error\n"
+	err := learnerBuildError([]byte(out))
+	want := `your week1/day3 does not build: week1/day3/attention.go:7:2: "os" imported and not used`
+	if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Count(err.Error(), "\n") != 0 {
+		t.Errorf("learnerBuildError = %v, want one line starting %q", err, want)
+	}
+}
+
+func TestWantsLearner(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want bool
+	}{
+		{[]string{"--impl", "learner"}, true},
+		{[]string{"--impl=learner", "--prompt", "x"}, true},
+		{[]string{"-impl", "learner"}, true},
+		{[]string{"--impl", "ref"}, false},
+		{[]string{"--prompt", "--impl learner"}, false},
+		{[]string{"--", "--impl", "learner"}, false},
+	} {
+		if got := wantsLearner(tc.args); got != tc.want {
+			t.Errorf("wantsLearner(%q) = %v, want %v", tc.args, got, tc.want)
+		}
+	}
+}
+
+func TestReadLine(t *testing.T) {
+	long := strings.Repeat("x", 5000)
+	in := bufio.NewReaderSize(strings.NewReader("short\r\n"+long+"\nafter\nlast"), 16)
+	var got []string
+	for {
+		line, err := readLine(in, 1000)
+		if errors.Is(err, errLineTooLong) {
+			got = append(got, "<too long>")
+			continue
+		}
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatal(err)
+			}
+			break
+		}
+		got = append(got, line)
+	}
+	want := []string{"short", "<too long>", "after", "last"}
+	if !slices.Equal(got, want) {
+		t.Errorf("lines = %q, want %q", got, want)
+	}
+}
+
+// TestChatSurvivesAHugeLine: a message over the limit is refused and the
+// session goes on.
+func TestChatSurvivesAHugeLine(t *testing.T) {
+	stdin = strings.NewReader(strings.Repeat("a", maxChatLine+10) + "\nWhat is 25 + 17?\n")
+	defer func() { stdin = os.Stdin }()
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"chat", "--max-tokens", "20"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("chat exited %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "was not sent") || !strings.Contains(stdout.String(), "42") {
+		t.Errorf("stdout %q\nstderr %q", stdout.String(), stderr.String())
+	}
+}
+
+// TestReplyCutIsReported: a reply that stops at the token budget says so.
+func TestReplyCutIsReported(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"generate", "--prompt", "Sort these numbers: 9 2 7 5 1 8", "--max-tokens", "2"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "[reply cut at --max-tokens 2]") {
+		t.Errorf("stderr does not say the reply was cut:\n%s", stderr.String())
+	}
+}
+
+func TestCheckMemoryRefusesBeforeAllocating(t *testing.T) {
+	old := availableMemory
+	defer func() { availableMemory = old }()
+	availableMemory = func() (uint64, bool) { return 8 << 30, true }
+	// Qwen2-0.5B's shape.
+	c := checkpoint.Config{HiddenSize: 896, IntermediateSize: 4864, NumAttentionHeads: 14, NumKeyValueHeads: 2, VocabSize: 151936}
+	if err := checkMemory("learner", c, 16384); err == nil || !strings.Contains(err.Error(), "GB") {
+		t.Errorf("learner, 16k tokens in 8 GiB: err = %v, want a refusal that says how much memory", err)
+	}
+	if err := checkMemory("ref", c, 16384); err != nil {
+		t.Errorf("ref, 16k tokens in 8 GiB: %v", err)
+	}
+	if err := checkMemory("learner", c, 512); err != nil {
+		t.Errorf("learner, 512 tokens in 8 GiB: %v", err)
 	}
 }

@@ -13,31 +13,40 @@ import (
 
 func runTokenize(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("tokenize", flag.ContinueOnError)
-	modelDir := fs.String("model", "", "model folder holding tokenizer.json (default: the shipped "+models.Name+")")
-	chat := fs.Bool("chat", false, "wrap the text in the chat template as a user message first")
-	fs.SetOutput(stderr)
-	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+	modelFlag := fs.String("model", "", "model folder holding tokenizer.json (default: the shipped "+models.Name+")")
+	chat := fs.Bool("chat", false, "encode the text as a user message in the chat template (special tokens in it stay text)")
+	plain := fs.Bool("plain", false, "treat special tokens such as <|im_end|> in the text as plain text, as chat messages are")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: tinyllm tokenize [--model DIR] [--chat | --plain] TEXT…")
+		fs.PrintDefaults()
 	}
-	if *modelDir == "" {
-		dir, err := models.Dir()
-		if err != nil {
-			return fmt.Errorf("unpacking the shipped model: %w", err)
-		}
-		*modelDir = dir
+	if err := parseFlagsAndArgs(fs, args, stderr); err != nil {
+		return err
 	}
 	if fs.NArg() == 0 {
 		return fmt.Errorf("%w: give the text to tokenize as an argument", errUsage)
 	}
-	tok, err := tokenizer.LoadDir(*modelDir)
+	if *chat && *plain {
+		return fmt.Errorf("%w: --chat already encodes the message as plain text; give one of --chat and --plain", errUsage)
+	}
+	dir, err := modelDir(*modelFlag)
+	if err != nil {
+		return err
+	}
+	tok, err := tokenizer.LoadDir(dir)
 	if err != nil {
 		return err
 	}
 	text := strings.Join(fs.Args(), " ")
-	if *chat {
-		text = tok.ApplyChatTemplate([]tokenizer.Message{{Role: "user", Content: text}}, true)
+	var ids []int
+	switch {
+	case *chat:
+		ids, err = tok.EncodeChat([]tokenizer.Message{{Role: "user", Content: text}}, true)
+	case *plain:
+		ids, err = tok.EncodeText(text)
+	default:
+		ids, err = tok.Encode(text)
 	}
-	ids, err := tok.Encode(text)
 	if err != nil {
 		return err
 	}

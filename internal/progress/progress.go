@@ -102,6 +102,11 @@ func classify(d *Day, events io.Reader, stderr string) {
 	if len(result) == 0 {
 		d.State = NoBuild
 		d.Detail = firstLine(append(buildErrs, strings.TrimSpace(stderr))...)
+		// A day that imports an earlier day fails with that day's error:
+		// say so, or the learner hunts for it in the wrong folder.
+		if other := dayOf(d.Detail); d.Dir != "" && other != "" && other != d.Dir {
+			d.Detail = "needs " + other + ", which does not build: " + d.Detail
+		}
 		return
 	}
 	var failing []string
@@ -127,6 +132,15 @@ func classify(d *Day, events io.Reader, stderr string) {
 		d.State = Failing
 		d.Detail = "failing: " + strings.Join(failing, ", ")
 	}
+}
+
+// dayOf returns the day folder ("week1/day3") a compiler line points into, or "".
+func dayOf(line string) string {
+	parts := strings.SplitN(strings.TrimPrefix(line, "./"), "/", 3)
+	if len(parts) == 3 && strings.HasPrefix(parts[0], "week") && strings.HasPrefix(parts[1], "day") {
+		return parts[0] + "/" + parts[1]
+	}
+	return ""
 }
 
 // taskName shortens TestW1D1Task2Linear to Task2Linear.

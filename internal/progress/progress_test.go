@@ -2,6 +2,8 @@ package progress
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -84,6 +86,46 @@ func TestTableShowsEveryDay(t *testing.T) {
 	for _, want := range []string{"W1D1", "week1/day1", "failing", "1/4", "Task2Linear", "W1D2", "not in course yet"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("table lacks %q:\n%s", want, table)
+		}
+	}
+}
+
+// TestGradeRealGoTest grades a throwaway module with the real go command: a
+// day whose file does not compile shows as "does not build" with the
+// compiler's file:line message, a day that imports it says which day to fix,
+// and a day beside them is still graded.
+func TestGradeRealGoTest(t *testing.T) {
+	root := t.TempDir()
+	write := func(path, text string) {
+		t.Helper()
+		full := filepath.Join(root, path)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("go.mod", "module example.com/course\n\ngo 1.22\n")
+	write("week1/day1/a.go", "package day1\n\nimport \"os\"\n\nfunc One() int { return 1 }\n")
+	write("week1/day1/a_test.go", "package day1\n\nimport \"testing\"\n\nfunc TestW1D1Task1One(t *testing.T) {}\n")
+	write("week1/day2/b.go", "package day2\n\nimport \"example.com/course/week1/day1\"\n\nfunc Two() int { return 2 * day1.One() }\n")
+	write("week1/day2/b_test.go", "package day2\n\nimport \"testing\"\n\nfunc TestW1D2Task1Two(t *testing.T) {}\n")
+	write("week1/day3/c.go", "package day3\n\nfunc Three() int { return 3 }\n")
+	write("week1/day3/c_test.go", "package day3\n\nimport \"testing\"\n\nfunc TestW1D3Task1Three(t *testing.T) {\n\tif Three() != 3 {\n\t\tt.Fatal(\"wrong\")\n\t}\n}\n")
+
+	want := []struct {
+		state  State
+		detail string
+	}{
+		{NoBuild, `week1/day1/a.go:3:8: "os" imported and not used`},
+		{NoBuild, `needs week1/day1, which does not build: week1/day1/a.go:3:8: "os" imported and not used`},
+		{Passed, ""},
+	}
+	for i, w := range want {
+		d := Grade(root, 1, i+1)
+		if d.State != w.state || d.Detail != w.detail {
+			t.Errorf("%s: state %q detail %q; want %q detail %q", d.Name, d.State, d.Detail, w.state, w.detail)
 		}
 	}
 }

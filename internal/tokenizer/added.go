@@ -47,6 +47,28 @@ func newAddedMatcher(toks []*addedToken, text func(*addedToken) string) *addedMa
 	return m
 }
 
+// withoutSpecial returns a matcher for the tokens of m that are not special
+// (nil when none is left).
+func (m *addedMatcher) withoutSpecial() *addedMatcher {
+	if m == nil {
+		return nil
+	}
+	var toks []*addedToken
+	var texts = map[*addedToken]string{}
+	for _, list := range m.byByte {
+		for _, at := range list {
+			if !at.tok.Special {
+				toks = append(toks, at.tok)
+				texts[at.tok] = at.text
+			}
+		}
+	}
+	// Map iteration order is random; the matcher sorts by length, and equal
+	// lengths must keep a fixed order for leftmost-longest ties.
+	sort.Slice(toks, func(i, j int) bool { return toks[i].ID < toks[j].ID })
+	return newAddedMatcher(toks, func(a *addedToken) string { return texts[a] })
+}
+
 // find returns the leftmost-longest token occurrence in s at or after from.
 func (m *addedMatcher) find(s string, from int) (start, end int, tok *addedToken) {
 	for i := from; i < len(s); i++ {

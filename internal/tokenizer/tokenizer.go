@@ -34,6 +34,7 @@ package tokenizer
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -50,6 +51,9 @@ type Tokenizer struct {
 	added     map[string]int // added token content -> id
 	rawAdded  *addedMatcher  // added tokens matched in the raw text
 	normAdded *addedMatcher  // added tokens matched after normalization (may be nil)
+
+	plainOnce           sync.Once
+	plainRaw, plainNorm *addedMatcher // rawAdded and normAdded without the special tokens
 
 	eosID           int // -1 if unknown
 	hasChatTemplate bool
@@ -102,15 +106,60 @@ func (t *Tokenizer) EOSTokenID() (int, bool) { return t.eosID, t.eosID >= 0 }
 // chat_template. ApplyChatTemplate always renders ChatML whatever it says.
 func (t *Tokenizer) HasChatTemplate() bool { return t.hasChatTemplate }
 
-// Encode returns the token ids of text. Its only error is text that is not
-// valid UTF-8; the error gives the byte offset of the first bad byte.
+// Encode returns the token ids of text, with every added token in it, the
+// special ones included, encoded as that token: "<|im_end|>" in text becomes
+// the single id that ends a chat turn. That is Hugging Face's default, and it
+// is what a prompt written by the program itself needs. Text typed by a user
+// must go through EncodeText or EncodeChat instead, or the user can forge
+// turns. Its only error is text that is not valid UTF-8; the error gives the
+// byte offset of the first bad byte.
 func (t *Tokenizer) Encode(text string) ([]int, error) {
-	if !utf8.ValidString(text) {
-		off := invalidOffset(text)
-		return nil, fmt.Errorf("tokenizer: Encode: text is not valid UTF-8: bad byte 0x%02x at byte offset %d", text[off], off)
+	if err := checkUTF8(text); err != nil {
+		return nil, fmt.Errorf("tokenizer: Encode: %w", err)
 	}
-	out := make([]int, 0, len(text)/4+1)
-	t.rawAdded.split(text, func(piece string, id int) {
+	return t.encode(nil, text, t.rawAdded, t.normAdded), nil
+}
+
+// EncodeText returns the token ids of text with special tokens treated as
+// plain text: "<|im_end|>" typed by a user encodes as the pieces "<", "|",
+// "im", ... and can never end a turn. Added tokens that are not special (such
+// as "<think>" in newer Qwen vocabularies) are still matched, as in Hugging
+// Face's encode with split_special_tokens=True.
+func (t *Tokenizer) EncodeText(text string) ([]int, error) {
+	if err := checkUTF8(text); err != nil {
+		return nil, fmt.Errorf("tokenizer: EncodeText: %w", err)
+	}
+	raw, norm := t.plainMatchers()
+	return t.encode(nil, text, raw, norm), nil
+}
+
+// checkUTF8 says where text stops being valid UTF-8.
+func checkUTF8(text string) error {
+	if utf8.ValidString(text) {
+		return nil
+	}
+	off := invalidOffset(text)
+	return &InvalidUTF8Error{Offset: off, Byte: text[off]}
+}
+
+// InvalidUTF8Error is the error for text that is not valid UTF-8: Offset is
+// the byte offset of the first bad byte in the text that was given.
+type InvalidUTF8Error struct {
+	Offset int
+	Byte   byte
+}
+
+func (e *InvalidUTF8Error) Error() string {
+	return fmt.Sprintf("text is not valid UTF-8: bad byte 0x%02x at byte offset %d", e.Byte, e.Offset)
+}
+
+// encode appends the ids of valid UTF-8 text to out, matching the added
+// tokens of raw in the text as given and those of norm after normalization.
+func (t *Tokenizer) encode(out []int, text string, raw, norm *addedMatcher) []int {
+	if out == nil {
+		out = make([]int, 0, len(text)/4+1)
+	}
+	raw.split(text, func(piece string, id int) {
 		if id >= 0 {
 			out = append(out, id)
 			return
@@ -118,11 +167,11 @@ func (t *Tokenizer) Encode(text string) ([]int, error) {
 		if t.nfc {
 			piece = nfc(piece)
 		}
-		if t.normAdded == nil {
+		if norm == nil {
 			out = t.encodePiece(out, piece)
 			return
 		}
-		t.normAdded.split(piece, func(p string, id int) {
+		norm.split(piece, func(p string, id int) {
 			if id >= 0 {
 				out = append(out, id)
 			} else {
@@ -130,7 +179,17 @@ func (t *Tokenizer) Encode(text string) ([]int, error) {
 			}
 		})
 	})
-	return out, nil
+	return out
+}
+
+// plainMatchers returns the added-token matchers without the special tokens,
+// built once on first use.
+func (t *Tokenizer) plainMatchers() (raw, norm *addedMatcher) {
+	t.plainOnce.Do(func() {
+		t.plainRaw = t.rawAdded.withoutSpecial()
+		t.plainNorm = t.normAdded.withoutSpecial()
+	})
+	return t.plainRaw, t.plainNorm
 }
 
 // encodePiece pre-tokenizes normalized text without added tokens and BPE-encodes

@@ -2,6 +2,7 @@ package tokenizer
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -367,5 +368,107 @@ func TestLegacyMergeSpelling(t *testing.T) {
 		if want := caseIDs(t, c); !slices.Equal(got, want) {
 			t.Errorf("%s: %s", c.Name, diffIDs(tok, got, want))
 		}
+	}
+}
+
+// TestEncodeChatKeepsUserTextAsText checks EncodeChat against transformers
+// encoding each message with split_special_tokens=True: a "<|im_end|>" typed
+// in a message must stay text, or a user can forge a system or assistant turn.
+func TestEncodeChatKeepsUserTextAsText(t *testing.T) {
+	tok := qwen2(t)
+	imEnd, _ := tok.TokenID("<|im_end|>")
+	for _, c := range loadCases(t, "chat_text") {
+		t.Run(c.Name, func(t *testing.T) {
+			raw, err := json.Marshal(c.Params["messages"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			var msgs []Message
+			if err := json.Unmarshal(raw, &msgs); err != nil {
+				t.Fatal(err)
+			}
+			gen, err := c.Bool("add_generation_prompt")
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids, err := tok.EncodeChat(msgs, gen)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := caseIDs(t, c)
+			if !slices.Equal(ids, want) {
+				t.Fatalf("EncodeChat: %s", diffIDs(tok, ids, want))
+			}
+			// One end-of-turn per message and the default system turn, no more.
+			turns := len(msgs)
+			if len(msgs) > 0 && msgs[0].Role != "system" {
+				turns++
+			}
+			if n := countID(ids, imEnd); n != turns {
+				t.Errorf("EncodeChat gave %d <|im_end|> tokens for %d turns", n, turns)
+			}
+		})
+	}
+}
+
+func countID(ids []int, id int) int {
+	n := 0
+	for _, x := range ids {
+		if x == id {
+			n++
+		}
+	}
+	return n
+}
+
+func TestEncodeTextSpecialTokensStayText(t *testing.T) {
+	tok := qwen2(t)
+	imEnd, _ := tok.TokenID("<|im_end|>")
+	toolCall, _ := tok.TokenID("<tool_call>")
+	for _, tc := range []struct {
+		text      string
+		mustHave  []int // ids that must appear (non-special added tokens)
+		mustLack  []int // ids that must not
+		sameAsRaw bool  // EncodeText equals Encode (no special token in text)
+	}{
+		{text: "Hello<|im_end|>", mustLack: []int{imEnd}},
+		{text: "<tool_call>x", mustHave: []int{toolCall}, sameAsRaw: true},
+		{text: "plain words, 世界", sameAsRaw: true},
+	} {
+		got, err := tok.EncodeText(tc.text)
+		if err != nil {
+			t.Fatalf("EncodeText(%q): %v", tc.text, err)
+		}
+		raw, _ := tok.Encode(tc.text)
+		for _, id := range tc.mustLack {
+			if slices.Contains(got, id) {
+				t.Errorf("EncodeText(%q) = %v contains special id %d", tc.text, got, id)
+			}
+		}
+		for _, id := range tc.mustHave {
+			if !slices.Contains(got, id) {
+				t.Errorf("EncodeText(%q) = %v lacks added token %d", tc.text, got, id)
+			}
+		}
+		if tc.sameAsRaw != slices.Equal(got, raw) {
+			t.Errorf("EncodeText(%q) = %v, Encode = %v; equal should be %v", tc.text, got, raw, tc.sameAsRaw)
+		}
+		back, _ := tok.Decode(got)
+		if back != tc.text {
+			t.Errorf("Decode(EncodeText(%q)) = %q", tc.text, back)
+		}
+	}
+}
+
+func TestEncodeChatUTF8ErrorPointsIntoTheMessage(t *testing.T) {
+	tok := qwen2(t)
+	msgs := []Message{{Role: "user", Content: "fine"}, {Role: "assistant", Content: "ok"}, {Role: "user", Content: "abc\xffdef"}}
+	_, err := tok.EncodeChat(msgs, true)
+	var bad *InvalidUTF8Error
+	if !errors.As(err, &bad) {
+		t.Fatalf("EncodeChat error = %v, want an *InvalidUTF8Error", err)
+	}
+	if bad.Offset != 3 || !strings.Contains(err.Error(), "message 3") {
+		t.Errorf("error %q (offset %d): want message 3 and offset 3 in that message's content", err, bad.Offset)
 	}
 }

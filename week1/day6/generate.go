@@ -51,8 +51,9 @@ type Options struct {
 	OnText    func(string) // receives the reply's text as it is decoded, if not nil
 }
 
-// Generate answers the last message of a conversation: it applies the chat
-// template (tok.ApplyChatTemplate with the generation prompt), encodes it,
+// Generate answers the last message of a conversation: it encodes the
+// conversation with the chat template (tok.EncodeChat with the generation
+// prompt, which keeps special tokens typed inside a message as text),
 // generates with GenerateTokens, and streams the decoded text to opts.OnText
 // through tok.NewStreamDecoder, so no UTF-8 character is ever split. It
 // returns the reply without its end-of-turn token.

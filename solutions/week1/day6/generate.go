@@ -78,15 +78,17 @@ type Options struct {
 	OnText    func(string) // receives the reply's text as it is decoded, if not nil
 }
 
-// Generate answers the last message of a conversation: it applies the chat
-// template, encodes it, generates, and streams the decoded text to
-// opts.OnText without ever splitting a UTF-8 character. It returns the reply
-// without its end-of-turn token.
+// Generate answers the last message of a conversation: it encodes the
+// conversation with the chat template (tok.EncodeChat with the generation
+// prompt, which keeps special tokens typed inside a message as text),
+// generates with GenerateTokens, and streams the decoded text to opts.OnText
+// through tok.NewStreamDecoder, so no UTF-8 character is ever split. It
+// returns the reply without its end-of-turn token.
 func Generate(model Model, tok *tokenizer.Tokenizer, messages []tokenizer.Message, sampler Sampler, opts Options) (string, error) {
 	if opts.MaxTokens <= 0 {
 		return "", fmt.Errorf("day6.Generate: MaxTokens must be positive, got %d", opts.MaxTokens)
 	}
-	prompt, err := tok.Encode(tok.ApplyChatTemplate(messages, true))
+	prompt, err := tok.EncodeChat(messages, true)
 	if err != nil {
 		return "", fmt.Errorf("day6.Generate: encoding the prompt: %w", err)
 	}

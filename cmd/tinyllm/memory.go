@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
+)
+
+// activationBytes estimates the scratch memory one Week 1 forward pass over
+// tokens positions needs, besides the weights: the widest activations of a
+// layer (the MLP's gate, up and their product, I wide; q, k, v, the attention
+// output and the residual, E wide), in float32, plus one row of logits.
+func activationBytes(c checkpoint.Config, tokens int) float64 {
+	perToken := 3*c.IntermediateSize + 6*c.HiddenSize
+	return 4 * (float64(tokens)*float64(perToken) + float64(c.VocabSize))
+}
+
+// naiveAttentionBytes is what attention as Week 1 Day 1 teaches it allocates
+// in one layer: the H_q x L x L scores, their softmax, and the L x L mask,
+// in float32. The reference engine works in blocks of queries and needs a
+// small part of it; a learner's first implementation needs all of it.
+func naiveAttentionBytes(c checkpoint.Config, tokens int) float64 {
+	l := float64(tokens)
+	return 4 * l * l * float64(2*c.NumAttentionHeads+1)
+}
+
+// checkMemory refuses, before anything is allocated, a run of tokens
+// positions (prompt plus the reply budget) whose Week 1 forward pass would
+// need more memory than the machine has available, with a line that says how
+// much it would need. Where the available memory is unknown it checks nothing.
+func checkMemory(impl string, c checkpoint.Config, tokens int) error {
+	avail, ok := availableMemory()
+	if !ok {
+		return nil
+	}
+	need := activationBytes(c, tokens)
+	what := "activations"
+	if impl == "learner" {
+		need += naiveAttentionBytes(c, tokens)
+		what = fmt.Sprintf("activations and the %d×%d×%d attention scores of one layer", c.NumAttentionHeads, tokens, tokens)
+	}
+	if need <= float64(avail) {
+		return nil
+	}
+	hint := "shorten the conversation or lower --max-tokens"
+	if impl == "learner" {
+		hint += ", or run the reference engine (no --impl learner), which computes attention in blocks"
+	}
+	return fmt.Errorf("%d tokens (prompt plus --max-tokens) need about %.1f GB for %s, more than the %.1f GB this machine has available: %s",
+		tokens, need/1e9, what, float64(avail)/1e9, hint)
+}
+
+// availableMemory reads MemAvailable from /proc/meminfo (Linux): the memory
+// that can be had without swapping. Tests replace it.
+var availableMemory = func() (uint64, bool) {
+	raw, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	sc := bufio.NewScanner(bytes.NewReader(raw))
+	for sc.Scan() {
+		var kb uint64
+		fields := bytes.Fields(sc.Bytes())
+		if len(fields) >= 2 && string(fields[0]) == "MemAvailable:" {
+			kb, err = strconv.ParseUint(string(fields[1]), 10, 64)
+			if err != nil {
+				return 0, false
+			}
+			return kb << 10, true
+		}
+	}
+	return 0, false
+}
