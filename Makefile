@@ -46,6 +46,7 @@ vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed on: $$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) vet -tags learner ./cmd/tinyllm
 
 check-week%:
 	$(call need_dir,week$*)
