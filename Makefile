@@ -87,7 +87,7 @@ book:
 	bash .ci/mdbook.sh
 
 # Full-size fidelity of the Week 1 model (maintainers, on a machine with PyTorch
-# and transformers, e.g. the GPU machine): a random Qwen2 of the real 0.5B shape,
+# and transformers, such as a GPU machine): a random Qwen2 of the real 0.5B shape,
 # Hugging Face log-probs against the Go reference model.
 FIDELITY_DIR ?= /tmp/tinyllm-fidelity
 fidelity-w1d5:

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # GPU checks of the kernel runtime (kernels/) and the GPU tasks of the course,
-# for a Linux machine with an NVIDIA GPU that may have no Go toolchain.
+# for a Linux machine with an NVIDIA GPU, with or without a Go toolchain.
 #
-#   scripts/gpu-check.sh build   here (needs Go): compile the GPU test binaries
-#                                into bin/gpu/ (linux/amd64, no cgo), then print
-#                                the command to run on the GPU machine
-#   scripts/gpu-check.sh run     there (needs the NVIDIA driver, NVRTC, and for
-#                                the bandwidth comparison python3 with PyTorch):
+#   scripts/gpu-check.sh build   (needs Go) compile the GPU test binaries into
+#                                bin/gpu/ (linux/amd64, no cgo) and print the
+#                                command that runs them
+#   scripts/gpu-check.sh run     (needs the NVIDIA driver and NVRTC; python3 with
+#                                CUDA PyTorch for the bandwidth comparison)
 #                                measure PyTorch's copy bandwidth, run every
 #                                binary with the GPU required, fail on any
 #                                failure or skip, and summarise the numbers
 #
-# With no argument it builds. The binaries run from their package folders, so
-# the repository's tracked files must be there too (as they are on the GPU
-# machine of this workplace, which receives the working tree).
+# With no argument it builds. `make gpu-check-local` does both on a machine that
+# has Go and the GPU. On a GPU machine without Go, build elsewhere and copy
+# bin/gpu/ into a checkout of the same commit there: the binaries run from
+# their package folders and read the repository's test data.
+# Logs and bench.json go to $TINYLLM_GPU_CHECK_OUT (default bin/gpu/out).
 # See book/src/maintainers-gpu.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,18 +37,17 @@ build() {
   done
   cat <<MSG
 
-Built $(ls "$bin"/*.test | wc -l) GPU test binaries in $bin/. On the GPU machine, from the
-repository root (with bin/ copied there), run:
+Built $(ls "$bin"/*.test | wc -l) GPU test binaries in $bin/. On a Linux machine with an NVIDIA
+GPU, from the root of a checkout of this commit with $bin/ in it, run:
 
     bash scripts/gpu-check.sh run
 
-(An agent in this workplace: the device tool's run, with carry ["bin/gpu"] and that
-command. Anywhere else: copy the repository and bin/gpu/ to the GPU machine.)
+(On a machine with both Go and the GPU, make gpu-check-local builds and runs in one step.)
 MSG
 }
 
 run() {
-  out=${OUT:-$bin/out}
+  out=${TINYLLM_GPU_CHECK_OUT:-$bin/out}
   mkdir -p "$out"
   export TINYLLM_REQUIRE_GPU=1 TINYLLM_BENCH_OUT="$out/bench.json"
   rm -f "$TINYLLM_BENCH_OUT"
@@ -83,7 +84,7 @@ PY
     read -r name pkg run <<<"$t"
     exe=$root/$bin/$name.test
     if [[ ! -x $exe ]]; then
-      echo "FAIL $exe is missing: run scripts/gpu-check.sh build first and carry bin/"; status=1; continue
+      echo "FAIL $exe is missing: run scripts/gpu-check.sh build first (or copy $bin/ here from where it was built)"; status=1; continue
     fi
     echo "=== $name ($pkg)"
     set +e
@@ -93,7 +94,7 @@ PY
     if [[ $rc -ne 0 ]]; then
       echo "FAIL $name (exit $rc)"; status=1
     elif grep -q -- '--- SKIP' "$out/$name.log"; then
-      echo "FAIL $name: checks were skipped on the GPU machine:"; grep -- '--- SKIP' "$out/$name.log"; status=1
+      echo "FAIL $name: checks were skipped although the GPU is required:"; grep -- '--- SKIP' "$out/$name.log"; status=1
     fi
   done
 

@@ -11,7 +11,10 @@
 //     other), and a #fragment names a heading of the target;
 //   - every day chapter (weekN-dayM.md) names at least one existing file under
 //     weekN/dayM/, names no missing one, and ends with a fenced code block whose
-//     last line is `make check-wNdM`.
+//     last line is `make check-wNdM`, followed at most by its reading list;
+//   - every day chapter (weekN-dayM.md, weekN-dayM-topic.md) ends with a
+//     "## Reading" section, and every Reading section of the guide is the last
+//     section of its chapter and a plain list of links.
 //
 // Every check is a function of the repository root, so the tests run them both
 // on the real guide and on small synthetic books.
@@ -511,8 +514,133 @@ func checkDay(root, file, text, w, d string) []Problem {
 		problems = append(problems, Problem{file, last.Start, "the code block opened here is never closed"})
 	case lastLine != want:
 		problems = append(problems, Problem{file, last.Start, fmt.Sprintf("the last code block ends with %q; a day chapter's last code block must end with %q", lastLine, want)})
-	case last.Remainder:
-		problems = append(problems, Problem{file, last.End, fmt.Sprintf("text follows the grading command; a day chapter must end with the code block that runs %q", want)})
+	case last.Remainder && !onlyReadingAfter(text, last.End):
+		problems = append(problems, Problem{file, last.End, fmt.Sprintf("text follows the grading command; a day chapter must end with the code block that runs %q, followed at most by a %q section", want, ReadingHeading)})
+	}
+	return problems
+}
+
+// ReadingHeading opens the reading list that closes a chapter: papers, source
+// files and API pages, one line each on why to read them.
+const ReadingHeading = "## Reading"
+
+// readingChapter matches the file name of any chapter of a day, including a
+// day's second chapter such as week1-day7-kernel.md.
+var readingChapter = regexp.MustCompile(`^week\d+-day\d+(?:-[A-Za-z0-9-]+)?\.md$`)
+
+// onlyReadingAfter reports whether the prose after line `after` of text is
+// nothing but blank lines followed by the Reading heading and what it holds.
+func onlyReadingAfter(text string, after int) bool {
+	for _, ln := range proseLines(text) {
+		if ln.num <= after || strings.TrimSpace(ln.text) == "" {
+			continue
+		}
+		return strings.TrimSpace(ln.text) == ReadingHeading
+	}
+	return true
+}
+
+// CheckReading reports day chapters (weekN-dayM*.md in book/src) without a
+// Reading section, and Reading sections anywhere in the guide's chapters that
+// are not the chapter's last section or are not a plain list of links: every
+// line a list item with at least one link, or the indented continuation of
+// one.
+func CheckReading(root string) []Problem {
+	entries, err := chapters(root)
+	if err != nil {
+		return []Problem{{File: SrcDir + "/SUMMARY.md", Msg: err.Error()}}
+	}
+	files := map[string]bool{}
+	for _, e := range entries {
+		files[e.Path] = true
+	}
+	names, err := os.ReadDir(filepath.Join(root, SrcDir))
+	if err != nil {
+		return []Problem{{File: SrcDir, Msg: err.Error()}}
+	}
+	for _, de := range names {
+		if !de.IsDir() && readingChapter.MatchString(de.Name()) {
+			files[de.Name()] = true
+		}
+	}
+	var sorted []string
+	for f := range files {
+		sorted = append(sorted, f)
+	}
+	sort.Strings(sorted)
+	var problems []Problem
+	for _, name := range sorted {
+		file := SrcDir + "/" + name
+		text, err := os.ReadFile(filepath.Join(root, SrcDir, filepath.FromSlash(name)))
+		if err != nil {
+			problems = append(problems, Problem{File: file, Msg: err.Error()})
+			continue
+		}
+		problems = append(problems, checkReading(file, string(text), readingChapter.MatchString(path.Base(name)))...)
+	}
+	return problems
+}
+
+// listItem matches the first line of a bullet list item.
+var listItem = regexp.MustCompile(`^ {0,3}[-*+][ \t]+\S`)
+
+// checkReading checks the Reading section of one chapter; required says
+// whether the chapter must have one.
+func checkReading(file, text string, required bool) []Problem {
+	prose, blocks := scan(text)
+	start := -1 // index in prose of the Reading heading
+	for i, ln := range prose {
+		if strings.TrimSpace(ln.text) == ReadingHeading {
+			start = i
+			break
+		}
+	}
+	if start < 0 {
+		if required {
+			return []Problem{{File: file, Msg: fmt.Sprintf("has no %q section; a day chapter ends with its reading list", ReadingHeading)}}
+		}
+		return nil
+	}
+	heading := prose[start].num
+	var problems []Problem
+	for _, b := range blocks {
+		if b.Start > heading {
+			problems = append(problems, Problem{file, b.Start, "a code block inside the Reading section; it holds only a list of links"})
+		}
+	}
+	// Each item is its first line plus its indented continuation lines, joined
+	// so that a link wrapped across lines still counts.
+	type item struct {
+		text string
+		line int
+	}
+	var items []item
+	inItem := false
+	for _, ln := range prose[start+1:] {
+		line := ln.text
+		switch {
+		case strings.TrimSpace(line) == "":
+			continue
+		case atxHeading.MatchString(line):
+			problems = append(problems, Problem{file, ln.num, fmt.Sprintf("a heading after %q; the reading list is the chapter's last section", ReadingHeading)})
+			inItem = false
+		case listItem.MatchString(line):
+			items = append(items, item{line, ln.num})
+			inItem = true
+		case inItem && (line[0] == ' ' || line[0] == '\t'):
+			items[len(items)-1].text += " " + strings.TrimSpace(line)
+		default:
+			problems = append(problems, Problem{file, ln.num, "text outside the list in the Reading section; give each source its own list item"})
+			inItem = false
+		}
+	}
+	for _, it := range items {
+		if len(Links(it.text)) == 0 {
+			problems = append(problems, Problem{file, it.line, "a reading list item without a link"})
+		}
+	}
+	if len(items) == 0 {
+		problems = append(problems, Problem{file, heading, "the Reading section lists nothing"})
 	}
 	return problems
 }

@@ -36,6 +36,16 @@ func TestBookLinksResolve(t *testing.T) {
 	report(t, CheckLinks(repoRoot(t)))
 }
 
+func TestBookReadingSections(t *testing.T) {
+	root := repoRoot(t)
+	report(t, CheckReading(root))
+	// Day chapters must have a reading list; without any, this checks little.
+	days, _ := filepath.Glob(filepath.Join(root, SrcDir, "week*-day*.md"))
+	if len(days) == 0 {
+		t.Errorf("no weekN-dayM.md chapter in %s", SrcDir)
+	}
+}
+
 func TestBookDayChaptersNameFilesAndGradingCommand(t *testing.T) {
 	root := repoRoot(t)
 	report(t, CheckDayChapters(root))
@@ -63,7 +73,9 @@ func goodBook() map[string]string {
 		"book/src/img/qwen2.svg": "<svg/>",
 		"book/src/week1-day1.md": "# Day 1\n\n## Task 1: `Softmax`\n\n## Files to edit\n\n" +
 			"- `week1/day1/attention.go` (the reference is in solutions/week1/day1/gone.go)\n\n" +
-			"## Grading\n\n```sh\ngo test -run W1D1 ./week1/day1\nmake check-w1d1\n\n```\n\n",
+			"## Grading\n\n```sh\ngo test -run W1D1 ./week1/day1\nmake check-w1d1\n\n```\n\n" +
+			"## Reading\n\n- [Attention Is All\n  You Need](https://arxiv.org/abs/1706.03762): a link wrapped across lines.\n" +
+			"- [The glossary](glossary.md#kv-cache), [and its\n  preface](preface.md): two links in one item.\n",
 		"book/src/glossary.md": "# Glossary\n\n### KV cache\n\nKeys and values kept between steps.\n",
 	}
 }
@@ -94,6 +106,7 @@ func TestChecksOnSyntheticBooks(t *testing.T) {
 		{name: "good book, summary", check: CheckSummary},
 		{name: "good book, links", check: CheckLinks},
 		{name: "good book, day chapters", check: CheckDayChapters},
+		{name: "good book, reading lists", check: CheckReading},
 		{
 			name:   "missing chapter",
 			edit:   func(f map[string]string) { delete(f, "book/src/glossary.md") },
@@ -163,10 +176,90 @@ func TestChecksOnSyntheticBooks(t *testing.T) {
 		{
 			name: "day chapter with text after the grading command",
 			edit: func(f map[string]string) {
-				f["book/src/week1-day1.md"] += "Next: [day 2](week1-day2.md).\n"
+				f["book/src/week1-day1.md"] = strings.Replace(f["book/src/week1-day1.md"], "## Reading", "Next: [day 2](week1-day2.md).\n\n## Reading", 1)
 			},
 			check: CheckDayChapters,
 			want:  "text follows the grading command",
+		},
+		{
+			name: "day chapter with another section after the grading command",
+			edit: func(f map[string]string) {
+				f["book/src/week1-day1.md"] = strings.Replace(f["book/src/week1-day1.md"], "## Reading", "## Readings", 1)
+			},
+			check: CheckDayChapters,
+			want:  `followed at most by a "## Reading" section`,
+		},
+		{
+			name: "day chapter without a reading list",
+			edit: func(f map[string]string) {
+				text := f["book/src/week1-day1.md"]
+				f["book/src/week1-day1.md"] = text[:strings.Index(text, "## Reading")]
+			},
+			check:  CheckReading,
+			want:   `book/src/week1-day1.md: has no "## Reading" section`,
+			wantAt: "book/src/week1-day1.md: has no",
+		},
+		{
+			name: "second chapter of a day without a reading list, even when not in SUMMARY.md",
+			edit: func(f map[string]string) {
+				f["book/src/week1-day1-kernel.md"] = "# Day 1, Task 2\n\n## Grading\n\n```sh\nmake check-w1d1\n```\n"
+			},
+			check: CheckReading,
+			want:  `book/src/week1-day1-kernel.md: has no "## Reading" section`,
+		},
+		{
+			name: "a section after the reading list",
+			edit: func(f map[string]string) {
+				f["book/src/week1-day1.md"] += "\n## Exercises\n"
+			},
+			check:  CheckReading,
+			want:   `a heading after "## Reading"`,
+			wantAt: "book/src/week1-day1.md:24:",
+		},
+		{
+			name: "prose in the reading list",
+			edit: func(f map[string]string) {
+				f["book/src/week1-day1.md"] += "\nRead them in order.\n"
+			},
+			check:  CheckReading,
+			want:   "text outside the list in the Reading section",
+			wantAt: "book/src/week1-day1.md:24:",
+		},
+		{
+			name: "reading list item without a link",
+			edit: func(f map[string]string) {
+				f["book/src/week1-day1.md"] += "- The Qwen2 technical report,\n  worth a look.\n"
+			},
+			check:  CheckReading,
+			want:   "a reading list item without a link",
+			wantAt: "book/src/week1-day1.md:23:",
+		},
+		{
+			name: "empty reading list",
+			edit: func(f map[string]string) {
+				text := f["book/src/week1-day1.md"]
+				f["book/src/week1-day1.md"] = text[:strings.Index(text, "## Reading")] + "## Reading\n"
+			},
+			check: CheckReading,
+			want:  "the Reading section lists nothing",
+		},
+		{
+			name: "code block in the reading list",
+			edit: func(f map[string]string) {
+				f["book/src/glossary.md"] += "\n## Reading\n\n- [PyTorch](https://pytorch.org): the reference.\n\n```sh\npip install torch\n```\n"
+			},
+			check:  CheckReading,
+			want:   "a code block inside the Reading section",
+			wantAt: "book/src/glossary.md:11:",
+		},
+		{
+			name: "reading list in a chapter that is not a day's is checked too",
+			edit: func(f map[string]string) {
+				f["book/src/glossary.md"] += "\n## Reading\n\n- [PyTorch](https://pytorch.org): the reference.\n\nSee the papers.\n"
+			},
+			check:  CheckReading,
+			want:   "text outside the list",
+			wantAt: "book/src/glossary.md:11:",
 		},
 		{
 			name: "day chapter without code blocks",

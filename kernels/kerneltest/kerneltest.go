@@ -1,7 +1,7 @@
 // Package kerneltest opens the GPU for a test: it skips the test, saying by
 // name that it did not run, on a machine with no GPU, and fails it when the
-// GPU is required (TINYLLM_REQUIRE_GPU=1, as scripts/gpu-check.sh sets on the
-// GPU machine) so that a GPU run can never pass by skipping.
+// GPU is required (TINYLLM_REQUIRE_GPU=1, as scripts/gpu-check.sh sets when it
+// runs the checks) so that a GPU run can never pass by skipping.
 package kerneltest
 
 import (

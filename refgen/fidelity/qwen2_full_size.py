@@ -1,4 +1,4 @@
-"""Full-size fidelity check of the Week 1 model (maintainers; runs on the GPU machine).
+"""Full-size fidelity check of the Week 1 model (maintainers; best run on a GPU machine).
 
 Builds a randomly initialised Qwen2 with the real Qwen2-0.5B-Instruct
 configuration in Hugging Face transformers, saves it as a bf16 Hugging Face
@@ -13,7 +13,7 @@ The Go side then runs solutions/week1/day5 on the same checkpoint and compares:
 
     TINYLLM_FIDELITY_DIR=OUT go test -run W1D5Fidelity -v ./solutions/week1/day5
 
-`make fidelity-w1d5` does both on the H100 machine (see the Makefile). Nothing
+`make fidelity-w1d5` does both (see the Makefile). Nothing
 here is committed output: the checkpoint is 1 GB.
 """
 

@@ -16,7 +16,7 @@ import (
 func TestW1D5FidelityFullSize(t *testing.T) {
 	dir := os.Getenv("TINYLLM_FIDELITY_DIR")
 	if dir == "" {
-		t.Skip("not run: needs TINYLLM_FIDELITY_DIR (a full-size checkpoint from refgen/fidelity; `make fidelity-w1d5` on the GPU machine)")
+		t.Skip("not run: needs TINYLLM_FIDELITY_DIR (a full-size checkpoint from refgen/fidelity; `make fidelity-w1d5` on a machine with PyTorch)")
 	}
 	tokArr, err := npy.ReadFile(filepath.Join(dir, "tokens.npy"))
 	if err != nil {
