@@ -150,6 +150,8 @@ func headSummary(bad map[int]bool, n int) string {
 		}
 	}
 	switch {
+	case len(match) == 0 && n == 2:
+		return "both heads differ"
 	case len(match) == 0:
 		return fmt.Sprintf("all %d heads differ", n)
 	case len(differ) == 1:

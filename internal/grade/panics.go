@@ -61,18 +61,18 @@ func misuseReport(task string, m Misuse) (report string, isStub bool) {
 	recovered, tr, panicked := catch(m.Call)
 	switch {
 	case !panicked:
-		return fmt.Sprintf("%s did not panic; the chapter asks for a panic here: %s", what, m.Why), false
+		return fmt.Sprintf("%s did not panic. The chapter asks for a panic here: %s.", what, m.Why), false
 	case stub.Is(recovered):
 		return fmt.Sprintf("%s: %s: %v", what, NotImplemented, recovered), true
 	}
 	msg := fmt.Sprint(recovered)
 	if _, isRuntime := recovered.(runtime.Error); isRuntime {
-		return fmt.Sprintf("%s panicked with a runtime error instead of a message of its own (%s); %s: check the arguments first and panic saying what is wrong\n%s",
+		return fmt.Sprintf("%s panicked with a runtime error (%s), not a message of its own. The chapter asks: %s; check the arguments first and panic saying what is wrong.\n%s",
 			what, msg, m.Why, tr), false
 	}
 	if m.Own {
 		if site, ok := tr.Site(); ok && !dayCode.MatchString(site.File) {
-			return fmt.Sprintf("%s panicked inside %s at %s (%s) rather than in the day's own code; %s: check the arguments before using them\n%s",
+			return fmt.Sprintf("%s panicked inside %s at %s (%s), not in the day's own code. The chapter asks: %s; check the arguments before using them.\n%s",
 				what, site.Func, site, msg, m.Why, tr), false
 		}
 	}
@@ -83,7 +83,7 @@ func misuseReport(task string, m Misuse) (report string, isStub bool) {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Sprintf("%s panicked with %q, which does not mention %s; %s",
+		return fmt.Sprintf("%s panicked with %q, which does not mention %s. The chapter asks: %s.",
 			what, msg, strings.Join(missing, " and "), m.Why), false
 	}
 	return "", false

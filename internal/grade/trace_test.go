@@ -75,7 +75,7 @@ func TestMisuseReport(t *testing.T) {
 		{"runtime error", grade.Misuse{What: "f(7)", Call: func() { dayIndexes(nil, 7) }}, false,
 			[]string{"runtime error", "index out of range", "in the day's code at internal/grade/trace_test.go"}},
 		{"panic in the substrate", grade.Misuse{What: "f(7)", Own: true, Call: dayCallsTensor}, false,
-			[]string{"panicked inside tensor.Reshape at internal/tensor/", "rather than in the day's own code"}},
+			[]string{"panicked inside tensor.Reshape at internal/tensor/", "not in the day's own code"}},
 		{"substrate allowed", grade.Misuse{What: "f(7)", Call: dayCallsTensor}, false, nil},
 		{"message lacks a number", grade.Misuse{What: "f(7)", Mentions: []string{"7", "12"}, Call: func() { dayChecksItself(7) }}, false,
 			[]string{`does not mention 12`}},

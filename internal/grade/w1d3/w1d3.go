@@ -30,7 +30,7 @@ func Grouped(t *testing.T, sdpa func(q, k, v *tensor.Tensor, scale float32, mask
 			right = suspect.DefaultScale(q.Dim(-1))
 		}
 		grade.AllClose(t, what, got, grade.MustTensor(t, c, "out"), grade.Products, grade.ByHead(-3), grade.Suspects(
-			grade.Suspect{Cause: "query head j reads key/value head j mod H instead of j / G (the head axis split as G x H instead of H x G)",
+			grade.Suspect{Cause: "query head j reads key/value head j mod H instead of j / G (for instance the head axis split as G x H instead of H x G, or k and v tiled instead of each head repeated G times)",
 				Output: func() *tensor.Tensor { return suspect.GroupedAttention(q, k, v, right, mask, suspect.Interleaved) }},
 			grade.Suspect{Cause: "the softmax runs over the queries (axis -2) instead of over the keys (axis -1)",
 				Output: func() *tensor.Tensor {
