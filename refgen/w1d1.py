@@ -77,6 +77,10 @@ def sdpa(w, seed):
         ("batch3_causal", (2, 3), 5, 7, 8, 0.0, "causal"),
         ("batch3_full_mask", (2, 3), 3, 4, 8, 0.0, "full"),
         ("explicit_scale", (2,), 3, 5, 8, 0.3, "random"),
+        # A single key gets weight 1 whatever the scale, so a missing or wrong
+        # scale passes here while a softmax over the queries does not: this
+        # case tells those two look-alike mistakes apart.
+        ("one_key", (2,), 4, 1, 8, 0.0, None),
     ]
     for i, (name, bd, l, s, d, scale, mask_kind) in enumerate(cases):
         rng = np.random.default_rng(seed + i)

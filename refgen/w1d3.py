@@ -81,6 +81,10 @@ def qwen2_attention(w, seed):
         ("no_mask", 2, 6, 32, 4, 2, 10000.0, False),
         ("group3_theta1e6", 1, 9, 48, 6, 2, 1000000.0, True),
         ("one_token", 3, 1, 32, 4, 2, 10000.0, True),
+        # With a head dimension of 2 there is one pair, the same in both RoPE
+        # layouts: the traditional layout passes here, RoPE applied after the
+        # transpose does not. This case tells those two mistakes apart.
+        ("head_dim2", 2, 5, 8, 4, 2, 10000.0, True),
     ]
     for i, (name, n, l, hidden, heads, kv, theta, is_causal) in enumerate(cases):
         rng = np.random.default_rng(seed + i)

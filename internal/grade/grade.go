@@ -10,10 +10,6 @@ package grade
 
 import (
 	"fmt"
-	"math"
-	"runtime/debug"
-	"slices"
-	"strings"
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/fixture"
@@ -46,8 +42,9 @@ func (t Tol) String() string {
 const NotImplemented = stub.NotImplemented
 
 // Run calls fn and turns a panic into a test failure with the task's name. A
-// stub's TODO panic is reported in one line; any other panic gets its stack,
-// since it is a bug to chase. It returns true if fn hit a TODO stub.
+// stub's TODO panic is reported in one line; any other panic names the first
+// frame in the day's own code, then a short stack from the panic down to the
+// check that made the call. It returns true if fn hit a TODO stub.
 func Run(t *testing.T, task string, fn func()) (isStub bool) {
 	t.Helper()
 	defer func() {
@@ -55,13 +52,13 @@ func Run(t *testing.T, task string, fn func()) (isStub bool) {
 		if r == nil {
 			return
 		}
-		msg := fmt.Sprint(r)
 		if stub.Is(r) {
 			isStub = true
-			t.Errorf("%s: %s: %s", task, NotImplemented, msg)
+			markStub(t)
+			t.Errorf("%s: %s: %v", task, NotImplemented, r)
 			return
 		}
-		t.Errorf("%s: panicked: %s\n%s", task, msg, debug.Stack())
+		t.Errorf("%s: panicked: %v\n%s", task, r, tracePanic().String())
 	}()
 	fn()
 	return false
@@ -70,21 +67,23 @@ func Run(t *testing.T, task string, fn func()) (isStub bool) {
 // Cases runs check once per fixture case of testdata/<day>/<fixtureTask>, each
 // as a subtest named after the case. When the first case hits a TODO stub the
 // rest are skipped over silently: one "not implemented yet" line is enough.
-func Cases(t *testing.T, task, day, fixtureTask string, check func(t *testing.T, c *fixture.Case)) {
+// It reports whether a stub was hit, so a check can skip what follows.
+func Cases(t *testing.T, task, day, fixtureTask string, check func(t *testing.T, c *fixture.Case)) (isStub bool) {
 	t.Helper()
+	PointToChapter(t, task)
 	cases, err := fixture.Load(day, fixtureTask)
 	if err != nil {
 		t.Fatalf("%s: %v", task, err)
 	}
 	for _, c := range cases {
-		stub := false
 		t.Run(c.Name, func(t *testing.T) {
-			stub = Run(t, task+", case "+c.Name, func() { check(t, c) })
+			isStub = Run(t, task+", case "+c.Name, func() { check(t, c) })
 		})
-		if stub {
-			return
+		if isStub {
+			return true
 		}
 	}
+	return false
 }
 
 // MustTensor loads a fixture array or fails the test.
@@ -124,103 +123,4 @@ func MustFloat(t *testing.T, c *fixture.Case, name string) float64 {
 		t.Fatal(err)
 	}
 	return v
-}
-
-// AllClose fails the test with a report unless got matches want within tol:
-// same shape, and every element within tolerance (NaN only where want is NaN,
-// infinities only where want has the same infinity).
-func AllClose(t *testing.T, what string, got, want *tensor.Tensor, tol Tol) {
-	t.Helper()
-	if report := Compare(got, want, tol); report != "" {
-		t.Fatalf("%s: output does not match the reference\n%s", what, report)
-	}
-}
-
-// maxListed is how many mismatching elements a report lists.
-const maxListed = 5
-
-// Compare returns "" if got matches want within tol, or else a multi-line
-// report: shapes, tolerance, largest errors with their indices, and the first
-// mismatching elements.
-func Compare(got, want *tensor.Tensor, tol Tol) string {
-	if got == nil {
-		return "    got a nil tensor"
-	}
-	if !slices.Equal(got.Shape(), want.Shape()) {
-		return fmt.Sprintf("    shape      got %v, want %v", got.Shape(), want.Shape())
-	}
-	g, w := got.Data(), want.Data()
-	shape := want.Shape()
-	var (
-		maxAbs, maxRel     float64
-		maxAbsAt, maxRelAt = -1, -1
-		bad, nonFinite     int
-		listed             []string
-	)
-	for i := range w {
-		gi, wi := float64(g[i]), float64(w[i])
-		ok, diff := within(gi, wi, tol)
-		if !math.IsNaN(diff) {
-			if diff > maxAbs || maxAbsAt < 0 {
-				maxAbs, maxAbsAt = diff, i
-			}
-			if wi != 0 {
-				if rel := diff / math.Abs(wi); rel > maxRel || maxRelAt < 0 {
-					maxRel, maxRelAt = rel, i
-				}
-			}
-		}
-		if !ok {
-			bad++
-			if math.IsNaN(gi) || math.IsInf(gi, 0) {
-				nonFinite++
-			}
-			if len(listed) < maxListed {
-				listed = append(listed, fmt.Sprintf("      %v  got %.7g  want %.7g", unravel(i, shape), gi, wi))
-			}
-		}
-	}
-	if bad == 0 {
-		return ""
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "    shape      got %v, want %v\n", got.Shape(), shape)
-	fmt.Fprintf(&b, "    tolerance  %s\n", tol)
-	if nonFinite > 0 {
-		fmt.Fprintf(&b, "    %d elements are NaN or Inf where the reference is not (overflow? 0/0?)\n", nonFinite)
-	}
-	if maxAbsAt >= 0 {
-		fmt.Fprintf(&b, "    among finite elements: max abs error %.2e at %v", maxAbs, unravel(maxAbsAt, shape))
-		if maxRelAt >= 0 {
-			fmt.Fprintf(&b, "; max rel error %.2e at %v", maxRel, unravel(maxRelAt, shape))
-		}
-		b.WriteString("\n")
-	}
-	fmt.Fprintf(&b, "    %d of %d elements out of tolerance; first mismatches:\n", bad, len(w))
-	b.WriteString(strings.Join(listed, "\n"))
-	return b.String()
-}
-
-// within reports whether one element matches, and its absolute error (NaN
-// when either side is NaN or infinite).
-func within(g, w float64, tol Tol) (bool, float64) {
-	switch {
-	case math.IsNaN(w):
-		return math.IsNaN(g), math.NaN()
-	case math.IsInf(w, 0):
-		return g == w, math.NaN()
-	case math.IsNaN(g) || math.IsInf(g, 0):
-		return false, math.NaN()
-	}
-	diff := math.Abs(g - w)
-	return diff <= tol.ATol+tol.RTol*math.Abs(w), diff
-}
-
-func unravel(i int, shape []int) []int {
-	idx := make([]int, len(shape))
-	for d := len(shape) - 1; d >= 0; d-- {
-		idx[d] = i % shape[d]
-		i /= shape[d]
-	}
-	return idx
 }

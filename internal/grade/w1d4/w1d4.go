@@ -20,9 +20,12 @@ type Layer interface {
 func RMSNorm[L Layer](t *testing.T, newRMSNorm func(dim int, weight *tensor.Tensor, eps float32) L) {
 	const task = "W1D4 Task 1 RMSNorm"
 	grade.Cases(t, task, "w1d4", "rms_norm", func(t *testing.T, c *fixture.Case) {
+		what := task + ", case " + c.Name
 		x, weight := grade.MustTensor(t, c, "x"), grade.MustTensor(t, c, "weight")
-		norm := newRMSNorm(x.Dim(-1), weight, float32(grade.MustFloat(t, c, "eps")))
-		grade.AllClose(t, task+", case "+c.Name, norm.Forward(x), grade.MustTensor(t, c, "out"), grade.Elementwise)
+		eps := float32(grade.MustFloat(t, c, "eps"))
+		got := grade.Unchanged(t, what, func() *tensor.Tensor { return newRMSNorm(x.Dim(-1), weight, eps).Forward(x) },
+			grade.In("x", x), grade.In("weight", weight))
+		grade.AllClose(t, what, got, grade.MustTensor(t, c, "out"), grade.Elementwise)
 	})
 }
 
@@ -31,7 +34,10 @@ func RMSNorm[L Layer](t *testing.T, newRMSNorm func(dim int, weight *tensor.Tens
 func SiLU(t *testing.T, silu func(x *tensor.Tensor) *tensor.Tensor) {
 	const task = "W1D4 Task 2 SiLU"
 	grade.Cases(t, task, "w1d4", "silu", func(t *testing.T, c *fixture.Case) {
-		grade.AllClose(t, task+", case "+c.Name, silu(grade.MustTensor(t, c, "x")), grade.MustTensor(t, c, "out"), grade.Elementwise)
+		what := task + ", case " + c.Name
+		x := grade.MustTensor(t, c, "x")
+		got := grade.Unchanged(t, what, func() *tensor.Tensor { return silu(x) }, grade.In("x", x))
+		grade.AllClose(t, what, got, grade.MustTensor(t, c, "out"), grade.Elementwise)
 	})
 }
 
@@ -39,8 +45,12 @@ func SiLU(t *testing.T, silu func(x *tensor.Tensor) *tensor.Tensor) {
 func MLP[L Layer](t *testing.T, newMLP func(dim, hiddenDim int, wGate, wUp, wDown *tensor.Tensor) L) {
 	const task = "W1D4 Task 3 Qwen2MLP"
 	grade.Cases(t, task, "w1d4", "mlp", func(t *testing.T, c *fixture.Case) {
-		m := newMLP(grade.MustInt(t, c, "hidden_size"), grade.MustInt(t, c, "intermediate_size"),
-			grade.MustTensor(t, c, "w_gate"), grade.MustTensor(t, c, "w_up"), grade.MustTensor(t, c, "w_down"))
-		grade.AllClose(t, task+", case "+c.Name, m.Forward(grade.MustTensor(t, c, "x")), grade.MustTensor(t, c, "out"), grade.Products)
+		what := task + ", case " + c.Name
+		x := grade.MustTensor(t, c, "x")
+		wGate, wUp, wDown := grade.MustTensor(t, c, "w_gate"), grade.MustTensor(t, c, "w_up"), grade.MustTensor(t, c, "w_down")
+		got := grade.Unchanged(t, what, func() *tensor.Tensor {
+			return newMLP(grade.MustInt(t, c, "hidden_size"), grade.MustInt(t, c, "intermediate_size"), wGate, wUp, wDown).Forward(x)
+		}, grade.In("x", x), grade.In("w_gate", wGate), grade.In("w_up", wUp), grade.In("w_down", wDown))
+		grade.AllClose(t, what, got, grade.MustTensor(t, c, "out"), grade.Products)
 	})
 }

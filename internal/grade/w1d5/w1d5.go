@@ -34,18 +34,28 @@ type BlockConstructor[B Block] func(numHeads, numKVHeads, hiddenSize, intermedia
 func TransformerBlock[B Block](t *testing.T, newBlock BlockConstructor[B]) {
 	const task = "W1D5 Task 1 Qwen2TransformerBlock"
 	grade.Cases(t, task, day, "block", func(t *testing.T, c *fixture.Case) {
+		what := task + ", case " + c.Name
 		w := func(name string) *tensor.Tensor { return grade.MustTensor(t, c, name) }
-		x := w("x")
-		b := newBlock(grade.MustInt(t, c, "num_heads"), grade.MustInt(t, c, "num_kv_heads"),
-			grade.MustInt(t, c, "hidden_size"), grade.MustInt(t, c, "intermediate_size"),
-			float32(grade.MustFloat(t, c, "rms_norm_eps")),
-			w("wq"), w("bq"), w("wk"), w("bk"), w("wv"), w("bv"), w("wo"),
-			w("w_gate"), w("w_up"), w("w_down"), w("w_input_norm"), w("w_post_attention_norm"),
-			x.Dim(1), grade.MustFloat(t, c, "rope_theta"))
-		got := b.Forward(x, grade.OptionalTensor(t, c, "mask"))
+		x, mask := w("x"), grade.OptionalTensor(t, c, "mask")
+		names := []string{"wq", "bq", "wk", "bk", "wv", "bv", "wo", "w_gate", "w_up", "w_down", "w_input_norm", "w_post_attention_norm"}
+		weights := map[string]*tensor.Tensor{}
+		inputs := []grade.Input{grade.In("x", x), grade.In("mask", mask)}
+		for _, name := range names {
+			weights[name] = w(name)
+			inputs = append(inputs, grade.In(name, weights[name]))
+		}
+		got := grade.Unchanged(t, what, func() *tensor.Tensor {
+			b := newBlock(grade.MustInt(t, c, "num_heads"), grade.MustInt(t, c, "num_kv_heads"),
+				grade.MustInt(t, c, "hidden_size"), grade.MustInt(t, c, "intermediate_size"),
+				float32(grade.MustFloat(t, c, "rms_norm_eps")),
+				weights["wq"], weights["bq"], weights["wk"], weights["bk"], weights["wv"], weights["bv"], weights["wo"],
+				weights["w_gate"], weights["w_up"], weights["w_down"], weights["w_input_norm"], weights["w_post_attention_norm"],
+				x.Dim(1), grade.MustFloat(t, c, "rope_theta"))
+			return b.Forward(x, mask)
+		}, inputs...)
 		// HF computes in float32 here (cos/sin too), not float64: allow for both
 		// sides' rounding through two residual branches.
-		grade.AllClose(t, task+", case "+c.Name, got, w("out"), grade.Tol{RTol: 1e-4, ATol: 1e-5})
+		grade.AllClose(t, what, got, w("out"), grade.Tol{RTol: 1e-4, ATol: 1e-5})
 	})
 }
 
@@ -56,34 +66,55 @@ type Embedding interface {
 }
 
 // EmbeddingForward checks Task 2: gathering rows, from a float32 and from a
-// bfloat16 table (which must come back as float32).
+// bfloat16 table (which must come back as float32). Then the panics the
+// chapter asks for: rows of different lengths, and an id outside the table.
 func EmbeddingForward[E Embedding](t *testing.T, newEmbedding func(vocabSize, dim int, weight *tensor.Tensor) E) {
 	const task = "W1D5 Task 2 Embedding.Forward"
-	grade.Cases(t, task, day, "embedding", func(t *testing.T, c *fixture.Case) {
+	stub := grade.Cases(t, task, day, "embedding", func(t *testing.T, c *fixture.Case) {
+		what := task + ", case " + c.Name
 		weight := grade.MustTensor(t, c, "weight")
 		tokens := mustTokens(t, c)
 		want := grade.MustTensor(t, c, "out")
-		e := newEmbedding(grade.MustInt(t, c, "vocab_size"), grade.MustInt(t, c, "dim"), weight)
-		grade.AllClose(t, task+", case "+c.Name, e.Forward(tokens), want, grade.Tol{})
+		vocab, dim := grade.MustInt(t, c, "vocab_size"), grade.MustInt(t, c, "dim")
+		got := grade.Unchanged(t, what, func() *tensor.Tensor { return newEmbedding(vocab, dim, weight).Forward(tokens) },
+			grade.In("weight", weight))
+		grade.Exact(t, what, got, want)
 		// The same table stored as bfloat16: rows widen exactly to their bf16 value.
 		bf := tensor.AsType(weight, tensor.BFloat16)
-		e = newEmbedding(grade.MustInt(t, c, "vocab_size"), grade.MustInt(t, c, "dim"), bf)
-		got := e.Forward(tokens)
+		got = grade.Unchanged(t, what+" (bf16 table)", func() *tensor.Tensor { return newEmbedding(vocab, dim, bf).Forward(tokens) },
+			grade.In("weight", bf))
 		if got.DType() != tensor.Float32 {
-			t.Fatalf("%s, case %s (bf16 table): got a %v tensor, want float32", task, c.Name, got.DType())
+			t.Fatalf("%s (bf16 table): got a %v tensor, want float32", what, got.DType())
 		}
 		wantBF := tensor.AsType(tensor.AsType(want, tensor.BFloat16), tensor.Float32)
-		grade.AllClose(t, task+", case "+c.Name+" (bf16 table)", got, wantBF, grade.Tol{})
+		grade.Exact(t, what+" (bf16 table)", got, wantBF)
 	})
+	if stub {
+		return
+	}
+	table := tensor.Zeros(10, 4)
+	grade.Misuses(t, task,
+		// Six ids in all, as many as 3 rows of 2: a version that only counts
+		// them would reshape without complaint.
+		grade.Misuse{Name: "rows_of_different_lengths", What: "Forward([[1 2] [3] [4 5 6]])",
+			Why: "every row of tokens must have the same length", Own: true,
+			Call: func() { newEmbedding(10, 4, table).Forward([][]int{{1, 2}, {3}, {4, 5, 6}}) }},
+		grade.Misuse{Name: "id_outside_the_table", What: "Forward([[3 10]]) on a table of 10 rows",
+			Why:  "an id outside 0 … V-1 is a bug in the caller (tensor.Take panics on it)",
+			Call: func() { newEmbedding(10, 4, table).Forward([][]int{{3, 10}}) }},
+	)
 }
 
 // EmbeddingAsLinear checks Task 3: the tied output head, x·Weightᵀ.
 func EmbeddingAsLinear[E Embedding](t *testing.T, newEmbedding func(vocabSize, dim int, weight *tensor.Tensor) E) {
 	const task = "W1D5 Task 3 Embedding.AsLinear"
 	grade.Cases(t, task, day, "as_linear", func(t *testing.T, c *fixture.Case) {
-		e := newEmbedding(grade.MustInt(t, c, "vocab_size"), grade.MustInt(t, c, "dim"), grade.MustTensor(t, c, "weight"))
-		got := e.AsLinear(grade.MustTensor(t, c, "x"))
-		grade.AllClose(t, task+", case "+c.Name, got, grade.MustTensor(t, c, "out"), grade.Products)
+		what := task + ", case " + c.Name
+		x, weight := grade.MustTensor(t, c, "x"), grade.MustTensor(t, c, "weight")
+		got := grade.Unchanged(t, what, func() *tensor.Tensor {
+			return newEmbedding(grade.MustInt(t, c, "vocab_size"), grade.MustInt(t, c, "dim"), weight).AsLinear(x)
+		}, grade.In("x", x), grade.In("weight", weight))
+		grade.AllClose(t, what, got, grade.MustTensor(t, c, "out"), grade.Products)
 	})
 }
 

@@ -44,6 +44,7 @@ type GenerateFunc func(m Model, tok *tokenizer.Tokenizer, msgs []tokenizer.Messa
 // at the end-of-turn token, which is not part of the reply, and at MaxTokens.
 func Generate(t *testing.T, generate GenerateFunc) {
 	const task = "W1D6 Task 3 Generate"
+	grade.PointToChapter(t, task)
 	root, err := fixture.Dir()
 	if err != nil {
 		t.Fatal(err)
@@ -62,8 +63,9 @@ func Generate(t *testing.T, generate GenerateFunc) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	stub := false
 	t.Run("stops_on_end_of_turn", func(t *testing.T) {
-		grade.Run(t, task, func() {
+		stub = grade.Run(t, task, func() {
 			m := &scripted{script: append(slices.Clone(ids), imEnd), vocab: tok.VocabSize()}
 			var pieces []string
 			got, err := generate(m, tok, msgs, 100, []int{imEnd}, func(s string) { pieces = append(pieces, s) })
@@ -90,6 +92,9 @@ func Generate(t *testing.T, generate GenerateFunc) {
 			}
 		})
 	})
+	if stub {
+		return
+	}
 	t.Run("stops_at_max_tokens", func(t *testing.T) {
 		grade.Run(t, task, func() {
 			m := &scripted{script: ids, vocab: tok.VocabSize()}
@@ -100,6 +105,18 @@ func Generate(t *testing.T, generate GenerateFunc) {
 			want, _ := tok.Decode(ids[:3])
 			if m.calls != 3 || got != want {
 				t.Fatalf("%s: with MaxTokens 3 the model ran %d times and replied %q; want 3 runs and %q", task, m.calls, got, want)
+			}
+		})
+	})
+	t.Run("max_tokens_zero_is_an_error", func(t *testing.T) {
+		grade.Run(t, task, func() {
+			m := &scripted{script: ids, vocab: tok.VocabSize()}
+			got, err := generate(m, tok, msgs, 0, []int{imEnd}, nil)
+			if err == nil {
+				t.Fatalf("%s: MaxTokens 0 gave the reply %q and no error; the chapter asks for an error", task, got)
+			}
+			if m.calls != 0 {
+				t.Fatalf("%s: MaxTokens 0 ran the model %d times before returning its error", task, m.calls)
 			}
 		})
 	})

@@ -19,6 +19,7 @@ func ShippedModel[M Model](t *testing.T, newModel func(ck *checkpoint.Checkpoint
 	generateTokens func(model M, prompt []int, maxTokens int, eos []int, onToken func(id int)) []int,
 	generate GenerateFunc) {
 	const task = "W1D6 Tasks 2 and 3 on the shipped model"
+	grade.PointToChapter(t, task)
 	root, err := fixture.RepoRoot()
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@
 package w1d6
 
 import (
+	"fmt"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -29,13 +30,15 @@ func LogProbs[G interface{ Sample(*tensor.Tensor) int }](t *testing.T, lastLogPr
 		v := want.Dim(0)
 		for _, shift := range []float32{0, 37, 1000} {
 			// Two positions; only the last one counts.
-			rows := tensor.Concat(0, tensor.Zeros(v), tensor.AddScalar(want, shift))
-			got := lastLogProbs(tensor.Reshape(rows, 1, 2, v))
+			what := fmt.Sprintf("%s, case %s, shift %g", task, c.Name, shift)
+			logits := tensor.Reshape(tensor.Concat(0, tensor.Zeros(v), tensor.AddScalar(want, shift)), 1, 2, v)
+			got := grade.Unchanged(t, what, func() *tensor.Tensor { return lastLogProbs(logits) }, grade.In("logits", logits))
 			// atol 2e-5, not 1e-6: adding 1000 in float32 already rounds each
 			// logit by up to 3.1e-5 / 2, before the learner's code sees it.
-			grade.AllClose(t, task+", case "+c.Name, got, want, grade.Tol{RTol: 1e-5, ATol: 2e-5})
+			grade.AllClose(t, what, got, want, grade.Tol{RTol: 1e-5, ATol: 2e-5})
 		}
-		if got, wantID := greedy.Sample(want), tensor.ArgMax(want, -1)[0]; got != wantID {
+		got := grade.Unchanged(t, task+" (Greedy), case "+c.Name, func() int { return greedy.Sample(want) }, grade.In("logprobs", want))
+		if wantID := tensor.ArgMax(want, -1)[0]; got != wantID {
 			t.Fatalf("%s: Greedy chose %d, the argmax is %d", task, got, wantID)
 		}
 	})

@@ -38,6 +38,7 @@ const sentinel = float32(-12345.5)
 // both backends. It needs no GPU.
 func AxpbySources(t *testing.T, source func(backend string) string) {
 	const task = "W1D7 Task 2 AxpbySource"
+	grade.PointToChapter(t, task)
 	for backend, decl := range map[string]string{kernels.CUDA: "void axpby(", kernels.Metal: "kernel void axpby("} {
 		src := source(backend)
 		if !strings.Contains(src, decl) {
@@ -54,6 +55,7 @@ func AxpbySources(t *testing.T, source func(backend string) string) {
 // here even where there is no GPU to run it.
 func Axpby[K AxpbyKernel](t *testing.T, source func(backend string) string, newAxpby func(*kernels.Device) (K, error)) {
 	const task = "W1D7 Task 2 Axpby"
+	grade.PointToChapter(t, task)
 	AxpbySources(t, source)
 	d := kerneltest.Open(t)
 	t.Logf("%s: on %s", task, d)

@@ -37,7 +37,13 @@ func Candidates[S Sampler](t *testing.T, newSampler NewSampler[S]) {
 			t.Fatal(err)
 		}
 		wantIDs, _ := a.Ints()
-		ids, probs := newSampler(temp, topP, topK, 1).Candidates(grade.MustTensor(t, c, "logprobs"))
+		lp := grade.MustTensor(t, c, "logprobs")
+		var ids []int
+		var probs []float32
+		grade.Unchanged(t, task+", case "+c.Name, func() any {
+			ids, probs = newSampler(temp, topP, topK, 1).Candidates(lp)
+			return nil
+		}, grade.In("logprobs", lp))
 		if !slices.Equal(ids, wantIDs) {
 			t.Fatalf("%s, case %s (T=%g, top-k %d, top-p %g): candidate ids %v, want %v", task, c.Name, temp, topK, topP, ids, wantIDs)
 		}
@@ -52,7 +58,8 @@ func Greedy[S Sampler](t *testing.T, newSampler NewSampler[S]) {
 		lp := grade.MustTensor(t, c, "logprobs")
 		want := tensor.ArgMax(lp, -1)[0]
 		for seed := uint64(0); seed < 20; seed++ {
-			if got := newSampler(0, 1, 0, seed).Sample(lp); got != want {
+			got := grade.Unchanged(t, task+", case "+c.Name, func() int { return newSampler(0, 1, 0, seed).Sample(lp) }, grade.In("logprobs", lp))
+			if got != want {
 				t.Fatalf("%s: seed %d sampled %d, want the argmax %d", task, seed, got, want)
 			}
 		}
@@ -79,10 +86,12 @@ func Frequencies[S Sampler](t *testing.T, newSampler NewSampler[S]) {
 		s := newSampler(temp, topP, topK, 42)
 		counts := map[int]int{}
 		seq := make([]int, Draws)
+		before := grade.TakeSnapshot(grade.In("logprobs", lp))
 		for i := range seq {
 			seq[i] = s.Sample(lp)
 			counts[seq[i]]++
 		}
+		before.Verify(t, task+", case "+c.Name)
 		for id, n := range counts {
 			if !slices.Contains(ids, id) {
 				t.Fatalf("%s, case %s: sampled token %d (%d times), which is not a candidate %v", task, c.Name, id, n, ids)
