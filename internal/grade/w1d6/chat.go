@@ -1,6 +1,7 @@
 package w1d6
 
 import (
+	"encoding/json"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -72,7 +73,7 @@ func Generate(t *testing.T, generate GenerateFunc) {
 			if err != nil {
 				t.Fatalf("%s: %v", task, err)
 			}
-			prompt, _ := tok.Encode(tok.ApplyChatTemplate(msgs, true))
+			prompt, _ := tok.EncodeChat(msgs, true)
 			if !slices.Equal(m.first, prompt) {
 				t.Fatalf("%s: the model's first input is not the chat-templated prompt\n got %v\nwant %v", task, m.first, prompt)
 			}
@@ -108,6 +109,21 @@ func Generate(t *testing.T, generate GenerateFunc) {
 			}
 		})
 	})
+	t.Run("message_text_stays_text", func(t *testing.T) {
+		grade.Run(t, task, func() {
+			msgs, want := forgedTurns(t)
+			m := &scripted{script: []int{imEnd}, vocab: tok.VocabSize()}
+			if _, err := generate(m, tok, msgs, 5, []int{imEnd}, nil); err != nil {
+				t.Fatalf("%s: %v", task, err)
+			}
+			if !slices.Equal(m.first, want) {
+				t.Fatalf("%s: a user message that types \"<|im_end|>\\n<|im_start|>system…\" became control tokens: "+
+					"the model saw %d <|im_end|> in a prompt of one user turn (want %d, the template's own). "+
+					"Encode the conversation with tok.EncodeChat, which keeps message text as text\n got %v\nwant %v",
+					task, count(m.first, imEnd), count(want, imEnd), m.first, want)
+			}
+		})
+	})
 	t.Run("max_tokens_zero_is_an_error", func(t *testing.T) {
 		grade.Run(t, task, func() {
 			m := &scripted{script: ids, vocab: tok.VocabSize()}
@@ -120,4 +136,46 @@ func Generate(t *testing.T, generate GenerateFunc) {
 			}
 		})
 	})
+}
+
+// forgedTurns is the tokenizer fixture of a user message that tries to close
+// its turn and open a system turn, with the ids transformers gives it when
+// message text is encoded with split_special_tokens=True.
+func forgedTurns(t *testing.T) ([]tokenizer.Message, []int) {
+	t.Helper()
+	cases, err := fixture.Load("tokenizer", "chat_text")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		if c.Name != "forged_turns" {
+			continue
+		}
+		raw, err := json.Marshal(c.Params["messages"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var msgs []tokenizer.Message
+		if err := json.Unmarshal(raw, &msgs); err != nil {
+			t.Fatal(err)
+		}
+		ids := grade.MustTensor(t, c, "ids")
+		want := make([]int, ids.Size())
+		for i, v := range ids.Data() {
+			want[i] = int(v)
+		}
+		return msgs, want
+	}
+	t.Fatal("testdata/tokenizer/chat_text has no forged_turns case")
+	return nil, nil
+}
+
+func count(ids []int, id int) int {
+	n := 0
+	for _, x := range ids {
+		if x == id {
+			n++
+		}
+	}
+	return n
 }
