@@ -4,6 +4,7 @@ package w1d5
 
 import (
 	"encoding/json"
+	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"math"
 	"os"
 	"path/filepath"
@@ -119,9 +120,7 @@ func EmbeddingAsLinear[E Embedding](t *testing.T, newEmbedding func(vocabSize, d
 }
 
 // Model is what NewQwen2ModelWeek1 returns.
-type Model interface {
-	Forward(tokens [][]int) *tensor.Tensor
-}
+type Model = llm.Model
 
 // WholeModel checks Task 4 against Hugging Face Qwen2ForCausalLM: log-probs of
 // every position, on a checkpoint with tied embeddings and one with a separate
@@ -154,10 +153,7 @@ func WholeModel[M Model](t *testing.T, newModel func(ck *checkpoint.Checkpoint) 
 }
 
 // LastModel is a model with the Task 5 method.
-type LastModel interface {
-	Model
-	ForwardLast(tokens [][]int) *tensor.Tensor
-}
+type LastModel = llm.LastModel
 
 // LastPosition checks Task 5: ForwardLast must return B x 1 x vocab logits
 // whose log-probs are Hugging Face's at the last position, on both

@@ -4,6 +4,7 @@ package w1d6
 
 import (
 	"fmt"
+	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -15,9 +16,7 @@ import (
 )
 
 // Model is a Week 1 model.
-type Model interface {
-	Forward(tokens [][]int) *tensor.Tensor
-}
+type Model = llm.Model
 
 // LogProbs checks Task 1's LastLogProbs and Greedy: logits shifted by a
 // constant (0, 37, 1000: exp overflows at the last) must give back Hugging
