@@ -35,10 +35,11 @@ func (q *Quantization) validate() error {
 //
 //	w[r][j] = q · Scales[r][j/GroupSize] + Biases[r][j/GroupSize]
 //
-// Words shares the file mapping, and Scales and Biases keep their stored
-// dtype and values (MLX may store negative scales; they are never
-// recomputed), so a PackedWeight costs no memory of its own and is valid
-// until the Checkpoint is closed. Week 2 computes on this form directly.
+// Words is a view of the file mapping (a copy only if a writer left it
+// misaligned), and Scales and Biases keep their stored dtype and values
+// (MLX stores negative scales; they are never recomputed), so a
+// PackedWeight costs next to no memory of its own and is valid until the
+// Checkpoint is closed. Week 2 computes on this form directly.
 type PackedWeight struct {
 	Out, In         int
 	Bits, GroupSize int
