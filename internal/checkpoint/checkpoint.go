@@ -6,13 +6,13 @@ package checkpoint
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"os"
+	"math"
 	"path/filepath"
 	"slices"
 	"sort"
 
+	"github.com/tinyllm-go/tinyllm/internal/boundedfile"
 	"github.com/tinyllm-go/tinyllm/internal/safetensors"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 )
@@ -35,8 +35,8 @@ type Config struct {
 	BOSTokenID            *int     `json:"bos_token_id"`
 	EOSTokenID            IDs      `json:"eos_token_id"`
 	RopeParameters        *ropeCfg `json:"rope_parameters"`
-	// Quantization is set for MLX quantized checkpoints; their quantized
-	// weights are dequantized by Tensor.
+	// Quantization is set for MLX quantized checkpoints: Packed returns
+	// their quantized weights as stored, Tensor dequantizes them.
 	Quantization *Quantization `json:"quantization"`
 }
 
@@ -45,7 +45,7 @@ type ropeCfg struct {
 	RopeTheta float64 `json:"rope_theta"`
 }
 
-// IDs is a token id field that configs write either as one id or as a list.
+// IDs is eos_token_id, which configs write either as one id or as a list.
 type IDs []int
 
 // UnmarshalJSON accepts 7, [7, 8] and null.
@@ -57,7 +57,7 @@ func (ids *IDs) UnmarshalJSON(data []byte) error {
 	}
 	var many []int
 	if err := json.Unmarshal(data, &many); err != nil {
-		return fmt.Errorf("want a token id or a list of ids, got %s", data)
+		return fmt.Errorf("eos_token_id: want a token id or a list of ids, got %s", data)
 	}
 	*ids = many
 	return nil
@@ -66,8 +66,48 @@ func (ids *IDs) UnmarshalJSON(data []byte) error {
 // HeadDim is the size of one attention head.
 func (c *Config) HeadDim() int { return c.HiddenSize / c.NumAttentionHeads }
 
+// MaxPositions bounds max_position_embeddings, and MaxRoPEValues its
+// product with the head size. The Week 1 model allocates its RoPE table for
+// every position the config allows, max_position_embeddings × head size
+// float32 values, before it computes anything; and the head count, unlike
+// the other sizes, is not fixed by any weight's shape (the query projection
+// is hidden × hidden for every head count). So the numbers are trusted up
+// to twice the longest Qwen2 context (Qwen2.5-1M, 1 010 000 positions) at
+// head size 128: a table of 1 GiB.
+const (
+	MaxPositions  = 1 << 21
+	MaxRoPEValues = MaxPositions * 128
+)
+
+// configFile is what config.json is decoded into.
+type configFile struct {
+	Config
+	HeadDim *int `json:"head_dim"`
+}
+
+// parseConfig decodes and validates config.json. Besides the fields of
+// Config it reads head_dim, which some configs state outright: it must
+// agree with hidden_size / num_attention_heads, the only head size a Qwen2
+// model has.
+func parseConfig(raw []byte) (Config, error) {
+	var c configFile
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return Config{}, jsonError(err)
+	}
+	if err := c.Config.validate(); err != nil {
+		return Config{}, err
+	}
+	if c.HeadDim != nil && *c.HeadDim != c.Config.HeadDim() {
+		return Config{}, fmt.Errorf("head_dim %d times num_attention_heads %d is not hidden_size %d",
+			*c.HeadDim, c.NumAttentionHeads, c.HiddenSize)
+	}
+	return c.Config, nil
+}
+
 // validate checks what the forward pass relies on, so a bad config fails at
-// load time with its field named rather than as a shape panic later.
+// load time with its field named rather than as a shape panic later. Sizes
+// are checked against the weights themselves in Open (see checkTensors);
+// here only what the numbers must satisfy on their own.
 func (c *Config) validate() error {
 	if c.RopeTheta == 0 && c.RopeParameters != nil {
 		c.RopeTheta = c.RopeParameters.RopeTheta
@@ -102,9 +142,16 @@ func (c *Config) validate() error {
 	case c.NumAttentionHeads%c.NumKeyValueHeads != 0:
 		return fmt.Errorf("num_attention_heads %d is not a multiple of num_key_value_heads %d", c.NumAttentionHeads, c.NumKeyValueHeads)
 	case c.HeadDim()%2 != 0:
-		return fmt.Errorf("head size %d is odd; RoPE needs pairs", c.HeadDim())
-	case c.RMSNormEps <= 0:
-		return fmt.Errorf("rms_norm_eps must be positive, got %g", c.RMSNormEps)
+		return fmt.Errorf("head size %d (hidden_size / num_attention_heads) is odd; RoPE needs pairs", c.HeadDim())
+	case c.MaxPositionEmbeddings > MaxPositions:
+		return fmt.Errorf("max_position_embeddings %d is more than the %d this engine accepts", c.MaxPositionEmbeddings, MaxPositions)
+	case c.HeadDim() > MaxRoPEValues/c.MaxPositionEmbeddings:
+		return fmt.Errorf("max_position_embeddings %d times head size %d is more than the %d RoPE values this engine accepts",
+			c.MaxPositionEmbeddings, c.HeadDim(), MaxRoPEValues)
+	case !(c.RopeTheta > 0) || math.IsInf(c.RopeTheta, 0):
+		return fmt.Errorf("rope_theta must be a positive number, got %g", c.RopeTheta)
+	case !(c.RMSNormEps > 0) || math.IsInf(c.RMSNormEps, 0):
+		return fmt.Errorf("rms_norm_eps must be a positive number, got %g", c.RMSNormEps)
 	}
 	if c.Quantization != nil {
 		return c.Quantization.validate()
@@ -117,33 +164,52 @@ type Checkpoint struct {
 	Dir    string
 	Config Config
 	files  []*safetensors.File
+	paths  []string                     // of files, kept after Close
 	owner  map[string]*safetensors.File // tensor name -> file holding it
 }
 
-// Open reads dir/config.json and maps the safetensors weights.
+// Open reads dir/config.json, maps the weight files that
+// model.safetensors.index.json names (or model.safetensors when there is no
+// index) and checks the config against the tensors they hold: every tensor a
+// Qwen2 model of that config loads must be there, and the embedding must have
+// the vocabulary and hidden sizes the config states. A config that promises
+// more than the files hold fails here, before the model allocates anything
+// from its numbers, with the first missing tensor named. Each weight's own
+// shape is checked when Tensor or Packed loads it.
+//
+// Every JSON file is read with a limit (MaxJSONBytes) and only regular files
+// are opened: a named pipe or a device in the folder is an error, not a hang.
 func Open(dir string) (*Checkpoint, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	cfgPath := filepath.Join(dir, "config.json")
+	raw, err := boundedfile.Read(cfgPath, MaxJSONBytes)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
-	ck := &Checkpoint{Dir: dir, owner: map[string]*safetensors.File{}}
-	if err := json.Unmarshal(raw, &ck.Config); err != nil {
-		return nil, fmt.Errorf("checkpoint: %s: %w", filepath.Join(dir, "config.json"), err)
+	cfg, err := parseConfig(raw)
+	if err != nil {
+		return nil, fmt.Errorf("checkpoint: %s: %w", cfgPath, err)
 	}
-	if err := ck.Config.validate(); err != nil {
-		return nil, fmt.Errorf("checkpoint: %s: %w", filepath.Join(dir, "config.json"), err)
-	}
-	shards, err := shardNames(dir)
+	ck := &Checkpoint{Dir: dir, Config: cfg, owner: map[string]*safetensors.File{}}
+	names, err := weightFileNames(dir)
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range shards {
+	headers := 0
+	for _, name := range names {
 		f, err := safetensors.Open(filepath.Join(dir, name))
 		if err != nil {
 			ck.Close()
 			return nil, fmt.Errorf("checkpoint: %w", err)
 		}
 		ck.files = append(ck.files, f)
+		ck.paths = append(ck.paths, f.Path())
+		// Each header is bounded by safetensors.MaxHeaderSize; so is their
+		// sum, or an index listing many files could still exhaust memory.
+		if headers += f.HeaderSize(); headers > safetensors.MaxHeaderSize {
+			n := len(ck.files)
+			ck.Close()
+			return nil, fmt.Errorf("checkpoint: %s: the headers of the first %d weight files add up to more than %d bytes", dir, n, safetensors.MaxHeaderSize)
+		}
 		for _, t := range f.Names() {
 			if prev, dup := ck.owner[t]; dup {
 				ck.Close()
@@ -152,46 +218,19 @@ func Open(dir string) (*Checkpoint, error) {
 			ck.owner[t] = f
 		}
 	}
+	if err := ck.checkTensors(); err != nil {
+		ck.Close()
+		return nil, err
+	}
 	return ck, nil
 }
 
-// shardNames lists the weight files: those named by the index if there is
-// one, else model.safetensors.
-func shardNames(dir string) ([]string, error) {
-	indexPath := filepath.Join(dir, "model.safetensors.index.json")
-	raw, err := os.ReadFile(indexPath)
-	if errors.Is(err, os.ErrNotExist) {
-		if _, err := os.Stat(filepath.Join(dir, "model.safetensors")); err != nil {
-			return nil, fmt.Errorf("checkpoint: %s has neither model.safetensors nor model.safetensors.index.json", dir)
-		}
-		return []string{"model.safetensors"}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint: %w", err)
-	}
-	var index struct {
-		WeightMap map[string]string `json:"weight_map"`
-	}
-	if err := json.Unmarshal(raw, &index); err != nil {
-		return nil, fmt.Errorf("checkpoint: %s: %w", indexPath, err)
-	}
-	seen := map[string]bool{}
-	var names []string
-	for _, file := range index.WeightMap {
-		if file != filepath.Base(file) {
-			return nil, fmt.Errorf("checkpoint: %s: shard name %q must be a plain file name", indexPath, file)
-		}
-		if !seen[file] {
-			seen[file] = true
-			names = append(names, file)
-		}
-	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("checkpoint: %s: empty weight_map", indexPath)
-	}
-	sort.Strings(names)
-	return names, nil
-}
+// WeightFiles returns the paths of the weight files Open mapped, in the
+// order it opened them: model.safetensors, or the files the index names,
+// sorted. These and no others hold the checkpoint's tensors, so a caller
+// that reads or sizes the weights (to warm the page cache, to report the
+// checkpoint's size) should use this list rather than look in the folder.
+func (ck *Checkpoint) WeightFiles() []string { return slices.Clone(ck.paths) }
 
 // Has reports whether the checkpoint holds the named tensor.
 func (ck *Checkpoint) Has(name string) bool {
@@ -201,19 +240,23 @@ func (ck *Checkpoint) Has(name string) bool {
 
 // Tensor returns the named tensor in its stored dtype, checking its shape when
 // shape is given: a checkpoint that disagrees with its config fails here, by name.
-// A weight stored MLX-quantized comes back dequantized to float32.
+// A weight stored MLX-quantized comes back dequantized to a new float32
+// tensor of its full shape, made on this call and not kept: the Week 1 model
+// computes on plain weights. Packed returns the same weight as it is stored.
 func (ck *Checkpoint) Tensor(name string, shape ...int) (*tensor.Tensor, error) {
 	f, ok := ck.owner[name]
 	if !ok {
 		return nil, fmt.Errorf("checkpoint: %s: missing tensor %q", ck.Dir, name)
 	}
-	var t *tensor.Tensor
-	var err error
-	if base, quantized := ck.quantizedBase(name); quantized {
-		if t, err = ck.dequantize(base); err != nil {
+	if ck.IsPacked(name) {
+		p, err := ck.Packed(name, shape...)
+		if err != nil {
 			return nil, err
 		}
-	} else if t, err = f.Tensor(name); err != nil {
+		return p.Dequantize(), nil
+	}
+	t, err := f.Tensor(name)
+	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
 	if len(shape) > 0 && !slices.Equal(t.Shape(), shape) {

@@ -2,6 +2,7 @@ package checkpoint
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -66,4 +67,51 @@ func paramCount(c *Config) int64 {
 		n += v * e
 	}
 	return n
+}
+
+// TestConfigLimits edits the published Qwen2-7B config into ones whose
+// numbers alone must be refused, each with the field named.
+func TestConfigLimits(t *testing.T) {
+	tests := []struct {
+		name string
+		edit map[string]any
+		want string // "" when the config is fine
+	}{
+		{"as published", nil, ""},
+		{"a million positions", map[string]any{"max_position_embeddings": 1_010_000}, ""},
+		{"2^28 positions", map[string]any{"max_position_embeddings": 1 << 28},
+			"max_position_embeddings 268435456 is more than the 2097152 this engine accepts"},
+		// One head of 3584: the projections keep their shapes, the RoPE
+		// table grows 28-fold.
+		{"one wide head at full context", map[string]any{"num_attention_heads": 1, "num_key_value_heads": 1, "max_position_embeddings": 1 << 21},
+			"max_position_embeddings 2097152 times head size 3584 is more than the 268435456 RoPE values this engine accepts"},
+		{"huge hidden size, one head", map[string]any{"hidden_size": int64(1) << 62, "num_attention_heads": 1, "num_key_value_heads": 1},
+			"times head size 4611686018427387904 is more than"},
+		{"layers written as a float", map[string]any{"num_hidden_layers": json.RawMessage("1e9")},
+			"num_hidden_layers must be an integer written in digits, within 64 bits, got number 1e9"},
+		{"vocabulary past int64", map[string]any{"vocab_size": 1e30},
+			"vocab_size must be an integer written in digits, within 64 bits, got number 1e+30"},
+		{"head_dim disagrees", map[string]any{"head_dim": 64}, "head_dim 64 times num_attention_heads 28 is not hidden_size 3584"},
+		{"rope_theta a string", map[string]any{"rope_theta": "1e6"}, "rope_theta must be a finite number, got string"},
+		{"tie_word_embeddings a number", map[string]any{"tie_word_embeddings": 1}, "tie_word_embeddings must be true or false, got number"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var cfg map[string]any
+			if err := json.Unmarshal([]byte(publicConfigs["qwen2-7b"]), &cfg); err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tc.edit {
+				cfg[k] = v
+			}
+			raw, _ := json.Marshal(cfg)
+			_, err := parseConfig(raw)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Fatal(err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Fatalf("err = %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
 }

@@ -4,8 +4,9 @@ package safetensors
 
 import (
 	"fmt"
-	"os"
 	"syscall"
+
+	"github.com/tinyllm-go/tinyllm/internal/boundedfile"
 )
 
 // mmapping is a private, copy-on-write memory map of a whole file. It is
@@ -26,18 +27,13 @@ func (m *mmapping) close() error {
 }
 
 func mapFile(path string) (mapping, error) {
-	f, err := os.Open(path)
+	// A named pipe or a device under a .safetensors name is refused before
+	// anything is read from it: it would block, or never end.
+	f, st, err := boundedfile.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close() // the mapping stays valid after the descriptor is closed
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file", path)
-	}
 	size := st.Size()
 	if size == 0 {
 		// mmap rejects an empty length; Open reports the file as too short.

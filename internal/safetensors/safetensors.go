@@ -34,12 +34,12 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"slices"
 	"strings"
 	"unicode/utf8"
 	"unsafe"
 
+	"github.com/tinyllm-go/tinyllm/internal/boundedfile"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 )
 
@@ -90,11 +90,12 @@ type header struct {
 
 // File is an open safetensors file.
 type File struct {
-	path   string
-	m      mapping
-	data   []byte // the data section, a sub-slice of the mapping
-	h      *header
-	closed bool
+	path       string
+	m          mapping
+	data       []byte // the data section, a sub-slice of the mapping
+	h          *header
+	headerSize int
+	closed     bool
 }
 
 // Open maps the file at path and validates its header: the length is within
@@ -112,7 +113,7 @@ func Open(path string) (*File, error) {
 		m.close()
 		return nil, err
 	}
-	return &File{path: path, m: m, data: m.bytes()[start:], h: h}, nil
+	return &File{path: path, m: m, data: m.bytes()[start:], h: h, headerSize: start - 8}, nil
 }
 
 // parseFile validates the header of a whole file's bytes and returns it with
@@ -356,6 +357,11 @@ func checkOverlaps(h *header) error {
 	return nil
 }
 
+// HeaderSize returns the length in bytes of the file's JSON header. Parsing
+// a header costs several times its length in memory, so a reader of many
+// files (the shards of one checkpoint) can bound their sum.
+func (f *File) HeaderSize() int { return f.headerSize }
+
 // Path returns the path the file was opened with.
 func (f *File) Path() string { return f.path }
 
@@ -545,7 +551,12 @@ func (r *readMapping) bytes() []byte { return r.b }
 func (r *readMapping) close() error  { r.b = nil; return nil }
 
 func readWhole(path string) (mapping, error) {
-	b, err := os.ReadFile(path)
+	f, st, err := boundedfile.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := boundedfile.ReadAll(path, f, st.Size())
 	if err != nil {
 		return nil, err
 	}

@@ -6,17 +6,30 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/tinyllm-go/tinyllm/internal/boundedfile"
 )
 
 // maxTokenID bounds the ids a tokenizer.json may use, so that a malformed
 // file cannot make Load allocate without limit.
 const maxTokenID = 1 << 24
+
+// Limits on what is read, so that a wrong or hostile file (a tokenizer.json.gz
+// that unpacks to gigabytes, a link to /dev/zero) is an error, not an
+// out-of-memory crash. Real files are far below them: Qwen2's tokenizer.json
+// is 7 MB, its tokenizer_config.json a few kilobytes.
+const (
+	// MaxFileBytes is the most read of tokenizer.json, and the most a
+	// gzip-compressed one may unpack to.
+	MaxFileBytes = 64 << 20
+	// MaxConfigBytes is the most read of tokenizer_config.json.
+	MaxConfigBytes = 16 << 20
+)
 
 // Load reads a Hugging Face tokenizer.json (gzip-compressed is fine too).
 func Load(path string) (*Tokenizer, error) {
@@ -49,7 +62,7 @@ func LoadDir(dir string) (*Tokenizer, error) {
 	}
 	var cfg *tokenizerConfig
 	cfgPath := filepath.Join(dir, "tokenizer_config.json")
-	raw, err := os.ReadFile(cfgPath)
+	raw, err := boundedfile.Read(cfgPath, MaxConfigBytes)
 	switch {
 	case err == nil:
 		cfg = &tokenizerConfig{}
@@ -90,8 +103,10 @@ func LoadDir(dir string) (*Tokenizer, error) {
 	return t, nil
 }
 
+// readMaybeGzip reads a regular file of at most MaxFileBytes, unpacking it
+// if it is gzip-compressed, to at most MaxFileBytes again.
 func readMaybeGzip(path string) ([]byte, error) {
-	data, err := os.ReadFile(path)
+	data, err := boundedfile.Read(path, MaxFileBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -100,8 +115,8 @@ func readMaybeGzip(path string) ([]byte, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		if data, err = io.ReadAll(zr); err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
+		if data, err = boundedfile.ReadAll(path+" unpacked", zr, MaxFileBytes); err != nil {
+			return nil, err
 		}
 	}
 	return data, nil
