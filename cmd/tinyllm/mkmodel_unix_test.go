@@ -59,13 +59,16 @@ func TestMkmodelCtrlC(t *testing.T) {
 		done <- runMkmodel([]string{"--shape", name, "--out", out, "--tokenizer-from", tok}, &bytes.Buffer{}, &stderr)
 	}()
 	feed() // the tokenizer check
-	for {  // the partial folder exists, so the signal handler is in place
+	deadline := time.After(time.Minute)
+	for { // the partial folder exists, so the signal handler is in place
 		if m, _ := filepath.Glob(filepath.Join(out, ".mkmodel-partial-*")); len(m) > 0 {
 			break
 		}
 		select {
 		case err := <-done:
 			t.Fatalf("mkmodel ended before writing: %v\n%s", err, stderr.String())
+		case <-deadline:
+			t.Fatal("mkmodel made no partial folder in --out to write the model into")
 		case <-time.After(time.Millisecond):
 		}
 	}
