@@ -87,7 +87,7 @@ func runMkmodel(args []string, stdout, stderr io.Writer) error {
 	case errors.Is(err, bench.ErrTokenizer):
 		return fmt.Errorf("%w: --tokenizer-from: %v", errUsage, err)
 	case errors.Is(err, bench.ErrModelExists):
-		return fmt.Errorf("%v; pass --force to replace it (files that are not part of a model stay)", err)
+		return fmt.Errorf("%v; pass --force to replace them (files that are not part of a model stay)", err)
 	case ctx.Err() != nil && errors.Is(err, context.Canceled):
 		return fmt.Errorf("interrupted before the model was complete; nothing of it was left in %s", *out)
 	case err != nil:
