@@ -4,68 +4,43 @@
 package models
 
 import (
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
-	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 )
 
 // Name is the shipped model's folder name.
 const Name = "tinyqwen-chat"
+
+// CacheEnv names the environment variable that, when set, replaces the
+// folder where tinyllm keeps its unpacked copy of the shipped model
+// (by default the tinyllm folder of os.UserCacheDir).
+const CacheEnv = "TINYLLM_CACHE"
 
 //go:embed tinyqwen-chat/config.json tinyqwen-chat/generation_config.json
 //go:embed tinyqwen-chat/model.safetensors
 //go:embed tinyqwen-chat/tokenizer.json tinyqwen-chat/tokenizer_config.json
 var files embed.FS
 
-// Dir returns a folder holding the shipped model. The weights are memory-mapped
-// from a real file, so the embedded copy is written once to the user's cache
-// folder (under a name that changes with the weights) and reused afterwards.
+// Dir returns a folder holding the shipped model, as Open does, without
+// Open's notes.
 func Dir() (string, error) {
-	weights, err := files.ReadFile(Name + "/model.safetensors")
+	dir, _, err := Open()
+	return dir, err
+}
+
+// Open returns a folder holding the shipped model. The weights are
+// memory-mapped from a real file, so the embedded folder is unpacked once
+// into the cache folder (see CacheEnv), under a name that changes with
+// everything unpacked, and reused afterwards once its files check out
+// against the record written when it was unpacked.
+//
+// The notes say what Open repaired on the way: a damaged copy unpacked
+// again, a folder that was in the way moved aside, leftovers of an
+// interrupted unpack removed. A program shows them to its user (on stderr);
+// none of them is an error.
+func Open() (dir string, notes []string, err error) {
+	root, err := cacheRoot()
 	if err != nil {
-		return "", err
+		return "", nil, err
 	}
-	sum := sha256.Sum256(weights)
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "tinyllm", Name+"-"+hex.EncodeToString(sum[:6]))
-	if _, err := os.Stat(filepath.Join(dir, "model.safetensors")); err == nil {
-		return dir, nil
-	}
-	// Write into a temporary sibling and rename it into place, so a run that is
-	// interrupted half-way never leaves a folder that looks complete.
-	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
-		return "", fmt.Errorf("models: %w", err)
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), Name+"-partial-")
-	if err != nil {
-		return "", fmt.Errorf("models: %w", err)
-	}
-	defer os.RemoveAll(tmp)
-	entries, err := fs.ReadDir(files, Name)
-	if err != nil {
-		return "", err
-	}
-	for _, e := range entries {
-		data, err := files.ReadFile(Name + "/" + e.Name())
-		if err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(filepath.Join(tmp, e.Name()), data, 0o644); err != nil {
-			return "", fmt.Errorf("models: %w", err)
-		}
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		if _, statErr := os.Stat(filepath.Join(dir, "model.safetensors")); statErr == nil {
-			return dir, nil // another process got there first
-		}
-		return "", fmt.Errorf("models: %w", err)
-	}
-	return dir, nil
+	return unpack(root, files, Name)
 }

@@ -1,6 +1,9 @@
 package bench
 
 import (
+	"bytes"
+	"compress/gzip"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -11,11 +14,15 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/tinyllm-go/tinyllm/internal/safetensors"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
+	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
 )
 
 // Shape is the architecture of a Qwen2 model: the fields of config.json
@@ -114,50 +121,287 @@ var MaxShardBytes int64 = 4 << 30
 // RandomModelOptions are the choices of WriteRandomModel.
 type RandomModelOptions struct {
 	Seed uint64
-	// TokenizerFrom is a model folder whose tokenizer files are copied.
-	// Its config.json, if any, gives the bos and eos token ids.
+	// TokenizerFrom is a model folder whose tokenizer is copied: anything
+	// tokenizer.LoadDir reads (tokenizer.json or tokenizer.json.gz, and
+	// tokenizer_config.json if present). Its config.json, if any, gives the
+	// bos and eos token ids.
 	TokenizerFrom string
+	// Overwrite replaces a model already in the folder: every file that
+	// belongs to a model (see IsModelFile) is removed once the new one is
+	// written; other files stay. Without it, a folder holding any model
+	// file is refused (ErrModelExists) and nothing in it is touched.
+	Overwrite bool
 	// Progress, if not nil, is called as the weights are written.
 	Progress func(done, total int64)
+	// Note, if not nil, receives remarks for the user: leftovers of an
+	// interrupted run found in the folder.
+	Note func(string)
 }
 
-// tokenizerFiles are the files of a Hugging Face tokenizer; tokenizer.json
-// is required, the rest are copied if present.
-var tokenizerFiles = []string{"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt", "chat_template.jinja"}
+// ErrTokenizer matches (errors.Is) the errors of WriteRandomModel about
+// RandomModelOptions.TokenizerFrom; ErrModelExists those refusing to
+// overwrite a model.
+var (
+	ErrTokenizer   = errors.New("unusable tokenizer folder")
+	ErrModelExists = errors.New("folder already holds a model")
+)
+
+// kindError is an error whose message stands alone but which matches one
+// of the sentinel errors above.
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string        { return e.msg }
+func (e *kindError) Is(target error) bool { return target == e.kind }
+
+// tokenizerFiles are the files of a Hugging Face tokenizer besides
+// tokenizer.json; they are copied if present.
+var tokenizerFiles = []string{"tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt", "chat_template.jinja"}
+
+// IsModelFile reports whether a file of this name in a model folder belongs
+// to the model (and so is replaced by WriteRandomModel with Overwrite):
+// the configs, the tokenizer files, the weights and their index.
+func IsModelFile(name string) bool {
+	switch name {
+	case "config.json", "generation_config.json", "model.safetensors.index.json",
+		"tokenizer.json", "tokenizer.json.gz", "added_tokens.json":
+		return true
+	}
+	return strings.HasSuffix(name, ".safetensors") || slices.Contains(tokenizerFiles, name)
+}
+
+// partialPrefix names the folder, inside the target, where a model is
+// written before its files are moved into place. A run killed half-way
+// leaves only this folder, which no loader takes for a model.
+const partialPrefix = ".mkmodel-partial-"
+
+// staleAfter is how long a partial folder must have been left untouched
+// before a later run removes it: a writer touches its files continuously.
+const staleAfter = time.Hour
 
 // WriteRandomModel writes a randomly initialised bfloat16 Qwen2 checkpoint
 // of the given shape into dir, in Hugging Face format: config.json,
 // generation_config.json, model.safetensors (or shards and an index) and
-// the tokenizer files of opts.TokenizerFrom. The weights are uniform
-// random values with the standard deviation of the Hugging Face
-// initialisation (0.02); norm weights are 1. Such a model produces
-// nonsense, but it has the real model's size and speed.
+// the tokenizer of opts.TokenizerFrom. The weights are uniform random
+// values with the standard deviation of the Hugging Face initialisation
+// (0.02); norm weights are 1. Such a model produces nonsense, but it has
+// the real model's size and speed.
 //
 // Weights are generated in parallel and streamed to disk, so even qwen2-7b
 // (15 GB) needs little memory; the result is the same for a given seed
 // whatever the number of cores.
-func WriteRandomModel(dir string, s Shape, opts RandomModelOptions) error {
+//
+// Everything is written into a hidden folder inside dir and moved into
+// place at the end, config.json last, so an interrupted run (ctx cancelled,
+// a crash) never leaves files that count as a model, nor disturbs the model
+// that Overwrite would have replaced.
+func WriteRandomModel(ctx context.Context, dir string, s Shape, opts RandomModelOptions) error {
 	src := opts.TokenizerFrom
-	if _, err := os.Stat(filepath.Join(src, "tokenizer.json")); err != nil {
-		return fmt.Errorf("mkmodel: no tokenizer.json in %s (choose a model folder with --tokenizer-from)", src)
+	tokJSON, err := checkTokenizer(src, s)
+	if err != nil {
+		return err
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("mkmodel: %w", err)
 	}
+	removeStalePartials(dir, opts.Note)
+	old, err := modelFiles(dir)
+	if err != nil {
+		return err
+	}
+	if len(old) > 0 && !opts.Overwrite {
+		return &kindError{ErrModelExists, fmt.Sprintf("%s already holds model files (%s)", dir, strings.Join(old, ", "))}
+	}
+	tmp, err := os.MkdirTemp(dir, partialPrefix)
+	if err != nil {
+		return fmt.Errorf("mkmodel: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+
+	if err := os.WriteFile(filepath.Join(tmp, "tokenizer.json"), tokJSON, 0o644); err != nil {
+		return fmt.Errorf("mkmodel: %w", err)
+	}
 	for _, name := range tokenizerFiles {
-		if err := copyFile(filepath.Join(src, name), filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := copyFile(filepath.Join(src, name), filepath.Join(tmp, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("mkmodel: %w", err)
 		}
 	}
 	bos, eos := tokenIDs(src)
-	if err := writeJSONFile(filepath.Join(dir, "config.json"), s.config(bos, eos)); err != nil {
-		return err
-	}
 	gen := map[string]any{"bos_token_id": bos, "eos_token_id": eos, "do_sample": false}
-	if err := writeJSONFile(filepath.Join(dir, "generation_config.json"), gen); err != nil {
+	if err := writeJSONFile(filepath.Join(tmp, "generation_config.json"), gen); err != nil {
 		return err
 	}
-	return writeShards(dir, s, opts)
+	if err := writeShards(ctx, tmp, s, opts); err != nil {
+		return err
+	}
+	if err := writeJSONFile(filepath.Join(tmp, "config.json"), s.config(bos, eos)); err != nil {
+		return err
+	}
+	return install(tmp, dir, opts.Overwrite)
+}
+
+// checkTokenizer loads the tokenizer of src as the engine will, checks that
+// its ids fit the shape's vocabulary, and returns its tokenizer.json,
+// uncompressed (tokenizer.json.gz is read by tinyllm but not by transformers).
+func checkTokenizer(src string, s Shape) ([]byte, error) {
+	path := filepath.Join(src, "tokenizer.json")
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		path += ".gz"
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil, &kindError{ErrTokenizer, fmt.Sprintf("%s has no tokenizer.json (nor tokenizer.json.gz)", src)}
+		}
+	}
+	tok, err := tokenizer.LoadDir(src)
+	if err != nil {
+		return nil, &kindError{ErrTokenizer, fmt.Sprintf("%s holds no tokenizer that tinyllm loads: %v", src, err)}
+	}
+	if tok.VocabSize() > s.VocabSize {
+		return nil, &kindError{ErrTokenizer, fmt.Sprintf("the tokenizer of %s has %d tokens, more than the %d of %s's vocabulary", src, tok.VocabSize(), s.VocabSize, s.Name)}
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("mkmodel: %w", err)
+	}
+	if len(raw) >= 2 && raw[0] == 0x1f && raw[1] == 0x8b {
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err == nil {
+			raw, err = io.ReadAll(zr)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("mkmodel: %s: %w", path, err)
+		}
+	}
+	return raw, nil
+}
+
+// modelFiles lists the files of dir that belong to a model.
+func modelFiles(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("mkmodel: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if IsModelFile(e.Name()) {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// install moves the files written in tmp into dir. With overwrite, the
+// model files already there go first, config.json before the rest, and the
+// new config.json comes last, so that at no moment does dir hold a
+// config.json beside weights of another model.
+func install(tmp, dir string, overwrite bool) error {
+	old, err := modelFiles(dir)
+	if err != nil {
+		return err
+	}
+	if len(old) > 0 && !overwrite {
+		return &kindError{ErrModelExists, fmt.Sprintf("%s got model files (%s) while the model was being written", dir, strings.Join(old, ", "))}
+	}
+	slices.SortFunc(old, configFirst)
+	for _, name := range old {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("mkmodel: replacing the model in %s: %w", dir, err)
+		}
+	}
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		return fmt.Errorf("mkmodel: %w", err)
+	}
+	names := make([]string, len(entries))
+	for i, e := range entries {
+		names[i] = e.Name()
+	}
+	slices.SortFunc(names, func(a, b string) int { return configFirst(b, a) })
+	for _, name := range names {
+		if err := os.Rename(filepath.Join(tmp, name), filepath.Join(dir, name)); err != nil {
+			return fmt.Errorf("mkmodel: %w", err)
+		}
+	}
+	return nil
+}
+
+// configFirst orders config.json before every other name.
+func configFirst(a, b string) int {
+	switch {
+	case a == b:
+		return 0
+	case a == "config.json":
+		return -1
+	case b == "config.json":
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+// removeStalePartials removes the partial folders that killed runs left in
+// dir: only those holding nothing but model files (and the safetensors
+// writer's temporary files) and untouched for staleAfter, so never one that
+// a run is writing now. It names the others in a note.
+func removeStalePartials(dir string, note func(string)) {
+	if note == nil {
+		note = func(string) {}
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), partialPrefix) {
+			continue
+		}
+		path := filepath.Join(dir, e.Name())
+		ours, newest := partialState(path)
+		switch {
+		case !ours:
+			note(fmt.Sprintf("left %s alone: it holds files that are not part of a model", path))
+		case time.Since(newest) < staleAfter:
+			note(fmt.Sprintf("left %s alone: written in the last hour, perhaps by another mkmodel still running; remove it if not", path))
+		default:
+			if err := os.RemoveAll(path); err != nil {
+				note(fmt.Sprintf("could not remove %s, left by an interrupted mkmodel: %v", path, err))
+			} else {
+				note(fmt.Sprintf("removed %s, left by an interrupted mkmodel", path))
+			}
+		}
+	}
+}
+
+// partialState reports whether a partial folder holds only what mkmodel
+// writes there, and the newest modification time in it.
+func partialState(path string) (ours bool, newest time.Time) {
+	fi, err := os.Lstat(path)
+	if err != nil {
+		return false, newest
+	}
+	newest = fi.ModTime()
+	entries, err := os.ReadDir(path)
+	if err != nil {
+		return false, newest
+	}
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			return false, newest
+		}
+		// safetensors.WriteFile writes through "<name>.tmp<digits>".
+		name := e.Name()
+		if base, _, ok := strings.Cut(name, ".safetensors.tmp"); ok {
+			name = base + ".safetensors"
+		}
+		if !IsModelFile(name) {
+			return false, newest
+		}
+		if info.ModTime().After(newest) {
+			newest = info.ModTime()
+		}
+	}
+	return true, newest
 }
 
 // config returns the config.json of the shape, as transformers writes it.
@@ -207,8 +451,9 @@ func tokenIDs(dir string) (bos int, eos []int) {
 	return *c.BOS, []int{*c.EOS, *c.BOS}
 }
 
-// writeShards writes the weights, in shards of at most MaxShardBytes.
-func writeShards(dir string, s Shape, opts RandomModelOptions) error {
+// writeShards writes the weights, in shards of at most MaxShardBytes. It
+// stops with ctx's error once ctx is done.
+func writeShards(ctx context.Context, dir string, s Shape, opts RandomModelOptions) error {
 	all := s.tensors()
 	var shards [][]tensorSpec
 	var size, total int64
@@ -240,7 +485,7 @@ func writeShards(dir string, s Shape, opts RandomModelOptions) error {
 		}
 		base := tensorIndex
 		err := safetensors.WriteFile(filepath.Join(dir, names[si]), specs, map[string]string{"format": "pt"}, func(i int, w io.Writer) error {
-			return writeRandom(w, shard[i], opts.Seed, uint64(base+i), func(n int64) {
+			return writeRandom(ctx, w, shard[i], opts.Seed, uint64(base+i), func(n int64) {
 				done += n
 				if opts.Progress != nil {
 					opts.Progress(done, total)
@@ -248,7 +493,7 @@ func writeShards(dir string, s Shape, opts RandomModelOptions) error {
 			})
 		})
 		if err != nil {
-			return fmt.Errorf("mkmodel: %w", err)
+			return fmt.Errorf("mkmodel: writing the weights: %w", err)
 		}
 		tensorIndex += len(shard)
 	}
@@ -261,7 +506,7 @@ func writeShards(dir string, s Shape, opts RandomModelOptions) error {
 
 // writeRandom writes one tensor's random bfloat16 values in chunks, each
 // generated from its own seed (seed, tensor, chunk), in parallel.
-func writeRandom(w io.Writer, t tensorSpec, seed, tensorID uint64, progress func(int64)) error {
+func writeRandom(ctx context.Context, w io.Writer, t tensorSpec, seed, tensorID uint64, progress func(int64)) error {
 	const chunk = 1 << 20
 	n := numel(t.Shape)
 	workers := runtime.GOMAXPROCS(0)
@@ -271,6 +516,9 @@ func writeRandom(w io.Writer, t tensorSpec, seed, tensorID uint64, progress func
 	}
 	raw := make([]byte, 2*chunk)
 	for c0 := 0; c0 < n; c0 += chunk * workers {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		var wg sync.WaitGroup
 		for i := range workers {
 			lo := c0 + i*chunk
