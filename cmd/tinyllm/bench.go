@@ -117,7 +117,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		rep.Probes = &p
 		printProbes(stdout, rep)
 	} else {
-		dir, err := modelDir(*modelFlag)
+		dir, err := modelDir(*modelFlag, stderr)
 		if err != nil {
 			return err
 		}
@@ -156,7 +156,7 @@ func benchModel(rep *benchReport, dir, implName string, week int, o bench.Option
 	if err := checkMemory(implName, c, o.PromptLen+o.GenLen); err != nil {
 		return err
 	}
-	if err := warm(dir, stderr); err != nil {
+	if err := warm(ck.WeightFiles(), stderr); err != nil {
 		return err
 	}
 	var m model
@@ -169,7 +169,7 @@ func benchModel(rep *benchReport, dir, implName string, week int, o bench.Option
 	}
 	rep.LoadSeconds = time.Since(start).Seconds()
 	rep.Model, rep.Impl, rep.Week = dir, implName, week
-	rep.CheckpointBytes = weightBytes(dir)
+	rep.CheckpointBytes = weightBytes(ck.WeightFiles())
 	o.VocabSize = ck.Config.VocabSize
 	fmt.Fprintf(stderr, "benchmarking %s: prompt %d tokens, %d generated; warm-up passes %d, timed runs %d…\n",
 		filepath.Base(filepath.Clean(dir)), o.PromptLen, o.GenLen, o.Warmup, o.Repeats)
@@ -189,9 +189,8 @@ func benchModel(rep *benchReport, dir, implName string, week int, o bench.Option
 	return nil
 }
 
-// weightBytes is the size of the model's safetensors files.
-func weightBytes(dir string) int64 {
-	files, _ := filepath.Glob(filepath.Join(dir, "*.safetensors"))
+// weightBytes is the size of the model's weight files.
+func weightBytes(files []string) int64 {
 	var n int64
 	for _, f := range files {
 		if fi, err := os.Stat(f); err == nil {

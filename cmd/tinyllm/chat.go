@@ -22,7 +22,7 @@ func runChat(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	if err := f.validate(); err != nil {
+	if err := f.validate(stderr); err != nil {
 		return err
 	}
 	e, err := loadEngine(&f, stderr)

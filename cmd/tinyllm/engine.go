@@ -80,7 +80,7 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.system, "system", "", "system prompt (default: the chat template's)")
 }
 
-func (f *engineFlags) validate() error {
+func (f *engineFlags) validate(stderr io.Writer) error {
 	if err := validImplWeek(f.impl, f.week); err != nil {
 		return err
 	}
@@ -95,7 +95,7 @@ func (f *engineFlags) validate() error {
 	case f.maxTokens <= 0:
 		return fmt.Errorf("%w: --max-tokens must be positive, got %d", errUsage, f.maxTokens)
 	}
-	dir, err := modelDir(f.modelDir)
+	dir, err := modelDir(f.modelDir, stderr)
 	if err != nil {
 		return err
 	}
@@ -121,11 +121,14 @@ func validImplWeek(impl string, week int) error {
 // modelDir is where every command finds its model: the folder given with
 // --model, or else the shipped model, unpacked from the binary into the
 // user's cache, so that no command depends on the working directory.
-func modelDir(flagValue string) (string, error) {
+func modelDir(flagValue string, stderr io.Writer) (string, error) {
 	if flagValue != "" {
 		return flagValue, nil
 	}
-	dir, err := models.Dir()
+	dir, notes, err := models.Open()
+	for _, n := range notes {
+		fmt.Fprintln(stderr, "note:", n) // a repaired or replaced cache folder
+	}
 	if err != nil {
 		return "", fmt.Errorf("unpacking the shipped model: %w", err)
 	}
@@ -167,7 +170,7 @@ func loadEngine(f *engineFlags, stderr io.Writer) (e *engine, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := warm(f.modelDir, stderr); err != nil {
+	if err := warm(ck.WeightFiles(), stderr); err != nil {
 		return nil, err
 	}
 	e = &engine{flags: f, impl: impls[f.impl], ck: ck, tok: tok, eos: gen.EOSTokenIDs}
@@ -268,11 +271,7 @@ func learnerGuard(which string, fn func() error) (err error) {
 
 // warm reads every weight file once, so the first token is not slowed by page
 // faults, and shows how far it has got.
-func warm(dir string, stderr io.Writer) error {
-	files, err := filepath.Glob(filepath.Join(dir, "*.safetensors"))
-	if err != nil {
-		return err
-	}
+func warm(files []string, stderr io.Writer) error {
 	var total int64
 	for _, p := range files {
 		if fi, err := os.Stat(p); err == nil {

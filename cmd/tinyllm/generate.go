@@ -16,7 +16,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
-	if err := f.validate(); err != nil {
+	if err := f.validate(stderr); err != nil {
 		return err
 	}
 	if *prompt == "" {

@@ -16,11 +16,6 @@ import (
 	"github.com/tinyllm-go/tinyllm/models"
 )
 
-// defaultTokenizerDir is the shipped model's folder in a checkout (the
-// default --model of bench). mkmodel itself takes the tokenizer from the
-// copy that models.Open unpacks, which works from any folder.
-const defaultTokenizerDir = "models/tinyqwen-chat"
-
 // runMkmodel writes a randomly initialised Qwen2 checkpoint of a public
 // shape, for measuring speed and memory without downloading a model.
 func runMkmodel(args []string, stdout, stderr io.Writer) error {
@@ -47,12 +42,9 @@ func runMkmodel(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --out DIR is required", errUsage)
 	}
 	if *tokFrom == "" {
-		dir, notes, err := models.Open()
-		for _, n := range notes {
-			fmt.Fprintln(stderr, "note:", n)
-		}
+		dir, err := modelDir("", stderr)
 		if err != nil {
-			return fmt.Errorf("unpacking the shipped model for its tokenizer: %w", err)
+			return err
 		}
 		*tokFrom = dir
 	}

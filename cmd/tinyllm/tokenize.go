@@ -29,7 +29,7 @@ func runTokenize(args []string, stdout, stderr io.Writer) error {
 	if *chat && *plain {
 		return fmt.Errorf("%w: --chat already encodes the message as plain text; give one of --chat and --plain", errUsage)
 	}
-	dir, err := modelDir(*modelFlag)
+	dir, err := modelDir(*modelFlag, stderr)
 	if err != nil {
 		return err
 	}
