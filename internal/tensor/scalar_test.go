@@ -42,7 +42,7 @@ func TestScalarOps(t *testing.T) {
 	// Shapes of any rank, 16-bit inputs, and large inputs (split across
 	// workers) give the same numbers as the broadcasting forms.
 	require.Equal(t, []float32{0, 1, 2, 3}, SubScalar(FromBF16([]uint16{0x3F80, 0x4000, 0x4040, 0x4080}, 2, 2), 1).Data())
-	big := Arange(3 * elementwiseGrain).reshaped(3, elementwiseGrain)
+	big := Arange(3*elementwiseGrain).reshaped(3, elementwiseGrain)
 	require.Equal(t, Sub(big, Scalar(0.5)).Data(), SubScalar(big, 0.5).Data())
 	require.Equal(t, Div(big, Scalar(3)).Data(), DivScalar(big, 3).Data())
 	require.Equal(t, []int{}, AddScalar(Scalar(1), 1).Shape())
