@@ -27,10 +27,10 @@ type RoPE struct {
 }
 
 // A model's configuration states the longest context it supports,
-// max_position_embeddings: 131072 for Qwen2-0.5B, and far more in some
-// configurations. Tables for all of those positions, computed up front, cost
-// Dims·4 bytes per position (32 MiB at 131072 positions, 64 GiB at 2^28),
-// almost all for positions no prompt reaches. So the tables grow as Forward
+// max_position_embeddings: 32768 or 131072 for the Qwen2-0.5B checkpoints,
+// and far more in some configurations. Tables for all of those positions,
+// computed up front, cost Dims·4 bytes per position (32 MiB at 131072
+// positions, 64 GiB at 2^28), almost all for positions no prompt reaches. So the tables grow as Forward
 // needs them, doubling each time, and SeqLen only bounds the positions
 // allowed.
 //
