@@ -113,14 +113,39 @@ func Minimum(a, b *Tensor) *Tensor {
 	})
 }
 
-// AddScalar returns t + s elementwise.
+// The scalar forms below are the binary operations with a one-element
+// operand: they share its loops (no function call per element), and
+// AddScalar(t, s) gives exactly the numbers of Add(t, Scalar(s)).
+
+// AddScalar returns t + s elementwise, for example the epsilon of a norm.
 func AddScalar(t *Tensor, s float32) *Tensor {
-	return Map(t, func(x float32) float32 { return x + s })
+	return binaryArith("AddScalar", opAdd, t, Scalar(s), func(x, y float32) float32 { return x + y })
 }
 
-// MulScalar returns t * s elementwise.
+// SubScalar returns t - s elementwise.
+func SubScalar(t *Tensor, s float32) *Tensor {
+	return binaryArith("SubScalar", opSub, t, Scalar(s), func(x, y float32) float32 { return x - y })
+}
+
+// MulScalar returns t * s elementwise, for example attention scores times
+// their scale.
 func MulScalar(t *Tensor, s float32) *Tensor {
-	return Map(t, func(x float32) float32 { return x * s })
+	return binaryArith("MulScalar", opMul, t, Scalar(s), func(x, y float32) float32 { return x * y })
+}
+
+// DivScalar returns t / s elementwise, for example logits divided by a
+// sampling temperature. It divides, rather than multiplying by 1/s, so the
+// result is the correctly rounded quotient; s = 0 gives ±Inf or NaN.
+func DivScalar(t *Tensor, s float32) *Tensor {
+	return binaryArith("DivScalar", opDiv, t, Scalar(s), func(x, y float32) float32 { return x / y })
+}
+
+// PowScalar returns tᵖ elementwise, computed in float64 as math.Pow does
+// (so a negative base with a non-integer p is NaN). Square and Sqrt are
+// the common cases and cheaper.
+func PowScalar(t *Tensor, p float32) *Tensor {
+	e := float64(p)
+	return Map(t, func(x float32) float32 { return float32(math.Pow(float64(x), e)) })
 }
 
 // Map returns a Float32 tensor of t's shape with f applied to every element.

@@ -69,18 +69,19 @@ func sumAlong(op string, t *Tensor, axis int, keepDims, average bool) *Tensor {
 // Max returns the largest element along axis; see Sum for keepDims. NaN
 // propagates, as in numpy.
 func Max(t *Tensor, axis int, keepDims bool) *Tensor {
-	return extremum("Max", t, axis, keepDims, func(v, best float32) bool { return v > best })
+	return extremum("Max", t, axis, keepDims, true)
 }
 
 // Min returns the smallest element along axis; see Sum for keepDims. NaN
 // propagates, as in numpy.
 func Min(t *Tensor, axis int, keepDims bool) *Tensor {
-	return extremum("Min", t, axis, keepDims, func(v, best float32) bool { return v < best })
+	return extremum("Min", t, axis, keepDims, false)
 }
 
-// extremum implements Max and Min: better(v, best) says whether v should
-// replace the current best.
-func extremum(op string, t *Tensor, axis int, keepDims bool, better func(v, best float32) bool) *Tensor {
+// extremum implements Max (largest) and Min. The comparison is written out
+// in each loop rather than passed as a function: softmax takes a Max over
+// every attention score, and a call per element doubled its cost.
+func extremum(op string, t *Tensor, axis int, keepDims, largest bool) *Tensor {
 	axis = normAxis(op, axis, len(t.shape))
 	n := t.shape[axis]
 	if n == 0 {
@@ -91,21 +92,49 @@ func extremum(op string, t *Tensor, axis int, keepDims bool, better func(v, best
 	out := newTensor(Float32, reducedShape(t.shape, axis, keepDims))
 	parallelFor(outer, max(1, elementwiseGrain/max(1, n*inner)), func(lo, hi int) {
 		for o := lo; o < hi; o++ {
+			if inner == 1 {
+				// The last axis: each result is one contiguous row.
+				out.f32[o] = extremeOf(x[o*n:(o+1)*n], largest)
+				continue
+			}
 			best := out.f32[o*inner : (o+1)*inner]
 			copy(best, x[o*n*inner:])
 			for k := 1; k < n; k++ {
 				row := x[(o*n+k)*inner : (o*n+k+1)*inner]
-				for i, v := range row {
-					// v != v catches NaN, which then sticks because
-					// no comparison with NaN is ever true.
-					if better(v, best[i]) || v != v {
-						best[i] = v
+				// v != v catches NaN, which then sticks because no
+				// comparison with NaN is ever true.
+				if largest {
+					for i, v := range row {
+						if v > best[i] || v != v {
+							best[i] = v
+						}
+					}
+				} else {
+					for i, v := range row {
+						if v < best[i] || v != v {
+							best[i] = v
+						}
 					}
 				}
 			}
 		}
 	})
 	return out
+}
+
+// extremeOf returns the largest (or smallest) element of a non-empty row,
+// or NaN if the row holds one.
+func extremeOf(row []float32, largest bool) float32 {
+	best := row[0]
+	for _, v := range row[1:] {
+		if v != v {
+			return v
+		}
+		if (largest && v > best) || (!largest && v < best) {
+			best = v
+		}
+	}
+	return best
 }
 
 // ArgMax returns, for every position of the other axes (in row-major

@@ -36,6 +36,7 @@ func TestReductions(t *testing.T) {
 		{"Max first axis keepDims", Max, 0, true, []int{1, 3, 4}, x.Data()[12:]},
 		{"Min middle axis", Min, 1, true, []int{2, 1, 4}, []float32{0, 1, 2, 3, 100, 101, 102, 103}},
 		{"Min last axis", Min, -1, false, []int{2, 3}, []float32{0, 10, 20, 100, 110, 120}},
+		{"Max last axis keepDims", Max, -1, true, []int{2, 3, 1}, []float32{3, 13, 23, 103, 113, 123}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,6 +88,17 @@ func TestMaxMinNaN(t *testing.T) {
 	mn := Min(x, 0, false).Data()
 	require.True(t, mn[1] != mn[1], "NaN propagates")
 	require.Equal(t, float32(1), mn[0])
+
+	// Along the last axis, wherever the NaN sits in the row.
+	rows := New([]float32{nan, 1, 2, 1, nan, 2, 1, 2, nan, -1, 7, 3}, 4, 3)
+	for _, f := range []func(*Tensor, int, bool) *Tensor{Max, Min} {
+		got := f(rows, -1, false).Data()
+		for i := 0; i < 3; i++ {
+			require.True(t, got[i] != got[i], "row %d: NaN propagates", i)
+		}
+	}
+	require.Equal(t, float32(7), Max(rows, -1, false).Data()[3])
+	require.Equal(t, float32(-1), Min(rows, -1, false).Data()[3])
 }
 
 func TestArgMax(t *testing.T) {

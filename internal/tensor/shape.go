@@ -107,6 +107,58 @@ func Reshape(t *Tensor, shape ...int) *Tensor {
 	return withShape(t, shape)
 }
 
+// Flatten merges the axes start … end (inclusive; negative axes count from
+// the end) into one, keeping the axes before and after as they are. It is
+// the Reshape you can write without knowing how many leading axes t has:
+// Flatten(x, -2, -1) turns N.. x H x D into N.. x H·D, whatever N.. is. The
+// result shares t's data.
+func Flatten(t *Tensor, start, end int) *Tensor {
+	start = normAxis("Flatten", start, len(t.shape))
+	end = normAxis("Flatten", end, len(t.shape))
+	if start > end {
+		panic(fmt.Sprintf("tensor.Flatten: axis %d comes after axis %d in shape %v", start, end, t.shape))
+	}
+	merged := 1
+	for _, d := range t.shape[start : end+1] {
+		merged *= d
+	}
+	shape := slices.Concat(t.shape[:start], []int{merged}, t.shape[end+1:])
+	return withShape(t, shape)
+}
+
+// Unflatten splits one axis into several, keeping the other axes as they
+// are: Unflatten(x, -1, H, D) turns N.. x H·D into N.. x H x D, whatever
+// N.. is. It undoes Flatten. One size may be -1, inferred from the others.
+// The result shares t's data.
+func Unflatten(t *Tensor, axis int, sizes ...int) *Tensor {
+	axis = normAxis("Unflatten", axis, len(t.shape))
+	if len(sizes) == 0 {
+		panic(fmt.Sprintf("tensor.Unflatten: no sizes to split axis %d of shape %v into", axis, t.shape))
+	}
+	sizes = slices.Clone(sizes)
+	dim := t.shape[axis]
+	infer, known := -1, 1
+	for i, d := range sizes {
+		switch {
+		case d == -1 && infer < 0:
+			infer = i
+		case d < 0:
+			panic(fmt.Sprintf("tensor.Unflatten: invalid sizes %v (one -1 at most, no other negative)", sizes))
+		default:
+			known *= d
+		}
+	}
+	if infer >= 0 && known != 0 && dim%known == 0 {
+		sizes[infer] = dim / known
+		known = dim
+	}
+	if known != dim || (infer >= 0 && sizes[infer] < 0) {
+		panic(fmt.Sprintf("tensor.Unflatten: cannot split axis %d (size %d) of shape %v into %v", axis, dim, t.shape, sizes))
+	}
+	shape := slices.Concat(t.shape[:axis], sizes, t.shape[axis+1:])
+	return withShape(t, shape)
+}
+
 // Transpose permutes the axes of t: axis i of the result is axis perm[i] of
 // t. With no perm the axes are reversed (a matrix transpose for 2-D input).
 // Negative axes count from the end. The result is a new, contiguous tensor.

@@ -13,7 +13,8 @@ import (
 //
 // Tensors are not copied on assignment: two *Tensor values, or a tensor and a
 // slice returned by Data, may share elements. Operations never modify their
-// inputs, so sharing is only visible if you write through Data yourself.
+// inputs, so sharing is only visible if you write through Data yourself or
+// through SetSlice (see the package documentation for what shares).
 type Tensor struct {
 	shape []int
 	dtype DType

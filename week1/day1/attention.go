@@ -57,8 +57,9 @@ func NewMultiHeadAttention(hidden, heads int, wq, wk, wv, wo *tensor.Tensor) *Mu
 // Forward attends query (N x L x E) over key and value (N x S x E) and returns
 // N x L x E. mask is nil or an additive L x S mask shared by every head.
 //
-// Project with Linear, split E into Heads x D, move the head axis before the
-// sequence axis, attend, and undo the split before the output projection.
+// Project with Linear, split E into Heads x D (tensor.Unflatten), move the
+// head axis before the sequence axis, attend, and undo the split
+// (tensor.Flatten) before the output projection.
 func (m *MultiHeadAttention) Forward(query, key, value, mask *tensor.Tensor) *tensor.Tensor {
 	// Your code here (W1D1).
 	panic("TODO(W1D1): implement MultiHeadAttention.Forward")

@@ -14,7 +14,8 @@ import (
 // 1/sqrt(D); mask is nil or additive, broadcastable to N.. x H_q x L x S.
 //
 // Do not copy k and v once per query head: reshape so that the matrix product
-// broadcasts them (N.. x H x G x L x D against N.. x H x 1 x S x D).
+// broadcasts them (N.. x H x G x L x D against N.. x H x 1 x S x D, with
+// tensor.Unflatten and tensor.ExpandDims).
 func ScaledDotProductAttentionGrouped(q, k, v *tensor.Tensor, scale float32, mask *tensor.Tensor) *tensor.Tensor {
 	// Your code here (W1D3).
 	panic("TODO(W1D3): implement ScaledDotProductAttentionGrouped")
@@ -23,6 +24,9 @@ func ScaledDotProductAttentionGrouped(q, k, v *tensor.Tensor, scale float32, mas
 // CausalMask returns the L x S additive mask of causal attention, aligned to
 // the bottom right: query row i (the (S-L+i)-th token) sees key columns
 // j <= i + S - L. Visible entries are 0, hidden ones -Inf.
+//
+// tensor.Triu of a tensor full of -Inf builds it in one call, given the
+// right diagonal.
 func CausalMask(l, s int) *tensor.Tensor {
 	// Your code here (W1D3).
 	panic("TODO(W1D3): implement CausalMask")

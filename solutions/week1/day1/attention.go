@@ -25,15 +25,14 @@ func Softmax(x *tensor.Tensor, axis int) *tensor.Tensor {
 // The result has shape N.. x O.
 func Linear(x, w, b *tensor.Tensor) *tensor.Tensor {
 	shape := x.Shape()
-	in := shape[len(shape)-1]
 	// Fold every batch dimension into rows so one matrix product does the work.
-	rows := tensor.Reshape(x, -1, in)
+	rows := tensor.Reshape(x, -1, shape[len(shape)-1])
 	y := tensor.MatmulT(rows, w)
 	if b != nil {
 		y = tensor.Add(y, b)
 	}
-	outShape := append(shape[:len(shape)-1:len(shape)-1], w.Dim(0))
-	return tensor.Reshape(y, outShape...)
+	shape[len(shape)-1] = w.Dim(0) // N.. x O
+	return tensor.Reshape(y, shape...)
 }
 
 // ScaledDotProductAttentionSimple computes softmax(q·kᵀ·scale + mask)·v.
@@ -46,11 +45,15 @@ func ScaledDotProductAttentionSimple(q, k, v *tensor.Tensor, scale float32, mask
 	if scale == 0 {
 		scale = float32(1 / math.Sqrt(float64(q.Dim(-1))))
 	}
-	scores := tensor.MulScalar(tensor.MatmulT(q, k), scale) // N.. x L x S
-	if mask != nil {
-		scores = tensor.Add(scores, mask)
+	// The formula, for some of the query rows: N.. x rows x D in, the same out.
+	attend := func(q, mask *tensor.Tensor) *tensor.Tensor {
+		scores := tensor.MulScalar(tensor.MatmulT(q, k), scale) // N.. x rows x S
+		if mask != nil {
+			scores = tensor.Add(scores, mask)
+		}
+		return tensor.Matmul(Softmax(scores, -1), v)
 	}
-	return tensor.Matmul(Softmax(scores, -1), v)
+	return inQueryBlocks(q, k, mask, attend)
 }
 
 // MultiHeadAttention is multi-head attention without biases, like PyTorch's
@@ -73,17 +76,15 @@ func NewMultiHeadAttention(hidden, heads int, wq, wk, wv, wo *tensor.Tensor) *Mu
 // Forward attends query (N x L x E) over key and value (N x S x E) and returns
 // N x L x E. mask is nil or an additive L x S mask shared by every head.
 func (m *MultiHeadAttention) Forward(query, key, value, mask *tensor.Tensor) *tensor.Tensor {
-	n, l := query.Dim(0), query.Dim(1)
 	headDim := m.Hidden / m.Heads
 	// Project, then split E into Heads x D and move heads before the sequence
 	// axis so each head is an independent batch entry: N x H x L x D.
 	split := func(x, w *tensor.Tensor) *tensor.Tensor {
-		y := Linear(x, w, nil)
-		y = tensor.Reshape(y, n, x.Dim(1), m.Heads, headDim)
+		y := tensor.Unflatten(Linear(x, w, nil), -1, m.Heads, headDim) // N x L x H x D
 		return tensor.Transpose(y, 0, 2, 1, 3)
 	}
 	q, k, v := split(query, m.WQ), split(key, m.WK), split(value, m.WV)
-	o := ScaledDotProductAttentionSimple(q, k, v, 0, mask) // N x H x L x D
-	o = tensor.Reshape(tensor.Transpose(o, 0, 2, 1, 3), n, l, m.Hidden)
+	o := ScaledDotProductAttentionSimple(q, k, v, 0, mask)      // N x H x L x D
+	o = tensor.Flatten(tensor.Transpose(o, 0, 2, 1, 3), -2, -1) // N x L x E
 	return Linear(o, m.WO, nil)
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 )
@@ -20,45 +21,91 @@ type RoPE struct {
 	Base         float64
 	Traditional  bool
 
-	// cos and sin hold SeqLen x Dims/2 angles, computed once in float64: at
-	// positions in the thousands a float32 angle would already be off by 1e-4.
+	// table holds cos and sin of the angles, shared by every RoPE with the
+	// same Dims and Base.
+	table *angleTable
+}
+
+// A model's configuration states the longest context it supports,
+// max_position_embeddings: 32768 or 131072 for the Qwen2-0.5B checkpoints,
+// and far more in some configurations. Tables for all of those positions,
+// computed up front, cost Dims·4 bytes per position (32 MiB at 131072
+// positions, 64 GiB at 2^28), almost all for positions no prompt reaches. So the tables grow as Forward
+// needs them, doubling each time, and SeqLen only bounds the positions
+// allowed.
+//
+// Every layer of a model asks for the same angles, so one table per
+// (Dims, Base) serves them all.
+var tables sync.Map // tableKey -> *angleTable
+
+type tableKey struct {
+	dims int
+	base float64
+}
+
+// angleTable is a growing table of the angles of one (dims, base).
+type angleTable struct {
+	dims int
+	base float64
+	mu   sync.Mutex                // held while growing
+	rows atomic.Pointer[angleRows] // the current rows, never modified once stored
+}
+
+// angleRows holds cos(p·θ_i) and sin(p·θ_i) for positions p < n and pairs
+// i < dims/2, row by row. A longer table is a new angleRows, so a Forward
+// that is reading the old one is never disturbed.
+type angleRows struct {
+	n        int
 	cos, sin []float32
 }
 
-// tables caches the cos/sin tables by (dims, seqLen, base): every layer of a
-// model asks for the same one, and at Qwen2's 32768 positions each costs 8 MB.
-// The tables are never written after they are built, so sharing is safe.
-var tables sync.Map // tableKey -> *[2][]float32
-
-type tableKey struct {
-	dims, seqLen int
-	base         float64
+// upTo returns rows covering at least positions 0 … n-1. It is safe for
+// concurrent use: readers take the current rows without locking, and only
+// a caller that needs more positions waits for the lock to grow them.
+func (t *angleTable) upTo(n int) *angleRows {
+	if rows := t.rows.Load(); rows != nil && rows.n >= n {
+		return rows
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.rows.Load()
+	if old != nil && old.n >= n {
+		return old // another caller grew it meanwhile
+	}
+	half := t.dims / 2
+	grown := &angleRows{n: max(n, 256)}
+	if old != nil {
+		grown.n = max(grown.n, 2*old.n)
+	}
+	grown.cos, grown.sin = make([]float32, grown.n*half), make([]float32, grown.n*half)
+	from := 0
+	if old != nil {
+		from = old.n
+		copy(grown.cos, old.cos)
+		copy(grown.sin, old.sin)
+	}
+	// The angles are computed in float64: at positions in the thousands a
+	// float32 angle would already be off by 1e-4.
+	for i := 0; i < half; i++ {
+		freq := math.Pow(t.base, -float64(2*i)/float64(t.dims))
+		for p := from; p < grown.n; p++ {
+			angle := float64(p) * freq
+			grown.cos[p*half+i] = float32(math.Cos(angle))
+			grown.sin[p*half+i] = float32(math.Sin(angle))
+		}
+	}
+	t.rows.Store(grown)
+	return grown
 }
 
-// NewRoPE precomputes the rotation tables for positions 0 … seqLen-1.
+// NewRoPE prepares the rotation for positions 0 … seqLen-1. The cos/sin
+// tables are filled as Forward first reaches each position, not here.
 func NewRoPE(dims, seqLen int, base float64, traditional bool) *RoPE {
 	if dims <= 0 || dims%2 != 0 {
 		panic(fmt.Sprintf("day2.NewRoPE: dims must be even and positive, got %d", dims))
 	}
-	r := &RoPE{Dims: dims, SeqLen: seqLen, Base: base, Traditional: traditional}
-	key := tableKey{dims, seqLen, base}
-	if t, ok := tables.Load(key); ok {
-		cs := t.(*[2][]float32)
-		r.cos, r.sin = cs[0], cs[1]
-		return r
-	}
-	half := dims / 2
-	r.cos, r.sin = make([]float32, seqLen*half), make([]float32, seqLen*half)
-	for i := 0; i < half; i++ {
-		freq := math.Pow(base, -float64(2*i)/float64(dims))
-		for p := 0; p < seqLen; p++ {
-			angle := float64(p) * freq
-			r.cos[p*half+i] = float32(math.Cos(angle))
-			r.sin[p*half+i] = float32(math.Sin(angle))
-		}
-	}
-	tables.Store(key, &[2][]float32{r.cos, r.sin})
-	return r
+	t, _ := tables.LoadOrStore(tableKey{dims, base}, &angleTable{dims: dims, base: base})
+	return &RoPE{Dims: dims, SeqLen: seqLen, Base: base, Traditional: traditional, table: t.(*angleTable)}
 }
 
 // Forward rotates x of shape N x L x H x D (D == Dims). Row n starts at
@@ -70,16 +117,21 @@ func (r *RoPE) Forward(x *tensor.Tensor, offsets []int) *tensor.Tensor {
 	}
 	n, l, h, d := x.Dim(0), x.Dim(1), x.Dim(2), x.Dim(3)
 	starts := rowOffsets(offsets, n)
-	half := d / 2
-	src := x.Data()
-	dst := make([]float32, len(src))
+	end := 0 // one past the last position of any row
 	for b := 0; b < n; b++ {
 		if starts[b] < 0 || starts[b]+l > r.SeqLen {
 			panic(fmt.Sprintf("day2.RoPE.Forward: positions %d…%d outside the table of %d", starts[b], starts[b]+l-1, r.SeqLen))
 		}
+		end = max(end, starts[b]+l)
+	}
+	angles := r.table.upTo(end)
+	half := d / 2
+	src := x.Data()
+	dst := make([]float32, len(src))
+	for b := 0; b < n; b++ {
 		for t := 0; t < l; t++ {
-			cos := r.cos[(starts[b]+t)*half:][:half]
-			sin := r.sin[(starts[b]+t)*half:][:half]
+			cos := angles.cos[(starts[b]+t)*half:][:half]
+			sin := angles.sin[(starts[b]+t)*half:][:half]
 			for head := 0; head < h; head++ {
 				base := ((b*l+t)*h + head) * d
 				in, out := src[base:base+d], dst[base:base+d]

@@ -18,48 +18,36 @@ import (
 //
 // Query heads are grouped as N.. x H x G x L x D and keys viewed as
 // N.. x H x 1 x S x D, so the matrix product broadcasts each key head over its
-// G query heads instead of copying it G times.
+// G query heads instead of copying it G times. In that layout it is Day 1's
+// attention, which the reference reuses (with its blocks of query rows).
 func ScaledDotProductAttentionGrouped(q, k, v *tensor.Tensor, scale float32, mask *tensor.Tensor) *tensor.Tensor {
-	qs, ks := q.Shape(), k.Shape()
-	nd := len(qs)
-	hq, l, d := qs[nd-3], qs[nd-2], qs[nd-1]
-	h, s := ks[nd-3], ks[nd-2]
+	hq, h := q.Dim(-3), k.Dim(-3)
 	if hq%h != 0 {
 		panic(fmt.Sprintf("day3.ScaledDotProductAttentionGrouped: %d query heads are not a multiple of %d key/value heads", hq, h))
 	}
-	if scale == 0 {
-		scale = float32(1 / math.Sqrt(float64(d)))
-	}
-	batch := qs[:nd-3]
-	// withBatch prepends the batch dims to the trailing dims of a new shape.
-	withBatch := func(dims ...int) []int { return append(append([]int{}, batch...), dims...) }
 	g := hq / h
-	qg := tensor.Reshape(q, withBatch(h, g, l, d)...)
-	kg := tensor.Reshape(k, withBatch(h, 1, s, d)...)
-	vg := tensor.Reshape(v, withBatch(h, 1, s, d)...)
-	scores := tensor.MatmulT(qg, kg) // N.. x H x G x L x S
-	scores = tensor.MulScalar(tensor.Reshape(scores, withBatch(hq, l, s)...), scale)
-	if mask != nil {
-		scores = tensor.Add(scores, mask)
+	qg := tensor.Unflatten(q, -3, h, g) // N.. x H x G x L x D
+	kg := tensor.ExpandDims(k, -3)      // N.. x H x 1 x S x D
+	vg := tensor.ExpandDims(v, -3)
+	// A mask with a head axis splits it the same way: H_q heads become
+	// H x G, and a single broadcast head becomes 1 x 1.
+	if mask != nil && mask.NDim() >= 3 {
+		if mask.Dim(-3) == 1 {
+			mask = tensor.ExpandDims(mask, -3)
+		} else {
+			mask = tensor.Unflatten(mask, -3, h, g)
+		}
 	}
-	probs := tensor.Reshape(day1.Softmax(scores, -1), withBatch(h, g, l, s)...)
-	out := tensor.Matmul(probs, vg) // N.. x H x G x L x D
-	return tensor.Reshape(out, qs...)
+	out := day1.ScaledDotProductAttentionSimple(qg, kg, vg, scale, mask) // N.. x H x G x L x D
+	return tensor.Flatten(out, -4, -3)
 }
 
 // CausalMask returns the L x S additive mask of causal attention, aligned to
 // the bottom right: query row i (the (S-L+i)-th token) sees key columns
 // j <= i + S - L. Visible entries are 0, hidden ones -Inf.
 func CausalMask(l, s int) *tensor.Tensor {
-	m := tensor.Zeros(l, s)
-	data := m.Data()
-	inf := float32(math.Inf(-1))
-	for i := 0; i < l; i++ {
-		for j := i + s - l + 1; j < s; j++ {
-			data[i*s+j] = inf
-		}
-	}
-	return m
+	// Row i hides columns from i + S - L + 1 on: the diagonals above S - L.
+	return tensor.Triu(tensor.Full(float32(math.Inf(-1)), l, s), s-l+1)
 }
 
 // Qwen2Attention is the attention layer of Qwen2: q/k/v projections with
@@ -89,10 +77,9 @@ func NewQwen2Attention(hiddenSize, numHeads, numKVHeads int, wq, bq, wk, bk, wv,
 // Forward maps x (N x L x HiddenSize) to N x L x HiddenSize. Positions start at
 // 0; mask is nil or an additive L x L mask (CausalMask for a decoder).
 func (a *Qwen2Attention) Forward(x, mask *tensor.Tensor) *tensor.Tensor {
-	n, l := x.Dim(0), x.Dim(1)
 	// Project and split heads: N x L x heads x D, the layout RoPE expects.
 	project := func(w, b *tensor.Tensor, heads int) *tensor.Tensor {
-		return tensor.Reshape(day1.Linear(x, w, b), n, l, heads, a.HeadDim)
+		return tensor.Unflatten(day1.Linear(x, w, b), -1, heads, a.HeadDim)
 	}
 	q := a.RoPE.Forward(project(a.WQ, a.BQ, a.NumHeads), nil)
 	k := a.RoPE.Forward(project(a.WK, a.BK, a.NumKVHeads), nil)
@@ -100,6 +87,6 @@ func (a *Qwen2Attention) Forward(x, mask *tensor.Tensor) *tensor.Tensor {
 	// Heads before positions: N x heads x L x D.
 	q, k, v = tensor.Transpose(q, 0, 2, 1, 3), tensor.Transpose(k, 0, 2, 1, 3), tensor.Transpose(v, 0, 2, 1, 3)
 	o := ScaledDotProductAttentionGrouped(q, k, v, 0, mask)
-	o = tensor.Reshape(tensor.Transpose(o, 0, 2, 1, 3), n, l, a.NumHeads*a.HeadDim)
+	o = tensor.Flatten(tensor.Transpose(o, 0, 2, 1, 3), -2, -1) // N x L x E
 	return day1.Linear(o, a.WO, nil)
 }
