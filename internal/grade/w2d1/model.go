@@ -74,12 +74,18 @@ func stepHint(i, offset int) string {
 		"or that the queries attended to the new keys alone instead of everything the cache hands back.", offset)
 }
 
-// compareWithHint is grade.AllClose with one more paragraph after the report.
-func compareWithHint(t *testing.T, what string, got, want *tensor.Tensor, tol grade.Tol, hint string) {
+// compareWithHint is grade.AllClose with one more paragraph after the
+// report. It returns the largest absolute difference, for the log.
+func compareWithHint(t *testing.T, what string, got, want *tensor.Tensor, tol grade.Tol, hint string) float64 {
 	t.Helper()
 	if report := grade.Compare(got, want, tol); report != "" {
 		t.Fatalf("%s: output does not match the reference\n%s\n    %s", what, report, hint)
 	}
+	worst := 0.0
+	for i, x := range got.Data() {
+		worst = math.Max(worst, math.Abs(float64(x)-float64(want.Data()[i])))
+	}
+	return worst
 }
 
 // loadCase opens the case's model folder (model_dir, relative to the
@@ -163,7 +169,7 @@ func decode[M llm.CachedModel](t *testing.T, task string, newModel func(ck *chec
 		at := fmt.Sprintf("%s, prefill (%d x %d tokens at offset 0)", what, len(prompt), p)
 		got := forward(prompt, 0, caches)
 		checkShape(t, at, got, want)
-		compareWithHint(t, at+" (log-probs)", logSoftmax(got), want, grade.LogProbs,
+		worst := compareWithHint(t, at+" (log-probs)", logSoftmax(got), want, grade.LogProbs,
 			"The prefill is Week 1's forward pass with empty caches. If Week 1 Day 5 passes, check that keys are rotated exactly once, before they go into the cache, "+
 				"and that each layer gets its own cache (caches[i] for layer i).")
 		checkOffsets(t, at, caches, p)
@@ -178,9 +184,10 @@ func decode[M llm.CachedModel](t *testing.T, task string, newModel func(ck *chec
 			got := forward(col, p+i, caches)
 			want := tensor.Take(wantSteps, []int{i}, 1)
 			checkShape(t, at, got, want)
-			compareWithHint(t, at+" (log-probs)", logSoftmax(got), want, grade.LogProbs, decodeHint(i, p))
+			worst = math.Max(worst, compareWithHint(t, at+" (log-probs)", logSoftmax(got), want, grade.LogProbs, decodeHint(i, p)))
 			checkOffsets(t, at, caches, p+i+1)
 		}
+		t.Logf("%s: max |Δ log-prob| over the prefill and %d steps = %.3g", what, len(steps[0]), worst)
 	})
 }
 
@@ -228,10 +235,11 @@ func Chunked[M llm.CachedModel](t *testing.T, newModel func(ck *checkpoint.Check
 			parts = append(parts, got)
 			offset += n
 		}
-		compareWithHint(t, fmt.Sprintf("%s (tokens %v, against one call with all %d)", what, pieces, offset),
+		worst := compareWithHint(t, fmt.Sprintf("%s (tokens %v, against one call with all %d)", what, pieces, offset),
 			logSoftmax(tensor.Concat(1, parts...)), want, grade.LogProbs,
 			"A piece after the first has L new queries and S = offset + L keys: it needs the bottom-right causal mask CausalMask(L, offset+L), not CausalMask(L, L) and not none.")
 		checkOffsets(t, what, caches, offset)
+		t.Logf("%s: max |Δ log-prob| = %.3g", what, worst)
 	})
 }
 
