@@ -50,3 +50,21 @@ type KVCache interface {
 	// next token fed to the model.
 	Offset() int
 }
+
+// CachedModel is a language model with a key/value cache (Week 2 onwards).
+// Each call feeds only the new tokens: the cache already holds the keys and
+// values of every earlier position, so a decode step costs one position's
+// work instead of the whole sequence's.
+type CachedModel interface {
+	// Forward runs B x L new token ids, whose first position is offset,
+	// through the model, appending their keys and values to caches (one per
+	// layer, each holding offset positions so far), and returns their
+	// logits, B x L x vocab.
+	Forward(tokens [][]int, offset int, caches []KVCache) *tensor.Tensor
+	// ForwardLast is Forward that computes only the last position's
+	// logits, B x 1 x vocab; the caches grow by all L positions.
+	ForwardLast(tokens [][]int, offset int, caches []KVCache) *tensor.Tensor
+	// NewCaches returns an empty cache for every layer, for one batch of
+	// sequences.
+	NewCaches() []KVCache
+}

@@ -1,0 +1,153 @@
+package day1
+
+import (
+	"fmt"
+
+	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
+	"github.com/tinyllm-go/tinyllm/internal/llm"
+	"github.com/tinyllm-go/tinyllm/internal/tensor"
+	w1day1 "github.com/tinyllm-go/tinyllm/solutions/week1/day1"
+	"github.com/tinyllm-go/tinyllm/solutions/week1/day3"
+	"github.com/tinyllm-go/tinyllm/solutions/week1/day4"
+	"github.com/tinyllm-go/tinyllm/solutions/week1/day5"
+)
+
+// CachedModel is a model with a KV cache: Forward(tokens, offset, caches),
+// ForwardLast and NewCaches. It is declared once, in internal/llm, for every
+// day and the command-line program.
+type CachedModel = llm.CachedModel
+
+// Qwen2AttentionWeek2 is Week 1's Qwen2Attention (the same weights and RoPE
+// tables, embedded) with a forward pass that continues a sequence from a
+// cache instead of starting it at position 0.
+type Qwen2AttentionWeek2 struct {
+	*day3.Qwen2Attention
+}
+
+// Forward maps x (B x L x HiddenSize), the tokens at positions offset …
+// offset+L-1, to B x L x HiddenSize. It rotates this step's queries and keys
+// for their positions, appends the keys and values to cache (which must
+// hold offset positions), and lets every query attend to all offset+L
+// cached positions. mask is nil (a single new token sees everything) or an
+// additive L x (offset+L) mask, such as day3.CausalMask(L, offset+L).
+func (a *Qwen2AttentionWeek2) Forward(x *tensor.Tensor, offset int, cache KVCache, mask *tensor.Tensor) *tensor.Tensor {
+	if got := cache.Offset(); got != offset {
+		panic(fmt.Sprintf("day1.Qwen2AttentionWeek2.Forward: tokens start at position %d but the cache holds %d positions", offset, got))
+	}
+	n, l := x.Dim(0), x.Dim(1)
+	project := func(w, b *tensor.Tensor, heads int) *tensor.Tensor {
+		return tensor.Reshape(w1day1.Linear(x, w, b), n, l, heads, a.HeadDim)
+	}
+	// Only the new positions are rotated: the cached keys were rotated for
+	// their own positions when they were new, and a rotation depends on
+	// nothing but the position.
+	at := []int{offset}
+	q := a.RoPE.Forward(project(a.WQ, a.BQ, a.NumHeads), at)
+	k := a.RoPE.Forward(project(a.WK, a.BK, a.NumKVHeads), at)
+	v := project(a.WV, a.BV, a.NumKVHeads)
+	q, k, v = tensor.Transpose(q, 0, 2, 1, 3), tensor.Transpose(k, 0, 2, 1, 3), tensor.Transpose(v, 0, 2, 1, 3)
+	keys, values := cache.UpdateAndFetch(k, v)
+	o := day3.ScaledDotProductAttentionGrouped(q, keys, values, 0, mask)
+	o = tensor.Reshape(tensor.Transpose(o, 0, 2, 1, 3), n, l, a.NumHeads*a.HeadDim)
+	return w1day1.Linear(o, a.WO, nil)
+}
+
+// Qwen2TransformerBlockWeek2 is Week 1's decoder layer with the cached
+// attention: the same norms and MLP, the same two residuals.
+type Qwen2TransformerBlockWeek2 struct {
+	InputNorm, PostAttentionNorm *day4.RMSNorm
+	Attention                    *Qwen2AttentionWeek2
+	MLP                          *day4.Qwen2MLP
+}
+
+// Forward maps x (B x L x HiddenSize) at positions offset … offset+L-1 to
+// the same shape; cache and mask as in Qwen2AttentionWeek2.Forward.
+func (b *Qwen2TransformerBlockWeek2) Forward(x *tensor.Tensor, offset int, cache KVCache, mask *tensor.Tensor) *tensor.Tensor {
+	h := tensor.Add(x, b.Attention.Forward(b.InputNorm.Forward(x), offset, cache, mask))
+	return tensor.Add(h, b.MLP.Forward(b.PostAttentionNorm.Forward(h)))
+}
+
+// Qwen2ModelWeek2 is the whole model with a KV cache: the weights of the
+// Week 1 model, and a forward pass that takes only the new tokens, the
+// position of the first of them, and one cache per layer.
+type Qwen2ModelWeek2 struct {
+	Config    checkpoint.Config
+	Embedding *day5.Embedding
+	Layers    []*Qwen2TransformerBlockWeek2
+	Norm      *day4.RMSNorm
+	LMHead    *tensor.Tensor // nil when the embeddings are tied
+}
+
+// NewQwen2ModelWeek2 builds the model from an open checkpoint, with the same
+// tensors, shapes and errors as day5.NewQwen2ModelWeek1.
+func NewQwen2ModelWeek2(ck *checkpoint.Checkpoint) (*Qwen2ModelWeek2, error) {
+	w1, err := day5.NewQwen2ModelWeek1(ck)
+	if err != nil {
+		return nil, err
+	}
+	m := &Qwen2ModelWeek2{Config: w1.Config, Embedding: w1.Embedding, Norm: w1.Norm, LMHead: w1.LMHead}
+	for _, l := range w1.Layers {
+		m.Layers = append(m.Layers, &Qwen2TransformerBlockWeek2{
+			InputNorm: l.InputNorm, PostAttentionNorm: l.PostAttentionNorm,
+			Attention: &Qwen2AttentionWeek2{l.Attention}, MLP: l.MLP,
+		})
+	}
+	return m, nil
+}
+
+// NewCaches returns one empty FullCache per layer, for one batch of
+// sequences.
+func (m *Qwen2ModelWeek2) NewCaches() []KVCache {
+	caches := make([]KVCache, len(m.Layers))
+	for i := range caches {
+		caches[i] = NewFullCache()
+	}
+	return caches
+}
+
+// Forward runs B x L new token ids, at positions offset … offset+L-1 of
+// every sequence, through the model and returns their logits,
+// B x L x VocabSize. caches holds one cache per layer, each with offset
+// positions; each grows by L. Prefill is a call with offset 0 and the whole
+// prompt; a decode step is a call with one token.
+func (m *Qwen2ModelWeek2) Forward(tokens [][]int, offset int, caches []KVCache) *tensor.Tensor {
+	return m.head(m.layers(tokens, offset, caches))
+}
+
+// ForwardLast is Forward for the last position alone: B x 1 x VocabSize
+// logits. The caches still grow by all L positions.
+func (m *Qwen2ModelWeek2) ForwardLast(tokens [][]int, offset int, caches []KVCache) *tensor.Tensor {
+	h := m.layers(tokens, offset, caches)
+	return m.head(tensor.Take(h, []int{h.Dim(1) - 1}, 1))
+}
+
+// layers embeds the new tokens and runs them through every decoder layer,
+// each with its own cache: B x L x HiddenSize.
+func (m *Qwen2ModelWeek2) layers(tokens [][]int, offset int, caches []KVCache) *tensor.Tensor {
+	if len(caches) != len(m.Layers) {
+		panic(fmt.Sprintf("day1.Qwen2ModelWeek2: %d caches for %d layers", len(caches), len(m.Layers)))
+	}
+	h := m.Embedding.Forward(tokens)
+	l := h.Dim(1)
+	// The new queries sit at the bottom of an L x (offset+L) score matrix:
+	// query i may see every cached position and the new ones up to itself.
+	// A single token sees everything, so it needs no mask at all.
+	var mask *tensor.Tensor
+	if l > 1 {
+		mask = day3.CausalMask(l, offset+l)
+	}
+	for i, layer := range m.Layers {
+		h = layer.Forward(h, offset, caches[i], mask)
+	}
+	return h
+}
+
+// head applies the final norm and the output projection: B x P x
+// HiddenSize hidden states give B x P x VocabSize logits.
+func (m *Qwen2ModelWeek2) head(h *tensor.Tensor) *tensor.Tensor {
+	h = m.Norm.Forward(h)
+	if m.LMHead == nil {
+		return m.Embedding.AsLinear(h)
+	}
+	return w1day1.Linear(h, m.LMHead, nil)
+}
