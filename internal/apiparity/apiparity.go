@@ -1,8 +1,9 @@
 // Package apiparity extracts the exported API of a Go package folder from its
 // source, so a test can prove that every learner day (week1/day1 …) and its
 // reference (solutions/week1/day1 …) export the same names with the same
-// signatures. Parameter names and unexported struct fields may differ; types
-// may not.
+// signatures and the same doc comments. Parameter names and unexported struct
+// fields may differ; types and documentation may not, so a stub can never
+// promise something its reference does not do.
 package apiparity
 
 import (
@@ -19,8 +20,14 @@ import (
 )
 
 // API maps each exported declaration ("func Softmax", "method (*MultiHeadAttention).Forward",
-// "type MultiHeadAttention", "const X") to its normalised signature.
-type API map[string]string
+// "type MultiHeadAttention", "const X") to its normalised signature and doc comment.
+type API map[string]Decl
+
+// Decl is one exported declaration: its signature with the layout collapsed,
+// and its doc comment with the line breaks collapsed ("" when it has none).
+type Decl struct {
+	Sig, Doc string
+}
 
 // Extract reads the non-test .go files of dir.
 func Extract(dir string) (API, error) {
@@ -34,7 +41,7 @@ func Extract(dir string) (API, error) {
 		if strings.HasSuffix(path, "_test.go") {
 			continue
 		}
-		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		f, err := parser.ParseFile(fset, path, nil, parser.ParseComments|parser.SkipObjectResolution)
 		if err != nil {
 			return nil, err
 		}
@@ -62,7 +69,17 @@ func addFunc(api API, fset *token.FileSet, d *ast.FuncDecl) {
 		}
 		key = "method (" + recv + ")." + d.Name.Name
 	}
-	api[key] = render(fset, stripNames(d.Type))
+	api[key] = Decl{render(fset, stripNames(d.Type)), doc(d.Doc)}
+}
+
+// doc returns a doc comment's text with its layout collapsed.
+func doc(groups ...*ast.CommentGroup) string {
+	for _, g := range groups {
+		if g != nil {
+			return strings.Join(strings.Fields(g.Text()), " ")
+		}
+	}
+	return ""
 }
 
 func addGen(api API, fset *token.FileSet, d *ast.GenDecl) {
@@ -76,7 +93,7 @@ func addGen(api API, fset *token.FileSet, d *ast.GenDecl) {
 			if st, ok := typ.(*ast.StructType); ok {
 				typ = exportedFields(st)
 			}
-			api["type "+s.Name.Name] = render(fset, typ)
+			api["type "+s.Name.Name] = Decl{render(fset, typ), doc(s.Doc, d.Doc)}
 		case *ast.ValueSpec:
 			for _, name := range s.Names {
 				if !name.IsExported() {
@@ -86,7 +103,7 @@ func addGen(api API, fset *token.FileSet, d *ast.GenDecl) {
 				if s.Type != nil {
 					sig = render(fset, s.Type)
 				}
-				api[d.Tok.String()+" "+name.Name] = sig
+				api[d.Tok.String()+" "+name.Name] = Decl{sig, doc(s.Doc, d.Doc)}
 			}
 		}
 	}
@@ -148,8 +165,10 @@ func Diff(learner, solution API) []string {
 		switch {
 		case !ok:
 			out = append(out, fmt.Sprintf("%s: in the solution, missing from the learner stub", k))
-		case got != want:
-			out = append(out, fmt.Sprintf("%s: learner has %s, solution has %s", k, got, want))
+		case got.Sig != want.Sig:
+			out = append(out, fmt.Sprintf("%s: learner has %s, solution has %s", k, got.Sig, want.Sig))
+		case got.Doc != want.Doc:
+			out = append(out, fmt.Sprintf("%s: the doc comments differ:\n\tlearner:  %s\n\tsolution: %s", k, got.Doc, want.Doc))
 		}
 	}
 	for k := range learner {

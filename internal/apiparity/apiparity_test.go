@@ -107,7 +107,8 @@ func readGo(t *testing.T, dir string) string {
 }
 
 // TestDiffCatchesDrift proves the check can fail: a changed signature, a
-// missing function and an extra exported field are each reported.
+// missing function, an extra exported field and a changed doc comment are
+// each reported.
 func TestDiffCatchesDrift(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, src string) string {
@@ -125,17 +126,24 @@ type T struct { A int; b string }
 func F(x, y float32) float32 { return x }
 func G() {}
 func (t *T) M(a int) int { return a }
+// H returns the sum of x and y.
+func H(x, y int) int { return x + y }
 `)
 	same := write("same", `package p
 type T struct { A int; c []byte }
 func F(a float32, b float32) float32 { panic("TODO") }
 func G() {}
 func (t *T) M(z int) int { panic("TODO") }
+// H returns the sum
+// of x and y.
+func H(x, y int) int { panic("TODO") }
 `)
 	drift := write("drift", `package p
 type T struct { A int; B int }
 func F(x float32, y float64) float32 { return x }
 func (t T) M(a int) int { return a }
+// H returns the product of x and y.
+func H(x, y int) int { return x * y }
 `)
 	solAPI, err := Extract(sol)
 	if err != nil {
@@ -147,7 +155,7 @@ func (t T) M(a int) int { return a }
 	}
 	driftAPI, _ := Extract(drift)
 	got := strings.Join(Diff(driftAPI, solAPI), "\n")
-	for _, want := range []string{"func F: learner has", "func G: in the solution, missing", "type T: learner has", "method (*T).M: in the solution", "method (T).M: in the learner"} {
+	for _, want := range []string{"func F: learner has", "func G: in the solution, missing", "type T: learner has", "method (*T).M: in the solution", "method (T).M: in the learner", "func H: the doc comments differ"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("diff lacks %q; got:\n%s", want, got)
 		}

@@ -10,8 +10,8 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 )
 
-// Softmax normalises x along axis into probabilities: exp(x) / sum(exp(x)).
-// It must stay finite for inputs in the hundreds (float32 exp overflows above
+// Softmax normalises x along axis into probabilities: exp(x) / sum(exp(x)). It
+// must stay finite for inputs in the hundreds (float32 exp overflows above
 // about 88.7). axis may be negative, counting from the last axis.
 func Softmax(x *tensor.Tensor, axis int) *tensor.Tensor {
 	// Your code here (W1D1).
@@ -46,8 +46,9 @@ type MultiHeadAttention struct {
 }
 
 // NewMultiHeadAttention keeps the weights of a layer with the given hidden
-// size and number of heads; hidden must be a multiple of heads. (Provided.)
+// size and number of heads; hidden must be a multiple of heads.
 func NewMultiHeadAttention(hidden, heads int, wq, wk, wv, wo *tensor.Tensor) *MultiHeadAttention {
+	// Provided: nothing to write here.
 	if heads <= 0 || hidden%heads != 0 {
 		panic(fmt.Sprintf("day1.NewMultiHeadAttention: hidden size %d is not a multiple of %d heads", hidden, heads))
 	}
@@ -56,11 +57,10 @@ func NewMultiHeadAttention(hidden, heads int, wq, wk, wv, wo *tensor.Tensor) *Mu
 
 // Forward attends query (N x L x E) over key and value (N x S x E) and returns
 // N x L x E. mask is nil or an additive L x S mask shared by every head.
-//
-// Project with Linear, split E into Heads x D (tensor.Unflatten), move the
-// head axis before the sequence axis, attend, and undo the split
-// (tensor.Flatten) before the output projection.
 func (m *MultiHeadAttention) Forward(query, key, value, mask *tensor.Tensor) *tensor.Tensor {
 	// Your code here (W1D1).
+	// Project with Linear, split E into Heads x D (tensor.Unflatten), move the
+	// head axis before the sequence axis, attend, and undo the split
+	// (tensor.Flatten) before the output projection.
 	panic("TODO(W1D1): implement MultiHeadAttention.Forward")
 }

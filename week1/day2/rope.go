@@ -20,11 +20,12 @@ type RoPE struct {
 	// Your code here (W1D2): add the precomputed cos/sin tables.
 }
 
-// NewRoPE precomputes the rotation tables for positions 0 … seqLen-1. Compute
-// the angles in float64: at positions in the thousands a float32 angle is
-// already off by 1e-4.
+// NewRoPE prepares the rotation for positions 0 … seqLen-1.
 func NewRoPE(dims, seqLen int, base float64, traditional bool) *RoPE {
 	// Your code here (W1D2).
+	// Compute the angles in float64: at positions in the thousands a float32
+	// angle is already off by 1e-4. You may fill the cos/sin tables here or as
+	// Forward first reaches each position.
 	panic("TODO(W1D2): implement NewRoPE")
 }
 

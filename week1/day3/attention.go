@@ -9,26 +9,24 @@ import (
 )
 
 // ScaledDotProductAttentionGrouped is attention where several query heads
-// share one key/value head. q is N.. x H_q x L x D, k and v are N.. x H x S x D
-// with H_q a multiple of H; the result is N.. x H_q x L x D. scale 0 means
-// 1/sqrt(D); mask is nil or additive, broadcastable to N.. x H_q x L x S.
-//
-// Do not copy k and v once per query head: reshape so that the matrix product
-// broadcasts them (N.. x H x G x L x D against N.. x H x 1 x S x D, with
-// tensor.Unflatten and tensor.ExpandDims).
+// share one key/value head. q is N.. x H_q x L x D, k and v are N.. x H x S x
+// D with H_q a multiple of H; the result is N.. x H_q x L x D. scale 0 means
+// 1/sqrt(D); mask is nil or additive, broadcastable to N.. x H_q x L x S. k
+// and v are never copied once per query head.
 func ScaledDotProductAttentionGrouped(q, k, v *tensor.Tensor, scale float32, mask *tensor.Tensor) *tensor.Tensor {
 	// Your code here (W1D3).
+	// Reshape so that the matrix product broadcasts k and v: N.. x H x G x L x D
+	// against N.. x H x 1 x S x D, with tensor.Unflatten and tensor.ExpandDims.
 	panic("TODO(W1D3): implement ScaledDotProductAttentionGrouped")
 }
 
 // CausalMask returns the L x S additive mask of causal attention, aligned to
-// the bottom right: query row i (the (S-L+i)-th token) sees key columns
-// j <= i + S - L. Visible entries are 0, hidden ones -Inf.
-//
-// tensor.Triu of a tensor full of -Inf builds it in one call, given the
-// right diagonal.
+// the bottom right: query row i (the (S-L+i)-th token) sees key columns j <= i
+// + S - L. Visible entries are 0, hidden ones -Inf.
 func CausalMask(l, s int) *tensor.Tensor {
 	// Your code here (W1D3).
+	// tensor.Triu of a tensor full of -Inf builds it in one call, given the right
+	// diagonal.
 	panic("TODO(W1D3): implement CausalMask")
 }
 

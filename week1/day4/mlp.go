@@ -15,20 +15,21 @@ type RMSNorm struct {
 	Eps    float32
 }
 
-// NewRMSNorm keeps the layer's weight (shape Dim) and epsilon. (Provided.)
+// NewRMSNorm keeps the layer's weight (shape Dim) and epsilon.
 func NewRMSNorm(dim int, weight *tensor.Tensor, eps float32) *RMSNorm {
+	// Provided: nothing to write here.
 	return &RMSNorm{Dim: dim, Weight: weight, Eps: eps}
 }
 
-// Forward normalises x of shape N.. x Dim, accumulating the mean of squares
-// in at least float32.
+// Forward normalises x of shape N.. x Dim, accumulating the mean of squares in
+// at least float32.
 func (n *RMSNorm) Forward(x *tensor.Tensor) *tensor.Tensor {
 	// Your code here (W1D4).
 	panic("TODO(W1D4): implement RMSNorm.Forward")
 }
 
-// SiLU is x·sigmoid(x), computed without overflow for any finite x (inputs
-// of ±1000 must give finite results).
+// SiLU is x·sigmoid(x), computed without overflow for any finite x (inputs of
+// ±1000 must give finite results).
 func SiLU(x *tensor.Tensor) *tensor.Tensor {
 	// Your code here (W1D4).
 	panic("TODO(W1D4): implement SiLU")
@@ -41,8 +42,9 @@ type Qwen2MLP struct {
 	WGate, WUp, WDown *tensor.Tensor
 }
 
-// NewQwen2MLP keeps the three projection weights. (Provided.)
+// NewQwen2MLP keeps the three projection weights.
 func NewQwen2MLP(dim, hiddenDim int, wGate, wUp, wDown *tensor.Tensor) *Qwen2MLP {
+	// Provided: nothing to write here.
 	return &Qwen2MLP{Dim: dim, HiddenDim: hiddenDim, WGate: wGate, WUp: wUp, WDown: wDown}
 }
 

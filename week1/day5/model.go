@@ -44,16 +44,18 @@ type Embedding struct {
 	Weight         *tensor.Tensor
 }
 
-// NewEmbedding keeps the table, in whatever dtype it is stored. (Provided.)
+// NewEmbedding keeps the table, in whatever dtype it is stored.
 func NewEmbedding(vocabSize, dim int, weight *tensor.Tensor) *Embedding {
+	// Provided: nothing to write here.
 	return &Embedding{VocabSize: vocabSize, Dim: dim, Weight: weight}
 }
 
-// Forward gathers the rows of a batch of equally long token sequences:
-// B x L ids give B x L x Dim float32 vectors (the table may be bf16: widen it
-// with tensor.AsType after gathering, not before).
+// Forward gathers the rows of a batch of equally long token sequences: B x L
+// ids give B x L x Dim float32 vectors.
 func (e *Embedding) Forward(tokens [][]int) *tensor.Tensor {
 	// Your code here (W1D5).
+	// The table may be bf16: widen it with tensor.AsType after gathering, not
+	// before.
 	panic("TODO(W1D5): implement Embedding.Forward")
 }
 
@@ -76,11 +78,14 @@ type Qwen2ModelWeek1 struct {
 
 // NewQwen2ModelWeek1 builds the model from an open checkpoint, using the
 // Hugging Face tensor names (model.embed_tokens.weight,
-// model.layers.N.self_attn.q_proj.weight, …, model.norm.weight, lm_head.weight).
-// Weights keep their stored dtype; pass each one's expected shape to
-// ck.Tensor so a checkpoint that disagrees with its config fails by name.
+// model.layers.N.self_attn.q_proj.weight, …, model.norm.weight,
+// lm_head.weight). Weights keep their stored dtype; every shape is checked
+// against the config, so a checkpoint that disagrees with its config fails by
+// name.
 func NewQwen2ModelWeek1(ck *checkpoint.Checkpoint) (*Qwen2ModelWeek1, error) {
 	// Your code here (W1D5).
+	// Pass each weight's expected shape to ck.Tensor: it checks the shape and
+	// names the tensor when it disagrees.
 	panic("TODO(W1D5): implement NewQwen2ModelWeek1")
 }
 
@@ -91,10 +96,10 @@ func (m *Qwen2ModelWeek1) Forward(tokens [][]int) *tensor.Tensor {
 	panic("TODO(W1D5): implement Qwen2ModelWeek1.Forward")
 }
 
-// ForwardLast is Forward for the last position alone: B x L token ids give
-// B x 1 x VocabSize logits, equal to the last position of Forward's. The
-// decoder layers still see every token; only the final norm and the output
-// head are skipped for the other positions.
+// ForwardLast is Forward for the last position alone: B x L token ids give B x
+// 1 x VocabSize logits, equal to the last position of Forward's. The decoder
+// layers still see every token; only the final norm and the output head are
+// skipped for the other positions.
 func (m *Qwen2ModelWeek1) ForwardLast(tokens [][]int) *tensor.Tensor {
 	// Your code here (W1D5).
 	panic("TODO(W1D5): implement Qwen2ModelWeek1.ForwardLast")

@@ -36,11 +36,12 @@ func LastLogProbs(logits *tensor.Tensor) *tensor.Tensor {
 // through the model, sample the next token from the last position, append,
 // repeat. It stops after maxTokens tokens or after emitting any id in eos
 // (which is included in the result, as Hugging Face does). onToken, if not
-// nil, sees each new id as soon as it is chosen. Only the last position's
-// logits are needed: if the model also has ForwardLast (Day 5 Task 5), use
-// it (see the chapter for how to ask an interface value for a method).
+// nil, sees each new id as soon as it is chosen.
 func GenerateTokens(model Model, prompt []int, sampler Sampler, maxTokens int, eos []int, onToken func(id int)) []int {
 	// Your code here (W1D6).
+	// Only the last position's logits are needed: if the model also has
+	// ForwardLast (Day 5 Task 5), use it (see the chapter for how to ask an
+	// interface value for a method).
 	panic("TODO(W1D6): implement GenerateTokens")
 }
 

@@ -22,8 +22,8 @@ type Sampler struct {
 }
 
 // NewSampler makes a sampler whose draws are reproducible for a given seed.
-// (Provided.)
 func NewSampler(temperature, topP float64, topK int, seed uint64) *Sampler {
+	// Provided: nothing to write here.
 	return &Sampler{Temperature: temperature, TopP: topP, TopK: topK, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 }
 
@@ -36,8 +36,9 @@ func (s *Sampler) Candidates(logprobs *tensor.Tensor) (ids []int, probs []float3
 	panic("TODO(W1D7): implement Sampler.Candidates")
 }
 
-// Sample draws one token id from the candidates, using s.rng.
+// Sample draws one token id from the candidates.
 func (s *Sampler) Sample(logprobs *tensor.Tensor) int {
 	// Your code here (W1D7).
+	// Use s.rng, so that a seed gives the same draws.
 	panic("TODO(W1D7): implement Sampler.Sample")
 }

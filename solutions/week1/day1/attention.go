@@ -9,12 +9,13 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 )
 
-// Softmax normalises x along axis into probabilities: exp(x) / sum(exp(x)).
-//
-// Subtracting the maximum first changes nothing mathematically (the factor
-// exp(-max) cancels) but keeps exp from overflowing: float32 exp is +Inf
-// above about 88.7, and Inf/Inf is NaN.
+// Softmax normalises x along axis into probabilities: exp(x) / sum(exp(x)). It
+// must stay finite for inputs in the hundreds (float32 exp overflows above
+// about 88.7). axis may be negative, counting from the last axis.
 func Softmax(x *tensor.Tensor, axis int) *tensor.Tensor {
+	// Subtracting the maximum first changes nothing mathematically (the factor
+	// exp(-max) cancels) but keeps exp from overflowing: float32 exp is +Inf
+	// above about 88.7, and Inf/Inf is NaN.
 	shifted := tensor.Sub(x, tensor.Max(x, axis, true))
 	e := tensor.Exp(shifted)
 	return tensor.Div(e, tensor.Sum(e, axis, true))

@@ -98,9 +98,10 @@ func (t *angleTable) upTo(n int) *angleRows {
 	return grown
 }
 
-// NewRoPE prepares the rotation for positions 0 … seqLen-1. The cos/sin
-// tables are filled as Forward first reaches each position, not here.
+// NewRoPE prepares the rotation for positions 0 … seqLen-1.
 func NewRoPE(dims, seqLen int, base float64, traditional bool) *RoPE {
+	// The cos/sin tables are filled as Forward first reaches each position, not
+	// here: a config may allow millions of positions that no prompt uses.
 	if dims <= 0 || dims%2 != 0 {
 		panic(fmt.Sprintf("day2.NewRoPE: dims must be even and positive, got %d", dims))
 	}

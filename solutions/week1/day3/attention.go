@@ -12,15 +12,15 @@ import (
 )
 
 // ScaledDotProductAttentionGrouped is attention where several query heads
-// share one key/value head. q is N.. x H_q x L x D, k and v are N.. x H x S x D
-// with H_q a multiple of H; the result is N.. x H_q x L x D. scale 0 means
-// 1/sqrt(D); mask is nil or additive, broadcastable to N.. x H_q x L x S.
-//
-// Query heads are grouped as N.. x H x G x L x D and keys viewed as
-// N.. x H x 1 x S x D, so the matrix product broadcasts each key head over its
-// G query heads instead of copying it G times. In that layout it is Day 1's
-// attention, which the reference reuses (with its blocks of query rows).
+// share one key/value head. q is N.. x H_q x L x D, k and v are N.. x H x S x
+// D with H_q a multiple of H; the result is N.. x H_q x L x D. scale 0 means
+// 1/sqrt(D); mask is nil or additive, broadcastable to N.. x H_q x L x S. k
+// and v are never copied once per query head.
 func ScaledDotProductAttentionGrouped(q, k, v *tensor.Tensor, scale float32, mask *tensor.Tensor) *tensor.Tensor {
+	// Query heads are grouped as N.. x H x G x L x D and keys viewed as N.. x H x
+	// 1 x S x D, so the matrix product broadcasts each key head over its G query
+	// heads. In that layout it is Day 1's attention, which the reference reuses
+	// (with its blocks of query rows).
 	hq, h := q.Dim(-3), k.Dim(-3)
 	if hq%h != 0 {
 		panic(fmt.Sprintf("day3.ScaledDotProductAttentionGrouped: %d query heads are not a multiple of %d key/value heads", hq, h))
@@ -43,8 +43,8 @@ func ScaledDotProductAttentionGrouped(q, k, v *tensor.Tensor, scale float32, mas
 }
 
 // CausalMask returns the L x S additive mask of causal attention, aligned to
-// the bottom right: query row i (the (S-L+i)-th token) sees key columns
-// j <= i + S - L. Visible entries are 0, hidden ones -Inf.
+// the bottom right: query row i (the (S-L+i)-th token) sees key columns j <= i
+// + S - L. Visible entries are 0, hidden ones -Inf.
 func CausalMask(l, s int) *tensor.Tensor {
 	// Row i hides columns from i + S - L + 1 on: the diagonals above S - L.
 	return tensor.Triu(tensor.Full(float32(math.Inf(-1)), l, s), s-l+1)

@@ -22,26 +22,26 @@ func NewRMSNorm(dim int, weight *tensor.Tensor, eps float32) *RMSNorm {
 	return &RMSNorm{Dim: dim, Weight: weight, Eps: eps}
 }
 
-// Forward normalises x of shape N.. x Dim.
-//
-// The mean of squares is accumulated in float32 or wider (tensor.Mean sums
-// in float64): squares of activations in the hundreds or thousands overflow
-// float16 and lose digits in bfloat16, which is why Qwen2 upcasts here.
+// Forward normalises x of shape N.. x Dim, accumulating the mean of squares in
+// at least float32.
 func (n *RMSNorm) Forward(x *tensor.Tensor) *tensor.Tensor {
+	// tensor.Mean sums in float64: squares of activations in the hundreds or
+	// thousands overflow float16 and lose digits in bfloat16, which is why Qwen2
+	// upcasts here.
 	meanSquare := tensor.Mean(tensor.Square(x), -1, true)
 	inv := tensor.Rsqrt(tensor.AddScalar(meanSquare, n.Eps))
 	return tensor.Mul(tensor.Mul(x, inv), n.Weight)
 }
 
-// SiLU is x·sigmoid(x), finite for any finite x.
-//
-// The chapter builds it as a scalar function applied with tensor.Map (see
-// silu below, which the tests also grade). The reference runs the
-// substrate's Sigmoid instead: a vector kernel that computes eight values
-// per instruction and clamps its input, so its exponential never overflows
-// by accident. At Qwen2-0.5B scale the scalar version, one float64 math.Exp
-// per activation, costs about a tenth of a prefill.
+// SiLU is x·sigmoid(x), computed without overflow for any finite x (inputs of
+// ±1000 must give finite results).
 func SiLU(x *tensor.Tensor) *tensor.Tensor {
+	// The chapter builds SiLU as a scalar function applied with tensor.Map (see
+	// silu below, which the tests also grade). The reference runs the substrate's
+	// Sigmoid instead: a vector kernel that computes eight values per instruction
+	// and clamps its input, so its exponential never overflows by accident. At
+	// Qwen2-0.5B scale the scalar version, one float64 math.Exp per activation,
+	// costs about a tenth of a prefill.
 	return tensor.Mul(x, tensor.Sigmoid(x))
 }
 

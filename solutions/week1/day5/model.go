@@ -55,8 +55,8 @@ func NewEmbedding(vocabSize, dim int, weight *tensor.Tensor) *Embedding {
 	return &Embedding{VocabSize: vocabSize, Dim: dim, Weight: weight}
 }
 
-// Forward gathers the rows of a batch of equally long token sequences:
-// B x L ids give B x L x Dim float32 vectors.
+// Forward gathers the rows of a batch of equally long token sequences: B x L
+// ids give B x L x Dim float32 vectors.
 func (e *Embedding) Forward(tokens [][]int) *tensor.Tensor {
 	flat, b, l := flatten(tokens)
 	rows := tensor.AsType(tensor.Take(e.Weight, flat, 0), tensor.Float32)
@@ -96,8 +96,12 @@ type Qwen2ModelWeek1 struct {
 	LMHead    *tensor.Tensor // nil when the embeddings are tied
 }
 
-// NewQwen2ModelWeek1 builds the model from an open checkpoint. Weights keep
-// their stored dtype; every shape is checked against the config.
+// NewQwen2ModelWeek1 builds the model from an open checkpoint, using the
+// Hugging Face tensor names (model.embed_tokens.weight,
+// model.layers.N.self_attn.q_proj.weight, …, model.norm.weight,
+// lm_head.weight). Weights keep their stored dtype; every shape is checked
+// against the config, so a checkpoint that disagrees with its config fails by
+// name.
 func NewQwen2ModelWeek1(ck *checkpoint.Checkpoint) (*Qwen2ModelWeek1, error) {
 	c := ck.Config
 	hd := c.HeadDim()
@@ -146,13 +150,16 @@ func (m *Qwen2ModelWeek1) Forward(tokens [][]int) *tensor.Tensor {
 	return m.head(m.layers(tokens))
 }
 
-// ForwardLast is Forward for the last position alone: B x L token ids give
-// B x 1 x VocabSize logits. Generation only ever samples after the last
-// token, and the output head is the largest matrix of a small model (for
-// Qwen2-0.5B, 136M of its 494M weights), so skipping it for the other L-1
-// positions saves about a quarter of the work of a prompt. Hugging Face's
-// generate does the same (its logits_to_keep argument).
+// ForwardLast is Forward for the last position alone: B x L token ids give B x
+// 1 x VocabSize logits, equal to the last position of Forward's. The decoder
+// layers still see every token; only the final norm and the output head are
+// skipped for the other positions.
 func (m *Qwen2ModelWeek1) ForwardLast(tokens [][]int) *tensor.Tensor {
+	// Generation only ever samples after the last token, and the output head is
+	// the largest matrix of a small model (for Qwen2-0.5B, 136M of its 494M
+	// weights), so skipping it for the other L-1 positions saves about a quarter
+	// of the work of a prompt. Hugging Face's generate does the same (its
+	// logits_to_keep argument).
 	h := m.layers(tokens)
 	return m.head(tensor.Take(h, []int{h.Dim(1) - 1}, 1))
 }

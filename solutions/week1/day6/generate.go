@@ -51,10 +51,9 @@ func LastLogProbs(logits *tensor.Tensor) *tensor.Tensor {
 // repeat. It stops after maxTokens tokens or after emitting any id in eos
 // (which is included in the result, as Hugging Face does). onToken, if not
 // nil, sees each new id as soon as it is chosen.
-//
-// Without a KV cache every step recomputes the whole prefix: step n costs
-// O(n) in the layers and O(n²) in attention. Week 2 removes that.
 func GenerateTokens(model Model, prompt []int, sampler Sampler, maxTokens int, eos []int, onToken func(id int)) []int {
+	// Without a KV cache every step recomputes the whole prefix: step n costs
+	// O(n) in the layers and O(n²) in attention. Week 2 removes that.
 	seq := slices.Clone(prompt)
 	var out []int
 	for len(out) < maxTokens {

@@ -27,7 +27,9 @@ func NewSampler(temperature, topP float64, topK int, seed uint64) *Sampler {
 }
 
 // Candidates returns the tokens that remain sampleable after the filters, in
-// increasing id order, with their renormalised probabilities.
+// increasing id order, with their renormalised probabilities. Temperature 0
+// leaves only the argmax, with probability 1. Top-p keeps the token whose
+// probability makes the running total cross TopP.
 func (s *Sampler) Candidates(logprobs *tensor.Tensor) (ids []int, probs []float32) {
 	row := logprobs.Data()
 	if s.Temperature <= 0 {
