@@ -21,6 +21,7 @@ func TestBenchAndMkmodelFlagErrors(t *testing.T) {
 	}{
 		{runBenchT, []string{"--impl", "jax"}, "--impl must be ref or learner"},
 		{runBenchT, []string{"--week", "3"}, "--week 3 is not available"},
+		{runBenchT, []string{"--week", "0"}, "--week 0 is not available"},
 		{runBenchT, []string{"--prompt-len", "0"}, "--prompt-len and --gen-len must be positive"},
 		{runBenchT, []string{"--repeats", "0"}, "--repeats must be positive"},
 		{runBenchT, []string{"extra"}, `unexpected argument "extra"`},

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tinyllm-go/tinyllm/internal/bench"
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"github.com/tinyllm-go/tinyllm/internal/stub"
@@ -19,13 +20,22 @@ import (
 	refday5 "github.com/tinyllm-go/tinyllm/solutions/week1/day5"
 	refday6 "github.com/tinyllm-go/tinyllm/solutions/week1/day6"
 	refday7 "github.com/tinyllm-go/tinyllm/solutions/week1/day7"
+	refw2d1 "github.com/tinyllm-go/tinyllm/solutions/week2/day1"
 )
-
-// model is a loaded Week 1 model of either tree.
-type model = llm.Model
 
 // sampler is either tree's day7 Sampler.
 type sampler = llm.Sampler
+
+// generateFunc answers a conversation with a loaded model, streaming the
+// reply's text to onText.
+type generateFunc func(tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, maxTokens int, eos []int, onText func(string)) (string, error)
+
+// loadedModel is one week's model of one implementation, loaded, seen
+// through what the commands do with it.
+type loadedModel struct {
+	generate generateFunc
+	bench    func(o bench.Options) (bench.Result, error)
+}
 
 // impl is one implementation of the course (the reference solutions or the
 // learner's own days), seen through the functions the commands need.
@@ -35,22 +45,59 @@ type sampler = llm.Sampler
 // --impl learner builds and runs (learner_exec.go): a half-written learner day
 // then breaks --impl learner and its own grade, never the reference engine.
 type impl struct {
-	load     func(ck *checkpoint.Checkpoint) (model, error)
-	sampler  func(temperature, topP float64, topK int, seed uint64) sampler
-	generate func(m model, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, maxTokens int, eos []int, onText func(string)) (string, error)
+	sampler func(temperature, topP float64, topK int, seed uint64) sampler
+	// weeks loads each week's model: Week 1 recomputes the whole sequence
+	// at every step, Week 2 keeps a KV cache.
+	weeks map[int]func(ck *checkpoint.Checkpoint) (loadedModel, error)
+}
+
+// week1Model adapts a Week 1 model and its tree's Generate.
+func week1Model[M llm.Model](m M, err error, generate func(M, *tokenizer.Tokenizer, []tokenizer.Message, sampler, int, []int, func(string)) (string, error)) (loadedModel, error) {
+	if err != nil {
+		return loadedModel{}, err
+	}
+	return loadedModel{
+		generate: func(tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
+			return generate(m, tok, msgs, s, n, eos, on)
+		},
+		bench: func(o bench.Options) (bench.Result, error) { return bench.RunModel(m, o) },
+	}, nil
+}
+
+// week2Model adapts a Week 2 model (with a KV cache) and its tree's Generate.
+func week2Model[M llm.CachedModel](m M, err error, generate func(M, *tokenizer.Tokenizer, []tokenizer.Message, sampler, int, []int, func(string)) (string, error)) (loadedModel, error) {
+	if err != nil {
+		return loadedModel{}, err
+	}
+	return loadedModel{
+		generate: func(tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
+			return generate(m, tok, msgs, s, n, eos, on)
+		},
+		bench: func(o bench.Options) (bench.Result, error) { return bench.RunCachedModel(m, o) },
+	}, nil
 }
 
 var impls = map[string]impl{
 	"ref": {
-		load: func(ck *checkpoint.Checkpoint) (model, error) { return refday5.NewQwen2ModelWeek1(ck) },
 		sampler: func(t, p float64, k int, seed uint64) sampler {
 			if t == 0 {
 				return refday6.Greedy{}
 			}
 			return refday7.NewSampler(t, p, k, seed)
 		},
-		generate: func(m model, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
-			return refday6.Generate(m, tok, msgs, s, refday6.Options{MaxTokens: n, EOS: eos, OnText: on})
+		weeks: map[int]func(ck *checkpoint.Checkpoint) (loadedModel, error){
+			1: func(ck *checkpoint.Checkpoint) (loadedModel, error) {
+				m, err := refday5.NewQwen2ModelWeek1(ck)
+				return week1Model(m, err, func(m *refday5.Qwen2ModelWeek1, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
+					return refday6.Generate(m, tok, msgs, s, refday6.Options{MaxTokens: n, EOS: eos, OnText: on})
+				})
+			},
+			2: func(ck *checkpoint.Checkpoint) (loadedModel, error) {
+				m, err := refw2d1.NewQwen2ModelWeek2(ck)
+				return week2Model(m, err, func(m *refw2d1.Qwen2ModelWeek2, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
+					return refw2d1.Generate(m, tok, msgs, s, refw2d1.Options{MaxTokens: n, EOS: eos, OnText: on})
+				})
+			},
 		},
 	},
 }
@@ -71,7 +118,7 @@ type engineFlags struct {
 func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.modelDir, "model", "", "Hugging Face model folder (config.json, *.safetensors, tokenizer.json); default: the shipped "+models.Name)
 	fs.StringVar(&f.impl, "impl", "ref", "implementation: ref (the solutions) or learner (your week1/ code, built on demand)")
-	fs.IntVar(&f.week, "week", 1, "which week's engine to run (only 1 exists so far)")
+	fs.IntVar(&f.week, "week", 1, "which week's engine to run: 1 (no KV cache) or 2 (KV cache)")
 	fs.Float64Var(&f.temperature, "temperature", 0, "sampling temperature; 0 is greedy")
 	fs.Float64Var(&f.topP, "top-p", 1, "nucleus sampling: keep the most likely tokens up to this total probability")
 	fs.IntVar(&f.topK, "top-k", 0, "keep only the k most likely tokens (0: all)")
@@ -109,13 +156,24 @@ const maxTemperature = 100
 
 // validImplWeek checks the --impl and --week flags every engine command shares.
 func validImplWeek(impl string, week int) error {
-	switch {
-	case impl != "ref" && impl != "learner":
+	if impl != "ref" && impl != "learner" {
 		return fmt.Errorf("%w: --impl must be ref or learner, got %q", errUsage, impl)
-	case week != 1:
-		return fmt.Errorf("%w: --week %d is not available; only week 1 is built so far", errUsage, week)
+	}
+	if _, ok := impls["ref"].weeks[week]; !ok {
+		return fmt.Errorf("%w: --week %d is not available; weeks %s are built so far", errUsage, week, builtWeeks())
 	}
 	return nil
+}
+
+// builtWeeks lists the weeks the reference has an engine for: "1, 2".
+func builtWeeks() string {
+	var ws []string
+	for w := 1; w <= 3; w++ {
+		if _, ok := impls["ref"].weeks[w]; ok {
+			ws = append(ws, fmt.Sprint(w))
+		}
+	}
+	return strings.Join(ws, ", ")
 }
 
 // modelDir is where every command finds its model: the folder given with
@@ -141,7 +199,7 @@ type engine struct {
 	impl  impl
 	ck    *checkpoint.Checkpoint
 	tok   *tokenizer.Tokenizer
-	model model
+	model loadedModel
 	eos   []int
 }
 
@@ -179,14 +237,14 @@ func loadEngine(f *engineFlags, stderr io.Writer) (e *engine, err error) {
 	}
 	if err := learnerGuard(f.impl, func() error {
 		var err error
-		e.model, err = e.impl.load(ck)
+		e.model, err = e.impl.weeks[f.week](ck)
 		return err
 	}); err != nil {
 		return nil, err
 	}
 	c := ck.Config
-	fmt.Fprintf(stderr, "loaded %s: %d layers, hidden %d, vocab %d (%s impl, %.1fs)\n",
-		modelName(f.modelDir), c.NumHiddenLayers, c.HiddenSize, c.VocabSize, f.impl, time.Since(start).Seconds())
+	fmt.Fprintf(stderr, "loaded %s: %d layers, hidden %d, vocab %d (%s impl, week %d, %.1fs)\n",
+		modelName(f.modelDir), c.NumHiddenLayers, c.HiddenSize, c.VocabSize, f.impl, f.week, time.Since(start).Seconds())
 	return e, nil
 }
 
@@ -208,7 +266,7 @@ func (e *engine) reply(msgs []tokenizer.Message, stdout, stderr io.Writer) (stri
 		return "", fmt.Errorf("the conversation is %d tokens and the model's context is %d: start a new one (/reset in chat)", len(prompt), limit)
 	}
 	maxTokens := min(f.maxTokens, limit-len(prompt))
-	if err := checkMemory(f.impl, e.ck.Config, len(prompt)+maxTokens); err != nil {
+	if err := checkMemory(f.impl, f.week, e.ck.Config, len(prompt)+maxTokens); err != nil {
 		return "", err
 	}
 	// Counting the sampler's draws counts the tokens generated, end-of-turn
@@ -218,7 +276,7 @@ func (e *engine) reply(msgs []tokenizer.Message, stdout, stderr io.Writer) (stri
 	var text string
 	err = learnerGuard(f.impl, func() error {
 		var err error
-		text, err = e.impl.generate(e.model, e.tok, msgs, s, maxTokens, e.eos, func(piece string) {
+		text, err = e.model.generate(e.tok, msgs, s, maxTokens, e.eos, func(piece string) {
 			fmt.Fprint(stdout, piece)
 		})
 		return err

@@ -8,23 +8,34 @@ import (
 	day5 "github.com/tinyllm-go/tinyllm/week1/day5"
 	day6 "github.com/tinyllm-go/tinyllm/week1/day6"
 	day7 "github.com/tinyllm-go/tinyllm/week1/day7"
+	w2d1 "github.com/tinyllm-go/tinyllm/week2/day1"
 )
 
-// This file links the learner's own Week 1 days into the program. It is
-// compiled only with -tags learner: `tinyllm … --impl learner` builds that
-// binary on demand (learner_exec.go), so the ordinary tinyllm never depends
-// on the learner tree compiling.
+// This file links the learner's own days into the program. It is compiled
+// only with -tags learner: `tinyllm … --impl learner` builds that binary on
+// demand (learner_exec.go), so the ordinary tinyllm never depends on the
+// learner tree compiling.
 func init() {
 	impls["learner"] = impl{
-		load: func(ck *checkpoint.Checkpoint) (model, error) { return day5.NewQwen2ModelWeek1(ck) },
 		sampler: func(t, p float64, k int, seed uint64) sampler {
 			if t == 0 {
 				return day6.Greedy{}
 			}
 			return day7.NewSampler(t, p, k, seed)
 		},
-		generate: func(m model, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
-			return day6.Generate(m, tok, msgs, s, day6.Options{MaxTokens: n, EOS: eos, OnText: on})
+		weeks: map[int]func(ck *checkpoint.Checkpoint) (loadedModel, error){
+			1: func(ck *checkpoint.Checkpoint) (loadedModel, error) {
+				m, err := day5.NewQwen2ModelWeek1(ck)
+				return week1Model(m, err, func(m *day5.Qwen2ModelWeek1, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
+					return day6.Generate(m, tok, msgs, s, day6.Options{MaxTokens: n, EOS: eos, OnText: on})
+				})
+			},
+			2: func(ck *checkpoint.Checkpoint) (loadedModel, error) {
+				m, err := w2d1.NewQwen2ModelWeek2(ck)
+				return week2Model(m, err, func(m *w2d1.Qwen2ModelWeek2, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
+					return w2d1.Generate(m, tok, msgs, s, w2d1.Options{MaxTokens: n, EOS: eos, OnText: on})
+				})
+			},
 		},
 	}
 }

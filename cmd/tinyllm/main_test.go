@@ -203,13 +203,33 @@ func TestCheckMemoryRefusesBeforeAllocating(t *testing.T) {
 	availableMemory = func() (uint64, bool) { return 8 << 30, true }
 	// Qwen2-0.5B's shape.
 	c := checkpoint.Config{HiddenSize: 896, IntermediateSize: 4864, NumAttentionHeads: 14, NumKeyValueHeads: 2, VocabSize: 151936}
-	if err := checkMemory("learner", c, 16384); err == nil || !strings.Contains(err.Error(), "GB") {
+	if err := checkMemory("learner", 1, c, 16384); err == nil || !strings.Contains(err.Error(), "GB") {
 		t.Errorf("learner, 16k tokens in 8 GiB: err = %v, want a refusal that says how much memory", err)
 	}
-	if err := checkMemory("ref", c, 16384); err != nil {
+	if err := checkMemory("ref", 1, c, 16384); err != nil {
 		t.Errorf("ref, 16k tokens in 8 GiB: %v", err)
 	}
-	if err := checkMemory("learner", c, 512); err != nil {
+	if err := checkMemory("learner", 1, c, 512); err != nil {
 		t.Errorf("learner, 512 tokens in 8 GiB: %v", err)
+	}
+}
+
+// TestWeek2EngineAgreesWithWeek1: the cached engine gives the greedy reply
+// the Week 1 engine gives, and bench runs it.
+func TestWeek2EngineAgreesWithWeek1(t *testing.T) {
+	reply := func(week string) string {
+		var stdout, stderr bytes.Buffer
+		if code := run([]string{"generate", "--week", week, "--prompt", "Sort these numbers: 9 2 7 5", "--max-tokens", "30"}, &stdout, &stderr); code != 0 {
+			t.Fatalf("--week %s: exit %d: %s", week, code, stderr.String())
+		}
+		return stdout.String()
+	}
+	if w1, w2 := reply("1"), reply("2"); w1 != w2 || w1 == "" {
+		t.Errorf("week 1 replied %q, week 2 %q", w1, w2)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"bench", "--week", "2", "--prompt-len", "16", "--gen-len", "4", "--repeats", "1", "--warmup", "0"}, &stdout, &stderr); code != 0 ||
+		!strings.Contains(stdout.String(), "KV cache: each step feeds one token") {
+		t.Errorf("bench --week 2: exit %d\n%s\n%s", code, stdout.String(), stderr.String())
 	}
 }

@@ -28,17 +28,32 @@ func naiveAttentionBytes(c checkpoint.Config, tokens int) float64 {
 	return 4 * l * l * float64(2*c.NumAttentionHeads+1)
 }
 
+// kvCacheBytes is the float32 key/value cache of every layer for tokens
+// positions, with room for the cache's doubling growth.
+func kvCacheBytes(c checkpoint.Config, tokens int) float64 {
+	if c.NumAttentionHeads == 0 {
+		return 0
+	}
+	headDim := c.HiddenSize / c.NumAttentionHeads
+	perToken := 2 * c.NumHiddenLayers * c.NumKeyValueHeads * headDim * 4
+	return 2 * float64(tokens) * float64(perToken)
+}
+
 // checkMemory refuses, before anything is allocated, a run of tokens
 // positions (prompt plus the reply budget) whose Week 1 forward pass would
 // need more memory than the machine has available, with a line that says how
 // much it would need. Where the available memory is unknown it checks nothing.
-func checkMemory(impl string, c checkpoint.Config, tokens int) error {
+func checkMemory(impl string, week int, c checkpoint.Config, tokens int) error {
 	avail, ok := availableMemory()
 	if !ok {
 		return nil
 	}
 	need := activationBytes(c, tokens)
 	what := "activations"
+	if week >= 2 {
+		need += kvCacheBytes(c, tokens)
+		what = "activations and the KV cache"
+	}
 	if impl == "learner" {
 		need += naiveAttentionBytes(c, tokens)
 		what = fmt.Sprintf("activations and the %d×%d×%d attention scores of one layer", c.NumAttentionHeads, tokens, tokens)

@@ -67,6 +67,18 @@ type Result struct {
 // keys and values (Week 2 adds the cache). The prefill rate and the time
 // to first token are comparable.
 func RunModel(m Model, o Options) (Result, error) {
+	return run(o, func(prompt []int) {
+		llm.LastLogits(m, prompt)
+	}, func(prompt []int, n int) Run {
+		return generate(m, prompt, n)
+	}, func(prompt []int) {
+		m.Forward([][]int{prompt})
+	})
+}
+
+// run draws the prompt, runs the warm-up passes and the timed generations
+// (each with its all-logits forward pass if asked), and takes the medians.
+func run(o Options, warm func(prompt []int), gen func(prompt []int, n int) Run, forwardAll func(prompt []int)) (Result, error) {
 	if o.PromptLen <= 0 || o.GenLen <= 0 || o.Repeats <= 0 || o.Warmup < 0 || o.VocabSize <= 0 {
 		return Result{}, fmt.Errorf("bench: prompt and generation lengths, repeats and vocabulary size must be positive")
 	}
@@ -77,16 +89,16 @@ func RunModel(m Model, o Options) (Result, error) {
 	}
 	res := Result{PromptLen: o.PromptLen, GenLen: o.GenLen, Warmup: o.Warmup, Repeats: o.Repeats}
 	for range o.Warmup {
-		llm.LastLogits(m, prompt)
+		warm(prompt)
 	}
 	for range o.Repeats {
-		run := generate(m, prompt, o.GenLen)
+		r := gen(prompt, o.GenLen)
 		if o.AllLogits {
 			start := time.Now()
-			m.Forward([][]int{prompt})
-			run.ForwardAllSeconds = time.Since(start).Seconds()
+			forwardAll(prompt)
+			r.ForwardAllSeconds = time.Since(start).Seconds()
 		}
-		res.Runs = append(res.Runs, run)
+		res.Runs = append(res.Runs, r)
 	}
 	var ttft, prefill, decode, forward []float64
 	for _, r := range res.Runs {
@@ -104,6 +116,26 @@ func RunModel(m Model, o Options) (Result, error) {
 		res.ForwardAllSeconds = Median(forward)
 	}
 	return res, nil
+}
+
+// RunCachedModel is RunModel for a model with a KV cache (Week 2 onwards):
+// each run prefills the prompt into fresh caches, then feeds one token per
+// decode step. AllLogits times a Forward of the prompt into fresh caches.
+func RunCachedModel(m llm.CachedModel, o Options) (Result, error) {
+	return run(o, func(prompt []int) {
+		m.ForwardLast([][]int{prompt}, 0, m.NewCaches())
+	}, func(prompt []int, n int) Run {
+		caches := m.NewCaches()
+		start := time.Now()
+		next := lastArgmax(m.ForwardLast([][]int{prompt}, 0, caches))
+		first := time.Now()
+		for pos := len(prompt); pos < len(prompt)+n-1; pos++ {
+			next = lastArgmax(m.ForwardLast([][]int{{next}}, pos, caches))
+		}
+		return Run{TTFTSeconds: first.Sub(start).Seconds(), DecodeSeconds: time.Since(first).Seconds()}
+	}, func(prompt []int) {
+		m.Forward([][]int{prompt}, 0, m.NewCaches())
+	})
 }
 
 // generate runs one greedy generation and times it.
