@@ -10,13 +10,17 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 )
 
-// activationBytes estimates the scratch memory one Week 1 forward pass over
-// tokens positions needs, besides the weights: the widest activations of a
-// layer (the MLP's gate, up and their product, I wide; q, k, v, the attention
+// activationBytes estimates the scratch memory one forward pass over tokens
+// positions needs, besides the weights: the widest activations of a layer
+// (the MLP's gate, up and their product, I wide; q, k, v, the attention
 // output and the residual, E wide), in float32, plus one row of logits.
+//
+// The causal mask, L x L float32, is built once per forward pass (and is
+// briefly there twice while it is made); at 16k tokens that alone is 2 GiB.
 func activationBytes(c checkpoint.Config, tokens int) float64 {
 	perToken := 3*c.IntermediateSize + 6*c.HiddenSize
-	return 4 * (float64(tokens)*float64(perToken) + float64(c.VocabSize))
+	l := float64(tokens)
+	return 4*(l*float64(perToken)+float64(c.VocabSize)) + 2*4*l*l
 }
 
 // naiveAttentionBytes is what attention as Week 1 Day 1 teaches it allocates

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/fixture"
+	"github.com/tinyllm-go/tinyllm/internal/stub"
 )
 
 func repoRoot(t *testing.T) string {
@@ -72,7 +73,7 @@ func TestStubsAndSolutions(t *testing.T) {
 		if !strings.Contains(learner, "// Your code here ("+tag+").") {
 			t.Errorf("%s: no `// Your code here (%s).` marker", day, tag)
 		}
-		if !strings.Contains(learner, `panic("TODO(`+tag+`)`) {
+		if !strings.Contains(learner, `panic("`+stub.Prefix+tag+`)`) {
 			t.Errorf("%s: no panic(\"TODO(%s): …\") stub", day, tag)
 		}
 		if other := regexp.MustCompile(`TODO\((W\dD\d)\)`).FindAllStringSubmatch(learner, -1); other != nil {
