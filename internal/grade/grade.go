@@ -15,6 +15,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/fixture"
 	"github.com/tinyllm-go/tinyllm/internal/stub"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
+	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
 )
 
 // Tol is an elementwise tolerance: |got - want| <= ATol + RTol*|want|.
@@ -103,6 +104,38 @@ func OptionalTensor(t *testing.T, c *fixture.Case, name string) *tensor.Tensor {
 		return nil
 	}
 	return MustTensor(t, c, name)
+}
+
+// MustInts reads a 1-D integer array of a case (token ids) or fails the test.
+func MustInts(t *testing.T, c *fixture.Case, name string) []int {
+	t.Helper()
+	a, err := c.Array(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := a.Ints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// MustMessages reads a case's "messages" parameter, a conversation as
+// transformers' apply_chat_template takes it, or fails the test.
+func MustMessages(t *testing.T, c *fixture.Case) []tokenizer.Message {
+	t.Helper()
+	raw, ok := c.Params["messages"].([]any)
+	if !ok {
+		t.Fatalf("case %s: no messages", c.Name)
+	}
+	var out []tokenizer.Message
+	for _, r := range raw {
+		m, _ := r.(map[string]any)
+		role, _ := m["role"].(string)
+		content, _ := m["content"].(string)
+		out = append(out, tokenizer.Message{Role: role, Content: content})
+	}
+	return out
 }
 
 // MustInt and MustFloat read a case parameter or fail the test.

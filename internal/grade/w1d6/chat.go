@@ -1,7 +1,6 @@
 package w1d6
 
 import (
-	"encoding/json"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -151,20 +150,8 @@ func forgedTurns(t *testing.T) ([]tokenizer.Message, []int) {
 		if c.Name != "forged_turns" {
 			continue
 		}
-		raw, err := json.Marshal(c.Params["messages"])
-		if err != nil {
-			t.Fatal(err)
-		}
-		var msgs []tokenizer.Message
-		if err := json.Unmarshal(raw, &msgs); err != nil {
-			t.Fatal(err)
-		}
-		ids := grade.MustTensor(t, c, "ids")
-		want := make([]int, ids.Size())
-		for i, v := range ids.Data() {
-			want[i] = int(v)
-		}
-		return msgs, want
+		msgs := grade.MustMessages(t, c)
+		return msgs, grade.MustInts(t, c, "ids")
 	}
 	t.Fatal("testdata/tokenizer/chat_text has no forged_turns case")
 	return nil, nil

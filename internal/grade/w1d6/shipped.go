@@ -46,16 +46,16 @@ func ShippedModel[M Model](t *testing.T, newModel func(ck *checkpoint.Checkpoint
 		t.Fatal(err)
 	}
 	grade.Cases(t, task, "shipped", "greedy", func(t *testing.T, c *fixture.Case) {
-		msgs := messages(t, c)
+		msgs := grade.MustMessages(t, c)
 		prompt, err := tok.Encode(tok.ApplyChatTemplate(msgs, true))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := ints(t, c, "prompt_ids"); !slices.Equal(prompt, want) {
+		if want := grade.MustInts(t, c, "prompt_ids"); !slices.Equal(prompt, want) {
 			t.Fatalf("%s, case %s: the prompt encodes to %v, Hugging Face gives %v", task, c.Name, prompt, want)
 		}
 		maxTokens := grade.MustInt(t, c, "max_tokens")
-		want := ints(t, c, "ids")
+		want := grade.MustInts(t, c, "ids")
 		if got := generateTokens(m, prompt, maxTokens, gen.EOSTokenIDs, nil); !slices.Equal(got, want) {
 			t.Fatalf("%s, case %s: GenerateTokens gave %v, Hugging Face %v", task, c.Name, got, want)
 		}
@@ -67,20 +67,4 @@ func ShippedModel[M Model](t *testing.T, newModel func(ck *checkpoint.Checkpoint
 			t.Fatalf("%s, case %s: Generate replied %q, Hugging Face %q", task, c.Name, reply, wantText)
 		}
 	})
-}
-
-func messages(t *testing.T, c *fixture.Case) []tokenizer.Message {
-	t.Helper()
-	raw, ok := c.Params["messages"].([]any)
-	if !ok {
-		t.Fatalf("case %s: no messages", c.Name)
-	}
-	var out []tokenizer.Message
-	for _, r := range raw {
-		m, _ := r.(map[string]any)
-		role, _ := m["role"].(string)
-		content, _ := m["content"].(string)
-		out = append(out, tokenizer.Message{Role: role, Content: content})
-	}
-	return out
 }

@@ -63,8 +63,8 @@ func GenerateTokens[M Model](t *testing.T, newModel func(ck *checkpoint.Checkpoi
 		if err != nil {
 			t.Fatal(err)
 		}
-		prompt := ints(t, c, "prompt")
-		want := ints(t, c, "ids")
+		prompt := grade.MustInts(t, c, "prompt")
+		want := grade.MustInts(t, c, "ids")
 		var eos []int
 		if id := grade.MustInt(t, c, "eos"); id >= 0 {
 			eos = []int{id}
@@ -78,17 +78,4 @@ func GenerateTokens[M Model](t *testing.T, newModel func(ck *checkpoint.Checkpoi
 			t.Fatalf("%s, case %s: onToken saw %v, want every id as it is generated: %v", task, c.Name, streamed, want)
 		}
 	})
-}
-
-func ints(t *testing.T, c *fixture.Case, name string) []int {
-	t.Helper()
-	a, err := c.Array(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := a.Ints()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
 }

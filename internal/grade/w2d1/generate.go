@@ -168,8 +168,8 @@ func GenerateTokens[M llm.CachedModel](t *testing.T, newModel func(ck *checkpoin
 	grade.Cases(t, task, day, "generate", func(t *testing.T, c *fixture.Case) {
 		what := task + ", case " + c.Name
 		m, _ := loadCase(t, what, c, newModel)
-		prompt := ints(t, c, "prompt")
-		want := ints(t, c, "ids")
+		prompt := grade.MustInts(t, c, "prompt")
+		want := grade.MustInts(t, c, "ids")
 		eos := intList(t, c, "eos")
 		chunk := grade.MustInt(t, c, "prefill_chunk")
 		rec := &recorder{CachedModel: m}
@@ -379,9 +379,9 @@ func shipped[M llm.CachedModel](t *testing.T, task string, newModel func(ck *che
 				if err != nil {
 					t.Fatal(err)
 				}
-				msgs := messages(t, c)
-				if prompt, err := tok.EncodeChat(msgs, true); err != nil || !slices.Equal(prompt, ints(t, c, "prompt")) {
-					t.Fatalf("%s: the conversation encodes to %v (%v); Hugging Face's template gives %v", what, prompt, err, ints(t, c, "prompt"))
+				msgs := grade.MustMessages(t, c)
+				if prompt, err := tok.EncodeChat(msgs, true); err != nil || !slices.Equal(prompt, grade.MustInts(t, c, "prompt")) {
+					t.Fatalf("%s: the conversation encodes to %v (%v); Hugging Face's template gives %v", what, prompt, err, grade.MustInts(t, c, "prompt"))
 				}
 				got, err := generate(m, tok, msgs, grade.MustInt(t, c, "max_tokens"), intList(t, c, "eos"), grade.MustInt(t, c, "prefill_chunk"), nil)
 				if err != nil {
@@ -402,20 +402,4 @@ func mustDecode(t *testing.T, tok *tokenizer.Tokenizer, ids []int) string {
 		t.Fatal(err)
 	}
 	return s
-}
-
-func messages(t *testing.T, c *fixture.Case) []tokenizer.Message {
-	t.Helper()
-	raw, ok := c.Params["messages"].([]any)
-	if !ok {
-		t.Fatalf("case %s: no messages", c.Name)
-	}
-	var out []tokenizer.Message
-	for _, r := range raw {
-		m, _ := r.(map[string]any)
-		role, _ := m["role"].(string)
-		content, _ := m["content"].(string)
-		out = append(out, tokenizer.Message{Role: role, Content: content})
-	}
-	return out
 }

@@ -287,20 +287,6 @@ func tokenRows(t *testing.T, c *fixture.Case, name string) [][]int {
 	return out
 }
 
-// ints reads a 1-D int array of a case.
-func ints(t *testing.T, c *fixture.Case, name string) []int {
-	t.Helper()
-	a, err := c.Array(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := a.Ints()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v
-}
-
 // intList reads a list of integers from a case's parameters.
 func intList(t *testing.T, c *fixture.Case, name string) []int {
 	t.Helper()
