@@ -31,6 +31,8 @@ type benchReport struct {
 	PeakRSSBytes    int64              `json:"peak_rss_bytes,omitempty"`
 	Probes          *bench.ProbeResult `json:"probes,omitempty"`
 	Notes           []string           `json:"notes,omitempty"`
+
+	config checkpoint.Config // the benchmarked model's, for --roofline
 }
 
 type machineInfo struct {
@@ -63,6 +65,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 0, "seed of the random prompt")
 	allLogits := fs.Bool("all-logits", false, "also time a forward pass that computes every position's logits (Week 1 Forward), as a plain forward call of another engine does")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed runs to this file (read it with go tool pprof)")
+	rooflinePath := fs.String("roofline", "", "with --week 2: also measure the machine's ceilings and write a roofline plot (SVG) of the prefill and a decode step to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tinyllm bench [--model DIR] [--prompt-len N] [--gen-len N] [--impl ref|learner] [--repeats N] [--json FILE]")
 		fmt.Fprintln(stderr, "       tinyllm bench --probes [--repeats N] [--json FILE]")
@@ -84,6 +87,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --threads must be between 0 (all cores) and %d, the cores of this machine; got %d", errUsage, runtime.NumCPU(), *threads)
 	case *only != "" && (*only != "matmul" || !*probes):
 		return fmt.Errorf("%w: --only takes matmul, with --probes", errUsage)
+	case *rooflinePath != "" && (*week != 2 || *probes):
+		return fmt.Errorf("%w: --roofline places a model's passes on the machine's ceilings: it needs --week 2 (the cost model assumes a KV cache) and no --probes", errUsage)
 	}
 	if *threads > 0 {
 		runtime.GOMAXPROCS(*threads) // before the first tensor operation starts the pool
@@ -127,6 +132,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		printBench(stdout, rep)
+		if *rooflinePath != "" {
+			if err := writeRoofline(*rooflinePath, &rep, rep.config, *repeats, stdout, stderr); err != nil {
+				return err
+			}
+		}
 	}
 	if *jsonPath != "" {
 		raw, err := json.MarshalIndent(rep, "", "  ")
@@ -168,7 +178,7 @@ func benchModel(rep *benchReport, dir, implName string, week int, o bench.Option
 		return err
 	}
 	rep.LoadSeconds = time.Since(start).Seconds()
-	rep.Model, rep.Impl, rep.Week = dir, implName, week
+	rep.Model, rep.Impl, rep.Week, rep.config = dir, implName, week, c
 	rep.CheckpointBytes = weightBytes(ck.WeightFiles())
 	o.VocabSize = ck.Config.VocabSize
 	fmt.Fprintf(stderr, "benchmarking %s: prompt %d tokens, %d generated; warm-up passes %d, timed runs %d…\n",
