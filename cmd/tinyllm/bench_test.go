@@ -26,6 +26,8 @@ func TestBenchAndMkmodelFlagErrors(t *testing.T) {
 		{runBenchT, []string{"--repeats", "0"}, "--repeats must be positive"},
 		{runBenchT, []string{"extra"}, `unexpected argument "extra"`},
 		{runBenchT, []string{"--only", "matmul"}, "--only takes matmul, with --probes"},
+		{runBenchT, []string{"--roofline", "r.svg"}, "--roofline places a model's passes on the machine's ceilings: it needs --week 2"},
+		{runBenchT, []string{"--week", "2", "--probes", "--roofline", "r.svg"}, "and no --probes"},
 		{runMkmodelT, []string{"--shape", "gpt-5", "--out", "x"}, `unknown --shape "gpt-5"`},
 		{runMkmodelT, []string{"--shape", "qwen2-0.5b"}, "--out DIR is required"},
 		{runMkmodelT, []string{"--out", "x", "--tokenizer-from", "/nonexistent"}, "has no tokenizer.json"},
