@@ -106,7 +106,7 @@ def _cache_bytes(cache):
     return sum(layer.keys.nbytes + layer.values.nbytes for layer in cache.layers if layer.keys is not None)
 
 
-def _case(w, name, cfg, call, new_tokens, offset, weight_bytes, cache_bytes, tensors, counted, seed):
+def _case(w, name, call, new_tokens, offset, weight_bytes, cache_bytes, tensors, counted, seed):
     vocab, hidden, inter, layers, heads, kv, tied = CONFIGS[name]
     expect = dict(counted)
     expect["weight_bytes"] = _read_weight_bytes(tensors, new_tokens)
@@ -180,7 +180,7 @@ def generate(w):
             model = model.to(dtype)
             for call, l, off in SMALL_CALLS:
                 counted = _count(model, cfg, l, off, "cpu")
-                _case(w, name, cfg, call, l, off, 2, cache_bytes, tensors, counted, seed)
+                _case(w, name, call, l, off, 2, cache_bytes, tensors, counted, seed)
     name = "qwen2_0.5b"
     cfg = _config(name)
     with torch.device("meta"):
@@ -188,5 +188,5 @@ def generate(w):
     tensors = _param_tensors(model, 2)
     for call, l, off in BIG_CALLS:
         counted = _count(model, cfg, l, off, "meta")
-        _case(w, name, cfg, call, l, off, 2, 2, tensors, counted, SEED + 100)
+        _case(w, name, call, l, off, 2, 2, tensors, counted, SEED + 100)
     return {DAY: SEED}
