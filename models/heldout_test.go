@@ -21,18 +21,19 @@ import (
 )
 
 const (
-	// heldoutPerSkill questions per skill: 95% then allows 2 wrong answers
-	// out of 40. 280 questions take about 150 CPU seconds with the Week 1
-	// engine (no KV cache), so about 75 s on two cores.
-	// TINYLLM_HELDOUT_N=300 asks more (the bar stays 95%).
-	heldoutPerSkill  = 40
-	heldoutMinAcc    = 0.95 // issue 5: at least 95% correct per skill
-	heldoutMaxTokens = 64   // max_new_tokens of refgen/chatmodel/evaluate.py
+	// heldoutPerSkill questions per skill: 98% then allows 2 wrong answers
+	// out of 100, so one unlucky question does not decide. The 700 questions
+	// take about 230 CPU seconds with the Week 1 engine (no KV cache), about
+	// two minutes on two cores. TINYLLM_HELDOUT_N=300 asks more (the bar stays
+	// 98%).
+	heldoutPerSkill   = 100
+	heldoutMinPercent = 98 // at least 98% correct per skill
+	heldoutMaxTokens  = 64 // max_new_tokens of refgen/chatmodel/evaluate.py
 )
 
 // TestShippedModelHeldOutSkills asks the reference Week 1 engine fresh
 // questions in every skill of the shipped model and checks the answers by
-// program, as refgen/chatmodel/SKILLS.md defines them: at least 95% must be
+// program, as refgen/chatmodel/SKILLS.md defines them: at least 98% must be
 // right in each skill.
 //
 // The questions come from package heldout (the templates and data of
@@ -44,7 +45,7 @@ const (
 // generation_config.json or 64 tokens, and special tokens are dropped from it.
 func TestShippedModelHeldOutSkills(t *testing.T) {
 	if testing.Short() {
-		t.Skip("-short: the held-out test runs the Week 1 engine for about 150 CPU seconds")
+		t.Skip("-short: the held-out test runs the Week 1 engine for about 230 CPU seconds")
 	}
 	perSkill := heldoutPerSkill
 	if s := os.Getenv("TINYLLM_HELDOUT_N"); s != "" {
@@ -141,13 +142,13 @@ func TestShippedModelHeldOutSkills(t *testing.T) {
 	}
 	var report strings.Builder
 	for _, s := range heldout.SkillNames {
-		acc := float64(correct[s]) / float64(perSkill)
-		t.Logf("%-9s %4d/%d  %5.1f%%", s, correct[s], perSkill, 100*acc)
+		t.Logf("%-9s %4d/%d  %5.1f%%", s, correct[s], perSkill, 100*float64(correct[s])/float64(perSkill))
 		for _, w := range wrong[s] {
 			t.Logf("    wrong %s", w)
 		}
-		if acc < heldoutMinAcc {
-			fmt.Fprintf(&report, "\n%s: %d/%d correct, below %.0f%%; wrong answers:", s, correct[s], perSkill, 100*heldoutMinAcc)
+		// In integers, so that 98 of 100 is exactly on the bar.
+		if 100*correct[s] < heldoutMinPercent*perSkill {
+			fmt.Fprintf(&report, "\n%s: %d/%d correct, below %d%%; wrong answers:", s, correct[s], perSkill, heldoutMinPercent)
 			for _, w := range wrong[s] {
 				report.WriteString("\n    " + w)
 			}

@@ -14,6 +14,9 @@ Skills (the names used in the accuracy table):
     count      count one letter a..z in a word of 3..10 lowercase letters
     facts      fixed facts about the model itself
     smalltalk  greetings, how-are-you, thanks, goodbye
+
+Training also draws three harder slices of those skills (TRAIN_ONLY below); the held-out
+questions never do, so they keep the distributions SKILLS.md gives.
 """
 
 import json
@@ -25,9 +28,23 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 SKILLS = json.load(open(os.path.join(HERE, "skills.json")))
 
 SKILL_NAMES = ["add", "sub", "reverse", "sort", "count", "facts", "smalltalk"]
-# How often each skill is picked for a training turn (arithmetic and counting are hardest).
-TRAIN_WEIGHTS = {"add": 0.22, "sub": 0.22, "reverse": 0.10, "sort": 0.10, "count": 0.16,
-                 "facts": 0.10, "smalltalk": 0.10}
+
+# Training-only slices of the skills above, the cases the first shipped model got wrong
+# most often (refgen/chatmodel/README.md has the numbers): subtractions of two 3-digit
+# numbers whose difference is below 100, and copying random letter strings (which the
+# tokenizer cuts into several pieces) in reverse and count. Same templates and answers.
+TRAIN_ONLY = ["sub_close", "reverse_random", "count_random"]
+
+# How often each kind is picked for a training turn. Each hard slice is about ten times
+# as frequent as in its skill's own distribution; facts and small talk are learnt early.
+TRAIN_WEIGHTS = {"add": 0.16, "sub": 0.16, "sub_close": 0.06, "reverse": 0.08,
+                 "reverse_random": 0.08, "sort": 0.10, "count": 0.12, "count_random": 0.10,
+                 "facts": 0.07, "smalltalk": 0.07}
+
+# The mix of the first shipped model. The tokenizer was trained on conversations drawn
+# with it (train_tokenizer.py), so it stays here to keep tokenizer.json reproducible.
+TOKENIZER_WEIGHTS = {"add": 0.22, "sub": 0.22, "reverse": 0.10, "sort": 0.10, "count": 0.16,
+                     "facts": 0.10, "smalltalk": 0.10}
 
 DEFAULT_SYSTEM = SKILLS["default_system"]
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -100,18 +117,30 @@ def make_add(rng):
     return q, ans, {"value": a + b, "a": a, "b": b}
 
 
-def make_sub(rng):
-    a, b = number(rng), number(rng)
-    if a < b:
-        a, b = b, a
+def sub_question(rng, a, b):
     q = rng.choice(SKILLS["sub"]["questions"]).format(a=a, b=b)
     ans = SKILLS["sub"]["answer"].format(a=a, b=b, c=a - b)
     return q, ans, {"value": a - b, "a": a, "b": b}
 
 
-def make_reverse(rng):
+def make_sub(rng):
+    a, b = number(rng), number(rng)
+    if a < b:
+        a, b = b, a
+    return sub_question(rng, a, b)
+
+
+def make_sub_close(rng):
+    """Training only: a 3-digit a and b = a - d with d in 0..99 (corpus.number's
+    digit-count law), mostly a borrow into a 1- or 2-digit result."""
+    a = rng.randint(100, 999)
+    return sub_question(rng, a, a - number(rng, 2))
+
+
+def make_reverse(rng, random_strings=False):
+    """random_strings (training only): every item is a random string of 2..8 letters."""
     n = rng.randint(2, 7)
-    r = rng.random()
+    r = 1.0 if random_strings else rng.random()
     if r < 0.30:
         kind = "letters"
         items = [rng.choice(LETTERS) for _ in range(n)]
@@ -138,8 +167,12 @@ def make_sort(rng):
     return q, ans, {"items": s}
 
 
-def make_count(rng):
-    w = rng.choice(SKILLS["words"]) if rng.random() < 0.6 else random_word(rng, 3, 10)
+def make_count(rng, random_string=False):
+    """random_string (training only): the word is always a random string of 3..10 letters."""
+    if random_string:
+        w = random_word(rng, 3, 10)
+    else:
+        w = rng.choice(SKILLS["words"]) if rng.random() < 0.6 else random_word(rng, 3, 10)
     letter = rng.choice(w) if rng.random() < 0.75 else rng.choice(LETTERS)
     n = w.count(letter)
     q = rng.choice(SKILLS["count"]["questions"]).format(l=letter, w=w)
@@ -158,12 +191,18 @@ def make(skill, rng):
         return make_add(rng)
     if skill == "sub":
         return make_sub(rng)
+    if skill == "sub_close":
+        return make_sub_close(rng)
     if skill == "reverse":
         return make_reverse(rng)
+    if skill == "reverse_random":
+        return make_reverse(rng, random_strings=True)
     if skill == "sort":
         return make_sort(rng)
     if skill == "count":
         return make_count(rng)
+    if skill == "count_random":
+        return make_count(rng, random_string=True)
     if skill == "facts":
         return make_fixed(rng, SKILLS["facts"])
     if skill == "smalltalk":
@@ -175,18 +214,19 @@ def make(skill, rng):
 # Training conversations
 
 
-def conversation(rng):
+def conversation(rng, weights=None):
     """One training conversation: a system message (the default one 80% of the time,
     which the template would also insert by itself), then 1 (50%), 2 (30%) or 3 (20%)
-    user/assistant exchanges, each of a skill drawn with TRAIN_WEIGHTS."""
+    user/assistant exchanges, each of a kind drawn with `weights` (TRAIN_WEIGHTS)."""
+    weights = weights or TRAIN_WEIGHTS
     system = DEFAULT_SYSTEM if rng.random() < 0.8 else rng.choice(SKILLS["other_systems"])
     messages = [{"role": "system", "content": system}]
     r = rng.random()
     turns = 1 if r < 0.5 else (2 if r < 0.8 else 3)
-    skills = list(TRAIN_WEIGHTS)
-    weights = [TRAIN_WEIGHTS[s] for s in skills]
+    skills = list(weights)
+    w = [weights[s] for s in skills]
     for _ in range(turns):
-        skill = rng.choices(skills, weights)[0]
+        skill = rng.choices(skills, w)[0]
         q, a, _ = make(skill, rng)
         messages.append({"role": "user", "content": vary(rng, q)})
         messages.append({"role": "assistant", "content": a})
@@ -198,10 +238,11 @@ def chunk_seed(seed, index):
     return seed * 1_000_003 + index
 
 
-def conversations(seed, index, n):
-    """Chunk `index` of the corpus: n conversations."""
+def conversations(seed, index, n, weights=None):
+    """Chunk `index` of the corpus: n conversations (kinds drawn with `weights`,
+    TRAIN_WEIGHTS by default)."""
     rng = random.Random(chunk_seed(seed, index))
-    return [conversation(rng) for _ in range(n)]
+    return [conversation(rng, weights) for _ in range(n)]
 
 
 def encode_chat(tok, messages, special):
@@ -293,6 +334,13 @@ def selftest(tok=None):
     for item in heldout(5, 200):
         assert check(item, item["reference"]), item
         assert not check(item, "I don't know."), item
+    rng = random.Random(5)
+    for kind in TRAIN_ONLY:
+        base = kind.split("_")[0]
+        for _ in range(200):
+            q, a, expected = make(kind, rng)
+            item = {"skill": base, "expected": expected}
+            assert check(item, a) and not check(item, "I don't know."), (kind, q, a)
     if tok is not None:
         special = {t: tok.token_to_id(t) for t in ("<|endoftext|>", "<|im_start|>", "<|im_end|>")}
         for conv in conversations(2, 0, 300) + [h["messages"] for h in heldout(6, 10)]:

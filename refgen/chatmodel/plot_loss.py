@@ -5,6 +5,7 @@
 
 import argparse
 import csv
+import json
 
 import matplotlib
 
@@ -15,8 +16,10 @@ import matplotlib.pyplot as plt  # noqa: E402
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--log", default="refgen/chatmodel/train_log.csv")
+    p.add_argument("--meta", default="refgen/chatmodel/train_meta.json", help="for the batch size")
     p.add_argument("--out", default="models/tinyqwen-chat/loss.png")
     args = p.parse_args()
+    batch = json.load(open(args.meta))["args"]["batch_size"]
     rows = list(csv.DictReader(open(args.log)))
     steps = [int(r["step"]) for r in rows]
     loss = [float(r["loss"]) for r in rows]
@@ -24,7 +27,7 @@ def main():
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     ax.plot(steps, loss, color="tab:blue", linewidth=1.5, label="training loss (assistant tokens)")
     ax.set_yscale("log")
-    ax.set_xlabel("step (384 conversations each)")
+    ax.set_xlabel(f"step ({batch} conversations each)")
     ax.set_ylabel("cross-entropy (nats/token), log scale")
     ax.grid(True, which="both", alpha=0.3)
     ax2 = ax.twinx()
