@@ -1,0 +1,56 @@
+package day1
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/tinyllm-go/tinyllm/internal/tensor"
+	"github.com/tinyllm-go/tinyllm/solutions/week1/day3"
+)
+
+// TestAttendInPlace checks the attention that reads FullCache's blocks where
+// they lie against grouped attention over the contiguous keys and values
+// that UpdateAndFetch of a second cache returns, after appends of several
+// lengths (so the blocks grow and move between steps), with and without a
+// causal mask.
+func TestAttendInPlace(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		b, hq, h, d   int
+		appendLengths []int
+	}{
+		{"one head per group", 1, 2, 2, 8, []int{3, 1, 1, 5}},
+		{"grouped, batch of two", 2, 6, 2, 4, []int{1, 4, 1, 1, 7, 2}},
+		{"a single key/value head", 1, 7, 1, 16, []int{5, 1, 1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(1, uint64(tc.hq)))
+			inPlace, fetched := NewFullCache(), NewFullCache()
+			offset := 0
+			for step, l := range tc.appendLengths {
+				k := tensor.RandN(rng, tc.b, tc.h, l, tc.d)
+				v := tensor.RandN(rng, tc.b, tc.h, l, tc.d)
+				q := tensor.RandN(rng, tc.b, tc.hq, l, tc.d)
+				var mask *tensor.Tensor
+				if l > 1 {
+					mask = day3.CausalMask(l, offset+l)
+				}
+				inPlace.append("append", k, v)
+				got := attendInPlace(q, inPlace, mask)
+				keys, values := fetched.UpdateAndFetch(k, v)
+				want := day3.ScaledDotProductAttentionGrouped(q, keys, values, 0, mask)
+				offset += l
+				if !slices.Equal(got.Shape(), want.Shape()) {
+					t.Fatalf("step %d: shape %v, want %v", step, got.Shape(), want.Shape())
+				}
+				for i, w := range want.Data() {
+					if g := got.Data()[i]; math.Abs(float64(g-w)) > 1e-5 {
+						t.Fatalf("step %d (offset %d): element %d is %v, want %v", step, offset, i, g, w)
+					}
+				}
+			}
+		})
+	}
+}
