@@ -350,7 +350,7 @@ def week2_section(args, w, probes, lrounds, llamas, med, get, pair):
                 cells.append(f"{fmt(v * scale, '', digits)} ({ratio(v, go_vals[key])})")
         w(f"  {label:<28}" + "".join(f"{c:>22}" for c in cells))
     w("  (ratios are engine / Go; llama.cpp runs the GGUF files written from the same checkpoint by")
-    w("   refgen/bench/to_gguf.py, every step greedy, with the same prompt ids and thread count)")
+    w("   refgen/bench/to_gguf.py, every step greedy, a random prompt of the same length, the same thread count)")
     for k, e in llamas.items():
         if "error" in e:
             w(f"  {names[k]}: failed: {e['error']}")
