@@ -54,3 +54,42 @@ func TestAttendInPlace(t *testing.T) {
 		})
 	}
 }
+
+// TestFetchAfterInPlaceAppends checks that UpdateAndFetch hands back every
+// cached position when some earlier appends came through the model's path,
+// which does not keep the contiguous copies, and when all came through
+// UpdateAndFetch.
+func TestFetchAfterInPlaceAppends(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		fetch []bool // per append: through UpdateAndFetch, or the model's path
+	}{
+		{"fetch every time", []bool{true, true, true, true}},
+		{"model first, then fetch", []bool{false, false, true, true}},
+		{"alternating", []bool{true, false, true, false, false, true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(2, uint64(len(tc.fetch))))
+			mixed, want := NewFullCache(), NewFullCache()
+			for step, fetch := range tc.fetch {
+				l := 1 + step%3
+				k, v := tensor.RandN(rng, 2, 3, l, 4), tensor.RandN(rng, 2, 3, l, 4)
+				wantK, wantV := want.UpdateAndFetch(k, v)
+				if !fetch {
+					mixed.append("append", k, v)
+					continue
+				}
+				gotK, gotV := mixed.UpdateAndFetch(k, v)
+				for _, p := range []struct {
+					name      string
+					got, want *tensor.Tensor
+				}{{"keys", gotK, wantK}, {"values", gotV, wantV}} {
+					if !slices.Equal(p.got.Shape(), p.want.Shape()) || !slices.Equal(p.got.Data(), p.want.Data()) {
+						t.Fatalf("step %d: %s %v differ from those of a cache that fetched every time %v",
+							step, p.name, p.got.Shape(), p.want.Shape())
+					}
+				}
+			}
+		})
+	}
+}
