@@ -1,12 +1,15 @@
 """bench-compare: the Go engine beside Hugging Face transformers (PyTorch, CPU)
 and mlx-lm (MLX, CPU) on one checkpoint, with the same prompt and output
-lengths and the same thread count, and the machine's ceilings beside each.
+lengths and the same thread count, and the machine's ceilings beside each;
+and the Week 2 engine (KV cache) beside llama.cpp (llama-cpp-python) on GGUF
+files of the same checkpoint (refgen/bench/to_gguf.py).
 
 `make bench-compare` runs the Go side (tinyllm bench, tinyllm bench --probes)
 and then this script:
 
     python refgen/bench/compare.py --model DIR --tinyllm BIN --go-model GO.json --go-probes PROBES.json \
-        --prompt-len 128 --gen-len 8 --repeats 3 --warmup 1 --threads 2 [--json OUT]
+        --prompt-len 128 --gen-len 8 --repeats 3 --warmup 1 --threads 2 [--json OUT] \
+        [--go-week2 GO2.json --go-long LONG.json --gguf-dir DIR]
 
 Every engine runs in a subprocess of its own (this script with --worker, or
 the tinyllm binary), so the peak resident memory it reports is its own.
