@@ -17,21 +17,19 @@ import (
 // internal/llm, for every day and the command-line program.
 type KVCache = llm.KVCache
 
-// FullCache is a KVCache that keeps every position it is given.
-//
-// Each batch row and head has a block of its own with spare capacity
-// behind its cached positions, so appending a position writes only the new
-// rows: nothing already cached moves. (A single B x H x S x D buffer would
-// have to move every head's block back on every step, half the cache per
-// token.) When the capacity runs out, every block doubles at once, so
-// appending n positions one at a time allocates O(n) bytes in total.
-//
-// The model reads each head's block where it lies (attendInPlace).
-// UpdateAndFetch, the KVCache interface, also keeps a contiguous
-// B x H x S x D copy for callers that want one tensor; only they pay for it.
+// FullCache is a KVCache that keeps every position it is given. Its storage
+// grows by doubling (or is reserved up front), so appending n positions one
+// at a time allocates O(n) bytes in total, never O(n²): the cache is not
+// reallocated and copied whole on every step.
 type FullCache struct {
 	// keys and values each hold b*h blocks of capacity positions of d
-	// floats; the first offset positions of every block are cached.
+	// floats; the first offset positions of every block are cached. Each
+	// batch row and head has a block of its own with spare capacity behind
+	// its cached positions, so appending writes only the new rows: nothing
+	// already cached moves (in a single B x H x S x D buffer, every head's
+	// block would move back on every step, half the cache per token). When
+	// the capacity runs out, all blocks double at once. The model reads
+	// each block where it lies (attendInPlace).
 	keys, values []float32
 	b, h, d      int // fixed by the first append
 	offset       int
@@ -50,10 +48,9 @@ func NewFullCache() *FullCache {
 
 // UpdateAndFetch appends k and v, each B x H x L x D, after the positions
 // already cached, and returns every cached key and value, B x H x S x D
-// with S = Offset() + L. The returned tensors may share memory with the
-// cache: they are valid until the next call, and must not be written to.
-// It panics if k and v differ in shape, or if B, H or D differ from the
-// first call's.
+// with S = Offset() + L. The returned tensors may share the cache's memory:
+// they are valid until the next call, and must not be written to. It panics
+// if k and v differ in shape, or if B, H or D differ from the first call's.
 func (c *FullCache) UpdateAndFetch(k, v *tensor.Tensor) (keys, values *tensor.Tensor) {
 	old := c.offset
 	c.append("UpdateAndFetch", k, v)
