@@ -171,10 +171,13 @@ def worker_llama(args):
                           n_batch=max(512, args.prompt_len), n_ubatch=max(512, args.prompt_len),
                           n_threads=args.threads, n_threads_batch=args.threads, verbose=False)
     load_s = time.perf_counter() - start
-    ids = prompt_ids(llm.n_vocab(), args.prompt_len)
+    vocab = llm.n_vocab()
+    ids = prompt_ids(vocab, args.prompt_len)
 
     def next_token():
-        return int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        # Without logits_all, eval keeps no scores: read the context's
+        # logits of the last position, the one output of the batch.
+        return int(np.argmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,))))
 
     ttft, decode = [], []
     for i in range(args.warmup + args.repeats):
