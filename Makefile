@@ -109,13 +109,17 @@ gpu-check-local: gpu-check
 # cached in BENCH_DIR), the Go engine beside Hugging Face transformers (PyTorch,
 # CPU) and mlx-lm (MLX, CPU), with the same prompt and output lengths and thread
 # count, plus this machine's ceilings (memory bandwidth, matmul and matrix-vector
-# rates). See book/src/appendix-benchmarking.md.
+# rates); and the Week 2 engine (KV cache) beside llama.cpp on GGUF files of the
+# same weights (BENCH_GGUF types; BENCH_LONG: the prompt length of the decode
+# far into the context, empty to skip). See book/src/appendix-benchmarking.md.
 BENCH_DIR     ?= /tmp/tinyllm-bench
 BENCH_PROMPT  ?= 128
 BENCH_GEN     ?= 8
 BENCH_REPEATS ?= 3
 BENCH_WARMUP  ?= 1
 BENCH_THREADS ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 1)
+BENCH_LONG    ?= 2048
+BENCH_GGUF    ?= f16 q8_0 q4_0
 
 .PHONY: bench-compare
 bench-compare: $(VPY)
@@ -127,6 +131,17 @@ bench-compare: $(VPY)
 	$(BENCH_DIR)/tinyllm bench --model $(BENCH_DIR)/qwen2-0.5b --threads $(BENCH_THREADS) \
 	  --prompt-len $(BENCH_PROMPT) --gen-len $(BENCH_GEN) --repeats $(BENCH_REPEATS) --warmup $(BENCH_WARMUP) \
 	  --json $(BENCH_DIR)/go-model.json
+	$(BENCH_DIR)/tinyllm bench --week 2 --model $(BENCH_DIR)/qwen2-0.5b --threads $(BENCH_THREADS) \
+	  --prompt-len $(BENCH_PROMPT) --gen-len $(BENCH_GEN) --repeats $(BENCH_REPEATS) --warmup $(BENCH_WARMUP) \
+	  --json $(BENCH_DIR)/go-week2.json
+	$(if $(BENCH_LONG),$(BENCH_DIR)/tinyllm bench --week 2 --model $(BENCH_DIR)/qwen2-0.5b --threads $(BENCH_THREADS) \
+	  --prompt-len $(BENCH_LONG) --gen-len $(BENCH_GEN) --repeats 1 --warmup 0 --json $(BENCH_DIR)/go-long.json)
+	@$(VPY) -c "import llama_cpp, gguf" 2>/dev/null || \
+	  CMAKE_ARGS="-DGGML_NATIVE=ON" $(VPY) -m pip install --quiet -r refgen/bench/requirements.txt
+	@for t in $(BENCH_GGUF); do test -f $(BENCH_DIR)/model-$$t.gguf || \
+	  $(VPY) refgen/bench/to_gguf.py --model $(BENCH_DIR)/qwen2-0.5b --type $$t --out $(BENCH_DIR)/model-$$t.gguf || exit 1; done
 	$(VPY) refgen/bench/compare.py --model $(BENCH_DIR)/qwen2-0.5b --tinyllm $(BENCH_DIR)/tinyllm --threads $(BENCH_THREADS) \
 	  --prompt-len $(BENCH_PROMPT) --gen-len $(BENCH_GEN) --repeats $(BENCH_REPEATS) --warmup $(BENCH_WARMUP) \
-	  --go-model $(BENCH_DIR)/go-model.json --go-probes $(BENCH_DIR)/go-probes.json --json $(BENCH_DIR)/compare.json
+	  --go-model $(BENCH_DIR)/go-model.json --go-probes $(BENCH_DIR)/go-probes.json \
+	  --go-week2 $(BENCH_DIR)/go-week2.json $(if $(BENCH_LONG),--go-long $(BENCH_DIR)/go-long.json) \
+	  --gguf-dir $(BENCH_DIR) --json $(BENCH_DIR)/compare.json

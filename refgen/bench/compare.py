@@ -1,12 +1,15 @@
 """bench-compare: the Go engine beside Hugging Face transformers (PyTorch, CPU)
 and mlx-lm (MLX, CPU) on one checkpoint, with the same prompt and output
-lengths and the same thread count, and the machine's ceilings beside each.
+lengths and the same thread count, and the machine's ceilings beside each;
+and the Week 2 engine (KV cache) beside llama.cpp (llama-cpp-python) on GGUF
+files of the same checkpoint (refgen/bench/to_gguf.py).
 
 `make bench-compare` runs the Go side (tinyllm bench, tinyllm bench --probes)
 and then this script:
 
     python refgen/bench/compare.py --model DIR --tinyllm BIN --go-model GO.json --go-probes PROBES.json \
-        --prompt-len 128 --gen-len 8 --repeats 3 --warmup 1 --threads 2 [--json OUT]
+        --prompt-len 128 --gen-len 8 --repeats 3 --warmup 1 --threads 2 [--json OUT] \
+        [--go-week2 GO2.json --go-long LONG.json --gguf-dir DIR]
 
 Every engine runs in a subprocess of its own (this script with --worker, or
 the tinyllm binary), so the peak resident memory it reports is its own.
@@ -157,7 +160,56 @@ def worker_mlx(args):
     }
 
 
-WORKERS = {"torch-matmul": worker_torch_matmul, "hf": worker_hf, "mlx": worker_mlx}
+def worker_llama(args):
+    """llama.cpp (through llama-cpp-python) on a GGUF file of the same weights:
+    the prompt in one batch, then greedy decode steps of one token each."""
+    import llama_cpp
+    import numpy as np
+
+    start = time.perf_counter()
+    llm = llama_cpp.Llama(model_path=args.gguf, n_ctx=args.prompt_len + args.gen_len + 16,
+                          n_batch=max(512, args.prompt_len), n_ubatch=max(512, args.prompt_len),
+                          n_threads=args.threads, n_threads_batch=args.threads, verbose=False)
+    load_s = time.perf_counter() - start
+    vocab = llm.n_vocab()
+    ids = prompt_ids(vocab, args.prompt_len)
+
+    def next_token():
+        # Without logits_all, eval keeps no scores: read the context's
+        # logits of the last position, the one output of the batch.
+        return int(np.argmax(np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,))))
+
+    ttft, decode = [], []
+    for i in range(args.warmup + args.repeats):
+        llm.reset()  # the next eval drops the cached positions
+        t = time.perf_counter()
+        llm.eval(ids)
+        tok = next_token()
+        first = time.perf_counter()
+        for _ in range(args.gen_len - 1):
+            llm.eval([tok])
+            tok = next_token()
+        end = time.perf_counter()
+        if i >= args.warmup:
+            ttft.append(first - t)
+            if args.gen_len > 1:
+                decode.append((args.gen_len - 1) / (end - first))
+    ttft_s = statistics.median(ttft)
+    return {
+        "engine": f"llama.cpp {os.path.basename(args.gguf)}",
+        "versions": {"llama_cpp_python": llama_cpp.__version__},
+        "system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip(),
+        "load_s": load_s,
+        "ttft_s": ttft_s,
+        "prefill_tok_s": args.prompt_len / ttft_s,
+        "decode_tok_s": statistics.median(decode) if decode else None,
+        "peak_rss_bytes": peak_rss_bytes(),
+        "gguf_bytes": os.path.getsize(args.gguf),
+        "threads": args.threads,
+    }
+
+
+WORKERS = {"torch-matmul": worker_torch_matmul, "hf": worker_hf, "mlx": worker_mlx, "llama": worker_llama}
 
 
 def run_go(args, argv):
@@ -191,6 +243,27 @@ def paired_rounds(args):
                          lambda: run_worker(args, "hf", ["--dtype", "float32", "--repeats", "1"], quiet=True))
         rounds.append({"go_matmul": go_mm, "torch_matmul": torch_mm, "go_prefill": go_pf, "hf_f32": hf})
     return rounds
+
+
+def llama_rounds(args):
+    """The paired measurements of the Week 2 engine: a Go generation (prompt,
+    then decode) beside llama.cpp's on the F16 GGUF, in each round."""
+    rounds = []
+    for r in range(args.repeats):
+        def both(go, other):
+            return (go(), other()) if r % 2 == 0 else tuple(reversed((other(), go())))
+
+        print(f"  paired round {r + 1} of {args.repeats}: Week 2 engine and llama.cpp F16…", file=sys.stderr, flush=True)
+        go, ll = both(lambda: run_go(args, ["--week", "2", "--model", args.model, "--prompt-len", str(args.prompt_len),
+                                            "--gen-len", str(args.gen_len), "--repeats", "1",
+                                            "--warmup", str(max(1, args.warmup))]),
+                      lambda: run_worker(args, "llama", ["--gguf", gguf_path(args, "f16"), "--repeats", "1"], quiet=True))
+        rounds.append({"go_week2": go, "llama_f16": ll})
+    return rounds
+
+
+def gguf_path(args, kind):
+    return os.path.join(args.gguf_dir, f"model-{kind}.gguf")
 
 
 def run_worker(args, name, extra=(), quiet=False):
@@ -234,6 +307,101 @@ def ratio(other, go):
     return f"{other / go:.2f}×"
 
 
+GGUF_KINDS = ("f16", "q8_0", "q4_0")
+
+
+def kv_cache_bytes(model_dir, positions):
+    """The float32 keys and values of every layer for this many positions."""
+    with open(os.path.join(model_dir, "config.json")) as f:
+        c = json.load(f)
+    head_dim = c.get("head_dim") or c["hidden_size"] // c["num_attention_heads"]
+    return 2 * c["num_hidden_layers"] * c["num_key_value_heads"] * head_dim * positions * 4
+
+
+def week2_section(args, w, probes, lrounds, llamas, med, get, pair):
+    """The Week 2 engine (KV cache) beside llama.cpp: the table, the paired
+    rounds and the targets of the Week 2 engine. Returns the target checks."""
+    if not args.go_week2:
+        return []
+    with open(args.go_week2) as f:
+        go2 = json.load(f)
+    long = None
+    if args.go_long:
+        with open(args.go_long) as f:
+            long = json.load(f)
+    r2 = go2["result"]
+    ck = go2.get("checkpoint_bytes") or 0
+    w("")
+    w(f"Week 2 engine (KV cache) beside llama.cpp: prompt {r2['prompt_len']} tokens, {r2['gen_len']} generated")
+    if ck and probes.get("stream_gb_s"):
+        w(f"  decode ceiling at the streaming read: {probes['stream_gb_s'] * 1e9 / ck:.1f} tok/s "
+          f"({ck / 1e9:.2f} GB of bf16 weights read once per token at {probes['stream_gb_s']:.1f} GB/s)")
+    names = {"f16": "llama.cpp F16", "q8_0": "llama.cpp Q8_0", "q4_0": "llama.cpp Q4_0"}
+    cols = ["Go (Week 2 ref)"] + [names[k] for k in llamas]
+    w(f"{'':<30}" + "".join(f"{c:>22}" for c in cols))
+    go_vals = {"prefill_tok_s": r2["prefill_tok_s"], "ttft_s": r2["ttft_s"], "decode_tok_s": r2["decode_tok_s"] or None,
+               "peak_rss_bytes": go2.get("peak_rss_bytes"), "weights": ck}
+    rows = [("prefill tok/s (prompt/TTFT)", "prefill_tok_s", 1, 1), ("time to first token (s)", "ttft_s", 1, 3),
+            ("decode tok/s", "decode_tok_s", 1, 2), ("peak RSS (GB)", "peak_rss_bytes", 1e-9, 2),
+            ("weights (GB)", "weights", 1e-9, 2)]
+    for label, key, scale, digits in rows:
+        cells = [fmt(go_vals[key] * scale if go_vals[key] else None, "", digits)]
+        for e in llamas.values():
+            v = e.get("gguf_bytes" if key == "weights" else key)
+            if "error" in e:
+                cells.append("error")
+            elif v is None:
+                cells.append("—")
+            else:
+                cells.append(f"{fmt(v * scale, '', digits)} ({ratio(v, go_vals[key])})")
+        w(f"  {label:<28}" + "".join(f"{c:>22}" for c in cells))
+    w("  (ratios are engine / Go; llama.cpp runs the GGUF files written from the same checkpoint by")
+    w("   refgen/bench/to_gguf.py, every step greedy, a random prompt of the same length, the same thread count)")
+    for k, e in llamas.items():
+        if "error" in e:
+            w(f"  {names[k]}: failed: {e['error']}")
+    info = next((e.get("system_info") for e in llamas.values() if e.get("system_info")), None)
+    if info:
+        w(f"  llama.cpp {next(iter(llamas.values())).get('versions', {}).get('llama_cpp_python', '')}: {info}")
+
+    go_dec = [get(r, "go_week2", "result", "decode_tok_s") for r in lrounds]
+    ll_dec = [get(r, "llama_f16", "decode_tok_s") for r in lrounds]
+    go_ttft = [get(r, "go_week2", "result", "ttft_s") for r in lrounds]
+    ll_ttft = [get(r, "llama_f16", "ttft_s") for r in lrounds]
+    if lrounds:
+        w("")
+        w("Paired rounds of the Week 2 engine and llama.cpp F16 (one right after the other, alternating)")
+        w(f"  {'round':<8}{'Go decode':>12}{'llama decode':>14}{'Go TTFT':>10}{'llama TTFT':>12}")
+        for i in range(len(lrounds)):
+            w(f"  {i + 1:<8}{fmt(go_dec[i], '', 2):>12}{fmt(ll_dec[i], '', 2):>14}{fmt(go_ttft[i], ' s', 3):>10}"
+              f"{fmt(ll_ttft[i], ' s', 3):>12}")
+        for i, rd in enumerate(lrounds):
+            for k, v in rd.items():
+                if isinstance(v, dict) and "error" in v:
+                    w(f"  round {i + 1} {k} failed: {v['error']}")
+
+    checks = []
+    dec_ratio = pair(go_dec, ll_dec)    # > 1: Go decodes faster
+    pf_ratio = pair(ll_ttft, go_ttft)   # > 1: Go prefills faster
+    if dec_ratio:
+        checks.append((f"Week 2 decode at least as fast as llama.cpp F16: Go is {dec_ratio:.2f}× as fast", dec_ratio >= 1))
+    if pf_ratio:
+        checks.append((f"Week 2 prefill of {r2['prompt_len']} tokens at least as fast as llama.cpp F16 (time to first "
+                       f"token): Go is {pf_ratio:.2f}× as fast", pf_ratio >= 1))
+    if long and long["result"].get("decode_tok_s") and r2.get("decode_tok_s"):
+        lr = long["result"]
+        q = lr["decode_tok_s"] / r2["decode_tok_s"]
+        checks.append((f"Week 2 decode after {lr['prompt_len']} tokens ≥ 0.8× after {r2['prompt_len']}: "
+                       f"{lr['decode_tok_s']:.2f} against {r2['decode_tok_s']:.2f} tok/s = {q:.2f}× (not paired)", q >= 0.8))
+    rss = go2.get("peak_rss_bytes")
+    if ck and rss:
+        kv = kv_cache_bytes(args.model, r2["prompt_len"] + r2["gen_len"])
+        bound = 1.1 * (ck + kv)
+        checks.append((f"Week 2 peak RSS ≤ (checkpoint + KV cache) + 10%: {rss / 1e9:.3f} GB against "
+                       f"{bound / 1e9:.3f} GB ({ck / 1e9:.3f} + {kv / 1e9:.4f} GB, +10%)", rss <= bound))
+    return checks
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", required=True)
@@ -245,9 +413,13 @@ def main():
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--threads", type=int, default=os.cpu_count())
+    p.add_argument("--go-week2", help="JSON of `tinyllm bench --week 2 --json` (the KV-cache engine)")
+    p.add_argument("--go-long", help="JSON of the same at a long prompt, for decode speed far into the context")
+    p.add_argument("--gguf-dir", help="folder of model-f16.gguf (and model-q8_0.gguf, model-q4_0.gguf) for llama.cpp")
     p.add_argument("--json", help="write every figure to this file")
     p.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     p.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
+    p.add_argument("--gguf", help=argparse.SUPPRESS)
     args = p.parse_args()
 
     if args.worker:
@@ -261,6 +433,12 @@ def main():
         probes = json.load(f)["probes"]
     print(f"bench-compare on {cpu_model()}, {os.cpu_count()} CPUs, {args.threads} threads for every engine", file=sys.stderr)
     rounds = paired_rounds(args)
+    lrounds, llamas = [], {}
+    if args.gguf_dir:
+        lrounds = llama_rounds(args)
+        for kind in GGUF_KINDS:
+            if os.path.exists(gguf_path(args, kind)):
+                llamas[kind] = run_worker(args, "llama", ["--gguf", gguf_path(args, kind)])
     engines = [run_worker(args, "hf", ["--dtype", "float32"]), run_worker(args, "hf", ["--dtype", "bfloat16"]),
                run_worker(args, "mlx")]
     names = ["transformers f32", "transformers bf16", "mlx-lm (CPU)"]
@@ -334,6 +512,7 @@ def main():
         for k, v in rd.items():
             if isinstance(v, dict) and "error" in v:
                 w(f"  round {i + 1} {k} failed: {v['error']}")
+    w2_checks = week2_section(args, w, probes, lrounds, llamas, med, get, pair)
     w("")
     # The targets of issue 6, on the paired ratios.
     w("Targets (medians of the per-round ratios)")
@@ -353,6 +532,7 @@ def main():
                        fwd_ratio >= 1))
     if ck and rss:
         checks.append((f"peak RSS ≤ 1.3× checkpoint: {rss / 1e9:.2f} GB = {rss / ck:.2f}× {ck / 1e9:.2f} GB", rss <= 1.3 * ck))
+    checks += w2_checks
     for text, ok in checks:
         w(f"  [{'met' if ok else 'MISSED'}] {text}")
     print("\n".join(out))
@@ -361,6 +541,7 @@ def main():
             json.dump({"go": go, "go_probes": probes, "rounds": rounds, "engines": dict(zip(names, engines)),
                        "paired": {"matmul_go_over_torch": mm_ratio, "ttft_hf_over_go": ttft_ratio,
                                   "forward_hf_over_go": fwd_ratio},
+                       "week2_rounds": lrounds, "llama": llamas,
                        "cpu": cpu_model(), "threads": args.threads}, f, indent=2)
 
 

@@ -22,11 +22,22 @@ type KVCache = llm.KVCache
 // at a time allocates O(n) bytes in total, never O(n²): the cache is not
 // reallocated and copied whole on every step.
 type FullCache struct {
-	// keys and values each hold B x H x offset x D floats in exactly the
-	// layout UpdateAndFetch returns, with spare capacity behind them.
+	// keys and values each hold b*h blocks of capacity positions of d
+	// floats; the first offset positions of every block are cached. Each
+	// batch row and head has a block of its own with spare capacity behind
+	// its cached positions, so appending writes only the new rows: nothing
+	// already cached moves (in a single B x H x S x D buffer, every head's
+	// block would move back on every step, half the cache per token). When
+	// the capacity runs out, all blocks double at once. The model reads
+	// each block where it lies (attendInPlace).
 	keys, values []float32
-	b, h, d      int // fixed by the first call
+	b, h, d      int // fixed by the first append
 	offset       int
+	capacity     int
+	// fetchK and fetchV are the contiguous copies UpdateAndFetch hands
+	// out, holding fetched positions; built only once it is called.
+	fetchK, fetchV []float32
+	fetched        int
 }
 
 // NewFullCache returns an empty cache; the first UpdateAndFetch fixes its
@@ -41,25 +52,85 @@ func NewFullCache() *FullCache {
 // they are valid until the next call, and must not be written to. It panics
 // if k and v differ in shape, or if B, H or D differ from the first call's.
 func (c *FullCache) UpdateAndFetch(k, v *tensor.Tensor) (keys, values *tensor.Tensor) {
+	old := c.offset
+	c.append("UpdateAndFetch", k, v)
+	if c.fetched == old {
+		// The copies are current: extend them in place.
+		c.fetchK = appendPositions(c.fetchK, k.Data(), c.b*c.h, old, c.offset-old, c.d)
+		c.fetchV = appendPositions(c.fetchV, v.Data(), c.b*c.h, old, c.offset-old, c.d)
+	} else {
+		// The model appended without fetching: copy every block once.
+		n := c.b * c.h * c.offset * c.d
+		c.fetchK = c.gather(c.fetchK[:0], c.keys, n)
+		c.fetchV = c.gather(c.fetchV[:0], c.values, n)
+	}
+	c.fetched = c.offset
+	return tensor.New(c.fetchK, c.b, c.h, c.offset, c.d), tensor.New(c.fetchV, c.b, c.h, c.offset, c.d)
+}
+
+// Offset is the number of positions cached so far.
+func (c *FullCache) Offset() int { return c.offset }
+
+// append writes k and v, each B x H x L x D, behind the cached positions
+// of every block, growing the blocks first if they are full.
+func (c *FullCache) append(op string, k, v *tensor.Tensor) {
 	ks, vs := k.Shape(), v.Shape()
 	if len(ks) != 4 || !slices.Equal(ks, vs) {
-		panic(fmt.Sprintf("day1.FullCache.UpdateAndFetch: keys %v and values %v must both be B x H x L x D", ks, vs))
+		panic(fmt.Sprintf("day1.FullCache.%s: keys %v and values %v must both be B x H x L x D", op, ks, vs))
 	}
 	b, h, l, d := ks[0], ks[1], ks[2], ks[3]
 	if c.keys == nil {
 		c.b, c.h, c.d = b, h, d
 	} else if b != c.b || h != c.h || d != c.d {
-		panic(fmt.Sprintf("day1.FullCache.UpdateAndFetch: the cache holds %v (B x H x S x D), cannot append %v",
-			[]int{c.b, c.h, c.offset, c.d}, ks))
+		panic(fmt.Sprintf("day1.FullCache.%s: the cache holds %v (B x H x S x D), cannot append %v",
+			op, []int{c.b, c.h, c.offset, c.d}, ks))
 	}
-	c.keys = appendPositions(c.keys, k.Data(), b*h, c.offset, l, d)
-	c.values = appendPositions(c.values, v.Data(), b*h, c.offset, l, d)
+	if need := c.offset + l; need > c.capacity || c.keys == nil {
+		capacity := max(need, 2*c.capacity)
+		c.keys = regroup(c.keys, b*h, c.capacity, capacity, c.offset, d)
+		c.values = regroup(c.values, b*h, c.capacity, capacity, c.offset, d)
+		c.capacity = capacity
+	}
+	kd, vd := k.Data(), v.Data()
+	for g := range b * h {
+		at := (g*c.capacity + c.offset) * d
+		copy(c.keys[at:at+l*d], kd[g*l*d:(g+1)*l*d])
+		copy(c.values[at:at+l*d], vd[g*l*d:(g+1)*l*d])
+	}
 	c.offset += l
-	return tensor.New(c.keys, b, h, c.offset, d), tensor.New(c.values, b, h, c.offset, d)
 }
 
-// Offset is the number of positions cached so far.
-func (c *FullCache) Offset() int { return c.offset }
+// block returns the cached keys and values of batch row bi and head hi:
+// two contiguous offset x d slices of the cache's own storage.
+func (c *FullCache) block(bi, hi int) (keys, values []float32) {
+	at := (bi*c.h + hi) * c.capacity * c.d
+	n := c.offset * c.d
+	return c.keys[at : at+n], c.values[at : at+n]
+}
+
+// gather appends the cached positions of every block of src to dst, which
+// holds n floats afterwards: the contiguous B x H x S x D layout.
+func (c *FullCache) gather(dst, src []float32, n int) []float32 {
+	if cap(dst) < n {
+		dst = make([]float32, 0, max(n, 2*cap(dst)))
+	}
+	for g := range c.b * c.h {
+		at := g * c.capacity * c.d
+		dst = append(dst, src[at:at+c.offset*c.d]...)
+	}
+	return dst
+}
+
+// regroup returns a buffer of groups blocks of newCap positions of d
+// floats, with the first used positions of every block of buf (blocks of
+// oldCap positions) copied to the start of the new blocks.
+func regroup(buf []float32, groups, oldCap, newCap, used, d int) []float32 {
+	grown := make([]float32, groups*newCap*d)
+	for g := range groups {
+		copy(grown[g*newCap*d:], buf[g*oldCap*d:g*oldCap*d+used*d])
+	}
+	return grown
+}
 
 // appendPositions returns buf, which holds groups blocks of old positions
 // of d floats each (one block per batch row and head), with the l new

@@ -46,10 +46,42 @@ func (a *Qwen2AttentionWeek2) Forward(x *tensor.Tensor, offset int, cache KVCach
 	k := a.RoPE.Forward(project(a.WK, a.BK, a.NumKVHeads), at)
 	v := project(a.WV, a.BV, a.NumKVHeads)
 	q, k, v = tensor.Transpose(q, 0, 2, 1, 3), tensor.Transpose(k, 0, 2, 1, 3), tensor.Transpose(v, 0, 2, 1, 3)
-	keys, values := cache.UpdateAndFetch(k, v)
-	o := day3.ScaledDotProductAttentionGrouped(q, keys, values, 0, mask)
+	var o *tensor.Tensor
+	if fc, ok := cache.(*FullCache); ok {
+		// The reference's own cache is read where it lies, one head's
+		// block at a time, instead of being gathered into one tensor.
+		fc.append("append", k, v)
+		o = attendInPlace(q, fc, mask)
+	} else {
+		keys, values := cache.UpdateAndFetch(k, v)
+		o = day3.ScaledDotProductAttentionGrouped(q, keys, values, 0, mask)
+	}
 	o = tensor.Reshape(tensor.Transpose(o, 0, 2, 1, 3), n, l, a.NumHeads*a.HeadDim)
 	return w1day1.Linear(o, a.WO, nil)
+}
+
+// attendInPlace is grouped-query attention of q (B x Hq x L x D) over
+// every position cached in c, reading each key/value head's block in the
+// cache's own storage: the Hq/H query heads that share a key/value head
+// attend to its block together. mask is as in Qwen2AttentionWeek2.Forward.
+func attendInPlace(q *tensor.Tensor, c *FullCache, mask *tensor.Tensor) *tensor.Tensor {
+	b, hq, l, d := q.Dim(0), q.Dim(1), q.Dim(2), q.Dim(3)
+	if hq%c.h != 0 || b != c.b || d != c.d {
+		panic(fmt.Sprintf("day1.attendInPlace: queries %v do not fit a cache of %v (B x H x S x D)", q.Shape(), []int{c.b, c.h, c.offset, c.d}))
+	}
+	g := hq / c.h
+	qd := q.Data()
+	out := make([]float32, len(qd))
+	for bi := range b {
+		for hi := range c.h {
+			at := (bi*hq + hi*g) * l * d
+			group := tensor.New(qd[at:at+g*l*d], g, l, d)
+			kb, vb := c.block(bi, hi)
+			keys, values := tensor.New(kb, 1, c.offset, d), tensor.New(vb, 1, c.offset, d)
+			copy(out[at:at+g*l*d], w1day1.ScaledDotProductAttentionSimple(group, keys, values, 0, mask).Data())
+		}
+	}
+	return tensor.New(out, b, hq, l, d)
 }
 
 // Qwen2TransformerBlockWeek2 is Week 1's decoder layer with the cached
