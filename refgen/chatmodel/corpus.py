@@ -96,6 +96,21 @@ def join_question_list(rng, items):
     return sep.join(str(x) for x in items)
 
 
+# Training only: how often a user turn starts with a lead-in ("And ", "Now ", "Ok. ", ...
+# from skills.json), so that a follow-up like "And what is your name?" is read as the
+# question it starts. The held-out questions never get one.
+LEAD_IN_P = 0.15
+
+
+def lead_in(rng, text):
+    """text behind a random lead-in; after one that does not end a sentence (no final
+    '. ' or ': ') the question's first letter is lower-cased."""
+    pre = rng.choice(SKILLS["lead_ins"])
+    if not pre.endswith((". ", ": ")) and text[:1].isalpha():
+        text = text[0].lower() + text[1:]
+    return pre + text
+
+
 def vary(rng, text):
     """Light noise on user text: lower-case the first letter (15%), drop the final
     '?', '.' or '!' (15%)."""
@@ -214,10 +229,11 @@ def make(skill, rng):
 # Training conversations
 
 
-def conversation(rng, weights=None):
+def conversation(rng, weights=None, lead_in_p=LEAD_IN_P):
     """One training conversation: a system message (the default one 80% of the time,
     which the template would also insert by itself), then 1 (50%), 2 (30%) or 3 (20%)
-    user/assistant exchanges, each of a kind drawn with `weights` (TRAIN_WEIGHTS)."""
+    user/assistant exchanges, each of a kind drawn with `weights` (TRAIN_WEIGHTS), the
+    question behind a lead-in with probability lead_in_p."""
     weights = weights or TRAIN_WEIGHTS
     system = DEFAULT_SYSTEM if rng.random() < 0.8 else rng.choice(SKILLS["other_systems"])
     messages = [{"role": "system", "content": system}]
@@ -228,6 +244,8 @@ def conversation(rng, weights=None):
     for _ in range(turns):
         skill = rng.choices(skills, w)[0]
         q, a, _ = make(skill, rng)
+        if lead_in_p and rng.random() < lead_in_p:
+            q = lead_in(rng, q)
         messages.append({"role": "user", "content": vary(rng, q)})
         messages.append({"role": "assistant", "content": a})
     return messages
@@ -238,11 +256,11 @@ def chunk_seed(seed, index):
     return seed * 1_000_003 + index
 
 
-def conversations(seed, index, n, weights=None):
+def conversations(seed, index, n, weights=None, lead_in_p=LEAD_IN_P):
     """Chunk `index` of the corpus: n conversations (kinds drawn with `weights`,
-    TRAIN_WEIGHTS by default)."""
+    TRAIN_WEIGHTS by default; lead-ins with probability lead_in_p)."""
     rng = random.Random(chunk_seed(seed, index))
-    return [conversation(rng, weights) for _ in range(n)]
+    return [conversation(rng, weights, lead_in_p) for _ in range(n)]
 
 
 def encode_chat(tok, messages, special):
@@ -277,15 +295,19 @@ def encode_chat(tok, messages, special):
 HELDOUT_SEED = 777
 
 
-def heldout(seed=HELDOUT_SEED, n_per_skill=100):
+def heldout(seed=HELDOUT_SEED, n_per_skill=100, lead_ins=False):
     """Fresh single-turn questions, n_per_skill for each skill, from their own seed.
     The user message gets the same light noise as in training; no system message is
-    given, so the template inserts the default one."""
+    given, so the template inserts the default one. lead_ins puts every question behind
+    a lead-in drawn from a stream of its own (the questions stay the same)."""
     items = []
     for k, skill in enumerate(SKILL_NAMES):
         rng = random.Random(seed * 1009 + k)
+        lead_rng = random.Random(seed * 1009 + k + 500_000)
         for i in range(n_per_skill):
             q, a, expected = make(skill, rng)
+            if lead_ins:
+                q = lead_in(lead_rng, q)
             q = vary(rng, q)
             items.append({"skill": skill, "id": f"{skill}-{i}", "question": q,
                           "messages": [{"role": "user", "content": q}],

@@ -94,10 +94,10 @@ def generate(model, tok, prompts, eos, max_new, device, batch_size):
     return outs
 
 
-def evaluate(model_dir, device, seed, n_per_skill, batch_size):
+def evaluate(model_dir, device, seed, n_per_skill, batch_size, lead_ins=False):
     tok, model = load(model_dir, device)
     eos = eos_ids(model_dir)
-    items = corpus.heldout(seed, n_per_skill)
+    items = corpus.heldout(seed, n_per_skill, lead_ins)
     prompts = [prompt_ids(tok, it["messages"])[1] for it in items]
     t0 = time.time()
     outs = generate(model, tok, prompts, eos, 64, device, batch_size)
@@ -114,7 +114,7 @@ def evaluate(model_dir, device, seed, n_per_skill, batch_size):
             failures.append({"id": it["id"], "question": it["question"], "answer": text,
                              "reference": it["reference"]})
     table = {s: {"correct": c, "exact": e, "total": n, "accuracy": c / n} for s, (c, e, n) in per.items()}
-    return {"seed": seed, "n_per_skill": n_per_skill, "device": device, "batch_size": batch_size,
+    return {"seed": seed, "n_per_skill": n_per_skill, "lead_ins": lead_ins, "device": device, "batch_size": batch_size,
             "generate_seconds": round(secs, 1), "skills": table, "failures": failures}
 
 
@@ -188,6 +188,8 @@ def main():
     p.add_argument("--n-per-skill", type=int, default=100)
     p.add_argument("--batch-size", type=int, default=1,
                    help="1 reproduces the unbatched greedy path the Go engine takes")
+    p.add_argument("--lead-ins", action="store_true",
+                   help='put every question behind a lead-in ("And ", "Now ", ...), a robustness check')
     p.add_argument("--out", help="write the results as JSON here")
     p.add_argument("--fixture", help="write the greedy-ids fixture here")
     p.add_argument("--threads", type=int, default=0)
@@ -195,7 +197,7 @@ def main():
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.n_per_skill > 0:
-        res = evaluate(args.model, args.device, args.seed, args.n_per_skill, args.batch_size)
+        res = evaluate(args.model, args.device, args.seed, args.n_per_skill, args.batch_size, args.lead_ins)
         print(markdown(res))
         print(f"generation took {res['generate_seconds']} s; {len(res['failures'])} failures")
         for f in res["failures"][:30]:

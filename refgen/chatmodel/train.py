@@ -134,9 +134,9 @@ def _init_worker(tokenizer_path):
 def make_chunk(job):
     """Chunk `index`: batches_per_chunk batches of batch_size conversations, bucketed by
     length inside the chunk and padded with <|endoftext|> (masked out of the loss)."""
-    seed, index, batch_size, batches_per_chunk, max_len = job
+    seed, index, batch_size, batches_per_chunk, max_len, lead_in_p = job
     n = batch_size * batches_per_chunk
-    convs = corpus.conversations(seed, index, n)
+    convs = corpus.conversations(seed, index, n, lead_in_p=lead_in_p)
     enc = [corpus.encode_chat(_TOK, c, _SPECIAL) for c in convs]
     enc = [(ids[:max_len], m[:max_len]) for ids, m in enc]
     order = sorted(range(n), key=lambda i: (len(enc[i][0]), i))
@@ -159,7 +159,7 @@ def batches(args, tokenizer_path):
     """Yields (ids, mask) numpy batches forever, in a fixed order; at most
     2 * workers chunks are prepared ahead."""
     def job(i):
-        return (args.seed, i, args.batch_size, args.batches_per_chunk, args.max_len)
+        return (args.seed, i, args.batch_size, args.batches_per_chunk, args.max_len, args.lead_in_p)
 
     if args.workers <= 0:
         _init_worker(tokenizer_path)
@@ -230,12 +230,14 @@ def main():
     p.add_argument("--out", default="models/tinyqwen-chat")
     p.add_argument("--seed", type=int, default=SEED)
     # The shipped model: --steps 0 --time-budget 370 on an H200 (shared with a second
-    # run of batch 384) resolved to 5327.
-    p.add_argument("--steps", type=int, default=5327, help="0: as many as fit --time-budget")
+    # run, --lead-in-p 0.3) resolved to 4600.
+    p.add_argument("--steps", type=int, default=4600, help="0: as many as fit --time-budget")
     p.add_argument("--time-budget", type=float, default=900.0, help="seconds of training at most")
     p.add_argument("--batch-size", type=int, default=768)
     p.add_argument("--batches-per-chunk", type=int, default=16)
     p.add_argument("--max-len", type=int, default=384)
+    p.add_argument("--lead-in-p", type=float, default=corpus.LEAD_IN_P,
+                   help="share of user turns behind a lead-in (corpus.lead_in)")
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--min-lr-frac", type=float, default=0.02)
     p.add_argument("--warmup-steps", type=int, default=300)

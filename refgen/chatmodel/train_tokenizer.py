@@ -34,7 +34,7 @@ N_CONVERSATIONS = 60000
 def training_texts(seed, n):
     """The rendered conversations split at the special tokens, so that no merge spans
     a special token's characters."""
-    convs = corpus.conversations(seed, 0, n, corpus.TOKENIZER_WEIGHTS)
+    convs = corpus.conversations(seed, 0, n, corpus.TOKENIZER_WEIGHTS, lead_in_p=0)
     # The held-out and fixture prompts have no system message; render those too.
     rng = random.Random(seed + 1)
     for _ in range(n // 10):
