@@ -34,10 +34,9 @@ type FullCache struct {
 	b, h, d      int // fixed by the first append
 	offset       int
 	capacity     int
-	// fetchK and fetchV are the contiguous copies UpdateAndFetch hands
-	// out, holding fetched positions; built only once it is called.
+	// fetchK and fetchV are the contiguous buffers UpdateAndFetch gathers
+	// into, reused from call to call.
 	fetchK, fetchV []float32
-	fetched        int
 }
 
 // NewFullCache returns an empty cache; the first UpdateAndFetch fixes its
@@ -52,19 +51,14 @@ func NewFullCache() *FullCache {
 // they are valid until the next call, and must not be written to. It panics
 // if k and v differ in shape, or if B, H or D differ from the first call's.
 func (c *FullCache) UpdateAndFetch(k, v *tensor.Tensor) (keys, values *tensor.Tensor) {
-	old := c.offset
 	c.append("UpdateAndFetch", k, v)
-	if c.fetched == old {
-		// The copies are current: extend them in place.
-		c.fetchK = appendPositions(c.fetchK, k.Data(), c.b*c.h, old, c.offset-old, c.d)
-		c.fetchV = appendPositions(c.fetchV, v.Data(), c.b*c.h, old, c.offset-old, c.d)
-	} else {
-		// The model appended without fetching: copy every block once.
-		n := c.b * c.h * c.offset * c.d
-		c.fetchK = c.gather(c.fetchK[:0], c.keys, n)
-		c.fetchV = c.gather(c.fetchV[:0], c.values, n)
-	}
-	c.fetched = c.offset
+	// The substrate has no strided views, so the answer must be one
+	// contiguous B x H x S x D tensor: gather every block's cached
+	// positions. The buffers grow by doubling, so this allocates O(n) in
+	// all; the model itself skips the copy and reads the blocks in place.
+	n := c.b * c.h * c.offset * c.d
+	c.fetchK = c.gather(c.fetchK[:0], c.keys, n)
+	c.fetchV = c.gather(c.fetchV[:0], c.values, n)
 	return tensor.New(c.fetchK, c.b, c.h, c.offset, c.d), tensor.New(c.fetchV, c.b, c.h, c.offset, c.d)
 }
 
@@ -130,37 +124,4 @@ func regroup(buf []float32, groups, oldCap, newCap, used, d int) []float32 {
 		copy(grown[g*newCap*d:], buf[g*oldCap*d:g*oldCap*d+used*d])
 	}
 	return grown
-}
-
-// appendPositions returns buf, which holds groups blocks of old positions
-// of d floats each (one block per batch row and head), with the l new
-// positions of every block from rows written after that block's old ones.
-//
-// The result must be one contiguous B x H x S x D tensor, because the
-// substrate has no strided views; so every block except the first moves
-// back by l positions on each call. Moving blocks within spare capacity
-// allocates nothing. Only when the capacity runs out is a new buffer
-// allocated, twice as large as needed, so that n single-position appends
-// allocate about 2n positions in all instead of n²/2.
-func appendPositions(buf, rows []float32, groups, old, l, d int) []float32 {
-	oldBlock, newBlock := old*d, (old+l)*d
-	n := groups * newBlock
-	if n > cap(buf) {
-		grown := make([]float32, n, max(n, 2*cap(buf)))
-		for g := range groups {
-			copy(grown[g*newBlock:], buf[g*oldBlock:(g+1)*oldBlock])
-		}
-		buf = grown
-	} else {
-		buf = buf[:n]
-		// Last block first: each block moves to a higher address, over the
-		// place of blocks that have already moved. copy handles the overlap.
-		for g := groups - 1; g > 0; g-- {
-			copy(buf[g*newBlock:g*newBlock+oldBlock], buf[g*oldBlock:(g+1)*oldBlock])
-		}
-	}
-	for g := range groups {
-		copy(buf[g*newBlock+oldBlock:(g+1)*newBlock], rows[g*l*d:(g+1)*l*d])
-	}
-	return buf
 }
