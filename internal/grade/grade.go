@@ -10,6 +10,7 @@ package grade
 
 import (
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/fixture"
@@ -118,6 +119,64 @@ func MustInts(t *testing.T, c *fixture.Case, name string) []int {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// MustTokenRows reads a B x L integer array of a case (a batch of token
+// sequences) or fails the test.
+func MustTokenRows(t *testing.T, c *fixture.Case, name string) [][]int {
+	t.Helper()
+	a, err := c.Array(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := a.Ints()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Shape) != 2 {
+		t.Fatalf("%s of case %s: shape %v, want B x L", name, c.Name, a.Shape)
+	}
+	out := make([][]int, a.Shape[0])
+	for i := range out {
+		out[i] = ids[i*a.Shape[1] : (i+1)*a.Shape[1]]
+	}
+	return out
+}
+
+// LogSoftmax turns logits into log-probabilities along the last axis,
+// computed in float64 by the grader, independent of the learner's code.
+func LogSoftmax(x *tensor.Tensor) *tensor.Tensor {
+	data := x.Data()
+	v := x.Dim(-1)
+	out := make([]float32, len(data))
+	for r := 0; r < len(data)/v; r++ {
+		row := data[r*v : (r+1)*v]
+		m := math.Inf(-1)
+		for _, e := range row {
+			m = math.Max(m, float64(e))
+		}
+		s := 0.0
+		for _, e := range row {
+			s += math.Exp(float64(e) - m)
+		}
+		lse := m + math.Log(s)
+		for i, e := range row {
+			out[r*v+i] = float32(float64(e) - lse)
+		}
+	}
+	return tensor.New(out, x.Shape()...)
+}
+
+// MaxAbsDiff is the largest |a - b| over the elements, NaN if the sizes differ.
+func MaxAbsDiff(a, b *tensor.Tensor) float64 {
+	if a.Size() != b.Size() {
+		return math.NaN()
+	}
+	m := 0.0
+	for i, x := range a.Data() {
+		m = math.Max(m, math.Abs(float64(x)-float64(b.Data()[i])))
+	}
+	return m
 }
 
 // MustMessages reads a case's "messages" parameter, a conversation as

@@ -5,7 +5,6 @@ package w1d5
 import (
 	"encoding/json"
 	"github.com/tinyllm-go/tinyllm/internal/llm"
-	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -74,7 +73,7 @@ func EmbeddingForward[E Embedding](t *testing.T, newEmbedding func(vocabSize, di
 	stub := grade.Cases(t, task, day, "embedding", func(t *testing.T, c *fixture.Case) {
 		what := task + ", case " + c.Name
 		weight := grade.MustTensor(t, c, "weight")
-		tokens := mustTokens(t, c)
+		tokens := grade.MustTokenRows(t, c, "tokens")
 		want := grade.MustTensor(t, c, "out")
 		vocab, dim := grade.MustInt(t, c, "vocab_size"), grade.MustInt(t, c, "dim")
 		got := grade.Unchanged(t, what, func() *tensor.Tensor { return newEmbedding(vocab, dim, weight).Forward(tokens) },
@@ -166,7 +165,7 @@ func LastPosition[M LastModel](t *testing.T, newModel func(ck *checkpoint.Checkp
 		if !slices.Equal(got.Shape(), want.Shape()) {
 			t.Fatalf("%s: logits of shape %v, want %v (B x 1 x vocab: only the last position)", what, got.Shape(), want.Shape())
 		}
-		grade.AllClose(t, what+" (log-probs)", logSoftmax(got), want, grade.LogProbs)
+		grade.AllClose(t, what+" (log-probs)", grade.LogSoftmax(got), want, grade.LogProbs)
 	})
 }
 
@@ -179,7 +178,7 @@ func modelCases(t *testing.T, task string, check func(t *testing.T, what, dir st
 	}
 	grade.Cases(t, task, day, "model", func(t *testing.T, c *fixture.Case) {
 		dir := filepath.Join(root, filepath.FromSlash(c.Params["checkpoint"].(string)))
-		check(t, task+", case "+c.Name, dir, mustTokens(t, c), grade.MustTensor(t, c, "logprobs"))
+		check(t, task+", case "+c.Name, dir, grade.MustTokenRows(t, c, "tokens"), grade.MustTensor(t, c, "logprobs"))
 	})
 }
 
@@ -204,63 +203,9 @@ func loadModel[M Model](t *testing.T, what, dir string, newModel func(ck *checkp
 // grade.LogProbs. It is also the body of the full-size fidelity check.
 func CompareLogProbs[M Model](t *testing.T, what, dir string, tokens [][]int, want *tensor.Tensor, newModel func(ck *checkpoint.Checkpoint) (M, error)) {
 	t.Helper()
-	got := logSoftmax(loadModel(t, what, dir, newModel).Forward(tokens))
+	got := grade.LogSoftmax(loadModel(t, what, dir, newModel).Forward(tokens))
 	grade.AllClose(t, what+" (log-probs)", got, want, grade.LogProbs)
-	t.Logf("%s: max |Δ log-prob| = %.3g", what, maxAbsDiff(got, want))
-}
-
-// logSoftmax is computed here in float64, independent of the learner's code.
-func logSoftmax(x *tensor.Tensor) *tensor.Tensor {
-	data := x.Data()
-	v := x.Dim(-1)
-	out := make([]float32, len(data))
-	for r := 0; r < len(data)/v; r++ {
-		row := data[r*v : (r+1)*v]
-		m := math.Inf(-1)
-		for _, e := range row {
-			m = math.Max(m, float64(e))
-		}
-		s := 0.0
-		for _, e := range row {
-			s += math.Exp(float64(e) - m)
-		}
-		lse := m + math.Log(s)
-		for i, e := range row {
-			out[r*v+i] = float32(float64(e) - lse)
-		}
-	}
-	return tensor.New(out, x.Shape()...)
-}
-
-func maxAbsDiff(a, b *tensor.Tensor) float64 {
-	if a.Size() != b.Size() {
-		return math.NaN()
-	}
-	m := 0.0
-	for i, x := range a.Data() {
-		m = math.Max(m, math.Abs(float64(x)-float64(b.Data()[i])))
-	}
-	return m
-}
-
-func mustTokens(t *testing.T, c *fixture.Case) [][]int {
-	t.Helper()
-	a, err := c.Array("tokens")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, err := a.Ints()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(a.Shape) != 2 {
-		t.Fatalf("tokens of case %s: shape %v, want B x L", c.Name, a.Shape)
-	}
-	out := make([][]int, a.Shape[0])
-	for i := range out {
-		out[i] = ids[i*a.Shape[1] : (i+1)*a.Shape[1]]
-	}
-	return out
+	t.Logf("%s: max |Δ log-prob| = %.3g", what, grade.MaxAbsDiff(got, want))
 }
 
 // brokenCheckpoint copies a checkpoint folder with intermediate_size doubled
@@ -302,6 +247,6 @@ func QuantizedModel[M Model](t *testing.T, newModel func(ck *checkpoint.Checkpoi
 	}
 	grade.Cases(t, task, "loader", "quantized_model", func(t *testing.T, c *fixture.Case) {
 		dir := filepath.Join(root, filepath.FromSlash(c.Params["checkpoint"].(string)))
-		CompareLogProbs(t, task+", case "+c.Name, dir, mustTokens(t, c), grade.MustTensor(t, c, "logprobs"), newModel)
+		CompareLogProbs(t, task+", case "+c.Name, dir, grade.MustTokenRows(t, c, "tokens"), grade.MustTensor(t, c, "logprobs"), newModel)
 	})
 }

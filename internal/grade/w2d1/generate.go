@@ -125,7 +125,7 @@ func Prefill[M llm.CachedModel](t *testing.T, newModel func(ck *checkpoint.Check
 	const task = "W2D1 Task 4 Prefill"
 	grade.Cases(t, task, day, "chunked", func(t *testing.T, c *fixture.Case) {
 		m, cfg := loadCase(t, task, c, newModel)
-		prompt := tokenRows(t, c, "tokens")[0]
+		prompt := grade.MustTokenRows(t, c, "tokens")[0]
 		all := grade.MustTensor(t, c, "logprobs")
 		want := tensor.Take(tensor.Take(all, []int{0}, 0), []int{len(prompt) - 1}, 1)
 		for _, chunk := range []int{0, 1, 2, 3, 7} {
@@ -139,7 +139,7 @@ func Prefill[M llm.CachedModel](t *testing.T, newModel func(ck *checkpoint.Check
 			if got == nil || !slices.Equal(got.Shape(), want.Shape()) {
 				t.Fatalf("%s: returned logits of shape %v, want %v (1 x 1 x vocab: the last position only)", what, shapeOf(got), want.Shape())
 			}
-			compareWithHint(t, what+" (log-probs of the last position)", logSoftmax(got), want, grade.LogProbs,
+			compareWithHint(t, what+" (log-probs of the last position)", grade.LogSoftmax(got), want, grade.LogProbs,
 				"Return the logits of the last piece's last position; a piece after the first starts at the offset where the one before it ended.")
 			checkOffsets(t, what, caches, len(prompt))
 		}

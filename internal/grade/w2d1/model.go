@@ -81,11 +81,7 @@ func compareWithHint(t *testing.T, what string, got, want *tensor.Tensor, tol gr
 	if report := grade.Compare(got, want, tol); report != "" {
 		t.Fatalf("%s: output does not match the reference\n%s\n    %s", what, report, hint)
 	}
-	worst := 0.0
-	for i, x := range got.Data() {
-		worst = math.Max(worst, math.Abs(float64(x)-float64(want.Data()[i])))
-	}
-	return worst
+	return grade.MaxAbsDiff(got, want)
 }
 
 // loadCase opens the case's model folder (model_dir, relative to the
@@ -160,7 +156,7 @@ func decode[M llm.CachedModel](t *testing.T, task string, newModel func(ck *chec
 			forward = m.ForwardLast
 		}
 		caches := newCaches(t, what, m, cfg)
-		prompt := tokenRows(t, c, "prompt")
+		prompt := grade.MustTokenRows(t, c, "prompt")
 		p := len(prompt[0])
 		want := grade.MustTensor(t, c, "logprobs_prefill")
 		if last {
@@ -169,11 +165,11 @@ func decode[M llm.CachedModel](t *testing.T, task string, newModel func(ck *chec
 		at := fmt.Sprintf("%s, prefill (%d x %d tokens at offset 0)", what, len(prompt), p)
 		got := forward(prompt, 0, caches)
 		checkShape(t, at, got, want)
-		worst := compareWithHint(t, at+" (log-probs)", logSoftmax(got), want, grade.LogProbs,
+		worst := compareWithHint(t, at+" (log-probs)", grade.LogSoftmax(got), want, grade.LogProbs,
 			"The prefill is Week 1's forward pass with empty caches. If Week 1 Day 5 passes, check that keys are rotated exactly once, before they go into the cache, "+
 				"and that each layer gets its own cache (caches[i] for layer i).")
 		checkOffsets(t, at, caches, p)
-		steps := tokenRows(t, c, "decode_tokens")
+		steps := grade.MustTokenRows(t, c, "decode_tokens")
 		wantSteps := grade.MustTensor(t, c, "logprobs_decode")
 		for i := range steps[0] {
 			col := make([][]int, len(steps))
@@ -184,7 +180,7 @@ func decode[M llm.CachedModel](t *testing.T, task string, newModel func(ck *chec
 			got := forward(col, p+i, caches)
 			want := tensor.Take(wantSteps, []int{i}, 1)
 			checkShape(t, at, got, want)
-			worst = math.Max(worst, compareWithHint(t, at+" (log-probs)", logSoftmax(got), want, grade.LogProbs, decodeHint(i, p)))
+			worst = math.Max(worst, compareWithHint(t, at+" (log-probs)", grade.LogSoftmax(got), want, grade.LogProbs, decodeHint(i, p)))
 			checkOffsets(t, at, caches, p+i+1)
 		}
 		t.Logf("%s: max |Δ log-prob| over the prefill and %d steps = %.3g", what, len(steps[0]), worst)
@@ -219,7 +215,7 @@ func Chunked[M llm.CachedModel](t *testing.T, newModel func(ck *checkpoint.Check
 		what := task + ", case " + c.Name
 		m, cfg := loadCase(t, what, c, newModel)
 		caches := newCaches(t, what, m, cfg)
-		tokens := tokenRows(t, c, "tokens")
+		tokens := grade.MustTokenRows(t, c, "tokens")
 		want := grade.MustTensor(t, c, "logprobs")
 		var parts []*tensor.Tensor
 		offset := 0
@@ -236,55 +232,11 @@ func Chunked[M llm.CachedModel](t *testing.T, newModel func(ck *checkpoint.Check
 			offset += n
 		}
 		worst := compareWithHint(t, fmt.Sprintf("%s (tokens %v, against one call with all %d)", what, pieces, offset),
-			logSoftmax(tensor.Concat(1, parts...)), want, grade.LogProbs,
+			grade.LogSoftmax(tensor.Concat(1, parts...)), want, grade.LogProbs,
 			"A piece after the first has L new queries and S = offset + L keys: it needs the bottom-right causal mask CausalMask(L, offset+L), not CausalMask(L, L) and not none.")
 		checkOffsets(t, what, caches, offset)
 		t.Logf("%s: max |Δ log-prob| = %.3g", what, worst)
 	})
-}
-
-// logSoftmax is computed here in float64, independent of the learner's code.
-func logSoftmax(x *tensor.Tensor) *tensor.Tensor {
-	data := x.Data()
-	v := x.Dim(-1)
-	out := make([]float32, len(data))
-	for r := 0; r < len(data)/v; r++ {
-		row := data[r*v : (r+1)*v]
-		m := math.Inf(-1)
-		for _, e := range row {
-			m = math.Max(m, float64(e))
-		}
-		s := 0.0
-		for _, e := range row {
-			s += math.Exp(float64(e) - m)
-		}
-		lse := m + math.Log(s)
-		for i, e := range row {
-			out[r*v+i] = float32(float64(e) - lse)
-		}
-	}
-	return tensor.New(out, x.Shape()...)
-}
-
-// tokenRows reads a B x L int array of a case.
-func tokenRows(t *testing.T, c *fixture.Case, name string) [][]int {
-	t.Helper()
-	a, err := c.Array(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ids, err := a.Ints()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(a.Shape) != 2 {
-		t.Fatalf("%s of case %s: shape %v, want B x L", name, c.Name, a.Shape)
-	}
-	out := make([][]int, a.Shape[0])
-	for i := range out {
-		out[i] = ids[i*a.Shape[1] : (i+1)*a.Shape[1]]
-	}
-	return out
 }
 
 // intList reads a list of integers from a case's parameters.
