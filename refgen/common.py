@@ -64,6 +64,19 @@ def causal_mask(l, s):
     return m
 
 
+def normalise_json_files(folder):
+    """Rewrite every .json file of folder with sorted keys and a trailing newline,
+    so that a regeneration is byte-identical whatever order a library wrote them in."""
+    for name in sorted(os.listdir(folder)):
+        if name.endswith(".json"):
+            path = os.path.join(folder, name)
+            with open(path) as f:
+                data = json.load(f)
+            with open(path, "w") as f:
+                json.dump(data, f, indent=2, sort_keys=True)
+                f.write("\n")
+
+
 def sha256(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -12,13 +12,14 @@ the causal mask and with no mask at all; their weights are stored as float32
 arrays so the block can be checked without a safetensors reader.
 """
 
-import json
 import os
 
 import numpy as np
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 from transformers.utils import logging as hf_logging
+
+import common
 
 DAY = "w1d5"
 SEED = 1005
@@ -92,16 +93,7 @@ def _save_checkpoint(folder, tie, theta, seed):
     model = model.to(torch.bfloat16).eval()
     os.makedirs(folder, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
-    # Normalise the JSON files (sorted keys, trailing newline) so that a
-    # regeneration is byte-identical whatever order the library wrote them in.
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".json"):
-            path = os.path.join(folder, name)
-            with open(path) as f:
-                data = json.load(f)
-            with open(path, "w") as f:
-                json.dump(data, f, indent=2, sort_keys=True)
-                f.write("\n")
+    common.normalise_json_files(folder)
 
 
 def _load_f32(folder):

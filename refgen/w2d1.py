@@ -25,7 +25,6 @@ cache on the whole sequence, so a fixture can never encode a cache bug of the
 reference itself.
 """
 
-import json
 import os
 
 import numpy as np
@@ -100,15 +99,7 @@ def _save_checkpoint(folder, case, seed):
     model = model.to(torch.bfloat16).eval()
     os.makedirs(folder, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
-    # Sorted keys and a trailing newline: byte-identical on every rerun.
-    for name in sorted(os.listdir(folder)):
-        if name.endswith(".json"):
-            path = os.path.join(folder, name)
-            with open(path) as f:
-                data = json.load(f)
-            with open(path, "w") as f:
-                json.dump(data, f, indent=2, sort_keys=True)
-                f.write("\n")
+    common.normalise_json_files(folder)
 
 
 def _logprobs(logits):
