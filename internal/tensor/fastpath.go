@@ -73,10 +73,22 @@ var portableKernels = &kernelSet{
 	sigmoid: sigmoidPortable,
 }
 
-// fastKernels is the assembly set for this CPU, or nil when there is none
-// (another architecture, or a CPU without the instructions); archKernels
-// is defined in kernel_$GOARCH.go.
-var fastKernels = archKernels()
+// fastKernelSets are the assembly sets this CPU can run, the fastest
+// first (on amd64, AVX-512 and then AVX2); archKernels is defined in
+// kernel_$GOARCH.go. fastKernels is the fastest, or nil when there is none
+// (another architecture, or a CPU without the instructions). The tests
+// check every set against the portable one.
+var (
+	fastKernelSets = archKernels()
+	fastKernels    = first(fastKernelSets)
+)
+
+func first(sets []*kernelSet) *kernelSet {
+	if len(sets) == 0 {
+		return nil
+	}
+	return sets[0]
+}
 
 // active is the set every product uses, chosen when the package
 // initialises (init functions run after every package-level variable,

@@ -14,14 +14,15 @@ import (
 // every edge case of the blocking is hit) and on slices that do not start
 // on a vector boundary.
 
-// fastOrSkip returns the assembly kernel set, or skips the test, saying
+// fastOrSkip returns the assembly kernel sets of this CPU (on amd64 with
+// AVX-512, the AVX-512 set and the AVX2 one), or skips the test, saying
 // why, on a machine that has none.
-func fastOrSkip(t *testing.T) *kernelSet {
+func fastOrSkip(t *testing.T) []*kernelSet {
 	t.Helper()
-	if fastKernels == nil {
+	if len(fastKernelSets) == 0 {
 		t.Skipf("no assembly kernels for this CPU (%s): only the portable path can run here", portableKernels.name)
 	}
-	return fastKernels
+	return fastKernelSets
 }
 
 // withKernels runs fn with ks as the active set.
@@ -87,95 +88,100 @@ func compareProduct(t *testing.T, fast *kernelSet, a, b *Tensor, transposed bool
 }
 
 func TestFastKernelsMatchPortableOddShapes(t *testing.T) {
-	fast := fastOrSkip(t)
-	t.Logf("comparing %q with %q", fast.name, portableKernels.name)
-	rng := rand.New(rand.NewPCG(6, 6))
-	sizes := []int{1, 7, 17, 63, 65}
-	var shapes [][3]int
-	for _, m := range sizes {
-		for _, k := range sizes {
-			for _, n := range sizes {
-				shapes = append(shapes, [3]int{m, k, n})
+	for _, fast := range fastOrSkip(t) {
+		t.Logf("comparing %q with %q", fast.name, portableKernels.name)
+		rng := rand.New(rand.NewPCG(6, 6))
+		sizes := []int{1, 7, 17, 63, 65}
+		var shapes [][3]int
+		for _, m := range sizes {
+			for _, k := range sizes {
+				for _, n := range sizes {
+					shapes = append(shapes, [3]int{m, k, n})
+				}
 			}
 		}
-	}
-	// Larger ones: several K slices, several work items, long rows.
-	shapes = append(shapes, [3]int{1000, 65, 17}, [3]int{63, 1000, 65}, [3]int{17, 63, 1000},
-		[3]int{1, 1000, 1000}, [3]int{7, 1000, 257}, [3]int{250, 513, 130}, [3]int{128, 896, 200},
-		[3]int{2100, 33, 40}) // more rows than mcBlock: three row blocks
-	for _, s := range shapes {
-		m, k, n := s[0], s[1], s[2]
-		a := unaligned(rng, Float32, m, k)
-		for _, dt := range []DType{Float32, BFloat16, Float16} {
-			compareProduct(t, fast, a, unaligned(rng, dt, k, n), false, fmt.Sprintf("Matmul %v %v", s, dt))
-			compareProduct(t, fast, a, unaligned(rng, dt, n, k), true, fmt.Sprintf("MatmulT %v %v", s, dt))
+		// Larger ones: several K slices, several work items, long rows.
+		shapes = append(shapes, [3]int{1000, 65, 17}, [3]int{63, 1000, 65}, [3]int{17, 63, 1000},
+			[3]int{1, 1000, 1000}, [3]int{7, 1000, 257}, [3]int{250, 513, 130}, [3]int{128, 896, 200},
+			[3]int{2100, 33, 40}) // more rows than mcBlock: three row blocks
+		for _, s := range shapes {
+			m, k, n := s[0], s[1], s[2]
+			a := unaligned(rng, Float32, m, k)
+			for _, dt := range []DType{Float32, BFloat16, Float16} {
+				compareProduct(t, fast, a, unaligned(rng, dt, k, n), false, fmt.Sprintf("Matmul %v %v", s, dt))
+				compareProduct(t, fast, a, unaligned(rng, dt, n, k), true, fmt.Sprintf("MatmulT %v %v", s, dt))
+			}
 		}
 	}
 }
 
 func TestFastKernelsMatchPortableBatched(t *testing.T) {
-	fast := fastOrSkip(t)
-	rng := rand.New(rand.NewPCG(7, 7))
-	// Attention-like products with broadcast batch dimensions.
-	compareProduct(t, fast, unaligned(rng, Float32, 2, 3, 17, 64), unaligned(rng, Float32, 2, 1, 33, 64), true, "scores")
-	compareProduct(t, fast, unaligned(rng, Float32, 2, 3, 17, 33), unaligned(rng, Float32, 2, 1, 33, 64), false, "weighted values")
-	compareProduct(t, fast, unaligned(rng, Float32, 14, 1, 64), unaligned(rng, Float32, 14, 129, 64), true, "decode scores")
-	compareProduct(t, fast, unaligned(rng, Float32, 14, 1, 129), unaligned(rng, Float32, 14, 129, 64), false, "decode values")
+	for _, fast := range fastOrSkip(t) {
+		rng := rand.New(rand.NewPCG(7, 7))
+		// Attention-like products with broadcast batch dimensions.
+		compareProduct(t, fast, unaligned(rng, Float32, 2, 3, 17, 64), unaligned(rng, Float32, 2, 1, 33, 64), true, "scores")
+		compareProduct(t, fast, unaligned(rng, Float32, 2, 3, 17, 33), unaligned(rng, Float32, 2, 1, 33, 64), false, "weighted values")
+		compareProduct(t, fast, unaligned(rng, Float32, 14, 1, 64), unaligned(rng, Float32, 14, 129, 64), true, "decode scores")
+		compareProduct(t, fast, unaligned(rng, Float32, 14, 1, 129), unaligned(rng, Float32, 14, 129, 64), false, "decode values")
+	}
 }
 
 func TestFastKernelsMatchPortableMatVec(t *testing.T) {
-	fast := fastOrSkip(t)
-	rng := rand.New(rand.NewPCG(8, 8))
-	for _, k := range []int{1, 7, 8, 9, 15, 16, 17, 31, 33, 63, 65, 1000} {
-		for _, n := range []int{1, 3, 4, 5, 17, 1000} {
-			x := unaligned(rng, Float32, 1, k)
-			for _, dt := range []DType{Float32, BFloat16, Float16} {
-				compareProduct(t, fast, x, unaligned(rng, dt, n, k), true, fmt.Sprintf("MatmulT k=%d n=%d %v", k, n, dt))
-				compareProduct(t, fast, x, unaligned(rng, dt, k, n), false, fmt.Sprintf("Matmul k=%d n=%d %v", k, n, dt))
+	for _, fast := range fastOrSkip(t) {
+		rng := rand.New(rand.NewPCG(8, 8))
+		for _, k := range []int{1, 7, 8, 9, 15, 16, 17, 31, 33, 63, 65, 1000} {
+			for _, n := range []int{1, 3, 4, 5, 17, 1000} {
+				x := unaligned(rng, Float32, 1, k)
+				for _, dt := range []DType{Float32, BFloat16, Float16} {
+					compareProduct(t, fast, x, unaligned(rng, dt, n, k), true, fmt.Sprintf("MatmulT k=%d n=%d %v", k, n, dt))
+					compareProduct(t, fast, x, unaligned(rng, dt, k, n), false, fmt.Sprintf("Matmul k=%d n=%d %v", k, n, dt))
+				}
 			}
 		}
 	}
 }
 
 func TestFastWidenMatchesPortableEveryBitPattern(t *testing.T) {
-	fast := fastOrSkip(t)
-	src := make([]uint16, 1<<16+3)
-	for i := range src {
-		src[i] = uint16(i)
-	}
-	for _, dt := range []DType{BFloat16, Float16} {
-		for _, off := range []int{0, 1, 3} { // unaligned starts, odd lengths
-			s := src[off:]
-			want := make([]float32, len(s))
-			got := make([]float32, len(s))
-			portableKernels.widen(want, s, dt)
-			fast.widen(got, s, dt)
-			for i := range want {
-				w, g := math.Float32bits(want[i]), math.Float32bits(got[i])
-				if want[i] != want[i] {
-					// NaN: the hardware may set the quiet bit of a signalling
-					// NaN; it must stay a NaN of the same sign.
-					require.True(t, got[i] != got[i] && w>>31 == g>>31, "%v %#04x: want NaN, got %#08x", dt, s[i], g)
-					continue
+	for _, fast := range fastOrSkip(t) {
+		src := make([]uint16, 1<<16+3)
+		for i := range src {
+			src[i] = uint16(i)
+		}
+		for _, dt := range []DType{BFloat16, Float16} {
+			for _, off := range []int{0, 1, 3} { // unaligned starts, odd lengths
+				s := src[off:]
+				want := make([]float32, len(s))
+				got := make([]float32, len(s))
+				portableKernels.widen(want, s, dt)
+				fast.widen(got, s, dt)
+				for i := range want {
+					w, g := math.Float32bits(want[i]), math.Float32bits(got[i])
+					if want[i] != want[i] {
+						// NaN: the hardware may set the quiet bit of a signalling
+						// NaN; it must stay a NaN of the same sign.
+						require.True(t, got[i] != got[i] && w>>31 == g>>31, "%v %#04x: want NaN, got %#08x", dt, s[i], g)
+						continue
+					}
+					require.Equal(t, w, g, "%v %#04x", dt, s[i])
 				}
-				require.Equal(t, w, g, "%v %#04x", dt, s[i])
 			}
 		}
 	}
 }
 
 func TestFastAxpyMatchesPortable(t *testing.T) {
-	fast := fastOrSkip(t)
-	rng := rand.New(rand.NewPCG(9, 9))
-	for _, n := range []int{0, 1, 7, 8, 9, 31, 32, 33, 1000} {
-		x := RandN(rng, n+1).Data()[1:]
-		y := RandN(rng, n+1).Data()[1:]
-		want := append([]float32(nil), y...)
-		got := append([]float32(nil), y...)
-		portableKernels.axpy(0.75, x, want)
-		fast.axpy(0.75, x, got)
-		for i := range want {
-			require.InDelta(t, want[i], got[i], 1e-6*(1+math.Abs(float64(want[i]))), "n=%d i=%d", n, i)
+	for _, fast := range fastOrSkip(t) {
+		rng := rand.New(rand.NewPCG(9, 9))
+		for _, n := range []int{0, 1, 7, 8, 9, 31, 32, 33, 1000} {
+			x := RandN(rng, n+1).Data()[1:]
+			y := RandN(rng, n+1).Data()[1:]
+			want := append([]float32(nil), y...)
+			got := append([]float32(nil), y...)
+			portableKernels.axpy(0.75, x, want)
+			fast.axpy(0.75, x, got)
+			for i := range want {
+				require.InDelta(t, want[i], got[i], 1e-6*(1+math.Abs(float64(want[i]))), "n=%d i=%d", n, i)
+			}
 		}
 	}
 }
@@ -210,8 +216,9 @@ func ulps(a, b float32) int64 {
 // TestFastExpSigmoidMatchPortable checks the exp and sigmoid kernels of
 // the fast set (see checkExpSigmoid).
 func TestFastExpSigmoidMatchPortable(t *testing.T) {
-	fast := fastOrSkip(t)
-	checkExpSigmoid(t, fast.exp, fast.sigmoid)
+	for _, fast := range fastOrSkip(t) {
+		checkExpSigmoid(t, fast.exp, fast.sigmoid)
+	}
 }
 
 // TestGoExpSigmoidMatchPortable checks the float32 Go version of the

@@ -18,8 +18,20 @@ package tensor
 //go:noescape
 func gemm6x16(kc int, a, b, c *float32, ldc int)
 
-// archKernels returns the AVX2 set when the CPU and OS support it.
-func archKernels() *kernelSet {
+// archKernels returns the assembly sets this CPU and OS support, the
+// fastest first: AVX-512, then AVX2.
+func archKernels() []*kernelSet {
+	var sets []*kernelSet
+	for _, ks := range []*kernelSet{avx512Kernels(), avx2Kernels()} {
+		if ks != nil {
+			sets = append(sets, ks)
+		}
+	}
+	return sets
+}
+
+// avx2Kernels returns the AVX2 set when the CPU and OS support it.
+func avx2Kernels() *kernelSet {
 	if !hasAVX2FMA() {
 		return nil
 	}

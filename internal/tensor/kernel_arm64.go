@@ -15,8 +15,9 @@ package tensor
 //go:noescape
 func gemm8x8(kc int, a, b, c *float32, ldc int)
 
-func archKernels() *kernelSet {
-	return &kernelSet{
+// archKernels returns the NEON set, which every arm64 CPU can run.
+func archKernels() []*kernelSet {
+	return []*kernelSet{{
 		name:    "arm64 NEON (8×8)",
 		mr:      8,
 		nr:      8,
@@ -26,7 +27,7 @@ func archKernels() *kernelSet {
 		widen:   widenFast,
 		exp:     expGo, // float32 Go, no NEON version yet
 		sigmoid: sigmoidGo,
-	}
+	}}
 }
 
 func gemmNEON(kc int, a, b, c []float32, ldc int) {

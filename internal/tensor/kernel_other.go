@@ -4,4 +4,4 @@ package tensor
 
 // archKernels: this architecture has no assembly kernels; the portable Go
 // ones run.
-func archKernels() *kernelSet { return nil }
+func archKernels() []*kernelSet { return nil }

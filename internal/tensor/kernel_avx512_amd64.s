@@ -1,0 +1,112 @@
+// Code in this file is the AVX-512 part of the amd64 fast path (see
+// kernel_avx512_amd64.go). It needs AVX-512F.
+
+#include "textflag.h"
+
+// One k step of the 16×16 kernel: one vector of the B panel (16 columns)
+// times each of the 16 A values of the step, broadcast from memory by the
+// FMA itself, into that row's accumulator. ao and bo are byte offsets of
+// the step in the A and B panels; bv is the register that takes B.
+#define STEP16(ao, bo, bv) \
+	VMOVUPS bo(BX), bv; \
+	VFMADD231PS.BCST (ao+0)(AX), bv, Z0; \
+	VFMADD231PS.BCST (ao+4)(AX), bv, Z1; \
+	VFMADD231PS.BCST (ao+8)(AX), bv, Z2; \
+	VFMADD231PS.BCST (ao+12)(AX), bv, Z3; \
+	VFMADD231PS.BCST (ao+16)(AX), bv, Z4; \
+	VFMADD231PS.BCST (ao+20)(AX), bv, Z5; \
+	VFMADD231PS.BCST (ao+24)(AX), bv, Z6; \
+	VFMADD231PS.BCST (ao+28)(AX), bv, Z7; \
+	VFMADD231PS.BCST (ao+32)(AX), bv, Z8; \
+	VFMADD231PS.BCST (ao+36)(AX), bv, Z9; \
+	VFMADD231PS.BCST (ao+40)(AX), bv, Z10; \
+	VFMADD231PS.BCST (ao+44)(AX), bv, Z11; \
+	VFMADD231PS.BCST (ao+48)(AX), bv, Z12; \
+	VFMADD231PS.BCST (ao+52)(AX), bv, Z13; \
+	VFMADD231PS.BCST (ao+56)(AX), bv, Z14; \
+	VFMADD231PS.BCST (ao+60)(AX), bv, Z15
+
+// func gemm16x16(kc int, a, b, c *float32, ldc int)
+TEXT ·gemm16x16(SB), NOSPLIT, $0-40
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), AX
+	MOVQ b+16(FP), BX
+	MOVQ c+24(FP), DI
+	MOVQ ldc+32(FP), DX
+	SHLQ $2, DX
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
+	VPXORD Z4, Z4, Z4
+	VPXORD Z5, Z5, Z5
+	VPXORD Z6, Z6, Z6
+	VPXORD Z7, Z7, Z7
+	VPXORD Z8, Z8, Z8
+	VPXORD Z9, Z9, Z9
+	VPXORD Z10, Z10, Z10
+	VPXORD Z11, Z11, Z11
+	VPXORD Z12, Z12, Z12
+	VPXORD Z13, Z13, Z13
+	VPXORD Z14, Z14, Z14
+	VPXORD Z15, Z15, Z15
+
+gemm16loop:
+	STEP16(0, 0, Z16)
+	STEP16(64, 64, Z17)
+	STEP16(128, 128, Z18)
+	STEP16(192, 192, Z19)
+	ADDQ $256, AX
+	ADDQ $256, BX
+	SUBQ $4, CX
+	JGT  gemm16loop
+
+	VADDPS (DI), Z0, Z0
+	VMOVUPS Z0, (DI)
+	ADDQ DX, DI
+	VADDPS (DI), Z1, Z1
+	VMOVUPS Z1, (DI)
+	ADDQ DX, DI
+	VADDPS (DI), Z2, Z2
+	VMOVUPS Z2, (DI)
+	ADDQ DX, DI
+	VADDPS (DI), Z3, Z3
+	VMOVUPS Z3, (DI)
+	ADDQ DX, DI
+	VADDPS (DI), Z4, Z4
+	VMOVUPS Z4, (DI)
+	ADDQ DX, DI
+	VADDPS (DI), Z5, Z5
+	VMOVUPS Z5, (DI)
+	ADDQ DX, DI
+	VADDPS (DI), Z6, Z6
+	VMOVUPS Z6, (DI)
+	ADDQ DX, DI
+	VADDPS (DI), Z7, Z7
+	VMOVUPS Z7, (DI)
+	ADDQ DX, DI
+	VADDPS (DI), Z8, Z8
+	VMOVUPS Z8, (DI)
+	ADDQ DX, DI
+	VADDPS (DI), Z9, Z9
+	VMOVUPS Z9, (DI)
+	ADDQ DX, DI
+	VADDPS (DI), Z10, Z10
+	VMOVUPS Z10, (DI)
+	ADDQ DX, DI
+	VADDPS (DI), Z11, Z11
+	VMOVUPS Z11, (DI)
+	ADDQ DX, DI
+	VADDPS (DI), Z12, Z12
+	VMOVUPS Z12, (DI)
+	ADDQ DX, DI
+	VADDPS (DI), Z13, Z13
+	VMOVUPS Z13, (DI)
+	ADDQ DX, DI
+	VADDPS (DI), Z14, Z14
+	VMOVUPS Z14, (DI)
+	ADDQ DX, DI
+	VADDPS (DI), Z15, Z15
+	VMOVUPS Z15, (DI)
+	VZEROUPPER
+	RET
