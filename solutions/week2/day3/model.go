@@ -1,0 +1,284 @@
+package day3
+
+import (
+	"fmt"
+
+	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
+	"github.com/tinyllm-go/tinyllm/internal/llm"
+	"github.com/tinyllm-go/tinyllm/internal/tensor"
+	w1day1 "github.com/tinyllm-go/tinyllm/solutions/week1/day1"
+	"github.com/tinyllm-go/tinyllm/solutions/week1/day2"
+	w1day3 "github.com/tinyllm-go/tinyllm/solutions/week1/day3"
+	"github.com/tinyllm-go/tinyllm/solutions/week1/day4"
+	"github.com/tinyllm-go/tinyllm/solutions/week1/day5"
+	w2day1 "github.com/tinyllm-go/tinyllm/solutions/week2/day1"
+)
+
+// CachedModel is a model with a KV cache (see internal/llm).
+type CachedModel = llm.CachedModel
+
+// KVCache is one layer's key/value cache (see internal/llm).
+type KVCache = llm.KVCache
+
+// Linear is one projection, x·Wᵀ + b, with its weight kept the way the
+// checkpoint stores it: exactly one of Float and Packed is set.
+type Linear struct {
+	Float  *tensor.Tensor // Out x In, nil when the weight is packed
+	Packed *PackedWeight  // nil when the weight is a float tensor
+	Bias   *tensor.Tensor // Out values, nil for a projection without one
+}
+
+// Forward maps x (N.. x In) to N.. x Out, through QuantizedLinear for a
+// packed weight and Week 1's Linear for a float one.
+func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor {
+	if l.Packed != nil {
+		return QuantizedLinear(x, l.Packed, l.Bias)
+	}
+	return w1day1.Linear(x, l.Float, l.Bias)
+}
+
+// Embedding is the token table, float (Week 1's Embedding) or packed
+// (VocabSize x HiddenSize): exactly one of Float and Packed is set.
+type Embedding struct {
+	Float  *day5.Embedding
+	Packed *PackedWeight
+}
+
+// Forward gathers the rows of B x L token ids: B x L x HiddenSize float32
+// vectors. A packed table dequantizes only the rows it gathers.
+func (e *Embedding) Forward(tokens [][]int) *tensor.Tensor {
+	if e.Packed == nil {
+		return e.Float.Forward(tokens)
+	}
+	p := e.Packed
+	b, l := len(tokens), 0
+	if b > 0 {
+		l = len(tokens[0])
+	}
+	per := 32 / p.Bits
+	wordsPerRow, groups := p.In/per, p.In/p.GroupSize
+	s, bi := p.Scales.Data(), p.Biases.Data()
+	out := make([]float32, 0, b*l*p.In)
+	for i, seq := range tokens {
+		if len(seq) != l {
+			panic(fmt.Sprintf("day3.Embedding.Forward: sequence %d has %d tokens, sequence 0 has %d", i, len(seq), l))
+		}
+		for _, id := range seq {
+			if id < 0 || id >= p.Out {
+				panic(fmt.Sprintf("day3.Embedding.Forward: token id %d is outside the vocabulary of %d", id, p.Out))
+			}
+			// One row is a 1 x In packed weight of its own.
+			row := &PackedWeight{Out: 1, In: p.In, Bits: p.Bits, GroupSize: p.GroupSize,
+				Words:  p.Words[id*wordsPerRow : (id+1)*wordsPerRow],
+				Scales: tensor.New(s[id*groups:(id+1)*groups], 1, groups),
+				Biases: tensor.New(bi[id*groups:(id+1)*groups], 1, groups)}
+			out = append(out, Dequantize(row).Data()...)
+		}
+	}
+	return tensor.New(out, b, l, p.In)
+}
+
+// AsLinear uses the table as the output head: N.. x HiddenSize gives
+// N.. x VocabSize, on the packed table when it is packed.
+func (e *Embedding) AsLinear(x *tensor.Tensor) *tensor.Tensor {
+	if e.Packed == nil {
+		return e.Float.AsLinear(x)
+	}
+	return QuantizedMatmul(x, e.Packed)
+}
+
+// Qwen2AttentionWeek2 is W2D1's cached attention with its four
+// projections as Linear layers, so that each can be packed or float.
+type Qwen2AttentionWeek2 struct {
+	NumHeads, NumKVHeads, HeadDim int
+	Q, K, V, O                    *Linear // q, k and v with their biases
+	RoPE                          *day2.RoPE
+}
+
+// Forward maps x (B x L x HiddenSize), the tokens at positions offset …
+// offset+L-1, to B x L x HiddenSize, as W2D1's Qwen2AttentionWeek2.Forward.
+func (a *Qwen2AttentionWeek2) Forward(x *tensor.Tensor, offset int, cache KVCache, mask *tensor.Tensor) *tensor.Tensor {
+	if got := cache.Offset(); got != offset {
+		panic(fmt.Sprintf("day3.Qwen2AttentionWeek2.Forward: tokens start at position %d but the cache holds %d positions", offset, got))
+	}
+	n, l := x.Dim(0), x.Dim(1)
+	project := func(p *Linear, heads int) *tensor.Tensor {
+		return tensor.Reshape(p.Forward(x), n, l, heads, a.HeadDim)
+	}
+	at := []int{offset}
+	q := a.RoPE.Forward(project(a.Q, a.NumHeads), at)
+	k := a.RoPE.Forward(project(a.K, a.NumKVHeads), at)
+	v := project(a.V, a.NumKVHeads)
+	q, k, v = tensor.Transpose(q, 0, 2, 1, 3), tensor.Transpose(k, 0, 2, 1, 3), tensor.Transpose(v, 0, 2, 1, 3)
+	keys, values := cache.UpdateAndFetch(k, v)
+	o := w1day3.ScaledDotProductAttentionGrouped(q, keys, values, 0, mask)
+	o = tensor.Reshape(tensor.Transpose(o, 0, 2, 1, 3), n, l, a.NumHeads*a.HeadDim)
+	return a.O.Forward(o)
+}
+
+// Qwen2MLPWeek2 is Week 1's SwiGLU MLP, down(silu(gate(x))·up(x)), with
+// Linear projections.
+type Qwen2MLPWeek2 struct {
+	Gate, Up, Down *Linear
+}
+
+// Forward maps x of shape N.. x HiddenSize to the same shape.
+func (m *Qwen2MLPWeek2) Forward(x *tensor.Tensor) *tensor.Tensor {
+	return m.Down.Forward(tensor.Mul(day4.SiLU(m.Gate.Forward(x)), m.Up.Forward(x)))
+}
+
+// Qwen2TransformerBlockWeek2 is the decoder layer: Week 1's norms and two
+// residuals around this day's attention and MLP.
+type Qwen2TransformerBlockWeek2 struct {
+	InputNorm, PostAttentionNorm *day4.RMSNorm
+	Attention                    *Qwen2AttentionWeek2
+	MLP                          *Qwen2MLPWeek2
+}
+
+// Forward maps x (B x L x HiddenSize) at positions offset … offset+L-1 to
+// the same shape; cache and mask as in Qwen2AttentionWeek2.Forward.
+func (b *Qwen2TransformerBlockWeek2) Forward(x *tensor.Tensor, offset int, cache KVCache, mask *tensor.Tensor) *tensor.Tensor {
+	h := tensor.Add(x, b.Attention.Forward(b.InputNorm.Forward(x), offset, cache, mask))
+	return tensor.Add(h, b.MLP.Forward(b.PostAttentionNorm.Forward(h)))
+}
+
+// Qwen2ModelWeek2 is the Week 2 model with a KV cache whose weight
+// matrices stay as the checkpoint stores them: packed for an MLX quantized
+// checkpoint, float (bf16, f16, f32) otherwise.
+type Qwen2ModelWeek2 struct {
+	Config    checkpoint.Config
+	Embedding *Embedding
+	Layers    []*Qwen2TransformerBlockWeek2
+	Norm      *day4.RMSNorm
+	LMHead    *Linear // nil when the embeddings are tied
+}
+
+// NewQwen2ModelWeek2 builds the model from an open checkpoint, with the
+// tensor names and shapes of day5.NewQwen2ModelWeek1. A weight the
+// checkpoint stores packed (ck.IsPacked) is kept packed; the q/k/v biases
+// and the norm weights are float tensors in every checkpoint.
+func NewQwen2ModelWeek2(ck *checkpoint.Checkpoint) (*Qwen2ModelWeek2, error) {
+	c := ck.Config
+	hd := c.HeadDim()
+	qDim, kvDim := c.NumAttentionHeads*hd, c.NumKeyValueHeads*hd
+	var err error
+	vector := func(name string, n int) *tensor.Tensor {
+		if err != nil {
+			return nil
+		}
+		var t *tensor.Tensor
+		t, err = ck.Tensor(name, n)
+		return t
+	}
+	matrix := func(name string, out, in int) (*tensor.Tensor, *PackedWeight) {
+		if err != nil {
+			return nil, nil
+		}
+		if !ck.IsPacked(name) {
+			var t *tensor.Tensor
+			t, err = ck.Tensor(name, out, in)
+			return t, nil
+		}
+		var p *PackedWeight
+		p, err = ck.Packed(name, out, in)
+		if err != nil {
+			return nil, nil
+		}
+		// Scales and biases are widened to float32 once here (a few percent
+		// of the packed size), not on every product.
+		w := *p
+		w.Scales, w.Biases = tensor.AsType(p.Scales, tensor.Float32), tensor.AsType(p.Biases, tensor.Float32)
+		return nil, &w
+	}
+	linear := func(name string, out, in int, bias bool) *Linear {
+		l := &Linear{}
+		l.Float, l.Packed = matrix(name+".weight", out, in)
+		if bias {
+			l.Bias = vector(name+".bias", out)
+		}
+		return l
+	}
+	m := &Qwen2ModelWeek2{Config: c, Embedding: &Embedding{}}
+	table, packed := matrix("model.embed_tokens.weight", c.VocabSize, c.HiddenSize)
+	if packed != nil {
+		m.Embedding.Packed = packed
+	} else {
+		m.Embedding.Float = day5.NewEmbedding(c.VocabSize, c.HiddenSize, table)
+	}
+	eps := float32(c.RMSNormEps)
+	for i := range c.NumHiddenLayers {
+		p := fmt.Sprintf("model.layers.%d.", i)
+		m.Layers = append(m.Layers, &Qwen2TransformerBlockWeek2{
+			InputNorm:         day4.NewRMSNorm(c.HiddenSize, vector(p+"input_layernorm.weight", c.HiddenSize), eps),
+			PostAttentionNorm: day4.NewRMSNorm(c.HiddenSize, vector(p+"post_attention_layernorm.weight", c.HiddenSize), eps),
+			Attention: &Qwen2AttentionWeek2{
+				NumHeads: c.NumAttentionHeads, NumKVHeads: c.NumKeyValueHeads, HeadDim: hd,
+				Q:    linear(p+"self_attn.q_proj", qDim, c.HiddenSize, true),
+				K:    linear(p+"self_attn.k_proj", kvDim, c.HiddenSize, true),
+				V:    linear(p+"self_attn.v_proj", kvDim, c.HiddenSize, true),
+				O:    linear(p+"self_attn.o_proj", c.HiddenSize, qDim, false),
+				RoPE: day2.NewRoPE(hd, c.MaxPositionEmbeddings, c.RopeTheta, false),
+			},
+			MLP: &Qwen2MLPWeek2{
+				Gate: linear(p+"mlp.gate_proj", c.IntermediateSize, c.HiddenSize, false),
+				Up:   linear(p+"mlp.up_proj", c.IntermediateSize, c.HiddenSize, false),
+				Down: linear(p+"mlp.down_proj", c.HiddenSize, c.IntermediateSize, false),
+			},
+		})
+	}
+	m.Norm = day4.NewRMSNorm(c.HiddenSize, vector("model.norm.weight", c.HiddenSize), eps)
+	if !c.TieWordEmbeddings {
+		m.LMHead = linear("lm_head", c.VocabSize, c.HiddenSize, false)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// NewCaches returns one empty W2D1 FullCache per layer.
+func (m *Qwen2ModelWeek2) NewCaches() []KVCache {
+	caches := make([]KVCache, len(m.Layers))
+	for i := range caches {
+		caches[i] = w2day1.NewFullCache()
+	}
+	return caches
+}
+
+// Forward runs B x L new token ids at positions offset … offset+L-1
+// through the model and returns their logits, B x L x VocabSize; each of
+// the caches (one per layer, offset positions) grows by L.
+func (m *Qwen2ModelWeek2) Forward(tokens [][]int, offset int, caches []KVCache) *tensor.Tensor {
+	return m.head(m.layers(tokens, offset, caches))
+}
+
+// ForwardLast is Forward for the last position alone: B x 1 x VocabSize
+// logits. The caches still grow by all L positions.
+func (m *Qwen2ModelWeek2) ForwardLast(tokens [][]int, offset int, caches []KVCache) *tensor.Tensor {
+	h := m.layers(tokens, offset, caches)
+	return m.head(tensor.Take(h, []int{h.Dim(1) - 1}, 1))
+}
+
+func (m *Qwen2ModelWeek2) layers(tokens [][]int, offset int, caches []KVCache) *tensor.Tensor {
+	if len(caches) != len(m.Layers) {
+		panic(fmt.Sprintf("day3.Qwen2ModelWeek2: %d caches for %d layers", len(caches), len(m.Layers)))
+	}
+	h := m.Embedding.Forward(tokens)
+	l := h.Dim(1)
+	var mask *tensor.Tensor
+	if l > 1 {
+		mask = w1day3.CausalMask(l, offset+l)
+	}
+	for i, layer := range m.Layers {
+		h = layer.Forward(h, offset, caches[i], mask)
+	}
+	return h
+}
+
+func (m *Qwen2ModelWeek2) head(h *tensor.Tensor) *tensor.Tensor {
+	h = m.Norm.Forward(h)
+	if m.LMHead == nil {
+		return m.Embedding.AsLinear(h)
+	}
+	return m.LMHead.Forward(h)
+}
