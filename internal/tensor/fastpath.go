@@ -57,6 +57,14 @@ type kernelSet struct {
 	// softmax of attention call them once per activation, and the float64
 	// math.Exp of the portable set costs as much as a tenth of a prefill.
 	exp, sigmoid func(dst, src []float32)
+	// prepPacked readies one row x for dotRowsPacked: xp is x in the order
+	// the set's kernel reads it, xsum[g] the sum of group g of x.
+	prepPacked func(xp, xsum, x []float32, w *PackedMatrix)
+	// dotRowsPacked sets y[i] = Σ_j x[j]·W[r0+i][j] for a quantized W.
+	dotRowsPacked func(xp, xsum []float32, w *PackedMatrix, r0 int, y []float32)
+	// dequantRow sets dst[k] = W[r][k0+k] for a quantized W; k0 and
+	// len(dst) are multiples of the group size.
+	dequantRow func(dst []float32, w *PackedMatrix, r, k0 int)
 }
 
 // portableKernels is the pure-Go set: the 2×4 register-tiled kernel and
@@ -71,6 +79,10 @@ var portableKernels = &kernelSet{
 	widen:   widenPortable,
 	exp:     expPortable,
 	sigmoid: sigmoidPortable,
+
+	prepPacked:    prepPackedPortable,
+	dotRowsPacked: dotRowsPackedPortable,
+	dequantRow:    dequantRowPortable,
 }
 
 // fastKernelSets are the assembly sets this CPU can run, the fastest

@@ -48,6 +48,10 @@ func avx2Kernels() *kernelSet {
 		packA:   packA6AVX2,
 		exp:     expAVX2,
 		sigmoid: sigmoidAVX2,
+
+		prepPacked:    prepPackedAVX2,
+		dotRowsPacked: dotRowsPackedAVX2,
+		dequantRow:    dequantRowAVX2,
 	}
 }
 

@@ -27,6 +27,10 @@ func archKernels() []*kernelSet {
 		widen:   widenFast,
 		exp:     expGo, // float32 Go, no NEON version yet
 		sigmoid: sigmoidGo,
+
+		prepPacked:    prepPackedPortable,
+		dotRowsPacked: dotRowsPackedPortable,
+		dequantRow:    dequantRowPortable,
 	}}
 }
 

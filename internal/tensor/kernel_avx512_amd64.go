@@ -30,7 +30,57 @@ func avx512Kernels() *kernelSet {
 	ks.packA = func(dst, src []float32, off, ld, kc int) {
 		packT16AVX2(dst, operand{dtype: Float32, f32: src}, off, ld, kc)
 	}
+	ks.prepPacked = prepPackedAVX512
+	ks.dotRowsPacked = dotRowsPackedAVX512
 	return &ks
+}
+
+// The quantized matrix-vector products are limited by arithmetic, not
+// memory, with AVX2 on two cores (about 7 GB/s of packed weights against
+// 18 GB/s for bf16): a code costs a zero-extension, a shift or a mask, a
+// conversion and a multiply-add. 16 lanes halve the instructions per code.
+
+//go:noescape
+func dotRowsQ4Z(xp, xsum *float32, w *uint32, scales, biases *float32, groups, blocks, rows int, y *float32)
+
+//go:noescape
+func dotRowsQ8Z(xp, xsum *float32, w *uint32, scales, biases *float32, groups, blocks, rows int, y *float32)
+
+// prepPackedAVX512 orders x for dotRowsQ4Z: within every 32 inputs, the 16
+// even ones, then the 16 odd ones.
+func prepPackedAVX512(xp, xsum, x []float32, w *PackedMatrix) {
+	groupSums(xsum, x, w.GroupSize)
+	if w.Bits != 4 {
+		copy(xp, x)
+		return
+	}
+	xp = xp[:len(x)]
+	for b := 0; b+32 <= len(x); b += 32 {
+		src, dst := x[b:b+32:b+32], xp[b:b+32:b+32]
+		for t := range 16 {
+			dst[t], dst[16+t] = src[2*t], src[2*t+1]
+		}
+	}
+}
+
+func dotRowsPackedAVX512(xp, xsum []float32, w *PackedMatrix, r0 int, y []float32) {
+	rows := len(y)
+	if rows == 0 {
+		return
+	}
+	groups := w.In / w.GroupSize
+	wordsPerRow := w.In * w.Bits / 32
+	_ = xp[w.In-1]
+	_ = xsum[groups-1]
+	_ = w.Words[(r0+rows)*wordsPerRow-1]
+	_ = w.Scales[(r0+rows)*groups-1]
+	_ = w.Biases[(r0+rows)*groups-1]
+	kernel := dotRowsQ8Z
+	if w.Bits == 4 {
+		kernel = dotRowsQ4Z
+	}
+	kernel(&xp[0], &xsum[0], &w.Words[r0*wordsPerRow], &w.Scales[r0*groups], &w.Biases[r0*groups],
+		groups, w.GroupSize/32, rows, &y[0])
 }
 
 func gemmAVX512(kc int, a, b, c []float32, ldc int) {

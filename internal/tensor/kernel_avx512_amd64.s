@@ -110,3 +110,131 @@ gemm16loop:
 	VMOVUPS Z15, (DI)
 	VZEROUPPER
 	RET
+
+// The end of a group in the AVX-512 dot kernels: Z0 + Z1 (Σ q·x of the
+// group) times the group's scale, broadcast by the multiply-add, into Z8;
+// the bias times the group's sum of x into X9. CX counts groups.
+#define ENDGROUPZ \
+	VADDPS Z1, Z0, Z0; \
+	VFMADD231PS.BCST (R9)(CX*4), Z0, Z8; \
+	VMOVSS (R10)(CX*4), X5; \
+	VFMADD231SS (R14)(CX*4), X5, X9; \
+	INCQ CX
+
+// Horizontal sum of Z8 plus the scalar X9, stored at (DX), DX advanced.
+#define STOREDOTZ \
+	VEXTRACTF64X4 $1, Z8, Y4; \
+	VADDPS Y4, Y8, Y8; \
+	VEXTRACTF128 $1, Y8, X4; \
+	VADDPS X4, X8, X8; \
+	VHADDPS X8, X8, X8; \
+	VHADDPS X8, X8, X8; \
+	VADDSS X9, X8, X8; \
+	VMOVSS X8, (DX); \
+	ADDQ $4, DX
+
+// func dotRowsQ4Z(xp, xsum *float32, w *uint32, scales, biases *float32, groups, blocks, rows int, y *float32)
+//
+// A block is 32 codes, 16 bytes, zero-extended into the 16 lanes of one
+// register. Byte t holds codes 2t (low nibble) and 2t+1 (high nibble); xp
+// holds x in the matching order, for every 32 codes the 16 even ones and
+// then the 16 odd ones.
+TEXT ·dotRowsQ4Z(SB), NOSPLIT, $0-72
+	MOVQ xp+0(FP), DI
+	MOVQ xsum+8(FP), R14
+	MOVQ w+16(FP), R8
+	MOVQ scales+24(FP), R9
+	MOVQ biases+32(FP), R10
+	MOVQ groups+40(FP), R11
+	MOVQ blocks+48(FP), R12
+	MOVQ rows+56(FP), BX
+	MOVQ y+64(FP), DX
+	MOVL $15, AX
+	VPBROADCASTD AX, Z15
+
+q4zrow:
+	MOVQ DI, R13
+	XORQ CX, CX
+	VPXORD Z8, Z8, Z8
+	VXORPS X9, X9, X9
+
+q4zgroup:
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVQ R12, AX
+
+q4zblock:
+	PREFETCHT0 1024(R8)
+	VPMOVZXBD 0(R8), Z4
+	VPSRLD $4, Z4, Z6
+	VPANDD Z15, Z4, Z4
+	VCVTDQ2PS Z4, Z4
+	VCVTDQ2PS Z6, Z6
+	VFMADD231PS 0(R13), Z4, Z0
+	VFMADD231PS 64(R13), Z6, Z1
+	ADDQ $16, R8
+	ADDQ $128, R13
+	DECQ AX
+	JNZ  q4zblock
+
+	ENDGROUPZ
+	CMPQ CX, R11
+	JLT  q4zgroup
+
+	STOREDOTZ
+	LEAQ (R9)(R11*4), R9
+	LEAQ (R10)(R11*4), R10
+	DECQ BX
+	JNZ  q4zrow
+	VZEROUPPER
+	RET
+
+// func dotRowsQ8Z(xp, xsum *float32, w *uint32, scales, biases *float32, groups, blocks, rows int, y *float32)
+//
+// A block is 32 codes, 32 bytes, in the order of x.
+TEXT ·dotRowsQ8Z(SB), NOSPLIT, $0-72
+	MOVQ xp+0(FP), DI
+	MOVQ xsum+8(FP), R14
+	MOVQ w+16(FP), R8
+	MOVQ scales+24(FP), R9
+	MOVQ biases+32(FP), R10
+	MOVQ groups+40(FP), R11
+	MOVQ blocks+48(FP), R12
+	MOVQ rows+56(FP), BX
+	MOVQ y+64(FP), DX
+
+q8zrow:
+	MOVQ DI, R13
+	XORQ CX, CX
+	VPXORD Z8, Z8, Z8
+	VXORPS X9, X9, X9
+
+q8zgroup:
+	VPXORD Z0, Z0, Z0
+	VPXORD Z1, Z1, Z1
+	MOVQ R12, AX
+
+q8zblock:
+	PREFETCHT0 1024(R8)
+	VPMOVZXBD 0(R8), Z4
+	VPMOVZXBD 16(R8), Z5
+	VCVTDQ2PS Z4, Z4
+	VCVTDQ2PS Z5, Z5
+	VFMADD231PS 0(R13), Z4, Z0
+	VFMADD231PS 64(R13), Z5, Z1
+	ADDQ $32, R8
+	ADDQ $128, R13
+	DECQ AX
+	JNZ  q8zblock
+
+	ENDGROUPZ
+	CMPQ CX, R11
+	JLT  q8zgroup
+
+	STOREDOTZ
+	LEAQ (R9)(R11*4), R9
+	LEAQ (R10)(R11*4), R10
+	DECQ BX
+	JNZ  q8zrow
+	VZEROUPPER
+	RET

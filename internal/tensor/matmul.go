@@ -43,6 +43,9 @@ type operand struct {
 	dtype DType
 	f32   []float32
 	u16   []uint16
+	// packed, when set, is the whole operand: a quantized weight of
+	// MatmulPacked, read only by packRows.
+	packed *PackedMatrix
 }
 
 func operandOf(t *Tensor) operand {
@@ -327,6 +330,10 @@ func roundUp(n, m int) int {
 // padding adds nothing to the results. It packs A, and B for MatmulT;
 // scratch (kc elements) is for widening float16, and may be nil otherwise.
 func packRows(dst []float32, src operand, off, ld, r0, r1, k0, kc, kcp, rows int, scratch []float32) {
+	if src.packed != nil {
+		packRowsPacked(dst, src.packed, r0, r1, k0, kc, kcp, rows)
+		return
+	}
 	panels := ceilDiv(r1-r0, rows)
 	dst = dst[:panels*rows*kcp]
 	if (r1-r0)%rows != 0 || kc != kcp {

@@ -1,0 +1,187 @@
+package tensor
+
+import "fmt"
+
+// PackedMatrix is an Out×In weight matrix in MLX's affine-quantized form:
+// each row's inputs are split into groups of GroupSize, each input is a
+// Bits-bit code q (4 or 8), 32/Bits of them to a uint32 word, low bits
+// first, and the weight it stands for is
+//
+//	w[r][j] = q[r][j]·Scales[r·G + j/GroupSize] + Biases[r·G + j/GroupSize]
+//
+// with G = In/GroupSize groups to a row. Scales and Biases are float32 here
+// (a checkpoint stores them as bf16 or f16; widening them once costs a few
+// percent of the packed size). A PackedMatrix only points at its slices.
+type PackedMatrix struct {
+	Out, In         int
+	Bits, GroupSize int
+	Words           []uint32
+	Scales, Biases  []float32
+}
+
+// check panics unless the matrix is consistent; the kernels trust it.
+func (w *PackedMatrix) check(op string) {
+	if w.Bits != 4 && w.Bits != 8 {
+		panic(fmt.Sprintf("tensor.%s: %d-bit codes: only 4 and 8 are supported", op, w.Bits))
+	}
+	if (w.GroupSize != 32 && w.GroupSize != 64 && w.GroupSize != 128) || w.In <= 0 || w.In%w.GroupSize != 0 || w.Out <= 0 {
+		panic(fmt.Sprintf("tensor.%s: a %dx%d matrix in groups of %d: the group size must be 32, 64 or 128 and divide In",
+			op, w.Out, w.In, w.GroupSize))
+	}
+	groups := w.Out * (w.In / w.GroupSize)
+	if len(w.Words) != w.Out*w.In*w.Bits/32 || len(w.Scales) != groups || len(w.Biases) != groups {
+		panic(fmt.Sprintf("tensor.%s: a %dx%d %d-bit matrix in groups of %d needs %d words and %d scales and biases; got %d, %d and %d",
+			op, w.Out, w.In, w.Bits, w.GroupSize, w.Out*w.In*w.Bits/32, groups, len(w.Words), len(w.Scales), len(w.Biases)))
+	}
+}
+
+// packedTiledRows is the number of rows of x from which MatmulPacked
+// widens the weights into panels for the tiled product (prefill) instead of
+// running one matrix-vector product per row (decode). Below it, reading the
+// packed weights once per row costs less than widening them.
+const packedTiledRows = 8
+
+// MatmulPacked returns x·Wᵀ for x of shape [..., In]: [..., Out], Float32.
+// It never builds W in float32. For a few rows of x it decodes a group of
+// codes at a time in registers against x (the matrix-vector product of a
+// decode step, limited by how fast the packed bytes stream in); for more,
+// it widens a 16-row block of W at a time into the panels of the tiled
+// product that Matmul uses (prefill, limited by arithmetic).
+func MatmulPacked(x *Tensor, w *PackedMatrix) *Tensor {
+	w.check("MatmulPacked")
+	if x.NDim() == 0 || x.shape[x.NDim()-1] != w.In {
+		panic(fmt.Sprintf("tensor.MatmulPacked: x %v times a %dx%d weight: x's last dimension must be %d", x.shape, w.Out, w.In, w.In))
+	}
+	xs := x.Data()
+	if x.dtype != Float32 {
+		xs = AsType(x, Float32).Data()
+	}
+	m := len(xs) / w.In
+	shape := append(append([]int(nil), x.shape[:x.NDim()-1]...), w.Out)
+	y := make([]float32, m*w.Out)
+	if m >= packedTiledRows {
+		p := &product{m: m, k: w.In, n: w.Out, transposed: true, aOff: []int{0}, bOff: []int{0},
+			a: xs, b: operand{packed: w}, c: y}
+		p.tiled()
+		return &Tensor{dtype: Float32, shape: shape, f32: y}
+	}
+	ks := active
+	groups := w.In / w.GroupSize
+	prep := getBuf(w.In + groups)
+	defer putBuf(prep)
+	xp, xsum := (*prep)[:w.In], (*prep)[w.In:w.In+groups]
+	for i := range m {
+		ks.prepPacked(xp, xsum, xs[i*w.In:(i+1)*w.In], w)
+		yi := y[i*w.Out : (i+1)*w.Out]
+		// Enough rows per chunk to be worth a hand-off, as for matVec.
+		grain := roundUp(max(1, smallMatmul*8/(w.In*w.Bits)), 4)
+		parallelFor(w.Out, grain, func(lo, hi int) {
+			ks.dotRowsPacked(xp, xsum, w, lo, yi[lo:hi])
+		})
+	}
+	return &Tensor{dtype: Float32, shape: shape, f32: y}
+}
+
+// prepPackedPortable readies x for dotRowsPackedPortable: xp is x itself
+// and xsum[g] the sum of group g of x, so that a group of a row costs
+//
+//	Σ_j x[j]·(q[j]·s + b) = s·Σ_j q[j]·x[j] + b·xsum[g]
+//
+// one multiply-add per code and two per group.
+func prepPackedPortable(xp, xsum, x []float32, w *PackedMatrix) {
+	copy(xp, x)
+	groupSums(xsum, x, w.GroupSize)
+}
+
+func groupSums(xsum, x []float32, groupSize int) {
+	for g := range xsum {
+		var s float32
+		for _, v := range x[g*groupSize : (g+1)*groupSize] {
+			s += v
+		}
+		xsum[g] = s
+	}
+}
+
+// dotRowsPackedPortable sets y[i] = Σ_j x[j]·w[r0+i][j] from the xp and
+// xsum of prepPackedPortable.
+func dotRowsPackedPortable(xp, xsum []float32, w *PackedMatrix, r0 int, y []float32) {
+	groups := w.In / w.GroupSize
+	per := 32 / w.Bits
+	wordsPerRow, wordsPerGroup := w.In/per, w.GroupSize/per
+	for i := range y {
+		r := r0 + i
+		row := w.Words[r*wordsPerRow : (r+1)*wordsPerRow]
+		sc, bi := w.Scales[r*groups:(r+1)*groups], w.Biases[r*groups:(r+1)*groups]
+		var acc float32
+		for g := range groups {
+			gw := row[g*wordsPerGroup : (g+1)*wordsPerGroup]
+			gx := xp[g*w.GroupSize : (g+1)*w.GroupSize]
+			var dot float32
+			if w.Bits == 4 {
+				for k, wd := range gw {
+					xx := gx[k*8 : k*8+8 : k*8+8]
+					dot += float32(wd&15)*xx[0] + float32(wd>>4&15)*xx[1] + float32(wd>>8&15)*xx[2] + float32(wd>>12&15)*xx[3] +
+						float32(wd>>16&15)*xx[4] + float32(wd>>20&15)*xx[5] + float32(wd>>24&15)*xx[6] + float32(wd>>28)*xx[7]
+				}
+			} else {
+				for k, wd := range gw {
+					xx := gx[k*4 : k*4+4 : k*4+4]
+					dot += float32(wd&255)*xx[0] + float32(wd>>8&255)*xx[1] + float32(wd>>16&255)*xx[2] + float32(wd>>24)*xx[3]
+				}
+			}
+			acc += sc[g]*dot + bi[g]*xsum[g]
+		}
+		y[i] = acc
+	}
+}
+
+// dequantRowPortable sets dst[k] = w[r][k0+k] for k < len(dst); k0 and
+// len(dst) are multiples of the group size.
+func dequantRowPortable(dst []float32, w *PackedMatrix, r, k0 int) {
+	per := 32 / w.Bits
+	mask := uint32(1)<<w.Bits - 1
+	words := w.Words[(r*w.In+k0)/per:]
+	groups := w.In / w.GroupSize
+	for k := range dst {
+		g := r*groups + (k0+k)/w.GroupSize
+		q := float32(words[k/per] >> (w.Bits * (k % per)) & mask)
+		dst[k] = q*w.Scales[g] + w.Biases[g]
+	}
+}
+
+// packRowsPacked is packRows for a PackedMatrix: rows [r0, r1) × inputs
+// [k0, k0+kc) into panels of `rows` rows. Whole blocks of 16 rows (the B
+// panels of the assembly sets) are widened row by row into a 16×kc buffer
+// and transposed into the panel by the set's packT; other rows go one
+// element at a time. k0 is a multiple of kcBlock and so of any group size,
+// and kc a multiple of the group size unless it reaches the end of a row.
+func packRowsPacked(dst []float32, w *PackedMatrix, r0, r1, k0, kc, kcp, rows int) {
+	panels := ceilDiv(r1-r0, rows)
+	dst = dst[:panels*rows*kcp]
+	if (r1-r0)%rows != 0 || kc != kcp {
+		clear(dst)
+	}
+	buf := getBuf(rows * kc)
+	defer putBuf(buf)
+	tmp := (*buf)[:rows*kc]
+	ks := active
+	r := r0
+	if pt := ks.packT; pt != nil && rows == ks.nr {
+		for ; r+rows <= r1; r += rows {
+			for i := range rows {
+				ks.dequantRow(tmp[i*kc:(i+1)*kc], w, r+i, k0)
+			}
+			pt(dst[(r-r0)*kcp:], operand{dtype: Float32, f32: tmp}, 0, kc, kc)
+		}
+	}
+	row := tmp[:kc]
+	for ; r < r1; r++ {
+		p, within := (r-r0)/rows, (r-r0)%rows
+		panel := dst[p*rows*kcp+within : (p+1)*rows*kcp]
+		ks.dequantRow(row, w, r, k0)
+		for k, v := range row {
+			panel[k*rows] = v
+		}
+	}
+}
