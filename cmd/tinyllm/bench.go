@@ -177,6 +177,7 @@ func benchModel(rep *benchReport, dir, implName string, week int, o bench.Option
 	}); err != nil {
 		return err
 	}
+	settleHeap()
 	rep.LoadSeconds = time.Since(start).Seconds()
 	rep.Model, rep.Impl, rep.Week, rep.config = dir, implName, week, c
 	rep.CheckpointBytes = weightBytes(ck.WeightFiles())

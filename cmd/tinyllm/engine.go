@@ -21,6 +21,7 @@ import (
 	refday6 "github.com/tinyllm-go/tinyllm/solutions/week1/day6"
 	refday7 "github.com/tinyllm-go/tinyllm/solutions/week1/day7"
 	refw2d1 "github.com/tinyllm-go/tinyllm/solutions/week2/day1"
+	refw2d3 "github.com/tinyllm-go/tinyllm/solutions/week2/day3"
 )
 
 // sampler is either tree's day7 Sampler.
@@ -77,6 +78,12 @@ func week2Model[M llm.CachedModel](m M, err error, generate func(M, *tokenizer.T
 	}, nil
 }
 
+// refWeek2Generate is the reference Week 2 generation loop (W2D1's) for
+// any Week 2 model.
+func refWeek2Generate[M llm.CachedModel](m M, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
+	return refw2d1.Generate(m, tok, msgs, s, refw2d1.Options{MaxTokens: n, EOS: eos, OnText: on})
+}
+
 var impls = map[string]impl{
 	"ref": {
 		sampler: func(t, p float64, k int, seed uint64) sampler {
@@ -92,11 +99,15 @@ var impls = map[string]impl{
 					return refday6.Generate(m, tok, msgs, s, refday6.Options{MaxTokens: n, EOS: eos, OnText: on})
 				})
 			},
+			// Week 2 runs Day 1's model on float checkpoints and Day 3's,
+			// which computes on the packed weights, on MLX-quantized ones.
 			2: func(ck *checkpoint.Checkpoint) (loadedModel, error) {
+				if ck.Config.Quantization != nil {
+					m, err := refw2d3.NewQwen2ModelWeek2(ck)
+					return week2Model(m, err, refWeek2Generate[*refw2d3.Qwen2ModelWeek2])
+				}
 				m, err := refw2d1.NewQwen2ModelWeek2(ck)
-				return week2Model(m, err, func(m *refw2d1.Qwen2ModelWeek2, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
-					return refw2d1.Generate(m, tok, msgs, s, refw2d1.Options{MaxTokens: n, EOS: eos, OnText: on})
-				})
+				return week2Model(m, err, refWeek2Generate[*refw2d1.Qwen2ModelWeek2])
 			},
 		},
 	},
@@ -242,6 +253,7 @@ func loadEngine(f *engineFlags, stderr io.Writer) (e *engine, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	settleHeap()
 	c := ck.Config
 	fmt.Fprintf(stderr, "loaded %s: %d layers, hidden %d, vocab %d (%s impl, week %d, %.1fs)\n",
 		modelName(f.modelDir), c.NumHiddenLayers, c.HiddenSize, c.VocabSize, f.impl, f.week, time.Since(start).Seconds())

@@ -4,11 +4,13 @@ package main
 
 import (
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
+	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
 	day5 "github.com/tinyllm-go/tinyllm/week1/day5"
 	day6 "github.com/tinyllm-go/tinyllm/week1/day6"
 	day7 "github.com/tinyllm-go/tinyllm/week1/day7"
 	w2d1 "github.com/tinyllm-go/tinyllm/week2/day1"
+	w2d3 "github.com/tinyllm-go/tinyllm/week2/day3"
 )
 
 // This file links the learner's own days into the program. It is compiled
@@ -30,12 +32,22 @@ func init() {
 					return day6.Generate(m, tok, msgs, s, day6.Options{MaxTokens: n, EOS: eos, OnText: on})
 				})
 			},
+			// As for the reference: Day 1's model on float checkpoints,
+			// Day 3's on MLX-quantized ones.
 			2: func(ck *checkpoint.Checkpoint) (loadedModel, error) {
+				if ck.Config.Quantization != nil {
+					m, err := w2d3.NewQwen2ModelWeek2(ck)
+					return week2Model(m, err, learnerWeek2Generate[*w2d3.Qwen2ModelWeek2])
+				}
 				m, err := w2d1.NewQwen2ModelWeek2(ck)
-				return week2Model(m, err, func(m *w2d1.Qwen2ModelWeek2, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
-					return w2d1.Generate(m, tok, msgs, s, w2d1.Options{MaxTokens: n, EOS: eos, OnText: on})
-				})
+				return week2Model(m, err, learnerWeek2Generate[*w2d1.Qwen2ModelWeek2])
 			},
 		},
 	}
+}
+
+// learnerWeek2Generate is the learner's Week 2 generation loop (their
+// W2D1) for any Week 2 model.
+func learnerWeek2Generate[M llm.CachedModel](m M, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
+	return w2d1.Generate(m, tok, msgs, s, w2d1.Options{MaxTokens: n, EOS: eos, OnText: on})
 }

@@ -5,6 +5,7 @@ package safetensors
 import (
 	"fmt"
 	"syscall"
+	"unsafe"
 
 	"github.com/tinyllm-go/tinyllm/internal/boundedfile"
 )
@@ -16,6 +17,24 @@ import (
 type mmapping struct{ b []byte }
 
 func (m *mmapping) bytes() []byte { return m.b }
+
+// release drops the whole pages inside b from this process's memory. The
+// mapping is private: a page that was never written is read from the file
+// again on the next access; none of these was written (they were copied).
+func (m *mmapping) release(b []byte) {
+	if len(b) == 0 {
+		return
+	}
+	page := uintptr(syscall.Getpagesize())
+	base := uintptr(unsafe.Pointer(&m.b[0]))
+	lo := uintptr(unsafe.Pointer(&b[0])) - base
+	hi := lo + uintptr(len(b))
+	lo = (lo + page - 1) &^ (page - 1)
+	hi &^= page - 1
+	if hi > lo {
+		dontNeed(m.b[lo:hi])
+	}
+}
 
 func (m *mmapping) close() error {
 	if m.b == nil {

@@ -451,11 +451,11 @@ func (f *File) Tensor(name string) (*tensor.Tensor, error) {
 	var t *tensor.Tensor
 	switch e.dtype {
 	case "F32":
-		t = tensor.New(view[float32](b), numelOf(e.shape))
+		t = tensor.New(viewOf[float32](f, b), numelOf(e.shape))
 	case "BF16":
-		t = tensor.FromBF16(view[uint16](b), numelOf(e.shape))
+		t = tensor.FromBF16(viewOf[uint16](f, b), numelOf(e.shape))
 	case "F16":
-		t = tensor.FromF16(view[uint16](b), numelOf(e.shape))
+		t = tensor.FromF16(viewOf[uint16](f, b), numelOf(e.shape))
 	default:
 		hint := ""
 		if e.dtype == "U32" {
@@ -477,7 +477,7 @@ func (f *File) Uint32(name string) ([]uint32, []int, error) {
 	if e.dtype != "U32" {
 		return nil, nil, fmt.Errorf("safetensors: %s: tensor %q has dtype %s, not U32", f.path, name, e.dtype)
 	}
-	return view[uint32](f.data[e.begin:e.end:e.end]), slices.Clone(e.shape), nil
+	return viewOf[uint32](f, f.data[e.begin:e.end:e.end]), slices.Clone(e.shape), nil
 }
 
 // Close unmaps the file. Tensors that share the mapping must not be used
@@ -508,6 +508,19 @@ var littleEndian = func() bool {
 	x := uint16(1)
 	return *(*byte)(unsafe.Pointer(&x)) == 1
 }()
+
+// viewOf is view for bytes of f's data section. When view had to copy, the
+// mapped pages of b are handed back to the operating system: they would
+// otherwise stay resident beside the copy and count twice towards the
+// process's memory (an MLX file whose header leaves its data section
+// misaligned would need the checkpoint's size twice over).
+func viewOf[E uint16 | uint32 | float32](f *File, b []byte) []E {
+	out := view[E](b)
+	if len(out) > 0 && unsafe.Pointer(&out[0]) != unsafe.Pointer(&b[0]) {
+		f.m.release(b)
+	}
+	return out
+}
 
 // view reinterprets little-endian bytes as a slice of E without copying when
 // the bytes are suitably aligned and the machine is little-endian, and
@@ -542,6 +555,10 @@ func view[E uint16 | uint32 | float32](b []byte) []E {
 type mapping interface {
 	bytes() []byte
 	close() error
+	// release tells the operating system that the pages wholly inside b,
+	// a part of bytes(), are not needed for now; reading them again
+	// later still gives the file's bytes.
+	release(b []byte)
 }
 
 // readMapping is the fallback: the whole file read into memory.
@@ -549,6 +566,7 @@ type readMapping struct{ b []byte }
 
 func (r *readMapping) bytes() []byte { return r.b }
 func (r *readMapping) close() error  { r.b = nil; return nil }
+func (r *readMapping) release([]byte) {}
 
 func readWhole(path string) (mapping, error) {
 	f, st, err := boundedfile.Open(path)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -205,6 +206,44 @@ func TestZeroCopy(t *testing.T) {
 	}
 	if onDisk, _ := os.ReadFile(path); !bytes.Equal(onDisk, file) {
 		t.Error("writing through a tensor view modified the file")
+	}
+}
+
+// TestMisalignedCopyReleasesPagesSafely reads a misaligned tensor of
+// several pages twice: the first read copies it and hands the mapped pages
+// back to the operating system, and the second must still see the file's
+// bytes, as must a neighbour that shares the boundary pages.
+func TestMisalignedCopyReleasesPagesSafely(t *testing.T) {
+	const n = 5000 // 20000 bytes: whole pages inside, partial ones at the ends
+	words := make([]byte, 4*n)
+	for i := range n {
+		binary.LittleEndian.PutUint32(words[4*i:], uint32(i*2654435761))
+	}
+	hdr := []byte(fmt.Sprintf(`{"pad":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},`+
+		`"w":{"dtype":"U32","shape":[%d],"data_offsets":[1,%d]},`+
+		`"tail":{"dtype":"U8","shape":[3],"data_offsets":[%d,%d]}}`, n, 1+4*n, 1+4*n, 4+4*n))
+	for (8+len(hdr))%8 != 0 {
+		hdr = append(hdr, ' ')
+	}
+	data := append(append([]byte{0xAB}, words...), 1, 2, 3)
+	f, err := Open(writeTemp(t, "misaligned.safetensors", assemble(hdr, data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for pass := range 2 {
+		got, _, err := f.Uint32("w")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range got {
+			if want := uint32(i * 2654435761); v != want {
+				t.Fatalf("pass %d: word %d is %#x, want %#x", pass, i, v, want)
+			}
+		}
+		if raw, _, _ := f.Raw("tail"); !bytes.Equal(raw, []byte{1, 2, 3}) {
+			t.Fatalf("pass %d: the neighbouring tensor reads %v", pass, raw)
+		}
 	}
 }
 

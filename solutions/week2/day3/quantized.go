@@ -5,8 +5,6 @@ package day3
 
 import (
 	"fmt"
-	"runtime"
-	"sync"
 
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
@@ -48,29 +46,22 @@ func QuantizedMatmul(x *tensor.Tensor, w *PackedWeight) *tensor.Tensor {
 		panic(fmt.Sprintf("day3.QuantizedMatmul: x of shape %v has %d inputs on its last axis, the weight (%d x %d) takes %d",
 			x.Shape(), lastDim(x), w.Out, w.In, w.In))
 	}
-	xs := x.Data()
-	if x.DType() != tensor.Float32 {
-		xs = tensor.AsType(x, tensor.Float32).Data()
+	// The engine's kernels do the work: internal/tensor/packed.go has the
+	// portable loop that this function describes (one group of codes at a
+	// time, the scale applied per group and the bias through the group's
+	// sum of x), and vector versions of it for amd64 and arm64 that decode
+	// the codes in registers. Scales and biases are used as float32: they
+	// are the stored ones when the model has widened them at load.
+	return tensor.MatmulPacked(x, &tensor.PackedMatrix{Out: w.Out, In: w.In, Bits: w.Bits, GroupSize: w.GroupSize,
+		Words: w.Words, Scales: float32s(w.Scales), Biases: float32s(w.Biases)})
+}
+
+// float32s returns t's values as float32, without a copy when they are.
+func float32s(t *tensor.Tensor) []float32 {
+	if t.DType() == tensor.Float32 {
+		return t.Data()
 	}
-	m := len(xs) / w.In
-	ys := make([]float32, m*w.Out)
-	// Data is the scales themselves when they are float32 (the model widens
-	// them once at load) and a widened copy otherwise.
-	s, b := w.Scales.Data(), w.Biases.Data()
-	per := 32 / w.Bits
-	wordsPerRow, groups := w.In/per, w.In/w.GroupSize
-	// Each worker takes a band of weight rows and runs every row of x
-	// through it, so a band is read from memory once however many x rows
-	// there are.
-	parallelRows(w.Out, 16, func(lo, hi int) {
-		words := w.Words[lo*wordsPerRow : hi*wordsPerRow]
-		sc, bi := s[lo*groups:hi*groups], b[lo*groups:hi*groups]
-		for i := range m {
-			dotRowsPacked(xs[i*w.In:(i+1)*w.In], words, sc, bi, w.Bits, w.GroupSize, ys[i*w.Out+lo:i*w.Out+hi])
-		}
-	})
-	shape := append(x.Shape()[:x.NDim()-1:x.NDim()-1], w.Out)
-	return tensor.New(ys, shape...)
+	return tensor.AsType(t, tensor.Float32).Data()
 }
 
 func lastDim(x *tensor.Tensor) int {
@@ -78,78 +69,6 @@ func lastDim(x *tensor.Tensor) int {
 		return 0
 	}
 	return x.Dim(-1)
-}
-
-// dotRowsPacked is the inner loop of the quantized product, kept in one
-// place so that a vectorised version can take it over: for each of the
-// len(y) rows whose packed codes are words (len(x)·bits/32 words a row),
-// with scales and biases len(x)/groupSize a row, it sets
-//
-//	y[r] = Σ_j x[j]·(q[r][j]·scale + bias)
-//	     = Σ_groups (scale·Σ_j q[r][j]·x[j] + bias·Σ_j x[j])
-//
-// so a group costs one multiply-add per code plus two per group, and the
-// float weights are never formed. The group sums of x are the same for
-// every row and are computed once per call.
-func dotRowsPacked(x []float32, words []uint32, scales, biases []float32, bits, groupSize int, y []float32) {
-	in := len(x)
-	groups := in / groupSize
-	xsum := make([]float32, groups)
-	for g := range groups {
-		var s float32
-		for _, v := range x[g*groupSize : (g+1)*groupSize] {
-			s += v
-		}
-		xsum[g] = s
-	}
-	per := 32 / bits
-	wordsPerRow, wordsPerGroup := in/per, groupSize/per
-	for r := range y {
-		row := words[r*wordsPerRow : (r+1)*wordsPerRow]
-		sc, bi := scales[r*groups:(r+1)*groups], biases[r*groups:(r+1)*groups]
-		var acc float32
-		for g := range groups {
-			gw := row[g*wordsPerGroup : (g+1)*wordsPerGroup]
-			gx := x[g*groupSize : (g+1)*groupSize]
-			var dot float32
-			if bits == 4 {
-				for k, wd := range gw {
-					xx := gx[k*8 : k*8+8 : k*8+8]
-					dot += float32(wd&15)*xx[0] + float32(wd>>4&15)*xx[1] + float32(wd>>8&15)*xx[2] + float32(wd>>12&15)*xx[3] +
-						float32(wd>>16&15)*xx[4] + float32(wd>>20&15)*xx[5] + float32(wd>>24&15)*xx[6] + float32(wd>>28)*xx[7]
-				}
-			} else {
-				for k, wd := range gw {
-					xx := gx[k*4 : k*4+4 : k*4+4]
-					dot += float32(wd&255)*xx[0] + float32(wd>>8&255)*xx[1] + float32(wd>>16&255)*xx[2] + float32(wd>>24)*xx[3]
-				}
-			}
-			acc += sc[g]*dot + bi[g]*xsum[g]
-		}
-		y[r] = acc
-	}
-}
-
-// parallelRows calls fn on disjoint bands [lo, hi) covering [0, n), at
-// least minRows long, one goroutine per band, and returns when all are
-// done.
-func parallelRows(n, minRows int, fn func(lo, hi int)) {
-	workers := min(runtime.GOMAXPROCS(0), (n+minRows-1)/minRows)
-	if workers <= 1 {
-		fn(0, n)
-		return
-	}
-	band := (n + workers - 1) / workers
-	var wg sync.WaitGroup
-	for lo := band; lo < n; lo += band {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			fn(lo, min(lo+band, n))
-		}()
-	}
-	fn(0, min(band, n))
-	wg.Wait()
 }
 
 // QuantizedLinear is Week 1's Linear with a packed weight: x·wᵀ + b for x
