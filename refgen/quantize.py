@@ -113,7 +113,12 @@ def write_checkpoint(root, name, seed):
     model.save_pretrained(folder, safe_serialization=True)
     with open(os.path.join(folder, "config.json")) as f:
         c = json.load(f)
-    c["torch_dtype"] = says  # as Hugging Face Hub configs write it; mlx_lm.convert reads this key
+    # As the configs of Qwen2 models on the Hugging Face Hub write them:
+    # mlx_lm.convert reads torch_dtype (not transformers 5's "dtype"), and
+    # mlx-lm's Qwen2 reads a top-level rope_theta (not rope_parameters;
+    # without one it takes 1e6).
+    c["torch_dtype"] = says
+    c["rope_theta"] = c["rope_parameters"]["rope_theta"]
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump(c, f)
     return folder
@@ -121,9 +126,7 @@ def write_checkpoint(root, name, seed):
 
 def generate(w):
     affine_cases(w)
-    tok_dir = os.path.join(w.root, "tokenizer", "tiny")
-    if not os.path.exists(tok_dir):  # writing into a fresh folder: take the committed tokenizer
-        tok_dir = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "testdata", "tokenizer", "tiny")
+    tok_dir = os.path.join(w.root, "tokenizer", "tiny")  # written by tokenizer.py, which runs first
     folders = {}
     for i, name in enumerate(CHECKPOINTS):
         folder = write_checkpoint(w.root, name, SEED + 100 + i)
