@@ -113,7 +113,7 @@ func Folder(ctx context.Context, in, out string, opts Options) error {
 	if err := p.write(ctx, tmp); err != nil {
 		return err
 	}
-	if err := writeConfig(filepath.Join(tmp, "config.json"), cfg, opts); err != nil {
+	if err := writeConfig(filepath.Join(tmp, "config.json"), cfg, in, opts); err != nil {
 		return err
 	}
 	if err := ck.Close(); err != nil {
@@ -191,8 +191,10 @@ func copySideFiles(in, tmp string, note func(string)) error {
 }
 
 // writeConfig writes config.json as mlx-lm saves it: the input's fields,
-// sorted, without _name_or_path, with the quantization block twice.
-func writeConfig(path string, cfg map[string]json.RawMessage, opts Options) error {
+// sorted, without _name_or_path, with the quantization block twice, and
+// with generation_config.json's eos_token_id, if it has one (not 0 nor
+// empty), in place of the config's own (mlx-lm's loader merges it so).
+func writeConfig(path string, cfg map[string]json.RawMessage, in string, opts Options) error {
 	q, err := json.Marshal(struct {
 		GroupSize int    `json:"group_size"`
 		Bits      int    `json:"bits"`
@@ -204,6 +206,16 @@ func writeConfig(path string, cfg map[string]json.RawMessage, opts Options) erro
 	cfg = maps(cfg)
 	delete(cfg, "_name_or_path")
 	cfg["quantization"], cfg["quantization_config"] = q, q
+	if raw, err := boundedfile.Read(filepath.Join(in, "generation_config.json"), checkpoint.MaxJSONBytes); err == nil {
+		var gen map[string]json.RawMessage
+		if json.Unmarshal(raw, &gen) == nil {
+			switch eos := gen["eos_token_id"]; string(eos) {
+			case "", "null", "0", "[]", "false":
+			default:
+				cfg["eos_token_id"] = eos
+			}
+		}
+	}
 	raw, err := json.MarshalIndent(cfg, "", "    ")
 	if err != nil {
 		return fmt.Errorf("quantize: %w", err)
@@ -300,7 +312,7 @@ func newPlan(ck *checkpoint.Checkpoint, cfg map[string]json.RawMessage, opts Opt
 		if it.quantized {
 			in := info.Shape[1]
 			if in%opts.GroupSize != 0 {
-				badGroups = append(badGroups, fmt.Sprintf("%s has %d inputs", name, in))
+				badGroups = append(badGroups, fmt.Sprintf("%s (%d)", name, in))
 			}
 			for g := range fits {
 				fits[g] = fits[g] && in%g == 0
@@ -316,13 +328,12 @@ func newPlan(ck *checkpoint.Checkpoint, cfg map[string]json.RawMessage, opts Opt
 				break
 			}
 		}
-		more := ""
+		list := strings.Join(badGroups[:min(3, len(badGroups))], ", ")
 		if len(badGroups) > 3 {
-			more = fmt.Sprintf(" and %d more", len(badGroups)-3)
-			badGroups = badGroups[:3]
+			list += fmt.Sprintf(" and %d more weights", len(badGroups)-3)
 		}
-		return nil, refuse("the inputs of a weight must be whole groups of %d: %s%s, not a multiple of %d (%s)",
-			opts.GroupSize, strings.Join(badGroups, ", "), more, opts.GroupSize, hint)
+		return nil, refuse("a group size of %d does not divide the inputs of %s: each row of a weight must be whole groups; %s",
+			opts.GroupSize, list, hint)
 	}
 	// Packed words first, then float32, then 16-bit tensors, so that every
 	// tensor starts aligned to its element size in the file.
