@@ -380,6 +380,9 @@ func contains(xs []int, x int) bool {
 // shipped model's name for its unpacked copy in the cache.
 func modelName(dir string) string {
 	base := filepath.Base(filepath.Clean(dir))
+	if strings.HasPrefix(base, models.Name4Bit+"-") {
+		return models.Name4Bit + " (shipped)"
+	}
 	if strings.HasPrefix(base, models.Name+"-") {
 		return models.Name + " (shipped)"
 	}
