@@ -10,7 +10,7 @@ PYTHON  ?= python3
 VENV    := .venv-refgen
 VPY     := $(VENV)/bin/python
 
-.PHONY: run fidelity-w1d5 help test vet check-ref check-ref-% check-week% check-w% progress refgen refgen-check book venv
+.PHONY: run fidelity-w1d5 quantize-check help test vet check-ref check-ref-% check-week% check-w% progress refgen refgen-check book venv
 
 help:
 	@echo "make run            the reference engine answers a question with the model that ships in models/"
@@ -25,6 +25,7 @@ help:
 	@echo "make bench-compare  the Go engine beside transformers and mlx-lm on a random Qwen2-0.5B (maintainers)"
 	@echo "make gpu-check      build the GPU test binaries and print how to run them on a GPU machine (maintainers)"
 	@echo "make fidelity-w1d5  full-size Qwen2-0.5B-shape log-prob check against Hugging Face (maintainers)"
+	@echo "make quantize-check mlx-lm loads what tinyllm quantize writes and matches its own conversion (maintainers)"
 
 # The engine, end to end, on the shipped model: an answer anyone can check.
 RUN_PROMPT ?= What is 348 + 275?
@@ -77,6 +78,15 @@ venv: $(VPY)
 
 refgen: $(VPY)
 	$(VPY) refgen/generate.py --out testdata
+
+# tinyllm quantize's output, checked from the other side: mlx_lm.convert of the
+# same model must give the same tensors and config, and mlx_lm.load the same logits.
+QUANTIZE_MODEL ?= models/tinyqwen-chat
+quantize-check: $(VPY)
+	@tmp=$$(mktemp -d) && \
+	  $(GO) run ./cmd/tinyllm quantize --bits 4 --group-size 64 $(QUANTIZE_MODEL) $$tmp/q4 && \
+	  $(VPY) refgen/check_quantized.py --original $(QUANTIZE_MODEL) --quantized $$tmp/q4; \
+	  rc=$$?; rm -rf $$tmp; exit $$rc
 
 refgen-check: $(VPY)
 	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \

@@ -1,6 +1,8 @@
 // Package models carries the small chat model that ships with the repository,
-// so tinyllm runs on a fresh clone with no download. It is trained by
-// refgen/chatmodel; see tinyqwen-chat/README.md for what it can do.
+// so tinyllm runs on a fresh clone with no download, and its 4-bit sibling.
+// The model is trained by refgen/chatmodel; see tinyqwen-chat/README.md for
+// what it can do. The sibling is what `tinyllm quantize --bits 4
+// --group-size 64` writes for it (see tinyqwen-chat-4bit/README.md).
 package models
 
 import (
@@ -10,6 +12,10 @@ import (
 // Name is the shipped model's folder name.
 const Name = "tinyqwen-chat"
 
+// Name4Bit is the folder name of its 4-bit sibling, in MLX's affine format
+// (groups of 64).
+const Name4Bit = "tinyqwen-chat-4bit"
+
 // CacheEnv names the environment variable that, when set, replaces the
 // folder where tinyllm keeps its unpacked copy of the shipped model
 // (by default the tinyllm folder of os.UserCacheDir).
@@ -18,6 +24,9 @@ const CacheEnv = "TINYLLM_CACHE"
 //go:embed tinyqwen-chat/config.json tinyqwen-chat/generation_config.json
 //go:embed tinyqwen-chat/model.safetensors
 //go:embed tinyqwen-chat/tokenizer.json tinyqwen-chat/tokenizer_config.json
+//go:embed tinyqwen-chat-4bit/config.json tinyqwen-chat-4bit/generation_config.json
+//go:embed tinyqwen-chat-4bit/model.safetensors tinyqwen-chat-4bit/model.safetensors.index.json
+//go:embed tinyqwen-chat-4bit/tokenizer.json tinyqwen-chat-4bit/tokenizer_config.json
 var files embed.FS
 
 // Dir returns a folder holding the shipped model, as Open does, without
@@ -43,4 +52,14 @@ func Open() (dir string, notes []string, err error) {
 		return "", nil, err
 	}
 	return unpack(root, files, Name)
+}
+
+// Open4Bit is Open for the 4-bit sibling (Name4Bit), unpacked beside the
+// shipped model in the same cache folder.
+func Open4Bit() (dir string, notes []string, err error) {
+	root, err := cacheRoot()
+	if err != nil {
+		return "", nil, err
+	}
+	return unpack(root, files, Name4Bit)
 }

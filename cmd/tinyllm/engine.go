@@ -389,11 +389,15 @@ func contains(xs []int, x int) bool {
 }
 
 // modelName is how the model is called in messages: its folder's name, or the
-// shipped model's name for its unpacked copy in the cache.
+// shipped model's name for an unpacked copy in the cache, which is named
+// <name>-<16 hex digits>.
 func modelName(dir string) string {
 	base := filepath.Base(filepath.Clean(dir))
-	if strings.HasPrefix(base, models.Name+"-") {
-		return models.Name + " (shipped)"
+	for _, name := range []string{models.Name, models.Name4Bit} {
+		key, ok := strings.CutPrefix(base, name+"-")
+		if ok && len(key) == 16 && strings.Trim(key, "0123456789abcdef") == "" {
+			return name + " (shipped)"
+		}
 	}
 	return base
 }

@@ -14,12 +14,10 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sort"
-	"strings"
 	"sync"
-	"time"
 
+	"github.com/tinyllm-go/tinyllm/internal/modelfolder"
 	"github.com/tinyllm-go/tinyllm/internal/safetensors"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
@@ -156,21 +154,10 @@ type kindError struct {
 func (e *kindError) Error() string        { return e.msg }
 func (e *kindError) Is(target error) bool { return target == e.kind }
 
-// tokenizerFiles are the files of a Hugging Face tokenizer besides
-// tokenizer.json; they are copied if present.
-var tokenizerFiles = []string{"tokenizer_config.json", "special_tokens_map.json", "vocab.json", "merges.txt", "chat_template.jinja"}
-
 // IsModelFile reports whether a file of this name in a model folder belongs
 // to the model (and so is replaced by WriteRandomModel with Overwrite):
 // the configs, the tokenizer files, the weights and their index.
-func IsModelFile(name string) bool {
-	switch name {
-	case "config.json", "generation_config.json", "model.safetensors.index.json",
-		"tokenizer.json", "tokenizer.json.gz", "added_tokens.json":
-		return true
-	}
-	return strings.HasSuffix(name, ".safetensors") || slices.Contains(tokenizerFiles, name)
-}
+func IsModelFile(name string) bool { return modelfolder.IsModelFile(name) }
 
 // partialPrefix names the folder, inside the target, where a model is
 // written before its files are moved into place. A run killed half-way
@@ -178,8 +165,8 @@ func IsModelFile(name string) bool {
 const partialPrefix = ".mkmodel-partial-"
 
 // staleAfter is how long a partial folder must have been left untouched
-// before a later run removes it: a writer touches its files continuously.
-const staleAfter = time.Hour
+// before a later run removes it.
+const staleAfter = modelfolder.StaleAfter
 
 // WriteRandomModel writes a randomly initialised bfloat16 Qwen2 checkpoint
 // of the given shape into dir, in Hugging Face format: config.json,
@@ -206,13 +193,9 @@ func WriteRandomModel(ctx context.Context, dir string, s Shape, opts RandomModel
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("mkmodel: %w", err)
 	}
-	removeStalePartials(dir, opts.Note)
-	old, err := modelFiles(dir)
-	if err != nil {
-		return err
-	}
-	if len(old) > 0 && !opts.Overwrite {
-		return &kindError{ErrModelExists, fmt.Sprintf("%s already holds model files (%s)", dir, strings.Join(old, ", "))}
+	modelfolder.RemoveStalePartials(dir, partialPrefix, "mkmodel", opts.Note)
+	if err := modelfolder.CheckFree(dir, opts.Overwrite); err != nil {
+		return installError(err)
 	}
 	tmp, err := os.MkdirTemp(dir, partialPrefix)
 	if err != nil {
@@ -223,7 +206,7 @@ func WriteRandomModel(ctx context.Context, dir string, s Shape, opts RandomModel
 	if err := os.WriteFile(filepath.Join(tmp, "tokenizer.json"), tokJSON, 0o644); err != nil {
 		return fmt.Errorf("mkmodel: %w", err)
 	}
-	for _, name := range tokenizerFiles {
+	for _, name := range modelfolder.TokenizerFiles {
 		if err := copyFile(filepath.Join(src, name), filepath.Join(tmp, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("mkmodel: %w", err)
 		}
@@ -239,7 +222,19 @@ func WriteRandomModel(ctx context.Context, dir string, s Shape, opts RandomModel
 	if err := writeJSONFile(filepath.Join(tmp, "config.json"), s.config(bos, eos)); err != nil {
 		return err
 	}
-	return install(tmp, dir, opts.Overwrite)
+	return installError(modelfolder.Install(tmp, dir, opts.Overwrite))
+}
+
+// installError gives a refusal to overwrite the ErrModelExists kind of this
+// package, and any other error of writing the folder mkmodel's prefix.
+func installError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, modelfolder.ErrModelExists):
+		return &kindError{ErrModelExists, err.Error()}
+	}
+	return fmt.Errorf("mkmodel: %w", err)
 }
 
 // checkTokenizer loads the tokenizer of src as the engine will, checks that
@@ -274,134 +269,6 @@ func checkTokenizer(src string, s Shape) ([]byte, error) {
 		}
 	}
 	return raw, nil
-}
-
-// modelFiles lists the files of dir that belong to a model.
-func modelFiles(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("mkmodel: %w", err)
-	}
-	var names []string
-	for _, e := range entries {
-		if IsModelFile(e.Name()) {
-			names = append(names, e.Name())
-		}
-	}
-	return names, nil
-}
-
-// install moves the files written in tmp into dir. With overwrite, the
-// model files already there go first, config.json before the rest, and the
-// new config.json comes last, so that at no moment does dir hold a
-// config.json beside weights of another model.
-func install(tmp, dir string, overwrite bool) error {
-	old, err := modelFiles(dir)
-	if err != nil {
-		return err
-	}
-	if len(old) > 0 && !overwrite {
-		return &kindError{ErrModelExists, fmt.Sprintf("%s got model files (%s) while the model was being written", dir, strings.Join(old, ", "))}
-	}
-	slices.SortFunc(old, configFirst)
-	for _, name := range old {
-		if err := os.Remove(filepath.Join(dir, name)); err != nil {
-			return fmt.Errorf("mkmodel: replacing the model in %s: %w", dir, err)
-		}
-	}
-	entries, err := os.ReadDir(tmp)
-	if err != nil {
-		return fmt.Errorf("mkmodel: %w", err)
-	}
-	names := make([]string, len(entries))
-	for i, e := range entries {
-		names[i] = e.Name()
-	}
-	slices.SortFunc(names, func(a, b string) int { return configFirst(b, a) })
-	for _, name := range names {
-		if err := os.Rename(filepath.Join(tmp, name), filepath.Join(dir, name)); err != nil {
-			return fmt.Errorf("mkmodel: %w", err)
-		}
-	}
-	return nil
-}
-
-// configFirst orders config.json before every other name.
-func configFirst(a, b string) int {
-	switch {
-	case a == b:
-		return 0
-	case a == "config.json":
-		return -1
-	case b == "config.json":
-		return 1
-	}
-	return strings.Compare(a, b)
-}
-
-// removeStalePartials removes the partial folders that killed runs left in
-// dir: only those holding nothing but model files (and the safetensors
-// writer's temporary files) and untouched for staleAfter, so never one that
-// a run is writing now. It names the others in a note.
-func removeStalePartials(dir string, note func(string)) {
-	if note == nil {
-		note = func(string) {}
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return
-	}
-	for _, e := range entries {
-		if !e.IsDir() || !strings.HasPrefix(e.Name(), partialPrefix) {
-			continue
-		}
-		path := filepath.Join(dir, e.Name())
-		ours, newest := partialState(path)
-		switch {
-		case !ours:
-			note(fmt.Sprintf("left %s alone: it holds files that are not part of a model", path))
-		case time.Since(newest) < staleAfter:
-			note(fmt.Sprintf("left %s alone: written in the last hour, perhaps by another mkmodel still running; remove it if not", path))
-		default:
-			if err := os.RemoveAll(path); err != nil {
-				note(fmt.Sprintf("could not remove %s, left by an interrupted mkmodel: %v", path, err))
-			} else {
-				note(fmt.Sprintf("removed %s, left by an interrupted mkmodel", path))
-			}
-		}
-	}
-}
-
-// partialState reports whether a partial folder holds only what mkmodel
-// writes there, and the newest modification time in it.
-func partialState(path string) (ours bool, newest time.Time) {
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return false, newest
-	}
-	newest = fi.ModTime()
-	entries, err := os.ReadDir(path)
-	if err != nil {
-		return false, newest
-	}
-	for _, e := range entries {
-		info, err := e.Info()
-		if err != nil || !info.Mode().IsRegular() {
-			return false, newest
-		}
-		// safetensors.WriteFile writes through "<name>.tmp<digits>".
-		name := e.Name()
-		if base, _, ok := strings.Cut(name, ".safetensors.tmp"); ok {
-			name = base + ".safetensors"
-		}
-		if !IsModelFile(name) {
-			return false, newest
-		}
-		if info.ModTime().After(newest) {
-			newest = info.ModTime()
-		}
-	}
-	return true, newest
 }
 
 // config returns the config.json of the shape, as transformers writes it.

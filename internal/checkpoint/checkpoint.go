@@ -277,3 +277,23 @@ func (ck *Checkpoint) Close() error {
 	ck.files = nil
 	return first
 }
+
+// Names returns the names of every tensor of the checkpoint, sorted.
+func (ck *Checkpoint) Names() []string {
+	names := make([]string, 0, len(ck.owner))
+	for name := range ck.owner {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Info returns a tensor's stored dtype and shape (for a packed weight, the
+// shape of its words), and whether the checkpoint holds it.
+func (ck *Checkpoint) Info(name string) (safetensors.TensorInfo, bool) {
+	f, ok := ck.owner[name]
+	if !ok {
+		return safetensors.TensorInfo{}, false
+	}
+	return f.Info(name)
+}
