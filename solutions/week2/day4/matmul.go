@@ -9,6 +9,7 @@ import (
 	"fmt"
 
 	"github.com/tinyllm-go/tinyllm/kernels"
+	"github.com/tinyllm-go/tinyllm/kernels/devtensor"
 )
 
 //go:embed matmul.cu
@@ -82,8 +83,8 @@ func Source(backend, file string) string {
 // Matmul holds the compiled kernels of every rung for one device.
 // (Provided.)
 type Matmul struct {
-	dev        *kernels.Device
-	mods       []*kernels.Module
+	dev      *kernels.Device
+	mods     []*kernels.Module
 	bf16, q4 [5]*kernels.Kernel // by rung
 }
 
@@ -128,7 +129,7 @@ func (m *Matmul) Close() error {
 }
 
 // check validates the shapes of y = x·Wᵀ and sets y's rows. (Provided.)
-func check(y, x *Activations, w *Weight) error {
+func check(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if x.Cols != w.K {
 		return fmt.Errorf("matmul: x is %d x %d but W is %d x %d: x's columns must be W's K", x.Rows, x.Cols, w.N, w.K)
 	}
@@ -141,14 +142,14 @@ func check(y, x *Activations, w *Weight) error {
 // args are a launch's arguments in the kernels' order: y, x, then W (bf16)
 // or its words, scales and biases (4-bit), then M, N, K and, for 4-bit, the
 // group size, as int32. (Provided.)
-func args(y, x *Activations, w *Weight) []any {
+func args(y, x *devtensor.Activations, w *devtensor.Weight) []any {
 	if w.Quantized() {
 		return []any{y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(x.Rows), int32(w.N), int32(w.K), int32(w.GroupSize)}
 	}
 	return []any{y.Buf, x.Buf, w.W, int32(x.Rows), int32(w.N), int32(w.K)}
 }
 
-func (m *Matmul) kernel(r Rung, w *Weight) *kernels.Kernel {
+func (m *Matmul) kernel(r Rung, w *devtensor.Weight) *kernels.Kernel {
 	if w.Quantized() {
 		return m.q4[r]
 	}
@@ -158,7 +159,7 @@ func (m *Matmul) kernel(r Rung, w *Weight) *kernels.Kernel {
 // V1 computes y = x·Wᵀ with one thread per output element: Block threads
 // per block and just enough blocks for the M·N outputs, on a
 // one-dimensional grid. It queues the kernel and returns without waiting.
-func (m *Matmul) V1(y, x *Activations, w *Weight) error {
+func (m *Matmul) V1(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if err := check(y, x, w); err != nil {
 		return err
 	}
@@ -171,7 +172,7 @@ func (m *Matmul) V1(y, x *Activations, w *Weight) error {
 // consecutive rows n of W for one row m of x; the grid is ceil(N/(Block/32))
 // blocks along X and M along Y. It queues the kernel and returns without
 // waiting.
-func (m *Matmul) V2(y, x *Activations, w *Weight) error {
+func (m *Matmul) V2(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if err := check(y, x, w); err != nil {
 		return err
 	}
@@ -183,7 +184,7 @@ func (m *Matmul) V2(y, x *Activations, w *Weight) error {
 // up to 8 rows of x per pass (grid Y covers ceil(M/8) passes). bf16 weights
 // need K to be a multiple of 8 (a row must start on 16 bytes); 4-bit ones
 // always qualify. (Provided.)
-func (m *Matmul) V3(y, x *Activations, w *Weight) error {
+func (m *Matmul) V3(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if err := check(y, x, w); err != nil {
 		return err
 	}
@@ -199,7 +200,7 @@ func (m *Matmul) V3(y, x *Activations, w *Weight) error {
 // tile of y, 128 threads. x is rounded to bf16 on the way in on CUDA, which
 // the chapter's looser v4 tolerance accounts for. K must be a multiple of 8.
 // (Provided.)
-func (m *Matmul) V4(y, x *Activations, w *Weight) error {
+func (m *Matmul) V4(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if err := check(y, x, w); err != nil {
 		return err
 	}
@@ -211,7 +212,7 @@ func (m *Matmul) V4(y, x *Activations, w *Weight) error {
 }
 
 // Run launches one rung. (Provided.)
-func (m *Matmul) Run(r Rung, y, x *Activations, w *Weight) error {
+func (m *Matmul) Run(r Rung, y, x *devtensor.Activations, w *devtensor.Weight) error {
 	switch r {
 	case V1Naive:
 		return m.V1(y, x, w)
@@ -228,7 +229,7 @@ func (m *Matmul) Run(r Rung, y, x *Activations, w *Weight) error {
 // Pick is the rung Linear uses for M rows of x and weight w: the tensor
 // core tiles from PrefillRows rows, the vector kernel below, and the warp
 // kernel when K rules the vector loads out. (Provided.)
-func Pick(rows int, w *Weight) Rung {
+func Pick(rows int, w *devtensor.Weight) Rung {
 	switch {
 	case w.K%8 != 0:
 		return V2Warp
@@ -241,6 +242,6 @@ func Pick(rows int, w *Weight) Rung {
 // Linear computes y = x·Wᵀ with the rung Pick chooses. It queues the work
 // and returns; Download (or the device's Synchronize) waits for it.
 // (Provided.)
-func (m *Matmul) Linear(y, x *Activations, w *Weight) error {
+func (m *Matmul) Linear(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	return m.Run(Pick(x.Rows, w), y, x, w)
 }
