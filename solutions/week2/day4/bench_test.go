@@ -114,3 +114,51 @@ func benchRung(b *testing.B, d *kernels.Device, mm *Matmul, r Rung, y, x *devten
 	b.ReportMetric(bytes/per.Seconds()/1e9, "GB/s")
 	b.ReportMetric(flops/per.Seconds()/1e12, "TFLOP/s")
 }
+
+// BenchmarkW2D4V3Variants compares builds of rung 3 on CUDA (rows of W per
+// warp, rows of x per pass, loads in flight per row) on the decode shapes
+// where it matters most; the winner is cudaV3.
+//
+//	go test -run '^$' -bench W2D4V3Variants -benchtime 100ms ./solutions/week2/day4
+func BenchmarkW2D4V3Variants(b *testing.B) {
+	d := kerneltest.Open(b)
+	if d.Backend() != kernels.CUDA {
+		b.Skip("not run: the variants are CUDA builds")
+	}
+	variants := []v3Config{{1, 8, 4}, {1, 4, 4}, {2, 4, 4}, {2, 4, 2}, {4, 2, 2}, {2, 2, 4}, {4, 1, 2}}
+	mms := make([]*Matmul, len(variants))
+	for i, v := range variants {
+		var err error
+		if mms[i], err = newMatmul(d, v); err != nil {
+			b.Fatal(err)
+		}
+		defer mms[i].Close()
+	}
+	for _, s := range []w2d4.Shape{w2d4.RealShapes[3], w2d4.RealShapes[5], w2d4.RealShapes[6]} {
+		for _, f := range []w2d4.Format{w2d4.Formats[0], w2d4.Formats[1]} {
+			p := w2d4.NewProblem(w2d4.Shape{Name: s.Name, N: s.N, K: s.K, Ms: []int{1}}, f, 7)
+			w, err := p.Upload(d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, m := range []int{1, 8} {
+				x, err := devtensor.NewActivations(d, m, s.K)
+				if err != nil {
+					b.Fatal(err)
+				}
+				x.Buf.Fill(0x3E)
+				y, err := devtensor.NewActivations(d, m, s.N)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i, v := range variants {
+					name := fmt.Sprintf("%s/%s/M=%d/w%d_x%d_u%d", s.Name, f.Name, m, v.wrows, v.xrows, v.unroll)
+					b.Run(name, func(b *testing.B) { benchRung(b, d, mms[i], V3Vector, y, x, []*devtensor.Weight{w}) })
+				}
+				x.Free()
+				y.Free()
+			}
+			w.Free()
+		}
+	}
+}

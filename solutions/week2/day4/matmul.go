@@ -55,7 +55,7 @@ func (r Rung) String() string {
 
 // PrefillRows is the number of rows of x from which Linear picks the tensor
 // core rung: below it the product is a few matrix-vector products bound by
-// reading W once, and rung 3 reads it once for up to 8 rows. (Provided.)
+// reading W, which rung 3 reads once for every few rows of x. (Provided.)
 const PrefillRows = 16
 
 // Block is the threads per block (threadgroup) of every rung: 8 warps of
@@ -86,18 +86,34 @@ type Matmul struct {
 	dev      *kernels.Device
 	mods     []*kernels.Module
 	bf16, q4 [5]*kernels.Kernel // by rung
+	// Rows of W per warp and of x per pass that rung 3 was compiled for.
+	v3W, v3X int
 }
+
+// The CUDA build of rung 3: 4 rows of W per warp, 2 rows of x per pass, 2
+// loads in flight per row of W (the benchmark's variants chose these on an
+// H200). The Metal source has 1 and 8 written in.
+var cudaV3 = v3Config{wrows: 4, xrows: 2, unroll: 2}
+
+type v3Config struct{ wrows, xrows, unroll int }
 
 // NewMatmul compiles both kernel files for dev and looks up the kernels
 // matmul_bf16_v1 … v4 and matmul_q4_v1 … v4. A compile error carries the
 // compiler's log. (Provided.)
-func NewMatmul(dev *kernels.Device) (*Matmul, error) {
-	m := &Matmul{dev: dev}
+func NewMatmul(dev *kernels.Device) (*Matmul, error) { return newMatmul(dev, cudaV3) }
+
+func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
+	m := &Matmul{dev: dev, v3W: 1, v3X: 8}
+	var opts []string
+	if dev.Backend() == kernels.CUDA {
+		m.v3W, m.v3X = v3.wrows, v3.xrows
+		opts = []string{fmt.Sprintf("-DV3_WROWS=%d", v3.wrows), fmt.Sprintf("-DV3_ROWS=%d", v3.xrows), fmt.Sprintf("-DV3_UNROLL=%d", v3.unroll)}
+	}
 	for _, file := range []struct {
 		name  string
 		rungs []Rung
 	}{{"matmul", []Rung{V1Naive, V2Warp}}, {"matmul_fast", []Rung{V3Vector, V4TensorCore}}} {
-		mod, err := dev.Compile(Source(dev.Backend(), file.name))
+		mod, err := dev.Compile(Source(dev.Backend(), file.name), opts...)
 		if err != nil {
 			m.Close()
 			return nil, fmt.Errorf("compiling %s for %s: %w", file.name, dev.Backend(), err)
@@ -180,8 +196,8 @@ func (m *Matmul) V2(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	return m.dev.Launch(m.kernel(V2Warp, w), cfg, args(y, x, w)...)
 }
 
-// V3 computes y = x·Wᵀ with 16-byte loads of W, one warp per row of W and
-// up to 8 rows of x per pass (grid Y covers ceil(M/8) passes). bf16 weights
+// V3 computes y = x·Wᵀ with 16-byte loads of W, each warp taking a few rows
+// of W and a few rows of x per pass (grid Y covers the passes). bf16 weights
 // need K to be a multiple of 8 (a row must start on 16 bytes); 4-bit ones
 // always qualify. (Provided.)
 func (m *Matmul) V3(y, x *devtensor.Activations, w *devtensor.Weight) error {
@@ -191,7 +207,7 @@ func (m *Matmul) V3(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if w.K%8 != 0 {
 		return fmt.Errorf("matmul v3: K = %d is not a multiple of 8; use V2", w.K)
 	}
-	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(w.N, Block/32), Y: kernels.Blocks(x.Rows, 8), Z: 1}, Block: kernels.D1(Block)}
+	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(w.N, m.v3W*Block/32), Y: kernels.Blocks(x.Rows, m.v3X), Z: 1}, Block: kernels.D1(Block)}
 	return m.dev.Launch(m.kernel(V3Vector, w), cfg, args(y, x, w)...)
 }
 

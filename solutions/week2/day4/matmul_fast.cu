@@ -19,69 +19,93 @@ __device__ __forceinline__ float warp_sum(float v) {
 
 // ---- Rung 3: matrix-vector products bound by reading W once. ----
 //
-// One warp per row n of W, up to V3_ROWS rows of x per pass (grid Y covers
-// the rest). Each lane loads 16 bytes of W at a time (8 bf16 or 32 4-bit
-// weights), V3_UNROLL loads issued before the first is used, so that enough
-// bytes are in flight to cover the latency of device memory.
-#define V3_ROWS 8
-#define V3_UNROLL 4
+// Each warp takes V3_WROWS consecutive rows of W and up to V3_ROWS rows of x
+// (grid Y covers the rest of x). Each lane loads 16 bytes of W at a time (8
+// bf16 or 32 4-bit weights), V3_UNROLL loads per row of W issued before the
+// first is used, so that enough bytes are in flight to cover the latency of
+// device memory; a slice of x, once loaded, serves every row of W the warp
+// holds. The macros can be overridden at compile time (-D), which is how the
+// benchmark compares variants.
+#ifndef V3_ROWS
+#define V3_ROWS 2
+#endif
+#ifndef V3_WROWS
+#define V3_WROWS 4
+#endif
+#ifndef V3_UNROLL
+#define V3_UNROLL 2
+#endif
 
 extern "C" __global__ void __launch_bounds__(256) matmul_bf16_v3(
         float* __restrict__ y, const float* __restrict__ x, const unsigned short* __restrict__ w,
         int M, int N, int K) {
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    int n = blockIdx.x * (blockDim.x / 32) + warp;
+    int n0 = (blockIdx.x * (blockDim.x / 32) + warp) * V3_WROWS;
     int m0 = blockIdx.y * V3_ROWS;
-    if (n >= N) return;
+    if (n0 >= N) return;
     int rows = min(V3_ROWS, M - m0);
-    const uint4* wr = (const uint4*)(w + (size_t)n * K);
     int K8 = K / 8;
-    float acc[V3_ROWS];
+    float acc[V3_WROWS][V3_ROWS];
 #pragma unroll
-    for (int r = 0; r < V3_ROWS; r++) acc[r] = 0.0f;
+    for (int q = 0; q < V3_WROWS; q++)
+#pragma unroll
+        for (int r = 0; r < V3_ROWS; r++) acc[q][r] = 0.0f;
     for (int j0 = lane; j0 < K8; j0 += 32 * V3_UNROLL) {
-        uint4 v[V3_UNROLL];
+        uint4 v[V3_WROWS][V3_UNROLL];
 #pragma unroll
-        for (int u = 0; u < V3_UNROLL; u++) {
-            int j = j0 + 32 * u;
-            v[u] = j < K8 ? __ldcs(wr + j) : make_uint4(0, 0, 0, 0);  // streamed once: don't keep in L1/L2
+        for (int q = 0; q < V3_WROWS; q++) {
+            const uint4* wr = (const uint4*)(w + (size_t)min(n0 + q, N - 1) * K);
+#pragma unroll
+            for (int u = 0; u < V3_UNROLL; u++) {
+                int j = j0 + 32 * u;
+                v[q][u] = j < K8 ? wr[j] : make_uint4(0, 0, 0, 0);
+            }
         }
 #pragma unroll
         for (int u = 0; u < V3_UNROLL; u++) {
             int j = j0 + 32 * u;
             if (j >= K8) break;
-            float f[8] = {bf16_lo(v[u].x), bf16_hi(v[u].x), bf16_lo(v[u].y), bf16_hi(v[u].y),
-                          bf16_lo(v[u].z), bf16_hi(v[u].z), bf16_lo(v[u].w), bf16_hi(v[u].w)};
 #pragma unroll
             for (int r = 0; r < V3_ROWS; r++) {
                 if (r < rows) {
                     const float4* xr = (const float4*)(x + (size_t)(m0 + r) * K) + 2 * j;
                     float4 a = xr[0], b = xr[1];
-                    acc[r] += a.x * f[0] + a.y * f[1] + a.z * f[2] + a.w * f[3] +
-                              b.x * f[4] + b.y * f[5] + b.z * f[6] + b.w * f[7];
+#pragma unroll
+                    for (int q = 0; q < V3_WROWS; q++) {
+                        uint4 vv = v[q][u];
+                        acc[q][r] += a.x * bf16_lo(vv.x) + a.y * bf16_hi(vv.x) + a.z * bf16_lo(vv.y) +
+                                     a.w * bf16_hi(vv.y) + b.x * bf16_lo(vv.z) + b.y * bf16_hi(vv.z) +
+                                     b.z * bf16_lo(vv.w) + b.w * bf16_hi(vv.w);
+                    }
                 }
             }
         }
     }
 #pragma unroll
-    for (int r = 0; r < V3_ROWS; r++) {
-        if (r < rows) {
-            float s = warp_sum(acc[r]);
-            if (lane == 0) y[(size_t)(m0 + r) * N + n] = s;
+    for (int q = 0; q < V3_WROWS; q++) {
+#pragma unroll
+        for (int r = 0; r < V3_ROWS; r++) {
+            if (r < rows) {
+                float s = warp_sum(acc[q][r]);
+                if (lane == 0 && n0 + q < N) y[(size_t)(m0 + r) * N + n0 + q] = s;
+            }
         }
     }
+}
+
+// A nibble to float without the slow integer conversion: 0x4B000000 is
+// 2^23, and OR-ing q into its mantissa gives 2^23 + q exactly.
+__device__ __forceinline__ float nib(unsigned int w, int shift) {
+    return __uint_as_float(0x4B000000u | ((w >> shift) & 15u)) - 8388608.0f;
 }
 
 // 4-bit: a lane's 16 bytes are 32 weights of one group (groups are 64 or
 // 128 wide), so one scale s and bias b serve them all, and
 //   sum_k x_k (q_k s + b) = s · sum_k x_k q_k + b · sum_k x_k:
-// two multiply-adds per weight, the scale and bias applied once per 32.
-__device__ __forceinline__ void q4_dot8(unsigned int word, float4 a, float4 b, float& qx, float& sx) {
-    qx += a.x * (float)(word & 15u) + a.y * (float)((word >> 4) & 15u) +
-          a.z * (float)((word >> 8) & 15u) + a.w * (float)((word >> 12) & 15u) +
-          b.x * (float)((word >> 16) & 15u) + b.y * (float)((word >> 20) & 15u) +
-          b.z * (float)((word >> 24) & 15u) + b.w * (float)(word >> 28);
-    sx += (a.x + a.y) + (a.z + a.w) + (b.x + b.y) + (b.z + b.w);
+// the scale and bias are applied once per 32 weights.
+__device__ __forceinline__ void q4_dot8(unsigned int word, float4 a, float4 b, float& qx) {
+    qx += a.x * nib(word, 0) + a.y * nib(word, 4) + a.z * nib(word, 8) + a.w * nib(word, 12) +
+          b.x * nib(word, 16) + b.y * nib(word, 20) + b.z * nib(word, 24) + b.w * nib(word, 28);
 }
 
 extern "C" __global__ void __launch_bounds__(256) matmul_q4_v3(
@@ -89,30 +113,34 @@ extern "C" __global__ void __launch_bounds__(256) matmul_q4_v3(
         const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
         int M, int N, int K, int group) {
     int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    int n = blockIdx.x * (blockDim.x / 32) + warp;
+    int n0 = (blockIdx.x * (blockDim.x / 32) + warp) * V3_WROWS;
     int m0 = blockIdx.y * V3_ROWS;
-    if (n >= N) return;
+    if (n0 >= N) return;
     int rows = min(V3_ROWS, M - m0);
-    const uint4* wr = (const uint4*)(w + (size_t)n * (K / 8));
-    const unsigned short* sr = scales + (size_t)n * (K / group);
-    const unsigned short* br = biases + (size_t)n * (K / group);
-    int K32 = K / 32, per = group / 32;
-    float acc[V3_ROWS];
+    int K32 = K / 32, per = group / 32, G = K / group;
+    float acc[V3_WROWS][V3_ROWS];
 #pragma unroll
-    for (int r = 0; r < V3_ROWS; r++) acc[r] = 0.0f;
+    for (int q = 0; q < V3_WROWS; q++)
+#pragma unroll
+        for (int r = 0; r < V3_ROWS; r++) acc[q][r] = 0.0f;
     for (int j0 = lane; j0 < K32; j0 += 32 * V3_UNROLL) {
-        uint4 v[V3_UNROLL];
-        float s[V3_UNROLL], b[V3_UNROLL];
+        uint4 v[V3_WROWS][V3_UNROLL];
+        float s[V3_WROWS][V3_UNROLL], b[V3_WROWS][V3_UNROLL];
 #pragma unroll
-        for (int u = 0; u < V3_UNROLL; u++) {
-            int j = j0 + 32 * u;
-            if (j < K32) {
-                v[u] = __ldcs(wr + j);
-                s[u] = __uint_as_float(((unsigned int)sr[j / per]) << 16);
-                b[u] = __uint_as_float(((unsigned int)br[j / per]) << 16);
-            } else {
-                v[u] = make_uint4(0, 0, 0, 0);
-                s[u] = b[u] = 0.0f;
+        for (int q = 0; q < V3_WROWS; q++) {
+            size_t n = (size_t)min(n0 + q, N - 1);
+            const uint4* wr = (const uint4*)(w + n * (K / 8));
+#pragma unroll
+            for (int u = 0; u < V3_UNROLL; u++) {
+                int j = j0 + 32 * u;
+                if (j < K32) {
+                    v[q][u] = wr[j];
+                    s[q][u] = __uint_as_float(((unsigned int)scales[n * G + j / per]) << 16);
+                    b[q][u] = __uint_as_float(((unsigned int)biases[n * G + j / per]) << 16);
+                } else {
+                    v[q][u] = make_uint4(0, 0, 0, 0);
+                    s[q][u] = b[q][u] = 0.0f;
+                }
             }
         }
 #pragma unroll
@@ -123,21 +151,32 @@ extern "C" __global__ void __launch_bounds__(256) matmul_q4_v3(
             for (int r = 0; r < V3_ROWS; r++) {
                 if (r < rows) {
                     const float4* xr = (const float4*)(x + (size_t)(m0 + r) * K) + 8 * j;
-                    float qx = 0.0f, sx = 0.0f;
-                    q4_dot8(v[u].x, xr[0], xr[1], qx, sx);
-                    q4_dot8(v[u].y, xr[2], xr[3], qx, sx);
-                    q4_dot8(v[u].z, xr[4], xr[5], qx, sx);
-                    q4_dot8(v[u].w, xr[6], xr[7], qx, sx);
-                    acc[r] += s[u] * qx + b[u] * sx;
+                    float4 x0 = xr[0], x1 = xr[1], x2 = xr[2], x3 = xr[3], x4 = xr[4], x5 = xr[5], x6 = xr[6], x7 = xr[7];
+                    float sx = ((x0.x + x0.y) + (x0.z + x0.w)) + ((x1.x + x1.y) + (x1.z + x1.w)) +
+                               ((x2.x + x2.y) + (x2.z + x2.w)) + ((x3.x + x3.y) + (x3.z + x3.w)) +
+                               ((x4.x + x4.y) + (x4.z + x4.w)) + ((x5.x + x5.y) + (x5.z + x5.w)) +
+                               ((x6.x + x6.y) + (x6.z + x6.w)) + ((x7.x + x7.y) + (x7.z + x7.w));
+#pragma unroll
+                    for (int q = 0; q < V3_WROWS; q++) {
+                        float qx = 0.0f;
+                        q4_dot8(v[q][u].x, x0, x1, qx);
+                        q4_dot8(v[q][u].y, x2, x3, qx);
+                        q4_dot8(v[q][u].z, x4, x5, qx);
+                        q4_dot8(v[q][u].w, x6, x7, qx);
+                        acc[q][r] += s[q][u] * qx + b[q][u] * sx;
+                    }
                 }
             }
         }
     }
 #pragma unroll
-    for (int r = 0; r < V3_ROWS; r++) {
-        if (r < rows) {
-            float t = warp_sum(acc[r]);
-            if (lane == 0) y[(size_t)(m0 + r) * N + n] = t;
+    for (int q = 0; q < V3_WROWS; q++) {
+#pragma unroll
+        for (int r = 0; r < V3_ROWS; r++) {
+            if (r < rows) {
+                float t = warp_sum(acc[q][r]);
+                if (lane == 0 && n0 + q < N) y[(size_t)(m0 + r) * N + n0 + q] = t;
+            }
         }
     }
 }
