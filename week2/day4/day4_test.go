@@ -13,6 +13,14 @@ import (
 
 func TestW2D4Sources(t *testing.T) { w2d4.Sources(t, Source) }
 
+func TestW2D4Task1RefusesBadShapes(t *testing.T) {
+	w2d4.RefusesBadShapes(t, "W2D4 Task 1 V1", new(Matmul).V1)
+}
+
+func TestW2D4Task2RefusesBadShapes(t *testing.T) {
+	w2d4.RefusesBadShapes(t, "W2D4 Task 2 V2", new(Matmul).V2)
+}
+
 func TestW2D4Task1NaiveGPU(t *testing.T) {
 	w2d4.Rung(t, "W2D4 Task 1 V1", 1, NewMatmul, testing.Short())
 }

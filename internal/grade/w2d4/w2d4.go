@@ -434,3 +434,28 @@ func Sources(t *testing.T, source func(backend, file string) string) {
 		}
 	}
 }
+
+// RefusesBadShapes checks, on any machine, that a rung's launch validates
+// the shapes before it touches the device: x whose width is not W's K, or y
+// whose width is not W's N, is an error. The Matmul it is given has no
+// device, so a rung that launched anyway would fail here too.
+func RefusesBadShapes(t *testing.T, task string, run func(y, x *devtensor.Activations, w *devtensor.Weight) error) {
+	grade.PointToChapter(t, task)
+	w := &devtensor.Weight{N: 3, K: 4, Bits: 16}
+	for _, c := range []struct {
+		name string
+		y, x *devtensor.Activations
+	}{
+		{"x of 5 columns, K = 4", &devtensor.Activations{Rows: 2, Cols: 3, MaxRows: 2}, &devtensor.Activations{Rows: 2, Cols: 5, MaxRows: 2}},
+		{"y of 2 columns, N = 3", &devtensor.Activations{Rows: 2, Cols: 2, MaxRows: 2}, &devtensor.Activations{Rows: 2, Cols: 4, MaxRows: 2}},
+		{"y of 1 row for x of 2", &devtensor.Activations{Rows: 1, Cols: 3, MaxRows: 1}, &devtensor.Activations{Rows: 2, Cols: 4, MaxRows: 2}},
+	} {
+		var err error
+		if grade.Run(t, task+", "+c.name, func() { err = run(c.y, c.x, w) }) {
+			return
+		}
+		if err == nil {
+			t.Errorf("%s, %s: no error (call check(y, x, w) before launching)", task, c.name)
+		}
+	}
+}
