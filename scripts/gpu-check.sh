@@ -25,7 +25,9 @@ bin=bin/gpu
 # The GPU test binaries: name, package, which tests.
 targets=(
   "kernels ./kernels ."
+  "devtensor ./kernels/devtensor ."
   "solutions-w1d7 ./solutions/week1/day7 W1D7Task2"
+  "solutions-w2d4 ./solutions/week2/day4 W2D4"
 )
 
 build() {
@@ -97,6 +99,19 @@ PY
       echo "FAIL $name: checks were skipped although the GPU is required:"; grep -- '--- SKIP' "$out/$name.log"; status=1
     fi
   done
+
+  # The W2D4 matmul ladder's benchmark (device time, GB/s, TFLOP/s of every
+  # rung on the Qwen2 shapes) and PyTorch's bf16 matmul on the same shapes.
+  if [[ -x $root/$bin/solutions-w2d4.test ]]; then
+    echo "=== W2D4 matmul ladder benchmark"
+    set +e
+    (cd solutions/week2/day4 && "$root/$bin/solutions-w2d4.test" -test.run '^$' -test.bench W2D4Ladder \
+      -test.benchtime 100ms -test.timeout 600s) >"$out/w2d4-bench.log" 2>&1 || { echo "FAIL the W2D4 benchmark"; status=1; }
+    grep -E '^Benchmark' "$out/w2d4-bench.log" | sed -E 's/^BenchmarkW2D4Ladder\///; s/-[0-9]+ +/ /' |
+      awk '{printf "%-48s %9s us %7s GB/s %7s TFLOP/s\n", $1, $9, $5, $7}'
+    python3 scripts/torch-matmul.py 2>&1 | tee "$out/w2d4-torch.log" || echo "PyTorch matmul: not measured"
+    set -e
+  fi
 
   echo
   echo "Summary"

@@ -1,0 +1,164 @@
+package day4
+
+// BenchmarkW2D4Ladder times every rung on the real shapes of Qwen2-0.5B and
+// Qwen2-7B, in bf16 and 4-bit (groups of 64), for one row of x (decode) and
+// 512 (prefill), and reports the device time per product, the bandwidth it
+// achieves (bytes of W, x and y over that time) and the arithmetic rate
+// (2·M·N·K over that time). Without a GPU it says so and runs nothing.
+//
+//	go test -run '^$' -bench W2D4 -benchtime 200ms ./solutions/week2/day4
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tinyllm-go/tinyllm/internal/grade/w2d4"
+	"github.com/tinyllm-go/tinyllm/kernels"
+	"github.com/tinyllm-go/tinyllm/kernels/devtensor"
+	"github.com/tinyllm-go/tinyllm/kernels/kerneltest"
+)
+
+// rotateBytes is how much weight memory the decode benchmarks cycle through,
+// several times the H100/H200's 50-60 MB of L2, so that a small matrix is
+// read from device memory, as each layer's own weights are in a real step.
+const rotateBytes = 512 << 20
+
+func BenchmarkW2D4Ladder(b *testing.B) {
+	d := kerneltest.Open(b)
+	mm, err := NewMatmul(d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mm.Close()
+	for _, s := range w2d4.RealShapes {
+		for _, f := range []w2d4.Format{w2d4.Formats[0], w2d4.Formats[1]} {
+			p := w2d4.NewProblem(w2d4.Shape{Name: s.Name, N: s.N, K: s.K, Ms: []int{1}}, f, 7)
+			for _, m := range []int{1, 512} {
+				copies := 1
+				if m == 1 {
+					copies = max(1, min(64, rotateBytes/int(devtensor.WeightBytes(s.N, s.K, f.Bits, f.Group))))
+				}
+				ws := make([]*devtensor.Weight, copies)
+				for i := range ws {
+					if ws[i], err = p.Upload(d); err != nil {
+						b.Fatal(err)
+					}
+				}
+				x, err := devtensor.NewActivations(d, m, s.K)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := x.Buf.Fill(0x3E); err != nil { // every float 0.185…, not zeros
+					b.Fatal(err)
+				}
+				y, err := devtensor.NewActivations(d, m, s.N)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, r := range Rungs {
+					name := fmt.Sprintf("%s/%s/M=%d/%s", s.Name, f.Name, m, r)
+					b.Run(name, func(b *testing.B) { benchRung(b, d, mm, r, y, x, ws) })
+				}
+				x.Free()
+				y.Free()
+				for _, w := range ws {
+					w.Free()
+				}
+			}
+		}
+	}
+}
+
+func benchRung(b *testing.B, d *kernels.Device, mm *Matmul, r Rung, y, x *devtensor.Activations, ws []*devtensor.Weight) {
+	start, err := d.NewEvent()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer start.Free()
+	end, err := d.NewEvent()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer end.Free()
+	for i := range 3 { // warm up
+		if err := mm.Run(r, y, x, ws[i%len(ws)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := d.Synchronize(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	if err := start.Record(); err != nil {
+		b.Fatal(err)
+	}
+	for i := range b.N {
+		if err := mm.Run(r, y, x, ws[i%len(ws)]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := end.Record(); err != nil {
+		b.Fatal(err)
+	}
+	el, err := kernels.Elapsed(start, end)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	w := ws[0]
+	per := el / time.Duration(b.N)
+	bytes := float64(w.Bytes()) + 4*float64(x.Rows*w.K+x.Rows*w.N)
+	flops := 2 * float64(x.Rows) * float64(w.N) * float64(w.K)
+	b.ReportMetric(float64(per.Nanoseconds())/1e3, "us/gpu")
+	b.ReportMetric(bytes/per.Seconds()/1e9, "GB/s")
+	b.ReportMetric(flops/per.Seconds()/1e12, "TFLOP/s")
+}
+
+// BenchmarkW2D4V3Variants compares builds of rung 3 on CUDA (rows of W per
+// warp, rows of x per pass, loads in flight per row) on the decode shapes
+// where it matters most; the winner is cudaV3.
+//
+//	go test -run '^$' -bench W2D4V3Variants -benchtime 100ms ./solutions/week2/day4
+func BenchmarkW2D4V3Variants(b *testing.B) {
+	d := kerneltest.Open(b)
+	if d.Backend() != kernels.CUDA {
+		b.Skip("not run: the variants are CUDA builds")
+	}
+	variants := []v3Config{{1, 8, 4}, {1, 4, 4}, {2, 4, 4}, {2, 4, 2}, {4, 2, 2}, {2, 2, 4}, {4, 1, 2}}
+	mms := make([]*Matmul, len(variants))
+	for i, v := range variants {
+		var err error
+		if mms[i], err = newMatmul(d, v); err != nil {
+			b.Fatal(err)
+		}
+		defer mms[i].Close()
+	}
+	for _, s := range []w2d4.Shape{w2d4.RealShapes[3], w2d4.RealShapes[5], w2d4.RealShapes[6]} {
+		for _, f := range []w2d4.Format{w2d4.Formats[0], w2d4.Formats[1]} {
+			p := w2d4.NewProblem(w2d4.Shape{Name: s.Name, N: s.N, K: s.K, Ms: []int{1}}, f, 7)
+			w, err := p.Upload(d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, m := range []int{1, 8} {
+				x, err := devtensor.NewActivations(d, m, s.K)
+				if err != nil {
+					b.Fatal(err)
+				}
+				x.Buf.Fill(0x3E)
+				y, err := devtensor.NewActivations(d, m, s.N)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i, v := range variants {
+					name := fmt.Sprintf("%s/%s/M=%d/w%d_x%d_u%d", s.Name, f.Name, m, v.wrows, v.xrows, v.unroll)
+					b.Run(name, func(b *testing.B) { benchRung(b, d, mms[i], V3Vector, y, x, []*devtensor.Weight{w}) })
+				}
+				x.Free()
+				y.Free()
+			}
+			w.Free()
+		}
+	}
+}
