@@ -81,6 +81,7 @@ func TestProbesSmall(t *testing.T) {
 	for _, dt := range []tensor.DType{tensor.Float32, tensor.BFloat16, tensor.Float16} {
 		require.Positive(t, Median(MatVecBandwidth(33, 65, dt, 1<<16, 1, 2)))
 	}
+	require.Positive(t, matVecPassPacked(33, 128, 64, 1<<16)())
 }
 
 // BenchmarkMatVecBF16 is the decode-step matrix-vector product at the

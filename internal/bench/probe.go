@@ -159,6 +159,36 @@ func matVecPass(rows, cols int, dt tensor.DType, minBytes int) func() float64 {
 	}
 }
 
+// matVecPassPacked is matVecPass for 4-bit weights in groups of
+// groupSize (random codes, scales and biases), through tensor.MatmulPacked;
+// the rate counts the codes and the float32 scales and biases.
+func matVecPassPacked(rows, cols, groupSize, minBytes int) func() float64 {
+	rng := rand.New(rand.NewPCG(5, 6))
+	x := tensor.RandN(rng, 1, cols)
+	groups := rows * cols / groupSize
+	size := rows*cols/2 + 8*groups
+	copies := max(1, (minBytes+size-1)/size)
+	ws := make([]*tensor.PackedMatrix, copies)
+	for i := range ws {
+		w := &tensor.PackedMatrix{Out: rows, In: cols, Bits: 4, GroupSize: groupSize,
+			Words: make([]uint32, rows*cols/8), Scales: make([]float32, groups), Biases: make([]float32, groups)}
+		for j := range w.Words {
+			w.Words[j] = rng.Uint32()
+		}
+		for j := range w.Scales {
+			w.Scales[j], w.Biases[j] = float32(rng.NormFloat64()*0.002), float32(rng.NormFloat64()*0.02)
+		}
+		ws[i] = w
+	}
+	return func() float64 {
+		start := time.Now()
+		for _, w := range ws {
+			tensor.MatmulPacked(x, w)
+		}
+		return float64(size*copies) / time.Since(start).Seconds()
+	}
+}
+
 // randWeight returns a rows×cols matrix of small normal values in dtype dt,
 // made without ever holding the whole matrix in float32.
 func randWeight(rng *rand.Rand, rows, cols int, dt tensor.DType) *tensor.Tensor {
@@ -179,7 +209,10 @@ func randWeight(rng *rand.Rand, rows, cols int, dt tensor.DType) *tensor.Tensor 
 	return tensor.FromBF16(bits, rows, cols)
 }
 
-// MatVecProbe is the measured rate of one bfloat16 matrix-vector product.
+// MatVecProbe is the measured rate of one matrix-vector product: bf16
+// weights, or MLX 4-bit weights in groups of 64 ("q4g64"), whose bytes are
+// the packed codes plus a float32 scale and bias per group, as the engine
+// reads them.
 type MatVecProbe struct {
 	Rows     int     `json:"rows"`
 	Cols     int     `json:"cols"`
@@ -205,8 +238,8 @@ type ProbeResult struct {
 var MatVecShapes = [][2]int{{896, 4864}, {4864, 896}, {151936, 896}}
 
 // Probes measures the streaming-read bandwidth (a 1 GiB buffer), the
-// float32 matmul rate at 1024³, and bfloat16 matrix-vector products at
-// MatVecShapes. Each matrix-vector measurement is paired with a
+// float32 matmul rate at 1024³, and bfloat16 and 4-bit matrix-vector
+// products at MatVecShapes. Each matrix-vector measurement is paired with a
 // bandwidth measurement just before it, and the ratio of each pair is
 // reported, which cancels much of the drift of a machine shared with other
 // work.
@@ -216,18 +249,25 @@ func Probes(threads, repeats int) ProbeResult {
 	stream := streamPass(streamBytes, threads)
 	stream()
 	var streams []float64
-	for _, s := range MatVecShapes {
-		mv := matVecPass(s[0], s[1], tensor.BFloat16, streamBytes/4)
-		mv()
-		var ratios, rates []float64
-		for range repeats {
-			st := stream()
-			rate := mv()
-			streams = append(streams, st)
-			rates = append(rates, rate)
-			ratios = append(ratios, rate/st)
+	for _, kind := range []string{"bf16", "q4g64"} {
+		for _, s := range MatVecShapes {
+			var mv func() float64
+			if kind == "bf16" {
+				mv = matVecPass(s[0], s[1], tensor.BFloat16, streamBytes/4)
+			} else {
+				mv = matVecPassPacked(s[0], s[1], 64, streamBytes/4)
+			}
+			mv()
+			var ratios, rates []float64
+			for range repeats {
+				st := stream()
+				rate := mv()
+				streams = append(streams, st)
+				rates = append(rates, rate)
+				ratios = append(ratios, rate/st)
+			}
+			r.MatVec = append(r.MatVec, MatVecProbe{Rows: s[0], Cols: s[1], DType: kind, GBPerS: Median(rates) / 1e9, OfStream: Median(ratios)})
 		}
-		r.MatVec = append(r.MatVec, MatVecProbe{Rows: s[0], Cols: s[1], DType: "bf16", GBPerS: Median(rates) / 1e9, OfStream: Median(ratios)})
 	}
 	r.StreamGBPerS = Median(streams) / 1e9
 	r.MatmulGFLOPPerS = Median(MatmulFlops(n, 3, max(10, repeats))) / 1e9

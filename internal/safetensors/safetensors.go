@@ -564,8 +564,8 @@ type mapping interface {
 // readMapping is the fallback: the whole file read into memory.
 type readMapping struct{ b []byte }
 
-func (r *readMapping) bytes() []byte { return r.b }
-func (r *readMapping) close() error  { r.b = nil; return nil }
+func (r *readMapping) bytes() []byte  { return r.b }
+func (r *readMapping) close() error   { r.b = nil; return nil }
 func (r *readMapping) release([]byte) {}
 
 func readWhole(path string) (mapping, error) {

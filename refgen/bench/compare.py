@@ -262,6 +262,78 @@ def llama_rounds(args):
     return rounds
 
 
+def q4_rounds(args):
+    """The paired measurements of 4-bit weights: in each round, the Week 2
+    engine on the MLX 4-bit checkpoint, llama.cpp on the Q4_0 GGUF of the
+    same weights and mlx-lm (CPU) on the MLX checkpoint, one after another,
+    the order rotating from round to round."""
+    rounds = []
+    for r in range(args.repeats):
+        runs = [
+            ("go_q4", lambda: run_go(args, ["--week", "2", "--model", args.mlx_q4, "--prompt-len", str(args.prompt_len),
+                                            "--gen-len", str(args.gen_len), "--repeats", "1",
+                                            "--warmup", str(max(1, args.warmup))])),
+            ("llama_q4_0", lambda: run_worker(args, "llama", ["--gguf", gguf_path(args, "q4_0"), "--repeats", "1"], quiet=True)),
+            ("mlx_q4", lambda: run_worker(args, "mlx", ["--model", args.mlx_q4, "--repeats", "1"], quiet=True)),
+        ]
+        runs = runs[r % 3:] + runs[:r % 3]
+        print(f"  paired round {r + 1} of {args.repeats}: 4-bit (Go, llama.cpp Q4_0, mlx-lm)…", file=sys.stderr, flush=True)
+        rounds.append({name: run() for name, run in runs})
+    return rounds
+
+
+def q4_section(args, w, probes, qrounds, med, get, pair):
+    """The Week 2 engine on 4-bit weights beside llama.cpp Q4_0 and mlx-lm:
+    the table of the rounds' medians, the rounds, and the 4-bit targets."""
+    if not qrounds:
+        return []
+    names = {"go_q4": "Go (Week 2, MLX 4-bit)", "llama_q4_0": "llama.cpp Q4_0", "mlx_q4": "mlx-lm CPU (MLX 4-bit)"}
+    w("")
+    w(f"4-bit weights (group 64): prompt {args.prompt_len} tokens, {args.gen_len} generated; medians of "
+      f"{len(qrounds)} paired rounds")
+    w(f"{'':<30}" + "".join(f"{names[k]:>26}" for k in names))
+    rows = [("prefill tok/s (prompt/TTFT)", ("prefill_tok_s",), 1), ("time to first token (s)", ("ttft_s",), 3),
+            ("decode tok/s", ("decode_tok_s",), 2), ("peak RSS (GB)", ("peak_rss_bytes",), 2)]
+    for label, key, digits in rows:
+        scale = 1e-9 if key[0] == "peak_rss_bytes" else 1
+        vals = {}
+        for k in names:
+            path = ("result",) + key if k == "go_q4" and key[0] != "peak_rss_bytes" else key
+            vals[k] = med([get(r, k, *path) for r in qrounds])
+        cells = [fmt(vals["go_q4"] * scale if vals["go_q4"] else None, "", digits)]
+        for k in ("llama_q4_0", "mlx_q4"):
+            v = vals[k]
+            cells.append("—" if v is None else f"{fmt(v * scale, '', digits)} ({ratio(v, vals['go_q4'])})")
+        w(f"  {label:<28}" + "".join(f"{c:>26}" for c in cells))
+    w("  (ratios are engine / Go; the MLX checkpoint is `tinyllm quantize --bits 4 --group-size 64` of the")
+    w("   benchmark checkpoint, the GGUF is to_gguf.py's Q4_0 of the same weights)")
+    for i, rd in enumerate(qrounds):
+        for k, v in rd.items():
+            if isinstance(v, dict) and "error" in v:
+                w(f"  round {i + 1} {names.get(k, k)} failed: {v['error']}")
+    go_dec = [get(r, "go_q4", "result", "decode_tok_s") for r in qrounds]
+    ll_dec = [get(r, "llama_q4_0", "decode_tok_s") for r in qrounds]
+    mx_dec = [get(r, "mlx_q4", "decode_tok_s") for r in qrounds]
+    go_ttft = [get(r, "go_q4", "result", "ttft_s") for r in qrounds]
+    ll_ttft = [get(r, "llama_q4_0", "ttft_s") for r in qrounds]
+    w(f"  {'round':<8}{'Go decode':>12}{'llama decode':>14}{'mlx decode':>12}{'Go TTFT':>10}{'llama TTFT':>12}")
+    for i in range(len(qrounds)):
+        w(f"  {i + 1:<8}{fmt(go_dec[i], '', 2):>12}{fmt(ll_dec[i], '', 2):>14}{fmt(mx_dec[i], '', 2):>12}"
+          f"{fmt(go_ttft[i], ' s', 3):>10}{fmt(ll_ttft[i], ' s', 3):>12}")
+    checks = []
+    r = pair(go_dec, ll_dec)
+    if r:
+        checks.append((f"4-bit decode ≥ 1.2× llama.cpp Q4_0: Go is {r:.2f}× as fast", r >= 1.2))
+    r = pair(go_dec, mx_dec)
+    if r:
+        checks.append((f"4-bit decode ≥ 1.5× mlx-lm's CPU decode on the same checkpoint: Go is {r:.2f}× as fast", r >= 1.5))
+    r = pair(ll_ttft, go_ttft)
+    if r:
+        checks.append((f"4-bit prefill of {args.prompt_len} tokens at least as fast as llama.cpp Q4_0 (time to first "
+                       f"token): Go is {r:.2f}× as fast", r >= 1))
+    return checks
+
+
 def gguf_path(args, kind):
     return os.path.join(args.gguf_dir, f"model-{kind}.gguf")
 
@@ -416,6 +488,7 @@ def main():
     p.add_argument("--go-week2", help="JSON of `tinyllm bench --week 2 --json` (the KV-cache engine)")
     p.add_argument("--go-long", help="JSON of the same at a long prompt, for decode speed far into the context")
     p.add_argument("--gguf-dir", help="folder of model-f16.gguf (and model-q8_0.gguf, model-q4_0.gguf) for llama.cpp")
+    p.add_argument("--mlx-q4", help="MLX 4-bit (group 64) checkpoint of the same weights, for the 4-bit rounds")
     p.add_argument("--json", help="write every figure to this file")
     p.add_argument("--worker", choices=sorted(WORKERS), help=argparse.SUPPRESS)
     p.add_argument("--dtype", default="float32", help=argparse.SUPPRESS)
@@ -439,6 +512,9 @@ def main():
         for kind in GGUF_KINDS:
             if os.path.exists(gguf_path(args, kind)):
                 llamas[kind] = run_worker(args, "llama", ["--gguf", gguf_path(args, kind)])
+    qrounds = []
+    if args.mlx_q4 and args.gguf_dir and os.path.exists(gguf_path(args, "q4_0")):
+        qrounds = q4_rounds(args)
     engines = [run_worker(args, "hf", ["--dtype", "float32"]), run_worker(args, "hf", ["--dtype", "bfloat16"]),
                run_worker(args, "mlx")]
     names = ["transformers f32", "transformers bf16", "mlx-lm (CPU)"]
@@ -513,8 +589,8 @@ def main():
             if isinstance(v, dict) and "error" in v:
                 w(f"  round {i + 1} {k} failed: {v['error']}")
     w2_checks = week2_section(args, w, probes, lrounds, llamas, med, get, pair)
+    w2_checks += q4_section(args, w, probes, qrounds, med, get, pair)
     w("")
-    # The targets of issue 6, on the paired ratios.
     w("Targets (medians of the per-round ratios)")
     ck = go.get("checkpoint_bytes") or 0
     rss = go.get("peak_rss_bytes") or 0
@@ -522,7 +598,7 @@ def main():
     if mm_ratio:
         checks.append((f"f32 matmul 1024³ ≥ 60% of PyTorch: {100 * mm_ratio:.0f}%", mm_ratio >= 0.6))
     for mv in probes["matvec"]:
-        checks.append((f"bf16 matvec {mv['rows']}×{mv['cols']} ≥ 70% of streaming read: {100 * mv['of_stream']:.0f}%",
+        checks.append((f"{mv['dtype']} matvec {mv['rows']}×{mv['cols']} ≥ 70% of streaming read: {100 * mv['of_stream']:.0f}%",
                        mv["of_stream"] >= 0.7))
     if ttft_ratio:
         checks.append((f"128-token prefill at least as fast as transformers f32 (time to first token): "
@@ -541,7 +617,7 @@ def main():
             json.dump({"go": go, "go_probes": probes, "rounds": rounds, "engines": dict(zip(names, engines)),
                        "paired": {"matmul_go_over_torch": mm_ratio, "ttft_hf_over_go": ttft_ratio,
                                   "forward_hf_over_go": fwd_ratio},
-                       "week2_rounds": lrounds, "llama": llamas,
+                       "week2_rounds": lrounds, "llama": llamas, "q4_rounds": qrounds,
                        "cpu": cpu_model(), "threads": args.threads}, f, indent=2)
 
 
