@@ -121,7 +121,9 @@ gpu-check-local: gpu-check
 # count, plus this machine's ceilings (memory bandwidth, matmul and matrix-vector
 # rates); and the Week 2 engine (KV cache) beside llama.cpp on GGUF files of the
 # same weights (BENCH_GGUF types; BENCH_LONG: the prompt length of the decode
-# far into the context, empty to skip). See book/src/appendix-benchmarking.md.
+# far into the context, empty to skip); and the Week 2 engine on 4-bit weights
+# (`tinyllm quantize` of the same checkpoint) beside llama.cpp Q4_0 and
+# mlx-lm. See book/src/appendix-benchmarking.md.
 BENCH_DIR     ?= /tmp/tinyllm-bench
 BENCH_PROMPT  ?= 128
 BENCH_GEN     ?= 8
@@ -130,6 +132,12 @@ BENCH_WARMUP  ?= 1
 BENCH_THREADS ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 1)
 BENCH_LONG    ?= 2048
 BENCH_GGUF    ?= f16 q8_0 q4_0
+# llama.cpp is compiled for this CPU (-march=native) but without its AMX
+# matrix kernels: on virtual machines that report AMX, they can fault with
+# an illegal instruction on the Q4_0 and Q8_0 paths. GCC's explicit -mno-*
+# options win over what -march=native turns on.
+LLAMA_NO_AMX  := -mno-amx-tile -mno-amx-int8 -mno-amx-bf16
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=ON -DCMAKE_C_FLAGS='$(LLAMA_NO_AMX)' -DCMAKE_CXX_FLAGS='$(LLAMA_NO_AMX)'
 
 .PHONY: bench-compare
 bench-compare: $(VPY)
@@ -147,11 +155,13 @@ bench-compare: $(VPY)
 	$(if $(BENCH_LONG),$(BENCH_DIR)/tinyllm bench --week 2 --model $(BENCH_DIR)/qwen2-0.5b --threads $(BENCH_THREADS) \
 	  --prompt-len $(BENCH_LONG) --gen-len $(BENCH_GEN) --repeats 1 --warmup 0 --json $(BENCH_DIR)/go-long.json)
 	@$(VPY) -c "import llama_cpp, gguf" 2>/dev/null || \
-	  CMAKE_ARGS="-DGGML_NATIVE=ON" $(VPY) -m pip install --quiet -r refgen/bench/requirements.txt
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(VPY) -m pip install --quiet -r refgen/bench/requirements.txt
 	@for t in $(BENCH_GGUF); do test -f $(BENCH_DIR)/model-$$t.gguf || \
 	  $(VPY) refgen/bench/to_gguf.py --model $(BENCH_DIR)/qwen2-0.5b --type $$t --out $(BENCH_DIR)/model-$$t.gguf || exit 1; done
+	@test -f $(BENCH_DIR)/qwen2-0.5b-q4/config.json || \
+	  $(BENCH_DIR)/tinyllm quantize --bits 4 --group-size 64 $(BENCH_DIR)/qwen2-0.5b $(BENCH_DIR)/qwen2-0.5b-q4
 	$(VPY) refgen/bench/compare.py --model $(BENCH_DIR)/qwen2-0.5b --tinyllm $(BENCH_DIR)/tinyllm --threads $(BENCH_THREADS) \
 	  --prompt-len $(BENCH_PROMPT) --gen-len $(BENCH_GEN) --repeats $(BENCH_REPEATS) --warmup $(BENCH_WARMUP) \
 	  --go-model $(BENCH_DIR)/go-model.json --go-probes $(BENCH_DIR)/go-probes.json \
 	  --go-week2 $(BENCH_DIR)/go-week2.json $(if $(BENCH_LONG),--go-long $(BENCH_DIR)/go-long.json) \
-	  --gguf-dir $(BENCH_DIR) --json $(BENCH_DIR)/compare.json
+	  --gguf-dir $(BENCH_DIR) --mlx-q4 $(BENCH_DIR)/qwen2-0.5b-q4 --json $(BENCH_DIR)/compare.json
