@@ -15,6 +15,7 @@ VPY     := $(VENV)/bin/python
 help:
 	@echo "make run            the reference engine answers a question with the model that ships in models/"
 	@echo "make test           everything that must pass on a fresh clone (solutions, infrastructure, API parity, fixture manifest)"
+	@echo "make test-arm64     the arm64 (NEON) kernels against the portable ones, under qemu-aarch64"
 	@echo "make check-w1d1     grade your Week 1 Day 1 (any of w1d1 … w3d7)"
 	@echo "make check-week1    grade every day of your Week 1"
 	@echo "make progress       a table of your days: passed, failing, not started"
@@ -42,6 +43,14 @@ need_dir = @test -d $(1) || { echo "$(1) is not in the course yet (no such folde
 # here (a GPU, a full-size checkpoint) are listed by name at the end.
 test: vet
 	@set -o pipefail; $(GO) test -count=1 -json ./internal/... ./kernels/... ./solutions/... ./cmd/... ./models/... | $(GO) run ./internal/testreport
+
+# The arm64 assembly (NEON) cannot run on an amd64 machine; with qemu-user
+# installed (Debian: qemu-user), its tests run under emulation: every fast
+# kernel against the portable Go one.
+.PHONY: test-arm64
+test-arm64:
+	@command -v qemu-aarch64 >/dev/null || { echo "test-arm64 needs qemu-aarch64 (apt-get install qemu-user)"; exit 1; }
+	GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64 -run 'Fast|Packed|Portable|Matmul' ./internal/tensor
 
 vet:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -115,7 +115,11 @@ func classify(d *Day, events io.Reader, stderr string) {
 		d.Total++
 		if result[name] == "pass" {
 			d.Passed++
-			allStubs = false
+			// A check of provided code (W2D4's kernel dispatcher, say)
+			// passes on an untouched day; only a task passing is progress.
+			if strings.Contains(name, "Task") {
+				allStubs = false
+			}
 			continue
 		}
 		failing = append(failing, taskName(name))

@@ -28,8 +28,8 @@ func archKernels() []*kernelSet {
 		exp:     expGo, // float32 Go, no NEON version yet
 		sigmoid: sigmoidGo,
 
-		prepPacked:    prepPackedPortable,
-		dotRowsPacked: dotRowsPackedPortable,
+		prepPacked:    prepPackedNEON,
+		dotRowsPacked: dotRowsPackedNEON,
 		dequantRow:    dequantRowPortable,
 	}}
 }

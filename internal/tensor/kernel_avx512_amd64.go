@@ -54,13 +54,7 @@ func prepPackedAVX512(xp, xsum, x []float32, w *PackedMatrix) {
 		copy(xp, x)
 		return
 	}
-	xp = xp[:len(x)]
-	for b := 0; b+32 <= len(x); b += 32 {
-		src, dst := x[b:b+32:b+32], xp[b:b+32:b+32]
-		for t := range 16 {
-			dst[t], dst[16+t] = src[2*t], src[2*t+1]
-		}
-	}
+	evenOdd32(xp, x)
 }
 
 func dotRowsPackedAVX512(xp, xsum []float32, w *PackedMatrix, r0 int, y []float32) {

@@ -103,6 +103,19 @@ func groupSums(xsum, x []float32, groupSize int) {
 	}
 }
 
+// evenOdd32 copies x into xp reordered for 4-bit kernels that widen 16
+// bytes (32 codes) at a time: within every 32 inputs, the 16 even ones and
+// then the 16 odd ones, the codes of the low and the high nibbles.
+func evenOdd32(xp, x []float32) {
+	xp = xp[:len(x)]
+	for b := 0; b+32 <= len(x); b += 32 {
+		src, dst := x[b:b+32:b+32], xp[b:b+32:b+32]
+		for t := range 16 {
+			dst[t], dst[16+t] = src[2*t], src[2*t+1]
+		}
+	}
+}
+
 // dotRowsPackedPortable sets y[i] = Σ_j x[j]·w[r0+i][j] from the xp and
 // xsum of prepPackedPortable.
 func dotRowsPackedPortable(xp, xsum []float32, w *PackedMatrix, r0 int, y []float32) {
