@@ -63,6 +63,28 @@ func TestMatmulPackedMatchesDenseEveryKernelSet(t *testing.T) {
 	}
 }
 
+func TestMatmulPackedEachMatchesOneAtATime(t *testing.T) {
+	rng := rand.New(rand.NewPCG(35, 35))
+	q, _ := randomPacked(rng, 64, 128, 4, 64)
+	k, _ := randomPacked(rng, 8, 128, 4, 64)
+	v, _ := randomPacked(rng, 8, 128, 4, 64)
+	other, _ := randomPacked(rng, 5, 128, 8, 32) // another format: multiplied on its own
+	for _, m := range []int{1, 3, 9} {
+		x := RandN(rng, 1, m, 128)
+		ws := []*PackedMatrix{q, k, v, other}
+		for _, set := range [][]*PackedMatrix{ws[:3], ws} {
+			got := MatmulPackedEach(x, set...)
+			require.Len(t, got, len(set))
+			for i, w := range set {
+				want := MatmulPacked(x, w)
+				require.Equal(t, want.Shape(), got[i].Shape())
+				require.Equal(t, want.Data(), got[i].Data(), "matrix %d, %d rows", i, m)
+			}
+		}
+	}
+	require.Panics(t, func() { MatmulPackedEach(RandN(rng, 1, 64), q) })
+}
+
 func TestMatmulPackedKeepsLeadingDimensions(t *testing.T) {
 	rng := rand.New(rand.NewPCG(32, 32))
 	w, dense := randomPacked(rng, 5, 64, 4, 32)

@@ -102,13 +102,11 @@ func (a *Qwen2AttentionWeek2) Forward(x *tensor.Tensor, offset int, cache KVCach
 		panic(fmt.Sprintf("day3.Qwen2AttentionWeek2.Forward: tokens start at position %d but the cache holds %d positions", offset, got))
 	}
 	n, l := x.Dim(0), x.Dim(1)
-	project := func(p *Linear, heads int) *tensor.Tensor {
-		return tensor.Reshape(p.Forward(x), n, l, heads, a.HeadDim)
-	}
+	qkv := forwardEach(x, a.Q, a.K, a.V)
 	at := []int{offset}
-	q := a.RoPE.Forward(project(a.Q, a.NumHeads), at)
-	k := a.RoPE.Forward(project(a.K, a.NumKVHeads), at)
-	v := project(a.V, a.NumKVHeads)
+	q := a.RoPE.Forward(tensor.Reshape(qkv[0], n, l, a.NumHeads, a.HeadDim), at)
+	k := a.RoPE.Forward(tensor.Reshape(qkv[1], n, l, a.NumKVHeads, a.HeadDim), at)
+	v := tensor.Reshape(qkv[2], n, l, a.NumKVHeads, a.HeadDim)
 	q, k, v = tensor.Transpose(q, 0, 2, 1, 3), tensor.Transpose(k, 0, 2, 1, 3), tensor.Transpose(v, 0, 2, 1, 3)
 	keys, values := cache.UpdateAndFetch(k, v)
 	o := w1day3.ScaledDotProductAttentionGrouped(q, keys, values, 0, mask)
@@ -124,7 +122,35 @@ type Qwen2MLPWeek2 struct {
 
 // Forward maps x of shape N.. x HiddenSize to the same shape.
 func (m *Qwen2MLPWeek2) Forward(x *tensor.Tensor) *tensor.Tensor {
-	return m.Down.Forward(tensor.Mul(day4.SiLU(m.Gate.Forward(x)), m.Up.Forward(x)))
+	gu := forwardEach(x, m.Gate, m.Up)
+	return m.Down.Forward(tensor.Mul(day4.SiLU(gu[0]), gu[1]))
+}
+
+// forwardEach is Forward of each of ls on the same x. When all are packed,
+// the engine multiplies them in one pass (tensor.MatmulPackedEach): in a
+// decode step that is one hand-off to the cores instead of three for q, k
+// and v. The results are the same as one at a time.
+func forwardEach(x *tensor.Tensor, ls ...*Linear) []*tensor.Tensor {
+	out := make([]*tensor.Tensor, len(ls))
+	ws := make([]*tensor.PackedMatrix, len(ls))
+	for i, l := range ls {
+		if l.Packed == nil || x.NDim() == 0 || x.Dim(-1) != l.Packed.In {
+			for i, l := range ls {
+				out[i] = l.Forward(x)
+			}
+			return out
+		}
+		p := l.Packed
+		ws[i] = &tensor.PackedMatrix{Out: p.Out, In: p.In, Bits: p.Bits, GroupSize: p.GroupSize,
+			Words: p.Words, Scales: float32s(p.Scales), Biases: float32s(p.Biases)}
+	}
+	for i, y := range tensor.MatmulPackedEach(x, ws...) {
+		if ls[i].Bias != nil {
+			y = tensor.Add(y, ls[i].Bias)
+		}
+		out[i] = y
+	}
+	return out
 }
 
 // Qwen2TransformerBlockWeek2 is the decoder layer: Week 1's norms and two
