@@ -37,6 +37,11 @@ type kernelSet struct {
 	dotRows func(x []float32, w operand, off, ld int, y []float32)
 	// axpy adds alpha·x to y elementwise (len(y) >= len(x)).
 	axpy func(alpha float32, x, y []float32)
+	// sumRows, if not nil, adds Σ_r x[r]·B[r][j] into y[j] for j <
+	// len(y), row r of float32 B starting at off + r*ld of b: Matmul's
+	// [K, N] operand times one row, for a narrow block of columns
+	// (attention's values in a decode step), without a call per row.
+	sumRows func(x []float32, b []float32, off, ld int, y []float32)
 	// widen converts 16-bit words of type dt to float32 (len(dst) of them).
 	widen func(dst []float32, src []uint16, dt DType)
 	// packT, if not nil, packs nr whole rows of a row-major matrix into

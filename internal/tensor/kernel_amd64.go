@@ -42,6 +42,7 @@ func avx2Kernels() *kernelSet {
 		gemm:    gemmAVX2,
 		dotRows: dotRowsFast,
 		axpy:    axpyFast,
+		sumRows: sumRowsAVX2,
 		widen:   widenFast,
 		packT:   packT16AVX2,
 		packN:   packN16AVX2,
@@ -60,6 +61,32 @@ func gemmAVX2(kc int, a, b, c []float32, ldc int) {
 	_ = b[kc*16-1]
 	_ = c[5*ldc+15]
 	gemm6x16(kc, &a[0], &b[0], &c[0], ldc)
+}
+
+// sumRows64 adds Σ_r x[r]·B[r][j] into y[j] for the 64 columns j of B
+// starting at b (row stride ld elements), over k > 0 rows: a vector times
+// a [K, 64] block, the accumulators held in registers for all k rows.
+//
+//go:noescape
+func sumRows64(x *float32, b *float32, ld, k int, y *float32)
+
+// sumRowsAVX2 is the set's sumRows: whole blocks of 64 columns in
+// assembly, the rest row by row with axpy.
+func sumRowsAVX2(x []float32, b []float32, off, ld int, y []float32) {
+	k, n := len(x), len(y)
+	if k == 0 || n == 0 {
+		return
+	}
+	_ = b[off+(k-1)*ld+n-1]
+	j := 0
+	for ; j+64 <= n; j += 64 {
+		sumRows64(&x[0], &b[off+j], ld, k, &y[j])
+	}
+	if j < n {
+		for r, alpha := range x {
+			axpyFast(alpha, b[off+r*ld+j:off+r*ld+n], y[j:])
+		}
+	}
 }
 
 // packT16F32, packT16BF16 and packT16F16 pack 16 rows of a row-major

@@ -708,3 +708,50 @@ packM6loop:
 	JGT  packM6loop
 	VZEROUPPER
 	RET
+
+// func sumRows64(x *float32, b *float32, ld, k int, y *float32)
+//
+// y[j] += Σ_{r<k} x[r]·b[r*ld+j] for j < 64: 64 columns of a row-major
+// float32 matrix summed with the weights x, the accumulators in eight
+// registers for all k rows; k > 0.
+TEXT ·sumRows64(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ b+8(FP), BX
+	MOVQ ld+16(FP), DX
+	MOVQ k+24(FP), CX
+	MOVQ y+32(FP), DI
+	SHLQ $2, DX
+	VMOVUPS 0(DI), Y0
+	VMOVUPS 32(DI), Y1
+	VMOVUPS 64(DI), Y2
+	VMOVUPS 96(DI), Y3
+	VMOVUPS 128(DI), Y4
+	VMOVUPS 160(DI), Y5
+	VMOVUPS 192(DI), Y6
+	VMOVUPS 224(DI), Y7
+
+sumrowsloop:
+	VBROADCASTSS (SI), Y8
+	VFMADD231PS 0(BX), Y8, Y0
+	VFMADD231PS 32(BX), Y8, Y1
+	VFMADD231PS 64(BX), Y8, Y2
+	VFMADD231PS 96(BX), Y8, Y3
+	VFMADD231PS 128(BX), Y8, Y4
+	VFMADD231PS 160(BX), Y8, Y5
+	VFMADD231PS 192(BX), Y8, Y6
+	VFMADD231PS 224(BX), Y8, Y7
+	ADDQ $4, SI
+	ADDQ DX, BX
+	DECQ CX
+	JNZ  sumrowsloop
+
+	VMOVUPS Y0, 0(DI)
+	VMOVUPS Y1, 32(DI)
+	VMOVUPS Y2, 64(DI)
+	VMOVUPS Y3, 96(DI)
+	VMOVUPS Y4, 128(DI)
+	VMOVUPS Y5, 160(DI)
+	VMOVUPS Y6, 192(DI)
+	VMOVUPS Y7, 224(DI)
+	VZEROUPPER
+	RET

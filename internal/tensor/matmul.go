@@ -197,6 +197,10 @@ func (p *product) matVec() {
 			j1 := min(j0+cols, p.n)
 			y := p.c[bi*p.n+j0 : bi*p.n+j1]
 			x := p.a[p.aOff[bi] : p.aOff[bi]+p.k]
+			if ks.sumRows != nil && p.b.dtype == Float32 {
+				ks.sumRows(x, p.b.f32, p.bOff[bi]+j0, p.n, y)
+				continue
+			}
 			for kk, alpha := range x {
 				ks.axpy(alpha, p.b.load(p.bOff[bi]+kk*p.n+j0, j1-j0, scratch), y)
 			}

@@ -169,6 +169,13 @@ func (j *job) wait() {
 	}
 }
 
+// ParallelFor calls fn on disjoint sub-ranges [lo, hi) that together
+// cover [0, n), at least minChunk long (but the last), spread over the same
+// pool of goroutines as the tensor operations, and returns when all are
+// done. Operations that fn calls may themselves run in parallel: a nested
+// call never waits for a busy core, it runs its work on the caller.
+func ParallelFor(n, minChunk int, fn func(lo, hi int)) { parallelFor(n, minChunk, fn) }
+
 // ceilDiv returns ⌈a/b⌉ for positive b.
 func ceilDiv(a, b int) int {
 	return (a + b - 1) / b

@@ -72,15 +72,21 @@ func attendInPlace(q *tensor.Tensor, c *FullCache, mask *tensor.Tensor) *tensor.
 	g := hq / c.h
 	qd := q.Data()
 	out := make([]float32, len(qd))
-	for bi := range b {
-		for hi := range c.h {
-			at := (bi*hq + hi*g) * l * d
+	// The key/value heads are independent: attend to them on different
+	// cores. Each one's products and softmax are small in a decode step
+	// (one query row per head), too small to be worth splitting further,
+	// so this is where the parallelism is; the operations inside run
+	// inline on whichever core took the head.
+	tensor.ParallelFor(b*c.h, 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			bi, h := i/c.h, i%c.h
+			at := (bi*hq + h*g) * l * d
 			group := tensor.New(qd[at:at+g*l*d], g, l, d)
-			kb, vb := c.block(bi, hi)
+			kb, vb := c.block(bi, h)
 			keys, values := tensor.New(kb, 1, c.offset, d), tensor.New(vb, 1, c.offset, d)
 			copy(out[at:at+g*l*d], w1day1.ScaledDotProductAttentionSimple(group, keys, values, 0, mask).Data())
 		}
-	}
+	})
 	return tensor.New(out, b, hq, l, d)
 }
 
