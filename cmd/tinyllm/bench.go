@@ -63,6 +63,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	probes := fs.Bool("probes", false, "measure the machine instead of a model: memory bandwidth, matmul and matrix-vector rates")
 	only := fs.String("only", "", "with --probes: run only this probe (matmul)")
 	seed := fs.Uint64("seed", 0, "seed of the random prompt")
+	prefillChunk := fs.Int("prefill-chunk", defaultPrefillChunk, "with --week 2: feed the prompt in pieces of at most this many tokens (0: all at once)")
 	allLogits := fs.Bool("all-logits", false, "also time a forward pass that computes every position's logits (Week 1 Forward), as a plain forward call of another engine does")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed runs to this file (read it with go tool pprof)")
 	rooflinePath := fs.String("roofline", "", "with --week 2: also measure the machine's ceilings and write a roofline plot (SVG) of the prefill and a decode step to this file")
@@ -80,6 +81,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	switch {
 	case *promptLen <= 0 || *genLen <= 0:
 		return fmt.Errorf("%w: --prompt-len and --gen-len must be positive", errUsage)
+	case *prefillChunk < 0:
+		return fmt.Errorf("%w: --prefill-chunk must be 0 (the whole prompt at once) or positive", errUsage)
 	case *repeats <= 0 || *warmup < 0:
 		return fmt.Errorf("%w: --repeats must be positive and --warmup not negative", errUsage)
 	case *threads < 0 || *threads > runtime.NumCPU():
@@ -128,6 +131,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 		if err := benchModel(&rep, dir, *impl, *week, bench.Options{
 			PromptLen: *promptLen, GenLen: *genLen, Warmup: *warmup, Repeats: *repeats, Seed: *seed, AllLogits: *allLogits,
+			PrefillChunk: *prefillChunk,
 		}, stderr); err != nil {
 			return err
 		}

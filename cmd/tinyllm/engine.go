@@ -81,8 +81,16 @@ func week2Model[M llm.CachedModel](m M, err error, generate func(M, *tokenizer.T
 // refWeek2Generate is the reference Week 2 generation loop (W2D1's) for
 // any Week 2 model.
 func refWeek2Generate[M llm.CachedModel](m M, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
-	return refw2d1.Generate(m, tok, msgs, s, refw2d1.Options{MaxTokens: n, EOS: eos, OnText: on})
+	return refw2d1.Generate(m, tok, msgs, s, refw2d1.Options{MaxTokens: n, EOS: eos, OnText: on, PrefillChunk: defaultPrefillChunk})
 }
+
+// defaultPrefillChunk is the longest piece of a prompt that the Week 2
+// engines feed in one forward pass. The activations of a pass, the
+// attention scores above all, grow with the piece: in pieces of 512 a
+// prompt of 2048 tokens needs a quarter of the scores at once and the
+// same arithmetic (less, with the causal mask: a piece attends only to
+// what precedes it).
+const defaultPrefillChunk = 512
 
 var impls = map[string]impl{
 	"ref": {

@@ -49,5 +49,5 @@ func init() {
 // learnerWeek2Generate is the learner's Week 2 generation loop (their
 // W2D1) for any Week 2 model.
 func learnerWeek2Generate[M llm.CachedModel](m M, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
-	return w2d1.Generate(m, tok, msgs, s, w2d1.Options{MaxTokens: n, EOS: eos, OnText: on})
+	return w2d1.Generate(m, tok, msgs, s, w2d1.Options{MaxTokens: n, EOS: eos, OnText: on, PrefillChunk: defaultPrefillChunk})
 }

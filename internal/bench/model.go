@@ -26,6 +26,11 @@ type Options struct {
 	// another engine computes), beside the generation that needs only the
 	// last position's.
 	AllLogits bool
+	// PrefillChunk, for a model with a KV cache, feeds the prompt in
+	// pieces of at most this many tokens, as a serving engine does: the
+	// activations of one forward pass stay the size of a piece, not of
+	// the prompt. 0 feeds it whole.
+	PrefillChunk int
 }
 
 // Run is one timed generation.
@@ -123,11 +128,11 @@ func run(o Options, warm func(prompt []int), gen func(prompt []int, n int) Run, 
 // decode step. AllLogits times a Forward of the prompt into fresh caches.
 func RunCachedModel(m llm.CachedModel, o Options) (Result, error) {
 	return run(o, func(prompt []int) {
-		m.ForwardLast([][]int{prompt}, 0, m.NewCaches())
+		prefill(m, prompt, m.NewCaches(), o.PrefillChunk)
 	}, func(prompt []int, n int) Run {
 		caches := m.NewCaches()
 		start := time.Now()
-		next := lastArgmax(m.ForwardLast([][]int{prompt}, 0, caches))
+		next := lastArgmax(prefill(m, prompt, caches, o.PrefillChunk))
 		first := time.Now()
 		for pos := len(prompt); pos < len(prompt)+n-1; pos++ {
 			next = lastArgmax(m.ForwardLast([][]int{{next}}, pos, caches))
@@ -136,6 +141,20 @@ func RunCachedModel(m llm.CachedModel, o Options) (Result, error) {
 	}, func(prompt []int) {
 		m.Forward([][]int{prompt}, 0, m.NewCaches())
 	})
+}
+
+// prefill feeds prompt into caches in pieces of at most chunk tokens (all
+// at once for chunk <= 0) and returns the last position's logits.
+func prefill(m llm.CachedModel, prompt []int, caches []llm.KVCache, chunk int) *tensor.Tensor {
+	if chunk <= 0 {
+		chunk = len(prompt)
+	}
+	var logits *tensor.Tensor
+	for start := 0; start < len(prompt); start += chunk {
+		end := min(start+chunk, len(prompt))
+		logits = m.ForwardLast([][]int{prompt[start:end]}, start, caches)
+	}
+	return logits
 }
 
 // generate runs one greedy generation and times it.

@@ -18,9 +18,10 @@ import (
 type KVCache = llm.KVCache
 
 // FullCache is a KVCache that keeps every position it is given. Its storage
-// grows by doubling (or is reserved up front), so appending n positions one
-// at a time allocates O(n) bytes in total, never O(n²): the cache is not
-// reallocated and copied whole on every step.
+// grows geometrically, by half again each time (×1.5; doubling or a budget
+// reserved up front work as well), so appending n positions one at a time
+// allocates O(n) bytes in total, never O(n²): the cache is not reallocated
+// and copied whole on every step.
 type FullCache struct {
 	// keys and values each hold b*h blocks of capacity positions of d
 	// floats; the first offset positions of every block are cached. Each
@@ -28,7 +29,7 @@ type FullCache struct {
 	// its cached positions, so appending writes only the new rows: nothing
 	// already cached moves (in a single B x H x S x D buffer, every head's
 	// block would move back on every step, half the cache per token). When
-	// the capacity runs out, all blocks double at once. The model reads
+	// the capacity runs out, all blocks grow at once. The model reads
 	// each block where it lies (attendInPlace).
 	keys, values []float32
 	b, h, d      int // fixed by the first append
@@ -54,7 +55,7 @@ func (c *FullCache) UpdateAndFetch(k, v *tensor.Tensor) (keys, values *tensor.Te
 	c.append("UpdateAndFetch", k, v)
 	// The substrate has no strided views, so the answer must be one
 	// contiguous B x H x S x D tensor: gather every block's cached
-	// positions. The buffers grow by doubling, so this allocates O(n) in
+	// positions. The buffers grow geometrically, so this allocates O(n) in
 	// all; the model itself skips the copy and reads the blocks in place.
 	n := c.b * c.h * c.offset * c.d
 	c.fetchK = c.gather(c.fetchK[:0], c.keys, n)
@@ -80,7 +81,10 @@ func (c *FullCache) append(op string, k, v *tensor.Tensor) {
 			op, []int{c.b, c.h, c.offset, c.d}, ks))
 	}
 	if need := c.offset + l; need > c.capacity || c.keys == nil {
-		capacity := max(need, 2*c.capacity)
+		// ×1.5, not ×2: the copies still add up to about 3n positions, and
+		// the spare room right after a growth is a third of the cache, not
+		// a half (50 MB of Qwen2-0.5B's keys and values at 2048 positions).
+		capacity := max(need, c.capacity+c.capacity/2)
 		c.keys = regroup(c.keys, b*h, c.capacity, capacity, c.offset, d)
 		c.values = regroup(c.values, b*h, c.capacity, capacity, c.offset, d)
 		c.capacity = capacity
