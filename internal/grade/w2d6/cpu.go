@@ -178,7 +178,7 @@ func FlashFixtures(t *testing.T, flash Flash, blockK int) {
 
 // Week1Case is a shape the Week 1 comparison runs: many tiles each way.
 type Week1Case struct {
-	Name             string
+	Name              string
 	B, Hq, H, L, S, D int
 	Causal, Mask      bool
 }

@@ -64,7 +64,7 @@ type Attention struct {
 }
 
 type compiled struct {
-	mods                    []*kernels.Module
+	mods                   []*kernels.Module
 	prefill, split, reduce *kernels.Kernel
 }
 
