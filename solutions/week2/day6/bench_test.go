@@ -178,6 +178,38 @@ func BenchmarkW2D6DecodeChunks(b *testing.B) {
 	}
 }
 
+// BenchmarkW2D6DecodeVariants compares builds of the CUDA decode kernel:
+// lanes per key and keys loaded per lane group before use.
+func BenchmarkW2D6DecodeVariants(b *testing.B) {
+	d := kerneltest.Open(b)
+	if d.Backend() != kernels.CUDA {
+		b.Skip("not run: the variants are CUDA builds")
+	}
+	q, out := activations(b, d, 1)
+	defer q.Free()
+	defer out.Free()
+	for _, s := range []int{4096, 32768} {
+		n := max(2, min(64, rotateBytes/int(devtensor.KVCacheBytes(h7B, s, d7B))))
+		cs := caches(b, d, n, s)
+		for _, v := range []struct{ lanes, unroll, chunk int }{{16, 2, 0}, {16, 2, 128}, {16, 4, 0}, {16, 4, 128}, {32, 4, 0}, {32, 4, 128}, {32, 2, 0}, {32, 8, 0}, {32, 8, 128}} {
+			a, err := NewAttention(d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			a.defines = fmt.Sprintf("#define LANES %d\n#define UNROLL %d\n", v.lanes, v.unroll)
+			a.chunk = v.chunk
+			b.Run(fmt.Sprintf("S=%d/lanes=%d/unroll=%d/chunk=%d", s, v.lanes, v.unroll, v.chunk), func(b *testing.B) {
+				per := timeLaunches(b, d, func(i int) error { return a.Decode(out, q, cs[i%n], 0, nil, true) })
+				reportDecode(b, per, s)
+			})
+			a.Close()
+		}
+		for _, c := range cs {
+			c.Free()
+		}
+	}
+}
+
 // BenchmarkW2D6Prefill times a whole prompt's attention with the causal
 // tiles skipped and with the same causal mask passed as an explicit mask
 // (every tile computed, the masked scores thrown away), and reports the

@@ -19,22 +19,30 @@
 // exp2 and the maxima in part_ml are in those units.
 
 #define LOG2E 1.4426950408889634f
+#ifndef INFINITY  // NVRTC compiles without the C headers
+#define INFINITY __int_as_float(0x7f800000)
+#endif
 
 // Lanes that share one key: each holds HEAD_DIM / LANES features of it, so
 // a warp works on 32 / LANES keys at once and a dot product needs only
 // log2(LANES) shuffles, shared by those keys.
+// LANES and UNROLL may be set before this file (the benchmark's variants).
+#ifndef LANES
 #define LANES (HEAD_DIM >= 64 ? 16 : 8)
+#endif
 #define VEC (HEAD_DIM % 4 == 0 ? 4 : 1)
 #define PER ((HEAD_DIM + LANES * VEC - 1) / (LANES * VEC))
 #define WARPS 4
 #define GROUPS (WARPS * 32 / LANES)  // independent softmax states per block
-#define UNROLL 2                     // keys a lane group loads before using them
+#ifndef UNROLL
+#define UNROLL 2  // keys a lane group loads before using them
+#endif
 
 __device__ __forceinline__ void load(float* dst, const float* row, int sub) {
 #pragma unroll
     for (int p = 0; p < PER; p++) {
         int e = (p * LANES + sub) * VEC;
-        if (VEC == 4) {
+        if constexpr (VEC == 4) {
             float4 x = e < HEAD_DIM ? *(const float4*)(row + e) : make_float4(0.f, 0.f, 0.f, 0.f);
             dst[p * 4] = x.x; dst[p * 4 + 1] = x.y; dst[p * 4 + 2] = x.z; dst[p * 4 + 3] = x.w;
         } else {
@@ -99,11 +107,14 @@ extern "C" __global__ void __launch_bounds__(WARPS * 32) attention_decode_split(
 #pragma unroll
             for (int u = 0; u < UNROLL; u++) mx = fmaxf(mx, s[u][g]);
             if (mx == -INFINITY) continue;  // nothing visible yet
-            // The maximum moved from m to mx: rescale what was summed so far.
-            float corr = exp2f(m[g] - mx);
-            l[g] *= corr;
+            // The maximum moved from m to mx: rescale what was summed so
+            // far. Once the largest scores are seen it rarely moves.
+            if (mx != m[g]) {
+                float corr = exp2f(m[g] - mx);
+                l[g] *= corr;
 #pragma unroll
-            for (int e = 0; e < PER * VEC; e++) acc[g][e] *= corr;
+                for (int e = 0; e < PER * VEC; e++) acc[g][e] *= corr;
+            }
 #pragma unroll
             for (int u = 0; u < UNROLL; u++) {
                 float p = exp2f(s[u][g] - mx);

@@ -59,8 +59,10 @@ type Attention struct {
 	compiled map[[2]int]*compiled
 	// The decode kernel's partial results, grown as needed.
 	partO, partML *kernels.Buffer
-	// chunk, when positive, overrides DecodeChunk (the benchmark's sweep).
-	chunk int
+	// chunk, when positive, overrides DecodeChunk, and defines go before
+	// the sources (the benchmark's sweeps).
+	chunk   int
+	defines string
 }
 
 type compiled struct {
@@ -108,7 +110,7 @@ func (a *Attention) kernelsFor(group, headDim int) (*compiled, error) {
 	if c, ok := a.compiled[key]; ok {
 		return c, nil
 	}
-	defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n", group, headDim)
+	defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n", group, headDim) + a.defines
 	c := &compiled{}
 	for _, file := range []string{"prefill", "decode"} {
 		mod, err := a.dev.Compile(defines + Source(a.dev.Backend(), file))

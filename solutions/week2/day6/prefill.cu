@@ -16,6 +16,9 @@
 // Query row i is position S - L + i; with causal it sees keys j <= i + S - L.
 
 #define LOG2E 1.4426950408889634f
+#ifndef INFINITY  // NVRTC compiles without the C headers
+#define INFINITY __int_as_float(0x7f800000)
+#endif
 #define BQ 16
 #define BK 32
 #define TPR 8  // threads per query row: 16 rows x 8 = 128 threads
