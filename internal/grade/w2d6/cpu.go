@@ -206,15 +206,19 @@ func MatchesWeek1(t *testing.T, flash Flash, blockK int) {
 		if c.Mask {
 			mask = tensor.RandN(rng, c.L, c.S)
 		}
+		stub := false
 		t.Run(c.Name, func(t *testing.T) {
 			what := task + ", " + c.Name
 			var got *tensor.Tensor
-			if grade.Run(t, what, func() { got = flash(q, k, v, 0, mask, c.Causal) }) {
+			if stub = grade.Run(t, what, func() { got = flash(q, k, v, 0, mask, c.Causal) }); stub {
 				return
 			}
 			want := suspect.GroupedAttention(q, k, v, suspect.DefaultScale(c.D), fullMask(mask, c.Causal, c.L, c.S), suspect.Grouped)
 			grade.AllClose(t, what, got, want, grade.Products, grade.ByHead(-3), suspects(q, k, v, 0, mask, c.Causal, blockK))
 		})
+		if stub {
+			return // one "not implemented yet" is enough
+		}
 	}
 }
 
