@@ -30,4 +30,3 @@ func FlashAttention(q, k, v *tensor.Tensor, scale float32, mask *tensor.Tensor, 
 	// Your code here (W2D6).
 	panic("TODO(W2D6): implement FlashAttention")
 }
-
