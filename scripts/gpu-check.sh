@@ -28,6 +28,7 @@ targets=(
   "devtensor ./kernels/devtensor ."
   "solutions-w1d7 ./solutions/week1/day7 W1D7Task2"
   "solutions-w2d4 ./solutions/week2/day4 W2D4"
+  "solutions-w2d6 ./solutions/week2/day6 W2D6"
 )
 
 build() {

@@ -1,0 +1,296 @@
+package w2d6
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"regexp"
+	"testing"
+
+	"github.com/tinyllm-go/tinyllm/internal/fixture"
+	"github.com/tinyllm-go/tinyllm/internal/grade"
+	"github.com/tinyllm-go/tinyllm/internal/grade/suspect"
+	"github.com/tinyllm-go/tinyllm/internal/tensor"
+	"github.com/tinyllm-go/tinyllm/kernels"
+	"github.com/tinyllm-go/tinyllm/kernels/devtensor"
+	"github.com/tinyllm-go/tinyllm/kernels/kerneltest"
+)
+
+// Kernels is what the day's NewAttention returns.
+type Kernels interface {
+	Prefill(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error
+	Decode(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error
+	Close() error
+}
+
+// GPUTol is the GPU kernels' tolerance against the float64 references:
+// float32 sums in another order, and exp2 of scores scaled by log2(e)
+// (one more rounding of every score) instead of exp.
+var GPUTol = grade.Tol{RTol: 1e-4, ATol: 2e-5}
+
+// Kernel names the method a check runs.
+type Kernel string
+
+// The two kernels.
+const (
+	Prefill Kernel = "prefill"
+	Decode  Kernel = "decode"
+)
+
+func (k Kernel) run(a Kernels) func(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error {
+	if k == Prefill {
+		return a.Prefill
+	}
+	return a.Decode
+}
+
+// problem is one sequence's attention: q Hq x L x D, k and v H x S x D.
+type problem struct {
+	q, k, v, mask *tensor.Tensor
+	scale         float32
+	causal        bool
+}
+
+// onDevice runs one kernel on p and returns its output as 1 x Hq x L x D,
+// or what went wrong. The cache has room for 5 positions more than S, so a
+// kernel that takes S for the row stride of the cache fails; out has one
+// row more than L, which must come back untouched (still NaN).
+func onDevice(d *kernels.Device, run func(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error, p problem) (*tensor.Tensor, string) {
+	hq, l, dim := p.q.Dim(0), p.q.Dim(1), p.q.Dim(2)
+	h, s := p.k.Dim(0), p.k.Dim(1)
+	c, err := devtensor.NewKVCache(d, h, s+5, dim)
+	if err != nil {
+		return nil, err.Error()
+	}
+	defer c.Free()
+	if err := c.Append(p.k, p.v); err != nil {
+		return nil, err.Error()
+	}
+	q, err := devtensor.NewActivations(d, l, hq*dim)
+	if err != nil {
+		return nil, err.Error()
+	}
+	defer q.Free()
+	if err := q.Upload(tensor.Reshape(tensor.Transpose(p.q, 1, 0, 2), l, hq*dim)); err != nil {
+		return nil, err.Error()
+	}
+	out, err := devtensor.NewActivations(d, l+1, hq*dim)
+	if err != nil {
+		return nil, err.Error()
+	}
+	defer out.Free()
+	if err := out.Buf.Fill(0xFF); err != nil {
+		return nil, err.Error()
+	}
+	var mask *devtensor.Activations
+	if p.mask != nil {
+		if mask, err = devtensor.NewActivations(d, l, s); err != nil {
+			return nil, err.Error()
+		}
+		defer mask.Free()
+		if err := mask.Upload(p.mask); err != nil {
+			return nil, err.Error()
+		}
+	}
+	if err := run(out, q, c, p.scale, mask, p.causal); err != nil {
+		return nil, err.Error()
+	}
+	if err := d.Synchronize(); err != nil {
+		return nil, "the kernel failed: " + err.Error()
+	}
+	raw, err := kernels.Download[uint32](out.Buf, (l+1)*hq*dim)
+	if err != nil {
+		return nil, err.Error()
+	}
+	unwritten, past := 0, 0
+	vals := make([]float32, l*hq*dim)
+	for i, r := range raw {
+		switch {
+		case i >= len(vals):
+			if r != 0xFFFFFFFF {
+				past++
+			}
+		default:
+			vals[i] = math.Float32frombits(r)
+			if r == 0xFFFFFFFF {
+				unwritten++
+			}
+		}
+	}
+	if past > 0 {
+		return nil, fmt.Sprintf("%d values past the L = %d rows of out were overwritten: blocks outside the query rows must not write", past, l)
+	}
+	if unwritten > 0 {
+		return nil, fmt.Sprintf("%d of %d outputs were never written (still the NaN poison): does every (query row, query head) get its output?", unwritten, len(vals))
+	}
+	got := tensor.Transpose(tensor.New(vals, l, hq, dim), 1, 0, 2)
+	return tensor.ExpandDims(got, 0), ""
+}
+
+// batchEntry is entry b of a B x heads x len x D tensor.
+func batchEntry(t *tensor.Tensor, b int) *tensor.Tensor {
+	n := t.Size() / t.Dim(0)
+	return tensor.New(t.Data()[b*n:(b+1)*n], t.Shape()[1:]...)
+}
+
+// gpuSuspects are the mistakes a GPU kernel is checked for: the online
+// softmax updated key by key, so the tile is one key.
+func gpuSuspects(p problem) grade.Option {
+	q, k, v := tensor.ExpandDims(p.q, 0), tensor.ExpandDims(p.k, 0), tensor.ExpandDims(p.v, 0)
+	return suspects(q, k, v, p.scale, p.mask, p.causal, 1)
+}
+
+// GPUFixtures checks one kernel against PyTorch's attention on every
+// fixture case, one batch entry at a time.
+func GPUFixtures[A Kernels](t *testing.T, task string, which Kernel, newAttention func(*kernels.Device) (A, error)) {
+	grade.PointToChapter(t, task)
+	d := kerneltest.Open(t)
+	t.Logf("%s: %s kernel on %s", task, which, d)
+	var a A
+	var err error
+	if grade.Run(t, task+" (NewAttention)", func() { a, err = newAttention(d) }) {
+		return
+	}
+	if err != nil {
+		t.Fatalf("%s: NewAttention: %v", task, err)
+	}
+	defer a.Close()
+	cases, err := fixture.Load("w2d6", "sdpa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			q, k, v := grade.MustTensor(t, c, "q"), grade.MustTensor(t, c, "k"), grade.MustTensor(t, c, "v")
+			want := grade.MustTensor(t, c, "out")
+			causal, err := c.Bool("causal")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for b := range q.Dim(0) {
+				p := problem{q: batchEntry(q, b), k: batchEntry(k, b), v: batchEntry(v, b), mask: grade.OptionalTensor(t, c, "mask"),
+					scale: float32(grade.MustFloat(t, c, "scale")), causal: causal}
+				what := fmt.Sprintf("%s, case %s, batch entry %d", task, c.Name, b)
+				var got *tensor.Tensor
+				var msg string
+				if grade.Run(t, what, func() { got, msg = onDevice(d, which.run(a), p) }) {
+					return
+				}
+				if msg != "" {
+					t.Fatalf("%s: %s", what, msg)
+				}
+				grade.AllClose(t, what, got, tensor.ExpandDims(batchEntry(want, b), 0), GPUTol, grade.ByHead(-3), gpuSuspects(p))
+			}
+		})
+	}
+}
+
+// RealShape is a Qwen2 attention shape at a cache length.
+type RealShape struct {
+	Name           string
+	Hq, H, D, L, S int
+	Causal, Mask   bool
+}
+
+// RealShapes are the attention of Qwen2-0.5B (14 query heads on 2, D 64)
+// and Qwen2-7B (28 on 4, D 128): a prefill, a chunk of prefill after a
+// cached prefix, and decode steps far into the context.
+var RealShapes = []RealShape{
+	{"0.5B prefill 300", 14, 2, 64, 300, 300, true, false},
+	{"7B prefill 257", 28, 4, 128, 257, 257, true, false},
+	{"7B chunk 64 after 960", 28, 4, 128, 64, 1024, true, false},
+	{"7B masked 33 x 100", 28, 4, 128, 33, 100, false, true},
+	{"0.5B decode 2049", 14, 2, 64, 1, 2049, true, false},
+	{"7B decode 4096", 28, 4, 128, 1, 4096, true, false},
+	{"7B decode 4 rows 3001", 28, 4, 128, 4, 3001, true, false},
+}
+
+// GPUvsCPU checks one kernel against the CPU formula (Week 1's grouped
+// attention, in float32) on the real shapes.
+func GPUvsCPU[A Kernels](t *testing.T, task string, which Kernel, newAttention func(*kernels.Device) (A, error)) {
+	grade.PointToChapter(t, task)
+	d := kerneltest.Open(t)
+	var a A
+	var err error
+	if grade.Run(t, task+" (NewAttention)", func() { a, err = newAttention(d) }) {
+		return
+	}
+	if err != nil {
+		t.Fatalf("%s: NewAttention: %v", task, err)
+	}
+	defer a.Close()
+	for i, s := range RealShapes {
+		t.Run(s.Name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(62, uint64(i)))
+			p := problem{q: tensor.RandN(rng, s.Hq, s.L, s.D), k: tensor.RandN(rng, s.H, s.S, s.D), v: tensor.RandN(rng, s.H, s.S, s.D), causal: s.Causal}
+			if s.Mask {
+				p.mask = tensor.RandN(rng, s.L, s.S)
+			}
+			what := task + ", " + s.Name
+			var got *tensor.Tensor
+			var msg string
+			if grade.Run(t, what, func() { got, msg = onDevice(d, which.run(a), p) }) {
+				return
+			}
+			if msg != "" {
+				t.Fatalf("%s: %s", what, msg)
+			}
+			q, k, v := tensor.ExpandDims(p.q, 0), tensor.ExpandDims(p.k, 0), tensor.ExpandDims(p.v, 0)
+			want := suspect.GroupedAttention(q, k, v, suspect.DefaultScale(s.D), fullMask(p.mask, s.Causal, s.L, s.S), suspect.Grouped)
+			grade.AllClose(t, what, got, want, GPUTol, grade.ByHead(-3), gpuSuspects(p))
+		})
+	}
+}
+
+// RefusesBadShapes checks, on any machine, that a kernel's launch refuses
+// shapes that do not fit before it touches the device.
+func RefusesBadShapes(t *testing.T, task string, run func(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error) {
+	grade.PointToChapter(t, task)
+	c := &devtensor.KVCache{Heads: 2, Capacity: 16, HeadDim: 8, Len: 10}
+	act := func(rows, cols int) *devtensor.Activations {
+		return &devtensor.Activations{Rows: rows, Cols: cols, MaxRows: rows}
+	}
+	for _, x := range []struct {
+		name      string
+		out, q, m *devtensor.Activations
+	}{
+		{"q of 20 columns on 2 heads of 8", act(1, 20), act(1, 20), nil},
+		{"out narrower than q", act(1, 8), act(1, 32), nil},
+		{"11 query rows on 10 cached positions", act(11, 32), act(11, 32), nil},
+		{"mask of 1 x 9 for S = 10", act(1, 32), act(1, 32), act(1, 9)},
+		{"head dimension 256", act(1, 512), act(1, 512), nil},
+	} {
+		cc := *c
+		if x.name == "head dimension 256" {
+			cc.HeadDim = 256
+		}
+		var err error
+		if grade.Run(t, task+", "+x.name, func() { err = run(x.out, x.q, &cc, 0, x.m, false) }) {
+			return
+		}
+		if err == nil {
+			t.Errorf("%s, %s: no error (validate the shapes before launching)", task, x.name)
+		}
+	}
+}
+
+// Sources checks, on any machine, that both kernel files declare their
+// kernels for both backends.
+func Sources(t *testing.T, source func(backend, file string) string) {
+	const task = "W2D6 Sources"
+	grade.PointToChapter(t, task)
+	for file, names := range map[string][]string{"prefill": {"attention_prefill"}, "decode": {"attention_decode_split", "attention_decode_reduce"}} {
+		for _, backend := range []string{kernels.CUDA, kernels.Metal} {
+			src := source(backend, file)
+			for _, name := range names {
+				decl := `extern "C" __global__ void (__launch_bounds__\([^)]*\) )?` + name + `\(`
+				if backend == kernels.Metal {
+					decl = `kernel void ` + name + `\(`
+				}
+				if !regexp.MustCompile(decl).MatchString(src) {
+					t.Errorf("%s: the %s source %s does not declare kernel %s; keep the kernels' names and signatures as given", task, backend, file, name)
+				}
+			}
+		}
+	}
+}

@@ -1,0 +1,274 @@
+package day6
+
+// Attention on the GPU: prefill.cu / prefill.metal hold the prefill kernel
+// (provided), decode.cu / decode.metal the flash-decoding kernels.
+
+import (
+	_ "embed"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/tinyllm-go/tinyllm/kernels"
+	"github.com/tinyllm-go/tinyllm/kernels/devtensor"
+)
+
+//go:embed prefill.cu
+var prefillCUDA string
+
+//go:embed prefill.metal
+var prefillMetal string
+
+//go:embed decode.cu
+var decodeCUDA string
+
+//go:embed decode.metal
+var decodeMetal string
+
+// Source returns a kernel file of this folder for a backend: file is
+// "prefill" or "decode"; backend is kernels.CUDA or kernels.Metal. Anything
+// else gives "". (Provided.)
+func Source(backend, file string) string {
+	switch backend + "/" + file {
+	case kernels.CUDA + "/prefill":
+		return prefillCUDA
+	case kernels.Metal + "/prefill":
+		return prefillMetal
+	case kernels.CUDA + "/decode":
+		return decodeCUDA
+	case kernels.Metal + "/decode":
+		return decodeMetal
+	}
+	return ""
+}
+
+// The limits of the kernels: a head dimension up to MaxHeadDim and up to
+// MaxGroup query heads per key/value head, which cover every Qwen2 model
+// (D = 64 or 128, at most 8 query heads per group). (Provided.)
+const (
+	MaxHeadDim = 128
+	MaxGroup   = 8
+)
+
+// Attention holds the attention kernels for one device, compiled for each
+// (group, head dimension) pair on first use: the kernels keep a group's
+// queries in registers, so both are compile-time constants. (Provided.)
+type Attention struct {
+	dev      *kernels.Device
+	mu       sync.Mutex
+	compiled map[[2]int]*compiled
+	// The decode kernel's partial results, grown as needed.
+	partO, partML *kernels.Buffer
+	// chunk, when positive, overrides DecodeChunk, and defines go before
+	// the sources (the benchmark's sweeps).
+	chunk   int
+	defines string
+}
+
+type compiled struct {
+	mods                   []*kernels.Module
+	prefill, split, reduce *kernels.Kernel
+}
+
+// NewAttention prepares the kernels of dev; nothing is compiled until the
+// first launch. (Provided.)
+func NewAttention(dev *kernels.Device) (*Attention, error) {
+	if dev == nil {
+		return nil, fmt.Errorf("NewAttention: no device")
+	}
+	return &Attention{dev: dev, compiled: map[[2]int]*compiled{}}, nil
+}
+
+// Close unloads the kernels and frees the partial results. (Provided.)
+func (a *Attention) Close() error {
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	for _, c := range a.compiled {
+		for _, m := range c.mods {
+			keep(m.Close())
+		}
+	}
+	a.compiled = map[[2]int]*compiled{}
+	for _, b := range []*kernels.Buffer{a.partO, a.partML} {
+		if b != nil {
+			keep(b.Free())
+		}
+	}
+	a.partO, a.partML = nil, nil
+	return first
+}
+
+// kernelsFor compiles (once) both files for a group size and head dimension.
+func (a *Attention) kernelsFor(group, headDim int) (*compiled, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	key := [2]int{group, headDim}
+	if c, ok := a.compiled[key]; ok {
+		return c, nil
+	}
+	defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n", group, headDim) + a.defines
+	c := &compiled{}
+	for _, file := range []string{"prefill", "decode"} {
+		mod, err := a.dev.Compile(defines + Source(a.dev.Backend(), file))
+		if err != nil {
+			for _, m := range c.mods {
+				m.Close()
+			}
+			return nil, fmt.Errorf("compiling %s for %s (group %d, head dim %d): %w", file, a.dev.Backend(), group, headDim, err)
+		}
+		c.mods = append(c.mods, mod)
+	}
+	var err error
+	if c.prefill, err = c.mods[0].Kernel("attention_prefill"); err == nil {
+		if c.split, err = c.mods[1].Kernel("attention_decode_split"); err == nil {
+			c.reduce, err = c.mods[1].Kernel("attention_decode_reduce")
+		}
+	}
+	if err != nil {
+		for _, m := range c.mods {
+			m.Close()
+		}
+		return nil, err
+	}
+	a.compiled[key] = c
+	return c, nil
+}
+
+// shapes validates out = attention(q, cache) and returns L (query rows),
+// Hq and the group size G. q and out are L x (Hq·D), token-major; the
+// query rows are the last L of the cache's Len positions; mask, if not nil,
+// is L x Len.
+func shapes(out, q *devtensor.Activations, c *devtensor.KVCache, mask *devtensor.Activations) (l, hq, g int, err error) {
+	d := c.HeadDim
+	switch {
+	case d > MaxHeadDim:
+		return 0, 0, 0, fmt.Errorf("attention: head dimension %d is over the kernels' %d", d, MaxHeadDim)
+	case q.Cols%d != 0 || q.Cols/d%c.Heads != 0:
+		return 0, 0, 0, fmt.Errorf("attention: q has %d columns, not a multiple of %d key/value heads x head dimension %d", q.Cols, c.Heads, d)
+	case out.Cols != q.Cols:
+		return 0, 0, 0, fmt.Errorf("attention: out has %d columns, q %d", out.Cols, q.Cols)
+	case q.Rows > c.Len:
+		return 0, 0, 0, fmt.Errorf("attention: %d query rows but only %d cached positions (append the new keys first)", q.Rows, c.Len)
+	}
+	l, hq = q.Rows, q.Cols/d
+	if g = hq / c.Heads; g > MaxGroup {
+		return 0, 0, 0, fmt.Errorf("attention: %d query heads per key/value head is over the kernels' %d", g, MaxGroup)
+	}
+	if mask != nil && (mask.Rows != l || mask.Cols != c.Len) {
+		return 0, 0, 0, fmt.Errorf("attention: mask is %d x %d, want L x S = %d x %d", mask.Rows, mask.Cols, l, c.Len)
+	}
+	return l, hq, g, out.SetRows(l)
+}
+
+// maskArgs are the kernels' mask and has_mask arguments: without a mask,
+// any valid buffer stands in, never read.
+func maskArgs(mask *devtensor.Activations, q *devtensor.Activations) (*kernels.Buffer, int32) {
+	if mask == nil {
+		return q.Buf, 0
+	}
+	return mask.Buf, 1
+}
+
+func flag(b bool) int32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// Prefill computes out = attention(q, cache): the L query rows of q (L x
+// Hq·D, token-major, already rotated) are the last L of the cache's Len
+// positions, whose keys and values the cache already holds. scale 0 means
+// 1/sqrt(D); mask is nil or an additive L x Len matrix; causal hides from
+// row i the keys after position Len - L + i, and the kernel skips the key
+// tiles a whole query tile cannot see. One block of 128 threads per 16
+// query rows and query head. It queues the kernel and returns. (Provided.)
+func (a *Attention) Prefill(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error {
+	l, hq, g, err := shapes(out, q, c, mask)
+	if err != nil {
+		return err
+	}
+	ks, err := a.kernelsFor(g, c.HeadDim)
+	if err != nil {
+		return err
+	}
+	scale = defaultScale(scale, c.HeadDim)
+	mb, has := maskArgs(mask, q)
+	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(l, 16), Y: hq, Z: 1}, Block: kernels.D1(128)}
+	return a.dev.Launch(ks.prefill, cfg, out.Buf, q.Buf, c.K, c.V, mb, int32(l), int32(c.Len), int32(c.Capacity), scale, flag(causal), has)
+}
+
+// DecodeChunk is how many keys one block of the decode kernel takes for a
+// cache of s positions and h key/value heads on a GPU with sms
+// multiprocessors: enough chunks that about four blocks run on every
+// multiprocessor, but never fewer than 64 keys a chunk, where the merge
+// would cost more than the split saves. (Provided.)
+func DecodeChunk(s, h, sms int) int {
+	chunks := max(1, 4*sms/max(h, 1))
+	chunk := (s + chunks - 1) / chunks
+	return max(64, (chunk+15)/16*16)
+}
+
+// Decode computes the same as Prefill with flash-decoding, for few query
+// rows over a long cache: the cache's Len keys are cut into chunks of
+// DecodeChunk keys; attention_decode_split runs one block of 128 threads
+// per (chunk, key/value head, query row), grid (chunks, H, L), each writing
+// the partial output and softmax state of its chunk for the G query heads
+// of its key/value head; attention_decode_reduce, grid (Hq, L), merges the
+// chunks into out. It queues both kernels and returns. (Provided.)
+func (a *Attention) Decode(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error {
+	l, hq, g, err := shapes(out, q, c, mask)
+	if err != nil {
+		return err
+	}
+	ks, err := a.kernelsFor(g, c.HeadDim)
+	if err != nil {
+		return err
+	}
+	chunk := a.chunk
+	if chunk <= 0 {
+		chunk = DecodeChunk(c.Len, c.Heads, a.dev.Info().Multiprocessors)
+	}
+	splits := kernels.Blocks(c.Len, chunk)
+	if err := a.partials(l*hq*splits, c.HeadDim); err != nil {
+		return err
+	}
+	scale = defaultScale(scale, c.HeadDim)
+	mb, has := maskArgs(mask, q)
+	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: splits, Y: c.Heads, Z: l}, Block: kernels.D1(128)}
+	if err := a.dev.Launch(ks.split, cfg, a.partO, a.partML, q.Buf, c.K, c.V, mb,
+		int32(l), int32(c.Len), int32(c.Capacity), int32(chunk), scale, flag(causal), has); err != nil {
+		return err
+	}
+	cfg = kernels.LaunchConfig{Grid: kernels.Dim3{X: hq, Y: l, Z: 1}, Block: kernels.D1(128)}
+	return a.dev.Launch(ks.reduce, cfg, out.Buf, a.partO, a.partML, int32(splits))
+}
+
+// partials makes sure the partial buffers hold n states of d outputs.
+func (a *Attention) partials(n, d int) error {
+	if a.partO != nil && a.partO.Size() >= 4*n*d && a.partML.Size() >= 8*n {
+		return nil
+	}
+	for _, b := range []*kernels.Buffer{a.partO, a.partML} {
+		if b != nil {
+			b.Free()
+		}
+	}
+	a.partO, a.partML = nil, nil
+	var err error
+	if a.partO, err = a.dev.Alloc(4 * n * d); err == nil {
+		a.partML, err = a.dev.Alloc(8 * n)
+	}
+	return err
+}
+
+func defaultScale(scale float32, d int) float32 {
+	if scale == 0 {
+		return float32(1 / math.Sqrt(float64(d)))
+	}
+	return scale
+}
