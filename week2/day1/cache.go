@@ -16,9 +16,9 @@ import (
 type KVCache = llm.KVCache
 
 // FullCache is a KVCache that keeps every position it is given. Its storage
-// grows by doubling (or is reserved up front), so appending n positions one
-// at a time allocates O(n) bytes in total, never O(n²): the cache is not
-// reallocated and copied whole on every step.
+// grows geometrically (by doubling, say) or is reserved up front, so
+// appending n positions one at a time allocates O(n) bytes in total, never
+// O(n²): the cache is not reallocated and copied whole on every step.
 type FullCache struct {
 	// Your code here (W2D1): the cached keys and values, and whatever else
 	// your UpdateAndFetch and Offset need (see the chapter for a layout).

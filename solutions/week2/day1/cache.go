@@ -18,10 +18,9 @@ import (
 type KVCache = llm.KVCache
 
 // FullCache is a KVCache that keeps every position it is given. Its storage
-// grows geometrically, by half again each time (×1.5; doubling or a budget
-// reserved up front work as well), so appending n positions one at a time
-// allocates O(n) bytes in total, never O(n²): the cache is not reallocated
-// and copied whole on every step.
+// grows geometrically (by doubling, say) or is reserved up front, so
+// appending n positions one at a time allocates O(n) bytes in total, never
+// O(n²): the cache is not reallocated and copied whole on every step.
 type FullCache struct {
 	// keys and values each hold b*h blocks of capacity positions of d
 	// floats; the first offset positions of every block are cached. Each
