@@ -135,7 +135,7 @@ gpu-check-local: gpu-check
 # mlx-lm. See book/src/appendix-benchmarking.md.
 BENCH_DIR     ?= /tmp/tinyllm-bench
 BENCH_PROMPT  ?= 128
-BENCH_GEN     ?= 8
+BENCH_GEN     ?= 32
 BENCH_REPEATS ?= 3
 BENCH_WARMUP  ?= 1
 BENCH_THREADS ?= $(shell nproc 2>/dev/null || sysctl -n hw.ncpu 2>/dev/null || echo 1)
