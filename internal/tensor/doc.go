@@ -46,8 +46,10 @@
 //
 // Large operations run in parallel on a shared pool of worker goroutines
 // (see parallel.go); the matrix products use a cache-blocked, register-tiled
-// kernel (see matmul.go and kernel.go). On amd64 (AVX2 and FMA) and arm64
-// (NEON) the innermost loops run in assembly; setting TINYLLM_PORTABLE=1
-// keeps the portable Go loops instead (see fastpath.go). KernelName says
-// which are in use.
+// kernel (see matmul.go and kernel.go). On amd64 (AVX2 and FMA, and
+// AVX-512 where the CPU has it) and arm64 (NEON) the innermost loops run in
+// assembly; setting TINYLLM_PORTABLE=1 keeps the portable Go loops instead
+// (see fastpath.go). KernelName says which are in use. MatmulPacked
+// multiplies by MLX 4- and 8-bit weights without widening them
+// (packed.go).
 package tensor

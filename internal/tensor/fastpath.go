@@ -11,13 +11,14 @@ import (
 // checks, broadcasting, cache blocking, packing and the split across
 // cores, in matmul.go — is the same whichever set runs.
 //
-// Two sets exist on every machine:
+// The sets are:
 //
-//   - portableKernels, plain Go, the reference (kernel.go);
-//   - a fast set in Go assembly, registered by kernel_amd64.go (AVX2 and
-//     FMA) or kernel_arm64.go (NEON), when the CPU has what it needs.
+//   - portableKernels, plain Go, the reference (kernel.go), everywhere;
+//   - fast sets in Go assembly, registered by kernel_amd64.go (AVX2 and
+//     FMA; AVX-512, kernel_avx512_amd64.go, on CPUs that have it) or
+//     kernel_arm64.go (NEON), when the CPU has what they need.
 //
-// The fast set is chosen when the package initialises. Setting the
+// The fastest set is chosen when the package initialises. Setting the
 // environment variable TINYLLM_PORTABLE=1 (or building with the tag
 // tinyllm_portable) keeps the portable one, so both can be timed and
 // tested on one machine; the tests also switch between them in-process
