@@ -28,7 +28,7 @@ func archKernels() []*kernelSet {
 		exp:     expGo, // float32 Go, no NEON version yet
 		sigmoid: sigmoidGo,
 
-		prepPacked:    prepPackedNEON,
+		prepPacked:    prepPackedEvenOdd32,
 		dotRowsPacked: dotRowsPackedNEON,
 		dequantRow:    dequantRowPortable,
 	}}

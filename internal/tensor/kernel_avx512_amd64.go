@@ -30,15 +30,16 @@ func avx512Kernels() *kernelSet {
 	ks.packA = func(dst, src []float32, off, ld, kc int) {
 		packT16AVX2(dst, operand{dtype: Float32, f32: src}, off, ld, kc)
 	}
-	ks.prepPacked = prepPackedAVX512
+	ks.prepPacked = prepPackedEvenOdd32
 	ks.dotRowsPacked = dotRowsPackedAVX512
 	return &ks
 }
 
-// The quantized matrix-vector products are limited by arithmetic, not
-// memory, with AVX2 on two cores (about 7 GB/s of packed weights against
-// 18 GB/s for bf16): a code costs a zero-extension, a shift or a mask, a
-// conversion and a multiply-add. 16 lanes halve the instructions per code.
+// The quantized matrix-vector products do much more arithmetic per byte
+// than bf16 ones: a code costs a zero-extension, a shift or a mask, a
+// conversion and a multiply-add, so with 8 lanes a core decodes codes
+// about as fast as memory delivers them. 16 lanes halve the instructions
+// per code and leave the product limited by memory again.
 
 //go:noescape
 func dotRowsQ4Z(xp, xsum *float32, w *uint32, scales, biases *float32, groups, blocks, rows int, y *float32)
@@ -46,35 +47,12 @@ func dotRowsQ4Z(xp, xsum *float32, w *uint32, scales, biases *float32, groups, b
 //go:noescape
 func dotRowsQ8Z(xp, xsum *float32, w *uint32, scales, biases *float32, groups, blocks, rows int, y *float32)
 
-// prepPackedAVX512 orders x for dotRowsQ4Z: within every 32 inputs, the 16
-// even ones, then the 16 odd ones.
-func prepPackedAVX512(xp, xsum, x []float32, w *PackedMatrix) {
-	groupSums(xsum, x, w.GroupSize)
-	if w.Bits != 4 {
-		copy(xp, x)
-		return
-	}
-	evenOdd32(xp, x)
-}
-
 func dotRowsPackedAVX512(xp, xsum []float32, w *PackedMatrix, r0 int, y []float32) {
-	rows := len(y)
-	if rows == 0 {
-		return
-	}
-	groups := w.In / w.GroupSize
-	wordsPerRow := w.In * w.Bits / 32
-	_ = xp[w.In-1]
-	_ = xsum[groups-1]
-	_ = w.Words[(r0+rows)*wordsPerRow-1]
-	_ = w.Scales[(r0+rows)*groups-1]
-	_ = w.Biases[(r0+rows)*groups-1]
-	kernel := dotRowsQ8Z
 	if w.Bits == 4 {
-		kernel = dotRowsQ4Z
+		runPacked(dotRowsQ4Z, 32, xp, xsum, w, r0, y)
+	} else {
+		runPacked(dotRowsQ8Z, 32, xp, xsum, w, r0, y)
 	}
-	kernel(&xp[0], &xsum[0], &w.Words[r0*wordsPerRow], &w.Scales[r0*groups], &w.Biases[r0*groups],
-		groups, w.GroupSize/32, rows, &y[0])
 }
 
 func gemmAVX512(kc int, a, b, c []float32, ldc int) {

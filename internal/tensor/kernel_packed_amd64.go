@@ -39,23 +39,11 @@ func prepPackedAVX2(xp, xsum, x []float32, w *PackedMatrix) {
 
 // dotRowsPackedAVX2 runs the assembly over rows r0 .. r0+len(y)-1.
 func dotRowsPackedAVX2(xp, xsum []float32, w *PackedMatrix, r0 int, y []float32) {
-	rows := len(y)
-	if rows == 0 {
-		return
-	}
-	groups := w.In / w.GroupSize
-	wordsPerRow := w.In * w.Bits / 32
-	_ = xp[w.In-1]
-	_ = xsum[groups-1]
-	_ = w.Words[(r0+rows)*wordsPerRow-1]
-	_ = w.Scales[(r0+rows)*groups-1]
-	_ = w.Biases[(r0+rows)*groups-1]
-	kernel := dotRowsQ8
 	if w.Bits == 4 {
-		kernel = dotRowsQ4
+		runPacked(dotRowsQ4, 32, xp, xsum, w, r0, y)
+	} else {
+		runPacked(dotRowsQ8, 32, xp, xsum, w, r0, y)
 	}
-	kernel(&xp[0], &xsum[0], &w.Words[r0*wordsPerRow], &w.Scales[r0*groups], &w.Biases[r0*groups],
-		groups, w.GroupSize/32, rows, &y[0])
 }
 
 // dequantRowAVX2 widens len(dst) inputs of row r from k0 in assembly.

@@ -165,6 +165,18 @@ func groupSums(xsum, x []float32, groupSize int) {
 	}
 }
 
+// prepPackedEvenOdd32 readies x for the 4-bit kernels that widen 16 bytes
+// (32 codes) at a time (AVX-512, NEON): x in evenOdd32's order, and the
+// group sums. 8-bit codes read x as it is.
+func prepPackedEvenOdd32(xp, xsum, x []float32, w *PackedMatrix) {
+	groupSums(xsum, x, w.GroupSize)
+	if w.Bits != 4 {
+		copy(xp, x)
+		return
+	}
+	evenOdd32(xp, x)
+}
+
 // evenOdd32 copies x into xp reordered for 4-bit kernels that widen 16
 // bytes (32 codes) at a time: within every 32 inputs, the 16 even ones and
 // then the 16 odd ones, the codes of the low and the high nibbles.
@@ -209,6 +221,30 @@ func dotRowsPackedPortable(xp, xsum []float32, w *PackedMatrix, r0 int, y []floa
 		}
 		y[i] = acc
 	}
+}
+
+// packedKernel is the signature of the assembly matrix-vector kernels of
+// the quantized product: rows rows of codes from w, groups groups a row of
+// blocks blocks each, against xp (x in the kernel's order) and xsum.
+type packedKernel func(xp, xsum *float32, w *uint32, scales, biases *float32, groups, blocks, rows int, y *float32)
+
+// runPacked checks that rows r0 .. r0+len(y)-1 of w, x and its group sums
+// are all there, so that the assembly can trust its arguments, and runs
+// kernel over those rows; perBlock is how many codes it takes per block.
+func runPacked(kernel packedKernel, perBlock int, xp, xsum []float32, w *PackedMatrix, r0 int, y []float32) {
+	rows := len(y)
+	if rows == 0 {
+		return
+	}
+	groups := w.In / w.GroupSize
+	wordsPerRow := w.In * w.Bits / 32
+	_ = xp[w.In-1]
+	_ = xsum[groups-1]
+	_ = w.Words[(r0+rows)*wordsPerRow-1]
+	_ = w.Scales[(r0+rows)*groups-1]
+	_ = w.Biases[(r0+rows)*groups-1]
+	kernel(&xp[0], &xsum[0], &w.Words[r0*wordsPerRow], &w.Scales[r0*groups], &w.Biases[r0*groups],
+		groups, w.GroupSize/perBlock, rows, &y[0])
 }
 
 // dequantRowPortable sets dst[k] = w[r][k0+k] for k < len(dst); k0 and
