@@ -193,10 +193,13 @@ extern "C" __global__ void __launch_bounds__(256) matmul_q4_v3(
 // when rows are few, wk warps of a block split a row's K and add their
 // sums in shared memory, so that even 896 rows fill every multiprocessor.
 #ifndef GV_ROWS
-#define GV_ROWS 4
+#define GV_ROWS 8
 #endif
 #ifndef GV_UNROLL
-#define GV_UNROLL 2
+#define GV_UNROLL 1
+#endif
+#ifndef GV_MINB  // blocks per multiprocessor the registers must allow
+#define GV_MINB 2
 #endif
 
 __device__ __forceinline__ float nibp(unsigned int w, unsigned int mask) {
@@ -217,7 +220,7 @@ __device__ __forceinline__ float q4_word(unsigned int w, const float* xs, float 
     return acc;
 }
 
-extern "C" __global__ void __launch_bounds__(256) matmul_q4_gemv(
+extern "C" __global__ void __launch_bounds__(256, GV_MINB) matmul_q4_gemv(
         float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
         const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
         int N, int K, int group, int wk) {

@@ -117,8 +117,8 @@ func benchRung(b *testing.B, d *kernels.Device, mm *Matmul, r Rung, y, x *devten
 
 // BenchmarkW2D4GemvVariants compares builds of rung 3's 4-bit
 // matrix-vector variant on CUDA (rows of W per warp, loads in flight per
-// row) on every real shape, one row of x; the winner is cudaV3's gvRows and
-// gvUnroll.
+// row, blocks per multiprocessor) on every real shape, one row of x; the
+// winner is cudaV3's gvRows, gvUnroll and gvMinB.
 //
 //	go test -run '^$' -bench W2D4GemvVariants -benchtime 100ms ./solutions/week2/day4
 func BenchmarkW2D4GemvVariants(b *testing.B) {
@@ -126,11 +126,11 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 	if d.Backend() != kernels.CUDA {
 		b.Skip("not run: the variants are CUDA builds")
 	}
-	variants := [][2]int{{4, 2}, {2, 4}, {4, 4}, {8, 1}, {8, 2}, {2, 2}}
+	variants := [][3]int{{8, 1, 2}, {8, 1, 3}, {4, 1, 3}, {4, 1, 4}, {8, 2, 2}, {4, 2, 2}, {16, 1, 2}}
 	mms := make([]*Matmul, len(variants))
 	for i, v := range variants {
 		var err error
-		if mms[i], err = newMatmul(d, v3Config{4, 2, 2, v[0], v[1]}); err != nil {
+		if mms[i], err = newMatmul(d, v3Config{4, 2, 2, v[0], v[1], v[2]}); err != nil {
 			b.Fatal(err)
 		}
 		defer mms[i].Close()
@@ -156,7 +156,7 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 			b.Fatal(err)
 		}
 		for i, v := range variants {
-			name := fmt.Sprintf("%s/%s/rows%d_u%d", s.Name, f.Name, v[0], v[1])
+			name := fmt.Sprintf("%s/%s/rows%d_u%d_b%d", s.Name, f.Name, v[0], v[1], v[2])
 			b.Run(name, func(b *testing.B) { benchRung(b, d, mms[i], V3Vector, y, x, ws) })
 		}
 		x.Free()
@@ -177,7 +177,7 @@ func BenchmarkW2D4V3Variants(b *testing.B) {
 	if d.Backend() != kernels.CUDA {
 		b.Skip("not run: the variants are CUDA builds")
 	}
-	variants := []v3Config{{1, 8, 4, 4, 2}, {1, 4, 4, 4, 2}, {2, 4, 4, 4, 2}, {2, 4, 2, 4, 2}, {4, 2, 2, 4, 2}, {2, 2, 4, 4, 2}, {4, 1, 2, 4, 2}}
+	variants := []v3Config{{1, 8, 4, 8, 1, 2}, {1, 4, 4, 8, 1, 2}, {2, 4, 4, 8, 1, 2}, {2, 4, 2, 8, 1, 2}, {4, 2, 2, 8, 1, 2}, {2, 2, 4, 8, 1, 2}, {4, 1, 2, 8, 1, 2}}
 	mms := make([]*Matmul, len(variants))
 	for i, v := range variants {
 		var err error

@@ -96,11 +96,12 @@ type Matmul struct {
 // The CUDA build of rung 3: 4 rows of W per warp, 2 rows of x per pass, 2
 // loads in flight per row of W (the benchmark's variants chose these on an
 // H200); its 4-bit matrix-vector variant takes gvRows rows of W per warp
-// with gvUnroll loads in flight per row. The Metal source has 1 and 8
+// with gvUnroll loads in flight per row, its registers capped so that
+// gvMinB blocks fit on a multiprocessor (BenchmarkW2D4GemvVariants). The Metal source has 1 and 8
 // written in, and no matrix-vector variant.
-var cudaV3 = v3Config{wrows: 4, xrows: 2, unroll: 2, gvRows: 4, gvUnroll: 2}
+var cudaV3 = v3Config{wrows: 4, xrows: 2, unroll: 2, gvRows: 8, gvUnroll: 1, gvMinB: 2}
 
-type v3Config struct{ wrows, xrows, unroll, gvRows, gvUnroll int }
+type v3Config struct{ wrows, xrows, unroll, gvRows, gvUnroll, gvMinB int }
 
 // NewMatmul compiles both kernel files for dev and looks up the kernels
 // matmul_bf16_v1 … v4 and matmul_q4_v1 … v4. A compile error carries the
@@ -114,7 +115,7 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 		m.v3W, m.v3X = v3.wrows, v3.xrows
 		m.gvRow = v3.gvRows
 		opts = []string{fmt.Sprintf("-DV3_WROWS=%d", v3.wrows), fmt.Sprintf("-DV3_ROWS=%d", v3.xrows), fmt.Sprintf("-DV3_UNROLL=%d", v3.unroll),
-			fmt.Sprintf("-DGV_ROWS=%d", v3.gvRows), fmt.Sprintf("-DGV_UNROLL=%d", v3.gvUnroll)}
+			fmt.Sprintf("-DGV_ROWS=%d", v3.gvRows), fmt.Sprintf("-DGV_UNROLL=%d", v3.gvUnroll), fmt.Sprintf("-DGV_MINB=%d", v3.gvMinB)}
 	}
 	for _, file := range []struct {
 		name  string
