@@ -115,6 +115,58 @@ func benchRung(b *testing.B, d *kernels.Device, mm *Matmul, r Rung, y, x *devten
 	b.ReportMetric(flops/per.Seconds()/1e12, "TFLOP/s")
 }
 
+// BenchmarkW2D4GemvVariants compares builds of rung 3's 4-bit
+// matrix-vector variant on CUDA (rows of W per warp, loads in flight per
+// row, blocks per multiprocessor) on every real shape, one row of x; the
+// winner is cudaV3's gvRows, gvUnroll and gvMinB.
+//
+//	go test -run '^$' -bench W2D4GemvVariants -benchtime 100ms ./solutions/week2/day4
+func BenchmarkW2D4GemvVariants(b *testing.B) {
+	d := kerneltest.Open(b)
+	if d.Backend() != kernels.CUDA {
+		b.Skip("not run: the variants are CUDA builds")
+	}
+	variants := [][3]int{{8, 1, 2}, {8, 1, 3}, {4, 1, 3}, {4, 1, 4}, {8, 2, 2}, {4, 2, 2}, {16, 1, 2}}
+	mms := make([]*Matmul, len(variants))
+	for i, v := range variants {
+		var err error
+		if mms[i], err = newMatmul(d, v3Config{4, 2, 2, v[0], v[1], v[2]}); err != nil {
+			b.Fatal(err)
+		}
+		defer mms[i].Close()
+	}
+	f := w2d4.Formats[1]
+	for _, s := range w2d4.RealShapes {
+		p := w2d4.NewProblem(w2d4.Shape{Name: s.Name, N: s.N, K: s.K, Ms: []int{1}}, f, 7)
+		copies := max(1, min(64, rotateBytes/int(devtensor.WeightBytes(s.N, s.K, f.Bits, f.Group))))
+		ws := make([]*devtensor.Weight, copies)
+		for i := range ws {
+			var err error
+			if ws[i], err = p.Upload(d); err != nil {
+				b.Fatal(err)
+			}
+		}
+		x, err := devtensor.NewActivations(d, 1, s.K)
+		if err != nil {
+			b.Fatal(err)
+		}
+		x.Buf.Fill(0x3E)
+		y, err := devtensor.NewActivations(d, 1, s.N)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i, v := range variants {
+			name := fmt.Sprintf("%s/%s/rows%d_u%d_b%d", s.Name, f.Name, v[0], v[1], v[2])
+			b.Run(name, func(b *testing.B) { benchRung(b, d, mms[i], V3Vector, y, x, ws) })
+		}
+		x.Free()
+		y.Free()
+		for _, w := range ws {
+			w.Free()
+		}
+	}
+}
+
 // BenchmarkW2D4V3Variants compares builds of rung 3 on CUDA (rows of W per
 // warp, rows of x per pass, loads in flight per row) on the decode shapes
 // where it matters most; the winner is cudaV3.
@@ -125,7 +177,7 @@ func BenchmarkW2D4V3Variants(b *testing.B) {
 	if d.Backend() != kernels.CUDA {
 		b.Skip("not run: the variants are CUDA builds")
 	}
-	variants := []v3Config{{1, 8, 4}, {1, 4, 4}, {2, 4, 4}, {2, 4, 2}, {4, 2, 2}, {2, 2, 4}, {4, 1, 2}}
+	variants := []v3Config{{1, 8, 4, 8, 1, 2}, {1, 4, 4, 8, 1, 2}, {2, 4, 4, 8, 1, 2}, {2, 4, 2, 8, 1, 2}, {4, 2, 2, 8, 1, 2}, {2, 2, 4, 8, 1, 2}, {4, 1, 2, 8, 1, 2}}
 	mms := make([]*Matmul, len(variants))
 	for i, v := range variants {
 		var err error

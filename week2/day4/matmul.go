@@ -91,14 +91,20 @@ type Matmul struct {
 	bf16, q4 [5]*kernels.Kernel // by rung
 	// Rows of W per warp and of x per pass that rung 3 was compiled for.
 	v3W, v3X int
+	// Rung 3's 4-bit matrix-vector variant (CUDA only) and its rows per warp.
+	gemv  *kernels.Kernel
+	gvRow int
 }
 
 // The CUDA build of rung 3: 4 rows of W per warp, 2 rows of x per pass, 2
 // loads in flight per row of W (the benchmark's variants chose these on an
-// H200). The Metal source has 1 and 8 written in.
-var cudaV3 = v3Config{wrows: 4, xrows: 2, unroll: 2}
+// H200); its 4-bit matrix-vector variant takes gvRows rows of W per warp
+// with gvUnroll loads in flight per row, its registers capped so that
+// gvMinB blocks fit on a multiprocessor (BenchmarkW2D4GemvVariants). The Metal source has 1 and 8
+// written in, and no matrix-vector variant.
+var cudaV3 = v3Config{wrows: 4, xrows: 2, unroll: 2, gvRows: 8, gvUnroll: 1, gvMinB: 2}
 
-type v3Config struct{ wrows, xrows, unroll int }
+type v3Config struct{ wrows, xrows, unroll, gvRows, gvUnroll, gvMinB int }
 
 // NewMatmul compiles both kernel files for dev and looks up the kernels
 // matmul_bf16_v1 … v4 and matmul_q4_v1 … v4. A compile error carries the
@@ -110,7 +116,9 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 	var opts []string
 	if dev.Backend() == kernels.CUDA {
 		m.v3W, m.v3X = v3.wrows, v3.xrows
-		opts = []string{fmt.Sprintf("-DV3_WROWS=%d", v3.wrows), fmt.Sprintf("-DV3_ROWS=%d", v3.xrows), fmt.Sprintf("-DV3_UNROLL=%d", v3.unroll)}
+		m.gvRow = v3.gvRows
+		opts = []string{fmt.Sprintf("-DV3_WROWS=%d", v3.wrows), fmt.Sprintf("-DV3_ROWS=%d", v3.xrows), fmt.Sprintf("-DV3_UNROLL=%d", v3.unroll),
+			fmt.Sprintf("-DGV_ROWS=%d", v3.gvRows), fmt.Sprintf("-DGV_UNROLL=%d", v3.gvUnroll), fmt.Sprintf("-DGV_MINB=%d", v3.gvMinB)}
 	}
 	for _, file := range []struct {
 		name  string
@@ -127,6 +135,12 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 				m.q4[r], err = mod.Kernel(fmt.Sprintf("matmul_q4_v%d", r))
 			}
 			if err != nil {
+				m.Close()
+				return nil, err
+			}
+		}
+		if file.name == "matmul_fast" && dev.Backend() == kernels.CUDA {
+			if m.gemv, err = mod.Kernel("matmul_q4_gemv"); err != nil {
 				m.Close()
 				return nil, err
 			}
@@ -196,7 +210,8 @@ func (m *Matmul) V2(y, x *devtensor.Activations, w *devtensor.Weight) error {
 // V3 computes y = x·Wᵀ with 16-byte loads of W, each warp taking a few rows
 // of W and a few rows of x per pass (grid Y covers the passes). bf16 weights
 // need K to be a multiple of 8 (a row must start on 16 bytes); 4-bit ones
-// always qualify. (Provided.)
+// always qualify. On CUDA a 4-bit product with one row of x goes to the
+// matrix-vector variant matmul_q4_gemv. (Provided.)
 func (m *Matmul) V3(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if err := check(y, x, w); err != nil {
 		return err
@@ -204,8 +219,25 @@ func (m *Matmul) V3(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if w.K%8 != 0 {
 		return fmt.Errorf("matmul v3: K = %d is not a multiple of 8; use V2", w.K)
 	}
+	if m.gemv != nil && w.Quantized() && x.Rows == 1 {
+		wk := gemvSplit(w.N, w.K, m.gvRow, m.dev.Info().Multiprocessors)
+		cfg := kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(w.N, m.gvRow*(Block/32)/wk)), Block: kernels.D1(Block)}
+		return m.dev.Launch(m.gemv, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(wk))
+	}
 	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(w.N, m.v3W*Block/32), Y: kernels.Blocks(x.Rows, m.v3X), Z: 1}, Block: kernels.D1(Block)}
 	return m.dev.Launch(m.kernel(V3Vector, w), cfg, args(y, x, w)...)
+}
+
+// gemvSplit is how many warps of a block share one set of rows (1, 2, 4 or
+// 8) in matmul_q4_gemv: the fewest that give about four blocks per
+// multiprocessor, as long as every lane still has a 16-byte piece of a row
+// to load.
+func gemvSplit(n, k, rows, sms int) int {
+	wk, k32 := 1, k/32
+	for wk < Block/32 && kernels.Blocks(n, rows*(Block/32)/wk) < 4*max(sms, 1) && 32*2*wk <= k32 {
+		wk *= 2
+	}
+	return wk
 }
 
 // V4 computes y = x·Wᵀ on the matrix units (CUDA: mma.sync on bf16 with

@@ -181,6 +181,123 @@ extern "C" __global__ void __launch_bounds__(256) matmul_q4_v3(
     }
 }
 
+// ---- Rung 3, decode variant: 4-bit matrix-vector products (M = 1). ----
+//
+// With one row of x, v3's 4-bit kernel is bound by the unpacking, not by
+// memory: four instructions a weight. This variant needs about three and a
+// full grid. A nibble q at bit 4p of a word (p <= 4) is turned into a float
+// in place: OR-ing the masked word into 2^23 gives 2^23 + q·16^p exactly,
+// so one lop3 and one subtraction make q·16^p, and x, which every row of
+// the warp shares, is scaled by 16^-p once (exact: a power of two). The top
+// three nibbles take one shift first. Each warp takes GV_ROWS rows of W;
+// when rows are few, wk warps of a block split a row's K and add their
+// sums in shared memory, so that even 896 rows fill every multiprocessor.
+#ifndef GV_ROWS
+#define GV_ROWS 8
+#endif
+#ifndef GV_UNROLL
+#define GV_UNROLL 1
+#endif
+#ifndef GV_MINB  // blocks per multiprocessor the registers must allow
+#define GV_MINB 2
+#endif
+
+__device__ __forceinline__ float nibp(unsigned int w, unsigned int mask) {
+    return __uint_as_float((w & mask) | 0x4B000000u) - 8388608.0f;
+}
+
+// Σ x_i q_i over a word's 8 weights, xs already scaled by 16^-p.
+__device__ __forceinline__ float q4_word(unsigned int w, const float* xs, float acc) {
+    unsigned int h = w >> 12;
+    acc = fmaf(xs[0], nibp(w, 0xFu), acc);
+    acc = fmaf(xs[1], nibp(w, 0xF0u), acc);
+    acc = fmaf(xs[2], nibp(w, 0xF00u), acc);
+    acc = fmaf(xs[3], nibp(w, 0xF000u), acc);
+    acc = fmaf(xs[4], nibp(w, 0xF0000u), acc);
+    acc = fmaf(xs[5], nibp(h, 0xF00u), acc);
+    acc = fmaf(xs[6], nibp(h, 0xF000u), acc);
+    acc = fmaf(xs[7], nibp(h, 0xF0000u), acc);
+    return acc;
+}
+
+extern "C" __global__ void __launch_bounds__(256, GV_MINB) matmul_q4_gemv(
+        float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
+        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
+        int N, int K, int group, int wk) {
+    __shared__ float red[8][GV_ROWS];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int set = warp / wk, part = warp % wk;
+    const int n0 = (blockIdx.x * (8 / wk) + set) * GV_ROWS;
+    const int K32 = K / 32, per = group / 32, G = K / group, stride = 32 * wk;
+    const uint4* wr[GV_ROWS];
+    const unsigned short *sr[GV_ROWS], *br[GV_ROWS];
+    float acc[GV_ROWS];
+#pragma unroll
+    for (int q = 0; q < GV_ROWS; q++) {
+        size_t n = (size_t)min(n0 + q, N - 1);  // rows past N read row N-1 and are not written
+        wr[q] = (const uint4*)(w + n * (K / 8));
+        sr[q] = scales + n * G;
+        br[q] = biases + n * G;
+        acc[q] = 0.0f;
+    }
+    const float c[8] = {1.0f, 0.0625f, 0.00390625f, 0.000244140625f, 0.0000152587890625f,
+                        0.00390625f, 0.000244140625f, 0.0000152587890625f};
+    for (int j0 = part * 32 + lane; j0 < K32; j0 += stride * GV_UNROLL) {
+        uint4 v[GV_UNROLL][GV_ROWS];
+        float s[GV_UNROLL][GV_ROWS], b[GV_UNROLL][GV_ROWS];
+#pragma unroll
+        for (int u = 0; u < GV_UNROLL; u++) {
+            int j = j0 + u * stride;
+#pragma unroll
+            for (int q = 0; q < GV_ROWS; q++) {
+                if (j < K32) {
+                    v[u][q] = __ldcs(wr[q] + j);  // read once: keep it out of L1/L2's way
+                    s[u][q] = __uint_as_float(((unsigned int)__ldg(sr[q] + j / per)) << 16);
+                    b[u][q] = __uint_as_float(((unsigned int)__ldg(br[q] + j / per)) << 16);
+                } else {
+                    v[u][q] = make_uint4(0, 0, 0, 0);
+                    s[u][q] = b[u][q] = 0.0f;
+                }
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < GV_UNROLL; u++) {
+            int j = j0 + u * stride;
+            if (j >= K32) break;
+            const float4* xr = (const float4*)x + 8 * j;
+            float xs[4][8];
+            float sx = 0.0f;
+#pragma unroll
+            for (int t = 0; t < 4; t++) {
+                float4 a = __ldg(xr + 2 * t), bb = __ldg(xr + 2 * t + 1);
+                float xv[8] = {a.x, a.y, a.z, a.w, bb.x, bb.y, bb.z, bb.w};
+                sx += ((xv[0] + xv[1]) + (xv[2] + xv[3])) + ((xv[4] + xv[5]) + (xv[6] + xv[7]));
+#pragma unroll
+                for (int e = 0; e < 8; e++) xs[t][e] = xv[e] * c[e];
+            }
+#pragma unroll
+            for (int q = 0; q < GV_ROWS; q++) {
+                float qx = q4_word(v[u][q].x, xs[0], 0.0f);
+                qx = q4_word(v[u][q].y, xs[1], qx);
+                qx = q4_word(v[u][q].z, xs[2], qx);
+                qx = q4_word(v[u][q].w, xs[3], qx);
+                acc[q] = fmaf(s[u][q], qx, fmaf(b[u][q], sx, acc[q]));
+            }
+        }
+    }
+#pragma unroll
+    for (int q = 0; q < GV_ROWS; q++) {
+        float t = warp_sum(acc[q]);
+        if (lane == 0) red[warp][q] = t;
+    }
+    __syncthreads();
+    if (part == 0 && lane < GV_ROWS && n0 + lane < N) {
+        float t = 0.0f;
+        for (int p = 0; p < wk; p++) t += red[warp + p][lane];
+        y[n0 + lane] = t;
+    }
+}
+
 // ---- Rung 4: prefill on the tensor cores. ----
 //
 // A block computes a 64 x 64 tile of y with 4 warps (2 x 2, 32 x 32 each),

@@ -35,7 +35,7 @@
 #define WARPS 4
 #define GROUPS (WARPS * 32 / LANES)  // independent softmax states per block
 #ifndef UNROLL
-#define UNROLL 2  // keys a lane group loads before using them
+#define UNROLL 4  // keys a lane group loads before using them
 #endif
 
 __device__ __forceinline__ void load(float* dst, const float* row, int sub) {
