@@ -115,7 +115,7 @@ func checkNorm(op string, y *devtensor.Activations, w *devtensor.Vector, xs ...*
 	return y.SetRows(xs[0].Rows)
 }
 
-// checkRoPE validates a launch of the rope kernel and returns the number
+// checkRoPEGPU validates a launch of the rope kernel and returns the number
 // of rows N of L tokens. (Provided.)
 func checkRoPEGPU(q, k *devtensor.Activations, r *DeviceRoPE, offsets *kernels.Buffer, seqLen int) (int, error) {
 	d := r.Dims
