@@ -49,8 +49,6 @@ func lastDim(op string, x *tensor.Tensor, d int) int {
 	return x.Size() / d
 }
 
-
-
 // RMSNorm returns y = x / sqrt(mean(x²) + eps) · weight over the last axis
 // of x (N.. x D, float32; weight D values of any float dtype), accumulating
 // the squares in float32, each row read once.
@@ -76,7 +74,6 @@ func RoPE(q, k *tensor.Tensor, table *RoPETable, offsets []int) {
 	// Your code here (W2D5).
 	panic("TODO(W2D5): implement RoPE")
 }
-
 
 // checkRoPE validates RoPE's arguments (it panics with a message that names
 // the shapes) and returns N and L. (Provided.)
@@ -107,4 +104,3 @@ func SwiGLU(gate, up *tensor.Tensor) *tensor.Tensor {
 	// Your code here (W2D5).
 	panic("TODO(W2D5): implement SwiGLU")
 }
-
