@@ -49,17 +49,17 @@ func TestW2D5RefusesBadShapes(t *testing.T) {
 }
 
 func TestW2D5Task1RMSNormGPU(t *testing.T) {
-	w2d5.RMSNormGPU(t, NewFused, RMSNorm, testing.Short())
+	w2d5.RMSNormGPU(t, NewFused, RMSNorm)
 }
 
 func TestW2D5Task2RoPEGPU(t *testing.T) {
-	w2d5.RoPEGPU(t, NewFused, NewRoPETable, UploadRoPE, RoPE, testing.Short())
+	w2d5.RoPEGPU(t, NewFused, NewRoPETable, UploadRoPE, RoPE)
 }
 
 func TestW2D5Task3SwiGLUGPU(t *testing.T) {
-	w2d5.SwiGLUGPU(t, NewFused, SwiGLU, testing.Short())
+	w2d5.SwiGLUGPU(t, NewFused, SwiGLU)
 }
 
 func TestW2D5Task4AddRMSNormGPU(t *testing.T) {
-	w2d5.AddRMSNormGPU(t, NewFused, AddRMSNorm, testing.Short())
+	w2d5.AddRMSNormGPU(t, NewFused, AddRMSNorm)
 }

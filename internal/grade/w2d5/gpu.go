@@ -134,7 +134,7 @@ func compareGPU(t *testing.T, what string, got, want *tensor.Tensor, clean bool,
 }
 
 // RMSNormGPU checks Task 1 on the GPU against the day's CPU RMSNorm.
-func RMSNormGPU[F Norms](t *testing.T, newFused func(*kernels.Device) (F, error), cpu func(x, weight *tensor.Tensor, eps float32) *tensor.Tensor, short bool) {
+func RMSNormGPU[F Norms](t *testing.T, newFused func(*kernels.Device) (F, error), cpu func(x, weight *tensor.Tensor, eps float32) *tensor.Tensor) {
 	const task = "W2D5 Task 1 RMSNorm GPU"
 	d, f, ok := open(t, task, newFused)
 	if !ok {
@@ -168,7 +168,7 @@ func RMSNormGPU[F Norms](t *testing.T, newFused func(*kernels.Device) (F, error)
 
 // AddRMSNormGPU checks Task 4 on the GPU against the day's CPU AddRMSNorm:
 // the output, and h written back.
-func AddRMSNormGPU[F Norms](t *testing.T, newFused func(*kernels.Device) (F, error), cpu func(h, delta, weight *tensor.Tensor, eps float32) *tensor.Tensor, short bool) {
+func AddRMSNormGPU[F Norms](t *testing.T, newFused func(*kernels.Device) (F, error), cpu func(h, delta, weight *tensor.Tensor, eps float32) *tensor.Tensor) {
 	const task = "W2D5 Task 4 AddRMSNorm GPU"
 	d, f, ok := open(t, task, newFused)
 	if !ok {
@@ -210,7 +210,7 @@ func AddRMSNormGPU[F Norms](t *testing.T, newFused func(*kernels.Device) (F, err
 }
 
 // SwiGLUGPU checks Task 3 on the GPU against the day's CPU SwiGLU.
-func SwiGLUGPU[F Norms](t *testing.T, newFused func(*kernels.Device) (F, error), cpu func(gate, up *tensor.Tensor) *tensor.Tensor, short bool) {
+func SwiGLUGPU[F Norms](t *testing.T, newFused func(*kernels.Device) (F, error), cpu func(gate, up *tensor.Tensor) *tensor.Tensor) {
 	const task = "W2D5 Task 3 SwiGLU GPU"
 	d, f, ok := open(t, task, newFused)
 	if !ok {
@@ -245,7 +245,7 @@ func SwiGLUGPU[F Norms](t *testing.T, newFused func(*kernels.Device) (F, error),
 // over the rows).
 func RoPEGPU[F Rotator[R], T any, R interface{ Free() error }](t *testing.T, newFused func(*kernels.Device) (F, error),
 	newTable func(dims, maxPos int, base float64) (T, error), upload func(*kernels.Device, T) (R, error),
-	cpu func(q, k *tensor.Tensor, table T, offsets []int), short bool) {
+	cpu func(q, k *tensor.Tensor, table T, offsets []int)) {
 	const task = "W2D5 Task 2 RoPE GPU"
 	d, f, ok := open(t, task, newFused)
 	if !ok {
