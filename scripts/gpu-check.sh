@@ -28,6 +28,7 @@ targets=(
   "devtensor ./kernels/devtensor ."
   "solutions-w1d7 ./solutions/week1/day7 W1D7Task2"
   "solutions-w2d4 ./solutions/week2/day4 W2D4"
+  "solutions-w2d5 ./solutions/week2/day5 W2D5"
   "solutions-w2d6 ./solutions/week2/day6 W2D6"
 )
 
@@ -111,6 +112,18 @@ PY
     grep -E '^Benchmark' "$out/w2d4-bench.log" | sed -E 's/^BenchmarkW2D4Ladder\///; s/-[0-9]+ +/ /' |
       awk '{printf "%-48s %9s us %7s GB/s %7s TFLOP/s\n", $1, $9, $5, $7}'
     python3 scripts/torch-matmul.py 2>&1 | tee "$out/w2d4-torch.log" || echo "PyTorch matmul: not measured"
+    set -e
+  fi
+
+  # The W2D5 fused kernels' benchmark (µs and GB/s of each kernel, beside
+  # the unfused pairs and a plain copy on the same buffers).
+  if [[ -x $root/$bin/solutions-w2d5.test ]]; then
+    echo "=== W2D5 fused kernels benchmark"
+    set +e
+    (cd solutions/week2/day5 && "$root/$bin/solutions-w2d5.test" -test.run '^$' -test.bench W2D5GPU \
+      -test.benchtime 500x -test.timeout 600s) >"$out/w2d5-bench.log" 2>&1 || { echo "FAIL the W2D5 benchmark"; status=1; }
+    grep -E '^Benchmark' "$out/w2d5-bench.log" | sed -E 's/^BenchmarkW2D5GPU\///; s/-[0-9]+ +/ /' |
+      awk '{printf "%-36s %9s us %8s GB/s\n", $1, $5, $7}'
     set -e
   fi
 
