@@ -18,7 +18,7 @@ func TestW2D6Task1Misuses(t *testing.T) { w2d6.FlashMisuses(t, FlashAttention) }
 
 func TestW2D6Sources(t *testing.T) { w2d6.Sources(t, Source) }
 
-func TestW2D6Task2DecodeRefusesBadShapes(t *testing.T) {
+func TestW2D6DecodeRefusesBadShapes(t *testing.T) {
 	w2d6.RefusesBadShapes(t, "W2D6 Task 2 Decode", new(Attention).Decode)
 }
 
