@@ -133,15 +133,49 @@ gemm16loop:
 	VMOVSS X8, (DX); \
 	ADDQ $4, DX
 
+// The floats 0, 1, … 15: the values a 4-bit code stands for before its
+// group's scale and bias.
+DATA iota16<>+0(SB)/4, $0x000000
+DATA iota16<>+4(SB)/4, $0x3f800000
+DATA iota16<>+8(SB)/4, $0x40000000
+DATA iota16<>+12(SB)/4, $0x40400000
+DATA iota16<>+16(SB)/4, $0x40800000
+DATA iota16<>+20(SB)/4, $0x40a00000
+DATA iota16<>+24(SB)/4, $0x40c00000
+DATA iota16<>+28(SB)/4, $0x40e00000
+DATA iota16<>+32(SB)/4, $0x41000000
+DATA iota16<>+36(SB)/4, $0x41100000
+DATA iota16<>+40(SB)/4, $0x41200000
+DATA iota16<>+44(SB)/4, $0x41300000
+DATA iota16<>+48(SB)/4, $0x41400000
+DATA iota16<>+52(SB)/4, $0x41500000
+DATA iota16<>+56(SB)/4, $0x41600000
+DATA iota16<>+60(SB)/4, $0x41700000
+GLOBL iota16<>(SB), RODATA|NOPTR, $64
+
+// One block of 32 codes (16 bytes) against 32 values of xp, through the
+// group's table Z13: the low nibbles pick their weights with VPERMPS
+// (which reads only the low four bits of each index), the high ones after
+// a shift; the weights multiply xp into the accumulators lo and hi.
+#define Q4TBLOCK(off, xoff, lo, hi) \
+	VPMOVZXBD off(R8), Z4; \
+	VPSRLD $4, Z4, Z6; \
+	VPERMPS Z13, Z4, Z4; \
+	VPERMPS Z13, Z6, Z6; \
+	VFMADD231PS xoff(R13), Z4, lo; \
+	VFMADD231PS (xoff+64)(R13), Z6, hi
+
 // func dotRowsQ4Z(xp, xsum *float32, w *uint32, scales, biases *float32, groups, blocks, rows int, y *float32)
 //
-// A block is 32 codes, 16 bytes, zero-extended into the 16 lanes of one
-// register. Byte t holds codes 2t (low nibble) and 2t+1 (high nibble); xp
-// holds x in the matching order, for every 32 codes the 16 even ones and
-// then the 16 odd ones.
+// A block is 32 codes, 16 bytes. Byte t holds codes 2t (low nibble) and
+// 2t+1 (high nibble); xp holds x in the matching order, for every 32 codes
+// the 16 even ones and then the 16 odd ones. A 4-bit code has only 16
+// values, so for each group the kernel computes the 16 weights they stand
+// for, q·scale + bias, in one register (one multiply-add), and then looks
+// every code's weight up with a permute: no conversion, no per-group sums,
+// and the bias needs no sum of x (xsum is not read).
 TEXT ·dotRowsQ4Z(SB), NOSPLIT, $0-72
 	MOVQ xp+0(FP), DI
-	MOVQ xsum+8(FP), R14
 	MOVQ w+16(FP), R8
 	MOVQ scales+24(FP), R9
 	MOVQ biases+32(FP), R10
@@ -149,38 +183,51 @@ TEXT ·dotRowsQ4Z(SB), NOSPLIT, $0-72
 	MOVQ blocks+48(FP), R12
 	MOVQ rows+56(FP), BX
 	MOVQ y+64(FP), DX
-	MOVL $15, AX
-	VPBROADCASTD AX, Z15
+	VMOVUPS iota16<>(SB), Z14
 
 q4zrow:
 	MOVQ DI, R13
 	XORQ CX, CX
-	VPXORD Z8, Z8, Z8
-	VXORPS X9, X9, X9
-
-q4zgroup:
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
-	MOVQ R12, AX
+	VPXORD Z2, Z2, Z2
+	VPXORD Z3, Z3, Z3
 
-q4zblock:
+q4zgroup:
+	VBROADCASTSS (R9)(CX*4), Z15
+	VMOVAPS Z14, Z13
+	VFMADD213PS.BCST (R10)(CX*4), Z15, Z13
+	MOVQ R12, AX
 	PREFETCHT0 1024(R8)
-	VPMOVZXBD 0(R8), Z4
-	VPSRLD $4, Z4, Z6
-	VPANDD Z15, Z4, Z4
-	VCVTDQ2PS Z4, Z4
-	VCVTDQ2PS Z6, Z6
-	VFMADD231PS 0(R13), Z4, Z0
-	VFMADD231PS 64(R13), Z6, Z1
+
+q4zpair:
+	// Two blocks at a time into separate accumulators, so that no
+	// accumulator waits for its previous multiply-add.
+	CMPQ AX, $2
+	JLT  q4zsingle
+	Q4TBLOCK(0, 0, Z0, Z1)
+	Q4TBLOCK(16, 128, Z2, Z3)
+	ADDQ $32, R8
+	ADDQ $256, R13
+	SUBQ $2, AX
+	JMP  q4zpair
+
+q4zsingle:
+	TESTQ AX, AX
+	JZ   q4zgroupdone
+	Q4TBLOCK(0, 0, Z0, Z1)
 	ADDQ $16, R8
 	ADDQ $128, R13
-	DECQ AX
-	JNZ  q4zblock
 
-	ENDGROUPZ
+q4zgroupdone:
+	INCQ CX
 	CMPQ CX, R11
 	JLT  q4zgroup
 
+	VADDPS Z1, Z0, Z0
+	VADDPS Z3, Z2, Z2
+	VADDPS Z2, Z0, Z8
+	VXORPS X9, X9, X9
 	STOREDOTZ
 	LEAQ (R9)(R11*4), R9
 	LEAQ (R10)(R11*4), R10
