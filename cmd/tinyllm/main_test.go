@@ -212,6 +212,16 @@ func TestCheckMemoryRefusesBeforeAllocating(t *testing.T) {
 	if err := checkMemory("learner", 1, c, 512); err != nil {
 		t.Errorf("learner, 512 tokens in 8 GiB: %v", err)
 	}
+	// The Week 1 engine builds the whole 32k x 32k mask (8.6 GB); Week 2
+	// feeds the prompt in pieces and needs its 0.8 GB cache and a
+	// piece's worth of the rest.
+	c.NumHiddenLayers = 24
+	if err := checkMemory("ref", 1, c, 32768); err == nil {
+		t.Errorf("ref Week 1, 32k tokens in 8 GiB: no refusal")
+	}
+	if err := checkMemory("ref", 2, c, 32768); err != nil {
+		t.Errorf("ref Week 2, 32k tokens in 8 GiB: %v", err)
+	}
 }
 
 // TestWeek2EngineAgreesWithWeek1: the cached engine gives the greedy reply

@@ -55,7 +55,10 @@ func checkMemory(impl string, week int, c checkpoint.Config, tokens int) error {
 	need := activationBytes(c, tokens)
 	what := "activations"
 	if week >= 2 {
-		need += kvCacheBytes(c, tokens)
+		// The Week 2 engines feed the prompt in pieces: a forward pass
+		// holds one piece's activations and a piece × context mask.
+		piece := float64(min(tokens, defaultPrefillChunk))
+		need = activationBytes(c, int(piece)) + 2*4*piece*float64(tokens) + kvCacheBytes(c, tokens)
 		what = "activations and the KV cache"
 	}
 	if impl == "learner" {
