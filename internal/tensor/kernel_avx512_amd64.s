@@ -34,6 +34,29 @@ TEXT ·gemm16x16(SB), NOSPLIT, $0-40
 	MOVQ c+24(FP), DI
 	MOVQ ldc+32(FP), DX
 	SHLQ $2, DX
+	// Ask for the 16 rows of C now: they are added to at the end, and in
+	// a large product they come from L3 or memory, a row every ldc floats.
+	MOVQ DI, R8
+	LEAQ (DX)(DX*2), R9
+	PREFETCHT0 (R8)
+	PREFETCHT0 (R8)(DX*1)
+	PREFETCHT0 (R8)(DX*2)
+	PREFETCHT0 (R8)(R9*1)
+	LEAQ (R8)(DX*4), R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 (R8)(DX*1)
+	PREFETCHT0 (R8)(DX*2)
+	PREFETCHT0 (R8)(R9*1)
+	LEAQ (R8)(DX*4), R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 (R8)(DX*1)
+	PREFETCHT0 (R8)(DX*2)
+	PREFETCHT0 (R8)(R9*1)
+	LEAQ (R8)(DX*4), R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 (R8)(DX*1)
+	PREFETCHT0 (R8)(DX*2)
+	PREFETCHT0 (R8)(R9*1)
 	VPXORD Z0, Z0, Z0
 	VPXORD Z1, Z1, Z1
 	VPXORD Z2, Z2, Z2
