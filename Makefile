@@ -172,5 +172,5 @@ bench-compare: $(VPY)
 	$(VPY) refgen/bench/compare.py --model $(BENCH_DIR)/qwen2-0.5b --tinyllm $(BENCH_DIR)/tinyllm --threads $(BENCH_THREADS) \
 	  --prompt-len $(BENCH_PROMPT) --gen-len $(BENCH_GEN) --repeats $(BENCH_REPEATS) --warmup $(BENCH_WARMUP) \
 	  --go-model $(BENCH_DIR)/go-model.json --go-probes $(BENCH_DIR)/go-probes.json \
-	  --go-week2 $(BENCH_DIR)/go-week2.json $(if $(BENCH_LONG),--go-long $(BENCH_DIR)/go-long.json) \
+	  --go-week2 $(BENCH_DIR)/go-week2.json $(if $(BENCH_LONG),--go-long $(BENCH_DIR)/go-long.json --long-len $(BENCH_LONG)) \
 	  --gguf-dir $(BENCH_DIR) --mlx-q4 $(BENCH_DIR)/qwen2-0.5b-q4 --json $(BENCH_DIR)/compare.json
