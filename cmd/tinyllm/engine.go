@@ -65,8 +65,9 @@ func week1Model[M llm.Model](m M, err error, generate func(M, *tokenizer.Tokeniz
 	}, nil
 }
 
-// week2Model adapts a Week 2 model (with a KV cache) and its tree's Generate.
-func week2Model[M llm.CachedModel](m M, err error, generate func(M, *tokenizer.Tokenizer, []tokenizer.Message, sampler, int, []int, func(string)) (string, error)) (loadedModel, error) {
+// week2Model adapts a Week 2 model (with a KV cache) and its tree's
+// Generate and Prefill.
+func week2Model[M llm.CachedModel](m M, err error, generate func(M, *tokenizer.Tokenizer, []tokenizer.Message, sampler, int, []int, func(string)) (string, error), prefill bench.Prefill) (loadedModel, error) {
 	if err != nil {
 		return loadedModel{}, err
 	}
@@ -74,7 +75,7 @@ func week2Model[M llm.CachedModel](m M, err error, generate func(M, *tokenizer.T
 		generate: func(tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
 			return generate(m, tok, msgs, s, n, eos, on)
 		},
-		bench: func(o bench.Options) (bench.Result, error) { return bench.RunCachedModel(m, o) },
+		bench: func(o bench.Options) (bench.Result, error) { return bench.RunCachedModel(m, prefill, o) },
 	}, nil
 }
 
@@ -112,10 +113,10 @@ var impls = map[string]impl{
 			2: func(ck *checkpoint.Checkpoint) (loadedModel, error) {
 				if ck.Config.Quantization != nil {
 					m, err := refw2d3.NewQwen2ModelWeek2(ck)
-					return week2Model(m, err, refWeek2Generate[*refw2d3.Qwen2ModelWeek2])
+					return week2Model(m, err, refWeek2Generate[*refw2d3.Qwen2ModelWeek2], refw2d1.Prefill)
 				}
 				m, err := refw2d1.NewQwen2ModelWeek2(ck)
-				return week2Model(m, err, refWeek2Generate[*refw2d1.Qwen2ModelWeek2])
+				return week2Model(m, err, refWeek2Generate[*refw2d1.Qwen2ModelWeek2], refw2d1.Prefill)
 			},
 		},
 	},

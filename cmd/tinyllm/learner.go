@@ -37,10 +37,10 @@ func init() {
 			2: func(ck *checkpoint.Checkpoint) (loadedModel, error) {
 				if ck.Config.Quantization != nil {
 					m, err := w2d3.NewQwen2ModelWeek2(ck)
-					return week2Model(m, err, learnerWeek2Generate[*w2d3.Qwen2ModelWeek2])
+					return week2Model(m, err, learnerWeek2Generate[*w2d3.Qwen2ModelWeek2], w2d1.Prefill)
 				}
 				m, err := w2d1.NewQwen2ModelWeek2(ck)
-				return week2Model(m, err, learnerWeek2Generate[*w2d1.Qwen2ModelWeek2])
+				return week2Model(m, err, learnerWeek2Generate[*w2d1.Qwen2ModelWeek2], w2d1.Prefill)
 			},
 		},
 	}

@@ -123,10 +123,15 @@ func run(o Options, warm func(prompt []int), gen func(prompt []int, n int) Run, 
 	return res, nil
 }
 
+// Prefill is a tree's W2D1 Prefill: the prompt into fresh caches in pieces
+// of at most chunk tokens, returning the last position's logits.
+type Prefill func(m llm.CachedModel, prompt []int, caches []llm.KVCache, chunk int) *tensor.Tensor
+
 // RunCachedModel is RunModel for a model with a KV cache (Week 2 onwards):
-// each run prefills the prompt into fresh caches, then feeds one token per
-// decode step. AllLogits times a Forward of the prompt into fresh caches.
-func RunCachedModel(m llm.CachedModel, o Options) (Result, error) {
+// each run prefills the prompt into fresh caches with prefill, in pieces of
+// o.PrefillChunk, then feeds one token per decode step. AllLogits times a
+// Forward of the prompt into fresh caches.
+func RunCachedModel(m llm.CachedModel, prefill Prefill, o Options) (Result, error) {
 	return run(o, func(prompt []int) {
 		prefill(m, prompt, m.NewCaches(), o.PrefillChunk)
 	}, func(prompt []int, n int) Run {
@@ -141,20 +146,6 @@ func RunCachedModel(m llm.CachedModel, o Options) (Result, error) {
 	}, func(prompt []int) {
 		m.Forward([][]int{prompt}, 0, m.NewCaches())
 	})
-}
-
-// prefill feeds prompt into caches in pieces of at most chunk tokens (all
-// at once for chunk <= 0) and returns the last position's logits.
-func prefill(m llm.CachedModel, prompt []int, caches []llm.KVCache, chunk int) *tensor.Tensor {
-	if chunk <= 0 {
-		chunk = len(prompt)
-	}
-	var logits *tensor.Tensor
-	for start := 0; start < len(prompt); start += chunk {
-		end := min(start+chunk, len(prompt))
-		logits = m.ForwardLast([][]int{prompt[start:end]}, start, caches)
-	}
-	return logits
 }
 
 // generate runs one greedy generation and times it.

@@ -52,34 +52,20 @@ func MatmulPacked(x *Tensor, w *PackedMatrix) *Tensor {
 	if x.NDim() == 0 || x.shape[x.NDim()-1] != w.In {
 		panic(fmt.Sprintf("tensor.MatmulPacked: x %v times a %dx%d weight: x's last dimension must be %d", x.shape, w.Out, w.In, w.In))
 	}
-	xs := x.Data()
-	if x.dtype != Float32 {
-		xs = AsType(x, Float32).Data()
-	}
-	m := len(xs) / w.In
-	shape := append(append([]int(nil), x.shape[:x.NDim()-1]...), w.Out)
-	y := make([]float32, m*w.Out)
-	if m >= packedTiledRows {
+	if m := x.Size() / w.In; m >= packedTiledRows {
+		xs := x.Data()
+		if x.dtype != Float32 {
+			xs = AsType(x, Float32).Data()
+		}
+		y := make([]float32, m*w.Out)
 		p := &product{m: m, k: w.In, n: w.Out, transposed: true, aOff: []int{0}, bOff: []int{0},
 			a: xs, b: operand{packed: w}, c: y}
 		p.tiled()
+		shape := append(append([]int(nil), x.shape[:x.NDim()-1]...), w.Out)
 		return &Tensor{dtype: Float32, shape: shape, f32: y}
 	}
-	ks := active
-	groups := w.In / w.GroupSize
-	prep := getBuf(w.In + groups)
-	defer putBuf(prep)
-	xp, xsum := (*prep)[:w.In], (*prep)[w.In:w.In+groups]
-	for i := range m {
-		ks.prepPacked(xp, xsum, xs[i*w.In:(i+1)*w.In], w)
-		yi := y[i*w.Out : (i+1)*w.Out]
-		// Enough rows per chunk to be worth a hand-off, as for matVec.
-		grain := roundUp(max(1, smallMatmul*8/(w.In*w.Bits)), 4)
-		parallelFor(w.Out, grain, func(lo, hi int) {
-			ks.dotRowsPacked(xp, xsum, w, lo, yi[lo:hi])
-		})
-	}
-	return &Tensor{dtype: Float32, shape: shape, f32: y}
+	// A few rows: the matrix-vector path, shared with MatmulPackedEach.
+	return MatmulPackedEach(x, w)[0]
 }
 
 // MatmulPackedEach returns x·Wᵀ for each W of ws, as MatmulPacked would

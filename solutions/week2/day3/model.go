@@ -140,9 +140,7 @@ func forwardEach(x *tensor.Tensor, ls ...*Linear) []*tensor.Tensor {
 			}
 			return out
 		}
-		p := l.Packed
-		ws[i] = &tensor.PackedMatrix{Out: p.Out, In: p.In, Bits: p.Bits, GroupSize: p.GroupSize,
-			Words: p.Words, Scales: float32s(p.Scales), Biases: float32s(p.Biases)}
+		ws[i] = packedMatrix(l.Packed)
 	}
 	for i, y := range tensor.MatmulPackedEach(x, ws...) {
 		if ls[i].Bias != nil {

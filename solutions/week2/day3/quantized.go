@@ -52,8 +52,13 @@ func QuantizedMatmul(x *tensor.Tensor, w *PackedWeight) *tensor.Tensor {
 	// sum of x), and vector versions of it for amd64 and arm64 that decode
 	// the codes in registers. Scales and biases are used as float32: they
 	// are the stored ones when the model has widened them at load.
-	return tensor.MatmulPacked(x, &tensor.PackedMatrix{Out: w.Out, In: w.In, Bits: w.Bits, GroupSize: w.GroupSize,
-		Words: w.Words, Scales: float32s(w.Scales), Biases: float32s(w.Biases)})
+	return tensor.MatmulPacked(x, packedMatrix(w))
+}
+
+// packedMatrix is w as the engine's kernels take it.
+func packedMatrix(w *PackedWeight) *tensor.PackedMatrix {
+	return &tensor.PackedMatrix{Out: w.Out, In: w.In, Bits: w.Bits, GroupSize: w.GroupSize,
+		Words: w.Words, Scales: float32s(w.Scales), Biases: float32s(w.Biases)}
 }
 
 // float32s returns t's values as float32, without a copy when they are.
