@@ -4,6 +4,10 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
+
+	"github.com/tinyllm-go/tinyllm/internal/llm"
+	"github.com/tinyllm-go/tinyllm/internal/tensor"
 )
 
 // gcHeadroom is how far the heap may grow past what is live after loading
@@ -32,4 +36,55 @@ func settleHeap() {
 		pct = int(min(100, max(10, gcHeadroom*100/ms.HeapAlloc)))
 	}
 	debug.SetGCPercent(pct)
+}
+
+// paceHeadroom is the garbage the Week 2 engines may leave between two
+// collections. A forward pass over a 256-token piece of a prompt drops
+// tens of MB and a decode step a few, so the collector runs a few times per
+// piece and once every several decode steps; each run costs little, since
+// what it scans is mostly a few large float buffers with no pointers in
+// them. Measured on Qwen2-0.5B after a 2048-token prompt: peak RSS 1.16 GB
+// at 24 MB, 1.13 GB at 16 MB, 1.29 GB with Go's default target.
+const paceHeadroom = 16 << 20
+
+// pacedModel is a Week 2 model that calls paceHeap after every forward
+// pass.
+type pacedModel struct{ llm.CachedModel }
+
+// Forward is the model's Forward, then paceHeap.
+func (p pacedModel) Forward(tokens [][]int, offset int, caches []llm.KVCache) *tensor.Tensor {
+	defer paceHeap()
+	return p.CachedModel.Forward(tokens, offset, caches)
+}
+
+// ForwardLast is the model's ForwardLast, then paceHeap.
+func (p pacedModel) ForwardLast(tokens [][]int, offset int, caches []llm.KVCache) *tensor.Tensor {
+	defer paceHeap()
+	return p.CachedModel.ForwardLast(tokens, offset, caches)
+}
+
+// pacedPercent is the GOGC value paceHeap set last (0: none yet).
+var pacedPercent int
+
+// paceHeap aims the collector's next run at the heap that was live after
+// the last one plus paceHeadroom. Go's default target is twice the live
+// heap, and with a KV cache the live heap keeps growing: at 2048 tokens of
+// Qwen2-0.5B the cache alone is 50 MB live, and the default would let as
+// much garbage again pile up beside it, memory the process holds for
+// nothing. Reading the live heap costs no collection; the target changes
+// only when the percentage does. An explicit GOGC is left alone.
+func paceHeap() {
+	if _, set := os.LookupEnv("GOGC"); set {
+		return
+	}
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 || s[0].Value.Uint64() == 0 {
+		return
+	}
+	pct := int(min(100, max(10, paceHeadroom*100/s[0].Value.Uint64())))
+	if pct != pacedPercent {
+		debug.SetGCPercent(pct)
+		pacedPercent = pct
+	}
 }

@@ -15,3 +15,8 @@ func SigmoidSlice(dst, src []float32) { active.sigmoid(dst[:len(src)], src) }
 func ParallelRows(rows, rowLen int, fn func(lo, hi int)) {
 	parallelFor(rows, max(1, elementwiseGrain/max(rowLen, 1)), fn)
 }
+
+// ExpSlice sets dst[i] = e^src[i] with the kernel Exp uses, so that a fused
+// loop (a softmax over one row of scores, say) gives the values Exp would.
+// dst must be at least as long as src; it may be src itself.
+func ExpSlice(dst, src []float32) { active.exp(dst[:len(src)], src) }

@@ -48,13 +48,75 @@ func ScaledDotProductAttentionSimple(q, k, v *tensor.Tensor, scale float32, mask
 	}
 	// The formula, for some of the query rows: N.. x rows x D in, the same out.
 	attend := func(q, mask *tensor.Tensor) *tensor.Tensor {
-		scores := tensor.MulScalar(tensor.MatmulT(q, k), scale) // N.. x rows x S
+		scores := tensor.MatmulT(q, k) // N.. x rows x S, a new tensor of our own
+		if softmaxInPlace(scores, scale, mask) {
+			return tensor.Matmul(scores, v)
+		}
+		scores = tensor.MulScalar(scores, scale)
 		if mask != nil {
 			scores = tensor.Add(scores, mask)
 		}
 		return tensor.Matmul(Softmax(scores, -1), v)
 	}
 	return inQueryBlocks(q, k, mask, attend)
+}
+
+// softmaxInPlace turns raw scores (N.. x rows x S) into attention weights
+// where they lie: each row is scaled, gets its mask row added, and goes
+// through Softmax's steps (subtract the maximum, exponentiate, divide by the
+// sum) in one visit while it is in the CPU's cache. Composing the
+// whole-tensor operations instead makes five more score-sized tensors, which
+// at a long context are most of what a forward pass allocates. It handles a
+// mask shared by every leading index (rows x S, or one row of S) and
+// reports false, changing nothing, for any other broadcast.
+func softmaxInPlace(scores *tensor.Tensor, scale float32, mask *tensor.Tensor) bool {
+	s := scores.Dim(-1)
+	rows := scores.Size() / max(s, 1)
+	var md []float32
+	maskRows := 1
+	if mask != nil {
+		// Only the last two axes may be other than 1: a per-batch or
+		// per-head mask takes the general path.
+		if mask.NDim() >= 2 {
+			maskRows = mask.Dim(-2)
+		}
+		if mask.Dim(-1) != s || mask.Size() != maskRows*s || (maskRows != 1 && maskRows != scores.Dim(-2)) {
+			return false
+		}
+		md = mask.Data()
+	}
+	data := scores.Data()
+	tensor.ParallelRows(rows, s, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := data[r*s : (r+1)*s]
+			top := float32(math.Inf(-1))
+			if md != nil {
+				m := md[(r%maskRows)*s : (r%maskRows+1)*s]
+				for j, x := range row {
+					row[j] = float32(x*scale) + m[j] // rounded as MulScalar then Add would
+					top = max(top, row[j])
+				}
+			} else {
+				for j, x := range row {
+					row[j] = x * scale
+					top = max(top, row[j])
+				}
+			}
+			for j := range row {
+				row[j] -= top
+			}
+			tensor.ExpSlice(row, row)
+			var sum float64 // as tensor.Sum adds: in float64, rounded once
+			for _, x := range row {
+				sum += float64(x)
+			}
+			total := float32(sum)
+			for j := range row {
+				row[j] /= total
+			}
+		}
+	})
+	return true
 }
 
 // MultiHeadAttention is multi-head attention without biases, like PyTorch's

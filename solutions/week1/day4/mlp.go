@@ -71,7 +71,27 @@ func NewQwen2MLP(dim, hiddenDim int, wGate, wUp, wDown *tensor.Tensor) *Qwen2MLP
 
 // Forward maps x of shape N.. x Dim to N.. x Dim.
 func (m *Qwen2MLP) Forward(x *tensor.Tensor) *tensor.Tensor {
-	gate := SiLU(day1.Linear(x, m.WGate, nil))
+	gate := day1.Linear(x, m.WGate, nil)
 	up := day1.Linear(x, m.WUp, nil)
-	return day1.Linear(tensor.Mul(gate, up), m.WDown, nil)
+	return day1.Linear(gateInPlace(gate, up), m.WDown, nil)
+}
+
+// gateInPlace overwrites gate, a product this MLP made and owns, with
+// SiLU(gate)·up and returns it: the same values as tensor.Mul(SiLU(gate),
+// up), without the three N.. x HiddenDim tensors that composing them makes
+// (tens of MB per layer for a prompt of a few hundred tokens).
+func gateInPlace(gate, up *tensor.Tensor) *tensor.Tensor {
+	g, u := gate.Data(), up.Data()
+	const chunk = 256
+	tensor.ParallelRows((len(g)+chunk-1)/chunk, chunk, func(lo, hi int) {
+		var sig [chunk]float32
+		for c := lo; c < hi; c++ {
+			part := g[c*chunk : min((c+1)*chunk, len(g))]
+			tensor.SigmoidSlice(sig[:], part)
+			for i, x := range part {
+				part[i] = x * sig[i] * u[c*chunk+i]
+			}
+		}
+	})
+	return gate
 }
