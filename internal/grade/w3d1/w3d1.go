@@ -164,14 +164,14 @@ func checkCaches(t *testing.T, what string, caches [][]llm.KVCache, pos []int, s
 }
 
 // batchHint lists what a batching bug usually is, given which rows failed.
-func batchHint(failed []string, step []entry, stepIndex int) string {
+func batchHint(failed []string, step []entry, stepIndex int, rows string) string {
 	var b strings.Builder
 	if stepIndex == 0 && len(step) == 1 {
 		b.WriteString("This is the first step, one request alone: the batch is the Week 2 model's forward pass on one sequence. " +
 			"Check the day's W2D3 model (make check-w2d3), then that the last row of the sequence is the one returned.\n    ")
 	}
 	fmt.Fprintf(&b, "Failing here: %s. Likely causes:\n", strings.Join(failed, ", "))
-	b.WriteString("      - rows mixed up: row i of the result must be seqs[i]'s last new token, in the order of seqs, not of the requests;\n")
+	b.WriteString("      - rows mixed up: " + rows + ";\n")
 	b.WriteString("      - a wrong offset: each sequence's queries and keys are rotated for its own positions seqs[i].Offset … Offset+L-1, never seqs[0]'s or 0;\n")
 	b.WriteString("      - a mask across requests: attention runs per sequence, its L queries against its own cache, with CausalMask(L, Offset+L) when L > 1; " +
 		"the queries of one request must never see another request's keys;\n")
@@ -272,6 +272,13 @@ func replay(t *testing.T, what string, ck *checkpoint.Checkpoint, m llm.BatchMod
 			}
 			t.Fatalf("%s: logits of shape %v, want %v (one row per sequence of the batch x vocab: the last new position of each)", at, shape, []int{len(step), vocab})
 		}
+		after := slices.Clone(pos)
+		for _, e := range step {
+			after[e.req] += e.n
+		}
+		// Cache lengths first: a cache that got another request's keys
+		// says so more plainly than the log-probs it spoils.
+		checkCaches(t, at, caches, after, step)
 		// The Week 2 model is built only once the batched model has run,
 		// so an untouched day reports its own stub first.
 		if alone == nil {
@@ -303,13 +310,12 @@ func replay(t *testing.T, what string, ck *checkpoint.Checkpoint, m llm.BatchMod
 		}
 		if len(failed) > 0 {
 			t.Fatalf("%s: log-probs do not match those of the request alone\n  first mismatch, %s:\n%s\n    %s",
-				at, failed[0], reports[0], batchHint(failed, step, s))
+				at, failed[0], reports[0], batchHint(failed, step, s, "row i of the result must be seqs[i]'s last new token, in the order of seqs, not of the requests"))
 		}
 		for _, e := range step {
-			pos[e.req] += e.n
 			calls[e.req]++
 		}
-		checkCaches(t, at, caches, pos, step)
+		pos = after
 	}
 	for r := range tokens {
 		if pos[r] != len(tokens[r]) {
@@ -380,6 +386,11 @@ func Attention[M llm.BatchModel](t *testing.T, newModel Constructor[M], layer0 f
 			if got == nil || !slices.Equal(got.Shape(), x.Shape()) {
 				t.Fatalf("%s: output of shape %v, want %v (the batch's new tokens x hidden size)", at, shapeOf(got), x.Shape())
 			}
+			after := slices.Clone(pos)
+			for _, e := range step {
+				after[e.req] += e.n
+			}
+			checkCaches(t, at, caches, after, step)
 			var failed []string
 			report := ""
 			start := 0
@@ -397,12 +408,9 @@ func Attention[M llm.BatchModel](t *testing.T, newModel Constructor[M], layer0 f
 			}
 			if len(failed) > 0 {
 				t.Fatalf("%s: output does not match Hugging Face's attention on each request alone\n  first mismatch, %s:\n%s\n    %s",
-					at, failed[0], report, batchHint(failed, step, -1))
+					at, failed[0], report, batchHint(failed, step, -1, "the output's rows are x's rows, seqs[0]'s tokens first, then seqs[1]'s, and so on"))
 			}
-			for _, e := range step {
-				pos[e.req] += e.n
-			}
-			checkCaches(t, at, caches, pos, step)
+			pos = after
 		}
 		for r, n := range lengths {
 			if pos[r] != n {
