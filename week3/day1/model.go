@@ -82,8 +82,9 @@ type Qwen2ModelWeek3 struct {
 
 // NewQwen2ModelWeek3 builds the model from an open checkpoint, float or
 // MLX quantized, with the tensors, shapes and errors of W2D3's
-// NewQwen2ModelWeek2. (Provided: it only wraps your W2D3 model's layers.)
+// NewQwen2ModelWeek2.
 func NewQwen2ModelWeek3(ck *checkpoint.Checkpoint) (*Qwen2ModelWeek3, error) {
+	// Provided: it wraps your W2D3 model's layers.
 	w2, err := w2day3.NewQwen2ModelWeek2(ck)
 	if err != nil {
 		return nil, err
@@ -100,8 +101,8 @@ func NewQwen2ModelWeek3(ck *checkpoint.Checkpoint) (*Qwen2ModelWeek3, error) {
 
 // Shape returns the model's layers, key/value heads, head dimension,
 // context limit and vocabulary size, read off its configuration.
-// (Provided.)
 func (m *Qwen2ModelWeek3) Shape() ModelShape {
+	// Provided.
 	c := m.Config
 	return ModelShape{NumLayers: c.NumHiddenLayers, NumKVHeads: c.NumKeyValueHeads, HeadDim: c.HeadDim(),
 		MaxContext: c.MaxPositionEmbeddings, VocabSize: c.VocabSize}
