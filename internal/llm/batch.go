@@ -45,6 +45,10 @@ type BatchModel interface {
 	// the bottom-right causal mask. It returns the logits of each
 	// sequence's last new position, len(seqs) x VocabSize, row i for
 	// seqs[i]. It panics with CheckBatch's message on a malformed batch.
+	// It calls the caches from the calling goroutine, one at a time (a
+	// cache implementation may share state between requests, such as a
+	// page pool, without locks); what UpdateAndFetch returned may be read
+	// concurrently until that cache's next call.
 	ForwardBatch(seqs []BatchSeq) *tensor.Tensor
 	// NewCaches returns one request's empty caches, one per layer.
 	NewCaches() []KVCache

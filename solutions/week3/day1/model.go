@@ -53,30 +53,36 @@ func (a *Qwen2AttentionWeek3) ForwardBatch(x *tensor.Tensor, seqs []BatchSeq, la
 	// batching buys, each matrix read once for T rows instead of T times.
 	q, k, v := a.Q.Forward(x), a.K.Forward(x), a.V.Forward(x)
 	hq, hkv, d := a.NumHeads, a.NumKVHeads, a.HeadDim
-	outs := make([]*tensor.Tensor, len(seqs))
-	starts := make([]int, len(seqs))
-	for i := 1; i < len(seqs); i++ {
-		starts[i] = starts[i-1] + len(seqs[i-1].Tokens)
+	type part struct{ q, keys, values, mask *tensor.Tensor }
+	parts := make([]part, len(seqs))
+	start := 0
+	// The caches are appended to one sequence after the other, on this
+	// goroutine: a cache implementation may share state between requests
+	// (Day 3's page pool) and need not be safe for concurrent use.
+	for i, s := range seqs {
+		l := len(s.Tokens)
+		rows := func(t *tensor.Tensor, heads int) *tensor.Tensor {
+			return tensor.Reshape(tensor.Slice(t, 0, start, start+l), 1, l, heads, d)
+		}
+		at := []int{s.Offset}
+		p := part{q: tensor.Transpose(a.RoPE.Forward(rows(q, hq), at), 0, 2, 1, 3)}
+		ki := tensor.Transpose(a.RoPE.Forward(rows(k, hkv), at), 0, 2, 1, 3)
+		vi := tensor.Transpose(rows(v, hkv), 0, 2, 1, 3)
+		p.keys, p.values = s.Caches[layer].UpdateAndFetch(ki, vi)
+		if l > 1 {
+			p.mask = w1day3.CausalMask(l, s.Offset+l)
+		}
+		parts[i] = p
+		start += l
 	}
-	// The requests share nothing from here on (each has caches of its
-	// own), so they attend on different cores.
+	// Attention itself reads only what each sequence was handed, so the
+	// sequences attend on different cores.
+	outs := make([]*tensor.Tensor, len(seqs))
 	tensor.ParallelFor(len(seqs), 1, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			s, l := seqs[i], len(seqs[i].Tokens)
-			rows := func(t *tensor.Tensor, heads int) *tensor.Tensor {
-				return tensor.Reshape(tensor.Slice(t, 0, starts[i], starts[i]+l), 1, l, heads, d)
-			}
-			at := []int{s.Offset}
-			qi := tensor.Transpose(a.RoPE.Forward(rows(q, hq), at), 0, 2, 1, 3)
-			ki := tensor.Transpose(a.RoPE.Forward(rows(k, hkv), at), 0, 2, 1, 3)
-			vi := tensor.Transpose(rows(v, hkv), 0, 2, 1, 3)
-			keys, values := s.Caches[layer].UpdateAndFetch(ki, vi)
-			var mask *tensor.Tensor
-			if l > 1 {
-				mask = w1day3.CausalMask(l, s.Offset+l)
-			}
-			o := w1day3.ScaledDotProductAttentionGrouped(qi, keys, values, 0, mask)
-			outs[i] = tensor.Reshape(tensor.Transpose(o, 0, 2, 1, 3), l, hq*d)
+			p := parts[i]
+			o := w1day3.ScaledDotProductAttentionGrouped(p.q, p.keys, p.values, 0, p.mask)
+			outs[i] = tensor.Reshape(tensor.Transpose(o, 0, 2, 1, 3), o.Dim(2), hq*d)
 		}
 	})
 	return a.O.Forward(tensor.Concat(0, outs...))
