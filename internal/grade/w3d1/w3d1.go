@@ -288,8 +288,11 @@ func replay(t *testing.T, what string, ck *checkpoint.Checkpoint, m llm.BatchMod
 			}
 		}
 		var failed, reports []string
+		rows := make([]*tensor.Tensor, len(step))
+		refs := make([]*tensor.Tensor, len(step)) // the Week 2 model's, per row
 		for i, e := range step {
 			row := logProbRow(got, i)
+			rows[i] = row
 			if want != nil {
 				ref := tensor.Take(want[e.req], []int{calls[e.req]}, 0)
 				if rep := grade.Compare(row, ref, grade.LogProbs); rep != "" {
@@ -301,6 +304,7 @@ func replay(t *testing.T, what string, ck *checkpoint.Checkpoint, m llm.BatchMod
 			}
 			a := alone.ForwardLast([][]int{seqs[i].Tokens}, pos[e.req], aloneCaches[e.req])
 			ref := grade.LogSoftmax(tensor.Reshape(a, 1, vocab))
+			refs[i] = ref
 			if rep := grade.Compare(row, ref, grade.LogProbs); rep != "" {
 				failed = append(failed, fmt.Sprintf("row %d (request %s) against the Week 2 model alone", i, name(e.req)))
 				reports = append(reports, rep)
@@ -309,8 +313,8 @@ func replay(t *testing.T, what string, ck *checkpoint.Checkpoint, m llm.BatchMod
 			}
 		}
 		if len(failed) > 0 {
-			t.Fatalf("%s: log-probs do not match those of the request alone\n  first mismatch, %s:\n%s\n    %s",
-				at, failed[0], reports[0], batchHint(failed, step, s, "row i of the result must be seqs[i]'s last new token, in the order of seqs, not of the requests"))
+			t.Fatalf("%s: log-probs do not match those of the request alone\n  first mismatch, %s:\n%s\n    %s%s",
+				at, failed[0], reports[0], swapped(rows, refs, step), batchHint(failed, step, s, "row i of the result must be seqs[i]'s last new token, in the order of seqs, not of the requests"))
 		}
 		for _, e := range step {
 			calls[e.req]++
@@ -323,6 +327,20 @@ func replay(t *testing.T, what string, ck *checkpoint.Checkpoint, m llm.BatchMod
 		}
 	}
 	return worst, worstAlone
+}
+
+// swapped returns a sentence for each row that holds what another row of
+// the step should (within the tolerance), or "".
+func swapped(rows, refs []*tensor.Tensor, step []entry) string {
+	var b strings.Builder
+	for i, row := range rows {
+		for j, ref := range refs {
+			if i != j && grade.Compare(row, ref, grade.LogProbs) == "" {
+				fmt.Fprintf(&b, "Row %d holds what request %s (row %d) should get: the rows are out of order.\n    ", i, name(step[j].req), j)
+			}
+		}
+	}
+	return b.String()
 }
 
 // promptLengths reads each request's prompt length from a case.
