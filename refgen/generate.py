@@ -26,6 +26,7 @@ import w2d1  # noqa: E402
 import w2d2  # noqa: E402
 import w2d3  # noqa: E402
 import w2d6  # noqa: E402
+import w3d1  # noqa: E402
 import loader  # noqa: E402
 import quantize  # noqa: E402
 import shipped  # noqa: E402
@@ -33,7 +34,7 @@ import tokenizer as tokenizer_fixtures  # noqa: E402
 
 # Each module writes one day's fixtures and returns {day: seed}. quantize
 # comes after tokenizer_fixtures, whose tiny tokenizer its checkpoints use.
-DAYS = [w1d1, w1d2, w1d3, w1d4, w1d5, w1d6, w1d7, w2d1, w2d2, w2d3, w2d6, loader, shipped, tokenizer_fixtures, quantize]
+DAYS = [w1d1, w1d2, w1d3, w1d4, w1d5, w1d6, w1d7, w2d1, w2d2, w2d3, w2d6, w3d1, loader, shipped, tokenizer_fixtures, quantize]
 
 PINNED = ["numpy", "torch", "transformers", "tokenizers", "safetensors", "mlx", "mlx-cpu", "mlx-lm"]
 
