@@ -97,19 +97,19 @@ var preemptCases = []scheduleCase{
 		// 4 pages of 2 positions. In step 3 A needs a third page: B, the
 		// newest, gives its two back and waits; it comes back when A is done
 		// and recomputes its prompt and its 2 tokens (positions 0 to 4).
-		name:  "newest_is_preempted",
-		setup: Setup{Budget: 16, Seqs: 4, PageSize: 2, Pages: 4, Context: 64},
-		reqs:  []Request{{Name: "A", Arrive: 1, Prompt: 3, MaxTokens: 4}, {Name: "B", Arrive: 1, Prompt: 3, MaxTokens: 4}},
-		want:  []string{"A[0:3] B[0:3]", "A[3:4] B[3:4]", "A[4:5]", "A[5:6]", "B[0:5]", "B[5:6]"},
+		name:      "newest_is_preempted",
+		setup:     Setup{Budget: 16, Seqs: 4, PageSize: 2, Pages: 4, Context: 64},
+		reqs:      []Request{{Name: "A", Arrive: 1, Prompt: 3, MaxTokens: 4}, {Name: "B", Arrive: 1, Prompt: 3, MaxTokens: 4}},
+		want:      []string{"A[0:3] B[0:3]", "A[3:4] B[3:4]", "A[4:5]", "A[5:6]", "B[0:5]", "B[5:6]"},
 		preempted: map[string]int{"B": 1},
 	},
 	{
 		// In step 2 B, the newest, is the one that needs a page: it
 		// preempts itself and A runs alone.
-		name:  "newest_preempts_itself",
-		setup: Setup{Budget: 16, Seqs: 4, PageSize: 2, Pages: 4, Context: 64},
-		reqs:  []Request{{Name: "A", Arrive: 1, Prompt: 3, MaxTokens: 3}, {Name: "B", Arrive: 1, Prompt: 4, MaxTokens: 3}},
-		want:  []string{"A[0:3] B[0:4]", "A[3:4]", "A[4:5]", "B[0:5]", "B[5:6]"},
+		name:      "newest_preempts_itself",
+		setup:     Setup{Budget: 16, Seqs: 4, PageSize: 2, Pages: 4, Context: 64},
+		reqs:      []Request{{Name: "A", Arrive: 1, Prompt: 3, MaxTokens: 3}, {Name: "B", Arrive: 1, Prompt: 4, MaxTokens: 3}},
+		want:      []string{"A[0:3] B[0:4]", "A[3:4]", "A[4:5]", "B[0:5]", "B[5:6]"},
 		preempted: map[string]int{"B": 1},
 	},
 	{
