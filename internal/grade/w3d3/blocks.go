@@ -42,13 +42,8 @@ func refused(t *testing.T, what string, m Manager, s *llm.Sequence, before state
 // reference counts) and Rewind, and that every misuse is an error that
 // changes nothing.
 func BlockTables(t *testing.T, newManager NewManagerFunc) {
-	const task = "W3D3 Task 2 block tables"
-	grade.PointToChapter(t, task)
 	shape := Shape{NumPages: 8, PageSize: 4, Layers: 1, KVHeads: 1, HeadDim: 2}
-	what := fmt.Sprintf("%s (%s)", task, shape)
-	grade.Run(t, what, func() {
-		m, pool, err := newManager(shape)
-		mustNil(t, what+": NewBlockManager", err)
+	withManager(t, "W3D3 Task 2 block tables", shape, newManager, func(what string, m Manager, pool Pool) {
 		if m.PageSize() != shape.PageSize || m.NumPages() != shape.NumPages || m.NumFreePages() != shape.NumPages {
 			t.Fatalf("%s: a new manager has PageSize %d, NumPages %d, NumFreePages %d; want %d, %d, %d",
 				what, m.PageSize(), m.NumPages(), m.NumFreePages(), shape.PageSize, shape.NumPages, shape.NumPages)
@@ -68,7 +63,7 @@ func BlockTables(t *testing.T, newManager NewManagerFunc) {
 		}
 		b := llm.NewSequence(2, make([]int, 30), 4)
 		before := snapshot(m, b)
-		err = m.Allocate(b, 30) // 8 pages; 5 free
+		err := m.Allocate(b, 30) // 8 pages; 5 free
 		refused(t, what+": Allocate(B, 30) with 5 of 8 pages free", m, b, before, err)
 		if err != nil && !errors.Is(err, llm.ErrOutOfPages) {
 			t.Errorf("%s: Allocate beyond the free pages returned %q, which does not wrap llm.ErrOutOfPages", what, err)
@@ -162,13 +157,8 @@ func BlockTables(t *testing.T, newManager NewManagerFunc) {
 // positions through its block table are read back, land in the pool where
 // Locate says, and positions the table does not cover are refused.
 func KVThroughTables(t *testing.T, newManager NewManagerFunc) {
-	const task = "W3D3 Task 3 keys and values through block tables"
-	grade.PointToChapter(t, task)
 	shape := Shape{NumPages: 10, PageSize: 3, Layers: 2, KVHeads: 2, HeadDim: 2}
-	what := fmt.Sprintf("%s (%s)", task, shape)
-	grade.Run(t, what, func() {
-		m, pool, err := newManager(shape)
-		mustNil(t, what+": NewBlockManager", err)
+	withManager(t, "W3D3 Task 3 keys and values through block tables", shape, newManager, func(what string, m Manager, pool Pool) {
 		w := shape.KVHeads * shape.HeadDim
 		val := func(id, layer, pos, j int) float32 { return float32(((id*shape.Layers+layer)*64+pos)*w + j + 1) }
 		a := llm.NewSequence(1, make([]int, 9), 4)
@@ -240,6 +230,19 @@ func KVThroughTables(t *testing.T, newManager NewManagerFunc) {
 		}
 		mustNil(t, what+": Free(A)", m.Free(a))
 		mustNil(t, what+": Free(B)", m.Free(b))
+	})
+}
+
+// withManager runs check on a new manager over a pool of shape s, as the
+// task named task, turning a stub's panic into one line.
+func withManager(t *testing.T, task string, s Shape, newManager NewManagerFunc, check func(what string, m Manager, pool Pool)) {
+	t.Helper()
+	grade.PointToChapter(t, task)
+	what := fmt.Sprintf("%s (%s)", task, s)
+	grade.Run(t, what, func() {
+		m, pool, err := newManager(s)
+		mustNil(t, what+": NewBlockManager", err)
+		check(what, m, pool)
 	})
 }
 
