@@ -115,7 +115,8 @@ func (s *Scheduler) Schedule() (Batch, error) {
 // chunk that samples appends its token, next[i] for batch[i]. A request
 // finishes on an EOS token (FinishStop), at MaxTokens generated or at the
 // model's context (FinishLength); its pages are freed. It returns the
-// requests that gained a token, in batch order.
+// requests that gained a token, in batch order, and the allocator's error if
+// freeing pages failed.
 func (s *Scheduler) Update(batch Batch, next []int) ([]*Sequence, error) {
 	// Your code here (W3D2).
 	// A helper finish(seq, reason) that takes seq out of both queues, marks
@@ -124,7 +125,8 @@ func (s *Scheduler) Update(batch Batch, next []int) ([]*Sequence, error) {
 }
 
 // Fail finishes every request of a batch the model could not compute with
-// FinishError and err, and frees their pages. It returns them.
+// FinishError and err, and frees their pages. It returns them, and the
+// allocator's error if freeing pages failed.
 func (s *Scheduler) Fail(batch Batch, err error) ([]*Sequence, error) {
 	// Your code here (W3D2).
 	panic("TODO(W3D2): implement Scheduler.Fail")

@@ -180,7 +180,8 @@ func (s *Scheduler) preempt(seq *Sequence) error {
 // chunk that samples appends its token, next[i] for batch[i]. A request
 // finishes on an EOS token (FinishStop), at MaxTokens generated or at the
 // model's context (FinishLength); its pages are freed. It returns the
-// requests that gained a token, in batch order.
+// requests that gained a token, in batch order, and the allocator's error if
+// freeing pages failed.
 func (s *Scheduler) Update(batch Batch, next []int) ([]*Sequence, error) {
 	var changed []*Sequence
 	var errs []error
@@ -208,7 +209,8 @@ func (s *Scheduler) Update(batch Batch, next []int) ([]*Sequence, error) {
 }
 
 // Fail finishes every request of a batch the model could not compute with
-// FinishError and err, and frees their pages. It returns them.
+// FinishError and err, and frees their pages. It returns them, and the
+// allocator's error if freeing pages failed.
 func (s *Scheduler) Fail(batch Batch, err error) ([]*Sequence, error) {
 	var failed []*Sequence
 	var errs []error
