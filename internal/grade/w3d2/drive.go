@@ -67,6 +67,16 @@ type Run struct {
 func Start(t *testing.T, what string, newEngine NewEngineFunc, newAlloc NewAllocatorFunc, s Setup, reqs []Request) *Run {
 	t.Helper()
 	r := &Run{t: t, What: what, Setup: s, reqs: reqs, Seqs: map[string]*llm.Sequence{}, names: map[int]string{}}
+	// The whole script, once; the test prints it only if it fails.
+	var script []string
+	for _, q := range reqs {
+		line := fmt.Sprintf("%s: %d prompt tokens, max %d tokens, arrives before step %d", q.Name, q.Prompt, q.MaxTokens, q.Arrive)
+		if q.EOSAt > 0 {
+			line += fmt.Sprintf(", EOS as its token %d", q.EOSAt)
+		}
+		script = append(script, line)
+	}
+	t.Logf("%s: %s; requests:\n  %s", what, s, strings.Join(script, "\n  "))
 	r.Alloc = newAlloc(t, s.PageSize, s.Pages)
 	r.Fake = NewFake(t, what, s.PageSize)
 	eng, err := newEngine(s.config(), r.Fake, r.Alloc)
@@ -102,7 +112,7 @@ func (r *Run) Step() bool {
 			if _, dup := r.names[seq.ID]; dup {
 				r.t.Fatalf("%s: AddRequest gave request %s the id %d of request %s", r.What, q.Name, seq.ID, r.names[seq.ID])
 			}
-			r.Seqs[q.Name], r.names[seq.ID] = seq, q.Name
+			r.Seqs[q.Name], r.names[seq.ID], r.Fake.Names[seq.ID] = seq, q.Name, q.Name
 			r.order = append(r.order, seq)
 			if q.EOSAt > 0 {
 				r.Fake.EOSAt[seq.ID] = q.EOSAt
@@ -125,6 +135,9 @@ func (r *Run) Step() bool {
 			parts = append(parts, r.Chunk(c))
 		}
 		line = strings.Join(parts, " ")
+	}
+	if err != nil {
+		line += fmt.Sprintf(" (Step returned the error %q)", err)
 	}
 	r.Log = append(r.Log, line)
 	r.CheckPages()

@@ -99,7 +99,17 @@ type Fake struct {
 	KV KVStore
 	// Before, when set, is called with every batch before it is computed.
 	Before func(batch llm.Batch)
-	fed    map[int][]int // per request: the tokens it has computed, as a KV cache holds them
+	// Names maps request ids to the names the reports use.
+	Names map[int]string
+	fed   map[int][]int // per request: the tokens it has computed, as a KV cache holds them
+}
+
+// name is how the reports call request id: its script name, else its id.
+func (f *Fake) name(id int) string {
+	if n, ok := f.Names[id]; ok {
+		return n
+	}
+	return fmt.Sprint(id)
 }
 
 // ErrInjected is the error of the fake's failing step.
@@ -108,7 +118,7 @@ var ErrInjected = errors.New("injected model failure")
 // NewFake returns a fake model for engines whose pages hold pageSize
 // positions; what names the check in its reports.
 func NewFake(t *testing.T, what string, pageSize int) *Fake {
-	return &Fake{t: t, what: what, pageSize: pageSize, EOSAt: map[int]int{}, fed: map[int][]int{}}
+	return &Fake{t: t, what: what, pageSize: pageSize, EOSAt: map[int]int{}, Names: map[int]string{}, fed: map[int][]int{}}
 }
 
 // kvValue is the key (sign +1) or value (sign -1) the fake stores at one
@@ -139,7 +149,7 @@ func (f *Fake) Run(batch llm.Batch) ([]int, error) {
 	}
 	for _, c := range batch {
 		s := c.Seq
-		at := fmt.Sprintf("%s: model step %d, request %d positions %d…%d", f.what, step, s.ID, c.Start, c.Start+c.Len-1)
+		at := fmt.Sprintf("%s: model step %d, request %s positions %d…%d", f.what, step, f.name(s.ID), c.Start, c.Start+c.Len-1)
 		switch {
 		case seen[s.ID]:
 			report("%s: the request is twice in one batch", at)
@@ -193,13 +203,13 @@ func (f *Fake) checkKV(step int, s *llm.Sequence, start, n int) {
 		for layer := range KVLayers {
 			k, v, err := f.KV.Read(s, layer, pos)
 			if err != nil {
-				f.t.Errorf("%s: model step %d: Read(request %d, layer %d, position %d): %v", f.what, step, s.ID, layer, pos, err)
+				f.t.Errorf("%s: model step %d: Read(request %s, layer %d, position %d): %v", f.what, step, f.name(s.ID), layer, pos, err)
 				return
 			}
 			for j := range KVWidth {
 				if len(k) != KVWidth || len(v) != KVWidth || k[j] != kvValue(s.ID, pos, layer, j, 1) || v[j] != kvValue(s.ID, pos, layer, j, -1) {
-					f.t.Errorf("%s: model step %d: request %d, layer %d, position %d reads back keys %v values %v, not what was written (a page given to two requests, or freed while in use?)",
-						f.what, step, s.ID, layer, pos, k, v)
+					f.t.Errorf("%s: model step %d: request %s, layer %d, position %d reads back keys %v values %v, not what was written (a page given to two requests, or freed while in use?)",
+						f.what, step, f.name(s.ID), layer, pos, k, v)
 					return
 				}
 			}
@@ -212,7 +222,7 @@ func (f *Fake) checkKV(step int, s *llm.Sequence, start, n int) {
 				k[j], v[j] = kvValue(s.ID, pos, layer, j, 1), kvValue(s.ID, pos, layer, j, -1)
 			}
 			if err := f.KV.Write(s, layer, pos, k, v); err != nil {
-				f.t.Errorf("%s: model step %d: Write(request %d, layer %d, position %d): %v", f.what, step, s.ID, layer, pos, err)
+				f.t.Errorf("%s: model step %d: Write(request %s, layer %d, position %d): %v", f.what, step, f.name(s.ID), layer, pos, err)
 			}
 		}
 	}

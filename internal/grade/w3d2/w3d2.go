@@ -148,11 +148,7 @@ func runCases(t *testing.T, task string, newEngine NewEngineFunc, cases []schedu
 	for _, tc := range cases {
 		stubbed := false
 		t.Run(tc.name, func(t *testing.T) {
-			var reqs []string
-			for _, q := range tc.reqs {
-				reqs = append(reqs, fmt.Sprintf("%s: %d prompt tokens, max %d, arrives before step %d", q.Name, q.Prompt, q.MaxTokens, q.Arrive))
-			}
-			what := fmt.Sprintf("%s, case %s (%s; %s)", task, tc.name, tc.setup, strings.Join(reqs, "; "))
+			what := fmt.Sprintf("%s, case %s", task, tc.name)
 			stubbed = grade.Run(t, what, func() {
 				r := Start(t, what, newEngine, CountingAllocator, tc.setup, tc.reqs)
 				r.Finish(4 * len(tc.want))
@@ -335,7 +331,7 @@ func NoStarvation(t *testing.T, newEngine NewEngineFunc) {
 		}
 		stubbed := false
 		t.Run(fmt.Sprintf("trial_%02d", trial), func(t *testing.T) {
-			what := fmt.Sprintf("%s, trial %d (%s, %d requests)", task, trial, s, len(reqs))
+			what := fmt.Sprintf("%s, trial %d", task, trial)
 			stubbed = grade.Run(t, what, func() {
 				r := Start(t, what, newEngine, CountingAllocator, s, reqs)
 				r.Fake.Before = func(b llm.Batch) {
