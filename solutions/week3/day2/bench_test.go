@@ -31,7 +31,7 @@ func (constantRunner) Run(batch Batch) ([]int, error) {
 // through the engine with a runner that computes nothing, once with pages
 // for every request at once and once with a pool of 4096 pages of 16 that
 // forces preemptions. The metrics are the engine's time per step and the
-// steps and preemptions of the run:
+// steps and preemptions of the run. Every page must be free at the end:
 //
 //	go test -run '^$' -bench SchedulerOverhead -benchtime 5x ./solutions/week3/day2
 func BenchmarkSchedulerOverhead(b *testing.B) {
@@ -40,8 +40,9 @@ func BenchmarkSchedulerOverhead(b *testing.B) {
 			steps, preempted := 0, 0
 			for range b.N {
 				rng := rand.New(rand.NewPCG(0, 3202))
+				alloc := w3d2.NewPages(16, pages)
 				eng, err := NewEngine(EngineConfig{MaxNumBatchedTokens: 8192, MaxNumSeqs: 256, MaxContext: 4096},
-					constantRunner{}, w3d2.NewPages(16, pages))
+					constantRunner{}, alloc)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -62,6 +63,9 @@ func BenchmarkSchedulerOverhead(b *testing.B) {
 				}
 				for _, s := range seqs {
 					preempted += s.Preemptions
+				}
+				if free := alloc.NumFreePages(); free != pages {
+					b.Fatalf("every request done, %d of %d pages still in use", pages-free, pages)
 				}
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(steps), "ns/step")
