@@ -3,7 +3,9 @@ package w3d3
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/grade"
@@ -264,4 +266,116 @@ func NoLeaks(t *testing.T, newEngine w3d2.NewEngineFunc, newManager NewManagerFu
 	}
 	kv := func(alloc llm.BlockAllocator) w3d2.KVStore { return alloc.(Manager) }
 	w3d2.Faults(t, "W3D3 Task 4 no leaks", newEngine, newAlloc, kv)
+}
+
+// RandomOperations checks Task 2 against a model of its own: thousands of
+// random Allocate, Fork, Rewind and Free calls on a few sequences, each
+// followed by the invariants that make leaks and double frees impossible:
+// every page a table names has a reference count equal to the number of
+// tables naming it, the free pages are exactly the pages no table names, an
+// allocation succeeds exactly when the free pages suffice, and a call
+// changes only the end of the table it works on.
+func RandomOperations(t *testing.T, newManager NewManagerFunc) {
+	shape := Shape{NumPages: 12, PageSize: 3, Layers: 1, KVHeads: 1, HeadDim: 1}
+	withManager(t, "W3D3 Task 2 random operations", shape, newManager, func(what string, m Manager, pool Pool) {
+		rng := rand.New(rand.NewPCG(3, 3203))
+		ps := shape.PageSize
+		seqs := make([]*llm.Sequence, 5)
+		for i := range seqs {
+			seqs[i] = llm.NewSequence(i, make([]int, 1), 1)
+		}
+		var log []string
+		fail := func(format string, args ...any) {
+			t.Helper()
+			tail := log[max(0, len(log)-8):]
+			t.Fatalf("%s: after %s\n%s\n(the last calls, oldest first:\n  %s)", what, log[len(log)-1],
+				fmt.Sprintf(format, args...), strings.Join(tail, "\n  "))
+		}
+		for step := range 3000 {
+			s := seqs[rng.IntN(len(seqs))]
+			before := slices.Clone(s.BlockTable)
+			free, cached := m.NumFreePages(), s.NumCached
+			wantCached := cached
+			var err error
+			var keep int // how many pages of before must stay as they were
+			var wantLen int
+			switch op := rng.IntN(10); {
+			case op < 4: // grow
+				n := s.NumCached + rng.IntN(2*ps+1)
+				need := llm.PagesFor(n, ps) - len(before)
+				err = m.Allocate(s, n)
+				log = append(log, fmt.Sprintf("step %d: Allocate(seq %d, %d) with table %v, %d free", step, s.ID, n, before, free))
+				if (err == nil) != (need <= free) {
+					fail("Allocate returned %v; %d more pages were needed and %d free", err, max(need, 0), free)
+				}
+				keep, wantLen = len(before), max(len(before), llm.PagesFor(n, ps))
+				if err != nil {
+					wantLen = len(before)
+				} else {
+					// The model runs what was allocated: those positions are cached.
+					s.NumCached, wantCached = n, n
+				}
+			case op < 6: // rewind
+				k := rng.IntN(s.NumCached + 1)
+				err = m.Rewind(s, k)
+				log = append(log, fmt.Sprintf("step %d: Rewind(seq %d, %d) of %d cached, table %v", step, s.ID, k, cached, before))
+				wantCached = cached - k
+				wantLen = min(len(before), llm.PagesFor(wantCached, ps))
+				keep = wantLen
+			case op < 8: // fork from another sequence into s
+				src := seqs[rng.IntN(len(seqs))]
+				if src == s || len(s.BlockTable) != 0 {
+					err = m.Free(s)
+					log = append(log, fmt.Sprintf("step %d: Free(seq %d) with table %v", step, s.ID, before))
+					wantCached = 0
+					break
+				}
+				n := (src.NumCached / ps) * ps
+				n = rng.IntN(n/ps+1) * ps
+				err = m.Fork(s, src, n)
+				log = append(log, fmt.Sprintf("step %d: Fork(seq %d, seq %d, %d) with source table %v", step, s.ID, src.ID, n, src.BlockTable))
+				wantLen, wantCached = n/ps, n
+				if err == nil && !slices.Equal(s.BlockTable, src.BlockTable[:n/ps]) {
+					fail("the fork's table is %v, want the source's first %d pages %v", s.BlockTable, n/ps, src.BlockTable[:n/ps])
+				}
+			default:
+				err = m.Free(s)
+				log = append(log, fmt.Sprintf("step %d: Free(seq %d) with table %v", step, s.ID, before))
+				wantCached = 0
+			}
+			if err != nil && !errors.Is(err, llm.ErrOutOfPages) {
+				fail("a valid call returned %v", err)
+			}
+			if s.NumCached != wantCached {
+				fail("NumCached is %d, want %d", s.NumCached, wantCached)
+			}
+			if len(s.BlockTable) != wantLen {
+				fail("the table is %v, %d pages; want %d", s.BlockTable, len(s.BlockTable), wantLen)
+			}
+			if !slices.Equal(s.BlockTable[:min(keep, len(s.BlockTable))], before[:min(keep, len(s.BlockTable))]) {
+				fail("the table changed from %v to %v; only its end may change", before, s.BlockTable)
+			}
+			holders := map[int]int{}
+			for _, q := range seqs {
+				for _, page := range q.BlockTable {
+					holders[page]++
+				}
+			}
+			for page := range shape.NumPages {
+				rc, err := pool.RefCount(page)
+				if err != nil || rc != holders[page] {
+					fail("page %d has RefCount %d (%v), but %d tables name it", page, rc, err, holders[page])
+				}
+			}
+			if got, want := m.NumFreePages(), shape.NumPages-len(holders); got != want {
+				fail("%d pages are free, but the tables name %d of %d", got, len(holders), shape.NumPages)
+			}
+		}
+		for _, s := range seqs {
+			mustNil(t, what+": the final Free", m.Free(s))
+		}
+		if m.NumFreePages() != shape.NumPages {
+			t.Errorf("%s: every table freed, %d of %d pages are free", what, m.NumFreePages(), shape.NumPages)
+		}
+	})
 }

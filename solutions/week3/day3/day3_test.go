@@ -45,6 +45,8 @@ func TestW3D3Task1PagePool(t *testing.T) {
 
 func TestW3D3Task2BlockTables(t *testing.T) { w3d3.BlockTables(t, newManager) }
 
+func TestW3D3Task2RandomOperations(t *testing.T) { w3d3.RandomOperations(t, newManager) }
+
 func TestW3D3Task3KVThroughTables(t *testing.T) { w3d3.KVThroughTables(t, newManager) }
 
 func TestW3D3Task4NoLeaks(t *testing.T) { w3d3.NoLeaks(t, newEngine, newManager) }
