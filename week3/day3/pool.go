@@ -82,7 +82,8 @@ func (p *PagePool) Alloc() (int, error) {
 	panic("TODO(W3D3): implement PagePool.Alloc")
 }
 
-// Retain adds a holder to a page in use.
+// Retain adds a holder to a page in use. A free page, or an id out of
+// range, is an error.
 func (p *PagePool) Retain(page int) error {
 	// Your code here (W3D3).
 	panic("TODO(W3D3): implement PagePool.Retain")
@@ -96,7 +97,8 @@ func (p *PagePool) Release(page int) error {
 	panic("TODO(W3D3): implement PagePool.Release")
 }
 
-// RefCount is the number of holders of a page, 0 for a free one.
+// RefCount is the number of holders of a page, 0 for a free one. An id
+// out of range is an error.
 func (p *PagePool) RefCount(page int) (int, error) {
 	// Your code here (W3D3).
 	panic("TODO(W3D3): implement PagePool.RefCount")

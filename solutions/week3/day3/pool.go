@@ -106,7 +106,8 @@ func (p *PagePool) check(page int) error {
 	return nil
 }
 
-// Retain adds a holder to a page in use.
+// Retain adds a holder to a page in use. A free page, or an id out of
+// range, is an error.
 func (p *PagePool) Retain(page int) error {
 	if err := p.check(page); err != nil {
 		return err
@@ -129,7 +130,8 @@ func (p *PagePool) Release(page int) error {
 	return nil
 }
 
-// RefCount is the number of holders of a page, 0 for a free one.
+// RefCount is the number of holders of a page, 0 for a free one. An id
+// out of range is an error.
 func (p *PagePool) RefCount(page int) (int, error) {
 	if page < 0 || page >= p.cfg.NumPages {
 		return 0, fmt.Errorf("page pool: page %d out of range [0, %d)", page, p.cfg.NumPages)
