@@ -1,0 +1,295 @@
+// Package day4 is the reference solution of Week 3 Day 4: paged attention.
+// Attention reads each sequence's keys and values straight out of the pages
+// of Day 3's page pool through its block table, never gathering them into a
+// dense copy: on the CPU (this file), and on the GPU (paged.cu, paged.metal,
+// gpu.go). The model runner (runner.go) joins the Week 3 parts: Day 1's
+// batched model, with its attention reading the pages, under Day 2's engine
+// and Day 3's block manager. Graded by `make check-w3d4`.
+package day4
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/tinyllm-go/tinyllm/internal/tensor"
+)
+
+// PadPage is the entry of a block table that names no page: the padding of
+// a table wider than its sequence needs (the GPU reads every sequence's
+// table from one padded matrix). Any other negative entry is an error.
+// (Provided.)
+const PadPage = -1
+
+// PageShape is the layout of one layer of a page pool: keys and values are
+// each NumPages x PageSize x KVHeads x HeadDim float32, so position p of a
+// sequence, key/value head h, starts at ((page·PageSize + p%PageSize)·KVHeads
+// + h)·HeadDim with page = BlockTable[p/PageSize]. (Provided.)
+type PageShape struct {
+	NumPages, PageSize, KVHeads, HeadDim int
+}
+
+// LayerFloats is the length of one layer's keys (or values).
+func (s PageShape) LayerFloats() int { return s.NumPages * s.PageSize * s.KVHeads * s.HeadDim }
+
+// PagedSeq is one sequence's share of a paged attention call. Its Len query
+// rows are the positions Context … Context+Len-1, whose keys and values are
+// in its pages already (the caller writes them before attention), and row i
+// sees positions 0 … Context+i: the bottom-right causal mask. A decode step
+// is Len 1; a prefill chunk after a cached prefix has Context > 0.
+type PagedSeq struct {
+	Context    int   // positions cached before this call's queries
+	Len        int   // query rows, at least 1
+	BlockTable []int // page of positions p·PageSize … (p+1)·PageSize-1 at entry p
+}
+
+// RefCounter returns the page pool's reference count of a page: the number
+// of sequences that hold it (Day 3's PagePool.RefCount).
+type RefCounter func(page int) (int, error)
+
+// CheckPaged returns an error that says what is wrong with a paged
+// attention call's metadata, or nil. It is what keeps a kernel from reading
+// out of bounds or across requests, so it checks, for every sequence: the
+// context is not negative and there is at least one query row; the block
+// table covers Context+Len positions, with no PadPage among the entries it
+// needs; every entry is a page of the pool or, past the entries it needs,
+// PadPage (no other negative value); no page appears twice in one table.
+// Across sequences, a page may appear in as many tables as its reference
+// count says (refs; with nil refs every page has one holder), a page in use
+// has a reference count above 0, and a page that receives this call's new
+// positions is held by its sequence alone (a shared page is copied before it
+// is written).
+func CheckPaged(shape PageShape, seqs []PagedSeq, refs RefCounter) error {
+	if shape.NumPages <= 0 || shape.PageSize <= 0 || shape.KVHeads <= 0 || shape.HeadDim <= 0 {
+		return fmt.Errorf("paged attention: every size of the page shape must be positive, got %+v", shape)
+	}
+	if len(seqs) == 0 {
+		return fmt.Errorf("paged attention: no sequences")
+	}
+	holders := map[int][]int{} // page -> the sequences whose needed entries name it
+	for i, s := range seqs {
+		switch {
+		case s.Context < 0:
+			return fmt.Errorf("paged attention: sequence %d has a negative context length %d", i, s.Context)
+		case s.Len < 1:
+			return fmt.Errorf("paged attention: sequence %d has %d query rows, want at least 1", i, s.Len)
+		}
+		total := s.Context + s.Len
+		need := (total + shape.PageSize - 1) / shape.PageSize
+		if len(s.BlockTable) < need {
+			return fmt.Errorf("paged attention: sequence %d: its block table of %d pages covers %d positions, but context %d + %d query rows need %d pages",
+				i, len(s.BlockTable), len(s.BlockTable)*shape.PageSize, s.Context, s.Len, need)
+		}
+		seen := map[int]int{}
+		for j, page := range s.BlockTable {
+			switch {
+			case page == PadPage && j < need:
+				return fmt.Errorf("paged attention: sequence %d: block table entry %d is padding (%d), but the sequence's %d positions need entries 0 … %d",
+					i, j, PadPage, total, need-1)
+			case page == PadPage:
+				continue
+			case page < 0:
+				return fmt.Errorf("paged attention: sequence %d: block table entry %d is %d, which is neither a page nor the padding sentinel %d",
+					i, j, page, PadPage)
+			case page >= shape.NumPages:
+				return fmt.Errorf("paged attention: sequence %d: block table entry %d names page %d, out of range [0, %d)", i, j, page, shape.NumPages)
+			}
+			if j >= need {
+				continue // a page reserved for later positions: never read
+			}
+			if prev, dup := seen[page]; dup {
+				return fmt.Errorf("paged attention: sequence %d names page %d twice (entries %d and %d): two of its positions would share a slot", i, page, prev, j)
+			}
+			seen[page] = j
+			holders[page] = append(holders[page], i)
+		}
+	}
+	for i, s := range seqs {
+		// The pages that receive this call's positions Context … Context+Len-1.
+		first, last := s.Context/shape.PageSize, (s.Context+s.Len-1)/shape.PageSize
+		for j := first; j <= last; j++ {
+			page := s.BlockTable[j]
+			n, err := refCount(refs, page)
+			if err != nil {
+				return fmt.Errorf("paged attention: sequence %d: %w", i, err)
+			}
+			if n > 1 || len(holders[page]) > 1 {
+				return fmt.Errorf("paged attention: sequence %d writes positions into page %d, which is shared (reference count %d, in the tables of sequences %v): copy a shared page before writing to it",
+					i, page, n, holders[page])
+			}
+		}
+	}
+	for page, who := range holders {
+		n, err := refCount(refs, page)
+		if err != nil {
+			return fmt.Errorf("paged attention: %w", err)
+		}
+		switch {
+		case n == 0:
+			return fmt.Errorf("paged attention: sequence %d reads page %d, which is free (reference count 0)", who[0], page)
+		case len(who) > n:
+			return fmt.Errorf("paged attention: page %d is in the block tables of sequences %v but has reference count %d: only pages shared through the pool (a reference per holder) may be shared",
+				page, who, n)
+		}
+	}
+	return nil
+}
+
+// refCount is refs(page), or 1 when refs is nil.
+func refCount(refs RefCounter, page int) (int, error) {
+	if refs == nil {
+		return 1, nil
+	}
+	return refs(page)
+}
+
+// checkCall validates q, the pages and the metadata of a paged attention
+// call and returns T (query rows) and Hq.
+func checkCall(q *tensor.Tensor, k, v []float32, shape PageShape, seqs []PagedSeq, refs RefCounter) (t, hq int, err error) {
+	if err := CheckPaged(shape, seqs, refs); err != nil {
+		return 0, 0, err
+	}
+	rows := 0
+	for _, s := range seqs {
+		rows += s.Len
+	}
+	switch {
+	case q == nil || q.NDim() != 3:
+		return 0, 0, fmt.Errorf("paged attention: q must be T x Hq x D, got %v", shapeOf(q))
+	case q.Dim(0) != rows:
+		return 0, 0, fmt.Errorf("paged attention: q has %d rows, but the sequences bring %d query rows", q.Dim(0), rows)
+	case q.Dim(2) != shape.HeadDim:
+		return 0, 0, fmt.Errorf("paged attention: q's head dimension is %d, the pages' %d", q.Dim(2), shape.HeadDim)
+	case q.Dim(1)%shape.KVHeads != 0:
+		return 0, 0, fmt.Errorf("paged attention: %d query heads is not a multiple of %d key/value heads", q.Dim(1), shape.KVHeads)
+	case len(k) != shape.LayerFloats() || len(v) != shape.LayerFloats():
+		return 0, 0, fmt.Errorf("paged attention: a layer of %d pages x %d positions x %d heads x %d is %d floats, got keys %d and values %d",
+			shape.NumPages, shape.PageSize, shape.KVHeads, shape.HeadDim, shape.LayerFloats(), len(k), len(v))
+	}
+	return rows, q.Dim(1), nil
+}
+
+func shapeOf(t *tensor.Tensor) any {
+	if t == nil {
+		return "nil"
+	}
+	return t.Shape()
+}
+
+// PagedAttention computes grouped-query attention for several sequences
+// whose keys and values live in the pages of one layer. q is T x Hq x D,
+// the query rows of seqs one after the other (seqs[0]'s Len rows first),
+// already rotated; k and v are the layer's pages (PageShape's layout, as
+// PagePool.Layer returns them), holding every position each sequence's
+// queries see. Query head j reads key/value head j / (Hq/KVHeads); row i of
+// a sequence sees its positions 0 … Context+i. scale 0 means 1/sqrt(D). The
+// result is T x Hq x D. Metadata that CheckPaged refuses, or shapes that do
+// not fit, return an error before anything is read.
+//
+// The work is split over (sequence, key/value head) pairs on all cores; each
+// pair walks the sequence's pages in table order, so keys are read where
+// they lie.
+func PagedAttention(q *tensor.Tensor, k, v []float32, shape PageShape, seqs []PagedSeq, scale float32, refs RefCounter) (*tensor.Tensor, error) {
+	if _, _, err := checkCall(q, k, v, shape, seqs, refs); err != nil {
+		return nil, err
+	}
+	return pagedAttention(q, k, v, shape, seqs, scale), nil
+}
+
+// pagedAttention is PagedAttention on a call that checkCall accepted.
+func pagedAttention(q *tensor.Tensor, k, v []float32, shape PageShape, seqs []PagedSeq, scale float32) *tensor.Tensor {
+	t, hq := q.Dim(0), q.Dim(1)
+	d, h := shape.HeadDim, shape.KVHeads
+	if scale == 0 {
+		scale = float32(1 / math.Sqrt(float64(d)))
+	}
+	g := hq / h
+	qd := q.Data()
+	out := make([]float32, t*hq*d)
+	starts := make([]int, len(seqs)) // each sequence's first query row
+	for i := 1; i < len(seqs); i++ {
+		starts[i] = starts[i-1] + seqs[i-1].Len
+	}
+	tensor.ParallelFor(len(seqs)*h, 1, func(lo, hi int) {
+		var scores []float32
+		for job := lo; job < hi; job++ {
+			si, kvh := job/h, job%h
+			s := seqs[si]
+			if n := s.Context + s.Len; cap(scores) < n {
+				scores = make([]float32, n)
+			}
+			for r := range s.Len {
+				row := starts[si] + r
+				visible := s.Context + r + 1
+				for gi := range g {
+					head := kvh*g + gi
+					at := (row*hq + head) * d
+					attendRow(out[at:at+d], qd[at:at+d], k, v, s.BlockTable, shape, kvh, visible, scale, scores[:visible])
+				}
+			}
+		}
+	})
+	return tensor.New(out, t, hq, d)
+}
+
+// attendRow computes one query head's output for one query row over the
+// first visible positions of a sequence: scores first (one pass over the
+// keys, page by page), then the softmax, then the weighted sum of the
+// values (one pass over the values).
+func attendRow(out, qr, k, v []float32, table []int, shape PageShape, kvh, visible int, scale float32, scores []float32) {
+	ps, h, d := shape.PageSize, shape.KVHeads, shape.HeadDim
+	top := float32(math.Inf(-1))
+	for p := 0; p < visible; p += ps {
+		base := table[p/ps] * ps
+		for c := range min(ps, visible-p) {
+			at := ((base+c)*h + kvh) * d
+			s := dot(qr, k[at:at+d]) * scale
+			scores[p+c] = s
+			top = max(top, s)
+		}
+	}
+	for j := range scores {
+		scores[j] -= top
+	}
+	tensor.ExpSlice(scores, scores)
+	var sum float64
+	for _, w := range scores {
+		sum += float64(w)
+	}
+	clear(out)
+	for p := 0; p < visible; p += ps {
+		base := table[p/ps] * ps
+		for c := range min(ps, visible-p) {
+			at := ((base+c)*h + kvh) * d
+			axpy(out, scores[p+c], v[at:at+d])
+		}
+	}
+	inv := float32(1 / sum)
+	for e := range out {
+		out[e] *= inv
+	}
+}
+
+// dot is Σ a[i]·b[i], four sums at a time so the additions overlap.
+func dot(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		s0 += a[i] * b[i]
+		s1 += a[i+1] * b[i+1]
+		s2 += a[i+2] * b[i+2]
+		s3 += a[i+3] * b[i+3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// axpy adds w·x to y.
+func axpy(y []float32, w float32, x []float32) {
+	x = x[:len(y)]
+	for i := range y {
+		y[i] += w * x[i]
+	}
+}
