@@ -68,12 +68,12 @@ type request struct{ prompt, gen, join int }
 
 // engineCase is a pool and a budget the requests run under.
 type engineCase struct {
-	name                        string
-	numPages, pageSize          int
-	budget, maxSeqs             int
-	wantPreemption              bool
-	requests                    []request
-	promptSeed                  uint64
+	name               string
+	numPages, pageSize int
+	budget, maxSeqs    int
+	wantPreemption     bool
+	requests           []request
+	promptSeed         uint64
 }
 
 var engineCases = []engineCase{

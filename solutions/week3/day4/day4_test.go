@@ -11,6 +11,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/grade/w3d4"
 	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
+	"github.com/tinyllm-go/tinyllm/kernels"
 	w2day1 "github.com/tinyllm-go/tinyllm/solutions/week2/day1"
 	w3day1 "github.com/tinyllm-go/tinyllm/solutions/week3/day1"
 	w3day2 "github.com/tinyllm-go/tinyllm/solutions/week3/day2"
@@ -69,3 +70,33 @@ func TestW3D4Task1PagedAttention(t *testing.T) { w3d4.Attention(t, paged) }
 func TestW3D4Task2RejectsBadMetadata(t *testing.T) { w3d4.Rejects(t, check, paged) }
 
 func TestW3D4Task3Runner(t *testing.T) { w3d4.EngineGreedy(t, stack, newEngine, week2) }
+
+// gpuRun is the GPU path as the checks call it: upload the metadata, launch,
+// wait, free. With a nil device it can only refuse.
+func gpuRun(d *kernels.Device, a *PagedKernels) w3d4.GPURun {
+	return func(out, q, k, v *kernels.Buffer, s w3d4.PageShape, hq int, ss []w3d4.Seq, scale float32, refs w3d4.RefCounter) error {
+		meta, err := UploadMeta(d, shape(s), seqs(ss), refs)
+		if err != nil {
+			return err
+		}
+		defer meta.Free()
+		if err := a.Attention(out, q, k, v, hq, meta, scale); err != nil {
+			return err
+		}
+		return d.Synchronize()
+	}
+}
+
+func newGPU(d *kernels.Device) (w3d4.GPURun, func() error, error) {
+	a, err := NewPagedKernels(d)
+	if err != nil {
+		return nil, nil, err
+	}
+	return gpuRun(d, a), a.Close, nil
+}
+
+func TestW3D4Task4Sources(t *testing.T) { w3d4.Sources(t, Source) }
+
+func TestW3D4Task4RefusesBadMetadata(t *testing.T) { w3d4.GPURefuses(t, gpuRun(nil, nil)) }
+
+func TestW3D4Task4PagedAttentionGPU(t *testing.T) { w3d4.GPU(t, newGPU) }
