@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"time"
 
 	"github.com/tinyllm-go/tinyllm/internal/bench"
@@ -50,6 +51,9 @@ const decodeNote = "Week 1 has no KV cache: every decode step runs the whole seq
 // runBench measures a model's prefill and decode speed, time to first token
 // and peak memory, or (with --probes) the machine's ceilings.
 func runBench(args []string, stdout, stderr io.Writer) error {
+	if slices.Contains(args, "--throughput") || slices.Contains(args, "-throughput") {
+		return runThroughput(args, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	modelFlag := fs.String("model", "", "Hugging Face model folder (default: the shipped "+models.Name+")")
 	impl := fs.String("impl", "ref", "implementation: ref (the solutions) or learner (your week1/ code, built on demand)")
@@ -70,6 +74,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tinyllm bench [--model DIR] [--prompt-len N] [--gen-len N] [--impl ref|learner] [--repeats N] [--json FILE]")
 		fmt.Fprintln(stderr, "       tinyllm bench --probes [--repeats N] [--json FILE]")
+		fmt.Fprintln(stderr, "       tinyllm bench --throughput [--requests N] [--device cpu] (tinyllm bench --throughput --help)")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args, stderr); err != nil {

@@ -1,5 +1,7 @@
 package tensor
 
+import "fmt"
+
 // Building blocks for fused row kernels (Week 2 Day 5), which walk their own
 // rows instead of composing whole-tensor operations.
 
@@ -20,3 +22,22 @@ func ParallelRows(rows, rowLen int, fn func(lo, hi int)) {
 // loop (a softmax over one row of scores, say) gives the values Exp would.
 // dst must be at least as long as src; it may be src itself.
 func ExpSlice(dst, src []float32) { active.exp(dst[:len(src)], src) }
+
+// DotRows sets y[r] = Σ_i x[i]·m[off + r·ld + i] for r < len(y): the dot
+// products of x with len(y) rows of m that start ld elements apart (a
+// matrix-vector product over a strided view, such as one head's keys in a
+// page of a paged KV cache), with the kernel matrix-vector products use.
+// It panics, naming the sizes, if the last row runs past the end of m.
+func DotRows(x, m []float32, off, ld int, y []float32) {
+	if len(y) == 0 {
+		return
+	}
+	if off < 0 || ld < 0 || off+(len(y)-1)*ld+len(x) > len(m) {
+		panic(fmt.Sprintf("tensor.DotRows: %d rows of %d at offset %d, %d apart, run past the %d elements of m", len(y), len(x), off, ld, len(m)))
+	}
+	active.dotRows(x, operand{dtype: Float32, f32: m}, off, ld, y)
+}
+
+// Axpy adds alpha·x to y elementwise, with the kernel the products use. y
+// must be at least as long as x.
+func Axpy(alpha float32, x, y []float32) { active.axpy(alpha, x, y[:len(x)]) }

@@ -232,64 +232,38 @@ func pagedAttention(q *tensor.Tensor, k, v []float32, shape PageShape, seqs []Pa
 }
 
 // attendRow computes one query head's output for one query row over the
-// first visible positions of a sequence: scores first (one pass over the
-// keys, page by page), then the softmax, then the weighted sum of the
-// values (one pass over the values).
+// first visible positions of a sequence: scores first, page by page (one
+// head's keys in a page are PageSize rows KVHeads·HeadDim apart: a strided
+// matrix-vector product, tensor.DotRows), then the softmax, then the
+// weighted sum of the values, page by page (tensor.Axpy per position).
 func attendRow(out, qr, k, v []float32, table []int, shape PageShape, kvh, visible int, scale float32, scores []float32) {
-	ps, h, d := shape.PageSize, shape.KVHeads, shape.HeadDim
-	top := float32(math.Inf(-1))
+	ps, w, d := shape.PageSize, shape.KVHeads*shape.HeadDim, shape.HeadDim
 	for p := 0; p < visible; p += ps {
-		base := table[p/ps] * ps
-		for c := range min(ps, visible-p) {
-			at := ((base+c)*h + kvh) * d
-			s := dot(qr, k[at:at+d]) * scale
-			scores[p+c] = s
-			top = max(top, s)
-		}
+		off := table[p/ps]*ps*w + kvh*d
+		tensor.DotRows(qr, k, off, w, scores[p:min(p+ps, visible)])
+	}
+	top := float32(math.Inf(-1))
+	for j := range scores {
+		scores[j] *= scale
+		top = max(top, scores[j])
 	}
 	for j := range scores {
 		scores[j] -= top
 	}
 	tensor.ExpSlice(scores, scores)
 	var sum float64
-	for _, w := range scores {
-		sum += float64(w)
+	for _, x := range scores {
+		sum += float64(x)
 	}
 	clear(out)
 	for p := 0; p < visible; p += ps {
-		base := table[p/ps] * ps
+		off := table[p/ps]*ps*w + kvh*d
 		for c := range min(ps, visible-p) {
-			at := ((base+c)*h + kvh) * d
-			axpy(out, scores[p+c], v[at:at+d])
+			tensor.Axpy(scores[p+c], v[off+c*w:off+c*w+d], out)
 		}
 	}
 	inv := float32(1 / sum)
 	for e := range out {
 		out[e] *= inv
-	}
-}
-
-// dot is Σ a[i]·b[i], four sums at a time so the additions overlap.
-func dot(a, b []float32) float32 {
-	b = b[:len(a)]
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(a); i += 4 {
-		s0 += a[i] * b[i]
-		s1 += a[i+1] * b[i+1]
-		s2 += a[i+2] * b[i+2]
-		s3 += a[i+3] * b[i+3]
-	}
-	for ; i < len(a); i++ {
-		s0 += a[i] * b[i]
-	}
-	return (s0 + s1) + (s2 + s3)
-}
-
-// axpy adds w·x to y.
-func axpy(y []float32, w float32, x []float32) {
-	x = x[:len(y)]
-	for i := range y {
-		y[i] += w * x[i]
 	}
 }

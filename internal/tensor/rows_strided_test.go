@@ -1,0 +1,54 @@
+package tensor
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// DotRows and Axpy against plain loops, on lengths with and without a
+// vector tail, and DotRows refusing a view that runs past its slice.
+func TestDotRowsAndAxpy(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, k := range []int{1, 5, 8, 32, 37, 64} {
+		rows, ld, off := 7, 3*k+2, 11
+		m := make([]float32, off+rows*ld)
+		for i := range m {
+			m[i] = float32(rng.NormFloat64())
+		}
+		x := make([]float32, k)
+		for i := range x {
+			x[i] = float32(rng.NormFloat64())
+		}
+		y := make([]float32, rows)
+		DotRows(x, m, off, ld, y)
+		for r := range rows {
+			var want float64
+			for i := range k {
+				want += float64(x[i]) * float64(m[off+r*ld+i])
+			}
+			if math.Abs(float64(y[r])-want) > 1e-5*(1+math.Abs(want)) {
+				t.Errorf("DotRows k=%d row %d: %v, want %v", k, r, y[r], want)
+			}
+		}
+		acc := make([]float32, k+3)
+		want := make([]float32, k+3)
+		copy(acc, m)
+		copy(want, m)
+		Axpy(0.7, x, acc)
+		for i := range x {
+			want[i] += 0.7 * x[i]
+		}
+		for i := range acc {
+			if math.Abs(float64(acc[i]-want[i])) > 1e-6 {
+				t.Errorf("Axpy k=%d element %d: %v, want %v", k, i, acc[i], want[i])
+			}
+		}
+	}
+	defer func() {
+		if recover() == nil {
+			t.Errorf("DotRows read past the end of m without a panic")
+		}
+	}()
+	DotRows(make([]float32, 4), make([]float32, 7), 0, 4, make([]float32, 2))
+}
