@@ -94,7 +94,11 @@ func EngineGreedy(t *testing.T, stack StackFunc, newEngine EngineFunc, week2 Wee
 	const task = "W3D4 Task 3 Runner"
 	grade.PointToChapter(t, task)
 	ck := OpenShipped(t)
-	ref, err := week2(ck)
+	var ref llm.CachedModel
+	var err error
+	if grade.Run(t, task+" (the Week 2 model, the reference)", func() { ref, err = week2(ck) }) {
+		return
+	}
 	if err != nil {
 		t.Fatalf("%s: the Week 2 model: %v", task, err)
 	}
@@ -110,7 +114,13 @@ func EngineGreedy(t *testing.T, stack StackFunc, newEngine EngineFunc, week2 Wee
 				for j := range prompts[i] {
 					prompts[i][j] = rng.IntN(vocab)
 				}
-				want[i] = Greedy(ref, prompts[i], r.gen)
+			}
+			if grade.Run(t, what+" (the Week 2 model alone, the reference)", func() {
+				for i, r := range ec.requests {
+					want[i] = Greedy(ref, prompts[i], r.gen)
+				}
+			}) {
+				return
 			}
 			var runner llm.ModelRunner
 			var blocks llm.BlockAllocator

@@ -95,7 +95,7 @@ func newGPU(d *kernels.Device) (w3d4.GPURun, func() error, error) {
 	return gpuRun(d, a), a.Close, nil
 }
 
-func TestW3D4Task4Sources(t *testing.T) { w3d4.Sources(t, Source) }
+func TestW3D4Sources(t *testing.T) { w3d4.Sources(t, Source) }
 
 func TestW3D4Task4RefusesBadMetadata(t *testing.T) { w3d4.GPURefuses(t, gpuRun(nil, nil)) }
 

@@ -1,0 +1,142 @@
+package day4
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/tinyllm-go/tinyllm/internal/llm"
+	"github.com/tinyllm-go/tinyllm/internal/tensor"
+	w3day1 "github.com/tinyllm-go/tinyllm/week3/day1"
+	w3day3 "github.com/tinyllm-go/tinyllm/week3/day3"
+)
+
+// The types the engine's parts pass between them, declared once in
+// internal/llm.
+type (
+	// Batch is the chunks of one step.
+	Batch = llm.Batch
+	// ModelRunner computes a batch and returns the sampled tokens.
+	ModelRunner = llm.ModelRunner
+	// Sampler picks a token from a row of log-probabilities.
+	Sampler = llm.Sampler
+)
+
+// Runner is the model runner of the Week 3 engine: it computes a step's
+// batch with Day 1's batched model, keeping every sequence's keys and values
+// in the pages of Day 3's page pool (written through its block table) and
+// attending with PagedAttention. It implements llm.ModelRunner.
+type Runner struct {
+	model *w3day1.Qwen2ModelWeek3
+	pool  *w3day3.PagePool
+	shape PageShape
+	// Sampler picks each sampled token from its log-probabilities; nil is
+	// greedy (the largest logit). One sampler serves every request, in
+	// batch order, so a seeded sampler's draws depend on the batches.
+	Sampler Sampler
+}
+
+var _ ModelRunner = (*Runner)(nil)
+
+// NewRunner returns a runner of model over pool, or an error if the pool's
+// pages do not fit the model (layers, key/value heads, head dimension).
+func NewRunner(model *w3day1.Qwen2ModelWeek3, pool *w3day3.PagePool) (*Runner, error) {
+	if model == nil || pool == nil {
+		return nil, fmt.Errorf("model runner: needs a model and a page pool")
+	}
+	ms, pc := model.Shape(), pool.Config()
+	if pc.Layers != ms.NumLayers || pc.KVHeads != ms.NumKVHeads || pc.HeadDim != ms.HeadDim {
+		return nil, fmt.Errorf("model runner: the pool holds %d layers x %d kv heads x %d, the model needs %d x %d x %d",
+			pc.Layers, pc.KVHeads, pc.HeadDim, ms.NumLayers, ms.NumKVHeads, ms.HeadDim)
+	}
+	return &Runner{model: model, pool: pool,
+		shape: PageShape{NumPages: pc.NumPages, PageSize: pc.PageSize, KVHeads: pc.KVHeads, HeadDim: pc.HeadDim}}, nil
+}
+
+// Run computes one step: every chunk's tokens go through the model in one
+// pass (each weight matrix multiplies all T tokens of the step at once);
+// in every layer, each chunk's new keys and values are written into its
+// sequence's pages, and its queries attend through the block table. It
+// returns, for each chunk, the next token of a chunk that samples and -1
+// for one that does not. A batch whose metadata is wrong (a token outside
+// the vocabulary, a chunk past the context, a block table that CheckPaged
+// refuses) is an error, and nothing is written.
+func (r *Runner) Run(batch Batch) ([]int, error) {
+	// Your code here (W3D4). Check the batch first (prepare below is a
+	// start), then: embed all T tokens; in every layer, the norm, the q/k/v
+	// projections on all rows, RoPE with each token at its own position,
+	// the keys and values written into the pages (write), PagedAttention
+	// over the layer's pages, the output projection and the residuals, the
+	// MLP; finally the norm and the head on the last row of each chunk that
+	// samples, and its token (greedy, or r.Sampler on the log-probs).
+	panic("TODO(W3D4): implement Runner.Run")
+}
+
+// prepare checks the batch and returns its paged attention metadata and
+// all its tokens in order.
+func (r *Runner) prepare(batch Batch) ([]PagedSeq, []int, error) {
+	if len(batch) == 0 {
+		return nil, nil, fmt.Errorf("model runner: an empty batch")
+	}
+	sh := r.model.Shape()
+	seqs := make([]PagedSeq, len(batch))
+	var tokens []int
+	for i, c := range batch {
+		if c.Seq == nil {
+			return nil, nil, fmt.Errorf("model runner: chunk %d has no sequence", i)
+		}
+		if c.Start < 0 || c.Len < 1 || c.Start+c.Len > c.Seq.Len() {
+			return nil, nil, fmt.Errorf("model runner: sequence %d: chunk [%d, %d) is not within its %d tokens", c.Seq.ID, c.Start, c.Start+c.Len, c.Seq.Len())
+		}
+		if c.Start+c.Len > sh.MaxContext {
+			return nil, nil, fmt.Errorf("model runner: sequence %d would hold %d positions, more than the model's %d", c.Seq.ID, c.Start+c.Len, sh.MaxContext)
+		}
+		for _, id := range c.Tokens() {
+			if id < 0 || id >= sh.VocabSize {
+				return nil, nil, fmt.Errorf("model runner: sequence %d: token id %d outside the vocabulary of %d", c.Seq.ID, id, sh.VocabSize)
+			}
+		}
+		seqs[i] = PagedSeq{Context: c.Start, Len: c.Len, BlockTable: c.Seq.BlockTable}
+		tokens = append(tokens, c.Tokens()...)
+	}
+	if err := CheckPaged(r.shape, seqs, r.pool.RefCount); err != nil {
+		return nil, nil, fmt.Errorf("model runner: %w", err)
+	}
+	return seqs, tokens, nil
+}
+
+// write stores the step's keys and values (T x KVHeads x HeadDim each,
+// token-major) of one layer in the slots their sequences' block tables
+// name. A position's keys are KVHeads·HeadDim contiguous floats in a page,
+// as in a row of k, so each is one copy.
+func (r *Runner) write(kl, vl []float32, batch Batch, k, v []float32) {
+	ps, w := r.shape.PageSize, r.shape.KVHeads*r.shape.HeadDim
+	row := 0
+	for _, c := range batch {
+		for i := range c.Len {
+			p := c.Start + i
+			at := (c.Seq.BlockTable[p/ps]*ps + p%ps) * w
+			copy(kl[at:at+w], k[row*w:(row+1)*w])
+			copy(vl[at:at+w], v[row*w:(row+1)*w])
+			row++
+		}
+	}
+}
+
+// logSoftmax is x minus its log-sum-exp, in float64 for the sum.
+func logSoftmax(x *tensor.Tensor) *tensor.Tensor {
+	d := x.Data()
+	top := float32(math.Inf(-1))
+	for _, v := range d {
+		top = max(top, v)
+	}
+	var sum float64
+	for _, v := range d {
+		sum += math.Exp(float64(v - top))
+	}
+	lse := top + float32(math.Log(sum))
+	out := make([]float32, len(d))
+	for i, v := range d {
+		out[i] = v - lse
+	}
+	return tensor.New(out, x.Shape()...)
+}
