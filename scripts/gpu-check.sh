@@ -30,6 +30,7 @@ targets=(
   "solutions-w2d4 ./solutions/week2/day4 W2D4"
   "solutions-w2d5 ./solutions/week2/day5 W2D5"
   "solutions-w2d6 ./solutions/week2/day6 W2D6"
+  "solutions-w3d4 ./solutions/week3/day4 W3D4Task4"
 )
 
 build() {

@@ -78,4 +78,3 @@ func PagedAttention(q *tensor.Tensor, k, v []float32, shape PageShape, seqs []Pa
 	// Your code here (W3D4).
 	panic("TODO(W3D4): implement PagedAttention")
 }
-
