@@ -101,17 +101,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	if *threads > 0 {
 		runtime.GOMAXPROCS(*threads) // before the first tensor operation starts the pool
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return fmt.Errorf("--cpuprofile: %w", err)
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startCPUProfile(*cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stop()
 	rep := benchReport{
 		Tool: "tinyllm bench",
 		Time: time.Now().UTC().Format(time.RFC3339),
@@ -265,4 +259,21 @@ func gigabytes(n int64) string {
 		return "unknown"
 	}
 	return fmt.Sprintf("%.2f GB", float64(n)/1e9)
+}
+
+// startCPUProfile starts a CPU profile into path (nothing for ""); the
+// returned function stops it and closes the file.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

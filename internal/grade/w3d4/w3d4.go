@@ -17,6 +17,7 @@ import (
 
 	"github.com/tinyllm-go/tinyllm/internal/grade"
 	"github.com/tinyllm-go/tinyllm/internal/grade/suspect"
+	"github.com/tinyllm-go/tinyllm/internal/grade/w2d6"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 )
 
@@ -221,16 +222,16 @@ func (p *Problem) want(kvHead suspect.KVHead, mask int) *tensor.Tensor {
 		n := s.Context + s.Len
 		k, v := p.gather(i, n)
 		q := tensor.Transpose(tensor.Slice(p.Q, 0, row, row+s.Len), 1, 0, 2) // Hq x L x D
-		bias := causalBias(s.Len, n)
+		bias := w2d6.CausalBias(s.Len, n)
 		switch mask {
 		case topLeft:
-			bias = causalBias(s.Len, s.Len)
+			bias = w2d6.CausalBias(s.Len, s.Len)
 			if n > s.Len {
 				bias = tensor.Concat(1, bias, tensor.Full(float32(math.Inf(-1)), s.Len, n-s.Len))
 			}
 		case ownOnly:
 			if s.Context > 0 {
-				bias = tensor.Concat(1, tensor.Full(float32(math.Inf(-1)), s.Len, s.Context), causalBias(s.Len, s.Len))
+				bias = tensor.Concat(1, tensor.Full(float32(math.Inf(-1)), s.Len, s.Context), w2d6.CausalBias(s.Len, s.Len))
 			}
 		}
 		o := suspect.GroupedAttention(tensor.ExpandDims(q, 0), tensor.ExpandDims(k, 0), tensor.ExpandDims(v, 0), scale, bias, kvHead)
@@ -238,17 +239,6 @@ func (p *Problem) want(kvHead suspect.KVHead, mask int) *tensor.Tensor {
 		row += s.Len
 	}
 	return tensor.Concat(0, outs...)
-}
-
-// causalBias is the additive L x S bottom-right causal mask.
-func causalBias(l, s int) *tensor.Tensor {
-	m := make([]float32, l*s)
-	for i := range l {
-		for j := i + s - l + 1; j < s; j++ {
-			m[i*s+j] = float32(math.Inf(-1))
-		}
-	}
-	return tensor.New(m, l, s)
 }
 
 // Problems are the checks' paged attention calls, seeded by seed.
