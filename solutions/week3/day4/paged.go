@@ -211,6 +211,7 @@ func pagedAttention(q *tensor.Tensor, k, v []float32, shape PageShape, seqs []Pa
 	}
 	tensor.ParallelFor(len(seqs)*h, 1, func(lo, hi int) {
 		var scores []float32
+		qs := make([]float32, d)
 		for job := lo; job < hi; job++ {
 			si, kvh := job/h, job%h
 			s := seqs[si]
@@ -223,7 +224,7 @@ func pagedAttention(q *tensor.Tensor, k, v []float32, shape PageShape, seqs []Pa
 				for gi := range g {
 					head := kvh*g + gi
 					at := (row*hq + head) * d
-					attendRow(out[at:at+d], qd[at:at+d], k, v, s.BlockTable, shape, kvh, visible, scale, scores[:visible])
+					attendRow(out[at:at+d], qd[at:at+d], k, v, s.BlockTable, shape, kvh, visible, scale, scores[:visible], qs)
 				}
 			}
 		}
@@ -235,31 +236,36 @@ func pagedAttention(q *tensor.Tensor, k, v []float32, shape PageShape, seqs []Pa
 // first visible positions of a sequence: scores first, page by page (one
 // head's keys in a page are PageSize rows KVHeads·HeadDim apart: a strided
 // matrix-vector product, tensor.DotRows), then the softmax, then the
-// weighted sum of the values, page by page (tensor.Axpy per position).
-func attendRow(out, qr, k, v []float32, table []int, shape PageShape, kvh, visible int, scale float32, scores []float32) {
+// weighted sum of the values, page by page (tensor.Axpy per position). qs
+// is scratch of HeadDim floats for the scaled query.
+func attendRow(out, qr, k, v []float32, table []int, shape PageShape, kvh, visible int, scale float32, scores, qs []float32) {
 	ps, w, d := shape.PageSize, shape.KVHeads*shape.HeadDim, shape.HeadDim
-	for p := 0; p < visible; p += ps {
-		off := table[p/ps]*ps*w + kvh*d
-		tensor.DotRows(qr, k, off, w, scores[p:min(p+ps, visible)])
+	// Scaling the query once scales every score: D products, not S.
+	for e, x := range qr {
+		qs[e] = x * scale
 	}
 	top := float32(math.Inf(-1))
-	for j := range scores {
-		scores[j] *= scale
-		top = max(top, scores[j])
+	for p := 0; p < visible; p += ps {
+		off := table[p/ps]*ps*w + kvh*d
+		page := scores[p:min(p+ps, visible)]
+		tensor.DotRows(qs, k, off, w, page)
+		for _, x := range page {
+			top = max(top, x)
+		}
 	}
 	for j := range scores {
 		scores[j] -= top
 	}
 	tensor.ExpSlice(scores, scores)
-	var sum float64
+	var sum float64 // float32 would lose digits over thousands of positions
 	for _, x := range scores {
 		sum += float64(x)
 	}
 	clear(out)
 	for p := 0; p < visible; p += ps {
 		off := table[p/ps]*ps*w + kvh*d
-		for c := range min(ps, visible-p) {
-			tensor.Axpy(scores[p+c], v[off+c*w:off+c*w+d], out)
+		for c, x := range scores[p:min(p+ps, visible)] {
+			tensor.Axpy(x, v[off+c*w:off+c*w+d], out)
 		}
 	}
 	inv := float32(1 / sum)
