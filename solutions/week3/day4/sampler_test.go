@@ -1,0 +1,73 @@
+package day4
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/tinyllm-go/tinyllm/internal/grade/w3d4"
+	"github.com/tinyllm-go/tinyllm/internal/llm"
+	w1day7 "github.com/tinyllm-go/tinyllm/solutions/week1/day7"
+	w3day1 "github.com/tinyllm-go/tinyllm/solutions/week3/day1"
+	w3day3 "github.com/tinyllm-go/tinyllm/solutions/week3/day3"
+)
+
+// generate runs prompts to n tokens each through a fresh engine whose
+// runner samples with s, and returns the outputs.
+func generate(t *testing.T, m *w3day1.Qwen2ModelWeek3, s Sampler, prompts [][]int, n int) [][]int {
+	t.Helper()
+	sh := m.Shape()
+	pool, err := w3day3.NewPagePool(w3day3.PoolConfig{NumPages: 64, PageSize: 8, Layers: sh.NumLayers, KVHeads: sh.NumKVHeads, HeadDim: sh.HeadDim})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := NewRunner(m, pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Sampler = s
+	e, err := newEngine(llm.EngineConfig{MaxNumBatchedTokens: 32, MaxNumSeqs: 4, MaxContext: sh.MaxContext}, r, w3day3.NewBlockManager(pool))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seqs []*llm.Sequence
+	for _, p := range prompts {
+		seq, err := e.AddRequest(p, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, seq)
+	}
+	for e.HasWork() {
+		if _, err := e.Step(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := make([][]int, len(seqs))
+	for i, s := range seqs {
+		out[i] = s.Output()
+	}
+	return out
+}
+
+// The runner's Sampler: Week 1's sampler at temperature 0 gives the greedy
+// tokens; at temperature 1 with a seed, the same tokens on a second run,
+// and (over 3 x 24 draws) not the greedy ones.
+func TestRunnerSampler(t *testing.T) {
+	m, err := w3day1.NewQwen2ModelWeek3(w3d4.OpenShipped(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompts := [][]int{{5, 17, 99, 3}, {400, 2, 2, 2, 2, 2, 7, 8, 9}, {1000}}
+	greedy := generate(t, m, nil, prompts, 24)
+	if got := generate(t, m, w1day7.NewSampler(0, 1, 0, 1), prompts, 24); !slices.EqualFunc(got, greedy, slices.Equal) {
+		t.Errorf("temperature 0 gave %v, greedy %v", got, greedy)
+	}
+	a := generate(t, m, w1day7.NewSampler(1, 1, 0, 7), prompts, 24)
+	b := generate(t, m, w1day7.NewSampler(1, 1, 0, 7), prompts, 24)
+	if !slices.EqualFunc(a, b, slices.Equal) {
+		t.Errorf("one seed gave %v and then %v", a, b)
+	}
+	if slices.EqualFunc(a, greedy, slices.Equal) {
+		t.Errorf("temperature 1 gave exactly the greedy tokens: the sampler is not used")
+	}
+}
