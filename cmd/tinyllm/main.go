@@ -4,6 +4,7 @@
 //	tinyllm generate --model DIR --prompt "…"
 //	tinyllm tokenize --model DIR "text"
 //	tinyllm bench --model DIR       prefill/decode speed, TTFT, peak memory
+//	tinyllm bench --throughput      many requests through the Week 3 engine
 //	tinyllm mkmodel --shape qwen2-0.5b --out DIR
 //	tinyllm quantize --bits 4 --group-size 64 IN OUT
 //	tinyllm progress                grade every learner day and print a table
