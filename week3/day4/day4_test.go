@@ -100,3 +100,5 @@ func TestW3D4Sources(t *testing.T) { w3d4.Sources(t, Source) }
 func TestW3D4Task4RefusesBadMetadata(t *testing.T) { w3d4.GPURefuses(t, gpuRun(nil, nil)) }
 
 func TestW3D4Task4PagedAttentionGPU(t *testing.T) { w3d4.GPU(t, newGPU) }
+
+func TestW3D4Task3RunnerRefusesBadBatches(t *testing.T) { w3d4.RunnerRefuses(t, stack) }

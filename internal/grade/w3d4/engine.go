@@ -203,3 +203,67 @@ func firstDiff(got, want []int) string {
 	}
 	return ""
 }
+
+// RunnerRefuses checks Task 3's validation: Run returns an error, and no
+// panic, for a batch it cannot compute: an empty batch, a chunk that does
+// not start at the sequence's cached positions, a token outside the
+// vocabulary, a block table too short for the chunk, a page id outside the
+// pool, the same sequence twice.
+func RunnerRefuses(t *testing.T, stack StackFunc) {
+	const task = "W3D4 Task 3 Runner"
+	grade.PointToChapter(t, task)
+	ck := OpenShipped(t)
+	var runner llm.ModelRunner
+	var blocks llm.BlockAllocator
+	var err error
+	if grade.Run(t, task+" (building the runner)", func() { runner, blocks, err = stack(ck, 16, 4) }) {
+		return
+	}
+	if err != nil {
+		t.Fatalf("%s: %v", task, err)
+	}
+	vocab := ck.Config.VocabSize
+	fresh := func(n, pages int) *llm.Sequence {
+		s := llm.NewSequence(0, make([]int, n), 4)
+		if err := blocks.Allocate(s, pages*blocks.PageSize()); err != nil {
+			t.Fatalf("%s: allocating %d pages: %v", task, pages, err)
+		}
+		return s
+	}
+	cases := []struct {
+		name  string
+		batch func() llm.Batch
+	}{
+		{"an empty batch", func() llm.Batch { return nil }},
+		{"a chunk that starts past the cached positions", func() llm.Batch {
+			return llm.Batch{{Seq: fresh(6, 2), Start: 3, Len: 3}}
+		}},
+		{"a token outside the vocabulary", func() llm.Batch {
+			s := fresh(5, 2)
+			s.Tokens[2] = vocab
+			return llm.Batch{{Seq: s, Start: 0, Len: 5}}
+		}},
+		{"a block table too short for the chunk", func() llm.Batch {
+			return llm.Batch{{Seq: fresh(9, 2), Start: 0, Len: 9}}
+		}},
+		{"a page id outside the pool", func() llm.Batch {
+			s := fresh(3, 1)
+			s.BlockTable = append([]int(nil), 1<<20)
+			return llm.Batch{{Seq: s, Start: 0, Len: 3}}
+		}},
+		{"one sequence twice in a step", func() llm.Batch {
+			s := fresh(4, 1)
+			return llm.Batch{{Seq: s, Start: 0, Len: 4}, {Seq: s, Start: 0, Len: 4}}
+		}},
+	}
+	for _, c := range cases {
+		b := c.batch()
+		var next []int
+		if grade.Run(t, task+", "+c.name, func() { next, err = runner.Run(b) }) {
+			return
+		}
+		if err == nil {
+			t.Errorf("%s, %s: Run returned %v and no error (check the batch before computing it)", task, c.name, next)
+		}
+	}
+}

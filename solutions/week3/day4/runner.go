@@ -151,6 +151,11 @@ func (r *Runner) prepare(batch Batch) ([]PagedSeq, []int, error) {
 		if c.Start < 0 || c.Len < 1 || c.Start+c.Len > c.Seq.Len() {
 			return nil, nil, fmt.Errorf("model runner: sequence %d: chunk [%d, %d) is not within its %d tokens", c.Seq.ID, c.Start, c.Start+c.Len, c.Seq.Len())
 		}
+		if c.Start != c.Seq.NumCached {
+			// Positions before Start must be in the pages already, and
+			// none after: anything else reads keys nobody wrote.
+			return nil, nil, fmt.Errorf("model runner: sequence %d: chunk starts at position %d, but %d positions are cached", c.Seq.ID, c.Start, c.Seq.NumCached)
+		}
 		if c.Start+c.Len > sh.MaxContext {
 			return nil, nil, fmt.Errorf("model runner: sequence %d would hold %d positions, more than the model's %d", c.Seq.ID, c.Start+c.Len, sh.MaxContext)
 		}
