@@ -9,7 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
-	"slices"
+	"strings"
 	"time"
 
 	"github.com/tinyllm-go/tinyllm/internal/bench"
@@ -51,8 +51,14 @@ const decodeNote = "Week 1 has no KV cache: every decode step runs the whole seq
 // runBench measures a model's prefill and decode speed, time to first token
 // and peak memory, or (with --probes) the machine's ceilings.
 func runBench(args []string, stdout, stderr io.Writer) error {
-	if slices.Contains(args, "--throughput") || slices.Contains(args, "-throughput") {
-		return runThroughput(args, stdout, stderr)
+	// --throughput is another benchmark with flags of its own.
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if strings.TrimLeft(a, "-") == "throughput" || strings.TrimLeft(a, "-") == "throughput=true" {
+			return runThroughput(args, stdout, stderr)
+		}
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	modelFlag := fs.String("model", "", "Hugging Face model folder (default: the shipped "+models.Name+")")
