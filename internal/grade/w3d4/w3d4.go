@@ -455,3 +455,44 @@ func shapeOf(t *tensor.Tensor) any {
 	}
 	return t.Shape()
 }
+
+// DenseFunc is Week 1 Day 3's ScaledDotProductAttentionGrouped: q
+// N x Hq x L x D, k and v N x H x S x D, an additive L x S mask.
+type DenseFunc func(q, k, v *tensor.Tensor, scale float32, mask *tensor.Tensor) *tensor.Tensor
+
+// MatchesDense checks Task 1 against the tree's own Week 1 Day 3 grouped
+// attention, run by the check on keys and values it gathers out of the
+// pages into dense tensors: the two ways of computing the same attention
+// must agree.
+func MatchesDense(t *testing.T, paged PagedFunc, dense DenseFunc) {
+	const task = "W3D4 Task 1 PagedAttention against W1D3's grouped attention"
+	grade.PointToChapter(t, task)
+	for _, p := range Problems(70) {
+		t.Run(p.Name, func(t *testing.T) {
+			var got *tensor.Tensor
+			var err error
+			if grade.Run(t, task, func() { got, err = paged(p.Q, p.K, p.V, p.Shape, p.Seqs, p.Scale, p.RefCount) }) {
+				return
+			}
+			if err != nil {
+				t.Fatalf("%s, %s: %v", task, p.Name, err)
+			}
+			var outs []*tensor.Tensor
+			row := 0
+			for i, s := range p.Seqs {
+				n := s.Context + s.Len
+				k, v := p.gather(i, n)
+				q := tensor.Transpose(tensor.Slice(p.Q, 0, row, row+s.Len), 1, 0, 2)
+				var o *tensor.Tensor
+				if grade.Run(t, task+" (W1D3)", func() {
+					o = dense(tensor.ExpandDims(q, 0), tensor.ExpandDims(k, 0), tensor.ExpandDims(v, 0), p.Scale, w2d6.CausalBias(s.Len, n))
+				}) {
+					return
+				}
+				outs = append(outs, tensor.Transpose(tensor.Squeeze(o, 0), 1, 0, 2))
+				row += s.Len
+			}
+			grade.AllClose(t, task+", "+p.Name, got, tensor.Concat(0, outs...), grade.Products, grade.ByHead(1))
+		})
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	"github.com/tinyllm-go/tinyllm/kernels"
+	w1day3 "github.com/tinyllm-go/tinyllm/solutions/week1/day3"
 	w2day1 "github.com/tinyllm-go/tinyllm/solutions/week2/day1"
 	w3day1 "github.com/tinyllm-go/tinyllm/solutions/week3/day1"
 	w3day2 "github.com/tinyllm-go/tinyllm/solutions/week3/day2"
@@ -102,3 +103,7 @@ func TestW3D4Task4RefusesBadMetadata(t *testing.T) { w3d4.GPURefuses(t, gpuRun(n
 func TestW3D4Task4PagedAttentionGPU(t *testing.T) { w3d4.GPU(t, newGPU) }
 
 func TestW3D4Task3RunnerRefusesBadBatches(t *testing.T) { w3d4.RunnerRefuses(t, stack) }
+
+func TestW3D4Task1MatchesWeek1(t *testing.T) {
+	w3d4.MatchesDense(t, paged, w1day3.ScaledDotProductAttentionGrouped)
+}
