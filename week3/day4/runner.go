@@ -57,12 +57,13 @@ func NewRunner(model *w3day1.Qwen2ModelWeek3, pool *w3day3.PagePool) (*Runner, e
 // in every layer, each chunk's new keys and values are written into its
 // sequence's pages, and its queries attend through the block table. It
 // returns, for each chunk, the next token of a chunk that samples and -1
-// for one that does not. A batch whose metadata is wrong (a token outside
-// the vocabulary, a chunk past the context, a block table that CheckPaged
+// for one that does not. A batch whose metadata is wrong (a chunk that does
+// not start at its sequence's cached positions, a token outside the
+// vocabulary, a chunk past the context, a block table that CheckPaged
 // refuses) is an error, and nothing is written.
 func (r *Runner) Run(batch Batch) ([]int, error) {
-	// Your code here (W3D4). Check the batch first (prepare below is a
-	// start), then: embed all T tokens; in every layer, the norm, the q/k/v
+	// Your code here (W3D4). Check the batch first (prepare, provided,
+	// does it), then: embed all T tokens; in every layer, the norm, the q/k/v
 	// projections on all rows, RoPE with each token at its own position,
 	// the keys and values written into the pages (write), PagedAttention
 	// over the layer's pages, the output projection and the residuals, the

@@ -57,8 +57,9 @@ func NewRunner(model *w3day1.Qwen2ModelWeek3, pool *w3day3.PagePool) (*Runner, e
 // in every layer, each chunk's new keys and values are written into its
 // sequence's pages, and its queries attend through the block table. It
 // returns, for each chunk, the next token of a chunk that samples and -1
-// for one that does not. A batch whose metadata is wrong (a token outside
-// the vocabulary, a chunk past the context, a block table that CheckPaged
+// for one that does not. A batch whose metadata is wrong (a chunk that does
+// not start at its sequence's cached positions, a token outside the
+// vocabulary, a chunk past the context, a block table that CheckPaged
 // refuses) is an error, and nothing is written.
 func (r *Runner) Run(batch Batch) ([]int, error) {
 	seqs, tokens, err := r.prepare(batch)
