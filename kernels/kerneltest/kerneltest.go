@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tinyllm-go/tinyllm/kernels"
 )
@@ -48,4 +49,51 @@ func Source(t testing.TB, d *kernels.Device, cuda, metal string) string {
 	}
 	t.Fatalf("unknown backend %q", d.Backend())
 	return ""
+}
+
+// TimeGPU reports the device time of one run of a benchmark ("us/gpu") and
+// the GB/s of bytes moved in that time: b.N runs between two events, after
+// 100 ms of untimed runs, since a GPU that has been idle runs at a fraction
+// of its clocks until the driver raises them, which takes milliseconds of
+// steady work.
+func TimeGPU(b *testing.B, d *kernels.Device, bytes int64, run func() error) {
+	b.Helper()
+	for warm := time.Now().Add(100 * time.Millisecond); time.Now().Before(warm); {
+		if err := run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := d.Synchronize(); err != nil {
+		b.Fatal(err)
+	}
+	start, err := d.NewEvent()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer start.Free()
+	end, err := d.NewEvent()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer end.Free()
+	b.ResetTimer()
+	if err := start.Record(); err != nil {
+		b.Fatal(err)
+	}
+	for range b.N {
+		if err := run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := end.Record(); err != nil {
+		b.Fatal(err)
+	}
+	el, err := kernels.Elapsed(start, end)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	per := el / time.Duration(b.N)
+	b.ReportMetric(float64(per.Nanoseconds())/1e3, "us/gpu")
+	b.ReportMetric(float64(bytes)/per.Seconds()/1e9, "GB/s")
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
+	"github.com/tinyllm-go/tinyllm/kernels"
+	"github.com/tinyllm-go/tinyllm/kernels/kerneltest"
 	w2day6 "github.com/tinyllm-go/tinyllm/solutions/week2/day6"
 )
 
@@ -63,4 +65,70 @@ func BenchmarkPagedDecode(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkW3D4PagedGPU times the paged attention kernel on the device
+// (events around b.N launches, after 100 ms of warm-up launches so the
+// clocks are up): decode steps of many sequences and a prefill chunk after
+// a cached context, pages of 16 in a scrambled order. GB/s counts the keys
+// and values the launch must read once.
+//
+//	go test -run '^$' -bench W3D4PagedGPU ./solutions/week3/day4   (on a GPU machine)
+func BenchmarkW3D4PagedGPU(b *testing.B) {
+	d := kerneltest.Open(b)
+	a, err := NewPagedKernels(d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer a.Close()
+	for _, c := range []struct {
+		name                string
+		seqs, ctx, rows     int
+		hq, h, dim, pageLen int
+	}{
+		{"0.5B heads, decode 256 seqs at 1024", 256, 1024, 1, 14, 2, 64, 16},
+		{"0.5B heads, decode 64 seqs at 4096", 64, 4096, 1, 14, 2, 64, 16},
+		{"7B heads, decode 64 seqs at 2048", 64, 2048, 1, 28, 4, 128, 16},
+		{"0.5B heads, chunk of 512 after 1536", 1, 1536, 512, 14, 2, 64, 16},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			rng := rand.New(rand.NewPCG(3, 4))
+			per := (c.ctx + c.rows + c.pageLen - 1) / c.pageLen
+			shape := PageShape{NumPages: c.seqs * per, PageSize: c.pageLen, KVHeads: c.h, HeadDim: c.dim}
+			order := rng.Perm(shape.NumPages)
+			seqs := make([]PagedSeq, c.seqs)
+			for i := range seqs {
+				seqs[i] = PagedSeq{Context: c.ctx, Len: c.rows, BlockTable: order[i*per : (i+1)*per]}
+			}
+			t := c.seqs * c.rows
+			var bufs []*kernels.Buffer
+			defer func() {
+				for _, x := range bufs {
+					x.Free()
+				}
+			}()
+			alloc := func(floats int) *kernels.Buffer {
+				x, err := d.Alloc(4 * floats)
+				if err != nil {
+					b.Fatal(err)
+				}
+				bufs = append(bufs, x)
+				return x
+			}
+			k, v := alloc(shape.LayerFloats()), alloc(shape.LayerFloats())
+			q, out := alloc(t*c.hq*c.dim), alloc(t*c.hq*c.dim)
+			for _, x := range []*kernels.Buffer{k, v, q} {
+				if err := x.Fill(0x3c); err != nil { // small positive floats
+					b.Fatal(err)
+				}
+			}
+			meta, err := UploadMeta(d, shape, seqs, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer meta.Free()
+			bytes := int64(2*4*c.h*c.dim) * int64(c.seqs) * int64(c.ctx+c.rows)
+			kerneltest.TimeGPU(b, d, bytes, func() error { return a.Attention(out, q, k, v, c.hq, meta, 0) })
+		})
+	}
 }
