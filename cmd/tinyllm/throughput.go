@@ -150,24 +150,32 @@ func runThroughput(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("--save-workload: %w", err)
 		}
 	}
-	need := 0
-	for i := range prompts {
-		need += llm.PagesFor(len(prompts[i])+outs[i], *pageSize)
-	}
-	perPage := w3day3.PoolConfig{NumPages: 1, PageSize: *pageSize, Layers: sh.NumLayers, KVHeads: sh.NumKVHeads, HeadDim: sh.HeadDim}.BytesPerPage()
-	numPages := min(need, int(*kvGiB*(1<<30)/float64(perPage)))
-	if numPages < llm.PagesFor(2*rep.MaxLen, *pageSize) {
-		return fmt.Errorf("%w: --kv-gib %.3g holds %d pages of %d positions, too few for the longest request", errUsage, *kvGiB, numPages, *pageSize)
-	}
-	rep.Config.MaxNumBatchedTokens, rep.Config.MaxNumSeqs, rep.Config.PageSize, rep.Config.NumPages = *budget, *maxSeqs, *pageSize, numPages
-	cfg := llm.EngineConfig{MaxNumBatchedTokens: *budget, MaxNumSeqs: *maxSeqs, MaxContext: sh.MaxContext}
-
-	// The single-request decode rate, on the same engine and model, first
-	// (it also warms the weights and the heap up).
+	// The single request's lengths, for the decode rate of one request
+	// alone measured first (it also warms the weights and the heap up).
 	sl := *single
 	if sl == 0 {
 		sl = (rep.MinLen + rep.MaxLen) / 2
 	}
+	if 2*sl > sh.MaxContext {
+		return fmt.Errorf("%w: --single-len %d: a prompt and output of %d tokens each do not fit the model's context of %d", errUsage, sl, sl, sh.MaxContext)
+	}
+	// Pages for every request at once (nano-vllm sizes its pool by memory;
+	// a pool the workload cannot fill would only hold memory), at most
+	// --kv-gib of them, and at least the longest request's.
+	need, longest := 0, llm.PagesFor(2*sl, *pageSize)
+	for i := range prompts {
+		n := llm.PagesFor(len(prompts[i])+outs[i], *pageSize)
+		need += n
+		longest = max(longest, n)
+	}
+	perPage := w3day3.PoolConfig{NumPages: 1, PageSize: *pageSize, Layers: sh.NumLayers, KVHeads: sh.NumKVHeads, HeadDim: sh.HeadDim}.BytesPerPage()
+	numPages := max(longest, min(need, int(*kvGiB*(1<<30)/float64(perPage))))
+	if limit := int(*kvGiB * (1 << 30) / float64(perPage)); limit < longest {
+		return fmt.Errorf("%w: --kv-gib %.3g holds %d pages of %d positions, too few for the longest request (%d pages)", errUsage, *kvGiB, limit, *pageSize, longest)
+	}
+	rep.Config.MaxNumBatchedTokens, rep.Config.MaxNumSeqs, rep.Config.PageSize, rep.Config.NumPages = *budget, *maxSeqs, *pageSize, numPages
+	cfg := llm.EngineConfig{MaxNumBatchedTokens: *budget, MaxNumSeqs: *maxSeqs, MaxContext: sh.MaxContext}
+
 	sp, so := throughputWorkload(1, sl, sl, sh.VocabSize, *seed+1)
 	fmt.Fprintf(stderr, "one request alone (%d prompt + %d output tokens)…\n", sl, sl)
 	one, err := runWorkload(model, cfg, numPages, *pageSize, sp, so, nil)
