@@ -71,9 +71,9 @@ func CheckPaged(shape PageShape, seqs []PagedSeq, refs RefCounter) error {
 // result is T x Hq x D. Metadata that CheckPaged refuses, or shapes that do
 // not fit, return an error before anything is read.
 //
-// The work is split over (sequence, key/value head) pairs on all cores; each
-// pair walks the sequence's pages in table order, so keys are read where
-// they lie.
+// The work is split over (sequence, key/value head, block of query rows)
+// on all cores; each walks the sequence's pages in table order, so keys
+// are read where they lie.
 func PagedAttention(q *tensor.Tensor, k, v []float32, shape PageShape, seqs []PagedSeq, scale float32, refs RefCounter) (*tensor.Tensor, error) {
 	// Your code here (W3D4).
 	panic("TODO(W3D4): implement PagedAttention")

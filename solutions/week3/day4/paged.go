@@ -185,9 +185,9 @@ func shapeOf(t *tensor.Tensor) any {
 // result is T x Hq x D. Metadata that CheckPaged refuses, or shapes that do
 // not fit, return an error before anything is read.
 //
-// The work is split over (sequence, key/value head) pairs on all cores; each
-// pair walks the sequence's pages in table order, so keys are read where
-// they lie.
+// The work is split over (sequence, key/value head, block of query rows)
+// on all cores; each walks the sequence's pages in table order, so keys
+// are read where they lie.
 func PagedAttention(q *tensor.Tensor, k, v []float32, shape PageShape, seqs []PagedSeq, scale float32, refs RefCounter) (*tensor.Tensor, error) {
 	if _, _, err := checkCall(q, k, v, shape, seqs, refs); err != nil {
 		return nil, err
@@ -205,26 +205,36 @@ func pagedAttention(q *tensor.Tensor, k, v []float32, shape PageShape, seqs []Pa
 	g := hq / h
 	qd := q.Data()
 	out := make([]float32, t*hq*d)
-	starts := make([]int, len(seqs)) // each sequence's first query row
-	for i := 1; i < len(seqs); i++ {
-		starts[i] = starts[i-1] + seqs[i-1].Len
+	// A job is up to rowBlock query rows of one sequence for one key/value
+	// head: the G query heads of the head read the same keys, jobs never
+	// share an output, and a long prefill chunk still spreads over every
+	// core instead of one job per head.
+	const rowBlock = 16
+	type job struct{ seq, kvh, row0, rows, first int }
+	var jobs []job
+	first := 0 // the sequence's first row in q
+	for si, s := range seqs {
+		for kvh := range h {
+			for r0 := 0; r0 < s.Len; r0 += rowBlock {
+				jobs = append(jobs, job{si, kvh, r0, min(rowBlock, s.Len-r0), first})
+			}
+		}
+		first += s.Len
 	}
-	tensor.ParallelFor(len(seqs)*h, 1, func(lo, hi int) {
+	tensor.ParallelFor(len(jobs), 1, func(lo, hi int) {
 		var scores []float32
 		qs := make([]float32, d)
-		for job := lo; job < hi; job++ {
-			si, kvh := job/h, job%h
-			s := seqs[si]
+		for _, j := range jobs[lo:hi] {
+			s := seqs[j.seq]
 			if n := s.Context + s.Len; cap(scores) < n {
 				scores = make([]float32, n)
 			}
-			for r := range s.Len {
-				row := starts[si] + r
+			for r := j.row0; r < j.row0+j.rows; r++ {
+				row := j.first + r
 				visible := s.Context + r + 1
 				for gi := range g {
-					head := kvh*g + gi
-					at := (row*hq + head) * d
-					attendRow(out[at:at+d], qd[at:at+d], k, v, s.BlockTable, shape, kvh, visible, scale, scores[:visible], qs)
+					at := (row*hq + j.kvh*g + gi) * d
+					attendRow(out[at:at+d], qd[at:at+d], k, v, s.BlockTable, shape, j.kvh, visible, scale, scores[:visible], qs)
 				}
 			}
 		}
