@@ -282,16 +282,26 @@ func Blocks(t *testing.T, newManager NewManagerFunc) {
 		if e.m.Stats().Evictions != 0 {
 			e.t.Errorf("%s: a cached page was evicted while the free list had pages", e.task)
 		}
-		// 6 pages: the 4 free ones, then the 2 oldest cached pages: x's.
-		z := e.start(toks(300, 6*ps))
-		if got := e.m.Stats().Evictions; got != 2 {
-			e.t.Errorf("%s: %d evictions to allocate 6 pages with 4 on the free list, want 2", e.task, got)
+		// 5 pages: the 4 free ones, then the oldest cached page: x's last
+		// page (Free releases a table last page first, so that a prefix's
+		// tail is evicted before its head).
+		xs, ys := cat(toks(100, 2*ps), toks(900, 1)), cat(toks(200, 2*ps), toks(900, 1))
+		z := e.start(toks(300, 5*ps))
+		if got := e.m.Stats().Evictions; got != 1 {
+			e.t.Errorf("%s: %d evictions to allocate 5 pages with 4 on the free list, want 1", e.task, got)
 		}
-		if got := e.m.CachedPrefix(cat(toks(100, 2*ps), toks(900, 1))); got != 0 {
-			e.t.Errorf("%s: the oldest cached prefix (freed first) still has %d positions cached after eviction, want 0", e.task, got)
+		if got := e.m.CachedPrefix(xs); got != ps {
+			e.t.Errorf("%s: after one eviction the oldest cached prefix has %d positions cached, want %d: evict the oldest page first, and a prefix's last page before its first", e.task, got, ps)
 		}
-		if got := e.m.CachedPrefix(cat(toks(200, 2*ps), toks(900, 1))); got != 2*ps {
+		if got := e.m.CachedPrefix(ys); got != 2*ps {
 			e.t.Errorf("%s: the newer cached prefix has %d positions cached, want %d: evict the oldest first", e.task, got, 2*ps)
+		}
+		e.grow(z, toks(400, ps)...) // one more page: x's first page goes
+		if got := e.m.CachedPrefix(xs); got != 0 || e.m.Stats().Evictions != 2 {
+			e.t.Errorf("%s: after a second eviction the oldest prefix has %d positions cached (want 0), %d evictions (want 2)", e.task, got, e.m.Stats().Evictions)
+		}
+		if got := e.m.CachedPrefix(ys); got != 2*ps {
+			e.t.Errorf("%s: the newer cached prefix has %d positions cached after two evictions, want %d", e.task, got, 2*ps)
 		}
 		e.free(z)
 		e.allFree()
