@@ -122,7 +122,8 @@ var cudaV3 = v3Config{wrows: 4, xrows: 2, unroll: 2, gvRows: 8, gvUnroll: 1, gvM
 
 type v3Config struct {
 	wrows, xrows, unroll, gvRows, gvUnroll, gvMinB, qtU int
-	v5BK, v5Stages                                      int // rung 5's slice width and stages
+	v5BK, v5Stages                                      int    // rung 5's slice width and stages
+	extra                                               string // more -D options (benchmark)
 }
 
 // NewMatmul compiles both kernel files for dev and looks up the kernels
@@ -141,6 +142,9 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 			fmt.Sprintf("-DGV_ROWS=%d", v3.gvRows), fmt.Sprintf("-DGV_UNROLL=%d", v3.gvUnroll), fmt.Sprintf("-DGV_MINB=%d", v3.gvMinB), fmt.Sprintf("-DQT_U=%d", v3.qtU),
 			fmt.Sprintf("-DV5_BK=%d", v3.v5BK), fmt.Sprintf("-DV5_STAGES=%d", v3.v5Stages)}
 		m.v5BK, m.v5Stages = v3.v5BK, v3.v5Stages
+		if v3.extra != "" {
+			opts = append(opts, v3.extra)
+		}
 	}
 	for _, file := range []struct {
 		name  string
@@ -426,9 +430,10 @@ func (m *Matmul) Run(r Rung, y, x *devtensor.Activations, w *devtensor.Weight) e
 	return fmt.Errorf("matmul: no rung %d", int(r))
 }
 
-// Pick is the rung Linear uses for M rows of x and weight w: the tensor
-// core tiles from PrefillRows rows, the vector kernel below, and the warp
-// kernel when K rules the vector loads out. (Provided.)
+// Pick is the rung Linear uses for M rows of x and weight w: the pipelined
+// tensor-core tiles from PrefillRows rows (rung 5, which runs rung 4 where
+// it does not apply), the vector kernel below, and the warp kernel when K
+// rules the vector loads out. (Provided.)
 func Pick(rows int, w *devtensor.Weight) Rung {
 	switch {
 	case w.K%8 != 0:

@@ -35,6 +35,9 @@ __device__ __forceinline__ float warp_sum(float v) {
 #ifndef V3_UNROLL
 #define V3_UNROLL 2
 #endif
+#ifndef V3_STREAM  // 1: load W with the evict-first hint (__ldcs)
+#define V3_STREAM 1
+#endif
 
 // When W has few rows (the 7B down projection: 3584 rows of 37 KB), a
 // warp per few rows leaves multiprocessors idle, so wk warps of a block
@@ -65,7 +68,11 @@ extern "C" __global__ void __launch_bounds__(256) matmul_bf16_v3(
 #pragma unroll
                 for (int u = 0; u < V3_UNROLL; u++) {
                     int j = j0 + stride * u;
+#if V3_STREAM
                     v[q][u] = j < K8 ? __ldcs(wr + j) : make_uint4(0, 0, 0, 0);
+#else
+                    v[q][u] = j < K8 ? wr[j] : make_uint4(0, 0, 0, 0);
+#endif
                 }
             }
 #pragma unroll
@@ -88,6 +95,16 @@ extern "C" __global__ void __launch_bounds__(256) matmul_bf16_v3(
                 }
             }
         }
+    }
+    if (wk == 1) {  // a warp has whole rows: no need to wait for the others
+#pragma unroll
+        for (int q = 0; q < V3_WROWS; q++)
+#pragma unroll
+            for (int r = 0; r < V3_ROWS; r++) {
+                float t = warp_sum(acc[q][r]);
+                if (lane == 0 && r < rows && n0 + q < N) y[(size_t)(m0 + r) * N + n0 + q] = t;
+            }
+        return;
     }
 #pragma unroll
     for (int q = 0; q < V3_WROWS; q++)

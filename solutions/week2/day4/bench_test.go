@@ -146,24 +146,7 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 	defer mmU2.Close()
 	f := w2d4.Formats[1]
 	for _, s := range w2d4.RealShapes {
-		p := w2d4.NewProblem(w2d4.Shape{Name: s.Name, N: s.N, K: s.K, Ms: []int{1}}, f, 7)
-		copies := max(1, min(64, rotateBytes/int(devtensor.WeightBytes(s.N, s.K, f.Bits, f.Group))))
-		ws := make([]*devtensor.Weight, copies)
-		for i := range ws {
-			var err error
-			if ws[i], err = p.Upload(d); err != nil {
-				b.Fatal(err)
-			}
-		}
-		x, err := devtensor.NewActivations(d, 1, s.K)
-		if err != nil {
-			b.Fatal(err)
-		}
-		x.Buf.Fill(0x3E)
-		y, err := devtensor.NewActivations(d, 1, s.N)
-		if err != nil {
-			b.Fatal(err)
-		}
+		ws, x, y, free := decodeOperands(b, d, s, f)
 		for i, v := range variants {
 			name := fmt.Sprintf("%s/%s/rows%d_u%d_b%d", s.Name, f.Name, v[0], v[1], v[2])
 			b.Run(name, func(b *testing.B) {
@@ -185,6 +168,33 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 				benchRung(b, d, mm, V3Vector, y, x, ws)
 			})
 		}
+		free()
+	}
+}
+
+// decodeOperands uploads copies of shape s's W filling rotateBytes (as
+// BenchmarkW2D4Ladder does for one row of x), one row of x and y; free
+// releases them.
+func decodeOperands(b *testing.B, d *kernels.Device, s w2d4.Shape, f w2d4.Format) (ws []*devtensor.Weight, x, y *devtensor.Activations, free func()) {
+	p := w2d4.NewProblem(w2d4.Shape{Name: s.Name, N: s.N, K: s.K, Ms: []int{1}}, f, 7)
+	ws = make([]*devtensor.Weight, max(1, min(64, rotateBytes/int(devtensor.WeightBytes(s.N, s.K, f.Bits, f.Group)))))
+	for i := range ws {
+		var err error
+		if ws[i], err = p.Upload(d); err != nil {
+			b.Fatal(err)
+		}
+	}
+	x, err := devtensor.NewActivations(d, 1, s.K)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := x.Buf.Fill(0x3E); err != nil {
+		b.Fatal(err)
+	}
+	if y, err = devtensor.NewActivations(d, 1, s.N); err != nil {
+		b.Fatal(err)
+	}
+	return ws, x, y, func() {
 		x.Free()
 		y.Free()
 		for _, w := range ws {
@@ -312,30 +322,10 @@ func BenchmarkW2D4V3Stream(b *testing.B) {
 	}
 	f := w2d4.Formats[0]
 	for _, s := range []w2d4.Shape{w2d4.RealShapes[4], w2d4.RealShapes[5], w2d4.RealShapes[6]} {
-		p := w2d4.NewProblem(w2d4.Shape{Name: s.Name, N: s.N, K: s.K, Ms: []int{1}}, f, 7)
-		ws := make([]*devtensor.Weight, max(1, min(64, rotateBytes/int(devtensor.WeightBytes(s.N, s.K, f.Bits, f.Group)))))
-		for i := range ws {
-			var err error
-			if ws[i], err = p.Upload(d); err != nil {
-				b.Fatal(err)
-			}
-		}
-		x, err := devtensor.NewActivations(d, 1, s.K)
-		if err != nil {
-			b.Fatal(err)
-		}
-		x.Buf.Fill(0x3E)
-		y, err := devtensor.NewActivations(d, 1, s.N)
-		if err != nil {
-			b.Fatal(err)
-		}
+		ws, x, y, free := decodeOperands(b, d, s, f)
 		for i := range mms {
 			b.Run(fmt.Sprintf("%s/bf16/M=1/stream%d", s.Name, i), func(b *testing.B) { benchRung(b, d, mms[i], V3Vector, y, x, ws) })
 		}
-		x.Free()
-		y.Free()
-		for _, w := range ws {
-			w.Free()
-		}
+		free()
 	}
 }

@@ -433,9 +433,10 @@ func (m *Matmul) Run(r Rung, y, x *devtensor.Activations, w *devtensor.Weight) e
 	return fmt.Errorf("matmul: no rung %d", int(r))
 }
 
-// Pick is the rung Linear uses for M rows of x and weight w: the tensor
-// core tiles from PrefillRows rows, the vector kernel below, and the warp
-// kernel when K rules the vector loads out. (Provided.)
+// Pick is the rung Linear uses for M rows of x and weight w: the pipelined
+// tensor-core tiles from PrefillRows rows (rung 5, which runs rung 4 where
+// it does not apply), the vector kernel below, and the warp kernel when K
+// rules the vector loads out. (Provided.)
 func Pick(rows int, w *devtensor.Weight) Rung {
 	switch {
 	case w.K%8 != 0:
