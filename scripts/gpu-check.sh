@@ -110,7 +110,7 @@ PY
     (cd solutions/week2/day4 && "$root/$bin/solutions-w2d4.test" -test.run '^$' -test.bench W2D4Ladder \
       -test.benchtime 100ms -test.timeout 600s) >"$out/w2d4-bench.log" 2>&1 || { echo "FAIL the W2D4 benchmark"; status=1; }
     grep -E '^Benchmark' "$out/w2d4-bench.log" | sed -E 's/^BenchmarkW2D4Ladder\///; s/-[0-9]+ +/ /' |
-      awk '{printf "%-48s %9s us %7s GB/s %7s TFLOP/s\n", $1, $9, $5, $7}'
+      awk '{for (i = 2; i <= NF; i++) v[$i] = $(i - 1); printf "%-48s %9s us %7s GB/s %7s TFLOP/s\n", $1, v["us/gpu"], v["GB/s"], v["TFLOP/s"]}'
     python3 scripts/torch-matmul.py 2>&1 | tee "$out/w2d4-torch.log" || echo "PyTorch matmul: not measured"
     set -e
   fi
@@ -123,7 +123,7 @@ PY
     (cd solutions/week2/day5 && "$root/$bin/solutions-w2d5.test" -test.run '^$' -test.bench W2D5GPU \
       -test.benchtime 500x -test.timeout 600s) >"$out/w2d5-bench.log" 2>&1 || { echo "FAIL the W2D5 benchmark"; status=1; }
     grep -E '^Benchmark' "$out/w2d5-bench.log" | sed -E 's/^BenchmarkW2D5GPU\///; s/-[0-9]+ +/ /' |
-      awk '{printf "%-36s %9s us %8s GB/s\n", $1, $5, $7}'
+      awk '{for (i = 2; i <= NF; i++) v[$i] = $(i - 1); printf "%-36s %9s us %8s GB/s %7s us/host\n", $1, v["us/gpu"], v["GB/s"], v["us/host"]}'
     set -e
   fi
 
