@@ -37,6 +37,14 @@ type cudaAPI struct {
 	cuEventDestroy, cuGetErrorName, cuGetErrorString uintptr
 }
 
+// graphAPI is stream capture and CUDA graphs (CUDA 11.4 and later). It is
+// loaded apart from cudaAPI so that an older driver still runs everything
+// else; Capture then says why it cannot.
+type graphAPI struct {
+	cuStreamCreate, cuStreamDestroy, cuStreamBeginCapture, cuStreamEndCapture,
+	cuGraphInstantiateWithFlags, cuGraphLaunch, cuGraphExecDestroy, cuGraphDestroy uintptr
+}
+
 type nvrtcAPI struct {
 	nvrtcVersion, nvrtcCreateProgram, nvrtcCompileProgram, nvrtcGetProgramLogSize,
 	nvrtcGetProgramLog, nvrtcGetCUBINSize, nvrtcGetCUBIN, nvrtcDestroyProgram,
@@ -46,6 +54,8 @@ type nvrtcAPI struct {
 var (
 	cudaOnce     sync.Once
 	cudaLib      cudaAPI
+	graphLib     graphAPI
+	graphLoadErr error
 	nvrtcLib     nvrtcAPI
 	cudaLoadErr  error
 	cudaLibPath  string
@@ -73,6 +83,8 @@ const (
 	nvrtcErrorCompilation              = 6
 	cudaEventDefault                   = 0
 	cudaStreamLegacy           uintptr = 0 // the NULL stream: ordered with every synchronous copy
+	cuStreamDefault                    = 0 // a blocking stream: ordered with the NULL stream both ways
+	cuStreamCaptureModeRelaxed         = 2
 )
 
 // libcudaCandidates lists where the driver library may live, after the
@@ -231,6 +243,13 @@ func loadCUDA() error {
 		}
 		return fmt.Errorf("%w: cuInit: %s", ErrNoDevice, cuErrText(r))
 	}
+	g := &graphLib
+	graphLoadErr = loadSyms(h, path, map[string]*uintptr{
+		"cuStreamCreate": &g.cuStreamCreate, "cuStreamDestroy_v2": &g.cuStreamDestroy,
+		"cuStreamBeginCapture_v2": &g.cuStreamBeginCapture, "cuStreamEndCapture": &g.cuStreamEndCapture,
+		"cuGraphInstantiateWithFlags": &g.cuGraphInstantiateWithFlags, "cuGraphLaunch": &g.cuGraphLaunch,
+		"cuGraphExecDestroy": &g.cuGraphExecDestroy, "cuGraphDestroy": &g.cuGraphDestroy,
+	})
 	var v int32
 	call(a.cuDriverGetVersion, uintptr(unsafe.Pointer(&v)))
 	driverVer = int(v)
@@ -289,6 +308,13 @@ type cudaBackend struct {
 	argp *[maxKernelArgs]uintptr
 	// dynShared remembers the dynamic shared memory limit set per function.
 	dynShared map[uintptr]int
+	// stream is the blocking stream that graphs are captured on and
+	// launched on (the NULL stream cannot be captured), created on first
+	// use; launches go to it while capturing is set, to the NULL stream
+	// otherwise. Being blocking, it is ordered with the NULL stream's
+	// copies and launches, so a graph needs no extra synchronisation.
+	stream    uintptr
+	capturing bool
 }
 
 func openCUDA() (backend, error) {
@@ -531,8 +557,12 @@ func (b *cudaBackend) launch(fn uintptr, _ int, cfg LaunchConfig, args []any) er
 	if len(args) > 0 {
 		params = uintptr(unsafe.Pointer(&b.argp[0]))
 	}
+	stream := cudaStreamLegacy
+	if b.capturing {
+		stream = b.stream
+	}
 	r := call(cudaLib.cuLaunchKernel, fn, uintptr(g.X), uintptr(g.Y), uintptr(g.Z),
-		uintptr(bl.X), uintptr(bl.Y), uintptr(bl.Z), uintptr(cfg.SharedMem), cudaStreamLegacy, params, 0)
+		uintptr(bl.X), uintptr(bl.Y), uintptr(bl.Z), uintptr(cfg.SharedMem), stream, params, 0)
 	return cuErr("cuLaunchKernel", r)
 }
 
@@ -593,7 +623,79 @@ func (b *cudaBackend) memInfo() (int64, int64, error) {
 	return int64(free), int64(total), nil
 }
 
+// beginCapture starts capturing the launches that follow into a graph, on
+// the backend's own stream. Relaxed mode: the launches of one capture come
+// from whichever OS thread the calling goroutine runs on at the time, and
+// nothing else may use the device meanwhile (Device enforces it).
+func (b *cudaBackend) beginCapture() error {
+	if graphLoadErr != nil {
+		return fmt.Errorf("this CUDA driver has no graph capture: %w", graphLoadErr)
+	}
+	if err := b.bind(); err != nil {
+		return err
+	}
+	if b.stream == 0 {
+		if r := call(graphLib.cuStreamCreate, uintptr(unsafe.Pointer(&b.stream)), cuStreamDefault); r != cudaSuccess {
+			return cuErr("cuStreamCreate", r)
+		}
+	}
+	if r := call(graphLib.cuStreamBeginCapture, b.stream, cuStreamCaptureModeRelaxed); r != cudaSuccess {
+		return cuErr("cuStreamBeginCapture", r)
+	}
+	b.capturing = true
+	return nil
+}
+
+// endCapture ends the capture and instantiates the graph (an executable
+// graph, CUgraphExec), unless discard says the capture failed half way.
+func (b *cudaBackend) endCapture(discard bool) (uintptr, error) {
+	b.capturing = false
+	if err := b.bind(); err != nil {
+		return 0, err
+	}
+	var graph uintptr
+	r := call(graphLib.cuStreamEndCapture, b.stream, uintptr(unsafe.Pointer(&graph)))
+	if graph != 0 {
+		defer call(graphLib.cuGraphDestroy, graph) // the executable graph keeps what it needs
+	}
+	if r != cudaSuccess {
+		return 0, cuErr("cuStreamEndCapture", r)
+	}
+	if discard {
+		return 0, nil
+	}
+	if graph == 0 {
+		return 0, errors.New("cuStreamEndCapture: no graph (nothing was launched while capturing)")
+	}
+	var exec uintptr
+	if r := call(graphLib.cuGraphInstantiateWithFlags, uintptr(unsafe.Pointer(&exec)), graph, 0); r != cudaSuccess {
+		return 0, cuErr("cuGraphInstantiateWithFlags", r)
+	}
+	return exec, nil
+}
+
+// graphLaunch queues the whole graph on the backend's stream: one call,
+// however many kernels it holds.
+func (b *cudaBackend) graphLaunch(h uintptr) error {
+	if err := b.bind(); err != nil {
+		return err
+	}
+	return cuErr("cuGraphLaunch", call(graphLib.cuGraphLaunch, h, b.stream))
+}
+
+func (b *cudaBackend) graphFree(h uintptr) error {
+	if err := b.bind(); err != nil {
+		return err
+	}
+	return cuErr("cuGraphExecDestroy", call(graphLib.cuGraphExecDestroy, h))
+}
+
 func (b *cudaBackend) close() error {
+	if b.stream != 0 {
+		b.bind()
+		call(graphLib.cuStreamDestroy, b.stream)
+		b.stream = 0
+	}
 	err := cuErr("cuDevicePrimaryCtxRelease", call(cudaLib.cuDevicePrimaryCtxRelease, uintptr(b.dev)))
 	call(cudaLib.cuCtxSetCurrent, 0)
 	return err

@@ -98,6 +98,7 @@ type Stats struct {
 	BufferBytes int64
 	Modules     int
 	Events      int
+	Graphs      int
 }
 
 // backend is what a platform implements. Every method is called with the
@@ -120,6 +121,13 @@ type backend interface {
 	elapsed(start, end uintptr) (time.Duration, error)
 	freeEvent(ev uintptr) error
 	memInfo() (free, total int64, err error)
+	// Graphs: beginCapture makes the launches that follow recorded, not
+	// run, until endCapture, which returns the graph (or nothing, with
+	// discard); graphLaunch queues a graph's launches as one unit.
+	beginCapture() error
+	endCapture(discard bool) (uintptr, error)
+	graphLaunch(h uintptr) error
+	graphFree(h uintptr) error
 	close() error
 }
 
