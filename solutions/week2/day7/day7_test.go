@@ -63,3 +63,9 @@ func TestW2D7GraphMatchesEagerGPU(t *testing.T) {
 func TestW2D7FidelityGPU(t *testing.T) {
 	w2d7.Fidelity(t, "W2D7 fidelity on a Qwen2-0.5B shape", load)
 }
+
+func TestW2D7Task2GenerateTokens(t *testing.T) {
+	w2d7.GenerateScripted(t, "W2D7 Task 2 GenerateTokens", func(m llm.StepModel, prompt []int, o w2d7.GenerateOptions) ([]int, error) {
+		return GenerateTokens(m, prompt, GenerateOptions{MaxTokens: o.MaxTokens, EOS: o.EOS, Sampler: o.Sampler, OnToken: o.OnToken})
+	})
+}

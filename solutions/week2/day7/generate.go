@@ -22,10 +22,19 @@ type GenerateOptions struct {
 	OnText  func(s string) // receives the reply's text as it is decoded, if not nil
 }
 
-// GenerateTokens extends prompt on the device: Reset, Prefill, then one
-// Decode per token, stopping after MaxTokens tokens or an id in EOS (which
-// is included). (Provided.)
-func GenerateTokens(m *GPUModel, prompt []int, opts GenerateOptions) ([]int, error) {
+// StepModel is a model that keeps its cache and makes its greedy choice
+// itself: the GPU model.
+type StepModel = llm.StepModel
+
+// GenerateTokens extends prompt with m: Reset, one Prefill of the prompt,
+// then one Decode per new token, fed the token just chosen, stopping after
+// MaxTokens tokens or an id in EOS (which is included in the result).
+// Greedy (Sampler nil), the token is the one Prefill or Decode returned,
+// and the logits never leave the device; with a Sampler, each token is
+// drawn from the log-probs of Logits. OnToken sees each token as it is
+// chosen. An error of the model ends generation and is returned with the
+// tokens chosen before it.
+func GenerateTokens(m StepModel, prompt []int, opts GenerateOptions) ([]int, error) {
 	if opts.MaxTokens <= 0 {
 		return nil, fmt.Errorf("day7: MaxTokens must be positive, got %d", opts.MaxTokens)
 	}
@@ -56,7 +65,7 @@ func GenerateTokens(m *GPUModel, prompt []int, opts GenerateOptions) ([]int, err
 // Week 2's Generate does on the CPU: the chat template, GenerateTokens, and
 // the reply's text streamed to OnText without its end-of-turn token.
 // (Provided.)
-func Generate(m *GPUModel, tok *tokenizer.Tokenizer, messages []tokenizer.Message, opts GenerateOptions) (string, error) {
+func Generate(m StepModel, tok *tokenizer.Tokenizer, messages []tokenizer.Message, opts GenerateOptions) (string, error) {
 	prompt, err := tok.EncodeChat(messages, true)
 	if err != nil {
 		return "", fmt.Errorf("day7: encoding the prompt: %w", err)
