@@ -30,6 +30,7 @@ targets=(
   "solutions-w2d4 ./solutions/week2/day4 W2D4"
   "solutions-w2d5 ./solutions/week2/day5 W2D5"
   "solutions-w2d6 ./solutions/week2/day6 W2D6"
+  "solutions-w2d7 ./solutions/week2/day7 W2D7"
 )
 
 build() {
@@ -81,6 +82,19 @@ PY
     export TINYLLM_TORCH_COPY_GBPS=$torch_gbps
   else
     echo "PyTorch copy bandwidth: not measured (no python3 with CUDA PyTorch: $(tail -1 "$out/torch.err"))"
+  fi
+
+  # W2D7's fidelity check needs a random Qwen2-0.5B-shaped checkpoint and
+  # Hugging Face's float32 and bf16 log-probs on it (1 GB, made once per
+  # output folder); without PyTorch the check fails by name.
+  if [[ -z ${TINYLLM_W2D7_FIDELITY_DIR:-} ]]; then
+    fid="$out/w2d7-fidelity"
+    if [[ ! -f $fid/logprobs_bf16.npy ]]; then
+      echo "=== W2D7 fidelity checkpoint (refgen/fidelity/qwen2_gpu_fidelity.py)"
+      mkdir -p "$fid"
+      python3 refgen/fidelity/qwen2_gpu_fidelity.py --out "$fid" 2>&1 | tail -3 || true
+    fi
+    [[ -f $fid/logprobs_bf16.npy ]] && export TINYLLM_W2D7_FIDELITY_DIR=$(cd "$fid" && pwd)
   fi
 
   status=0
