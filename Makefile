@@ -25,6 +25,7 @@ help:
 	@echo "make book           build the guide with mdBook (installs the pinned mdBook with cargo if needed)"
 	@echo "make bench-compare  the Go engine beside transformers and mlx-lm on a random Qwen2-0.5B (maintainers)"
 	@echo "make gpu-check      build the GPU test binaries and print how to run them on a GPU machine (maintainers)"
+	@echo "make bench-gpu      the GPU engine beside transformers on random 0.5B and 7B checkpoints (maintainers, NVIDIA GPU)"
 	@echo "make fidelity-w1d5  full-size Qwen2-0.5B-shape log-prob check against Hugging Face (maintainers)"
 	@echo "make quantize-check mlx-lm loads what tinyllm quantize writes and matches its own conversion (maintainers)"
 
@@ -123,6 +124,14 @@ gpu-check:
 
 gpu-check-local: gpu-check
 	bash scripts/gpu-check.sh run
+
+# bench-gpu (maintainers, Linux with an NVIDIA GPU and CUDA PyTorch): the W2D7
+# GPU engine beside Hugging Face transformers (eager; static cache and
+# torch.compile) on random Qwen2-0.5B and 7B checkpoints, bf16 and 4-bit;
+# BENCH_LLAMA=1 adds llama.cpp. See scripts/bench-gpu.sh.
+.PHONY: bench-gpu
+bench-gpu: gpu-check
+	bash scripts/bench-gpu.sh
 
 # bench-compare: on one random Qwen2-0.5B checkpoint (written by `tinyllm mkmodel`,
 # cached in BENCH_DIR), the Go engine beside Hugging Face transformers (PyTorch,

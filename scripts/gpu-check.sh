@@ -40,12 +40,16 @@ build() {
     echo "building $bin/$name.test from $pkg"
     CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -o "$bin/$name.test" "$pkg"
   done
+  # The program itself, for scripts/bench-gpu.sh and tinyllm chat --device cuda.
+  echo "building $bin/tinyllm from ./cmd/tinyllm"
+  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -o "$bin/tinyllm" ./cmd/tinyllm
   cat <<MSG
 
 Built $(ls "$bin"/*.test | wc -l) GPU test binaries in $bin/. On a Linux machine with an NVIDIA
 GPU, from the root of a checkout of this commit with $bin/ in it, run:
 
     bash scripts/gpu-check.sh run
+    bash scripts/bench-gpu.sh        (the GPU engine beside transformers; see the benchmarking appendix)
 
 (On a machine with both Go and the GPU, make gpu-check-local builds and runs in one step.)
 MSG
