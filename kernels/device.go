@@ -555,7 +555,20 @@ func (d *Device) Capture(fn func() error) (*Graph, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kernels: Capture: %w", err)
 	}
+	ended := false
+	defer func() {
+		if !ended { // fn panicked: end the capture, so the device stays usable
+			if unlock, err := d.lock(); err == nil {
+				if d.capturing {
+					d.b.endCapture(true)
+					d.capturing = false
+				}
+				unlock()
+			}
+		}
+	}()
 	ferr := fn()
+	ended = true
 	unlock, err = d.lock()
 	if err != nil {
 		return nil, err // closed meanwhile: Close ended the capture

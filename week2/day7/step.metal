@@ -125,6 +125,7 @@ kernel void attention_graph_split(device float* part_o [[buffer(0)]], device flo
                                   constant int& cap [[buffer(6)]], constant int& group [[buffer(7)]],
                                   constant float& scale [[buffer(8)]], uint3 tg [[threadgroup_position_in_grid]],
                                   uint3 ntg [[threadgroups_per_grid]], uint tid [[thread_index_in_threadgroup]]) {
+    threadgroup float sm[4], sl[4], so[4][HEAD_DIM];
     const int split = int(tg.x), hq = int(tg.y), splits = int(ntg.x);
     const int h = hq / group, lane = int(tid % 32), warp = int(tid / 32);
     const int S = pos[0] + 1;
@@ -155,7 +156,6 @@ kernel void attention_graph_split(device float* part_o [[buffer(0)]], device flo
         }
         m = mn;
     }
-    threadgroup float sm[4], sl[4], so[4][HEAD_DIM];
     for (int p = 0; p < PERL; p++) {
         int e = lane + 32 * p;
         if (e < HEAD_DIM) so[warp][e] = acc[p];
