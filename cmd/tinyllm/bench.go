@@ -135,6 +135,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if *rooflinePath != "" && *device == "auto" {
+			*device = "cpu" // the roofline is the CPU's
+		}
 		dev, err := openDevice(*device, *impl, *week, weekFlagSet(fs), stderr)
 		if err != nil {
 			return err
