@@ -224,12 +224,24 @@ func MatchesWeek2[M Model](t *testing.T, task string, ld LoadFunc[M], cpu func(c
 	}
 }
 
+// Graphed is what a model says of its decode step: whether it replays a
+// captured graph, and why not when capturing failed.
+type Graphed interface {
+	Graphed() (bool, error)
+	Launches() int
+}
+
 // GraphMatchesEager checks that the captured step replays what the step
 // launched kernel by kernel computes: the same greedy tokens and logits
 // within GraphTol, for 48 steps of the shipped model, the graph replayed
 // again after a Reset and a second prompt (the step must read its token
-// and position from the device, not from the capture).
-func GraphMatchesEager[M Model](t *testing.T, task string, ld LoadFunc[M]) {
+// and position from the device, not from the capture). With requireGraph
+// (the reference) the step must really have been captured; a learner's
+// model may run it launch by launch.
+func GraphMatchesEager[M interface {
+	Model
+	Graphed
+}](t *testing.T, task string, ld LoadFunc[M], requireGraph bool) {
 	d := kerneltest.Open(t)
 	grade.PointToChapter(t, task)
 	ck := openCheckpoint(t, "models/tinyqwen-chat")
@@ -269,6 +281,17 @@ func GraphMatchesEager[M Model](t *testing.T, task string, ld LoadFunc[M]) {
 		if graphed.Len() != len(prompt)+48 {
 			t.Fatalf("%s: Len() = %d after a prompt of %d and 48 steps", task, graphed.Len(), len(prompt))
 		}
+	}
+	captured, err := graphed.Graphed()
+	switch {
+	case err != nil:
+		t.Errorf("%s: capturing the decode step failed: %v", task, err)
+	case !captured && requireGraph:
+		t.Errorf("%s: Options.Graph was set but the decode step was not captured", task)
+	case captured:
+		t.Logf("%s: the captured step replays %d launches in one graph launch", task, graphed.Launches())
+	default:
+		t.Logf("%s: the decode step is not captured (Options.Graph is not used): both models ran launch by launch", task)
 	}
 }
 

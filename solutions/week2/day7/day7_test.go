@@ -57,7 +57,7 @@ func TestW2D7RefusesWhatDoesNotFitGPU(t *testing.T) {
 }
 
 func TestW2D7GraphMatchesEagerGPU(t *testing.T) {
-	w2d7.GraphMatchesEager(t, "W2D7 the captured decode step", load)
+	w2d7.GraphMatchesEager(t, "W2D7 the captured decode step", load, true)
 }
 
 func TestW2D7FidelityGPU(t *testing.T) {
