@@ -164,13 +164,13 @@ bench-compare: $(VPY)
 	@test -f $(BENCH_DIR)/qwen2-0.5b/config.json || \
 	  $(BENCH_DIR)/tinyllm mkmodel --shape qwen2-0.5b --out $(BENCH_DIR)/qwen2-0.5b
 	$(BENCH_DIR)/tinyllm bench --probes --threads $(BENCH_THREADS) --repeats 5 --json $(BENCH_DIR)/go-probes.json
-	$(BENCH_DIR)/tinyllm bench --model $(BENCH_DIR)/qwen2-0.5b --threads $(BENCH_THREADS) \
+	$(BENCH_DIR)/tinyllm bench --device cpu --model $(BENCH_DIR)/qwen2-0.5b --threads $(BENCH_THREADS) \
 	  --prompt-len $(BENCH_PROMPT) --gen-len $(BENCH_GEN) --repeats $(BENCH_REPEATS) --warmup $(BENCH_WARMUP) \
 	  --json $(BENCH_DIR)/go-model.json
-	$(BENCH_DIR)/tinyllm bench --week 2 --model $(BENCH_DIR)/qwen2-0.5b --threads $(BENCH_THREADS) \
+	$(BENCH_DIR)/tinyllm bench --device cpu --week 2 --model $(BENCH_DIR)/qwen2-0.5b --threads $(BENCH_THREADS) \
 	  --prompt-len $(BENCH_PROMPT) --gen-len $(BENCH_GEN) --repeats $(BENCH_REPEATS) --warmup $(BENCH_WARMUP) \
 	  --json $(BENCH_DIR)/go-week2.json
-	$(if $(BENCH_LONG),$(BENCH_DIR)/tinyllm bench --week 2 --model $(BENCH_DIR)/qwen2-0.5b --threads $(BENCH_THREADS) \
+	$(if $(BENCH_LONG),$(BENCH_DIR)/tinyllm bench --device cpu --week 2 --model $(BENCH_DIR)/qwen2-0.5b --threads $(BENCH_THREADS) \
 	  --prompt-len $(BENCH_LONG) --gen-len $(BENCH_GEN) --repeats 1 --warmup 0 --json $(BENCH_DIR)/go-long.json)
 	@$(VPY) -c "import llama_cpp, gguf" 2>/dev/null || \
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(VPY) -m pip install --quiet -r refgen/bench/requirements.txt
