@@ -15,8 +15,8 @@ import (
 	"github.com/tinyllm-go/tinyllm/week2/day3"
 )
 
-func load(dev *kernels.Device, ck *checkpoint.Checkpoint, maxContext int, graph bool) (*GPUModel, error) {
-	return Load(dev, ck, Options{MaxContext: maxContext, Graph: graph})
+func load(dev *kernels.Device, ck *checkpoint.Checkpoint, o w2d7.LoadOptions) (*GPUModel, error) {
+	return Load(dev, ck, Options{MaxContext: o.MaxContext, Graph: o.Graph, FloatActivations: o.FloatActivations})
 }
 
 func generate(m *GPUModel, prompt []int, maxTokens int, eos []int) ([]int, error) {

@@ -65,6 +65,12 @@ type Options struct {
 	// Graph captures the decode step once and replays it: a CUDA graph,
 	// one command buffer per step on Metal.
 	Graph bool
+	// FloatActivations keeps every matrix product's input in float32: the
+	// prompt's products run on Day 4's rung 3 instead of the tensor cores,
+	// which round their input to bf16. Slower prefill, and the same
+	// arithmetic as the CPU's: what token-for-token equality with a
+	// float32 reference needs.
+	FloatActivations bool
 }
 
 // resolve fills in the defaults and checks the options against the model.

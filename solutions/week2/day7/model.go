@@ -66,6 +66,12 @@ type Options struct {
 	// Graph captures the decode step once and replays it: a CUDA graph,
 	// one command buffer per step on Metal.
 	Graph bool
+	// FloatActivations keeps every matrix product's input in float32: the
+	// prompt's products run on Day 4's rung 3 instead of the tensor cores,
+	// which round their input to bf16. Slower prefill, and the same
+	// arithmetic as the CPU's: what token-for-token equality with a
+	// float32 reference needs.
+	FloatActivations bool
 }
 
 // resolve fills in the defaults and checks the options against the model.
@@ -592,6 +598,15 @@ func (m *GPUModel) Decode(token int) (int, error) {
 	return m.readNext()
 }
 
+// linear is y = x·Wᵀ with Day 4's dispatcher, or on rung 3 (float32 x)
+// with Options.FloatActivations.
+func (m *GPUModel) linear(y, x *devtensor.Activations, w *devtensor.Weight) error {
+	if m.opts.FloatActivations && w.K%8 == 0 {
+		return m.mm.V3(y, x, w)
+	}
+	return m.mm.Linear(y, x, w)
+}
+
 // readNext copies the greedy choice (one int32) back.
 func (m *GPUModel) readNext() (int, error) {
 	var next [1]int32
@@ -657,7 +672,7 @@ func (m *GPUModel) forward(rows int, mode stepMode, head bool) error {
 		if err != nil {
 			return err
 		}
-		if err := count(1, m.mm.Linear(m.qkv, m.xn, l.qkv)); err != nil {
+		if err := count(1, m.linear(m.qkv, m.xn, l.qkv)); err != nil {
 			return err
 		}
 		if err := launch("qkv_post", kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(pairs, block)), Block: kernels.D1(block)},
@@ -685,20 +700,20 @@ func (m *GPUModel) forward(rows int, mode stepMode, head bool) error {
 				return err
 			}
 		}
-		if err := count(1, m.mm.Linear(m.o, m.attn, l.o)); err != nil {
+		if err := count(1, m.linear(m.o, m.attn, l.o)); err != nil {
 			return err
 		}
 		if err := count(1, m.fused.AddRMSNorm(m.xn, m.h, m.o, l.ln2, eps)); err != nil {
 			return err
 		}
-		if err := count(1, m.mm.Linear(m.gu, m.xn, l.gateUp)); err != nil {
+		if err := count(1, m.linear(m.gu, m.xn, l.gateUp)); err != nil {
 			return err
 		}
 		if err := launch("swiglu_pair", kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(rows*inter, block)), Block: kernels.D1(block)},
 			m.act.Buf, m.gu.Buf, int32(rows), int32(inter)); err != nil {
 			return err
 		}
-		if err := count(1, m.mm.Linear(m.mlp, m.act, l.down)); err != nil {
+		if err := count(1, m.linear(m.mlp, m.act, l.down)); err != nil {
 			return err
 		}
 	}
@@ -718,7 +733,7 @@ func (m *GPUModel) forward(rows int, mode stepMode, head bool) error {
 		}
 		x = m.last
 	}
-	if err := count(1, m.mm.Linear(m.logits, x, m.head)); err != nil {
+	if err := count(1, m.linear(m.logits, x, m.head)); err != nil {
 		return err
 	}
 	argBlock := 1024
