@@ -23,6 +23,8 @@ type Device struct {
 	events  map[*Event]struct{}
 	graphs  map[*Graph]struct{}
 	bytes   int64
+	// launches counts the kernel launches queued (or recorded) so far.
+	launches int64
 	// capturing is set between the two halves of Capture: launches are
 	// recorded, not run, and whatever would wait for the device or order
 	// a copy with the launches is refused.
@@ -451,7 +453,17 @@ func (d *Device) Launch(k *Kernel, cfg LaunchConfig, args ...any) error {
 	if err := d.b.launch(k.h, k.maxThreads, cfg, args); err != nil {
 		return fmt.Errorf("kernels: launch %s (grid %v, block %v, shared %d B): %w", k.name, cfg.Grid.norm(), cfg.Block.norm(), cfg.SharedMem, err)
 	}
+	d.launches++
 	return nil
+}
+
+// LaunchCount is the number of kernel launches made on the device so far,
+// recorded ones included (a graph's replays are not counted again): the
+// difference over a piece of work is how many launches it takes.
+func (d *Device) LaunchCount() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.launches
 }
 
 // Event is a point in the device's stream of work, for timing.

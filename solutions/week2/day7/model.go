@@ -182,9 +182,10 @@ type GPUModel struct {
 	graph    *kernels.Graph
 	graphErr error // why the step is not captured, when Graph was asked for
 
-	n        int // positions cached (the device's pos[0] between passes)
-	next     int // the token id in tokens[0] on the device (the last greedy choice), or -1
-	launches int // kernel launches of the last forward pass
+	n          int // positions cached (the device's pos[0] between passes)
+	eagerSteps int // decode steps run launch by launch
+	next       int // the token id in tokens[0] on the device (the last greedy choice), or -1
+	launches   int // kernel launches of the last forward pass
 }
 
 // Load uploads a checkpoint's weights to dev once, allocates the KV cache
@@ -571,9 +572,10 @@ func (m *GPUModel) Prefill(ids []int) (int, error) {
 // Decode feeds one token at the next position and returns the greedy next
 // token, chosen on the device. When token is the one the device chose last
 // (greedy decoding), nothing is uploaded: the step reads it where the
-// argmax wrote it. With Options.Graph the step is captured on the first
-// call and replayed after; if capturing fails, the step runs launch by
-// launch and Graphed says why.
+// argmax wrote it. With Options.Graph the step is captured (in the
+// reference, on the second call, after one step launched kernel by kernel)
+// and replayed after; if capturing fails, the step runs launch by launch
+// and Graphed says why.
 func (m *GPUModel) Decode(token int) (int, error) {
 	if err := m.checkTokens([]int{token}); err != nil {
 		return 0, err
@@ -583,16 +585,22 @@ func (m *GPUModel) Decode(token int) (int, error) {
 			return 0, err
 		}
 	}
-	if m.opts.Graph && m.graph == nil && m.graphErr == nil {
+	if m.opts.Graph && m.graph == nil && m.graphErr == nil && m.eagerSteps > 0 {
 		// Capturing records the launches; nothing runs until the replay.
+		// Not on the first step: Day 4's matrix-vector products grow
+		// scratch buffers on first use, and the graph keeps the addresses
+		// they have when it is captured.
 		m.graph, m.graphErr = m.dev.Capture(func() error { return m.forward(1, stepGraph, true) })
 	}
 	if m.graph != nil {
 		if err := m.graph.Launch(); err != nil {
 			return 0, err
 		}
-	} else if err := m.forward(1, stepEager, true); err != nil {
-		return 0, err
+	} else {
+		if err := m.forward(1, stepEager, true); err != nil {
+			return 0, err
+		}
+		m.eagerSteps++
 	}
 	m.n++
 	return m.readNext()
@@ -636,12 +644,11 @@ func (m *GPUModel) forward(rows int, mode stepMode, head bool) error {
 	e, inter, d := c.HiddenSize, c.IntermediateSize, c.HeadDim()
 	hq, h := c.NumAttentionHeads, c.NumKeyValueHeads
 	eps := float32(c.RMSNormEps)
-	n := 0
+	before := m.dev.LaunchCount()
+	defer func() { m.launches = int(m.dev.LaunchCount() - before) }()
 	launch := func(name string, cfg kernels.LaunchConfig, args ...any) error {
-		n++
 		return m.dev.Launch(m.k[name], cfg, args...)
 	}
-	count := func(k int, err error) error { n += k; return err }
 	for _, a := range []*devtensor.Activations{m.h, m.xn, m.qkv, m.q, m.attn, m.o, m.gu, m.act, m.mlp} {
 		if err := a.SetRows(rows); err != nil {
 			return err
@@ -665,14 +672,14 @@ func (m *GPUModel) forward(rows int, mode stepMode, head bool) error {
 		// The residual stream h takes the previous layer's MLP output
 		// here, fused with this layer's first norm.
 		if i == 0 {
-			err = count(1, m.fused.RMSNorm(m.xn, m.h, l.ln1, eps))
+			err = m.fused.RMSNorm(m.xn, m.h, l.ln1, eps)
 		} else {
-			err = count(1, m.fused.AddRMSNorm(m.xn, m.h, m.mlp, l.ln1, eps))
+			err = m.fused.AddRMSNorm(m.xn, m.h, m.mlp, l.ln1, eps)
 		}
 		if err != nil {
 			return err
 		}
-		if err := count(1, m.linear(m.qkv, m.xn, l.qkv)); err != nil {
+		if err := m.linear(m.qkv, m.xn, l.qkv); err != nil {
 			return err
 		}
 		if err := launch("qkv_post", kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(pairs, block)), Block: kernels.D1(block)},
@@ -692,38 +699,37 @@ func (m *GPUModel) forward(rows int, mode stepMode, head bool) error {
 				return err
 			}
 		case rows == 1:
-			if err := count(2, m.att.Decode(m.attn, m.q, l.cache, 0, nil, true)); err != nil {
+			if err := m.att.Decode(m.attn, m.q, l.cache, 0, nil, true); err != nil {
 				return err
 			}
 		default:
-			if err := count(1, m.att.Prefill(m.attn, m.q, l.cache, 0, nil, true)); err != nil {
+			if err := m.att.Prefill(m.attn, m.q, l.cache, 0, nil, true); err != nil {
 				return err
 			}
 		}
-		if err := count(1, m.linear(m.o, m.attn, l.o)); err != nil {
+		if err := m.linear(m.o, m.attn, l.o); err != nil {
 			return err
 		}
-		if err := count(1, m.fused.AddRMSNorm(m.xn, m.h, m.o, l.ln2, eps)); err != nil {
+		if err := m.fused.AddRMSNorm(m.xn, m.h, m.o, l.ln2, eps); err != nil {
 			return err
 		}
-		if err := count(1, m.linear(m.gu, m.xn, l.gateUp)); err != nil {
+		if err := m.linear(m.gu, m.xn, l.gateUp); err != nil {
 			return err
 		}
 		if err := launch("swiglu_pair", kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(rows*inter, block)), Block: kernels.D1(block)},
 			m.act.Buf, m.gu.Buf, int32(rows), int32(inter)); err != nil {
 			return err
 		}
-		if err := count(1, m.linear(m.mlp, m.act, l.down)); err != nil {
+		if err := m.linear(m.mlp, m.act, l.down); err != nil {
 			return err
 		}
 	}
 	if !head {
-		m.launches = n
 		return nil
 	}
 	// The last layer's MLP output joins the residual stream with the
 	// final norm; only the last row goes on to the head.
-	if err := count(1, m.fused.AddRMSNorm(m.xn, m.h, m.mlp, m.finalNorm, eps)); err != nil {
+	if err := m.fused.AddRMSNorm(m.xn, m.h, m.mlp, m.finalNorm, eps); err != nil {
 		return err
 	}
 	x := m.xn
@@ -733,7 +739,7 @@ func (m *GPUModel) forward(rows int, mode stepMode, head bool) error {
 		}
 		x = m.last
 	}
-	if err := count(1, m.linear(m.logits, x, m.head)); err != nil {
+	if err := m.linear(m.logits, x, m.head); err != nil {
 		return err
 	}
 	argBlock := 1024
@@ -744,6 +750,5 @@ func (m *GPUModel) forward(rows int, mode stepMode, head bool) error {
 		m.tokens, m.pos, m.logits.Buf, int32(c.VocabSize), int32(rows)); err != nil {
 		return err
 	}
-	m.launches = n
 	return nil
 }
