@@ -549,9 +549,10 @@ func (m *GPUModel) Prefill(ids []int) (int, error) {
 // Decode feeds one token at the next position and returns the greedy next
 // token, chosen on the device. When token is the one the device chose last
 // (greedy decoding), nothing is uploaded: the step reads it where the
-// argmax wrote it. With Options.Graph the step is captured on the first
-// call and replayed after; if capturing fails, the step runs launch by
-// launch and Graphed says why.
+// argmax wrote it. With Options.Graph the step is captured (in the
+// reference, on the second call, after one step launched kernel by kernel)
+// and replayed after; if capturing fails, the step runs launch by launch
+// and Graphed says why.
 func (m *GPUModel) Decode(token int) (int, error) {
 	// Your code here (W2D7).
 	panic("TODO(W2D7): implement GPUModel.Decode")
