@@ -254,12 +254,21 @@ func loadCUDA() error {
 	call(a.cuDriverGetVersion, uintptr(unsafe.Pointer(&v)))
 	driverVer = int(v)
 
-	nh, npath, err := dlopenFirst(nvrtcCandidates(driverVer / 1000))
+	npath, ver, err := loadNVRTC(&nvrtcLib, driverVer/1000)
 	if err != nil {
 		return fmt.Errorf("%w: the CUDA driver is here but NVRTC (libnvrtc.so.*) is not: install the CUDA toolkit or `pip install nvidia-cuda-nvrtc`, or set TINYLLM_NVRTC to its path (%v)", ErrNoDevice, err)
 	}
-	nvrtcLibPath = npath
-	n := &nvrtcLib
+	nvrtcLibPath, nvrtcVer = npath, ver
+	return nil
+}
+
+// loadNVRTC finds NVRTC (none newer than driverMajor, when it is not 0) and
+// fills n with its entry points; it returns the library's path and version.
+func loadNVRTC(n *nvrtcAPI, driverMajor int) (path, version string, err error) {
+	nh, npath, err := dlopenFirst(nvrtcCandidates(driverMajor))
+	if err != nil {
+		return "", "", err
+	}
 	if err := loadSyms(nh, npath, map[string]*uintptr{
 		"nvrtcVersion": &n.nvrtcVersion, "nvrtcCreateProgram": &n.nvrtcCreateProgram,
 		"nvrtcCompileProgram": &n.nvrtcCompileProgram, "nvrtcGetProgramLogSize": &n.nvrtcGetProgramLogSize,
@@ -267,12 +276,35 @@ func loadCUDA() error {
 		"nvrtcGetCUBIN": &n.nvrtcGetCUBIN, "nvrtcDestroyProgram": &n.nvrtcDestroyProgram,
 		"nvrtcGetErrorString": &n.nvrtcGetErrorString,
 	}); err != nil {
-		return fmt.Errorf("%w: %v", ErrNoDevice, err)
+		return "", "", err
 	}
 	var maj, mnr int32
 	call(n.nvrtcVersion, uintptr(unsafe.Pointer(&maj)), uintptr(unsafe.Pointer(&mnr)))
-	nvrtcVer = fmt.Sprintf("%d.%d", maj, mnr)
-	return nil
+	return npath, fmt.Sprintf("%d.%d", maj, mnr), nil
+}
+
+// NVRTC for CheckCUDASource, loaded apart from the device's so that a
+// check never decides which NVRTC a device uses.
+var (
+	checkOnce sync.Once
+	checkLib  nvrtcAPI
+	checkVer  string
+	checkErr  error
+)
+
+// CheckCUDASource compiles CUDA source with NVRTC for arch (such as
+// "sm_90") and throws the machine code away: it needs NVRTC but neither a
+// GPU nor its driver, so a machine without a GPU can still find compile
+// errors. Without NVRTC the error wraps ErrNoCompiler.
+func CheckCUDASource(src, arch string, opts ...string) error {
+	checkOnce.Do(func() {
+		_, checkVer, checkErr = loadNVRTC(&checkLib, 0)
+	})
+	if checkErr != nil {
+		return fmt.Errorf("%w: NVRTC (libnvrtc.so.*) not found; TINYLLM_NVRTC may name it (%v)", ErrNoCompiler, checkErr)
+	}
+	_, err := nvrtcCubin(&checkLib, checkVer, arch, src, opts)
+	return err
 }
 
 // cuErrText is "CUDA_ERROR_X (description)" for a CUresult.
@@ -444,22 +476,25 @@ func nvrtcErr(fn string, r int32) error {
 	if r == nvrtcSuccess {
 		return nil
 	}
-	return &DriverError{Call: fn, Code: int(r), Msg: goString(callPtr(nvrtcLib.nvrtcGetErrorString, uintptr(r)))}
+	get := nvrtcLib.nvrtcGetErrorString
+	if get == 0 {
+		get = checkLib.nvrtcGetErrorString // only CheckCUDASource loaded NVRTC
+	}
+	return &DriverError{Call: fn, Code: int(r), Msg: goString(callPtr(get, uintptr(r)))}
 }
 
-// compile runs NVRTC on src for this GPU's architecture (sm_XY, a CUBIN the
-// driver loads without a JIT step) and loads the result as a module.
-func (b *cudaBackend) compile(src string, opts []string) (uintptr, error) {
-	n := &nvrtcLib
+// nvrtcCubin compiles src with the NVRTC library n (version ver) into
+// machine code (a CUBIN) for arch, such as sm_90.
+func nvrtcCubin(n *nvrtcAPI, ver, arch, src string, opts []string) ([]byte, error) {
 	var prog uintptr
 	csrc, cname := cString(src), cString("kernel.cu")
 	if r := call(n.nvrtcCreateProgram, uintptr(unsafe.Pointer(&prog)), uintptr(unsafe.Pointer(&csrc[0])),
 		uintptr(unsafe.Pointer(&cname[0])), 0, 0, 0); r != nvrtcSuccess {
-		return 0, nvrtcErr("nvrtcCreateProgram", r)
+		return nil, nvrtcErr("nvrtcCreateProgram", r)
 	}
 	defer call(n.nvrtcDestroyProgram, uintptr(unsafe.Pointer(&prog)))
 
-	all := append([]string{"--gpu-architecture=" + b.arch, "--std=c++17"}, opts...)
+	all := append([]string{"--gpu-architecture=" + arch, "--std=c++17"}, opts...)
 	var pin runtime.Pinner
 	defer pin.Unpin()
 	ptrs := make([]uintptr, len(all))
@@ -474,16 +509,26 @@ func (b *cudaBackend) compile(src string, opts []string) (uintptr, error) {
 		call(n.nvrtcGetProgramLogSize, prog, uintptr(unsafe.Pointer(&logSize)))
 		log := make([]byte, logSize+1)
 		call(n.nvrtcGetProgramLog, prog, uintptr(unsafe.Pointer(&log[0])))
-		return 0, &CompileError{Backend: "NVRTC " + nvrtcVer + " (" + b.arch + ")",
+		return nil, &CompileError{Backend: "NVRTC " + ver + " (" + arch + ")",
 			Msg: nvrtcErr("nvrtcCompileProgram", r).Error(), Log: strings.TrimRight(string(log), "\x00")}
 	}
 	var size uint64
 	if r := call(n.nvrtcGetCUBINSize, prog, uintptr(unsafe.Pointer(&size))); r != nvrtcSuccess {
-		return 0, nvrtcErr("nvrtcGetCUBINSize", r)
+		return nil, nvrtcErr("nvrtcGetCUBINSize", r)
 	}
 	image := make([]byte, size)
 	if r := call(n.nvrtcGetCUBIN, prog, uintptr(unsafe.Pointer(&image[0]))); r != nvrtcSuccess {
-		return 0, nvrtcErr("nvrtcGetCUBIN", r)
+		return nil, nvrtcErr("nvrtcGetCUBIN", r)
+	}
+	return image, nil
+}
+
+// compile runs NVRTC on src for this GPU's architecture (sm_XY, a CUBIN the
+// driver loads without a JIT step) and loads the result as a module.
+func (b *cudaBackend) compile(src string, opts []string) (uintptr, error) {
+	image, err := nvrtcCubin(&nvrtcLib, nvrtcVer, b.arch, src, opts)
+	if err != nil {
+		return 0, err
 	}
 	if err := b.bind(); err != nil {
 		return 0, err

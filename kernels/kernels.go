@@ -40,6 +40,10 @@ import (
 // (no driver library, no device, or no run-time compiler).
 var ErrNoDevice = errors.New("no GPU device")
 
+// ErrNoCompiler is wrapped by CheckCUDASource's error when this machine has
+// no NVRTC (or is not a Linux machine, where the CUDA backend lives).
+var ErrNoCompiler = errors.New("no CUDA compiler")
+
 // Backend names.
 const (
 	CUDA  = "cuda"

@@ -558,3 +558,8 @@ func (b *metalBackend) close() error {
 	b.queue, b.dev = 0, 0
 	return err
 }
+
+// CheckCUDASource needs NVRTC, which the CUDA backend loads on Linux only.
+func CheckCUDASource(src, arch string, opts ...string) error {
+	return fmt.Errorf("%w: CUDA sources are compiled on Linux only", ErrNoCompiler)
+}

@@ -1,6 +1,9 @@
 package w2d7
 
 import (
+	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"regexp"
 	"testing"
@@ -10,6 +13,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/safetensors"
 	"github.com/tinyllm-go/tinyllm/kernels"
 	"github.com/tinyllm-go/tinyllm/kernels/devtensor"
+	"github.com/tinyllm-go/tinyllm/kernels/kerneltest"
 )
 
 // Sources checks, on any machine, that the CUDA and the Metal source each
@@ -103,6 +107,26 @@ func MemoryNeed(t *testing.T, need MemoryNeedFunc) {
 			if _, err := need(cfg, bad[0], bad[1]); err == nil {
 				t.Errorf("W2D7 MemoryNeed(%s, %d positions, %d rows) gave no error", name, bad[0], bad[1])
 			}
+		}
+	}
+}
+
+// CUDACompiles compiles the day's CUDA source with NVRTC for an H100/H200
+// (sm_90) at every head dimension the attention kernels are built for.
+// NVRTC runs without a GPU, so this runs wherever NVRTC is installed (the
+// CUDA toolkit, or the nvidia-cuda-nvrtc wheel that PyTorch brings; point
+// TINYLLM_NVRTC at it), and says by name that it did not run elsewhere.
+func CUDACompiles(t *testing.T, source func(backend string) string) {
+	for _, d := range []int{16, 32, 64, 128} {
+		err := kernels.CheckCUDASource(fmt.Sprintf("#define HEAD_DIM %d\n", d)+source(kernels.CUDA), "sm_90")
+		if errors.Is(err, kernels.ErrNoCompiler) {
+			if os.Getenv(kerneltest.RequireEnv) != "" {
+				t.Fatalf("W2D7: %v", err)
+			}
+			t.Skipf("not run: %v", err)
+		}
+		if err != nil {
+			t.Fatalf("W2D7: the CUDA source does not compile with HEAD_DIM %d: %v", d, err)
 		}
 	}
 }

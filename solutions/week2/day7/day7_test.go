@@ -69,3 +69,5 @@ func TestW2D7Task2GenerateTokens(t *testing.T) {
 		return GenerateTokens(m, prompt, GenerateOptions{MaxTokens: o.MaxTokens, EOS: o.EOS, Sampler: o.Sampler, OnToken: o.OnToken})
 	})
 }
+
+func TestW2D7CUDASourceCompiles(t *testing.T) { w2d7.CUDACompiles(t, Source) }
