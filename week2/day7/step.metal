@@ -10,6 +10,9 @@
 using namespace metal;
 
 #define LOG2E 1.4426950408889634f
+// Metal compiles with fast math, which may assume that no value is
+// infinite: "nothing seen yet" is the finite NEG, as in Day 6's kernels.
+#define NEG (-1e30f)
 
 static inline float bf16f(ushort b) { return as_type<float>(uint(b) << 16); }
 
@@ -87,7 +90,7 @@ kernel void argmax_advance(device int* token [[buffer(0)]], device int* pos [[bu
                            uint nt [[threads_per_threadgroup]]) {
     threadgroup float sv[1024];
     threadgroup int si[1024];
-    float best = -INFINITY;
+    float best = NEG;
     int bi = n;
     for (int i = int(tid); i < n; i += int(nt)) {
         float x = logits[i];
@@ -137,7 +140,7 @@ kernel void attention_graph_split(device float* part_o [[buffer(0)]], device flo
         qr[p] = e < HEAD_DIM ? q[ulong(hq) * HEAD_DIM + e] * scale * LOG2E : 0.f;
         acc[p] = 0.f;
     }
-    float m = -INFINITY, l = 0.f;
+    float m = NEG, l = 0.f;
     const device float* kh = k + ulong(h) * ulong(cap) * HEAD_DIM;
     const device float* vh = v + ulong(h) * ulong(cap) * HEAD_DIM;
     for (int j = j0 + warp; j < j1; j += 4) {
@@ -169,7 +172,7 @@ kernel void attention_graph_split(device float* part_o [[buffer(0)]], device flo
     for (int e = int(tid); e < HEAD_DIM; e += 128) {
         float o = 0.f, sum = 0.f;
         for (int w = 0; w < 4; w++) {
-            float c = sm[w] == -INFINITY ? 0.f : exp2(sm[w] - M);
+            float c = sm[w] == NEG ? 0.f : exp2(sm[w] - M);
             o += so[w][e] * c;
             sum += sl[w] * c;
         }
@@ -187,12 +190,12 @@ kernel void attention_graph_reduce(device float* out [[buffer(0)]], const device
                                    uint hq [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
                                    uint nt [[threads_per_threadgroup]]) {
     const device float* ml = part_ml + ulong(hq) * ulong(splits) * 2;
-    float M = -INFINITY;
+    float M = NEG;
     for (int s = 0; s < splits; s++) M = max(M, ml[2 * s]);
     for (int e = int(tid); e < HEAD_DIM; e += int(nt)) {
         float o = 0.f, sum = 0.f;
         for (int s = 0; s < splits; s++) {
-            float c = ml[2 * s] == -INFINITY ? 0.f : exp2(ml[2 * s] - M);
+            float c = ml[2 * s] == NEG ? 0.f : exp2(ml[2 * s] - M);
             o += part_o[(ulong(hq) * ulong(splits) + ulong(s)) * HEAD_DIM + e] * c;
             sum += ml[2 * s + 1] * c;
         }
