@@ -37,6 +37,9 @@ type generateFunc func(tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sam
 type loadedModel struct {
 	generate generateFunc
 	bench    func(o bench.Options) (bench.Result, error)
+	// cached is the Week 2 model itself, for the server's engine; nil
+	// for Week 1.
+	cached llm.CachedModel
 }
 
 // impl is one implementation of the course (the reference solutions or the
@@ -82,7 +85,8 @@ func week2Model(m llm.CachedModel, err error, generate func(llm.CachedModel, *to
 		generate: func(tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
 			return generate(m, tok, msgs, s, n, eos, on)
 		},
-		bench: func(o bench.Options) (bench.Result, error) { return bench.RunCachedModel(m, prefill, o) },
+		bench:  func(o bench.Options) (bench.Result, error) { return bench.RunCachedModel(m, prefill, o) },
+		cached: m,
 	}, nil
 }
 
