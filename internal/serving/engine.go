@@ -13,6 +13,8 @@ package serving
 import (
 	"context"
 	"errors"
+
+	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
 )
 
 // Request is one generation request, in tokens: what the HTTP handler asks
@@ -91,3 +93,15 @@ var ErrQueueFull = errors.New("the engine's queue is full")
 // ErrInvalidRequest is wrapped by Submit's error for a request the engine
 // can never run: an empty prompt, one past the context, MaxTokens below 1.
 var ErrInvalidRequest = errors.New("invalid request")
+
+// HandlerConfig is what the day's handler (week3/day5's NewHandler) serves.
+type HandlerConfig struct {
+	Engine    Engine
+	Tokenizer *tokenizer.Tokenizer
+	// ModelID is the model's name in the API (its folder's name); a
+	// request for another model is a 404.
+	ModelID string
+	// MaxBodyBytes bounds a request body; a larger one is a 413. 0 means
+	// 1 MiB.
+	MaxBodyBytes int64
+}

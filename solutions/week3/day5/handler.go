@@ -14,18 +14,6 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
 )
 
-// Config is what NewHandler serves.
-type Config struct {
-	Engine    Engine
-	Tokenizer *tokenizer.Tokenizer
-	// ModelID is the model's name in the API (its folder's name); a
-	// request for another model is a 404.
-	ModelID string
-	// MaxBodyBytes bounds a request body; a larger one is a 413. 0 means
-	// 1 MiB.
-	MaxBodyBytes int64
-}
-
 // NewHandler serves the OpenAI API over cfg.Engine:
 //
 //	POST /v1/chat/completions   chat, streamed (server-sent events) or not

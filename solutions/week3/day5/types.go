@@ -23,4 +23,6 @@ type (
 	ChatMessage = serving.ChatMessage
 	// APIError is an error in the OpenAI format, with its HTTP status.
 	APIError = serving.APIError
+	// Config is what NewHandler serves.
+	Config = serving.HandlerConfig
 )
