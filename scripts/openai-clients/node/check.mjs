@@ -47,6 +47,12 @@ const s = await client.chat.completions.create({ model, messages: QUESTION, temp
 check("chat stop", s.choices[0].message.content === text.slice(0, text.indexOf("=")) && s.choices[0].finish_reason === "stop",
   JSON.stringify(s.choices[0]));
 
+const conv = [{ role: "system", content: "You are terse." }, { role: "user", content: "Hi" },
+  { role: "assistant", content: "Hello!" }, { role: "user", content: "What is 2 + 2?" }];
+const seeded = () => client.chat.completions.create({ model, messages: conv, temperature: 0.8, top_p: 0.9, seed: 7, max_completion_tokens: 16 });
+const [a, b] = [await seeded(), await seeded()];
+check("chat seed", a.choices[0].message.content === b.choices[0].message.content, JSON.stringify([a.choices, b.choices]));
+
 const c = await client.completions.create({ model, prompt: "The capital of", max_tokens: 5, temperature: 0, stream: true });
 let ctext = "", cfinish = null;
 for await (const chunk of c) {

@@ -52,6 +52,13 @@ def main(base_url: str) -> int:
     n = client.chat.completions.create(model=model, messages=QUESTION, temperature=0, max_tokens=3)
     check("chat length", n.choices[0].finish_reason == "length" and n.usage.completion_tokens == 3, repr(n))
 
+    conv = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "What is 2 + 2?"}]
+    a, b = (client.chat.completions.create(model=model, messages=conv, temperature=0.8, top_p=0.9, seed=7,
+                                           max_completion_tokens=16) for _ in range(2))
+    check("chat seed", a.choices[0].message.content == b.choices[0].message.content
+          and a.choices[0].finish_reason in ("stop", "length"), repr((a, b)))
+
     c = client.completions.create(model=model, prompt="The capital of", max_tokens=5, temperature=0)
     check("completions", c.choices[0].finish_reason in ("stop", "length") and c.usage.prompt_tokens > 0, repr(c))
 
