@@ -220,7 +220,7 @@ func Disconnect(t *testing.T, d Day) {
 		}
 	})
 	t.Run("stop_sequence", func(t *testing.T) {
-		before := eng.cancels()
+		before, sentBefore := eng.cancels(), eng.sentTokens()
 		body := `{"model":"tinyqwen-chat","stop":"capital","messages":[{"role":"user","content":"hi"}]}`
 		resp, err := http.Post(srv.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
 		if err != nil {
@@ -233,6 +233,11 @@ func Disconnect(t *testing.T, d Day) {
 		}
 		if !waitCancels(before + 1) {
 			t.Errorf("a stop sequence ended the reply, but the engine went on generating (cancel the request's context when the reply is over)")
+		}
+		// The handler may have one token in hand when it cancels.
+		w := eng.expect(t, len(eng.script), []string{"capital"})
+		if n := eng.sentTokens() - sentBefore; n > w.completion+1 {
+			t.Errorf("the stop sequence is complete after %d tokens, but the handler read %d of the engine's tokens: stop reading, and cancel the request, as soon as a stop sequence is found", w.completion, n)
 		}
 	})
 }

@@ -23,6 +23,7 @@ type scripted struct {
 	mu        sync.Mutex
 	requests  []serving.Request
 	cancelled int // requests whose context ended before their stream did
+	sent      int // tokens delivered, all requests together
 }
 
 func (s *scripted) MaxContext() int { return s.maxContext }
@@ -51,6 +52,11 @@ func (s *scripted) Submit(ctx context.Context, req serving.Request) (<-chan serv
 			}
 			select {
 			case out <- ev:
+				if !ev.Done {
+					s.mu.Lock()
+					s.sent++
+					s.mu.Unlock()
+				}
 				return true
 			case <-ctx.Done():
 				s.mu.Lock()
@@ -86,6 +92,12 @@ func (s *scripted) last() serving.Request {
 		return serving.Request{}
 	}
 	return s.requests[len(s.requests)-1]
+}
+
+func (s *scripted) sentTokens() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sent
 }
 
 func (s *scripted) cancels() int {

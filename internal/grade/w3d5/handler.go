@@ -3,12 +3,10 @@ package w3d5
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"reflect"
 	"slices"
 	"sort"
 	"strconv"
@@ -499,6 +497,3 @@ func readAll(r io.Reader) string {
 	b, _ := io.ReadAll(r)
 	return string(b)
 }
-
-var _ = reflect.DeepEqual
-var _ = fmt.Sprint

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/serving"
@@ -258,7 +259,10 @@ func FuzzSeeds(f *testing.F) {
 // request that keeps the API's rules or a 4xx *serving.APIError; they
 // never panic and never accept a body that is not JSON.
 func Fuzz(t *testing.T, d Day, body []byte) {
-	run(t, task1, func() {
+	if fuzzStub.Load() {
+		t.SkipNow() // the first input said it: not implemented yet
+	}
+	stub := run(t, task1, func() {
 		req, err := d.ParseChat(body)
 		if err != nil {
 			apiError(t, "ParseChatRequest", err)
@@ -286,7 +290,13 @@ func Fuzz(t *testing.T, d Day, body []byte) {
 			checkRules(t, "ParseCompletionRequest", creq.MaxTokens, 1, creq.Temperature, creq.TopP, creq.Stop)
 		}
 	})
+	if stub {
+		fuzzStub.Store(true)
+	}
 }
+
+// fuzzStub is set once an input hit a TODO stub.
+var fuzzStub atomic.Bool
 
 func checkRules(t *testing.T, fn string, maxTokens, minTokens int, temp, topP float64, stop []string) {
 	t.Helper()
