@@ -207,6 +207,8 @@ func checkGeneration(t *testing.T, eng *scripted, ex exchange, resp *httptest.Re
 			maxTokens = 16
 		}
 	}
+	// A limit past the context is cut to what the context leaves.
+	maxTokens = min(maxTokens, eng.maxContext-len(prompt))
 	got := eng.last()
 	if !slices.Equal(got.Prompt, prompt) {
 		t.Errorf("the engine was given the prompt %v, want %v (the messages through Tokenizer.EncodeChat with the generation prompt)", got.Prompt, prompt)
