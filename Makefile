@@ -23,6 +23,8 @@ help:
 	@echo "make refgen         regenerate testdata/ with the pinned Python references (maintainers)"
 	@echo "make refgen-check   regenerate into a temporary folder and diff with testdata/"
 	@echo "make book           build the guide with mdBook (installs the pinned mdBook with cargo if needed)"
+	@echo "make serve          the OpenAI API, metrics and a chat page on http://127.0.0.1:8000 (tinyllm serve)"
+	@echo "make check-clients  the official OpenAI Python and Node clients against tinyllm serve (installs them pinned)"
 	@echo "make bench-compare  the Go engine beside transformers and mlx-lm on a random Qwen2-0.5B (maintainers)"
 	@echo "make gpu-check      build the GPU test binaries and print how to run them on a GPU machine (maintainers)"
 	@echo "make bench-gpu      the GPU engine beside transformers on random 0.5B and 7B checkpoints (maintainers, NVIDIA GPU)"
@@ -38,6 +40,13 @@ run:
 daydir = week$(word 1,$(subst d, ,$(1)))/day$(word 2,$(subst d, ,$(1)))
 # Fails with a clear line when the day is not in this checkout yet.
 need_dir = @test -d $(1) || { echo "$(1) is not in the course yet (no such folder in this checkout)"; exit 1; }
+
+.PHONY: serve check-clients
+serve:
+	$(GO) run ./cmd/tinyllm serve
+
+check-clients:
+	bash scripts/openai-clients/run.sh
 
 # Everything a fresh clone must pass. The learner tree is compiled (vet) but not
 # graded: its stubs panic until the learner fills them in. Checks that cannot run
