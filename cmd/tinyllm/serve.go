@@ -18,6 +18,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"github.com/tinyllm-go/tinyllm/internal/serving"
 	"github.com/tinyllm-go/tinyllm/models"
+	refday6 "github.com/tinyllm-go/tinyllm/solutions/week1/day6"
 	refw3d5 "github.com/tinyllm-go/tinyllm/solutions/week3/day5"
 )
 
@@ -100,6 +101,7 @@ func newServer(o serverOptions, stderr io.Writer) (*server, error) {
 		NewSampler: func(t, p float64, seed uint64) llm.Sampler {
 			return e.impl.sampler(t, p, 0, seed)
 		},
+		LogProbs:     refday6.LastLogProbs,
 		EOS:          e.eos,
 		MaxContext:   e.ck.Config.MaxPositionEmbeddings,
 		QueueSize:    o.queue,

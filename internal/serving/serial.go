@@ -3,7 +3,6 @@ package serving
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -20,6 +19,9 @@ type SerialConfig struct {
 	// NewSampler returns the sampler of one request; temperature 0 must
 	// give greedy decoding.
 	NewSampler func(temperature, topP float64, seed uint64) llm.Sampler
+	// LogProbs turns a forward pass's logits into the log-probabilities of
+	// its last position, the sampler's input (W1D6's LastLogProbs).
+	LogProbs func(logits *tensor.Tensor) *tensor.Tensor
 	// EOS are the token ids that end a reply.
 	EOS []int
 	// MaxContext is the model's context (max_position_embeddings).
@@ -53,8 +55,8 @@ type job struct {
 
 // NewSerialEngine starts the engine's worker; Close stops it.
 func NewSerialEngine(cfg SerialConfig) (*SerialEngine, error) {
-	if cfg.Model == nil || cfg.NewSampler == nil {
-		return nil, fmt.Errorf("serving: NewSerialEngine needs a model and a sampler")
+	if cfg.Model == nil || cfg.NewSampler == nil || cfg.LogProbs == nil {
+		return nil, fmt.Errorf("serving: NewSerialEngine needs a model, a sampler and LogProbs")
 	}
 	if cfg.MaxContext < 2 {
 		return nil, fmt.Errorf("serving: NewSerialEngine: MaxContext must be at least 2, got %d", cfg.MaxContext)
@@ -177,7 +179,7 @@ func (e *SerialEngine) run(j *job) {
 		logits = m.ForwardLast([][]int{req.Prompt[start:end]}, start, caches)
 	}
 	for {
-		next := sampler.Sample(lastLogProbs(logits))
+		next := sampler.Sample(e.cfg.LogProbs(logits))
 		generated++
 		if slices.Contains(e.cfg.EOS, next) {
 			final.Finish = FinishStop
@@ -207,23 +209,4 @@ func send(j *job, ev Event) bool {
 	case <-j.ctx.Done():
 		return false
 	}
-}
-
-// lastLogProbs is the log-softmax of the last row of logits (the samplers
-// take log-probabilities), computed in float64 for the sum.
-func lastLogProbs(logits *tensor.Tensor) *tensor.Tensor {
-	v := logits.Dim(-1)
-	data := logits.Data()
-	row := data[len(data)-v:]
-	m := slices.Max(row)
-	sum := 0.0
-	for _, x := range row {
-		sum += math.Exp(float64(x - m))
-	}
-	lse := float64(m) + math.Log(sum)
-	out := make([]float32, v)
-	for i, x := range row {
-		out[i] = float32(float64(x) - lse)
-	}
-	return tensor.New(out, v)
 }

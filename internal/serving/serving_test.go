@@ -52,6 +52,9 @@ func (c *counter) NewCaches() []llm.KVCache { return nil }
 
 type greedy struct{}
 
+// identity passes the logits on: greedy needs only their order.
+func identity(logits *tensor.Tensor) *tensor.Tensor { return logits }
+
 func (greedy) Sample(logprobs *tensor.Tensor) int {
 	d := logprobs.Data()
 	return slices.Index(d, slices.Max(d))
@@ -59,7 +62,7 @@ func (greedy) Sample(logprobs *tensor.Tensor) int {
 
 func newEngine(t *testing.T, m *counter, queue int) *SerialEngine {
 	t.Helper()
-	e, err := NewSerialEngine(SerialConfig{Model: m, NewSampler: func(float64, float64, uint64) llm.Sampler { return greedy{} },
+	e, err := NewSerialEngine(SerialConfig{Model: m, NewSampler: func(float64, float64, uint64) llm.Sampler { return greedy{} }, LogProbs: identity,
 		EOS: []int{9}, MaxContext: 12, QueueSize: queue, PrefillChunk: 2})
 	if err != nil {
 		t.Fatal(err)

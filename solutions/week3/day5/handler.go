@@ -115,18 +115,13 @@ type job struct {
 }
 
 func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
-	b, apiErr := h.body(w, r)
-	if apiErr != nil {
-		serving.WriteError(w, apiErr)
-		return
-	}
-	req, err := ParseChatRequest(b)
-	if err != nil {
-		serving.WriteError(w, asAPIError(err))
-		return
-	}
-	if req.Model != h.cfg.ModelID {
-		serving.WriteError(w, h.unknownModel(req.Model))
+	var req *ChatRequest
+	if !h.parse(w, r, func(b []byte) (model string, err error) {
+		if req, err = ParseChatRequest(b); err != nil {
+			return "", err
+		}
+		return req.Model, nil
+	}) {
 		return
 	}
 	msgs := make([]tokenizer.Message, len(req.Messages))
@@ -135,9 +130,9 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 	}
 	// EncodeChat, never Encode of the rendered template: a "<|im_end|>"
 	// typed in a message must stay text, not end the turn.
-	prompt, tokErr := h.cfg.Tokenizer.EncodeChat(msgs, true)
-	if tokErr != nil {
-		serving.WriteError(w, serving.InvalidRequest("messages", tokErr.Error()))
+	prompt, err := h.cfg.Tokenizer.EncodeChat(msgs, true)
+	if err != nil {
+		serving.WriteError(w, serving.InvalidRequest("messages", err.Error()))
 		return
 	}
 	j := job{prompt: prompt, maxTokens: req.MaxTokens, temperature: req.Temperature, topP: req.TopP,
@@ -146,24 +141,19 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
-	b, apiErr := h.body(w, r)
-	if apiErr != nil {
-		serving.WriteError(w, apiErr)
-		return
-	}
-	req, err := ParseCompletionRequest(b)
-	if err != nil {
-		serving.WriteError(w, asAPIError(err))
-		return
-	}
-	if req.Model != h.cfg.ModelID {
-		serving.WriteError(w, h.unknownModel(req.Model))
+	var req *CompletionRequest
+	if !h.parse(w, r, func(b []byte) (model string, err error) {
+		if req, err = ParseCompletionRequest(b); err != nil {
+			return "", err
+		}
+		return req.Model, nil
+	}) {
 		return
 	}
 	// EncodeText: special tokens typed in the prompt stay text here too.
-	prompt, tokErr := h.cfg.Tokenizer.EncodeText(req.Prompt)
-	if tokErr != nil {
-		serving.WriteError(w, serving.InvalidRequest("prompt", tokErr.Error()))
+	prompt, err := h.cfg.Tokenizer.EncodeText(req.Prompt)
+	if err != nil {
+		serving.WriteError(w, serving.InvalidRequest("prompt", err.Error()))
 		return
 	}
 	if len(prompt) == 0 {
@@ -173,6 +163,27 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 	j := job{prompt: prompt, maxTokens: req.MaxTokens, temperature: req.Temperature, topP: req.TopP,
 		seed: req.Seed, stops: req.Stop, stream: req.Stream, includeUsage: req.IncludeUsage}
 	h.serve(w, r, j, completionFormat{id: newID("cmpl-"), model: h.cfg.ModelID, created: time.Now().Unix()})
+}
+
+// parse reads the body, parses it with parse (which returns the model
+// asked for) and checks the model. On a mistake it answers the client and
+// returns false.
+func (h *handler) parse(w http.ResponseWriter, r *http.Request, parse func(body []byte) (model string, err error)) bool {
+	b, apiErr := h.body(w, r)
+	if apiErr != nil {
+		serving.WriteError(w, apiErr)
+		return false
+	}
+	model, err := parse(b)
+	if err != nil {
+		serving.WriteError(w, asAPIError(err))
+		return false
+	}
+	if model != h.cfg.ModelID {
+		serving.WriteError(w, h.unknownModel(model))
+		return false
+	}
+	return true
 }
 
 // asAPIError keeps a parser's *APIError and makes anything else a 400.
