@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/bench"
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/llm"
+	"github.com/tinyllm-go/tinyllm/internal/serving"
 	"github.com/tinyllm-go/tinyllm/internal/stub"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
@@ -23,6 +25,7 @@ import (
 	refday7 "github.com/tinyllm-go/tinyllm/solutions/week1/day7"
 	refw2d1 "github.com/tinyllm-go/tinyllm/solutions/week2/day1"
 	refw2d3 "github.com/tinyllm-go/tinyllm/solutions/week2/day3"
+	refw3d5 "github.com/tinyllm-go/tinyllm/solutions/week3/day5"
 )
 
 // sampler is either tree's day7 Sampler.
@@ -58,6 +61,8 @@ type impl struct {
 	// Generate (device.go); nil where the tree has none linked in.
 	gpu         func(dev *kernels.Device, ck *checkpoint.Checkpoint, o gpuOptions) (gpuModel, error)
 	gpuGenerate gpuGenerateFunc
+	// handler is the tree's W3D5 OpenAI handler, for serve.
+	handler func(cfg serving.HandlerConfig) http.Handler
 }
 
 // week1Model adapts a Week 1 model and its tree's Generate.
@@ -108,6 +113,7 @@ const defaultPrefillChunk = 256
 
 var impls = map[string]impl{
 	"ref": {
+		handler: func(cfg serving.HandlerConfig) http.Handler { return refw3d5.NewHandler(cfg) },
 		sampler: func(t, p float64, k int, seed uint64) sampler {
 			if t == 0 {
 				return refday6.Greedy{}

@@ -3,8 +3,11 @@
 package main
 
 import (
+	"net/http"
+
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/llm"
+	"github.com/tinyllm-go/tinyllm/internal/serving"
 	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
 	day5 "github.com/tinyllm-go/tinyllm/week1/day5"
 	day6 "github.com/tinyllm-go/tinyllm/week1/day6"
@@ -12,6 +15,7 @@ import (
 	w2d1 "github.com/tinyllm-go/tinyllm/week2/day1"
 	w2d3 "github.com/tinyllm-go/tinyllm/week2/day3"
 	w2d7 "github.com/tinyllm-go/tinyllm/week2/day7"
+	w3d5 "github.com/tinyllm-go/tinyllm/week3/day5"
 
 	"github.com/tinyllm-go/tinyllm/kernels"
 )
@@ -22,6 +26,7 @@ import (
 // learner tree compiling.
 func init() {
 	impls["learner"] = impl{
+		handler: func(cfg serving.HandlerConfig) http.Handler { return w3d5.NewHandler(cfg) },
 		sampler: func(t, p float64, k int, seed uint64) sampler {
 			if t == 0 {
 				return day6.Greedy{}

@@ -19,14 +19,14 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/serving"
 	"github.com/tinyllm-go/tinyllm/models"
 	refday6 "github.com/tinyllm-go/tinyllm/solutions/week1/day6"
-	refw3d5 "github.com/tinyllm-go/tinyllm/solutions/week3/day5"
 )
 
 // runServe is `tinyllm serve`: the OpenAI API, the metrics and the chat
-// page over the reference engine, until interrupted.
+// page over the Week 2 engine, until interrupted.
 func runServe(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	modelFlag := fs.String("model", "", "Hugging Face model folder; default: the shipped "+models.Name)
+	implFlag := fs.String("impl", "ref", "implementation: ref (the solutions) or learner (your week3/day5 handler over your Week 2 engine, built on demand)")
 	host := fs.String("host", "127.0.0.1", "address to listen on (0.0.0.0: every interface)")
 	port := fs.Int("port", 8000, "port to listen on")
 	queue := fs.Int("queue", 16, "requests that may wait while one runs; one more gets 429")
@@ -44,7 +44,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if *maxBody < 1024 {
 		return fmt.Errorf("%w: --max-body must be at least 1024, got %d", errUsage, *maxBody)
 	}
-	srv, err := newServer(serverOptions{modelDir: *modelFlag, queue: *queue, maxBody: *maxBody, record: *record}, stderr)
+	srv, err := newServer(serverOptions{modelDir: *modelFlag, impl: *implFlag, queue: *queue, maxBody: *maxBody, record: *record}, stderr)
 	if err != nil {
 		return err
 	}
@@ -71,6 +71,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 
 type serverOptions struct {
 	modelDir string // "" for the shipped model
+	impl     string // "ref" or "learner"; "" is ref
 	queue    int
 	maxBody  int64
 	record   string
@@ -84,10 +85,13 @@ type server struct {
 	close   func()
 }
 
-// newServer loads the model (Week 2 reference engine, one request at a
-// time) and builds the routes.
+// newServer loads the model (the implementation's Week 2 engine, one
+// request at a time) and builds the routes around its W3D5 handler.
 func newServer(o serverOptions, stderr io.Writer) (*server, error) {
-	f := &engineFlags{modelDir: o.modelDir, impl: "ref", week: 2, topP: 1, maxTokens: 1}
+	if o.impl == "" {
+		o.impl = "ref"
+	}
+	f := &engineFlags{modelDir: o.modelDir, impl: o.impl, week: 2, topP: 1, maxTokens: 1}
 	if err := f.validate(stderr); err != nil {
 		return nil, err
 	}
@@ -112,7 +116,15 @@ func newServer(o serverOptions, stderr io.Writer) (*server, error) {
 		return nil, err
 	}
 	metrics := serving.NewMetrics(eng)
-	api := refw3d5.NewHandler(refw3d5.Config{Engine: metrics.Instrument(eng), Tokenizer: e.tok, ModelID: id, MaxBodyBytes: o.maxBody})
+	var api http.Handler
+	if err := learnerGuard(o.impl, func() error {
+		api = e.impl.handler(serving.HandlerConfig{Engine: metrics.Instrument(eng), Tokenizer: e.tok, ModelID: id, MaxBodyBytes: o.maxBody})
+		return nil
+	}); err != nil {
+		eng.Close()
+		e.ck.Close()
+		return nil, err
+	}
 	h := serving.NewMux(api, metrics)
 	if o.record != "" {
 		if h, err = serving.Record(o.record, h); err != nil {
