@@ -142,6 +142,7 @@ var badBodies = []struct{ name, body, param string }{
 	{"not_json", `{"model": "m", "messages": [`, ""},
 	{"array", `[1, 2]`, ""},
 	{"trailing", `{"model":"m","messages":` + userHi + `} {}`, ""},
+	{"trailing_brace", `{"model":"m","messages":` + userHi + `} }`, ""},
 	{"no_model", `{"messages":` + userHi + `}`, "model"},
 	{"model_number", `{"model": 7, "messages":` + userHi + `}`, "model"},
 	{"no_messages", `{"model":"m"}`, "messages"},

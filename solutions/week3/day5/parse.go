@@ -1,7 +1,6 @@
 package day5
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -80,16 +79,14 @@ type object map[string]json.RawMessage
 
 func fields(body []byte) (object, *APIError) {
 	var f object
-	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&f); err != nil || f == nil {
-		msg := "the body must be a JSON object"
+	// Unmarshal, not a Decoder: it refuses anything after the object
+	// (a Decoder stops at the object's end and More misses a stray "}").
+	if err := json.Unmarshal(body, &f); err != nil || f == nil {
+		msg := "the body must be one JSON object"
 		if err != nil {
 			msg += ": " + err.Error()
 		}
 		return nil, serving.InvalidRequest("", msg)
-	}
-	if dec.More() {
-		return nil, serving.InvalidRequest("", "the body must be one JSON object, with nothing after it")
 	}
 	for k, v := range f {
 		if string(v) == "null" {
