@@ -91,7 +91,10 @@ func newServer(o serverOptions, stderr io.Writer) (*server, error) {
 	if o.impl == "" {
 		o.impl = "ref"
 	}
-	f := &engineFlags{modelDir: o.modelDir, impl: o.impl, week: 2, topP: 1, maxTokens: 1}
+	// The CPU's Week 2 model: the serial engine drives an llm.CachedModel.
+	// (The GPU engine of W2D7 and the Week 3 batching engine plug in
+	// behind serving.Engine later.)
+	f := &engineFlags{modelDir: o.modelDir, impl: o.impl, week: 2, topP: 1, maxTokens: 1, device: "cpu"}
 	if err := f.validate(stderr); err != nil {
 		return nil, err
 	}
@@ -112,7 +115,7 @@ func newServer(o serverOptions, stderr io.Writer) (*server, error) {
 		PrefillChunk: defaultPrefillChunk,
 	})
 	if err != nil {
-		e.ck.Close()
+		e.close()
 		return nil, err
 	}
 	metrics := serving.NewMetrics(eng)
@@ -122,18 +125,18 @@ func newServer(o serverOptions, stderr io.Writer) (*server, error) {
 		return nil
 	}); err != nil {
 		eng.Close()
-		e.ck.Close()
+		e.close()
 		return nil, err
 	}
 	h := serving.NewMux(api, metrics)
 	if o.record != "" {
 		if h, err = serving.Record(o.record, h); err != nil {
 			eng.Close()
-			e.ck.Close()
+			e.close()
 			return nil, err
 		}
 	}
-	return &server{handler: h, modelID: id, engine: eng, close: func() { eng.Close(); e.ck.Close() }}, nil
+	return &server{handler: h, modelID: id, engine: eng, close: func() { eng.Close(); e.close() }}, nil
 }
 
 // modelID is the model's name in the API: its folder's name, and the
