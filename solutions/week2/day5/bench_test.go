@@ -231,11 +231,13 @@ func timeGPU(b *testing.B, d *kernels.Device, bytes int64, run func() error) {
 	if err := start.Record(); err != nil {
 		b.Fatal(err)
 	}
+	t0 := time.Now()
 	for range b.N {
 		if err := run(); err != nil {
 			b.Fatal(err)
 		}
 	}
+	host := time.Since(t0)
 	if err := end.Record(); err != nil {
 		b.Fatal(err)
 	}
@@ -247,4 +249,5 @@ func timeGPU(b *testing.B, d *kernels.Device, bytes int64, run func() error) {
 	per := el / time.Duration(b.N)
 	b.ReportMetric(float64(per.Nanoseconds())/1e3, "us/gpu")
 	b.ReportMetric(float64(bytes)/per.Seconds()/1e9, "GB/s")
+	b.ReportMetric(float64(host.Nanoseconds())/1e3/float64(b.N), "us/host")
 }
