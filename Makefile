@@ -23,8 +23,11 @@ help:
 	@echo "make refgen         regenerate testdata/ with the pinned Python references (maintainers)"
 	@echo "make refgen-check   regenerate into a temporary folder and diff with testdata/"
 	@echo "make book           build the guide with mdBook (installs the pinned mdBook with cargo if needed)"
+	@echo "make serve          the OpenAI API, metrics and a chat page on http://127.0.0.1:8000 (tinyllm serve)"
+	@echo "make check-clients  the official OpenAI Python and Node clients against tinyllm serve (installs them pinned)"
 	@echo "make bench-compare  the Go engine beside transformers and mlx-lm on a random Qwen2-0.5B (maintainers)"
 	@echo "make gpu-check      build the GPU test binaries and print how to run them on a GPU machine (maintainers)"
+	@echo "make bench-gpu      the GPU engine beside transformers on random 0.5B and 7B checkpoints (maintainers, NVIDIA GPU)"
 	@echo "make fidelity-w1d5  full-size Qwen2-0.5B-shape log-prob check against Hugging Face (maintainers)"
 	@echo "make quantize-check mlx-lm loads what tinyllm quantize writes and matches its own conversion (maintainers)"
 
@@ -37,6 +40,13 @@ run:
 daydir = week$(word 1,$(subst d, ,$(1)))/day$(word 2,$(subst d, ,$(1)))
 # Fails with a clear line when the day is not in this checkout yet.
 need_dir = @test -d $(1) || { echo "$(1) is not in the course yet (no such folder in this checkout)"; exit 1; }
+
+.PHONY: serve check-clients
+serve:
+	$(GO) run ./cmd/tinyllm serve
+
+check-clients:
+	bash scripts/openai-clients/run.sh
 
 # Everything a fresh clone must pass. The learner tree is compiled (vet) but not
 # graded: its stubs panic until the learner fills them in. Checks that cannot run
@@ -124,6 +134,14 @@ gpu-check:
 gpu-check-local: gpu-check
 	bash scripts/gpu-check.sh run
 
+# bench-gpu (maintainers, Linux with an NVIDIA GPU and CUDA PyTorch): the W2D7
+# GPU engine beside Hugging Face transformers (eager; static cache and
+# torch.compile) on random Qwen2-0.5B and 7B checkpoints, bf16 and 4-bit;
+# BENCH_LLAMA=1 adds llama.cpp. See scripts/bench-gpu.sh.
+.PHONY: bench-gpu
+bench-gpu: gpu-check
+	bash scripts/bench-gpu.sh
+
 # bench-compare: on one random Qwen2-0.5B checkpoint (written by `tinyllm mkmodel`,
 # cached in BENCH_DIR), the Go engine beside Hugging Face transformers (PyTorch,
 # CPU) and mlx-lm (MLX, CPU), with the same prompt and output lengths and thread
@@ -155,13 +173,13 @@ bench-compare: $(VPY)
 	@test -f $(BENCH_DIR)/qwen2-0.5b/config.json || \
 	  $(BENCH_DIR)/tinyllm mkmodel --shape qwen2-0.5b --out $(BENCH_DIR)/qwen2-0.5b
 	$(BENCH_DIR)/tinyllm bench --probes --threads $(BENCH_THREADS) --repeats 5 --json $(BENCH_DIR)/go-probes.json
-	$(BENCH_DIR)/tinyllm bench --model $(BENCH_DIR)/qwen2-0.5b --threads $(BENCH_THREADS) \
+	$(BENCH_DIR)/tinyllm bench --device cpu --model $(BENCH_DIR)/qwen2-0.5b --threads $(BENCH_THREADS) \
 	  --prompt-len $(BENCH_PROMPT) --gen-len $(BENCH_GEN) --repeats $(BENCH_REPEATS) --warmup $(BENCH_WARMUP) \
 	  --json $(BENCH_DIR)/go-model.json
-	$(BENCH_DIR)/tinyllm bench --week 2 --model $(BENCH_DIR)/qwen2-0.5b --threads $(BENCH_THREADS) \
+	$(BENCH_DIR)/tinyllm bench --device cpu --week 2 --model $(BENCH_DIR)/qwen2-0.5b --threads $(BENCH_THREADS) \
 	  --prompt-len $(BENCH_PROMPT) --gen-len $(BENCH_GEN) --repeats $(BENCH_REPEATS) --warmup $(BENCH_WARMUP) \
 	  --json $(BENCH_DIR)/go-week2.json
-	$(if $(BENCH_LONG),$(BENCH_DIR)/tinyllm bench --week 2 --model $(BENCH_DIR)/qwen2-0.5b --threads $(BENCH_THREADS) \
+	$(if $(BENCH_LONG),$(BENCH_DIR)/tinyllm bench --device cpu --week 2 --model $(BENCH_DIR)/qwen2-0.5b --threads $(BENCH_THREADS) \
 	  --prompt-len $(BENCH_LONG) --gen-len $(BENCH_GEN) --repeats 1 --warmup 0 --json $(BENCH_DIR)/go-long.json)
 	@$(VPY) -c "import llama_cpp, gguf" 2>/dev/null || \
 	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(VPY) -m pip install --quiet -r refgen/bench/requirements.txt

@@ -37,6 +37,14 @@ type cudaAPI struct {
 	cuEventDestroy, cuGetErrorName, cuGetErrorString uintptr
 }
 
+// graphAPI is stream capture and CUDA graphs (CUDA 11.4 and later). It is
+// loaded apart from cudaAPI so that an older driver still runs everything
+// else; Capture then says why it cannot.
+type graphAPI struct {
+	cuStreamCreate, cuStreamDestroy, cuStreamBeginCapture, cuStreamEndCapture,
+	cuGraphInstantiateWithFlags, cuGraphLaunch, cuGraphExecDestroy, cuGraphDestroy uintptr
+}
+
 type nvrtcAPI struct {
 	nvrtcVersion, nvrtcCreateProgram, nvrtcCompileProgram, nvrtcGetProgramLogSize,
 	nvrtcGetProgramLog, nvrtcGetCUBINSize, nvrtcGetCUBIN, nvrtcDestroyProgram,
@@ -46,6 +54,8 @@ type nvrtcAPI struct {
 var (
 	cudaOnce     sync.Once
 	cudaLib      cudaAPI
+	graphLib     graphAPI
+	graphLoadErr error
 	nvrtcLib     nvrtcAPI
 	cudaLoadErr  error
 	cudaLibPath  string
@@ -73,6 +83,8 @@ const (
 	nvrtcErrorCompilation              = 6
 	cudaEventDefault                   = 0
 	cudaStreamLegacy           uintptr = 0 // the NULL stream: ordered with every synchronous copy
+	cuStreamDefault                    = 0 // a blocking stream: ordered with the NULL stream both ways
+	cuStreamCaptureModeRelaxed         = 2
 )
 
 // libcudaCandidates lists where the driver library may live, after the
@@ -231,16 +243,32 @@ func loadCUDA() error {
 		}
 		return fmt.Errorf("%w: cuInit: %s", ErrNoDevice, cuErrText(r))
 	}
+	g := &graphLib
+	graphLoadErr = loadSyms(h, path, map[string]*uintptr{
+		"cuStreamCreate": &g.cuStreamCreate, "cuStreamDestroy_v2": &g.cuStreamDestroy,
+		"cuStreamBeginCapture_v2": &g.cuStreamBeginCapture, "cuStreamEndCapture": &g.cuStreamEndCapture,
+		"cuGraphInstantiateWithFlags": &g.cuGraphInstantiateWithFlags, "cuGraphLaunch": &g.cuGraphLaunch,
+		"cuGraphExecDestroy": &g.cuGraphExecDestroy, "cuGraphDestroy": &g.cuGraphDestroy,
+	})
 	var v int32
 	call(a.cuDriverGetVersion, uintptr(unsafe.Pointer(&v)))
 	driverVer = int(v)
 
-	nh, npath, err := dlopenFirst(nvrtcCandidates(driverVer / 1000))
+	npath, ver, err := loadNVRTC(&nvrtcLib, driverVer/1000)
 	if err != nil {
 		return fmt.Errorf("%w: the CUDA driver is here but NVRTC (libnvrtc.so.*) is not: install the CUDA toolkit or `pip install nvidia-cuda-nvrtc`, or set TINYLLM_NVRTC to its path (%v)", ErrNoDevice, err)
 	}
-	nvrtcLibPath = npath
-	n := &nvrtcLib
+	nvrtcLibPath, nvrtcVer = npath, ver
+	return nil
+}
+
+// loadNVRTC finds NVRTC (none newer than driverMajor, when it is not 0) and
+// fills n with its entry points; it returns the library's path and version.
+func loadNVRTC(n *nvrtcAPI, driverMajor int) (path, version string, err error) {
+	nh, npath, err := dlopenFirst(nvrtcCandidates(driverMajor))
+	if err != nil {
+		return "", "", err
+	}
 	if err := loadSyms(nh, npath, map[string]*uintptr{
 		"nvrtcVersion": &n.nvrtcVersion, "nvrtcCreateProgram": &n.nvrtcCreateProgram,
 		"nvrtcCompileProgram": &n.nvrtcCompileProgram, "nvrtcGetProgramLogSize": &n.nvrtcGetProgramLogSize,
@@ -248,12 +276,35 @@ func loadCUDA() error {
 		"nvrtcGetCUBIN": &n.nvrtcGetCUBIN, "nvrtcDestroyProgram": &n.nvrtcDestroyProgram,
 		"nvrtcGetErrorString": &n.nvrtcGetErrorString,
 	}); err != nil {
-		return fmt.Errorf("%w: %v", ErrNoDevice, err)
+		return "", "", err
 	}
 	var maj, mnr int32
 	call(n.nvrtcVersion, uintptr(unsafe.Pointer(&maj)), uintptr(unsafe.Pointer(&mnr)))
-	nvrtcVer = fmt.Sprintf("%d.%d", maj, mnr)
-	return nil
+	return npath, fmt.Sprintf("%d.%d", maj, mnr), nil
+}
+
+// NVRTC for CheckCUDASource, loaded apart from the device's so that a
+// check never decides which NVRTC a device uses.
+var (
+	checkOnce sync.Once
+	checkLib  nvrtcAPI
+	checkVer  string
+	checkErr  error
+)
+
+// CheckCUDASource compiles CUDA source with NVRTC for arch (such as
+// "sm_90") and throws the machine code away: it needs NVRTC but neither a
+// GPU nor its driver, so a machine without a GPU can still find compile
+// errors. Without NVRTC the error wraps ErrNoCompiler.
+func CheckCUDASource(src, arch string, opts ...string) error {
+	checkOnce.Do(func() {
+		_, checkVer, checkErr = loadNVRTC(&checkLib, 0)
+	})
+	if checkErr != nil {
+		return fmt.Errorf("%w: NVRTC (libnvrtc.so.*) not found; TINYLLM_NVRTC may name it (%v)", ErrNoCompiler, checkErr)
+	}
+	_, err := nvrtcCubin(&checkLib, checkVer, arch, src, opts)
+	return err
 }
 
 // cuErrText is "CUDA_ERROR_X (description)" for a CUresult.
@@ -289,6 +340,13 @@ type cudaBackend struct {
 	argp *[maxKernelArgs]uintptr
 	// dynShared remembers the dynamic shared memory limit set per function.
 	dynShared map[uintptr]int
+	// stream is the blocking stream that graphs are captured on and
+	// launched on (the NULL stream cannot be captured), created on first
+	// use; launches go to it while capturing is set, to the NULL stream
+	// otherwise. Being blocking, it is ordered with the NULL stream's
+	// copies and launches, so a graph needs no extra synchronisation.
+	stream    uintptr
+	capturing bool
 }
 
 func openCUDA() (backend, error) {
@@ -418,22 +476,25 @@ func nvrtcErr(fn string, r int32) error {
 	if r == nvrtcSuccess {
 		return nil
 	}
-	return &DriverError{Call: fn, Code: int(r), Msg: goString(callPtr(nvrtcLib.nvrtcGetErrorString, uintptr(r)))}
+	get := nvrtcLib.nvrtcGetErrorString
+	if get == 0 {
+		get = checkLib.nvrtcGetErrorString // only CheckCUDASource loaded NVRTC
+	}
+	return &DriverError{Call: fn, Code: int(r), Msg: goString(callPtr(get, uintptr(r)))}
 }
 
-// compile runs NVRTC on src for this GPU's architecture (sm_XY, a CUBIN the
-// driver loads without a JIT step) and loads the result as a module.
-func (b *cudaBackend) compile(src string, opts []string) (uintptr, error) {
-	n := &nvrtcLib
+// nvrtcCubin compiles src with the NVRTC library n (version ver) into
+// machine code (a CUBIN) for arch, such as sm_90.
+func nvrtcCubin(n *nvrtcAPI, ver, arch, src string, opts []string) ([]byte, error) {
 	var prog uintptr
 	csrc, cname := cString(src), cString("kernel.cu")
 	if r := call(n.nvrtcCreateProgram, uintptr(unsafe.Pointer(&prog)), uintptr(unsafe.Pointer(&csrc[0])),
 		uintptr(unsafe.Pointer(&cname[0])), 0, 0, 0); r != nvrtcSuccess {
-		return 0, nvrtcErr("nvrtcCreateProgram", r)
+		return nil, nvrtcErr("nvrtcCreateProgram", r)
 	}
 	defer call(n.nvrtcDestroyProgram, uintptr(unsafe.Pointer(&prog)))
 
-	all := append([]string{"--gpu-architecture=" + b.arch, "--std=c++17"}, opts...)
+	all := append([]string{"--gpu-architecture=" + arch, "--std=c++17"}, opts...)
 	var pin runtime.Pinner
 	defer pin.Unpin()
 	ptrs := make([]uintptr, len(all))
@@ -448,16 +509,26 @@ func (b *cudaBackend) compile(src string, opts []string) (uintptr, error) {
 		call(n.nvrtcGetProgramLogSize, prog, uintptr(unsafe.Pointer(&logSize)))
 		log := make([]byte, logSize+1)
 		call(n.nvrtcGetProgramLog, prog, uintptr(unsafe.Pointer(&log[0])))
-		return 0, &CompileError{Backend: "NVRTC " + nvrtcVer + " (" + b.arch + ")",
+		return nil, &CompileError{Backend: "NVRTC " + ver + " (" + arch + ")",
 			Msg: nvrtcErr("nvrtcCompileProgram", r).Error(), Log: strings.TrimRight(string(log), "\x00")}
 	}
 	var size uint64
 	if r := call(n.nvrtcGetCUBINSize, prog, uintptr(unsafe.Pointer(&size))); r != nvrtcSuccess {
-		return 0, nvrtcErr("nvrtcGetCUBINSize", r)
+		return nil, nvrtcErr("nvrtcGetCUBINSize", r)
 	}
 	image := make([]byte, size)
 	if r := call(n.nvrtcGetCUBIN, prog, uintptr(unsafe.Pointer(&image[0]))); r != nvrtcSuccess {
-		return 0, nvrtcErr("nvrtcGetCUBIN", r)
+		return nil, nvrtcErr("nvrtcGetCUBIN", r)
+	}
+	return image, nil
+}
+
+// compile runs NVRTC on src for this GPU's architecture (sm_XY, a CUBIN the
+// driver loads without a JIT step) and loads the result as a module.
+func (b *cudaBackend) compile(src string, opts []string) (uintptr, error) {
+	image, err := nvrtcCubin(&nvrtcLib, nvrtcVer, b.arch, src, opts)
+	if err != nil {
+		return 0, err
 	}
 	if err := b.bind(); err != nil {
 		return 0, err
@@ -531,8 +602,12 @@ func (b *cudaBackend) launch(fn uintptr, _ int, cfg LaunchConfig, args []any) er
 	if len(args) > 0 {
 		params = uintptr(unsafe.Pointer(&b.argp[0]))
 	}
+	stream := cudaStreamLegacy
+	if b.capturing {
+		stream = b.stream
+	}
 	r := call(cudaLib.cuLaunchKernel, fn, uintptr(g.X), uintptr(g.Y), uintptr(g.Z),
-		uintptr(bl.X), uintptr(bl.Y), uintptr(bl.Z), uintptr(cfg.SharedMem), cudaStreamLegacy, params, 0)
+		uintptr(bl.X), uintptr(bl.Y), uintptr(bl.Z), uintptr(cfg.SharedMem), stream, params, 0)
 	return cuErr("cuLaunchKernel", r)
 }
 
@@ -593,7 +668,79 @@ func (b *cudaBackend) memInfo() (int64, int64, error) {
 	return int64(free), int64(total), nil
 }
 
+// beginCapture starts capturing the launches that follow into a graph, on
+// the backend's own stream. Relaxed mode: the launches of one capture come
+// from whichever OS thread the calling goroutine runs on at the time, and
+// nothing else may use the device meanwhile (Device enforces it).
+func (b *cudaBackend) beginCapture() error {
+	if graphLoadErr != nil {
+		return fmt.Errorf("this CUDA driver has no graph capture: %w", graphLoadErr)
+	}
+	if err := b.bind(); err != nil {
+		return err
+	}
+	if b.stream == 0 {
+		if r := call(graphLib.cuStreamCreate, uintptr(unsafe.Pointer(&b.stream)), cuStreamDefault); r != cudaSuccess {
+			return cuErr("cuStreamCreate", r)
+		}
+	}
+	if r := call(graphLib.cuStreamBeginCapture, b.stream, cuStreamCaptureModeRelaxed); r != cudaSuccess {
+		return cuErr("cuStreamBeginCapture", r)
+	}
+	b.capturing = true
+	return nil
+}
+
+// endCapture ends the capture and instantiates the graph (an executable
+// graph, CUgraphExec), unless discard says the capture failed half way.
+func (b *cudaBackend) endCapture(discard bool) (uintptr, error) {
+	b.capturing = false
+	if err := b.bind(); err != nil {
+		return 0, err
+	}
+	var graph uintptr
+	r := call(graphLib.cuStreamEndCapture, b.stream, uintptr(unsafe.Pointer(&graph)))
+	if graph != 0 {
+		defer call(graphLib.cuGraphDestroy, graph) // the executable graph keeps what it needs
+	}
+	if r != cudaSuccess {
+		return 0, cuErr("cuStreamEndCapture", r)
+	}
+	if discard {
+		return 0, nil
+	}
+	if graph == 0 {
+		return 0, errors.New("cuStreamEndCapture: no graph (nothing was launched while capturing)")
+	}
+	var exec uintptr
+	if r := call(graphLib.cuGraphInstantiateWithFlags, uintptr(unsafe.Pointer(&exec)), graph, 0); r != cudaSuccess {
+		return 0, cuErr("cuGraphInstantiateWithFlags", r)
+	}
+	return exec, nil
+}
+
+// graphLaunch queues the whole graph on the backend's stream: one call,
+// however many kernels it holds.
+func (b *cudaBackend) graphLaunch(h uintptr) error {
+	if err := b.bind(); err != nil {
+		return err
+	}
+	return cuErr("cuGraphLaunch", call(graphLib.cuGraphLaunch, h, b.stream))
+}
+
+func (b *cudaBackend) graphFree(h uintptr) error {
+	if err := b.bind(); err != nil {
+		return err
+	}
+	return cuErr("cuGraphExecDestroy", call(graphLib.cuGraphExecDestroy, h))
+}
+
 func (b *cudaBackend) close() error {
+	if b.stream != 0 {
+		b.bind()
+		call(graphLib.cuStreamDestroy, b.stream)
+		b.stream = 0
+	}
 	err := cuErr("cuDevicePrimaryCtxRelease", call(cudaLib.cuDevicePrimaryCtxRelease, uintptr(b.dev)))
 	call(cudaLib.cuCtxSetCurrent, 0)
 	return err

@@ -21,7 +21,14 @@ type Device struct {
 	buffers map[*Buffer]struct{}
 	modules map[*Module]struct{}
 	events  map[*Event]struct{}
+	graphs  map[*Graph]struct{}
 	bytes   int64
+	// launches counts the kernel launches queued (or recorded) so far.
+	launches int64
+	// capturing is set between the two halves of Capture: launches are
+	// recorded, not run, and whatever would wait for the device or order
+	// a copy with the launches is refused.
+	capturing bool
 }
 
 func newDevice(b backend) *Device {
@@ -30,6 +37,7 @@ func newDevice(b backend) *Device {
 		buffers: map[*Buffer]struct{}{},
 		modules: map[*Module]struct{}{},
 		events:  map[*Event]struct{}{},
+		graphs:  map[*Graph]struct{}{},
 	}
 }
 
@@ -49,6 +57,25 @@ func (d *Device) lock() (func(), error) {
 	}, nil
 }
 
+// ErrCapturing is returned for a copy, a synchronisation or an event
+// between the start and the end of Capture: on CUDA such a call on the
+// NULL stream would break the capture, and none of them can be part of a
+// graph.
+var ErrCapturing = errors.New("kernels: not allowed while a graph is being captured (only launches are)")
+
+// lockIdle is lock for the calls that are refused while capturing.
+func (d *Device) lockIdle() (func(), error) {
+	unlock, err := d.lock()
+	if err != nil {
+		return nil, err
+	}
+	if d.capturing {
+		unlock()
+		return nil, ErrCapturing
+	}
+	return unlock, nil
+}
+
 // Info describes the device.
 func (d *Device) Info() Info { return d.inf }
 
@@ -62,7 +89,7 @@ func (d *Device) String() string { return fmt.Sprintf("%s (%s)", d.inf.Name, d.i
 func (d *Device) Stats() Stats {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	return Stats{Buffers: len(d.buffers), BufferBytes: d.bytes, Modules: len(d.modules), Events: len(d.events)}
+	return Stats{Buffers: len(d.buffers), BufferBytes: d.bytes, Modules: len(d.modules), Events: len(d.events), Graphs: len(d.graphs)}
 }
 
 // MemInfo returns the free and total device memory in bytes, as the driver
@@ -90,7 +117,18 @@ func (d *Device) Close() error {
 		runtime.UnlockOSThread()
 		d.mu.Unlock()
 	}()
-	errs := []error{d.b.sync()}
+	var errs []error
+	if d.capturing {
+		_, err := d.b.endCapture(true)
+		errs = append(errs, err)
+		d.capturing = false
+	}
+	errs = append(errs, d.b.sync())
+	for g := range d.graphs {
+		errs = append(errs, d.b.graphFree(g.h))
+		g.h = 0
+	}
+	clear(d.graphs)
 	for e := range d.events {
 		errs = append(errs, d.b.freeEvent(e.h))
 		e.h = 0
@@ -115,7 +153,7 @@ func (d *Device) Close() error {
 // Synchronize waits until all work launched on the device has finished and
 // returns the first error a kernel raised while running.
 func (d *Device) Synchronize() error {
-	unlock, err := d.lock()
+	unlock, err := d.lockIdle()
 	if err != nil {
 		return err
 	}
@@ -190,7 +228,7 @@ func (b *Buffer) check(off, n int) error {
 // Fill sets every byte of the buffer to v (0xFF makes NaN float32s, a good
 // poison for outputs).
 func (b *Buffer) Fill(v byte) error {
-	unlock, err := b.d.lock()
+	unlock, err := b.d.lockIdle()
 	if err != nil {
 		return err
 	}
@@ -206,7 +244,7 @@ func Copy(dst *Buffer, dstOff int, src *Buffer, srcOff int, n int) error {
 	if dst.d != src.d {
 		return errors.New("kernels: Copy between buffers of different devices")
 	}
-	unlock, err := dst.d.lock()
+	unlock, err := dst.d.lockIdle()
 	if err != nil {
 		return err
 	}
@@ -235,7 +273,7 @@ type Elem interface {
 func Write[T Elem](b *Buffer, off int, src []T) error {
 	var z T
 	sz := int(unsafe.Sizeof(z))
-	unlock, err := b.d.lock()
+	unlock, err := b.d.lockIdle()
 	if err != nil {
 		return err
 	}
@@ -257,7 +295,7 @@ func Write[T Elem](b *Buffer, off int, src []T) error {
 func Read[T Elem](dst []T, b *Buffer, off int) error {
 	var z T
 	sz := int(unsafe.Sizeof(z))
-	unlock, err := b.d.lock()
+	unlock, err := b.d.lockIdle()
 	if err != nil {
 		return err
 	}
@@ -415,7 +453,17 @@ func (d *Device) Launch(k *Kernel, cfg LaunchConfig, args ...any) error {
 	if err := d.b.launch(k.h, k.maxThreads, cfg, args); err != nil {
 		return fmt.Errorf("kernels: launch %s (grid %v, block %v, shared %d B): %w", k.name, cfg.Grid.norm(), cfg.Block.norm(), cfg.SharedMem, err)
 	}
+	d.launches++
 	return nil
+}
+
+// LaunchCount is the number of kernel launches made on the device so far,
+// recorded ones included (a graph's replays are not counted again): the
+// difference over a piece of work is how many launches it takes.
+func (d *Device) LaunchCount() int64 {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.launches
 }
 
 // Event is a point in the device's stream of work, for timing.
@@ -442,7 +490,7 @@ func (d *Device) NewEvent() (*Event, error) {
 
 // Record marks the point after all work launched so far.
 func (e *Event) Record() error {
-	unlock, err := e.d.lock()
+	unlock, err := e.d.lockIdle()
 	if err != nil {
 		return err
 	}
@@ -458,7 +506,7 @@ func Elapsed(start, end *Event) (time.Duration, error) {
 	if start.d != end.d {
 		return 0, errors.New("kernels: Elapsed between events of different devices")
 	}
-	unlock, err := start.d.lock()
+	unlock, err := start.d.lockIdle()
 	if err != nil {
 		return 0, err
 	}
@@ -485,5 +533,101 @@ func (e *Event) Free() error {
 	err = e.d.b.freeEvent(e.h)
 	delete(e.d.events, e)
 	e.h = 0
+	return err
+}
+
+// Graph is a recorded sequence of kernel launches that the device replays
+// as one unit: on CUDA an executable CUDA graph (stream capture, then
+// cuGraphInstantiate; cuGraphLaunch replays it), on Metal the recorded
+// dispatches encoded into one command buffer. A launch's arguments are
+// fixed when it is recorded, buffers and scalars alike: what must change
+// from one replay to the next has to be read by the kernels from device
+// memory. Free it with Free (or let Device.Close do it).
+type Graph struct {
+	d *Device
+	h uintptr
+}
+
+// Capture records the kernel launches fn makes on this device into a
+// Graph, without running them. Between its start and its end only
+// launches are allowed: a copy, a read, a fill, an event or a
+// synchronisation returns ErrCapturing (fn should return that error). Any
+// error of fn discards the capture and is returned. The buffers the
+// launches use must stay allocated for as long as the graph is used.
+func (d *Device) Capture(fn func() error) (*Graph, error) {
+	unlock, err := d.lockIdle()
+	if err != nil {
+		return nil, err
+	}
+	err = d.b.beginCapture()
+	if err == nil {
+		d.capturing = true
+	}
+	unlock()
+	if err != nil {
+		return nil, fmt.Errorf("kernels: Capture: %w", err)
+	}
+	ended := false
+	defer func() {
+		if !ended { // fn panicked: end the capture, so the device stays usable
+			if unlock, err := d.lock(); err == nil {
+				if d.capturing {
+					d.b.endCapture(true)
+					d.capturing = false
+				}
+				unlock()
+			}
+		}
+	}()
+	ferr := fn()
+	ended = true
+	unlock, err = d.lock()
+	if err != nil {
+		return nil, err // closed meanwhile: Close ended the capture
+	}
+	defer unlock()
+	d.capturing = false
+	h, err := d.b.endCapture(ferr != nil)
+	if ferr != nil {
+		return nil, fmt.Errorf("kernels: Capture: %w", ferr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kernels: Capture: %w", err)
+	}
+	g := &Graph{d: d, h: h}
+	d.graphs[g] = struct{}{}
+	return g, nil
+}
+
+// Launch queues every launch of the graph, in the order they were
+// recorded, behind the work queued before, and returns without waiting.
+func (g *Graph) Launch() error {
+	unlock, err := g.d.lockIdle()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if g.h == 0 {
+		return ErrClosed
+	}
+	return g.d.b.graphLaunch(g.h)
+}
+
+// Free destroys the graph. Freeing twice is an error-free no-op.
+func (g *Graph) Free() error {
+	unlock, err := g.d.lock()
+	if err != nil {
+		if errors.Is(err, ErrClosed) {
+			return nil
+		}
+		return err
+	}
+	defer unlock()
+	if g.h == 0 {
+		return nil
+	}
+	err = g.d.b.graphFree(g.h)
+	delete(g.d.graphs, g)
+	g.h = 0
 	return err
 }

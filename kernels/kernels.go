@@ -40,6 +40,10 @@ import (
 // (no driver library, no device, or no run-time compiler).
 var ErrNoDevice = errors.New("no GPU device")
 
+// ErrNoCompiler is wrapped by CheckCUDASource's error when this machine has
+// no NVRTC (or is not a Linux machine, where the CUDA backend lives).
+var ErrNoCompiler = errors.New("no CUDA compiler")
+
 // Backend names.
 const (
 	CUDA  = "cuda"
@@ -98,6 +102,7 @@ type Stats struct {
 	BufferBytes int64
 	Modules     int
 	Events      int
+	Graphs      int
 }
 
 // backend is what a platform implements. Every method is called with the
@@ -120,6 +125,13 @@ type backend interface {
 	elapsed(start, end uintptr) (time.Duration, error)
 	freeEvent(ev uintptr) error
 	memInfo() (free, total int64, err error)
+	// Graphs: beginCapture makes the launches that follow recorded, not
+	// run, until endCapture, which returns the graph (or nothing, with
+	// discard); graphLaunch queues a graph's launches as one unit.
+	beginCapture() error
+	endCapture(discard bool) (uintptr, error)
+	graphLaunch(h uintptr) error
+	graphFree(h uintptr) error
 	close() error
 }
 

@@ -5,6 +5,7 @@ package kernels
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -169,6 +170,18 @@ type metalBackend struct {
 	events    map[uintptr]*metalEvent
 	nextEvent uintptr
 	scratch   *[8]byte // heap bytes for setBytes:length:atIndex:
+	// Metal has no stream capture: a graph is the list of launches made
+	// while recording, replayed into one command buffer (see graphLaunch).
+	recording *[]metalLaunch
+	graphs    map[uintptr][]metalLaunch
+	nextGraph uintptr
+}
+
+// metalLaunch is one recorded dispatch of a graph.
+type metalLaunch struct {
+	pipeline uintptr
+	cfg      LaunchConfig
+	args     []any
 }
 
 func openMetal() (backend, error) {
@@ -319,7 +332,7 @@ func (b *metalBackend) function(lib uintptr, name string) (uintptr, int, error) 
 }
 
 func (b *metalBackend) launch(pipeline uintptr, maxThreads int, cfg LaunchConfig, args []any) error {
-	g, bl := cfg.Grid.norm(), cfg.Block.norm()
+	bl := cfg.Block.norm()
 	if bl.Count() > maxThreads {
 		return &DriverError{Call: "dispatchThreadgroups:threadsPerThreadgroup:",
 			Msg: fmt.Sprintf("a threadgroup of %d threads exceeds this pipeline's maxTotalThreadsPerThreadgroup %d", bl.Count(), maxThreads)}
@@ -328,6 +341,24 @@ func (b *metalBackend) launch(pipeline uintptr, maxThreads int, cfg LaunchConfig
 		return &DriverError{Call: "setThreadgroupMemoryLength:atIndex:",
 			Msg: fmt.Sprintf("%d bytes of threadgroup memory exceed the device's maxThreadgroupMemoryLength %d", cfg.SharedMem, b.inf.MaxSharedMemory)}
 	}
+	if b.recording != nil {
+		*b.recording = append(*b.recording, metalLaunch{pipeline: pipeline, cfg: cfg, args: slices.Clone(args)})
+		return nil
+	}
+	if err := b.encode(pipeline, cfg, args); err != nil {
+		return err
+	}
+	b.pending++
+	if b.pending >= maxPending {
+		b.flush()
+	}
+	return nil
+}
+
+// encode adds one dispatch to the open command buffer, opening one if
+// there is none.
+func (b *metalBackend) encode(pipeline uintptr, cfg LaunchConfig, args []any) error {
+	g, bl := cfg.Grid.norm(), cfg.Block.norm()
 	_, err := pool(func() (struct{}, error) {
 		if b.cb == 0 {
 			b.cb = b.queue.Send(sel.commandBuffer).Send(sel.retain)
@@ -370,13 +401,51 @@ func (b *metalBackend) launch(pipeline uintptr, maxThreads int, cfg LaunchConfig
 			mtlSize{uint64(g.X), uint64(g.Y), uint64(g.Z)}, mtlSize{uint64(bl.X), uint64(bl.Y), uint64(bl.Z)})
 		return struct{}{}, nil
 	})
-	if err != nil {
-		return err
+	return err
+}
+
+// beginCapture starts recording launches instead of encoding them.
+func (b *metalBackend) beginCapture() error {
+	b.recording = &[]metalLaunch{}
+	return nil
+}
+
+// endCapture stops recording and keeps the list as a graph.
+func (b *metalBackend) endCapture(discard bool) (uintptr, error) {
+	rec := b.recording
+	b.recording = nil
+	if discard {
+		return 0, nil
 	}
-	b.pending++
-	if b.pending >= maxPending {
-		b.flush()
+	if b.graphs == nil {
+		b.graphs = map[uintptr][]metalLaunch{}
 	}
+	b.nextGraph++
+	b.graphs[b.nextGraph] = *rec
+	return b.nextGraph, nil
+}
+
+// graphLaunch encodes every recorded dispatch into one command buffer
+// (whatever was open before is committed first, so the step is a buffer of
+// its own) and commits it without waiting.
+func (b *metalBackend) graphLaunch(h uintptr) error {
+	g, ok := b.graphs[h]
+	if !ok {
+		return ErrClosed
+	}
+	b.flush()
+	for _, l := range g {
+		if err := b.encode(l.pipeline, l.cfg, l.args); err != nil {
+			return err
+		}
+		b.pending++
+	}
+	b.flush()
+	return nil
+}
+
+func (b *metalBackend) graphFree(h uintptr) error {
+	delete(b.graphs, h)
 	return nil
 }
 
@@ -488,4 +557,9 @@ func (b *metalBackend) close() error {
 	b.dev.Send(sel.release)
 	b.queue, b.dev = 0, 0
 	return err
+}
+
+// CheckCUDASource needs NVRTC, which the CUDA backend loads on Linux only.
+func CheckCUDASource(src, arch string, opts ...string) error {
+	return fmt.Errorf("%w: CUDA sources are compiled on Linux only", ErrNoCompiler)
 }

@@ -30,6 +30,7 @@ targets=(
   "solutions-w2d4 ./solutions/week2/day4 W2D4"
   "solutions-w2d5 ./solutions/week2/day5 W2D5"
   "solutions-w2d6 ./solutions/week2/day6 W2D6"
+  "solutions-w2d7 ./solutions/week2/day7 W2D7"
   "solutions-w3d4 ./solutions/week3/day4 W3D4Task4"
 )
 
@@ -40,12 +41,16 @@ build() {
     echo "building $bin/$name.test from $pkg"
     CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go test -c -o "$bin/$name.test" "$pkg"
   done
+  # The program itself, for scripts/bench-gpu.sh and tinyllm chat --device cuda.
+  echo "building $bin/tinyllm from ./cmd/tinyllm"
+  CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -o "$bin/tinyllm" ./cmd/tinyllm
   cat <<MSG
 
 Built $(ls "$bin"/*.test | wc -l) GPU test binaries in $bin/. On a Linux machine with an NVIDIA
 GPU, from the root of a checkout of this commit with $bin/ in it, run:
 
     bash scripts/gpu-check.sh run
+    bash scripts/bench-gpu.sh        (the GPU engine beside transformers; see the benchmarking appendix)
 
 (On a machine with both Go and the GPU, make gpu-check-local builds and runs in one step.)
 MSG
@@ -84,6 +89,19 @@ PY
     echo "PyTorch copy bandwidth: not measured (no python3 with CUDA PyTorch: $(tail -1 "$out/torch.err"))"
   fi
 
+  # W2D7's fidelity check needs a random Qwen2-0.5B-shaped checkpoint and
+  # Hugging Face's float32 and bf16 log-probs on it (1 GB, made once per
+  # output folder); without PyTorch the check fails by name.
+  if [[ -z ${TINYLLM_W2D7_FIDELITY_DIR:-} ]]; then
+    fid="$out/w2d7-fidelity"
+    if [[ ! -f $fid/logprobs_bf16.npy ]]; then
+      echo "=== W2D7 fidelity checkpoint (refgen/fidelity/qwen2_gpu_fidelity.py)"
+      mkdir -p "$fid"
+      python3 refgen/fidelity/qwen2_gpu_fidelity.py --out "$fid" 2>&1 | tail -3 || true
+    fi
+    [[ -f $fid/logprobs_bf16.npy ]] && export TINYLLM_W2D7_FIDELITY_DIR=$(cd "$fid" && pwd)
+  fi
+
   status=0
   for t in "${targets[@]}"; do
     read -r name pkg run <<<"$t"
@@ -111,7 +129,7 @@ PY
     (cd solutions/week2/day4 && "$root/$bin/solutions-w2d4.test" -test.run '^$' -test.bench W2D4Ladder \
       -test.benchtime 100ms -test.timeout 600s) >"$out/w2d4-bench.log" 2>&1 || { echo "FAIL the W2D4 benchmark"; status=1; }
     grep -E '^Benchmark' "$out/w2d4-bench.log" | sed -E 's/^BenchmarkW2D4Ladder\///; s/-[0-9]+ +/ /' |
-      awk '{printf "%-48s %9s us %7s GB/s %7s TFLOP/s\n", $1, $9, $5, $7}'
+      awk '{for (i = 2; i <= NF; i++) v[$i] = $(i - 1); printf "%-48s %9s us %7s GB/s %7s TFLOP/s\n", $1, v["us/gpu"], v["GB/s"], v["TFLOP/s"]}'
     python3 scripts/torch-matmul.py 2>&1 | tee "$out/w2d4-torch.log" || echo "PyTorch matmul: not measured"
     set -e
   fi
@@ -123,9 +141,8 @@ PY
     set +e
     (cd solutions/week2/day5 && "$root/$bin/solutions-w2d5.test" -test.run '^$' -test.bench W2D5GPU \
       -test.benchtime 500x -test.timeout 600s) >"$out/w2d5-bench.log" 2>&1 || { echo "FAIL the W2D5 benchmark"; status=1; }
-    # Go prints the extra metrics sorted by unit: GB/s ($5), then us/gpu ($7).
     grep -E '^Benchmark' "$out/w2d5-bench.log" | sed -E 's/^BenchmarkW2D5GPU\///; s/-[0-9]+ +/ /' |
-      awk '{printf "%-36s %9s us %8s GB/s\n", $1, $7, $5}'
+      awk '{for (i = 2; i <= NF; i++) v[$i] = $(i - 1); printf "%-36s %9s us %8s GB/s %7s us/host\n", $1, v["us/gpu"], v["GB/s"], v["us/host"]}'
     set -e
   fi
 
@@ -136,9 +153,9 @@ PY
     set +e
     (cd solutions/week3/day4 && "$root/$bin/solutions-w3d4.test" -test.run '^$' -test.bench W3D4PagedGPU \
       -test.benchtime 200x -test.timeout 600s) >"$out/w3d4-bench.log" 2>&1 || { echo "FAIL the W3D4 benchmark"; status=1; }
-    # Go prints the extra metrics sorted by unit: GB/s ($5), then us/gpu ($7).
+    # Each value stands before its unit.
     grep -E '^Benchmark' "$out/w3d4-bench.log" | sed -E 's/^BenchmarkW3D4PagedGPU\///; s/-[0-9]+ +/ /' |
-      awk '{printf "%-48s %9s us %8s GB/s\n", $1, $7, $5}'
+      awk '{for (i = 2; i <= NF; i++) v[$i] = $(i - 1); printf "%-48s %9s us %8s GB/s\n", $1, v["us/gpu"], v["GB/s"]}'
     set -e
   fi
 

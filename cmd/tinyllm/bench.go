@@ -15,6 +15,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/bench"
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
+	"github.com/tinyllm-go/tinyllm/kernels"
 	"github.com/tinyllm-go/tinyllm/models"
 )
 
@@ -26,6 +27,7 @@ type benchReport struct {
 	Model           string             `json:"model,omitempty"`
 	Impl            string             `json:"impl,omitempty"`
 	Week            int                `json:"week,omitempty"`
+	Device          string             `json:"device,omitempty"`
 	CheckpointBytes int64              `json:"checkpoint_bytes,omitempty"`
 	LoadSeconds     float64            `json:"load_s,omitempty"`
 	Result          *bench.Result      `json:"result,omitempty"`
@@ -76,6 +78,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	prefillChunk := fs.Int("prefill-chunk", defaultPrefillChunk, "with --week 2: feed the prompt in pieces of at most this many tokens (0: all at once)")
 	allLogits := fs.Bool("all-logits", false, "also time a forward pass that computes every position's logits (Week 1 Forward), as a plain forward call of another engine does")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed runs to this file (read it with go tool pprof)")
+	device := fs.String("device", "auto", "where the model runs: cpu, cuda, metal, or auto (the GPU when there is one; the GPU runs the Week 2 model)")
 	rooflinePath := fs.String("roofline", "", "with --week 2: also measure the machine's ceilings and write a roofline plot (SVG) of the prefill and a decode step to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tinyllm bench [--model DIR] [--prompt-len N] [--gen-len N] [--impl ref|learner] [--repeats N] [--json FILE]")
@@ -87,6 +90,9 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if err := validImplWeek(*impl, *week); err != nil {
+		return err
+	}
+	if err := checkDeviceFlag(*device); err != nil {
 		return err
 	}
 	switch {
@@ -134,7 +140,20 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
-		if err := benchModel(&rep, dir, *impl, *week, bench.Options{
+		if *rooflinePath != "" && *device == "auto" {
+			*device = "cpu" // the roofline is the CPU's
+		}
+		dev, err := openDevice(*device, *impl, *week, weekFlagSet(fs), stderr)
+		if err != nil {
+			return err
+		}
+		if dev != nil {
+			defer dev.Close()
+			if *rooflinePath != "" {
+				return fmt.Errorf("%w: --roofline measures this machine's CPU; add --device cpu", errUsage)
+			}
+		}
+		if err := benchModel(&rep, dir, *impl, *week, dev, bench.Options{
 			PromptLen: *promptLen, GenLen: *genLen, Warmup: *warmup, Repeats: *repeats, Seed: *seed, AllLogits: *allLogits,
 			PrefillChunk: *prefillChunk,
 		}, stderr); err != nil {
@@ -160,7 +179,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 }
 
 // benchModel loads the model and runs the generation benchmark.
-func benchModel(rep *benchReport, dir, implName string, week int, o bench.Options, stderr io.Writer) error {
+// With dev, the model is the GPU engine (Week 2 Day 7's) on that device.
+func benchModel(rep *benchReport, dir, implName string, week int, dev *kernels.Device, o bench.Options, stderr io.Writer) error {
 	start := time.Now()
 	ck, err := checkpoint.Open(dir)
 	if err != nil {
@@ -172,14 +192,27 @@ func benchModel(rep *benchReport, dir, implName string, week int, o bench.Option
 		return fmt.Errorf("%w: --prompt-len %d plus --gen-len %d is %d tokens, past the model's context of %d",
 			errUsage, o.PromptLen, o.GenLen, n, c.MaxPositionEmbeddings)
 	}
-	if err := checkMemory(implName, week, c, o.PromptLen+o.GenLen); err != nil {
-		return err
+	if dev == nil {
+		if err := checkMemory(implName, week, c, o.PromptLen+o.GenLen); err != nil {
+			return err
+		}
 	}
 	if err := warm(ck.WeightFiles(), stderr); err != nil {
 		return err
 	}
 	var m loadedModel
-	if err := learnerGuard(implName, func() error {
+	if dev != nil {
+		rows := o.PrefillChunk
+		if rows == 0 {
+			rows = o.PromptLen
+		}
+		lm, gm, err := loadGPU(dev, ck, implName, gpuOptions{maxContext: min(c.MaxPositionEmbeddings, max(o.PromptLen+o.GenLen, 4096)), prefillRows: rows}, true)
+		if err != nil {
+			return err
+		}
+		defer gm.Close()
+		m, week, rep.Device = lm, 2, dev.String()
+	} else if err := learnerGuard(implName, func() error {
 		var err error
 		m, err = impls[implName].weeks[week](ck)
 		return err
@@ -224,6 +257,9 @@ func printBench(w io.Writer, rep benchReport) {
 	r := rep.Result
 	m := rep.Machine
 	fmt.Fprintf(w, "model   %s (%s impl, week %d), weights %s\n", rep.Model, rep.Impl, rep.Week, gigabytes(rep.CheckpointBytes))
+	if rep.Device != "" {
+		fmt.Fprintf(w, "device  %s\n", rep.Device)
+	}
 	fmt.Fprintf(w, "machine %s/%s, %d threads, kernels: %s\n", m.GOOS, m.GOARCH, m.Threads, m.Kernels)
 	fmt.Fprintf(w, "run     prompt %d tokens, %d generated; warm-up passes %d, timed runs %d (medians)\n\n", r.PromptLen, r.GenLen, r.Warmup, r.Repeats)
 	row := func(name, value, note string) { fmt.Fprintf(w, "  %-18s %14s  %s\n", name, value, note) }

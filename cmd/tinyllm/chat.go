@@ -29,7 +29,7 @@ func runChat(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer e.ck.Close()
+	defer e.close()
 	fmt.Fprintln(stderr, "type a message; /reset forgets the conversation, /exit or Ctrl-D leaves")
 	var history []tokenizer.Message
 	in := bufio.NewReader(stdin)

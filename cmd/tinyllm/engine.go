@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,15 +14,18 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/bench"
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/llm"
+	"github.com/tinyllm-go/tinyllm/internal/serving"
 	"github.com/tinyllm-go/tinyllm/internal/stub"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
+	"github.com/tinyllm-go/tinyllm/kernels"
 	"github.com/tinyllm-go/tinyllm/models"
 	refday5 "github.com/tinyllm-go/tinyllm/solutions/week1/day5"
 	refday6 "github.com/tinyllm-go/tinyllm/solutions/week1/day6"
 	refday7 "github.com/tinyllm-go/tinyllm/solutions/week1/day7"
 	refw2d1 "github.com/tinyllm-go/tinyllm/solutions/week2/day1"
 	refw2d3 "github.com/tinyllm-go/tinyllm/solutions/week2/day3"
+	refw3d5 "github.com/tinyllm-go/tinyllm/solutions/week3/day5"
 )
 
 // sampler is either tree's day7 Sampler.
@@ -36,6 +40,9 @@ type generateFunc func(tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sam
 type loadedModel struct {
 	generate generateFunc
 	bench    func(o bench.Options) (bench.Result, error)
+	// cached is the Week 2 model itself, for the server's engine; nil
+	// for Week 1.
+	cached llm.CachedModel
 }
 
 // impl is one implementation of the course (the reference solutions or the
@@ -50,6 +57,12 @@ type impl struct {
 	// weeks loads each week's model: Week 1 recomputes the whole sequence
 	// at every step, Week 2 keeps a KV cache.
 	weeks map[int]func(ck *checkpoint.Checkpoint) (loadedModel, error)
+	// gpu loads the tree's W2D7 model on a device, gpuGenerate is its
+	// Generate (device.go); nil where the tree has none linked in.
+	gpu         func(dev *kernels.Device, ck *checkpoint.Checkpoint, o gpuOptions) (gpuModel, error)
+	gpuGenerate gpuGenerateFunc
+	// handler is the tree's W3D5 OpenAI handler, for serve.
+	handler func(cfg serving.HandlerConfig) http.Handler
 }
 
 // week1Model adapts a Week 1 model and its tree's Generate.
@@ -77,7 +90,8 @@ func week2Model(m llm.CachedModel, err error, generate func(llm.CachedModel, *to
 		generate: func(tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
 			return generate(m, tok, msgs, s, n, eos, on)
 		},
-		bench: func(o bench.Options) (bench.Result, error) { return bench.RunCachedModel(m, prefill, o) },
+		bench:  func(o bench.Options) (bench.Result, error) { return bench.RunCachedModel(m, prefill, o) },
+		cached: m,
 	}, nil
 }
 
@@ -99,6 +113,7 @@ const defaultPrefillChunk = 256
 
 var impls = map[string]impl{
 	"ref": {
+		handler: func(cfg serving.HandlerConfig) http.Handler { return refw3d5.NewHandler(cfg) },
 		sampler: func(t, p float64, k int, seed uint64) sampler {
 			if t == 0 {
 				return refday6.Greedy{}
@@ -137,6 +152,9 @@ type engineFlags struct {
 	seed        uint64
 	maxTokens   int
 	system      string
+	device      string
+	maxContext  int
+	fs          *flag.FlagSet
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
@@ -149,10 +167,16 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.Uint64Var(&f.seed, "seed", 0, "random seed for sampling")
 	fs.IntVar(&f.maxTokens, "max-tokens", 256, "longest reply, in tokens")
 	fs.StringVar(&f.system, "system", "", "system prompt (default: the chat template's)")
+	fs.StringVar(&f.device, "device", "auto", "where the model runs: cpu, cuda, metal, or auto (the GPU when there is one; the GPU runs the Week 2 model)")
+	fs.IntVar(&f.maxContext, "max-context", 0, "with a GPU: positions the device cache holds (0: the model's context, at most 4096)")
+	f.fs = fs
 }
 
 func (f *engineFlags) validate(stderr io.Writer) error {
 	if err := validImplWeek(f.impl, f.week); err != nil {
+		return err
+	}
+	if err := checkDeviceFlag(f.device); err != nil {
 		return err
 	}
 	switch {
@@ -165,6 +189,8 @@ func (f *engineFlags) validate(stderr io.Writer) error {
 		return fmt.Errorf("%w: --top-k must be >= 0, got %d", errUsage, f.topK)
 	case f.maxTokens <= 0:
 		return fmt.Errorf("%w: --max-tokens must be positive, got %d", errUsage, f.maxTokens)
+	case f.maxContext < 0:
+		return fmt.Errorf("%w: --max-context must be 0 (the default) or positive, got %d", errUsage, f.maxContext)
 	}
 	dir, err := modelDir(f.modelDir, stderr)
 	if err != nil {
@@ -225,6 +251,22 @@ type engine struct {
 	tok   *tokenizer.Tokenizer
 	model loadedModel
 	eos   []int
+	// dev is the GPU the model runs on, nil on the CPU; limit is the most
+	// positions a conversation may take (the device cache's on a GPU).
+	dev   *kernels.Device
+	gpu   gpuModel
+	limit int
+}
+
+// close releases the model, the device and the checkpoint.
+func (e *engine) close() {
+	if e.gpu != nil {
+		e.gpu.Close()
+	}
+	if e.dev != nil {
+		e.dev.Close()
+	}
+	e.ck.Close()
 }
 
 // loadEngine opens the model folder, warms its weights into memory with a
@@ -255,11 +297,28 @@ func loadEngine(f *engineFlags, stderr io.Writer) (e *engine, err error) {
 	if err := warm(ck.WeightFiles(), stderr); err != nil {
 		return nil, err
 	}
-	e = &engine{flags: f, impl: impls[f.impl], ck: ck, tok: tok, eos: gen.EOSTokenIDs}
+	e = &engine{flags: f, impl: impls[f.impl], ck: ck, tok: tok, eos: gen.EOSTokenIDs, limit: ck.Config.MaxPositionEmbeddings}
 	if id, ok := tok.TokenID("<|im_end|>"); ok && !contains(e.eos, id) {
 		e.eos = append(e.eos, id) // ChatML ends every turn with it
 	}
-	if err := learnerGuard(f.impl, func() error {
+	if e.dev, err = openDevice(f.device, f.impl, f.week, f.fs != nil && weekFlagSet(f.fs), stderr); err != nil {
+		return nil, err
+	}
+	week := f.week
+	if e.dev != nil {
+		defer func() {
+			if err != nil {
+				if e.gpu != nil {
+					e.gpu.Close()
+				}
+				e.dev.Close()
+			}
+		}()
+		if e.model, e.gpu, err = loadGPU(e.dev, ck, f.impl, gpuOptions{maxContext: f.maxContext}, f.temperature == 0); err != nil {
+			return nil, err
+		}
+		e.limit, week = e.gpu.MaxContext(), 2
+	} else if err := learnerGuard(f.impl, func() error {
 		var err error
 		e.model, err = e.impl.weeks[f.week](ck)
 		return err
@@ -268,8 +327,8 @@ func loadEngine(f *engineFlags, stderr io.Writer) (e *engine, err error) {
 	}
 	settleHeap()
 	c := ck.Config
-	fmt.Fprintf(stderr, "loaded %s: %d layers, hidden %d, vocab %d (%s impl, week %d, %.1fs)\n",
-		modelName(f.modelDir), c.NumHiddenLayers, c.HiddenSize, c.VocabSize, f.impl, f.week, time.Since(start).Seconds())
+	fmt.Fprintf(stderr, "loaded %s: %d layers, hidden %d, vocab %d (%s impl, week %d, %s, %.1fs)\n",
+		modelName(f.modelDir), c.NumHiddenLayers, c.HiddenSize, c.VocabSize, f.impl, week, deviceNote(e.dev), time.Since(start).Seconds())
 	return e, nil
 }
 
@@ -286,13 +345,15 @@ func (e *engine) reply(msgs []tokenizer.Message, stdout, stderr io.Writer) (stri
 	if err != nil {
 		return "", err
 	}
-	limit := e.ck.Config.MaxPositionEmbeddings
+	limit := e.limit
 	if len(prompt) >= limit {
 		return "", fmt.Errorf("the conversation is %d tokens and the model's context is %d: start a new one (/reset in chat)", len(prompt), limit)
 	}
 	maxTokens := min(f.maxTokens, limit-len(prompt))
-	if err := checkMemory(f.impl, f.week, e.ck.Config, len(prompt)+maxTokens); err != nil {
-		return "", err
+	if e.dev == nil { // the GPU model checked the device's memory when it was loaded
+		if err := checkMemory(f.impl, f.week, e.ck.Config, len(prompt)+maxTokens); err != nil {
+			return "", err
+		}
 	}
 	// Counting the sampler's draws counts the tokens generated, end-of-turn
 	// token included, without decoding or re-encoding anything.

@@ -26,7 +26,7 @@ func runGenerate(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	defer e.ck.Close()
+	defer e.close()
 	_, err = e.reply([]tokenizer.Message{{Role: "user", Content: *prompt}}, stdout, stderr)
 	return err
 }

@@ -3,14 +3,21 @@
 package main
 
 import (
+	"net/http"
+
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/llm"
+	"github.com/tinyllm-go/tinyllm/internal/serving"
 	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
 	day5 "github.com/tinyllm-go/tinyllm/week1/day5"
 	day6 "github.com/tinyllm-go/tinyllm/week1/day6"
 	day7 "github.com/tinyllm-go/tinyllm/week1/day7"
 	w2d1 "github.com/tinyllm-go/tinyllm/week2/day1"
 	w2d3 "github.com/tinyllm-go/tinyllm/week2/day3"
+	w2d7 "github.com/tinyllm-go/tinyllm/week2/day7"
+	w3d5 "github.com/tinyllm-go/tinyllm/week3/day5"
+
+	"github.com/tinyllm-go/tinyllm/kernels"
 )
 
 // This file links the learner's own days into the program. It is compiled
@@ -19,6 +26,7 @@ import (
 // learner tree compiling.
 func init() {
 	impls["learner"] = impl{
+		handler: func(cfg serving.HandlerConfig) http.Handler { return w3d5.NewHandler(cfg) },
 		sampler: func(t, p float64, k int, seed uint64) sampler {
 			if t == 0 {
 				return day6.Greedy{}
@@ -42,6 +50,17 @@ func init() {
 				m, err := w2d1.NewQwen2ModelWeek2(ck)
 				return week2Model(m, err, learnerWeek2Generate, w2d1.Prefill)
 			},
+		},
+		// The GPU engine: the learner's W2D7 model (--device cuda|metal).
+		gpu: func(dev *kernels.Device, ck *checkpoint.Checkpoint, o gpuOptions) (gpuModel, error) {
+			m, err := w2d7.Load(dev, ck, w2d7.Options{MaxContext: o.maxContext, PrefillRows: o.prefillRows, Graph: true})
+			if err != nil {
+				return nil, err
+			}
+			return m, nil
+		},
+		gpuGenerate: func(m llm.StepModel, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s llm.Sampler, n int, eos []int, onToken func(int), on func(string)) (string, error) {
+			return w2d7.Generate(m, tok, msgs, w2d7.GenerateOptions{MaxTokens: n, EOS: eos, Sampler: s, OnToken: onToken, OnText: on})
 		},
 	}
 }

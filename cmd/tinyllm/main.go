@@ -7,9 +7,8 @@
 //	tinyllm bench --throughput      many requests through the Week 3 engine
 //	tinyllm mkmodel --shape qwen2-0.5b --out DIR
 //	tinyllm quantize --bits 4 --group-size 64 IN OUT
+//	tinyllm serve --model DIR --port 8000   the OpenAI API and a chat page
 //	tinyllm progress                grade every learner day and print a table
-//
-// Week 3 adds serve.
 package main
 
 import (
@@ -33,6 +32,7 @@ var commands = map[string]command{
 	"bench":    {"measure prefill and decode speed, time to first token and peak memory", runBench},
 	"mkmodel":  {"write a random bf16 Qwen2 checkpoint of a public shape (qwen2-0.5b, -1.5b, -7b)", runMkmodel},
 	"quantize": {"write a 4- or 8-bit MLX-format copy of a bf16/f16/f32 model folder (as mlx_lm.convert -q)", runQuantize},
+	"serve":    {"serve the OpenAI API (chat, completions, streaming), metrics and a chat page over HTTP", runServe},
 	"progress": {"grade every learner day (week1/day1 …) and print which pass, fail or are not started", runProgress},
 }
 
@@ -80,7 +80,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: tinyllm <command> [flags]\n\ncommands:")
-	for _, name := range []string{"chat", "generate", "tokenize", "bench", "mkmodel", "quantize", "progress"} {
+	for _, name := range []string{"chat", "generate", "tokenize", "bench", "mkmodel", "quantize", "serve", "progress"} {
 		fmt.Fprintf(w, "  %-10s %s\n", name, commands[name].summary)
 	}
 }

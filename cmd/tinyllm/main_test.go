@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"github.com/tinyllm-go/tinyllm/kernels"
 	"io"
 	"os"
 	"slices"
@@ -14,6 +15,11 @@ import (
 )
 
 func TestCommandLineErrors(t *testing.T) {
+	// The GPU backend this platform does not have, and the one it has.
+	other, own := kernels.Metal, kernels.PlatformBackend()
+	if own == kernels.Metal {
+		other = kernels.CUDA
+	}
 	tests := []struct {
 		args   []string
 		code   int
@@ -34,6 +40,17 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"bench", "--threads", "100000"}, 2, "--threads must be between 0 (all cores) and"},
 		{[]string{"bench", "--prompt-len", "600"}, 2, "past the model's context of 512"},
 		{[]string{"bench", "--prompt-len", "500", "--gen-len", "50"}, 2, "550 tokens, past the model's context of 512"},
+		{[]string{"generate", "--prompt", "hi", "--device", "gpu"}, 2, `--device must be auto, cpu, cuda or metal, got "gpu"`},
+		{[]string{"bench", "--device", "tpu"}, 2, `--device must be auto, cpu, cuda or metal, got "tpu"`},
+		{[]string{"chat", "--device", other}, 2, "--device " + other + " is not available on this platform"},
+		{[]string{"generate", "--prompt", "hi", "--max-context", "-1"}, 2, "--max-context must be 0 (the default) or positive"},
+	}
+	if own != "" {
+		tests = append(tests, struct {
+			args   []string
+			code   int
+			stderr string
+		}{[]string{"generate", "--prompt", "hi", "--device", own, "--week", "1"}, 2, "--week 1 runs on the CPU only"})
 	}
 	for _, tc := range tests {
 		var stdout, stderr bytes.Buffer

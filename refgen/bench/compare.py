@@ -217,7 +217,7 @@ def run_go(args, argv):
     import tempfile
 
     with tempfile.NamedTemporaryFile(suffix=".json") as f:
-        p = subprocess.run([args.tinyllm, "bench", "--threads", str(args.threads), *argv, "--json", f.name],
+        p = subprocess.run([args.tinyllm, "bench", "--device", "cpu", "--threads", str(args.threads), *argv, "--json", f.name],
                            capture_output=True, text=True)
         if p.returncode != 0:
             return {"error": ((p.stderr or p.stdout).strip().splitlines() or ["no output"])[-1]}

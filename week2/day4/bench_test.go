@@ -57,6 +57,9 @@ func BenchmarkW2D4Ladder(b *testing.B) {
 					b.Fatal(err)
 				}
 				for _, r := range Rungs {
+					if r == V1Naive && m > 1 {
+						continue // seconds a product at 512 rows, and nothing to learn from it
+					}
 					name := fmt.Sprintf("%s/%s/M=%d/%s", s.Name, f.Name, m, r)
 					b.Run(name, func(b *testing.B) { benchRung(b, d, mm, r, y, x, ws) })
 				}
@@ -116,9 +119,10 @@ func benchRung(b *testing.B, d *kernels.Device, mm *Matmul, r Rung, y, x *devten
 }
 
 // BenchmarkW2D4GemvVariants compares builds of rung 3's 4-bit
-// matrix-vector variant on CUDA (rows of W per warp, loads in flight per
-// row, blocks per multiprocessor) on every real shape, one row of x; the
-// winner is cudaV3's gvRows, gvUnroll and gvMinB.
+// matrix-vector variants on CUDA on every real shape, one row of x: builds
+// of the float32 one (rows of W per warp, loads in flight per row, blocks
+// per multiprocessor; the winner is cudaV3's gvRows, gvUnroll and gvMinB),
+// and the tensor-core one with 16 or 32 rows a warp.
 //
 //	go test -run '^$' -bench W2D4GemvVariants -benchtime 100ms ./solutions/week2/day4
 func BenchmarkW2D4GemvVariants(b *testing.B) {
@@ -126,39 +130,71 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 	if d.Backend() != kernels.CUDA {
 		b.Skip("not run: the variants are CUDA builds")
 	}
-	variants := [][3]int{{8, 1, 2}, {8, 1, 3}, {4, 1, 3}, {4, 1, 4}, {8, 2, 2}, {4, 2, 2}, {16, 1, 2}}
+	variants := [][3]int{{8, 1, 2}, {8, 1, 3}, {4, 1, 3}}
 	mms := make([]*Matmul, len(variants))
 	for i, v := range variants {
 		var err error
-		if mms[i], err = newMatmul(d, v3Config{4, 2, 2, v[0], v[1], v[2]}); err != nil {
+		if mms[i], err = newMatmul(d, v3Config{4, 2, 2, v[0], v[1], v[2], 1, 64, 3, ""}); err != nil {
 			b.Fatal(err)
 		}
 		defer mms[i].Close()
 	}
+	mmU2, err := newMatmul(d, v3Config{4, 2, 2, 8, 1, 2, 2, 64, 3, ""})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mmU2.Close()
 	f := w2d4.Formats[1]
 	for _, s := range w2d4.RealShapes {
-		p := w2d4.NewProblem(w2d4.Shape{Name: s.Name, N: s.N, K: s.K, Ms: []int{1}}, f, 7)
-		copies := max(1, min(64, rotateBytes/int(devtensor.WeightBytes(s.N, s.K, f.Bits, f.Group))))
-		ws := make([]*devtensor.Weight, copies)
-		for i := range ws {
-			var err error
-			if ws[i], err = p.Upload(d); err != nil {
-				b.Fatal(err)
-			}
-		}
-		x, err := devtensor.NewActivations(d, 1, s.K)
-		if err != nil {
-			b.Fatal(err)
-		}
-		x.Buf.Fill(0x3E)
-		y, err := devtensor.NewActivations(d, 1, s.N)
-		if err != nil {
-			b.Fatal(err)
-		}
+		ws, x, y, free := decodeOperands(b, d, s, f)
 		for i, v := range variants {
 			name := fmt.Sprintf("%s/%s/rows%d_u%d_b%d", s.Name, f.Name, v[0], v[1], v[2])
-			b.Run(name, func(b *testing.B) { benchRung(b, d, mms[i], V3Vector, y, x, ws) })
+			b.Run(name, func(b *testing.B) {
+				mms[i].tcRT = -1
+				defer func() { mms[i].tcRT = 0 }()
+				benchRung(b, d, mms[i], V3Vector, y, x, ws)
+			})
 		}
+		// The tensor-core variant: 16 or 32 rows a warp (rt), 1 or 2 steps
+		// of K loaded at once (u), and the pick (rt0).
+		for _, v := range [][2]int{{1, 1}, {2, 1}, {1, 2}, {0, 1}} {
+			mm := mms[0]
+			if v[1] == 2 {
+				mm = mmU2
+			}
+			b.Run(fmt.Sprintf("%s/%s/tensor-core_rt%d_u%d", s.Name, f.Name, v[0], v[1]), func(b *testing.B) {
+				mm.tcRT = v[0]
+				defer func() { mm.tcRT = 0 }()
+				benchRung(b, d, mm, V3Vector, y, x, ws)
+			})
+		}
+		free()
+	}
+}
+
+// decodeOperands uploads copies of shape s's W filling rotateBytes (as
+// BenchmarkW2D4Ladder does for one row of x), one row of x and y; free
+// releases them.
+func decodeOperands(b *testing.B, d *kernels.Device, s w2d4.Shape, f w2d4.Format) (ws []*devtensor.Weight, x, y *devtensor.Activations, free func()) {
+	p := w2d4.NewProblem(w2d4.Shape{Name: s.Name, N: s.N, K: s.K, Ms: []int{1}}, f, 7)
+	ws = make([]*devtensor.Weight, max(1, min(64, rotateBytes/int(devtensor.WeightBytes(s.N, s.K, f.Bits, f.Group)))))
+	for i := range ws {
+		var err error
+		if ws[i], err = p.Upload(d); err != nil {
+			b.Fatal(err)
+		}
+	}
+	x, err := devtensor.NewActivations(d, 1, s.K)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := x.Buf.Fill(0x3E); err != nil {
+		b.Fatal(err)
+	}
+	if y, err = devtensor.NewActivations(d, 1, s.N); err != nil {
+		b.Fatal(err)
+	}
+	return ws, x, y, func() {
 		x.Free()
 		y.Free()
 		for _, w := range ws {
@@ -177,7 +213,7 @@ func BenchmarkW2D4V3Variants(b *testing.B) {
 	if d.Backend() != kernels.CUDA {
 		b.Skip("not run: the variants are CUDA builds")
 	}
-	variants := []v3Config{{1, 8, 4, 8, 1, 2}, {1, 4, 4, 8, 1, 2}, {2, 4, 4, 8, 1, 2}, {2, 4, 2, 8, 1, 2}, {4, 2, 2, 8, 1, 2}, {2, 2, 4, 8, 1, 2}, {4, 1, 2, 8, 1, 2}}
+	variants := []v3Config{{1, 8, 4, 8, 1, 2, 2, 64, 3, ""}, {1, 4, 4, 8, 1, 2, 2, 64, 3, ""}, {2, 4, 4, 8, 1, 2, 2, 64, 3, ""}, {2, 4, 2, 8, 1, 2, 2, 64, 3, ""}, {4, 2, 2, 8, 1, 2, 2, 64, 3, ""}, {2, 2, 4, 8, 1, 2, 2, 64, 3, ""}, {4, 1, 2, 8, 1, 2, 2, 64, 3, ""}}
 	mms := make([]*Matmul, len(variants))
 	for i, v := range variants {
 		var err error
@@ -212,5 +248,84 @@ func BenchmarkW2D4V3Variants(b *testing.B) {
 			}
 			w.Free()
 		}
+	}
+}
+
+// BenchmarkW2D4V5Variants compares builds of rung 5 on CUDA (slice width
+// and stages of shared memory; tiles of W 64 or 128 rows wide, or picked
+// by shape: bn0) on the prefill shapes of Qwen2-7B and the
+// 0.5B head, 512 rows of x; the winner is cudaV3's v5BK and v5Stages.
+//
+//	go test -run '^$' -bench W2D4V5Variants -benchtime 100ms ./solutions/week2/day4
+func BenchmarkW2D4V5Variants(b *testing.B) {
+	d := kerneltest.Open(b)
+	if d.Backend() != kernels.CUDA {
+		b.Skip("not run: the variants are CUDA builds")
+	}
+	variants := [][3]int{{32, 4, 0}, {64, 3, 0}, {64, 3, 128}, {64, 3, 64}}
+	mms := make([]*Matmul, len(variants))
+	for i, v := range variants {
+		c := cudaV3
+		c.v5BK, c.v5Stages = v[0], v[1]
+		var err error
+		if mms[i], err = newMatmul(d, c); err != nil {
+			b.Fatal(err)
+		}
+		mms[i].v5BN = v[2]
+		defer mms[i].Close()
+	}
+	for _, s := range []w2d4.Shape{w2d4.RealShapes[3], w2d4.RealShapes[5], w2d4.RealShapes[6]} {
+		p := w2d4.NewProblem(w2d4.Shape{Name: s.Name, N: s.N, K: s.K, Ms: []int{1}}, w2d4.Formats[0], 7)
+		w, err := p.Upload(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		x, err := devtensor.NewActivations(d, 512, s.K)
+		if err != nil {
+			b.Fatal(err)
+		}
+		x.Buf.Fill(0x3E)
+		y, err := devtensor.NewActivations(d, 512, s.N)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for i, v := range variants {
+			b.Run(fmt.Sprintf("%s/M=512/bk%d_stages%d_bn%d", s.Name, v[0], v[1], v[2]), func(b *testing.B) {
+				benchRung(b, d, mms[i], V5Pipelined, y, x, []*devtensor.Weight{w})
+			})
+		}
+		x.Free()
+		y.Free()
+		w.Free()
+	}
+}
+
+// BenchmarkW2D4V3Stream compares rung 3's bf16 loads of W with and without
+// the evict-first hint on the 7B decode shapes, cycling through copies of W
+// as BenchmarkW2D4Ladder does; the winner is V3_STREAM's default.
+//
+//	go test -run '^$' -bench W2D4V3Stream -benchtime 100ms ./solutions/week2/day4
+func BenchmarkW2D4V3Stream(b *testing.B) {
+	d := kerneltest.Open(b)
+	if d.Backend() != kernels.CUDA {
+		b.Skip("not run: the variants are CUDA builds")
+	}
+	var mms [2]*Matmul
+	for i := range mms {
+		c := cudaV3
+		c.extra = fmt.Sprintf("-DV3_STREAM=%d", i)
+		var err error
+		if mms[i], err = newMatmul(d, c); err != nil {
+			b.Fatal(err)
+		}
+		defer mms[i].Close()
+	}
+	f := w2d4.Formats[0]
+	for _, s := range []w2d4.Shape{w2d4.RealShapes[4], w2d4.RealShapes[5], w2d4.RealShapes[6]} {
+		ws, x, y, free := decodeOperands(b, d, s, f)
+		for i := range mms {
+			b.Run(fmt.Sprintf("%s/bf16/M=1/stream%d", s.Name, i), func(b *testing.B) { benchRung(b, d, mms[i], V3Vector, y, x, ws) })
+		}
+		free()
 	}
 }

@@ -35,60 +35,91 @@ __device__ __forceinline__ float warp_sum(float v) {
 #ifndef V3_UNROLL
 #define V3_UNROLL 2
 #endif
+#ifndef V3_STREAM  // 1: load W with the evict-first hint (__ldcs)
+#define V3_STREAM 1
+#endif
 
+// When W has few rows (the 7B down projection: 3584 rows of 37 KB), a
+// warp per few rows leaves multiprocessors idle, so wk warps of a block
+// (1, 2, 4 or 8) share one set of rows, each taking every wk-th 16-byte
+// column slice, and add their sums through shared memory at the end: the
+// block then covers V3_WROWS·8/wk rows.
 extern "C" __global__ void __launch_bounds__(256) matmul_bf16_v3(
         float* __restrict__ y, const float* __restrict__ x, const unsigned short* __restrict__ w,
-        int M, int N, int K) {
-    int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    int n0 = (blockIdx.x * (blockDim.x / 32) + warp) * V3_WROWS;
-    int m0 = blockIdx.y * V3_ROWS;
-    if (n0 >= N) return;
-    int rows = min(V3_ROWS, M - m0);
-    int K8 = K / 8;
+        int M, int N, int K, int wk) {
+    __shared__ float red[8][V3_WROWS][V3_ROWS];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int set = warp / wk, part = warp % wk;
+    const int n0 = (blockIdx.x * (8 / wk) + set) * V3_WROWS;
+    const int m0 = blockIdx.y * V3_ROWS;
+    const int rows = min(V3_ROWS, M - m0);
+    const int K8 = K / 8, stride = 32 * wk;
     float acc[V3_WROWS][V3_ROWS];
 #pragma unroll
     for (int q = 0; q < V3_WROWS; q++)
 #pragma unroll
         for (int r = 0; r < V3_ROWS; r++) acc[q][r] = 0.0f;
-    for (int j0 = lane; j0 < K8; j0 += 32 * V3_UNROLL) {
-        uint4 v[V3_WROWS][V3_UNROLL];
+    if (n0 < N) {
+        for (int j0 = part * 32 + lane; j0 < K8; j0 += stride * V3_UNROLL) {
+            uint4 v[V3_WROWS][V3_UNROLL];
 #pragma unroll
-        for (int q = 0; q < V3_WROWS; q++) {
-            const uint4* wr = (const uint4*)(w + (size_t)min(n0 + q, N - 1) * K);
+            for (int q = 0; q < V3_WROWS; q++) {
+                const uint4* wr = (const uint4*)(w + (size_t)min(n0 + q, N - 1) * K);
+#pragma unroll
+                for (int u = 0; u < V3_UNROLL; u++) {
+                    int j = j0 + stride * u;
+#if V3_STREAM
+                    v[q][u] = j < K8 ? __ldcs(wr + j) : make_uint4(0, 0, 0, 0);
+#else
+                    v[q][u] = j < K8 ? wr[j] : make_uint4(0, 0, 0, 0);
+#endif
+                }
+            }
 #pragma unroll
             for (int u = 0; u < V3_UNROLL; u++) {
-                int j = j0 + 32 * u;
-                v[q][u] = j < K8 ? wr[j] : make_uint4(0, 0, 0, 0);
-            }
-        }
+                int j = j0 + stride * u;
+                if (j >= K8) break;
 #pragma unroll
-        for (int u = 0; u < V3_UNROLL; u++) {
-            int j = j0 + 32 * u;
-            if (j >= K8) break;
+                for (int r = 0; r < V3_ROWS; r++) {
+                    if (r < rows) {
+                        const float4* xr = (const float4*)(x + (size_t)(m0 + r) * K) + 2 * j;
+                        float4 a = xr[0], b = xr[1];
 #pragma unroll
-            for (int r = 0; r < V3_ROWS; r++) {
-                if (r < rows) {
-                    const float4* xr = (const float4*)(x + (size_t)(m0 + r) * K) + 2 * j;
-                    float4 a = xr[0], b = xr[1];
-#pragma unroll
-                    for (int q = 0; q < V3_WROWS; q++) {
-                        uint4 vv = v[q][u];
-                        acc[q][r] += a.x * bf16_lo(vv.x) + a.y * bf16_hi(vv.x) + a.z * bf16_lo(vv.y) +
-                                     a.w * bf16_hi(vv.y) + b.x * bf16_lo(vv.z) + b.y * bf16_hi(vv.z) +
-                                     b.z * bf16_lo(vv.w) + b.w * bf16_hi(vv.w);
+                        for (int q = 0; q < V3_WROWS; q++) {
+                            uint4 vv = v[q][u];
+                            acc[q][r] += a.x * bf16_lo(vv.x) + a.y * bf16_hi(vv.x) + a.z * bf16_lo(vv.y) +
+                                         a.w * bf16_hi(vv.y) + b.x * bf16_lo(vv.z) + b.y * bf16_hi(vv.z) +
+                                         b.z * bf16_lo(vv.w) + b.w * bf16_hi(vv.w);
+                        }
                     }
                 }
             }
         }
     }
+    if (wk == 1) {  // a warp has whole rows: no need to wait for the others
 #pragma unroll
-    for (int q = 0; q < V3_WROWS; q++) {
+        for (int q = 0; q < V3_WROWS; q++)
+#pragma unroll
+            for (int r = 0; r < V3_ROWS; r++) {
+                float t = warp_sum(acc[q][r]);
+                if (lane == 0 && r < rows && n0 + q < N) y[(size_t)(m0 + r) * N + n0 + q] = t;
+            }
+        return;
+    }
+#pragma unroll
+    for (int q = 0; q < V3_WROWS; q++)
 #pragma unroll
         for (int r = 0; r < V3_ROWS; r++) {
-            if (r < rows) {
-                float s = warp_sum(acc[q][r]);
-                if (lane == 0 && n0 + q < N) y[(size_t)(m0 + r) * N + n0 + q] = s;
-            }
+            float s = warp_sum(acc[q][r]);
+            if (lane == 0) red[warp][q][r] = s;
+        }
+    __syncthreads();
+    if (part == 0 && n0 < N && lane < V3_WROWS * V3_ROWS) {
+        int q = lane / V3_ROWS, r = lane % V3_ROWS;
+        if (r < rows && n0 + q < N) {
+            float s = 0.0f;
+            for (int p = 0; p < wk; p++) s += red[warp + p][q][r];
+            y[(size_t)(m0 + r) * N + n0 + q] = s;
         }
     }
 }
@@ -445,4 +476,378 @@ extern "C" __global__ void __launch_bounds__(128) matmul_q4_v4(
         const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
         int M, int N, int K, int group) {
     matmul_v4<true>(y, x, nullptr, w, scales, biases, M, N, K, group);
+}
+
+// ---- Rung 3, decode variant on the tensor cores (M = 1, K a multiple of
+// 128, groups of 64 or 128). ----
+//
+// Even at three instructions a weight, unpacking on the CUDA cores keeps the
+// float32 variant above far from the memory's rate. Here the matrix units do
+// the multiplications: a warp takes 16 rows of W (RT = 1 or 2 such tiles) and 128
+// columns at a time and issues 8 mma.sync.m16n8k16 per tile, W in the
+// A operand, x in B. The codes become bf16 exactly: OR-ing a nibble pair
+// (bits 0-3 and 16-19) into 0x43004300 gives the bf16 pair (128 + q, 128 + q'),
+// and one packed subtraction leaves (q, q'), about 1.4 instructions a weight
+// with the shifts. x does not fit bf16 exactly, so it goes in as two bf16
+// parts, hi = bf16(x) and lo = bf16(x - hi), in two columns of B: together
+// they carry 16 bits of x, and the products add up in float32. A lane's
+// 16-byte load is 32 codes of one group; with groups of 64 the 128 columns
+// of a step are two groups, kept apart in columns 0-1 and 2-3 of B:
+//   column 0: x_hi where the group is the first of the step, else 0
+//   column 1: x_lo, first group;  columns 2, 3: the same for the second
+// (groups of 128 use columns 0 and 1), so D[row][c] holds one group's sum
+// and lane t = 0 (1) of each row applies the first (second) group's scale
+// and bias: y += s·(D_hi + D_lo) + b·Σx. Each block first writes x's B
+// fragments and per-group sums into shared memory, once, for all its warps.
+
+#ifndef QT_U
+#define QT_U 2  // steps of K a warp loads at once
+#endif
+
+__device__ __forceinline__ unsigned int q4_pair(unsigned int word, int j) {
+    unsigned int v = ((word >> (4 * j)) & 0x000F000Fu) | 0x43004300u, r;
+    // (128 + q)·1 - 128, exact
+    asm("fma.rn.bf16x2 %0, %1, %2, %3;\n" : "=r"(r) : "r"(v), "r"(0x3F803F80u), "r"(0xC300C300u));
+    return r;
+}
+
+__device__ __forceinline__ unsigned int uint4_word(const uint4& v, int i) {
+    return i == 0 ? v.x : i == 1 ? v.y : i == 2 ? v.z : v.w;
+}
+
+// x's B fragments and per-group sums, once per product, for
+// matmul_q4_gemv_tc: xf holds [K/128][4 lanes t][8 mma] (b0, b1) of x_hi,
+// then the same of x_lo, then the K/group sums of x. One block per 1024
+// columns.
+extern "C" __global__ void __launch_bounds__(256) q4_prep_x(unsigned int* __restrict__ xf, const float* __restrict__ x,
+                                                            int K, int group) {
+    uint2* fh = (uint2*)xf;
+    uint2* fl = fh + K / 4;
+    float* gs = (float*)(fl + K / 4);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    // Entry (ks, t, s) holds the pairs mma s of step ks needs from lane
+    // chunk t: b0 = (x[k], x[k + 4]), b1 = (x[k + 1], x[k + 5]) with
+    // k = 128 ks + 32 t + 8 (s / 2) + 2 (s % 2), the order q4_pair takes
+    // the codes of a word in.
+    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < K / 4; idx += gridDim.x * blockDim.x) {
+        int s = idx & 7, tt = (idx >> 3) & 3, ks = idx >> 5;
+        int k = ks * 128 + 32 * tt + 8 * (s >> 1) + 2 * (s & 1);
+        float x0 = __ldg(x + k), x4 = __ldg(x + k + 4), x1 = __ldg(x + k + 1), x5 = __ldg(x + k + 5);
+        unsigned int h0 = pack_bf16(x0, x4), h1 = pack_bf16(x1, x5);
+        fh[idx] = make_uint2(h0, h1);
+        fl[idx] = make_uint2(pack_bf16(x0 - bf16_lo(h0), x4 - bf16_hi(h0)), pack_bf16(x1 - bf16_lo(h1), x5 - bf16_hi(h1)));
+    }
+    for (int gi = blockIdx.x * 8 + warp; gi < K / group; gi += gridDim.x * 8) {
+        float sum = 0.0f;
+        for (int e = lane; e < group; e += 32) sum += __ldg(x + gi * group + e);
+        sum = warp_sum(sum);
+        if (lane == 0) gs[gi] = sum;
+    }
+}
+
+template <int RT>
+__device__ __forceinline__ void q4_gemv_tc(float* __restrict__ y, const unsigned int* __restrict__ xf,
+                                           const unsigned int* __restrict__ w,
+                                           const unsigned short* __restrict__ scales,
+                                           const unsigned short* __restrict__ biases, int N, int K, int group,
+                                           int wk) {
+    const uint2* fh = (const uint2*)xf;  // q4_prep_x's layout
+    const uint2* fl = fh + K / 4;
+    const float* gs = (const float*)(fl + K / 4);
+    __shared__ float red[8][RT][16];
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+    const int set = warp / wk, part = warp % wk;
+    const int tile0 = (blockIdx.x * (8 / wk) + set) * RT;
+    const int KS = K / 128, K32 = K / 32, G = K / group, ngr = 128 / group;
+    const bool folds = t < ngr;                                       // lanes that apply scales
+    const bool useB = (g >> 1) < ngr && (g >> 1) == (32 * t) / group;  // this lane's column of B is not 0
+    const uint4* w4 = (const uint4*)w;
+    int roff[RT][2], goff[RT][2];
+    float acc[RT][2];
+#pragma unroll
+    for (int r = 0; r < RT; r++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            int n = min((tile0 + r) * 16 + g + 8 * h, N - 1);  // rows past N read row N-1 and are not written
+            roff[r][h] = n * K32 + t;
+            goff[r][h] = n * G + t;
+            acc[r][h] = 0.0f;
+        }
+    // QT_U steps of K per iteration, the next iteration's loads in flight
+    // during this one's arithmetic.
+    uint4 wv[QT_U][RT][2], wn[QT_U][RT][2];
+    float sc[QT_U][RT][2], bi[QT_U][RT][2], scn[QT_U][RT][2], bin[QT_U][RT][2];
+    auto fetch = [&](int k0, uint4 (&v)[QT_U][RT][2], float (&sv)[QT_U][RT][2], float (&bv)[QT_U][RT][2]) {
+#pragma unroll
+        for (int u = 0; u < QT_U; u++) {
+            int ks = k0 + u * wk;
+#pragma unroll
+            for (int r = 0; r < RT; r++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    bool in = ks < KS;
+                    v[u][r][h] = in ? __ldcs(w4 + roff[r][h] + 4 * ks) : make_uint4(0, 0, 0, 0);
+                    sv[u][r][h] = folds && in ? __uint_as_float(((unsigned int)__ldg(scales + goff[r][h] + ks * ngr)) << 16) : 0.0f;
+                    bv[u][r][h] = folds && in ? __uint_as_float(((unsigned int)__ldg(biases + goff[r][h] + ks * ngr)) << 16) : 0.0f;
+                }
+        }
+    };
+    fetch(part, wv, sc, bi);
+
+    const uint2* fsrc = (g & 1) ? fl : fh;
+
+    for (int k0 = part; k0 < KS; k0 += QT_U * wk) {
+        fetch(k0 + QT_U * wk, wn, scn, bin);
+#pragma unroll
+        for (int u = 0; u < QT_U; u++) {
+            const int ks = k0 + u * wk;
+            if (ks >= KS) break;
+            unsigned int bf[8][2];
+            if (useB) {
+                const uint4* fp = (const uint4*)(fsrc + (ks * 4 + t) * 8);
+#pragma unroll
+                for (int i = 0; i < 4; i++) {
+                    uint4 f = fp[i];
+                    bf[2 * i][0] = f.x; bf[2 * i][1] = f.y; bf[2 * i + 1][0] = f.z; bf[2 * i + 1][1] = f.w;
+                }
+            } else {
+#pragma unroll
+                for (int i = 0; i < 8; i++) bf[i][0] = bf[i][1] = 0u;
+            }
+            const float xsum = folds ? gs[ks * ngr + t] : 0.0f;
+#pragma unroll
+            for (int r = 0; r < RT; r++) {
+                float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+                for (int s = 0; s < 8; s++) {
+                    unsigned int lo = uint4_word(wv[u][r][0], s >> 1), hi = uint4_word(wv[u][r][1], s >> 1);
+                    int j = 2 * (s & 1);
+                    unsigned int a[4] = {q4_pair(lo, j), q4_pair(hi, j), q4_pair(lo, j + 1), q4_pair(hi, j + 1)};
+                    mma_bf16(d, a, bf[s][0], bf[s][1]);
+                }
+                acc[r][0] = fmaf(sc[u][r][0], d[0] + d[1], fmaf(bi[u][r][0], xsum, acc[r][0]));
+                acc[r][1] = fmaf(sc[u][r][1], d[2] + d[3], fmaf(bi[u][r][1], xsum, acc[r][1]));
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < QT_U; u++)
+#pragma unroll
+            for (int r = 0; r < RT; r++)
+#pragma unroll
+                for (int h = 0; h < 2; h++) {
+                    wv[u][r][h] = wn[u][r][h];
+                    sc[u][r][h] = scn[u][r][h];
+                    bi[u][r][h] = bin[u][r][h];
+                }
+    }
+    // Lanes 4g … 4g + 3 hold parts of rows g and g + 8; then the wk warps.
+#pragma unroll
+    for (int r = 0; r < RT; r++)
+#pragma unroll
+        for (int h = 0; h < 2; h++) {
+            float v = acc[r][h];
+            v += __shfl_xor_sync(0xffffffffu, v, 1);
+            v += __shfl_xor_sync(0xffffffffu, v, 2);
+            if (t == 0) red[warp][r][g + 8 * h] = v;
+        }
+    __syncthreads();
+    if (part == 0) {
+        for (int i = lane; i < RT * 16; i += 32) {
+            int r = i / 16, row = (tile0 + r) * 16 + i % 16;
+            if (row < N) {
+                float v = 0.0f;
+                for (int p = 0; p < wk; p++) v += red[warp + p][r][i % 16];
+                y[row] = v;
+            }
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(256) matmul_q4_gemv_tc1(
+        float* __restrict__ y, const unsigned int* __restrict__ xf, const unsigned int* __restrict__ w,
+        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
+        int N, int K, int group, int wk) {
+    q4_gemv_tc<1>(y, xf, w, scales, biases, N, K, group, wk);
+}
+
+extern "C" __global__ void __launch_bounds__(256) matmul_q4_gemv_tc2(
+        float* __restrict__ y, const unsigned int* __restrict__ xf, const unsigned int* __restrict__ w,
+        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
+        int N, int K, int group, int wk) {
+    q4_gemv_tc<2>(y, xf, w, scales, biases, N, K, group, wk);
+}
+
+// ---- Rung 5: prefill on the tensor cores, pipelined. ----
+//
+// Rung 4 stalls on every slice: its loads go through registers, one slice
+// ahead, and each warp's 32 x 32 tile reuses an operand fragment only
+// twice. Rung 5 (bf16 W) works as fast GEMM kernels on this generation do
+// without Hopper's wgmma:
+//   - x is first rounded to bf16 once (x_to_bf16), so both operands can be
+//     copied straight from device to shared memory;
+//   - a block computes a 128 x 128 tile of y with 8 warps of 64 x 32 each:
+//     16 mma.sync per 16-wide step of K against 6 fragment loads;
+//   - cp.async copies slice k + 2 of both operands into shared memory while
+//     the tensor cores work on slice k (3 stages of 64-wide slices);
+//   - ldmatrix loads each 8 x 8 fragment for the whole warp in one
+//     instruction, and the 16-byte chunks of each row are placed at
+//     chunk ^ (row % 8), so that the 8 rows an ldmatrix reads fall on 8
+//     different groups of banks;
+//   - the blocks that share a tile of W run together, so W is read from
+//     device memory once.
+// BenchmarkW2D4V5Variants compares slice widths, stages and tile widths.
+#define V5_BM 128
+#ifndef V5_BK  // 32 or 64
+#define V5_BK 64
+#endif
+#ifndef V5_STAGES
+#define V5_STAGES 3
+#endif
+#define V5_CH (V5_BK / 8)  // 16-byte chunks a row of a slice
+#define V5_THREADS 256
+
+extern "C" __global__ void x_to_bf16(unsigned int* __restrict__ dst, const float* __restrict__ src, long long n4) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n4) return;
+    float4 v = ((const float4*)src)[i];
+    ((uint2*)dst)[i] = make_uint2(pack_bf16(v.x, v.y), pack_bf16(v.z, v.w));
+}
+
+__device__ __forceinline__ unsigned int smem_u32(const void* p) {
+    unsigned int r;
+    asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }\n" : "=r"(r) : "l"(p));
+    return r;
+}
+
+// 16 bytes from global to shared memory, asynchronously; zeros where
+// valid is false (src-size 0 reads nothing).
+__device__ __forceinline__ void cp_async16(unsigned int dst, const void* src, bool valid) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(valid ? 16 : 0));
+}
+
+__device__ __forceinline__ void ldmatrix_x4(unsigned int* r, unsigned int addr) {
+    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
+                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
+                 : "r"(addr));
+}
+
+// Byte offset of 16-byte chunk c of row r in a slice: 128-byte rows (BK 64)
+// put chunk c at c ^ (r % 8), 64-byte rows (BK 32) at c ^ ((r / 2) % 4), so
+// that the 8 rows one ldmatrix reads hit 8 different groups of 4 banks.
+__device__ __forceinline__ unsigned int v5_off(int r, int c) {
+    if (V5_BK == 64) return (unsigned int)(r * 128 + ((c ^ (r & 7)) << 4));
+    return (unsigned int)(r * 64 + ((c ^ ((r >> 1) & 3)) << 4));
+}
+
+// Queues the copies of slice k0 of A (M x K bf16, BM rows) and W (N x K
+// bf16, TBN rows) into one stage, V5_CH chunks of 16 bytes a row.
+template <int TBN>
+__device__ __forceinline__ void v5_load(unsigned int sa, unsigned int sb, const unsigned short* __restrict__ a,
+                                        const unsigned short* __restrict__ w, int M, int N, int K, int m0,
+                                        int n0, int k0) {
+#pragma unroll
+    for (int i = 0; i < V5_BM * V5_CH / V5_THREADS; i++) {
+        int id = threadIdx.x + V5_THREADS * i, r = id / V5_CH, c = id % V5_CH, k = k0 + c * 8, m = m0 + r;
+        bool kin = k < K;
+        cp_async16(sa + v5_off(r, c), a + (size_t)min(m, M - 1) * K + (kin ? k : 0), kin && m < M);
+    }
+#pragma unroll
+    for (int i = 0; i < TBN * V5_CH / V5_THREADS; i++) {
+        int id = threadIdx.x + V5_THREADS * i, r = id / V5_CH, c = id % V5_CH, k = k0 + c * 8, n = n0 + r;
+        bool kin = k < K;
+        cp_async16(sb + v5_off(r, c), w + (size_t)min(n, N - 1) * K + (kin ? k : 0), kin && n < N);
+    }
+}
+
+// TBN is 128 (8 warps of 64 x 32) or 64 (8 warps of 32 x 32), the latter for
+// matrices with few rows, so that their tiles still fill the GPU.
+template <int TBN>
+__device__ __forceinline__ void matmul_v5(float* __restrict__ y, const unsigned short* __restrict__ a,
+                                          const unsigned short* __restrict__ w, int M, int N, int K) {
+    constexpr int WNW = TBN / 32, WMW = 8 / WNW;  // warps along N and M
+    constexpr int MI = V5_BM / WMW / 16;         // 16-row fragments per warp
+    constexpr int STAGE = (V5_BM + TBN) * V5_BK * 2;
+    extern __shared__ __align__(128) unsigned char v5_smem[];
+    const unsigned int base = smem_u32(v5_smem);
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int wm = (warp / WNW) * (16 * MI), wn = (warp % WNW) * 32;
+    // Blocks that share a tile of W are launched together (grid X runs over
+    // the rows of x), so W is read from device memory once and from L2
+    // for the other row tiles of x.
+    const int m0 = blockIdx.x * V5_BM, n0 = blockIdx.y * TBN;
+    const int KT = (K + V5_BK - 1) / V5_BK;
+
+    float c[MI][4][4];
+#pragma unroll
+    for (int i = 0; i < MI; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) c[i][j][e] = 0.0f;
+
+#pragma unroll
+    for (int s = 0; s < V5_STAGES - 1; s++) {
+        if (s < KT) v5_load<TBN>(base + s * STAGE, base + s * STAGE + V5_BM * V5_BK * 2, a, w, M, N, K, m0, n0, s * V5_BK);
+        asm volatile("cp.async.commit_group;\n" ::);
+    }
+
+    for (int kt = 0; kt < KT; kt++) {
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(V5_STAGES - 2));
+        __syncthreads();  // slice kt is in, and every warp is done with slice kt - 1
+        int nk = kt + V5_STAGES - 1;
+        if (nk < KT) {
+            unsigned int sa = base + (nk % V5_STAGES) * STAGE;
+            v5_load<TBN>(sa, sa + V5_BM * V5_BK * 2, a, w, M, N, K, m0, n0, nk * V5_BK);
+        }
+        asm volatile("cp.async.commit_group;\n" ::);
+        const unsigned int sa = base + (kt % V5_STAGES) * STAGE, sb = sa + V5_BM * V5_BK * 2;
+#pragma unroll
+        for (int kk = 0; kk < V5_BK / 16; kk++) {
+            unsigned int af[MI][4], bf[2][4];
+#pragma unroll
+            for (int i = 0; i < MI; i++)  // rows wm + 16i + lane % 16, chunk 2kk + lane / 16
+                ldmatrix_x4(af[i], sa + v5_off(wm + 16 * i + (lane % 16), 2 * kk + lane / 16));
+#pragma unroll
+            for (int j = 0; j < 2; j++)  // rows wn + 16j + 8(lane / 16) + lane % 8, chunk 2kk + (lane / 8) % 2
+                ldmatrix_x4(bf[j], sb + v5_off(wn + 16 * j + 8 * (lane / 16) + (lane % 8), 2 * kk + (lane / 8) % 2));
+#pragma unroll
+            for (int i = 0; i < MI; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) mma_bf16(c[i][j], af[i], bf[j / 2][2 * (j % 2)], bf[j / 2][2 * (j % 2) + 1]);
+        }
+    }
+    asm volatile("cp.async.wait_group 0;\n" ::);
+
+    const int g = lane / 4, t = lane % 4;
+#pragma unroll
+    for (int i = 0; i < MI; i++) {
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int n = n0 + wn + 8 * j + 2 * t;
+#pragma unroll
+            for (int h = 0; h < 2; h++) {  // rows g and g + 8
+                int m = m0 + wm + 16 * i + g + 8 * h;
+                if (m >= M) continue;
+                float* yr = y + (size_t)m * N + n;
+                if (n + 1 < N && (N % 2) == 0) {
+                    *(float2*)yr = make_float2(c[i][j][2 * h], c[i][j][2 * h + 1]);
+                } else {
+                    if (n < N) yr[0] = c[i][j][2 * h];
+                    if (n + 1 < N) yr[1] = c[i][j][2 * h + 1];
+                }
+            }
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(V5_THREADS, 2) matmul_bf16_v5(
+        float* __restrict__ y, const unsigned short* __restrict__ a, const unsigned short* __restrict__ w,
+        int M, int N, int K) {
+    matmul_v5<128>(y, a, w, M, N, K);
+}
+
+extern "C" __global__ void __launch_bounds__(V5_THREADS, 2) matmul_bf16_v5_n64(
+        float* __restrict__ y, const unsigned short* __restrict__ a, const unsigned short* __restrict__ w,
+        int M, int N, int K) {
+    matmul_v5<64>(y, a, w, M, N, K);
 }

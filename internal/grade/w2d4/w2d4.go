@@ -29,6 +29,7 @@ type Ladder interface {
 	V2(y, x *devtensor.Activations, w *devtensor.Weight) error
 	V3(y, x *devtensor.Activations, w *devtensor.Weight) error
 	V4(y, x *devtensor.Activations, w *devtensor.Weight) error
+	V5(y, x *devtensor.Activations, w *devtensor.Weight) error
 	Linear(y, x *devtensor.Activations, w *devtensor.Weight) error
 	Close() error
 }
@@ -37,11 +38,11 @@ type Ladder interface {
 // chapter explains them. Scale is ‖x_m‖·‖|W_n|‖ (for 4-bit, |W| counts
 // |q·s| + |b| per weight), an upper bound of Σ_k |x_k·W_nk|.
 const (
-	// Rungs 1-3 and Metal's rung 4 compute in float32 from the same
+	// Rungs 1-3 and Metal's rungs 4 and 5 compute in float32 from the same
 	// operands as the CPU: only the order of the additions differs.
 	Float32ElemTol = 1e-5
 	Float32RelTol  = 1e-5
-	// CUDA's rung 4 rounds x (and a dequantized 4-bit W) to bf16 for the
+	// CUDA's rungs 4 and 5 round x (and a dequantized 4-bit W) to bf16 for the
 	// tensor cores: each product is off by at most 2^-8 of its size.
 	BF16ElemTol = 5e-3
 	BF16RelTol  = 1e-2
@@ -66,7 +67,7 @@ type Shape struct {
 
 // OddShapes catch bounds and edge bugs: single outputs, N and M that are not
 // multiples of any block, K not a multiple of 32 (bf16) or 8 (bf16, where
-// rungs 3 and 4 must refuse).
+// rungs 3 to 5 must refuse).
 var OddShapes = []Shape{
 	{"1x128", 1, 128, []int{1, 2}, false},
 	{"37x128", 37, 128, []int{1, 3, 17}, false},
@@ -219,15 +220,17 @@ func rungMethod(l Ladder, rung int) func(y, x *devtensor.Activations, w *devtens
 		return l.V3
 	case 4:
 		return l.V4
+	case 5:
+		return l.V5
 	}
 	return l.Linear
 }
 
-var rungNames = map[int]string{0: "Linear", 1: "v1 naive", 2: "v2 warp", 3: "v3 vector", 4: "v4 tensor core"}
+var rungNames = map[int]string{0: "Linear", 1: "v1 naive", 2: "v2 warp", 3: "v3 vector", 4: "v4 tensor core", 5: "v5 pipelined"}
 
-// Rung checks one rung (1-4; 0 is the dispatcher, Linear) of the day's
+// Rung checks one rung (1-5; 0 is the dispatcher, Linear) of the day's
 // ladder against the CPU on every odd shape and, unless short, every real
-// one, in every format. Rungs 3 and 4 must refuse a bf16 K that is not a
+// one, in every format. Rungs 3, 4 and 5 must refuse a bf16 K that is not a
 // multiple of 8 with an error.
 func Rung[L Ladder](t *testing.T, task string, rung int, newLadder func(*kernels.Device) (L, error), short bool) {
 	grade.PointToChapter(t, task)
@@ -244,7 +247,7 @@ func Rung[L Ladder](t *testing.T, task string, rung int, newLadder func(*kernels
 	defer l.Close()
 	run := rungMethod(l, rung)
 	elemTol, relTol := Float32ElemTol, Float32RelTol
-	if (rung == 4 || rung == 0) && d.Backend() == kernels.CUDA {
+	if (rung == 4 || rung == 5 || rung == 0) && d.Backend() == kernels.CUDA {
 		elemTol, relTol = BF16ElemTol, BF16RelTol
 	}
 	if grade.Run(t, task+" (shape check)", func() { checkRefusesMismatch(t, task, d, run) }) {
@@ -331,7 +334,7 @@ func (p *Problem) check(d *kernels.Device, run func(y, x *devtensor.Activations,
 		return err.Error()
 	}
 	err = run(y, x, w)
-	refuse := p.Format.Bits == 16 && k%8 != 0 && (rung == 3 || rung == 4)
+	refuse := p.Format.Bits == 16 && k%8 != 0 && (rung == 3 || rung == 4 || rung == 5)
 	switch {
 	case refuse && err == nil:
 		return fmt.Sprintf("bf16 K = %d is not a multiple of 8: the rung must refuse it with an error, and it launched", k)

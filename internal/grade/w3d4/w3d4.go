@@ -496,3 +496,113 @@ func MatchesDense(t *testing.T, paged PagedFunc, dense DenseFunc) {
 		})
 	}
 }
+
+// RandomMetadata checks Task 2 from the other side: on 300 calls with
+// random metadata (valid calls, some changed at random: a context or a row
+// count off by a few, a table entry that is padding, another negative value
+// or past the pool, a table cut short, a page shared with another sequence
+// with or without the reference count for it, a page freed), whatever
+// CheckPaged accepts, PagedAttention must compute without a panic and match
+// the dense reference, and whatever CheckPaged refuses, PagedAttention must
+// refuse too.
+func RandomMetadata(t *testing.T, check CheckFunc, paged PagedFunc) {
+	const task = "W3D4 Task 2 CheckPaged"
+	grade.PointToChapter(t, task)
+	rng := rand.New(rand.NewPCG(24, 7))
+	accepted := 0
+	for trial := range 300 {
+		p := randomProblem(rng, trial)
+		what := fmt.Sprintf("%s, %s: %v with reference counts %v, %+v", task, p.Name, p.Seqs, p.Refs, p.Shape)
+		var cerr, perr error
+		var got *tensor.Tensor
+		if grade.Run(t, what+" (CheckPaged)", func() { cerr = check(p.Shape, p.Seqs, p.RefCount) }) {
+			return
+		}
+		if grade.Run(t, what+" (PagedAttention)", func() { got, perr = paged(p.Q, p.K, p.V, p.Shape, p.Seqs, 0, p.RefCount) }) {
+			return
+		}
+		switch {
+		case cerr != nil && perr == nil:
+			t.Fatalf("%s: CheckPaged refuses (%v) but PagedAttention computes", what, cerr)
+		case cerr == nil && perr != nil:
+			t.Fatalf("%s: CheckPaged accepts but PagedAttention refuses: %v", what, perr)
+		case cerr == nil:
+			accepted++
+			grade.AllClose(t, what, got, p.Want(), grade.Products, grade.ByHead(1))
+		}
+	}
+	if accepted < 30 || accepted > 270 {
+		t.Fatalf("%s: %d of 300 random calls were accepted; the check wants a mix of good and bad metadata", task, accepted)
+	}
+	t.Logf("%s: %d of 300 random calls accepted and computed, the rest refused", task, accepted)
+}
+
+// randomProblem is a valid call, changed at random half of the time.
+func randomProblem(rng *rand.Rand, trial int) *Problem {
+	shape := PageShape{NumPages: 8 + rng.IntN(12), PageSize: 1 + rng.IntN(5), KVHeads: 1 + rng.IntN(2), HeadDim: 1 + rng.IntN(8)}
+	hq := shape.KVHeads * (1 + rng.IntN(3))
+	p := &Problem{Name: fmt.Sprintf("random metadata %d", trial), Shape: shape, Hq: hq, Refs: make([]int, shape.NumPages)}
+	p.K = tensor.RandN(rng, shape.floats()).Data()
+	p.V = tensor.RandN(rng, shape.floats()).Data()
+	free := rng.Perm(shape.NumPages)
+	for range 1 + rng.IntN(3) {
+		s := Seq{Context: rng.IntN(8), Len: 1 + rng.IntN(4)}
+		need := (s.Context + s.Len + shape.PageSize - 1) / shape.PageSize
+		for range min(need, len(free)) {
+			s.BlockTable = append(s.BlockTable, free[0])
+			p.Refs[free[0]] = 1
+			free = free[1:]
+		}
+		for range rng.IntN(2) {
+			s.BlockTable = append(s.BlockTable, Pad) // padding past the need
+		}
+		p.Seqs = append(p.Seqs, s)
+	}
+	if rng.IntN(2) == 0 {
+		s := &p.Seqs[rng.IntN(len(p.Seqs))]
+		switch rng.IntN(8) {
+		case 0:
+			s.Context -= 1 + rng.IntN(3)
+		case 1:
+			s.Len -= rng.IntN(2) + 1
+		case 2, 3:
+			if len(s.BlockTable) > 0 {
+				j := rng.IntN(len(s.BlockTable))
+				s.BlockTable[j] = []int{Pad, -2 - rng.IntN(4), shape.NumPages + rng.IntN(3), rng.IntN(shape.NumPages)}[rng.IntN(4)]
+			}
+		case 4:
+			if len(s.BlockTable) > 0 {
+				s.BlockTable = s.BlockTable[:len(s.BlockTable)-1]
+			}
+		case 5, 6:
+			// Share another sequence's first page, counted by the pool
+			// or not.
+			o := p.Seqs[rng.IntN(len(p.Seqs))]
+			if len(o.BlockTable) > 0 && len(s.BlockTable) > 0 && o.BlockTable[0] >= 0 {
+				s.BlockTable[0] = o.BlockTable[0]
+				if rng.IntN(2) == 0 {
+					p.Refs[o.BlockTable[0]]++
+				}
+			}
+		case 7:
+			if len(s.BlockTable) > 0 && s.BlockTable[0] >= 0 {
+				p.Refs[s.BlockTable[0]] = 0
+			}
+		}
+	}
+	// Free pages hold NaN: a call that reads one shows it in its output.
+	w := shape.PageSize * shape.KVHeads * shape.HeadDim
+	for page, n := range p.Refs {
+		if n == 0 {
+			for i := page * w; i < (page+1)*w; i++ {
+				p.K[i], p.V[i] = float32(math.NaN()), float32(math.NaN())
+			}
+		}
+	}
+	rows := 0
+	for _, s := range p.Seqs {
+		rows += max(s.Len, 0)
+	}
+	p.Q = tensor.RandN(rng, rows, hq, shape.HeadDim)
+	return p
+}

@@ -2,7 +2,7 @@ package day4
 
 // y = x·Wᵀ on the GPU, as a ladder of kernels from naive to fast, in bf16
 // and in MLX 4-bit. matmul.cu / matmul.metal hold rungs 1 and 2 (the
-// learner's), matmul_fast.cu / matmul_fast.metal rungs 3 and 4.
+// learner's), matmul_fast.cu / matmul_fast.metal rungs 3 to 5.
 
 import (
 	_ "embed"
@@ -33,10 +33,11 @@ const (
 	V2Warp       Rung = 2 // a warp (SIMD group) per output, shuffle reduction
 	V3Vector     Rung = 3 // 16-byte loads, up to 8 rows of x per pass over W
 	V4TensorCore Rung = 4 // 64 x 64 tiles on the matrix units, for M >= 16
+	V5Pipelined  Rung = 5 // 128-wide tiles fed by asynchronous copies (CUDA, bf16)
 )
 
 // Rungs lists every rung in order. (Provided.)
-var Rungs = []Rung{V1Naive, V2Warp, V3Vector, V4TensorCore}
+var Rungs = []Rung{V1Naive, V2Warp, V3Vector, V4TensorCore, V5Pipelined}
 
 // String names the rung ("v1 naive"). (Provided.)
 func (r Rung) String() string {
@@ -49,6 +50,8 @@ func (r Rung) String() string {
 		return "v3 vector"
 	case V4TensorCore:
 		return "v4 tensor core"
+	case V5Pipelined:
+		return "v5 pipelined"
 	}
 	return fmt.Sprintf("Rung(%d)", int(r))
 }
@@ -64,7 +67,7 @@ const PrefillRows = 16
 const Block = 256
 
 // Source returns a kernel file of this folder for a backend: file is
-// "matmul" (rungs 1 and 2) or "matmul_fast" (rungs 3 and 4); backend is
+// "matmul" (rungs 1 and 2) or "matmul_fast" (rungs 3 to 5); backend is
 // kernels.CUDA or kernels.Metal. Anything else gives "". (Provided.)
 func Source(backend, file string) string {
 	switch backend + "/" + file {
@@ -85,12 +88,25 @@ func Source(backend, file string) string {
 type Matmul struct {
 	dev      *kernels.Device
 	mods     []*kernels.Module
-	bf16, q4 [5]*kernels.Kernel // by rung
+	bf16, q4 [5]*kernels.Kernel // by rung, 1 to 4
+	// Rung 5 (CUDA only): the kernels for 128- and 64-wide tiles of W,
+	// x's conversion to bf16, and the bf16 copy of x it writes.
+	v5, v5n64, toBF16 *kernels.Kernel
+	xbf               *kernels.Buffer
+	// The tensor-core matrix-vector variant's preparation of x, and x
+	// prepared.
+	prepX          *kernels.Kernel
+	xq             *kernels.Buffer
+	v5BK, v5Stages int
+	v5BN           int // 0: pick by shape; 64 or 128: always (benchmark)
 	// Rows of W per warp and of x per pass that rung 3 was compiled for.
 	v3W, v3X int
-	// Rung 3's 4-bit matrix-vector variant (CUDA only) and its rows per warp.
-	gemv  *kernels.Kernel
-	gvRow int
+	// Rung 3's 4-bit matrix-vector variants (CUDA only): float32, with its
+	// rows per warp, and on the tensor cores, 16 or 32 rows per warp.
+	gemv   *kernels.Kernel
+	gvRow  int
+	gemvTC [3]*kernels.Kernel
+	tcRT   int // 0: pick by shape; 1 or 2: always that kernel (benchmark)
 }
 
 // The CUDA build of rung 3: 4 rows of W per warp, 2 rows of x per pass, 2
@@ -99,12 +115,17 @@ type Matmul struct {
 // with gvUnroll loads in flight per row, its registers capped so that
 // gvMinB blocks fit on a multiprocessor (BenchmarkW2D4GemvVariants). The Metal source has 1 and 8
 // written in, and no matrix-vector variant.
-var cudaV3 = v3Config{wrows: 4, xrows: 2, unroll: 2, gvRows: 8, gvUnroll: 1, gvMinB: 2}
+var cudaV3 = v3Config{wrows: 4, xrows: 2, unroll: 2, gvRows: 8, gvUnroll: 1, gvMinB: 2, qtU: 1, v5BK: 64, v5Stages: 3}
 
-type v3Config struct{ wrows, xrows, unroll, gvRows, gvUnroll, gvMinB int }
+type v3Config struct {
+	wrows, xrows, unroll, gvRows, gvUnroll, gvMinB, qtU int
+	v5BK, v5Stages                                      int    // rung 5's slice width and stages
+	extra                                               string // more -D options (benchmark)
+}
 
 // NewMatmul compiles both kernel files for dev and looks up the kernels
-// matmul_bf16_v1 … v4 and matmul_q4_v1 … v4. A compile error carries the
+// matmul_bf16_v1 … v4 and matmul_q4_v1 … v4 (and, on CUDA, rung 5's
+// kernels). A compile error carries the
 // compiler's log. (Provided.)
 func NewMatmul(dev *kernels.Device) (*Matmul, error) { return newMatmul(dev, cudaV3) }
 
@@ -115,7 +136,12 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 		m.v3W, m.v3X = v3.wrows, v3.xrows
 		m.gvRow = v3.gvRows
 		opts = []string{fmt.Sprintf("-DV3_WROWS=%d", v3.wrows), fmt.Sprintf("-DV3_ROWS=%d", v3.xrows), fmt.Sprintf("-DV3_UNROLL=%d", v3.unroll),
-			fmt.Sprintf("-DGV_ROWS=%d", v3.gvRows), fmt.Sprintf("-DGV_UNROLL=%d", v3.gvUnroll), fmt.Sprintf("-DGV_MINB=%d", v3.gvMinB)}
+			fmt.Sprintf("-DGV_ROWS=%d", v3.gvRows), fmt.Sprintf("-DGV_UNROLL=%d", v3.gvUnroll), fmt.Sprintf("-DGV_MINB=%d", v3.gvMinB), fmt.Sprintf("-DQT_U=%d", v3.qtU),
+			fmt.Sprintf("-DV5_BK=%d", v3.v5BK), fmt.Sprintf("-DV5_STAGES=%d", v3.v5Stages)}
+		m.v5BK, m.v5Stages = v3.v5BK, v3.v5Stages
+		if v3.extra != "" {
+			opts = append(opts, v3.extra)
+		}
 	}
 	for _, file := range []struct {
 		name  string
@@ -137,7 +163,20 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 			}
 		}
 		if file.name == "matmul_fast" && dev.Backend() == kernels.CUDA {
-			if m.gemv, err = mod.Kernel("matmul_q4_gemv"); err != nil {
+			m.gemv, err = mod.Kernel("matmul_q4_gemv")
+			for rt := 1; rt <= 2 && err == nil; rt++ {
+				m.gemvTC[rt], err = mod.Kernel(fmt.Sprintf("matmul_q4_gemv_tc%d", rt))
+			}
+			if err == nil {
+				if m.v5, err = mod.Kernel("matmul_bf16_v5"); err == nil {
+					if m.v5n64, err = mod.Kernel("matmul_bf16_v5_n64"); err == nil {
+						if m.toBF16, err = mod.Kernel("x_to_bf16"); err == nil {
+							m.prepX, err = mod.Kernel("q4_prep_x")
+						}
+					}
+				}
+			}
+			if err != nil {
 				m.Close()
 				return nil, err
 			}
@@ -155,6 +194,14 @@ func (m *Matmul) Close() error {
 		}
 	}
 	m.mods = nil
+	for _, b := range []**kernels.Buffer{&m.xbf, &m.xq} {
+		if *b != nil {
+			if err := (*b).Free(); err != nil && first == nil {
+				first = err
+			}
+			*b = nil
+		}
+	}
 	return first
 }
 
@@ -222,13 +269,71 @@ func (m *Matmul) V3(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if w.K%8 != 0 {
 		return fmt.Errorf("matmul v3: K = %d is not a multiple of 8; use V2", w.K)
 	}
+	if m.gemvTC[1] != nil && m.tcRT >= 0 && w.Quantized() && x.Rows == 1 && w.K%128 == 0 && (w.GroupSize == 64 || w.GroupSize == 128) &&
+		(w.N >= tcMinN || m.tcRT > 0) {
+		rt, wk := tcSplit(w.N, w.K/128, m.dev.Info().Multiprocessors)
+		if m.tcRT > 0 {
+			rt, wk = m.tcRT, tcSplitRT(w.N, w.K/128, m.tcRT, m.dev.Info().Multiprocessors)
+		}
+		xf, err := m.scratch(&m.xq, 4*w.K+4*(w.K/w.GroupSize))
+		if err != nil {
+			return err
+		}
+		if err := m.dev.Launch(m.prepX, kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(w.K/4, Block)), Block: kernels.D1(Block)},
+			xf, x.Buf, int32(w.K), int32(w.GroupSize)); err != nil {
+			return err
+		}
+		cfg := kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(w.N, 16*rt*(Block/32)/wk)), Block: kernels.D1(Block)}
+		return m.dev.Launch(m.gemvTC[rt], cfg, y.Buf, xf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(wk))
+	}
 	if m.gemv != nil && w.Quantized() && x.Rows == 1 {
 		wk := gemvSplit(w.N, w.K, m.gvRow, m.dev.Info().Multiprocessors)
 		cfg := kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(w.N, m.gvRow*(Block/32)/wk)), Block: kernels.D1(Block)}
 		return m.dev.Launch(m.gemv, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(wk))
 	}
-	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(w.N, m.v3W*Block/32), Y: kernels.Blocks(x.Rows, m.v3X), Z: 1}, Block: kernels.D1(Block)}
-	return m.dev.Launch(m.kernel(V3Vector, w), cfg, args(y, x, w)...)
+	passes := kernels.Blocks(x.Rows, m.v3X)
+	if w.Quantized() {
+		cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(w.N, m.v3W*Block/32), Y: passes, Z: 1}, Block: kernels.D1(Block)}
+		return m.dev.Launch(m.kernel(V3Vector, w), cfg, args(y, x, w)...)
+	}
+	// bf16: wk warps of a block share a set of rows when rows are few.
+	wk := v3Split(w.N, w.K/8, m.v3W, passes, m.dev.Info().Multiprocessors)
+	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(w.N, m.v3W*(Block/32)/wk), Y: passes, Z: 1}, Block: kernels.D1(Block)}
+	return m.dev.Launch(m.bf16[V3Vector], cfg, y.Buf, x.Buf, w.W, int32(x.Rows), int32(w.N), int32(w.K), int32(wk))
+}
+
+// v3Split is how many warps of a block share one set of rows in
+// matmul_bf16_v3 (1, 2, 4 or 8): the fewest that give about four blocks per
+// multiprocessor, as long as every lane of every warp still has a 16-byte
+// piece of a row (k16 of them) to load.
+func v3Split(n, k16, rows, passes, sms int) int {
+	wk := 1
+	for wk < Block/32 && passes*kernels.Blocks(n, rows*(Block/32)/wk) < 4*max(sms, 1) && 32*2*wk <= k16 {
+		wk *= 2
+	}
+	return wk
+}
+
+// tcMinN is the fewest rows of W for which V3 takes the tensor-core
+// matrix-vector variant: with fewer (the 7B q/o and down projections, 3584
+// rows) the float32 one was as fast or faster (BenchmarkW2D4GemvVariants).
+const tcMinN = 8192
+
+// tcSplit picks the tiles per warp and the warps per set of rows of
+// matmul_q4_gemv_tc: ks is K/128, the steps of a row. One tile of 16 rows a
+// warp was faster than two on every Qwen2 shape (BenchmarkW2D4GemvVariants):
+// fewer registers, more warps in flight.
+func tcSplit(n, ks, sms int) (rt, wk int) { return 1, tcSplitRT(n, ks, 1, sms) }
+
+// tcSplitRT is how many warps of a block share a set of rows (1, 2, 4 or
+// 8) with rt tiles of 16 rows a warp: the fewest that give two blocks per
+// multiprocessor, as long as each warp keeps two steps of K or more.
+func tcSplitRT(n, ks, rt, sms int) int {
+	wk := 1
+	for wk < Block/32 && kernels.Blocks(n, 16*rt*(Block/32)/wk) < 2*max(sms, 1) && 2*2*wk <= ks {
+		wk *= 2
+	}
+	return wk
 }
 
 // gemvSplit is how many warps of a block share one set of rows (1, 2, 4 or
@@ -259,6 +364,58 @@ func (m *Matmul) V4(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	return m.dev.Launch(m.kernel(V4TensorCore, w), cfg, args(y, x, w)...)
 }
 
+// V5 computes y = x·Wᵀ for bf16 W on CUDA with rung 5: x_to_bf16 rounds x
+// into a bf16 copy the Matmul keeps (grown as needed), then
+// matmul_bf16_v5 computes 128 x 128 tiles of y, 256 threads a block, with 3
+// stages of 64-wide slices in shared memory, grid (M/128, N/128).
+// (matmul_bf16_v5_n64, 128 x 64 tiles, was slower on every Qwen2 shape;
+// BenchmarkW2D4V5Variants keeps it for comparison.) 4-bit weights and Metal
+// run rung 4. K must be a multiple of 8. (Provided.)
+func (m *Matmul) V5(y, x *devtensor.Activations, w *devtensor.Weight) error {
+	if m.v5 == nil || w.Quantized() {
+		return m.V4(y, x, w)
+	}
+	if err := check(y, x, w); err != nil {
+		return err
+	}
+	if w.K%8 != 0 {
+		return fmt.Errorf("matmul v5: K = %d is not a multiple of 8; use V2", w.K)
+	}
+	xbf, err := m.scratch(&m.xbf, 2*x.Rows*w.K)
+	if err != nil {
+		return err
+	}
+	n4 := x.Rows * w.K / 4
+	if err := m.dev.Launch(m.toBF16, kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(n4, Block)), Block: kernels.D1(Block)},
+		xbf, x.Buf, int64(n4)); err != nil {
+		return err
+	}
+	k, bn := m.v5, 128
+	if m.v5BN == 64 {
+		k, bn = m.v5n64, 64
+	}
+	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(x.Rows, 128), Y: kernels.Blocks(w.N, bn), Z: 1},
+		Block: kernels.D1(256), SharedMem: m.v5Stages * (128 + bn) * m.v5BK * 2}
+	return m.dev.Launch(k, cfg, y.Buf, xbf, w.W, int32(x.Rows), int32(w.N), int32(w.K))
+}
+
+// scratch returns *b, grown to at least n bytes first.
+func (m *Matmul) scratch(b **kernels.Buffer, n int) (*kernels.Buffer, error) {
+	if *b != nil && (*b).Size() >= n {
+		return *b, nil
+	}
+	if *b != nil {
+		(*b).Free()
+		*b = nil
+	}
+	nb, err := m.dev.Alloc(n)
+	if err != nil {
+		return nil, err
+	}
+	*b = nb
+	return nb, nil
+}
+
 // Run launches one rung. (Provided.)
 func (m *Matmul) Run(r Rung, y, x *devtensor.Activations, w *devtensor.Weight) error {
 	switch r {
@@ -270,19 +427,22 @@ func (m *Matmul) Run(r Rung, y, x *devtensor.Activations, w *devtensor.Weight) e
 		return m.V3(y, x, w)
 	case V4TensorCore:
 		return m.V4(y, x, w)
+	case V5Pipelined:
+		return m.V5(y, x, w)
 	}
 	return fmt.Errorf("matmul: no rung %d", int(r))
 }
 
-// Pick is the rung Linear uses for M rows of x and weight w: the tensor
-// core tiles from PrefillRows rows, the vector kernel below, and the warp
-// kernel when K rules the vector loads out. (Provided.)
+// Pick is the rung Linear uses for M rows of x and weight w: the pipelined
+// tensor-core tiles from PrefillRows rows (rung 5, which runs rung 4 where
+// it does not apply), the vector kernel below, and the warp kernel when K
+// rules the vector loads out. (Provided.)
 func Pick(rows int, w *devtensor.Weight) Rung {
 	switch {
 	case w.K%8 != 0:
 		return V2Warp
 	case rows >= PrefillRows:
-		return V4TensorCore
+		return V5Pipelined
 	}
 	return V3Vector
 }

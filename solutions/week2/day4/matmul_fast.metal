@@ -8,39 +8,49 @@ static inline float bf16_lo(uint v) { return as_type<float>(v << 16); }
 static inline float bf16_hi(uint v) { return as_type<float>(v & 0xffff0000u); }
 
 // ---- Rung 3: one SIMD group per row n of W, 16-byte loads, up to 8 rows
-// of x per pass over W (grid Y covers the rest). ----
+// of x per pass over W (grid Y covers the rest). When rows are few, wk
+// SIMD groups of a threadgroup (1, 2, 4 or 8) share a row, each taking every
+// wk-th 16-byte slice, and add their sums in threadgroup memory. ----
 #define V3_ROWS 8
 
 kernel void matmul_bf16_v3(device float* y [[buffer(0)]], const device float* x [[buffer(1)]],
                            const device ushort* w [[buffer(2)]], constant int& M [[buffer(3)]],
                            constant int& N [[buffer(4)]], constant int& K [[buffer(5)]],
+                           constant int& wk [[buffer(6)]],
                            uint2 tg [[threadgroup_position_in_grid]],
                            uint sg [[simdgroup_index_in_threadgroup]],
                            uint sgs [[simdgroups_per_threadgroup]],
                            uint lane [[thread_index_in_simdgroup]]) {
-    int n = int(tg.x * sgs + sg), m0 = int(tg.y) * V3_ROWS;
-    if (n >= N) return;
+    threadgroup float red[32][V3_ROWS];
+    int set = int(sg) / wk, part = int(sg) % wk;
+    int n = int(tg.x) * (int(sgs) / wk) + set, m0 = int(tg.y) * V3_ROWS;
     int rows = min(V3_ROWS, M - m0);
-    const device uint4* wr = (const device uint4*)(w + ulong(n) * K);
     int K8 = K / 8;
     float acc[V3_ROWS];
     for (int r = 0; r < V3_ROWS; r++) acc[r] = 0.0f;
-    for (int j = int(lane); j < K8; j += 32) {
-        uint4 v = wr[j];
-        float4 f0 = float4(bf16_lo(v.x), bf16_hi(v.x), bf16_lo(v.y), bf16_hi(v.y));
-        float4 f1 = float4(bf16_lo(v.z), bf16_hi(v.z), bf16_lo(v.w), bf16_hi(v.w));
-        for (int r = 0; r < V3_ROWS; r++) {
-            if (r < rows) {
-                const device float4* xr = (const device float4*)(x + ulong(m0 + r) * K) + 2 * j;
-                acc[r] += dot(xr[0], f0) + dot(xr[1], f1);
+    if (n < N) {
+        const device uint4* wr = (const device uint4*)(w + ulong(n) * K);
+        for (int j = part * 32 + int(lane); j < K8; j += 32 * wk) {
+            uint4 v = wr[j];
+            float4 f0 = float4(bf16_lo(v.x), bf16_hi(v.x), bf16_lo(v.y), bf16_hi(v.y));
+            float4 f1 = float4(bf16_lo(v.z), bf16_hi(v.z), bf16_lo(v.w), bf16_hi(v.w));
+            for (int r = 0; r < V3_ROWS; r++) {
+                if (r < rows) {
+                    const device float4* xr = (const device float4*)(x + ulong(m0 + r) * K) + 2 * j;
+                    acc[r] += dot(xr[0], f0) + dot(xr[1], f1);
+                }
             }
         }
     }
     for (int r = 0; r < V3_ROWS; r++) {
-        if (r < rows) {
-            float s = simd_sum(acc[r]);
-            if (lane == 0) y[ulong(m0 + r) * N + n] = s;
-        }
+        float s = simd_sum(acc[r]);
+        if (lane == 0) red[sg][r] = s;
+    }
+    threadgroup_barrier(mem_flags::mem_threadgroup);
+    if (part == 0 && n < N && int(lane) < rows) {
+        float s = 0.0f;
+        for (int p = 0; p < wk; p++) s += red[int(sg) + p][lane];
+        y[ulong(m0 + int(lane)) * N + n] = s;
     }
 }
 

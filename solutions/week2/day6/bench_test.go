@@ -133,10 +133,20 @@ func BenchmarkW2D6Decode(b *testing.B) {
 	for _, s := range []int{512, 1024, 2048, 4096, 8192, 16384, 32768} {
 		n := max(2, min(64, rotateBytes/int(devtensor.KVCacheBytes(h7B, s, d7B))))
 		cs := caches(b, d, n, s)
-		b.Run(fmt.Sprintf("7B/S=%d", s), func(b *testing.B) {
-			per := timeLaunches(b, d, func(i int) error { return a.Decode(out, q, cs[i%n], 0, nil, true) })
-			reportDecode(b, per, s)
-		})
+		// The reference's CUDA Decode merges in the same launch
+		// (attention_decode_fused); the two kernels are the first rung.
+		for _, two := range []bool{false, true} {
+			name := fmt.Sprintf("7B/S=%d/one-launch", s)
+			if two {
+				name = fmt.Sprintf("7B/S=%d/split+reduce", s)
+			}
+			b.Run(name, func(b *testing.B) {
+				a.twoLaunches = two
+				defer func() { a.twoLaunches = false }()
+				per := timeLaunches(b, d, func(i int) error { return a.Decode(out, q, cs[i%n], 0, nil, true) })
+				reportDecode(b, per, s)
+			})
+		}
 		for _, c := range cs {
 			c.Free()
 		}

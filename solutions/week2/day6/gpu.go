@@ -7,6 +7,7 @@ import (
 	_ "embed"
 	"fmt"
 	"math"
+	"strings"
 	"sync"
 
 	"github.com/tinyllm-go/tinyllm/kernels"
@@ -57,8 +58,12 @@ type Attention struct {
 	dev      *kernels.Device
 	mu       sync.Mutex
 	compiled map[[2]int]*compiled
-	// The decode kernel's partial results, grown as needed.
-	partO, partML *kernels.Buffer
+	// The decode kernel's partial results, grown as needed, and the fused
+	// decode kernel's per-(row, head) counts of finished chunks.
+	partO, partML, counts *kernels.Buffer
+	// twoLaunches makes Decode use the split and reduce kernels even where
+	// the fused one exists (the benchmark's ladder).
+	twoLaunches bool
 	// chunk, when positive, overrides DecodeChunk, and defines go before
 	// the sources (the benchmark's sweeps).
 	chunk   int
@@ -68,6 +73,10 @@ type Attention struct {
 type compiled struct {
 	mods                   []*kernels.Module
 	prefill, split, reduce *kernels.Kernel
+	// fused is attention_decode_fused where the decode source has it (the
+	// reference's CUDA file) and the head dimension is a multiple of 32,
+	// else nil.
+	fused *kernels.Kernel
 }
 
 // NewAttention prepares the kernels of dev; nothing is compiled until the
@@ -93,12 +102,12 @@ func (a *Attention) Close() error {
 		}
 	}
 	a.compiled = map[[2]int]*compiled{}
-	for _, b := range []*kernels.Buffer{a.partO, a.partML} {
+	for _, b := range []*kernels.Buffer{a.partO, a.partML, a.counts} {
 		if b != nil {
 			keep(b.Free())
 		}
 	}
-	a.partO, a.partML = nil, nil
+	a.partO, a.partML, a.counts = nil, nil, nil
 	return first
 }
 
@@ -127,6 +136,9 @@ func (a *Attention) kernelsFor(group, headDim int) (*compiled, error) {
 		if c.split, err = c.mods[1].Kernel("attention_decode_split"); err == nil {
 			c.reduce, err = c.mods[1].Kernel("attention_decode_reduce")
 		}
+	}
+	if err == nil && headDim%32 == 0 && strings.Contains(Source(a.dev.Backend(), "decode"), "attention_decode_fused(") {
+		c.fused, err = c.mods[1].Kernel("attention_decode_fused")
 	}
 	if err != nil {
 		for _, m := range c.mods {
@@ -219,7 +231,10 @@ func DecodeChunk(s, h, sms int) int {
 // per (chunk, key/value head, query row), grid (chunks, H, L), each writing
 // the partial output and softmax state of its chunk for the G query heads
 // of its key/value head; attention_decode_reduce, grid (Hq, L), merges the
-// chunks into out. It queues both kernels and returns. (Provided.)
+// chunks into out. It queues both kernels and returns. Where the source has
+// attention_decode_fused (the reference's CUDA file, head dimensions that
+// are multiples of 32, at most FusedSplits chunks), one launch of it, 256
+// threads a block on the same grid, does both. (Provided.)
 func (a *Attention) Decode(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error {
 	l, hq, g, err := shapes(out, q, c, mask)
 	if err != nil {
@@ -240,12 +255,46 @@ func (a *Attention) Decode(out, q *devtensor.Activations, c *devtensor.KVCache, 
 	scale = defaultScale(scale, c.HeadDim)
 	mb, has := maskArgs(mask, q)
 	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: splits, Y: c.Heads, Z: l}, Block: kernels.D1(128)}
+	if ks.fused != nil && !a.twoLaunches && splits <= FusedSplits {
+		if err := a.countsFor(l * c.Heads); err != nil {
+			return err
+		}
+		cfg.Block = kernels.D1(256)
+		return a.dev.Launch(ks.fused, cfg, out.Buf, a.partO, a.partML, a.counts, q.Buf, c.K, c.V, mb,
+			int32(l), int32(c.Len), int32(c.Capacity), int32(chunk), scale, flag(causal), has)
+	}
 	if err := a.dev.Launch(ks.split, cfg, a.partO, a.partML, q.Buf, c.K, c.V, mb,
 		int32(l), int32(c.Len), int32(c.Capacity), int32(chunk), scale, flag(causal), has); err != nil {
 		return err
 	}
 	cfg = kernels.LaunchConfig{Grid: kernels.Dim3{X: hq, Y: l, Z: 1}, Block: kernels.D1(128)}
 	return a.dev.Launch(ks.reduce, cfg, out.Buf, a.partO, a.partML, int32(splits))
+}
+
+// FusedSplits is the most chunks attention_decode_fused merges (its
+// FUSED_SPLITS); Decode uses the two kernels beyond it. (Provided.)
+const FusedSplits = 128
+
+// countsFor makes sure the fused kernel's counts cover n (row, head) pairs;
+// they start at zero and the kernel leaves them at zero.
+func (a *Attention) countsFor(n int) error {
+	if a.counts != nil && a.counts.Size() >= 4*n {
+		return nil
+	}
+	if a.counts != nil {
+		a.counts.Free()
+		a.counts = nil
+	}
+	b, err := a.dev.Alloc(4 * n)
+	if err != nil {
+		return err
+	}
+	if err := b.Fill(0); err != nil {
+		b.Free()
+		return err
+	}
+	a.counts = b
+	return nil
 }
 
 // partials makes sure the partial buffers hold n states of d outputs.

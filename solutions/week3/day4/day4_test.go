@@ -107,3 +107,5 @@ func TestW3D4Task3RunnerRefusesBadBatches(t *testing.T) { w3d4.RunnerRefuses(t, 
 func TestW3D4Task1MatchesWeek1(t *testing.T) {
 	w3d4.MatchesDense(t, paged, w1day3.ScaledDotProductAttentionGrouped)
 }
+
+func TestW3D4Task2RandomMetadata(t *testing.T) { w3d4.RandomMetadata(t, check, paged) }

@@ -1,0 +1,254 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+)
+
+// startServer serves the shipped model on a loopback test server.
+func startServer(t *testing.T, queue int) (*server, *httptest.Server) {
+	t.Helper()
+	var stderr bytes.Buffer
+	srv, err := newServer(serverOptions{queue: queue, maxBody: 1 << 20}, &stderr)
+	if err != nil {
+		t.Fatalf("newServer: %v\n%s", err, stderr.String())
+	}
+	hs := httptest.NewServer(srv.handler)
+	t.Cleanup(func() { hs.Close(); srv.close() })
+	return srv, hs
+}
+
+func TestServeCommandLineErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--port", "70000"}, "--port must be from 0 to 65535"},
+		{[]string{"serve", "--queue", "0"}, "--queue must be at least 1"},
+		{[]string{"serve", "--max-body", "10"}, "--max-body must be at least 1024"},
+		{[]string{"serve", "--model", "/no/such/folder", "--port", "0"}, "/no/such/folder"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(tc.args, &stdout, &stderr)
+		if code == 0 || !strings.Contains(stderr.String(), tc.want) || strings.Contains(stderr.String(), "goroutine ") {
+			t.Errorf("tinyllm %v: exit %d, stderr %q; want an error mentioning %q", tc.args, code, stderr.String(), tc.want)
+		}
+	}
+}
+
+// TestServeShippedModel runs the whole server on the shipped model with the
+// official Go client: the greedy answer streamed and not, the same text both
+// ways, then the health check and the metrics the requests left behind.
+func TestServeShippedModel(t *testing.T) {
+	srv, hs := startServer(t, 4)
+	client := openai.NewClient(option.WithBaseURL(hs.URL+"/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
+	ctx := context.Background()
+	params := openai.ChatCompletionNewParams{
+		Model:       srv.modelID,
+		Messages:    []openai.ChatCompletionMessageParamUnion{openai.UserMessage("What is 348 + 275?")},
+		Temperature: openai.Float(0),
+		MaxTokens:   openai.Int(32),
+	}
+	r, err := client.Chat.Completions.New(ctx, params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := r.Choices[0].Message.Content
+	if !strings.Contains(text, "623") || r.Choices[0].FinishReason != "stop" {
+		t.Errorf("the shipped model answered %q (%s); want 623 and finish_reason stop", text, r.Choices[0].FinishReason)
+	}
+	params.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+	s := client.Chat.Completions.NewStreaming(ctx, params)
+	var streamed strings.Builder
+	var usage openai.CompletionUsage
+	for s.Next() {
+		c := s.Current()
+		for _, ch := range c.Choices {
+			streamed.WriteString(ch.Delta.Content)
+		}
+		if c.Usage.TotalTokens > 0 {
+			usage = c.Usage
+		}
+	}
+	if err := s.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if streamed.String() != text || usage.CompletionTokens != r.Usage.CompletionTokens || usage.PromptTokens != r.Usage.PromptTokens {
+		t.Errorf("streamed %q with usage %+v; the same request unstreamed gave %q with %+v", streamed.String(), usage, text, r.Usage)
+	}
+
+	get := func(path string) string {
+		resp, err := http.Get(hs.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Errorf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	if h := get("/health"); strings.TrimSpace(h) != "ok" {
+		t.Errorf("/health: %q", h)
+	}
+	metrics := get("/metrics")
+	for _, want := range []string{
+		`tinyllm_requests_total{code="200",path="/v1/chat/completions"} 2`,
+		"tinyllm_time_to_first_token_seconds_count 2",
+		"tinyllm_inter_token_latency_seconds_count",
+		"tinyllm_kv_pages_in_use 0",
+		"tinyllm_requests_waiting 0",
+		"tinyllm_prefix_cache_hit_rate 0",
+		"tinyllm_prompt_tokens_total " + itoa(2*r.Usage.PromptTokens),
+		"tinyllm_generation_tokens_total " + itoa(2*r.Usage.CompletionTokens),
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if t.Failed() {
+		t.Logf("/metrics:\n%s", metrics)
+	}
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// TestServeQueueFullAndDisconnect fills the engine (one request running,
+// one waiting) and checks that the next gets 429 with Retry-After, and
+// that clients that go away free the engine.
+func TestServeQueueFullAndDisconnect(t *testing.T) {
+	srv, hs := startServer(t, 1)
+	// Long replies: no stop token is likely before max_tokens at
+	// temperature 2 (the context allows 512 positions).
+	body := `{"model":"tinyqwen-chat","stream":true,"temperature":2,"max_tokens":400,"messages":[{"role":"user","content":"Tell me a long story."}]}`
+	var cancels []context.CancelFunc
+	defer func() {
+		for _, c := range cancels {
+			c()
+		}
+	}()
+	open := func() *http.Response {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancels = append(cancels, cancel)
+		req, _ := http.NewRequestWithContext(ctx, "POST", hs.URL+"/v1/chat/completions", strings.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	running := open() // answers at once: the stream's headers
+	if running.StatusCode != 200 {
+		t.Fatalf("first request: %d", running.StatusCode)
+	}
+	waitFor(t, "the first request to run", func() bool { return srv.engine.Stats().Running == 1 })
+	waiting := make(chan *http.Response, 1)
+	go func() { waiting <- open() }() // queued: no answer until the first ends
+	waitFor(t, "the second request to wait", func() bool { return srv.engine.Stats().Waiting == 1 })
+	refused := open()
+	b, _ := io.ReadAll(refused.Body)
+	refused.Body.Close()
+	if refused.StatusCode != http.StatusTooManyRequests || refused.Header.Get("Retry-After") == "" || !strings.Contains(string(b), `"error"`) {
+		t.Errorf("with the queue full: %d, Retry-After %q, body %s; want 429, Retry-After and an error object", refused.StatusCode, refused.Header.Get("Retry-After"), b)
+	}
+	// Both clients go away: the engine must stop generating for them.
+	cancels[0]()
+	running.Body.Close()
+	cancels[1]()
+	waitFor(t, "the engine to be idle after its clients left", func() bool {
+		st := srv.engine.Stats()
+		return st.Running == 0 && st.Waiting == 0
+	})
+	select {
+	case resp := <-waiting:
+		if resp != nil {
+			resp.Body.Close()
+		}
+	case <-time.After(5 * time.Second):
+	}
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if cond() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+// RequireBrowserEnv, when set to 1 (CI sets it), turns a missing Chromium
+// from a check reported as not run into a failure.
+const RequireBrowserEnv = "TINYLLM_REQUIRE_BROWSER"
+
+// findChromium returns Debian's chromium (or another Chrome) on PATH.
+func findChromium() (string, error) {
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "headless-shell"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("no chromium on PATH")
+}
+
+// TestServeChatPageInChromium opens the chat page in a real headless
+// Chromium, types a question, sends it, and waits for the streamed reply:
+// the page, its JavaScript, the SSE parsing in the browser and the server
+// together.
+func TestServeChatPageInChromium(t *testing.T) {
+	browser, err := findChromium()
+	if err != nil {
+		if os.Getenv(RequireBrowserEnv) == "1" {
+			t.Fatalf("%v, and %s=1 requires the browser check (Debian: apt-get install chromium)", err, RequireBrowserEnv)
+		}
+		t.Skip("not run: no chromium (Debian: apt-get install chromium; CI runs it)")
+	}
+	_, hs := startServer(t, 4)
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox)
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancel()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	fail := func(step string, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("driving the chat page in %s: %s: %v", browser, step, err)
+		}
+	}
+	fail("open the page and send a question", chromedp.Do(ctx,
+		chromedp.Navigate(hs.URL+"/"),
+		chromedp.WaitVisible(chromedp.ID("input")),
+		chromedp.Poll[chromedp.Void](`document.getElementById("model").textContent === "tinyqwen-chat"`, chromedp.WithPollingTimeout(10*time.Second)),
+		chromedp.SendKeys(chromedp.ID("input"), "What is 348 + 275?"),
+		chromedp.Click(chromedp.ID("send")),
+		chromedp.WaitVisible(chromedp.CSS(`#messages .msg[data-done="1"]`)),
+	))
+	model, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("model")))
+	fail("read the model", err)
+	reply, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#messages .msg:last-child")))
+	fail("read the reply", err)
+	class, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS("#messages .msg:last-child"), "class"))
+	fail("read the reply's class", err)
+	cls := class.Value
+	if model != "tinyqwen-chat" || !strings.Contains(cls, "assistant") || !strings.Contains(reply, "623") {
+		t.Errorf("the page shows model %q and a reply %q (class %q); want tinyqwen-chat and an assistant reply with 623", model, reply, cls)
+	}
+}
