@@ -93,6 +93,11 @@ type PrefixCache interface {
 	// len(tokens)-1, so that the last token is always computed (its logits
 	// give the next token). It changes nothing.
 	CachedPrefix(tokens []int) int
+	// Stats counts the cache's lookups, hits and evictions: what a
+	// server's prefix cache hit rate gauge reports (serving.Stats). Like
+	// the rest of the allocator it belongs to the engine's step loop; a
+	// server copies it from there.
+	Stats() PrefixStats
 }
 
 // PrefixStats counts a prefix cache's work (Week 3 Day 6), for the
