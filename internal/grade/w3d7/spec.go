@@ -205,8 +205,12 @@ func conversations(t *testing.T, task string) []conversation {
 func Speculate[M llm.CachedModel](t *testing.T, newModel Constructor[M], spec SpecFunc) {
 	const task = "W3D7 Task 3 SpeculativeGenerate"
 	grade.PointToChapter(t, task)
-	target := open(t, Target, newModel)
-	draft := open(t, Draft, newModel)
+	var target, draft llm.CachedModel
+	if grade.Run(t, task+": loading the models with the Week 2 model (W2D1)", func() {
+		target, draft = open(t, Target, newModel), open(t, Draft, newModel)
+	}) {
+		return
+	}
 	convs := conversations(t, task)
 	var st Stats
 	stubbed := false
@@ -257,7 +261,11 @@ func Speculate[M llm.CachedModel](t *testing.T, newModel Constructor[M], spec Sp
 		if err := bench.WriteRandomModel(context.Background(), dir, shape, bench.RandomModelOptions{Seed: 3107, TokenizerFrom: filepath.Join(mustRoot(t), Target)}); err != nil {
 			t.Fatal(err)
 		}
-		bad := open(t, dir, newModel)
+		var bad llm.CachedModel
+		grade.Run(t, task+": loading the random draft", func() { bad = open(t, dir, newModel) })
+		if bad == nil {
+			return
+		}
 		var all Stats
 		for _, c := range convs {
 			for _, k := range []int{1, 4} {
@@ -355,8 +363,12 @@ func Generate[M llm.CachedModel](t *testing.T, newModel Constructor[M], generate
 	if err != nil {
 		t.Fatal(err)
 	}
-	target := open(t, Target, newModel)
-	draft := open(t, Draft, newModel)
+	var target, draft llm.CachedModel
+	if grade.Run(t, task+": loading the models with the Week 2 model (W2D1)", func() {
+		target, draft = open(t, Target, newModel), open(t, Draft, newModel)
+	}) {
+		return
+	}
 	for _, c := range conversations(t, task) {
 		what := fmt.Sprintf("%s, conversation %s", task, c.name)
 		if grade.Run(t, what, func() {
