@@ -166,11 +166,15 @@ type specBenchResult struct {
 	SpeedUp       float64 `json:"speed_up"`
 	Acceptance    float64 `json:"acceptance"`
 	TokensPerPass float64 `json:"tokens_per_target_pass"`
-	// CostRatio is a draft decode step's time over a target decode step's;
-	// Predicted is the speed-up the acceptance and the cost ratio give,
-	// (1-α^(k+1)) / ((1-α)(k·c+1)), for comparison with SpeedUp.
-	CostRatio float64 `json:"cost_ratio"`
-	Predicted float64 `json:"predicted_speed_up"`
+	// CostRatio c is a draft decode step's time over a target decode
+	// step's, VerifyCost v a target pass over k+1 tokens in target steps.
+	// ExpectedPerPass is (1-α^(k+1))/(1-α) for the measured acceptance α,
+	// and Predicted the speed-up that gives, ExpectedPerPass / (k·c + v),
+	// for comparison with SpeedUp.
+	CostRatio       float64 `json:"cost_ratio"`
+	VerifyCost      float64 `json:"verify_cost"`
+	ExpectedPerPass float64 `json:"expected_tokens_per_pass"`
+	Predicted       float64 `json:"predicted_speed_up"`
 }
 
 // runSpecBench times greedy decoding of the bench conversations with the
@@ -257,19 +261,22 @@ func runSpecBench(targetDir, draftDir string, k, maxTokens, repeats int, stdout,
 	res.SpeedUp = res.PlainSeconds / res.SpecSeconds
 	res.Acceptance = st.acceptance()
 	res.TokensPerPass = float64(st.Generated) / float64(st.Steps+len(prompts)*repeats)
-	res.CostRatio = stepTime(draft, prompts[0]) / stepTime(target, prompts[0])
+	step := passTime(target, prompts[0], 1)
+	res.CostRatio = passTime(draft, prompts[0], 1) / step
+	res.VerifyCost = passTime(target, prompts[0], k+1) / step
 	a, c := res.Acceptance, res.CostRatio
+	res.ExpectedPerPass = float64(k + 1)
 	if a < 1 {
-		res.Predicted = (1 - math.Pow(a, float64(k+1))) / ((1 - a) * (float64(k)*c + 1))
-	} else {
-		res.Predicted = float64(k+1) / (float64(k)*c + 1)
+		res.ExpectedPerPass = (1 - math.Pow(a, float64(k+1))) / (1 - a)
 	}
+	res.Predicted = res.ExpectedPerPass / (float64(k)*c + res.VerifyCost)
 	fmt.Fprintf(stdout, "speculative decoding, k=%d, %d conversations, %d tokens (identical with and without the draft)\n", k, len(prompts), res.Tokens)
 	fmt.Fprintf(stdout, "  target alone:   %.3f s  (%.1f tokens/s)\n", res.PlainSeconds, float64(res.Tokens)/res.PlainSeconds)
 	fmt.Fprintf(stdout, "  with the draft: %.3f s  (%.1f tokens/s)\n", res.SpecSeconds, float64(res.Tokens)/res.SpecSeconds)
 	fmt.Fprintf(stdout, "  speed-up %.2fx; acceptance %.1f%% (%d of %d proposals), %.2f tokens per target pass\n",
 		res.SpeedUp, 100*res.Acceptance, st.Accepted, st.Proposed, res.TokensPerPass)
-	fmt.Fprintf(stdout, "  draft step / target step = %.3f; predicted speed-up (1-a^(k+1))/((1-a)(kc+1)) = %.2fx\n", res.CostRatio, res.Predicted)
+	fmt.Fprintf(stdout, "  a draft step costs c = %.3f target steps; a target pass over %d tokens costs v = %.2f target steps\n", res.CostRatio, k+1, res.VerifyCost)
+	fmt.Fprintf(stdout, "  expected tokens per pass (1-a^(k+1))/(1-a) = %.2f; predicted speed-up that / (k*c + v) = %.2fx\n", res.ExpectedPerPass, res.Predicted)
 	return res, nil
 }
 
@@ -279,15 +286,24 @@ type refw3d7Greedy struct{}
 
 func (refw3d7Greedy) Sample(row *tensor.Tensor) int { return refw3d7.Argmax(row.Data()) }
 
-// stepTime is the median time of one decode step of m after prompt.
-func stepTime(m llm.CachedModel, prompt []int) float64 {
-	caches := m.NewCaches()
+// passTime is the median time of a forward pass over n tokens of m after
+// prompt: a decode step for n = 1, a verification pass for n = k+1. The
+// caches rewind after every pass, so each one starts at the same position.
+func passTime(m llm.CachedModel, prompt []int, n int) float64 {
+	caches := refw3d7.NewSpecCaches(len(m.NewCaches()))
 	m.ForwardLast([][]int{prompt}, 0, caches)
+	tokens := prompt[:min(n, len(prompt))]
+	for len(tokens) < n {
+		tokens = append(tokens, prompt[len(tokens)%len(prompt)])
+	}
 	var ts []float64
-	for i := range 20 {
+	for range 30 {
 		start := time.Now()
-		m.ForwardLast([][]int{{prompt[i%len(prompt)]}}, len(prompt)+i, caches)
+		m.Forward([][]int{tokens}, len(prompt), caches)
 		ts = append(ts, time.Since(start).Seconds())
+		for _, c := range caches {
+			_ = c.(llm.RewindCache).Rewind(n)
+		}
 	}
 	return bench.Median(ts)
 }
