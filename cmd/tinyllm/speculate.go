@@ -261,9 +261,7 @@ func runSpecBench(targetDir, draftDir string, k, maxTokens, repeats int, stdout,
 	res.SpeedUp = res.PlainSeconds / res.SpecSeconds
 	res.Acceptance = st.acceptance()
 	res.TokensPerPass = float64(st.Generated) / float64(st.Steps+len(prompts)*repeats)
-	step := passTime(target, prompts[0], 1)
-	res.CostRatio = passTime(draft, prompts[0], 1) / step
-	res.VerifyCost = passTime(target, prompts[0], k+1) / step
+	res.CostRatio, res.VerifyCost = passCosts(target, draft, prompts[0], k)
 	a, c := res.Acceptance, res.CostRatio
 	res.ExpectedPerPass = float64(k + 1)
 	if a < 1 {
@@ -286,24 +284,41 @@ type refw3d7Greedy struct{}
 
 func (refw3d7Greedy) Sample(row *tensor.Tensor) int { return refw3d7.Argmax(row.Data()) }
 
-// passTime is the median time of a forward pass over n tokens of m after
-// prompt: a decode step for n = 1, a verification pass for n = k+1. The
-// caches rewind after every pass, so each one starts at the same position.
-func passTime(m llm.CachedModel, prompt []int, n int) float64 {
-	caches := refw3d7.NewSpecCaches(len(m.NewCaches()))
-	m.ForwardLast([][]int{prompt}, 0, caches)
-	tokens := prompt[:min(n, len(prompt))]
-	for len(tokens) < n {
+// passCosts measures, after prompt, a draft decode step (c) and a target
+// pass over k+1 tokens (v) in target decode steps. The three passes run in
+// turn, 30 times, and each cost is the median of the ratios within a turn:
+// on a shared machine a slow moment then slows the step it is compared
+// with too. The caches rewind after every pass, so each one starts at the
+// same position.
+func passCosts(target, draft llm.CachedModel, prompt []int, k int) (c, v float64) {
+	tokens := slices.Clone(prompt[:min(k+1, len(prompt))])
+	for len(tokens) < k+1 {
 		tokens = append(tokens, prompt[len(tokens)%len(prompt)])
 	}
-	var ts []float64
-	for range 30 {
+	type model struct {
+		m      llm.CachedModel
+		caches []llm.KVCache
+	}
+	var ms []model
+	for _, m := range []llm.CachedModel{target, draft} {
+		caches := refw3d7.NewSpecCaches(len(m.NewCaches()))
+		m.ForwardLast([][]int{prompt}, 0, caches)
+		ms = append(ms, model{m, caches})
+	}
+	pass := func(x model, n int) float64 {
 		start := time.Now()
-		m.Forward([][]int{tokens}, len(prompt), caches)
-		ts = append(ts, time.Since(start).Seconds())
-		for _, c := range caches {
+		x.m.Forward([][]int{tokens[:n]}, len(prompt), x.caches)
+		t := time.Since(start).Seconds()
+		for _, c := range x.caches {
 			_ = c.(llm.RewindCache).Rewind(n)
 		}
+		return t
 	}
-	return bench.Median(ts)
+	var cs, vs []float64
+	for range 30 {
+		step := pass(ms[0], 1)
+		cs = append(cs, pass(ms[1], 1)/step)
+		vs = append(vs, pass(ms[0], k+1)/step)
+	}
+	return bench.Median(cs), bench.Median(vs)
 }
