@@ -63,7 +63,8 @@ type SpecOptions struct {
 }
 
 // SpeculativeGenerate continues prompt greedily with target, using draft to
-// guess ahead. Both models prefill the prompt. Then each step: the draft
+// guess ahead. The target prefills the prompt and picks the first token;
+// the draft sees the prompt with its first proposal. Then each step: the draft
 // proposes up to K tokens one at a time (greedy), the target runs once over
 // the last emitted token and the K proposals (Forward at the next offset:
 // K+1 rows of logits), AcceptGreedy keeps the agreeing prefix plus the
