@@ -74,6 +74,13 @@ type Sequence struct {
 	// Preemptions counts how often the scheduler took the sequence's pages
 	// back and sent it to the waiting queue to be recomputed.
 	Preemptions int
+	// Sampler picks this sequence's tokens from the log-probabilities of
+	// its last position: a server's per-request temperature, top-p and
+	// seed. nil leaves the choice to the model runner (greedy unless the
+	// runner has a sampler of its own). A sampler of its own keeps a
+	// seeded request's tokens the same whatever it is batched with, and
+	// a preempted sequence draws from it only for new tokens.
+	Sampler Sampler
 }
 
 // NewSequence returns a waiting sequence of a copy of prompt.

@@ -29,9 +29,11 @@ type Runner struct {
 	model *w3day1.Qwen2ModelWeek3
 	pool  *w3day3.PagePool
 	shape PageShape
-	// Sampler picks each sampled token from its log-probabilities; nil is
-	// greedy (the largest logit). One sampler serves every request, in
-	// batch order, so a seeded sampler's draws depend on the batches.
+	// Sampler picks each sampled token from its log-probabilities, for
+	// the sequences without a Sampler of their own (llm.Sequence.Sampler,
+	// which comes first); nil is greedy (the largest logit). One sampler
+	// serves all those requests, in batch order, so a seeded sampler's
+	// draws depend on the batches; a sequence's own does not.
 	Sampler Sampler
 }
 
@@ -68,7 +70,8 @@ func (r *Runner) Run(batch Batch) ([]int, error) {
 	// the keys and values written into the pages (write), PagedAttention
 	// over the layer's pages, the output projection and the residuals, the
 	// MLP; finally the norm and the head on the last row of each chunk that
-	// samples, and its token (greedy, or r.Sampler on the log-probs).
+	// samples, and its token (greedy, or on the log-probs the sequence's
+	// own Sampler, else r.Sampler).
 	panic("TODO(W3D4): implement Runner.Run")
 }
 

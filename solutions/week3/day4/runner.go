@@ -29,9 +29,11 @@ type Runner struct {
 	model *w3day1.Qwen2ModelWeek3
 	pool  *w3day3.PagePool
 	shape PageShape
-	// Sampler picks each sampled token from its log-probabilities; nil is
-	// greedy (the largest logit). One sampler serves every request, in
-	// batch order, so a seeded sampler's draws depend on the batches.
+	// Sampler picks each sampled token from its log-probabilities, for
+	// the sequences without a Sampler of their own (llm.Sequence.Sampler,
+	// which comes first); nil is greedy (the largest logit). One sampler
+	// serves all those requests, in batch order, so a seeded sampler's
+	// draws depend on the batches; a sequence's own does not.
 	Sampler Sampler
 }
 
@@ -127,10 +129,14 @@ func (r *Runner) Run(batch Batch) ([]int, error) {
 		}
 		row := tensor.New(logits.Data()[j*vocab:(j+1)*vocab], vocab)
 		j++
-		if r.Sampler == nil {
+		s := r.Sampler
+		if c.Seq.Sampler != nil {
+			s = c.Seq.Sampler
+		}
+		if s == nil {
 			next[i] = tensor.ArgMax(row, 0)[0]
 		} else {
-			next[i] = r.Sampler.Sample(logSoftmax(row))
+			next[i] = s.Sample(logSoftmax(row))
 		}
 	}
 	return next, nil

@@ -71,3 +71,61 @@ func TestRunnerSampler(t *testing.T) {
 		t.Errorf("temperature 1 gave exactly the greedy tokens: the sampler is not used")
 	}
 }
+
+// A sequence's own Sampler (llm.Sequence.Sampler, a server's per-request
+// seed) comes before the runner's: a seeded request gives the same tokens
+// alone and batched with others (greedy ones, and one of another seed),
+// and the greedy requests of that batch give their greedy tokens.
+func TestRunnerSequenceSampler(t *testing.T) {
+	m, err := w3day1.NewQwen2ModelWeek3(w3d4.OpenShipped(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := m.Shape()
+	run := func(prompts [][]int, samplers []Sampler) [][]int {
+		pool, err := w3day3.NewPagePool(w3day3.PoolConfig{NumPages: 64, PageSize: 8, Layers: sh.NumLayers, KVHeads: sh.NumKVHeads, HeadDim: sh.HeadDim})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := NewRunner(m, pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := newEngine(llm.EngineConfig{MaxNumBatchedTokens: 32, MaxNumSeqs: 4, MaxContext: sh.MaxContext}, r, w3day3.NewBlockManager(pool))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var seqs []*llm.Sequence
+		for i, p := range prompts {
+			seq, err := e.AddRequest(p, 24)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seq.Sampler = samplers[i]
+			seqs = append(seqs, seq)
+		}
+		for e.HasWork() {
+			if _, err := e.Step(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out := make([][]int, len(seqs))
+		for i, s := range seqs {
+			out[i] = s.Output()
+		}
+		return out
+	}
+	prompts := [][]int{{5, 17, 99, 3}, {400, 2, 2, 2, 2, 2, 7, 8, 9}, {1000}}
+	alone := run(prompts[:1], []Sampler{w1day7.NewSampler(1, 1, 0, 7)})[0]
+	greedy := generate(t, m, nil, prompts[1:], 24)
+	got := run(prompts, []Sampler{w1day7.NewSampler(1, 1, 0, 7), nil, w1day7.NewSampler(1, 1, 0, 8)})
+	if !slices.Equal(got[0], alone) {
+		t.Errorf("seed 7 batched with others gave %v, alone %v", got[0], alone)
+	}
+	if !slices.Equal(got[1], greedy[0]) {
+		t.Errorf("a greedy request batched with sampled ones gave %v, greedy %v", got[1], greedy[0])
+	}
+	if slices.Equal(alone, run(prompts[:1], []Sampler{nil})[0]) {
+		t.Errorf("seed 7 at temperature 1 gave exactly the greedy tokens: the sequence's sampler is not used")
+	}
+}
