@@ -163,8 +163,11 @@ type engineFlags struct {
 	device      string
 	maxContext  int
 	draft       string // a draft model folder: speculative decoding (speculate.go)
-	speculate   int    // tokens the draft proposes per step
-	fs          *flag.FlagSet
+	// noModel loads the checkpoint, tokenizer and EOS tokens but no
+	// model: serve's Week 3 engine builds its own from the checkpoint.
+	noModel   bool
+	speculate int // tokens the draft proposes per step
+	fs        *flag.FlagSet
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
@@ -340,17 +343,22 @@ func loadEngine(f *engineFlags, stderr io.Writer) (e *engine, err error) {
 			return nil, err
 		}
 		e.limit, week = e.gpu.MaxContext(), 2
-	} else if err := learnerGuard(f.impl, func() error {
-		var err error
-		e.model, err = e.impl.weeks[f.week](ck)
-		return err
-	}); err != nil {
-		return nil, err
+	} else if !f.noModel {
+		if err := learnerGuard(f.impl, func() error {
+			var err error
+			e.model, err = e.impl.weeks[f.week](ck)
+			return err
+		}); err != nil {
+			return nil, err
+		}
 	}
 	if f.draft != "" {
 		if e.draft, e.draftCk, err = loadDraft(f, e.impl, ck.Config.VocabSize, tok, stderr); err != nil {
 			return nil, err
 		}
+	}
+	if f.noModel {
+		week = 3
 	}
 	settleHeap()
 	c := ck.Config

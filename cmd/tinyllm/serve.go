@@ -19,17 +19,27 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/serving"
 	"github.com/tinyllm-go/tinyllm/models"
 	refday6 "github.com/tinyllm-go/tinyllm/solutions/week1/day6"
+	w3day1 "github.com/tinyllm-go/tinyllm/solutions/week3/day1"
+	w3day2 "github.com/tinyllm-go/tinyllm/solutions/week3/day2"
+	w3day3 "github.com/tinyllm-go/tinyllm/solutions/week3/day3"
+	w3day4 "github.com/tinyllm-go/tinyllm/solutions/week3/day4"
+	w3day6 "github.com/tinyllm-go/tinyllm/solutions/week3/day6"
 )
 
 // runServe is `tinyllm serve`: the OpenAI API, the metrics and the chat
-// page over the Week 2 engine, until interrupted.
+// page over the Week 3 engine (or the Week 2 one), until interrupted.
 func runServe(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	modelFlag := fs.String("model", "", "Hugging Face model folder; default: the shipped "+models.Name)
 	implFlag := fs.String("impl", "ref", "implementation: ref (the solutions) or learner (your week3/day5 handler over your Week 2 engine, built on demand)")
 	host := fs.String("host", "127.0.0.1", "address to listen on (0.0.0.0: every interface)")
 	port := fs.Int("port", 8000, "port to listen on")
-	queue := fs.Int("queue", 16, "requests that may wait while one runs; one more gets 429")
+	engineFlag := fs.String("engine", "", "engine: week3 (the batching engine with the paged KV cache and the prefix cache; the default with --impl ref) or week2 (one request at a time; the default with --impl learner)")
+	queue := fs.Int("queue", 16, "requests that may wait while the engine runs its others (week2: one; week3: --max-seqs); one more gets 429")
+	maxSeqs := fs.Int("max-seqs", 64, "week3: the most requests generated at once (max_num_seqs)")
+	budget := fs.Int("max-batched-tokens", 512, "week3: the token budget of one step (max_num_batched_tokens): prompt chunks and decodes together")
+	kvPages := fs.Int("kv-pages", 0, "week3: pages of 16 positions in the KV cache pool (0: room for --max-seqs requests of the whole context, at most --kv-mib)")
+	kvMiB := fs.Int("kv-mib", 1024, "week3, with --kv-pages 0: the most memory of the KV cache pool, MiB")
 	maxBody := fs.Int64("max-body", 1<<20, "largest request body, in bytes; a larger one gets 413")
 	record := fs.String("record", "", "write every /v1/ exchange to this folder as JSON (maintainers: recording the W3D5 fixtures)")
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -44,7 +54,14 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if *maxBody < 1024 {
 		return fmt.Errorf("%w: --max-body must be at least 1024, got %d", errUsage, *maxBody)
 	}
-	srv, err := newServer(serverOptions{modelDir: *modelFlag, impl: *implFlag, queue: *queue, maxBody: *maxBody, record: *record}, stderr)
+	switch {
+	case *maxSeqs < 1 || *budget < *maxSeqs:
+		return fmt.Errorf("%w: need 1 <= --max-seqs <= --max-batched-tokens, got %d and %d", errUsage, *maxSeqs, *budget)
+	case *kvPages < 0 || *kvMiB < 1:
+		return fmt.Errorf("%w: --kv-pages must not be negative and --kv-mib must be positive, got %d and %d", errUsage, *kvPages, *kvMiB)
+	}
+	srv, err := newServer(serverOptions{modelDir: *modelFlag, impl: *implFlag, engine: *engineFlag, queue: *queue, maxBody: *maxBody, record: *record,
+		maxSeqs: *maxSeqs, budget: *budget, kvPages: *kvPages, kvMiB: *kvMiB}, stderr)
 	if err != nil {
 		return err
 	}
@@ -72,9 +89,14 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 type serverOptions struct {
 	modelDir string // "" for the shipped model
 	impl     string // "ref" or "learner"; "" is ref
+	engine   string // "week3" or "week2"; "": week3 for ref, week2 for learner
 	queue    int
 	maxBody  int64
 	record   string
+	// The Week 3 engine's limits: 0 takes serve's defaults (64 requests
+	// at once, 512 tokens a step, pages for every request's whole context
+	// within 1 GiB).
+	maxSeqs, budget, kvPages, kvMiB int
 }
 
 // server is a loaded model behind the reference handler.
@@ -85,16 +107,23 @@ type server struct {
 	close   func()
 }
 
-// newServer loads the model (the implementation's Week 2 engine, one
-// request at a time) and builds the routes around its W3D5 handler.
+// newServer loads the model and its engine (the Week 3 batching engine, or
+// the Week 2 model one request at a time) and builds the routes around the
+// implementation's W3D5 handler.
 func newServer(o serverOptions, stderr io.Writer) (*server, error) {
 	if o.impl == "" {
 		o.impl = "ref"
 	}
-	// The CPU's Week 2 model: the serial engine drives an llm.CachedModel.
-	// (The GPU engine of W2D7 and the Week 3 batching engine plug in
-	// behind serving.Engine later.)
-	f := &engineFlags{modelDir: o.modelDir, impl: o.impl, week: 2, topP: 1, maxTokens: 1, device: "cpu"}
+	if o.engine == "" {
+		o.engine = "week3"
+		if o.impl == "learner" {
+			o.engine = "week2" // the learner's handler over their own Week 2 engine
+		}
+	}
+	if o.engine != "week3" && o.engine != "week2" {
+		return nil, fmt.Errorf("%w: --engine must be week3 or week2, got %q", errUsage, o.engine)
+	}
+	f := &engineFlags{modelDir: o.modelDir, impl: o.impl, week: 2, topP: 1, maxTokens: 1, device: "cpu", noModel: o.engine == "week3"}
 	if err := f.validate(stderr); err != nil {
 		return nil, err
 	}
@@ -103,17 +132,27 @@ func newServer(o serverOptions, stderr io.Writer) (*server, error) {
 		return nil, err
 	}
 	id := modelID(o.modelDir, f.modelDir)
-	eng, err := serving.NewSerialEngine(serving.SerialConfig{
-		Model: e.model.cached,
-		NewSampler: func(t, p float64, seed uint64) llm.Sampler {
-			return e.impl.sampler(t, p, 0, seed)
-		},
-		LogProbs:     refday6.LastLogProbs,
-		EOS:          e.eos,
-		MaxContext:   e.ck.Config.MaxPositionEmbeddings,
-		QueueSize:    o.queue,
-		PrefillChunk: defaultPrefillChunk,
-	})
+	var eng interface {
+		serving.Engine
+		Close()
+	}
+	if o.engine == "week3" {
+		eng, err = newWeek3Engine(e, o, stderr)
+	} else {
+		// The CPU's Week 2 model: the serial engine drives an
+		// llm.CachedModel, one request at a time.
+		eng, err = serving.NewSerialEngine(serving.SerialConfig{
+			Model: e.model.cached,
+			NewSampler: func(t, p float64, seed uint64) llm.Sampler {
+				return e.impl.sampler(t, p, 0, seed)
+			},
+			LogProbs:     refday6.LastLogProbs,
+			EOS:          e.eos,
+			MaxContext:   e.ck.Config.MaxPositionEmbeddings,
+			QueueSize:    o.queue,
+			PrefillChunk: defaultPrefillChunk,
+		})
+	}
 	if err != nil {
 		e.close()
 		return nil, err
@@ -137,6 +176,65 @@ func newServer(o serverOptions, stderr io.Writer) (*server, error) {
 		}
 	}
 	return &server{handler: h, modelID: id, engine: eng, close: func() { eng.Close(); e.close() }}, nil
+}
+
+// servePageSize is the positions of a page of serve's KV cache pool.
+const servePageSize = 16
+
+// newWeek3Engine builds the reference Week 3 engine on e's checkpoint: Day
+// 1's batched model, Day 3's page pool, Day 6's prefix-caching block
+// manager, Day 4's paged model runner and Day 2's scheduler and step loop,
+// behind serving.BatchEngine. The pool holds o.kvPages pages, or (0) room
+// for o.maxSeqs requests of the whole context within o.kvMiB, and never
+// less than one such request.
+func newWeek3Engine(e *engine, o serverOptions, stderr io.Writer) (*serving.BatchEngine, error) {
+	if o.maxSeqs == 0 {
+		o.maxSeqs = 64
+	}
+	if o.budget == 0 {
+		o.budget = 512
+	}
+	if o.kvMiB == 0 {
+		o.kvMiB = 1024
+	}
+	if o.queue == 0 {
+		o.queue = 16
+	}
+	model, err := w3day1.NewQwen2ModelWeek3(e.ck)
+	if err != nil {
+		return nil, err
+	}
+	sh := model.Shape()
+	pc := w3day3.PoolConfig{PageSize: servePageSize, Layers: sh.NumLayers, KVHeads: sh.NumKVHeads, HeadDim: sh.HeadDim}
+	one := llm.PagesFor(sh.MaxContext-1, servePageSize)
+	pc.NumPages = o.kvPages
+	if pc.NumPages == 0 {
+		pc.NumPages = max(one, min(o.maxSeqs*one, int(int64(o.kvMiB)<<20/pc.BytesPerPage())))
+	}
+	if pc.NumPages < one {
+		return nil, fmt.Errorf("%w: --kv-pages %d cannot hold one request of the model's context of %d positions (%d pages of %d)",
+			errUsage, pc.NumPages, sh.MaxContext, one, servePageSize)
+	}
+	pool, err := w3day3.NewPagePool(pc)
+	if err != nil {
+		return nil, err
+	}
+	runner, err := w3day4.NewRunner(model, pool)
+	if err != nil {
+		return nil, err
+	}
+	blocks := w3day6.NewPrefixBlockManager(pool)
+	core, err := w3day2.NewEngine(llm.EngineConfig{MaxNumBatchedTokens: o.budget, MaxNumSeqs: o.maxSeqs, MaxContext: sh.MaxContext, EOS: e.eos}, runner, blocks)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errUsage, err)
+	}
+	fmt.Fprintf(stderr, "week 3 engine: up to %d requests at once, %d tokens a step, %d KV pages of %d positions (%.0f MiB), prefix cache on\n",
+		o.maxSeqs, o.budget, pc.NumPages, servePageSize, float64(int64(pc.NumPages)*pc.BytesPerPage())/(1<<20))
+	return serving.NewBatchEngine(serving.BatchConfig{
+		Engine: core, Blocks: blocks,
+		NewSampler: func(t, p float64, seed uint64) llm.Sampler { return e.impl.sampler(t, p, 0, seed) },
+		MaxContext: sh.MaxContext, MaxRunning: o.maxSeqs, QueueSize: o.queue,
+	})
 }
 
 // modelID is the model's name in the API: its folder's name, and the

@@ -19,11 +19,15 @@ import (
 	"github.com/openai/openai-go/v3/option"
 )
 
-// startServer serves the shipped model on a loopback test server.
-func startServer(t *testing.T, queue int) (*server, *httptest.Server) {
+// startServer serves the shipped model on a loopback test server, on the
+// engine of o (serve's defaults for what o leaves 0).
+func startServer(t *testing.T, o serverOptions) (*server, *httptest.Server) {
 	t.Helper()
 	var stderr bytes.Buffer
-	srv, err := newServer(serverOptions{queue: queue, maxBody: 1 << 20}, &stderr)
+	if o.maxBody == 0 {
+		o.maxBody = 1 << 20
+	}
+	srv, err := newServer(o, &stderr)
 	if err != nil {
 		t.Fatalf("newServer: %v\n%s", err, stderr.String())
 	}
@@ -51,10 +55,17 @@ func TestServeCommandLineErrors(t *testing.T) {
 }
 
 // TestServeShippedModel runs the whole server on the shipped model with the
-// official Go client: the greedy answer streamed and not, the same text both
-// ways, then the health check and the metrics the requests left behind.
+// official Go client, on each engine: the greedy answer streamed and not,
+// the same text both ways, then the health check and the metrics the
+// requests left behind.
 func TestServeShippedModel(t *testing.T) {
-	srv, hs := startServer(t, 4)
+	for _, engine := range []string{"week3", "week2"} {
+		t.Run(engine, func(t *testing.T) { testServeShippedModel(t, engine) })
+	}
+}
+
+func testServeShippedModel(t *testing.T, engine string) {
+	srv, hs := startServer(t, serverOptions{engine: engine, queue: 4})
 	client := openai.NewClient(option.WithBaseURL(hs.URL+"/v1/"), option.WithAPIKey("unused"), option.WithMaxRetries(0))
 	ctx := context.Background()
 	params := openai.ChatCompletionNewParams{
@@ -115,9 +126,21 @@ func TestServeShippedModel(t *testing.T) {
 		"tinyllm_inter_token_latency_seconds_count",
 		"tinyllm_kv_pages_in_use 0",
 		"tinyllm_requests_waiting 0",
-		"tinyllm_prefix_cache_hit_rate 0",
 		"tinyllm_prompt_tokens_total " + itoa(2*r.Usage.PromptTokens),
 		"tinyllm_generation_tokens_total " + itoa(2*r.Usage.CompletionTokens),
+	}
+	if engine == "week2" {
+		wants = append(wants, "tinyllm_prefix_cache_hit_rate 0", "tinyllm_kv_pages_total 0")
+	} else {
+		// The second request's prompt is the first's: every full page of
+		// it comes from the prefix cache, the last token is computed.
+		p := int(r.Usage.PromptTokens)
+		hits := (p - 1) / servePageSize * servePageSize
+		wants = append(wants, "tinyllm_prefix_cache_hit_rate "+strconv.FormatFloat(float64(hits)/float64(2*p), 'g', -1, 64),
+			"tinyllm_kv_pages_total "+strconv.Itoa(srv.engine.Stats().KVPagesTotal))
+		if srv.engine.Stats().KVPagesTotal == 0 {
+			t.Errorf("the week 3 engine reports no KV pages")
+		}
 	}
 	var metrics string
 	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -146,9 +169,16 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 // TestServeQueueFullAndDisconnect fills the engine (one request running,
 // one waiting) and checks that the next gets 429 with Retry-After, and
-// that clients that go away free the engine.
+// that clients that go away free the engine, and on the Week 3 engine its
+// pages.
 func TestServeQueueFullAndDisconnect(t *testing.T) {
-	srv, hs := startServer(t, 1)
+	for _, engine := range []string{"week3", "week2"} {
+		t.Run(engine, func(t *testing.T) { testServeQueueFullAndDisconnect(t, engine) })
+	}
+}
+
+func testServeQueueFullAndDisconnect(t *testing.T, engine string) {
+	srv, hs := startServer(t, serverOptions{engine: engine, queue: 1, maxSeqs: 1})
 	// Long replies: no stop token is likely before max_tokens at
 	// temperature 2 (the context allows 512 positions).
 	body := `{"model":"tinyqwen-chat","stream":true,"temperature":2,"max_tokens":400,"messages":[{"role":"user","content":"Tell me a long story."}]}`
@@ -173,6 +203,9 @@ func TestServeQueueFullAndDisconnect(t *testing.T) {
 		t.Fatalf("first request: %d", running.StatusCode)
 	}
 	waitFor(t, "the first request to run", func() bool { return srv.engine.Stats().Running == 1 })
+	if engine == "week3" {
+		waitFor(t, "the first request to hold pages", func() bool { return srv.engine.Stats().KVPagesUsed > 0 })
+	}
 	waiting := make(chan *http.Response, 1)
 	go func() { waiting <- open() }() // queued: no answer until the first ends
 	waitFor(t, "the second request to wait", func() bool { return srv.engine.Stats().Waiting == 1 })
@@ -188,7 +221,7 @@ func TestServeQueueFullAndDisconnect(t *testing.T) {
 	cancels[1]()
 	waitFor(t, "the engine to be idle after its clients left", func() bool {
 		st := srv.engine.Stats()
-		return st.Running == 0 && st.Waiting == 0
+		return st.Running == 0 && st.Waiting == 0 && st.KVPagesUsed == 0
 	})
 	select {
 	case resp := <-waiting:
@@ -235,7 +268,7 @@ func TestServeChatPageInChromium(t *testing.T) {
 		}
 		t.Skip("not run: no chromium (Debian: apt-get install chromium; CI runs it)")
 	}
-	_, hs := startServer(t, 4)
+	_, hs := startServer(t, serverOptions{queue: 4})
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.NoSandbox)
 	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	defer cancel()
