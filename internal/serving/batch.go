@@ -194,6 +194,7 @@ func (e *BatchEngine) loop() {
 				e.cancel(jobs, id, nil)
 			}
 		}
+		e.copyStats(jobs) // new requests wait, cancelled ones are gone
 		if e.cfg.Engine.HasWork() {
 			e.step(jobs)
 		}
