@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -182,15 +183,25 @@ func testServeQueueFullAndDisconnect(t *testing.T, engine string) {
 	// Long replies: no stop token is likely before max_tokens at
 	// temperature 2 (the context allows 512 positions).
 	body := `{"model":"tinyqwen-chat","stream":true,"temperature":2,"max_tokens":400,"messages":[{"role":"user","content":"Tell me a long story."}]}`
+	var mu sync.Mutex // cancels grows from the waiting request's goroutine too
 	var cancels []context.CancelFunc
+	cancel := func(i int) {
+		mu.Lock()
+		defer mu.Unlock()
+		cancels[i]()
+	}
 	defer func() {
+		mu.Lock()
+		defer mu.Unlock()
 		for _, c := range cancels {
 			c()
 		}
 	}()
 	open := func() *http.Response {
 		ctx, cancel := context.WithCancel(context.Background())
+		mu.Lock()
 		cancels = append(cancels, cancel)
+		mu.Unlock()
 		req, _ := http.NewRequestWithContext(ctx, "POST", hs.URL+"/v1/chat/completions", strings.NewReader(body))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
@@ -216,9 +227,9 @@ func testServeQueueFullAndDisconnect(t *testing.T, engine string) {
 		t.Errorf("with the queue full: %d, Retry-After %q, body %s; want 429, Retry-After and an error object", refused.StatusCode, refused.Header.Get("Retry-After"), b)
 	}
 	// Both clients go away: the engine must stop generating for them.
-	cancels[0]()
+	cancel(0)
 	running.Body.Close()
-	cancels[1]()
+	cancel(1)
 	waitFor(t, "the engine to be idle after its clients left", func() bool {
 		st := srv.engine.Stats()
 		return st.Running == 0 && st.Waiting == 0 && st.KVPagesUsed == 0
