@@ -15,6 +15,13 @@ import (
 // runner samples with s, and returns the outputs.
 func generate(t *testing.T, m *w3day1.Qwen2ModelWeek3, s Sampler, prompts [][]int, n int) [][]int {
 	t.Helper()
+	return generateEach(t, m, s, make([]Sampler, len(prompts)), prompts, n)
+}
+
+// generateEach is generate with each sequence's own sampler too
+// (llm.Sequence.Sampler), own[i] for prompts[i].
+func generateEach(t *testing.T, m *w3day1.Qwen2ModelWeek3, s Sampler, own []Sampler, prompts [][]int, n int) [][]int {
+	t.Helper()
 	sh := m.Shape()
 	pool, err := w3day3.NewPagePool(w3day3.PoolConfig{NumPages: 64, PageSize: 8, Layers: sh.NumLayers, KVHeads: sh.NumKVHeads, HeadDim: sh.HeadDim})
 	if err != nil {
@@ -30,11 +37,12 @@ func generate(t *testing.T, m *w3day1.Qwen2ModelWeek3, s Sampler, prompts [][]in
 		t.Fatal(err)
 	}
 	var seqs []*llm.Sequence
-	for _, p := range prompts {
+	for i, p := range prompts {
 		seq, err := e.AddRequest(p, n)
 		if err != nil {
 			t.Fatal(err)
 		}
+		seq.Sampler = own[i]
 		seqs = append(seqs, seq)
 	}
 	for e.HasWork() {
@@ -81,40 +89,7 @@ func TestRunnerSequenceSampler(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sh := m.Shape()
-	run := func(prompts [][]int, samplers []Sampler) [][]int {
-		pool, err := w3day3.NewPagePool(w3day3.PoolConfig{NumPages: 64, PageSize: 8, Layers: sh.NumLayers, KVHeads: sh.NumKVHeads, HeadDim: sh.HeadDim})
-		if err != nil {
-			t.Fatal(err)
-		}
-		r, err := NewRunner(m, pool)
-		if err != nil {
-			t.Fatal(err)
-		}
-		e, err := newEngine(llm.EngineConfig{MaxNumBatchedTokens: 32, MaxNumSeqs: 4, MaxContext: sh.MaxContext}, r, w3day3.NewBlockManager(pool))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var seqs []*llm.Sequence
-		for i, p := range prompts {
-			seq, err := e.AddRequest(p, 24)
-			if err != nil {
-				t.Fatal(err)
-			}
-			seq.Sampler = samplers[i]
-			seqs = append(seqs, seq)
-		}
-		for e.HasWork() {
-			if _, err := e.Step(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		out := make([][]int, len(seqs))
-		for i, s := range seqs {
-			out[i] = s.Output()
-		}
-		return out
-	}
+	run := func(prompts [][]int, own []Sampler) [][]int { return generateEach(t, m, nil, own, prompts, 24) }
 	prompts := [][]int{{5, 17, 99, 3}, {400, 2, 2, 2, 2, 2, 7, 8, 9}, {1000}}
 	alone := run(prompts[:1], []Sampler{w1day7.NewSampler(1, 1, 0, 7)})[0]
 	greedy := generate(t, m, nil, prompts[1:], 24)
