@@ -46,6 +46,11 @@ func TestServeCommandLineErrors(t *testing.T) {
 		{[]string{"serve", "--queue", "0"}, "--queue must be at least 1"},
 		{[]string{"serve", "--max-body", "10"}, "--max-body must be at least 1024"},
 		{[]string{"serve", "--model", "/no/such/folder", "--port", "0"}, "/no/such/folder"},
+		{[]string{"serve", "--engine", "week9", "--port", "0"}, "--engine must be week3 or week2"},
+		{[]string{"serve", "--max-seqs", "0"}, "need 1 <= --max-seqs <= --max-batched-tokens"},
+		{[]string{"serve", "--max-seqs", "64", "--max-batched-tokens", "32"}, "need 1 <= --max-seqs <= --max-batched-tokens"},
+		{[]string{"serve", "--kv-pages", "-1"}, "--kv-pages must not be negative"},
+		{[]string{"serve", "--kv-pages", "3", "--port", "0"}, "--kv-pages 3 cannot hold one request of the model's context of 512 positions"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(tc.args, &stdout, &stderr)
