@@ -2,6 +2,7 @@ package serving
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -197,6 +198,13 @@ func (e *BatchEngine) loop() {
 		e.copyStats(jobs) // new requests wait, cancelled ones are gone
 		if e.cfg.Engine.HasWork() {
 			e.step(jobs)
+		} else {
+			// Requests the engine no longer has, yet never reported
+			// finished: end them rather than wait for them forever.
+			for id, j := range jobs {
+				e.cancel(jobs, id, &Event{Done: true, PromptTokens: len(j.req.Prompt), CompletionTokens: j.seq.NumOutput(),
+					Err: errors.New("serving: the engine dropped the request")})
+			}
 		}
 		e.copyStats(jobs)
 	}
