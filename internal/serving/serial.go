@@ -36,7 +36,7 @@ type SerialConfig struct {
 
 // SerialEngine runs a Week 2 model behind the Engine interface: one request
 // at a time, the others waiting in a bounded queue. It is the engine of
-// `tinyllm serve` until the Week 3 batching engine takes its place; the
+// `tinyllm serve --engine week2` (BatchEngine runs the Week 3 one); the
 // handler cannot tell the two apart.
 type SerialEngine struct {
 	cfg     SerialConfig
