@@ -232,7 +232,9 @@ func newWeek3Engine(e *engine, o serverOptions, stderr io.Writer) (*serving.Batc
 		o.maxSeqs, o.budget, pc.NumPages, servePageSize, float64(int64(pc.NumPages)*pc.BytesPerPage())/(1<<20))
 	return serving.NewBatchEngine(serving.BatchConfig{
 		Engine: core, Blocks: blocks,
-		NewSampler: func(t, p float64, seed uint64) llm.Sampler { return e.impl.sampler(t, p, 0, seed) },
+		// The reference engine samples with the reference sampler, also
+		// under --impl learner (whose handler alone is the learner's).
+		NewSampler: func(t, p float64, seed uint64) llm.Sampler { return impls["ref"].sampler(t, p, 0, seed) },
 		MaxContext: sh.MaxContext, MaxRunning: o.maxSeqs, QueueSize: o.queue,
 	})
 }
