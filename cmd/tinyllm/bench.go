@@ -34,6 +34,7 @@ type benchReport struct {
 	PeakRSSBytes    int64              `json:"peak_rss_bytes,omitempty"`
 	Probes          *bench.ProbeResult `json:"probes,omitempty"`
 	Notes           []string           `json:"notes,omitempty"`
+	Speculative     *specBenchResult   `json:"speculative,omitempty"`
 
 	config checkpoint.Config // the benchmarked model's, for --roofline
 }
@@ -79,10 +80,13 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	allLogits := fs.Bool("all-logits", false, "also time a forward pass that computes every position's logits (Week 1 Forward), as a plain forward call of another engine does")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed runs to this file (read it with go tool pprof)")
 	device := fs.String("device", "auto", "where the model runs: cpu, cuda, metal, or auto (the GPU when there is one; the GPU runs the Week 2 model)")
+	draft := fs.String("draft", "", "time speculative decoding with this draft model folder against the target alone (greedy, Week 2, CPU; the reference engine)")
+	speculate := fs.Int("speculate", 4, "with --draft: tokens the draft proposes per step")
 	rooflinePath := fs.String("roofline", "", "with --week 2: also measure the machine's ceilings and write a roofline plot (SVG) of the prefill and a decode step to this file")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tinyllm bench [--model DIR] [--prompt-len N] [--gen-len N] [--impl ref|learner] [--repeats N] [--json FILE]")
 		fmt.Fprintln(stderr, "       tinyllm bench --probes [--repeats N] [--json FILE]")
+		fmt.Fprintln(stderr, "       tinyllm bench --draft DIR [--speculate K] [--model DIR] [--repeats N] [--json FILE]")
 		fmt.Fprintln(stderr, "       tinyllm bench --throughput [--requests N] [--device cpu] (tinyllm bench --throughput --help)")
 		fs.PrintDefaults()
 	}
@@ -109,6 +113,15 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --only takes matmul, with --probes", errUsage)
 	case *rooflinePath != "" && (*week != 2 || *probes):
 		return fmt.Errorf("%w: --roofline places a model's passes on the machine's ceilings: it needs --week 2 (the cost model assumes a KV cache) and no --probes", errUsage)
+	}
+	if *draft != "" || flagGiven(fs, "speculate") {
+		f := engineFlags{draft: *draft, speculate: *speculate, week: *week, device: *device, fs: fs}
+		if err := f.validateDraft(); err != nil {
+			return err
+		}
+		if *impl != "ref" || *probes || *rooflinePath != "" {
+			return fmt.Errorf("%w: --draft times the reference engine's greedy decoding: it takes no --impl learner, --probes or --roofline", errUsage)
+		}
 	}
 	if *threads > 0 {
 		runtime.GOMAXPROCS(*threads) // before the first tensor operation starts the pool
@@ -140,6 +153,18 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if *draft != "" {
+			genTokens := 64 // the bench conversations end by themselves well before
+			if flagGiven(fs, "gen-len") {
+				genTokens = *genLen
+			}
+			res, err := runSpecBench(dir, *draft, *speculate, genTokens, *repeats, stdout, stderr)
+			if err != nil {
+				return err
+			}
+			rep.Model, rep.Impl, rep.Week, rep.Speculative = dir, "ref", 2, &res
+			return writeBenchJSON(*jsonPath, rep)
+		}
 		if *rooflinePath != "" && *device == "auto" {
 			*device = "cpu" // the roofline is the CPU's
 		}
@@ -166,16 +191,20 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			}
 		}
 	}
-	if *jsonPath != "" {
-		raw, err := json.MarshalIndent(rep, "", "  ")
-		if err != nil {
-			return err
-		}
-		if err := os.WriteFile(*jsonPath, append(raw, '\n'), 0o644); err != nil {
-			return err
-		}
+	return writeBenchJSON(*jsonPath, rep)
+}
+
+// writeBenchJSON writes rep to path as indented JSON; an empty path writes
+// nothing.
+func writeBenchJSON(path string, rep benchReport) error {
+	if path == "" {
+		return nil
 	}
-	return nil
+	raw, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, append(raw, '\n'), 0o644)
 }
 
 // benchModel loads the model and runs the generation benchmark.

@@ -26,6 +26,7 @@ import (
 	refw2d1 "github.com/tinyllm-go/tinyllm/solutions/week2/day1"
 	refw2d3 "github.com/tinyllm-go/tinyllm/solutions/week2/day3"
 	refw3d5 "github.com/tinyllm-go/tinyllm/solutions/week3/day5"
+	refw3d7 "github.com/tinyllm-go/tinyllm/solutions/week3/day7"
 )
 
 // sampler is either tree's day7 Sampler.
@@ -63,6 +64,9 @@ type impl struct {
 	gpuGenerate gpuGenerateFunc
 	// handler is the tree's W3D5 OpenAI handler, for serve.
 	handler func(cfg serving.HandlerConfig) http.Handler
+	// speculate is the tree's W3D7 Generate: greedy decoding of a Week 2
+	// target with a Week 2 draft (--draft).
+	speculate speculateFunc
 }
 
 // week1Model adapts a Week 1 model and its tree's Generate.
@@ -114,6 +118,10 @@ const defaultPrefillChunk = 256
 var impls = map[string]impl{
 	"ref": {
 		handler: func(cfg serving.HandlerConfig) http.Handler { return refw3d5.NewHandler(cfg) },
+		speculate: func(target, draft llm.CachedModel, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, k, n int, eos []int, on func(string)) (string, specStats, error) {
+			reply, st, err := refw3d7.Generate(target, draft, tok, msgs, refw3d7.Options{K: k, MaxTokens: n, EOS: eos, OnText: on})
+			return reply, specStats(st), err
+		},
 		sampler: func(t, p float64, k int, seed uint64) sampler {
 			if t == 0 {
 				return refday6.Greedy{}
@@ -154,6 +162,8 @@ type engineFlags struct {
 	system      string
 	device      string
 	maxContext  int
+	draft       string // a draft model folder: speculative decoding (speculate.go)
+	speculate   int    // tokens the draft proposes per step
 	fs          *flag.FlagSet
 }
 
@@ -169,6 +179,8 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.system, "system", "", "system prompt (default: the chat template's)")
 	fs.StringVar(&f.device, "device", "auto", "where the model runs: cpu, cuda, metal, or auto (the GPU when there is one; the GPU runs the Week 2 model)")
 	fs.IntVar(&f.maxContext, "max-context", 0, "with a GPU: positions the device cache holds (0: the model's context, at most 4096)")
+	fs.StringVar(&f.draft, "draft", "", "draft model folder for speculative decoding (greedy, Week 2 on the CPU), e.g. models/tinyqwen-draft")
+	fs.IntVar(&f.speculate, "speculate", 4, "with --draft: tokens the draft proposes per step")
 	f.fs = fs
 }
 
@@ -191,6 +203,9 @@ func (f *engineFlags) validate(stderr io.Writer) error {
 		return fmt.Errorf("%w: --max-tokens must be positive, got %d", errUsage, f.maxTokens)
 	case f.maxContext < 0:
 		return fmt.Errorf("%w: --max-context must be 0 (the default) or positive, got %d", errUsage, f.maxContext)
+	}
+	if err := f.validateDraft(); err != nil {
+		return err
 	}
 	dir, err := modelDir(f.modelDir, stderr)
 	if err != nil {
@@ -256,6 +271,10 @@ type engine struct {
 	dev   *kernels.Device
 	gpu   gpuModel
 	limit int
+	// draft is the --draft model (Week 2, CPU) and its checkpoint; nil
+	// without speculative decoding.
+	draft   llm.CachedModel
+	draftCk *checkpoint.Checkpoint
 }
 
 // close releases the model, the device and the checkpoint.
@@ -265,6 +284,9 @@ func (e *engine) close() {
 	}
 	if e.dev != nil {
 		e.dev.Close()
+	}
+	if e.draftCk != nil {
+		e.draftCk.Close()
 	}
 	e.ck.Close()
 }
@@ -325,6 +347,11 @@ func loadEngine(f *engineFlags, stderr io.Writer) (e *engine, err error) {
 	}); err != nil {
 		return nil, err
 	}
+	if f.draft != "" {
+		if e.draft, e.draftCk, err = loadDraft(f, e.impl, ck.Config.VocabSize, tok, stderr); err != nil {
+			return nil, err
+		}
+	}
 	settleHeap()
 	c := ck.Config
 	fmt.Fprintf(stderr, "loaded %s: %d layers, hidden %d, vocab %d (%s impl, week %d, %s, %.1fs)\n",
@@ -357,6 +384,9 @@ func (e *engine) reply(msgs []tokenizer.Message, stdout, stderr io.Writer) (stri
 	}
 	// Counting the sampler's draws counts the tokens generated, end-of-turn
 	// token included, without decoding or re-encoding anything.
+	if e.draft != nil {
+		return e.replySpeculating(msgs, maxTokens, stdout, stderr)
+	}
 	s := &countingSampler{sampler: e.impl.sampler(f.temperature, f.topP, f.topK, f.seed)}
 	start := time.Now()
 	var text string

@@ -16,6 +16,7 @@ import (
 	w2d3 "github.com/tinyllm-go/tinyllm/week2/day3"
 	w2d7 "github.com/tinyllm-go/tinyllm/week2/day7"
 	w3d5 "github.com/tinyllm-go/tinyllm/week3/day5"
+	w3d7 "github.com/tinyllm-go/tinyllm/week3/day7"
 
 	"github.com/tinyllm-go/tinyllm/kernels"
 )
@@ -27,6 +28,11 @@ import (
 func init() {
 	impls["learner"] = impl{
 		handler: func(cfg serving.HandlerConfig) http.Handler { return w3d5.NewHandler(cfg) },
+		// --draft: the learner's W3D7 over their Week 2 models.
+		speculate: func(target, draft llm.CachedModel, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, k, n int, eos []int, on func(string)) (string, specStats, error) {
+			reply, st, err := w3d7.Generate(target, draft, tok, msgs, w3d7.Options{K: k, MaxTokens: n, EOS: eos, OnText: on})
+			return reply, specStats(st), err
+		},
 		sampler: func(t, p float64, k int, seed uint64) sampler {
 			if t == 0 {
 				return day6.Greedy{}

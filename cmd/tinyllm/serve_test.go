@@ -106,8 +106,10 @@ func TestServeShippedModel(t *testing.T) {
 	if h := get("/health"); strings.TrimSpace(h) != "ok" {
 		t.Errorf("/health: %q", h)
 	}
-	metrics := get("/metrics")
-	for _, want := range []string{
+	// A request is counted when its handler returns, which can be just
+	// after the client has read the last byte: read /metrics until every
+	// count is there, for a few seconds at most.
+	wants := []string{
 		`tinyllm_requests_total{code="200",path="/v1/chat/completions"} 2`,
 		"tinyllm_time_to_first_token_seconds_count 2",
 		"tinyllm_inter_token_latency_seconds_count",
@@ -116,7 +118,21 @@ func TestServeShippedModel(t *testing.T) {
 		"tinyllm_prefix_cache_hit_rate 0",
 		"tinyllm_prompt_tokens_total " + itoa(2*r.Usage.PromptTokens),
 		"tinyllm_generation_tokens_total " + itoa(2*r.Usage.CompletionTokens),
-	} {
+	}
+	var metrics string
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		metrics = get("/metrics")
+		missing := 0
+		for _, want := range wants {
+			if !strings.Contains(metrics, want) {
+				missing++
+			}
+		}
+		if missing == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, want := range wants {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %q", want)
 		}

@@ -51,6 +51,20 @@ type KVCache interface {
 	Offset() int
 }
 
+// RewindCache is a KVCache that can also forget its newest positions (Week 3
+// Day 7): speculative decoding caches the keys and values of proposed tokens
+// before it knows whether they are kept, and drops the rejected ones. It is
+// an optional interface: a cache that cannot rewind (Week 2's) is still a
+// KVCache, and code that needs Rewind asks for it with a type assertion.
+type RewindCache interface {
+	KVCache
+	// Rewind drops the last n cached positions, so that Offset decreases by
+	// n and the next UpdateAndFetch writes where the first dropped position
+	// was. n must be between 0 and Offset(); anything else is an error and
+	// changes nothing.
+	Rewind(n int) error
+}
+
 // CachedModel is a language model with a key/value cache (Week 2 onwards).
 // Each call feeds only the new tokens: the cache already holds the keys and
 // values of every earlier position, so a decode step costs one position's

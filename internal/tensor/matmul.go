@@ -137,10 +137,43 @@ func matmul(op string, a, b *Tensor, transposed bool) *Tensor {
 		// Nothing to compute: C is empty, or all zeros when K == 0.
 	case m == 1:
 		p.matVec()
+	case transposed && m <= fewRows:
+		p.fewRows()
 	default:
 		p.tiled()
 	}
 	return out
+}
+
+// fewRows is the most rows of A that fewRows handles; taller products go
+// to the tiled path, whose packing then pays for itself.
+const fewRows = 8
+
+// fewRows computes C = A·Bᵀ for a handful of rows of A (2 … fewRows) as
+// that many matrix-vector products sharing each chunk of B: a chunk comes
+// from memory once and from the cache for the other rows. The tiled path
+// would first widen and pack all of B, which at these sizes costs more than
+// the products themselves: speculative decoding's verification pass (a few
+// tokens of one sequence) and decode steps of a few sequences land here.
+// Every row comes out bit for bit as matVec gives it alone (the same
+// kernel over the same K), so a verification pass scores a token exactly
+// as a decode step would.
+func (p *product) fewRows() {
+	ks := active
+	batches := len(p.aOff)
+	grain := roundUp(max(1, smallMatmul/(p.k*p.m)), 4)
+	parallelFor(batches*p.n, grain, func(lo, hi int) {
+		for lo < hi {
+			bi, j := lo/p.n, lo%p.n
+			end := min(hi, (bi+1)*p.n)
+			for i := range p.m {
+				x := p.a[p.aOff[bi]+i*p.k : p.aOff[bi]+(i+1)*p.k]
+				row := (bi*p.m + i) * p.n
+				ks.dotRows(x, p.b, p.bOff[bi]+j*p.k, p.k, p.c[row+j:row+j+end-lo])
+			}
+			lo = end
+		}
+	})
 }
 
 // batchOffsets lists, for each element of the broadcast batch shape in

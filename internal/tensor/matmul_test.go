@@ -251,3 +251,28 @@ func BenchmarkPrefillLayers(b *testing.B) {
 	}
 	b.ReportMetric(flops*float64(n)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
+
+func TestMatmulFewRowsEqualsRowByRow(t *testing.T) {
+	// A product of a few rows (fewRows) must give every row exactly what
+	// the matrix-vector product of that row alone gives: speculative
+	// decoding verifies k+1 tokens in one pass and compares the argmax
+	// with one-token decode steps. Also with batch dimensions.
+	rng := rand.New(rand.NewPCG(7, 2))
+	for _, size := range [][4]int{{2, 896, 130, 1}, {5, 256, 3072, 1}, {8, 300, 17, 1}, {3, 64, 33, 3}} {
+		m, k, n, batches := size[0], size[1], size[2], size[3]
+		for _, dt := range []DType{Float32, BFloat16} {
+			a := RandN(rng, batches, m, k)
+			w := AsType(RandN(rng, n, k), dt)
+			got := MatmulT(a, w)
+			require.Equal(t, []int{batches, m, n}, got.Shape())
+			for b := range batches {
+				for i := range m {
+					row := Take(Take(a, []int{b}, 0), []int{i}, 1)
+					want := MatmulT(Reshape(row, 1, k), w).Data()
+					at := (b*m + i) * n
+					require.Equal(t, want, got.Data()[at:at+n], "MatmulT %v %v, batch %d row %d", dt, size, b, i)
+				}
+			}
+		}
+	}
+}
