@@ -86,8 +86,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: tinyllm bench [--model DIR] [--prompt-len N] [--gen-len N] [--impl ref|learner] [--repeats N] [--json FILE]")
 		fmt.Fprintln(stderr, "       tinyllm bench --probes [--repeats N] [--json FILE]")
-		fmt.Fprintln(stderr, "       tinyllm bench --throughput [--requests N] [--device cpu] (tinyllm bench --throughput --help)")
 		fmt.Fprintln(stderr, "       tinyllm bench --draft DIR [--speculate K] [--model DIR] [--repeats N] [--json FILE]")
+		fmt.Fprintln(stderr, "       tinyllm bench --throughput [--requests N] [--device cpu] (tinyllm bench --throughput --help)")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args, stderr); err != nil {
