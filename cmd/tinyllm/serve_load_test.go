@@ -188,7 +188,27 @@ func TestServeWeek3ConcurrentStreams(t *testing.T) {
 			_, errs[len(bodies)+k] = streamChat(ctx, http.DefaultClient, hs.URL, chatBody(prompts[1], 64, 0, 0), 2+k)
 		}()
 	}
+	// The most requests running at once, sampled while they run: the
+	// point is that they were batched.
+	peak := make(chan int)
+	stop := make(chan struct{})
+	go func() {
+		most := 0
+		for {
+			select {
+			case <-stop:
+				peak <- most
+				return
+			case <-time.After(time.Millisecond):
+				most = max(most, srv.engine.Stats().Running)
+			}
+		}
+	}()
 	wg.Wait()
+	close(stop)
+	if most := <-peak; most < 2 {
+		t.Errorf("at most %d request ran at once: the engine did not batch them", most)
+	}
 	for i, err := range errs {
 		if err != nil {
 			t.Errorf("request %d: %v", i, err)
