@@ -78,3 +78,42 @@ type Engine interface {
 	// HasWork reports whether a request is waiting or running.
 	HasWork() bool
 }
+
+// PrefixCache is a BlockAllocator that keeps the keys and values of full
+// pages after their sequences finish and shares them with later sequences
+// whose tokens begin the same way (Week 3 Day 6's prefix-caching block
+// manager is one). The scheduler asks it, before it admits a sequence that
+// holds no pages, how much of the sequence is cached already; Allocate then
+// starts such a sequence on those pages and sets its NumCached past them,
+// so the model computes only the rest.
+type PrefixCache interface {
+	BlockAllocator
+	// CachedPrefix is the number of leading positions of tokens whose keys
+	// and values are in cached pages: a multiple of PageSize, and at most
+	// len(tokens)-1, so that the last token is always computed (its logits
+	// give the next token). It changes nothing.
+	CachedPrefix(tokens []int) int
+	// Stats counts the cache's lookups, hits and evictions: what a
+	// server's prefix cache hit rate gauge reports (serving.Stats). Like
+	// the rest of the allocator it belongs to the engine's step loop; a
+	// server copies it from there.
+	Stats() PrefixStats
+}
+
+// PrefixStats counts a prefix cache's work (Week 3 Day 6), for the
+// server's metrics. Lookups and Hits are in tokens: Lookups is the tokens
+// of every sequence the cache was asked about when it started (a preempted
+// sequence counts again when it restarts), Hits the positions among them
+// found in cached pages. Evictions counts cached pages taken back for new
+// positions.
+type PrefixStats struct {
+	Lookups, Hits, Evictions int
+}
+
+// HitRate is Hits / Lookups, in [0, 1]; 0 before any lookup.
+func (s PrefixStats) HitRate() float64 {
+	if s.Lookups == 0 {
+		return 0
+	}
+	return float64(s.Hits) / float64(s.Lookups)
+}

@@ -101,6 +101,11 @@ func (s *Scheduler) Add(seq *Sequence) error {
 //     so no request overtakes an older one.
 //
 // Both passes end when the budget or MaxNumSeqs is used up.
+//
+// With an allocator that is an llm.PrefixCache (Day 6), a waiting request
+// that holds no pages starts at its CachedPrefix: its chunk covers only the
+// positions after the cached ones, and Allocate gives it the cached pages
+// and sets its NumCached to match.
 func (s *Scheduler) Schedule() (Batch, error) {
 	// Your code here (W3D2).
 	// Two passes over s.running then s.waiting, with the budget and the

@@ -121,6 +121,11 @@ func (s *Scheduler) fits(seq *Sequence, n int) bool {
 //     so no request overtakes an older one.
 //
 // Both passes end when the budget or MaxNumSeqs is used up.
+//
+// With an allocator that is an llm.PrefixCache (Day 6), a waiting request
+// that holds no pages starts at its CachedPrefix: its chunk covers only the
+// positions after the cached ones, and Allocate gives it the cached pages
+// and sets its NumCached to match.
 func (s *Scheduler) Schedule() (Batch, error) {
 	var batch Batch
 	budget := s.cfg.MaxNumBatchedTokens
@@ -148,17 +153,24 @@ running:
 	}
 	for !preempted && len(s.waiting) > 0 && budget > 0 && len(batch) < s.cfg.MaxNumSeqs {
 		seq := s.waiting[0]
-		n := min(seq.Uncached(), budget)
-		if !s.fits(seq, seq.NumCached+n) {
+		start := seq.NumCached
+		if pc, ok := s.blocks.(llm.PrefixCache); ok && len(seq.BlockTable) == 0 {
+			start = pc.CachedPrefix(seq.Tokens)
+		}
+		n := min(seq.Len()-start, budget)
+		if !s.fits(seq, start+n) {
 			break
 		}
-		if err := s.blocks.Allocate(seq, seq.NumCached+n); err != nil {
+		if err := s.blocks.Allocate(seq, start+n); err != nil {
 			return nil, fmt.Errorf("scheduler: request %d: %w", seq.ID, err)
+		}
+		if seq.NumCached != start {
+			return nil, fmt.Errorf("scheduler: request %d: the block manager cached %d of its positions, %d expected", seq.ID, seq.NumCached, start)
 		}
 		s.waiting = s.waiting[1:]
 		seq.Status = llm.SeqRunning
 		s.running = append(s.running, seq)
-		batch = append(batch, ScheduledChunk{Seq: seq, Start: seq.NumCached, Len: n})
+		batch = append(batch, ScheduledChunk{Seq: seq, Start: start, Len: n})
 		budget -= n
 	}
 	return batch, nil
