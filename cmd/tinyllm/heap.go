@@ -25,17 +25,35 @@ const gcHeadroom = 128 << 20
 // (never above the default, and never below 10%). An explicit GOGC in the
 // environment is left alone.
 func settleHeap() {
-	if _, set := os.LookupEnv("GOGC"); set {
+	if gogcSet {
 		return
 	}
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	pct := 100
-	if ms.HeapAlloc > 0 {
-		pct = int(min(100, max(10, gcHeadroom*100/ms.HeapAlloc)))
+	aimCollector(ms.HeapAlloc, gcHeadroom)
+}
+
+// gogcSet records whether GOGC is in the environment: then the user's
+// setting stands and the program never changes the collector's target.
+var gogcSet = func() bool { _, set := os.LookupEnv("GOGC"); return set }()
+
+// gcPercent is the GOGC value aimCollector set last (0: none yet).
+var gcPercent int
+
+// aimCollector sets the collector's target to headroom bytes over a live
+// heap of live bytes, as a GOGC percentage kept between 10 and Go's
+// default of 100; it changes the setting only when the percentage does.
+// A live heap of 0 (nothing measured yet) leaves the target alone.
+func aimCollector(live, headroom uint64) {
+	if live == 0 {
+		return
 	}
-	debug.SetGCPercent(pct)
+	pct := int(min(100, max(10, headroom*100/live)))
+	if pct != gcPercent {
+		debug.SetGCPercent(pct)
+		gcPercent = pct
+	}
 }
 
 // paceHeadroom is the garbage the Week 2 engines may leave between two
@@ -63,28 +81,23 @@ func (p pacedModel) ForwardLast(tokens [][]int, offset int, caches []llm.KVCache
 	return p.CachedModel.ForwardLast(tokens, offset, caches)
 }
 
-// pacedPercent is the GOGC value paceHeap set last (0: none yet).
-var pacedPercent int
+// liveHeap is the runtime metric paceHeap reads, kept between calls so
+// that a decode step allocates nothing for it.
+var liveHeap = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 
 // paceHeap aims the collector's next run at the heap that was live after
 // the last one plus paceHeadroom. Go's default target is twice the live
 // heap, and with a KV cache the live heap keeps growing: at 2048 tokens of
 // Qwen2-0.5B the cache alone is 50 MB live, and the default would let as
 // much garbage again pile up beside it, memory the process holds for
-// nothing. Reading the live heap costs no collection; the target changes
-// only when the percentage does. An explicit GOGC is left alone.
+// nothing. Reading the live heap costs no collection. An explicit GOGC is
+// left alone.
 func paceHeap() {
-	if _, set := os.LookupEnv("GOGC"); set {
+	if gogcSet {
 		return
 	}
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 || s[0].Value.Uint64() == 0 {
-		return
-	}
-	pct := int(min(100, max(10, paceHeadroom*100/s[0].Value.Uint64())))
-	if pct != pacedPercent {
-		debug.SetGCPercent(pct)
-		pacedPercent = pct
+	metrics.Read(liveHeap)
+	if liveHeap[0].Value.Kind() == metrics.KindUint64 {
+		aimCollector(liveHeap[0].Value.Uint64(), paceHeadroom)
 	}
 }
