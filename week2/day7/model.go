@@ -261,16 +261,16 @@ func (m *GPUModel) upload(ck *checkpoint.Checkpoint) error {
 	e, inter := c.HiddenSize, c.IntermediateSize
 	kv := c.NumKeyValueHeads * c.HeadDim()
 	var err error
-	if m.embed, err = uploadMatrix(m.dev, ck, []string{"model.embed_tokens.weight"}, []int{c.VocabSize}, e); err != nil {
+	if m.embed, err = devtensor.UploadStacked(m.dev, ck, []string{"model.embed_tokens.weight"}, []int{c.VocabSize}, e); err != nil {
 		return err
 	}
 	m.head = m.embed
 	if !c.TieWordEmbeddings {
-		if m.head, err = uploadMatrix(m.dev, ck, []string{"lm_head.weight"}, []int{c.VocabSize}, e); err != nil {
+		if m.head, err = devtensor.UploadStacked(m.dev, ck, []string{"lm_head.weight"}, []int{c.VocabSize}, e); err != nil {
 			return err
 		}
 	}
-	if m.finalNorm, err = uploadVector(m.dev, ck, []string{"model.norm.weight"}, []int{e}); err != nil {
+	if m.finalNorm, err = devtensor.UploadVectors(m.dev, ck, []string{"model.norm.weight"}, []int{e}); err != nil {
 		return err
 	}
 	table, err := day5.NewRoPETable(c.HeadDim(), m.opts.MaxContext, c.RopeTheta)
@@ -284,27 +284,27 @@ func (m *GPUModel) upload(ck *checkpoint.Checkpoint) error {
 		p := fmt.Sprintf("model.layers.%d.", i)
 		l := &layer{}
 		m.layers = append(m.layers, l)
-		if l.ln1, err = uploadVector(m.dev, ck, []string{p + "input_layernorm.weight"}, []int{e}); err != nil {
+		if l.ln1, err = devtensor.UploadVectors(m.dev, ck, []string{p + "input_layernorm.weight"}, []int{e}); err != nil {
 			return err
 		}
-		if l.ln2, err = uploadVector(m.dev, ck, []string{p + "post_attention_layernorm.weight"}, []int{e}); err != nil {
+		if l.ln2, err = devtensor.UploadVectors(m.dev, ck, []string{p + "post_attention_layernorm.weight"}, []int{e}); err != nil {
 			return err
 		}
 		attn := p + "self_attn."
-		if l.qkv, err = uploadMatrix(m.dev, ck, []string{attn + "q_proj.weight", attn + "k_proj.weight", attn + "v_proj.weight"}, []int{e, kv, kv}, e); err != nil {
+		if l.qkv, err = devtensor.UploadStacked(m.dev, ck, []string{attn + "q_proj.weight", attn + "k_proj.weight", attn + "v_proj.weight"}, []int{e, kv, kv}, e); err != nil {
 			return err
 		}
-		if l.qkvBias, err = uploadVector(m.dev, ck, []string{attn + "q_proj.bias", attn + "k_proj.bias", attn + "v_proj.bias"}, []int{e, kv, kv}); err != nil {
+		if l.qkvBias, err = devtensor.UploadVectors(m.dev, ck, []string{attn + "q_proj.bias", attn + "k_proj.bias", attn + "v_proj.bias"}, []int{e, kv, kv}); err != nil {
 			return err
 		}
-		if l.o, err = uploadMatrix(m.dev, ck, []string{attn + "o_proj.weight"}, []int{e}, e); err != nil {
+		if l.o, err = devtensor.UploadStacked(m.dev, ck, []string{attn + "o_proj.weight"}, []int{e}, e); err != nil {
 			return err
 		}
 		mlp := p + "mlp."
-		if l.gateUp, err = uploadMatrix(m.dev, ck, []string{mlp + "gate_proj.weight", mlp + "up_proj.weight"}, []int{inter, inter}, e); err != nil {
+		if l.gateUp, err = devtensor.UploadStacked(m.dev, ck, []string{mlp + "gate_proj.weight", mlp + "up_proj.weight"}, []int{inter, inter}, e); err != nil {
 			return err
 		}
-		if l.down, err = uploadMatrix(m.dev, ck, []string{mlp + "down_proj.weight"}, []int{e}, inter); err != nil {
+		if l.down, err = devtensor.UploadStacked(m.dev, ck, []string{mlp + "down_proj.weight"}, []int{e}, inter); err != nil {
 			return err
 		}
 		if l.cache, err = devtensor.NewKVCache(m.dev, c.NumKeyValueHeads, m.opts.MaxContext, c.HeadDim()); err != nil {
@@ -312,79 +312,6 @@ func (m *GPUModel) upload(ck *checkpoint.Checkpoint) error {
 		}
 	}
 	return nil
-}
-
-// uploadMatrix uploads the named matrices (rows[i] x in each) stacked by
-// rows into one device weight: bf16 when they are stored as floats (other
-// float dtypes are rounded to bf16), the packed 4-bit form when the
-// checkpoint stores them quantized. Mixing the two is an error.
-func uploadMatrix(dev *kernels.Device, ck *checkpoint.Checkpoint, names []string, rows []int, in int) (*devtensor.Weight, error) {
-	packed := ck.IsPacked(names[0])
-	for _, n := range names[1:] {
-		if ck.IsPacked(n) != packed {
-			return nil, fmt.Errorf("day7: %s and %s are stored differently (one quantized, one not); the GPU model stacks them into one matrix", names[0], n)
-		}
-	}
-	total := 0
-	for _, r := range rows {
-		total += r
-	}
-	if !packed {
-		bits := make([]uint16, 0, total*in)
-		for i, n := range names {
-			t, err := ck.Tensor(n, rows[i], in)
-			if err != nil {
-				return nil, err
-			}
-			if t.DType() != tensor.BFloat16 {
-				t = tensor.AsType(t, tensor.BFloat16)
-			}
-			bits = append(bits, t.Bits()...)
-		}
-		return devtensor.UploadBF16(dev, tensor.FromBF16(bits, total, in))
-	}
-	var stacked *checkpoint.PackedWeight
-	var scales, biases []uint16
-	for i, n := range names {
-		p, err := ck.Packed(n, rows[i], in)
-		if err != nil {
-			return nil, err
-		}
-		if len(names) == 1 {
-			return devtensor.UploadPacked(dev, p)
-		}
-		if stacked == nil {
-			stacked = &checkpoint.PackedWeight{In: in, Bits: p.Bits, GroupSize: p.GroupSize}
-		}
-		stacked.Out += p.Out
-		stacked.Words = append(stacked.Words, p.Words...)
-		scales = append(scales, bf16Bits(p.Scales)...)
-		biases = append(biases, bf16Bits(p.Biases)...)
-	}
-	groups := in / stacked.GroupSize
-	stacked.Scales = tensor.FromBF16(scales, total, groups)
-	stacked.Biases = tensor.FromBF16(biases, total, groups)
-	return devtensor.UploadPacked(dev, stacked)
-}
-
-func bf16Bits(t *tensor.Tensor) []uint16 {
-	if t.DType() == tensor.BFloat16 {
-		return t.Bits()
-	}
-	return tensor.AsType(t, tensor.BFloat16).Bits()
-}
-
-// uploadVector uploads the named 1-D tensors, concatenated, as float32.
-func uploadVector(dev *kernels.Device, ck *checkpoint.Checkpoint, names []string, lens []int) (*devtensor.Vector, error) {
-	var all []float32
-	for i, n := range names {
-		t, err := ck.Tensor(n, lens[i])
-		if err != nil {
-			return nil, err
-		}
-		all = append(all, t.Data()...)
-	}
-	return devtensor.UploadVector(dev, tensor.New(all, len(all)))
 }
 
 // allocate makes the activation buffers, the token and position words and
