@@ -78,10 +78,20 @@ func (r *Runner) Run(batch Batch) ([]int, error) {
 // prepare checks the batch and returns its paged attention metadata and
 // all its tokens in order.
 func (r *Runner) prepare(batch Batch) ([]PagedSeq, []int, error) {
+	return PrepareBatch(batch, r.model.Shape(), r.shape, r.pool.RefCount)
+}
+
+// PrepareBatch checks a step's batch for a model of shape sh whose keys and
+// values live in pages of shape ps (refs counting their holders), and
+// returns its paged attention metadata and all its tokens in order: every
+// chunk within its sequence and starting at its cached positions, no chunk
+// past the context, every token in the vocabulary, and block tables that
+// CheckPaged accepts. A runner calls it before anything is written.
+// (Provided.)
+func PrepareBatch(batch Batch, sh llm.ModelShape, ps PageShape, refs RefCounter) ([]PagedSeq, []int, error) {
 	if len(batch) == 0 {
 		return nil, nil, fmt.Errorf("model runner: an empty batch")
 	}
-	sh := r.model.Shape()
 	seqs := make([]PagedSeq, len(batch))
 	var tokens []int
 	for i, c := range batch {
@@ -107,7 +117,7 @@ func (r *Runner) prepare(batch Batch) ([]PagedSeq, []int, error) {
 		seqs[i] = PagedSeq{Context: c.Start, Len: c.Len, BlockTable: c.Seq.BlockTable}
 		tokens = append(tokens, c.Tokens()...)
 	}
-	if err := CheckPaged(r.shape, seqs, r.pool.RefCount); err != nil {
+	if err := CheckPaged(ps, seqs, refs); err != nil {
 		return nil, nil, fmt.Errorf("model runner: %w", err)
 	}
 	return seqs, tokens, nil

@@ -7,6 +7,7 @@ package day3
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/tinyllm-go/tinyllm/internal/llm"
 )
@@ -52,7 +53,11 @@ func (c PoolConfig) BytesPerPage() int64 {
 // sequences whose block tables hold it otherwise (more than one when a
 // prefix is shared, Day 6).
 type PagePool struct {
-	cfg  PoolConfig
+	cfg PoolConfig
+	// k and v are made on the first Slot or Layer call: a pool whose
+	// pages live elsewhere (a GPU runner keeps them in device memory and
+	// uses the pool only for its free list and counts) never holds them.
+	once sync.Once
 	k, v []float32
 	refs []int
 	free []int // the free pages; the next Alloc takes the last
@@ -65,8 +70,7 @@ func NewPagePool(cfg PoolConfig) (*PagePool, error) {
 		return nil, fmt.Errorf("page pool: every size must be positive, got %d pages of %d positions, %d layers, %d kv heads, head dim %d",
 			cfg.NumPages, cfg.PageSize, cfg.Layers, cfg.KVHeads, cfg.HeadDim)
 	}
-	n := cfg.Layers * cfg.NumPages * cfg.PageSize * cfg.PositionFloats()
-	p := &PagePool{cfg: cfg, k: make([]float32, n), v: make([]float32, n), refs: make([]int, cfg.NumPages)}
+	p := &PagePool{cfg: cfg, refs: make([]int, cfg.NumPages)}
 	p.free = make([]int, cfg.NumPages)
 	for i := range p.free {
 		// Reversed, so that Alloc hands out page 0 first: block tables
@@ -152,6 +156,7 @@ func (p *PagePool) Slot(layer, page, slot int) (k, v []float32, err error) {
 	case slot < 0 || slot >= c.PageSize:
 		return nil, nil, fmt.Errorf("page pool: slot %d out of range [0, %d)", slot, c.PageSize)
 	}
+	p.storage()
 	w := c.PositionFloats()
 	at := ((layer*c.NumPages+page)*c.PageSize + slot) * w
 	return p.k[at : at+w : at+w], p.v[at : at+w : at+w], nil
@@ -164,6 +169,15 @@ func (p *PagePool) Layer(layer int) (k, v []float32, err error) {
 	if layer < 0 || layer >= p.cfg.Layers {
 		return nil, nil, fmt.Errorf("page pool: layer %d out of range [0, %d)", layer, p.cfg.Layers)
 	}
+	p.storage()
 	n := p.cfg.NumPages * p.cfg.PageSize * p.cfg.PositionFloats()
 	return p.k[layer*n : (layer+1)*n : (layer+1)*n], p.v[layer*n : (layer+1)*n : (layer+1)*n], nil
+}
+
+// storage makes the keys and values of every page, once.
+func (p *PagePool) storage() {
+	p.once.Do(func() {
+		n := p.cfg.Layers * p.cfg.NumPages * p.cfg.PageSize * p.cfg.PositionFloats()
+		p.k, p.v = make([]float32, n), make([]float32, n)
+	})
 }
