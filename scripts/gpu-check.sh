@@ -32,6 +32,7 @@ targets=(
   "solutions-w2d6 ./solutions/week2/day6 W2D6"
   "solutions-w2d7 ./solutions/week2/day7 W2D7"
   "solutions-w3d4 ./solutions/week3/day4 W3D4Task4"
+  "gpurunner ./internal/gpurunner ."
 )
 
 build() {

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
+	"github.com/tinyllm-go/tinyllm/internal/gpurunner"
 	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
+	"github.com/tinyllm-go/tinyllm/kernels"
 	"github.com/tinyllm-go/tinyllm/models"
 	w3day1 "github.com/tinyllm-go/tinyllm/solutions/week3/day1"
 	w3day2 "github.com/tinyllm-go/tinyllm/solutions/week3/day2"
@@ -70,29 +72,43 @@ func runThroughput(args []string, stdout, stderr io.Writer) error {
 	fs.Bool("throughput", true, "run the many-request throughput benchmark (this mode)")
 	modelFlag := fs.String("model", "", "Hugging Face model folder (default: the shipped "+models.Name+")")
 	requests := fs.Int("requests", 256, "number of requests")
-	device := fs.String("device", "cpu", "where the engine runs: cpu (the Week 3 engine has no GPU model runner yet)")
+	device := fs.String("device", "cpu", "where the engine's model runner runs: cpu, cuda or metal (the GPU runner: weights, pages and activations in device memory)")
 	seed := fs.Uint64("seed", 0, "seed of the workload (lengths and token ids)")
 	minLen := fs.Int("min-len", throughputMinLen, "shortest prompt and output, in tokens")
 	maxLen := fs.Int("max-len", throughputMaxLen, "longest prompt and output, in tokens (both ranges are scaled down to fit a shorter context)")
-	budget := fs.Int("max-batched-tokens", 2048, "the token budget of one step (max_num_batched_tokens)")
+	budget := fs.Int("max-batched-tokens", 2048, "the token budget of one step (max_num_batched_tokens; 8192 on a GPU unless given)")
 	maxSeqs := fs.Int("max-num-seqs", 256, "the most requests running at once (max_num_seqs)")
 	pageSize := fs.Int("page-size", 16, "positions per KV cache page")
-	kvGiB := fs.Float64("kv-gib", 4, "memory of the KV cache page pool, GiB (no more pages than every request needs at once)")
+	kvGiB := fs.Float64("kv-gib", 4, "memory of the KV cache page pool, GiB (no more pages than every request needs at once; 32 on a GPU unless given)")
 	single := fs.Int("single-len", 0, "prompt and output length of the single-request decode measurement (0: the workload's mean lengths)")
 	threads := fs.Int("threads", 0, "worker threads (0: all cores)")
 	jsonPath := fs.String("json", "", "also write the results as JSON to this file")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the run to this file")
 	savePath := fs.String("save-workload", "", "also write the workload (prompts and output lengths) as JSON to this file, for refgen/bench/throughput_hf.py --workload")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: tinyllm bench --throughput [--requests N] [--model DIR] [--device cpu] [--json FILE]")
+		fmt.Fprintln(stderr, "usage: tinyllm bench --throughput [--requests N] [--model DIR] [--device cpu|cuda|metal] [--json FILE]")
 		fs.PrintDefaults()
 	}
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *device != "cpu" {
+		// A GPU has the memory for every request's pages and does its
+		// best on large steps.
+		if !set["max-batched-tokens"] {
+			*budget = 8192
+		}
+		if !set["kv-gib"] {
+			*kvGiB = 32
+		}
+	}
 	switch {
-	case *device != "cpu":
-		return fmt.Errorf("%w: --throughput runs the Week 3 engine, which runs on the CPU only (--device cpu); got %q", errUsage, *device)
+	case *device == "auto":
+		return fmt.Errorf("%w: --throughput takes --device cpu, cuda or metal, not auto: the benchmark says where it runs", errUsage)
+	case checkDeviceFlag(*device) != nil:
+		return checkDeviceFlag(*device)
 	case *requests < 1:
 		return fmt.Errorf("%w: --requests must be at least 1", errUsage)
 	case *minLen < 1 || *maxLen < *minLen:
@@ -121,12 +137,7 @@ func runThroughput(args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer ck.Close()
-	model, err := w3day1.NewQwen2ModelWeek3(ck)
-	if err != nil {
-		return err
-	}
-	settleHeap()
-	sh := model.Shape()
+	sh := llm.ShapeOf(ck.Config)
 	rep := throughputReport{Tool: "tinyllm bench --throughput", Time: time.Now().UTC().Format(time.RFC3339),
 		Machine: machineInfo{GOOS: runtime.GOOS, GOARCH: runtime.GOARCH, CPUs: runtime.NumCPU(),
 			Threads: runtime.GOMAXPROCS(0), Kernels: tensor.KernelName(), Go: runtime.Version()},
@@ -175,10 +186,15 @@ func runThroughput(args []string, stdout, stderr io.Writer) error {
 	}
 	rep.Config.MaxNumBatchedTokens, rep.Config.MaxNumSeqs, rep.Config.PageSize, rep.Config.NumPages = *budget, *maxSeqs, *pageSize, numPages
 	cfg := llm.EngineConfig{MaxNumBatchedTokens: *budget, MaxNumSeqs: *maxSeqs, MaxContext: sh.MaxContext}
+	newRunner, closeRunner, err := throughputRunner(ck, *device, gpurunner.Options{MaxTokens: *budget, MaxSeqs: *maxSeqs, NumPages: numPages, PageSize: *pageSize}, &rep, stderr)
+	if err != nil {
+		return err
+	}
+	defer closeRunner()
 
 	sp, so := throughputWorkload(1, sl, sl, sh.VocabSize, *seed+1)
 	fmt.Fprintf(stderr, "one request alone (%d prompt + %d output tokens)…\n", sl, sl)
-	one, err := runWorkload(model, cfg, numPages, *pageSize, sp, so, nil)
+	one, err := runWorkload(newRunner, sh, cfg, numPages, *pageSize, sp, so, nil)
 	if err != nil {
 		return err
 	}
@@ -192,7 +208,7 @@ func runThroughput(args []string, stdout, stderr io.Writer) error {
 	rep.PromptTokens = total
 	fmt.Fprintf(stderr, "%d requests (%d prompt + %d output tokens), %d pages of %d positions…\n",
 		*requests, rep.PromptTokens, rep.OutputTokens, numPages, *pageSize)
-	res, err := runWorkload(model, cfg, numPages, *pageSize, prompts, outs, stderr)
+	res, err := runWorkload(newRunner, sh, cfg, numPages, *pageSize, prompts, outs, stderr)
 	if err != nil {
 		return err
 	}
@@ -260,15 +276,49 @@ func (r workloadResult) decodeRate() float64 {
 	return float64(r.outputs-1) / d
 }
 
+// runnerFunc makes the model runner of one run over its fresh page pool.
+type runnerFunc func(pool *w3day3.PagePool) (llm.ModelRunner, error)
+
+// throughputRunner loads the model for --device: the Week 3 CPU model and
+// Day 4's Runner, or the GPU runner with the pool's pages on the device.
+// The returned func frees what it loaded.
+func throughputRunner(ck *checkpoint.Checkpoint, device string, o gpurunner.Options, rep *throughputReport, stderr io.Writer) (runnerFunc, func(), error) {
+	if device == "cpu" {
+		model, err := w3day1.NewQwen2ModelWeek3(ck)
+		if err != nil {
+			return nil, nil, err
+		}
+		settleHeap()
+		return func(pool *w3day3.PagePool) (llm.ModelRunner, error) { return w3day4.NewRunner(model, pool) }, func() {}, nil
+	}
+	dev, err := kernels.Open()
+	if err != nil {
+		return nil, nil, fmt.Errorf("--device %s: %w", device, err)
+	}
+	need, err := gpurunner.MemoryNeed(ck.Config, o)
+	if err != nil {
+		dev.Close()
+		return nil, nil, err
+	}
+	fmt.Fprintf(stderr, "loading the model onto %s (%.2f GiB with the pages and the buffers of a %d-token step)…\n", dev, float64(need)/(1<<30), o.MaxTokens)
+	m, err := gpurunner.Load(dev, ck, o)
+	if err != nil {
+		dev.Close()
+		return nil, nil, err
+	}
+	rep.Device = dev.String()
+	return func(pool *w3day3.PagePool) (llm.ModelRunner, error) { return m.Runner(pool) },
+		func() { m.Close(); dev.Close() }, nil
+}
+
 // runWorkload runs the requests to the end on a fresh engine over a new
 // pool, all submitted at once, and times every token.
-func runWorkload(model *w3day1.Qwen2ModelWeek3, cfg llm.EngineConfig, numPages, pageSize int, prompts [][]int, outs []int, progress io.Writer) (workloadResult, error) {
-	sh := model.Shape()
+func runWorkload(newRunner runnerFunc, sh llm.ModelShape, cfg llm.EngineConfig, numPages, pageSize int, prompts [][]int, outs []int, progress io.Writer) (workloadResult, error) {
 	pool, err := w3day3.NewPagePool(w3day3.PoolConfig{NumPages: numPages, PageSize: pageSize, Layers: sh.NumLayers, KVHeads: sh.NumKVHeads, HeadDim: sh.HeadDim})
 	if err != nil {
 		return workloadResult{}, err
 	}
-	runner, err := w3day4.NewRunner(model, pool)
+	runner, err := newRunner(pool)
 	if err != nil {
 		return workloadResult{}, err
 	}

@@ -18,7 +18,8 @@ func TestThroughputFlagErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--throughput", "--device", "cuda"}, "runs on the CPU only"},
+		{[]string{"--throughput", "--device", "auto"}, "not auto"},
+		{[]string{"--throughput", "--device", "tpu"}, "--device must be auto, cpu, cuda or metal"},
 		{[]string{"--throughput", "--requests", "0"}, "--requests must be at least 1"},
 		{[]string{"--throughput", "--min-len", "50", "--max-len", "10"}, "need 1 <= --min-len <= --max-len"},
 		{[]string{"--throughput", "--max-num-seqs", "300", "--max-batched-tokens", "200"}, "need 1 <= --max-num-seqs <= --max-batched-tokens"},

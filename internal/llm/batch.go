@@ -2,7 +2,9 @@ package llm
 
 import (
 	"fmt"
+	"math"
 
+	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 )
 
@@ -31,6 +33,12 @@ type ModelShape struct {
 	HeadDim    int // D
 	MaxContext int // the most positions a request may hold (max_position_embeddings)
 	VocabSize  int // the width of a logits row
+}
+
+// ShapeOf is the ModelShape of a Qwen2 checkpoint's configuration.
+func ShapeOf(c checkpoint.Config) ModelShape {
+	return ModelShape{NumLayers: c.NumHiddenLayers, NumKVHeads: c.NumKeyValueHeads, HeadDim: c.HeadDim(),
+		MaxContext: c.MaxPositionEmbeddings, VocabSize: c.VocabSize}
 }
 
 // BatchModel is a language model that runs the new tokens of several
@@ -113,4 +121,24 @@ func BatchTokens(seqs []BatchSeq) int {
 		n += len(s.Tokens)
 	}
 	return n
+}
+
+// LogProbs turns one row of logits into log-probabilities: x minus its
+// log-sum-exp, the sum in float64. What a runner hands a Sampler.
+func LogProbs(x *tensor.Tensor) *tensor.Tensor {
+	d := x.Data()
+	top := float32(math.Inf(-1))
+	for _, v := range d {
+		top = max(top, v)
+	}
+	var sum float64
+	for _, v := range d {
+		sum += math.Exp(float64(v - top))
+	}
+	lse := top + float32(math.Log(sum))
+	out := make([]float32, len(d))
+	for i, v := range d {
+		out[i] = v - lse
+	}
+	return tensor.New(out, x.Shape()...)
 }

@@ -2,10 +2,8 @@ package day4
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/tinyllm-go/tinyllm/internal/llm"
-	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	w3day1 "github.com/tinyllm-go/tinyllm/week3/day1"
 	w3day3 "github.com/tinyllm-go/tinyllm/week3/day3"
 )
@@ -139,23 +137,4 @@ func (r *Runner) write(kl, vl []float32, batch Batch, k, v []float32) {
 			row++
 		}
 	}
-}
-
-// logSoftmax is x minus its log-sum-exp, in float64 for the sum.
-func logSoftmax(x *tensor.Tensor) *tensor.Tensor {
-	d := x.Data()
-	top := float32(math.Inf(-1))
-	for _, v := range d {
-		top = max(top, v)
-	}
-	var sum float64
-	for _, v := range d {
-		sum += math.Exp(float64(v - top))
-	}
-	lse := top + float32(math.Log(sum))
-	out := make([]float32, len(d))
-	for i, v := range d {
-		out[i] = v - lse
-	}
-	return tensor.New(out, x.Shape()...)
 }

@@ -135,9 +135,7 @@ func NewQwen2ModelWeek3(ck *checkpoint.Checkpoint) (*Qwen2ModelWeek3, error) {
 // Shape returns the model's layers, key/value heads, head dimension,
 // context limit and vocabulary size, read off its configuration.
 func (m *Qwen2ModelWeek3) Shape() ModelShape {
-	c := m.Config
-	return ModelShape{NumLayers: c.NumHiddenLayers, NumKVHeads: c.NumKeyValueHeads, HeadDim: c.HeadDim(),
-		MaxContext: c.MaxPositionEmbeddings, VocabSize: c.VocabSize}
+	return llm.ShapeOf(m.Config)
 }
 
 // ForwardBatch runs one step of continuous batching: the new tokens of

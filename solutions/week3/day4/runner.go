@@ -2,7 +2,6 @@ package day4
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
@@ -136,7 +135,7 @@ func (r *Runner) Run(batch Batch) ([]int, error) {
 		if s == nil {
 			next[i] = tensor.ArgMax(row, 0)[0]
 		} else {
-			next[i] = s.Sample(logSoftmax(row))
+			next[i] = s.Sample(llm.LogProbs(row))
 		}
 	}
 	return next, nil
@@ -206,23 +205,4 @@ func (r *Runner) write(kl, vl []float32, batch Batch, k, v []float32) {
 			row++
 		}
 	}
-}
-
-// logSoftmax is x minus its log-sum-exp, in float64 for the sum.
-func logSoftmax(x *tensor.Tensor) *tensor.Tensor {
-	d := x.Data()
-	top := float32(math.Inf(-1))
-	for _, v := range d {
-		top = max(top, v)
-	}
-	var sum float64
-	for _, v := range d {
-		sum += math.Exp(float64(v - top))
-	}
-	lse := top + float32(math.Log(sum))
-	out := make([]float32, len(d))
-	for i, v := range d {
-		out[i] = v - lse
-	}
-	return tensor.New(out, x.Shape()...)
 }
