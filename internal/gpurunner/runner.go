@@ -4,9 +4,11 @@
 // pool, return the next tokens), with the weights, the pages and the
 // activations in device memory. It is assembled from the reference
 // kernels: Week 2 Day 4's matrix products, Day 5's fused norms, Day 7's
-// embedding and SwiGLU, Week 3 Day 4's paged attention, and three kernels
-// of its own (runner.cu): the q/k/v epilogue that writes keys and values
-// into each row's page slot, a row gather, and a greedy choice per row.
+// embedding and SwiGLU, Week 3 Day 4's batch checks and block tables, and
+// kernels of its own (runner.cu): the q/k/v epilogue that writes keys and
+// values into each row's page slot, paged attention over pages of bf16
+// (half the bytes of Day 4's float32 pages, and a kernel that reads them at
+// a higher rate), a row gather, and a greedy choice per row.
 //
 // A step copies its metadata in (token ids, positions, page slots, block
 // tables) and one int32 per sampled sequence out; only a sequence with a
@@ -34,16 +36,12 @@ import (
 //go:embed runner.cu
 var runnerCUDA string
 
-//go:embed runner.metal
-var runnerMetal string
-
-// source is the runner's own kernels for a backend.
+// source is the runner's own kernels for a backend: CUDA only so far (a
+// Metal port of runner.cu would follow Week 3 Day 4's paged.metal).
 func source(backend string) string {
 	switch backend {
 	case kernels.CUDA:
 		return runnerCUDA
-	case kernels.Metal:
-		return runnerMetal
 	}
 	return ""
 }
@@ -57,7 +55,7 @@ type Options struct {
 	// MaxNumSeqs.
 	MaxSeqs int
 	// NumPages and PageSize shape the pool of KV cache pages that Load
-	// allocates on the device (float32 keys and values of every layer).
+	// allocates on the device (bf16 keys and values of every layer).
 	NumPages, PageSize int
 }
 
@@ -68,7 +66,7 @@ type layer struct {
 	qkvBias   *devtensor.Vector
 	o, gateUp *devtensor.Weight // gateUp: gate rows, then up rows, 2I x E
 	down      *devtensor.Weight
-	k, v      *kernels.Buffer // NumPages·PageSize x H x D float32 each
+	k, v      *kernels.Buffer // NumPages·PageSize x H x D bf16 each
 }
 
 // Model is a checkpoint resident on one device with a page pool's storage
@@ -83,7 +81,6 @@ type Model struct {
 
 	mm    *day4.Matmul
 	fused *day5.Fused
-	paged *w3day4.PagedKernels
 	mods  []*kernels.Module
 	k     map[string]*kernels.Kernel
 
@@ -98,6 +95,9 @@ type Model struct {
 	tokens, pos, slot, tables, info, rowSeq, sampleRows, next *kernels.Buffer
 	maxWidth                                                  int // block table entries per sequence
 }
+
+// attentionBlock is paged_attention_bf16's block: TILE in runner.cu.
+const attentionBlock = 128
 
 // storage is how a checkpoint's matrices are stored on the device: bits 16
 // (bf16) or 4 with a group size.
@@ -115,8 +115,8 @@ func (o Options) check(cfg checkpoint.Config) error {
 		return fmt.Errorf("gpu runner: need 1 <= MaxSeqs <= MaxTokens, got %d and %d", o.MaxSeqs, o.MaxTokens)
 	case o.NumPages < 1 || o.PageSize < 1:
 		return fmt.Errorf("gpu runner: the pool needs at least one page of at least one position, got %d pages of %d", o.NumPages, o.PageSize)
-	case cfg.HeadDim() > w3day4.MaxHeadDim || cfg.HeadDim()%2 != 0 || cfg.NumAttentionHeads/cfg.NumKeyValueHeads > w3day4.MaxGroup:
-		return fmt.Errorf("gpu runner: head dimension %d with %d query heads per key/value head: the kernels take an even head dimension up to %d and up to %d heads per group",
+	case cfg.HeadDim() > w3day4.MaxHeadDim || cfg.HeadDim()%8 != 0 || cfg.NumAttentionHeads/cfg.NumKeyValueHeads > w3day4.MaxGroup:
+		return fmt.Errorf("gpu runner: head dimension %d with %d query heads per key/value head: the kernels take a head dimension that is a multiple of 8 up to %d, and up to %d heads per group",
 			cfg.HeadDim(), cfg.NumAttentionHeads/cfg.NumKeyValueHeads, w3day4.MaxHeadDim, w3day4.MaxGroup)
 	}
 	if bits, group := storage(cfg); bits != 16 && (bits != 4 || (group != 64 && group != 128)) {
@@ -136,6 +136,13 @@ func PoolConfig(cfg checkpoint.Config, o Options) w3day3.PoolConfig {
 		KVHeads: cfg.NumKeyValueHeads, HeadDim: cfg.HeadDim()}
 }
 
+// DeviceBytesPerPage is the device memory of one page: bf16 keys and
+// values of PageSize positions in every layer, half of what the CPU pool's
+// BytesPerPage counts for float32.
+func DeviceBytesPerPage(cfg checkpoint.Config, o Options) int64 {
+	return PoolConfig(cfg, o).BytesPerPage() / 2
+}
+
 // MemoryNeed is the device memory, in bytes, that Load allocates: the
 // weights as stored (the small vectors as float32), the pages, the RoPE
 // table, the activations of MaxTokens rows, the logits of MaxSeqs rows,
@@ -150,7 +157,7 @@ func MemoryNeed(cfg checkpoint.Config, o Options) (int64, error) {
 	kv := int64(cfg.NumKeyValueHeads * cfg.HeadDim())
 	vectors := layers*(e+2*kv+2*e) + e
 	need := devtensor.ModelWeightBytes(cfg, bits, group) + 2*vectors
-	need += PoolConfig(cfg, o).BytesPerPage() * int64(o.NumPages)
+	need += DeviceBytesPerPage(cfg, o) * int64(o.NumPages)
 	need += 4 * int64(cfg.MaxPositionEmbeddings) * int64(cfg.HeadDim()) // cos and sin
 	rows, seqs := int64(o.MaxTokens), int64(o.MaxSeqs)
 	need += 4*rows*(6*e+(e+2*kv)+3*inter) + 4*seqs*(e+v)
@@ -166,6 +173,9 @@ func MemoryNeed(cfg checkpoint.Config, o Options) (int64, error) {
 // fails with a clear error, having allocated nothing, when it does not fit.
 func Load(dev *kernels.Device, ck *checkpoint.Checkpoint, o Options) (m *Model, err error) {
 	cfg := ck.Config
+	if source(dev.Backend()) == "" {
+		return nil, fmt.Errorf("gpu runner: no kernels for %s yet: the runner runs on CUDA", dev.Backend())
+	}
 	need, err := MemoryNeed(cfg, o)
 	if err != nil {
 		return nil, err
@@ -202,9 +212,6 @@ func (m *Model) compile() error {
 	if m.fused, err = day5.NewFused(m.dev); err != nil {
 		return err
 	}
-	if m.paged, err = w3day4.NewPagedKernels(m.dev); err != nil {
-		return err
-	}
 	for _, src := range []struct {
 		code  string
 		names []string
@@ -212,7 +219,8 @@ func (m *Model) compile() error {
 		// Day 7's source declares its attention kernels for a head
 		// dimension; the runner takes only the embedding and SwiGLU.
 		{fmt.Sprintf("#define HEAD_DIM %d\n", m.cfg.HeadDim()) + day7.Source(m.dev.Backend()), []string{"embed_bf16", "embed_q4", "swiglu_pair"}},
-		{source(m.dev.Backend()), []string{"paged_qkv", "gather_rows", "argmax_rows"}},
+		{fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n", m.cfg.NumAttentionHeads/m.cfg.NumKeyValueHeads, m.cfg.HeadDim()) + source(m.dev.Backend()),
+			[]string{"paged_qkv", "paged_attention_bf16", "gather_rows", "argmax_rows"}},
 	} {
 		mod, err := m.dev.Compile(src.code)
 		if err != nil {
@@ -254,7 +262,7 @@ func (m *Model) upload(ck *checkpoint.Checkpoint) error {
 	if m.rope, err = day5.UploadRoPE(m.dev, table); err != nil {
 		return err
 	}
-	pageBytes := 4 * m.shape.LayerFloats()
+	pageBytes := 2 * m.shape.LayerFloats()
 	for i := range c.NumHiddenLayers {
 		p := fmt.Sprintf("model.layers.%d.", i)
 		l := &layer{}
@@ -377,9 +385,6 @@ func (m *Model) Close() error {
 	if m.rope != nil {
 		keep(m.rope.Free())
 	}
-	if m.paged != nil {
-		keep(m.paged.Close())
-	}
 	if m.fused != nil {
 		keep(m.fused.Close())
 	}
@@ -472,8 +477,7 @@ func (r *Runner) Run(batch llm.Batch) ([]int, error) {
 			return nil, err
 		}
 	}
-	meta := &w3day4.DeviceMeta{Shape: m.shape, NumSeqs: len(seqs), Width: width, T: t, Tables: m.tables, Info: m.info, Row: m.rowSeq}
-	if err := m.forward(t, meta); err != nil {
+	if err := m.forward(t, width); err != nil {
 		return nil, err
 	}
 	next := make([]int, len(batch))
@@ -489,9 +493,9 @@ func (r *Runner) Run(batch llm.Batch) ([]int, error) {
 	return next, r.choose(batch, next, len(sample))
 }
 
-// forward queues every layer over the step's t rows; the final norm's
-// input is left in h + mlp.
-func (m *Model) forward(t int, meta *w3day4.DeviceMeta) error {
+// forward queues every layer over the step's t rows, whose block tables
+// are width pages wide; the final norm's input is left in h + mlp.
+func (m *Model) forward(t, width int) error {
 	c := m.cfg
 	e, inter, d := c.HiddenSize, c.IntermediateSize, c.HeadDim()
 	hq, h := c.NumAttentionHeads, c.NumKeyValueHeads
@@ -515,6 +519,7 @@ func (m *Model) forward(t int, meta *w3day4.DeviceMeta) error {
 		return err
 	}
 	pairs := t * (hq + 2*h) * d / 2
+	scale := float32(1 / math.Sqrt(float64(d)))
 	slots := m.opts.NumPages * m.opts.PageSize
 	for i, l := range m.layers {
 		// The residual stream h takes the previous layer's MLP output
@@ -535,7 +540,8 @@ func (m *Model) forward(t int, meta *w3day4.DeviceMeta) error {
 			int32(t), int32(hq), int32(h), int32(d), int32(m.rope.MaxPos), int32(slots)); err != nil {
 			return err
 		}
-		if err := m.paged.Attention(m.attn.Buf, m.q.Buf, l.k, l.v, hq, meta, 0); err != nil {
+		if err := m.dev.Launch(m.k["paged_attention_bf16"], kernels.LaunchConfig{Grid: kernels.Dim3{X: t, Y: h, Z: 1}, Block: kernels.D1(attentionBlock)},
+			m.attn.Buf, m.q.Buf, l.k, l.v, m.tables, m.info, m.rowSeq, int32(width), int32(m.opts.PageSize), scale); err != nil {
 			return err
 		}
 		if err := m.mm.Linear(m.o, m.attn, l.o); err != nil {

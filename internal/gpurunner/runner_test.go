@@ -272,7 +272,7 @@ func TestMemoryNeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := PoolConfig(cfg, base).BytesPerPage() * int64(base.NumPages); n1-n0 != want {
+	if want := DeviceBytesPerPage(cfg, base) * int64(base.NumPages); n1-n0 != want {
 		t.Errorf("doubling the pages added %d bytes, want the %d of %d pages", n1-n0, want, base.NumPages)
 	}
 	for _, bad := range []Options{{MaxTokens: 0, MaxSeqs: 0, NumPages: 8, PageSize: 4}, {MaxTokens: 4, MaxSeqs: 8, NumPages: 8, PageSize: 4},
