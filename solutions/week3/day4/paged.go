@@ -65,7 +65,12 @@ func CheckPaged(shape PageShape, seqs []PagedSeq, refs RefCounter) error {
 	if len(seqs) == 0 {
 		return fmt.Errorf("paged attention: no sequences")
 	}
-	holders := map[int][]int{} // page -> the sequences whose needed entries name it
+	// Per page, indexed by page id (a serving step checks every page of
+	// hundreds of sequences, so slices, not maps): how many sequences'
+	// needed entries name it, and the last sequence (+1) and entry that did.
+	uses := make([]int32, shape.NumPages)
+	lastSeq := make([]int32, shape.NumPages)
+	lastEntry := make([]int32, shape.NumPages)
 	for i, s := range seqs {
 		switch {
 		case s.Context < 0:
@@ -79,7 +84,6 @@ func CheckPaged(shape PageShape, seqs []PagedSeq, refs RefCounter) error {
 			return fmt.Errorf("paged attention: sequence %d: its block table of %d pages covers %d positions, but context %d + %d query rows need %d pages",
 				i, len(s.BlockTable), len(s.BlockTable)*shape.PageSize, s.Context, s.Len, need)
 		}
-		seen := map[int]int{}
 		for j, page := range s.BlockTable {
 			switch {
 			case page == PadPage && j < need:
@@ -96,11 +100,11 @@ func CheckPaged(shape PageShape, seqs []PagedSeq, refs RefCounter) error {
 			if j >= need {
 				continue // a page reserved for later positions: never read
 			}
-			if prev, dup := seen[page]; dup {
-				return fmt.Errorf("paged attention: sequence %d names page %d twice (entries %d and %d): two of its positions would share a slot", i, page, prev, j)
+			if lastSeq[page] == int32(i+1) {
+				return fmt.Errorf("paged attention: sequence %d names page %d twice (entries %d and %d): two of its positions would share a slot", i, page, lastEntry[page], j)
 			}
-			seen[page] = j
-			holders[page] = append(holders[page], i)
+			lastSeq[page], lastEntry[page] = int32(i+1), int32(j)
+			uses[page]++
 		}
 	}
 	for i, s := range seqs {
@@ -112,26 +116,45 @@ func CheckPaged(shape PageShape, seqs []PagedSeq, refs RefCounter) error {
 			if err != nil {
 				return fmt.Errorf("paged attention: sequence %d: %w", i, err)
 			}
-			if n > 1 || len(holders[page]) > 1 {
+			if n > 1 || uses[page] > 1 {
 				return fmt.Errorf("paged attention: sequence %d writes positions into page %d, which is shared (reference count %d, in the tables of sequences %v): copy a shared page before writing to it",
-					i, page, n, holders[page])
+					i, page, n, holdersOf(shape, seqs, page))
 			}
 		}
 	}
-	for page, who := range holders {
+	for page, u := range uses {
+		if u == 0 {
+			continue
+		}
 		n, err := refCount(refs, page)
 		if err != nil {
 			return fmt.Errorf("paged attention: %w", err)
 		}
 		switch {
 		case n == 0:
-			return fmt.Errorf("paged attention: sequence %d reads page %d, which is free (reference count 0)", who[0], page)
-		case len(who) > n:
+			return fmt.Errorf("paged attention: sequence %d reads page %d, which is free (reference count 0)", holdersOf(shape, seqs, page)[0], page)
+		case int(u) > n:
 			return fmt.Errorf("paged attention: page %d is in the block tables of sequences %v but has reference count %d: only pages shared through the pool (a reference per holder) may be shared",
-				page, who, n)
+				page, holdersOf(shape, seqs, page), n)
 		}
 	}
 	return nil
+}
+
+// holdersOf lists the sequences whose needed block table entries name page:
+// what an error message shows.
+func holdersOf(shape PageShape, seqs []PagedSeq, page int) []int {
+	var who []int
+	for i, s := range seqs {
+		need := (s.Context + s.Len + shape.PageSize - 1) / shape.PageSize
+		for _, p := range s.BlockTable[:min(need, len(s.BlockTable))] {
+			if p == page {
+				who = append(who, i)
+				break
+			}
+		}
+	}
+	return who
 }
 
 // refCount is refs(page), or 1 when refs is nil.
