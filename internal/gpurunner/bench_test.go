@@ -105,7 +105,7 @@ func BenchmarkRunnerDecodeGPU(b *testing.B) {
 		}
 		return el
 	}
-	var step, gpu, attn time.Duration
+	var step, gpu, attn, attn1 time.Duration
 	b.ResetTimer()
 	for range b.N {
 		t0 := time.Now()
@@ -114,20 +114,37 @@ func BenchmarkRunnerDecodeGPU(b *testing.B) {
 		// The forward pass again on the device alone: no host work
 		// between the launches' queueing and the device's.
 		gpu += timed(func() {
-			if err := m.forward(seqs, llm.PagesFor(all[0].NumCached, ps)); err != nil {
+			if err := m.forward(seqs, llm.PagesFor(all[0].NumCached, ps), all[0].NumCached); err != nil {
 				b.Fatal(err)
 			}
 		})
 		// The attention of every layer again, over the same metadata
 		// (the last step's rows, one a sequence).
-		attn += timed(func() {
-			for _, l := range m.layers {
-				if err := m.dev.Launch(m.k["paged_attention_bf16"], kernels.LaunchConfig{Grid: kernels.Dim3{X: seqs, Y: cfg.NumKeyValueHeads, Z: 1}, Block: kernels.D1(attentionBlock)},
-					m.attn.Buf, m.q.Buf, l.k, l.v, m.tables, m.info, m.rowSeq, int32(llm.PagesFor(all[0].NumCached, ps)), int32(ps), float32(1/math.Sqrt(float64(cfg.HeadDim())))); err != nil {
-					b.Fatal(err)
+		part := m.part
+		if part == nil {
+			part = m.attn.Buf
+		}
+		for _, splits := range []int{1, attentionSplits(seqs, cfg.NumKeyValueHeads, all[0].NumCached, d.Info().Multiprocessors)} {
+			el := timed(func() {
+				for _, l := range m.layers {
+					if err := m.dev.Launch(m.k["paged_attention_bf16"], kernels.LaunchConfig{Grid: kernels.Dim3{X: seqs, Y: cfg.NumKeyValueHeads, Z: splits}, Block: kernels.D1(attentionBlock)},
+						m.attn.Buf, part, m.q.Buf, l.k, l.v, m.tables, m.info, m.rowSeq, int32(llm.PagesFor(all[0].NumCached, ps)), int32(ps), float32(1/math.Sqrt(float64(cfg.HeadDim())))); err != nil {
+						b.Fatal(err)
+					}
+					if splits > 1 {
+						if err := m.dev.Launch(m.k["paged_attention_merge"], kernels.LaunchConfig{Grid: kernels.Dim3{X: seqs, Y: cfg.NumAttentionHeads, Z: 1}, Block: kernels.D1(cfg.HeadDim())},
+							m.attn.Buf, part, int32(splits)); err != nil {
+							b.Fatal(err)
+						}
+					}
 				}
+			})
+			if splits == 1 {
+				attn1 += el
+			} else {
+				attn += el
 			}
-		})
+		}
 	}
 	b.StopTimer()
 	per := func(x time.Duration) float64 { return x.Seconds() * 1e3 / float64(b.N) }
@@ -137,5 +154,6 @@ func BenchmarkRunnerDecodeGPU(b *testing.B) {
 	b.ReportMetric(per(gpu), "forward-ms/step")
 	b.ReportMetric(per(attn), "attn-ms/step")
 	b.ReportMetric(kv/(attn.Seconds()/float64(b.N))/1e9, "attn-GB/s")
+	b.ReportMetric(kv/(attn1.Seconds()/float64(b.N))/1e9, "attn-nosplit-GB/s")
 	b.ReportMetric(float64(seqs)/(step.Seconds()/float64(b.N)), "tok/s")
 }

@@ -129,17 +129,27 @@ extern "C" __global__ void __launch_bounds__(1024) argmax_rows(int* __restrict__
 #define TPD (TILE / HEAD_DIM > 0 ? TILE / HEAD_DIM : 1)     // threads per feature
 #define GPT ((GROUP + TPD - 1) / TPD)                        // heads per thread in step 3
 
+//
+// With splits > 1 (grid Z), block z takes the z-th of `splits` ranges of
+// whole tiles of its row's keys, and writes its unnormalised sums, maximum
+// and total to part (flash-decoding): a decode step of few long sequences
+// still fills the GPU. paged_attention_merge combines them.
+//   part    float32 [T][Hq][splits][HEAD_DIM + 2]
 extern "C" __global__ void __launch_bounds__(TILE) paged_attention_bf16(
-        float* __restrict__ out, const float* __restrict__ q,
+        float* __restrict__ out, float* __restrict__ part, const float* __restrict__ q,
         const unsigned short* __restrict__ k, const unsigned short* __restrict__ v,
         const int* __restrict__ tables, const int* __restrict__ info, const int* __restrict__ row_seq,
         int width, int page_size, float scale) {
     const int row = blockIdx.x, h = blockIdx.y, H = gridDim.y, Hq = H * GROUP;
+    const int z = blockIdx.z, splits = gridDim.z;
     const int t = threadIdx.x, lane = t % 32, warp = t / 32;
     const int s = row_seq[row];
     const int context = info[s * 3], first = info[s * 3 + 2];
     const int visible = context + (row - first) + 1;
     const int* table = tables + (size_t)s * width;
+    // This block's keys: whole tiles, split as evenly as they go.
+    const int tiles = (visible + TILE - 1) / TILE, per = (tiles + splits - 1) / splits;
+    const int jbeg = min(visible, z * per * TILE), jend = min(visible, (z + 1) * per * TILE);
 
     __shared__ float sq[GROUP][HEAD_DIM];
     __shared__ float sp[GROUP][TILE];
@@ -161,10 +171,10 @@ extern "C" __global__ void __launch_bounds__(TILE) paged_attention_bf16(
     for (int i = 0; i < GPT; i++) acc[i] = 0.f;
     __syncthreads();
 
-    for (int j0 = 0; j0 < visible; j0 += TILE) {
-        const int j = j0 + t, n = min(TILE, visible - j0);
+    for (int j0 = jbeg; j0 < jend; j0 += TILE) {
+        const int j = j0 + t, n = min(TILE, jend - j0);
         float sc[GROUP];
-        if (j < visible) {
+        if (j < jend) {
             const int page = table[j / page_size];
             const size_t at = (((size_t)page * page_size + j % page_size) * H + h) * HEAD_DIM;
             const uint4* kr = (const uint4*)(k + at);
@@ -205,7 +215,7 @@ extern "C" __global__ void __launch_bounds__(TILE) paged_attention_bf16(
         __syncthreads();
 #pragma unroll
         for (int g = 0; g < GROUP; g++) {
-            float p = j < visible ? exp2f(sc[g] - smax[g]) : 0.f;
+            float p = j < jend ? exp2f(sc[g] - smax[g]) : 0.f;
             sp[g][t] = p;
 #pragma unroll
             for (int off = 16; off > 0; off >>= 1) p += __shfl_xor_sync(0xffffffffu, p, off);
@@ -230,12 +240,43 @@ extern "C" __global__ void __launch_bounds__(TILE) paged_attention_bf16(
         }
         __syncthreads();
     }
-    if (owner) {
+    if (!owner) return;
 #pragma unroll
-        for (int i = 0; i < GPT; i++) {
-            const int g = g0 + i * TPD;
-            if (g < GROUP) out[((size_t)row * Hq + h * GROUP + g) * HEAD_DIM + d] = acc[i] / ssum[g];
+    for (int i = 0; i < GPT; i++) {
+        const int g = g0 + i * TPD;
+        if (g >= GROUP) continue;
+        const size_t hq = (size_t)row * Hq + h * GROUP + g;
+        if (splits == 1) {
+            out[hq * HEAD_DIM + d] = acc[i] / ssum[g];
+        } else {
+            // A split with no keys leaves maximum -inf and total 0: the
+            // merge weighs it 0.
+            float* p = part + (hq * splits + z) * (HEAD_DIM + 2);
+            p[d] = acc[i];
+            if (d == 0) {
+                p[HEAD_DIM] = smax[g];
+                p[HEAD_DIM + 1] = ssum[g];
+            }
         }
     }
+}
+
+// out = the splits of each (row, query head) merged: their sums rescaled to
+// the largest maximum, over their rescaled totals. Grid (T, Hq), HEAD_DIM
+// threads.
+extern "C" __global__ void paged_attention_merge(float* __restrict__ out, const float* __restrict__ part, int splits) {
+    const size_t hq = (size_t)blockIdx.x * gridDim.y + blockIdx.y;
+    const int d = threadIdx.x;
+    const float* p = part + hq * splits * (HEAD_DIM + 2);
+    float mx = -INFINITY;
+    for (int z = 0; z < splits; z++) mx = fmaxf(mx, p[z * (HEAD_DIM + 2) + HEAD_DIM]);
+    float o = 0.f, sum = 0.f;
+    for (int z = 0; z < splits; z++) {
+        const float* pz = p + z * (HEAD_DIM + 2);
+        float w = pz[HEAD_DIM] == -INFINITY ? 0.f : exp2f(pz[HEAD_DIM] - mx);
+        o += pz[d] * w;
+        sum += pz[HEAD_DIM + 1] * w;
+    }
+    out[hq * HEAD_DIM + d] = o / sum;
 }
 #endif

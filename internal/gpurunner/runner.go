@@ -93,7 +93,8 @@ type Model struct {
 	h, xn, qkv, q, attn, o, gu, act, mlp, last, logits *devtensor.Activations
 	// int32 metadata of a step.
 	tokens, pos, slot, tables, info, rowSeq, sampleRows, next *kernels.Buffer
-	maxWidth                                                  int // block table entries per sequence
+	maxWidth                                                  int             // block table entries per sequence
+	part                                                      *kernels.Buffer // split attention's partial results, grown as needed
 }
 
 // attentionBlock is paged_attention_bf16's block: TILE in runner.cu.
@@ -220,7 +221,7 @@ func (m *Model) compile() error {
 		// dimension; the runner takes only the embedding and SwiGLU.
 		{fmt.Sprintf("#define HEAD_DIM %d\n", m.cfg.HeadDim()) + day7.Source(m.dev.Backend()), []string{"embed_bf16", "embed_q4", "swiglu_pair"}},
 		{fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n", m.cfg.NumAttentionHeads/m.cfg.NumKeyValueHeads, m.cfg.HeadDim()) + source(m.dev.Backend()),
-			[]string{"paged_qkv", "paged_attention_bf16", "gather_rows", "argmax_rows"}},
+			[]string{"paged_qkv", "paged_attention_bf16", "paged_attention_merge", "gather_rows", "argmax_rows"}},
 	} {
 		mod, err := m.dev.Compile(src.code)
 		if err != nil {
@@ -344,7 +345,7 @@ func (m *Model) allocate() error {
 func (m *Model) Close() error {
 	var errs []error
 	keep := func(err error) { errs = append(errs, err) }
-	for _, b := range []*kernels.Buffer{m.tokens, m.pos, m.slot, m.tables, m.info, m.rowSeq, m.sampleRows, m.next} {
+	for _, b := range []*kernels.Buffer{m.tokens, m.pos, m.slot, m.tables, m.info, m.rowSeq, m.sampleRows, m.next, m.part} {
 		if b != nil {
 			keep(b.Free())
 		}
@@ -477,7 +478,11 @@ func (r *Runner) Run(batch llm.Batch) ([]int, error) {
 			return nil, err
 		}
 	}
-	if err := m.forward(t, width); err != nil {
+	longest := 0
+	for _, c := range batch {
+		longest = max(longest, c.Start+c.Len)
+	}
+	if err := m.forward(t, width, longest); err != nil {
 		return nil, err
 	}
 	next := make([]int, len(batch))
@@ -493,9 +498,21 @@ func (r *Runner) Run(batch llm.Batch) ([]int, error) {
 	return next, r.choose(batch, next, len(sample))
 }
 
+// attentionSplits is how many ranges of keys paged_attention_bf16 splits
+// each query row's into (grid Z) for a step of t rows over h key/value
+// heads whose longest row sees longest keys: enough blocks for about eight
+// per multiprocessor, never more ranges than tiles of keys, at most 16.
+func attentionSplits(t, h, longest, sms int) int {
+	blocks := t * h
+	want := (8*max(sms, 1) + blocks - 1) / blocks
+	tiles := (longest + attentionBlock - 1) / attentionBlock
+	return max(1, min(want, tiles, 16))
+}
+
 // forward queues every layer over the step's t rows, whose block tables
-// are width pages wide; the final norm's input is left in h + mlp.
-func (m *Model) forward(t, width int) error {
+// are width pages wide and whose longest sequence holds longest positions
+// at the end of the step; the final norm's input is left in h + mlp.
+func (m *Model) forward(t, width, longest int) error {
 	c := m.cfg
 	e, inter, d := c.HiddenSize, c.IntermediateSize, c.HeadDim()
 	hq, h := c.NumAttentionHeads, c.NumKeyValueHeads
@@ -520,6 +537,23 @@ func (m *Model) forward(t, width int) error {
 	}
 	pairs := t * (hq + 2*h) * d / 2
 	scale := float32(1 / math.Sqrt(float64(d)))
+	splits := attentionSplits(t, h, longest, m.dev.Info().Multiprocessors)
+	if splits > 1 {
+		need := 4 * t * hq * splits * (d + 2)
+		if m.part == nil || m.part.Size() < need {
+			if m.part != nil {
+				m.part.Free()
+				m.part = nil
+			}
+			if m.part, err = m.dev.Alloc(need); err != nil {
+				return err
+			}
+		}
+	}
+	part := m.part
+	if part == nil {
+		part = m.attn.Buf // not read with one split
+	}
 	slots := m.opts.NumPages * m.opts.PageSize
 	for i, l := range m.layers {
 		// The residual stream h takes the previous layer's MLP output
@@ -540,9 +574,15 @@ func (m *Model) forward(t, width int) error {
 			int32(t), int32(hq), int32(h), int32(d), int32(m.rope.MaxPos), int32(slots)); err != nil {
 			return err
 		}
-		if err := m.dev.Launch(m.k["paged_attention_bf16"], kernels.LaunchConfig{Grid: kernels.Dim3{X: t, Y: h, Z: 1}, Block: kernels.D1(attentionBlock)},
-			m.attn.Buf, m.q.Buf, l.k, l.v, m.tables, m.info, m.rowSeq, int32(width), int32(m.opts.PageSize), scale); err != nil {
+		if err := m.dev.Launch(m.k["paged_attention_bf16"], kernels.LaunchConfig{Grid: kernels.Dim3{X: t, Y: h, Z: splits}, Block: kernels.D1(attentionBlock)},
+			m.attn.Buf, part, m.q.Buf, l.k, l.v, m.tables, m.info, m.rowSeq, int32(width), int32(m.opts.PageSize), scale); err != nil {
 			return err
+		}
+		if splits > 1 {
+			if err := m.dev.Launch(m.k["paged_attention_merge"], kernels.LaunchConfig{Grid: kernels.Dim3{X: t, Y: hq, Z: 1}, Block: kernels.D1(d)},
+				m.attn.Buf, part, int32(splits)); err != nil {
+				return err
+			}
 		}
 		if err := m.mm.Linear(m.o, m.attn, l.o); err != nil {
 			return err

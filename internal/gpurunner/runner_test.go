@@ -14,6 +14,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	"github.com/tinyllm-go/tinyllm/kernels"
 	"github.com/tinyllm-go/tinyllm/kernels/kerneltest"
+	w3day1 "github.com/tinyllm-go/tinyllm/solutions/week3/day1"
 	w3day3 "github.com/tinyllm-go/tinyllm/solutions/week3/day3"
 )
 
@@ -281,4 +282,69 @@ func TestMemoryNeed(t *testing.T) {
 			t.Errorf("MemoryNeed accepted %+v", bad)
 		}
 	}
+}
+
+// TestSplitAttentionGPU checks the split attention path on a context long
+// enough to split (a 400-token prompt, then a decode step): the decode
+// step's log-probs against the reference Week 3 CPU model, and the last
+// layer's attention computed in splits against the same attention in one
+// range.
+func TestSplitAttentionGPU(t *testing.T) {
+	d := kerneltest.Open(t)
+	ck := openCheckpoint(t, "models/tinyqwen-chat")
+	cfg := ck.Config
+	o := Options{MaxTokens: 512, MaxSeqs: 4, NumPages: 64, PageSize: 16}
+	m, err := Load(d, ck, o)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	defer m.Close()
+	pool, err := w3day3.NewPagePool(PoolConfig(cfg, o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := m.Runner(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := stepper{t: t, m: m, r: r, blocks: w3day3.NewBlockManager(pool)}
+	prompt := make([]int, 400)
+	for i := range prompt {
+		prompt[i] = (i*7919 + 13) % cfg.VocabSize
+	}
+	seq := llm.NewSequence(0, prompt, 2)
+	next, _ := s.run("prefill of 400", llm.Batch{{Seq: seq, Start: 0, Len: len(prompt)}})
+	seq.Tokens = append(seq.Tokens, next[0])
+	splits := attentionSplits(1, cfg.NumKeyValueHeads, seq.Len(), d.Info().Multiprocessors)
+	if splits < 2 {
+		t.Fatalf("a decode step of one sequence of %d positions runs in %d split(s); the check needs several", seq.Len(), splits)
+	}
+	_, rows := s.run("decode at 400", llm.Batch{{Seq: seq, Start: seq.NumCached, Len: 1}})
+
+	// The reference CPU model on the same tokens.
+	cpu, err := w3day1.NewQwen2ModelWeek3(ck)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caches := cpu.NewCaches()
+	cpu.ForwardBatch([]llm.BatchSeq{{Tokens: prompt, Offset: 0, Caches: caches}})
+	want := cpu.ForwardBatch([]llm.BatchSeq{{Tokens: []int{next[0]}, Offset: len(prompt), Caches: caches}})
+	grade.AllClose(t, "the decode step's log-probs at position 400 against the CPU Week 3 model", rows[0], grade.LogSoftmax(want), w2d7.LogProbTol)
+
+	// The last layer's attention (in m.attn) again in one range, into m.o.
+	hq, dim := cfg.NumAttentionHeads, cfg.HeadDim()
+	split, err := kernels.Download[float32](m.attn.Buf, hq*dim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := m.layers[len(m.layers)-1]
+	if err := d.Launch(m.k["paged_attention_bf16"], kernels.LaunchConfig{Grid: kernels.Dim3{X: 1, Y: cfg.NumKeyValueHeads, Z: 1}, Block: kernels.D1(attentionBlock)},
+		m.o.Buf, m.o.Buf, m.q.Buf, l.k, l.v, m.tables, m.info, m.rowSeq, int32(len(seq.BlockTable)), int32(o.PageSize), float32(1/math.Sqrt(float64(dim)))); err != nil {
+		t.Fatal(err)
+	}
+	whole, err := kernels.Download[float32](m.o.Buf, hq*dim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grade.AllClose(t, fmt.Sprintf("attention in %d splits against one range", splits), tensor.New(split, hq, dim), tensor.New(whole, hq, dim), grade.Tol{RTol: 1e-5, ATol: 1e-6})
 }

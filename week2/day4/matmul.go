@@ -94,8 +94,9 @@ type Matmul struct {
 	bf16, q4 [5]*kernels.Kernel // by rung, 1 to 4
 	// Rung 5 (CUDA only): the kernels for 128- and 64-wide tiles of W,
 	// x's conversion to bf16, and the bf16 copy of x it writes.
-	v5, v5n64, toBF16 *kernels.Kernel
-	xbf               *kernels.Buffer
+	v5, v5n64, toBF16  *kernels.Kernel
+	v5split, sumSplits *kernels.Kernel // rung 5 over ranges of K, and their sum
+	xbf, part          *kernels.Buffer // x rounded to bf16; split rung 5's partial results
 	// The tensor-core matrix-vector variant's preparation of x, and x
 	// prepared.
 	prepX          *kernels.Kernel
@@ -174,7 +175,11 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 				if m.v5, err = mod.Kernel("matmul_bf16_v5"); err == nil {
 					if m.v5n64, err = mod.Kernel("matmul_bf16_v5_n64"); err == nil {
 						if m.toBF16, err = mod.Kernel("x_to_bf16"); err == nil {
-							m.prepX, err = mod.Kernel("q4_prep_x")
+							if m.prepX, err = mod.Kernel("q4_prep_x"); err == nil {
+								if m.v5split, err = mod.Kernel("matmul_bf16_v5_splitk"); err == nil {
+									m.sumSplits, err = mod.Kernel("matmul_sum_splits")
+								}
+							}
 						}
 					}
 				}
@@ -197,7 +202,7 @@ func (m *Matmul) Close() error {
 		}
 	}
 	m.mods = nil
-	for _, b := range []**kernels.Buffer{&m.xbf, &m.xq} {
+	for _, b := range []**kernels.Buffer{&m.xbf, &m.xq, &m.part} {
 		if *b != nil {
 			if err := (*b).Free(); err != nil && first == nil {
 				first = err
@@ -391,9 +396,43 @@ func (m *Matmul) V5(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if m.v5BN == 64 {
 		k, bn = m.v5n64, 64
 	}
+	smem := m.v5Stages * (128 + bn) * m.v5BK * 2
+	tiles := kernels.Blocks(x.Rows, 128) * kernels.Blocks(w.N, bn)
+	if splits, chunk := v5Splits(tiles, w.K, m.v5BK, m.dev.Info().Multiprocessors); splits > 1 && m.v5BN == 0 {
+		part, err := m.scratch(&m.part, 4*splits*x.Rows*w.N)
+		if err != nil {
+			return err
+		}
+		cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(x.Rows, 128), Y: kernels.Blocks(w.N, 128), Z: splits},
+			Block: kernels.D1(256), SharedMem: smem}
+		if err := m.dev.Launch(m.v5split, cfg, part, xbf, w.W, int32(x.Rows), int32(w.N), int32(w.K), int32(chunk)); err != nil {
+			return err
+		}
+		mn := x.Rows * w.N
+		return m.dev.Launch(m.sumSplits, kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(mn, Block)), Block: kernels.D1(Block)},
+			y.Buf, part, int32(splits), int64(mn))
+	}
 	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(x.Rows, 128), Y: kernels.Blocks(w.N, bn), Z: 1},
-		Block: kernels.D1(256), SharedMem: m.v5Stages * (128 + bn) * m.v5BK * 2}
+		Block: kernels.D1(256), SharedMem: smem}
 	return m.dev.Launch(k, cfg, y.Buf, xbf, w.W, int32(x.Rows), int32(w.N), int32(w.K))
+}
+
+// v5Splits is how many ranges of K rung 5 splits a product of tiles
+// 128 x 128 tiles into, and the columns of each (a multiple of the slice
+// width bk): none (1) when the tiles fill the GPU; else enough for about one
+// block per multiprocessor, each range at least 4 slices, at most 8 ranges
+// (their sum reads every partial result back). (Provided.)
+func v5Splits(tiles, k, bk, sms int) (splits, chunk int) {
+	if tiles >= sms {
+		return 1, k
+	}
+	splits = min(8, (max(sms, 1)+tiles-1)/tiles, k/(4*bk))
+	if splits <= 1 {
+		return 1, k
+	}
+	chunk = (k + splits - 1) / splits
+	chunk = (chunk + bk - 1) / bk * bk
+	return (k + chunk - 1) / chunk, chunk
 }
 
 // scratch returns *b, grown to at least n bytes first.

@@ -740,30 +740,32 @@ __device__ __forceinline__ unsigned int v5_off(int r, int c) {
 }
 
 // Queues the copies of slice k0 of A (M x K bf16, BM rows) and W (N x K
-// bf16, TBN rows) into one stage, V5_CH chunks of 16 bytes a row.
+// bf16, TBN rows) into one stage, V5_CH chunks of 16 bytes a row; columns
+// from ke on (the end of this block's range of K) are zeros.
 template <int TBN>
 __device__ __forceinline__ void v5_load(unsigned int sa, unsigned int sb, const unsigned short* __restrict__ a,
                                         const unsigned short* __restrict__ w, int M, int N, int K, int m0,
-                                        int n0, int k0) {
+                                        int n0, int k0, int ke) {
 #pragma unroll
     for (int i = 0; i < V5_BM * V5_CH / V5_THREADS; i++) {
         int id = threadIdx.x + V5_THREADS * i, r = id / V5_CH, c = id % V5_CH, k = k0 + c * 8, m = m0 + r;
-        bool kin = k < K;
+        bool kin = k < ke;
         cp_async16(sa + v5_off(r, c), a + (size_t)min(m, M - 1) * K + (kin ? k : 0), kin && m < M);
     }
 #pragma unroll
     for (int i = 0; i < TBN * V5_CH / V5_THREADS; i++) {
         int id = threadIdx.x + V5_THREADS * i, r = id / V5_CH, c = id % V5_CH, k = k0 + c * 8, n = n0 + r;
-        bool kin = k < K;
+        bool kin = k < ke;
         cp_async16(sb + v5_off(r, c), w + (size_t)min(n, N - 1) * K + (kin ? k : 0), kin && n < N);
     }
 }
 
 // TBN is 128 (8 warps of 64 x 32) or 64 (8 warps of 32 x 32), the latter for
-// matrices with few rows, so that their tiles still fill the GPU.
+// matrices with few rows, so that their tiles still fill the GPU. The block
+// sums over columns kb … ke-1 of K (all of them, or one range of a split).
 template <int TBN>
 __device__ __forceinline__ void matmul_v5(float* __restrict__ y, const unsigned short* __restrict__ a,
-                                          const unsigned short* __restrict__ w, int M, int N, int K) {
+                                          const unsigned short* __restrict__ w, int M, int N, int K, int kb, int ke) {
     constexpr int WNW = TBN / 32, WMW = 8 / WNW;  // warps along N and M
     constexpr int MI = V5_BM / WMW / 16;         // 16-row fragments per warp
     constexpr int STAGE = (V5_BM + TBN) * V5_BK * 2;
@@ -775,7 +777,7 @@ __device__ __forceinline__ void matmul_v5(float* __restrict__ y, const unsigned 
     // the rows of x), so W is read from device memory once and from L2
     // for the other row tiles of x.
     const int m0 = blockIdx.x * V5_BM, n0 = blockIdx.y * TBN;
-    const int KT = (K + V5_BK - 1) / V5_BK;
+    const int KT = (ke - kb + V5_BK - 1) / V5_BK;
 
     float c[MI][4][4];
 #pragma unroll
@@ -787,7 +789,7 @@ __device__ __forceinline__ void matmul_v5(float* __restrict__ y, const unsigned 
 
 #pragma unroll
     for (int s = 0; s < V5_STAGES - 1; s++) {
-        if (s < KT) v5_load<TBN>(base + s * STAGE, base + s * STAGE + V5_BM * V5_BK * 2, a, w, M, N, K, m0, n0, s * V5_BK);
+        if (s < KT) v5_load<TBN>(base + s * STAGE, base + s * STAGE + V5_BM * V5_BK * 2, a, w, M, N, K, m0, n0, kb + s * V5_BK, ke);
         asm volatile("cp.async.commit_group;\n" ::);
     }
 
@@ -797,7 +799,7 @@ __device__ __forceinline__ void matmul_v5(float* __restrict__ y, const unsigned 
         int nk = kt + V5_STAGES - 1;
         if (nk < KT) {
             unsigned int sa = base + (nk % V5_STAGES) * STAGE;
-            v5_load<TBN>(sa, sa + V5_BM * V5_BK * 2, a, w, M, N, K, m0, n0, nk * V5_BK);
+            v5_load<TBN>(sa, sa + V5_BM * V5_BK * 2, a, w, M, N, K, m0, n0, kb + nk * V5_BK, ke);
         }
         asm volatile("cp.async.commit_group;\n" ::);
         const unsigned int sa = base + (kt % V5_STAGES) * STAGE, sb = sa + V5_BM * V5_BK * 2;
@@ -843,11 +845,31 @@ __device__ __forceinline__ void matmul_v5(float* __restrict__ y, const unsigned 
 extern "C" __global__ void __launch_bounds__(V5_THREADS, 2) matmul_bf16_v5(
         float* __restrict__ y, const unsigned short* __restrict__ a, const unsigned short* __restrict__ w,
         int M, int N, int K) {
-    matmul_v5<128>(y, a, w, M, N, K);
+    matmul_v5<128>(y, a, w, M, N, K, 0, K);
 }
 
 extern "C" __global__ void __launch_bounds__(V5_THREADS, 2) matmul_bf16_v5_n64(
         float* __restrict__ y, const unsigned short* __restrict__ a, const unsigned short* __restrict__ w,
         int M, int N, int K) {
-    matmul_v5<64>(y, a, w, M, N, K);
+    matmul_v5<64>(y, a, w, M, N, K, 0, K);
+}
+
+// Split K, for products whose tiles are too few to fill the GPU (a serving
+// step of a few hundred rows through a narrow matrix): block z sums columns
+// z·kchunk … of K into its own M x N slice of part, and matmul_sum_splits
+// adds the slices in order, so the result does not depend on timing.
+extern "C" __global__ void __launch_bounds__(V5_THREADS, 2) matmul_bf16_v5_splitk(
+        float* __restrict__ part, const unsigned short* __restrict__ a, const unsigned short* __restrict__ w,
+        int M, int N, int K, int kchunk) {
+    const int kb = blockIdx.z * kchunk;
+    matmul_v5<128>(part + (size_t)blockIdx.z * M * N, a, w, M, N, K, kb, min(K, kb + kchunk));
+}
+
+extern "C" __global__ void matmul_sum_splits(float* __restrict__ y, const float* __restrict__ part, int splits,
+                                             long long mn) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= mn) return;
+    float s = 0.0f;
+    for (int z = 0; z < splits; z++) s += part[(size_t)z * mn + i];
+    y[i] = s;
 }
