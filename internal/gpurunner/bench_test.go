@@ -127,7 +127,7 @@ func BenchmarkRunnerDecodeGPU(b *testing.B) {
 		for _, splits := range []int{1, attentionSplits(seqs, cfg.NumKeyValueHeads, all[0].NumCached, d.Info().Multiprocessors)} {
 			el := timed(func() {
 				for _, l := range m.layers {
-					if err := m.dev.Launch(m.k["paged_attention_bf16"], kernels.LaunchConfig{Grid: kernels.Dim3{X: seqs, Y: cfg.NumKeyValueHeads, Z: splits}, Block: kernels.D1(attentionBlock)},
+					if err := m.dev.Launch(m.k["paged_attention_bf16"], attentionLaunch(seqs, cfg.NumKeyValueHeads, splits, cfg.HeadDim()),
 						m.attn.Buf, part, m.q.Buf, l.k, l.v, m.tables, m.info, m.rowSeq, int32(llm.PagesFor(all[0].NumCached, ps)), int32(ps), float32(1/math.Sqrt(float64(cfg.HeadDim())))); err != nil {
 						b.Fatal(err)
 					}

@@ -100,6 +100,13 @@ type Model struct {
 // attentionBlock is paged_attention_bf16's block: TILE in runner.cu.
 const attentionBlock = 128
 
+// attentionLaunch is paged_attention_bf16's launch for t rows over h
+// key/value heads in splits ranges, head dimension d: its dynamic shared
+// memory is ATT_SMEM in runner.cu.
+func attentionLaunch(t, h, splits, d int) kernels.LaunchConfig {
+	return kernels.LaunchConfig{Grid: kernels.Dim3{X: t, Y: h, Z: splits}, Block: kernels.D1(attentionBlock), SharedMem: 4 * 2 * 32 * (d + 8) * 2}
+}
+
 // storage is how a checkpoint's matrices are stored on the device: bits 16
 // (bf16) or 4 with a group size.
 func storage(cfg checkpoint.Config) (bits, group int) {
@@ -116,8 +123,8 @@ func (o Options) check(cfg checkpoint.Config) error {
 		return fmt.Errorf("gpu runner: need 1 <= MaxSeqs <= MaxTokens, got %d and %d", o.MaxSeqs, o.MaxTokens)
 	case o.NumPages < 1 || o.PageSize < 1:
 		return fmt.Errorf("gpu runner: the pool needs at least one page of at least one position, got %d pages of %d", o.NumPages, o.PageSize)
-	case cfg.HeadDim() > w3day4.MaxHeadDim || cfg.HeadDim()%8 != 0 || cfg.NumAttentionHeads/cfg.NumKeyValueHeads > w3day4.MaxGroup:
-		return fmt.Errorf("gpu runner: head dimension %d with %d query heads per key/value head: the kernels take a head dimension that is a multiple of 8 up to %d, and up to %d heads per group",
+	case cfg.HeadDim() > w3day4.MaxHeadDim || cfg.HeadDim()%16 != 0 || cfg.NumAttentionHeads/cfg.NumKeyValueHeads > w3day4.MaxGroup:
+		return fmt.Errorf("gpu runner: head dimension %d with %d query heads per key/value head: the kernels take a head dimension that is a multiple of 16 up to %d, and up to %d heads per group",
 			cfg.HeadDim(), cfg.NumAttentionHeads/cfg.NumKeyValueHeads, w3day4.MaxHeadDim, w3day4.MaxGroup)
 	}
 	if bits, group := storage(cfg); bits != 16 && (bits != 4 || (group != 64 && group != 128)) {
@@ -574,7 +581,7 @@ func (m *Model) forward(t, width, longest int) error {
 			int32(t), int32(hq), int32(h), int32(d), int32(m.rope.MaxPos), int32(slots)); err != nil {
 			return err
 		}
-		if err := m.dev.Launch(m.k["paged_attention_bf16"], kernels.LaunchConfig{Grid: kernels.Dim3{X: t, Y: h, Z: splits}, Block: kernels.D1(attentionBlock)},
+		if err := m.dev.Launch(m.k["paged_attention_bf16"], attentionLaunch(t, h, splits, d),
 			m.attn.Buf, part, m.q.Buf, l.k, l.v, m.tables, m.info, m.rowSeq, int32(width), int32(m.opts.PageSize), scale); err != nil {
 			return err
 		}

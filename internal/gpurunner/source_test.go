@@ -29,7 +29,7 @@ func TestSourcesDeclareKernels(t *testing.T) {
 func TestCUDASourceCompiles(t *testing.T) {
 	// Qwen2-0.5B's and 7B's heads, the shipped model's, the test
 	// checkpoints'.
-	for _, gd := range [][2]int{{7, 64}, {7, 128}, {4, 32}, {2, 16}, {3, 16}, {8, 128}} {
+	for _, gd := range [][2]int{{7, 64}, {7, 128}, {4, 32}, {2, 16}, {3, 16}, {8, 128}, {1, 64}} {
 		err := kernels.CheckCUDASource(fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n", gd[0], gd[1])+source(kernels.CUDA), "sm_90")
 		if errors.Is(err, kernels.ErrNoCompiler) {
 			if os.Getenv(kerneltest.RequireEnv) != "" {
