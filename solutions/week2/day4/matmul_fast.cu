@@ -121,22 +121,6 @@ __device__ __forceinline__ float mv_stage(float* xs, const float* __restrict__ x
     return t;
 }
 
-// Asks L2 for the first slices (up to 4 a row) that mv_dot will load for
-// this warp, before the block stages x: the weights do not depend on x, so
-// their trip from device memory overlaps the staging.
-template <bool Q4>
-__device__ __forceinline__ void mv_prefetch(const void* __restrict__ w, const int (&rows)[MV_P], int K, int first,
-                                            int stride) {
-    const int NS = Q4 ? K / 32 : K / 8;
-#pragma unroll
-    for (int p = 0; p < MV_P; p++)
-#pragma unroll
-        for (int u = 0; u < 4; u++) {
-            const int j = first + u * stride;
-            if (j < NS) asm volatile("prefetch.global.L2 [%0];" ::"l"((const uint4*)w + (size_t)rows[p] * NS + j));
-        }
-}
-
 // One warp's share of MV_P dot products: rows rows[0..MV_P) of W against
 // the staged x, slices first, first + stride, …; acc gets the sums.
 template <bool Q4>

@@ -38,24 +38,14 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
                                        const unsigned short* __restrict__ biases, int group, int wk) {
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
+    const float inv = fs_inv(mv_stage<Q4>(xs, h, ln, E), E, eps);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, half = D / 2;
     const int units = (Hq + 2 * H) * half / 2, per = 8 / wk;
-    auto unit_rows = [&](int u, int (&rows)[MV_P]) {
-        const int t = 2 * min(u, units - 1), r0 = (t / half) * D + t % half;
-        rows[0] = r0; rows[1] = r0 + 1; rows[2] = r0 + half; rows[3] = r0 + half + 1;
-    };
-    {
-        int rows[MV_P];
-        unit_rows(blockIdx.x * per + warp / wk, rows);
-        mv_prefetch<Q4>(w, rows, E, (warp % wk) * 32 + lane, 32 * wk);
-    }
-    const float inv = fs_inv(mv_stage<Q4>(xs, h, ln, E), E, eps);
     const int p0 = pos[0];
     for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
         const int u = set * per + warp / wk;
         const int t = 2 * min(u, units - 1), hh = t / half, i = t % half, r0 = hh * D + i;
-        int rows[MV_P];
-        unit_rows(u, rows);
+        const int rows[MV_P] = {r0, r0 + 1, r0 + half, r0 + half + 1};
         float acc[MV_P], tot[MV_P];
         mv_dot<Q4>(acc, w, scales, biases, rows, xs, E, group, (warp % wk) * 32 + lane, 32 * wk);
         mv_reduce(tot, acc, wk);
@@ -79,16 +69,6 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
     }
 }
 
-// mv_prefetch for MV_P consecutive rows from n0 (clamped to N).
-template <bool Q4>
-__device__ __forceinline__ void fs_prefetch_rows(const void* __restrict__ w, int N, int K, int n0, int first,
-                                                 int stride) {
-    int rows[MV_P];
-#pragma unroll
-    for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);
-    mv_prefetch<Q4>(w, rows, K, first, stride);
-}
-
 // h[n] += x·W[n] for the N rows of W: o_proj (x the attention) and
 // down_proj (x silu(g)·u), the residual add done where the sum is made.
 template <bool Q4>
@@ -97,10 +77,9 @@ __device__ __forceinline__ void fs_resid(float* __restrict__ hres, const float* 
                                          const unsigned short* __restrict__ biases, int group, int wk) {
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
+    mv_stage<Q4>(xs, x, nullptr, K);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk;
     const int units = (N + MV_P - 1) / MV_P;
-    fs_prefetch_rows<Q4>(w, N, K, (blockIdx.x * per + warp / wk) * MV_P, (warp % wk) * 32 + lane, 32 * wk);
-    mv_stage<Q4>(xs, x, nullptr, K);
     for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
         const int n0 = (set * per + warp / wk) * MV_P;
         int rows[MV_P];
@@ -129,13 +108,8 @@ __device__ __forceinline__ void fs_gateup(float* __restrict__ act, const float* 
                                           const unsigned short* __restrict__ biases, int group, int wk) {
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk, units = I / 2;
-    {
-        const int i = 2 * min((int)blockIdx.x * per + warp / wk, units - 1);
-        const int rows[MV_P] = {i, i + 1, I + i, I + i + 1};
-        mv_prefetch<Q4>(w, rows, E, (warp % wk) * 32 + lane, 32 * wk);
-    }
     const float inv = fs_inv(mv_stage<Q4>(xs, h, ln, E), E, eps);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk, units = I / 2;
     for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
         const int u = set * per + warp / wk, i = 2 * min(u, units - 1);
         const int rows[MV_P] = {i, i + 1, I + i, I + i + 1};
@@ -191,10 +165,9 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
     extern __shared__ float4 fs_smem[];
     __shared__ bool last;
     float* xs = (float*)fs_smem;
+    const float inv = fs_inv(mv_stage<Q4>(xs, h, ln, E), E, eps);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk;
     const int units = (N + MV_P - 1) / MV_P;
-    fs_prefetch_rows<Q4>(w, N, E, (blockIdx.x * per + warp / wk) * MV_P, (warp % wk) * 32 + lane, 32 * wk);
-    const float inv = fs_inv(mv_stage<Q4>(xs, h, ln, E), E, eps);
     float best = -INFINITY;
     int bi = N;
     for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
@@ -298,11 +271,10 @@ extern "C" __global__ void __launch_bounds__(128) fs_attention(
     const float* kh = k + (size_t)h * cap * HEAD_DIM;
     const float* vh = v + (size_t)h * cap * HEAD_DIM;
     for (int j = j0 + warp; j < j1; j += 4) {
-        float d = 0.f, vr[FS_PERL];
+        float d = 0.f;
 #pragma unroll
-        for (int p = 0; p < FS_PERL; p++) {  // the value row is loaded with the key row, not after it
+        for (int p = 0; p < FS_PERL; p++) {
             int e = lane + 32 * p;
-            vr[p] = e < HEAD_DIM ? vh[(size_t)j * HEAD_DIM + e] : 0.f;
             if (e < HEAD_DIM) d += qr[p] * kh[(size_t)j * HEAD_DIM + e];
         }
         d = warp_sum(d);
@@ -310,7 +282,10 @@ extern "C" __global__ void __launch_bounds__(128) fs_attention(
         float corr = exp2f(m - mn), pj = exp2f(d - mn);
         l = l * corr + pj;
 #pragma unroll
-        for (int p = 0; p < FS_PERL; p++) acc[p] = acc[p] * corr + pj * vr[p];
+        for (int p = 0; p < FS_PERL; p++) {
+            int e = lane + 32 * p;
+            if (e < HEAD_DIM) acc[p] = acc[p] * corr + pj * vh[(size_t)j * HEAD_DIM + e];
+        }
         m = mn;
     }
     __shared__ float sm[4], sl[4], so[4][HEAD_DIM];

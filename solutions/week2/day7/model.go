@@ -184,7 +184,6 @@ type GPUModel struct {
 	tokens, pos                                        *kernels.Buffer // int32 ids of this pass; int32 position
 	partO, partML                                      *kernels.Buffer // the captured attention's partial results
 	splits                                             int
-	fsplits                                            int // the fused step's ranges (at least splits)
 
 	graph    *kernels.Graph
 	graphErr error // why the step is not captured, when Graph was asked for
@@ -378,14 +377,10 @@ func (m *GPUModel) allocate() error {
 		return err
 	}
 	m.splits = graphSplits(c.NumAttentionHeads, m.dev.Info().Multiprocessors)
-	// The fused step's attention cuts the keys finer: about eight blocks
-	// a multiprocessor (at most 64 ranges), so that at a few hundred
-	// positions each warp has one or two keys to wait for, not several.
-	m.fsplits = min(64, max(m.splits, kernels.Blocks(8*max(1, m.dev.Info().Multiprocessors), c.NumAttentionHeads)))
-	if m.partO, err = m.dev.Alloc(4 * c.NumAttentionHeads * m.fsplits * c.HeadDim()); err != nil {
+	if m.partO, err = m.dev.Alloc(4 * c.NumAttentionHeads * m.splits * c.HeadDim()); err != nil {
 		return err
 	}
-	if m.partML, err = m.dev.Alloc(8 * c.NumAttentionHeads * m.fsplits); err != nil {
+	if m.partML, err = m.dev.Alloc(8 * c.NumAttentionHeads * m.splits); err != nil {
 		return err
 	}
 	if m.fmod == nil {
@@ -843,7 +838,7 @@ func (m *GPUModel) forwardFused() error {
 		}
 		l.cache.Len = m.n + 1
 		if m.fuseOnly == "" || m.fuseOnly == "fs_attention" {
-			if err := m.dev.Launch(m.fk["fs_attention"], kernels.LaunchConfig{Grid: kernels.Dim3{X: m.fsplits, Y: hq, Z: 1}, Block: kernels.D1(128)},
+			if err := m.dev.Launch(m.fk["fs_attention"], kernels.LaunchConfig{Grid: kernels.Dim3{X: m.splits, Y: hq, Z: 1}, Block: kernels.D1(128)},
 				m.attn.Buf, m.partO, m.partML, m.attCount, m.q.Buf, l.cache.K, l.cache.V, m.pos, int32(l.cache.Capacity), int32(hq/h), scale); err != nil {
 				return err
 			}
