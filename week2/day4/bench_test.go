@@ -122,7 +122,8 @@ func benchRung(b *testing.B, d *kernels.Device, mm *Matmul, r Rung, y, x *devten
 // matrix-vector variants on CUDA on every real shape, one row of x: builds
 // of the float32 one (rows of W per warp, loads in flight per row, blocks
 // per multiprocessor; the winner is cudaV3's gvRows, gvUnroll and gvMinB),
-// and the tensor-core one with 16 or 32 rows a warp.
+// the tensor-core one with 16 or 32 rows a warp, and the one on x staged in
+// shared memory (matmul_q4_gemv_x) with its split and grid.
 //
 //	go test -run '^$' -bench W2D4GemvVariants -benchtime 100ms ./solutions/week2/day4
 func BenchmarkW2D4GemvVariants(b *testing.B) {
@@ -165,6 +166,16 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/%s/tensor-core_rt%d_u%d", s.Name, f.Name, v[0], v[1]), func(b *testing.B) {
 				mm.tcRT = v[0]
 				defer func() { mm.tcRT = 0 }()
+				benchRung(b, d, mm, V3Vector, y, x, ws)
+			})
+		}
+		// The staged-x variant: warps per set of rows (0: by
+		// shape) and a cap on the grid (blocks a multiprocessor, 0: none).
+		for _, v := range [][2]int{{0, 0}, {1, 0}, {2, 0}, {4, 0}, {0, 2}, {1, 2}, {0, 4}} {
+			mm := mms[0]
+			b.Run(fmt.Sprintf("%s/%s/staged_wk%d_cap%d", s.Name, f.Name, v[0], v[1]), func(b *testing.B) {
+				mm.gxOn, mm.gxWK, mm.gxCap = true, v[0], v[1]
+				defer func() { mm.gxOn, mm.gxWK, mm.gxCap = false, 0, 0 }()
 				benchRung(b, d, mm, V3Vector, y, x, ws)
 			})
 		}

@@ -17,6 +17,228 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
+// A nibble q at bit 4p of a word (p <= 4) as a float without the slow
+// integer conversion: OR-ing the masked word into 2^23 gives 2^23 + q·16^p
+// exactly, so one lop3 and one subtraction make q·16^p; x, shared by every
+// row, is scaled by 16^-p once instead (a power of two: nothing is rounded).
+// The top three nibbles take one shift first.
+__device__ __forceinline__ float nibp(unsigned int w, unsigned int mask) {
+    return __uint_as_float((w & mask) | 0x4B000000u) - 8388608.0f;
+}
+
+// Σ x_i q_i over a word's 8 weights, xs already scaled by 16^-p.
+__device__ __forceinline__ float q4_word(unsigned int w, const float* xs, float acc) {
+    unsigned int h = w >> 12;
+    acc = fmaf(xs[0], nibp(w, 0xFu), acc);
+    acc = fmaf(xs[1], nibp(w, 0xF0u), acc);
+    acc = fmaf(xs[2], nibp(w, 0xF00u), acc);
+    acc = fmaf(xs[3], nibp(w, 0xF000u), acc);
+    acc = fmaf(xs[4], nibp(w, 0xF0000u), acc);
+    acc = fmaf(xs[5], nibp(h, 0xF00u), acc);
+    acc = fmaf(xs[6], nibp(h, 0xF000u), acc);
+    acc = fmaf(xs[7], nibp(h, 0xF0000u), acc);
+    return acc;
+}
+
+// ---- The matrix-vector core: x staged in shared memory. ----
+//
+// Shared by rung 3's 4-bit matrix-vector variant below and Week 2 Day 7's
+// fused decode kernels (which compile this part alone, -DMATVEC_CORE_ONLY).
+// A block first copies x (times a norm weight, if given) into shared memory
+// as float, transposed by 16-byte slices of W: a slice is 8 bf16 or 32
+// 4-bit weights, and quad q (4 floats) of slice j lands at xs4[q·NS + j],
+// NS the slices a row, so that the 32 lanes of a warp, which load slices
+// j … j + 31 of a row, read 512 consecutive bytes of shared memory, free of
+// bank conflicts. For 4-bit the quads are pre-scaled by 16^-p (see nibp)
+// and xsum[j] holds the slice's plain sum: a slice lies in one group, so
+//   Σ_k x_k (q_k s + b) = s · Σ_k x_k q_k + b · xsum,
+// and the scale and bias are loaded and applied once a slice.
+// Each warp takes MV_P rows; wk warps of a block (1, 2, 4 or 8) may share
+// a set of rows, each taking every wk-th slice, and add their sums in
+// shared memory.
+#define MV_P 4
+#ifndef MV_U
+#define MV_U 2  // slices a row a lane loads before using the first
+#endif
+
+// Bytes of shared memory the staged x takes for K columns.
+// bf16: 4·K; 4-bit: 4·K + 4·K/32.
+
+// Stages x[0:K] (times ln[0:K] when ln is not null) into xs and returns
+// Σ x² over K (before ln) to every thread. Each thread takes whole slices,
+// its float4 loads issued together (a loop over single elements waits for
+// one load at a time, which on a long x costs more than the product).
+// blockDim.x must be a multiple of 32; K a multiple of 8 (bf16) or 32.
+template <bool Q4>
+__device__ __forceinline__ float mv_stage(float* xs, const float* __restrict__ x, const float* __restrict__ ln, int K) {
+    __shared__ float mv_part[32];
+    constexpr int W = Q4 ? 32 : 8, Q = W / 4;  // weights and quads a slice
+    const int NS = K / W;
+    float4* xs4 = (float4*)xs;
+    float ss = 0.0f;
+#pragma unroll 2
+    for (int j = threadIdx.x; j < NS; j += blockDim.x) {
+        const float4* src = (const float4*)x + (size_t)j * Q;
+        float4 v[Q];
+#pragma unroll
+        for (int q = 0; q < Q; q++) v[q] = __ldg(src + q);
+        if (ln != nullptr) {
+            const float4* lw = (const float4*)ln + (size_t)j * Q;
+#pragma unroll
+            for (int q = 0; q < Q; q++) {
+                const float4 l = __ldg(lw + q);
+                ss = fmaf(v[q].x, v[q].x, fmaf(v[q].y, v[q].y, fmaf(v[q].z, v[q].z, fmaf(v[q].w, v[q].w, ss))));
+                v[q].x *= l.x; v[q].y *= l.y; v[q].z *= l.z; v[q].w *= l.w;
+            }
+        } else {
+#pragma unroll
+            for (int q = 0; q < Q; q++)
+                ss = fmaf(v[q].x, v[q].x, fmaf(v[q].y, v[q].y, fmaf(v[q].z, v[q].z, fmaf(v[q].w, v[q].w, ss))));
+        }
+        if (Q4) {
+            // quad q holds nibbles 4(q % 2) … 4(q % 2) + 3 of a word: the
+            // scales of q4_word, 16^-p with p = 0, 1, 2, 3 and 4, 2, 3, 4
+            float sum = 0.0f;
+#pragma unroll
+            for (int q = 0; q < Q; q++) {
+                sum += (v[q].x + v[q].y) + (v[q].z + v[q].w);
+                const float4 c = (q & 1) ? make_float4(1.52587890625e-05f, 0.00390625f, 0.000244140625f, 1.52587890625e-05f)
+                                         : make_float4(1.0f, 0.0625f, 0.00390625f, 0.000244140625f);
+                xs4[q * NS + j] = make_float4(v[q].x * c.x, v[q].y * c.y, v[q].z * c.z, v[q].w * c.w);
+            }
+            xs[K + j] = sum;
+        } else {
+#pragma unroll
+            for (int q = 0; q < Q; q++) xs4[q * NS + j] = v[q];
+        }
+    }
+    ss = warp_sum(ss);
+    if ((threadIdx.x & 31) == 0) mv_part[threadIdx.x / 32] = ss;
+    __syncthreads();
+    float t = 0.0f;
+    for (int i = 0; i < (int)(blockDim.x / 32); i++) t += mv_part[i];
+    __syncthreads();  // mv_part may be reused
+    return t;
+}
+
+// One warp's share of MV_P dot products: rows rows[0..MV_P) of W against
+// the staged x, slices first, first + stride, …; acc gets the sums.
+template <bool Q4>
+__device__ __forceinline__ void mv_dot(float (&acc)[MV_P], const void* __restrict__ w,
+                                       const unsigned short* __restrict__ scales,
+                                       const unsigned short* __restrict__ biases, const int (&rows)[MV_P],
+                                       const float* xs, int K, int group, int first, int stride) {
+    const int NS = Q4 ? K / 32 : K / 8;
+    const float4* xs4 = (const float4*)xs;
+    const uint4* wr[MV_P];
+#pragma unroll
+    for (int p = 0; p < MV_P; p++) {
+        acc[p] = 0.0f;
+        wr[p] = (const uint4*)w + (size_t)rows[p] * NS;
+    }
+    const int G = Q4 ? K / group : 1, per = Q4 ? group / 32 : 1;
+    for (int j0 = first; j0 < NS; j0 += stride * MV_U) {
+        uint4 v[MV_U][MV_P];
+        float s[MV_U][MV_P], b[MV_U][MV_P];
+#pragma unroll
+        for (int u = 0; u < MV_U; u++) {
+            const int j = j0 + u * stride;
+#pragma unroll
+            for (int p = 0; p < MV_P; p++) {
+                v[u][p] = j < NS ? __ldcs(wr[p] + j) : make_uint4(0, 0, 0, 0);  // read once
+                if (Q4) {
+                    size_t g = (size_t)rows[p] * G + (j < NS ? j : 0) / per;
+                    s[u][p] = __uint_as_float(((unsigned int)__ldg(scales + g)) << 16);
+                    b[u][p] = __uint_as_float(((unsigned int)__ldg(biases + g)) << 16);
+                }
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < MV_U; u++) {
+            const int j = j0 + u * stride;
+            if (j >= NS) break;
+            if (Q4) {
+                float xq[8][4];
+#pragma unroll
+                for (int q = 0; q < 8; q++) {
+                    float4 t = xs4[q * NS + j];
+                    xq[q][0] = t.x; xq[q][1] = t.y; xq[q][2] = t.z; xq[q][3] = t.w;
+                }
+                const float sx = xs[K + j];
+#pragma unroll
+                for (int p = 0; p < MV_P; p++) {
+                    float qx = q4_word(v[u][p].x, xq[0], 0.0f);
+                    qx = q4_word(v[u][p].y, xq[2], qx);
+                    qx = q4_word(v[u][p].z, xq[4], qx);
+                    qx = q4_word(v[u][p].w, xq[6], qx);
+                    acc[p] = fmaf(s[u][p], qx, fmaf(b[u][p], sx, acc[p]));
+                }
+            } else {
+                const float4 a = xs4[j], c = xs4[NS + j];
+#pragma unroll
+                for (int p = 0; p < MV_P; p++) {
+                    const uint4 vv = v[u][p];
+                    acc[p] += a.x * bf16_lo(vv.x) + a.y * bf16_hi(vv.x) + a.z * bf16_lo(vv.y) + a.w * bf16_hi(vv.y) +
+                              c.x * bf16_lo(vv.z) + c.y * bf16_hi(vv.z) + c.z * bf16_lo(vv.w) + c.w * bf16_hi(vv.w);
+                }
+            }
+        }
+    }
+}
+
+// Adds the MV_P sums of the wk warps that share a set of rows: every lane of
+// the set's first warp (part 0) gets the totals in tot. Called by the whole
+// block (it synchronizes).
+__device__ __forceinline__ void mv_reduce(float (&tot)[MV_P], const float (&acc)[MV_P], int wk) {
+    __shared__ float mv_red[8][MV_P];
+    const int warp = threadIdx.x / 32;
+#pragma unroll
+    for (int p = 0; p < MV_P; p++) {
+        float t = warp_sum(acc[p]);
+        if ((threadIdx.x & 31) == 0) mv_red[warp][p] = t;
+    }
+    __syncthreads();
+#pragma unroll
+    for (int p = 0; p < MV_P; p++) {
+        float t = 0.0f;
+        if (warp % wk == 0)
+            for (int i = 0; i < wk; i++) t += mv_red[warp + i][p];
+        tot[p] = t;
+    }
+    __syncthreads();  // mv_red is reused by the next set
+}
+
+#ifndef MATVEC_CORE_ONLY
+// Rung 3's 4-bit matrix-vector product on the staged x: MV_P rows a warp,
+// wk warps a set of rows, sets taken by the blocks in turn (grid-stride).
+// Dynamic shared memory: 4·K + 4·K/32 bytes.
+extern "C" __global__ void __launch_bounds__(256) matmul_q4_gemv_x(
+        float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
+        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
+        int N, int K, int group, int wk) {
+    extern __shared__ float4 mv_smem[];
+    float* xs = (float*)mv_smem;
+    mv_stage<true>(xs, x, nullptr, K);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int sets = (N + MV_P * (8 / wk) - 1) / (MV_P * (8 / wk));
+    for (int set = blockIdx.x; set < sets; set += gridDim.x) {
+        const int n0 = (set * (8 / wk) + warp / wk) * MV_P;
+        int rows[MV_P];
+#pragma unroll
+        for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);  // rows past N are read, not written
+        float acc[MV_P], tot[MV_P];
+        mv_dot<true>(acc, w, scales, biases, rows, xs, K, group, (warp % wk) * 32 + lane, 32 * wk);
+        mv_reduce(tot, acc, wk);
+        if (warp % wk == 0 && lane < MV_P && n0 + lane < N) {
+            float t = tot[0];
+#pragma unroll
+            for (int p = 1; p < MV_P; p++)
+                if (lane == p) t = tot[p];
+            y[n0 + lane] = t;
+        }
+    }
+}
+
 // ---- Rung 3: matrix-vector products bound by reading W once. ----
 //
 // Each warp takes V3_WROWS consecutive rows of W and up to V3_ROWS rows of x
@@ -232,24 +454,6 @@ extern "C" __global__ void __launch_bounds__(256) matmul_q4_v3(
 #ifndef GV_MINB  // blocks per multiprocessor the registers must allow
 #define GV_MINB 2
 #endif
-
-__device__ __forceinline__ float nibp(unsigned int w, unsigned int mask) {
-    return __uint_as_float((w & mask) | 0x4B000000u) - 8388608.0f;
-}
-
-// Σ x_i q_i over a word's 8 weights, xs already scaled by 16^-p.
-__device__ __forceinline__ float q4_word(unsigned int w, const float* xs, float acc) {
-    unsigned int h = w >> 12;
-    acc = fmaf(xs[0], nibp(w, 0xFu), acc);
-    acc = fmaf(xs[1], nibp(w, 0xF0u), acc);
-    acc = fmaf(xs[2], nibp(w, 0xF00u), acc);
-    acc = fmaf(xs[3], nibp(w, 0xF000u), acc);
-    acc = fmaf(xs[4], nibp(w, 0xF0000u), acc);
-    acc = fmaf(xs[5], nibp(h, 0xF00u), acc);
-    acc = fmaf(xs[6], nibp(h, 0xF000u), acc);
-    acc = fmaf(xs[7], nibp(h, 0xF0000u), acc);
-    return acc;
-}
 
 extern "C" __global__ void __launch_bounds__(256, GV_MINB) matmul_q4_gemv(
         float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
@@ -873,3 +1077,4 @@ extern "C" __global__ void matmul_sum_splits(float* __restrict__ y, const float*
     for (int z = 0; z < splits; z++) s += part[(size_t)z * mn + i];
     y[i] = s;
 }
+#endif  // MATVEC_CORE_ONLY

@@ -108,6 +108,12 @@ type Matmul struct {
 	gvRow  int
 	gemvTC [3]*kernels.Kernel
 	tcRT   int // 0: pick by shape; 1 or 2: always that kernel (benchmark)
+	// The staged-x matrix-vector variant, and the benchmark's knobs: gxOn
+	// makes V3 take it, gxWK forces the warps per set of rows, gxCap caps
+	// the grid at gxCap blocks a multiprocessor.
+	gemvX       *kernels.Kernel
+	gxOn        bool
+	gxWK, gxCap int
 }
 
 // The CUDA build of rung 3: 4 rows of W per warp, 2 rows of x per pass, 2
@@ -165,6 +171,9 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 		}
 		if file.name == "matmul_fast" && dev.Backend() == kernels.CUDA {
 			m.gemv, err = mod.Kernel("matmul_q4_gemv")
+			if err == nil {
+				m.gemvX, err = mod.Kernel("matmul_q4_gemv_x")
+			}
 			for rt := 1; rt <= 2 && err == nil; rt++ {
 				m.gemvTC[rt], err = mod.Kernel(fmt.Sprintf("matmul_q4_gemv_tc%d", rt))
 			}
@@ -274,6 +283,19 @@ func (m *Matmul) V3(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if w.K%8 != 0 {
 		return fmt.Errorf("matmul v3: K = %d is not a multiple of 8; use V2", w.K)
 	}
+	if m.gemvX != nil && m.gxOn && m.tcRT == 0 && w.Quantized() && x.Rows == 1 && w.K%64 == 0 && gemvXShared(w.K) <= maxStagedShared {
+		wk := m.gxWK
+		if wk == 0 {
+			wk = gemvXSplit(w.N, w.K/32, m.dev.Info().Multiprocessors)
+		}
+		sets := kernels.Blocks(w.N, 4*(Block/32)/wk)
+		grid := sets
+		if m.gxCap > 0 {
+			grid = min(sets, m.gxCap*max(1, m.dev.Info().Multiprocessors))
+		}
+		cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(Block), SharedMem: gemvXShared(w.K)}
+		return m.dev.Launch(m.gemvX, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(wk))
+	}
 	if m.gemvTC[1] != nil && m.tcRT >= 0 && w.Quantized() && x.Rows == 1 && w.K%128 == 0 && (w.GroupSize == 64 || w.GroupSize == 128) &&
 		(w.N >= tcMinN || m.tcRT > 0) {
 		rt, wk := tcSplit(w.N, w.K/128, m.dev.Info().Multiprocessors)
@@ -314,6 +336,27 @@ func (m *Matmul) V3(y, x *devtensor.Activations, w *devtensor.Weight) error {
 func v3Split(n, k16, rows, passes, sms int) int {
 	wk := 1
 	for wk < Block/32 && passes*kernels.Blocks(n, rows*(Block/32)/wk) < 4*max(sms, 1) && 32*2*wk <= k16 {
+		wk *= 2
+	}
+	return wk
+}
+
+// gemvXShared is the shared memory matmul_q4_gemv_x stages x in: K floats
+// and one sum per 32 of them.
+func gemvXShared(k int) int { return 4*k + 4*(k/32) }
+
+// maxStagedShared is the most shared memory a block may ask for here (the
+// H100 and H200 allow 227 KiB): beyond it (K above about 56,000) V3 takes
+// the older variants, which read x from device memory.
+const maxStagedShared = 200 << 10
+
+// gemvXSplit is how many warps of a block share one set of 4 rows (1, 2,
+// 4 or 8) in matmul_q4_gemv_x, for n rows of ns 16-byte slices: the fewest
+// that give two blocks per multiprocessor, as long as every lane still
+// has two slices of a row to load.
+func gemvXSplit(n, ns, sms int) int {
+	wk := 1
+	for wk < Block/32 && kernels.Blocks(n, 4*(Block/32)/wk) < 2*max(sms, 1) && 32*2*wk <= ns {
 		wk *= 2
 	}
 	return wk

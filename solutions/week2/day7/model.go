@@ -25,6 +25,12 @@ var stepCUDA string
 //go:embed step.metal
 var stepMetal string
 
+// fusedCUDA is the reference's fused decode step (CUDA only), compiled
+// after Day 4's matrix-vector core.
+//
+//go:embed fused_step.cu
+var fusedCUDA string
+
 // Source returns the day's kernel source for a backend (kernels.CUDA or
 // kernels.Metal), or "". (Provided.)
 func Source(backend string) string {
@@ -182,6 +188,19 @@ type GPUModel struct {
 	graph    *kernels.Graph
 	graphErr error // why the step is not captured, when Graph was asked for
 
+	// The fused decode step (CUDA): its kernels, and the counters with
+	// which the last block of the attention (one a query head) and of the
+	// head finds out that it is last, and the head's per-block best logits.
+	fmod                *kernels.Module
+	fk                  map[string]*kernels.Kernel
+	attCount, headCount *kernels.Buffer
+	headPart            *kernels.Buffer
+	// Benchmark knobs: noFuse captures the unfused step, fuseOnly (a
+	// kernel's name without its suffix) launches that kernel alone.
+	noFuse        bool
+	fuseOnly      string
+	graphLaunches int // launches the captured step replays
+
 	n          int // positions cached (the device's pos[0] between passes)
 	eagerSteps int // decode steps run launch by launch
 	next       int // the token id in tokens[0] on the device (the last greedy choice), or -1
@@ -253,8 +272,25 @@ func (m *GPUModel) compile() error {
 			return err
 		}
 	}
+	if m.dev.Backend() != kernels.CUDA {
+		return nil
+	}
+	src = fmt.Sprintf("#define HEAD_DIM %d\n#define MATVEC_CORE_ONLY\n", m.cfg.HeadDim()) + day4.Source(kernels.CUDA, "matmul_fast") + fusedCUDA
+	if m.fmod, err = m.dev.Compile(src); err != nil {
+		return fmt.Errorf("compiling the W2D7 fused decode step: %w", err)
+	}
+	m.fk = map[string]*kernels.Kernel{}
+	for _, name := range fusedKernelNames {
+		if m.fk[name], err = m.fmod.Kernel(name); err != nil {
+			return err
+		}
+	}
 	return nil
 }
+
+// fusedKernelNames are the kernels of fused_step.cu.
+var fusedKernelNames = []string{"fs_qkv_bf16", "fs_resid_bf16", "fs_gateup_bf16", "fs_head_bf16",
+	"fs_qkv_q4", "fs_resid_q4", "fs_gateup_q4", "fs_head_q4", "fs_attention"}
 
 // upload copies every weight to the device, stacking q/k/v and gate/up so
 // that each pair or triple is one matrix product.
@@ -344,7 +380,20 @@ func (m *GPUModel) allocate() error {
 	if m.partO, err = m.dev.Alloc(4 * c.NumAttentionHeads * m.splits * c.HeadDim()); err != nil {
 		return err
 	}
-	m.partML, err = m.dev.Alloc(8 * c.NumAttentionHeads * m.splits)
+	if m.partML, err = m.dev.Alloc(8 * c.NumAttentionHeads * m.splits); err != nil {
+		return err
+	}
+	if m.fmod == nil {
+		return nil
+	}
+	if m.attCount, err = kernels.Upload(m.dev, make([]int32, c.NumAttentionHeads)); err != nil {
+		return err
+	}
+	if m.headCount, err = kernels.Upload(m.dev, []int32{0}); err != nil {
+		return err
+	}
+	_, grid := m.fusedSplit(kernels.Blocks(c.VocabSize, 4), m.head)
+	m.headPart, err = m.dev.Alloc(8 * grid)
 	return err
 }
 
@@ -355,7 +404,7 @@ func (m *GPUModel) Close() error {
 	if m.graph != nil {
 		keep(m.graph.Free())
 	}
-	for _, b := range []*kernels.Buffer{m.tokens, m.pos, m.partO, m.partML} {
+	for _, b := range []*kernels.Buffer{m.tokens, m.pos, m.partO, m.partML, m.attCount, m.headCount, m.headPart} {
 		if b != nil {
 			keep(b.Free())
 		}
@@ -403,6 +452,9 @@ func (m *GPUModel) Close() error {
 	}
 	if m.mod != nil {
 		keep(m.mod.Close())
+	}
+	if m.fmod != nil {
+		keep(m.fmod.Close())
 	}
 	*m = GPUModel{}
 	return errors.Join(errs...)
@@ -518,11 +570,13 @@ func (m *GPUModel) Decode(token int) (int, error) {
 		// scratch buffers on first use, and the graph keeps the addresses
 		// they have when it is captured.
 		m.graph, m.graphErr = m.dev.Capture(func() error { return m.forward(1, stepGraph, true) })
+		m.graphLaunches = m.launches
 	}
 	if m.graph != nil {
 		if err := m.graph.Launch(); err != nil {
 			return 0, err
 		}
+		m.launches = m.graphLaunches
 	} else {
 		if err := m.forward(1, stepEager, true); err != nil {
 			return 0, err
@@ -567,6 +621,9 @@ const (
 // the device, and with stepGraph nothing but launches happens, so that it
 // can be captured.
 func (m *GPUModel) forward(rows int, mode stepMode, head bool) error {
+	if mode == stepGraph && head && rows == 1 && !m.noFuse && m.fusable() {
+		return m.forwardFused()
+	}
 	c := m.cfg
 	e, inter, d := c.HiddenSize, c.IntermediateSize, c.HeadDim()
 	hq, h := c.NumAttentionHeads, c.NumKeyValueHeads
@@ -678,4 +735,124 @@ func (m *GPUModel) forward(rows int, mode stepMode, head bool) error {
 		return err
 	}
 	return nil
+}
+
+// fusable reports whether the fused decode step applies: CUDA, and shapes
+// its kernels take (4-bit rows a whole number of 64-weight pieces, bf16
+// rows of 16-byte slices, pairs of rotated and of gate/up rows).
+func (m *GPUModel) fusable() bool {
+	c := m.cfg
+	if m.fmod == nil || c.HeadDim()%4 != 0 || c.IntermediateSize%2 != 0 {
+		return false
+	}
+	for _, k := range []int{c.HiddenSize, c.IntermediateSize, c.NumAttentionHeads * c.HeadDim()} {
+		if k%64 != 0 || stagedBytes(k) > 200<<10 {
+			return false
+		}
+	}
+	return true
+}
+
+// stagedBytes is the shared memory a fused kernel stages k columns of x
+// in (Day 4's layout: k floats and, for 4-bit, a sum per 32).
+func stagedBytes(k int) int { return 4*k + 4*(k/32) }
+
+// fusedSplit picks, for units sets of 4 rows of w, how many warps of a
+// block share a set (1, 2, 4 or 8: the fewest that give two blocks a
+// multiprocessor, as long as every lane has a 16-byte slice of a row) and
+// the grid (a block for every 8/wk sets, at most fusedBlocksPerSM a
+// multiprocessor: each block stages x once, then takes sets in turn).
+func (m *GPUModel) fusedSplit(units int, w *devtensor.Weight) (wk, grid int) {
+	ns := w.K / 8
+	if w.Quantized() {
+		ns = w.K / 32
+	}
+	sms := max(1, m.dev.Info().Multiprocessors)
+	wk = 1
+	for wk < 8 && kernels.Blocks(units, 8/wk) < 2*sms && 32*2*wk <= ns {
+		wk *= 2
+	}
+	return wk, min(kernels.Blocks(units, 8/wk), fusedBlocksPerSM*sms)
+}
+
+// fusedBlocksPerSM caps the grids of the fused kernels (the 0.5B head has
+// 4,748 sets of rows).
+const fusedBlocksPerSM = 8
+
+// fusedLaunch launches fused kernel base (bf16 or 4-bit by w) over units
+// sets of rows of w with x of k columns staged: args first, then w's
+// words, scales, biases, group and the split.
+func (m *GPUModel) fusedLaunch(base string, w *devtensor.Weight, units, k int, args ...any) error {
+	if m.fuseOnly != "" && m.fuseOnly != base {
+		return nil
+	}
+	wk, grid := m.fusedSplit(units, w)
+	name := base + "_bf16"
+	wargs := []any{w.W, w.W, w.W, int32(0), int32(wk)}
+	if w.Quantized() {
+		name = base + "_q4"
+		wargs = []any{w.W, w.Scales, w.Biases, int32(w.GroupSize), int32(wk)}
+	}
+	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(256), SharedMem: stagedBytes(k)}
+	return m.dev.Launch(m.fk[name], cfg, append(args, wargs...)...)
+}
+
+// forwardFused queues the decode step of one row as the reference
+// captures it: the embedding, then per layer fs_qkv (norm, q/k/v, bias,
+// RoPE, cache), fs_attention, fs_resid (o_proj into h), fs_gateup (norm,
+// gate/up, SwiGLU) and fs_resid (down_proj into h), and fs_head (final
+// norm, logits, greedy choice, pos[0] + 1): 2 + 5 a layer launches, where
+// forward takes 4 + 10 a layer. Every kernel reads the position from pos.
+func (m *GPUModel) forwardFused() error {
+	c := m.cfg
+	e, inter, d := c.HiddenSize, c.IntermediateSize, c.HeadDim()
+	hq, h := c.NumAttentionHeads, c.NumKeyValueHeads
+	eps := float32(c.RMSNormEps)
+	before := m.dev.LaunchCount()
+	defer func() { m.launches = int(m.dev.LaunchCount() - before) }()
+	for _, a := range []*devtensor.Activations{m.h, m.q, m.attn, m.act} {
+		if err := a.SetRows(1); err != nil {
+			return err
+		}
+	}
+	grid := kernels.Dim3{X: kernels.Blocks(e, 256), Y: 1, Z: 1}
+	var err error
+	switch {
+	case m.fuseOnly != "" && m.fuseOnly != "embed":
+	case m.embed.Quantized():
+		err = m.dev.Launch(m.k["embed_q4"], kernels.LaunchConfig{Grid: grid, Block: kernels.D1(256)},
+			m.h.Buf, m.embed.W, m.embed.Scales, m.embed.Biases, m.tokens, int32(1), int32(e), int32(m.embed.GroupSize))
+	default:
+		err = m.dev.Launch(m.k["embed_bf16"], kernels.LaunchConfig{Grid: grid, Block: kernels.D1(256)},
+			m.h.Buf, m.embed.W, m.tokens, int32(1), int32(e))
+	}
+	if err != nil {
+		return err
+	}
+	scale := float32(1 / math.Sqrt(float64(d)))
+	for _, l := range m.layers {
+		if err := m.fusedLaunch("fs_qkv", l.qkv, (hq+2*h)*d/4, e,
+			m.q.Buf, l.cache.K, l.cache.V, m.h.Buf, l.ln1.Buf, l.qkvBias.Buf, m.rope.Cos, m.rope.Sin, m.pos,
+			int32(e), int32(hq), int32(h), int32(d), int32(l.cache.Capacity), int32(m.rope.MaxPos), eps); err != nil {
+			return err
+		}
+		l.cache.Len = m.n + 1
+		if m.fuseOnly == "" || m.fuseOnly == "fs_attention" {
+			if err := m.dev.Launch(m.fk["fs_attention"], kernels.LaunchConfig{Grid: kernels.Dim3{X: m.splits, Y: hq, Z: 1}, Block: kernels.D1(128)},
+				m.attn.Buf, m.partO, m.partML, m.attCount, m.q.Buf, l.cache.K, l.cache.V, m.pos, int32(l.cache.Capacity), int32(hq/h), scale); err != nil {
+				return err
+			}
+		}
+		if err := m.fusedLaunch("fs_resid", l.o, kernels.Blocks(l.o.N, 4), l.o.K, m.h.Buf, m.attn.Buf, int32(l.o.N), int32(l.o.K)); err != nil {
+			return err
+		}
+		if err := m.fusedLaunch("fs_gateup", l.gateUp, inter/2, e, m.act.Buf, m.h.Buf, l.ln2.Buf, int32(inter), int32(e), eps); err != nil {
+			return err
+		}
+		if err := m.fusedLaunch("fs_resid", l.down, kernels.Blocks(l.down.N, 4), l.down.K, m.h.Buf, m.act.Buf, int32(l.down.N), int32(l.down.K)); err != nil {
+			return err
+		}
+	}
+	return m.fusedLaunch("fs_head", m.head, kernels.Blocks(c.VocabSize, 4), e,
+		m.logits.Buf, m.headPart, m.headCount, m.tokens, m.pos, m.h.Buf, m.finalNorm.Buf, int32(c.VocabSize), int32(e), eps)
 }

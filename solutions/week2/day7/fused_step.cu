@@ -1,0 +1,339 @@
+// Week 2 Day 7, the reference's fused decode step on an NVIDIA GPU: one row,
+// captured once as a graph, in 5 kernels a layer instead of 10, because on
+// a small model the step costs what its launches cost, not what its bytes
+// do. Compiled after Day 4's matrix-vector core (matmul_fast.cu with
+// -DMATVEC_CORE_ONLY): mv_stage, mv_dot, mv_reduce and MV_P, 4 rows a warp.
+//
+//   fs_qkv      RMSNorm (ln1) folded in, q/k/v rows, bias, RoPE, k and v into the cache
+//   fs_attention decode attention over pos[0] + 1 keys, split and merged in one launch
+//   fs_resid    h += x·Wᵀ (o_proj, down_proj): the residual add as the epilogue
+//   fs_gateup   RMSNorm (ln2) folded in, gate and up rows paired, silu(g)·u written
+//   fs_head     the final norm folded in, the logits, and the greedy choice
+//
+// The norm is folded as RMSNorm(h)·W = inv · (h ⊙ ln)·W, inv = 1/sqrt(mean(h²) + eps):
+// every block stages h ⊙ ln (Day 4's layout) and the sum of squares of the
+// row it read, and multiplies its dot products by inv at the end. Each
+// kernel takes, after its own arguments, W's words, scales, biases and
+// group (bf16: scales and biases unused, group 0) and wk, the warps that
+// share a set of MV_P rows. Grids are grid-stride over the sets.
+
+#ifndef INFINITY  // NVRTC compiles without the C headers
+#define INFINITY __int_as_float(0x7f800000)
+#endif
+
+__device__ __forceinline__ float fs_inv(float ss, int E, float eps) { return rsqrtf(ss / (float)E + eps); }
+
+// The q/k/v projection of the normed h and its epilogue. A unit is two
+// neighbouring pairs (i, i + D/2), (i + 1, i + 1 + D/2) of one head (heads
+// counted q, then k, then v), so the rotation happens where both halves
+// are: bias added, q and k rotated at position pos[0], q written to its
+// buffer, k and v into the cache.
+template <bool Q4>
+__device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict__ kc, float* __restrict__ vc,
+                                       const float* __restrict__ h, const float* __restrict__ ln,
+                                       const float* __restrict__ bias, const float* __restrict__ cos_t,
+                                       const float* __restrict__ sin_t, const int* __restrict__ pos, int E,
+                                       int Hq, int H, int D, int cap, int max_pos, float eps,
+                                       const void* __restrict__ w, const unsigned short* __restrict__ scales,
+                                       const unsigned short* __restrict__ biases, int group, int wk) {
+    extern __shared__ float4 fs_smem[];
+    float* xs = (float*)fs_smem;
+    const float inv = fs_inv(mv_stage<Q4>(xs, h, ln, E), E, eps);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, half = D / 2;
+    const int units = (Hq + 2 * H) * half / 2, per = 8 / wk;
+    const int p0 = pos[0];
+    for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
+        const int u = set * per + warp / wk;
+        const int t = 2 * min(u, units - 1), hh = t / half, i = t % half, r0 = hh * D + i;
+        const int rows[MV_P] = {r0, r0 + 1, r0 + half, r0 + half + 1};
+        float acc[MV_P], tot[MV_P];
+        mv_dot<Q4>(acc, w, scales, biases, rows, xs, E, group, (warp % wk) * 32 + lane, 32 * wk);
+        mv_reduce(tot, acc, wk);
+        if (warp % wk != 0 || lane >= 2 || u >= units || p0 < 0 || p0 >= cap || p0 >= max_pos) continue;
+        // lane 0 takes pair i, lane 1 pair i + 1
+        const int c = r0 + lane;
+        const float x0 = (lane ? tot[1] : tot[0]) * inv + bias[c];
+        const float x1 = (lane ? tot[3] : tot[2]) * inv + bias[c + half];
+        float* dst;
+        float y0 = x0, y1 = x1;
+        if (hh < Hq + H) {
+            const float cs = cos_t[(size_t)p0 * half + i + lane], sn = sin_t[(size_t)p0 * half + i + lane];
+            y0 = x0 * cs - x1 * sn;
+            y1 = x0 * sn + x1 * cs;
+            dst = hh < Hq ? q + (size_t)hh * D : kc + ((size_t)(hh - Hq) * cap + p0) * D;
+        } else {
+            dst = vc + ((size_t)(hh - Hq - H) * cap + p0) * D;
+        }
+        dst[i + lane] = y0;
+        dst[i + lane + half] = y1;
+    }
+}
+
+// h[n] += x·W[n] for the N rows of W: o_proj (x the attention) and
+// down_proj (x silu(g)·u), the residual add done where the sum is made.
+template <bool Q4>
+__device__ __forceinline__ void fs_resid(float* __restrict__ hres, const float* __restrict__ x, int N, int K,
+                                         const void* __restrict__ w, const unsigned short* __restrict__ scales,
+                                         const unsigned short* __restrict__ biases, int group, int wk) {
+    extern __shared__ float4 fs_smem[];
+    float* xs = (float*)fs_smem;
+    mv_stage<Q4>(xs, x, nullptr, K);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk;
+    const int units = (N + MV_P - 1) / MV_P;
+    for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
+        const int n0 = (set * per + warp / wk) * MV_P;
+        int rows[MV_P];
+#pragma unroll
+        for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);
+        float acc[MV_P], tot[MV_P];
+        mv_dot<Q4>(acc, w, scales, biases, rows, xs, K, group, (warp % wk) * 32 + lane, 32 * wk);
+        mv_reduce(tot, acc, wk);
+        if (warp % wk == 0 && lane < MV_P && n0 + lane < N) {
+            float t = tot[0];
+#pragma unroll
+            for (int p = 1; p < MV_P; p++)
+                if (lane == p) t = tot[p];
+            hres[n0 + lane] += t;
+        }
+    }
+}
+
+// act[i] = silu(g_i)·u_i with g = RMSNorm(h)·gate, u = RMSNorm(h)·up, the
+// gate rows 0 … I-1 and the up rows I … 2I-1 of W. A unit is rows i, i + 1
+// of both halves.
+template <bool Q4>
+__device__ __forceinline__ void fs_gateup(float* __restrict__ act, const float* __restrict__ h,
+                                          const float* __restrict__ ln, int I, int E, float eps,
+                                          const void* __restrict__ w, const unsigned short* __restrict__ scales,
+                                          const unsigned short* __restrict__ biases, int group, int wk) {
+    extern __shared__ float4 fs_smem[];
+    float* xs = (float*)fs_smem;
+    const float inv = fs_inv(mv_stage<Q4>(xs, h, ln, E), E, eps);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk, units = I / 2;
+    for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
+        const int u = set * per + warp / wk, i = 2 * min(u, units - 1);
+        const int rows[MV_P] = {i, i + 1, I + i, I + i + 1};
+        float acc[MV_P], tot[MV_P];
+        mv_dot<Q4>(acc, w, scales, biases, rows, xs, E, group, (warp % wk) * 32 + lane, 32 * wk);
+        mv_reduce(tot, acc, wk);
+        if (warp % wk == 0 && lane < 2 && u < units) {
+            const float g = (lane ? tot[1] : tot[0]) * inv, up = (lane ? tot[3] : tot[2]) * inv;
+            act[i + lane] = g / (1.0f + expf(-g)) * up;
+        }
+    }
+}
+
+// The better of two (value, index) candidates: the larger value, and on a
+// tie the smaller index, as the CPU's argmax.
+__device__ __forceinline__ void fs_best(float& v, int& i, float ov, int oi) {
+    if (ov > v || (ov == v && oi < i)) {
+        v = ov;
+        i = oi;
+    }
+}
+
+// The block's best (value, index) to every thread.
+__device__ __forceinline__ void fs_block_best(float& v, int& i) {
+    __shared__ float bv[32];
+    __shared__ int bi[32];
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1)
+        fs_best(v, i, __shfl_xor_sync(0xffffffffu, v, off), __shfl_xor_sync(0xffffffffu, i, off));
+    if ((threadIdx.x & 31) == 0) {
+        bv[threadIdx.x / 32] = v;
+        bi[threadIdx.x / 32] = i;
+    }
+    __syncthreads();
+    v = bv[0];
+    i = bi[0];
+    for (int w = 1; w < (int)(blockDim.x / 32); w++) fs_best(v, i, bv[w], bi[w]);
+    __syncthreads();
+}
+
+// logits = RMSNorm(h)·Wᵀ (the final norm folded in), then the greedy
+// choice without another launch: each block writes the best of its logits
+// to part (value bits, index), and the last block to finish (a counter,
+// count[0], which it sets back to 0) picks the best of those, writes it
+// to token[0] and moves pos[0] on by one.
+template <bool Q4>
+__device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restrict__ part,
+                                        int* __restrict__ count, int* __restrict__ token, int* __restrict__ pos,
+                                        const float* __restrict__ h, const float* __restrict__ ln, int N, int E,
+                                        float eps, const void* __restrict__ w,
+                                        const unsigned short* __restrict__ scales,
+                                        const unsigned short* __restrict__ biases, int group, int wk) {
+    extern __shared__ float4 fs_smem[];
+    __shared__ bool last;
+    float* xs = (float*)fs_smem;
+    const float inv = fs_inv(mv_stage<Q4>(xs, h, ln, E), E, eps);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk;
+    const int units = (N + MV_P - 1) / MV_P;
+    float best = -INFINITY;
+    int bi = N;
+    for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
+        const int n0 = (set * per + warp / wk) * MV_P;
+        int rows[MV_P];
+#pragma unroll
+        for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);
+        float acc[MV_P], tot[MV_P];
+        mv_dot<Q4>(acc, w, scales, biases, rows, xs, E, group, (warp % wk) * 32 + lane, 32 * wk);
+        mv_reduce(tot, acc, wk);
+        if (warp % wk == 0 && lane < MV_P && n0 + lane < N) {
+            float t = tot[0];
+#pragma unroll
+            for (int p = 1; p < MV_P; p++)
+                if (lane == p) t = tot[p];
+            t *= inv;
+            logits[n0 + lane] = t;
+            if (bi == N || t > best) {  // a lane's rows come in increasing order
+                best = t;
+                bi = n0 + lane;
+            }
+        }
+    }
+    fs_block_best(best, bi);
+    if (threadIdx.x == 0) {
+        part[2 * blockIdx.x] = __float_as_int(best);
+        part[2 * blockIdx.x + 1] = bi;
+        __threadfence();  // the partial is visible before the count says so
+        last = atomicAdd(count, 1) == (int)gridDim.x - 1;
+    }
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    best = -INFINITY;
+    bi = N;
+    for (int b = threadIdx.x; b < (int)gridDim.x; b += blockDim.x)
+        fs_best(best, bi, __int_as_float(__ldcg(part + 2 * b)), __ldcg(part + 2 * b + 1));
+    fs_block_best(best, bi);
+    if (threadIdx.x == 0) {
+        token[0] = bi < N ? bi : 0;
+        pos[0] += 1;
+        count[0] = 0;
+    }
+}
+
+#define FS_W const void *__restrict__ w, const unsigned short *__restrict__ scales, \
+             const unsigned short *__restrict__ biases, int group, int wk
+#define FS_WA w, scales, biases, group, wk
+
+#define FS_KERNELS(SUF, Q4)                                                                                         \
+    extern "C" __global__ void __launch_bounds__(256) fs_qkv_##SUF(                                                 \
+            float* __restrict__ q, float* __restrict__ kc, float* __restrict__ vc, const float* __restrict__ h,     \
+            const float* __restrict__ ln, const float* __restrict__ bias, const float* __restrict__ cos_t,          \
+            const float* __restrict__ sin_t, const int* __restrict__ pos, int E, int Hq, int H, int D, int cap,    \
+            int max_pos, float eps, FS_W) {                                                                         \
+        fs_qkv<Q4>(q, kc, vc, h, ln, bias, cos_t, sin_t, pos, E, Hq, H, D, cap, max_pos, eps, FS_WA);              \
+    }                                                                                                               \
+    extern "C" __global__ void __launch_bounds__(256) fs_resid_##SUF(float* __restrict__ hres,                      \
+                                                                     const float* __restrict__ x, int N, int K,     \
+                                                                     FS_W) {                                        \
+        fs_resid<Q4>(hres, x, N, K, FS_WA);                                                                         \
+    }                                                                                                               \
+    extern "C" __global__ void __launch_bounds__(256) fs_gateup_##SUF(                                              \
+            float* __restrict__ act, const float* __restrict__ h, const float* __restrict__ ln, int I, int E,      \
+            float eps, FS_W) {                                                                                      \
+        fs_gateup<Q4>(act, h, ln, I, E, eps, FS_WA);                                                                \
+    }                                                                                                               \
+    extern "C" __global__ void __launch_bounds__(256) fs_head_##SUF(                                                \
+            float* __restrict__ logits, int* __restrict__ part, int* __restrict__ count, int* __restrict__ token,   \
+            int* __restrict__ pos, const float* __restrict__ h, const float* __restrict__ ln, int N, int E,        \
+            float eps, FS_W) {                                                                                      \
+        fs_head<Q4>(logits, part, count, token, pos, h, ln, N, E, eps, FS_WA);                                      \
+    }
+
+FS_KERNELS(bf16, false)
+FS_KERNELS(q4, true)
+
+#ifdef HEAD_DIM
+// attention_graph_split (step.cu) and its merge in one launch: block (s, hq)
+// writes its range's state, and the last of query head hq's blocks to
+// finish (count[hq], set back to 0 by that block) merges the ranges into
+// out, as attention_graph_reduce does.
+#define FS_PERL ((HEAD_DIM + 31) / 32)
+extern "C" __global__ void __launch_bounds__(128) fs_attention(
+        float* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml, int* __restrict__ count,
+        const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+        const int* __restrict__ pos, int cap, int group, float scale) {
+    const int split = blockIdx.x, hq = blockIdx.y, splits = gridDim.x;
+    const int h = hq / group, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int S = pos[0] + 1;
+    const int chunk = (S + splits - 1) / splits;
+    const int j0 = split * chunk, j1 = min(j0 + chunk, S);
+    float qr[FS_PERL], acc[FS_PERL];
+#pragma unroll
+    for (int p = 0; p < FS_PERL; p++) {
+        int e = lane + 32 * p;
+        qr[p] = e < HEAD_DIM ? q[(size_t)hq * HEAD_DIM + e] * scale * 1.4426950408889634f : 0.f;
+        acc[p] = 0.f;
+    }
+    float m = -INFINITY, l = 0.f;
+    const float* kh = k + (size_t)h * cap * HEAD_DIM;
+    const float* vh = v + (size_t)h * cap * HEAD_DIM;
+    for (int j = j0 + warp; j < j1; j += 4) {
+        float d = 0.f;
+#pragma unroll
+        for (int p = 0; p < FS_PERL; p++) {
+            int e = lane + 32 * p;
+            if (e < HEAD_DIM) d += qr[p] * kh[(size_t)j * HEAD_DIM + e];
+        }
+        d = warp_sum(d);
+        float mn = fmaxf(m, d);
+        float corr = exp2f(m - mn), pj = exp2f(d - mn);
+        l = l * corr + pj;
+#pragma unroll
+        for (int p = 0; p < FS_PERL; p++) {
+            int e = lane + 32 * p;
+            if (e < HEAD_DIM) acc[p] = acc[p] * corr + pj * vh[(size_t)j * HEAD_DIM + e];
+        }
+        m = mn;
+    }
+    __shared__ float sm[4], sl[4], so[4][HEAD_DIM];
+    __shared__ bool last;
+#pragma unroll
+    for (int p = 0; p < FS_PERL; p++) {
+        int e = lane + 32 * p;
+        if (e < HEAD_DIM) so[warp][e] = acc[p];
+    }
+    if (lane == 0) {
+        sm[warp] = m;
+        sl[warp] = l;
+    }
+    __syncthreads();
+    float M = fmaxf(fmaxf(sm[0], sm[1]), fmaxf(sm[2], sm[3]));
+    const size_t at = (size_t)hq * splits + split;
+    for (int e = threadIdx.x; e < HEAD_DIM; e += blockDim.x) {
+        float o = 0.f, sum = 0.f;
+        for (int w = 0; w < 4; w++) {
+            float c = sm[w] == -INFINITY ? 0.f : exp2f(sm[w] - M);
+            o += so[w][e] * c;
+            sum += sl[w] * c;
+        }
+        part_o[at * HEAD_DIM + e] = o;
+        if (e == 0) {
+            part_ml[at * 2] = M;
+            part_ml[at * 2 + 1] = sum;
+        }
+    }
+    __threadfence();  // this block's state is visible before the count says so
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(count + hq, 1) == splits - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    const float* ml = part_ml + (size_t)hq * splits * 2;
+    M = -INFINITY;
+    for (int s = 0; s < splits; s++) M = fmaxf(M, __ldcg(ml + 2 * s));
+    for (int e = threadIdx.x; e < HEAD_DIM; e += blockDim.x) {
+        float o = 0.f, sum = 0.f;
+        for (int s = 0; s < splits; s++) {
+            float ms = __ldcg(ml + 2 * s);
+            float c = ms == -INFINITY ? 0.f : exp2f(ms - M);
+            o += __ldcg(part_o + ((size_t)hq * splits + s) * HEAD_DIM + e) * c;
+            sum += __ldcg(ml + 2 * s + 1) * c;
+        }
+        out[(size_t)hq * HEAD_DIM + e] = o / sum;
+    }
+    if (threadIdx.x == 0) count[hq] = 0;
+}
+#endif
