@@ -346,5 +346,8 @@ func TestSplitAttentionGPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	grade.AllClose(t, fmt.Sprintf("attention in %d splits against one range", splits), tensor.New(split, hq, dim), tensor.New(whole, hq, dim), grade.Tol{RTol: 1e-5, ATol: 1e-6})
+	// The probabilities enter the tensor cores as bf16, each range's
+	// relative to its own maximum: the two orders round differently, by
+	// up to 2⁻⁹ of a weight.
+	grade.AllClose(t, fmt.Sprintf("attention in %d splits against one range", splits), tensor.New(split, hq, dim), tensor.New(whole, hq, dim), grade.Tol{RTol: 1e-2, ATol: 1e-3})
 }
