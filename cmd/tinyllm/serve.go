@@ -15,8 +15,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tinyllm-go/tinyllm/internal/gpurunner"
 	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"github.com/tinyllm-go/tinyllm/internal/serving"
+	"github.com/tinyllm-go/tinyllm/kernels"
 	"github.com/tinyllm-go/tinyllm/models"
 	refday6 "github.com/tinyllm-go/tinyllm/solutions/week1/day6"
 	w3day1 "github.com/tinyllm-go/tinyllm/solutions/week3/day1"
@@ -40,6 +42,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	budget := fs.Int("max-batched-tokens", 512, "week3: the token budget of one step (max_num_batched_tokens): prompt chunks and decodes together")
 	kvPages := fs.Int("kv-pages", 0, "week3: pages of 16 positions in the KV cache pool (0: room for --max-seqs requests of the whole context, at most --kv-mib)")
 	kvMiB := fs.Int("kv-mib", 1024, "week3, with --kv-pages 0: the most memory of the KV cache pool, MiB")
+	device := fs.String("device", "cpu", "week3: where the model runner runs: cpu, or cuda (the GPU runner: weights, KV pages and activations in device memory)")
 	maxBody := fs.Int64("max-body", 1<<20, "largest request body, in bytes; a larger one gets 413")
 	record := fs.String("record", "", "write every /v1/ exchange to this folder as JSON (maintainers: recording the W3D5 fixtures)")
 	if err := parseFlags(fs, args, stderr); err != nil {
@@ -60,8 +63,14 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	case *kvPages < 0 || *kvMiB < 1:
 		return fmt.Errorf("%w: --kv-pages must not be negative and --kv-mib must be positive, got %d and %d", errUsage, *kvPages, *kvMiB)
 	}
+	switch {
+	case *device == "auto":
+		return fmt.Errorf("%w: serve takes --device cpu or cuda, not auto: the server says where it runs", errUsage)
+	case checkDeviceFlag(*device) != nil:
+		return checkDeviceFlag(*device)
+	}
 	srv, err := newServer(serverOptions{modelDir: *modelFlag, impl: *implFlag, engine: *engineFlag, queue: *queue, maxBody: *maxBody, record: *record,
-		maxSeqs: *maxSeqs, budget: *budget, kvPages: *kvPages, kvMiB: *kvMiB}, stderr)
+		maxSeqs: *maxSeqs, budget: *budget, kvPages: *kvPages, kvMiB: *kvMiB, device: *device}, stderr)
 	if err != nil {
 		return err
 	}
@@ -97,6 +106,9 @@ type serverOptions struct {
 	// at once, 512 tokens a step, pages for every request's whole context
 	// within 1 GiB).
 	maxSeqs, budget, kvPages, kvMiB int
+	// device is where the Week 3 engine's model runner runs: "" or
+	// "cpu", or a GPU backend (the GPU runner).
+	device string
 }
 
 // server is a loaded model behind the reference handler.
@@ -122,6 +134,9 @@ func newServer(o serverOptions, stderr io.Writer) (*server, error) {
 	}
 	if o.engine != "week3" && o.engine != "week2" {
 		return nil, fmt.Errorf("%w: --engine must be week3 or week2, got %q", errUsage, o.engine)
+	}
+	if o.device != "" && o.device != "cpu" && (o.engine != "week3" || o.impl != "ref") {
+		return nil, fmt.Errorf("%w: --device %s runs the reference Week 3 engine's GPU runner; --engine %s --impl %s runs on the CPU", errUsage, o.device, o.engine, o.impl)
 	}
 	f := &engineFlags{modelDir: o.modelDir, impl: o.impl, week: 2, topP: 1, maxTokens: 1, device: "cpu", noModel: o.engine == "week3"}
 	if err := f.validate(stderr); err != nil {
@@ -187,7 +202,7 @@ const servePageSize = 16
 // behind serving.BatchEngine. The pool holds o.kvPages pages, or (0) room
 // for o.maxSeqs requests of the whole context within o.kvMiB, and never
 // less than one such request.
-func newWeek3Engine(e *engine, o serverOptions, stderr io.Writer) (*serving.BatchEngine, error) {
+func newWeek3Engine(e *engine, o serverOptions, stderr io.Writer) (week3Engine, error) {
 	if o.maxSeqs == 0 {
 		o.maxSeqs = 64
 	}
@@ -200,16 +215,17 @@ func newWeek3Engine(e *engine, o serverOptions, stderr io.Writer) (*serving.Batc
 	if o.queue == 0 {
 		o.queue = 16
 	}
-	model, err := w3day1.NewQwen2ModelWeek3(e.ck)
-	if err != nil {
-		return nil, err
-	}
-	sh := model.Shape()
+	gpu := o.device != "" && o.device != "cpu"
+	sh := llm.ShapeOf(e.ck.Config)
 	pc := w3day3.PoolConfig{PageSize: servePageSize, Layers: sh.NumLayers, KVHeads: sh.NumKVHeads, HeadDim: sh.HeadDim}
+	perPage := pc.BytesPerPage()
+	if gpu {
+		perPage /= 2 // the GPU runner's pages hold bf16
+	}
 	one := llm.PagesFor(sh.MaxContext-1, servePageSize)
 	pc.NumPages = o.kvPages
 	if pc.NumPages == 0 {
-		pc.NumPages = max(one, min(o.maxSeqs*one, int(int64(o.kvMiB)<<20/pc.BytesPerPage())))
+		pc.NumPages = max(one, min(o.maxSeqs*one, int(int64(o.kvMiB)<<20/perPage)))
 	}
 	if pc.NumPages < one {
 		return nil, fmt.Errorf("%w: --kv-pages %d cannot hold one request of the model's context of %d positions (%d pages of %d)",
@@ -219,24 +235,71 @@ func newWeek3Engine(e *engine, o serverOptions, stderr io.Writer) (*serving.Batc
 	if err != nil {
 		return nil, err
 	}
-	runner, err := w3day4.NewRunner(model, pool)
-	if err != nil {
-		return nil, err
+	var runner llm.ModelRunner
+	release, where := func() {}, "the CPU"
+	if gpu {
+		dev, err := kernels.Open()
+		if err != nil {
+			return nil, fmt.Errorf("--device %s: %w", o.device, err)
+		}
+		m, err := gpurunner.Load(dev, e.ck, gpurunner.Options{MaxTokens: o.budget, MaxSeqs: o.maxSeqs, NumPages: pc.NumPages, PageSize: servePageSize})
+		if err != nil {
+			dev.Close()
+			return nil, err
+		}
+		release, where = func() { m.Close(); dev.Close() }, dev.String()
+		if runner, err = m.Runner(pool); err != nil {
+			release()
+			return nil, err
+		}
+	} else {
+		model, err := w3day1.NewQwen2ModelWeek3(e.ck)
+		if err != nil {
+			return nil, err
+		}
+		if runner, err = w3day4.NewRunner(model, pool); err != nil {
+			return nil, err
+		}
 	}
 	blocks := w3day6.NewPrefixBlockManager(pool)
 	core, err := w3day2.NewEngine(llm.EngineConfig{MaxNumBatchedTokens: o.budget, MaxNumSeqs: o.maxSeqs, MaxContext: sh.MaxContext, EOS: e.eos}, runner, blocks)
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("%w: %v", errUsage, err)
 	}
-	fmt.Fprintf(stderr, "week 3 engine: up to %d requests at once, %d tokens a step, %d KV pages of %d positions (%.0f MiB), prefix cache on\n",
-		o.maxSeqs, o.budget, pc.NumPages, servePageSize, float64(int64(pc.NumPages)*pc.BytesPerPage())/(1<<20))
-	return serving.NewBatchEngine(serving.BatchConfig{
+	fmt.Fprintf(stderr, "week 3 engine on %s: up to %d requests at once, %d tokens a step, %d KV pages of %d positions (%.0f MiB), prefix cache on\n",
+		where, o.maxSeqs, o.budget, pc.NumPages, servePageSize, float64(int64(pc.NumPages)*perPage)/(1<<20))
+	be, err := serving.NewBatchEngine(serving.BatchConfig{
 		Engine: core, Blocks: blocks,
 		// The reference engine samples with the reference sampler, also
 		// under --impl learner (whose handler alone is the learner's).
 		NewSampler: func(t, p float64, seed uint64) llm.Sampler { return impls["ref"].sampler(t, p, 0, seed) },
 		MaxContext: sh.MaxContext, MaxRunning: o.maxSeqs, QueueSize: o.queue,
 	})
+	if err != nil {
+		release()
+		return nil, err
+	}
+	return closingEngine{be, release}, nil
+}
+
+// week3Engine is the Week 3 engine behind the server.
+type week3Engine interface {
+	serving.Engine
+	Close()
+}
+
+// closingEngine is a BatchEngine whose Close also frees what the model
+// runner holds (the GPU runner's model and device).
+type closingEngine struct {
+	*serving.BatchEngine
+	release func()
+}
+
+// Close stops the engine, then frees the runner's memory.
+func (c closingEngine) Close() {
+	c.BatchEngine.Close()
+	c.release()
 }
 
 // modelID is the model's name in the API: its folder's name, and the

@@ -18,6 +18,8 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+
+	"github.com/tinyllm-go/tinyllm/kernels"
 )
 
 // startServer serves the shipped model on a loopback test server, on the
@@ -51,6 +53,8 @@ func TestServeCommandLineErrors(t *testing.T) {
 		{[]string{"serve", "--max-seqs", "64", "--max-batched-tokens", "32"}, "need 1 <= --max-seqs <= --max-batched-tokens"},
 		{[]string{"serve", "--kv-pages", "-1"}, "--kv-pages must not be negative"},
 		{[]string{"serve", "--kv-pages", "3", "--port", "0"}, "--kv-pages 3 cannot hold one request of the model's context of 512 positions"},
+		{[]string{"serve", "--device", "auto"}, "not auto"},
+		{[]string{"serve", "--device", "tpu"}, "--device must be auto, cpu, cuda or metal"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(tc.args, &stdout, &stderr)
@@ -315,5 +319,19 @@ func TestServeChatPageInChromium(t *testing.T) {
 	cls := class.Value
 	if model != "tinyqwen-chat" || !strings.Contains(cls, "assistant") || !strings.Contains(reply, "623") {
 		t.Errorf("the page shows model %q and a reply %q (class %q); want tinyqwen-chat and an assistant reply with 623", model, reply, cls)
+	}
+}
+
+// TestServeDeviceNeedsWeek3 checks that a GPU is refused for the engines
+// that run on the CPU only, before any model is loaded.
+func TestServeDeviceNeedsWeek3(t *testing.T) {
+	gpu := kernels.PlatformBackend()
+	if gpu == "" {
+		gpu = kernels.CUDA // refused earlier, as not available here
+	}
+	var stdout, stderr bytes.Buffer
+	code := run([]string{"serve", "--device", gpu, "--engine", "week2", "--port", "0"}, &stdout, &stderr)
+	if code == 0 || !strings.Contains(stderr.String(), "--device "+gpu) || strings.Contains(stderr.String(), "goroutine ") {
+		t.Errorf("tinyllm serve --device %s --engine week2: exit %d, stderr %q; want a usage error about --device", gpu, code, stderr.String())
 	}
 }
