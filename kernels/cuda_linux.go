@@ -56,12 +56,15 @@ var (
 	cudaLib      cudaAPI
 	graphLib     graphAPI
 	graphLoadErr error
-	nvrtcLib     nvrtcAPI
-	cudaLoadErr  error
-	cudaLibPath  string
-	nvrtcLibPath string
-	nvrtcVer     string
-	driverVer    int
+	// cuLaunchKernelEx (CUDA 12), for launches that may overlap the one
+	// before them; 0 where the driver has none (they run as plain launches).
+	launchKernelEx uintptr
+	nvrtcLib       nvrtcAPI
+	cudaLoadErr    error
+	cudaLibPath    string
+	nvrtcLibPath   string
+	nvrtcVer       string
+	driverVer      int
 )
 
 // Driver constants from cuda.h.
@@ -250,6 +253,9 @@ func loadCUDA() error {
 		"cuGraphInstantiateWithFlags": &g.cuGraphInstantiateWithFlags, "cuGraphLaunch": &g.cuGraphLaunch,
 		"cuGraphExecDestroy": &g.cuGraphExecDestroy, "cuGraphDestroy": &g.cuGraphDestroy,
 	})
+	if loadSyms(h, path, map[string]*uintptr{"cuLaunchKernelEx": &launchKernelEx}) != nil {
+		launchKernelEx = 0
+	}
 	var v int32
 	call(a.cuDriverGetVersion, uintptr(unsafe.Pointer(&v)))
 	driverVer = int(v)
@@ -347,6 +353,9 @@ type cudaBackend struct {
 	// copies and launches, so a graph needs no extra synchronisation.
 	stream    uintptr
 	capturing bool
+	// overlap: the device can run programmatic dependent launches
+	// (compute capability 9.0 or later, and a driver with cuLaunchKernelEx).
+	overlap bool
 }
 
 func openCUDA() (backend, error) {
@@ -398,6 +407,7 @@ func openCUDA() (backend, error) {
 	call(a.cuDeviceTotalMem, uintptr(unsafe.Pointer(&total)), uintptr(b.dev))
 	major, minor := attr(attrCCMajor), attr(attrCCMinor)
 	b.arch = fmt.Sprintf("sm_%d%d", major, minor)
+	b.overlap = major >= 9 && launchKernelEx != 0
 	shared := attr(attrMaxSharedPerBlockOptin)
 	if shared == 0 {
 		shared = attr(attrMaxSharedPerBlock)
@@ -606,9 +616,47 @@ func (b *cudaBackend) launch(fn uintptr, _ int, cfg LaunchConfig, args []any) er
 	if b.capturing {
 		stream = b.stream
 	}
+	if cfg.Overlap && b.capturing && b.overlap {
+		// Programmatic dependent launch: the kernel may start while the
+		// one before it finishes, and waits for it with
+		// griddepcontrol.wait before it reads what that one wrote.
+		attr := cuLaunchAttribute{id: cuLaunchAttributeProgrammaticStreamSerialization}
+		attr.val[0] = 1 // programmaticStreamSerializationAllowed
+		lc := cuLaunchConfig{gridX: uint32(g.X), gridY: uint32(g.Y), gridZ: uint32(g.Z),
+			blockX: uint32(bl.X), blockY: uint32(bl.Y), blockZ: uint32(bl.Z), sharedMem: uint32(cfg.SharedMem),
+			stream: stream, attrs: uintptr(unsafe.Pointer(&attr)), numAttrs: 1}
+		r := call(launchKernelEx, uintptr(unsafe.Pointer(&lc)), fn, params, 0)
+		runtime.KeepAlive(&attr)
+		runtime.KeepAlive(&lc)
+		return cuErr("cuLaunchKernelEx", r)
+	}
 	r := call(cudaLib.cuLaunchKernel, fn, uintptr(g.X), uintptr(g.Y), uintptr(g.Z),
 		uintptr(bl.X), uintptr(bl.Y), uintptr(bl.Z), uintptr(cfg.SharedMem), stream, params, 0)
 	return cuErr("cuLaunchKernel", r)
+}
+
+// cuLaunchAttributeProgrammaticStreamSerialization is
+// CU_LAUNCH_ATTRIBUTE_PROGRAMMATIC_STREAM_SERIALIZATION.
+const cuLaunchAttributeProgrammaticStreamSerialization = 6
+
+// cuLaunchAttribute is CUlaunchAttribute: an id, padding to 8 bytes, and a
+// 64-byte union of values.
+type cuLaunchAttribute struct {
+	id  uint32
+	_   uint32
+	val [16]uint32
+}
+
+// cuLaunchConfig is CUlaunchConfig.
+type cuLaunchConfig struct {
+	gridX, gridY, gridZ    uint32
+	blockX, blockY, blockZ uint32
+	sharedMem              uint32
+	_                      uint32
+	stream                 uintptr
+	attrs                  uintptr
+	numAttrs               uint32
+	_                      uint32
 }
 
 func (b *cudaBackend) sync() error {

@@ -77,6 +77,14 @@ type LaunchConfig struct {
 	// `extern __shared__` array, Metal's threadgroup buffer at
 	// [[threadgroup(0)]].
 	SharedMem int
+	// Overlap lets the kernel start before the launch ahead of it has
+	// finished, while a graph is being captured on a GPU that can (CUDA
+	// programmatic dependent launch, compute capability 9.0 and later):
+	// its blocks are scheduled during the other's last ones, so the gap
+	// between two small kernels shrinks. The kernel must wait for the
+	// launch ahead (PTX griddepcontrol.wait) before it reads anything that
+	// launch writes. Elsewhere the launch is a plain one.
+	Overlap bool
 }
 
 // Blocks returns the number of blocks of size block needed to cover n

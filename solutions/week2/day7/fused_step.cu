@@ -213,6 +213,19 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
     }
 }
 
+// Programmatic dependent launch (compute capability 9.0 and later): the
+// captured step launches every kernel below with Overlap, so the next
+// kernel's blocks are scheduled while this one's last blocks run. Each
+// kernel lets its successor be scheduled at once, then waits until its
+// predecessor has finished and its writes are visible; a kernel launched
+// without Overlap returns from the wait at once.
+__device__ __forceinline__ void fs_after_previous() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 #define FS_W const void *__restrict__ w, const unsigned short *__restrict__ scales, \
              const unsigned short *__restrict__ biases, int group, int wk
 #define FS_WA w, scales, biases, group, wk
@@ -223,22 +236,26 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
             const float* __restrict__ ln, const float* __restrict__ bias, const float* __restrict__ cos_t,          \
             const float* __restrict__ sin_t, const int* __restrict__ pos, int E, int Hq, int H, int D, int cap,    \
             int max_pos, float eps, FS_W) {                                                                         \
+        fs_after_previous();                                                                                        \
         fs_qkv<Q4>(q, kc, vc, h, ln, bias, cos_t, sin_t, pos, E, Hq, H, D, cap, max_pos, eps, FS_WA);              \
     }                                                                                                               \
     extern "C" __global__ void __launch_bounds__(256) fs_resid_##SUF(float* __restrict__ hres,                      \
                                                                      const float* __restrict__ x, int N, int K,     \
                                                                      FS_W) {                                        \
+        fs_after_previous();                                                                                        \
         fs_resid<Q4>(hres, x, N, K, FS_WA);                                                                         \
     }                                                                                                               \
     extern "C" __global__ void __launch_bounds__(256) fs_gateup_##SUF(                                              \
             float* __restrict__ act, const float* __restrict__ h, const float* __restrict__ ln, int I, int E,      \
             float eps, FS_W) {                                                                                      \
+        fs_after_previous();                                                                                        \
         fs_gateup<Q4>(act, h, ln, I, E, eps, FS_WA);                                                                \
     }                                                                                                               \
     extern "C" __global__ void __launch_bounds__(256) fs_head_##SUF(                                                \
             float* __restrict__ logits, int* __restrict__ part, int* __restrict__ count, int* __restrict__ token,   \
             int* __restrict__ pos, const float* __restrict__ h, const float* __restrict__ ln, int N, int E,        \
             float eps, FS_W) {                                                                                      \
+        fs_after_previous();                                                                                        \
         fs_head<Q4>(logits, part, count, token, pos, h, ln, N, E, eps, FS_WA);                                      \
     }
 
@@ -255,6 +272,7 @@ extern "C" __global__ void __launch_bounds__(128) fs_attention(
         float* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml, int* __restrict__ count,
         const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
         const int* __restrict__ pos, int cap, int group, float scale) {
+    fs_after_previous();
     const int split = blockIdx.x, hq = blockIdx.y, splits = gridDim.x;
     const int h = hq / group, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int S = pos[0] + 1;

@@ -793,7 +793,7 @@ func (m *GPUModel) fusedLaunch(base string, w *devtensor.Weight, units, k int, a
 		name = base + "_q4"
 		wargs = []any{w.W, w.Scales, w.Biases, int32(w.GroupSize), int32(wk)}
 	}
-	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(256), SharedMem: stagedBytes(k)}
+	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(256), SharedMem: stagedBytes(k), Overlap: true}
 	return m.dev.Launch(m.fk[name], cfg, append(args, wargs...)...)
 }
 
@@ -838,7 +838,7 @@ func (m *GPUModel) forwardFused() error {
 		}
 		l.cache.Len = m.n + 1
 		if m.fuseOnly == "" || m.fuseOnly == "fs_attention" {
-			if err := m.dev.Launch(m.fk["fs_attention"], kernels.LaunchConfig{Grid: kernels.Dim3{X: m.splits, Y: hq, Z: 1}, Block: kernels.D1(128)},
+			if err := m.dev.Launch(m.fk["fs_attention"], kernels.LaunchConfig{Grid: kernels.Dim3{X: m.splits, Y: hq, Z: 1}, Block: kernels.D1(128), Overlap: true},
 				m.attn.Buf, m.partO, m.partML, m.attCount, m.q.Buf, l.cache.K, l.cache.V, m.pos, int32(l.cache.Capacity), int32(hq/h), scale); err != nil {
 				return err
 			}
