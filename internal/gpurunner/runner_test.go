@@ -32,6 +32,26 @@ func openCheckpoint(t *testing.T, rel string) *checkpoint.Checkpoint {
 	return ck
 }
 
+// loadRunner loads ck with o and binds it to a fresh pool of its shape;
+// the model is closed when the test ends.
+func loadRunner(t *testing.T, d *kernels.Device, ck *checkpoint.Checkpoint, o Options) (*Model, *w3day3.PagePool, *Runner) {
+	t.Helper()
+	m, err := Load(d, ck, o)
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	t.Cleanup(func() { m.Close() })
+	pool, err := w3day3.NewPagePool(PoolConfig(ck.Config, o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := m.Runner(pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, pool, r
+}
+
 // stepper runs hand-made batches through a runner and a block manager, as
 // the engine would: pages reserved before the step, NumCached moved after.
 type stepper struct {
@@ -112,19 +132,7 @@ func TestRunnerHuggingFaceGPU(t *testing.T) {
 			// Pages of 4 positions: every sequence spans several, handed
 			// out interleaved between the sequences.
 			o := Options{MaxTokens: 64, MaxSeqs: 8, NumPages: 64, PageSize: 4}
-			m, err := Load(d, ck, o)
-			if err != nil {
-				t.Fatalf("Load: %v", err)
-			}
-			defer m.Close()
-			pool, err := w3day3.NewPagePool(PoolConfig(ck.Config, o))
-			if err != nil {
-				t.Fatal(err)
-			}
-			r, err := m.Runner(pool)
-			if err != nil {
-				t.Fatal(err)
-			}
+			m, pool, r := loadRunner(t, d, ck, o)
 			s := stepper{t: t, m: m, r: r, blocks: w3day3.NewBlockManager(pool)}
 			seqs := make([]*llm.Sequence, len(prompts))
 			for b, p := range prompts {
@@ -210,22 +218,10 @@ func TestRunnerRefusesGPU(t *testing.T) {
 	d := kerneltest.Open(t)
 	ck := openCheckpoint(t, "models/tinyqwen-chat")
 	o := Options{MaxTokens: 8, MaxSeqs: 2, NumPages: 16, PageSize: 4}
-	m, err := Load(d, ck, o)
-	if err != nil {
-		t.Fatalf("Load: %v", err)
-	}
-	defer m.Close()
-	pool, err := w3day3.NewPagePool(PoolConfig(ck.Config, o))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, pool, r := loadRunner(t, d, ck, o)
 	if _, err := m.Runner(mustPool(t, w3day3.PoolConfig{NumPages: 16, PageSize: 8, Layers: ck.Config.NumHiddenLayers,
 		KVHeads: ck.Config.NumKeyValueHeads, HeadDim: ck.Config.HeadDim()})); err == nil {
 		t.Fatal("Runner accepted a pool of another page size")
-	}
-	r, err := m.Runner(pool)
-	if err != nil {
-		t.Fatal(err)
 	}
 	blocks := w3day3.NewBlockManager(pool)
 	long := llm.NewSequence(0, make([]int, 9), 1)
@@ -294,19 +290,7 @@ func TestSplitAttentionGPU(t *testing.T) {
 	ck := openCheckpoint(t, "models/tinyqwen-chat")
 	cfg := ck.Config
 	o := Options{MaxTokens: 512, MaxSeqs: 4, NumPages: 64, PageSize: 16}
-	m, err := Load(d, ck, o)
-	if err != nil {
-		t.Fatalf("Load: %v", err)
-	}
-	defer m.Close()
-	pool, err := w3day3.NewPagePool(PoolConfig(cfg, o))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := m.Runner(pool)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, pool, r := loadRunner(t, d, ck, o)
 	s := stepper{t: t, m: m, r: r, blocks: w3day3.NewBlockManager(pool)}
 	prompt := make([]int, 400)
 	for i := range prompt {
