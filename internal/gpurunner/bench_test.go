@@ -133,7 +133,7 @@ func BenchmarkRunnerDecodeGPU(b *testing.B) {
 		for _, splits := range ways {
 			el := timed(func() {
 				for _, l := range m.layers {
-					if err := m.dev.Launch(m.k["paged_attention_bf16"], attentionLaunch(seqs, cfg.NumKeyValueHeads, splits, cfg.HeadDim()),
+					if err := m.dev.Launch(m.k["paged_attention_bf16"], m.attentionLaunch(seqs, cfg.NumKeyValueHeads, splits),
 						m.attn.Buf, part, m.q.Buf, l.k, l.v, m.tables, m.info, m.rowSeq, int32(llm.PagesFor(all[0].NumCached, ps)), int32(ps), float32(1/math.Sqrt(float64(cfg.HeadDim())))); err != nil {
 						b.Fatal(err)
 					}

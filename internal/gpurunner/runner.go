@@ -5,7 +5,8 @@
 // activations in device memory. It is assembled from the reference
 // kernels: Week 2 Day 4's matrix products, Day 5's fused norms, Day 7's
 // embedding and SwiGLU, Week 3 Day 4's batch checks and block tables, and
-// kernels of its own (runner.cu): the q/k/v epilogue that writes keys and
+// kernels of its own (runner.cu, and runner.metal with a scalar attention
+// kernel): the q/k/v epilogue that writes keys and
 // values into each row's page slot, paged attention over pages of bf16
 // (half the bytes of Day 4's float32 pages, and a kernel that reads them at
 // a higher rate), a row gather, and a greedy choice per row.
@@ -36,12 +37,17 @@ import (
 //go:embed runner.cu
 var runnerCUDA string
 
-// source is the runner's own kernels for a backend: CUDA only so far (a
-// Metal port of runner.cu would follow Week 3 Day 4's paged.metal).
+//go:embed runner.metal
+var runnerMetal string
+
+// source is the runner's own kernels for a backend (kernels.CUDA or
+// kernels.Metal), or "".
 func source(backend string) string {
 	switch backend {
 	case kernels.CUDA:
 		return runnerCUDA
+	case kernels.Metal:
+		return runnerMetal
 	}
 	return ""
 }
@@ -101,10 +107,14 @@ type Model struct {
 const attentionBlock = 128
 
 // attentionLaunch is paged_attention_bf16's launch for t rows over h
-// key/value heads in splits ranges, head dimension d: its dynamic shared
-// memory is ATT_SMEM in runner.cu.
-func attentionLaunch(t, h, splits, d int) kernels.LaunchConfig {
-	return kernels.LaunchConfig{Grid: kernels.Dim3{X: t, Y: h, Z: splits}, Block: kernels.D1(attentionBlock), SharedMem: 4 * 2 * 32 * (d + 8) * 2}
+// key/value heads in splits ranges: on CUDA with ATT_SMEM (runner.cu)
+// bytes of dynamic shared memory; the Metal kernel's is static.
+func (m *Model) attentionLaunch(t, h, splits int) kernels.LaunchConfig {
+	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: t, Y: h, Z: splits}, Block: kernels.D1(attentionBlock)}
+	if m.dev.Backend() == kernels.CUDA {
+		cfg.SharedMem = 4 * 2 * 32 * (m.cfg.HeadDim() + 8) * 2
+	}
+	return cfg
 }
 
 // storage is how a checkpoint's matrices are stored on the device: bits 16
@@ -182,7 +192,7 @@ func MemoryNeed(cfg checkpoint.Config, o Options) (int64, error) {
 func Load(dev *kernels.Device, ck *checkpoint.Checkpoint, o Options) (m *Model, err error) {
 	cfg := ck.Config
 	if source(dev.Backend()) == "" {
-		return nil, fmt.Errorf("gpu runner: no kernels for %s yet: the runner runs on CUDA", dev.Backend())
+		return nil, fmt.Errorf("gpu runner: no kernels for %s", dev.Backend())
 	}
 	need, err := MemoryNeed(cfg, o)
 	if err != nil {
@@ -583,7 +593,7 @@ func (m *Model) forward(t, width, longest int) error {
 			int32(t), int32(hq), int32(h), int32(d), int32(m.rope.MaxPos), int32(slots)); err != nil {
 			return err
 		}
-		if err := m.dev.Launch(m.k["paged_attention_bf16"], attentionLaunch(t, h, splits, d),
+		if err := m.dev.Launch(m.k["paged_attention_bf16"], m.attentionLaunch(t, h, splits),
 			m.attn.Buf, part, m.q.Buf, l.k, l.v, m.tables, m.info, m.rowSeq, int32(width), int32(m.opts.PageSize), scale); err != nil {
 			return err
 		}

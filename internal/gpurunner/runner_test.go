@@ -322,7 +322,7 @@ func TestSplitAttentionGPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	l := m.layers[len(m.layers)-1]
-	if err := d.Launch(m.k["paged_attention_bf16"], attentionLaunch(1, cfg.NumKeyValueHeads, 1, dim),
+	if err := d.Launch(m.k["paged_attention_bf16"], m.attentionLaunch(1, cfg.NumKeyValueHeads, 1),
 		m.o.Buf, m.o.Buf, m.q.Buf, l.k, l.v, m.tables, m.info, m.rowSeq, int32(len(seq.BlockTable)), int32(o.PageSize), float32(1/math.Sqrt(float64(dim)))); err != nil {
 		t.Fatal(err)
 	}

@@ -14,9 +14,9 @@ import (
 // TestSourcesDeclareKernels checks that both backends' sources declare
 // every kernel the runner launches.
 func TestSourcesDeclareKernels(t *testing.T) {
-	for _, backend := range []string{kernels.CUDA} {
+	for _, backend := range []string{kernels.CUDA, kernels.Metal} {
 		src := source(backend)
-		for _, name := range []string{"paged_qkv", "paged_attention_bf16", "gather_rows", "argmax_rows"} {
+		for _, name := range []string{"paged_qkv", "paged_attention_bf16", "paged_attention_merge", "gather_rows", "argmax_rows"} {
 			if !strings.Contains(src, " "+name+"(") {
 				t.Errorf("the %s source declares no kernel %s", backend, name)
 			}
