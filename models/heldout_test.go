@@ -13,11 +13,13 @@ import (
 
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/fixture"
+	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
 	"github.com/tinyllm-go/tinyllm/models"
 	"github.com/tinyllm-go/tinyllm/models/heldout"
 	"github.com/tinyllm-go/tinyllm/solutions/week2/day1"
+	w2day3 "github.com/tinyllm-go/tinyllm/solutions/week2/day3"
 )
 
 const (
@@ -44,7 +46,7 @@ const (
 // the default one), the reply is generated greedily until an eos id of
 // generation_config.json or 64 tokens, and special tokens are dropped from it.
 func TestShippedModelHeldOutSkills(t *testing.T) {
-	testHeldOutSkills(t, models.Dir, heldoutMinPercent)
+	testHeldOutSkills(t, models.Dir, week2Model, heldoutMinPercent)
 }
 
 // TestShipped4BitModelHeldOutSkills asks the 4-bit sibling the same
@@ -53,15 +55,40 @@ func TestShippedModelHeldOutSkills(t *testing.T) {
 // quantized folder through the checkpoint, which dequantizes each weight
 // once at load time.
 func TestShipped4BitModelHeldOutSkills(t *testing.T) {
-	testHeldOutSkills(t, func() (string, error) {
-		dir, _, err := models.Open4Bit()
-		return dir, err
+	testHeldOutSkills(t, open4Bit, week2Model, heldoutMinPercent)
+}
+
+// TestShipped4BitModelHeldOutSkillsInt8 asks the 4-bit sibling the same
+// questions through the engine's fast path, the W2D3 model computing on
+// the packed weights with 8-bit activations (tensor.MatmulQ4Each), to the
+// same bar: rounding the activations must not cost the skills either. On
+// a machine without those kernels the model computes in float and the
+// test is reported as not run.
+func TestShipped4BitModelHeldOutSkillsInt8(t *testing.T) {
+	if !tensor.HasInt8Kernels() {
+		t.Skip("not run: this machine has no 8-bit-activation kernels (amd64 with AVX2 has them)")
+	}
+	tensor.AllowInt8Activations(true)
+	t.Cleanup(func() { tensor.AllowInt8Activations(false) })
+	testHeldOutSkills(t, open4Bit, func(ck *checkpoint.Checkpoint) (llm.CachedModel, error) {
+		return w2day3.NewQwen2ModelWeek2(ck)
 	}, heldoutMinPercent)
 }
 
+func open4Bit() (string, error) {
+	dir, _, err := models.Open4Bit()
+	return dir, err
+}
+
+// week2Model is W2D1's reference model, which dequantizes a packed
+// checkpoint once at load time.
+func week2Model(ck *checkpoint.Checkpoint) (llm.CachedModel, error) {
+	return day1.NewQwen2ModelWeek2(ck)
+}
+
 // testHeldOutSkills runs the held-out questions on the model that open
-// returns and fails a skill below minPercent.
-func testHeldOutSkills(t *testing.T, open func() (string, error), minPercent int) {
+// returns, built by newModel, and fails a skill below minPercent.
+func testHeldOutSkills(t *testing.T, open func() (string, error), newModel func(*checkpoint.Checkpoint) (llm.CachedModel, error), minPercent int) {
 	if testing.Short() {
 		t.Skip("-short: the held-out test runs the Week 1 engine for about 230 CPU seconds")
 	}
@@ -92,7 +119,7 @@ func testHeldOutSkills(t *testing.T, open func() (string, error), minPercent int
 	defer ck.Close()
 	// The Week 2 engine (KV cache) gives the Week 1 engine's greedy answers,
 	// which both trees check against Hugging Face, several times faster.
-	model, err := day1.NewQwen2ModelWeek2(ck)
+	model, err := newModel(ck)
 	if err != nil {
 		t.Fatal(err)
 	}

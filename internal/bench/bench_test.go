@@ -101,6 +101,22 @@ func BenchmarkMatVecBF16(b *testing.B) {
 	}
 }
 
+// BenchmarkMatVecQ4 is BenchmarkMatVecBF16 for MLX 4-bit weights in groups
+// of 64, through the engine's product (see matVecPassPacked).
+func BenchmarkMatVecQ4(b *testing.B) {
+	for _, s := range MatVecShapes {
+		b.Run(fmt.Sprintf("q4g64_%dx%d", s[0], s[1]), func(b *testing.B) {
+			pass := matVecPassPacked(s[0], s[1], 64, 256<<20)
+			pass()
+			var rates []float64
+			for b.Loop() {
+				rates = append(rates, pass())
+			}
+			b.ReportMetric(Median(rates)/1e9, "GB/s")
+		})
+	}
+}
+
 // BenchmarkStreamRead is the memory bandwidth ceiling of the matrix-vector
 // products.
 func BenchmarkStreamRead(b *testing.B) {

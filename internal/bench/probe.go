@@ -160,30 +160,47 @@ func matVecPass(rows, cols int, dt tensor.DType, minBytes int) func() float64 {
 }
 
 // matVecPassPacked is matVecPass for 4-bit weights in groups of
-// groupSize (random codes, scales and biases), through tensor.MatmulPacked;
-// the rate counts the codes and the float32 scales and biases.
+// groupSize (random codes, scales and biases) through the product the
+// Week 2 engine uses for them: with 8-bit activations on bf16 scales and
+// biases (tensor.MatmulQ4Each) where the kernels have it and the groups
+// are 64 long, the float product on float32 scales and biases
+// (tensor.MatmulPacked) otherwise. The rate counts the bytes that product
+// reads: the codes and the scales and biases as it keeps them.
 func matVecPassPacked(rows, cols, groupSize, minBytes int) func() float64 {
 	rng := rand.New(rand.NewPCG(5, 6))
 	x := tensor.RandN(rng, 1, cols)
 	groups := rows * cols / groupSize
+	int8 := tensor.HasInt8Kernels() && groupSize == 64
 	size := rows*cols/2 + 8*groups
+	if int8 {
+		size = rows*cols/2 + 4*groups
+	}
 	copies := max(1, (minBytes+size-1)/size)
-	ws := make([]*tensor.PackedMatrix, copies)
-	for i := range ws {
-		w := &tensor.PackedMatrix{Out: rows, In: cols, Bits: 4, GroupSize: groupSize,
-			Words: make([]uint32, rows*cols/8), Scales: make([]float32, groups), Biases: make([]float32, groups)}
-		for j := range w.Words {
-			w.Words[j] = rng.Uint32()
+	var run []func()
+	for range copies {
+		words := make([]uint32, rows*cols/8)
+		for j := range words {
+			words[j] = rng.Uint32()
 		}
-		for j := range w.Scales {
-			w.Scales[j], w.Biases[j] = float32(rng.NormFloat64()*0.002), float32(rng.NormFloat64()*0.02)
+		scales, biases := make([]float32, groups), make([]float32, groups)
+		for j := range scales {
+			scales[j], biases[j] = float32(rng.NormFloat64()*0.002), float32(rng.NormFloat64()*0.02)
 		}
-		ws[i] = w
+		if int8 {
+			w := &tensor.Q4Matrix{Out: rows, In: cols, Words: words, Scales: make([]uint16, groups), Biases: make([]uint16, groups)}
+			for j := range scales {
+				w.Scales[j], w.Biases[j] = tensor.BF16FromFloat32(scales[j]), tensor.BF16FromFloat32(biases[j])
+			}
+			run = append(run, func() { tensor.MatmulQ4Each(x, w) })
+			continue
+		}
+		w := &tensor.PackedMatrix{Out: rows, In: cols, Bits: 4, GroupSize: groupSize, Words: words, Scales: scales, Biases: biases}
+		run = append(run, func() { tensor.MatmulPacked(x, w) })
 	}
 	return func() float64 {
 		start := time.Now()
-		for _, w := range ws {
-			tensor.MatmulPacked(x, w)
+		for _, f := range run {
+			f()
 		}
 		return float64(size*copies) / time.Since(start).Seconds()
 	}
@@ -211,8 +228,8 @@ func randWeight(rng *rand.Rand, rows, cols int, dt tensor.DType) *tensor.Tensor 
 
 // MatVecProbe is the measured rate of one matrix-vector product: bf16
 // weights, or MLX 4-bit weights in groups of 64 ("q4g64"), whose bytes are
-// the packed codes plus a float32 scale and bias per group, as the engine
-// reads them.
+// the packed codes plus a scale and bias per group as the engine reads
+// them (bf16 with the 8-bit-activation kernels, float32 otherwise).
 type MatVecProbe struct {
 	Rows     int     `json:"rows"`
 	Cols     int     `json:"cols"`

@@ -71,6 +71,10 @@ type kernelSet struct {
 	// dequantRow sets dst[k] = W[r][k0+k] for a quantized W; k0 and
 	// len(dst) are multiples of the group size.
 	dequantRow func(dst []float32, w *PackedMatrix, r, k0 int)
+	// dotRowsQ4I8, if not nil, sets y[i] = Σ_j x[j]·W[r0+i][j] for a
+	// Q4Matrix W and a row x quantized to 8 bits (packed_i8.go) in
+	// integer vector instructions. Without it the portable loop runs.
+	dotRowsQ4I8 func(r q8Row, w *Q4Matrix, r0 int, y []float32)
 }
 
 // portableKernels is the pure-Go set: the 2×4 register-tiled kernel and

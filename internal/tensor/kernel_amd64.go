@@ -53,6 +53,7 @@ func avx2Kernels() *kernelSet {
 		prepPacked:    prepPackedAVX2,
 		dotRowsPacked: dotRowsPackedAVX2,
 		dequantRow:    dequantRowAVX2,
+		dotRowsQ4I8:   dotRowsQ4I8AVX2,
 	}
 }
 

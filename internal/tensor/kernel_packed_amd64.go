@@ -68,3 +68,38 @@ func dequantRowAVX2(dst []float32, w *PackedMatrix, r, k0 int) {
 	}
 	kernel(&dst[0], &w.Words[w0], &w.Scales[g0], &w.Biases[g0], groups, w.GroupSize/32)
 }
+
+// dotQ4I8 is the 8-bit-activation product of a Q4Matrix
+// (kernel_q4i8_amd64.s): for each row, the group scales times the blocks'
+// activation scales go into cs (groups floats of scratch) and the biases
+// times the blocks' sums into an accumulator; then each group of 64 codes
+// is split into nibbles, multiplied with 32 signed bytes of x8 at a time
+// (VPMADDUBSW, into 16-bit pair sums, which cannot overflow: 2·15·127 per
+// pair, twice), summed to 32 bits (VPMADDWD with ones), converted to float
+// and scaled with one multiply-add.
+//
+//go:noescape
+func dotQ4I8(x8 *int8, dx, xsum *float32, w *uint32, scales, biases *uint16, groups, rows int, y, cs *float32)
+
+// dotRowsQ4I8AVX2 checks that everything the assembly reads is there and
+// runs it over rows r0 .. r0+len(y)-1.
+func dotRowsQ4I8AVX2(r q8Row, w *Q4Matrix, r0 int, y []float32) {
+	rows := len(y)
+	if rows == 0 {
+		return
+	}
+	groups := w.In / q4Group
+	_ = r.x8[w.In-1]
+	_ = r.dx[groups-1]
+	_ = r.xsum[groups-1]
+	_ = w.Words[(r0+rows)*w.In/8-1]
+	_ = w.Scales[(r0+rows)*groups-1]
+	_ = w.Biases[(r0+rows)*groups-1]
+	var stack [256]float32
+	cs := stack[:]
+	if groups > len(stack) {
+		cs = make([]float32, groups)
+	}
+	dotQ4I8(&r.x8[0], &r.dx[0], &r.xsum[0], &w.Words[r0*w.In/8], &w.Scales[r0*groups], &w.Biases[r0*groups],
+		groups, rows, &y[0], &cs[0])
+}

@@ -26,11 +26,18 @@ type Linear struct {
 	Float  *tensor.Tensor // Out x In, nil when the weight is packed
 	Packed *PackedWeight  // nil when the weight is a float tensor
 	Bias   *tensor.Tensor // Out values, nil for a projection without one
+
+	// q4 is Packed as the engine's 8-bit-activation kernels take it, set
+	// by NewQwen2ModelWeek2 where they apply (see fastQ4).
+	q4 *tensor.Q4Matrix
 }
 
 // Forward maps x (N.. x In) to N.. x Out, through QuantizedLinear for a
 // packed weight and Week 1's Linear for a float one.
 func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor {
+	if l.q4 != nil {
+		return forwardEach(x, l)[0]
+	}
 	if l.Packed != nil {
 		return QuantizedLinear(x, l.Packed, l.Bias)
 	}
@@ -42,6 +49,8 @@ func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor {
 type Embedding struct {
 	Float  *day5.Embedding
 	Packed *PackedWeight
+
+	q4 *tensor.Q4Matrix // Packed for the 8-bit-activation kernels, or nil
 }
 
 // Forward gathers the rows of B x L token ids: B x L x HiddenSize float32
@@ -57,7 +66,6 @@ func (e *Embedding) Forward(tokens [][]int) *tensor.Tensor {
 	}
 	per := 32 / p.Bits
 	wordsPerRow, groups := p.In/per, p.In/p.GroupSize
-	s, bi := p.Scales.Data(), p.Biases.Data()
 	out := make([]float32, 0, b*l*p.In)
 	for i, seq := range tokens {
 		if len(seq) != l {
@@ -70,12 +78,24 @@ func (e *Embedding) Forward(tokens [][]int) *tensor.Tensor {
 			// One row is a 1 x In packed weight of its own.
 			row := &PackedWeight{Out: 1, In: p.In, Bits: p.Bits, GroupSize: p.GroupSize,
 				Words:  p.Words[id*wordsPerRow : (id+1)*wordsPerRow],
-				Scales: tensor.New(s[id*groups:(id+1)*groups], 1, groups),
-				Biases: tensor.New(bi[id*groups:(id+1)*groups], 1, groups)}
+				Scales: rowOf(p.Scales, id, groups),
+				Biases: rowOf(p.Biases, id, groups)}
 			out = append(out, Dequantize(row).Data()...)
 		}
 	}
 	return tensor.New(out, b, l, p.In)
+}
+
+// rowOf returns row r of t, a matrix of n columns, as a 1 x n tensor of
+// t's dtype, without widening the rest of t.
+func rowOf(t *tensor.Tensor, r, n int) *tensor.Tensor {
+	switch t.DType() {
+	case tensor.BFloat16:
+		return tensor.FromBF16(t.Bits()[r*n:(r+1)*n], 1, n)
+	case tensor.Float16:
+		return tensor.FromF16(t.Bits()[r*n:(r+1)*n], 1, n)
+	}
+	return tensor.New(t.Data()[r*n:(r+1)*n], 1, n)
 }
 
 // AsLinear uses the table as the output head: N.. x HiddenSize gives
@@ -83,6 +103,9 @@ func (e *Embedding) Forward(tokens [][]int) *tensor.Tensor {
 func (e *Embedding) AsLinear(x *tensor.Tensor) *tensor.Tensor {
 	if e.Packed == nil {
 		return e.Float.AsLinear(x)
+	}
+	if e.q4 != nil {
+		return tensor.MatmulQ4Each(x, e.q4)[0]
 	}
 	return QuantizedMatmul(x, e.Packed)
 }
@@ -127,11 +150,21 @@ func (m *Qwen2MLPWeek2) Forward(x *tensor.Tensor) *tensor.Tensor {
 }
 
 // forwardEach is Forward of each of ls on the same x. When all are packed,
-// the engine multiplies them in one pass (tensor.MatmulPackedEach): in a
-// decode step that is one hand-off to the cores instead of three for q, k
-// and v. The results are the same as one at a time.
+// the engine multiplies them in one pass (tensor.MatmulPackedEach, or
+// tensor.MatmulQ4Each with 8-bit activations): in a decode step that is
+// one hand-off to the cores instead of three for q, k and v, and x is
+// readied once. The results are the same as one at a time.
 func forwardEach(x *tensor.Tensor, ls ...*Linear) []*tensor.Tensor {
 	out := make([]*tensor.Tensor, len(ls))
+	if q4s := q4Of(ls); q4s != nil && x.NDim() > 0 && x.Dim(-1) == q4s[0].In {
+		for i, y := range tensor.MatmulQ4Each(x, q4s...) {
+			if ls[i].Bias != nil {
+				y = tensor.Add(y, ls[i].Bias)
+			}
+			out[i] = y
+		}
+		return out
+	}
 	ws := make([]*tensor.PackedMatrix, len(ls))
 	for i, l := range ls {
 		if l.Packed == nil || x.NDim() == 0 || x.Dim(-1) != l.Packed.In {
@@ -149,6 +182,38 @@ func forwardEach(x *tensor.Tensor, ls ...*Linear) []*tensor.Tensor {
 		out[i] = y
 	}
 	return out
+}
+
+// q4Of returns the Q4Matrix of each of ls, or nil unless all have one.
+func q4Of(ls []*Linear) []*tensor.Q4Matrix {
+	q4s := make([]*tensor.Q4Matrix, len(ls))
+	for i, l := range ls {
+		if l.q4 == nil || l.q4.In != ls[0].q4.In {
+			return nil
+		}
+		q4s[i] = l.q4
+	}
+	return q4s
+}
+
+// fastQ4 returns p as a tensor.Q4Matrix for the engine's 8-bit-activation
+// kernels, or nil where they do not apply: unless the program allowed them
+// (tensor.AllowInt8Activations, which the tinyllm command does) on a
+// machine that has them (amd64 with AVX2), for 8-bit codes, for groups
+// other than 64, and for scales and biases that are not bf16. The matrix
+// shares p's memory.
+//
+// Rounding each activation to 8 bits (one scale per 64 inputs) moves the
+// logits slightly (see the W2D3 chapter) and lets the product multiply
+// small integers, which AVX2 does 32 at a time. The graded functions of
+// the day (QuantizedMatmul, QuantizedLinear) and the model as the checks
+// build it stay float-exact.
+func fastQ4(p *PackedWeight) *tensor.Q4Matrix {
+	if !tensor.Int8Activations() || p.Bits != 4 || p.GroupSize != 64 ||
+		p.Scales.DType() != tensor.BFloat16 || p.Biases.DType() != tensor.BFloat16 {
+		return nil
+	}
+	return &tensor.Q4Matrix{Out: p.Out, In: p.In, Words: p.Words, Scales: p.Scales.Bits(), Biases: p.Biases.Bits()}
 }
 
 // Qwen2TransformerBlockWeek2 is the decoder layer: Week 1's norms and two
@@ -194,38 +259,43 @@ func NewQwen2ModelWeek2(ck *checkpoint.Checkpoint) (*Qwen2ModelWeek2, error) {
 		t, err = ck.Tensor(name, n)
 		return t
 	}
-	matrix := func(name string, out, in int) (*tensor.Tensor, *PackedWeight) {
+	matrix := func(name string, out, in int) (*tensor.Tensor, *PackedWeight, *tensor.Q4Matrix) {
 		if err != nil {
-			return nil, nil
+			return nil, nil, nil
 		}
 		if !ck.IsPacked(name) {
 			var t *tensor.Tensor
 			t, err = ck.Tensor(name, out, in)
-			return t, nil
+			return t, nil, nil
 		}
 		var p *PackedWeight
 		p, err = ck.Packed(name, out, in)
 		if err != nil {
-			return nil, nil
+			return nil, nil, nil
+		}
+		if q4 := fastQ4(p); q4 != nil {
+			// The 8-bit-activation kernels read the checkpoint's bf16
+			// scales and biases where they lie.
+			return nil, p, q4
 		}
 		// Scales and biases are widened to float32 once here (a few percent
 		// of the packed size), not on every product.
 		w := *p
 		w.Scales, w.Biases = tensor.AsType(p.Scales, tensor.Float32), tensor.AsType(p.Biases, tensor.Float32)
-		return nil, &w
+		return nil, &w, nil
 	}
 	linear := func(name string, out, in int, bias bool) *Linear {
 		l := &Linear{}
-		l.Float, l.Packed = matrix(name+".weight", out, in)
+		l.Float, l.Packed, l.q4 = matrix(name+".weight", out, in)
 		if bias {
 			l.Bias = vector(name+".bias", out)
 		}
 		return l
 	}
 	m := &Qwen2ModelWeek2{Config: c, Embedding: &Embedding{}}
-	table, packed := matrix("model.embed_tokens.weight", c.VocabSize, c.HiddenSize)
+	table, packed, q4 := matrix("model.embed_tokens.weight", c.VocabSize, c.HiddenSize)
 	if packed != nil {
-		m.Embedding.Packed = packed
+		m.Embedding.Packed, m.Embedding.q4 = packed, q4
 	} else {
 		m.Embedding.Float = day5.NewEmbedding(c.VocabSize, c.HiddenSize, table)
 	}
