@@ -75,6 +75,12 @@ type kernelSet struct {
 	// Q4Matrix W and a row x quantized to 8 bits (packed_i8.go) in
 	// integer vector instructions. Without it the portable loop runs.
 	dotRowsQ4I8 func(r q8Row, w *Q4Matrix, r0 int, y []float32)
+	// dotRowsQ4I8x4, if not nil, is dotRowsQ4I8 for four rows of x at
+	// once (a prefill): y[r*ldy+i] for r < 4 and i < n.
+	dotRowsQ4I8x4 func(q q8Quad, w *Q4Matrix, r0, n int, y []float32, ldy int)
+	// quantizeQ8, if not nil, rounds activations to 8 bits for the two
+	// above, as quantizeQ8Portable does.
+	quantizeQ8 func(x []float32, x8 []int8, x8Stride int, dx, xsum []float32, dStride int)
 }
 
 // portableKernels is the pure-Go set: the 2×4 register-tiled kernel and

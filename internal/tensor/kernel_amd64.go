@@ -54,6 +54,8 @@ func avx2Kernels() *kernelSet {
 		dotRowsPacked: dotRowsPackedAVX2,
 		dequantRow:    dequantRowAVX2,
 		dotRowsQ4I8:   dotRowsQ4I8AVX2,
+		dotRowsQ4I8x4: dotRowsQ4I8x4AVX2,
+		quantizeQ8:    quantizeQ8AVX2,
 	}
 }
 

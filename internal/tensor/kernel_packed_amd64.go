@@ -103,3 +103,45 @@ func dotRowsQ4I8AVX2(r q8Row, w *Q4Matrix, r0 int, y []float32) {
 	dotQ4I8(&r.x8[0], &r.dx[0], &r.xsum[0], &w.Words[r0*w.In/8], &w.Scales[r0*groups], &w.Biases[r0*groups],
 		groups, rows, &y[0], &cs[0])
 }
+
+// dotQ4I8x4 is dotQ4I8 for four rows of x at once, readied as a q8Quad
+// (x8 and dxs): each group's codes are split into nibbles once and
+// multiplied with the four rows' bytes; y[r*ldy+i] for r < 4.
+//
+//go:noescape
+func dotQ4I8x4(x8 *int8, dxs *float32, w *uint32, scales, biases *uint16, groups, rows int, y *float32, ldy int)
+
+// dotRowsQ4I8x4AVX2 checks the arguments of dotQ4I8x4 and runs it over
+// rows r0 .. r0+n-1.
+func dotRowsQ4I8x4AVX2(q q8Quad, w *Q4Matrix, r0, n int, y []float32, ldy int) {
+	if n == 0 {
+		return
+	}
+	groups := w.In / q4Group
+	_ = q.x8[4*w.In-1]
+	_ = q.dxs[8*groups-1]
+	_ = w.Words[(r0+n)*w.In/8-1]
+	_ = w.Scales[(r0+n)*groups-1]
+	_ = w.Biases[(r0+n)*groups-1]
+	_ = y[3*ldy+n-1]
+	dotQ4I8x4(&q.x8[0], &q.dxs[0], &w.Words[r0*w.In/8], &w.Scales[r0*groups], &w.Biases[r0*groups], groups, n, &y[0], ldy)
+}
+
+// quantQ8 rounds blocks blocks of 64 floats from x to bytes, as
+// quantizeQ8Portable does: block c to x8 + c*x8Stride (bytes), its scale
+// and sum to dx and xsum + c*dStride (floats).
+//
+//go:noescape
+func quantQ8(x *float32, x8 *int8, x8Stride int, dx, xsum *float32, dStride, blocks int)
+
+func quantizeQ8AVX2(x []float32, x8 []int8, x8Stride int, dx, xsum []float32, dStride int) {
+	blocks := len(x) / q4Group
+	if blocks == 0 {
+		return
+	}
+	_ = x[blocks*q4Group-1]
+	_ = x8[(blocks-1)*x8Stride+q4Group-1]
+	_ = dx[(blocks-1)*dStride]
+	_ = xsum[(blocks-1)*dStride]
+	quantQ8(&x[0], &x8[0], x8Stride, &dx[0], &xsum[0], dStride, blocks)
+}

@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 )
@@ -63,71 +64,129 @@ func Int8Activations() bool { return int8Allowed.Load() && HasInt8Kernels() }
 
 // q8Row is one row of activations readied for the 8-bit kernels. For each
 // block c of 64 inputs, x[j] ≈ dx[c]·x8[j], with dx[c] = max|x| / 127 over
-// the block and x8 rounded to the nearest integer; x8 holds a block's 32
-// even inputs and then its 32 odd ones, the order in which the kernels
-// split a byte of codes into its low and high nibbles. xsum[c] is the
-// exact float sum of the block, for the biases.
+// the block and x8 rounded to the nearest integer (ties to even); x8 holds
+// a block's 32 even inputs and then its 32 odd ones, the order in which the
+// kernels split a byte of codes into its low and high nibbles. xsum[c] is
+// the float sum of the block, for the biases.
 type q8Row struct {
 	x8       []int8
 	dx, xsum []float32
 }
 
-var q8Pool sync.Pool
-
-// getQ8 returns rows readied buffers for m rows of n inputs.
-func getQ8(m, n int) *[]q8Row {
-	p, _ := q8Pool.Get().(*[]q8Row)
-	if p == nil {
-		p = new([]q8Row)
-	}
-	rows := (*p)[:0]
-	for i := range m {
-		var r q8Row
-		if i < cap(*p) {
-			r = (*p)[:cap(*p)][i]
-		}
-		if cap(r.x8) < n {
-			r.x8 = make([]int8, n)
-			r.dx = make([]float32, n/q4Group)
-			r.xsum = make([]float32, n/q4Group)
-		}
-		rows = append(rows, q8Row{x8: r.x8[:n], dx: r.dx[:n/q4Group], xsum: r.xsum[:n/q4Group]})
-	}
-	*p = rows
-	return p
+// q8Quad is four rows of activations readied for the kernels that
+// multiply a weight row with four rows of x at once (a prefill): for each
+// block c, the four rows' 64 bytes one after the other (x8[c*256+r*64:]),
+// then dxs[c*8+r] = dx and dxs[c*8+4+r] = xsum of row r.
+type q8Quad struct {
+	x8  []int8
+	dxs []float32
 }
 
-// quantizeQ8 fills r from x (len(x) a multiple of 64).
-func quantizeQ8(r q8Row, x []float32) {
+// q8Buffers is what MatmulQ4Each readies x into: its rows in quads, and
+// the rows left over (m mod 4) one by one.
+type q8Buffers struct {
+	quads []q8Quad
+	rows  []q8Row
+}
+
+var q8Pool sync.Pool
+
+// getQ8 returns buffers for m rows of n inputs: m/4 quads when quads is
+// set, and single rows for the rest.
+func getQ8(m, n int, quads bool) *q8Buffers {
+	b, _ := q8Pool.Get().(*q8Buffers)
+	if b == nil {
+		b = new(q8Buffers)
+	}
+	groups := n / q4Group
+	nq := 0
+	if quads {
+		nq = m / 4
+	}
+	b.quads = b.quads[:min(nq, len(b.quads))]
+	for i := range nq {
+		if i == len(b.quads) {
+			b.quads = append(b.quads, q8Quad{})
+		}
+		q := &b.quads[i]
+		if cap(q.x8) < 4*n {
+			q.x8, q.dxs = make([]int8, 4*n), make([]float32, 8*groups)
+		}
+		q.x8, q.dxs = q.x8[:4*n], q.dxs[:8*groups]
+	}
+	nr := m - 4*nq
+	b.rows = b.rows[:min(nr, len(b.rows))]
+	for i := range nr {
+		if i == len(b.rows) {
+			b.rows = append(b.rows, q8Row{})
+		}
+		r := &b.rows[i]
+		if cap(r.x8) < n {
+			r.x8, r.dx, r.xsum = make([]int8, n), make([]float32, groups), make([]float32, groups)
+		}
+		r.x8, r.dx, r.xsum = r.x8[:n], r.dx[:groups], r.xsum[:groups]
+	}
+	return b
+}
+
+// q8Floor is what a block's largest |x| is raised to, if below, before
+// 127 is divided by it: a block of zeros then rounds to zeros without a
+// special case (127/q8Floor is finite), and a block this small is zero
+// for any purpose.
+const q8Floor = 0x1p-100
+
+// quantizeQ8Portable rounds x (len(x) a multiple of 64) to 8 bits, block
+// by block: block c's 64 bytes go to x8[c*x8Stride:], its dx and sum to
+// dx[c*dStride] and xsum[c*dStride].
+func quantizeQ8Portable(x []float32, x8 []int8, x8Stride int, dx, xsum []float32, dStride int) {
 	for c := range len(x) / q4Group {
 		src := x[c*q4Group : (c+1)*q4Group : (c+1)*q4Group]
-		dst := r.x8[c*q4Group : (c+1)*q4Group : (c+1)*q4Group]
+		dst := x8[c*x8Stride : c*x8Stride+q4Group : c*x8Stride+q4Group]
 		var amax, sum float32
 		for _, v := range src {
 			sum += v
 			amax = max(amax, v, -v)
 		}
-		r.xsum[c] = sum
-		if amax == 0 {
-			r.dx[c] = 0
-			clear(dst)
-			continue
-		}
-		inv := 127 / amax
+		inv := 127 / max(amax, q8Floor)
 		for t := range 32 {
 			dst[t] = roundI8(src[2*t] * inv)
 			dst[32+t] = roundI8(src[2*t+1] * inv)
 		}
-		r.dx[c] = amax / 127
+		dx[c*dStride], xsum[c*dStride] = amax/127, sum
 	}
 }
 
-// roundI8 rounds v (|v| <= 127.5) half away from zero.
-func roundI8(v float32) int8 {
-	if v >= 0 {
-		return int8(v + 0.5)
+// roundI8 rounds v (|v| <= 127) to the nearest integer, ties to even, as
+// the vector conversion does.
+func roundI8(v float32) int8 { return int8(math.RoundToEven(float64(v))) }
+
+// quantizeQ8 is the kernel set's quantizeQ8, or the portable one.
+func quantizeQ8(x []float32, x8 []int8, x8Stride int, dx, xsum []float32, dStride int) {
+	if k := active.quantizeQ8; k != nil {
+		k(x, x8, x8Stride, dx, xsum, dStride)
+		return
 	}
-	return int8(v - 0.5)
+	quantizeQ8Portable(x, x8, x8Stride, dx, xsum, dStride)
+}
+
+// quantizeRow readies one row of x.
+func (r q8Row) quantize(x []float32) { quantizeQ8(x, r.x8, q4Group, r.dx, r.xsum, 1) }
+
+// quantize readies rows i of x (i < 4) into the quad.
+func (q q8Quad) quantize(i int, x []float32) {
+	quantizeQ8(x, q.x8[i*q4Group:], 4*q4Group, q.dxs[i:], q.dxs[4+i:], 8)
+}
+
+// row returns row i of the quad as a q8Row (a copy in the single-row
+// layout), for the portable loop.
+func (q q8Quad) row(i, n int) q8Row {
+	groups := n / q4Group
+	r := q8Row{x8: make([]int8, n), dx: make([]float32, groups), xsum: make([]float32, groups)}
+	for c := range groups {
+		copy(r.x8[c*q4Group:(c+1)*q4Group], q.x8[c*4*q4Group+i*q4Group:])
+		r.dx[c], r.xsum[c] = q.dxs[c*8+i], q.dxs[c*8+4+i]
+	}
+	return r
 }
 
 // dotRowsQ4I8Portable sets y[i] = Σ_j x[j]·w[r0+i][j], x readied in r:
@@ -173,6 +232,19 @@ func dotRowsQ4I8(r q8Row, w *Q4Matrix, r0 int, y []float32) {
 	dotRowsQ4I8Portable(r, w, r0, y)
 }
 
+// dotRowsQ4I8x4 sets y[r*ldy+i] = Σ_j x_r[j]·w[r0+i][j] for the four rows
+// x_r of quad and i < n, through the kernel set's four-row kernel or the
+// portable loop.
+func dotRowsQ4I8x4(quad q8Quad, w *Q4Matrix, r0, n int, y []float32, ldy int) {
+	if k := active.dotRowsQ4I8x4; k != nil {
+		k(quad, w, r0, n, y, ldy)
+		return
+	}
+	for r := range 4 {
+		dotRowsQ4I8Portable(quad.row(r, w.In), w, r0, y[r*ldy:r*ldy+n])
+	}
+}
+
 // MatmulQ4Each returns x·Wᵀ for each W of ws, for x of shape [..., In]:
 // [..., Out] each, Float32, with x quantized to 8 bits.
 //
@@ -214,26 +286,42 @@ func MatmulQ4Each(x *Tensor, ws ...*Q4Matrix) []*Tensor {
 		starts[i+1] = starts[i] + w.Out
 		ys[i] = make([]float32, m*w.Out)
 	}
-	prep := getQ8(m, in)
-	defer q8Pool.Put(prep)
-	rows := *prep
+	// A prefill multiplies each weight row with four rows of x at once:
+	// the codes are split into nibbles once for the four.
+	buf := getQ8(m, in, m >= 4)
+	defer q8Pool.Put(buf)
+	quads, rows := buf.quads, buf.rows
+	tail := 4 * len(quads) // the first row of x in rows
 	parallelFor(m, max(1, elementwiseGrain/in), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			quantizeQ8(rows[r], xs[r*in:(r+1)*in])
+			x := xs[r*in : (r+1)*in]
+			if r < tail {
+				quads[r/4].quantize(r%4, x)
+			} else {
+				rows[r-tail].quantize(x)
+			}
 		}
 	})
-	// About 32 KB of codes per chunk: enough work to be worth a hand-off
-	// in a decode step; in a prefill, a block of weight rows that stays in
-	// L1 and L2 while all m rows of x are multiplied with it.
-	grain := roundUp(max(1, smallMatmul*2/in), 4)
-	parallelFor(starts[len(ws)], grain, func(lo, hi int) {
+	// About 32 KB of codes per block of weight rows: in a decode step,
+	// enough work to be worth a hand-off; in a prefill, a block that stays
+	// in the core's L1 and L2 caches while every row of x goes past it.
+	block := roundUp(max(1, smallMatmul*2/in), 4)
+	parallelFor(starts[len(ws)], block, func(lo, hi int) {
 		for i, w := range ws {
 			a, b := max(lo, starts[i]), min(hi, starts[i+1])
-			if a >= b {
-				continue
+			step := block
+			if len(quads) == 0 {
+				step = max(1, b-a) // a decode step: one call for the chunk
 			}
-			for r := range m {
-				dotRowsQ4I8(rows[r], w, a-starts[i], ys[i][r*w.Out+a-starts[i]:r*w.Out+b-starts[i]])
+			for ; a < b; a += step {
+				e := min(a+step, b)
+				r0, n := a-starts[i], e-a
+				for q, quad := range quads {
+					dotRowsQ4I8x4(quad, w, r0, n, ys[i][4*q*w.Out+r0:], w.Out)
+				}
+				for r, row := range rows {
+					dotRowsQ4I8(row, w, r0, ys[i][(tail+r)*w.Out+r0:(tail+r)*w.Out+r0+n])
+				}
 			}
 		}
 	})

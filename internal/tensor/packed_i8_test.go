@@ -112,9 +112,10 @@ func TestMatmulQ4EachFastMatchesPortable(t *testing.T) {
 	for _, in := range []int{64, 128, 448, 896, 1152, 4864} {
 		for _, out := range []int{1, 5, 40} {
 			w, dense := randomQ4(rng, out, in)
-			x := New(activations(rng, 3, in), 3, in)
-			bound := make([]float32, 3*out)
-			for r := range 3 {
+			m := 3 + out%7 // 4, 8 and 5 rows: quads and single rows
+			x := New(activations(rng, m, in), m, in)
+			bound := make([]float32, m*out)
+			for r := range m {
 				for o := range out {
 					var s float64
 					for j := range in {
@@ -131,7 +132,43 @@ func TestMatmulQ4EachFastMatchesPortable(t *testing.T) {
 				}
 				var got *Tensor
 				withKernels(ks, func() { got = MatmulQ4Each(x, w)[0] })
-				requireAgree(t, want.Data(), got.Data(), bound, fmt.Sprintf("%s: 3x%d times %dx%d", ks.name, in, out, in))
+				requireAgree(t, want.Data(), got.Data(), bound, fmt.Sprintf("%s: %dx%d times %dx%d", ks.name, m, in, out, in))
+			}
+		}
+	}
+}
+
+// The vector rounding of x must give the portable loop's bytes, scales
+// and (to rounding) sums, in both layouts.
+func TestQuantizeQ8FastMatchesPortable(t *testing.T) {
+	rng := rand.New(rand.NewPCG(46, 46))
+	const n = 448
+	x := activations(rng, 1, n)
+	for _, ks := range fastKernelSets {
+		if ks.quantizeQ8 == nil {
+			continue
+		}
+		for _, layout := range [][2]int{{64, 1}, {256, 8}} {
+			x8Stride, dStride := layout[0], layout[1]
+			want8, got8 := make([]int8, 4*n), make([]int8, 4*n)
+			wantD, gotD := make([]float32, 8*n/64), make([]float32, 8*n/64)
+			quantizeQ8Portable(x, want8, x8Stride, wantD, wantD[4:], dStride)
+			ks.quantizeQ8(x, got8, x8Stride, gotD, gotD[4:], dStride)
+			require.Equal(t, want8, got8, "%s: bytes, strides %d and %d", ks.name, x8Stride, dStride)
+			for c := range n / 64 {
+				require.Equal(t, wantD[c*dStride], gotD[c*dStride], "%s: dx of block %d", ks.name, c)
+				require.InDelta(t, wantD[4+c*dStride], gotD[4+c*dStride], 1e-5*64*30, "%s: sum of block %d", ks.name, c)
+			}
+			// Rounding: every byte within half a step of x.
+			for j, v := range x {
+				c := j / 64
+				t8 := j % 64 / 2
+				if j%2 == 1 {
+					t8 += 32
+				}
+				q := float64(got8[c*x8Stride+t8])
+				require.LessOrEqual(t, math.Abs(q*float64(gotD[c*dStride])-float64(v)), float64(gotD[c*dStride])/2*1.0001+1e-30,
+					"%s: x[%d] = %v rounded to %v steps of %v", ks.name, j, v, q, gotD[c*dStride])
 			}
 		}
 	}
