@@ -440,3 +440,48 @@ func packCols(dst []float32, src operand, off, ld, c0, c1, k0, kc, kcp, nr int, 
 		}
 	}
 }
+
+// MatmulTEach returns x·Wᵀ for each W of ws (2-D, [N_i, K], any dtype),
+// for x of shape [..., K]: [..., N_i] each, the same values as MatmulT of
+// x's rows with each W. For a single row of x (a decode step) the
+// matrices that read the same input — q, k and v; gate and up — share one
+// pass over the cores: one hand-off instead of one per matrix, and small
+// matrices (k and v, 128 rows for Qwen2-0.5B) ride along with a large one
+// instead of being split across the cores on their own. For more rows
+// each is multiplied on its own.
+func MatmulTEach(x *Tensor, ws ...*Tensor) []*Tensor {
+	if x.NDim() == 0 {
+		panic("tensor.MatmulTEach: x is a scalar; it needs a last dimension to multiply")
+	}
+	k := x.shape[x.NDim()-1]
+	for _, w := range ws {
+		if w.NDim() != 2 || w.shape[1] != k {
+			panic(fmt.Sprintf("tensor.MatmulTEach: x %v times a weight of shape %v: the weight must be 2-D with %d columns", x.shape, w.shape, k))
+		}
+	}
+	out := make([]*Tensor, len(ws))
+	lead := x.shape[:x.NDim()-1]
+	if x.Size() != k || k == 0 {
+		rows := Reshape(x, -1, k)
+		for i, w := range ws {
+			out[i] = Reshape(MatmulT(rows, w), append(append([]int(nil), lead...), w.shape[0])...)
+		}
+		return out
+	}
+	xs := x.Data()
+	starts := make([]int, len(ws)+1) // matrix i owns the combined rows [starts[i], starts[i+1])
+	for i, w := range ws {
+		starts[i+1] = starts[i] + w.shape[0]
+		out[i] = newTensor(Float32, append(append([]int(nil), lead...), w.shape[0]))
+	}
+	ks := active
+	parallelFor(starts[len(ws)], roundUp(max(1, smallMatmul/k), 4), func(lo, hi int) {
+		for i, w := range ws {
+			a, b := max(lo, starts[i]), min(hi, starts[i+1])
+			if a < b {
+				ks.dotRows(xs, operandOf(w), (a-starts[i])*k, k, out[i].f32[a-starts[i]:b-starts[i]])
+			}
+		}
+	})
+	return out
+}

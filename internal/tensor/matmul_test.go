@@ -276,3 +276,20 @@ func TestMatmulFewRowsEqualsRowByRow(t *testing.T) {
 		}
 	}
 }
+
+func TestMatmulTEachMatchesMatmulT(t *testing.T) {
+	rng := rand.New(rand.NewPCG(51, 51))
+	for _, dt := range []DType{Float32, BFloat16, Float16} {
+		ws := []*Tensor{AsType(RandN(rng, 96, 64), dt), AsType(RandN(rng, 8, 64), dt), AsType(RandN(rng, 40, 64), dt)}
+		for _, shape := range [][]int{{64}, {1, 1, 64}, {3, 64}, {2, 5, 64}} {
+			x := RandN(rng, shape...)
+			got := MatmulTEach(x, ws...)
+			for i, w := range ws {
+				want := Reshape(MatmulT(Reshape(x, -1, 64), w), append(append([]int(nil), shape[:len(shape)-1]...), w.Dim(0))...)
+				require.Equal(t, want.Shape(), got[i].Shape())
+				require.InDeltaSlice(t, want.Data(), got[i].Data(), 1e-4, "%v weight %d of %v", dt, i, shape)
+			}
+		}
+	}
+	require.Panics(t, func() { MatmulTEach(RandN(rng, 2, 8), RandN(rng, 3, 7)) })
+}

@@ -71,9 +71,10 @@ func NewQwen2MLP(dim, hiddenDim int, wGate, wUp, wDown *tensor.Tensor) *Qwen2MLP
 
 // Forward maps x of shape N.. x Dim to N.. x Dim.
 func (m *Qwen2MLP) Forward(x *tensor.Tensor) *tensor.Tensor {
-	gate := day1.Linear(x, m.WGate, nil)
-	up := day1.Linear(x, m.WUp, nil)
-	return day1.Linear(gateInPlace(gate, up), m.WDown, nil)
+	// Linear(x, WGate) and Linear(x, WUp) in one pass: in a decode step
+	// the two products share one hand-off to the cores.
+	gu := tensor.MatmulTEach(x, m.WGate, m.WUp)
+	return day1.Linear(gateInPlace(gu[0], gu[1]), m.WDown, nil)
 }
 
 // gateInPlace overwrites gate, a product this MLP made and owns, with

@@ -35,16 +35,22 @@ func (a *Qwen2AttentionWeek2) Forward(x *tensor.Tensor, offset int, cache KVCach
 		panic(fmt.Sprintf("day1.Qwen2AttentionWeek2.Forward: tokens start at position %d but the cache holds %d positions", offset, got))
 	}
 	n, l := x.Dim(0), x.Dim(1)
-	project := func(w, b *tensor.Tensor, heads int) *tensor.Tensor {
-		return tensor.Reshape(w1day1.Linear(x, w, b), n, l, heads, a.HeadDim)
+	// Week 1's Linear for each of q, k and v, in one pass: in a decode step
+	// the three products share one hand-off to the cores.
+	qkv := tensor.MatmulTEach(x, a.WQ, a.WK, a.WV)
+	project := func(y, b *tensor.Tensor, heads int) *tensor.Tensor {
+		if b != nil {
+			y = tensor.Add(y, b)
+		}
+		return tensor.Reshape(y, n, l, heads, a.HeadDim)
 	}
 	// Only the new positions are rotated: the cached keys were rotated for
 	// their own positions when they were new, and a rotation depends on
 	// nothing but the position.
 	at := []int{offset}
-	q := a.RoPE.Forward(project(a.WQ, a.BQ, a.NumHeads), at)
-	k := a.RoPE.Forward(project(a.WK, a.BK, a.NumKVHeads), at)
-	v := project(a.WV, a.BV, a.NumKVHeads)
+	q := a.RoPE.Forward(project(qkv[0], a.BQ, a.NumHeads), at)
+	k := a.RoPE.Forward(project(qkv[1], a.BK, a.NumKVHeads), at)
+	v := project(qkv[2], a.BV, a.NumKVHeads)
 	q, k, v = tensor.Transpose(q, 0, 2, 1, 3), tensor.Transpose(k, 0, 2, 1, 3), tensor.Transpose(v, 0, 2, 1, 3)
 	var o *tensor.Tensor
 	if fc, ok := cache.(*FullCache); ok {
