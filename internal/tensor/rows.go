@@ -18,6 +18,30 @@ func ParallelRows(rows, rowLen int, fn func(lo, hi int)) {
 	parallelFor(rows, max(1, elementwiseGrain/max(rowLen, 1)), fn)
 }
 
+// SwiGLUInPlace overwrites gate with SiLU(gate)·up, elementwise, and
+// returns it: the values of Mul(SiLU(gate), up), without the three
+// gate-sized tensors that composing them makes (tens of MB per layer for a
+// prompt of a few hundred tokens). gate must be a Float32 tensor its
+// caller owns (a product it just made), and up must have as many elements.
+func SwiGLUInPlace(gate, up *Tensor) *Tensor {
+	if gate.dtype != Float32 || up.Size() != gate.Size() {
+		panic(fmt.Sprintf("tensor.SwiGLUInPlace: gate %v %v and up %v: gate must be float32 and both the same size", gate.dtype, gate.shape, up.shape))
+	}
+	g, u := gate.f32, up.Data()
+	const chunk = 256
+	ParallelRows((len(g)+chunk-1)/chunk, chunk, func(lo, hi int) {
+		var sig [chunk]float32
+		for c := lo; c < hi; c++ {
+			part := g[c*chunk : min((c+1)*chunk, len(g))]
+			SigmoidSlice(sig[:], part)
+			for i, x := range part {
+				part[i] = x * sig[i] * u[c*chunk+i]
+			}
+		}
+	})
+	return gate
+}
+
 // ExpSlice sets dst[i] = e^src[i] with the kernel Exp uses, so that a fused
 // loop (a softmax over one row of scores, say) gives the values Exp would.
 // dst must be at least as long as src; it may be src itself.

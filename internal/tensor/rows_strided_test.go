@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/stretchr/testify/require"
 )
 
 // DotRows and Axpy against plain loops, on lengths with and without a
@@ -51,4 +53,16 @@ func TestDotRowsAndAxpy(t *testing.T) {
 		}
 	}()
 	DotRows(make([]float32, 4), make([]float32, 7), 0, 4, make([]float32, 2))
+}
+
+func TestSwiGLUInPlaceIsSiLUTimesUp(t *testing.T) {
+	rng := rand.New(rand.NewPCG(52, 52))
+	for _, n := range []int{1, 255, 256, 257, 3000} {
+		gate, up := RandN(rng, 2, n), AsType(RandN(rng, 2, n), BFloat16)
+		want := Mul(Mul(gate, Sigmoid(gate)), up)
+		got := SwiGLUInPlace(gate, up)
+		require.Same(t, gate, got, "the result is gate itself")
+		require.Equal(t, want.Data(), got.Data(), "n = %d", n)
+	}
+	require.Panics(t, func() { SwiGLUInPlace(RandN(rng, 4), RandN(rng, 5)) })
 }

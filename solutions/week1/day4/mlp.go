@@ -74,25 +74,8 @@ func (m *Qwen2MLP) Forward(x *tensor.Tensor) *tensor.Tensor {
 	// Linear(x, WGate) and Linear(x, WUp) in one pass: in a decode step
 	// the two products share one hand-off to the cores.
 	gu := tensor.MatmulTEach(x, m.WGate, m.WUp)
-	return day1.Linear(gateInPlace(gu[0], gu[1]), m.WDown, nil)
-}
-
-// gateInPlace overwrites gate, a product this MLP made and owns, with
-// SiLU(gate)·up and returns it: the same values as tensor.Mul(SiLU(gate),
-// up), without the three N.. x HiddenDim tensors that composing them makes
-// (tens of MB per layer for a prompt of a few hundred tokens).
-func gateInPlace(gate, up *tensor.Tensor) *tensor.Tensor {
-	g, u := gate.Data(), up.Data()
-	const chunk = 256
-	tensor.ParallelRows((len(g)+chunk-1)/chunk, chunk, func(lo, hi int) {
-		var sig [chunk]float32
-		for c := lo; c < hi; c++ {
-			part := g[c*chunk : min((c+1)*chunk, len(g))]
-			tensor.SigmoidSlice(sig[:], part)
-			for i, x := range part {
-				part[i] = x * sig[i] * u[c*chunk+i]
-			}
-		}
-	})
-	return gate
+	// SiLU(gate)·up is written over gate, a product this MLP just made: the
+	// same values as tensor.Mul(SiLU(gate), up) without the three
+	// N.. x HiddenDim tensors that composing them makes.
+	return day1.Linear(tensor.SwiGLUInPlace(gu[0], gu[1]), m.WDown, nil)
 }

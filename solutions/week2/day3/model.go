@@ -146,7 +146,9 @@ type Qwen2MLPWeek2 struct {
 // Forward maps x of shape N.. x HiddenSize to the same shape.
 func (m *Qwen2MLPWeek2) Forward(x *tensor.Tensor) *tensor.Tensor {
 	gu := forwardEach(x, m.Gate, m.Up)
-	return m.Down.Forward(tensor.Mul(day4.SiLU(gu[0]), gu[1]))
+	// SiLU(gate)·up over gate, which the product just made: Week 1's
+	// SiLU and Mul without their two intermediate tensors.
+	return m.Down.Forward(tensor.SwiGLUInPlace(gu[0], gu[1]))
 }
 
 // forwardEach is Forward of each of ls on the same x. When all are packed,
