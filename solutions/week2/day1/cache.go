@@ -34,6 +34,12 @@ type FullCache struct {
 	b, h, d      int // fixed by the first append
 	offset       int
 	capacity     int
+	// expect, if more than the first append needs, is the capacity that
+	// append allocates: Prefill sets it to the prompt plus room for the
+	// reply, so that a long prompt fed in pieces does not grow the cache
+	// piece by piece, holding the old and the new buffers at each growth
+	// and up to a third of spare room at the end.
+	expect int
 	// fetchK and fetchV are the contiguous buffers UpdateAndFetch gathers
 	// into, reused from call to call.
 	fetchK, fetchV []float32
@@ -84,6 +90,9 @@ func (c *FullCache) append(op string, k, v *tensor.Tensor) {
 		// the spare room right after a growth is a third of the cache, not
 		// a half (50 MB of Qwen2-0.5B's keys and values at 2048 positions).
 		capacity := max(need, c.capacity+c.capacity/2)
+		if c.keys == nil {
+			capacity = max(capacity, c.expect)
+		}
 		c.keys = regroup(c.keys, b*h, c.capacity, capacity, c.offset, d)
 		c.values = regroup(c.values, b*h, c.capacity, capacity, c.offset, d)
 		c.capacity = capacity

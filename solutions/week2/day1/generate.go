@@ -25,6 +25,13 @@ func Prefill(model CachedModel, prompt []int, caches []KVCache, chunk int) *tens
 	if chunk <= 0 {
 		chunk = len(prompt)
 	}
+	// The reference's caches learn the length to expect, so that they
+	// allocate once instead of growing with every piece.
+	for _, c := range caches {
+		if fc, ok := c.(*FullCache); ok && fc.offset == 0 {
+			fc.expect = len(prompt) + replyRoom
+		}
+	}
 	var logits *tensor.Tensor
 	for start := 0; start < len(prompt); start += chunk {
 		end := min(start+chunk, len(prompt))
@@ -34,6 +41,11 @@ func Prefill(model CachedModel, prompt []int, caches []KVCache, chunk int) *tens
 	}
 	return logits
 }
+
+// replyRoom is the room for new tokens that Prefill asks a fresh cache to
+// keep behind the prompt: a reply longer than that grows the cache as
+// usual. 256 positions of Qwen2-0.5B's keys and values are 6 MB.
+const replyRoom = 256
 
 // GenerateTokens extends prompt with the cache: it prefills the prompt once
 // (in pieces of at most prefillChunk tokens, as Prefill does), then feeds

@@ -93,3 +93,37 @@ func TestFetchAfterInPlaceAppends(t *testing.T) {
 		})
 	}
 }
+
+// cacheModel is a stand-in model for Prefill: it appends one key and value
+// per token to every cache and returns zero logits.
+type cacheModel struct{}
+
+func (cacheModel) NewCaches() []KVCache { return []KVCache{NewFullCache(), NewFullCache()} }
+
+func (m cacheModel) Forward(tokens [][]int, offset int, caches []KVCache) *tensor.Tensor {
+	l := len(tokens[0])
+	for _, c := range caches {
+		c.(*FullCache).append("append", tensor.Zeros(1, 2, l, 4), tensor.Zeros(1, 2, l, 4))
+	}
+	return tensor.Zeros(1, l, 3)
+}
+
+func (m cacheModel) ForwardLast(tokens [][]int, offset int, caches []KVCache) *tensor.Tensor {
+	m.Forward(tokens, offset, caches)
+	return tensor.Zeros(1, 1, 3)
+}
+
+// A prompt fed in pieces fills caches that allocated once, for the prompt
+// and replyRoom more positions, instead of growing piece by piece.
+func TestPrefillSizesTheCacheOnce(t *testing.T) {
+	m := cacheModel{}
+	caches := m.NewCaches()
+	Prefill(m, make([]int, 300), caches, 64)
+	for _, c := range caches {
+		fc := c.(*FullCache)
+		if fc.offset != 300 || fc.capacity != 300+replyRoom {
+			t.Fatalf("after a 300-token prompt in pieces of 64: %d positions in a capacity of %d, want 300 in %d",
+				fc.offset, fc.capacity, 300+replyRoom)
+		}
+	}
+}
