@@ -107,13 +107,15 @@ func refWeek2Generate(m llm.CachedModel, tok *tokenizer.Tokenizer, msgs []tokeni
 
 // defaultPrefillChunk is the longest piece of a prompt that the Week 2
 // engines feed in one forward pass. The activations of a pass, the
-// attention scores above all, grow with the piece: in pieces of 256 a
-// prompt of 2048 tokens needs an eighth of the scores at once and the
+// attention scores above all, grow with the piece: in pieces of 128 a
+// prompt of 2048 tokens needs a sixteenth of the scores at once and the
 // same arithmetic (less, with the causal mask: a piece attends only to
-// what precedes it). Pieces of 256 rows still keep the matrix kernels at
-// full speed; what they save is memory (peak RSS after 2048 tokens of
-// Qwen2-0.5B: 1.13 GB against 1.16 GB in pieces of 512).
-const defaultPrefillChunk = 256
+// what precedes it). Pieces of 128 rows still keep the matrix kernels at
+// full speed (a 2048-token prefill of Qwen2-0.5B ran as fast as in pieces
+// of 256, or faster); what they save is memory: peak RSS after 2048
+// tokens 1.12–1.13 GB, against 1.15–1.17 GB in pieces of 256 and 1.16 GB
+// in pieces of 512 before the heap pacing of heap.go.
+const defaultPrefillChunk = 128
 
 var impls = map[string]impl{
 	"ref": {
