@@ -3,6 +3,16 @@
 
 #include "textflag.h"
 
+// Loads 0x0f into every byte of Y15 (the mask of a 4-bit code) and 1 into
+// every 16-bit lane of Y14 (VPMADDWD's partner for summing pairs).
+#define Q4I8CONSTS \
+	MOVL $0x0f0f0f0f, AX; \
+	VMOVD AX, X15; \
+	VPBROADCASTD X15, Y15; \
+	MOVL $0x00010001, AX; \
+	VMOVD AX, X14; \
+	VPBROADCASTD X14, Y14
+
 // One group of 64 codes (32 bytes at off(R8)) against its 64 bytes of x8
 // at xoff(R14), scaled by the float at soff(R13)(CX*4), added into acc.
 // t0 and t1 are scratch.
@@ -35,12 +45,7 @@ TEXT ·dotQ4I8(SB), NOSPLIT, $0-80
 	MOVQ rows+56(FP), BX
 	MOVQ y+64(FP), DX
 	MOVQ cs+72(FP), R13
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-	MOVL $0x00010001, AX
-	VMOVD AX, X14
-	VPBROADCASTD X14, Y14
+	Q4I8CONSTS
 
 row:
 	// cs[c] = scale[c]·dx[c]; Y10 (8 lanes) and X11 (4 lanes) gather
@@ -165,12 +170,7 @@ TEXT ·dotQ4I8x4(SB), NOSPLIT, $0-72
 	MOVQ groups+40(FP), R12
 	MOVQ rows+48(FP), BX
 	MOVQ y+56(FP), DX
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-	MOVL $0x00010001, AX
-	VMOVD AX, X14
-	VPBROADCASTD X14, Y14
+	Q4I8CONSTS
 	MOVQ ldy+64(FP), AX
 	SHLQ $2, AX
 	LEAQ (AX)(AX*2), R11
