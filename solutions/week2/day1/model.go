@@ -53,17 +53,29 @@ func (a *Qwen2AttentionWeek2) Forward(x *tensor.Tensor, offset int, cache KVCach
 	v := project(qkv[2], a.BV, a.NumKVHeads)
 	q, k, v = tensor.Transpose(q, 0, 2, 1, 3), tensor.Transpose(k, 0, 2, 1, 3), tensor.Transpose(v, 0, 2, 1, 3)
 	var o *tensor.Tensor
-	if fc, ok := cache.(*FullCache); ok {
+	if oc, ok := appendAndAttend(q, k, v, cache, mask); ok {
 		// The reference's own cache is read where it lies, one head's
 		// block at a time, instead of being gathered into one tensor.
-		fc.append("append", k, v)
-		o = attendInPlace(q, fc, mask)
+		o = oc
 	} else {
 		keys, values := cache.UpdateAndFetch(k, v)
 		o = day3.ScaledDotProductAttentionGrouped(q, keys, values, 0, mask)
 	}
 	o = tensor.Reshape(tensor.Transpose(o, 0, 2, 1, 3), n, l, a.NumHeads*a.HeadDim)
 	return w1day1.Linear(o, a.WO, nil)
+}
+
+func init() { llm.AttendInCache = appendAndAttend }
+
+// appendAndAttend is llm.AttendInCache for the reference's FullCache: the
+// Week 2 engines of later days (W2D3's 4-bit model) attend in place too.
+func appendAndAttend(q, k, v *tensor.Tensor, cache KVCache, mask *tensor.Tensor) (*tensor.Tensor, bool) {
+	fc, ok := cache.(*FullCache)
+	if !ok {
+		return nil, false
+	}
+	fc.append("append", k, v)
+	return attendInPlace(q, fc, mask), true
 }
 
 // attendInPlace is grouped-query attention of q (B x Hq x L x D) over
