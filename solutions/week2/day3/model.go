@@ -167,7 +167,7 @@ func forwardEach(x *tensor.Tensor, ls ...*Linear) []*tensor.Tensor {
 	if q4s := q4Of(ls); q4s != nil && x.NDim() > 0 && x.Dim(-1) == q4s[0].In {
 		for i, y := range tensor.MatmulQ4Each(x, q4s...) {
 			if ls[i].Bias != nil {
-				y = tensor.Add(y, ls[i].Bias)
+				addBiasInPlace(y, ls[i].Bias)
 			}
 			out[i] = y
 		}
@@ -190,6 +190,20 @@ func forwardEach(x *tensor.Tensor, ls ...*Linear) []*tensor.Tensor {
 		out[i] = y
 	}
 	return out
+}
+
+// addBiasInPlace adds bias (Out values) to every row of y (N.. x Out,
+// float32, a product just made): the values of tensor.Add(y, bias)
+// without a new tensor.
+func addBiasInPlace(y, bias *tensor.Tensor) {
+	b, d := bias.Data(), y.Data()
+	n := len(b)
+	for r := 0; r+n <= len(d); r += n {
+		row := d[r : r+n]
+		for j, v := range b {
+			row[j] += v
+		}
+	}
 }
 
 // q4Of returns the Q4Matrix of each of ls, or nil unless all have one.
