@@ -2,6 +2,7 @@ package day3
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/llm"
@@ -131,7 +132,7 @@ func (a *Qwen2AttentionWeek2) Forward(x *tensor.Tensor, offset int, cache KVCach
 	q := a.RoPE.Forward(tensor.Reshape(qkv[0], n, l, a.NumHeads, a.HeadDim), at)
 	k := a.RoPE.Forward(tensor.Reshape(qkv[1], n, l, a.NumKVHeads, a.HeadDim), at)
 	v := tensor.Reshape(qkv[2], n, l, a.NumKVHeads, a.HeadDim)
-	q, k, v = tensor.Transpose(q, 0, 2, 1, 3), tensor.Transpose(k, 0, 2, 1, 3), tensor.Transpose(v, 0, 2, 1, 3)
+	q, k, v = headsFirst(q), headsFirst(k), headsFirst(v)
 	// W2D1's reference cache is read where it lies (llm.AttendInCache);
 	// any other cache is gathered by its UpdateAndFetch.
 	o, ok := llm.AttendInCache(q, k, v, cache, mask)
@@ -139,8 +140,18 @@ func (a *Qwen2AttentionWeek2) Forward(x *tensor.Tensor, offset int, cache KVCach
 		keys, values := cache.UpdateAndFetch(k, v)
 		o = w1day3.ScaledDotProductAttentionGrouped(q, keys, values, 0, mask)
 	}
-	o = tensor.Reshape(tensor.Transpose(o, 0, 2, 1, 3), n, l, a.NumHeads*a.HeadDim)
+	o = tensor.Reshape(headsFirst(o), n, l, a.NumHeads*a.HeadDim)
 	return a.O.Forward(o)
+}
+
+// headsFirst swaps axes 1 and 2 of a B x L x H x D tensor (or back): a
+// copy in general, but for a decode step (an axis of length 1 moves) the
+// elements keep their order, so a reshape that shares the data does.
+func headsFirst(t *tensor.Tensor) *tensor.Tensor {
+	if t.Dim(1) == 1 || t.Dim(2) == 1 {
+		return tensor.Reshape(t, t.Dim(0), t.Dim(2), t.Dim(1), t.Dim(3))
+	}
+	return tensor.Transpose(t, 0, 2, 1, 3)
 }
 
 // Qwen2MLPWeek2 is Week 1's SwiGLU MLP, down(silu(gate(x))·up(x)), with
@@ -256,8 +267,23 @@ type Qwen2TransformerBlockWeek2 struct {
 // Forward maps x (B x L x HiddenSize) at positions offset … offset+L-1 to
 // the same shape; cache and mask as in Qwen2AttentionWeek2.Forward.
 func (b *Qwen2TransformerBlockWeek2) Forward(x *tensor.Tensor, offset int, cache KVCache, mask *tensor.Tensor) *tensor.Tensor {
-	h := tensor.Add(x, b.Attention.Forward(b.norm(0, b.InputNorm, x), offset, cache, mask))
-	return tensor.Add(h, b.MLP.Forward(b.norm(1, b.PostAttentionNorm, h)))
+	h := b.residual(x, b.Attention.Forward(b.norm(0, b.InputNorm, x), offset, cache, mask))
+	return b.residual(h, b.MLP.Forward(b.norm(1, b.PostAttentionNorm, h)))
+}
+
+// residual is tensor.Add(x, delta). On the engine's fast path (fastNorms
+// set) delta is a product the layer just made and owns, so x is added into
+// it instead of into a new tensor: the same values, two allocations fewer
+// per layer.
+func (b *Qwen2TransformerBlockWeek2) residual(x, delta *tensor.Tensor) *tensor.Tensor {
+	if b.fastNorms[0] == nil || delta.DType() != tensor.Float32 || x.DType() != tensor.Float32 || !slices.Equal(x.Shape(), delta.Shape()) {
+		return tensor.Add(x, delta)
+	}
+	d := delta.Data()
+	for i, v := range x.Data() {
+		d[i] = v + d[i]
+	}
+	return delta
 }
 
 // norm is n.Forward(x), through the fused RMSNorm where fastNorms[i] is set.
