@@ -41,6 +41,17 @@ DATA q4tail<>+48(SB)/8, $-1
 DATA q4tail<>+56(SB)/8, $-1
 GLOBL q4tail<>(SB), RODATA|NOPTR, $64
 
+// The groups from CX on, as many as lanes in s and b: cs[c] = scale[c]·dx[c]
+// stored, the biases widened into b. A bfloat16 widens to float32 by a
+// 16-bit shift.
+#define SCALES(s, b) \
+	VPMOVZXWD (R9)(CX*2), s; \
+	VPSLLD $16, s, s; \
+	VMULPS (SI)(CX*4), s, s; \
+	VMOVUPS s, (R13)(CX*4); \
+	VPMOVZXWD (R10)(CX*2), b; \
+	VPSLLD $16, b, b
+
 // func dotQ4I8(x8 *int8, dx, xsum *float32, w *uint32, scales, biases *uint16, groups, rows int, y, cs *float32)
 //
 // Registers: DI x8, SI dx, R11 xsum, R8 codes, R9 scales, R10 biases (the
@@ -61,7 +72,7 @@ TEXT ·dotQ4I8(SB), NOSPLIT, $0-80
 
 row:
 	// cs[c] = scale[c]·dx[c]; Y10 (8 lanes) and X11 (4 lanes) gather
-	// bias[c]·xsum[c]. A bfloat16 widens to float32 by a 16-bit shift.
+	// bias[c]·xsum[c].
 	XORQ CX, CX
 	VXORPS Y10, Y10, Y10
 	VXORPS X11, X11, X11
@@ -70,12 +81,7 @@ row:
 	JL   pro4
 
 pro8:
-	VPMOVZXWD (R9)(CX*2), Y4
-	VPSLLD $16, Y4, Y4
-	VMULPS (SI)(CX*4), Y4, Y4
-	VMOVUPS Y4, (R13)(CX*4)
-	VPMOVZXWD (R10)(CX*2), Y5
-	VPSLLD $16, Y5, Y5
+	SCALES(Y4, Y5)
 	VFMADD231PS (R11)(CX*4), Y5, Y10
 	ADDQ $8, CX
 	SUBQ $8, AX
@@ -90,12 +96,7 @@ pro8:
 	// 896 inputs this replaces a 4-wide step and two scalar ones.
 	MOVQ R12, CX
 	SUBQ $8, CX
-	VPMOVZXWD (R9)(CX*2), Y4
-	VPSLLD $16, Y4, Y4
-	VMULPS (SI)(CX*4), Y4, Y4
-	VMOVUPS Y4, (R13)(CX*4)
-	VPMOVZXWD (R10)(CX*2), Y5
-	VPSLLD $16, Y5, Y5
+	SCALES(Y4, Y5)
 	LEAQ q4tail<>(SB), R14
 	VANDPS (R14)(AX*4), Y5, Y5
 	VFMADD231PS (R11)(CX*4), Y5, Y10
@@ -105,12 +106,7 @@ pro4:
 	ADDQ $8, AX // fewer than 8 groups in all: 0 … 7
 	CMPQ AX, $4
 	JL   pro1
-	VPMOVZXWD (R9)(CX*2), X4
-	VPSLLD $16, X4, X4
-	VMULPS (SI)(CX*4), X4, X4
-	VMOVUPS X4, (R13)(CX*4)
-	VPMOVZXWD (R10)(CX*2), X5
-	VPSLLD $16, X5, X5
+	SCALES(X4, X5)
 	VFMADD231PS (R11)(CX*4), X5, X11
 	ADDQ $4, CX
 	SUBQ $4, AX
