@@ -6,8 +6,9 @@ var hugePages atomic.Bool
 
 // UseHugePages chooses how files opened from now on hold their bytes. Off
 // (the default), a file is memory-mapped: nothing is read until it is
-// used. On, where the platform allows it (Linux), the whole file is read
-// at Open into anonymous memory that the kernel backs with 2 MB pages.
+// used. On, where the platform allows it (Linux with transparent huge
+// pages not switched off), the whole file is read at Open into anonymous
+// memory that the kernel backs with 2 MB pages.
 //
 // That matters to a program that streams all of its weights on every
 // step, as a decode step does: through a map of 4 KB pages the CPU misses

@@ -3,6 +3,7 @@ package safetensors
 import (
 	"fmt"
 	"os"
+	"strings"
 	"syscall"
 	"unsafe"
 )
@@ -15,8 +16,20 @@ type hugeMapping struct {
 	fd int
 }
 
-// readHuge reads the size bytes of f into a new huge-page mapping.
+// thpOff reports whether the kernel's transparent huge pages are switched
+// off ("[never]"): then reading the file into memory would only cost time.
+var thpOff = func() bool {
+	b, err := os.ReadFile("/sys/kernel/mm/transparent_hugepage/enabled")
+	return err == nil && strings.Contains(string(b), "[never]")
+}()
+
+// readHuge reads the size bytes of f into a new huge-page mapping, or
+// returns nil (map the file instead) where the kernel has no huge pages
+// to give.
 func readHuge(f *os.File, size int) (mapping, error) {
+	if thpOff {
+		return nil, nil
+	}
 	b, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)
 	if err != nil {
 		return nil, fmt.Errorf("%s: mmap: %w", f.Name(), err)

@@ -2,8 +2,9 @@ package safetensors
 
 import "testing"
 
-// TestHugePagesReadTheFile checks that UseHugePages takes effect on Linux:
-// the file is held in a huge-page mapping, with the file's bytes.
+// TestHugePagesReadTheFile checks that UseHugePages takes effect on Linux
+// (unless the kernel's huge pages are off): the file is held in a
+// huge-page mapping, with the file's bytes.
 func TestHugePagesReadTheFile(t *testing.T) {
 	UseHugePages(true)
 	defer UseHugePages(false)
@@ -12,7 +13,7 @@ func TestHugePagesReadTheFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	if _, ok := f.m.(*hugeMapping); !ok {
+	if _, ok := f.m.(*hugeMapping); !ok && !thpOff {
 		t.Fatalf("the file is held in a %T, want a *hugeMapping", f.m)
 	}
 	x, err := f.Tensor("x")
