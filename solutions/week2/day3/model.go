@@ -135,7 +135,11 @@ func (a *Qwen2AttentionWeek2) Forward(x *tensor.Tensor, offset int, cache KVCach
 	q, k, v = headsFirst(q), headsFirst(k), headsFirst(v)
 	// W2D1's reference cache is read where it lies (llm.AttendInCache);
 	// any other cache is gathered by its UpdateAndFetch.
-	o, ok := llm.AttendInCache(q, k, v, cache, mask)
+	var o *tensor.Tensor
+	ok := false
+	if attend := llm.AttendInCache; attend != nil {
+		o, ok = attend(q, k, v, cache, mask)
+	}
 	if !ok {
 		keys, values := cache.UpdateAndFetch(k, v)
 		o = w1day3.ScaledDotProductAttentionGrouped(q, keys, values, 0, mask)
@@ -256,11 +260,13 @@ type Qwen2TransformerBlockWeek2 struct {
 	Attention                    *Qwen2AttentionWeek2
 	MLP                          *Qwen2MLPWeek2
 
-	// fastNorms, set where the engine runs with 8-bit activations (see
-	// fastQ4), are the two norms' weights in float32 for W2D5's fused
-	// RMSNorm: one pass over each row instead of Week 1's five whole-tensor
-	// operations, which in a 4-bit decode step cost as much as a tenth of
-	// the products' time.
+	// fastNorms, set where the program allowed 8-bit activations and the
+	// machine has them (tensor.Int8Activations: the tinyllm command's
+	// engine, for 4-bit and float checkpoints alike), are the two norms'
+	// weights in float32 for W2D5's fused RMSNorm: one pass over each row
+	// instead of Week 1's five whole-tensor operations, which in a 4-bit
+	// decode step cost as much as a tenth of the products' time. The days'
+	// checks build the model without them.
 	fastNorms [2]*tensor.Tensor
 }
 
