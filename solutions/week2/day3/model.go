@@ -262,7 +262,7 @@ type Qwen2TransformerBlockWeek2 struct {
 
 	// fastNorms, set where the program allowed 8-bit activations and the
 	// machine has them (tensor.Int8Activations: the tinyllm command's
-	// engine, for 4-bit and float checkpoints alike), are the two norms'
+	// engine on a quantized checkpoint), are the two norms'
 	// weights in float32 for W2D5's fused RMSNorm: one pass over each row
 	// instead of Week 1's five whole-tensor operations, which in a 4-bit
 	// decode step cost as much as a tenth of the products' time. The days'
