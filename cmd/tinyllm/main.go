@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/tinyllm-go/tinyllm/internal/safetensors"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 )
 
@@ -47,6 +48,11 @@ func main() {
 	// fast, with logits that move by a few tenths (the W2D3 chapter).
 	// TINYLLM_INT8=0 keeps the float product the days' checks use.
 	tensor.AllowInt8Activations(os.Getenv("TINYLLM_INT8") != "0")
+	// Checkpoints are read into huge pages on Linux instead of mapped in
+	// 4 KB pages: a decode step streams every weight, and the address
+	// translations of small pages cost the 4-bit engine about a tenth of
+	// its speed. TINYLLM_HUGEPAGES=0 maps the files instead.
+	safetensors.UseHugePages(os.Getenv("TINYLLM_HUGEPAGES") != "0")
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 

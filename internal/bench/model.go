@@ -163,10 +163,10 @@ func generate(m Model, prompt []int, n int) Run {
 // lastArgmax returns the most likely next token after the last position of
 // 1×L×V logits.
 func lastArgmax(logits *tensor.Tensor) int {
-	v := logits.Dim(-1)
-	l := logits.Dim(-2)
-	row := tensor.Reshape(logits, -1, v)
-	last := tensor.Take(row, []int{l - 1}, 0).Data()
+	// The last row where it lies: copying 151936 logits out first cost a
+	// decode step about a tenth of a millisecond.
+	d := logits.Data()
+	last := d[len(d)-logits.Dim(-1):]
 	best := 0
 	for i, x := range last {
 		if x > last[best] {

@@ -25,15 +25,19 @@ func (m *mmapping) release(b []byte) {
 	if len(b) == 0 {
 		return
 	}
-	page := uintptr(syscall.Getpagesize())
-	base := uintptr(unsafe.Pointer(&m.b[0]))
-	lo := uintptr(unsafe.Pointer(&b[0])) - base
-	hi := lo + uintptr(len(b))
-	lo = (lo + page - 1) &^ (page - 1)
-	hi &^= page - 1
-	if hi > lo {
+	if lo, hi := wholePages(m.b, b); hi > lo {
 		dontNeed(m.b[lo:hi])
 	}
+}
+
+// wholePages returns the offsets in all (page-aligned) of the first and
+// past the last whole page inside b, a part of all.
+func wholePages(all, b []byte) (lo, hi int) {
+	page := uintptr(syscall.Getpagesize())
+	base := uintptr(unsafe.Pointer(&all[0]))
+	l := uintptr(unsafe.Pointer(&b[0])) - base
+	h := l + uintptr(len(b))
+	return int((l + page - 1) &^ (page - 1)), int(h &^ (page - 1))
 }
 
 func (m *mmapping) close() error {
@@ -60,6 +64,11 @@ func mapFile(path string) (mapping, error) {
 	}
 	if int64(int(size)) != size || size < 0 {
 		return nil, fmt.Errorf("%s: %d bytes is too large to map on this platform", path, size)
+	}
+	if hugePages.Load() {
+		if m, err := readHuge(f, int(size)); m != nil || err != nil {
+			return m, err
+		}
 	}
 	b, err := syscall.Mmap(int(f.Fd()), 0, int(size), syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE)
 	if err != nil {

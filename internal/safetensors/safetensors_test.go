@@ -212,8 +212,19 @@ func TestZeroCopy(t *testing.T) {
 // TestMisalignedCopyReleasesPagesSafely reads a misaligned tensor of
 // several pages twice: the first read copies it and hands the mapped pages
 // back to the operating system, and the second must still see the file's
-// bytes, as must a neighbour that shares the boundary pages.
+// bytes, as must a neighbour that shares the boundary pages. It runs on a
+// memory-mapped file and on one read into huge pages (UseHugePages).
 func TestMisalignedCopyReleasesPagesSafely(t *testing.T) {
+	for _, huge := range []bool{false, true} {
+		t.Run(fmt.Sprintf("huge=%v", huge), func(t *testing.T) {
+			UseHugePages(huge)
+			defer UseHugePages(false)
+			misalignedCopyReleasesPagesSafely(t)
+		})
+	}
+}
+
+func misalignedCopyReleasesPagesSafely(t *testing.T) {
 	const n = 5000 // 20000 bytes: whole pages inside, partial ones at the ends
 	words := make([]byte, 4*n)
 	for i := range n {

@@ -29,6 +29,29 @@
 	VBROADCASTSS soff(R13)(CX*4), t1; \
 	VFMADD231PS t1, t0, acc
 
+// Eight zero dwords, then eight of all ones: 8 dwords loaded from
+// q4tail+4·k have ones in their last k lanes.
+DATA q4tail<>+0(SB)/8, $0
+DATA q4tail<>+8(SB)/8, $0
+DATA q4tail<>+16(SB)/8, $0
+DATA q4tail<>+24(SB)/8, $0
+DATA q4tail<>+32(SB)/8, $-1
+DATA q4tail<>+40(SB)/8, $-1
+DATA q4tail<>+48(SB)/8, $-1
+DATA q4tail<>+56(SB)/8, $-1
+GLOBL q4tail<>(SB), RODATA|NOPTR, $64
+
+// The groups from CX on, as many as lanes in s and b: cs[c] = scale[c]·dx[c]
+// stored, the biases widened into b. A bfloat16 widens to float32 by a
+// 16-bit shift.
+#define SCALES(s, b) \
+	VPMOVZXWD (R9)(CX*2), s; \
+	VPSLLD $16, s, s; \
+	VMULPS (SI)(CX*4), s, s; \
+	VMOVUPS s, (R13)(CX*4); \
+	VPMOVZXWD (R10)(CX*2), b; \
+	VPSLLD $16, b, b
+
 // func dotQ4I8(x8 *int8, dx, xsum *float32, w *uint32, scales, biases *uint16, groups, rows int, y, cs *float32)
 //
 // Registers: DI x8, SI dx, R11 xsum, R8 codes, R9 scales, R10 biases (the
@@ -49,7 +72,7 @@ TEXT ·dotQ4I8(SB), NOSPLIT, $0-80
 
 row:
 	// cs[c] = scale[c]·dx[c]; Y10 (8 lanes) and X11 (4 lanes) gather
-	// bias[c]·xsum[c]. A bfloat16 widens to float32 by a 16-bit shift.
+	// bias[c]·xsum[c].
 	XORQ CX, CX
 	VXORPS Y10, Y10, Y10
 	VXORPS X11, X11, X11
@@ -58,27 +81,32 @@ row:
 	JL   pro4
 
 pro8:
-	VPMOVZXWD (R9)(CX*2), Y4
-	VPSLLD $16, Y4, Y4
-	VMULPS (SI)(CX*4), Y4, Y4
-	VMOVUPS Y4, (R13)(CX*4)
-	VPMOVZXWD (R10)(CX*2), Y5
-	VPSLLD $16, Y5, Y5
+	SCALES(Y4, Y5)
 	VFMADD231PS (R11)(CX*4), Y5, Y10
 	ADDQ $8, CX
 	SUBQ $8, AX
 	JGE  pro8
+	ADDQ $8, AX // groups left, 0 … 7
+	JZ   groups
+
+	// The last AX groups in one 8-wide step over the row's last 8
+	// groups: cs is rewritten with the same values where the steps
+	// overlap, and the bias lanes already counted are masked off (the
+	// last AX lanes of the window at q4tail+4·AX are ones). For a row of
+	// 896 inputs this replaces a 4-wide step and two scalar ones.
+	MOVQ R12, CX
+	SUBQ $8, CX
+	SCALES(Y4, Y5)
+	LEAQ q4tail<>(SB), R14
+	VANDPS (R14)(AX*4), Y5, Y5
+	VFMADD231PS (R11)(CX*4), Y5, Y10
+	JMP  groups
 
 pro4:
-	ADDQ $8, AX // groups left, 0 … 7
+	ADDQ $8, AX // fewer than 8 groups in all: 0 … 7
 	CMPQ AX, $4
 	JL   pro1
-	VPMOVZXWD (R9)(CX*2), X4
-	VPSLLD $16, X4, X4
-	VMULPS (SI)(CX*4), X4, X4
-	VMOVUPS X4, (R13)(CX*4)
-	VPMOVZXWD (R10)(CX*2), X5
-	VPSLLD $16, X5, X5
+	SCALES(X4, X5)
 	VFMADD231PS (R11)(CX*4), X5, X11
 	ADDQ $4, CX
 	SUBQ $4, AX

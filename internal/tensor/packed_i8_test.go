@@ -54,7 +54,7 @@ func activations(rng *rand.Rand, m, in int) []float32 {
 func TestMatmulQ4EachWithinTheRoundingOfX(t *testing.T) {
 	rng := rand.New(rand.NewPCG(41, 41))
 	sets := append([]*kernelSet{portableKernels}, fastKernelSets...)
-	for _, in := range []int{64, 192, 448, 896, 1152, 4864} {
+	for _, in := range []int{64, 192, 448, 512, 896, 1152, 4864} {
 		for _, out := range []int{1, 3, 17, 33} {
 			w, dense := randomQ4(rng, out, in)
 			for _, m := range []int{1, 2, 9} {

@@ -62,6 +62,27 @@ func DotRows(x, m []float32, off, ld int, y []float32) {
 	active.dotRows(x, operand{dtype: Float32, f32: m}, off, ld, y)
 }
 
+// SumRows adds Σ_r x[r]·m[off + r·ld + j] into y[j] for j < len(y): one
+// row of weights times len(x) rows of m that start ld elements apart (the
+// attention weights of one query times a head's cached values), with the
+// kernel Matmul uses for a row times a narrow matrix. It panics, naming the
+// sizes, if the last row runs past the end of m.
+func SumRows(x, m []float32, off, ld int, y []float32) {
+	if len(x) == 0 || len(y) == 0 {
+		return
+	}
+	if off < 0 || ld < 0 || off+(len(x)-1)*ld+len(y) > len(m) {
+		panic(fmt.Sprintf("tensor.SumRows: %d rows of %d at offset %d, %d apart, run past the %d elements of m", len(x), len(y), off, ld, len(m)))
+	}
+	if active.sumRows != nil {
+		active.sumRows(x, m, off, ld, y)
+		return
+	}
+	for r, a := range x {
+		active.axpy(a, m[off+r*ld:off+r*ld+len(y)], y)
+	}
+}
+
 // Axpy adds alpha·x to y elementwise, with the kernel the products use. y
 // must be at least as long as x.
 func Axpy(alpha float32, x, y []float32) { active.axpy(alpha, x, y[:len(x)]) }

@@ -2,6 +2,7 @@ package day1
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/llm"
@@ -53,17 +54,29 @@ func (a *Qwen2AttentionWeek2) Forward(x *tensor.Tensor, offset int, cache KVCach
 	v := project(qkv[2], a.BV, a.NumKVHeads)
 	q, k, v = tensor.Transpose(q, 0, 2, 1, 3), tensor.Transpose(k, 0, 2, 1, 3), tensor.Transpose(v, 0, 2, 1, 3)
 	var o *tensor.Tensor
-	if fc, ok := cache.(*FullCache); ok {
+	if oc, ok := appendAndAttend(q, k, v, cache, mask); ok {
 		// The reference's own cache is read where it lies, one head's
 		// block at a time, instead of being gathered into one tensor.
-		fc.append("append", k, v)
-		o = attendInPlace(q, fc, mask)
+		o = oc
 	} else {
 		keys, values := cache.UpdateAndFetch(k, v)
 		o = day3.ScaledDotProductAttentionGrouped(q, keys, values, 0, mask)
 	}
 	o = tensor.Reshape(tensor.Transpose(o, 0, 2, 1, 3), n, l, a.NumHeads*a.HeadDim)
 	return w1day1.Linear(o, a.WO, nil)
+}
+
+func init() { llm.AttendInCache = appendAndAttend }
+
+// appendAndAttend is llm.AttendInCache for the reference's FullCache: the
+// Week 2 engines of later days (W2D3's 4-bit model) attend in place too.
+func appendAndAttend(q, k, v *tensor.Tensor, cache KVCache, mask *tensor.Tensor) (*tensor.Tensor, bool) {
+	fc, ok := cache.(*FullCache)
+	if !ok {
+		return nil, false
+	}
+	fc.append("append", k, v)
+	return attendInPlace(q, fc, mask), true
 }
 
 // attendInPlace is grouped-query attention of q (B x Hq x L x D) over
@@ -78,6 +91,10 @@ func attendInPlace(q *tensor.Tensor, c *FullCache, mask *tensor.Tensor) *tensor.
 	g := hq / c.h
 	qd := q.Data()
 	out := make([]float32, len(qd))
+	if l == 1 && mask == nil {
+		attendOne(qd, out, c, g)
+		return tensor.New(out, b, hq, l, d)
+	}
 	// The key/value heads are independent: attend to them on different
 	// cores. Each one's products and softmax are small in a decode step
 	// (one query row per head), too small to be worth splitting further,
@@ -94,6 +111,49 @@ func attendInPlace(q *tensor.Tensor, c *FullCache, mask *tensor.Tensor) *tensor.
 		}
 	})
 	return tensor.New(out, b, hq, l, d)
+}
+
+// attendOne is attendInPlace for a decode step: one new token, no mask.
+// The general path builds a scores tensor, a softmax and a product per
+// key/value head from whole-tensor operations; for one query row per head
+// those cost more than the arithmetic (about a millisecond per token over
+// Qwen2-0.5B's 24 layers), so each query head's row is done here with the
+// same kernels on slices: the scores are dot products with the cached
+// keys, the weights their softmax, the output the weighted sum of the
+// cached values.
+func attendOne(qd, out []float32, c *FullCache, g int) {
+	d, s := c.d, c.offset
+	scale := float32(1 / math.Sqrt(float64(d)))
+	tensor.ParallelFor(c.b*c.h, 1, func(lo, hi int) {
+		scores, qs := make([]float32, s), make([]float32, d)
+		for i := lo; i < hi; i++ {
+			kb, vb := c.block(i/c.h, i%c.h)
+			for j := range g {
+				at := (i*g + j) * d // query head h·g+j of batch row i/c.h
+				for t, x := range qd[at : at+d] {
+					qs[t] = x * scale // d multiplications instead of s
+				}
+				tensor.DotRows(qs, kb, 0, d, scores)
+				top := float32(math.Inf(-1))
+				for _, x := range scores {
+					top = max(top, x)
+				}
+				for t := range scores {
+					scores[t] -= top
+				}
+				tensor.ExpSlice(scores, scores)
+				var sum float32
+				for _, e := range scores {
+					sum += e
+				}
+				o := out[at : at+d]
+				tensor.SumRows(scores, vb, 0, d, o)
+				for t := range o {
+					o[t] /= sum // the weights' normalisation, on d outputs instead of s weights
+				}
+			}
+		}
+	})
 }
 
 // Qwen2TransformerBlockWeek2 is Week 1's decoder layer with the cached

@@ -2,6 +2,7 @@ package day3
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/llm"
@@ -12,6 +13,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/solutions/week1/day4"
 	"github.com/tinyllm-go/tinyllm/solutions/week1/day5"
 	w2day1 "github.com/tinyllm-go/tinyllm/solutions/week2/day1"
+	fused "github.com/tinyllm-go/tinyllm/solutions/week2/day5"
 )
 
 // CachedModel is a model with a KV cache (see internal/llm).
@@ -130,11 +132,30 @@ func (a *Qwen2AttentionWeek2) Forward(x *tensor.Tensor, offset int, cache KVCach
 	q := a.RoPE.Forward(tensor.Reshape(qkv[0], n, l, a.NumHeads, a.HeadDim), at)
 	k := a.RoPE.Forward(tensor.Reshape(qkv[1], n, l, a.NumKVHeads, a.HeadDim), at)
 	v := tensor.Reshape(qkv[2], n, l, a.NumKVHeads, a.HeadDim)
-	q, k, v = tensor.Transpose(q, 0, 2, 1, 3), tensor.Transpose(k, 0, 2, 1, 3), tensor.Transpose(v, 0, 2, 1, 3)
-	keys, values := cache.UpdateAndFetch(k, v)
-	o := w1day3.ScaledDotProductAttentionGrouped(q, keys, values, 0, mask)
-	o = tensor.Reshape(tensor.Transpose(o, 0, 2, 1, 3), n, l, a.NumHeads*a.HeadDim)
+	q, k, v = headsFirst(q), headsFirst(k), headsFirst(v)
+	// W2D1's reference cache is read where it lies (llm.AttendInCache);
+	// any other cache is gathered by its UpdateAndFetch.
+	var o *tensor.Tensor
+	ok := false
+	if attend := llm.AttendInCache; attend != nil {
+		o, ok = attend(q, k, v, cache, mask)
+	}
+	if !ok {
+		keys, values := cache.UpdateAndFetch(k, v)
+		o = w1day3.ScaledDotProductAttentionGrouped(q, keys, values, 0, mask)
+	}
+	o = tensor.Reshape(headsFirst(o), n, l, a.NumHeads*a.HeadDim)
 	return a.O.Forward(o)
+}
+
+// headsFirst swaps axes 1 and 2 of a B x L x H x D tensor (or back): a
+// copy in general, but for a decode step (an axis of length 1 moves) the
+// elements keep their order, so a reshape that shares the data does.
+func headsFirst(t *tensor.Tensor) *tensor.Tensor {
+	if t.Dim(1) == 1 || t.Dim(2) == 1 {
+		return tensor.Reshape(t, t.Dim(0), t.Dim(2), t.Dim(1), t.Dim(3))
+	}
+	return tensor.Transpose(t, 0, 2, 1, 3)
 }
 
 // Qwen2MLPWeek2 is Week 1's SwiGLU MLP, down(silu(gate(x))·up(x)), with
@@ -161,7 +182,7 @@ func forwardEach(x *tensor.Tensor, ls ...*Linear) []*tensor.Tensor {
 	if q4s := q4Of(ls); q4s != nil && x.NDim() > 0 && x.Dim(-1) == q4s[0].In {
 		for i, y := range tensor.MatmulQ4Each(x, q4s...) {
 			if ls[i].Bias != nil {
-				y = tensor.Add(y, ls[i].Bias)
+				addBiasInPlace(y, ls[i].Bias)
 			}
 			out[i] = y
 		}
@@ -184,6 +205,20 @@ func forwardEach(x *tensor.Tensor, ls ...*Linear) []*tensor.Tensor {
 		out[i] = y
 	}
 	return out
+}
+
+// addBiasInPlace adds bias (Out values) to every row of y (N.. x Out,
+// float32, a product just made): the values of tensor.Add(y, bias)
+// without a new tensor.
+func addBiasInPlace(y, bias *tensor.Tensor) {
+	b, d := bias.Data(), y.Data()
+	n := len(b)
+	for r := 0; r+n <= len(d); r += n {
+		row := d[r : r+n]
+		for j, v := range b {
+			row[j] += v
+		}
+	}
 }
 
 // q4Of returns the Q4Matrix of each of ls, or nil unless all have one.
@@ -224,13 +259,45 @@ type Qwen2TransformerBlockWeek2 struct {
 	InputNorm, PostAttentionNorm *day4.RMSNorm
 	Attention                    *Qwen2AttentionWeek2
 	MLP                          *Qwen2MLPWeek2
+
+	// fastNorms, set where the program allowed 8-bit activations and the
+	// machine has them (tensor.Int8Activations: the tinyllm command's
+	// engine on a quantized checkpoint), are the two norms'
+	// weights in float32 for W2D5's fused RMSNorm: one pass over each row
+	// instead of Week 1's five whole-tensor operations, which in a 4-bit
+	// decode step cost as much as a tenth of the products' time. The days'
+	// checks build the model without them.
+	fastNorms [2]*tensor.Tensor
 }
 
 // Forward maps x (B x L x HiddenSize) at positions offset … offset+L-1 to
 // the same shape; cache and mask as in Qwen2AttentionWeek2.Forward.
 func (b *Qwen2TransformerBlockWeek2) Forward(x *tensor.Tensor, offset int, cache KVCache, mask *tensor.Tensor) *tensor.Tensor {
-	h := tensor.Add(x, b.Attention.Forward(b.InputNorm.Forward(x), offset, cache, mask))
-	return tensor.Add(h, b.MLP.Forward(b.PostAttentionNorm.Forward(h)))
+	h := b.residual(x, b.Attention.Forward(b.norm(0, b.InputNorm, x), offset, cache, mask))
+	return b.residual(h, b.MLP.Forward(b.norm(1, b.PostAttentionNorm, h)))
+}
+
+// residual is tensor.Add(x, delta). On the engine's fast path (fastNorms
+// set) delta is a product the layer just made and owns, so x is added into
+// it instead of into a new tensor: the same values, two allocations fewer
+// per layer.
+func (b *Qwen2TransformerBlockWeek2) residual(x, delta *tensor.Tensor) *tensor.Tensor {
+	if b.fastNorms[0] == nil || delta.DType() != tensor.Float32 || x.DType() != tensor.Float32 || !slices.Equal(x.Shape(), delta.Shape()) {
+		return tensor.Add(x, delta)
+	}
+	d := delta.Data()
+	for i, v := range x.Data() {
+		d[i] = v + d[i]
+	}
+	return delta
+}
+
+// norm is n.Forward(x), through the fused RMSNorm where fastNorms[i] is set.
+func (b *Qwen2TransformerBlockWeek2) norm(i int, n *day4.RMSNorm, x *tensor.Tensor) *tensor.Tensor {
+	if w := b.fastNorms[i]; w != nil && x.DType() == tensor.Float32 {
+		return fused.RMSNorm(x, w, n.Eps)
+	}
+	return n.Forward(x)
 }
 
 // Qwen2ModelWeek2 is the Week 2 model with a KV cache whose weight
@@ -321,6 +388,13 @@ func NewQwen2ModelWeek2(ck *checkpoint.Checkpoint) (*Qwen2ModelWeek2, error) {
 				Down: linear(p+"mlp.down_proj", c.HiddenSize, c.IntermediateSize, false),
 			},
 		})
+	}
+	if err == nil && tensor.Int8Activations() {
+		for _, l := range m.Layers {
+			for i, n := range []*day4.RMSNorm{l.InputNorm, l.PostAttentionNorm} {
+				l.fastNorms[i] = tensor.AsType(n.Weight, tensor.Float32)
+			}
+		}
 	}
 	m.Norm = day4.NewRMSNorm(c.HiddenSize, vector("model.norm.weight", c.HiddenSize), eps)
 	if !c.TieWordEmbeddings {
