@@ -23,11 +23,33 @@ var thpOff = func() bool {
 	return err == nil && strings.Contains(string(b), "[never]")
 }()
 
+// fitsInMemory reports whether size bytes take at most half the memory the
+// kernel says is available (MemAvailable): a copy is memory the kernel
+// cannot drop the way it drops a mapped file's pages, so a checkpoint that
+// would crowd the machine (a 7B model bound for a GPU on a small host)
+// stays mapped.
+func fitsInMemory(size int) bool {
+	b, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "MemAvailable:"); ok {
+			var kb int64
+			if _, err := fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), &kb); err != nil {
+				return false
+			}
+			return int64(size) <= kb*1024/2
+		}
+	}
+	return false
+}
+
 // readHuge reads the size bytes of f into a new huge-page mapping, or
 // returns nil (map the file instead) where the kernel has no huge pages
 // to give.
 func readHuge(f *os.File, size int) (mapping, error) {
-	if thpOff {
+	if thpOff || !fitsInMemory(size) {
 		return nil, nil
 	}
 	b, err := syscall.Mmap(-1, 0, size, syscall.PROT_READ|syscall.PROT_WRITE, syscall.MAP_PRIVATE|syscall.MAP_ANON)

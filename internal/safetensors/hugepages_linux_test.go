@@ -24,3 +24,14 @@ func TestHugePagesReadTheFile(t *testing.T) {
 		t.Fatalf("x reads %v, want [1 2 3]", got)
 	}
 }
+
+// TestFitsInMemory checks the guard that keeps a checkpoint too large for
+// the machine's free memory mapped rather than copied.
+func TestFitsInMemory(t *testing.T) {
+	if !fitsInMemory(1 << 20) {
+		t.Error("a 1 MB file does not fit in memory by /proc/meminfo's MemAvailable")
+	}
+	if fitsInMemory(1 << 62) {
+		t.Error("a 4 EB file fits in memory")
+	}
+}
