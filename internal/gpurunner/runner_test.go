@@ -3,7 +3,6 @@ package gpurunner
 import (
 	"fmt"
 	"math"
-	"path/filepath"
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
@@ -20,16 +19,7 @@ import (
 
 func openCheckpoint(t *testing.T, rel string) *checkpoint.Checkpoint {
 	t.Helper()
-	root, err := fixture.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ck, err := checkpoint.Open(filepath.Join(root, filepath.FromSlash(rel)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ck.Close() })
-	return ck
+	return grade.OpenCheckpoint(t, rel)
 }
 
 // loadRunner loads ck with o and binds it to a fresh pool of its shape;

@@ -11,8 +11,10 @@ package grade
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"testing"
 
+	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/fixture"
 	"github.com/tinyllm-go/tinyllm/internal/stub"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
@@ -215,4 +217,21 @@ func MustFloat(t *testing.T, c *fixture.Case, name string) float64 {
 		t.Fatal(err)
 	}
 	return v
+}
+
+// OpenCheckpoint opens the model folder at rel, a path from the
+// repository's root (a test checkpoint in testdata/, or a shipped model),
+// and closes it when the test ends.
+func OpenCheckpoint(t testing.TB, rel string) *checkpoint.Checkpoint {
+	t.Helper()
+	root, err := fixture.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, err := checkpoint.Open(filepath.Join(root, filepath.FromSlash(rel)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ck.Close() })
+	return ck
 }

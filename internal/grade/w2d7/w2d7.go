@@ -74,16 +74,7 @@ func modeName(graph bool) string {
 
 func openCheckpoint(t *testing.T, rel string) *checkpoint.Checkpoint {
 	t.Helper()
-	root, err := fixture.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ck, err := checkpoint.Open(filepath.Join(root, filepath.FromSlash(rel)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ck.Close() })
-	return ck
+	return grade.OpenCheckpoint(t, rel)
 }
 
 func load[M Model](t *testing.T, task string, d *kernels.Device, ck *checkpoint.Checkpoint, o LoadOptions, ld LoadFunc[M]) (M, bool) {
