@@ -220,7 +220,7 @@ func newWeek3Engine(e *engine, o serverOptions, stderr io.Writer) (week3Engine, 
 	pc := w3day3.PoolConfig{PageSize: servePageSize, Layers: sh.NumLayers, KVHeads: sh.NumKVHeads, HeadDim: sh.HeadDim}
 	perPage := pc.BytesPerPage()
 	if gpu {
-		perPage /= 2 // the GPU runner's pages hold bf16
+		perPage = gpurunner.DeviceBytesPerPage(e.ck.Config, gpurunner.Options{PageSize: servePageSize})
 	}
 	one := llm.PagesFor(sh.MaxContext-1, servePageSize)
 	pc.NumPages = o.kvPages

@@ -180,6 +180,9 @@ func runThroughput(args []string, stdout, stderr io.Writer) error {
 		longest = max(longest, n)
 	}
 	perPage := w3day3.PoolConfig{NumPages: 1, PageSize: *pageSize, Layers: sh.NumLayers, KVHeads: sh.NumKVHeads, HeadDim: sh.HeadDim}.BytesPerPage()
+	if *device != "cpu" {
+		perPage = gpurunner.DeviceBytesPerPage(ck.Config, gpurunner.Options{PageSize: *pageSize}) // bf16 pages
+	}
 	numPages := max(longest, min(need, int(*kvGiB*(1<<30)/float64(perPage))))
 	if limit := int(*kvGiB * (1 << 30) / float64(perPage)); limit < longest {
 		return fmt.Errorf("%w: --kv-gib %.3g holds %d pages of %d positions, too few for the longest request (%d pages)", errUsage, *kvGiB, limit, *pageSize, longest)

@@ -419,9 +419,6 @@ func (m *Model) Close() error {
 // Shape is the model's dimensions and limits, as the engine sees them.
 func (m *Model) Shape() llm.ModelShape { return llm.ShapeOf(m.cfg) }
 
-// Options is what the model was loaded with.
-func (m *Model) Options() Options { return m.opts }
-
 // Runner is the model bound to the page pool whose block manager the engine
 // uses: the pool's free list and reference counts say which pages hold
 // what, the model's device buffers hold the keys and values. It implements
