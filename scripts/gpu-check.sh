@@ -26,6 +26,7 @@ bin=bin/gpu
 targets=(
   "kernels ./kernels ."
   "devtensor ./kernels/devtensor ."
+  "devsample ./kernels/devsample ."
   "solutions-w1d7 ./solutions/week1/day7 W1D7Task2"
   "solutions-w2d4 ./solutions/week2/day4 W2D4"
   "solutions-w2d5 ./solutions/week2/day5 W2D5"

@@ -235,7 +235,7 @@ func benchModel(rep *benchReport, dir, implName string, week int, dev *kernels.D
 		if rows == 0 {
 			rows = o.PromptLen
 		}
-		lm, gm, err := loadGPU(dev, ck, implName, gpuOptions{maxContext: min(c.MaxPositionEmbeddings, max(o.PromptLen+o.GenLen, 4096)), prefillRows: rows}, true)
+		lm, gm, err := loadGPU(dev, ck, implName, gpuOptions{maxContext: min(c.MaxPositionEmbeddings, max(o.PromptLen+o.GenLen, 4096)), prefillRows: rows}, nil)
 		if err != nil {
 			return err
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
 	"github.com/tinyllm-go/tinyllm/kernels"
+	"github.com/tinyllm-go/tinyllm/kernels/devsample"
 	refw2d7 "github.com/tinyllm-go/tinyllm/solutions/week2/day7"
 )
 
@@ -29,6 +30,7 @@ type gpuModel interface {
 	llm.StepModel
 	Close() error
 	Graphed() (bool, error)
+	SetSampling(p *devsample.Params) error
 }
 
 // gpuOptions size the GPU model.
@@ -112,10 +114,12 @@ func openDevice(name, implName string, week int, weekSet bool, stderr io.Writer)
 	return dev, nil
 }
 
-// loadGPU loads the GPU model and adapts it to the commands.
-// Greedy decoding (temperature 0) stays on the device: the model's own
-// argmax chooses, and only the token id comes back.
-func loadGPU(dev *kernels.Device, ck *checkpoint.Checkpoint, implName string, o gpuOptions, greedy bool) (loadedModel, gpuModel, error) {
+// loadGPU loads the GPU model and adapts it to the commands. The choice
+// of each token stays on the device: the model's own argmax (sampling nil),
+// or Week 1's sampler run on the device, its random stream restarted from
+// the seed for every reply, as the CPU engine restarts its sampler. Only
+// the token id comes back.
+func loadGPU(dev *kernels.Device, ck *checkpoint.Checkpoint, implName string, o gpuOptions, sampling *devsample.Params) (loadedModel, gpuModel, error) {
 	im := impls[implName]
 	var m gpuModel
 	if err := learnerGuard(implName, func() error {
@@ -127,15 +131,18 @@ func loadGPU(dev *kernels.Device, ck *checkpoint.Checkpoint, implName string, o 
 	}
 	lm := loadedModel{
 		generate: func(tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
-			var onToken func(int)
-			if greedy {
-				// No sampler; the reply's tokens are counted as they come.
-				if cs, ok := s.(*countingSampler); ok {
-					onToken = func(id int) { cs.n++; cs.last = id }
+			if sampling != nil {
+				if err := m.SetSampling(sampling); err != nil {
+					return "", err
 				}
-				s = nil
 			}
-			return im.gpuGenerate(m, tok, msgs, s, n, eos, onToken, on)
+			// No sampler on the CPU; the reply's tokens are counted as
+			// they come.
+			var onToken func(int)
+			if cs, ok := s.(*countingSampler); ok {
+				onToken = func(id int) { cs.n++; cs.last = id }
+			}
+			return im.gpuGenerate(m, tok, msgs, nil, n, eos, onToken, on)
 		},
 		bench: func(o bench.Options) (bench.Result, error) { return bench.RunStepModel(m, o) },
 	}

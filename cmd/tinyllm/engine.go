@@ -19,6 +19,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
 	"github.com/tinyllm-go/tinyllm/kernels"
+	"github.com/tinyllm-go/tinyllm/kernels/devsample"
 	"github.com/tinyllm-go/tinyllm/models"
 	refday5 "github.com/tinyllm-go/tinyllm/solutions/week1/day5"
 	refday6 "github.com/tinyllm-go/tinyllm/solutions/week1/day6"
@@ -341,7 +342,11 @@ func loadEngine(f *engineFlags, stderr io.Writer) (e *engine, err error) {
 				e.dev.Close()
 			}
 		}()
-		if e.model, e.gpu, err = loadGPU(e.dev, ck, f.impl, gpuOptions{maxContext: f.maxContext}, f.temperature == 0); err != nil {
+		var sampling *devsample.Params
+		if f.temperature > 0 {
+			sampling = &devsample.Params{Temperature: f.temperature, TopP: f.topP, TopK: f.topK, Seed: f.seed}
+		}
+		if e.model, e.gpu, err = loadGPU(e.dev, ck, f.impl, gpuOptions{maxContext: f.maxContext}, sampling); err != nil {
 			return nil, err
 		}
 		e.limit, week = e.gpu.MaxContext(), 2

@@ -12,6 +12,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	"github.com/tinyllm-go/tinyllm/kernels"
+	"github.com/tinyllm-go/tinyllm/kernels/devsample"
 	"github.com/tinyllm-go/tinyllm/kernels/devtensor"
 	"github.com/tinyllm-go/tinyllm/week2/day4"
 	"github.com/tinyllm-go/tinyllm/week2/day5"
@@ -180,6 +181,9 @@ type GPUModel struct {
 
 	graph    *kernels.Graph
 	graphErr error // why the step is not captured, when Graph was asked for
+
+	sampler  *devsample.Sampler // Week 1's sampler on the device, made by the first SetSampling
+	sampling bool               // choose draws with sampler instead of taking the argmax
 
 	n        int // positions cached (the device's pos[0] between passes)
 	next     int // the token id in tokens[0] on the device (the last greedy choice), or -1
@@ -402,6 +406,9 @@ func (m *GPUModel) Close() error {
 	if m.mod != nil {
 		keep(m.mod.Close())
 	}
+	if m.sampler != nil {
+		keep(m.sampler.Close())
+	}
 	*m = GPUModel{}
 	return errors.Join(errs...)
 }
@@ -466,17 +473,18 @@ func (m *GPUModel) checkTokens(ids []int) error {
 
 // Prefill feeds a prompt (at least one token) behind what the cache holds,
 // in pieces of at most PrefillRows tokens, computes the last position's
-// logits and chooses the greedy next token on the device, and returns it.
-// Only that token id is copied back.
+// logits and chooses the next token on the device (choose: the argmax, or
+// a draw after SetSampling), and returns it. Only that token id is copied
+// back.
 func (m *GPUModel) Prefill(ids []int) (int, error) {
 	// Your code here (W2D7).
 	panic("TODO(W2D7): implement GPUModel.Prefill")
 }
 
-// Decode feeds one token at the next position and returns the greedy next
-// token, chosen on the device. When token is the one the device chose last
-// (greedy decoding), nothing is uploaded: the step reads it where the
-// argmax wrote it. With Options.Graph the step is captured (in the
+// Decode feeds one token at the next position and returns the next token,
+// chosen on the device (choose). When token is the one the device chose
+// last, nothing is uploaded: the step reads it where the argmax or the
+// sampler wrote it. With Options.Graph the step is captured (in the
 // reference, on the second call, after one step launched kernel by kernel)
 // and replayed after; if capturing fails, the step runs launch by launch
 // and Graphed says why.

@@ -19,7 +19,9 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"github.com/tinyllm-go/tinyllm/internal/npy"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
+	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
 	"github.com/tinyllm-go/tinyllm/kernels"
+	"github.com/tinyllm-go/tinyllm/kernels/devsample"
 	"github.com/tinyllm-go/tinyllm/kernels/kerneltest"
 )
 
@@ -488,4 +490,85 @@ func argmax(x []float32) int {
 		}
 	}
 	return best
+}
+
+// SamplingModel is a Model that can draw its tokens on the device.
+type SamplingModel interface {
+	Model
+	SetSampling(p *devsample.Params) error
+}
+
+// SampleFunc is the day's GenerateTokens with a CPU sampler (s not nil:
+// each token drawn from the logits copied back) or without one (the token
+// Prefill or Decode chose on the device).
+type SampleFunc[M Model] func(m M, prompt []int, maxTokens int, s llm.Sampler) ([]int, error)
+
+// DeviceSampling checks the draw on the device: with SetSampling, the
+// shipped model generates the tokens that Week 1's sampler (newSampler)
+// draws on the CPU, with the same settings and seed, from the logits copied
+// back after every step. Each run loads the model afresh, so that both take
+// the same path (a first decode step launched kernel by kernel, then the
+// captured one) and compute the same logits. Going back to greedy with
+// SetSampling(nil) must take the argmax again.
+func DeviceSampling[M SamplingModel](t *testing.T, task string, ld LoadFunc[M], generate SampleFunc[M],
+	newSampler func(temperature, topP float64, topK int, seed uint64) llm.Sampler) {
+	d := kerneltest.Open(t)
+	ck := openCheckpoint(t, "models/tinyqwen-chat")
+	tok, err := tokenizer.LoadDir(ck.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prompt, err := tok.EncodeChat([]tokenizer.Message{{Role: "user", Content: "Tell me a story about a cat."}}, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 40
+	for _, p := range []devsample.Params{
+		{Temperature: 0.8, TopP: 0.9, TopK: 40, Seed: 7},
+		{Temperature: 1.2, TopP: 0.95, Seed: 8},
+		{Temperature: 0.7, TopP: 1, TopK: 20, Seed: 9},
+	} {
+		name := fmt.Sprintf("temperature %g, top-p %g, top-k %d, seed %d", p.Temperature, p.TopP, p.TopK, p.Seed)
+		m, ok := load(t, task, d, ck, LoadOptions{Graph: true}, ld)
+		if !ok {
+			return
+		}
+		if err := m.SetSampling(&p); err != nil {
+			t.Fatalf("%s: SetSampling(%s): %v", task, name, err)
+		}
+		var onDevice []int
+		if grade.Run(t, task, func() { onDevice, err = generate(m, prompt, n, nil) }) {
+			return
+		}
+		if err != nil {
+			t.Fatalf("%s: sampling on the device (%s): %v", task, name, err)
+		}
+		// Back to greedy: the next choice is the argmax again.
+		if err := m.SetSampling(nil); err != nil {
+			t.Fatalf("%s: SetSampling(nil): %v", task, err)
+		}
+		m.Reset()
+		next, err := m.Prefill(prompt)
+		if err != nil {
+			t.Fatalf("%s: Prefill after SetSampling(nil): %v", task, err)
+		}
+		logits(t, task+", greedy again after sampling", m, next)
+
+		ref, ok := load(t, task, d, ck, LoadOptions{Graph: true}, ld)
+		if !ok {
+			return
+		}
+		onCPU, err := generate(ref, prompt, n, newSampler(p.Temperature, p.TopP, p.TopK, p.Seed))
+		if err != nil {
+			t.Fatalf("%s: sampling on the CPU (%s): %v", task, name, err)
+		}
+		if !slices.Equal(onDevice, onCPU) {
+			k := 0
+			for k < min(len(onDevice), len(onCPU)) && onDevice[k] == onCPU[k] {
+				k++
+			}
+			t.Errorf("%s, %s: drawn on the device %v, by Week 1's sampler from the same logits %v (first difference at token %d)",
+				task, name, onDevice, onCPU, k)
+		}
+	}
 }

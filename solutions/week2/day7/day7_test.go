@@ -11,6 +11,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/grade/w2d7"
 	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"github.com/tinyllm-go/tinyllm/kernels"
+	w1d7 "github.com/tinyllm-go/tinyllm/solutions/week1/day7"
 	"github.com/tinyllm-go/tinyllm/solutions/week2/day1"
 	"github.com/tinyllm-go/tinyllm/solutions/week2/day3"
 )
@@ -71,3 +72,13 @@ func TestW2D7Task2GenerateTokens(t *testing.T) {
 }
 
 func TestW2D7CUDASourceCompiles(t *testing.T) { w2d7.CUDACompiles(t, Source) }
+
+func TestW2D7Task2SamplingOnDeviceGPU(t *testing.T) {
+	w2d7.DeviceSampling(t, "W2D7 Task 2 sampling on the device", load,
+		func(m *GPUModel, prompt []int, maxTokens int, s llm.Sampler) ([]int, error) {
+			return GenerateTokens(m, prompt, GenerateOptions{MaxTokens: maxTokens, Sampler: s})
+		},
+		func(temperature, topP float64, topK int, seed uint64) llm.Sampler {
+			return w1d7.NewSampler(temperature, topP, topK, seed)
+		})
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	"github.com/tinyllm-go/tinyllm/kernels"
+	"github.com/tinyllm-go/tinyllm/kernels/devsample"
 	"github.com/tinyllm-go/tinyllm/kernels/devtensor"
 	"github.com/tinyllm-go/tinyllm/solutions/week2/day4"
 	"github.com/tinyllm-go/tinyllm/solutions/week2/day5"
@@ -187,6 +188,9 @@ type GPUModel struct {
 
 	graph    *kernels.Graph
 	graphErr error // why the step is not captured, when Graph was asked for
+
+	sampler  *devsample.Sampler // Week 1's sampler on the device, made by the first SetSampling
+	sampling bool               // choose draws with sampler instead of taking the argmax
 
 	// The fused decode step (CUDA): its kernels, and the counters with
 	// which the last block of the attention (one a query head) and of the
@@ -453,6 +457,9 @@ func (m *GPUModel) Close() error {
 	if m.mod != nil {
 		keep(m.mod.Close())
 	}
+	if m.sampler != nil {
+		keep(m.sampler.Close())
+	}
 	if m.fmod != nil {
 		keep(m.fmod.Close())
 	}
@@ -520,8 +527,9 @@ func (m *GPUModel) checkTokens(ids []int) error {
 
 // Prefill feeds a prompt (at least one token) behind what the cache holds,
 // in pieces of at most PrefillRows tokens, computes the last position's
-// logits and chooses the greedy next token on the device, and returns it.
-// Only that token id is copied back.
+// logits and chooses the next token on the device (choose: the argmax, or
+// a draw after SetSampling), and returns it. Only that token id is copied
+// back.
 func (m *GPUModel) Prefill(ids []int) (int, error) {
 	if err := m.checkTokens(ids); err != nil {
 		return 0, err
@@ -548,10 +556,10 @@ func (m *GPUModel) Prefill(ids []int) (int, error) {
 	return m.readNext()
 }
 
-// Decode feeds one token at the next position and returns the greedy next
-// token, chosen on the device. When token is the one the device chose last
-// (greedy decoding), nothing is uploaded: the step reads it where the
-// argmax wrote it. With Options.Graph the step is captured (in the
+// Decode feeds one token at the next position and returns the next token,
+// chosen on the device (choose). When token is the one the device chose
+// last, nothing is uploaded: the step reads it where the argmax or the
+// sampler wrote it. With Options.Graph the step is captured (in the
 // reference, on the second call, after one step launched kernel by kernel)
 // and replayed after; if capturing fails, the step runs launch by launch
 // and Graphed says why.
@@ -617,7 +625,7 @@ const (
 // forward queues one pass over rows tokens: tokens[0:rows] at positions
 // pos[0] … pos[0]+rows-1 (the host's m.n), appending them to the caches.
 // With head it also computes the last row's logits and the greedy choice
-// (argmax_advance, which moves pos[0] on by rows). Nothing here waits for
+// (choose, which moves pos[0] on by rows). Nothing here waits for
 // the device, and with stepGraph nothing but launches happens, so that it
 // can be captured.
 func (m *GPUModel) forward(rows int, mode stepMode, head bool) error {
@@ -726,15 +734,7 @@ func (m *GPUModel) forward(rows int, mode stepMode, head bool) error {
 	if err := m.linear(m.logits, x, m.head); err != nil {
 		return err
 	}
-	argBlock := 1024
-	for argBlock > m.k["argmax_advance"].MaxThreadsPerBlock() {
-		argBlock /= 2 // the reduction halves a power of two
-	}
-	if err := launch("argmax_advance", kernels.LaunchConfig{Grid: kernels.D1(1), Block: kernels.D1(argBlock)},
-		m.tokens, m.pos, m.logits.Buf, int32(c.VocabSize), int32(rows)); err != nil {
-		return err
-	}
-	return nil
+	return m.choose(rows)
 }
 
 // fusable reports whether the fused decode step applies: CUDA, and shapes
@@ -853,6 +853,14 @@ func (m *GPUModel) forwardFused() error {
 			return err
 		}
 	}
-	return m.fusedLaunch("fs_head", m.head, kernels.Blocks(c.VocabSize, 4), e,
-		m.logits.Buf, m.headPart, m.headCount, m.tokens, m.pos, m.h.Buf, m.finalNorm.Buf, int32(c.VocabSize), int32(e), eps)
+	if err := m.fusedLaunch("fs_head", m.head, kernels.Blocks(c.VocabSize, 4), e,
+		m.logits.Buf, m.headPart, m.headCount, m.tokens, m.pos, m.h.Buf, m.finalNorm.Buf, int32(c.VocabSize), int32(e), eps); err != nil {
+		return err
+	}
+	if m.sampling {
+		// fs_head took the argmax and moved the position on; the draw
+		// replaces the token and leaves the position.
+		return m.sampler.Launch(m.tokens, nil, 0, m.logits.Buf, 1, c.VocabSize)
+	}
+	return nil
 }
