@@ -27,7 +27,7 @@ typedef unsigned long long u64;
 // Loads in flight per thread. One block reads a whole row (600 KB for
 // Qwen2's vocabulary), so its passes are bound by the latency of the loads
 // unless each thread issues several before it uses the first.
-#define AHEAD 8
+#define AHEAD 16
 
 // xs[v] = x[first + v·step] for v < AHEAD, 0 from end on: the loads issued
 // together, before any is used.
@@ -133,9 +133,11 @@ __device__ __forceinline__ u64 warp_sum_u64(u64 v) {
 // the returned one is kept. When the weights never reach target (rounding),
 // every key from lo on is kept.
 //
-// Many tokens fall in the same bin, so a warp first adds up its lanes that
-// share a bin and one lane per bin updates the shared histogram: atomics on
-// one address from every lane of every warp would queue behind each other.
+// Many tokens fall in the same bin, so the lanes of a warp that share a bin
+// count themselves (__match_any_sync) and one of them adds the count; a
+// warp whose lanes all share one bin also adds their probabilities first.
+// Atomics on one address from every lane of every warp would queue behind
+// each other.
 __device__ u64 select_key(const float* __restrict__ x, int n, float invT, float mT, u64 lo, double target, bool mass,
                           SelectShared* sh) {
     const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
@@ -161,19 +163,18 @@ __device__ u64 select_key(const float* __restrict__ x, int n, float invT, float 
                     in = k >= lo && (k & high) == prefix;
                     d = (int)((k >> shift) & 255);
                 }
-                const u64 q = in && mass ? (u64)((double)rel_prob(xs[v], invT, mT) * MASS_ONE + 0.5) : 0ull;
-                unsigned int pending = __ballot_sync(0xffffffffu, in);
-                while (pending != 0) {
-                    const int leader = __ffs(pending) - 1;
-                    const int dl = __shfl_sync(0xffffffffu, d, leader);
-                    const bool same = in && d == dl;
-                    const unsigned int group = __ballot_sync(0xffffffffu, same);
-                    const u64 sum = mass ? warp_sum_u64(same ? q : 0ull) : 0ull;
-                    if (lane == leader) {
-                        atomicAdd(&sh->cnt[dl], (unsigned int)__popc(group));
-                        if (mass) atomicAdd(&sh->mass[dl], sum);
+                // The lanes that share this lane's bin; lanes not in the
+                // selection form a group of their own (bin 256).
+                const unsigned int group = __match_any_sync(0xffffffffu, in ? d : 256);
+                if (in && lane == __ffs(group) - 1) atomicAdd(&sh->cnt[d], (unsigned int)__popc(group));
+                if (mass) {
+                    const u64 q = in ? (u64)((double)rel_prob(xs[v], invT, mT) * MASS_ONE + 0.5) : 0ull;
+                    if (group == 0xffffffffu) {  // the whole warp in one bin: one atomic, not 32 in a queue
+                        const u64 sum = warp_sum_u64(q);
+                        if (in && lane == 0) atomicAdd(&sh->mass[d], sum);
+                    } else if (in) {
+                        atomicAdd(&sh->mass[d], q);
                     }
-                    pending &= ~group;
                 }
             }
         }
@@ -300,21 +301,22 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_rows(
     if (t >= before && t < before + mine) {
         double cum = before;
         int pick = -1;
-        for (int c = i0; c < i1 && pick < 0; c += 32) {
-            const int i = c + lane;
-            double w = 0.0;
-            if (i < i1) {
-                float xi = x[i];
-                if (sample_key(xi, i) >= lo) w = (double)rel_prob(xi, invT, mT);
+        for (int b = i0 + lane; b - lane < i1 && pick < 0; b += AHEAD * 32) {
+            float xs[AHEAD];
+            load_ahead(xs, x, b, 32, i1);
+#pragma unroll
+            for (int v = 0; v < AHEAD; v++) {
+                const int i = b + v * 32;
+                const double w = i < i1 && sample_key(xs[v], i) >= lo ? (double)rel_prob(xs[v], invT, mT) : 0.0;
+                double inc = w;  // inclusive scan over the warp's 32 ids
+                for (int o = 1; o < 32; o <<= 1) {
+                    const double u = __shfl_up_sync(0xffffffffu, inc, o);
+                    if (lane >= o) inc += u;
+                }
+                const unsigned int hit = __ballot_sync(0xffffffffu, w > 0.0 && t < cum + inc);
+                if (hit != 0 && pick < 0) pick = b - lane + v * 32 + __ffs(hit) - 1;
+                cum += __shfl_sync(0xffffffffu, inc, 31);
             }
-            double inc = w;  // inclusive scan over the 32 ids
-            for (int o = 1; o < 32; o <<= 1) {
-                double v = __shfl_up_sync(0xffffffffu, inc, o);
-                if (lane >= o) inc += v;
-            }
-            const unsigned int hit = __ballot_sync(0xffffffffu, w > 0.0 && t < cum + inc);
-            if (hit != 0) pick = c + __ffs(hit) - 1;
-            cum += __shfl_sync(0xffffffffu, inc, 31);
         }
         if (lane == 0 && pick >= 0) s_pick = pick;  // one warp's run holds t
     }
