@@ -46,6 +46,13 @@ const (
 	// tensor cores: each product is off by at most 2^-8 of its size.
 	BF16ElemTol = 5e-3
 	BF16RelTol  = 1e-2
+	// The reference's matrix-vector variant on x in two int8 parts
+	// (Linear's pick for one row of x and a 4-bit W on CUDA) keeps 16 bits
+	// of x with a scale per 32 values: each x moves by at most 1/64516 of
+	// its slice's largest, about 2e-5 of the result over a normal x (one
+	// part alone: 0.5%).
+	Int8ElemTol = 2e-5
+	Int8RelTol  = 1e-4
 )
 
 // Format is a weight format the checks cover.
@@ -233,9 +240,33 @@ var rungNames = map[int]string{0: "Linear", 1: "v1 naive", 2: "v2 warp", 3: "v3 
 // one, in every format. Rungs 3, 4 and 5 must refuse a bf16 K that is not a
 // multiple of 8 with an error.
 func Rung[L Ladder](t *testing.T, task string, rung int, newLadder func(*kernels.Device) (L, error), short bool) {
+	tols := func(d *kernels.Device) (float64, float64) {
+		if (rung == 4 || rung == 5 || rung == 0) && d.Backend() == kernels.CUDA {
+			return BF16ElemTol, BF16RelTol
+		}
+		return Float32ElemTol, Float32RelTol
+	}
+	check(t, task, rungNames[rung], rung, newLadder, func(l L) func(y, x *devtensor.Activations, w *devtensor.Weight) error {
+		return rungMethod(l, rung)
+	}, nil, tols, short)
+}
+
+// Variant checks a method of the ladder other than the rungs (a variant the
+// reference keeps beside them, named what) as Rung checks rung 3, on the
+// formats and rows of x it applies to, with the tolerances tols gives for
+// the device, and logs the largest errors it measured.
+func Variant[L Ladder](t *testing.T, task, what string, newLadder func(*kernels.Device) (L, error),
+	method func(L) func(y, x *devtensor.Activations, w *devtensor.Weight) error,
+	applies func(f Format, rows int) bool, tols func(*kernels.Device) (elemTol, relTol float64), short bool) {
+	check(t, task, what, 3, newLadder, method, applies, tols, short)
+}
+
+func check[L Ladder](t *testing.T, task, what string, rung int, newLadder func(*kernels.Device) (L, error),
+	method func(L) func(y, x *devtensor.Activations, w *devtensor.Weight) error,
+	applies func(Format, int) bool, tols func(*kernels.Device) (float64, float64), short bool) {
 	grade.PointToChapter(t, task)
 	d := kerneltest.Open(t)
-	t.Logf("%s: %s on %s", task, rungNames[rung], d)
+	t.Logf("%s: %s on %s", task, what, d)
 	var l L
 	var err error
 	if grade.Run(t, task+" (NewMatmul)", func() { l, err = newLadder(d) }) {
@@ -245,14 +276,16 @@ func Rung[L Ladder](t *testing.T, task string, rung int, newLadder func(*kernels
 		t.Fatalf("%s: NewMatmul: %v", task, err)
 	}
 	defer l.Close()
-	run := rungMethod(l, rung)
-	elemTol, relTol := Float32ElemTol, Float32RelTol
-	if (rung == 4 || rung == 5 || rung == 0) && d.Backend() == kernels.CUDA {
-		elemTol, relTol = BF16ElemTol, BF16RelTol
-	}
+	run := method(l)
+	elemTol, relTol := tols(d)
 	if grade.Run(t, task+" (shape check)", func() { checkRefusesMismatch(t, task, d, run) }) {
 		return
 	}
+	var worstAll, relAll float64 // the largest errors measured, logged at the end
+	defer func() {
+		t.Logf("%s: largest error of an element %.2e of its scale (tolerance %.0e), of a whole output %.2e (tolerance %.0e)",
+			task, worstAll, elemTol, relAll, relTol)
+	}()
 	shapes := OddShapes
 	if !short {
 		shapes = append(append([]Shape{}, OddShapes...), RealShapes...)
@@ -271,10 +304,15 @@ func Rung[L Ladder](t *testing.T, task string, rung int, newLadder func(*kernels
 				}
 				defer w.Free()
 				for _, m := range s.Ms {
+					if applies != nil && !applies(f, m) {
+						continue
+					}
 					var msg string
-					if stub = grade.Run(t, task, func() { msg = p.check(d, run, w, m, rung, elemTol, relTol) }); stub {
+					var worst, rel float64
+					if stub = grade.Run(t, task, func() { msg, worst, rel = p.check(d, run, w, m, rung, elemTol, relTol) }); stub {
 						return
 					}
+					worstAll, relAll = math.Max(worstAll, worst), math.Max(relAll, rel)
 					if msg != "" {
 						t.Errorf("%s, %s, %s, M=%d: %s", task, s.Name, f.Name, m, msg)
 						return
@@ -312,48 +350,59 @@ func checkRefusesMismatch(t *testing.T, task string, d *kernels.Device, run func
 }
 
 // check runs the rung on the first m rows of x and compares with the CPU.
-// It returns "" or what is wrong.
-func (p *Problem) check(d *kernels.Device, run func(y, x *devtensor.Activations, w *devtensor.Weight) error, w *devtensor.Weight, m, rung int, elemTol, relTol float64) string {
+// It returns "" or what is wrong, and the errors it measured: the worst
+// element's as a fraction of its scale, and the whole output's.
+func (p *Problem) check(d *kernels.Device, run func(y, x *devtensor.Activations, w *devtensor.Weight) error, w *devtensor.Weight, m, rung int, elemTol, relTol float64) (string, float64, float64) {
+	raw, msg := p.run(d, run, w, m, rung)
+	if msg != "" || raw == nil {
+		return msg, 0, 0
+	}
+	return compare(raw, p, m, elemTol, relTol)
+}
+
+// run launches the rung and returns y's m + 1 rows as bits (none where the
+// rung rightly refused the shape), or what went wrong.
+func (p *Problem) run(d *kernels.Device, run func(y, x *devtensor.Activations, w *devtensor.Weight) error, w *devtensor.Weight, m, rung int) ([]uint32, string) {
 	n, k := p.Shape.N, p.Shape.K
 	x, err := devtensor.NewActivations(d, m, k)
 	if err != nil {
-		return err.Error()
+		return nil, err.Error()
 	}
 	defer x.Free()
 	// One row more than the output: it must come back untouched.
 	y, err := devtensor.NewActivations(d, m+1, n)
 	if err != nil {
-		return err.Error()
+		return nil, err.Error()
 	}
 	defer y.Free()
 	if err := y.Buf.Fill(0xFF); err != nil {
-		return err.Error()
+		return nil, err.Error()
 	}
 	xs := tensor.New(p.X.Data()[:m*k], m, k)
 	if err := x.Upload(xs); err != nil {
-		return err.Error()
+		return nil, err.Error()
 	}
 	err = run(y, x, w)
 	refuse := p.Format.Bits == 16 && k%8 != 0 && (rung == 3 || rung == 4 || rung == 5)
 	switch {
 	case refuse && err == nil:
-		return fmt.Sprintf("bf16 K = %d is not a multiple of 8: the rung must refuse it with an error, and it launched", k)
+		return nil, fmt.Sprintf("bf16 K = %d is not a multiple of 8: the rung must refuse it with an error, and it launched", k)
 	case refuse:
-		return ""
+		return nil, ""
 	case err != nil:
-		return err.Error()
+		return nil, err.Error()
 	}
 	if err := d.Synchronize(); err != nil {
-		return "the kernel failed: " + err.Error()
+		return nil, "the kernel failed: " + err.Error()
 	}
 	raw, err := kernels.Download[uint32](y.Buf, (m+1)*n)
 	if err != nil {
-		return err.Error()
+		return nil, err.Error()
 	}
-	return compare(raw, p, m, elemTol, relTol)
+	return raw, ""
 }
 
-func compare(raw []uint32, p *Problem, m int, elemTol, relTol float64) string {
+func compare(raw []uint32, p *Problem, m int, elemTol, relTol float64) (string, float64, float64) {
 	n := p.Shape.N
 	var (
 		bad, unwritten, past int
@@ -392,7 +441,7 @@ func compare(raw []uint32, p *Problem, m int, elemTol, relTol float64) string {
 	}
 	rel := math.Sqrt(errSq / wantSq)
 	if bad == 0 && past == 0 && rel <= relTol {
-		return ""
+		return "", worst, rel
 	}
 	var s strings.Builder
 	fmt.Fprintf(&s, "output [%d, %d] does not match the CPU\n", m, n)
@@ -407,7 +456,7 @@ func compare(raw []uint32, p *Problem, m int, elemTol, relTol float64) string {
 	if past > 0 {
 		fmt.Fprintf(&s, "    %d elements past the end of y were overwritten: threads outside [0, M·N) must not write\n", past)
 	}
-	return s.String()
+	return s.String(), worst, rel
 }
 
 // Sources checks, on any machine, that both kernel files of the day declare
