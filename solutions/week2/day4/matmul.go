@@ -122,6 +122,11 @@ type Matmul struct {
 	q8Off       bool
 	q8WK, q8Cap int
 	q8Levels    int // int8 parts of x it was compiled for (MQ_LEVELS)
+	// The staged variants' counter of sets of rows taken (two int32,
+	// zero between launches), and the benchmark's knob that gives them a
+	// fixed share of sets instead.
+	ctr        *kernels.Buffer
+	fixedShare bool
 }
 
 // The CUDA build of rung 3: 4 rows of W per warp, 2 rows of x per pass, 2
@@ -202,6 +207,11 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 					}
 				}
 			}
+			if err == nil {
+				if m.ctr, err = dev.Alloc(8); err == nil {
+					err = m.ctr.Fill(0)
+				}
+			}
 			if err != nil {
 				m.Close()
 				return nil, err
@@ -220,7 +230,7 @@ func (m *Matmul) Close() error {
 		}
 	}
 	m.mods = nil
-	for _, b := range []**kernels.Buffer{&m.xbf, &m.xq, &m.part} {
+	for _, b := range []**kernels.Buffer{&m.xbf, &m.xq, &m.part, &m.ctr} {
 		if *b != nil {
 			if err := (*b).Free(); err != nil && first == nil {
 				first = err
@@ -334,7 +344,8 @@ func (m *Matmul) V3(y, x *devtensor.Activations, w *devtensor.Weight) error {
 // launchStaged launches a staged-x matrix-vector kernel (matmul_q4_gemv_x
 // or matmul_q4_gemv_q8) with smem bytes of shared memory: wk warps per set
 // of 4 rows (0: by shape), the grid capped at capB blocks a
-// multiprocessor (0: a block for every 8/wk sets).
+// multiprocessor (0: a block for every 8/wk sets), the sets taken in turn
+// through the Matmul's counter.
 func (m *Matmul) launchStaged(k *kernels.Kernel, smem, wk, capB int, y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if wk == 0 {
 		wk = gemvXSplit(w.N, w.K/32, m.dev.Info().Multiprocessors)
@@ -344,7 +355,11 @@ func (m *Matmul) launchStaged(k *kernels.Kernel, smem, wk, capB int, y, x *devte
 		grid = min(grid, capB*max(1, m.dev.Info().Multiprocessors))
 	}
 	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(Block), SharedMem: smem}
-	return m.dev.Launch(k, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(wk))
+	var ctr any = m.ctr
+	if m.fixedShare {
+		ctr = uint64(0) // a null pointer: each block its fixed share of sets
+	}
+	return m.dev.Launch(k, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(wk), ctr)
 }
 
 // gemvQ8Shared is the shared memory matmul_q4_gemv_q8 stages x in, with
@@ -394,9 +409,9 @@ func q8Split(n, ns, sms int) int {
 	return wk
 }
 
-// q8BlocksPerSM caps matmul_q4_gemv_q8's grid: each block stages x once,
-// then takes sets of rows in turn, prefetching the next while it computes
-// this one (BenchmarkW2D4GemvVariants).
+// q8BlocksPerSM caps matmul_q4_gemv_q8's grid at the blocks that fit on
+// the GPU at once: each block stages x once, then takes sets of rows in
+// turn (BenchmarkW2D4GemvVariants).
 const q8BlocksPerSM = 2
 
 // v3Split is how many warps of a block share one set of rows in

@@ -329,29 +329,6 @@ __device__ __forceinline__ int mq_word(unsigned int lo, unsigned int hi, unsigne
     return __dp4a((int)hi, (int)xhi, __dp4a((int)lo, (int)xlo, acc));
 }
 
-// Prefetches bytes [0, n) of p into L2: a prefetch per 128-byte line, and
-// one for the last byte (p need not start a line). Thread idx of nthreads.
-__device__ __forceinline__ void mv_prefetch_range(const void* p, int n, int idx, int nthreads) {
-    const int lines = (n + 127) / 128;
-    for (int i = idx; i <= lines; i += nthreads)
-        asm volatile("prefetch.global.L2 [%0];" ::"l"((const char*)p + min(128 * i, n - 1)));
-}
-
-// Prefetches the MV_P rows of a 4-bit W, their scales and biases into L2,
-// so that the loads of a set of rows, issued only when the set before it
-// is done, find them there: the requests go out with no register held.
-__device__ __forceinline__ void mv_prefetch(const void* __restrict__ w, const unsigned short* __restrict__ scales,
-                                            const unsigned short* __restrict__ biases, const int (&rows)[MV_P],
-                                            int K, int group, int idx, int nthreads) {
-    const int G = K / group;
-#pragma unroll
-    for (int p = 0; p < MV_P; p++) {
-        mv_prefetch_range((const char*)w + (size_t)rows[p] * (K / 2), K / 2, idx, nthreads);
-        mv_prefetch_range(scales + (size_t)rows[p] * G, 2 * G, idx, nthreads);
-        mv_prefetch_range(biases + (size_t)rows[p] * G, 2 * G, idx, nthreads);
-    }
-}
-
 // mv_dot on the integer x staged by mq_stage.
 __device__ __forceinline__ void mq_dot(float (&acc)[MV_P], const void* __restrict__ w,
                                        const unsigned short* __restrict__ scales,
@@ -416,22 +393,57 @@ __device__ __forceinline__ void mq_dot(float (&acc)[MV_P], const void* __restric
     }
 }
 
-// The set of rows a warp takes (as the kernels below and Week 2 Day 7's
-// number them) is known one set ahead: mv_prefetch_set prefetches set
-// `set` of `sets` for 4-bit W (F != 0), rows_of(set, rows) giving its rows,
-// the wk warps of the set sharing the work. -DMV_PREFETCH=0 leaves it out
-// (the benchmark's comparison).
-#ifndef MV_PREFETCH
-#define MV_PREFETCH 1
-#endif
-template <int F, class RowsOf>
-__device__ __forceinline__ void mv_prefetch_set(RowsOf rows_of, int set, int sets, const void* __restrict__ w,
-                                                const unsigned short* __restrict__ scales,
-                                                const unsigned short* __restrict__ biases, int K, int group, int wk) {
-    if (F == 0 || !MV_PREFETCH || set >= sets) return;
-    int rows[MV_P];
-    rows_of(set, rows);
-    mv_prefetch(w, scales, biases, rows, K, group, (threadIdx.x / 32 % wk) * 32 + threadIdx.x % 32, 32 * wk);
+// ---- Taking sets of rows in turn. ----
+//
+// A warp (wk = 1) or a block (wk > 1: its warps share each set) of the
+// kernels below and of Week 2 Day 7's computes sets of MV_P rows until none
+// is left. With a fixed share each (set = first, first + stride, …) a grid
+// of 264 blocks and 592 sets leaves 64 blocks a third set to do alone at
+// the end, the rest of the GPU idle; so with a counter in device memory
+// (ctr, two ints, zero before the launch) each taker takes the next set
+// when it is done with one, and the last taker to find none left sets the
+// counter back to zero for the next launch (kernels of a stream run in
+// order; Day 7's take sets only after waiting for the kernel before).
+// Without a counter (ctr null) the share is fixed.
+//
+// Sets a kernel of units sets of MV_P rows has, with wk warps a set.
+__device__ __forceinline__ int mv_sets(int units, int wk) {
+    return wk == 1 ? units : (units + 8 / wk - 1) / (8 / wk);
+}
+
+// The unit (set of MV_P rows, as the kernel numbers them) of this warp in set.
+__device__ __forceinline__ int mv_unit(int set, int wk) {
+    return wk == 1 ? set : set * (8 / wk) + (int)threadIdx.x / 32 / wk;
+}
+
+// The next set for this warp, after set (-1: its first). Called by the
+// whole block when wk > 1 (it synchronizes).
+__device__ __forceinline__ int mv_take(int* __restrict__ ctr, int wk, int set) {
+    __shared__ int mv_taken;
+    if (ctr == nullptr) {
+        if (wk == 1) return set < 0 ? (int)(blockIdx.x * 8 + threadIdx.x / 32) : set + (int)gridDim.x * 8;
+        return set < 0 ? (int)blockIdx.x : set + (int)gridDim.x;
+    }
+    if (wk == 1) {
+        int t = 0;
+        if ((threadIdx.x & 31) == 0) t = atomicAdd(ctr, 1);
+        return __shfl_sync(0xffffffffu, t, 0);
+    }
+    __syncthreads();  // every warp has read the last set
+    if (threadIdx.x == 0) mv_taken = atomicAdd(ctr, 1);
+    __syncthreads();
+    return mv_taken;
+}
+
+// Called by every warp after its last mv_take: the last taker zeroes the counter.
+__device__ __forceinline__ void mv_done(int* __restrict__ ctr, int wk) {
+    if (ctr == nullptr) return;
+    const int takers = wk == 1 ? (int)(gridDim.x * (blockDim.x / 32)) : (int)gridDim.x;
+    const bool leader = wk == 1 ? (threadIdx.x & 31) == 0 : threadIdx.x == 0;
+    if (leader && atomicAdd(ctr + 1, 1) == takers - 1) {
+        ctr[0] = 0;
+        ctr[1] = 0;
+    }
 }
 
 // The core by weight format F: 0 bf16, 1 4-bit on float x, 2 4-bit on x in
@@ -456,32 +468,25 @@ __device__ __forceinline__ void mv_dot_f(float (&acc)[MV_P], const void* __restr
 #ifndef MATVEC_CORE_ONLY
 // Rung 3's 4-bit matrix-vector products on the staged x, float (F = 1,
 // matmul_q4_gemv_x) or in int8 parts (F = 2, matmul_q4_gemv_q8): MV_P rows a warp,
-// wk warps a set of rows, sets taken by the blocks in turn (grid-stride).
-// Each warp prefetches its next set of rows into L2 (mv_prefetch_set), the
-// first one while x is staged. Dynamic shared memory: 4·K + 4·K/32 bytes
-// (float), MQ_LEVELS·K + 8·K/32 (int8 parts).
+// wk warps a set of rows, sets taken in turn from the counter ctr (or in
+// a fixed share where it is null). Dynamic shared memory: 4·K + 4·K/32
+// bytes (float), MQ_LEVELS·K + 8·K/32 (int8 parts).
 template <int F>
 __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const float* __restrict__ x,
                                                const unsigned int* __restrict__ w,
                                                const unsigned short* __restrict__ scales,
                                                const unsigned short* __restrict__ biases, int N, int K, int group,
-                                               int wk) {
+                                               int wk, int* __restrict__ ctr) {
     extern __shared__ float4 mv_smem[];
     float* xs = (float*)mv_smem;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int sets = (N + MV_P * (8 / wk) - 1) / (MV_P * (8 / wk));
-    auto rows_of = [&](int set, int (&rows)[MV_P]) {
-        const int n0 = (set * (8 / wk) + warp / wk) * MV_P;
+    const int sets = mv_sets((N + MV_P - 1) / MV_P, wk);
+    mv_stage_f<F>(xs, x, nullptr, K);
+    for (int set = mv_take(ctr, wk, -1); set < sets; set = mv_take(ctr, wk, set)) {
+        const int n0 = mv_unit(set, wk) * MV_P;
+        int rows[MV_P];
 #pragma unroll
         for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);  // rows past N are read, not written
-    };
-    mv_prefetch_set<F>(rows_of, blockIdx.x, sets, w, scales, biases, K, group, wk);  // while x is staged
-    mv_stage_f<F>(xs, x, nullptr, K);
-    for (int set = blockIdx.x; set < sets; set += gridDim.x) {
-        const int n0 = (set * (8 / wk) + warp / wk) * MV_P;
-        int rows[MV_P];
-        rows_of(set, rows);
-        mv_prefetch_set<F>(rows_of, set + gridDim.x, sets, w, scales, biases, K, group, wk);
         float acc[MV_P], tot[MV_P];
         mv_dot_f<F>(acc, w, scales, biases, rows, xs, K, group, (warp % wk) * 32 + lane, 32 * wk);
         mv_reduce(tot, acc, wk);
@@ -493,13 +498,14 @@ __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const floa
             y[n0 + lane] = t;
         }
     }
+    mv_done(ctr, wk);
 }
 
 extern "C" __global__ void __launch_bounds__(256) matmul_q4_gemv_x(
         float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
         const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
-        int N, int K, int group, int wk) {
-    q4_gemv_staged<1>(y, x, w, scales, biases, N, K, group, wk);
+        int N, int K, int group, int wk, int* __restrict__ ctr) {
+    q4_gemv_staged<1>(y, x, w, scales, biases, N, K, group, wk, ctr);
 }
 
 #ifndef MQ_MINB  // blocks per multiprocessor the registers must allow
@@ -508,8 +514,8 @@ extern "C" __global__ void __launch_bounds__(256) matmul_q4_gemv_x(
 extern "C" __global__ void __launch_bounds__(256, MQ_MINB) matmul_q4_gemv_q8(
         float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
         const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
-        int N, int K, int group, int wk) {
-    q4_gemv_staged<2>(y, x, w, scales, biases, N, K, group, wk);
+        int N, int K, int group, int wk, int* __restrict__ ctr) {
+    q4_gemv_staged<2>(y, x, w, scales, biases, N, K, group, wk, ctr);
 }
 
 // ---- Rung 3: matrix-vector products bound by reading W once. ----

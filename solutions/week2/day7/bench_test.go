@@ -77,21 +77,22 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 			variants = append(variants, stepVariant{"fused_floatx", "", true})
 		}
 		// The fused step with other splits and grids (fusedSplit): rows
-		// split for 1 block a multiprocessor, and grids capped at 2 or 4.
-		variants = append(variants, stepVariant{"fused_target1", "", false}, stepVariant{"fused_cap2", "", false},
-			stepVariant{"fused_cap4", "", false})
+		// split for 2 blocks a multiprocessor, the grid capped at 4, and
+		// (4-bit) a fixed share of sets a block.
+		variants = append(variants, stepVariant{"fused_target2", "", false}, stepVariant{"fused_cap4", "", false},
+			stepVariant{"fused_fixed_share", "", false})
 		for _, v := range variants {
 			b.Run(name+"/"+v.name, func(b *testing.B) {
 				m.floatQ4 = v.floatX
 				switch v.name {
-				case "fused_target1":
-					m.fuseTarget = 1
-				case "fused_cap2":
-					m.fuseCap = 2
+				case "fused_target2":
+					m.fuseTarget = 2
 				case "fused_cap4":
 					m.fuseCap = 4
+				case "fused_fixed_share":
+					m.fuseFixed = true
 				}
-				defer func() { m.floatQ4, m.fuseTarget, m.fuseCap = false, 0, 0 }()
+				defer func() { m.floatQ4, m.fuseTarget, m.fuseCap, m.fuseFixed = false, 0, 0, false }()
 				benchStep(b, d, m, v.only)
 			})
 		}

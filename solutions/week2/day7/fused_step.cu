@@ -29,10 +29,9 @@ __device__ __forceinline__ float fs_inv(float ss, int E, float eps) { return rsq
 // Programmatic dependent launch (compute capability 9.0 and later): the
 // captured step launches every kernel below with Overlap, so the next
 // kernel's blocks are scheduled while this one's last blocks run. Each
-// kernel first prefetches its first rows of a 4-bit W into L2 (weights do
-// not depend on the kernel before), then lets its successor be scheduled
-// and waits until its predecessor has finished and its writes are
-// visible; a kernel launched without Overlap returns from the wait at once.
+// kernel lets its successor be scheduled at once, then waits until its
+// predecessor has finished and its writes are visible; a kernel launched
+// without Overlap returns from the wait at once.
 __device__ __forceinline__ void fs_after_previous() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
@@ -52,25 +51,19 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
                                        const float* __restrict__ sin_t, const int* __restrict__ pos, int E,
                                        int Hq, int H, int D, int cap, int max_pos, float eps,
                                        const void* __restrict__ w, const unsigned short* __restrict__ scales,
-                                       const unsigned short* __restrict__ biases, int group, int wk) {
+                                       const unsigned short* __restrict__ biases, int group, int wk,
+                                       int* __restrict__ ctr) {
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, half = D / 2;
-    const int units = (Hq + 2 * H) * half / 2, per = 8 / wk, sets = (units + per - 1) / per;
-    auto rows_of = [&](int set, int (&rows)[MV_P]) {
-        const int t = 2 * min(set * per + warp / wk, units - 1), r0 = t / half * D + t % half;
-        rows[0] = r0, rows[1] = r0 + 1, rows[2] = r0 + half, rows[3] = r0 + half + 1;
-    };
-    mv_prefetch_set<F>(rows_of, blockIdx.x, sets, w, scales, biases, E, group, wk);
+    const int units = (Hq + 2 * H) * half / 2, sets = mv_sets(units, wk);
     fs_after_previous();
     const float inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
     const int p0 = pos[0];
-    for (int set = blockIdx.x; set < sets; set += gridDim.x) {
-        const int u = set * per + warp / wk;
+    for (int set = mv_take(ctr, wk, -1); set < sets; set = mv_take(ctr, wk, set)) {
+        const int u = mv_unit(set, wk);
         const int t = 2 * min(u, units - 1), hh = t / half, i = t % half, r0 = hh * D + i;
-        int rows[MV_P];
-        rows_of(set, rows);
-        mv_prefetch_set<F>(rows_of, set + gridDim.x, sets, w, scales, biases, E, group, wk);
+        const int rows[MV_P] = {r0, r0 + 1, r0 + half, r0 + half + 1};
         float acc[MV_P], tot[MV_P];
         mv_dot_f<F>(acc, w, scales, biases, rows, xs, E, group, (warp % wk) * 32 + lane, 32 * wk);
         mv_reduce(tot, acc, wk);
@@ -92,6 +85,7 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
         dst[i + lane] = y0;
         dst[i + lane + half] = y1;
     }
+    mv_done(ctr, wk);
 }
 
 // h[n] += x·W[n] for the N rows of W: o_proj (x the attention) and
@@ -99,24 +93,19 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
 template <int F>
 __device__ __forceinline__ void fs_resid(float* __restrict__ hres, const float* __restrict__ x, int N, int K,
                                          const void* __restrict__ w, const unsigned short* __restrict__ scales,
-                                         const unsigned short* __restrict__ biases, int group, int wk) {
+                                         const unsigned short* __restrict__ biases, int group, int wk,
+                                         int* __restrict__ ctr) {
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk;
-    const int units = (N + MV_P - 1) / MV_P, sets = (units + per - 1) / per;
-    auto rows_of = [&](int set, int (&rows)[MV_P]) {
-        const int n0 = (set * per + warp / wk) * MV_P;
-#pragma unroll
-        for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);
-    };
-    mv_prefetch_set<F>(rows_of, blockIdx.x, sets, w, scales, biases, K, group, wk);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int sets = mv_sets((N + MV_P - 1) / MV_P, wk);
     fs_after_previous();
     mv_stage_f<F>(xs, x, nullptr, K);
-    for (int set = blockIdx.x; set < sets; set += gridDim.x) {
-        const int n0 = (set * per + warp / wk) * MV_P;
+    for (int set = mv_take(ctr, wk, -1); set < sets; set = mv_take(ctr, wk, set)) {
+        const int n0 = mv_unit(set, wk) * MV_P;
         int rows[MV_P];
-        rows_of(set, rows);
-        mv_prefetch_set<F>(rows_of, set + gridDim.x, sets, w, scales, biases, K, group, wk);
+#pragma unroll
+        for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);
         float acc[MV_P], tot[MV_P];
         mv_dot_f<F>(acc, w, scales, biases, rows, xs, K, group, (warp % wk) * 32 + lane, 32 * wk);
         mv_reduce(tot, acc, wk);
@@ -128,6 +117,7 @@ __device__ __forceinline__ void fs_resid(float* __restrict__ hres, const float* 
             hres[n0 + lane] += t;
         }
     }
+    mv_done(ctr, wk);
 }
 
 // act[i] = silu(g_i)·u_i with g = RMSNorm(h)·gate, u = RMSNorm(h)·up, the
@@ -137,23 +127,16 @@ template <int F>
 __device__ __forceinline__ void fs_gateup(float* __restrict__ act, const float* __restrict__ h,
                                           const float* __restrict__ ln, int I, int E, float eps,
                                           const void* __restrict__ w, const unsigned short* __restrict__ scales,
-                                          const unsigned short* __restrict__ biases, int group, int wk) {
+                                          const unsigned short* __restrict__ biases, int group, int wk,
+                                          int* __restrict__ ctr) {
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk, units = I / 2;
-    const int sets = (units + per - 1) / per;
-    auto rows_of = [&](int set, int (&rows)[MV_P]) {
-        const int i = 2 * min(set * per + warp / wk, units - 1);
-        rows[0] = i, rows[1] = i + 1, rows[2] = I + i, rows[3] = I + i + 1;
-    };
-    mv_prefetch_set<F>(rows_of, blockIdx.x, sets, w, scales, biases, E, group, wk);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, units = I / 2, sets = mv_sets(units, wk);
     fs_after_previous();
     const float inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
-    for (int set = blockIdx.x; set < sets; set += gridDim.x) {
-        const int u = set * per + warp / wk, i = 2 * min(u, units - 1);
-        int rows[MV_P];
-        rows_of(set, rows);
-        mv_prefetch_set<F>(rows_of, set + gridDim.x, sets, w, scales, biases, E, group, wk);
+    for (int set = mv_take(ctr, wk, -1); set < sets; set = mv_take(ctr, wk, set)) {
+        const int u = mv_unit(set, wk), i = 2 * min(u, units - 1);
+        const int rows[MV_P] = {i, i + 1, I + i, I + i + 1};
         float acc[MV_P], tot[MV_P];
         mv_dot_f<F>(acc, w, scales, biases, rows, xs, E, group, (warp % wk) * 32 + lane, 32 * wk);
         mv_reduce(tot, acc, wk);
@@ -162,6 +145,7 @@ __device__ __forceinline__ void fs_gateup(float* __restrict__ act, const float* 
             act[i + lane] = g / (1.0f + expf(-g)) * up;
         }
     }
+    mv_done(ctr, wk);
 }
 
 // The better of two (value, index) candidates: the larger value, and on a
@@ -202,27 +186,22 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
                                         const float* __restrict__ h, const float* __restrict__ ln, int N, int E,
                                         float eps, const void* __restrict__ w,
                                         const unsigned short* __restrict__ scales,
-                                        const unsigned short* __restrict__ biases, int group, int wk) {
+                                        const unsigned short* __restrict__ biases, int group, int wk,
+                                        int* __restrict__ ctr) {
     extern __shared__ float4 fs_smem[];
     __shared__ bool last;
     float* xs = (float*)fs_smem;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk;
-    const int units = (N + MV_P - 1) / MV_P, sets = (units + per - 1) / per;
-    auto rows_of = [&](int set, int (&rows)[MV_P]) {
-        const int n0 = (set * per + warp / wk) * MV_P;
-#pragma unroll
-        for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);
-    };
-    mv_prefetch_set<F>(rows_of, blockIdx.x, sets, w, scales, biases, E, group, wk);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int sets = mv_sets((N + MV_P - 1) / MV_P, wk);
     fs_after_previous();
     const float inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
     float best = -INFINITY;
     int bi = N;
-    for (int set = blockIdx.x; set < sets; set += gridDim.x) {
-        const int n0 = (set * per + warp / wk) * MV_P;
+    for (int set = mv_take(ctr, wk, -1); set < sets; set = mv_take(ctr, wk, set)) {
+        const int n0 = mv_unit(set, wk) * MV_P;
         int rows[MV_P];
-        rows_of(set, rows);
-        mv_prefetch_set<F>(rows_of, set + gridDim.x, sets, w, scales, biases, E, group, wk);
+#pragma unroll
+        for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);
         float acc[MV_P], tot[MV_P];
         mv_dot_f<F>(acc, w, scales, biases, rows, xs, E, group, (warp % wk) * 32 + lane, 32 * wk);
         mv_reduce(tot, acc, wk);
@@ -239,6 +218,7 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
             }
         }
     }
+    mv_done(ctr, wk);
     fs_block_best(best, bi);
     if (threadIdx.x == 0) {
         part[2 * blockIdx.x] = __float_as_int(best);
@@ -262,8 +242,8 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
 }
 
 #define FS_W const void *__restrict__ w, const unsigned short *__restrict__ scales, \
-             const unsigned short *__restrict__ biases, int group, int wk
-#define FS_WA w, scales, biases, group, wk
+             const unsigned short *__restrict__ biases, int group, int wk, int *__restrict__ ctr
+#define FS_WA w, scales, biases, group, wk, ctr
 
 #define FS_KERNELS(SUF, F)                                                                                          \
     extern "C" __global__ void __launch_bounds__(256) fs_qkv_##SUF(                                                 \

@@ -199,6 +199,9 @@ type GPUModel struct {
 	fk                  map[string]*kernels.Kernel
 	attCount, headCount *kernels.Buffer
 	headPart            *kernels.Buffer
+	// The 4-bit fused kernels' counter of sets of rows taken (Day 4's
+	// mv_take: two int32, zero between launches).
+	setCount *kernels.Buffer
 	// Benchmark knobs: noFuse captures the unfused step, fuseOnly (a
 	// kernel's name without its suffix) launches that kernel alone,
 	// floatQ4 makes the fused 4-bit kernels take float x.
@@ -206,8 +209,10 @@ type GPUModel struct {
 	fuseOnly string
 	floatQ4  bool
 	// fuseTarget and fuseCap override fusedSplit's blocks a
-	// multiprocessor to split rows for and its cap on the grid.
+	// multiprocessor to split rows for and its cap on the grid; fuseFixed
+	// gives the 4-bit kernels a fixed share of sets a block.
 	fuseTarget, fuseCap int
+	fuseFixed           bool
 	graphLaunches       int // launches the captured step replays
 
 	n          int // positions cached (the device's pos[0] between passes)
@@ -402,8 +407,12 @@ func (m *GPUModel) allocate() error {
 	if m.headCount, err = kernels.Upload(m.dev, []int32{0}); err != nil {
 		return err
 	}
-	_, grid := m.fusedSplit(kernels.Blocks(c.VocabSize, 4), m.head)
-	m.headPart, err = m.dev.Alloc(8 * grid)
+	if m.setCount, err = kernels.Upload(m.dev, []int32{0, 0}); err != nil {
+		return err
+	}
+	// A partial result per block of the head, for any grid fusedSplit
+	// gives (the benchmark's caps included).
+	m.headPart, err = m.dev.Alloc(8 * fusedBlocksPerSM * max(1, m.dev.Info().Multiprocessors))
 	return err
 }
 
@@ -414,7 +423,7 @@ func (m *GPUModel) Close() error {
 	if m.graph != nil {
 		keep(m.graph.Free())
 	}
-	for _, b := range []*kernels.Buffer{m.tokens, m.pos, m.partO, m.partML, m.attCount, m.headCount, m.headPart} {
+	for _, b := range []*kernels.Buffer{m.tokens, m.pos, m.partO, m.partML, m.attCount, m.headCount, m.headPart, m.setCount} {
 		if b != nil {
 			keep(b.Free())
 		}
@@ -767,9 +776,10 @@ func stagedBytes(k int) int { return 4*k + 4*(k/32) }
 
 // fusedSplit picks, for units sets of 4 rows of w, how many warps of a
 // block share a set (1, 2, 4 or 8: the fewest that give two blocks a
-// multiprocessor, as long as every lane has a 16-byte slice of a row) and
-// the grid (a block for every 8/wk sets, at most fusedBlocksPerSM a
-// multiprocessor: each block stages x once, then takes sets in turn).
+// multiprocessor, one for 4-bit W, as long as every lane has a 16-byte
+// slice of a row) and the grid (a block for every 8/wk sets, at most
+// fusedBlocksPerSM a multiprocessor, q4BlocksPerSM for 4-bit W: each
+// block stages x once, then takes sets in turn).
 func (m *GPUModel) fusedSplit(units int, w *devtensor.Weight) (wk, grid int) {
 	ns := w.K / 8
 	if w.Quantized() {
@@ -777,6 +787,11 @@ func (m *GPUModel) fusedSplit(units int, w *devtensor.Weight) (wk, grid int) {
 	}
 	sms := max(1, m.dev.Info().Multiprocessors)
 	target, capB := 2, fusedBlocksPerSM
+	if w.Quantized() {
+		// Sets taken in turn (mv_take): as many blocks as fit at once,
+		// rows split only where a block each multiprocessor would idle.
+		target, capB = 1, q4BlocksPerSM
+	}
 	if m.fuseTarget > 0 {
 		target = m.fuseTarget
 	}
@@ -791,8 +806,13 @@ func (m *GPUModel) fusedSplit(units int, w *devtensor.Weight) (wk, grid int) {
 }
 
 // fusedBlocksPerSM caps the grids of the fused kernels (the 0.5B head has
-// 4,748 sets of rows).
-const fusedBlocksPerSM = 8
+// 4,748 sets of rows); q4BlocksPerSM those of the 4-bit ones, which take
+// their sets in turn: the blocks that fit on the GPU at once (their
+// registers allow 2 a multiprocessor).
+const (
+	fusedBlocksPerSM = 8
+	q4BlocksPerSM    = 2
+)
 
 // fusedLaunch launches fused kernel base (bf16 or 4-bit by w) over units
 // sets of rows of w with x of k columns staged: args first, then w's
@@ -803,7 +823,7 @@ func (m *GPUModel) fusedLaunch(base string, w *devtensor.Weight, units, k int, a
 	}
 	wk, grid := m.fusedSplit(units, w)
 	name := base + "_bf16"
-	wargs := []any{w.W, w.W, w.W, int32(0), int32(wk)}
+	wargs := []any{w.W, w.W, w.W, int32(0), int32(wk), uint64(0)} // bf16: a fixed share of sets a block
 	smem := stagedBytes(k)
 	if w.Quantized() {
 		// x rounded to int8 as Day 4's Linear does for one row, unless
@@ -812,7 +832,11 @@ func (m *GPUModel) fusedLaunch(base string, w *devtensor.Weight, units, k int, a
 		if m.opts.FloatActivations || m.floatQ4 {
 			name, smem = base+"_q4", stagedBytes(k)
 		}
-		wargs = []any{w.W, w.Scales, w.Biases, int32(w.GroupSize), int32(wk)}
+		var ctr any = m.setCount
+		if m.fuseFixed {
+			ctr = uint64(0)
+		}
+		wargs = []any{w.W, w.Scales, w.Biases, int32(w.GroupSize), int32(wk), ctr}
 	}
 	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(256), SharedMem: smem, Overlap: true}
 	return m.dev.Launch(m.fk[name], cfg, append(args, wargs...)...)
