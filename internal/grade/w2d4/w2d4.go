@@ -46,13 +46,6 @@ const (
 	// tensor cores: each product is off by at most 2^-8 of its size.
 	BF16ElemTol = 5e-3
 	BF16RelTol  = 1e-2
-	// The reference's matrix-vector variant on x in two int8 parts
-	// (Linear's pick for one row of x and a 4-bit W on CUDA) keeps 16 bits
-	// of x with a scale per 32 values: each x moves by at most 1/64516 of
-	// its slice's largest, about 2e-5 of the result over a normal x (one
-	// part alone: 0.5%).
-	Int8ElemTol = 2e-5
-	Int8RelTol  = 1e-4
 )
 
 // Format is a weight format the checks cover.
@@ -240,33 +233,9 @@ var rungNames = map[int]string{0: "Linear", 1: "v1 naive", 2: "v2 warp", 3: "v3 
 // one, in every format. Rungs 3, 4 and 5 must refuse a bf16 K that is not a
 // multiple of 8 with an error.
 func Rung[L Ladder](t *testing.T, task string, rung int, newLadder func(*kernels.Device) (L, error), short bool) {
-	tols := func(d *kernels.Device) (float64, float64) {
-		if (rung == 4 || rung == 5 || rung == 0) && d.Backend() == kernels.CUDA {
-			return BF16ElemTol, BF16RelTol
-		}
-		return Float32ElemTol, Float32RelTol
-	}
-	check(t, task, rungNames[rung], rung, newLadder, func(l L) func(y, x *devtensor.Activations, w *devtensor.Weight) error {
-		return rungMethod(l, rung)
-	}, nil, tols, short)
-}
-
-// Variant checks a method of the ladder other than the rungs (a variant the
-// reference keeps beside them, named what) as Rung checks rung 3, on the
-// formats and rows of x it applies to, with the tolerances tols gives for
-// the device, and logs the largest errors it measured.
-func Variant[L Ladder](t *testing.T, task, what string, newLadder func(*kernels.Device) (L, error),
-	method func(L) func(y, x *devtensor.Activations, w *devtensor.Weight) error,
-	applies func(f Format, rows int) bool, tols func(*kernels.Device) (elemTol, relTol float64), short bool) {
-	check(t, task, what, 3, newLadder, method, applies, tols, short)
-}
-
-func check[L Ladder](t *testing.T, task, what string, rung int, newLadder func(*kernels.Device) (L, error),
-	method func(L) func(y, x *devtensor.Activations, w *devtensor.Weight) error,
-	applies func(Format, int) bool, tols func(*kernels.Device) (float64, float64), short bool) {
 	grade.PointToChapter(t, task)
 	d := kerneltest.Open(t)
-	t.Logf("%s: %s on %s", task, what, d)
+	t.Logf("%s: %s on %s", task, rungNames[rung], d)
 	var l L
 	var err error
 	if grade.Run(t, task+" (NewMatmul)", func() { l, err = newLadder(d) }) {
@@ -276,8 +245,11 @@ func check[L Ladder](t *testing.T, task, what string, rung int, newLadder func(*
 		t.Fatalf("%s: NewMatmul: %v", task, err)
 	}
 	defer l.Close()
-	run := method(l)
-	elemTol, relTol := tols(d)
+	run := rungMethod(l, rung)
+	elemTol, relTol := Float32ElemTol, Float32RelTol
+	if (rung == 4 || rung == 5 || rung == 0) && d.Backend() == kernels.CUDA {
+		elemTol, relTol = BF16ElemTol, BF16RelTol
+	}
 	if grade.Run(t, task+" (shape check)", func() { checkRefusesMismatch(t, task, d, run) }) {
 		return
 	}
@@ -304,9 +276,6 @@ func check[L Ladder](t *testing.T, task, what string, rung int, newLadder func(*
 				}
 				defer w.Free()
 				for _, m := range s.Ms {
-					if applies != nil && !applies(f, m) {
-						continue
-					}
 					var msg string
 					var worst, rel float64
 					if stub = grade.Run(t, task, func() { msg, worst, rel = p.check(d, run, w, m, rung, elemTol, relTol) }); stub {

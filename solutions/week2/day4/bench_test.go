@@ -63,9 +63,6 @@ func BenchmarkW2D4Ladder(b *testing.B) {
 					name := fmt.Sprintf("%s/%s/M=%d/%s", s.Name, f.Name, m, r)
 					b.Run(name, func(b *testing.B) { benchRung(b, d, mm, r, y, x, ws) })
 				}
-				if mm.useQ8(x, ws[0]) { // Linear's pick for one row of x and a 4-bit W
-					b.Run(fmt.Sprintf("%s/%s/M=%d/v3 int8 x", s.Name, f.Name, m), func(b *testing.B) { benchFunc(b, d, mm.v3Q8, y, x, ws) })
-				}
 				x.Free()
 				y.Free()
 				for _, w := range ws {
@@ -155,7 +152,7 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 	defer mmU2.Close()
 	q8Variants := []struct{ name, opts string }{
 		{"u1", "-DMQ_U=1"}, {"u3", "-DMQ_U=3"}, {"u4_b1", "-DMQ_U=4 -DMQ_MINB=1"},
-		{"one_part", "-DMQ_LEVELS=1"},
+		{"one_part", "-DMQ_LEVELS=1"}, {"two_parts", "-DMQ_LEVELS=2"},
 	}
 	mmQ8 := make([]*Matmul, len(q8Variants))
 	for i, v := range q8Variants {
@@ -185,27 +182,22 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 				mm = mmU2
 			}
 			b.Run(fmt.Sprintf("%s/%s/tensor-core_rt%d_u%d", s.Name, f.Name, v[0], v[1]), func(b *testing.B) {
-				mm.tcRT = v[0]
-				defer func() { mm.tcRT = 0 }()
+				mm.tcRT, mm.q8Off = v[0], true
+				defer func() { mm.tcRT, mm.q8Off = 0, false }()
 				benchRung(b, d, mm, V3Vector, y, x, ws)
 			})
 		}
 		// The variant on x in int8 parts: builds with 1, 3 or 4 slices a
 		// row in flight (the default 2), the registers for 1 block a
-		// multiprocessor (b1, the default 2) and one int8 part of x; then
-		// the default build with a fixed share of sets a block, and with
-		// other warps per set of rows (0: by shape) and caps on the grid
-		// (blocks a multiprocessor, 0: the default, 100: none).
+		// multiprocessor (b1, the default 2), one or two int8 parts of x
+		// (the default 3); then the default build with other warps per
+		// set of rows (0: by shape) and caps on the grid (blocks a
+		// multiprocessor, 0: the default, 100: none).
 		for i, v := range q8Variants {
 			b.Run(fmt.Sprintf("%s/%s/int8x_%s", s.Name, f.Name, v.name), func(b *testing.B) {
 				benchFunc(b, d, mmQ8[i].v3Q8, y, x, ws)
 			})
 		}
-		b.Run(fmt.Sprintf("%s/%s/int8x_fixed_share", s.Name, f.Name), func(b *testing.B) {
-			mms[0].fixedShare = true
-			defer func() { mms[0].fixedShare = false }()
-			benchFunc(b, d, mms[0].v3Q8, y, x, ws)
-		})
 		for _, v := range [][2]int{{0, 0}, {1, 0}, {2, 0}, {4, 0}, {0, 1}, {0, 3}, {0, 4}, {0, 100}} {
 			mm := mms[0]
 			b.Run(fmt.Sprintf("%s/%s/int8x_wk%d_cap%d", s.Name, f.Name, v[0], v[1]), func(b *testing.B) {

@@ -8,9 +8,7 @@ import (
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/grade/w2d4"
-	"github.com/tinyllm-go/tinyllm/kernels"
 	"github.com/tinyllm-go/tinyllm/kernels/devtensor"
-	"github.com/tinyllm-go/tinyllm/kernels/kerneltest"
 )
 
 func TestW2D4Sources(t *testing.T) { w2d4.Sources(t, Source) }
@@ -50,18 +48,3 @@ func TestW2D4Pick(t *testing.T) {
 }
 
 func TestW2D4PipelinedGPU(t *testing.T) { w2d4.Rung(t, "W2D4 V5", 5, NewMatmul, testing.Short()) }
-
-// TestW2D4Int8XGPU checks the reference's int8-x matrix-vector variant (4-bit
-// W, one row of x; Linear's pick for them on CUDA) on every shape at its
-// own tolerance, and logs the error it measured: 4-bit formats, one row
-// of x (the variant takes nothing else).
-func TestW2D4Int8XGPU(t *testing.T) {
-	d := kerneltest.Open(t)
-	if d.Backend() != kernels.CUDA {
-		t.Skipf("not run: W2D4 V3 int8 x is a CUDA variant (this device is %s)", d)
-	}
-	w2d4.Variant(t, "W2D4 V3 int8 x", "v3's int8-x matrix-vector variant", NewMatmul,
-		func(m *Matmul) func(y, x *devtensor.Activations, w *devtensor.Weight) error { return m.v3Q8 },
-		func(f w2d4.Format, rows int) bool { return f.Bits == 4 && rows == 1 },
-		func(*kernels.Device) (float64, float64) { return w2d4.Int8ElemTol, w2d4.Int8RelTol }, testing.Short())
-}

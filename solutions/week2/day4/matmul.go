@@ -7,6 +7,7 @@ package day4
 import (
 	_ "embed"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/tinyllm-go/tinyllm/kernels"
@@ -115,18 +116,13 @@ type Matmul struct {
 	gemvX       *kernels.Kernel
 	gxOn        bool
 	gxWK, gxCap int
-	// The int8-x matrix-vector variant, Linear's pick for one row of x and
-	// a 4-bit W, and the benchmark's knobs: q8Off makes Linear take V3,
-	// q8WK and q8Cap are gxWK and gxCap for it.
+	// The matrix-vector variant on x in int8 parts, V3's pick for one row
+	// of x and a 4-bit W, and the benchmark's knobs: q8Off makes V3 take
+	// the older variants, q8WK and q8Cap are gxWK and gxCap for it.
 	gemvQ8      *kernels.Kernel
 	q8Off       bool
 	q8WK, q8Cap int
 	q8Levels    int // int8 parts of x it was compiled for (MQ_LEVELS)
-	// The staged variants' counter of sets of rows taken (two int32,
-	// zero between launches), and the benchmark's knob that gives them a
-	// fixed share of sets instead.
-	ctr        *kernels.Buffer
-	fixedShare bool
 }
 
 // The CUDA build of rung 3: 4 rows of W per warp, 2 rows of x per pass, 2
@@ -150,9 +146,13 @@ type v3Config struct {
 func NewMatmul(dev *kernels.Device) (*Matmul, error) { return newMatmul(dev, cudaV3) }
 
 func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
-	m := &Matmul{dev: dev, v3W: 1, v3X: 8, q8Levels: 2}
-	if strings.Contains(v3.extra, "-DMQ_LEVELS=1") {
-		m.q8Levels = 1
+	m := &Matmul{dev: dev, v3W: 1, v3X: 8, q8Levels: 3}
+	for _, o := range strings.Fields(v3.extra) {
+		if n, ok := strings.CutPrefix(o, "-DMQ_LEVELS="); ok {
+			if l, err := strconv.Atoi(n); err == nil {
+				m.q8Levels = l
+			}
+		}
 	}
 	var opts []string
 	if dev.Backend() == kernels.CUDA {
@@ -207,11 +207,6 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 					}
 				}
 			}
-			if err == nil {
-				if m.ctr, err = dev.Alloc(8); err == nil {
-					err = m.ctr.Fill(0)
-				}
-			}
 			if err != nil {
 				m.Close()
 				return nil, err
@@ -230,7 +225,7 @@ func (m *Matmul) Close() error {
 		}
 	}
 	m.mods = nil
-	for _, b := range []**kernels.Buffer{&m.xbf, &m.xq, &m.part, &m.ctr} {
+	for _, b := range []**kernels.Buffer{&m.xbf, &m.xq, &m.part} {
 		if *b != nil {
 			if err := (*b).Free(); err != nil && first == nil {
 				first = err
@@ -297,13 +292,17 @@ func (m *Matmul) V2(y, x *devtensor.Activations, w *devtensor.Weight) error {
 // of W and a few rows of x per pass (grid Y covers the passes). bf16 weights
 // need K to be a multiple of 8 (a row must start on 16 bytes); 4-bit ones
 // always qualify. On CUDA a 4-bit product with one row of x goes to the
-// matrix-vector variant matmul_q4_gemv. (Provided.)
+// matrix-vector variant on x in int8 parts, matmul_q4_gemv_q8 (the older
+// variants remain for the benchmark). (Provided.)
 func (m *Matmul) V3(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if err := check(y, x, w); err != nil {
 		return err
 	}
 	if w.K%8 != 0 {
 		return fmt.Errorf("matmul v3: K = %d is not a multiple of 8; use V2", w.K)
+	}
+	if m.tcRT == 0 && !m.gxOn && m.useQ8(x, w) {
+		return m.v3Q8(y, x, w)
 	}
 	if m.gemvX != nil && m.gxOn && m.tcRT == 0 && w.Quantized() && x.Rows == 1 && w.K%64 == 0 && gemvXShared(w.K) <= maxStagedShared {
 		return m.launchStaged(m.gemvX, gemvXShared(w.K), m.gxWK, m.gxCap, y, x, w)
@@ -344,8 +343,7 @@ func (m *Matmul) V3(y, x *devtensor.Activations, w *devtensor.Weight) error {
 // launchStaged launches a staged-x matrix-vector kernel (matmul_q4_gemv_x
 // or matmul_q4_gemv_q8) with smem bytes of shared memory: wk warps per set
 // of 4 rows (0: by shape), the grid capped at capB blocks a
-// multiprocessor (0: a block for every 8/wk sets), the sets taken in turn
-// through the Matmul's counter.
+// multiprocessor (0: a block for every 8/wk sets).
 func (m *Matmul) launchStaged(k *kernels.Kernel, smem, wk, capB int, y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if wk == 0 {
 		wk = gemvXSplit(w.N, w.K/32, m.dev.Info().Multiprocessors)
@@ -355,11 +353,7 @@ func (m *Matmul) launchStaged(k *kernels.Kernel, smem, wk, capB int, y, x *devte
 		grid = min(grid, capB*max(1, m.dev.Info().Multiprocessors))
 	}
 	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(Block), SharedMem: smem}
-	var ctr any = m.ctr
-	if m.fixedShare {
-		ctr = uint64(0) // a null pointer: each block its fixed share of sets
-	}
-	return m.dev.Launch(k, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(wk), ctr)
+	return m.dev.Launch(k, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(wk))
 }
 
 // gemvQ8Shared is the shared memory matmul_q4_gemv_q8 stages x in, with
@@ -367,23 +361,22 @@ func (m *Matmul) launchStaged(k *kernels.Kernel, smem, wk, capB int, y, x *devte
 // per 32 columns.
 func gemvQ8Shared(k, levels int) int { return levels*k + 8*(k/32) }
 
-// useQ8 says whether Linear takes the int8-x variant: CUDA, one row of x,
-// a 4-bit W whose x fits the shared memory.
+// useQ8 says whether V3 takes the variant on x in int8 parts: CUDA, one
+// row of x, a 4-bit W whose x fits the shared memory.
 func (m *Matmul) useQ8(x *devtensor.Activations, w *devtensor.Weight) bool {
 	return m.gemvQ8 != nil && !m.q8Off && w.Quantized() && x.Rows == 1 && w.K%32 == 0 && gemvQ8Shared(w.K, m.q8Levels) <= maxStagedShared
 }
 
 // v3Q8 computes y = x·Wᵀ for one row of x and a 4-bit W with
-// matmul_q4_gemv_q8: x written as two int8 parts in each block's shared
-// memory, a scale per 32 values, the codes multiplied by __dp4a. Its error
-// is x's rounding to 16 bits, within the tensor cores' tolerance but not
-// quite float32's.
+// matmul_q4_gemv_q8: x written as three int8 parts (float32's precision)
+// in each block's shared memory, a scale per 32 values, the codes
+// multiplied by __dp4a.
 func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if err := check(y, x, w); err != nil {
 		return err
 	}
 	if m.gemvQ8 == nil || !w.Quantized() || x.Rows != 1 || w.K%32 != 0 || gemvQ8Shared(w.K, m.q8Levels) > maxStagedShared {
-		return fmt.Errorf("matmul: the int8-x variant takes one row of x and a 4-bit W on CUDA (K = %d)", w.K)
+		return fmt.Errorf("matmul: the int8-part variant takes one row of x and a 4-bit W on CUDA (K = %d)", w.K)
 	}
 	sms := m.dev.Info().Multiprocessors
 	wk, capB := m.q8WK, m.q8Cap
@@ -615,13 +608,8 @@ func Pick(rows int, w *devtensor.Weight) Rung {
 }
 
 // Linear computes y = x·Wᵀ with the rung Pick chooses. It queues the work
-// and returns; Download (or the device's Synchronize) waits for it. On
-// CUDA, one row of x against a 4-bit W takes rung 3's int8-x variant,
-// which rounds x as the tensor cores' rungs do, only more.
+// and returns; Download (or the device's Synchronize) waits for it.
 // (Provided.)
 func (m *Matmul) Linear(y, x *devtensor.Activations, w *devtensor.Weight) error {
-	if m.useQ8(x, w) {
-		return m.v3Q8(y, x, w)
-	}
 	return m.Run(Pick(x.Rows, w), y, x, w)
 }

@@ -222,37 +222,38 @@ __device__ __forceinline__ void mv_reduce(float (&tot)[MV_P], const float (&acc)
 //
 // The float core above spends about three instructions a weight and reads
 // 4 bytes of x from shared memory for every weight. Here each block first
-// writes x as integers, one scale per slice of 32: d = max|x|/127, q1 =
-// round(x/d), and, with MQ_LEVELS 2, the remainder in a second int8 part
-// on a 254 times finer scale, q2 = round((x - d·q1)·254/d), so that x =
-// d·(q1 + q2/254) to within d/508, 16 bits of x as the tensor-core
-// variant's two bf16 parts carry. The codes meet x through __dp4a, four
-// byte products summed in one instruction: a word of 8 codes splits into
-// its even and odd nibbles with one mask each (w & 0x0F0F0F0F,
-// (w >> 4) & 0x0F0F0F0F), bytes that pair with x's bytes stored in that
-// order, so a slice of 32 weights takes 4 words × (3 logic operations + 2
-// dp4a a part) and a few float operations: about one instruction a weight,
-// and 1 byte of x a weight a part. Per slice, with s, b its group's scale
-// and bias and xq = q1 + q2/254:
+// writes x as integers with one scale per slice of 32: d = max|x|/127,
+// q1 = round(x/d), then the remainder in a second int8 part on a 254 times
+// finer scale, q2 = round((x - d·q1)·254/d), and the remainder of that in
+// a third, so that x = d·(q1 + q2/254 + q3/254²) to within d/(2·254²),
+// 6·10⁻⁸ of the slice's largest |x|: float32's own precision. The codes
+// meet x through __dp4a, four byte products summed in one instruction: a
+// word of 8 codes splits into its even and odd nibbles with one mask each
+// (w & 0x0F0F0F0F, (w >> 4) & 0x0F0F0F0F), bytes that pair with x's bytes
+// stored in that order, so a slice of 32 weights takes 4 words × (3 logic
+// operations + 2 dp4a a part) and a few float operations: about 1.3
+// instructions a weight with three parts, against three. Per slice, with
+// s, b its group's scale and bias and xq = q1 + q2/254 + q3/254²:
 //   Σ_k x_k (q_k s + b) ≈ s · d · Σ_k xq_k q_k + b · d · Σ_k xq_k,
 // the bias term on the sum of the rounded x, so that the result is the
-// exact product with x rounded (x itself would leave the rounding error of
-// s·Σ xq·q uncancelled by b·Σx, about twice as large for MLX's biases near
-// -7.5 s). What is left is x's rounding: with one part (MQ_LEVELS 1) about
-// 0.5% of the result on normal x, too much for a small model's log-probs;
-// with two about 2·10⁻⁵, within the tensor cores' tolerance but not quite
-// float32's, which is why V3 does not use it and Linear does.
+// exact product with x rounded. With one part (MQ_LEVELS 1, the way
+// llama.cpp's q8_1 rounds x) the error is about 0.5% of the result on
+// normal x, and 0.08 in a small model's log-probs; with two, 2·10⁻⁵; with
+// three, below the float32 tolerance, and it costs no measurable time
+// (BenchmarkW2D4GemvVariants), since the memory, not the instructions,
+// bounds the product.
 //
-// Shared memory, (MQ_LEVELS·K + 8·K/32) bytes: NS = K/32 slices, the first
-// 16 bytes of each slice's q1 (words 0 and 1 of W's slice), then the last
-// 16, then the same of q2, then (d, d·Σxq) per slice: a warp's 32 lanes
-// read 512 consecutive bytes, free of bank conflicts. Byte i of x's word t
-// pairs with nibble 2i (first word) or 2i + 1 (second) of W's word t.
+// Shared memory, MQ_LEVELS·K + 8·K/32 bytes: NS = K/32 slices; for each
+// part, the first 16 bytes of each slice's codes (pairing with words 0
+// and 1 of W's slice), then the last 16; then (d, d·Σxq) per slice: a
+// warp's 32 lanes read 512 consecutive bytes, free of bank conflicts.
+// Byte i of x's word t pairs with nibble 2i (first word) or 2i + 1 (second)
+// of W's word t.
 #ifndef MQ_U
 #define MQ_U 2  // slices a row a lane loads before using the first
 #endif
 #ifndef MQ_LEVELS
-#define MQ_LEVELS 2  // int8 parts of x
+#define MQ_LEVELS 3  // int8 parts of x
 #endif
 
 __device__ __forceinline__ unsigned int mq_pack(int a, int b, int c, int d) {
@@ -260,7 +261,8 @@ __device__ __forceinline__ unsigned int mq_pack(int a, int b, int c, int d) {
            ((unsigned int)d << 24);
 }
 
-// Writes the 32 codes q of slice j into plane pair (xa, xb) in the pairing order.
+// Writes the 32 codes q of slice j into a part's planes (xa, xb) in the
+// pairing order.
 __device__ __forceinline__ void mq_put(uint4* xa, uint4* xb, int j, const int (&q)[32]) {
     unsigned int p[8];
 #pragma unroll
@@ -301,32 +303,26 @@ __device__ __forceinline__ float mq_stage(unsigned char* xs, const float* __rest
         float amax = 0.0f;
 #pragma unroll
         for (int e = 0; e < 32; e++) amax = fmaxf(amax, fabsf(v[e]));
-        const float d = amax / 127.0f, id = amax > 0.0f ? 127.0f / amax : 0.0f;
-        int q[32], sum1 = 0, sum2 = 0;
+        const float d = amax / 127.0f;
+        float step = d, inv = amax > 0.0f ? 127.0f / amax : 0.0f, sum = 0.0f, unit = 1.0f;
 #pragma unroll
-        for (int e = 0; e < 32; e++) {
-            q[e] = __float2int_rn(v[e] * id);
-            sum1 += q[e];
-            v[e] = fmaf(-d, (float)q[e], v[e]);  // the remainder, within d/2
-        }
-        mq_put(xp, xp + NS, j, q);
-        if (MQ_LEVELS == 2) {
+        for (int l = 0; l < MQ_LEVELS; l++) {  // part l in units of step = d/254^l
+            int q[32], qs = 0;
 #pragma unroll
             for (int e = 0; e < 32; e++) {
-                q[e] = max(-127, min(127, __float2int_rn(v[e] * id * 254.0f)));
-                sum2 += q[e];
+                q[e] = max(-127, min(127, __float2int_rn(v[e] * inv)));
+                qs += q[e];
+                v[e] = fmaf(-step, (float)q[e], v[e]);  // the remainder, within step/2
             }
-            mq_put(xp + 2 * NS, xp + 3 * NS, j, q);
+            mq_put(xp + 2 * l * NS, xp + (2 * l + 1) * NS, j, q);
+            sum = fmaf((float)qs, unit, sum);
+            step *= 1.0f / 254.0f;
+            inv *= 254.0f;
+            unit *= 1.0f / 254.0f;
         }
-        xd[j] = make_float2(d, d * ((float)sum1 + (float)sum2 * (1.0f / 254.0f)));
+        xd[j] = make_float2(d, d * sum);
     }
     return mv_block_sum(ss);
-}
-
-// Σ xq·q over a word's 8 codes, added to acc: the even nibbles against
-// xlo, the odd ones against xhi.
-__device__ __forceinline__ int mq_word(unsigned int lo, unsigned int hi, unsigned int xlo, unsigned int xhi, int acc) {
-    return __dp4a((int)hi, (int)xhi, __dp4a((int)lo, (int)xlo, acc));
 }
 
 // mv_dot on the integer x staged by mq_stage.
@@ -362,87 +358,36 @@ __device__ __forceinline__ void mq_dot(float (&acc)[MV_P], const void* __restric
         for (int u = 0; u < MQ_U; u++) {
             const int j = j0 + u * stride;
             if (j >= NS) break;
-            uint4 x1[2], x2[2];
-            x1[0] = xp[j];
-            x1[1] = xp[NS + j];
-            if (MQ_LEVELS == 2) {
-                x2[0] = xp[2 * NS + j];
-                x2[1] = xp[3 * NS + j];
+            uint4 xq[MQ_LEVELS][2];
+#pragma unroll
+            for (int l = 0; l < MQ_LEVELS; l++) {
+                xq[l][0] = xp[2 * l * NS + j];
+                xq[l][1] = xp[(2 * l + 1) * NS + j];
             }
             const float2 dd = xd[j];
 #pragma unroll
             for (int p = 0; p < MV_P; p++) {
                 const unsigned int wv[4] = {v[u][p].x, v[u][p].y, v[u][p].z, v[u][p].w};
-                int t1 = 0, t2 = 0;
+                int t[MQ_LEVELS];
 #pragma unroll
-                for (int t = 0; t < 4; t++) {
-                    const unsigned int lo = wv[t] & 0x0F0F0F0Fu, hi = (wv[t] >> 4) & 0x0F0F0F0Fu;
-                    const uint4& a = x1[t / 2];
-                    t1 = mq_word(lo, hi, t % 2 ? a.z : a.x, t % 2 ? a.w : a.y, t1);
-                    if (MQ_LEVELS == 2) {
-                        const uint4& c = x2[t / 2];
-                        t2 = mq_word(lo, hi, t % 2 ? c.z : c.x, t % 2 ? c.w : c.y, t2);
+                for (int l = 0; l < MQ_LEVELS; l++) t[l] = 0;
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    const int lo = (int)(wv[k] & 0x0F0F0F0Fu), hi = (int)((wv[k] >> 4) & 0x0F0F0F0Fu);
+#pragma unroll
+                    for (int l = 0; l < MQ_LEVELS; l++) {
+                        const uint4& a = xq[l][k / 2];
+                        t[l] = __dp4a(hi, (int)(k % 2 ? a.w : a.y), __dp4a(lo, (int)(k % 2 ? a.z : a.x), t[l]));
                     }
                 }
-                const float xq = MQ_LEVELS == 2 ? fmaf((float)t2, 1.0f / 254.0f, (float)t1) : (float)t1;
+                float sx = (float)t[MQ_LEVELS - 1];  // q1 + q2/254 + …, the finest first
+#pragma unroll
+                for (int l = MQ_LEVELS - 2; l >= 0; l--) sx = fmaf(sx, 1.0f / 254.0f, (float)t[l]);
                 const float sf = __uint_as_float((unsigned int)s[u][p] << 16);
                 const float bf = __uint_as_float((unsigned int)b[u][p] << 16);
-                acc[p] = fmaf(sf, dd.x * xq, fmaf(bf, dd.y, acc[p]));
+                acc[p] = fmaf(sf, dd.x * sx, fmaf(bf, dd.y, acc[p]));
             }
         }
-    }
-}
-
-// ---- Taking sets of rows in turn. ----
-//
-// A warp (wk = 1) or a block (wk > 1: its warps share each set) of the
-// kernels below and of Week 2 Day 7's computes sets of MV_P rows until none
-// is left. With a fixed share each (set = first, first + stride, …) a grid
-// of 264 blocks and 592 sets leaves 64 blocks a third set to do alone at
-// the end, the rest of the GPU idle; so with a counter in device memory
-// (ctr, two ints, zero before the launch) each taker takes the next set
-// when it is done with one, and the last taker to find none left sets the
-// counter back to zero for the next launch (kernels of a stream run in
-// order; Day 7's take sets only after waiting for the kernel before).
-// Without a counter (ctr null) the share is fixed.
-//
-// Sets a kernel of units sets of MV_P rows has, with wk warps a set.
-__device__ __forceinline__ int mv_sets(int units, int wk) {
-    return wk == 1 ? units : (units + 8 / wk - 1) / (8 / wk);
-}
-
-// The unit (set of MV_P rows, as the kernel numbers them) of this warp in set.
-__device__ __forceinline__ int mv_unit(int set, int wk) {
-    return wk == 1 ? set : set * (8 / wk) + (int)threadIdx.x / 32 / wk;
-}
-
-// The next set for this warp, after set (-1: its first). Called by the
-// whole block when wk > 1 (it synchronizes).
-__device__ __forceinline__ int mv_take(int* __restrict__ ctr, int wk, int set) {
-    __shared__ int mv_taken;
-    if (ctr == nullptr) {
-        if (wk == 1) return set < 0 ? (int)(blockIdx.x * 8 + threadIdx.x / 32) : set + (int)gridDim.x * 8;
-        return set < 0 ? (int)blockIdx.x : set + (int)gridDim.x;
-    }
-    if (wk == 1) {
-        int t = 0;
-        if ((threadIdx.x & 31) == 0) t = atomicAdd(ctr, 1);
-        return __shfl_sync(0xffffffffu, t, 0);
-    }
-    __syncthreads();  // every warp has read the last set
-    if (threadIdx.x == 0) mv_taken = atomicAdd(ctr, 1);
-    __syncthreads();
-    return mv_taken;
-}
-
-// Called by every warp after its last mv_take: the last taker zeroes the counter.
-__device__ __forceinline__ void mv_done(int* __restrict__ ctr, int wk) {
-    if (ctr == nullptr) return;
-    const int takers = wk == 1 ? (int)(gridDim.x * (blockDim.x / 32)) : (int)gridDim.x;
-    const bool leader = wk == 1 ? (threadIdx.x & 31) == 0 : threadIdx.x == 0;
-    if (leader && atomicAdd(ctr + 1, 1) == takers - 1) {
-        ctr[0] = 0;
-        ctr[1] = 0;
     }
 }
 
@@ -468,22 +413,22 @@ __device__ __forceinline__ void mv_dot_f(float (&acc)[MV_P], const void* __restr
 #ifndef MATVEC_CORE_ONLY
 // Rung 3's 4-bit matrix-vector products on the staged x, float (F = 1,
 // matmul_q4_gemv_x) or in int8 parts (F = 2, matmul_q4_gemv_q8): MV_P rows a warp,
-// wk warps a set of rows, sets taken in turn from the counter ctr (or in
-// a fixed share where it is null). Dynamic shared memory: 4·K + 4·K/32
-// bytes (float), MQ_LEVELS·K + 8·K/32 (int8 parts).
+// wk warps a set of rows, sets taken by the blocks in turn (grid-stride).
+// Dynamic shared memory: 4·K + 4·K/32 bytes (float), MQ_LEVELS·K + 8·K/32
+// (int8 parts).
 template <int F>
 __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const float* __restrict__ x,
                                                const unsigned int* __restrict__ w,
                                                const unsigned short* __restrict__ scales,
                                                const unsigned short* __restrict__ biases, int N, int K, int group,
-                                               int wk, int* __restrict__ ctr) {
+                                               int wk) {
     extern __shared__ float4 mv_smem[];
     float* xs = (float*)mv_smem;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int sets = mv_sets((N + MV_P - 1) / MV_P, wk);
     mv_stage_f<F>(xs, x, nullptr, K);
-    for (int set = mv_take(ctr, wk, -1); set < sets; set = mv_take(ctr, wk, set)) {
-        const int n0 = mv_unit(set, wk) * MV_P;
+    const int sets = (N + MV_P * (8 / wk) - 1) / (MV_P * (8 / wk));
+    for (int set = blockIdx.x; set < sets; set += gridDim.x) {
+        const int n0 = (set * (8 / wk) + warp / wk) * MV_P;
         int rows[MV_P];
 #pragma unroll
         for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);  // rows past N are read, not written
@@ -498,14 +443,13 @@ __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const floa
             y[n0 + lane] = t;
         }
     }
-    mv_done(ctr, wk);
 }
 
 extern "C" __global__ void __launch_bounds__(256) matmul_q4_gemv_x(
         float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
         const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
-        int N, int K, int group, int wk, int* __restrict__ ctr) {
-    q4_gemv_staged<1>(y, x, w, scales, biases, N, K, group, wk, ctr);
+        int N, int K, int group, int wk) {
+    q4_gemv_staged<1>(y, x, w, scales, biases, N, K, group, wk);
 }
 
 #ifndef MQ_MINB  // blocks per multiprocessor the registers must allow
@@ -514,8 +458,8 @@ extern "C" __global__ void __launch_bounds__(256) matmul_q4_gemv_x(
 extern "C" __global__ void __launch_bounds__(256, MQ_MINB) matmul_q4_gemv_q8(
         float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
         const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
-        int N, int K, int group, int wk, int* __restrict__ ctr) {
-    q4_gemv_staged<2>(y, x, w, scales, biases, N, K, group, wk, ctr);
+        int N, int K, int group, int wk) {
+    q4_gemv_staged<2>(y, x, w, scales, biases, N, K, group, wk);
 }
 
 // ---- Rung 3: matrix-vector products bound by reading W once. ----

@@ -77,10 +77,10 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 			variants = append(variants, stepVariant{"fused_floatx", "", true})
 		}
 		// The fused step with other splits and grids (fusedSplit): rows
-		// split for 2 blocks a multiprocessor, the grid capped at 4, and
-		// (4-bit) a fixed share of sets a block.
+		// split for 2 blocks a multiprocessor, the grid capped at 4 or 8
+		// blocks a multiprocessor (the defaults for 4-bit W: 1 and 2).
 		variants = append(variants, stepVariant{"fused_target2", "", false}, stepVariant{"fused_cap4", "", false},
-			stepVariant{"fused_fixed_share", "", false})
+			stepVariant{"fused_cap8", "", false})
 		for _, v := range variants {
 			b.Run(name+"/"+v.name, func(b *testing.B) {
 				m.floatQ4 = v.floatX
@@ -89,10 +89,10 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 					m.fuseTarget = 2
 				case "fused_cap4":
 					m.fuseCap = 4
-				case "fused_fixed_share":
-					m.fuseFixed = true
+				case "fused_cap8":
+					m.fuseCap = 8
 				}
-				defer func() { m.floatQ4, m.fuseTarget, m.fuseCap, m.fuseFixed = false, 0, 0, false }()
+				defer func() { m.floatQ4, m.fuseTarget, m.fuseCap = false, 0, 0 }()
 				benchStep(b, d, m, v.only)
 			})
 		}

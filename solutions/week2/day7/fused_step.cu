@@ -5,7 +5,7 @@
 // -DMATVEC_CORE_ONLY): mv_stage_f, mv_dot_f, mv_reduce and MV_P, 4 rows a
 // warp. Each kernel comes in three formats (F of the core): bf16 (_bf16),
 // 4-bit on float x (_q4, with Options.FloatActivations) and 4-bit on x
-// rounded to int8 in shared memory (_q4x8, the step's default for 4-bit).
+// in three int8 parts (_q4x8, the step's default for 4-bit weights).
 //
 //   fs_qkv      RMSNorm (ln1) folded in, q/k/v rows, bias, RoPE, k and v into the cache
 //   fs_attention decode attention over pos[0] + 1 keys, split and merged in one launch
@@ -26,19 +26,6 @@
 
 __device__ __forceinline__ float fs_inv(float ss, int E, float eps) { return rsqrtf(ss / (float)E + eps); }
 
-// Programmatic dependent launch (compute capability 9.0 and later): the
-// captured step launches every kernel below with Overlap, so the next
-// kernel's blocks are scheduled while this one's last blocks run. Each
-// kernel lets its successor be scheduled at once, then waits until its
-// predecessor has finished and its writes are visible; a kernel launched
-// without Overlap returns from the wait at once.
-__device__ __forceinline__ void fs_after_previous() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-
 // The q/k/v projection of the normed h and its epilogue. A unit is two
 // neighbouring pairs (i, i + D/2), (i + 1, i + 1 + D/2) of one head (heads
 // counted q, then k, then v), so the rotation happens where both halves
@@ -51,17 +38,15 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
                                        const float* __restrict__ sin_t, const int* __restrict__ pos, int E,
                                        int Hq, int H, int D, int cap, int max_pos, float eps,
                                        const void* __restrict__ w, const unsigned short* __restrict__ scales,
-                                       const unsigned short* __restrict__ biases, int group, int wk,
-                                       int* __restrict__ ctr) {
+                                       const unsigned short* __restrict__ biases, int group, int wk) {
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, half = D / 2;
-    const int units = (Hq + 2 * H) * half / 2, sets = mv_sets(units, wk);
-    fs_after_previous();
     const float inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, half = D / 2;
+    const int units = (Hq + 2 * H) * half / 2, per = 8 / wk;
     const int p0 = pos[0];
-    for (int set = mv_take(ctr, wk, -1); set < sets; set = mv_take(ctr, wk, set)) {
-        const int u = mv_unit(set, wk);
+    for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
+        const int u = set * per + warp / wk;
         const int t = 2 * min(u, units - 1), hh = t / half, i = t % half, r0 = hh * D + i;
         const int rows[MV_P] = {r0, r0 + 1, r0 + half, r0 + half + 1};
         float acc[MV_P], tot[MV_P];
@@ -85,7 +70,6 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
         dst[i + lane] = y0;
         dst[i + lane + half] = y1;
     }
-    mv_done(ctr, wk);
 }
 
 // h[n] += x·W[n] for the N rows of W: o_proj (x the attention) and
@@ -93,16 +77,14 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
 template <int F>
 __device__ __forceinline__ void fs_resid(float* __restrict__ hres, const float* __restrict__ x, int N, int K,
                                          const void* __restrict__ w, const unsigned short* __restrict__ scales,
-                                         const unsigned short* __restrict__ biases, int group, int wk,
-                                         int* __restrict__ ctr) {
+                                         const unsigned short* __restrict__ biases, int group, int wk) {
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int sets = mv_sets((N + MV_P - 1) / MV_P, wk);
-    fs_after_previous();
     mv_stage_f<F>(xs, x, nullptr, K);
-    for (int set = mv_take(ctr, wk, -1); set < sets; set = mv_take(ctr, wk, set)) {
-        const int n0 = mv_unit(set, wk) * MV_P;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk;
+    const int units = (N + MV_P - 1) / MV_P;
+    for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
+        const int n0 = (set * per + warp / wk) * MV_P;
         int rows[MV_P];
 #pragma unroll
         for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);
@@ -117,7 +99,6 @@ __device__ __forceinline__ void fs_resid(float* __restrict__ hres, const float* 
             hres[n0 + lane] += t;
         }
     }
-    mv_done(ctr, wk);
 }
 
 // act[i] = silu(g_i)·u_i with g = RMSNorm(h)·gate, u = RMSNorm(h)·up, the
@@ -127,15 +108,13 @@ template <int F>
 __device__ __forceinline__ void fs_gateup(float* __restrict__ act, const float* __restrict__ h,
                                           const float* __restrict__ ln, int I, int E, float eps,
                                           const void* __restrict__ w, const unsigned short* __restrict__ scales,
-                                          const unsigned short* __restrict__ biases, int group, int wk,
-                                          int* __restrict__ ctr) {
+                                          const unsigned short* __restrict__ biases, int group, int wk) {
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, units = I / 2, sets = mv_sets(units, wk);
-    fs_after_previous();
     const float inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
-    for (int set = mv_take(ctr, wk, -1); set < sets; set = mv_take(ctr, wk, set)) {
-        const int u = mv_unit(set, wk), i = 2 * min(u, units - 1);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk, units = I / 2;
+    for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
+        const int u = set * per + warp / wk, i = 2 * min(u, units - 1);
         const int rows[MV_P] = {i, i + 1, I + i, I + i + 1};
         float acc[MV_P], tot[MV_P];
         mv_dot_f<F>(acc, w, scales, biases, rows, xs, E, group, (warp % wk) * 32 + lane, 32 * wk);
@@ -145,7 +124,6 @@ __device__ __forceinline__ void fs_gateup(float* __restrict__ act, const float* 
             act[i + lane] = g / (1.0f + expf(-g)) * up;
         }
     }
-    mv_done(ctr, wk);
 }
 
 // The better of two (value, index) candidates: the larger value, and on a
@@ -186,19 +164,17 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
                                         const float* __restrict__ h, const float* __restrict__ ln, int N, int E,
                                         float eps, const void* __restrict__ w,
                                         const unsigned short* __restrict__ scales,
-                                        const unsigned short* __restrict__ biases, int group, int wk,
-                                        int* __restrict__ ctr) {
+                                        const unsigned short* __restrict__ biases, int group, int wk) {
     extern __shared__ float4 fs_smem[];
     __shared__ bool last;
     float* xs = (float*)fs_smem;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    const int sets = mv_sets((N + MV_P - 1) / MV_P, wk);
-    fs_after_previous();
     const float inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk;
+    const int units = (N + MV_P - 1) / MV_P;
     float best = -INFINITY;
     int bi = N;
-    for (int set = mv_take(ctr, wk, -1); set < sets; set = mv_take(ctr, wk, set)) {
-        const int n0 = mv_unit(set, wk) * MV_P;
+    for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
+        const int n0 = (set * per + warp / wk) * MV_P;
         int rows[MV_P];
 #pragma unroll
         for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);
@@ -218,7 +194,6 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
             }
         }
     }
-    mv_done(ctr, wk);
     fs_block_best(best, bi);
     if (threadIdx.x == 0) {
         part[2 * blockIdx.x] = __float_as_int(best);
@@ -241,9 +216,22 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
     }
 }
 
+// Programmatic dependent launch (compute capability 9.0 and later): the
+// captured step launches every kernel below with Overlap, so the next
+// kernel's blocks are scheduled while this one's last blocks run. Each
+// kernel lets its successor be scheduled at once, then waits until its
+// predecessor has finished and its writes are visible; a kernel launched
+// without Overlap returns from the wait at once.
+__device__ __forceinline__ void fs_after_previous() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 #define FS_W const void *__restrict__ w, const unsigned short *__restrict__ scales, \
-             const unsigned short *__restrict__ biases, int group, int wk, int *__restrict__ ctr
-#define FS_WA w, scales, biases, group, wk, ctr
+             const unsigned short *__restrict__ biases, int group, int wk
+#define FS_WA w, scales, biases, group, wk
 
 #define FS_KERNELS(SUF, F)                                                                                          \
     extern "C" __global__ void __launch_bounds__(256) fs_qkv_##SUF(                                                 \
@@ -251,22 +239,26 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
             const float* __restrict__ ln, const float* __restrict__ bias, const float* __restrict__ cos_t,          \
             const float* __restrict__ sin_t, const int* __restrict__ pos, int E, int Hq, int H, int D, int cap,    \
             int max_pos, float eps, FS_W) {                                                                         \
+        fs_after_previous();                                                                                        \
         fs_qkv<F>(q, kc, vc, h, ln, bias, cos_t, sin_t, pos, E, Hq, H, D, cap, max_pos, eps, FS_WA);              \
     }                                                                                                               \
     extern "C" __global__ void __launch_bounds__(256) fs_resid_##SUF(float* __restrict__ hres,                      \
                                                                      const float* __restrict__ x, int N, int K,     \
                                                                      FS_W) {                                        \
+        fs_after_previous();                                                                                        \
         fs_resid<F>(hres, x, N, K, FS_WA);                                                                         \
     }                                                                                                               \
     extern "C" __global__ void __launch_bounds__(256) fs_gateup_##SUF(                                              \
             float* __restrict__ act, const float* __restrict__ h, const float* __restrict__ ln, int I, int E,      \
             float eps, FS_W) {                                                                                      \
+        fs_after_previous();                                                                                        \
         fs_gateup<F>(act, h, ln, I, E, eps, FS_WA);                                                                \
     }                                                                                                               \
     extern "C" __global__ void __launch_bounds__(256) fs_head_##SUF(                                                \
             float* __restrict__ logits, int* __restrict__ part, int* __restrict__ count, int* __restrict__ token,   \
             int* __restrict__ pos, const float* __restrict__ h, const float* __restrict__ ln, int N, int E,        \
             float eps, FS_W) {                                                                                      \
+        fs_after_previous();                                                                                        \
         fs_head<F>(logits, part, count, token, pos, h, ln, N, E, eps, FS_WA);                                      \
     }
 

@@ -199,9 +199,6 @@ type GPUModel struct {
 	fk                  map[string]*kernels.Kernel
 	attCount, headCount *kernels.Buffer
 	headPart            *kernels.Buffer
-	// The 4-bit fused kernels' counter of sets of rows taken (Day 4's
-	// mv_take: two int32, zero between launches).
-	setCount *kernels.Buffer
 	// Benchmark knobs: noFuse captures the unfused step, fuseOnly (a
 	// kernel's name without its suffix) launches that kernel alone,
 	// floatQ4 makes the fused 4-bit kernels take float x.
@@ -209,10 +206,8 @@ type GPUModel struct {
 	fuseOnly string
 	floatQ4  bool
 	// fuseTarget and fuseCap override fusedSplit's blocks a
-	// multiprocessor to split rows for and its cap on the grid; fuseFixed
-	// gives the 4-bit kernels a fixed share of sets a block.
+	// multiprocessor to split rows for and its cap on the grid.
 	fuseTarget, fuseCap int
-	fuseFixed           bool
 	graphLaunches       int // launches the captured step replays
 
 	n          int // positions cached (the device's pos[0] between passes)
@@ -407,9 +402,6 @@ func (m *GPUModel) allocate() error {
 	if m.headCount, err = kernels.Upload(m.dev, []int32{0}); err != nil {
 		return err
 	}
-	if m.setCount, err = kernels.Upload(m.dev, []int32{0, 0}); err != nil {
-		return err
-	}
 	// A partial result per block of the head, for any grid fusedSplit
 	// gives (the benchmark's caps included).
 	m.headPart, err = m.dev.Alloc(8 * fusedBlocksPerSM * max(1, m.dev.Info().Multiprocessors))
@@ -423,7 +415,7 @@ func (m *GPUModel) Close() error {
 	if m.graph != nil {
 		keep(m.graph.Free())
 	}
-	for _, b := range []*kernels.Buffer{m.tokens, m.pos, m.partO, m.partML, m.attCount, m.headCount, m.headPart, m.setCount} {
+	for _, b := range []*kernels.Buffer{m.tokens, m.pos, m.partO, m.partML, m.attCount, m.headCount, m.headPart} {
 		if b != nil {
 			keep(b.Free())
 		}
@@ -770,8 +762,8 @@ func (m *GPUModel) fusable() bool {
 
 // stagedBytes is the shared memory a fused kernel stages k columns of x
 // in (Day 4's layout: k floats and, for 4-bit, a sum per 32). The kernels
-// on x in int8 parts take less: two bytes per column and a scale and a sum
-// per 32.
+// on x in int8 parts take less: three bytes per column and a scale and a
+// sum per 32.
 func stagedBytes(k int) int { return 4*k + 4*(k/32) }
 
 // fusedSplit picks, for units sets of 4 rows of w, how many warps of a
@@ -788,8 +780,8 @@ func (m *GPUModel) fusedSplit(units int, w *devtensor.Weight) (wk, grid int) {
 	sms := max(1, m.dev.Info().Multiprocessors)
 	target, capB := 2, fusedBlocksPerSM
 	if w.Quantized() {
-		// Sets taken in turn (mv_take): as many blocks as fit at once,
-		// rows split only where a block each multiprocessor would idle.
+		// As many blocks as fit at once, rows split only where a block
+		// each multiprocessor would idle (BenchmarkW2D7DecodeStep).
 		target, capB = 1, q4BlocksPerSM
 	}
 	if m.fuseTarget > 0 {
@@ -806,9 +798,8 @@ func (m *GPUModel) fusedSplit(units int, w *devtensor.Weight) (wk, grid int) {
 }
 
 // fusedBlocksPerSM caps the grids of the fused kernels (the 0.5B head has
-// 4,748 sets of rows); q4BlocksPerSM those of the 4-bit ones, which take
-// their sets in turn: the blocks that fit on the GPU at once (their
-// registers allow 2 a multiprocessor).
+// 4,748 sets of rows); q4BlocksPerSM those of the 4-bit ones: the blocks
+// that fit on the GPU at once (their registers allow 2 a multiprocessor).
 const (
 	fusedBlocksPerSM = 8
 	q4BlocksPerSM    = 2
@@ -823,20 +814,16 @@ func (m *GPUModel) fusedLaunch(base string, w *devtensor.Weight, units, k int, a
 	}
 	wk, grid := m.fusedSplit(units, w)
 	name := base + "_bf16"
-	wargs := []any{w.W, w.W, w.W, int32(0), int32(wk), uint64(0)} // bf16: a fixed share of sets a block
+	wargs := []any{w.W, w.W, w.W, int32(0), int32(wk)}
 	smem := stagedBytes(k)
 	if w.Quantized() {
-		// x rounded to int8 as Day 4's Linear does for one row, unless
-		// the products' inputs must stay float32.
-		name, smem = base+"_q4x8", 2*k+8*(k/32) // Day 4's MQ_LEVELS 2
+		// x in three int8 parts, as Day 4's V3 takes it for one row,
+		// unless the products' inputs must stay float32.
+		name, smem = base+"_q4x8", 3*k+8*(k/32) // Day 4's MQ_LEVELS 3
 		if m.opts.FloatActivations || m.floatQ4 {
 			name, smem = base+"_q4", stagedBytes(k)
 		}
-		var ctr any = m.setCount
-		if m.fuseFixed {
-			ctr = uint64(0)
-		}
-		wargs = []any{w.W, w.Scales, w.Biases, int32(w.GroupSize), int32(wk), ctr}
+		wargs = []any{w.W, w.Scales, w.Biases, int32(w.GroupSize), int32(wk)}
 	}
 	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(256), SharedMem: smem, Overlap: true}
 	return m.dev.Launch(m.fk[name], cfg, append(args, wargs...)...)
