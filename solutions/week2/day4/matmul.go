@@ -441,7 +441,8 @@ func gemvXSplit(n, ns, sms int) int {
 }
 
 // tcMinN is the fewest rows of W for which V3 takes the tensor-core
-// matrix-vector variant: with fewer (the 7B q/o and down projections, 3584
+// matrix-vector variant where the int8 one does not apply (or the
+// benchmark turns it off): with fewer (the 7B q/o and down projections, 3584
 // rows) the float32 one was as fast or faster (BenchmarkW2D4GemvVariants).
 const tcMinN = 8192
 
