@@ -127,8 +127,10 @@ func benchFunc(b *testing.B, d *kernels.Device, run func(y, x *devtensor.Activat
 // matrix-vector variants on CUDA on every real shape, one row of x: builds
 // of the float32 one (rows of W per warp, loads in flight per row, blocks
 // per multiprocessor; the winner is cudaV3's gvRows, gvUnroll and gvMinB),
-// the tensor-core one with 16 or 32 rows a warp, and the one on x staged in
-// shared memory (matmul_q4_gemv_x) with its split and grid.
+// the tensor-core one with 16 or 32 rows a warp, the one on x staged in
+// shared memory (matmul_q4_gemv_x) with its split and grid, and the one on
+// x in int8 parts (matmul_q4_gemv_q8, V3's pick) with its builds, split
+// and grid.
 //
 //	go test -run '^$' -bench W2D4GemvVariants -benchtime 100ms ./solutions/week2/day4
 func BenchmarkW2D4GemvVariants(b *testing.B) {
