@@ -69,9 +69,20 @@ __device__ __forceinline__ float q4_word(unsigned int w, const float* xs, float 
 // its float4 loads issued together (a loop over single elements waits for
 // one load at a time, which on a long x costs more than the product).
 // blockDim.x must be a multiple of 32; K a multiple of 8 (bf16) or 32.
+// The sum of v over the block, to every thread (it synchronizes).
+__device__ __forceinline__ float mv_block_sum(float v) {
+    __shared__ float mv_part[32];
+    v = warp_sum(v);
+    if ((threadIdx.x & 31) == 0) mv_part[threadIdx.x / 32] = v;
+    __syncthreads();
+    float t = 0.0f;
+    for (int i = 0; i < (int)(blockDim.x / 32); i++) t += mv_part[i];
+    __syncthreads();  // mv_part may be reused
+    return t;
+}
+
 template <bool Q4>
 __device__ __forceinline__ float mv_stage(float* xs, const float* __restrict__ x, const float* __restrict__ ln, int K) {
-    __shared__ float mv_part[32];
     constexpr int W = Q4 ? 32 : 8, Q = W / 4;  // weights and quads a slice
     const int NS = K / W;
     float4* xs4 = (float4*)xs;
@@ -112,13 +123,7 @@ __device__ __forceinline__ float mv_stage(float* xs, const float* __restrict__ x
             for (int q = 0; q < Q; q++) xs4[q * NS + j] = v[q];
         }
     }
-    ss = warp_sum(ss);
-    if ((threadIdx.x & 31) == 0) mv_part[threadIdx.x / 32] = ss;
-    __syncthreads();
-    float t = 0.0f;
-    for (int i = 0; i < (int)(blockDim.x / 32); i++) t += mv_part[i];
-    __syncthreads();  // mv_part may be reused
-    return t;
+    return mv_block_sum(ss);
 }
 
 // One warp's share of MV_P dot products: rows rows[0..MV_P) of W against
@@ -192,6 +197,11 @@ __device__ __forceinline__ void mv_dot(float (&acc)[MV_P], const void* __restric
 __device__ __forceinline__ void mv_reduce(float (&tot)[MV_P], const float (&acc)[MV_P], int wk) {
     __shared__ float mv_red[8][MV_P];
     const int warp = threadIdx.x / 32;
+    if (wk == 1) {  // a warp has whole rows: no need to wait for the others
+#pragma unroll
+        for (int p = 0; p < MV_P; p++) tot[p] = warp_sum(acc[p]);
+        return;
+    }
 #pragma unroll
     for (int p = 0; p < MV_P; p++) {
         float t = warp_sum(acc[p]);
@@ -208,18 +218,214 @@ __device__ __forceinline__ void mv_reduce(float (&tot)[MV_P], const float (&acc)
     __syncthreads();  // mv_red is reused by the next set
 }
 
+// ---- The matrix-vector core on x in int8 parts (4-bit W only). ----
+//
+// The float core above spends about three instructions a weight and reads
+// 4 bytes of x from shared memory for every weight. Here each block first
+// writes x as integers with one scale per slice of 32: d = max|x|/127,
+// q1 = round(x/d), then the remainder in a second int8 part on a 254 times
+// finer scale, q2 = round((x - d·q1)·254/d), and the remainder of that in
+// a third, so that x = d·(q1 + q2/254 + q3/254²) to within d/(2·254²),
+// 6·10⁻⁸ of the slice's largest |x|: float32's own precision. The codes
+// meet x through __dp4a, four byte products summed in one instruction: a
+// word of 8 codes splits into its even and odd nibbles with one mask each
+// (w & 0x0F0F0F0F, (w >> 4) & 0x0F0F0F0F), bytes that pair with x's bytes
+// stored in that order, so a slice of 32 weights takes 4 words × (3 logic
+// operations + 2 dp4a a part) and a few float operations: about 1.3
+// instructions a weight with three parts, against three. Per slice, with
+// s, b its group's scale and bias and xq = q1 + q2/254 + q3/254²:
+//   Σ_k x_k (q_k s + b) ≈ s · d · Σ_k xq_k q_k + b · d · Σ_k xq_k,
+// the bias term on the sum of the rounded x, so that the result is the
+// exact product with x rounded. With one part (MQ_LEVELS 1, the way
+// llama.cpp's q8_1 rounds x) the error is about 0.5% of the result on
+// normal x, and 0.08 in a small model's log-probs; with two, 2·10⁻⁵; with
+// three, below the float32 tolerance, and it costs no measurable time
+// (BenchmarkW2D4GemvVariants), since the memory, not the instructions,
+// bounds the product.
+//
+// Shared memory, MQ_LEVELS·K + 8·K/32 bytes: NS = K/32 slices; for each
+// part, the first 16 bytes of each slice's codes (pairing with words 0
+// and 1 of W's slice), then the last 16; then (d, d·Σxq) per slice: a
+// warp's 32 lanes read 512 consecutive bytes, free of bank conflicts.
+// Byte i of x's word t pairs with nibble 2i (first word) or 2i + 1 (second)
+// of W's word t.
+#ifndef MQ_U
+#define MQ_U 2  // slices a row a lane loads before using the first
+#endif
+#ifndef MQ_LEVELS
+#define MQ_LEVELS 3  // int8 parts of x
+#endif
+
+__device__ __forceinline__ unsigned int mq_pack(int a, int b, int c, int d) {
+    return (unsigned int)(a & 255) | ((unsigned int)(b & 255) << 8) | ((unsigned int)(c & 255) << 16) |
+           ((unsigned int)d << 24);
+}
+
+// Writes the 32 codes q of slice j into a part's planes (xa, xb) in the
+// pairing order.
+__device__ __forceinline__ void mq_put(uint4* xa, uint4* xb, int j, const int (&q)[32]) {
+    unsigned int p[8];
+#pragma unroll
+    for (int t = 0; t < 4; t++) {
+        p[2 * t] = mq_pack(q[8 * t], q[8 * t + 2], q[8 * t + 4], q[8 * t + 6]);
+        p[2 * t + 1] = mq_pack(q[8 * t + 1], q[8 * t + 3], q[8 * t + 5], q[8 * t + 7]);
+    }
+    xa[j] = make_uint4(p[0], p[1], p[2], p[3]);
+    xb[j] = make_uint4(p[4], p[5], p[6], p[7]);
+}
+
+// Stages x[0:K] (times ln[0:K] when ln is not null) into xs as above and
+// returns Σ x² over K (before ln) to every thread. K a multiple of 32.
+__device__ __forceinline__ float mq_stage(unsigned char* xs, const float* __restrict__ x,
+                                          const float* __restrict__ ln, int K) {
+    const int NS = K / 32;
+    uint4* xp = (uint4*)xs;
+    float2* xd = (float2*)(xp + 2 * MQ_LEVELS * NS);
+    float ss = 0.0f;
+    for (int j = threadIdx.x; j < NS; j += blockDim.x) {
+        const float4* src = (const float4*)x + (size_t)j * 8;
+        float v[32];
+#pragma unroll
+        for (int q = 0; q < 8; q++) {
+            const float4 t = __ldg(src + q);
+            v[4 * q] = t.x; v[4 * q + 1] = t.y; v[4 * q + 2] = t.z; v[4 * q + 3] = t.w;
+        }
+#pragma unroll
+        for (int e = 0; e < 32; e++) ss = fmaf(v[e], v[e], ss);
+        if (ln != nullptr) {
+            const float4* lw = (const float4*)ln + (size_t)j * 8;
+#pragma unroll
+            for (int q = 0; q < 8; q++) {
+                const float4 l = __ldg(lw + q);
+                v[4 * q] *= l.x; v[4 * q + 1] *= l.y; v[4 * q + 2] *= l.z; v[4 * q + 3] *= l.w;
+            }
+        }
+        float amax = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 32; e++) amax = fmaxf(amax, fabsf(v[e]));
+        const float d = amax / 127.0f;
+        float step = d, inv = amax > 0.0f ? 127.0f / amax : 0.0f, sum = 0.0f, unit = 1.0f;
+#pragma unroll
+        for (int l = 0; l < MQ_LEVELS; l++) {  // part l in units of step = d/254^l
+            int q[32], qs = 0;
+#pragma unroll
+            for (int e = 0; e < 32; e++) {
+                q[e] = max(-127, min(127, __float2int_rn(v[e] * inv)));
+                qs += q[e];
+                v[e] = fmaf(-step, (float)q[e], v[e]);  // the remainder, within step/2
+            }
+            mq_put(xp + 2 * l * NS, xp + (2 * l + 1) * NS, j, q);
+            sum = fmaf((float)qs, unit, sum);
+            step *= 1.0f / 254.0f;
+            inv *= 254.0f;
+            unit *= 1.0f / 254.0f;
+        }
+        xd[j] = make_float2(d, d * sum);
+    }
+    return mv_block_sum(ss);
+}
+
+// mv_dot on the integer x staged by mq_stage.
+__device__ __forceinline__ void mq_dot(float (&acc)[MV_P], const void* __restrict__ w,
+                                       const unsigned short* __restrict__ scales,
+                                       const unsigned short* __restrict__ biases, const int (&rows)[MV_P],
+                                       const unsigned char* xs, int K, int group, int first, int stride) {
+    const int NS = K / 32, G = K / group, per = group / 32;
+    const uint4* xp = (const uint4*)xs;
+    const float2* xd = (const float2*)(xp + 2 * MQ_LEVELS * NS);
+    const uint4* wr[MV_P];
+#pragma unroll
+    for (int p = 0; p < MV_P; p++) {
+        acc[p] = 0.0f;
+        wr[p] = (const uint4*)w + (size_t)rows[p] * NS;
+    }
+    for (int j0 = first; j0 < NS; j0 += stride * MQ_U) {
+        uint4 v[MQ_U][MV_P];
+        unsigned short s[MQ_U][MV_P], b[MQ_U][MV_P];
+#pragma unroll
+        for (int u = 0; u < MQ_U; u++) {
+            const int j = j0 + u * stride;
+#pragma unroll
+            for (int p = 0; p < MV_P; p++) {
+                const bool in = j < NS;
+                v[u][p] = in ? __ldcs(wr[p] + j) : make_uint4(0, 0, 0, 0);  // read once
+                const size_t g = (size_t)rows[p] * G + (in ? j : 0) / per;
+                s[u][p] = __ldg(scales + g);
+                b[u][p] = __ldg(biases + g);
+            }
+        }
+#pragma unroll
+        for (int u = 0; u < MQ_U; u++) {
+            const int j = j0 + u * stride;
+            if (j >= NS) break;
+            uint4 xq[MQ_LEVELS][2];
+#pragma unroll
+            for (int l = 0; l < MQ_LEVELS; l++) {
+                xq[l][0] = xp[2 * l * NS + j];
+                xq[l][1] = xp[(2 * l + 1) * NS + j];
+            }
+            const float2 dd = xd[j];
+#pragma unroll
+            for (int p = 0; p < MV_P; p++) {
+                const unsigned int wv[4] = {v[u][p].x, v[u][p].y, v[u][p].z, v[u][p].w};
+                int t[MQ_LEVELS];
+#pragma unroll
+                for (int l = 0; l < MQ_LEVELS; l++) t[l] = 0;
+#pragma unroll
+                for (int k = 0; k < 4; k++) {
+                    const int lo = (int)(wv[k] & 0x0F0F0F0Fu), hi = (int)((wv[k] >> 4) & 0x0F0F0F0Fu);
+#pragma unroll
+                    for (int l = 0; l < MQ_LEVELS; l++) {
+                        const uint4& a = xq[l][k / 2];
+                        t[l] = __dp4a(hi, (int)(k % 2 ? a.w : a.y), __dp4a(lo, (int)(k % 2 ? a.z : a.x), t[l]));
+                    }
+                }
+                float sx = (float)t[MQ_LEVELS - 1];  // q1 + q2/254 + …, the finest first
+#pragma unroll
+                for (int l = MQ_LEVELS - 2; l >= 0; l--) sx = fmaf(sx, 1.0f / 254.0f, (float)t[l]);
+                const float sf = __uint_as_float((unsigned int)s[u][p] << 16);
+                const float bf = __uint_as_float((unsigned int)b[u][p] << 16);
+                acc[p] = fmaf(sf, dd.x * sx, fmaf(bf, dd.y, acc[p]));
+            }
+        }
+    }
+}
+
+// The core by weight format F: 0 bf16, 1 4-bit on float x, 2 4-bit on x in
+// int8 parts.
+template <int F>
+__device__ __forceinline__ float mv_stage_f(float* xs, const float* __restrict__ x, const float* __restrict__ ln, int K) {
+    if (F == 2) return mq_stage((unsigned char*)xs, x, ln, K);
+    return mv_stage<F == 1>(xs, x, ln, K);
+}
+
+template <int F>
+__device__ __forceinline__ void mv_dot_f(float (&acc)[MV_P], const void* __restrict__ w,
+                                         const unsigned short* __restrict__ scales,
+                                         const unsigned short* __restrict__ biases, const int (&rows)[MV_P],
+                                         const float* xs, int K, int group, int first, int stride) {
+    if (F == 2)
+        mq_dot(acc, w, scales, biases, rows, (const unsigned char*)xs, K, group, first, stride);
+    else
+        mv_dot<F == 1>(acc, w, scales, biases, rows, xs, K, group, first, stride);
+}
+
 #ifndef MATVEC_CORE_ONLY
-// Rung 3's 4-bit matrix-vector product on the staged x: MV_P rows a warp,
+// Rung 3's 4-bit matrix-vector products on the staged x, float (F = 1,
+// matmul_q4_gemv_x) or in int8 parts (F = 2, matmul_q4_gemv_q8): MV_P rows a warp,
 // wk warps a set of rows, sets taken by the blocks in turn (grid-stride).
-// Dynamic shared memory: 4·K + 4·K/32 bytes.
-extern "C" __global__ void __launch_bounds__(256) matmul_q4_gemv_x(
-        float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
-        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
-        int N, int K, int group, int wk) {
+// Dynamic shared memory: 4·K + 4·K/32 bytes (float), MQ_LEVELS·K + 8·K/32
+// (int8 parts).
+template <int F>
+__device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const float* __restrict__ x,
+                                               const unsigned int* __restrict__ w,
+                                               const unsigned short* __restrict__ scales,
+                                               const unsigned short* __restrict__ biases, int N, int K, int group,
+                                               int wk) {
     extern __shared__ float4 mv_smem[];
     float* xs = (float*)mv_smem;
-    mv_stage<true>(xs, x, nullptr, K);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    mv_stage_f<F>(xs, x, nullptr, K);
     const int sets = (N + MV_P * (8 / wk) - 1) / (MV_P * (8 / wk));
     for (int set = blockIdx.x; set < sets; set += gridDim.x) {
         const int n0 = (set * (8 / wk) + warp / wk) * MV_P;
@@ -227,7 +433,7 @@ extern "C" __global__ void __launch_bounds__(256) matmul_q4_gemv_x(
 #pragma unroll
         for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);  // rows past N are read, not written
         float acc[MV_P], tot[MV_P];
-        mv_dot<true>(acc, w, scales, biases, rows, xs, K, group, (warp % wk) * 32 + lane, 32 * wk);
+        mv_dot_f<F>(acc, w, scales, biases, rows, xs, K, group, (warp % wk) * 32 + lane, 32 * wk);
         mv_reduce(tot, acc, wk);
         if (warp % wk == 0 && lane < MV_P && n0 + lane < N) {
             float t = tot[0];
@@ -237,6 +443,23 @@ extern "C" __global__ void __launch_bounds__(256) matmul_q4_gemv_x(
             y[n0 + lane] = t;
         }
     }
+}
+
+extern "C" __global__ void __launch_bounds__(256) matmul_q4_gemv_x(
+        float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
+        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
+        int N, int K, int group, int wk) {
+    q4_gemv_staged<1>(y, x, w, scales, biases, N, K, group, wk);
+}
+
+#ifndef MQ_MINB  // blocks per multiprocessor the registers must allow
+#define MQ_MINB 2
+#endif
+extern "C" __global__ void __launch_bounds__(256, MQ_MINB) matmul_q4_gemv_q8(
+        float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
+        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
+        int N, int K, int group, int wk) {
+    q4_gemv_staged<2>(y, x, w, scales, biases, N, K, group, wk);
 }
 
 // ---- Rung 3: matrix-vector products bound by reading W once. ----

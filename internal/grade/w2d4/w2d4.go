@@ -253,6 +253,11 @@ func Rung[L Ladder](t *testing.T, task string, rung int, newLadder func(*kernels
 	if grade.Run(t, task+" (shape check)", func() { checkRefusesMismatch(t, task, d, run) }) {
 		return
 	}
+	var worstAll, relAll float64 // the largest errors measured, logged at the end
+	defer func() {
+		t.Logf("%s: largest error of an element %.2e of its scale (tolerance %.0e), of a whole output %.2e (tolerance %.0e)",
+			task, worstAll, elemTol, relAll, relTol)
+	}()
 	shapes := OddShapes
 	if !short {
 		shapes = append(append([]Shape{}, OddShapes...), RealShapes...)
@@ -272,9 +277,11 @@ func Rung[L Ladder](t *testing.T, task string, rung int, newLadder func(*kernels
 				defer w.Free()
 				for _, m := range s.Ms {
 					var msg string
-					if stub = grade.Run(t, task, func() { msg = p.check(d, run, w, m, rung, elemTol, relTol) }); stub {
+					var worst, rel float64
+					if stub = grade.Run(t, task, func() { msg, worst, rel = p.check(d, run, w, m, rung, elemTol, relTol) }); stub {
 						return
 					}
+					worstAll, relAll = math.Max(worstAll, worst), math.Max(relAll, rel)
 					if msg != "" {
 						t.Errorf("%s, %s, %s, M=%d: %s", task, s.Name, f.Name, m, msg)
 						return
@@ -312,48 +319,59 @@ func checkRefusesMismatch(t *testing.T, task string, d *kernels.Device, run func
 }
 
 // check runs the rung on the first m rows of x and compares with the CPU.
-// It returns "" or what is wrong.
-func (p *Problem) check(d *kernels.Device, run func(y, x *devtensor.Activations, w *devtensor.Weight) error, w *devtensor.Weight, m, rung int, elemTol, relTol float64) string {
+// It returns "" or what is wrong, and the errors it measured: the worst
+// element's as a fraction of its scale, and the whole output's.
+func (p *Problem) check(d *kernels.Device, run func(y, x *devtensor.Activations, w *devtensor.Weight) error, w *devtensor.Weight, m, rung int, elemTol, relTol float64) (string, float64, float64) {
+	raw, msg := p.run(d, run, w, m, rung)
+	if msg != "" || raw == nil {
+		return msg, 0, 0
+	}
+	return compare(raw, p, m, elemTol, relTol)
+}
+
+// run launches the rung and returns y's m + 1 rows as bits (none where the
+// rung rightly refused the shape), or what went wrong.
+func (p *Problem) run(d *kernels.Device, run func(y, x *devtensor.Activations, w *devtensor.Weight) error, w *devtensor.Weight, m, rung int) ([]uint32, string) {
 	n, k := p.Shape.N, p.Shape.K
 	x, err := devtensor.NewActivations(d, m, k)
 	if err != nil {
-		return err.Error()
+		return nil, err.Error()
 	}
 	defer x.Free()
 	// One row more than the output: it must come back untouched.
 	y, err := devtensor.NewActivations(d, m+1, n)
 	if err != nil {
-		return err.Error()
+		return nil, err.Error()
 	}
 	defer y.Free()
 	if err := y.Buf.Fill(0xFF); err != nil {
-		return err.Error()
+		return nil, err.Error()
 	}
 	xs := tensor.New(p.X.Data()[:m*k], m, k)
 	if err := x.Upload(xs); err != nil {
-		return err.Error()
+		return nil, err.Error()
 	}
 	err = run(y, x, w)
 	refuse := p.Format.Bits == 16 && k%8 != 0 && (rung == 3 || rung == 4 || rung == 5)
 	switch {
 	case refuse && err == nil:
-		return fmt.Sprintf("bf16 K = %d is not a multiple of 8: the rung must refuse it with an error, and it launched", k)
+		return nil, fmt.Sprintf("bf16 K = %d is not a multiple of 8: the rung must refuse it with an error, and it launched", k)
 	case refuse:
-		return ""
+		return nil, ""
 	case err != nil:
-		return err.Error()
+		return nil, err.Error()
 	}
 	if err := d.Synchronize(); err != nil {
-		return "the kernel failed: " + err.Error()
+		return nil, "the kernel failed: " + err.Error()
 	}
 	raw, err := kernels.Download[uint32](y.Buf, (m+1)*n)
 	if err != nil {
-		return err.Error()
+		return nil, err.Error()
 	}
-	return compare(raw, p, m, elemTol, relTol)
+	return raw, ""
 }
 
-func compare(raw []uint32, p *Problem, m int, elemTol, relTol float64) string {
+func compare(raw []uint32, p *Problem, m int, elemTol, relTol float64) (string, float64, float64) {
 	n := p.Shape.N
 	var (
 		bad, unwritten, past int
@@ -392,7 +410,7 @@ func compare(raw []uint32, p *Problem, m int, elemTol, relTol float64) string {
 	}
 	rel := math.Sqrt(errSq / wantSq)
 	if bad == 0 && past == 0 && rel <= relTol {
-		return ""
+		return "", worst, rel
 	}
 	var s strings.Builder
 	fmt.Fprintf(&s, "output [%d, %d] does not match the CPU\n", m, n)
@@ -407,7 +425,7 @@ func compare(raw []uint32, p *Problem, m int, elemTol, relTol float64) string {
 	if past > 0 {
 		fmt.Fprintf(&s, "    %d elements past the end of y were overwritten: threads outside [0, M·N) must not write\n", past)
 	}
-	return s.String()
+	return s.String(), worst, rel
 }
 
 // Sources checks, on any machine, that both kernel files of the day declare

@@ -74,6 +74,11 @@ func BenchmarkW2D4Ladder(b *testing.B) {
 }
 
 func benchRung(b *testing.B, d *kernels.Device, mm *Matmul, r Rung, y, x *devtensor.Activations, ws []*devtensor.Weight) {
+	benchFunc(b, d, func(y, x *devtensor.Activations, w *devtensor.Weight) error { return mm.Run(r, y, x, w) }, y, x, ws)
+}
+
+// benchFunc times run as benchRung times a rung.
+func benchFunc(b *testing.B, d *kernels.Device, run func(y, x *devtensor.Activations, w *devtensor.Weight) error, y, x *devtensor.Activations, ws []*devtensor.Weight) {
 	start, err := d.NewEvent()
 	if err != nil {
 		b.Fatal(err)
@@ -85,7 +90,7 @@ func benchRung(b *testing.B, d *kernels.Device, mm *Matmul, r Rung, y, x *devten
 	}
 	defer end.Free()
 	for i := range 3 { // warm up
-		if err := mm.Run(r, y, x, ws[i%len(ws)]); err != nil {
+		if err := run(y, x, ws[i%len(ws)]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -97,7 +102,7 @@ func benchRung(b *testing.B, d *kernels.Device, mm *Matmul, r Rung, y, x *devten
 		b.Fatal(err)
 	}
 	for i := range b.N {
-		if err := mm.Run(r, y, x, ws[i%len(ws)]); err != nil {
+		if err := run(y, x, ws[i%len(ws)]); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -122,8 +127,10 @@ func benchRung(b *testing.B, d *kernels.Device, mm *Matmul, r Rung, y, x *devten
 // matrix-vector variants on CUDA on every real shape, one row of x: builds
 // of the float32 one (rows of W per warp, loads in flight per row, blocks
 // per multiprocessor; the winner is cudaV3's gvRows, gvUnroll and gvMinB),
-// the tensor-core one with 16 or 32 rows a warp, and the one on x staged in
-// shared memory (matmul_q4_gemv_x) with its split and grid.
+// the tensor-core one with 16 or 32 rows a warp, the one on x staged in
+// shared memory (matmul_q4_gemv_x) with its split and grid, and the one on
+// x in int8 parts (matmul_q4_gemv_q8, V3's pick) with its builds, split
+// and grid.
 //
 //	go test -run '^$' -bench W2D4GemvVariants -benchtime 100ms ./solutions/week2/day4
 func BenchmarkW2D4GemvVariants(b *testing.B) {
@@ -145,6 +152,19 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer mmU2.Close()
+	q8Variants := []struct{ name, opts string }{
+		{"u1", "-DMQ_U=1"}, {"u3", "-DMQ_U=3"}, {"u4_b1", "-DMQ_U=4 -DMQ_MINB=1"},
+		{"one_part", "-DMQ_LEVELS=1"}, {"two_parts", "-DMQ_LEVELS=2"},
+	}
+	mmQ8 := make([]*Matmul, len(q8Variants))
+	for i, v := range q8Variants {
+		c := cudaV3
+		c.extra = v.opts
+		if mmQ8[i], err = newMatmul(d, c); err != nil {
+			b.Fatal(err)
+		}
+		defer mmQ8[i].Close()
+	}
 	f := w2d4.Formats[1]
 	for _, s := range w2d4.RealShapes {
 		ws, x, y, free := decodeOperands(b, d, s, f)
@@ -164,9 +184,28 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 				mm = mmU2
 			}
 			b.Run(fmt.Sprintf("%s/%s/tensor-core_rt%d_u%d", s.Name, f.Name, v[0], v[1]), func(b *testing.B) {
-				mm.tcRT = v[0]
-				defer func() { mm.tcRT = 0 }()
+				mm.tcRT, mm.q8Off = v[0], true
+				defer func() { mm.tcRT, mm.q8Off = 0, false }()
 				benchRung(b, d, mm, V3Vector, y, x, ws)
+			})
+		}
+		// The variant on x in int8 parts: builds with 1, 3 or 4 slices a
+		// row in flight (the default 2), the registers for 1 block a
+		// multiprocessor (b1, the default 2), one or two int8 parts of x
+		// (the default 3); then the default build with other warps per
+		// set of rows (0: by shape) and caps on the grid (blocks a
+		// multiprocessor, 0: the default, 100: none).
+		for i, v := range q8Variants {
+			b.Run(fmt.Sprintf("%s/%s/int8x_%s", s.Name, f.Name, v.name), func(b *testing.B) {
+				benchFunc(b, d, mmQ8[i].v3Q8, y, x, ws)
+			})
+		}
+		for _, v := range [][2]int{{0, 0}, {1, 0}, {2, 0}, {4, 0}, {0, 1}, {0, 3}, {0, 4}, {0, 100}} {
+			mm := mms[0]
+			b.Run(fmt.Sprintf("%s/%s/int8x_wk%d_cap%d", s.Name, f.Name, v[0], v[1]), func(b *testing.B) {
+				mm.q8WK, mm.q8Cap = v[0], v[1]
+				defer func() { mm.q8WK, mm.q8Cap = 0, 0 }()
+				benchFunc(b, d, mm.v3Q8, y, x, ws)
 			})
 		}
 		// The staged-x variant: warps per set of rows (0: by

@@ -7,6 +7,8 @@ package day4
 import (
 	_ "embed"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/tinyllm-go/tinyllm/kernels"
 	"github.com/tinyllm-go/tinyllm/kernels/devtensor"
@@ -114,6 +116,13 @@ type Matmul struct {
 	gemvX       *kernels.Kernel
 	gxOn        bool
 	gxWK, gxCap int
+	// The matrix-vector variant on x in int8 parts, V3's pick for one row
+	// of x and a 4-bit W, and the benchmark's knobs: q8Off makes V3 take
+	// the older variants, q8WK and q8Cap are gxWK and gxCap for it.
+	gemvQ8      *kernels.Kernel
+	q8Off       bool
+	q8WK, q8Cap int
+	q8Levels    int // int8 parts of x it was compiled for (MQ_LEVELS)
 }
 
 // The CUDA build of rung 3: 4 rows of W per warp, 2 rows of x per pass, 2
@@ -137,7 +146,14 @@ type v3Config struct {
 func NewMatmul(dev *kernels.Device) (*Matmul, error) { return newMatmul(dev, cudaV3) }
 
 func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
-	m := &Matmul{dev: dev, v3W: 1, v3X: 8}
+	m := &Matmul{dev: dev, v3W: 1, v3X: 8, q8Levels: 3}
+	for _, o := range strings.Fields(v3.extra) {
+		if n, ok := strings.CutPrefix(o, "-DMQ_LEVELS="); ok {
+			if l, err := strconv.Atoi(n); err == nil {
+				m.q8Levels = l
+			}
+		}
+	}
 	var opts []string
 	if dev.Backend() == kernels.CUDA {
 		m.v3W, m.v3X = v3.wrows, v3.xrows
@@ -146,9 +162,7 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 			fmt.Sprintf("-DGV_ROWS=%d", v3.gvRows), fmt.Sprintf("-DGV_UNROLL=%d", v3.gvUnroll), fmt.Sprintf("-DGV_MINB=%d", v3.gvMinB), fmt.Sprintf("-DQT_U=%d", v3.qtU),
 			fmt.Sprintf("-DV5_BK=%d", v3.v5BK), fmt.Sprintf("-DV5_STAGES=%d", v3.v5Stages)}
 		m.v5BK, m.v5Stages = v3.v5BK, v3.v5Stages
-		if v3.extra != "" {
-			opts = append(opts, v3.extra)
-		}
+		opts = append(opts, strings.Fields(v3.extra)...)
 	}
 	for _, file := range []struct {
 		name  string
@@ -173,6 +187,9 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 			m.gemv, err = mod.Kernel("matmul_q4_gemv")
 			if err == nil {
 				m.gemvX, err = mod.Kernel("matmul_q4_gemv_x")
+			}
+			if err == nil {
+				m.gemvQ8, err = mod.Kernel("matmul_q4_gemv_q8")
 			}
 			for rt := 1; rt <= 2 && err == nil; rt++ {
 				m.gemvTC[rt], err = mod.Kernel(fmt.Sprintf("matmul_q4_gemv_tc%d", rt))
@@ -275,7 +292,8 @@ func (m *Matmul) V2(y, x *devtensor.Activations, w *devtensor.Weight) error {
 // of W and a few rows of x per pass (grid Y covers the passes). bf16 weights
 // need K to be a multiple of 8 (a row must start on 16 bytes); 4-bit ones
 // always qualify. On CUDA a 4-bit product with one row of x goes to the
-// matrix-vector variant matmul_q4_gemv. (Provided.)
+// matrix-vector variant on x in int8 parts, matmul_q4_gemv_q8 (the older
+// variants remain for the benchmark). (Provided.)
 func (m *Matmul) V3(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if err := check(y, x, w); err != nil {
 		return err
@@ -283,18 +301,11 @@ func (m *Matmul) V3(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if w.K%8 != 0 {
 		return fmt.Errorf("matmul v3: K = %d is not a multiple of 8; use V2", w.K)
 	}
+	if m.tcRT == 0 && !m.gxOn && m.useQ8(x, w) {
+		return m.v3Q8(y, x, w)
+	}
 	if m.gemvX != nil && m.gxOn && m.tcRT == 0 && w.Quantized() && x.Rows == 1 && w.K%64 == 0 && gemvXShared(w.K) <= maxStagedShared {
-		wk := m.gxWK
-		if wk == 0 {
-			wk = gemvXSplit(w.N, w.K/32, m.dev.Info().Multiprocessors)
-		}
-		sets := kernels.Blocks(w.N, 4*(Block/32)/wk)
-		grid := sets
-		if m.gxCap > 0 {
-			grid = min(sets, m.gxCap*max(1, m.dev.Info().Multiprocessors))
-		}
-		cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(Block), SharedMem: gemvXShared(w.K)}
-		return m.dev.Launch(m.gemvX, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(wk))
+		return m.launchStaged(m.gemvX, gemvXShared(w.K), m.gxWK, m.gxCap, y, x, w)
 	}
 	if m.gemvTC[1] != nil && m.tcRT >= 0 && w.Quantized() && x.Rows == 1 && w.K%128 == 0 && (w.GroupSize == 64 || w.GroupSize == 128) &&
 		(w.N >= tcMinN || m.tcRT > 0) {
@@ -328,6 +339,73 @@ func (m *Matmul) V3(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(w.N, m.v3W*(Block/32)/wk), Y: passes, Z: 1}, Block: kernels.D1(Block)}
 	return m.dev.Launch(m.bf16[V3Vector], cfg, y.Buf, x.Buf, w.W, int32(x.Rows), int32(w.N), int32(w.K), int32(wk))
 }
+
+// launchStaged launches a staged-x matrix-vector kernel (matmul_q4_gemv_x
+// or matmul_q4_gemv_q8) with smem bytes of shared memory: wk warps per set
+// of 4 rows (0: by shape), the grid capped at capB blocks a
+// multiprocessor (0: a block for every 8/wk sets).
+func (m *Matmul) launchStaged(k *kernels.Kernel, smem, wk, capB int, y, x *devtensor.Activations, w *devtensor.Weight) error {
+	if wk == 0 {
+		wk = gemvXSplit(w.N, w.K/32, m.dev.Info().Multiprocessors)
+	}
+	grid := kernels.Blocks(w.N, 4*(Block/32)/wk)
+	if capB > 0 {
+		grid = min(grid, capB*max(1, m.dev.Info().Multiprocessors))
+	}
+	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(Block), SharedMem: smem}
+	return m.dev.Launch(k, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(wk))
+}
+
+// gemvQ8Shared is the shared memory matmul_q4_gemv_q8 stages x in, with
+// x in levels int8 parts: a byte per column a part, and a scale and a sum
+// per 32 columns.
+func gemvQ8Shared(k, levels int) int { return levels*k + 8*(k/32) }
+
+// useQ8 says whether V3 takes the variant on x in int8 parts: CUDA, one
+// row of x, a 4-bit W whose x fits the shared memory.
+func (m *Matmul) useQ8(x *devtensor.Activations, w *devtensor.Weight) bool {
+	return m.gemvQ8 != nil && !m.q8Off && w.Quantized() && x.Rows == 1 && w.K%32 == 0 && gemvQ8Shared(w.K, m.q8Levels) <= maxStagedShared
+}
+
+// v3Q8 computes y = x·Wᵀ for one row of x and a 4-bit W with
+// matmul_q4_gemv_q8: x written as three int8 parts (float32's precision)
+// in each block's shared memory, a scale per 32 values, the codes
+// multiplied by __dp4a.
+func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
+	if err := check(y, x, w); err != nil {
+		return err
+	}
+	if m.gemvQ8 == nil || !w.Quantized() || x.Rows != 1 || w.K%32 != 0 || gemvQ8Shared(w.K, m.q8Levels) > maxStagedShared {
+		return fmt.Errorf("matmul: the int8-part variant takes one row of x and a 4-bit W on CUDA (K = %d)", w.K)
+	}
+	sms := m.dev.Info().Multiprocessors
+	wk, capB := m.q8WK, m.q8Cap
+	if wk == 0 {
+		wk = q8Split(w.N, w.K/32, sms)
+	}
+	if capB == 0 {
+		capB = q8BlocksPerSM
+	}
+	return m.launchStaged(m.gemvQ8, gemvQ8Shared(w.K, m.q8Levels), wk, capB, y, x, w)
+}
+
+// q8Split is how many warps of a block share one set of 4 rows (1, 2, 4 or
+// 8) in matmul_q4_gemv_q8, for n rows of ns 16-byte slices: the fewest that
+// give a block to every multiprocessor, as long as every lane still has
+// two slices of a row to load (BenchmarkW2D4GemvVariants: the 7B down
+// projection was fastest with 2, the larger shapes with 1).
+func q8Split(n, ns, sms int) int {
+	wk := 1
+	for wk < Block/32 && kernels.Blocks(n, 4*(Block/32)/wk) < max(sms, 1) && 32*2*wk <= ns {
+		wk *= 2
+	}
+	return wk
+}
+
+// q8BlocksPerSM caps matmul_q4_gemv_q8's grid at the blocks that fit on
+// the GPU at once: each block stages x once, then takes sets of rows in
+// turn (BenchmarkW2D4GemvVariants).
+const q8BlocksPerSM = 2
 
 // v3Split is how many warps of a block share one set of rows in
 // matmul_bf16_v3 (1, 2, 4 or 8): the fewest that give about four blocks per
@@ -363,7 +441,8 @@ func gemvXSplit(n, ns, sms int) int {
 }
 
 // tcMinN is the fewest rows of W for which V3 takes the tensor-core
-// matrix-vector variant: with fewer (the 7B q/o and down projections, 3584
+// matrix-vector variant where the int8 one does not apply (or the
+// benchmark turns it off): with fewer (the 7B q/o and down projections, 3584
 // rows) the float32 one was as fast or faster (BenchmarkW2D4GemvVariants).
 const tcMinN = 8192
 

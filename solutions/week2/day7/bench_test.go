@@ -7,19 +7,31 @@ package day7
 // the reference captures, the unfused one (Days 4-6's kernels and the
 // day's attention, as before the fusion), and each fused kernel alone, all
 // of a kind in one graph, so that the step's time can be split between
-// them. Without a GPU it says so and runs nothing.
+// them. On a 4-bit checkpoint the fused step and its matrix kernels are
+// also timed on float x (…_floatx; the default rounds x to int8).
+// TINYLLM_W2D7_BENCH_SHAPES (comma-separated shape:layers, e.g.
+// qwen2-7b:2) adds random checkpoints of a public shape cut to that many
+// layers, written and quantized to 4-bit (groups of 64) in a temporary
+// folder: the 7B shape's layers and head without its 15 GB, from which a
+// whole model's step is the embedding and head plus the layers' share
+// times its depth. Without a GPU it says so and runs nothing.
 //
 //	go test -run '^$' -bench W2D7DecodeStep -benchtime 200ms ./solutions/week2/day7
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/tinyllm-go/tinyllm/internal/bench"
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/fixture"
+	"github.com/tinyllm-go/tinyllm/internal/quantize"
 	"github.com/tinyllm-go/tinyllm/kernels"
 	"github.com/tinyllm-go/tinyllm/kernels/kerneltest"
 )
@@ -34,6 +46,15 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 		}
 		dirs = []string{filepath.Join(root, "models", "tinyqwen-chat")}
 	}
+	if shapes := os.Getenv("TINYLLM_W2D7_BENCH_SHAPES"); shapes != "" {
+		root, err := fixture.RepoRoot()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, sl := range strings.Split(shapes, ",") {
+			dirs = append(dirs, randomQ4(b, sl, filepath.Join(root, "models", "tinyqwen-chat")))
+		}
+	}
 	for _, dir := range dirs {
 		ck, err := checkpoint.Open(dir)
 		if err != nil {
@@ -44,11 +65,36 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 			b.Fatal(err)
 		}
 		name := filepath.Base(dir)
-		for _, v := range []struct{ name, only string }{
-			{"fused", ""}, {"unfused", "-"}, {"embed", "embed"}, {"fs_qkv", "fs_qkv"}, {"fs_attention", "fs_attention"},
-			{"fs_resid", "fs_resid"}, {"fs_gateup", "fs_gateup"}, {"fs_head", "fs_head"},
-		} {
-			b.Run(name+"/"+v.name, func(b *testing.B) { benchStep(b, d, m, v.only) })
+		variants := []stepVariant{
+			{"fused", "", false}, {"unfused", "-", false}, {"embed", "embed", false}, {"fs_qkv", "fs_qkv", false},
+			{"fs_attention", "fs_attention", false}, {"fs_resid", "fs_resid", false}, {"fs_gateup", "fs_gateup", false},
+			{"fs_head", "fs_head", false},
+		}
+		if ck.Config.Quantization != nil {
+			for _, v := range []string{"fs_qkv", "fs_resid", "fs_gateup", "fs_head"} {
+				variants = append(variants, stepVariant{v + "_floatx", v, true})
+			}
+			variants = append(variants, stepVariant{"fused_floatx", "", true})
+		}
+		// The fused step with other splits and grids (fusedSplit): rows
+		// split for 2 blocks a multiprocessor, the grid capped at 4 or 8
+		// blocks a multiprocessor (the defaults for 4-bit W: 1 and 2).
+		variants = append(variants, stepVariant{"fused_target2", "", false}, stepVariant{"fused_cap4", "", false},
+			stepVariant{"fused_cap8", "", false})
+		for _, v := range variants {
+			b.Run(name+"/"+v.name, func(b *testing.B) {
+				m.floatQ4 = v.floatX
+				switch v.name {
+				case "fused_target2":
+					m.fuseTarget = 2
+				case "fused_cap4":
+					m.fuseCap = 4
+				case "fused_cap8":
+					m.fuseCap = 8
+				}
+				defer func() { m.floatQ4, m.fuseTarget, m.fuseCap = false, 0, 0 }()
+				benchStep(b, d, m, v.only)
+			})
 		}
 		if err := m.Close(); err != nil {
 			b.Fatal(err)
@@ -125,4 +171,40 @@ func benchStep(b *testing.B, d *kernels.Device, m *GPUModel, only string) {
 	if only == "" || only == "-" {
 		b.ReportMetric(1/per.Seconds(), "tok/s")
 	}
+}
+
+// stepVariant is one timing of BenchmarkW2D7DecodeStep: the step or a
+// kernel alone (only, as benchStep takes it), on float x for 4-bit weights
+// or not.
+type stepVariant struct {
+	name, only string
+	floatX     bool
+}
+
+// randomQ4 writes a random checkpoint of shape:layers (a bench.Shapes name
+// and a depth) with the tokenizer of tok, quantizes it to 4-bit in groups
+// of 64, and returns the quantized folder (removed after the benchmark).
+func randomQ4(b *testing.B, shapeLayers, tok string) string {
+	name, layers, ok := strings.Cut(shapeLayers, ":")
+	s, known := bench.Shapes[name]
+	n, err := strconv.Atoi(layers)
+	if !ok || !known || err != nil || n < 1 {
+		b.Fatalf("TINYLLM_W2D7_BENCH_SHAPES: %q is not shape:layers with a shape of %v", shapeLayers, bench.ShapeNames())
+	}
+	s.NumHiddenLayers = n
+	s.Name = fmt.Sprintf("%s-%dlayers", name, n)
+	tmp := b.TempDir()
+	bf, q4 := filepath.Join(tmp, s.Name), filepath.Join(tmp, s.Name+"-q4")
+	start := time.Now()
+	if err := bench.WriteRandomModel(context.Background(), bf, s, bench.RandomModelOptions{TokenizerFrom: tok}); err != nil {
+		b.Fatal(err)
+	}
+	if err := quantize.Folder(context.Background(), bf, q4, quantize.Options{Bits: 4, GroupSize: 64}); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.RemoveAll(bf); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("wrote and quantized a random %s in %.1fs", s.Name, time.Since(start).Seconds())
+	return q4
 }

@@ -2,7 +2,10 @@
 // captured once as a graph, in 5 kernels a layer instead of 10, because on
 // a small model the step costs what its launches cost, not what its bytes
 // do. Compiled after Day 4's matrix-vector core (matmul_fast.cu with
-// -DMATVEC_CORE_ONLY): mv_stage, mv_dot, mv_reduce and MV_P, 4 rows a warp.
+// -DMATVEC_CORE_ONLY): mv_stage_f, mv_dot_f, mv_reduce and MV_P, 4 rows a
+// warp. Each kernel comes in three formats (F of the core): bf16 (_bf16),
+// 4-bit on float x (_q4, with Options.FloatActivations) and 4-bit on x
+// in three int8 parts (_q4x8, the step's default for 4-bit weights).
 //
 //   fs_qkv      RMSNorm (ln1) folded in, q/k/v rows, bias, RoPE, k and v into the cache
 //   fs_attention decode attention over pos[0] + 1 keys, split and merged in one launch
@@ -28,7 +31,7 @@ __device__ __forceinline__ float fs_inv(float ss, int E, float eps) { return rsq
 // counted q, then k, then v), so the rotation happens where both halves
 // are: bias added, q and k rotated at position pos[0], q written to its
 // buffer, k and v into the cache.
-template <bool Q4>
+template <int F>
 __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict__ kc, float* __restrict__ vc,
                                        const float* __restrict__ h, const float* __restrict__ ln,
                                        const float* __restrict__ bias, const float* __restrict__ cos_t,
@@ -38,7 +41,7 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
                                        const unsigned short* __restrict__ biases, int group, int wk) {
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
-    const float inv = fs_inv(mv_stage<Q4>(xs, h, ln, E), E, eps);
+    const float inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, half = D / 2;
     const int units = (Hq + 2 * H) * half / 2, per = 8 / wk;
     const int p0 = pos[0];
@@ -47,7 +50,7 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
         const int t = 2 * min(u, units - 1), hh = t / half, i = t % half, r0 = hh * D + i;
         const int rows[MV_P] = {r0, r0 + 1, r0 + half, r0 + half + 1};
         float acc[MV_P], tot[MV_P];
-        mv_dot<Q4>(acc, w, scales, biases, rows, xs, E, group, (warp % wk) * 32 + lane, 32 * wk);
+        mv_dot_f<F>(acc, w, scales, biases, rows, xs, E, group, (warp % wk) * 32 + lane, 32 * wk);
         mv_reduce(tot, acc, wk);
         if (warp % wk != 0 || lane >= 2 || u >= units || p0 < 0 || p0 >= cap || p0 >= max_pos) continue;
         // lane 0 takes pair i, lane 1 pair i + 1
@@ -71,13 +74,13 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
 
 // h[n] += x·W[n] for the N rows of W: o_proj (x the attention) and
 // down_proj (x silu(g)·u), the residual add done where the sum is made.
-template <bool Q4>
+template <int F>
 __device__ __forceinline__ void fs_resid(float* __restrict__ hres, const float* __restrict__ x, int N, int K,
                                          const void* __restrict__ w, const unsigned short* __restrict__ scales,
                                          const unsigned short* __restrict__ biases, int group, int wk) {
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
-    mv_stage<Q4>(xs, x, nullptr, K);
+    mv_stage_f<F>(xs, x, nullptr, K);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk;
     const int units = (N + MV_P - 1) / MV_P;
     for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
@@ -86,7 +89,7 @@ __device__ __forceinline__ void fs_resid(float* __restrict__ hres, const float* 
 #pragma unroll
         for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);
         float acc[MV_P], tot[MV_P];
-        mv_dot<Q4>(acc, w, scales, biases, rows, xs, K, group, (warp % wk) * 32 + lane, 32 * wk);
+        mv_dot_f<F>(acc, w, scales, biases, rows, xs, K, group, (warp % wk) * 32 + lane, 32 * wk);
         mv_reduce(tot, acc, wk);
         if (warp % wk == 0 && lane < MV_P && n0 + lane < N) {
             float t = tot[0];
@@ -101,20 +104,20 @@ __device__ __forceinline__ void fs_resid(float* __restrict__ hres, const float* 
 // act[i] = silu(g_i)·u_i with g = RMSNorm(h)·gate, u = RMSNorm(h)·up, the
 // gate rows 0 … I-1 and the up rows I … 2I-1 of W. A unit is rows i, i + 1
 // of both halves.
-template <bool Q4>
+template <int F>
 __device__ __forceinline__ void fs_gateup(float* __restrict__ act, const float* __restrict__ h,
                                           const float* __restrict__ ln, int I, int E, float eps,
                                           const void* __restrict__ w, const unsigned short* __restrict__ scales,
                                           const unsigned short* __restrict__ biases, int group, int wk) {
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
-    const float inv = fs_inv(mv_stage<Q4>(xs, h, ln, E), E, eps);
+    const float inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk, units = I / 2;
     for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
         const int u = set * per + warp / wk, i = 2 * min(u, units - 1);
         const int rows[MV_P] = {i, i + 1, I + i, I + i + 1};
         float acc[MV_P], tot[MV_P];
-        mv_dot<Q4>(acc, w, scales, biases, rows, xs, E, group, (warp % wk) * 32 + lane, 32 * wk);
+        mv_dot_f<F>(acc, w, scales, biases, rows, xs, E, group, (warp % wk) * 32 + lane, 32 * wk);
         mv_reduce(tot, acc, wk);
         if (warp % wk == 0 && lane < 2 && u < units) {
             const float g = (lane ? tot[1] : tot[0]) * inv, up = (lane ? tot[3] : tot[2]) * inv;
@@ -155,7 +158,7 @@ __device__ __forceinline__ void fs_block_best(float& v, int& i) {
 // to part (value bits, index), and the last block to finish (a counter,
 // count[0], which it sets back to 0) picks the best of those, writes it
 // to token[0] and moves pos[0] on by one.
-template <bool Q4>
+template <int F>
 __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restrict__ part,
                                         int* __restrict__ count, int* __restrict__ token, int* __restrict__ pos,
                                         const float* __restrict__ h, const float* __restrict__ ln, int N, int E,
@@ -165,7 +168,7 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
     extern __shared__ float4 fs_smem[];
     __shared__ bool last;
     float* xs = (float*)fs_smem;
-    const float inv = fs_inv(mv_stage<Q4>(xs, h, ln, E), E, eps);
+    const float inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk;
     const int units = (N + MV_P - 1) / MV_P;
     float best = -INFINITY;
@@ -176,7 +179,7 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
 #pragma unroll
         for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);
         float acc[MV_P], tot[MV_P];
-        mv_dot<Q4>(acc, w, scales, biases, rows, xs, E, group, (warp % wk) * 32 + lane, 32 * wk);
+        mv_dot_f<F>(acc, w, scales, biases, rows, xs, E, group, (warp % wk) * 32 + lane, 32 * wk);
         mv_reduce(tot, acc, wk);
         if (warp % wk == 0 && lane < MV_P && n0 + lane < N) {
             float t = tot[0];
@@ -230,37 +233,38 @@ __device__ __forceinline__ void fs_after_previous() {
              const unsigned short *__restrict__ biases, int group, int wk
 #define FS_WA w, scales, biases, group, wk
 
-#define FS_KERNELS(SUF, Q4)                                                                                         \
+#define FS_KERNELS(SUF, F)                                                                                          \
     extern "C" __global__ void __launch_bounds__(256) fs_qkv_##SUF(                                                 \
             float* __restrict__ q, float* __restrict__ kc, float* __restrict__ vc, const float* __restrict__ h,     \
             const float* __restrict__ ln, const float* __restrict__ bias, const float* __restrict__ cos_t,          \
             const float* __restrict__ sin_t, const int* __restrict__ pos, int E, int Hq, int H, int D, int cap,    \
             int max_pos, float eps, FS_W) {                                                                         \
         fs_after_previous();                                                                                        \
-        fs_qkv<Q4>(q, kc, vc, h, ln, bias, cos_t, sin_t, pos, E, Hq, H, D, cap, max_pos, eps, FS_WA);              \
+        fs_qkv<F>(q, kc, vc, h, ln, bias, cos_t, sin_t, pos, E, Hq, H, D, cap, max_pos, eps, FS_WA);              \
     }                                                                                                               \
     extern "C" __global__ void __launch_bounds__(256) fs_resid_##SUF(float* __restrict__ hres,                      \
                                                                      const float* __restrict__ x, int N, int K,     \
                                                                      FS_W) {                                        \
         fs_after_previous();                                                                                        \
-        fs_resid<Q4>(hres, x, N, K, FS_WA);                                                                         \
+        fs_resid<F>(hres, x, N, K, FS_WA);                                                                         \
     }                                                                                                               \
     extern "C" __global__ void __launch_bounds__(256) fs_gateup_##SUF(                                              \
             float* __restrict__ act, const float* __restrict__ h, const float* __restrict__ ln, int I, int E,      \
             float eps, FS_W) {                                                                                      \
         fs_after_previous();                                                                                        \
-        fs_gateup<Q4>(act, h, ln, I, E, eps, FS_WA);                                                                \
+        fs_gateup<F>(act, h, ln, I, E, eps, FS_WA);                                                                \
     }                                                                                                               \
     extern "C" __global__ void __launch_bounds__(256) fs_head_##SUF(                                                \
             float* __restrict__ logits, int* __restrict__ part, int* __restrict__ count, int* __restrict__ token,   \
             int* __restrict__ pos, const float* __restrict__ h, const float* __restrict__ ln, int N, int E,        \
             float eps, FS_W) {                                                                                      \
         fs_after_previous();                                                                                        \
-        fs_head<Q4>(logits, part, count, token, pos, h, ln, N, E, eps, FS_WA);                                      \
+        fs_head<F>(logits, part, count, token, pos, h, ln, N, E, eps, FS_WA);                                      \
     }
 
-FS_KERNELS(bf16, false)
-FS_KERNELS(q4, true)
+FS_KERNELS(bf16, 0)
+FS_KERNELS(q4, 1)
+FS_KERNELS(q4x8, 2)
 
 #ifdef HEAD_DIM
 // attention_graph_split (step.cu) and its merge in one launch: block (s, hq)

@@ -200,10 +200,15 @@ type GPUModel struct {
 	attCount, headCount *kernels.Buffer
 	headPart            *kernels.Buffer
 	// Benchmark knobs: noFuse captures the unfused step, fuseOnly (a
-	// kernel's name without its suffix) launches that kernel alone.
-	noFuse        bool
-	fuseOnly      string
-	graphLaunches int // launches the captured step replays
+	// kernel's name without its suffix) launches that kernel alone,
+	// floatQ4 makes the fused 4-bit kernels take float x.
+	noFuse   bool
+	fuseOnly string
+	floatQ4  bool
+	// fuseTarget and fuseCap override fusedSplit's blocks a
+	// multiprocessor to split rows for and its cap on the grid.
+	fuseTarget, fuseCap int
+	graphLaunches       int // launches the captured step replays
 
 	n          int // positions cached (the device's pos[0] between passes)
 	eagerSteps int // decode steps run launch by launch
@@ -294,7 +299,8 @@ func (m *GPUModel) compile() error {
 
 // fusedKernelNames are the kernels of fused_step.cu.
 var fusedKernelNames = []string{"fs_qkv_bf16", "fs_resid_bf16", "fs_gateup_bf16", "fs_head_bf16",
-	"fs_qkv_q4", "fs_resid_q4", "fs_gateup_q4", "fs_head_q4", "fs_attention"}
+	"fs_qkv_q4", "fs_resid_q4", "fs_gateup_q4", "fs_head_q4",
+	"fs_qkv_q4x8", "fs_resid_q4x8", "fs_gateup_q4x8", "fs_head_q4x8", "fs_attention"}
 
 // upload copies every weight to the device, stacking q/k/v and gate/up so
 // that each pair or triple is one matrix product.
@@ -396,8 +402,9 @@ func (m *GPUModel) allocate() error {
 	if m.headCount, err = kernels.Upload(m.dev, []int32{0}); err != nil {
 		return err
 	}
-	_, grid := m.fusedSplit(kernels.Blocks(c.VocabSize, 4), m.head)
-	m.headPart, err = m.dev.Alloc(8 * grid)
+	// A partial result per block of the head, for any grid fusedSplit
+	// gives (the benchmark's caps included).
+	m.headPart, err = m.dev.Alloc(8 * fusedBlocksPerSM * max(1, m.dev.Info().Multiprocessors))
 	return err
 }
 
@@ -754,30 +761,49 @@ func (m *GPUModel) fusable() bool {
 }
 
 // stagedBytes is the shared memory a fused kernel stages k columns of x
-// in (Day 4's layout: k floats and, for 4-bit, a sum per 32).
+// in (Day 4's layout: k floats and, for 4-bit, a sum per 32). The kernels
+// on x in int8 parts take less: three bytes per column and a scale and a
+// sum per 32.
 func stagedBytes(k int) int { return 4*k + 4*(k/32) }
 
 // fusedSplit picks, for units sets of 4 rows of w, how many warps of a
 // block share a set (1, 2, 4 or 8: the fewest that give two blocks a
-// multiprocessor, as long as every lane has a 16-byte slice of a row) and
-// the grid (a block for every 8/wk sets, at most fusedBlocksPerSM a
-// multiprocessor: each block stages x once, then takes sets in turn).
+// multiprocessor, one for 4-bit W, as long as every lane has a 16-byte
+// slice of a row) and the grid (a block for every 8/wk sets, at most
+// fusedBlocksPerSM a multiprocessor, q4BlocksPerSM for 4-bit W: each
+// block stages x once, then takes sets in turn).
 func (m *GPUModel) fusedSplit(units int, w *devtensor.Weight) (wk, grid int) {
 	ns := w.K / 8
 	if w.Quantized() {
 		ns = w.K / 32
 	}
 	sms := max(1, m.dev.Info().Multiprocessors)
+	target, capB := 2, fusedBlocksPerSM
+	if w.Quantized() {
+		// As many blocks as fit at once, rows split only where a block
+		// each multiprocessor would idle (BenchmarkW2D7DecodeStep).
+		target, capB = 1, q4BlocksPerSM
+	}
+	if m.fuseTarget > 0 {
+		target = m.fuseTarget
+	}
+	if m.fuseCap > 0 {
+		capB = m.fuseCap
+	}
 	wk = 1
-	for wk < 8 && kernels.Blocks(units, 8/wk) < 2*sms && 32*2*wk <= ns {
+	for wk < 8 && kernels.Blocks(units, 8/wk) < target*sms && 32*2*wk <= ns {
 		wk *= 2
 	}
-	return wk, min(kernels.Blocks(units, 8/wk), fusedBlocksPerSM*sms)
+	return wk, min(kernels.Blocks(units, 8/wk), capB*sms)
 }
 
 // fusedBlocksPerSM caps the grids of the fused kernels (the 0.5B head has
-// 4,748 sets of rows).
-const fusedBlocksPerSM = 8
+// 4,748 sets of rows); q4BlocksPerSM those of the 4-bit ones: the blocks
+// that fit on the GPU at once (their registers allow 2 a multiprocessor).
+const (
+	fusedBlocksPerSM = 8
+	q4BlocksPerSM    = 2
+)
 
 // fusedLaunch launches fused kernel base (bf16 or 4-bit by w) over units
 // sets of rows of w with x of k columns staged: args first, then w's
@@ -789,11 +815,17 @@ func (m *GPUModel) fusedLaunch(base string, w *devtensor.Weight, units, k int, a
 	wk, grid := m.fusedSplit(units, w)
 	name := base + "_bf16"
 	wargs := []any{w.W, w.W, w.W, int32(0), int32(wk)}
+	smem := stagedBytes(k)
 	if w.Quantized() {
-		name = base + "_q4"
+		// x in three int8 parts, as Day 4's V3 takes it for one row,
+		// unless the products' inputs must stay float32.
+		name, smem = base+"_q4x8", 3*k+8*(k/32) // Day 4's MQ_LEVELS 3
+		if m.opts.FloatActivations || m.floatQ4 {
+			name, smem = base+"_q4", stagedBytes(k)
+		}
 		wargs = []any{w.W, w.Scales, w.Biases, int32(w.GroupSize), int32(wk)}
 	}
-	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(256), SharedMem: stagedBytes(k), Overlap: true}
+	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(256), SharedMem: smem, Overlap: true}
 	return m.dev.Launch(m.fk[name], cfg, append(args, wargs...)...)
 }
 
