@@ -294,3 +294,60 @@ func Sources(t *testing.T, source func(backend, file string) string) {
 		}
 	}
 }
+
+// OddDecodeShapes are decode shapes at the edges of the decode kernels'
+// tiling: caches of 1, 33, 100, 4097 and 20000 positions, 1, 2, 7 and 8
+// query heads per key/value head, head dimensions 32, 64, 96 and 128, one
+// to three query rows, causal, masked, and both.
+var OddDecodeShapes = []RealShape{
+	{"G1 D32 S1", 4, 4, 32, 1, 1, true, false},
+	{"G7 D128 S1", 28, 4, 128, 1, 1, true, false},
+	{"G7 D128 S33", 28, 4, 128, 1, 33, true, false},
+	{"G8 D64 S33 2 rows causal+mask", 16, 2, 64, 2, 33, true, true},
+	{"G2 D96 S100", 4, 2, 96, 1, 100, true, false},
+	{"G1 D128 S4097", 4, 4, 128, 1, 4097, true, false},
+	{"G7 D128 S4097", 28, 4, 128, 1, 4097, true, false},
+	{"G7 D128 S4097 mask", 28, 4, 128, 1, 4097, false, true},
+	{"G8 D128 S4097 3 rows", 16, 2, 128, 3, 4097, true, false},
+	{"G7 D64 S20000", 14, 2, 64, 1, 20000, true, false},
+}
+
+// Path is one way to launch decode attention (a kernel of the reference,
+// say), named for the messages.
+type Path struct {
+	Name string
+	Run  func(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error
+}
+
+// DecodePathsAgree checks every path on d against the CPU formula (Week
+// 1's grouped attention) on OddDecodeShapes, and every path after the
+// first against the first on the same inputs: a new kernel is checked both
+// against the formula and against the kernel it replaces.
+func DecodePathsAgree(t *testing.T, task string, d *kernels.Device, paths []Path) {
+	grade.PointToChapter(t, task)
+	for i, s := range OddDecodeShapes {
+		t.Run(s.Name, func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(66, uint64(i)))
+			p := problem{q: tensor.RandN(rng, s.Hq, s.L, s.D), k: tensor.RandN(rng, s.H, s.S, s.D), v: tensor.RandN(rng, s.H, s.S, s.D), causal: s.Causal}
+			if s.Mask {
+				p.mask = tensor.RandN(rng, s.L, s.S)
+			}
+			q, k, v := tensor.ExpandDims(p.q, 0), tensor.ExpandDims(p.k, 0), tensor.ExpandDims(p.v, 0)
+			want := suspect.GroupedAttention(q, k, v, suspect.DefaultScale(s.D), fullMask(p.mask, s.Causal, s.L, s.S), suspect.Grouped)
+			var first *tensor.Tensor
+			for _, path := range paths {
+				what := fmt.Sprintf("%s, %s, %s", task, path.Name, s.Name)
+				got, msg := onDevice(d, path.Run, p)
+				if msg != "" {
+					t.Fatalf("%s: %s", what, msg)
+				}
+				grade.AllClose(t, what+" against the CPU", got, want, GPUTol, grade.ByHead(-3))
+				if first == nil {
+					first = got
+					continue
+				}
+				grade.AllClose(t, what+" against "+paths[0].Name, got, first, GPUTol, grade.ByHead(-3))
+			}
+		})
+	}
+}

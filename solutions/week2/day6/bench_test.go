@@ -120,6 +120,46 @@ func reportDecode(b *testing.B, per time.Duration, s int) {
 	}
 }
 
+// timeGraph captures rounds launches (launch(0) … launch(rounds-1)) into
+// one graph and times its replays on the device's clock: the time of one
+// launch with the host's cost per launch gone, as in a captured decode
+// step. Kernels that may overlap the one before them (programmatic
+// dependent launch) do so inside the graph.
+func timeGraph(b *testing.B, d *kernels.Device, rounds int, launch func(i int) error) time.Duration {
+	// One eager round first: buffers the launches grow are allocated
+	// outside the capture, where allocating is not allowed.
+	for i := range rounds {
+		if err := launch(i); err != nil {
+			b.Fatal(err)
+		}
+	}
+	g, err := d.Capture(func() error {
+		for i := range rounds {
+			if err := launch(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Free()
+	return timeLaunches(b, d, func(int) error { return g.Launch() }) / time.Duration(rounds)
+}
+
+// decodePaths are the rungs of the decode ladder, fastest last: what
+// Decode picks on a GPU that has them all is the streaming kernel.
+var decodePaths = []struct {
+	name string
+	path decodePath
+}{{"split+reduce", pathSplit}, {"fused", pathFused}, {"stream", pathStream}}
+
+// BenchmarkW2D6Decode times each decode path at growing cache lengths,
+// launched one by one from the host ("eager": the host's cost per launch,
+// several microseconds, is a floor) and replayed from a graph of one
+// launch per cache ("graph"; the streaming kernel also "graph-pdl", where
+// each launch may start while the one before it drains).
 func BenchmarkW2D6Decode(b *testing.B) {
 	d := kerneltest.Open(b)
 	a, err := NewAttention(d)
@@ -133,19 +173,28 @@ func BenchmarkW2D6Decode(b *testing.B) {
 	for _, s := range []int{512, 1024, 2048, 4096, 8192, 16384, 32768} {
 		n := max(2, min(64, rotateBytes/int(devtensor.KVCacheBytes(h7B, s, d7B))))
 		cs := caches(b, d, n, s)
-		// The reference's CUDA Decode merges in the same launch
-		// (attention_decode_fused); the two kernels are the first rung.
-		for _, two := range []bool{false, true} {
-			name := fmt.Sprintf("7B/S=%d/one-launch", s)
-			if two {
-				name = fmt.Sprintf("7B/S=%d/split+reduce", s)
+		for _, p := range decodePaths {
+			if p.path == pathStream && !hopper(d) {
+				b.Logf("not run: the streaming kernel needs compute capability 9.0 or later (%s)", d)
+				continue
 			}
-			b.Run(name, func(b *testing.B) {
-				a.twoLaunches = two
-				defer func() { a.twoLaunches = false }()
-				per := timeLaunches(b, d, func(i int) error { return a.Decode(out, q, cs[i%n], 0, nil, true) })
-				reportDecode(b, per, s)
-			})
+			for _, mode := range []string{"eager", "graph", "graph-pdl"} {
+				if mode == "graph-pdl" && p.path != pathStream {
+					continue
+				}
+				b.Run(fmt.Sprintf("7B/S=%d/%s/%s", s, p.name, mode), func(b *testing.B) {
+					a.path, a.noOverlap = p.path, mode != "graph-pdl"
+					defer func() { a.path, a.noOverlap = pathAuto, false }()
+					launch := func(i int) error { return a.Decode(out, q, cs[i%n], 0, nil, true) }
+					var per time.Duration
+					if mode == "eager" {
+						per = timeLaunches(b, d, launch)
+					} else {
+						per = timeGraph(b, d, n, launch)
+					}
+					reportDecode(b, per, s)
+				})
+			}
 		}
 		for _, c := range cs {
 			c.Free()
@@ -153,7 +202,7 @@ func BenchmarkW2D6Decode(b *testing.B) {
 	}
 }
 
-// BenchmarkW2D6DecodeChunks times flash-decoding's chunk sizes at 4096
+// BenchmarkW2D6DecodeChunks times the fused kernel's chunk sizes at 4096
 // positions; DecodeChunk's choice is the "auto" row.
 func BenchmarkW2D6DecodeChunks(b *testing.B) {
 	d := kerneltest.Open(b)
@@ -180,17 +229,68 @@ func BenchmarkW2D6DecodeChunks(b *testing.B) {
 			name = "chunk=auto"
 		}
 		b.Run(name, func(b *testing.B) {
-			a.chunk = chunk
-			defer func() { a.chunk = 0 }()
+			a.chunk, a.path = chunk, pathFused
+			defer func() { a.chunk, a.path = 0, pathAuto }()
 			per := timeLaunches(b, d, func(i int) error { return a.Decode(out, q, cs[i%n], 0, nil, true) })
 			reportDecode(b, per, s)
 		})
 	}
 }
 
-// BenchmarkW2D6DecodeVariants compares builds of the CUDA decode kernel:
-// lanes per key and keys loaded per lane group before use.
+// BenchmarkW2D6DecodeVariants compares builds of the streaming decode
+// kernel (warps a block, 32-key tiles in flight, blocks a cluster, and the
+// chunk: 0 is Decode's choice) at 4k and 32k positions, replayed from a
+// graph with programmatic dependent launch.
 func BenchmarkW2D6DecodeVariants(b *testing.B) {
+	d := kerneltest.Open(b)
+	if !hopper(d) {
+		b.Skipf("not run: the streaming kernel needs compute capability 9.0 or later (%s)", d)
+	}
+	q, out := activations(b, d, 1)
+	defer q.Free()
+	defer out.Free()
+	lengths := []int{4096, 32768}
+	cs := map[int][]*devtensor.KVCache{}
+	for _, s := range lengths {
+		cs[s] = caches(b, d, max(2, min(64, rotateBytes/int(devtensor.KVCacheBytes(h7B, s, d7B)))), s)
+		defer func() {
+			for _, c := range cs[s] {
+				c.Free()
+			}
+		}()
+	}
+	for _, v := range []struct {
+		sb    streamBuild
+		chunk int
+	}{
+		{streamBuild{8, 4, 1}, 0}, {streamBuild{16, 4, 1}, 0}, {streamBuild{8, 2, 1}, 0}, {streamBuild{8, 6, 1}, 0},
+		{streamBuild{8, 4, 2}, 0}, {streamBuild{8, 4, 4}, 0}, {streamBuild{8, 4, 8}, 0}, {streamBuild{16, 4, 4}, 0},
+		{streamBuild{8, 2, 1}, 64}, {streamBuild{8, 2, 4}, 64},
+	} {
+		// One Attention a build: each compiles its kernels once.
+		a, err := NewAttention(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		a.path, a.stream, a.chunk = pathStream, v.sb, v.chunk
+		for _, s := range lengths {
+			if v.chunk > 0 && kernels.Blocks(s, v.chunk) > FusedSplits {
+				continue
+			}
+			n := len(cs[s])
+			b.Run(fmt.Sprintf("S=%d/warps=%d/stages=%d/cluster=%d/chunk=%d", s, v.sb.warps, v.sb.stages, v.sb.cluster, v.chunk), func(b *testing.B) {
+				per := timeGraph(b, d, n, func(i int) error { return a.Decode(out, q, cs[s][i%n], 0, nil, true) })
+				reportDecode(b, per, s)
+			})
+		}
+		a.Close()
+	}
+}
+
+// BenchmarkW2D6DecodeSplitVariants compares builds of the two-launch
+// path's attention_decode_split: lanes per key and keys loaded per lane
+// group before use.
+func BenchmarkW2D6DecodeSplitVariants(b *testing.B) {
 	d := kerneltest.Open(b)
 	if d.Backend() != kernels.CUDA {
 		b.Skip("not run: the variants are CUDA builds")
@@ -207,7 +307,7 @@ func BenchmarkW2D6DecodeVariants(b *testing.B) {
 				b.Fatal(err)
 			}
 			a.defines = fmt.Sprintf("#define LANES %d\n#define UNROLL %d\n", v.lanes, v.unroll)
-			a.chunk = v.chunk
+			a.chunk, a.path = v.chunk, pathSplit
 			b.Run(fmt.Sprintf("S=%d/lanes=%d/unroll=%d/chunk=%d", s, v.lanes, v.unroll, v.chunk), func(b *testing.B) {
 				per := timeLaunches(b, d, func(i int) error { return a.Decode(out, q, cs[i%n], 0, nil, true) })
 				reportDecode(b, per, s)

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/grade/w2d6"
+	"github.com/tinyllm-go/tinyllm/kernels/devtensor"
+	"github.com/tinyllm-go/tinyllm/kernels/kerneltest"
 )
 
 func TestW2D6Task1FlashAttention(t *testing.T) { w2d6.FlashFixtures(t, FlashAttention, BlockK) }
@@ -40,4 +42,43 @@ func TestW2D6PrefillGPU(t *testing.T) {
 
 func TestW2D6PrefillRealShapesGPU(t *testing.T) {
 	w2d6.GPUvsCPU(t, "W2D6 Prefill", w2d6.Prefill, NewAttention)
+}
+
+// TestW2D6DecodePathsAgreeGPU runs every decode kernel path of the
+// reference on odd shapes: the two launches (split + reduce), the fused
+// kernel, and, on a GPU of compute capability 9.0 or later, the streaming
+// kernel (the one Decode picks there), each against the CPU and the later
+// ones against split + reduce; then Decode's own pick.
+func TestW2D6DecodePathsAgreeGPU(t *testing.T) {
+	d := kerneltest.Open(t)
+	// One Attention for every path (each (group, head dimension) compiles
+	// once); each path's launch sets the path first.
+	a, err := NewAttention(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var paths []w2d6.Path
+	for _, p := range []struct {
+		name string
+		path decodePath
+	}{{"split+reduce", pathSplit}, {"fused", pathFused}, {"stream", pathStream}, {"Decode's pick", pathAuto}} {
+		if p.path == pathStream && !hopper(d) {
+			t.Logf("not run: attention_decode_stream needs compute capability 9.0 or later; %s has %s", d, d.Info().ComputeCapability)
+			continue
+		}
+		paths = append(paths, w2d6.Path{Name: p.name, Run: func(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error {
+			a.path = p.path
+			return a.Decode(out, q, c, scale, mask, causal)
+		}})
+	}
+	w2d6.DecodePathsAgree(t, "W2D6 Task 2 Decode", d, paths)
+	// Decode's pick on this GPU at Qwen2-7B's heads.
+	ks, err := a.kernelsFor(7, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := ks.stream != nil, hopper(d); got != want {
+		t.Errorf("the streaming kernel is available: %v; on %s (compute capability %s) want %v", got, d, d.Info().ComputeCapability, want)
+	}
 }

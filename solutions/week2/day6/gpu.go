@@ -59,15 +59,54 @@ type Attention struct {
 	mu       sync.Mutex
 	compiled map[[2]int]*compiled
 	// The decode kernel's partial results, grown as needed, and the fused
-	// decode kernel's per-(row, head) counts of finished chunks.
+	// decode kernels' per-(row, head) counts of finished chunks.
 	partO, partML, counts *kernels.Buffer
-	// twoLaunches makes Decode use the split and reduce kernels even where
-	// the fused one exists (the benchmark's ladder).
-	twoLaunches bool
-	// chunk, when positive, overrides DecodeChunk, and defines go before
-	// the sources (the benchmark's sweeps).
+	// path, when not pathAuto, makes Decode launch one kernel path even
+	// where a faster one exists (the benchmark's ladder and the check that
+	// the paths agree).
+	path decodePath
+	// chunk, when positive, overrides the chunk size Decode picks, and
+	// defines go before the sources (the benchmark's sweeps); stream is the
+	// build of attention_decode_stream (zero: defaultStream).
 	chunk   int
 	defines string
+	stream  streamBuild
+	// noOverlap keeps attention_decode_stream from overlapping the launch
+	// before it in a graph (the benchmark's comparison).
+	noOverlap bool
+}
+
+// decodePath is the kernel path Decode takes.
+type decodePath int
+
+const (
+	pathAuto   decodePath = iota // the fastest one the source and the GPU have
+	pathSplit                    // attention_decode_split + attention_decode_reduce
+	pathFused                    // attention_decode_fused
+	pathStream                   // attention_decode_stream
+)
+
+// streamBuild is a build of attention_decode_stream: warps a block, tiles
+// of 32 keys in flight, blocks a cluster (the kernel's SW, SST, CL).
+type streamBuild struct{ warps, stages, cluster int }
+
+// defaultStream is the build Decode uses (measured on an H200 with
+// BenchmarkW2D6DecodeVariants).
+var defaultStream = streamBuild{warps: 8, stages: 4, cluster: 1}
+
+func (a *Attention) streamBuild() streamBuild {
+	if a.stream.warps == 0 {
+		return defaultStream
+	}
+	return a.stream
+}
+
+// sharedBytes is the dynamic shared memory of attention_decode_stream: the
+// tiles in flight, or after them the warps' sums, the block's state and
+// the final merge's, whichever is larger.
+func (s streamBuild) sharedBytes(group, headDim int) int {
+	floats := max(s.stages*2*32*headDim, (s.warps+1)*group*headDim+2*group, 6*32*s.warps)
+	return 4 * floats
 }
 
 type compiled struct {
@@ -75,8 +114,10 @@ type compiled struct {
 	prefill, split, reduce *kernels.Kernel
 	// fused is attention_decode_fused where the decode source has it (the
 	// reference's CUDA file) and the head dimension is a multiple of 32,
-	// else nil.
-	fused *kernels.Kernel
+	// else nil; stream is attention_decode_stream where, besides, the GPU
+	// has compute capability 9.0 or later (the kernel is compiled only
+	// there).
+	fused, stream *kernels.Kernel
 }
 
 // NewAttention prepares the kernels of dev; nothing is compiled until the
@@ -119,7 +160,9 @@ func (a *Attention) kernelsFor(group, headDim int) (*compiled, error) {
 	if c, ok := a.compiled[key]; ok {
 		return c, nil
 	}
-	defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n", group, headDim) + a.defines
+	sb := a.streamBuild()
+	defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n#define SW %d\n#define SST %d\n#define CL %d\n",
+		group, headDim, sb.warps, sb.stages, sb.cluster) + a.defines
 	c := &compiled{}
 	for _, file := range []string{"prefill", "decode"} {
 		mod, err := a.dev.Compile(defines + Source(a.dev.Backend(), file))
@@ -139,6 +182,9 @@ func (a *Attention) kernelsFor(group, headDim int) (*compiled, error) {
 	}
 	if err == nil && headDim%32 == 0 && strings.Contains(Source(a.dev.Backend(), "decode"), "attention_decode_fused(") {
 		c.fused, err = c.mods[1].Kernel("attention_decode_fused")
+	}
+	if err == nil && headDim%32 == 0 && hopper(a.dev) && strings.Contains(Source(a.dev.Backend(), "decode"), "attention_decode_stream(") {
+		c.stream, err = c.mods[1].Kernel("attention_decode_stream")
 	}
 	if err != nil {
 		for _, m := range c.mods {
@@ -214,6 +260,27 @@ func (a *Attention) Prefill(out, q *devtensor.Activations, c *devtensor.KVCache,
 	return a.dev.Launch(ks.prefill, cfg, out.Buf, q.Buf, c.K, c.V, mb, int32(l), int32(c.Len), int32(c.Capacity), scale, flag(causal), has)
 }
 
+// hopper reports a CUDA GPU of compute capability 9.0 or later, which has
+// the bulk copies, mbarriers and clusters attention_decode_stream uses.
+func hopper(d *kernels.Device) bool {
+	inf := d.Info()
+	var major int
+	_, err := fmt.Sscanf(inf.ComputeCapability, "%d.", &major)
+	return inf.Backend == kernels.CUDA && err == nil && major >= 9
+}
+
+// streamChunk is how many keys one block of attention_decode_stream takes
+// for a cache of s positions when blocks blocks share each chunk (key/value
+// heads times query rows) on a GPU with sms multiprocessors: about one
+// block a multiprocessor, since a block's tiles in flight take most of a
+// multiprocessor's shared memory; a multiple of the 32-key tile, and at
+// most FusedSplits chunks.
+func streamChunk(s, blocks, sms int) int {
+	chunks := max(1, sms/max(blocks, 1))
+	chunk := max((s+chunks-1)/chunks, (s+FusedSplits-1)/FusedSplits)
+	return max(32, (chunk+31)/32*32)
+}
+
 // DecodeChunk is how many keys one block of the decode kernel takes for a
 // cache of s positions and h key/value heads on a GPU with sms
 // multiprocessors: enough chunks that about four blocks run on every
@@ -234,7 +301,10 @@ func DecodeChunk(s, h, sms int) int {
 // chunks into out. It queues both kernels and returns. Where the source has
 // attention_decode_fused (the reference's CUDA file, head dimensions that
 // are multiples of 32, at most FusedSplits chunks), one launch of it, 256
-// threads a block on the same grid, does both. (Provided.)
+// threads a block on the same grid, does both; where it has
+// attention_decode_stream too and the GPU has compute capability 9.0 or
+// later, one launch of that one does, with chunks sized for about one
+// block per multiprocessor. (Provided.)
 func (a *Attention) Decode(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error {
 	l, hq, g, err := shapes(out, q, c, mask)
 	if err != nil {
@@ -244,6 +314,14 @@ func (a *Attention) Decode(out, q *devtensor.Activations, c *devtensor.KVCache, 
 	if err != nil {
 		return err
 	}
+	scale = defaultScale(scale, c.HeadDim)
+	mb, has := maskArgs(mask, q)
+	if a.path == pathStream || a.path == pathAuto && ks.stream != nil {
+		if ks.stream == nil {
+			return fmt.Errorf("Decode: attention_decode_stream needs the reference's CUDA source, a head dimension that is a multiple of 32 and a GPU of compute capability 9.0 or later")
+		}
+		return a.decodeStream(ks.stream, out, q, c, scale, mb, has, l, hq, g, causal)
+	}
 	chunk := a.chunk
 	if chunk <= 0 {
 		chunk = DecodeChunk(c.Len, c.Heads, a.dev.Info().Multiprocessors)
@@ -252,10 +330,8 @@ func (a *Attention) Decode(out, q *devtensor.Activations, c *devtensor.KVCache, 
 	if err := a.partials(l*hq*splits, c.HeadDim); err != nil {
 		return err
 	}
-	scale = defaultScale(scale, c.HeadDim)
-	mb, has := maskArgs(mask, q)
 	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: splits, Y: c.Heads, Z: l}, Block: kernels.D1(128)}
-	if ks.fused != nil && !a.twoLaunches && splits <= FusedSplits {
+	if ks.fused != nil && a.path != pathSplit && splits <= FusedSplits {
 		if err := a.countsFor(l * c.Heads); err != nil {
 			return err
 		}
@@ -263,12 +339,41 @@ func (a *Attention) Decode(out, q *devtensor.Activations, c *devtensor.KVCache, 
 		return a.dev.Launch(ks.fused, cfg, out.Buf, a.partO, a.partML, a.counts, q.Buf, c.K, c.V, mb,
 			int32(l), int32(c.Len), int32(c.Capacity), int32(chunk), scale, flag(causal), has)
 	}
+	if a.path == pathFused {
+		return fmt.Errorf("Decode: attention_decode_fused needs the reference's CUDA source, a head dimension that is a multiple of 32 and at most %d chunks", FusedSplits)
+	}
 	if err := a.dev.Launch(ks.split, cfg, a.partO, a.partML, q.Buf, c.K, c.V, mb,
 		int32(l), int32(c.Len), int32(c.Capacity), int32(chunk), scale, flag(causal), has); err != nil {
 		return err
 	}
 	cfg = kernels.LaunchConfig{Grid: kernels.Dim3{X: hq, Y: l, Z: 1}, Block: kernels.D1(128)}
 	return a.dev.Launch(ks.reduce, cfg, out.Buf, a.partO, a.partML, int32(splits))
+}
+
+// decodeStream launches attention_decode_stream: grid (chunks, H, L), the
+// chunks rounded up to whole clusters (a chunk past the cache is empty and
+// weighs nothing in the merge). Captured in a graph, the launch may overlap
+// the one before it (the kernel waits for it before reading).
+func (a *Attention) decodeStream(k *kernels.Kernel, out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mb *kernels.Buffer, has int32, l, hq, g int, causal bool) error {
+	sb := a.streamBuild()
+	chunk := a.chunk
+	if chunk <= 0 {
+		chunk = streamChunk(c.Len, c.Heads*l, a.dev.Info().Multiprocessors)
+	}
+	splits := kernels.Blocks(kernels.Blocks(c.Len, chunk), sb.cluster) * sb.cluster
+	if splits > FusedSplits {
+		return fmt.Errorf("Decode: %d chunks of %d keys; attention_decode_stream merges at most %d", splits, chunk, FusedSplits)
+	}
+	if err := a.partials(l*hq*splits, c.HeadDim); err != nil {
+		return err
+	}
+	if err := a.countsFor(l * c.Heads); err != nil {
+		return err
+	}
+	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: splits, Y: c.Heads, Z: l}, Block: kernels.D1(32 * sb.warps),
+		SharedMem: sb.sharedBytes(g, c.HeadDim), Overlap: !a.noOverlap}
+	return a.dev.Launch(k, cfg, out.Buf, a.partO, a.partML, a.counts, q.Buf, c.K, c.V, mb,
+		int32(l), int32(c.Len), int32(c.Capacity), int32(chunk), scale, flag(causal), has)
 }
 
 // FusedSplits is the most chunks attention_decode_fused merges (its

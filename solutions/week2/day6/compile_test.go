@@ -1,0 +1,49 @@
+package day6
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/tinyllm-go/tinyllm/kernels"
+	"github.com/tinyllm-go/tinyllm/kernels/kerneltest"
+)
+
+// TestW2D6CUDASourcesCompile compiles both CUDA files with NVRTC for a
+// Hopper GPU (where attention_decode_stream exists) and the decode file
+// for an Ampere one (where it does not), for the Qwen2 heads and odd ones;
+// then every other build of attention_decode_stream the benchmark tries,
+// at Qwen2-7B's heads. No GPU is needed, only NVRTC (else the check says
+// it did not run).
+func TestW2D6CUDASourcesCompile(t *testing.T) {
+	type build struct {
+		arch, file string
+		group, dim int
+		sb         streamBuild
+	}
+	var builds []build
+	for _, gd := range [][2]int{{7, 128}, {7, 64}, {8, 128}, {1, 32}, {2, 96}, {3, 24}} {
+		builds = append(builds, build{"sm_90", "prefill", gd[0], gd[1], defaultStream}, build{"sm_90", "decode", gd[0], gd[1], defaultStream},
+			build{"sm_80", "decode", gd[0], gd[1], defaultStream})
+	}
+	for _, sb := range []streamBuild{{8, 4, 1}, {16, 4, 1}, {8, 2, 1}, {8, 6, 1}, {8, 4, 2}, {8, 4, 4}, {8, 4, 8}, {16, 4, 4}, {8, 2, 4}} {
+		if sb != defaultStream {
+			builds = append(builds, build{"sm_90", "decode", 7, 128, sb})
+		}
+	}
+	for _, b := range builds {
+		defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n#define SW %d\n#define SST %d\n#define CL %d\n",
+			b.group, b.dim, b.sb.warps, b.sb.stages, b.sb.cluster)
+		err := kernels.CheckCUDASource(defines+Source(kernels.CUDA, b.file), b.arch)
+		if errors.Is(err, kernels.ErrNoCompiler) {
+			if os.Getenv(kerneltest.RequireEnv) != "" {
+				t.Fatal(err)
+			}
+			t.Skipf("not run: %v", err)
+		}
+		if err != nil {
+			t.Errorf("%s.cu does not compile for %s with GROUP %d, HEAD_DIM %d, build %+v: %v", b.file, b.arch, b.group, b.dim, b.sb, err)
+		}
+	}
+}
