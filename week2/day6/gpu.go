@@ -87,12 +87,12 @@ const (
 )
 
 // streamBuild is a build of attention_decode_stream: warps a block, tiles
-// of 32 keys in flight, blocks a cluster (the kernel's SW, SST, CL).
-type streamBuild struct{ warps, stages, cluster int }
+// in flight and keys a tile (the kernel's SW, SST and ST).
+type streamBuild struct{ warps, stages, tile int }
 
 // defaultStream is the build Decode uses (measured on an H200 with
 // BenchmarkW2D6DecodeVariants).
-var defaultStream = streamBuild{warps: 8, stages: 4, cluster: 1}
+var defaultStream = streamBuild{warps: 8, stages: 4, tile: 32}
 
 func (a *Attention) streamBuild() streamBuild {
 	if a.stream.warps == 0 {
@@ -102,10 +102,10 @@ func (a *Attention) streamBuild() streamBuild {
 }
 
 // sharedBytes is the dynamic shared memory of attention_decode_stream: the
-// tiles in flight, or after them the warps' sums, the block's state and
-// the final merge's, whichever is larger.
+// tiles in flight, or after them the warps' sums and the final merge's,
+// whichever is larger.
 func (s streamBuild) sharedBytes(group, headDim int) int {
-	floats := max(s.stages*2*32*headDim, (s.warps+1)*group*headDim+2*group, 6*32*s.warps)
+	floats := max(s.stages*2*s.tile*headDim, s.warps*group*headDim, 6*32*s.warps)
 	return 4 * floats
 }
 
@@ -161,8 +161,8 @@ func (a *Attention) kernelsFor(group, headDim int) (*compiled, error) {
 		return c, nil
 	}
 	sb := a.streamBuild()
-	defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n#define SW %d\n#define SST %d\n#define CL %d\n",
-		group, headDim, sb.warps, sb.stages, sb.cluster) + a.defines
+	defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n#define SW %d\n#define SST %d\n#define ST %d\n",
+		group, headDim, sb.warps, sb.stages, sb.tile) + a.defines
 	c := &compiled{}
 	for _, file := range []string{"prefill", "decode"} {
 		mod, err := a.dev.Compile(defines + Source(a.dev.Backend(), file))
@@ -261,7 +261,7 @@ func (a *Attention) Prefill(out, q *devtensor.Activations, c *devtensor.KVCache,
 }
 
 // hopper reports a CUDA GPU of compute capability 9.0 or later, which has
-// the bulk copies, mbarriers and clusters attention_decode_stream uses.
+// the bulk copies and mbarriers attention_decode_stream uses.
 func hopper(d *kernels.Device) bool {
 	inf := d.Info()
 	var major int
@@ -350,17 +350,16 @@ func (a *Attention) Decode(out, q *devtensor.Activations, c *devtensor.KVCache, 
 	return a.dev.Launch(ks.reduce, cfg, out.Buf, a.partO, a.partML, int32(splits))
 }
 
-// decodeStream launches attention_decode_stream: grid (chunks, H, L), the
-// chunks rounded up to whole clusters (a chunk past the cache is empty and
-// weighs nothing in the merge). Captured in a graph, the launch may overlap
-// the one before it (the kernel waits for it before reading).
+// decodeStream launches attention_decode_stream: grid (chunks, H, L).
+// Captured in a graph, the launch may overlap the one before it (the
+// kernel waits for it before reading).
 func (a *Attention) decodeStream(k *kernels.Kernel, out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mb *kernels.Buffer, has int32, l, hq, g int, causal bool) error {
 	sb := a.streamBuild()
 	chunk := a.chunk
 	if chunk <= 0 {
 		chunk = streamChunk(c.Len, c.Heads*l, a.dev.Info().Multiprocessors)
 	}
-	splits := kernels.Blocks(kernels.Blocks(c.Len, chunk), sb.cluster) * sb.cluster
+	splits := kernels.Blocks(c.Len, chunk)
 	if splits > FusedSplits {
 		return fmt.Errorf("Decode: %d chunks of %d keys; attention_decode_stream merges at most %d", splits, chunk, FusedSplits)
 	}

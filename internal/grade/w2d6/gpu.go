@@ -309,7 +309,7 @@ var OddDecodeShapes = []RealShape{
 	{"G7 D128 S4097", 28, 4, 128, 1, 4097, true, false},
 	{"G7 D128 S4097 mask", 28, 4, 128, 1, 4097, false, true},
 	{"G8 D128 S4097 3 rows", 16, 2, 128, 3, 4097, true, false},
-	{"G7 D64 S20000", 14, 2, 64, 1, 20000, true, false},
+	{"G7 D64 S20000", 28, 4, 64, 1, 20000, true, false},
 }
 
 // Path is one way to launch decode attention (a kernel of the reference,

@@ -238,8 +238,8 @@ func BenchmarkW2D6DecodeChunks(b *testing.B) {
 }
 
 // BenchmarkW2D6DecodeVariants compares builds of the streaming decode
-// kernel (warps a block, 32-key tiles in flight, blocks a cluster, and the
-// chunk: 0 is Decode's choice) at 4k and 32k positions, replayed from a
+// kernel (warps a block, tiles in flight, keys a tile, and the chunk: 0 is
+// Decode's choice) at 4k and 32k positions, replayed from a
 // graph with programmatic dependent launch.
 func BenchmarkW2D6DecodeVariants(b *testing.B) {
 	d := kerneltest.Open(b)
@@ -263,9 +263,8 @@ func BenchmarkW2D6DecodeVariants(b *testing.B) {
 		sb    streamBuild
 		chunk int
 	}{
-		{streamBuild{8, 4, 1}, 0}, {streamBuild{16, 4, 1}, 0}, {streamBuild{8, 2, 1}, 0}, {streamBuild{8, 6, 1}, 0},
-		{streamBuild{8, 4, 2}, 0}, {streamBuild{8, 4, 4}, 0}, {streamBuild{8, 4, 8}, 0}, {streamBuild{16, 4, 4}, 0},
-		{streamBuild{8, 2, 1}, 64}, {streamBuild{8, 2, 4}, 64},
+		{streamBuild{8, 4, 32}, 0}, {streamBuild{16, 4, 32}, 0}, {streamBuild{8, 6, 32}, 0}, {streamBuild{16, 8, 16}, 0},
+		{streamBuild{8, 8, 16}, 0}, {streamBuild{8, 2, 64}, 0}, {streamBuild{16, 2, 32}, 64}, {streamBuild{16, 4, 32}, 256},
 	} {
 		// One Attention a build: each compiles its kernels once.
 		a, err := NewAttention(d)
@@ -278,7 +277,7 @@ func BenchmarkW2D6DecodeVariants(b *testing.B) {
 				continue
 			}
 			n := len(cs[s])
-			b.Run(fmt.Sprintf("S=%d/warps=%d/stages=%d/cluster=%d/chunk=%d", s, v.sb.warps, v.sb.stages, v.sb.cluster, v.chunk), func(b *testing.B) {
+			b.Run(fmt.Sprintf("S=%d/warps=%d/stages=%d/tile=%d/chunk=%d", s, v.sb.warps, v.sb.stages, v.sb.tile, v.chunk), func(b *testing.B) {
 				per := timeGraph(b, d, n, func(i int) error { return a.Decode(out, q, cs[s][i%n], 0, nil, true) })
 				reportDecode(b, per, s)
 			})

@@ -27,14 +27,14 @@ func TestW2D6CUDASourcesCompile(t *testing.T) {
 		builds = append(builds, build{"sm_90", "prefill", gd[0], gd[1], defaultStream}, build{"sm_90", "decode", gd[0], gd[1], defaultStream},
 			build{"sm_80", "decode", gd[0], gd[1], defaultStream})
 	}
-	for _, sb := range []streamBuild{{8, 4, 1}, {16, 4, 1}, {8, 2, 1}, {8, 6, 1}, {8, 4, 2}, {8, 4, 4}, {8, 4, 8}, {16, 4, 4}, {8, 2, 4}} {
+	for _, sb := range []streamBuild{{8, 4, 32}, {16, 4, 32}, {8, 6, 32}, {16, 8, 16}, {8, 8, 16}, {8, 2, 64}, {16, 2, 32}} {
 		if sb != defaultStream {
 			builds = append(builds, build{"sm_90", "decode", 7, 128, sb})
 		}
 	}
 	for _, b := range builds {
-		defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n#define SW %d\n#define SST %d\n#define CL %d\n",
-			b.group, b.dim, b.sb.warps, b.sb.stages, b.sb.cluster)
+		defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n#define SW %d\n#define SST %d\n#define ST %d\n",
+			b.group, b.dim, b.sb.warps, b.sb.stages, b.sb.tile)
 		err := kernels.CheckCUDASource(defines+Source(kernels.CUDA, b.file), b.arch)
 		if errors.Is(err, kernels.ErrNoCompiler) {
 			if os.Getenv(kerneltest.RequireEnv) != "" {

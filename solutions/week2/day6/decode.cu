@@ -210,7 +210,8 @@ __device__ __forceinline__ void load_dv(float* d, const float* p) {
         float2 t = __ldcs((const float2*)p);
         d[0] = t.x; d[1] = t.y;
     } else {
-        d[0] = __ldcs(p);
+#pragma unroll
+        for (int e = 0; e < DV; e++) d[e] = __ldcs(p + e);  // HEAD_DIM 32 or 96
     }
 }
 
@@ -390,27 +391,29 @@ extern "C" __global__ void __launch_bounds__(FW * 32, 2) attention_decode_fused(
 
 // The Hopper path (compute capability 9.0 and later, HEAD_DIM a multiple of
 // 32): attention_decode_fused keeps its next keys in registers and waits
-// for them sub-chunk by sub-chunk, a round trip to memory each time, so at
-// 4k positions its blocks spend most of their time waiting. Here the
-// bytes go straight to shared memory with the copy engine
-// (cp.async.bulk): the chunk is cut into tiles of ST = 32 keys, one thread
-// issues the copies of the first SST tiles (K and V, each tile one
-// contiguous run of rows) before any arithmetic, and each tile's arrival is
-// signalled on an mbarrier, so a block has up to SST·32 KB in flight
-// (HEAD_DIM 128) while it scores the tiles that have arrived; a consumed
-// tile's buffer is refilled with the tile SST further on. Decode gives it
-// about one block per multiprocessor (the stages take most of the shared
-// memory), so at 4k positions a block's whole chunk is requested at once.
-// The arithmetic per tile is attention_decode_fused's (the 9-shuffle
-// scores, one warp per head for the softmax, p·V into registers).
+// for them sub-chunk by sub-chunk, a round trip to memory each time, and
+// its warps meet at three barriers per sub-chunk. Here the bytes go
+// straight to shared memory with the copy engine (cp.async.bulk): the
+// chunk is cut into tiles of ST keys (32 unless set), one thread issues the copies of
+// the first SST tiles (K and V, each tile one contiguous run of rows)
+// before any arithmetic, and each tile's arrival is signalled on an
+// mbarrier, so a block has up to SST tiles in flight (128 KB at HEAD_DIM
+// 128 with the default 4 tiles of 32 keys) while
+// it works on the tiles that have arrived; a consumed tile's buffer is
+// refilled with the tile SST further on. Decode gives it about one block
+// per multiprocessor (the stages take most of the shared memory), so at
+// 4k positions a block's whole chunk is requested at once.
 //
-// The merge: with CL > 1 the launch groups CL consecutive chunks into a
-// thread-block cluster; after the keys, the blocks of a cluster merge
-// their states through distributed shared memory (each block a slice of
-// the features), so CL times fewer states reach global memory, and the
-// last block of a (h, i) merges those (one pass, online maximum) into out.
-// It waits for the launch before it (griddepcontrol.wait) before it reads
-// anything, so a graph may capture it with programmatic dependent launch.
+// Each warp keeps its own softmax state: it scores its ST / SW keys of a
+// tile for the GROUP heads (attention_decode_fused's 9-shuffle sums, after
+// which lane l holds head (l / 4) % 8's score), updates that head's running
+// maximum and sum in the lane itself, and passes the probabilities to its
+// other lanes through its own slice of shared memory for p·V. The warps
+// meet only to refill a stage and, once, to merge their states at the
+// end; the last block of a (h, i) to finish merges the chunks' states (one
+// pass, with a running maximum) into out. The kernel waits for the launch
+// before it (griddepcontrol.wait) before it reads anything, so a graph may
+// capture it with programmatic dependent launch.
 #if HEAD_DIM % 32 == 0 && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #ifndef SW
 #define SW 8    // warps a block
@@ -418,11 +421,10 @@ extern "C" __global__ void __launch_bounds__(FW * 32, 2) attention_decode_fused(
 #ifndef SST
 #define SST 4   // tiles in flight
 #endif
-#ifndef CL
-#define CL 1    // blocks a cluster
+#ifndef ST
+#define ST 32   // keys a tile
 #endif
-#define ST 32                         // keys a tile
-#define KPW (ST / SW)                 // keys a warp scores in a tile
+#define KPW (ST / SW)                 // keys a warp takes in a tile
 #define TILE (ST * HEAD_DIM)          // floats of a K (or V) tile
 #define C4 (GROUP * HEAD_DIM / 4)     // float4 columns of a state's outputs
 #define PARTS (SW * 32 / C4)          // threads that share a column in the final merge
@@ -443,11 +445,12 @@ __device__ __forceinline__ void lds_dv(float* d, const float* p) {
     }
 }
 
-// Tile t of the chunk (rows j0 + t·ST …, at most ST, never past j1) into
-// stage t % SST: K and V, one bulk copy each, both counted on one barrier.
+// Tile t of the chunk (rows t·ST …, at most ST, never past the chunk's n
+// rows) into stage t % SST: K and V, one bulk copy each, both counted on
+// the stage's barrier.
 __device__ __forceinline__ void stream_issue(float* stage, unsigned long long* bars, const float* kh,
-                                             const float* vh, int t, int rows_left) {
-    const int s = t % SST, rows = min(ST, rows_left - t * ST);
+                                             const float* vh, int t, int n) {
+    const int s = t % SST, rows = min(ST, n - t * ST);
     const unsigned bytes = (unsigned)rows * HEAD_DIM * 4, bar = smem_u32(&bars[s]);
     float* dst = stage + (size_t)s * 2 * TILE;
     asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(2 * bytes) : "memory");
@@ -466,33 +469,16 @@ __device__ __forceinline__ void stream_wait(unsigned long long* bar, unsigned pa
     }
 }
 
-#if CL > 1
-__device__ __forceinline__ void cluster_sync() {
-    asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;" ::: "memory");
-}
-// Address p of the shared memory of the cluster's block `rank`.
-__device__ __forceinline__ unsigned cluster_addr(const void* p, unsigned rank) {
-    unsigned r;
-    asm volatile("mapa.shared::cluster.u32 %0, %1, %2;" : "=r"(r) : "r"(smem_u32(p)), "r"(rank));
-    return r;
-}
-#endif
-
-extern "C" __global__ void __launch_bounds__(SW * 32, 1)
-#if CL > 1
-__cluster_dims__(CL, 1, 1)
-#endif
-attention_decode_stream(
+extern "C" __global__ void __launch_bounds__(SW * 32, 1) attention_decode_stream(
         float* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml,
         unsigned int* __restrict__ count, const float* __restrict__ q, const float* __restrict__ k,
         const float* __restrict__ v, const float* __restrict__ mask, int L, int S, int cap, int chunk,
         float scale, int causal, int has_mask) {
-    // SST stages of (K tile, V tile); after the keys, the warps' sums and
-    // the block's state. Decode sizes it.
+    // SST stages of (K tile, V tile); after the keys, the warps' sums. Decode sizes it.
     extern __shared__ __align__(128) float stage[];
     __shared__ __align__(8) unsigned long long bars[SST];
-    __shared__ float sp[GROUP][ST];
-    __shared__ float sm_m[GROUP], sm_l[GROUP], sm_c[GROUP];
+    __shared__ float wp[SW][GROUP][KPW + 1];  // a warp's probabilities, and its rescale factor last
+    __shared__ float wm[SW][GROUP], wl[SW][GROUP];
     __shared__ unsigned int last;
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
     asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -526,11 +512,10 @@ attention_decode_stream(
             acc[g][e] = 0.f;
         }
     }
-    if (tid < GROUP) {
-        sm_m[tid] = -INFINITY;
-        sm_l[tid] = 0.f;
-    }
-    __syncthreads();
+    // This lane's head after the score sums, and the warp's state for it.
+    const int hg = (lane >> 2) & 7;
+    float m_run = -INFINITY, l_run = 0.f;
+    __syncthreads();  // the barriers are initialised
 
     for (int t = 0; t < nt; t++) {
         const int s = t % SST;
@@ -539,7 +524,8 @@ attention_decode_stream(
         const float* vt = kt + TILE;
         const int base = j0 + t * ST, nv = min(ST, j1 - base);
         // 1. Scores of keys warp + SW·u (rows past nv hold stale data and
-        // are masked).
+        // are masked), head hg's in this lane.
+        float sc[KPW];
 #pragma unroll
         for (int u = 0; u < KPW; u++) {
             const int jl = warp + SW * u;
@@ -563,39 +549,34 @@ attention_decode_stream(
             e1 = (b2 ? e2[1] : e2[0]) + __shfl_xor_sync(0xffffffffu, b2 ? e2[0] : e2[1], 4);
             e1 += __shfl_xor_sync(0xffffffffu, e1, 2);
             e1 += __shfl_xor_sync(0xffffffffu, e1, 1);
-            const int g = (lane >> 2) & 7;
-            if ((lane & 3) == 0 && g < GROUP) {
-                float bias = has_mask && jl < nv ? mask[(size_t)i * S + base + jl] * LOG2E : 0.f;
-                sp[g][jl] = jl < nv ? e1 + bias : -INFINITY;
-            }
+            const float bias = has_mask && jl < nv ? mask[(size_t)i * S + base + jl] * LOG2E : 0.f;
+            sc[u] = jl < nv ? e1 + bias : -INFINITY;
         }
-        __syncthreads();
-        // 2. Probabilities against the running maximum, one warp a head.
-        if (warp < GROUP) {
-            const int g = warp;
-            float sc = sp[g][lane], mx = sc;
+        // 2. Head hg's running maximum and sum, in the lane; the
+        // probabilities and the rescale factor go to the warp's slice.
+        float mx = m_run;
 #pragma unroll
-            for (int off = 16; off > 0; off >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, off));
-            float mo = sm_m[g], mn = fmaxf(mo, mx);
-            float p = mn == -INFINITY ? 0.f : exp2f(sc - mn);
-            sp[g][lane] = p;
-            float sum = p;
+        for (int u = 0; u < KPW; u++) mx = fmaxf(mx, sc[u]);
+        const float corr = mx == -INFINITY ? 1.f : exp2f(m_run - mx);  // 0 when m_run was -inf
+        float sum = 0.f;
 #pragma unroll
-            for (int off = 16; off > 0; off >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, off);
-            if (lane == 0) {
-                float c = mo == -INFINITY ? 0.f : exp2f(mo - mn);
-                sm_c[g] = c;
-                sm_l[g] = sm_l[g] * c + sum;
-                sm_m[g] = mn;
-            }
+        for (int u = 0; u < KPW; u++) {
+            const float p = mx == -INFINITY ? 0.f : exp2f(sc[u] - mx);
+            sum += p;
+            if ((lane & 3) == 0 && hg < GROUP) wp[warp][hg][u] = p;
         }
-        __syncthreads();
+        l_run = l_run * corr + sum;
+        m_run = mx;
+        if ((lane & 3) == 0 && hg < GROUP) wp[warp][hg][KPW] = corr;
+        __syncwarp();
         // 3. acc = acc·corr + Σ p·V over this warp's keys.
 #pragma unroll
         for (int g = 0; g < GROUP; g++) {
-            float c = sm_c[g];
+            const float c = wp[warp][g][KPW];
+            if (c != 1.f) {  // the same in every lane: the branch does not diverge
 #pragma unroll
-            for (int e = 0; e < DV; e++) acc[g][e] *= c;
+                for (int e = 0; e < DV; e++) acc[g][e] *= c;
+            }
         }
 #pragma unroll
         for (int u = 0; u < KPW; u++) {
@@ -605,131 +586,99 @@ attention_decode_stream(
                 lds_dv(vv, vt + jl * HEAD_DIM + e0);
 #pragma unroll
                 for (int g = 0; g < GROUP; g++) {
-                    float p = sp[g][jl];
+                    const float p = wp[warp][g][u];
 #pragma unroll
                     for (int e = 0; e < DV; e++) acc[g][e] = fmaf(p, vv[e], acc[g][e]);
                 }
             }
         }
-        __syncthreads();  // stage s and sp are free again
-        if (tid == 0 && t + SST < nt) {
-            // Order this block's reads of the stage before the copy engine's writes.
-            asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-            stream_issue(stage, bars, kh, vh, t + SST, n);
+        __syncwarp();  // wp is rewritten by the next tile
+        if (t + SST < nt) {
+            __syncthreads();  // every warp is done with stage s
+            if (tid == 0) {
+                // Order the block's reads of the stage before the copy engine's writes.
+                asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+                stream_issue(stage, bars, kh, vh, t + SST, n);
+            }
         }
     }
 
-    // The warps' accumulators, added: the block's state. Every copy has
-    // landed and been read, so the stages are free.
-    float* red = stage;                                // [SW][GROUP][HEAD_DIM]
-    float* so = stage + SW * GROUP * HEAD_DIM;         // [GROUP][HEAD_DIM]
-    float2* sml = (float2*)(so + GROUP * HEAD_DIM);    // [GROUP] (m, l)
+    // The warps' states, merged: the block's state, written for the merge.
+    // Every copy has landed and been read, so the stages are free.
+    float* red = stage;  // [SW][GROUP][HEAD_DIM]
 #pragma unroll
     for (int g = 0; g < GROUP; g++)
 #pragma unroll
         for (int e = 0; e < DV; e++) red[(warp * GROUP + g) * HEAD_DIM + e0 + e] = acc[g][e];
+    if ((lane & 3) == 0 && hg < GROUP) {
+        wm[warp][hg] = m_run;
+        wl[warp][hg] = l_run;
+    }
     __syncthreads();
-#if CL > 1
     for (int c = tid; c < C4; c += SW * 32) {
         const int g = c / (HEAD_DIM / 4), e = (c % (HEAD_DIM / 4)) * 4;
-        float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll
-        for (int w = 0; w < SW; w++) {
-            float4 x = *(const float4*)(red + (w * GROUP + g) * HEAD_DIM + e);
-            o.x += x.x; o.y += x.y; o.z += x.z; o.w += x.w;
-        }
-        *(float4*)(so + g * HEAD_DIM + e) = o;
-        if (e == 0) sml[g] = make_float2(sm_m[g], sm_l[g]);
-    }
-    cluster_sync();  // every block's state is in its shared memory
-    // This block merges columns rank, rank + CL, … of the cluster's CL
-    // states into state split / CL of the (h, i).
-    const unsigned rank = split % CL;  // the cluster spans CL consecutive chunks
-    const int nst = splits / CL, at0 = split / CL;
-    for (int c = rank + CL * tid; c < C4; c += CL * SW * 32) {
-        const int g = c / (HEAD_DIM / 4), e = (c % (HEAD_DIM / 4)) * 4;
-        float2 ml[CL];
-        float4 o[CL];
-#pragma unroll
-        for (int b = 0; b < CL; b++) {
-            asm volatile("ld.shared::cluster.v2.f32 {%0, %1}, [%2];" : "=f"(ml[b].x), "=f"(ml[b].y) : "r"(cluster_addr(sml + g, b)));
-            asm volatile("ld.shared::cluster.v4.f32 {%0, %1, %2, %3}, [%4];"
-                         : "=f"(o[b].x), "=f"(o[b].y), "=f"(o[b].z), "=f"(o[b].w) : "r"(cluster_addr(so + g * HEAD_DIM + e, b)));
-        }
         float M = -INFINITY;
 #pragma unroll
-        for (int b = 0; b < CL; b++) M = fmaxf(M, ml[b].x);
-        float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
+        for (int w = 0; w < SW; w++) M = fmaxf(M, wm[w][g]);
+        float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
         float ls = 0.f;
         if (M != -INFINITY) {
 #pragma unroll
-            for (int b = 0; b < CL; b++) {
-                float w = exp2f(ml[b].x - M);  // 0 for a chunk that saw no key
-                a.x = fmaf(w, o[b].x, a.x); a.y = fmaf(w, o[b].y, a.y); a.z = fmaf(w, o[b].z, a.z); a.w = fmaf(w, o[b].w, a.w);
-                ls = fmaf(w, ml[b].y, ls);
+            for (int w = 0; w < SW; w++) {
+                const float cw = exp2f(wm[w][g] - M);  // 0 for a warp that saw no key
+                const float4 x = *(const float4*)(red + (w * GROUP + g) * HEAD_DIM + e);
+                o.x = fmaf(cw, x.x, o.x); o.y = fmaf(cw, x.y, o.y); o.z = fmaf(cw, x.z, o.z); o.w = fmaf(cw, x.w, o.w);
+                ls = fmaf(cw, wl[w][g], ls);
             }
         }
-        const size_t at = ((size_t)i * Hq + h * GROUP + g) * nst + at0;
-        __stcg((float4*)(part_o + at * HEAD_DIM + e), a);
+        const size_t at = ((size_t)i * Hq + h * GROUP + g) * splits + split;
+        __stcg((float4*)(part_o + at * HEAD_DIM + e), o);
         if (e == 0) __stcg((float2*)(part_ml + at * 2), make_float2(M, ls));
     }
-    cluster_sync();  // no block leaves while another reads its shared memory
-#else
-    const int nst = splits;
-    for (int c = tid; c < C4; c += SW * 32) {
-        const int g = c / (HEAD_DIM / 4), e = (c % (HEAD_DIM / 4)) * 4;
-        float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll
-        for (int w = 0; w < SW; w++) {
-            float4 x = *(const float4*)(red + (w * GROUP + g) * HEAD_DIM + e);
-            o.x += x.x; o.y += x.y; o.z += x.z; o.w += x.w;
-        }
-        const size_t at = ((size_t)i * Hq + h * GROUP + g) * nst + split;
-        __stcg((float4*)(part_o + at * HEAD_DIM + e), o);
-        if (e == 0) __stcg((float2*)(part_ml + at * 2), make_float2(sm_m[g], sm_l[g]));
-    }
-#endif
 
-    __threadfence();
+    // Count this block done. The barrier orders every thread's writes
+    // before thread 0's count, whose release makes them visible with it
+    // (and its acquire, in the last block, the other blocks' writes).
     __syncthreads();
     if (tid == 0) {
         unsigned int* c = count + (size_t)i * gridDim.y + h;
-        last = atomicAdd(c, 1u) == (unsigned int)splits - 1;
+        unsigned int before;
+        asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], 1;" : "=r"(before) : "l"(c) : "memory");
+        last = before == (unsigned int)splits - 1;
         if (last) *c = 0;  // every block of this (h, i) has counted
     }
     __syncthreads();
     if (!last) return;
-    __threadfence();
     // The last block: out = Σ_s o_s·2^(m_s - M) / Σ_s l_s·2^(m_s - M) over
-    // the nst states, one pass with a running maximum; PARTS threads share
-    // a column (states part, part + PARTS, …), BATCH states in flight each.
+    // the chunks, one pass with a running maximum; PARTS threads share a
+    // column (chunks part, part + PARTS, …), BATCH chunks in flight each.
     const int col = tid % C4, part = tid / C4;
     const int g = col / (HEAD_DIM / 4), e = (col % (HEAD_DIM / 4)) * 4;
     const size_t row = (size_t)i * Hq + h * GROUP + g;
     float M = -INFINITY, ls = 0.f;
     float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
     if (part < PARTS) {
-        const float* po = part_o + row * nst * HEAD_DIM + e;
-        const float* pm = part_ml + row * nst * 2;
-        for (int s0 = part; s0 < nst; s0 += PARTS * BATCH) {
+        const float* po = part_o + row * splits * HEAD_DIM + e;
+        const float* pm = part_ml + row * splits * 2;
+        for (int s0 = part; s0 < splits; s0 += PARTS * BATCH) {
             float2 ml[BATCH];
             float4 o[BATCH];
 #pragma unroll
             for (int b = 0; b < BATCH; b++) {
                 const int s = s0 + b * PARTS;
-                ml[b] = s < nst ? __ldcg((const float2*)(pm + 2 * s)) : make_float2(-INFINITY, 0.f);
-                o[b] = s < nst ? __ldcg((const float4*)(po + (size_t)s * HEAD_DIM)) : make_float4(0.f, 0.f, 0.f, 0.f);
+                ml[b] = s < splits ? __ldcg((const float2*)(pm + 2 * s)) : make_float2(-INFINITY, 0.f);
+                o[b] = s < splits ? __ldcg((const float4*)(po + (size_t)s * HEAD_DIM)) : make_float4(0.f, 0.f, 0.f, 0.f);
             }
             float mb = M;
 #pragma unroll
             for (int b = 0; b < BATCH; b++) mb = fmaxf(mb, ml[b].x);
             if (mb == -INFINITY) continue;
-            float c = exp2f(M - mb);  // 0 while nothing was seen
+            const float c = exp2f(M - mb);  // 0 while nothing was seen
             a.x *= c; a.y *= c; a.z *= c; a.w *= c;
             ls *= c;
 #pragma unroll
             for (int b = 0; b < BATCH; b++) {
-                float w = exp2f(ml[b].x - mb);
+                const float w = exp2f(ml[b].x - mb);
                 a.x = fmaf(w, o[b].x, a.x); a.y = fmaf(w, o[b].y, a.y); a.z = fmaf(w, o[b].z, a.z); a.w = fmaf(w, o[b].w, a.w);
                 ls = fmaf(w, ml[b].y, ls);
             }
@@ -747,11 +696,11 @@ attention_decode_stream(
     if (part == 0) {
 #pragma unroll
         for (int p = 1; p < PARTS; p++) {
-            float2 x = pml[p * C4 + col];
-            float mn = fmaxf(M, x.x);
+            const float2 x = pml[p * C4 + col];
+            const float mn = fmaxf(M, x.x);
             if (mn == -INFINITY) continue;
-            float c0 = exp2f(M - mn), c1 = exp2f(x.x - mn);
-            float4 y = pa[p * C4 + col];
+            const float c0 = exp2f(M - mn), c1 = exp2f(x.x - mn);
+            const float4 y = pa[p * C4 + col];
             a.x = a.x * c0 + y.x * c1; a.y = a.y * c0 + y.y * c1; a.z = a.z * c0 + y.z * c1; a.w = a.w * c0 + y.w * c1;
             ls = ls * c0 + x.y * c1;
             M = mn;
