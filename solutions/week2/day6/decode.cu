@@ -394,15 +394,15 @@ extern "C" __global__ void __launch_bounds__(FW * 32, 2) attention_decode_fused(
 // for them sub-chunk by sub-chunk, a round trip to memory each time, and
 // its warps meet at three barriers per sub-chunk. Here the bytes go
 // straight to shared memory with the copy engine (cp.async.bulk): the
-// chunk is cut into tiles of ST keys (32 unless set), one thread issues the copies of
-// the first SST tiles (K and V, each tile one contiguous run of rows)
-// before any arithmetic, and each tile's arrival is signalled on an
-// mbarrier, so a block has up to SST tiles in flight (128 KB at HEAD_DIM
-// 128 with the default 4 tiles of 32 keys) while
-// it works on the tiles that have arrived; a consumed tile's buffer is
-// refilled with the tile SST further on. Decode gives it about one block
-// per multiprocessor (the stages take most of the shared memory), so at
-// 4k positions a block's whole chunk is requested at once.
+// chunk is cut into tiles of ST keys (32 unless set); one thread issues
+// the copies of the first SST tiles (K and V, each tile one contiguous run
+// of rows) before any arithmetic, and each tile's arrival is signalled on
+// an mbarrier, so a block has up to SST tiles in flight (128 KB at
+// HEAD_DIM 128 with the default 4 tiles of 32 keys) while it works on the
+// tiles that have arrived; a consumed tile's buffer is refilled with the
+// tile SST further on. Decode gives it about one block per multiprocessor
+// (the stages take most of the shared memory), so at 4k positions a
+// block's whole chunk is requested at once.
 //
 // Each warp keeps its own softmax state: it scores its ST / SW keys of a
 // tile for the GROUP heads (attention_decode_fused's 9-shuffle sums, after
@@ -431,6 +431,11 @@ extern "C" __global__ void __launch_bounds__(FW * 32, 2) attention_decode_fused(
 #define BATCH 16                      // states a thread loads before it uses them
 
 __device__ __forceinline__ unsigned smem_u32(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
+
+__device__ __forceinline__ void lds8(float* d, const float* p) {
+    const float4 a = *(const float4*)p, b = *(const float4*)(p + 4);
+    d[0] = a.x; d[1] = a.y; d[2] = a.z; d[3] = a.w; d[4] = b.x; d[5] = b.y; d[6] = b.z; d[7] = b.w;
+}
 
 __device__ __forceinline__ void lds_dv(float* d, const float* p) {
     if constexpr (DV == 4) {
@@ -477,7 +482,9 @@ extern "C" __global__ void __launch_bounds__(SW * 32, 1) attention_decode_stream
     // SST stages of (K tile, V tile); after the keys, the warps' sums. Decode sizes it.
     extern __shared__ __align__(128) float stage[];
     __shared__ __align__(8) unsigned long long bars[SST];
-    __shared__ float wp[SW][GROUP][KPW + 1];  // a warp's probabilities, and its rescale factor last
+    // A warp's probabilities, key by key, and its rescale factors last:
+    // eight heads a row, so a lane reads a key's in two 16-byte loads.
+    __shared__ __align__(16) float wp[SW][KPW + 1][8];
     __shared__ float wm[SW][GROUP], wl[SW][GROUP];
     __shared__ unsigned int last;
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
@@ -563,19 +570,20 @@ extern "C" __global__ void __launch_bounds__(SW * 32, 1) attention_decode_stream
         for (int u = 0; u < KPW; u++) {
             const float p = mx == -INFINITY ? 0.f : exp2f(sc[u] - mx);
             sum += p;
-            if ((lane & 3) == 0 && hg < GROUP) wp[warp][hg][u] = p;
+            if ((lane & 3) == 0) wp[warp][u][hg] = p;
         }
         l_run = l_run * corr + sum;
         m_run = mx;
-        if ((lane & 3) == 0 && hg < GROUP) wp[warp][hg][KPW] = corr;
+        if ((lane & 3) == 0) wp[warp][KPW][hg] = corr;
         __syncwarp();
         // 3. acc = acc·corr + Σ p·V over this warp's keys.
+        float pr[8];
+        lds8(pr, wp[warp][KPW]);
 #pragma unroll
         for (int g = 0; g < GROUP; g++) {
-            const float c = wp[warp][g][KPW];
-            if (c != 1.f) {  // the same in every lane: the branch does not diverge
+            if (pr[g] != 1.f) {  // the same in every lane: the branch does not diverge
 #pragma unroll
-                for (int e = 0; e < DV; e++) acc[g][e] *= c;
+                for (int e = 0; e < DV; e++) acc[g][e] *= pr[g];
             }
         }
 #pragma unroll
@@ -584,11 +592,11 @@ extern "C" __global__ void __launch_bounds__(SW * 32, 1) attention_decode_stream
             if (jl < nv) {
                 float vv[DV];
                 lds_dv(vv, vt + jl * HEAD_DIM + e0);
+                lds8(pr, wp[warp][u]);
 #pragma unroll
                 for (int g = 0; g < GROUP; g++) {
-                    const float p = wp[warp][g][u];
 #pragma unroll
-                    for (int e = 0; e < DV; e++) acc[g][e] = fmaf(p, vv[e], acc[g][e]);
+                    for (int e = 0; e < DV; e++) acc[g][e] = fmaf(pr[g], vv[e], acc[g][e]);
                 }
             }
         }
@@ -604,7 +612,9 @@ extern "C" __global__ void __launch_bounds__(SW * 32, 1) attention_decode_stream
     }
 
     // The warps' states, merged: the block's state, written for the merge.
-    // Every copy has landed and been read, so the stages are free.
+    // Every copy has landed; once every warp has read its last tile, the
+    // stages are free.
+    __syncthreads();
     float* red = stage;  // [SW][GROUP][HEAD_DIM]
 #pragma unroll
     for (int g = 0; g < GROUP; g++)
