@@ -238,8 +238,8 @@ func BenchmarkW2D6DecodeChunks(b *testing.B) {
 }
 
 // BenchmarkW2D6DecodeVariants compares builds of the streaming decode
-// kernel (warps a block, tiles in flight, keys a tile, and the chunk: 0 is
-// Decode's choice) at 4k and 32k positions, replayed from a
+// kernel (warps a block, tiles in flight, keys a tile, lanes a key's
+// score, and the chunk: 0 is Decode's choice) at 4k and 32k positions, replayed from a
 // graph with programmatic dependent launch.
 func BenchmarkW2D6DecodeVariants(b *testing.B) {
 	d := kerneltest.Open(b)
@@ -263,8 +263,8 @@ func BenchmarkW2D6DecodeVariants(b *testing.B) {
 		sb    streamBuild
 		chunk int
 	}{
-		{streamBuild{8, 4, 32}, 0}, {streamBuild{8, 2, 64}, 0}, {streamBuild{16, 2, 64}, 0}, {streamBuild{16, 4, 32}, 0},
-		{streamBuild{8, 6, 32}, 0}, {streamBuild{8, 2, 32}, 64},
+		{streamBuild{8, 4, 32, 32}, 0}, {streamBuild{8, 2, 64, 32}, 0}, {streamBuild{16, 4, 32, 32}, 0}, {streamBuild{8, 2, 32, 32}, 64},
+		{streamBuild{8, 4, 32, 16}, 0}, {streamBuild{8, 2, 64, 16}, 0}, {streamBuild{16, 4, 32, 16}, 0}, {streamBuild{16, 2, 64, 16}, 0}, {streamBuild{8, 2, 32, 16}, 0},
 	} {
 		// One Attention a build: each compiles its kernels once.
 		a, err := NewAttention(d)
@@ -277,7 +277,7 @@ func BenchmarkW2D6DecodeVariants(b *testing.B) {
 				continue
 			}
 			n := len(cs[s])
-			b.Run(fmt.Sprintf("S=%d/warps=%d/stages=%d/tile=%d/chunk=%d", s, v.sb.warps, v.sb.stages, v.sb.tile, v.chunk), func(b *testing.B) {
+			b.Run(fmt.Sprintf("S=%d/warps=%d/stages=%d/tile=%d/lanes=%d/chunk=%d", s, v.sb.warps, v.sb.stages, v.sb.tile, v.sb.lanes, v.chunk), func(b *testing.B) {
 				per := timeGraph(b, d, n, func(i int) error { return a.Decode(out, q, cs[s][i%n], 0, nil, true) })
 				reportDecode(b, per, s)
 			})

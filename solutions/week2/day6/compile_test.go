@@ -27,14 +27,14 @@ func TestW2D6CUDASourcesCompile(t *testing.T) {
 		builds = append(builds, build{"sm_90", "prefill", gd[0], gd[1], defaultStream}, build{"sm_90", "decode", gd[0], gd[1], defaultStream},
 			build{"sm_80", "decode", gd[0], gd[1], defaultStream})
 	}
-	for _, sb := range []streamBuild{{8, 4, 32}, {8, 2, 64}, {16, 2, 64}, {16, 4, 32}, {8, 6, 32}, {8, 2, 32}} {
+	for _, sb := range []streamBuild{{8, 4, 32, 32}, {8, 2, 64, 32}, {16, 4, 32, 32}, {8, 2, 32, 32}, {8, 4, 32, 16}, {8, 2, 64, 16}, {16, 4, 32, 16}, {16, 2, 64, 16}, {8, 2, 32, 16}} {
 		if sb != defaultStream {
 			builds = append(builds, build{"sm_90", "decode", 7, 128, sb})
 		}
 	}
 	for _, b := range builds {
-		defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n#define SW %d\n#define SST %d\n#define ST %d\n",
-			b.group, b.dim, b.sb.warps, b.sb.stages, b.sb.tile)
+		defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n#define SW %d\n#define SST %d\n#define ST %d\n#define KL %d\n",
+			b.group, b.dim, b.sb.warps, b.sb.stages, b.sb.tile, b.sb.lanes)
 		err := kernels.CheckCUDASource(defines+Source(kernels.CUDA, b.file), b.arch)
 		if errors.Is(err, kernels.ErrNoCompiler) {
 			if os.Getenv(kerneltest.RequireEnv) != "" {

@@ -72,7 +72,7 @@ func TestW2D6DecodePathsAgreeGPU(t *testing.T) {
 		add("stream", a, pathStream)
 		// The other builds the benchmark compares, in case one becomes
 		// the default.
-		for _, sb := range []streamBuild{{8, 2, 64}, {16, 2, 64}} {
+		for _, sb := range []streamBuild{{8, 2, 64, 32}, {8, 4, 32, 16}, {16, 2, 64, 16}} {
 			b, err := NewAttention(d)
 			if err != nil {
 				t.Fatal(err)

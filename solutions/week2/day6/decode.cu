@@ -424,6 +424,13 @@ extern "C" __global__ void __launch_bounds__(FW * 32, 2) attention_decode_fused(
 #ifndef ST
 #define ST 32   // keys a tile
 #endif
+#ifndef KL
+#define KL 32   // lanes that score one key: 32, or 16 (two keys a pass)
+#endif
+#define QF (DV * 32 / KL)             // q features a lane holds for the scores
+#if KL == 16 && KPW % 2 != 0
+#error "KL 16 scores two keys a pass: ST / SW must be even"
+#endif
 #define KPW (ST / SW)                 // keys a warp takes in a tile
 #define TILE (ST * HEAD_DIM)          // floats of a K (or V) tile
 #define C4 (GROUP * HEAD_DIM / 4)     // float4 columns of a state's outputs
@@ -493,6 +500,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, 1) attention_decode_stream
     const int split = blockIdx.x, h = blockIdx.y, i = blockIdx.z;
     const int splits = gridDim.x, Hq = gridDim.y * GROUP;
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, e0 = lane * DV;
+    const int half = lane / KL, sub = lane % KL;  // the score layout's key of two, and lane in it
     const int j0 = split * chunk;
     int j1 = min(j0 + chunk, S);
     if (causal) j1 = min(j1, i + S - L + 1);
@@ -508,19 +516,26 @@ extern "C" __global__ void __launch_bounds__(SW * 32, 1) attention_decode_stream
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
         for (int t = 0; t < min(nt, SST); t++) stream_issue(stage, bars, kh, vh, t, n);
     }
-    float qr[GROUP][DV], acc[GROUP][DV];
-    const float* qi = q + ((size_t)i * Hq + h * GROUP) * HEAD_DIM + e0;
+    // q for the scores, in KL-lane layout (a lane's DV features at sub·DV,
+    // and with KL = 16 another DV at sub·DV + 16·DV); acc in the 32-lane
+    // layout of p·V (DV features at e0).
+    float qr[GROUP][QF], acc[GROUP][DV];
+    const float* qi = q + ((size_t)i * Hq + h * GROUP) * HEAD_DIM + sub * DV;
 #pragma unroll
     for (int g = 0; g < GROUP; g++) {
         lds_dv(qr[g], qi + g * HEAD_DIM);  // a plain load: the generic pointer reaches global memory
+#if KL == 16
+        lds_dv(qr[g] + DV, qi + g * HEAD_DIM + 16 * DV);
+#endif
 #pragma unroll
-        for (int e = 0; e < DV; e++) {
-            qr[g][e] *= scale * LOG2E;
-            acc[g][e] = 0.f;
-        }
+        for (int e = 0; e < QF; e++) qr[g][e] *= scale * LOG2E;
+#pragma unroll
+        for (int e = 0; e < DV; e++) acc[g][e] = 0.f;
     }
-    // This lane's head after the score sums, and the warp's state for it.
-    const int hg = (lane >> 2) & 7;
+    // This lane's head after the score sums, and the warp's state for it
+    // (the same in the KL == 32 / KL == 16 lanes that share the head).
+    const int hg = KL == 32 ? (lane >> 2) & 7 : (lane >> 1) & 7;
+    const bool writer = KL == 32 ? (lane & 3) == 0 : (lane & 17) == 0;  // one lane a head
     float m_run = -INFINITY, l_run = 0.f;
     __syncthreads();  // the barriers are initialised
 
@@ -531,50 +546,65 @@ extern "C" __global__ void __launch_bounds__(SW * 32, 1) attention_decode_stream
         const float* vt = kt + TILE;
         const int base = j0 + t * ST, nv = min(ST, j1 - base);
         // 1. Scores of keys warp + SW·u (rows past nv hold stale data and
-        // are masked), head hg's in this lane.
-        float sc[KPW];
+        // are masked), head hg's in this lane: with KL = 32 key u's; with
+        // KL = 16 the half-warp lane / 16 takes keys u = 2·u2 + half, two
+        // keys a pass, so that the sums take 8 shuffles a pass instead of 9
+        // a key.
+        float sc[KPW / (32 / KL)];
 #pragma unroll
-        for (int u = 0; u < KPW; u++) {
-            const int jl = warp + SW * u;
-            float kk[DV];
-            lds_dv(kk, kt + jl * HEAD_DIM + e0);
+        for (int u2 = 0; u2 < KPW / (32 / KL); u2++) {
+            const int jl = warp + SW * (KL == 32 ? u2 : 2 * u2 + half);
+            float kk[QF];
+            lds_dv(kk, kt + jl * HEAD_DIM + sub * DV);
+#if KL == 16
+            lds_dv(kk + DV, kt + jl * HEAD_DIM + sub * DV + 16 * DV);
+#endif
             float d[8];
 #pragma unroll
             for (int g = 0; g < 8; g++) {
                 d[g] = 0.f;
                 if (g < GROUP) {
 #pragma unroll
-                    for (int e = 0; e < DV; e++) d[g] = fmaf(qr[g][e], kk[e], d[g]);
+                    for (int e = 0; e < QF; e++) d[g] = fmaf(qr[g][e], kk[e], d[g]);
                 }
             }
-            const bool b4 = lane & 16, b3 = lane & 8, b2 = lane & 4;
+            // Halve the set of values at each step: lane l keeps the
+            // half its bit selects, adds its partner's other half.
+            constexpr int W = KL / 2;  // 16, then 8, 4 (KL = 32) or 8, 4, 2 (KL = 16)
+            const bool b4 = lane & W, b3 = lane & (W / 2), b2 = lane & (W / 4);
             float e4[4], e2[2], e1;
 #pragma unroll
-            for (int c = 0; c < 4; c++) e4[c] = (b4 ? d[c + 4] : d[c]) + __shfl_xor_sync(0xffffffffu, b4 ? d[c] : d[c + 4], 16);
+            for (int c = 0; c < 4; c++) e4[c] = (b4 ? d[c + 4] : d[c]) + __shfl_xor_sync(0xffffffffu, b4 ? d[c] : d[c + 4], W);
 #pragma unroll
-            for (int c = 0; c < 2; c++) e2[c] = (b3 ? e4[c + 2] : e4[c]) + __shfl_xor_sync(0xffffffffu, b3 ? e4[c] : e4[c + 2], 8);
-            e1 = (b2 ? e2[1] : e2[0]) + __shfl_xor_sync(0xffffffffu, b2 ? e2[0] : e2[1], 4);
-            e1 += __shfl_xor_sync(0xffffffffu, e1, 2);
-            e1 += __shfl_xor_sync(0xffffffffu, e1, 1);
+            for (int c = 0; c < 2; c++) e2[c] = (b3 ? e4[c + 2] : e4[c]) + __shfl_xor_sync(0xffffffffu, b3 ? e4[c] : e4[c + 2], W / 2);
+            e1 = (b2 ? e2[1] : e2[0]) + __shfl_xor_sync(0xffffffffu, b2 ? e2[0] : e2[1], W / 4);
+#pragma unroll
+            for (int off = W / 8; off > 0; off >>= 1) e1 += __shfl_xor_sync(0xffffffffu, e1, off);
             const float bias = has_mask && jl < nv ? mask[(size_t)i * S + base + jl] * LOG2E : 0.f;
-            sc[u] = jl < nv ? e1 + bias : -INFINITY;
+            sc[u2] = jl < nv ? e1 + bias : -INFINITY;
         }
         // 2. Head hg's running maximum and sum, in the lane; the
         // probabilities and the rescale factor go to the warp's slice.
         float mx = m_run;
 #pragma unroll
-        for (int u = 0; u < KPW; u++) mx = fmaxf(mx, sc[u]);
+        for (int u2 = 0; u2 < KPW / (32 / KL); u2++) mx = fmaxf(mx, sc[u2]);
+#if KL == 16
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 16));  // both halves' keys
+#endif
         const float corr = mx == -INFINITY ? 1.f : exp2f(m_run - mx);  // 0 when m_run was -inf
         float sum = 0.f;
 #pragma unroll
-        for (int u = 0; u < KPW; u++) {
-            const float p = mx == -INFINITY ? 0.f : exp2f(sc[u] - mx);
+        for (int u2 = 0; u2 < KPW / (32 / KL); u2++) {
+            const float p = mx == -INFINITY ? 0.f : exp2f(sc[u2] - mx);
             sum += p;
-            if ((lane & 3) == 0) wp[warp][u][hg] = p;
+            if (KL == 32 ? (lane & 3) == 0 : (lane & 1) == 0) wp[warp][KL == 32 ? u2 : 2 * u2 + half][hg] = p;
         }
+#if KL == 16
+        sum += __shfl_xor_sync(0xffffffffu, sum, 16);
+#endif
         l_run = l_run * corr + sum;
         m_run = mx;
-        if ((lane & 3) == 0) wp[warp][KPW][hg] = corr;
+        if (writer) wp[warp][KPW][hg] = corr;
         __syncwarp();
         // 3. acc = acc·corr + Σ p·V over this warp's keys.
         float pr[8];
@@ -620,7 +650,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, 1) attention_decode_stream
     for (int g = 0; g < GROUP; g++)
 #pragma unroll
         for (int e = 0; e < DV; e++) red[(warp * GROUP + g) * HEAD_DIM + e0 + e] = acc[g][e];
-    if ((lane & 3) == 0 && hg < GROUP) {
+    if (writer && hg < GROUP) {
         wm[warp][hg] = m_run;
         wl[warp][hg] = l_run;
     }

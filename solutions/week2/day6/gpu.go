@@ -87,12 +87,13 @@ const (
 )
 
 // streamBuild is a build of attention_decode_stream: warps a block, tiles
-// in flight and keys a tile (the kernel's SW, SST and ST).
-type streamBuild struct{ warps, stages, tile int }
+// in flight, keys a tile and lanes that score a key (the kernel's SW, SST,
+// ST and KL).
+type streamBuild struct{ warps, stages, tile, lanes int }
 
 // defaultStream is the build Decode uses (measured on an H200 with
 // BenchmarkW2D6DecodeVariants).
-var defaultStream = streamBuild{warps: 8, stages: 4, tile: 32}
+var defaultStream = streamBuild{warps: 8, stages: 4, tile: 32, lanes: 32}
 
 func (a *Attention) streamBuild() streamBuild {
 	if a.stream.warps == 0 {
@@ -161,8 +162,8 @@ func (a *Attention) kernelsFor(group, headDim int) (*compiled, error) {
 		return c, nil
 	}
 	sb := a.streamBuild()
-	defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n#define SW %d\n#define SST %d\n#define ST %d\n",
-		group, headDim, sb.warps, sb.stages, sb.tile) + a.defines
+	defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n#define SW %d\n#define SST %d\n#define ST %d\n#define KL %d\n",
+		group, headDim, sb.warps, sb.stages, sb.tile, sb.lanes) + a.defines
 	c := &compiled{}
 	for _, file := range []string{"prefill", "decode"} {
 		mod, err := a.dev.Compile(defines + Source(a.dev.Backend(), file))
