@@ -148,6 +148,18 @@ PY
     set -e
   fi
 
+  # The W2D6 decode attention benchmark (µs per launch, GB/s of the cache
+  # read and % of the copy bandwidth above, each path eager and in a graph).
+  if [[ -x $root/$bin/solutions-w2d6.test ]]; then
+    echo "=== W2D6 decode attention benchmark"
+    set +e
+    (cd solutions/week2/day6 && "$root/$bin/solutions-w2d6.test" -test.run '^$' -test.bench 'W2D6Decode$' \
+      -test.benchtime 100x -test.timeout 600s) >"$out/w2d6-bench.log" 2>&1 || { echo "FAIL the W2D6 benchmark"; status=1; }
+    grep -E '^Benchmark' "$out/w2d6-bench.log" | sed -E 's/^BenchmarkW2D6Decode\///; s/-[0-9]+ +/ /' |
+      awk '{for (i = 2; i <= NF; i++) v[$i] = $(i - 1); printf "%-40s %9s us %8s GB/s %6s%% of copy\n", $1, v["us/gpu"], v["GB/s"], v["%copy"]}'
+    set -e
+  fi
+
   # The W3D4 paged attention kernel's benchmark (µs per launch and GB/s of
   # the keys and values read, decode steps and a prefill chunk).
   if [[ -x $root/$bin/solutions-w3d4.test ]]; then
