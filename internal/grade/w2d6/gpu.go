@@ -205,6 +205,17 @@ var RealShapes = []RealShape{
 	{"7B decode 4 rows 3001", 28, 4, 128, 4, 3001, true, false},
 }
 
+// random draws a problem of shape s and its output by the CPU formula
+// (Week 1's grouped attention, in float32), 1 x Hq x L x D.
+func (s RealShape) random(rng *rand.Rand) (problem, *tensor.Tensor) {
+	p := problem{q: tensor.RandN(rng, s.Hq, s.L, s.D), k: tensor.RandN(rng, s.H, s.S, s.D), v: tensor.RandN(rng, s.H, s.S, s.D), causal: s.Causal}
+	if s.Mask {
+		p.mask = tensor.RandN(rng, s.L, s.S)
+	}
+	q, k, v := tensor.ExpandDims(p.q, 0), tensor.ExpandDims(p.k, 0), tensor.ExpandDims(p.v, 0)
+	return p, suspect.GroupedAttention(q, k, v, suspect.DefaultScale(s.D), fullMask(p.mask, s.Causal, s.L, s.S), suspect.Grouped)
+}
+
 // GPUvsCPU checks one kernel against the CPU formula (Week 1's grouped
 // attention, in float32) on the real shapes.
 func GPUvsCPU[A Kernels](t *testing.T, task string, which Kernel, newAttention func(*kernels.Device) (A, error)) {
@@ -221,11 +232,7 @@ func GPUvsCPU[A Kernels](t *testing.T, task string, which Kernel, newAttention f
 	defer a.Close()
 	for i, s := range RealShapes {
 		t.Run(s.Name, func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(62, uint64(i)))
-			p := problem{q: tensor.RandN(rng, s.Hq, s.L, s.D), k: tensor.RandN(rng, s.H, s.S, s.D), v: tensor.RandN(rng, s.H, s.S, s.D), causal: s.Causal}
-			if s.Mask {
-				p.mask = tensor.RandN(rng, s.L, s.S)
-			}
+			p, want := s.random(rand.New(rand.NewPCG(62, uint64(i))))
 			what := task + ", " + s.Name
 			var got *tensor.Tensor
 			var msg string
@@ -235,8 +242,6 @@ func GPUvsCPU[A Kernels](t *testing.T, task string, which Kernel, newAttention f
 			if msg != "" {
 				t.Fatalf("%s: %s", what, msg)
 			}
-			q, k, v := tensor.ExpandDims(p.q, 0), tensor.ExpandDims(p.k, 0), tensor.ExpandDims(p.v, 0)
-			want := suspect.GroupedAttention(q, k, v, suspect.DefaultScale(s.D), fullMask(p.mask, s.Causal, s.L, s.S), suspect.Grouped)
 			grade.AllClose(t, what, got, want, GPUTol, grade.ByHead(-3), gpuSuspects(p))
 		})
 	}
@@ -327,13 +332,7 @@ func DecodePathsAgree(t *testing.T, task string, d *kernels.Device, paths []Path
 	grade.PointToChapter(t, task)
 	for i, s := range OddDecodeShapes {
 		t.Run(s.Name, func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(66, uint64(i)))
-			p := problem{q: tensor.RandN(rng, s.Hq, s.L, s.D), k: tensor.RandN(rng, s.H, s.S, s.D), v: tensor.RandN(rng, s.H, s.S, s.D), causal: s.Causal}
-			if s.Mask {
-				p.mask = tensor.RandN(rng, s.L, s.S)
-			}
-			q, k, v := tensor.ExpandDims(p.q, 0), tensor.ExpandDims(p.k, 0), tensor.ExpandDims(p.v, 0)
-			want := suspect.GroupedAttention(q, k, v, suspect.DefaultScale(s.D), fullMask(p.mask, s.Causal, s.L, s.S), suspect.Grouped)
+			p, want := s.random(rand.New(rand.NewPCG(66, uint64(i))))
 			var first *tensor.Tensor
 			for _, path := range paths {
 				what := fmt.Sprintf("%s, %s, %s", task, path.Name, s.Name)
