@@ -161,12 +161,18 @@ func (a *Attention) kernelsFor(group, headDim int) (*compiled, error) {
 	if c, ok := a.compiled[key]; ok {
 		return c, nil
 	}
-	sb := a.streamBuild()
-	defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n#define SW %d\n#define SST %d\n#define ST %d\n#define KL %d\n",
-		group, headDim, sb.warps, sb.stages, sb.tile, sb.lanes) + a.defines
+	defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n", group, headDim) + a.defines
+	// The build of attention_decode_stream, only for a source that has it
+	// (the names would clash with a learner's own otherwise).
+	hasStream := strings.Contains(Source(a.dev.Backend(), "decode"), "attention_decode_stream(")
 	c := &compiled{}
 	for _, file := range []string{"prefill", "decode"} {
-		mod, err := a.dev.Compile(defines + Source(a.dev.Backend(), file))
+		src := defines + Source(a.dev.Backend(), file)
+		if file == "decode" && hasStream {
+			sb := a.streamBuild()
+			src = fmt.Sprintf("#define SW %d\n#define SST %d\n#define ST %d\n#define KL %d\n", sb.warps, sb.stages, sb.tile, sb.lanes) + src
+		}
+		mod, err := a.dev.Compile(src)
 		if err != nil {
 			for _, m := range c.mods {
 				m.Close()
@@ -184,7 +190,7 @@ func (a *Attention) kernelsFor(group, headDim int) (*compiled, error) {
 	if err == nil && headDim%32 == 0 && strings.Contains(Source(a.dev.Backend(), "decode"), "attention_decode_fused(") {
 		c.fused, err = c.mods[1].Kernel("attention_decode_fused")
 	}
-	if err == nil && headDim%32 == 0 && hopper(a.dev) && strings.Contains(Source(a.dev.Backend(), "decode"), "attention_decode_stream(") {
+	if err == nil && headDim%32 == 0 && hopper(a.dev) && hasStream {
 		c.stream, err = c.mods[1].Kernel("attention_decode_stream")
 	}
 	if err != nil {
