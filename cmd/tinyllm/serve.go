@@ -19,6 +19,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"github.com/tinyllm-go/tinyllm/internal/serving"
 	"github.com/tinyllm-go/tinyllm/kernels"
+	"github.com/tinyllm-go/tinyllm/kernels/devsample"
 	"github.com/tinyllm-go/tinyllm/models"
 	refday6 "github.com/tinyllm-go/tinyllm/solutions/week1/day6"
 	w3day1 "github.com/tinyllm-go/tinyllm/solutions/week3/day1"
@@ -272,8 +273,11 @@ func newWeek3Engine(e *engine, o serverOptions, stderr io.Writer) (week3Engine, 
 	be, err := serving.NewBatchEngine(serving.BatchConfig{
 		Engine: core, Blocks: blocks,
 		// The reference engine samples with the reference sampler, also
-		// under --impl learner (whose handler alone is the learner's).
-		NewSampler: func(t, p float64, seed uint64) llm.Sampler { return impls["ref"].sampler(t, p, 0, seed) },
+		// under --impl learner (whose handler alone is the learner's). The
+		// GPU runner draws on the device with its settings instead.
+		NewSampler: func(t, p float64, seed uint64) llm.Sampler {
+			return settingsSampler{impls["ref"].sampler(t, p, 0, seed), devsample.Params{Temperature: t, TopP: p, Seed: seed}}
+		},
 		MaxContext: sh.MaxContext, MaxRunning: o.maxSeqs, QueueSize: o.queue,
 	})
 	if err != nil {
@@ -282,6 +286,18 @@ func newWeek3Engine(e *engine, o serverOptions, stderr io.Writer) (week3Engine, 
 	}
 	return closingEngine{be, release}, nil
 }
+
+// settingsSampler is Week 1's sampler that also tells its settings
+// (devsample.Settings), so that the GPU runner can draw the request's
+// tokens on the device with the same filters and random stream; the CPU
+// runner calls the sampler itself.
+type settingsSampler struct {
+	llm.Sampler
+	p devsample.Params
+}
+
+// DeviceParams returns the sampler's settings.
+func (s settingsSampler) DeviceParams() devsample.Params { return s.p }
 
 // week3Engine is the Week 3 engine behind the server.
 type week3Engine interface {

@@ -12,8 +12,10 @@
 // a higher rate), a row gather, and a greedy choice per row.
 //
 // A step copies its metadata in (token ids, positions, page slots, block
-// tables) and one int32 per sampled sequence out; only a sequence with a
-// sampler of its own copies its logits row back.
+// tables) and one int32 per sampled sequence out. A sequence with a
+// sampler of its own draws on the device too when the sampler tells its
+// settings (devsample.Settings: Week 1's filters and random stream); only
+// one whose sampler does not copies its logits row back.
 package gpurunner
 
 import (
@@ -26,6 +28,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	"github.com/tinyllm-go/tinyllm/kernels"
+	"github.com/tinyllm-go/tinyllm/kernels/devsample"
 	"github.com/tinyllm-go/tinyllm/kernels/devtensor"
 	"github.com/tinyllm-go/tinyllm/solutions/week2/day4"
 	"github.com/tinyllm-go/tinyllm/solutions/week2/day5"
@@ -101,6 +104,7 @@ type Model struct {
 	tokens, pos, slot, tables, info, rowSeq, sampleRows, next *kernels.Buffer
 	maxWidth                                                  int             // block table entries per sequence
 	part                                                      *kernels.Buffer // split attention's partial results, grown as needed
+	draw                                                      draws           // sequences that draw on the device
 }
 
 // attentionBlock is paged_attention_bf16's block: TILE in runner.cu.
@@ -362,6 +366,7 @@ func (m *Model) allocate() error {
 func (m *Model) Close() error {
 	var errs []error
 	keep := func(err error) { errs = append(errs, err) }
+	keep(m.draw.close())
 	for _, b := range []*kernels.Buffer{m.tokens, m.pos, m.slot, m.tables, m.info, m.rowSeq, m.sampleRows, m.next, m.part} {
 		if b != nil {
 			keep(b.Free())
@@ -640,7 +645,9 @@ func (m *Model) head1(n int) error {
 }
 
 // choose fills next for the n sampling chunks: greedy ones from the
-// device's argmax, the others by their sampler over their logits row.
+// device's argmax; a sequence whose own sampler tells its settings
+// (devsample.Settings) by a draw on the device, with its own random stream;
+// any other by its sampler over its logits row, copied back.
 func (r *Runner) choose(batch llm.Batch, next []int, n int) error {
 	m := r.m
 	vocab := m.cfg.VocabSize
@@ -652,11 +659,35 @@ func (r *Runner) choose(batch llm.Batch, next []int, n int) error {
 		m.next, m.logits.Buf, int32(vocab)); err != nil {
 		return err
 	}
-	greedy := make([]int32, n)
-	if err := kernels.Read(greedy, m.next, 0); err != nil {
+	var lrow, prow []int
+	onDevice := make([]bool, n)
+	j := 0
+	for _, c := range batch {
+		if !c.Samples() {
+			continue
+		}
+		if ds, ok := c.Seq.Sampler.(devsample.Settings); ok {
+			row, err := m.rowFor(c.Seq, ds.DeviceParams())
+			if err != nil {
+				return err
+			}
+			if row >= 0 {
+				lrow, prow = append(lrow, j), append(prow, row)
+				onDevice[j] = true
+			}
+		}
+		j++
+	}
+	if len(lrow) > 0 {
+		if err := m.draw.s.LaunchPicked(m.next, m.logits.Buf, vocab, lrow, prow); err != nil {
+			return err
+		}
+	}
+	chosen := make([]int32, n)
+	if err := kernels.Read(chosen, m.next, 0); err != nil {
 		return err
 	}
-	j := 0
+	j = 0
 	for i, c := range batch {
 		if !c.Samples() {
 			continue
@@ -665,8 +696,8 @@ func (r *Runner) choose(batch llm.Batch, next []int, n int) error {
 		if c.Seq.Sampler != nil {
 			s = c.Seq.Sampler
 		}
-		if s == nil {
-			next[i] = int(greedy[j])
+		if s == nil || onDevice[j] {
+			next[i] = int(chosen[j])
 		} else {
 			row := make([]float32, vocab)
 			if err := kernels.Read(row, m.logits.Buf, j*vocab); err != nil {

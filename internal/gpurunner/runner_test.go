@@ -3,6 +3,7 @@ package gpurunner
 import (
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
@@ -12,7 +13,9 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/llm"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	"github.com/tinyllm-go/tinyllm/kernels"
+	"github.com/tinyllm-go/tinyllm/kernels/devsample"
 	"github.com/tinyllm-go/tinyllm/kernels/kerneltest"
+	w1day7 "github.com/tinyllm-go/tinyllm/solutions/week1/day7"
 	w3day1 "github.com/tinyllm-go/tinyllm/solutions/week3/day1"
 	w3day3 "github.com/tinyllm-go/tinyllm/solutions/week3/day3"
 )
@@ -324,4 +327,83 @@ func TestSplitAttentionGPU(t *testing.T) {
 	// relative to its own maximum: the two orders round differently, by
 	// up to 2⁻⁹ of a weight.
 	grade.AllClose(t, fmt.Sprintf("attention in %d splits against one range", splits), tensor.New(split, hq, dim), tensor.New(whole, hq, dim), grade.Tol{RTol: 1e-2, ATol: 1e-3})
+}
+
+// settingsSampler is Week 1's sampler that tells its settings, as the
+// server's samplers do.
+type settingsSampler struct {
+	llm.Sampler
+	p devsample.Params
+}
+
+func (s settingsSampler) DeviceParams() devsample.Params { return s.p }
+
+// TestRunnerDrawsOnDeviceGPU checks the draws on the device: three
+// sequences whose samplers tell their settings, batched with a fourth
+// whose sampler does not, generate the tokens that Week 1's sampler draws
+// on the CPU from the same logits (the same batches run again with plain
+// samplers, on a model loaded afresh); every page comes back.
+func TestRunnerDrawsOnDeviceGPU(t *testing.T) {
+	d := kerneltest.Open(t)
+	ck := openCheckpoint(t, "models/tinyqwen-chat")
+	o := Options{MaxTokens: 64, MaxSeqs: 8, NumPages: 64, PageSize: 4}
+	params := []devsample.Params{
+		{Temperature: 0.8, TopP: 0.9, TopK: 40, Seed: 1},
+		{Temperature: 1.2, TopP: 0.95, Seed: 2},
+		{Temperature: 0.7, TopP: 1, TopK: 20, Seed: 3},
+		{Temperature: 1, TopP: 0.8, Seed: 4}, // its sampler does not tell: drawn on the CPU
+	}
+	prompts := [][]int{{1, 2, 3, 4, 5}, {7, 8, 9}, {10, 11, 12, 13}, {20, 21}}
+	const n = 24
+	generate := func(device bool) [][]int {
+		m, pool, r := loadRunner(t, d, ck, o)
+		blocks := w3day3.NewBlockManager(pool)
+		seqs := make([]*llm.Sequence, len(prompts))
+		for b, p := range params {
+			seqs[b] = llm.NewSequence(b, prompts[b], n)
+			cpu := w1day7.NewSampler(p.Temperature, p.TopP, p.TopK, p.Seed)
+			if device && b < 3 {
+				seqs[b].Sampler = settingsSampler{cpu, p}
+			} else {
+				seqs[b].Sampler = cpu
+			}
+		}
+		for step := range n {
+			batch := make(llm.Batch, len(seqs))
+			for i, seq := range seqs {
+				batch[i] = llm.ScheduledChunk{Seq: seq, Start: seq.NumCached, Len: seq.Len() - seq.NumCached}
+				if err := blocks.Allocate(seq, seq.Len()); err != nil {
+					t.Fatalf("step %d: Allocate: %v", step, err)
+				}
+			}
+			next, err := r.Run(batch)
+			if err != nil {
+				t.Fatalf("step %d: Run: %v", step, err)
+			}
+			for i, c := range batch {
+				c.Seq.NumCached += c.Len
+				c.Seq.Tokens = append(c.Seq.Tokens, next[i])
+			}
+		}
+		out := make([][]int, len(seqs))
+		for b, seq := range seqs {
+			out[b] = seq.Tokens[seq.NumPrompt:]
+			if err := blocks.Free(seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if free := pool.NumFree(); free != o.NumPages {
+			t.Fatalf("%d of %d pages still in use after every sequence was freed", o.NumPages-free, o.NumPages)
+		}
+		if got := len(m.draw.row); device && got != 3 {
+			t.Fatalf("%d sequences hold a row of the device sampler, want 3", got)
+		}
+		return out
+	}
+	onDevice, onCPU := generate(true), generate(false)
+	for b := range params {
+		if !slices.Equal(onDevice[b], onCPU[b]) {
+			t.Errorf("sequence %d (%+v): drawn in the device run %v, by Week 1's sampler on the CPU %v", b, params[b], onDevice[b], onCPU[b])
+		}
+	}
 }

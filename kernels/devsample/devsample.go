@@ -61,6 +61,14 @@ func (p Params) Check() error {
 	return nil
 }
 
+// Settings is implemented by a CPU sampler that can tell its settings to
+// the device: a GPU runner that finds it may draw the sequence's tokens
+// with a Sampler row set from them instead, and then never calls the CPU
+// sampler for that sequence.
+type Settings interface {
+	DeviceParams() Params
+}
+
 // State is the random state NewSampler(…, seed) starts from: Go's PCG
 // seeded with (seed, seed ^ 0x9e3779b97f4a7c15), high word first.
 func State(seed uint64) [2]uint64 { return [2]uint64{seed, seed ^ 0x9e3779b97f4a7c15} }
@@ -77,6 +85,9 @@ type Sampler struct {
 	topk  *kernels.Buffer // int32 top-k, per row
 	state *kernels.Buffer // two uint64 a row: the PCG state
 	noPos *kernels.Buffer // what the kernel's pos points at when there is no position to move
+	ident *kernels.Buffer // int32 0, 1, …, rows-1: Launch's logits rows and sampler rows
+	pickL *kernels.Buffer // LaunchPicked's logits rows (int32), made on first use
+	pickP *kernels.Buffer // and its sampler rows
 	block int
 }
 
@@ -123,6 +134,13 @@ func New(dev *kernels.Device, rows int) (s *Sampler, err error) {
 	if s.noPos, err = dev.Alloc(4); err != nil {
 		return nil, err
 	}
+	ident := make([]int32, rows)
+	for i := range ident {
+		ident[i] = int32(i)
+	}
+	if s.ident, err = kernels.Upload(dev, ident); err != nil {
+		return nil, err
+	}
 	for _, b := range []*kernels.Buffer{s.prm, s.topk, s.state, s.noPos} {
 		if err = b.Fill(0); err != nil {
 			return nil, err
@@ -153,11 +171,11 @@ func (s *Sampler) Set(row int, p Params) error {
 }
 
 // Launch queues one draw for each of rows rows of logits (n float32 values
-// a row, rows one after another): tokens[r] gets row r's token. If pos is
-// not nil, pos[0] (an int32) moves on by advance, as the greedy kernels move
-// the position. Nothing waits for the device, so a captured step may
-// include the launch; the settings and the random state live on the
-// device, and a replay draws afresh.
+// a row, rows one after another) with sampler rows 0 … rows-1: tokens[r]
+// gets row r's token. If pos is not nil, pos[0] (an int32) moves on by
+// advance, as the greedy kernels move the position. Nothing waits for the
+// device, so a captured step may include the launch; the settings and the
+// random state live on the device, and a replay draws afresh.
 func (s *Sampler) Launch(tokens, pos *kernels.Buffer, advance int, logits *kernels.Buffer, rows, n int) error {
 	if rows <= 0 || rows > s.rows {
 		return fmt.Errorf("devsample: %d rows, the sampler holds %d", rows, s.rows)
@@ -169,13 +187,54 @@ func (s *Sampler) Launch(tokens, pos *kernels.Buffer, advance int, logits *kerne
 		pos, advance = s.noPos, 0
 	}
 	return s.dev.Launch(s.k, kernels.LaunchConfig{Grid: kernels.D1(rows), Block: kernels.D1(s.block)},
-		tokens, pos, int32(advance), logits, int32(n), s.prm, s.topk, s.state)
+		tokens, pos, int32(advance), logits, int32(n), s.ident, s.ident, s.prm, s.topk, s.state)
+}
+
+// LaunchPicked queues draws for some rows of logits (n float32 values a
+// row): draw b reads logits row lrow[b] with sampler row prow[b] and writes
+// its token to tokens[lrow[b]]. A batch of sequences, each with its own
+// settings and random stream, is drawn this way in one launch. The indices
+// are checked against the buffers and copied to the device first (which
+// waits for the work queued before).
+func (s *Sampler) LaunchPicked(tokens, logits *kernels.Buffer, n int, lrow, prow []int) error {
+	count := len(lrow)
+	if count == 0 || count != len(prow) || count > s.rows || n <= 0 {
+		return fmt.Errorf("devsample: %d logits rows and %d sampler rows to draw from (at most %d), rows of %d", count, len(prow), s.rows, n)
+	}
+	ls, ps := make([]int32, count), make([]int32, count)
+	for b := range count {
+		l, p := lrow[b], prow[b]
+		if l < 0 || 4*(l+1)*n > logits.Size() || 4*(l+1) > tokens.Size() {
+			return fmt.Errorf("devsample: logits row %d is outside the buffers (%d and %d bytes, rows of %d)", l, logits.Size(), tokens.Size(), n)
+		}
+		if p < 0 || p >= s.rows {
+			return fmt.Errorf("devsample: sampler row %d outside 0..%d", p, s.rows-1)
+		}
+		ls[b], ps[b] = int32(l), int32(p)
+	}
+	if s.pickL == nil {
+		var err error
+		if s.pickL, err = s.dev.Alloc(4 * s.rows); err != nil {
+			return err
+		}
+		if s.pickP, err = s.dev.Alloc(4 * s.rows); err != nil {
+			return err
+		}
+	}
+	if err := kernels.Write(s.pickL, 0, ls); err != nil {
+		return err
+	}
+	if err := kernels.Write(s.pickP, 0, ps); err != nil {
+		return err
+	}
+	return s.dev.Launch(s.k, kernels.LaunchConfig{Grid: kernels.D1(count), Block: kernels.D1(s.block)},
+		tokens, s.noPos, int32(0), logits, int32(n), s.pickL, s.pickP, s.prm, s.topk, s.state)
 }
 
 // Close frees the sampler's buffers and kernels.
 func (s *Sampler) Close() error {
 	var errs []error
-	for _, b := range []*kernels.Buffer{s.prm, s.topk, s.state, s.noPos} {
+	for _, b := range []*kernels.Buffer{s.prm, s.topk, s.state, s.noPos, s.ident, s.pickL, s.pickP} {
 		if b != nil {
 			errs = append(errs, b.Free())
 		}

@@ -181,6 +181,83 @@ func TestSampleMatchesWeek1GPU(t *testing.T) {
 	}
 }
 
+// LaunchPicked draws for rows of logits in any order, each with the
+// settings and stream of the sampler row it is given: three rows of logits
+// drawn by sampler rows in another order, some rows left out of some steps,
+// against one Week 1 sampler per sampler row.
+func TestLaunchPickedGPU(t *testing.T) {
+	d := kerneltest.Open(t)
+	const n, rows = 5000, 4
+	params := []Params{
+		{Temperature: 0.8, TopP: 0.9, TopK: 40, Seed: 21},
+		{Temperature: 1.1, TopP: 1, Seed: 22},
+		{Temperature: 0.6, TopP: 0.7, Seed: 23},
+		{Temperature: 1, TopP: 1, TopK: 5, Seed: 24},
+	}
+	s, err := New(d, rows)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	cpu := make([]*day7.Sampler, rows)
+	for r, p := range params {
+		if err := s.Set(r, p); err != nil {
+			t.Fatal(err)
+		}
+		cpu[r] = day7.NewSampler(p.Temperature, p.TopP, p.TopK, p.Seed)
+	}
+	logits, err := d.Alloc(4 * 3 * n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logits.Free()
+	tokens, err := d.Alloc(4 * 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tokens.Free()
+	rng := rand.New(rand.NewPCG(5, 6))
+	picks := [][2][]int{
+		{{0, 1, 2}, {2, 0, 3}},
+		{{2, 0}, {1, 3}},
+		{{1}, {0}},
+		{{0, 1, 2}, {3, 1, 2}},
+	}
+	for step := range 12 {
+		pk := picks[step%len(picks)]
+		var all []float32
+		for range 3 {
+			all = append(all, logitsRow(rng, n, 2, false)...)
+		}
+		if err := kernels.Write(logits, 0, all); err != nil {
+			t.Fatal(err)
+		}
+		if err := kernels.Write(tokens, 0, []int32{-1, -1, -1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.LaunchPicked(tokens, logits, n, pk[0], pk[1]); err != nil {
+			t.Fatal(err)
+		}
+		got, err := kernels.Download[int32](tokens, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		drawn := map[int]bool{}
+		for b, l := range pk[0] {
+			drawn[l] = true
+			want := cpu[pk[1][b]].Sample(tensor.New(all[l*n:(l+1)*n], 1, n))
+			if int(got[l]) != want {
+				t.Errorf("step %d: logits row %d with sampler row %d: the device drew %d, Week 1's sampler %d", step, l, pk[1][b], got[l], want)
+			}
+		}
+		for l := range 3 {
+			if !drawn[l] && got[l] != -1 {
+				t.Errorf("step %d: logits row %d was not picked, but its token became %d", step, l, got[l])
+			}
+		}
+	}
+}
+
 func TestLaunchRefusesBadShapesGPU(t *testing.T) {
 	d := kerneltest.Open(t)
 	s, err := New(d, 2)
@@ -196,6 +273,11 @@ func TestLaunchRefusesBadShapesGPU(t *testing.T) {
 	for _, c := range []struct{ rows, n int }{{0, 10}, {3, 10}, {2, 0}, {2, 51}} {
 		if err := s.Launch(buf, nil, 0, buf, c.rows, c.n); err == nil {
 			t.Errorf("%d rows of %d logits in 400 bytes, sampler of 2 rows: accepted", c.rows, c.n)
+		}
+	}
+	for _, c := range []struct{ lrow, prow []int }{{nil, nil}, {[]int{0}, []int{0, 1}}, {[]int{4}, []int{0}}, {[]int{-1}, []int{0}}, {[]int{0}, []int{2}}, {[]int{0, 1, 2}, []int{0, 1, 0}}} {
+		if err := s.LaunchPicked(buf, buf, 25, c.lrow, c.prow); err == nil {
+			t.Errorf("LaunchPicked of logits rows %v with sampler rows %v (4 rows of 25 in the buffer, sampler of 2 rows): accepted", c.lrow, c.prow)
 		}
 	}
 	if err := s.Set(2, Params{}); err == nil {

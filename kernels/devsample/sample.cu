@@ -206,22 +206,24 @@ __device__ u64 select_key(const float* __restrict__ x, int n, float invT, float 
     return sh->result;  // not reached: the last pass always ends
 }
 
-// sample_rows: grid (rows), SAMPLE_THREADS threads. Row r of logits (n
-// values) draws token[r] with temperature prm[2r], top-p prm[2r + 1] and
-// top-k topk[r] (0 keeps all; a temperature of 0 or less is the argmax), and
-// advances its random state state[2r], state[2r + 1] by one draw. Row 0
-// moves pos[0] on by advance (the rows the pass added to the
-// cache), as the greedy argmax kernels do.
+// sample_rows: grid (rows), SAMPLE_THREADS threads. Block b draws from row
+// lrow[b] of logits (n values a row) with the settings and random state of
+// sampler row r = prow[b]: temperature prm[2r], top-p prm[2r + 1], top-k
+// topk[r] (0 keeps all; a temperature of 0 or less is the argmax), state
+// state[2r], state[2r + 1], advanced by one draw. The token goes to
+// token[lrow[b]]. Block 0 moves pos[0] on by advance (the rows the pass
+// added to the cache), as the greedy argmax kernels do.
 extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_rows(
         int* __restrict__ token, int* __restrict__ pos, int advance, const float* __restrict__ logits, int n,
-        const float* __restrict__ prm, const int* __restrict__ topk, u64* __restrict__ state) {
+        const int* __restrict__ lrow, const int* __restrict__ prow, const float* __restrict__ prm,
+        const int* __restrict__ topk, u64* __restrict__ state) {
     __shared__ u64 redk[32];
     __shared__ double redd[32];
     __shared__ SelectShared sh;
     __shared__ double s_u;
     __shared__ int s_pick;
-    const int row = blockIdx.x;
-    const float* x = logits + (size_t)row * n;
+    const int row = prow[blockIdx.x], out = lrow[blockIdx.x];
+    const float* x = logits + (size_t)out * n;
     const double T = (double)prm[2 * row];
     const double P = (double)prm[2 * row + 1];
     const int K = topk[row];
@@ -244,8 +246,8 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_rows(
     const int top = key_id(best);
     if (T <= 0.0 || K == 1) {
         if (threadIdx.x == 0) {
-            token[row] = top;
-            if (row == 0 && advance != 0) pos[0] += advance;
+            token[out] = top;
+            if (blockIdx.x == 0 && advance != 0) pos[0] += advance;
         }
         return;
     }
@@ -333,7 +335,7 @@ extern "C" __global__ void __launch_bounds__(SAMPLE_THREADS) sample_rows(
     }
     lastKey = block_max_u64(lastKey, redk);
     if (threadIdx.x == 0) {
-        token[row] = s_pick >= 0 ? s_pick : (int)lastKey - 1;
-        if (row == 0 && advance != 0) pos[0] += advance;
+        token[out] = s_pick >= 0 ? s_pick : (int)lastKey - 1;
+        if (blockIdx.x == 0 && advance != 0) pos[0] += advance;
     }
 }

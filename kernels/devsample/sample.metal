@@ -139,16 +139,18 @@ static ulong select_key(const device float* x, int n, float T, float mT, ulong l
 
 kernel void sample_rows(device int* token [[buffer(0)]], device int* pos [[buffer(1)]],
                         constant int& advance [[buffer(2)]], const device float* logits [[buffer(3)]],
-                        constant int& n [[buffer(4)]], const device float* prm [[buffer(5)]],
-                        const device int* topk [[buffer(6)]], device ulong* state [[buffer(7)]],
-                        uint row [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
+                        constant int& n [[buffer(4)]], const device int* lrow [[buffer(5)]],
+                        const device int* prow [[buffer(6)]], const device float* prm [[buffer(7)]],
+                        const device int* topk [[buffer(8)]], device ulong* state [[buffer(9)]],
+                        uint b [[threadgroup_position_in_grid]], uint tid [[thread_index_in_threadgroup]],
                         uint nt [[threads_per_threadgroup]]) {
     threadgroup ulong redk[MAXT];
     threadgroup float redf[MAXT];
     threadgroup SelectShared sh;
     threadgroup float s_u;
     threadgroup int s_pick;
-    const device float* x = logits + ulong(row) * ulong(n);
+    const int row = prow[b], out = lrow[b];
+    const device float* x = logits + ulong(out) * ulong(n);
     const float T = prm[2 * row], P = prm[2 * row + 1];
     const int K = topk[row];
     if (tid == 0) {
@@ -161,8 +163,8 @@ kernel void sample_rows(device int* token [[buffer(0)]], device int* pos [[buffe
     const int top = key_id(best);
     if (T <= 0.0f || K == 1) {
         if (tid == 0) {
-            token[row] = top;
-            if (row == 0 && advance != 0) pos[0] += advance;
+            token[out] = top;
+            if (b == 0 && advance != 0) pos[0] += advance;
         }
         return;
     }
@@ -210,7 +212,7 @@ kernel void sample_rows(device int* token [[buffer(0)]], device int* pos [[buffe
     ulong lastKey = last >= 0 ? ulong(last + 1) : 0ul;
     lastKey = tg_max(lastKey, redk, tid, nt);
     if (tid == 0) {
-        token[row] = s_pick >= 0 ? s_pick : int(lastKey) - 1;
-        if (row == 0 && advance != 0) pos[0] += advance;
+        token[out] = s_pick >= 0 ? s_pick : int(lastKey) - 1;
+        if (b == 0 && advance != 0) pos[0] += advance;
     }
 }
