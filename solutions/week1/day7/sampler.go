@@ -30,52 +30,145 @@ func NewSampler(temperature, topP float64, topK int, seed uint64) *Sampler {
 // increasing id order, with their renormalised probabilities. Temperature 0
 // leaves only the argmax, with probability 1. Top-p keeps the token whose
 // probability makes the running total cross TopP.
+//
+// The ranking (most likely first, ties to the lower id, as a stable sort
+// gives) is needed only as far as the filters reach, so it is built only
+// that far: the best TopK tokens, or for top-p alone the best 64, then
+// 512, … until their probability reaches TopP. Sorting all of Qwen2's
+// 151,936 log-probs for every token would cost tens of milliseconds, more
+// than a decode step.
 func (s *Sampler) Candidates(logprobs *tensor.Tensor) (ids []int, probs []float32) {
 	row := logprobs.Data()
 	if s.Temperature <= 0 {
 		return []int{tensor.ArgMax(logprobs, -1)[0]}, []float32{1}
 	}
-	// Most likely first; ties keep the lower id first, so results are stable.
-	order := make([]int, len(row))
-	for i := range order {
-		order[i] = i
+	n := len(row)
+	k := n
+	if s.TopK > 0 && s.TopK < n {
+		k = s.TopK
 	}
-	sort.SliceStable(order, func(a, b int) bool { return row[order[a]] > row[order[b]] })
-	if s.TopK > 0 && s.TopK < len(order) {
-		order = order[:s.TopK]
+	topP := s.TopP > 0 && s.TopP < 1
+	best := ranked(row, 1)[0]
+	maxv := float64(row[best]) / s.Temperature
+	prob := func(id int) float64 { return math.Exp(float64(row[id])/s.Temperature - maxv) }
+	if k == n && !topP {
+		// No filter: every token, already in id order.
+		p := make([]float64, n)
+		total := 0.0
+		for i := range p {
+			p[i] = prob(i)
+			total += p[i]
+		}
+		ids, probs = make([]int, n), make([]float32, n)
+		for i := range p {
+			ids[i], probs[i] = i, float32(p[i]/total)
+		}
+		return ids, probs
 	}
-	// Softmax of logprobs/T over the survivors, in float64.
-	p := make([]float64, len(order))
-	maxv := float64(row[order[0]]) / s.Temperature
+	// Softmax of logprobs/T over the survivors of top-k, in float64: over
+	// every token when top-k keeps them all.
 	total := 0.0
-	for i, id := range order {
-		p[i] = math.Exp(float64(row[id])/s.Temperature - maxv)
-		total += p[i]
+	var order []int
+	if k < n {
+		order = ranked(row, k)
+		for _, id := range order {
+			total += prob(id)
+		}
+	} else {
+		for i := range row {
+			total += prob(i)
+		}
 	}
-	for i := range p {
-		p[i] /= total
+	m := k
+	if topP {
+		m = min(k, 64)
 	}
-	if s.TopP > 0 && s.TopP < 1 {
-		// Keep tokens until the running total reaches TopP: the token that
-		// crosses the threshold stays, so at least one token always does.
-		cum, n := 0.0, 0
-		for n < len(p) {
-			cum += p[n]
-			n++
-			if cum >= s.TopP {
-				break
+	for {
+		if len(order) < m {
+			order = ranked(row, m)
+		}
+		order = order[:m] // a ranking's first m are the best m's ranking
+		p := make([]float64, m)
+		for i, id := range order {
+			p[i] = prob(id) / total
+		}
+		n := m // tokens kept
+		if topP {
+			// Keep tokens until the running total reaches TopP: the token
+			// that crosses the threshold stays, so at least one token
+			// always does.
+			cum := 0.0
+			n = 0
+			for n < m {
+				cum += p[n]
+				n++
+				if cum >= s.TopP {
+					break
+				}
+			}
+			if cum < s.TopP && m < k {
+				m = min(k, 8*m) // not reached within the best m: look further
+				continue
 			}
 		}
-		order, p = order[:n], p[:n]
-		total = 0
-		for _, v := range p {
-			total += v
+		return byID(order[:n], p[:n])
+	}
+}
+
+// ranked returns the ids of the m largest values of row, largest first,
+// equal values in increasing id order (a stable sort's order), in
+// O(n log m) with a heap of the best m seen so far.
+func ranked(row []float32, m int) []int {
+	better := func(a, b int) bool { return row[a] > row[b] || (row[a] == row[b] && a < b) }
+	if 4*m >= len(row) {
+		order := make([]int, len(row))
+		for i := range order {
+			order[i] = i
 		}
-		for i := range p {
-			p[i] /= total
+		sort.SliceStable(order, func(a, b int) bool { return row[order[a]] > row[order[b]] })
+		return order[:m]
+	}
+	// A min-heap on the ranking: the worst of the best m at the root.
+	h := make([]int, 0, m)
+	down := func(i int) {
+		for {
+			w, l, r := i, 2*i+1, 2*i+2
+			if l < len(h) && better(h[w], h[l]) {
+				w = l
+			}
+			if r < len(h) && better(h[w], h[r]) {
+				w = r
+			}
+			if w == i {
+				return
+			}
+			h[i], h[w] = h[w], h[i]
+			i = w
 		}
 	}
-	// Report in id order.
+	for id := range row {
+		switch {
+		case len(h) < m:
+			h = append(h, id)
+			for i := len(h) - 1; i > 0 && better(h[(i-1)/2], h[i]); i = (i - 1) / 2 {
+				h[i], h[(i-1)/2] = h[(i-1)/2], h[i]
+			}
+		case better(id, h[0]):
+			h[0] = id
+			down(0)
+		}
+	}
+	sort.Slice(h, func(a, b int) bool { return better(h[a], h[b]) })
+	return h
+}
+
+// byID renormalises the kept probabilities (summed in ranking order) and
+// reports them in increasing id order.
+func byID(order []int, p []float64) (ids []int, probs []float32) {
+	total := 0.0
+	for _, v := range p {
+		total += v
+	}
 	idx := make([]int, len(order))
 	for i := range idx {
 		idx[i] = i
@@ -83,7 +176,7 @@ func (s *Sampler) Candidates(logprobs *tensor.Tensor) (ids []int, probs []float3
 	sort.Slice(idx, func(a, b int) bool { return order[idx[a]] < order[idx[b]] })
 	for _, i := range idx {
 		ids = append(ids, order[i])
-		probs = append(probs, float32(p[i]))
+		probs = append(probs, float32(p[i]/total))
 	}
 	return ids, probs
 }
