@@ -73,8 +73,13 @@ func gemmAVX2(kc int, a, b, c []float32, ldc int) {
 //go:noescape
 func sumRows64(x *float32, b *float32, ld, k int, y *float32)
 
-// sumRowsAVX2 is the set's sumRows: whole blocks of 64 columns in
-// assembly, the rest row by row with axpy.
+// sumRows32 is sumRows64 for 32 columns (kernel_sumrows_amd64.s).
+//
+//go:noescape
+func sumRows32(x *float32, b *float32, ld, k int, y *float32)
+
+// sumRowsAVX2 is the set's sumRows: whole blocks of 64 columns, then of 32,
+// in assembly, the rest row by row with axpy.
 func sumRowsAVX2(x []float32, b []float32, off, ld int, y []float32) {
 	k, n := len(x), len(y)
 	if k == 0 || n == 0 {
@@ -84,6 +89,9 @@ func sumRowsAVX2(x []float32, b []float32, off, ld int, y []float32) {
 	j := 0
 	for ; j+64 <= n; j += 64 {
 		sumRows64(&x[0], &b[off+j], ld, k, &y[j])
+	}
+	for ; j+32 <= n; j += 32 {
+		sumRows32(&x[0], &b[off+j], ld, k, &y[j])
 	}
 	if j < n {
 		for r, alpha := range x {

@@ -66,3 +66,41 @@ func TestSwiGLUInPlaceIsSiLUTimesUp(t *testing.T) {
 	}
 	require.Panics(t, func() { SwiGLUInPlace(RandN(rng, 4), RandN(rng, 5)) })
 }
+
+// SumRows against a plain loop, on widths that take the 64- and 32-column
+// blocks of the fast path and its row-by-row tail (head dimensions 32, 64,
+// 96 and 128 among them), with rows farther apart than they are wide, as a
+// head's values in a page are.
+func TestSumRowsMatchesLoop(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, n := range []int{1, 8, 31, 32, 40, 64, 96, 100, 128, 160} {
+		for _, k := range []int{1, 3, 16} {
+			ld, off := 2*n+5, 9
+			m := make([]float32, off+k*ld)
+			for i := range m {
+				m[i] = float32(rng.NormFloat64())
+			}
+			x := make([]float32, k)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+			}
+			y := make([]float32, n)
+			want := make([]float64, n)
+			for j := range y {
+				y[j] = float32(rng.NormFloat64())
+				want[j] = float64(y[j])
+			}
+			for r := range k {
+				for j := range n {
+					want[j] += float64(x[r]) * float64(m[off+r*ld+j])
+				}
+			}
+			SumRows(x, m, off, ld, y)
+			for j := range n {
+				if math.Abs(float64(y[j])-want[j]) > 1e-5*(1+math.Abs(want[j])) {
+					t.Fatalf("SumRows %d rows of %d, column %d: %v, want %v", k, n, j, y[j], want[j])
+				}
+			}
+		}
+	}
+}

@@ -269,7 +269,8 @@ func pagedAttention(q *tensor.Tensor, k, v []float32, shape PageShape, seqs []Pa
 // first visible positions of a sequence: scores first, page by page (one
 // head's keys in a page are PageSize rows KVHeads·HeadDim apart: a strided
 // matrix-vector product, tensor.DotRows), then the softmax, then the
-// weighted sum of the values, page by page (tensor.Axpy per position). qs
+// weighted sum of the values, page by page (tensor.SumRows: the page's
+// value rows times their weights, accumulated in registers). qs
 // is scratch of HeadDim floats for the scaled query.
 func attendRow(out, qr, k, v []float32, table []int, shape PageShape, kvh, visible int, scale float32, scores, qs []float32) {
 	ps, w, d := shape.PageSize, shape.KVHeads*shape.HeadDim, shape.HeadDim
@@ -297,9 +298,7 @@ func attendRow(out, qr, k, v []float32, table []int, shape PageShape, kvh, visib
 	clear(out)
 	for p := 0; p < visible; p += ps {
 		off := table[p/ps]*ps*w + kvh*d
-		for c, x := range scores[p:min(p+ps, visible)] {
-			tensor.Axpy(x, v[off+c*w:off+c*w+d], out)
-		}
+		tensor.SumRows(scores[p:min(p+ps, visible)], v, off, w, out)
 	}
 	inv := float32(1 / sum)
 	for e := range out {
