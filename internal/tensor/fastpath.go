@@ -55,6 +55,10 @@ type kernelSet struct {
 	// k < kc, row k starting at off + k*ld. It is what Matmul's [K, N]
 	// operand needs.
 	packN func(dst []float32, src operand, off, ld, kc int)
+	// prefetch, if not nil, asks for the n elements of src starting at
+	// off to be brought into the L2 cache, without waiting for them: the
+	// weights the tiled product packs next.
+	prefetch func(src operand, off, n int)
 	// packA, if not nil, packs mr whole rows of a row-major float32
 	// matrix into an A panel, as packRows does: dst[k*mr+r] = M[r][k].
 	packA func(dst, src []float32, off, ld, kc int)

@@ -1,5 +1,7 @@
 package tensor
 
+import "unsafe"
+
 // The amd64 kernels, in kernel_amd64.s. They use 256-bit AVX2 vectors (8
 // float32 lanes) and fused multiply-add, which Go's compiler does not emit
 // for the portable code.
@@ -36,19 +38,20 @@ func avx2Kernels() *kernelSet {
 		return nil
 	}
 	return &kernelSet{
-		name:    "amd64 AVX2+FMA (6×16)",
-		mr:      6,
-		nr:      16,
-		gemm:    gemmAVX2,
-		dotRows: dotRowsFast,
-		axpy:    axpyFast,
-		sumRows: sumRowsAVX2,
-		widen:   widenFast,
-		packT:   packT16AVX2,
-		packN:   packN16AVX2,
-		packA:   packA6AVX2,
-		exp:     expAVX2,
-		sigmoid: sigmoidAVX2,
+		name:     "amd64 AVX2+FMA (6×16)",
+		mr:       6,
+		nr:       16,
+		gemm:     gemmAVX2,
+		dotRows:  dotRowsFast,
+		axpy:     axpyFast,
+		sumRows:  sumRowsAVX2,
+		widen:    widenFast,
+		packT:    packT16AVX2,
+		packN:    packN16AVX2,
+		packA:    packA6AVX2,
+		prefetch: prefetchOperand,
+		exp:      expAVX2,
+		sigmoid:  sigmoidAVX2,
 
 		prepPacked:    prepPackedAVX2,
 		dotRowsPacked: dotRowsPackedAVX2,
@@ -202,5 +205,24 @@ func packA6AVX2(dst, src []float32, off, ld, kc int) {
 		for k := kv; k < kc; k++ {
 			dst[k*6+r] = src[off+r*ld+k]
 		}
+	}
+}
+
+// prefetchL2 requests the n > 0 bytes starting at p into the L2 cache.
+//
+//go:noescape
+func prefetchL2(p unsafe.Pointer, n int)
+
+// prefetchOperand is the set's prefetch: the n elements of src from off,
+// whatever their width. Elements past the end of src are not requested.
+func prefetchOperand(src operand, off, n int) {
+	switch {
+	case n <= 0:
+	case src.dtype == Float32 && off < len(src.f32):
+		n = min(n, len(src.f32)-off)
+		prefetchL2(unsafe.Pointer(&src.f32[off]), 4*n)
+	case src.dtype != Float32 && off < len(src.u16):
+		n = min(n, len(src.u16)-off)
+		prefetchL2(unsafe.Pointer(&src.u16[off]), 2*n)
 	}
 }

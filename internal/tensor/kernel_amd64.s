@@ -58,9 +58,16 @@ TEXT ·gemm6x16(SB), NOSPLIT, $0-40
 	VXORPS Y9, Y9, Y9
 	VXORPS Y10, Y10, Y10
 	VXORPS Y11, Y11, Y11
+	// All six rows of the block of C, so that they are in L1 when the
+	// loop ends: it runs for a thousand cycles and more.
+	LEAQ (DX)(DX*2), R8
+	LEAQ (DI)(R8*1), R9
 	PREFETCHT0 (DI)
 	PREFETCHT0 (DI)(DX*1)
 	PREFETCHT0 (DI)(DX*2)
+	PREFETCHT0 (R9)
+	PREFETCHT0 (R9)(DX*1)
+	PREFETCHT0 (R9)(DX*2)
 
 gemmloop:
 	STEP(0, 0)
@@ -754,4 +761,20 @@ sumrowsloop:
 	VMOVUPS Y6, 192(DI)
 	VMOVUPS Y7, 224(DI)
 	VZEROUPPER
+	RET
+
+// func prefetchL2(p unsafe.Pointer, n int)
+//
+// Asks for the bytes [p, p+n) to be brought into the L2 cache, one
+// 64-byte line at a time, and returns without waiting; n > 0. A prefetch
+// never faults, so p need not point at anything in particular.
+TEXT ·prefetchL2(SB), NOSPLIT, $0-16
+	MOVQ p+0(FP), AX
+	MOVQ n+8(FP), CX
+
+prefetchloop:
+	PREFETCHT1 (AX)
+	ADDQ $64, AX
+	SUBQ $64, CX
+	JGT  prefetchloop
 	RET

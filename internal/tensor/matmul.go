@@ -22,6 +22,14 @@ import (
 // block at a time, so a huge weight matrix is never copied to float32.
 const (
 	kcBlock = 256 // K-slice per packing step: a 6×16 kernel's B panel is 16 KiB
+	// kcWide is the longest K slice of float and 16-bit B: K is cut into
+	// slices of equal length up to kcWide (Qwen2-0.5B's 896 into three of
+	// 304, 304 and 288 instead of 256+256+256+128), so that C is read and written
+	// fewer times and no slice is a short one, whose kernel calls cost as
+	// much overhead for half the work. A 304-step B panel (19 KiB) and A
+	// panel (7 KiB) still fit the 32 KiB L1 cache. Quantized B keeps
+	// kcBlock: its slices must start on a group boundary.
+	kcWide = 320
 	// mcBlock is the most rows of C per work item. Each item packs (and
 	// widens) its own B panels, so every row block beyond the first packs
 	// all of B again; tall items avoid that. Their A panels (1 MiB per K
@@ -30,7 +38,6 @@ const (
 	// a 1024³ product (Zen 3, 2 cores, interleaved runs): 117 GFLOP/s
 	// with one block of 1024 rows against 108 with five of 210.
 	mcBlock = 1024
-	ncPack  = 128 // columns of B packed at a time: 128 KiB, a multiple of every nr
 
 	// smallMatmul is the number of multiply-adds below which a product
 	// runs on the calling goroutine: waking workers would cost more.
@@ -80,6 +87,7 @@ func (o operand) at(i int) float32 {
 // shape checking.
 type product struct {
 	m, k, n    int
+	kc         int   // the K slice of the tiled path, set by tiled
 	transposed bool  // B is stored [N, K] (MatmulT) instead of [K, N]
 	aOff, bOff []int // start of each batch element's matrix in a and b
 	a          []float32
@@ -244,23 +252,36 @@ func (p *product) matVec() {
 // tiled computes C = A·B for M > 1 in the cache-blocked way of BLIS and
 // GotoBLAS, with the mr×nr micro-kernel of the active kernel set:
 //
-//  1. K is cut into slices of kcBlock. For every slice, A is packed once,
+//  1. K is cut into slices of kcWide or less (kcBlock for quantized B).
+//     For every slice, A is packed once,
 //     up front, into panels of mr rows (packRows), shared by all workers.
 //     A holds activations, so this is a small, short-lived buffer.
-//  2. C is cut into items of up to mcBlock rows × nc columns, shared out
-//     to the worker pool; nc is chosen so every worker gets several items.
-//  3. Within an item, for each K slice and each group of nr columns, the
-//     B panel (nr×kc, 16 KiB for the 6×16 kernel) is packed — widening
-//     16-bit weights on the way — and then multiplied against every A
-//     panel of the item's rows. The B panel stays in the L1 cache for all
-//     of them; the A panels stream from L2 or L3. Each weight is therefore
-//     widened once per item row block, never stored whole as float32.
+//  2. C is cut into items of up to mcBlock rows × one panel of nr
+//     columns, and the workers claim short runs of consecutive items.
+//  3. Within an item, for each K slice, the B panel (nr×kc, 16 KiB for
+//     the 6×16 kernel) is packed — widening 16-bit weights on the way —
+//     and then multiplied against every A panel of the item's rows. The B
+//     panel stays in the L1 cache for all of them; the A panels stream
+//     from L2 or L3. The item's block of C (mc×nr: 8 KiB for a 128-token
+//     prompt and the 6×16 kernel) is small enough to stay in L1 from one
+//     K slice to the next, so adding each slice's share into it costs no
+//     trip to L2 or L3, as it did when an item spanned hundreds of
+//     columns (a sixth of the micro-kernel's time on a Qwen2-0.5B
+//     prefill went to those reloads). Each weight is widened once per
+//     item row block, never stored whole as float32.
+//
+// Items one panel wide also keep the cores evenly loaded: the last item
+// of a product is short, so neither core waits long for the other.
 func (p *product) tiled() {
 	ks := active
 	mr, nr := ks.mr, ks.nr
 	batches := len(p.aOff)
-	slices := ceilDiv(p.k, kcBlock)
-	kcMax := min(kcBlock, roundUp(p.k, kStep))
+	p.kc = kcBlock
+	if p.b.packed == nil {
+		p.kc = roundUp(ceilDiv(p.k, ceilDiv(p.k, kcWide)), 8) // whole 8-wide steps of packT
+	}
+	slices := ceilDiv(p.k, p.kc)
+	kcMax := min(p.kc, roundUp(p.k, kStep))
 	panelsM := ceilDiv(p.m, mr)
 	aStride := panelsM * mr * kcMax // one packed K slice of one batch element
 	apBuf := getBuf(batches * slices * aStride)
@@ -270,27 +291,25 @@ func (p *product) tiled() {
 	parallelFor(batches*slices, max(1, smallMatmul/(panelsM*mr*kcMax)), func(lo, hi int) {
 		for it := lo; it < hi; it++ {
 			bi, s := it/slices, it%slices
-			k0 := s * kcBlock
-			kc := min(kcBlock, p.k-k0)
+			k0 := s * p.kc
+			kc := min(p.kc, p.k-k0)
 			packRows(ap[it*aStride:], a, p.aOff[bi], p.k, 0, p.m, k0, kc, roundUp(kc, kStep), mr, nil)
 		}
 	})
 
-	// Items: row blocks of balanced size, then enough column blocks for
-	// every worker to get several items (so one slow core, or one busy
-	// with something else, does not hold up the rest).
+	// Items: row blocks of balanced size, each cut into blocks of a few
+	// column panels.
 	mc := roundUp(ceilDiv(p.m, ceilDiv(p.m, mcBlock)), mr)
 	itemsM := ceilDiv(p.m, mc)
-	itemsN := min(ceilDiv(p.n, nr), max(1, ceilDiv(8*numWorkers(), batches*itemsM)))
-	nc := roundUp(ceilDiv(p.n, itemsN), nr)
-	itemsN = ceilDiv(p.n, nc)
+	nc := itemPanels * nr
+	itemsN := ceilDiv(p.n, nc)
 	items := batches * itemsM * itemsN
 	grain := 1
 	if p.m*p.n*p.k*batches < smallMatmul {
 		grain = items
 	}
 	parallelFor(items, grain, func(lo, hi int) {
-		buf := getBuf(ncPack*kcMax + mr*nr + max(kcMax, ncPack))
+		buf := getBuf(nr*kcMax + mr*nr + max(kcMax, nr))
 		defer putBuf(buf)
 		for it := lo; it < hi; it++ {
 			bi := it / (itemsM * itemsN)
@@ -302,48 +321,73 @@ func (p *product) tiled() {
 	})
 }
 
+// itemPanels is the width of a work item in column panels of the kernel:
+// 64 columns for the 6×16 kernel. Narrow items keep the cores evenly
+// loaded (the last item of a product is short) and the item's block of C
+// small enough to stay in L2 from one K slice to the next.
+const itemPanels = 4
+
 // item computes rows [i0, i1) × columns [j0, j1) of batch element bi. ap
 // holds that element's packed A, one K slice every aStride elements; buf
-// is scratch space for the B panel, an edge block and widening.
+// is scratch space for one B panel, an edge block and widening.
 func (p *product) item(ks *kernelSet, bi, i0, i1, j0, j1 int, ap []float32, aStride int, buf []float32) {
 	mr, nr := ks.mr, ks.nr
-	kcMax := min(kcBlock, roundUp(p.k, kStep))
-	bp := buf[:ncPack*kcMax]
-	block := buf[ncPack*kcMax : ncPack*kcMax+mr*nr]
-	scratch := buf[ncPack*kcMax+mr*nr:]
+	kcMax := min(p.kc, roundUp(p.k, kStep))
+	bp := buf[:nr*kcMax]
+	block := buf[nr*kcMax : nr*kcMax+mr*nr]
+	scratch := buf[nr*kcMax+mr*nr:]
 	cBase := bi * p.m * p.n
-	for s, k0 := 0, 0; k0 < p.k; s, k0 = s+1, k0+kcBlock {
-		kc := min(kcBlock, p.k-k0)
+	panels := ceilDiv(i1-i0, mr)
+	prefetch := ks.prefetch != nil && p.transposed && p.b.packed == nil
+	for s, k0 := 0, 0; k0 < p.k; s, k0 = s+1, k0+p.kc {
+		kc := min(p.kc, p.k-k0)
 		kcp := roundUp(kc, kStep) // panels are zero-padded to whole kernel steps
 		aSlice := ap[s*aStride:]
-		for jb := j0; jb < j1; jb += ncPack {
-			// Pack a block of up to ncPack columns of B, then run every
-			// nr-wide panel of it against every A panel of the item.
-			je := min(jb+ncPack, j1)
+		for j := j0; j < j1; j += nr {
+			je := min(j+nr, j1)
+			jn := je - j
 			if p.transposed {
-				packRows(bp, p.b, p.bOff[bi], p.k, jb, je, k0, kc, kcp, nr, scratch)
+				packRows(bp, p.b, p.bOff[bi], p.k, j, je, k0, kc, kcp, nr, scratch)
 			} else {
-				packCols(bp, p.b, p.bOff[bi], p.n, jb, je, k0, kc, kcp, nr, scratch)
+				packCols(bp, p.b, p.bOff[bi], p.n, j, je, k0, kc, kcp, nr, scratch)
 			}
-			for j := jb; j < je; j += nr {
-				jn := min(nr, je-j)
-				bPanel := bp[(j-jb)*kcp : (j-jb+nr)*kcp]
-				for i := i0; i < i1; i += mr {
-					aPanel := aSlice[i*kcp : (i+mr)*kcp]
-					if i+mr <= i1 && jn == nr {
-						ks.gemm(kcp, aPanel, bPanel, p.c[cBase+i*p.n+j:], p.n)
-						continue
+			// The weights packed next (the next panel, or the first of
+			// the next K slice) are requested a few rows before each A
+			// panel, so that the requests overlap the arithmetic instead
+			// of stalling the packing that follows.
+			pfRow, pfK, pfRows, pfPer := 0, 0, 0, 0
+			if prefetch {
+				switch {
+				case je < j1:
+					pfRow, pfK, pfRows = je, k0, min(nr, j1-je)
+				case k0+p.kc < p.k:
+					pfRow, pfK, pfRows = j0, k0+p.kc, min(nr, j1-j0)
+				}
+				pfPer = ceilDiv(pfRows, panels)
+			}
+			pfLen := min(p.kc, p.k-pfK)
+			for i := i0; i < i1; i += mr {
+				if pfRows > 0 {
+					n := min(pfPer, pfRows)
+					for r := range n {
+						ks.prefetch(p.b, p.bOff[bi]+(pfRow+r)*p.k+pfK, pfLen)
 					}
-					// A block at the edge of C: compute it whole (the
-					// panels' zero padding makes the extra entries zero)
-					// and add only the part that exists.
-					clear(block)
-					ks.gemm(kcp, aPanel, bPanel, block, nr)
-					for r := 0; r < mr && i+r < i1; r++ {
-						row := p.c[cBase+(i+r)*p.n+j : cBase+(i+r)*p.n+j+jn]
-						for q := range row {
-							row[q] += block[r*nr+q]
-						}
+					pfRow, pfRows = pfRow+n, pfRows-n
+				}
+				aPanel := aSlice[i*kcp : (i+mr)*kcp]
+				if i+mr <= i1 && jn == nr {
+					ks.gemm(kcp, aPanel, bp, p.c[cBase+i*p.n+j:], p.n)
+					continue
+				}
+				// A block at the edge of C: compute it whole (the panels'
+				// zero padding makes the extra entries zero) and add only
+				// the part that exists.
+				clear(block)
+				ks.gemm(kcp, aPanel, bp, block, nr)
+				for r := 0; r < mr && i+r < i1; r++ {
+					row := p.c[cBase+(i+r)*p.n+j : cBase+(i+r)*p.n+je]
+					for q := range row {
+						row[q] += block[r*nr+q]
 					}
 				}
 			}
