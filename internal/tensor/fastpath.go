@@ -32,6 +32,12 @@ type kernelSet struct {
 	// steps: a[k*mr+r] = A[r][k] and b[k*nr+j] = B[j][k]. kc is a
 	// positive multiple of kStep.
 	gemm func(kc int, a, b, c []float32, ldc int)
+	// gemmRows, if not nil, is gemm for the first rows (< mr) of the
+	// panels alone, added into c: the last panel of A when M is not a
+	// multiple of mr, without the arithmetic on its zero padding. It
+	// returns false, having done nothing, for a row count it does not
+	// handle.
+	gemmRows func(rows, kc int, a, b, c []float32, ldc int) bool
 	// dotRows sets y[r] = Σ_k x[k]·W[r][k] for r < len(y), where row r of
 	// W holds len(x) elements starting at off + r*ld of w: the
 	// matrix-vector product of a decode step.

@@ -69,6 +69,33 @@ func gemmAVX2(kc int, a, b, c []float32, ldc int) {
 	gemm6x16(kc, &a[0], &b[0], &c[0], ldc)
 }
 
+// gemm4x16 and gemm2x16 are gemm6x16 for the first rows (3–4 and 1–2) of
+// a 6-row A panel; they add only those rows into c.
+//
+//go:noescape
+func gemm4x16(kc int, a, b, c *float32, ldc, rows int)
+
+//go:noescape
+func gemm2x16(kc int, a, b, c *float32, ldc, rows int)
+
+// gemmRowsAVX2 is the set's gemmRows: 1–4 rows with the narrower kernels,
+// 5 (which saves too little to be worth a kernel of its own) not at all.
+func gemmRowsAVX2(rows, kc int, a, b, c []float32, ldc int) bool {
+	_ = a[kc*6-1]
+	_ = b[kc*16-1]
+	switch {
+	case rows >= 1 && rows <= 2:
+		_ = c[(rows-1)*ldc+15]
+		gemm2x16(kc, &a[0], &b[0], &c[0], ldc, rows)
+	case rows >= 3 && rows <= 4:
+		_ = c[(rows-1)*ldc+15]
+		gemm4x16(kc, &a[0], &b[0], &c[0], ldc, rows)
+	default:
+		return false
+	}
+	return true
+}
+
 // sumRows64 adds Σ_r x[r]·B[r][j] into y[j] for the 64 columns j of B
 // starting at b (row stride ld elements), over k > 0 rows: a vector times
 // a [K, 64] block, the accumulators held in registers for all k rows.

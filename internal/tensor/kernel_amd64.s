@@ -778,3 +778,120 @@ prefetchloop:
 	SUBQ $64, CX
 	JGT  prefetchloop
 	RET
+
+// One k step of the 4×16 edge kernel: rows 0–3 of a 6-row A panel.
+#define STEP4(ao, bo) \
+	VMOVUPS (bo)(BX), Y12; \
+	VMOVUPS (bo+32)(BX), Y13; \
+	VBROADCASTSS (ao)(AX), Y14; \
+	VFMADD231PS Y12, Y14, Y0; \
+	VFMADD231PS Y13, Y14, Y1; \
+	VBROADCASTSS (ao+4)(AX), Y15; \
+	VFMADD231PS Y12, Y15, Y2; \
+	VFMADD231PS Y13, Y15, Y3; \
+	VBROADCASTSS (ao+8)(AX), Y14; \
+	VFMADD231PS Y12, Y14, Y4; \
+	VFMADD231PS Y13, Y14, Y5; \
+	VBROADCASTSS (ao+12)(AX), Y15; \
+	VFMADD231PS Y12, Y15, Y6; \
+	VFMADD231PS Y13, Y15, Y7
+
+// func gemm4x16(kc int, a, b, c *float32, ldc, rows int)
+//
+// The first rows (3 or 4) of the 6×16 block of gemm6x16, for the last
+// panel of A when M leaves 3 or 4 rows over: 8 accumulators instead of 12,
+// two thirds of the work, and only the rows that exist are added into C.
+TEXT ·gemm4x16(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), AX
+	MOVQ b+16(FP), BX
+	MOVQ c+24(FP), DI
+	MOVQ ldc+32(FP), DX
+	MOVQ rows+40(FP), SI
+	SHLQ $2, DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+gemm4loop:
+	STEP4(0, 0)
+	STEP4(24, 64)
+	STEP4(48, 128)
+	STEP4(72, 192)
+	ADDQ $96, AX
+	ADDQ $256, BX
+	SUBQ $4, CX
+	JGT  gemm4loop
+
+	STOREROW(Y0, Y1)
+	STOREROW(Y2, Y3)
+	STOREROW(Y4, Y5)
+	CMPQ SI, $4
+	JLT  gemm4done
+	STOREROW(Y6, Y7)
+
+gemm4done:
+	VZEROUPPER
+	RET
+
+// func gemm2x16(kc int, a, b, c *float32, ldc, rows int)
+//
+// The first rows (1 or 2) of the 6×16 block. Two rows give only four
+// accumulators, too few to cover the latency of the FMA units, so even and
+// odd k steps accumulate apart (eight chains) and are summed at the end.
+TEXT ·gemm2x16(SB), NOSPLIT, $0-48
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), AX
+	MOVQ b+16(FP), BX
+	MOVQ c+24(FP), DI
+	MOVQ ldc+32(FP), DX
+	MOVQ rows+40(FP), SI
+	SHLQ $2, DX
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+
+gemm2loop:
+	VMOVUPS 0(BX), Y12
+	VMOVUPS 32(BX), Y13
+	VBROADCASTSS 0(AX), Y14
+	VFMADD231PS Y12, Y14, Y0
+	VFMADD231PS Y13, Y14, Y1
+	VBROADCASTSS 4(AX), Y15
+	VFMADD231PS Y12, Y15, Y2
+	VFMADD231PS Y13, Y15, Y3
+	VMOVUPS 64(BX), Y12
+	VMOVUPS 96(BX), Y13
+	VBROADCASTSS 24(AX), Y14
+	VFMADD231PS Y12, Y14, Y4
+	VFMADD231PS Y13, Y14, Y5
+	VBROADCASTSS 28(AX), Y15
+	VFMADD231PS Y12, Y15, Y6
+	VFMADD231PS Y13, Y15, Y7
+	ADDQ $48, AX
+	ADDQ $128, BX
+	SUBQ $2, CX
+	JGT  gemm2loop
+
+	VADDPS Y4, Y0, Y0
+	VADDPS Y5, Y1, Y1
+	VADDPS Y6, Y2, Y2
+	VADDPS Y7, Y3, Y3
+	STOREROW(Y0, Y1)
+	CMPQ SI, $2
+	JLT  gemm2done
+	STOREROW(Y2, Y3)
+
+gemm2done:
+	VZEROUPPER
+	RET

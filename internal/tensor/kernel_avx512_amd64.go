@@ -26,6 +26,7 @@ func avx512Kernels() *kernelSet {
 	ks.name = "amd64 AVX-512 (16×16)"
 	ks.mr = 16
 	ks.gemm = gemmAVX512
+	ks.gemmRows = nil // the AVX2 edge kernels read 6-row A panels
 	// An A panel of 16 rows has the layout of a B panel of 16 rows.
 	ks.packA = func(dst, src []float32, off, ld, kc int) {
 		packT16AVX2(dst, operand{dtype: Float32, f32: src}, off, ld, kc)

@@ -379,6 +379,9 @@ func (p *product) item(ks *kernelSet, bi, i0, i1, j0, j1 int, ap []float32, aStr
 					ks.gemm(kcp, aPanel, bp, p.c[cBase+i*p.n+j:], p.n)
 					continue
 				}
+				if jn == nr && ks.gemmRows != nil && ks.gemmRows(i1-i, kcp, aPanel, bp, p.c[cBase+i*p.n+j:], p.n) {
+					continue
+				}
 				// A block at the edge of C: compute it whole (the panels'
 				// zero padding makes the extra entries zero) and add only
 				// the part that exists.
