@@ -4,6 +4,8 @@
 
 #include "textflag.h"
 
+#define A_PREFETCH 384
+
 // One k step of the 6×16 kernel: two vectors of the B panel (16 columns),
 // each of the 6 A values broadcast and multiplied into its row's two
 // accumulators. ao and bo are the byte offsets of this step in the panels.
@@ -70,6 +72,9 @@ TEXT ·gemm6x16(SB), NOSPLIT, $0-40
 	PREFETCHT0 (R9)(DX*2)
 
 gemmloop:
+	// The A panel streams from L2 (the B panel stays in L1): ask for it
+	// a few iterations ahead.
+	PREFETCHT0 A_PREFETCH(AX)
 	STEP(0, 0)
 	STEP(24, 64)
 	STEP(48, 128)
