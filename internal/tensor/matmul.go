@@ -301,14 +301,14 @@ func (p *product) tiled() {
 	// column panels.
 	mc := roundUp(ceilDiv(p.m, ceilDiv(p.m, mcBlock)), mr)
 	itemsM := ceilDiv(p.m, mc)
-	nc := itemPanels * nr
+	nc := max(1, min(itemPanels, itemDepth/p.k)) * nr
 	itemsN := ceilDiv(p.n, nc)
 	items := batches * itemsM * itemsN
 	grain := 1
 	if p.m*p.n*p.k*batches < smallMatmul {
 		grain = items
 	}
-	parallelFor(items, grain, func(lo, hi int) {
+	parallelEach(items, grain, func(lo, hi int) {
 		buf := getBuf(nr*kcMax + mr*nr + max(kcMax, nr))
 		defer putBuf(buf)
 		for it := lo; it < hi; it++ {
@@ -321,11 +321,16 @@ func (p *product) tiled() {
 	})
 }
 
-// itemPanels is the width of a work item in column panels of the kernel:
-// 64 columns for the 6×16 kernel. Narrow items keep the cores evenly
-// loaded (the last item of a product is short) and the item's block of C
-// small enough to stay in L2 from one K slice to the next.
-const itemPanels = 4
+// itemPanels is the widest work item in column panels of the kernel: 64
+// columns for the 6×16 kernel. Narrow items keep the cores evenly loaded
+// (the last item of a product is short) and the item's block of C small
+// enough to stay in L2 from one K slice to the next. Items get narrower
+// as K grows, down to one panel, so that their work stays about the same:
+// itemDepth/K panels (four for Qwen2-0.5B's K of 896, two for its 4864).
+const (
+	itemPanels = 4
+	itemDepth  = 12288
+)
 
 // item computes rows [i0, i1) × columns [j0, j1) of batch element bi. ap
 // holds that element's packed A, one K slice every aStride elements; buf

@@ -129,25 +129,36 @@ func (r *RoPE) Forward(x *tensor.Tensor, offsets []int) *tensor.Tensor {
 	half := d / 2
 	src := x.Data()
 	dst := make([]float32, len(src))
-	for b := 0; b < n; b++ {
-		for t := 0; t < l; t++ {
+	// The positions are independent: a prompt's are rotated on all cores
+	// (serially, a 128-token prefill spent 16 ms per pass in here while
+	// the other core waited).
+	tensor.ParallelRows(n*l, h*d, func(lo, hi int) {
+		for row := lo; row < hi; row++ {
+			b, t := row/l, row%l
 			cos := angles.cos[(starts[b]+t)*half:][:half]
 			sin := angles.sin[(starts[b]+t)*half:][:half]
 			for head := 0; head < h; head++ {
-				base := ((b*l+t)*h + head) * d
+				base := (row*h + head) * d
 				in, out := src[base:base+d], dst[base:base+d]
-				for i := 0; i < half; i++ {
-					// The two members of pair i: neighbours, or one from each half.
-					j, k := 2*i, 2*i+1
-					if !r.Traditional {
-						j, k = i, i+half
+				if r.Traditional {
+					// The two members of pair i are neighbours.
+					for i := 0; i < half; i++ {
+						j, k := 2*i, 2*i+1
+						out[j] = in[j]*cos[i] - in[k]*sin[i]
+						out[k] = in[j]*sin[i] + in[k]*cos[i]
 					}
-					out[j] = in[j]*cos[i] - in[k]*sin[i]
-					out[k] = in[j]*sin[i] + in[k]*cos[i]
+					continue
+				}
+				// One member of pair i in each half.
+				x1, x2 := in[:half], in[half:d]
+				y1, y2 := out[:half], out[half:d]
+				for i := range half {
+					y1[i] = x1[i]*cos[i] - x2[i]*sin[i]
+					y2[i] = x1[i]*sin[i] + x2[i]*cos[i]
 				}
 			}
 		}
-	}
+	})
 	return tensor.New(dst, n, l, h, d)
 }
 
