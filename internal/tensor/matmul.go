@@ -23,12 +23,13 @@ import (
 const (
 	kcBlock = 256 // K-slice per packing step: a 6×16 kernel's B panel is 16 KiB
 	// kcWide is the longest K slice of float and 16-bit B: K is cut into
-	// slices of equal length up to kcWide (Qwen2-0.5B's 896 into three of
-	// 304, 304 and 288 instead of 256+256+256+128), so that C is read and written
-	// fewer times and no slice is a short one, whose kernel calls cost as
-	// much overhead for half the work. A 304-step B panel (19 KiB) and A
-	// panel (7 KiB) still fit the 32 KiB L1 cache. Quantized B keeps
-	// kcBlock: its slices must start on a group boundary.
+	// slices of about equal length up to kcWide (Qwen2-0.5B's 896 into
+	// 304, 304 and 288 instead of 256, 256, 256 and 128), so that C is
+	// read and written fewer times and no slice is a short one, whose
+	// kernel calls cost as much overhead for half the work. A 304-step B
+	// panel (19 KiB) and A panel (7 KiB) still fit the 32 KiB L1 cache.
+	// Quantized B keeps kcBlock: its slices must start on a group
+	// boundary.
 	kcWide = 320
 	// mcBlock is the most rows of C per work item. Each item packs (and
 	// widens) its own B panels, so every row block beyond the first packs
@@ -252,26 +253,24 @@ func (p *product) matVec() {
 // tiled computes C = A·B for M > 1 in the cache-blocked way of BLIS and
 // GotoBLAS, with the mr×nr micro-kernel of the active kernel set:
 //
-//  1. K is cut into slices of kcWide or less (kcBlock for quantized B).
-//     For every slice, A is packed once,
-//     up front, into panels of mr rows (packRows), shared by all workers.
-//     A holds activations, so this is a small, short-lived buffer.
-//  2. C is cut into items of up to mcBlock rows × one panel of nr
-//     columns, and the workers claim short runs of consecutive items.
-//  3. Within an item, for each K slice, the B panel (nr×kc, 16 KiB for
-//     the 6×16 kernel) is packed — widening 16-bit weights on the way —
-//     and then multiplied against every A panel of the item's rows. The B
-//     panel stays in the L1 cache for all of them; the A panels stream
-//     from L2 or L3. The item's block of C (mc×nr: 8 KiB for a 128-token
-//     prompt and the 6×16 kernel) is small enough to stay in L1 from one
-//     K slice to the next, so adding each slice's share into it costs no
-//     trip to L2 or L3, as it did when an item spanned hundreds of
-//     columns (a sixth of the micro-kernel's time on a Qwen2-0.5B
-//     prefill went to those reloads). Each weight is widened once per
-//     item row block, never stored whole as float32.
-//
-// Items one panel wide also keep the cores evenly loaded: the last item
-// of a product is short, so neither core waits long for the other.
+//  1. K is cut into equal slices of at most kcWide (kcBlock for quantized
+//     B). For every slice, A is packed once, up front, into panels of mr
+//     rows (packRows), shared by all workers. A holds activations, so
+//     this is a small, short-lived buffer.
+//  2. C is cut into items of up to mcBlock rows × a few column panels
+//     (itemPanels, fewer for long K), which the workers claim one at a
+//     time: the last item of a product is short, so neither core waits
+//     long for the other.
+//  3. Within an item, for each K slice and each panel of nr columns, the
+//     B panel (nr×kc, 19 KiB for the 6×16 kernel) is packed — widening
+//     16-bit weights on the way — and then multiplied against every A
+//     panel of the item's rows. The B panel stays in the L1 cache for all
+//     of them; the A panels stream from L2 or L3, and the item's block of
+//     C (32 KiB for a 128-token prompt) stays in L2 from one K slice to
+//     the next. While a panel is multiplied, the weights of the next one
+//     are prefetched, so that packing does not wait for memory. Each
+//     weight is widened once per item row block, never stored whole as
+//     float32.
 func (p *product) tiled() {
 	ks := active
 	mr, nr := ks.mr, ks.nr
