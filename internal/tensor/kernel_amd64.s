@@ -6,10 +6,11 @@
 
 #define A_PREFETCH 384
 
-// One k step of the 6×16 kernel: two vectors of the B panel (16 columns),
-// each of the 6 A values broadcast and multiplied into its row's two
-// accumulators. ao and bo are the byte offsets of this step in the panels.
-#define STEP(ao, bo) \
+// Rows 0–3 of one k step of a 6-row A panel: two vectors of the B panel
+// (16 columns), each of the first four A values broadcast and multiplied
+// into its row's two accumulators. ao and bo are the byte offsets of this
+// step in the panels. The 4×16 edge kernel runs this alone.
+#define STEP4(ao, bo) \
 	VMOVUPS (bo)(BX), Y12; \
 	VMOVUPS (bo+32)(BX), Y13; \
 	VBROADCASTSS (ao)(AX), Y14; \
@@ -23,7 +24,11 @@
 	VFMADD231PS Y13, Y14, Y5; \
 	VBROADCASTSS (ao+12)(AX), Y15; \
 	VFMADD231PS Y12, Y15, Y6; \
-	VFMADD231PS Y13, Y15, Y7; \
+	VFMADD231PS Y13, Y15, Y7
+
+// One k step of the 6×16 kernel: STEP4, then rows 4 and 5.
+#define STEP(ao, bo) \
+	STEP4(ao, bo); \
 	VBROADCASTSS (ao+16)(AX), Y14; \
 	VFMADD231PS Y12, Y14, Y8; \
 	VFMADD231PS Y13, Y14, Y9; \
@@ -39,6 +44,25 @@
 	VADDPS 32(DI), hi, hi; \
 	VMOVUPS hi, 32(DI); \
 	ADDQ DX, DI
+
+// The arguments of gemm4x16 and gemm2x16 into registers, and their eight
+// accumulators zeroed.
+#define EDGEPROLOGUE \
+	MOVQ kc+0(FP), CX; \
+	MOVQ a+8(FP), AX; \
+	MOVQ b+16(FP), BX; \
+	MOVQ c+24(FP), DI; \
+	MOVQ ldc+32(FP), DX; \
+	MOVQ rows+40(FP), SI; \
+	SHLQ $2, DX; \
+	VXORPS Y0, Y0, Y0; \
+	VXORPS Y1, Y1, Y1; \
+	VXORPS Y2, Y2, Y2; \
+	VXORPS Y3, Y3, Y3; \
+	VXORPS Y4, Y4, Y4; \
+	VXORPS Y5, Y5, Y5; \
+	VXORPS Y6, Y6, Y6; \
+	VXORPS Y7, Y7, Y7
 
 // func gemm6x16(kc int, a, b, c *float32, ldc int)
 TEXT ·gemm6x16(SB), NOSPLIT, $0-40
@@ -784,44 +808,13 @@ prefetchloop:
 	JGT  prefetchloop
 	RET
 
-// One k step of the 4×16 edge kernel: rows 0–3 of a 6-row A panel.
-#define STEP4(ao, bo) \
-	VMOVUPS (bo)(BX), Y12; \
-	VMOVUPS (bo+32)(BX), Y13; \
-	VBROADCASTSS (ao)(AX), Y14; \
-	VFMADD231PS Y12, Y14, Y0; \
-	VFMADD231PS Y13, Y14, Y1; \
-	VBROADCASTSS (ao+4)(AX), Y15; \
-	VFMADD231PS Y12, Y15, Y2; \
-	VFMADD231PS Y13, Y15, Y3; \
-	VBROADCASTSS (ao+8)(AX), Y14; \
-	VFMADD231PS Y12, Y14, Y4; \
-	VFMADD231PS Y13, Y14, Y5; \
-	VBROADCASTSS (ao+12)(AX), Y15; \
-	VFMADD231PS Y12, Y15, Y6; \
-	VFMADD231PS Y13, Y15, Y7
-
 // func gemm4x16(kc int, a, b, c *float32, ldc, rows int)
 //
 // The first rows (3 or 4) of the 6×16 block of gemm6x16, for the last
 // panel of A when M leaves 3 or 4 rows over: 8 accumulators instead of 12,
 // two thirds of the work, and only the rows that exist are added into C.
 TEXT ·gemm4x16(SB), NOSPLIT, $0-48
-	MOVQ kc+0(FP), CX
-	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), DI
-	MOVQ ldc+32(FP), DX
-	MOVQ rows+40(FP), SI
-	SHLQ $2, DX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
+	EDGEPROLOGUE
 
 gemm4loop:
 	STEP4(0, 0)
@@ -850,21 +843,7 @@ gemm4done:
 // accumulators, too few to cover the latency of the FMA units, so even and
 // odd k steps accumulate apart (eight chains) and are summed at the end.
 TEXT ·gemm2x16(SB), NOSPLIT, $0-48
-	MOVQ kc+0(FP), CX
-	MOVQ a+8(FP), AX
-	MOVQ b+16(FP), BX
-	MOVQ c+24(FP), DI
-	MOVQ ldc+32(FP), DX
-	MOVQ rows+40(FP), SI
-	SHLQ $2, DX
-	VXORPS Y0, Y0, Y0
-	VXORPS Y1, Y1, Y1
-	VXORPS Y2, Y2, Y2
-	VXORPS Y3, Y3, Y3
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
+	EDGEPROLOGUE
 
 gemm2loop:
 	VMOVUPS 0(BX), Y12

@@ -32,19 +32,7 @@ var (
 //	go test -run '^$' -bench Decode -benchtime 3x ./solutions/week2/day1
 //	TINYLLM_BENCH_MODEL=/tmp/q05 go test -run '^$' -bench Decode -benchtime 1x -timeout 30m ./solutions/week2/day1
 func BenchmarkDecode(b *testing.B) {
-	dir := os.Getenv("TINYLLM_BENCH_MODEL")
-	if dir == "" {
-		root, err := fixture.RepoRoot()
-		if err != nil {
-			b.Fatal(err)
-		}
-		dir = filepath.Join(root, "models", "tinyqwen-chat")
-	}
-	ck, err := checkpoint.Open(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ck.Close()
+	ck := openBenchModel(b)
 	week1, err := day5.NewQwen2ModelWeek1(ck)
 	if err != nil {
 		b.Fatal(err)
@@ -85,6 +73,25 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportMetric(float64(benchSteps*b.N)/b.Elapsed().Seconds(), "tok/s")
 		})
 	}
+}
+
+// openBenchModel opens the benchmarks' model: the folder named by
+// TINYLLM_BENCH_MODEL, or the shipped one. It is closed when b ends.
+func openBenchModel(b *testing.B) *checkpoint.Checkpoint {
+	dir := os.Getenv("TINYLLM_BENCH_MODEL")
+	if dir == "" {
+		root, err := fixture.RepoRoot()
+		if err != nil {
+			b.Fatal(err)
+		}
+		dir = filepath.Join(root, "models", "tinyqwen-chat")
+	}
+	ck, err := checkpoint.Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ck.Close() })
+	return ck
 }
 
 func argmax(logits *tensor.Tensor) int {

@@ -4,13 +4,8 @@ package day1
 
 import (
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"syscall"
 	"testing"
-
-	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
-	"github.com/tinyllm-go/tinyllm/internal/fixture"
 )
 
 // BenchmarkPrefill times the prefill of a 128-token random prompt, the
@@ -25,19 +20,7 @@ import (
 // shared with other work that figure moves less when the benchmark is
 // descheduled, so two builds compare more steadily in it.
 func BenchmarkPrefill(b *testing.B) {
-	dir := os.Getenv("TINYLLM_BENCH_MODEL")
-	if dir == "" {
-		root, err := fixture.RepoRoot()
-		if err != nil {
-			b.Fatal(err)
-		}
-		dir = filepath.Join(root, "models", "tinyqwen-chat")
-	}
-	ck, err := checkpoint.Open(dir)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ck.Close()
+	ck := openBenchModel(b)
 	model, err := NewQwen2ModelWeek2(ck)
 	if err != nil {
 		b.Fatal(err)
