@@ -62,12 +62,8 @@ func aimCollector(live, headroom uint64) {
 // piece and once every several decode steps; each run costs little, since
 // what it scans is mostly a few large float buffers with no pointers in
 // them. Measured on Qwen2-0.5B after a 2048-token prompt: peak RSS 1.16 GB
-// at 24 MB, 1.13 GB at 16 MB, 1.29 GB with Go's default target. Since the
-// freed pages stay mapped (freepages_linux.go), the heap's high-water mark
-// counts in full: 1.140–1.146 GB at 16 MB, 1.137–1.148 (median 1.142) at
-// 12 MB, no lower at 8 or 4 MB, and no measurable difference in speed
-// between these.
-const paceHeadroom = 12 << 20
+// at 24 MB, 1.13 GB at 16 MB, 1.29 GB with Go's default target.
+const paceHeadroom = 16 << 20
 
 // pacedModel is a Week 2 model that calls paceHeap after every forward
 // pass.

@@ -43,7 +43,6 @@ var commands = map[string]command{
 var errUsage = errors.New("usage")
 
 func main() {
-	keepFreedPages()
 	// The reference Week 2 and Week 3 engines run 4-bit products with 8-bit
 	// activations where the kernels have them (amd64 with AVX2): twice as
 	// fast, with logits that move by a few tenths (the W2D3 chapter).
