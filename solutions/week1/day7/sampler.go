@@ -30,14 +30,13 @@ func NewSampler(temperature, topP float64, topK int, seed uint64) *Sampler {
 // increasing id order, with their renormalised probabilities. Temperature 0
 // leaves only the argmax, with probability 1. Top-p keeps the token whose
 // probability makes the running total cross TopP.
-//
-// The ranking (most likely first, ties to the lower id, as a stable sort
-// gives) is needed only as far as the filters reach, so it is built only
-// that far: the best TopK tokens, or for top-p alone the best 64, then
-// 512, … until their probability reaches TopP. Sorting all of Qwen2's
-// 151,936 log-probs for every token would cost tens of milliseconds, more
-// than a decode step.
 func (s *Sampler) Candidates(logprobs *tensor.Tensor) (ids []int, probs []float32) {
+	// The ranking (most likely first, ties to the lower id, as a stable
+	// sort gives) is needed only as far as the filters reach, so it is
+	// built only that far: the best TopK tokens, or for top-p alone the
+	// best 64, then 512, … until their probability reaches TopP. Sorting
+	// all of Qwen2's 151,936 log-probs for every token would cost tens of
+	// milliseconds, more than a decode step.
 	row := logprobs.Data()
 	if s.Temperature <= 0 {
 		return []int{tensor.ArgMax(logprobs, -1)[0]}, []float32{1}
