@@ -66,6 +66,20 @@ func TimeGPU(b *testing.B, d *kernels.Device, bytes int64, run func() error) {
 	if err := d.Synchronize(); err != nil {
 		b.Fatal(err)
 	}
+	per, _ := DeviceTime(b, d, b.N, func(int) error { return run() })
+	b.ReportMetric(float64(per.Nanoseconds())/1e3, "us/gpu")
+	b.ReportMetric(float64(bytes)/per.Seconds()/1e9, "GB/s")
+}
+
+// DeviceTime runs run(0) … run(n-1) between two events and returns the
+// device time of one run (the whole when n < 1) and the host's time to
+// issue one (the loop's wall time, before waiting for the device). The
+// benchmark's timer is
+// reset before the first run and stopped after the last, so that b's own
+// time covers the same runs. Warming up is the caller's: the runs before
+// it, and a Synchronize after them.
+func DeviceTime(b *testing.B, d *kernels.Device, n int, run func(i int) error) (device, host time.Duration) {
+	b.Helper()
 	start, err := d.NewEvent()
 	if err != nil {
 		b.Fatal(err)
@@ -80,11 +94,13 @@ func TimeGPU(b *testing.B, d *kernels.Device, bytes int64, run func() error) {
 	if err := start.Record(); err != nil {
 		b.Fatal(err)
 	}
-	for range b.N {
-		if err := run(); err != nil {
+	t0 := time.Now()
+	for i := range n {
+		if err := run(i); err != nil {
 			b.Fatal(err)
 		}
 	}
+	host = time.Since(t0)
 	if err := end.Record(); err != nil {
 		b.Fatal(err)
 	}
@@ -93,7 +109,6 @@ func TimeGPU(b *testing.B, d *kernels.Device, bytes int64, run func() error) {
 		b.Fatal(err)
 	}
 	b.StopTimer()
-	per := el / time.Duration(b.N)
-	b.ReportMetric(float64(per.Nanoseconds())/1e3, "us/gpu")
-	b.ReportMetric(float64(bytes)/per.Seconds()/1e9, "GB/s")
+	runs := time.Duration(max(n, 1))
+	return el / runs, host / runs
 }

@@ -11,7 +11,6 @@ package day4
 import (
 	"fmt"
 	"testing"
-	"time"
 
 	"github.com/tinyllm-go/tinyllm/internal/grade/w2d4"
 	"github.com/tinyllm-go/tinyllm/kernels"
@@ -79,16 +78,6 @@ func benchRung(b *testing.B, d *kernels.Device, mm *Matmul, r Rung, y, x *devten
 
 // benchFunc times run as benchRung times a rung.
 func benchFunc(b *testing.B, d *kernels.Device, run func(y, x *devtensor.Activations, w *devtensor.Weight) error, y, x *devtensor.Activations, ws []*devtensor.Weight) {
-	start, err := d.NewEvent()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer start.Free()
-	end, err := d.NewEvent()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer end.Free()
 	for i := range 3 { // warm up
 		if err := run(y, x, ws[i%len(ws)]); err != nil {
 			b.Fatal(err)
@@ -97,25 +86,8 @@ func benchFunc(b *testing.B, d *kernels.Device, run func(y, x *devtensor.Activat
 	if err := d.Synchronize(); err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
-	if err := start.Record(); err != nil {
-		b.Fatal(err)
-	}
-	for i := range b.N {
-		if err := run(y, x, ws[i%len(ws)]); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := end.Record(); err != nil {
-		b.Fatal(err)
-	}
-	el, err := kernels.Elapsed(start, end)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.StopTimer()
+	per, _ := kerneltest.DeviceTime(b, d, b.N, func(i int) error { return run(y, x, ws[i%len(ws)]) })
 	w := ws[0]
-	per := el / time.Duration(b.N)
 	bytes := float64(w.Bytes()) + 4*float64(x.Rows*w.K+x.Rows*w.N)
 	flops := 2 * float64(x.Rows) * float64(w.N) * float64(w.K)
 	b.ReportMetric(float64(per.Nanoseconds())/1e3, "us/gpu")

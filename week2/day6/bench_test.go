@@ -36,16 +36,6 @@ const rotateBytes = 1 << 30
 // timeLaunches times n rounds of launch on the device's clock and returns
 // the time of one.
 func timeLaunches(b *testing.B, d *kernels.Device, launch func(i int) error) time.Duration {
-	start, err := d.NewEvent()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer start.Free()
-	end, err := d.NewEvent()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer end.Free()
 	for i := range 3 {
 		if err := launch(i); err != nil {
 			b.Fatal(err)
@@ -54,24 +44,8 @@ func timeLaunches(b *testing.B, d *kernels.Device, launch func(i int) error) tim
 	if err := d.Synchronize(); err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
-	if err := start.Record(); err != nil {
-		b.Fatal(err)
-	}
-	for i := range b.N {
-		if err := launch(i); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := end.Record(); err != nil {
-		b.Fatal(err)
-	}
-	el, err := kernels.Elapsed(start, end)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.StopTimer()
-	return el / time.Duration(b.N)
+	per, _ := kerneltest.DeviceTime(b, d, b.N, launch)
+	return per
 }
 
 // caches fills n caches of s positions with random keys and values.

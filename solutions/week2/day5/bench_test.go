@@ -206,16 +206,6 @@ func timeGPU(b *testing.B, d *kernels.Device, bytes int64, run func() error) {
 	} else if err != nil {
 		b.Fatal(err)
 	}
-	start, err := d.NewEvent()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer start.Free()
-	end, err := d.NewEvent()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer end.Free()
 	// A GPU that has been idle runs at a fraction of its clocks until the
 	// driver raises them, which takes milliseconds of steady work: launch
 	// for a while before timing, or a small kernel measures the idle clock.
@@ -227,27 +217,8 @@ func timeGPU(b *testing.B, d *kernels.Device, bytes int64, run func() error) {
 	if err := d.Synchronize(); err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
-	if err := start.Record(); err != nil {
-		b.Fatal(err)
-	}
-	t0 := time.Now()
-	for range b.N {
-		if err := run(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	host := time.Since(t0)
-	if err := end.Record(); err != nil {
-		b.Fatal(err)
-	}
-	el, err := kernels.Elapsed(start, end)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.StopTimer()
-	per := el / time.Duration(b.N)
+	per, host := kerneltest.DeviceTime(b, d, b.N, func(int) error { return run() })
 	b.ReportMetric(float64(per.Nanoseconds())/1e3, "us/gpu")
 	b.ReportMetric(float64(bytes)/per.Seconds()/1e9, "GB/s")
-	b.ReportMetric(float64(host.Nanoseconds())/1e3/float64(b.N), "us/host")
+	b.ReportMetric(float64(host.Nanoseconds())/1e3, "us/host")
 }

@@ -129,16 +129,6 @@ func benchStep(b *testing.B, d *kernels.Device, m *GPUModel, only string) {
 		b.Fatal(err)
 	}
 	defer g.Free()
-	start, err := d.NewEvent()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer start.Free()
-	end, err := d.NewEvent()
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer end.Free()
 	// A replay that advances pos (the head) may run b.N times past the
 	// prompt: keep it inside the cache.
 	n := min(b.N, m.opts.MaxContext-len(prompt)-8)
@@ -148,24 +138,7 @@ func benchStep(b *testing.B, d *kernels.Device, m *GPUModel, only string) {
 	if err := d.Synchronize(); err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
-	if err := start.Record(); err != nil {
-		b.Fatal(err)
-	}
-	for range n {
-		if err := g.Launch(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := end.Record(); err != nil {
-		b.Fatal(err)
-	}
-	el, err := kernels.Elapsed(start, end)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.StopTimer()
-	per := el / time.Duration(max(n, 1))
+	per, _ := kerneltest.DeviceTime(b, d, n, func(int) error { return g.Launch() })
 	b.ReportMetric(float64(per.Nanoseconds())/1e3, "us/step")
 	b.ReportMetric(float64(launches), "launches")
 	if only == "" || only == "-" {
