@@ -47,8 +47,11 @@ func (s *Sampler) Candidates(logprobs *tensor.Tensor) (ids []int, probs []float3
 		k = s.TopK
 	}
 	topP := s.TopP > 0 && s.TopP < 1
-	best := ranked(row, 1)[0]
-	maxv := float64(row[best]) / s.Temperature
+	top := row[0]
+	for _, x := range row {
+		top = max(top, x)
+	}
+	maxv := float64(top) / s.Temperature
 	prob := func(id int) float64 { return math.Exp(float64(row[id])/s.Temperature - maxv) }
 	if k == n && !topP {
 		// No filter: every token, already in id order.
@@ -67,10 +70,10 @@ func (s *Sampler) Candidates(logprobs *tensor.Tensor) (ids []int, probs []float3
 	// Softmax of logprobs/T over the survivors of top-k, in float64: over
 	// every token when top-k keeps them all.
 	total := 0.0
-	var order []int
+	var ranking []int // the best tokens, most likely first, as far as built
 	if k < n {
-		order = ranked(row, k)
-		for _, id := range order {
+		ranking = ranked(row, k)
+		for _, id := range ranking {
 			total += prob(id)
 		}
 	} else {
@@ -83,24 +86,24 @@ func (s *Sampler) Candidates(logprobs *tensor.Tensor) (ids []int, probs []float3
 		m = min(k, 64)
 	}
 	for {
-		if len(order) < m {
-			order = ranked(row, m)
+		if len(ranking) < m {
+			ranking = ranked(row, m)
 		}
-		order = order[:m] // a ranking's first m are the best m's ranking
+		order := ranking[:m] // a ranking's first m are the best m's ranking
 		p := make([]float64, m)
 		for i, id := range order {
 			p[i] = prob(id) / total
 		}
-		n := m // tokens kept
+		kept := m
 		if topP {
 			// Keep tokens until the running total reaches TopP: the token
 			// that crosses the threshold stays, so at least one token
 			// always does.
 			cum := 0.0
-			n = 0
-			for n < m {
-				cum += p[n]
-				n++
+			kept = 0
+			for kept < m {
+				cum += p[kept]
+				kept++
 				if cum >= s.TopP {
 					break
 				}
@@ -110,7 +113,7 @@ func (s *Sampler) Candidates(logprobs *tensor.Tensor) (ids []int, probs []float3
 				continue
 			}
 		}
-		return byID(order[:n], p[:n])
+		return byID(order[:kept], p[:kept])
 	}
 }
 
