@@ -14,11 +14,12 @@ import (
 // again with the other last kernel. (Provided.)
 func (m *GPUModel) SetSampling(p *devsample.Params) error {
 	if p == nil {
+		var err error
 		if m.sampling {
-			m.dropGraph()
+			err = m.dropGraph()
 		}
 		m.sampling = false
-		return nil
+		return err
 	}
 	if err := p.Check(); err != nil {
 		return err
@@ -33,20 +34,23 @@ func (m *GPUModel) SetSampling(p *devsample.Params) error {
 	if err := m.sampler.Set(0, *p); err != nil {
 		return err
 	}
+	var err error
 	if !m.sampling {
-		m.dropGraph()
+		err = m.dropGraph()
 	}
 	m.sampling = true
-	return nil
+	return err
 }
 
 // dropGraph frees the captured step, so that the next Decode captures the
 // step anew.
-func (m *GPUModel) dropGraph() {
-	if m.graph != nil {
-		m.graph.Free()
-		m.graph = nil
+func (m *GPUModel) dropGraph() error {
+	if m.graph == nil {
+		return nil
 	}
+	err := m.graph.Free()
+	m.graph = nil
+	return err
 }
 
 // choose ends a pass that computed the logits of its last row: the greedy
