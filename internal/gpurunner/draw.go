@@ -21,9 +21,10 @@ type draws struct {
 
 // rowFor returns seq's sampler row, giving it one set from p on its first
 // draw, or -1 when every row is held by a sequence that has not finished
-// (seq then draws on the CPU, all its life). Rows of finished sequences
-// are taken back only when none is free, so the common step costs a map
-// lookup.
+// (seq then draws on the CPU, all its life). A new sequence's first draw
+// first takes back the rows of the sequences that have finished, so that
+// the map keeps no finished sequence (and its tokens) alive for long; the
+// common step costs a map lookup.
 func (m *Model) rowFor(seq *llm.Sequence, p devsample.Params) (int, error) {
 	d := &m.draw
 	if r, ok := d.row[seq]; ok {
@@ -39,16 +40,14 @@ func (m *Model) rowFor(seq *llm.Sequence, p devsample.Params) (int, error) {
 			d.free = append(d.free, r)
 		}
 	}
+	for s, r := range d.row {
+		if s.Finished() {
+			delete(d.row, s)
+			d.free = append(d.free, r)
+		}
+	}
 	if len(d.free) == 0 {
-		for s, r := range d.row {
-			if s.Finished() {
-				delete(d.row, s)
-				d.free = append(d.free, r)
-			}
-		}
-		if len(d.free) == 0 {
-			return -1, nil
-		}
+		return -1, nil
 	}
 	r := d.free[len(d.free)-1]
 	if err := d.s.Set(r, p); err != nil {
