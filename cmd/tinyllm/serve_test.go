@@ -189,9 +189,12 @@ func TestServeQueueFullAndDisconnect(t *testing.T) {
 
 func testServeQueueFullAndDisconnect(t *testing.T, engine string) {
 	srv, hs := startServer(t, serverOptions{engine: engine, queue: 1, maxSeqs: 1})
-	// Long replies: no stop token is likely before max_tokens at
-	// temperature 2 (the context allows 512 positions).
-	body := `{"model":"tinyqwen-chat","stream":true,"temperature":2,"max_tokens":400,"messages":[{"role":"user","content":"Tell me a long story."}]}`
+	// Long replies, so that the first request is still running when the
+	// third arrives: a plain continuation at temperature 2 with a seed
+	// whose reply reaches max_tokens on both engines (chat replies of the
+	// shipped model end after 10 to 20 tokens, which a fast sampler
+	// finishes before the test has queued the others).
+	body := `{"model":"tinyqwen-chat","stream":true,"temperature":2,"seed":16,"max_tokens":400,"prompt":"Once upon a time"}`
 	var mu sync.Mutex // cancels grows from the waiting request's goroutine too
 	var cancels []context.CancelFunc
 	cancel := func(i int) {
@@ -211,7 +214,7 @@ func testServeQueueFullAndDisconnect(t *testing.T, engine string) {
 		mu.Lock()
 		cancels = append(cancels, cancel)
 		mu.Unlock()
-		req, _ := http.NewRequestWithContext(ctx, "POST", hs.URL+"/v1/chat/completions", strings.NewReader(body))
+		req, _ := http.NewRequestWithContext(ctx, "POST", hs.URL+"/v1/completions", strings.NewReader(body))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
