@@ -26,6 +26,55 @@
 
 __device__ __forceinline__ float fs_inv(float ss, int E, float eps) { return rsqrtf(ss / (float)E + eps); }
 
+// Programmatic dependent launch (compute capability 9.0 and later): the
+// captured step launches every kernel below with Overlap, so the next
+// kernel's blocks are scheduled while this one's last blocks run. Each
+// kernel lets its successor be scheduled at once, then waits until its
+// predecessor has finished and its writes are visible; a kernel launched
+// without Overlap returns from the wait at once.
+__device__ __forceinline__ void fs_after_previous() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// The prologue of the matrix kernels below. W is read-only for the whole
+// step, so each lane may ask for the first slices it will read of its
+// first set of rows (rows) before the block waits for the kernel ahead and
+// stages x: those bytes travel while the kernel ahead drains and x is
+// staged, instead of after. The slices are those mv_dot_f loads first:
+// pf a row, from (warp % wk)·32 + lane, 32·wk apart (pf = 0: none).
+template <int F>
+__device__ __forceinline__ void fs_prefetch_then_wait(const void* __restrict__ w, const int (&rows)[MV_P], int K,
+                                                      int wk, int pf) {
+    if (pf != 0) {
+        const int ns = F == 0 ? K / 8 : K / 32;  // 16-byte slices a row
+        const int first = (threadIdx.x / 32 % wk) * 32 + threadIdx.x % 32, stride = 32 * wk;
+#pragma unroll
+        for (int p = 0; p < MV_P; p++)
+            for (int u = 0; u < pf; u++) {
+                const int j = first + u * stride;
+                if (j < ns) {
+                    const uint4* at = (const uint4*)w + (size_t)rows[p] * ns + j;
+                    asm volatile("prefetch.global.L1 [%0];" ::"l"(at));
+                }
+            }
+    }
+    fs_after_previous();
+}
+
+// fs_prefetch_then_wait for a warp whose first set is MV_P consecutive
+// rows of W, from unit·MV_P (the last row repeated past N).
+template <int F>
+__device__ __forceinline__ void fs_prefetch_first(const void* __restrict__ w, int unit, int N, int K, int wk,
+                                                  int pf) {
+    int rows[MV_P];
+#pragma unroll
+    for (int p = 0; p < MV_P; p++) rows[p] = min(unit * MV_P + p, N - 1);
+    fs_prefetch_then_wait<F>(w, rows, K, wk, pf);
+}
+
 // The q/k/v projection of the normed h and its epilogue. A unit is two
 // neighbouring pairs (i, i + D/2), (i + 1, i + 1 + D/2) of one head (heads
 // counted q, then k, then v), so the rotation happens where both halves
@@ -38,12 +87,17 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
                                        const float* __restrict__ sin_t, const int* __restrict__ pos, int E,
                                        int Hq, int H, int D, int cap, int max_pos, float eps,
                                        const void* __restrict__ w, const unsigned short* __restrict__ scales,
-                                       const unsigned short* __restrict__ biases, int group, int wk) {
+                                       const unsigned short* __restrict__ biases, int group, int wk, int pf) {
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
-    const float inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, half = D / 2;
     const int units = (Hq + 2 * H) * half / 2, per = 8 / wk;
+    {
+        const int t = 2 * min((int)blockIdx.x * per + warp / wk, units - 1), r0 = t / half * D + t % half;
+        const int rows[MV_P] = {r0, r0 + 1, r0 + half, r0 + half + 1};
+        fs_prefetch_then_wait<F>(w, rows, E, wk, pf);
+    }
+    const float inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
     const int p0 = pos[0];
     for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
         const int u = set * per + warp / wk;
@@ -77,12 +131,13 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
 template <int F>
 __device__ __forceinline__ void fs_resid(float* __restrict__ hres, const float* __restrict__ x, int N, int K,
                                          const void* __restrict__ w, const unsigned short* __restrict__ scales,
-                                         const unsigned short* __restrict__ biases, int group, int wk) {
+                                         const unsigned short* __restrict__ biases, int group, int wk, int pf) {
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
-    mv_stage_f<F>(xs, x, nullptr, K);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk;
     const int units = (N + MV_P - 1) / MV_P;
+    fs_prefetch_first<F>(w, (int)blockIdx.x * per + warp / wk, N, K, wk, pf);
+    mv_stage_f<F>(xs, x, nullptr, K);
     for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
         const int n0 = (set * per + warp / wk) * MV_P;
         int rows[MV_P];
@@ -108,11 +163,16 @@ template <int F>
 __device__ __forceinline__ void fs_gateup(float* __restrict__ act, const float* __restrict__ h,
                                           const float* __restrict__ ln, int I, int E, float eps,
                                           const void* __restrict__ w, const unsigned short* __restrict__ scales,
-                                          const unsigned short* __restrict__ biases, int group, int wk) {
+                                          const unsigned short* __restrict__ biases, int group, int wk, int pf) {
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
-    const float inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk, units = I / 2;
+    {
+        const int i = 2 * min((int)blockIdx.x * per + warp / wk, units - 1);
+        const int rows[MV_P] = {i, i + 1, I + i, I + i + 1};
+        fs_prefetch_then_wait<F>(w, rows, E, wk, pf);
+    }
+    const float inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
     for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
         const int u = set * per + warp / wk, i = 2 * min(u, units - 1);
         const int rows[MV_P] = {i, i + 1, I + i, I + i + 1};
@@ -164,13 +224,14 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
                                         const float* __restrict__ h, const float* __restrict__ ln, int N, int E,
                                         float eps, const void* __restrict__ w,
                                         const unsigned short* __restrict__ scales,
-                                        const unsigned short* __restrict__ biases, int group, int wk) {
+                                        const unsigned short* __restrict__ biases, int group, int wk, int pf) {
     extern __shared__ float4 fs_smem[];
     __shared__ bool last;
     float* xs = (float*)fs_smem;
-    const float inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk;
     const int units = (N + MV_P - 1) / MV_P;
+    fs_prefetch_first<F>(w, (int)blockIdx.x * per + warp / wk, N, E, wk, pf);
+    const float inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
     float best = -INFINITY;
     int bi = N;
     for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
@@ -216,22 +277,9 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
     }
 }
 
-// Programmatic dependent launch (compute capability 9.0 and later): the
-// captured step launches every kernel below with Overlap, so the next
-// kernel's blocks are scheduled while this one's last blocks run. Each
-// kernel lets its successor be scheduled at once, then waits until its
-// predecessor has finished and its writes are visible; a kernel launched
-// without Overlap returns from the wait at once.
-__device__ __forceinline__ void fs_after_previous() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
-
 #define FS_W const void *__restrict__ w, const unsigned short *__restrict__ scales, \
-             const unsigned short *__restrict__ biases, int group, int wk
-#define FS_WA w, scales, biases, group, wk
+             const unsigned short *__restrict__ biases, int group, int wk, int pf
+#define FS_WA w, scales, biases, group, wk, pf
 
 #define FS_KERNELS(SUF, F)                                                                                          \
     extern "C" __global__ void __launch_bounds__(256) fs_qkv_##SUF(                                                 \
@@ -239,26 +287,22 @@ __device__ __forceinline__ void fs_after_previous() {
             const float* __restrict__ ln, const float* __restrict__ bias, const float* __restrict__ cos_t,          \
             const float* __restrict__ sin_t, const int* __restrict__ pos, int E, int Hq, int H, int D, int cap,    \
             int max_pos, float eps, FS_W) {                                                                         \
-        fs_after_previous();                                                                                        \
         fs_qkv<F>(q, kc, vc, h, ln, bias, cos_t, sin_t, pos, E, Hq, H, D, cap, max_pos, eps, FS_WA);              \
     }                                                                                                               \
     extern "C" __global__ void __launch_bounds__(256) fs_resid_##SUF(float* __restrict__ hres,                      \
                                                                      const float* __restrict__ x, int N, int K,     \
                                                                      FS_W) {                                        \
-        fs_after_previous();                                                                                        \
         fs_resid<F>(hres, x, N, K, FS_WA);                                                                         \
     }                                                                                                               \
     extern "C" __global__ void __launch_bounds__(256) fs_gateup_##SUF(                                              \
             float* __restrict__ act, const float* __restrict__ h, const float* __restrict__ ln, int I, int E,      \
             float eps, FS_W) {                                                                                      \
-        fs_after_previous();                                                                                        \
         fs_gateup<F>(act, h, ln, I, E, eps, FS_WA);                                                                \
     }                                                                                                               \
     extern "C" __global__ void __launch_bounds__(256) fs_head_##SUF(                                                \
             float* __restrict__ logits, int* __restrict__ part, int* __restrict__ count, int* __restrict__ token,   \
             int* __restrict__ pos, const float* __restrict__ h, const float* __restrict__ ln, int N, int E,        \
             float eps, FS_W) {                                                                                      \
-        fs_after_previous();                                                                                        \
         fs_head<F>(logits, part, count, token, pos, h, ln, N, E, eps, FS_WA);                                      \
     }
 
@@ -267,11 +311,146 @@ FS_KERNELS(q4, 1)
 FS_KERNELS(q4x8, 2)
 
 #ifdef HEAD_DIM
+// Decode attention with one trip to memory for a short context: 32 warps
+// a block, block (s, hq) for query head hq and range s; a warp takes the
+// keys j0 + warp, j0 + warp + 32, … of the range, FS_KPW of them at once,
+// their key and value rows loaded together before the first is used, so
+// that up to 32·FS_KPW keys cost one wait for memory, not one a key. The
+// number of ranges follows the context: ⌈S/(32·FS_KPW)⌉, at most
+// gridDim.x (the other blocks return at once), so a context of up to
+// 32·FS_KPW positions is one range, written straight to out; longer ones
+// are merged by the last block of the head to finish (count[hq], set back
+// to 0 by that block).
+#define FS_PERL ((HEAD_DIM + 31) / 32)
+#define FS_KPW (HEAD_DIM <= 128 ? 8 : 4)
+extern "C" __global__ void __launch_bounds__(1024) fs_attention_wide(
+        float* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml, int* __restrict__ count,
+        const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
+        const int* __restrict__ pos, int cap, int group, float scale) {
+    fs_after_previous();
+    const int hq = blockIdx.y, h = hq / group, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+    const int S = pos[0] + 1, batch = 32 * FS_KPW;
+    const int splits = min((int)gridDim.x, (S + batch - 1) / batch), split = blockIdx.x;
+    if (split >= splits) return;
+    const int chunk = (S + splits - 1) / splits;
+    const int j0 = split * chunk, j1 = min(j0 + chunk, S);
+    float qr[FS_PERL], acc[FS_PERL];
+#pragma unroll
+    for (int p = 0; p < FS_PERL; p++) {
+        const int e = lane + 32 * p;
+        qr[p] = e < HEAD_DIM ? q[(size_t)hq * HEAD_DIM + e] * scale * 1.4426950408889634f : 0.f;
+        acc[p] = 0.f;
+    }
+    const float* kh = k + (size_t)h * cap * HEAD_DIM;
+    const float* vh = v + (size_t)h * cap * HEAD_DIM;
+    float m = -INFINITY, l = 0.f;
+    for (int base = j0 + warp; base < j1; base += batch) {
+        // The keys' rows, then each lane's part of the scores; the values'
+        // rows are requested before the scores' shuffles, which hide them.
+        float kr[FS_KPW][FS_PERL], vr[FS_KPW][FS_PERL], d[FS_KPW];
+#pragma unroll
+        for (int i = 0; i < FS_KPW; i++) {
+            const int j = base + 32 * i;
+#pragma unroll
+            for (int p = 0; p < FS_PERL; p++) {
+                const int e = lane + 32 * p;
+                kr[i][p] = j < j1 && e < HEAD_DIM ? kh[(size_t)j * HEAD_DIM + e] : 0.f;
+            }
+        }
+#pragma unroll
+        for (int i = 0; i < FS_KPW; i++) {
+            d[i] = 0.f;
+#pragma unroll
+            for (int p = 0; p < FS_PERL; p++) d[i] += qr[p] * kr[i][p];
+        }
+#pragma unroll
+        for (int i = 0; i < FS_KPW; i++) {
+            const int j = base + 32 * i;
+#pragma unroll
+            for (int p = 0; p < FS_PERL; p++) {
+                const int e = lane + 32 * p;
+                vr[i][p] = j < j1 && e < HEAD_DIM ? vh[(size_t)j * HEAD_DIM + e] : 0.f;
+            }
+        }
+        float mb = m;
+#pragma unroll
+        for (int i = 0; i < FS_KPW; i++) {
+            d[i] = warp_sum(d[i]);
+            if (base + 32 * i < j1) mb = fmaxf(mb, d[i]);
+        }
+        const float corr = exp2f(m - mb);
+        l *= corr;
+#pragma unroll
+        for (int p = 0; p < FS_PERL; p++) acc[p] *= corr;
+#pragma unroll
+        for (int i = 0; i < FS_KPW; i++) {
+            const float pj = base + 32 * i < j1 ? exp2f(d[i] - mb) : 0.f;
+            l += pj;
+#pragma unroll
+            for (int p = 0; p < FS_PERL; p++) acc[p] += pj * vr[i][p];
+        }
+        m = mb;
+    }
+    // The 32 warps' states into the block's.
+    __shared__ float sm[32], sl[32], so[32][HEAD_DIM];
+    __shared__ bool last;
+#pragma unroll
+    for (int p = 0; p < FS_PERL; p++) {
+        const int e = lane + 32 * p;
+        if (e < HEAD_DIM) so[warp][e] = acc[p];
+    }
+    if (lane == 0) {
+        sm[warp] = m;
+        sl[warp] = l;
+    }
+    __syncthreads();
+    float M = -INFINITY;
+    for (int w = 0; w < 32; w++) M = fmaxf(M, sm[w]);
+    const size_t at = (size_t)hq * gridDim.x + split;
+    for (int e = threadIdx.x; e < HEAD_DIM; e += blockDim.x) {
+        float o = 0.f, sum = 0.f;
+        for (int w = 0; w < 32; w++) {
+            const float c = sm[w] == -INFINITY ? 0.f : exp2f(sm[w] - M);
+            o += so[w][e] * c;
+            sum += sl[w] * c;
+        }
+        if (splits == 1) {
+            out[(size_t)hq * HEAD_DIM + e] = o / sum;
+            continue;
+        }
+        part_o[at * HEAD_DIM + e] = o;
+        if (e == 0) {
+            part_ml[at * 2] = M;
+            part_ml[at * 2 + 1] = sum;
+        }
+    }
+    if (splits == 1) return;
+    __threadfence();  // this block's state is visible before the count says so
+    __syncthreads();
+    if (threadIdx.x == 0) last = atomicAdd(count + hq, 1) == splits - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    const float* ml = part_ml + (size_t)hq * gridDim.x * 2;
+    M = -INFINITY;
+    for (int s = 0; s < splits; s++) M = fmaxf(M, __ldcg(ml + 2 * s));
+    for (int e = threadIdx.x; e < HEAD_DIM; e += blockDim.x) {
+        float o = 0.f, sum = 0.f;
+        for (int s = 0; s < splits; s++) {
+            const float ms = __ldcg(ml + 2 * s);
+            const float c = ms == -INFINITY ? 0.f : exp2f(ms - M);
+            o += __ldcg(part_o + ((size_t)hq * gridDim.x + s) * HEAD_DIM + e) * c;
+            sum += __ldcg(ml + 2 * s + 1) * c;
+        }
+        out[(size_t)hq * HEAD_DIM + e] = o / sum;
+    }
+    if (threadIdx.x == 0) count[hq] = 0;
+}
+
 // attention_graph_split (step.cu) and its merge in one launch: block (s, hq)
 // writes its range's state, and the last of query head hq's blocks to
 // finish (count[hq], set back to 0 by that block) merges the ranges into
 // out, as attention_graph_reduce does.
-#define FS_PERL ((HEAD_DIM + 31) / 32)
 extern "C" __global__ void __launch_bounds__(128) fs_attention(
         float* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml, int* __restrict__ count,
         const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,

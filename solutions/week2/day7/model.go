@@ -184,7 +184,7 @@ type GPUModel struct {
 	h, xn, qkv, q, attn, o, gu, act, mlp, last, logits *devtensor.Activations
 	tokens, pos                                        *kernels.Buffer // int32 ids of this pass; int32 position
 	partO, partML                                      *kernels.Buffer // the captured attention's partial results
-	splits                                             int
+	splits                                             int             // ranges of attention_graph_split
 
 	graph    *kernels.Graph
 	graphErr error // why the step is not captured, when Graph was asked for
@@ -208,7 +208,12 @@ type GPUModel struct {
 	// fuseTarget and fuseCap override fusedSplit's blocks a
 	// multiprocessor to split rows for and its cap on the grid.
 	fuseTarget, fuseCap int
-	graphLaunches       int // launches the captured step replays
+	// prefetch overrides fusedPrefetch (a negative value: none).
+	prefetch int
+	// attnNarrow takes fs_attention (4 warps, a key at a time) instead of
+	// fs_attention_wide.
+	attnNarrow    bool
+	graphLaunches int // launches the captured step replays
 
 	n          int // positions cached (the device's pos[0] between passes)
 	eagerSteps int // decode steps run launch by launch
@@ -300,7 +305,7 @@ func (m *GPUModel) compile() error {
 // fusedKernelNames are the kernels of fused_step.cu.
 var fusedKernelNames = []string{"fs_qkv_bf16", "fs_resid_bf16", "fs_gateup_bf16", "fs_head_bf16",
 	"fs_qkv_q4", "fs_resid_q4", "fs_gateup_q4", "fs_head_q4",
-	"fs_qkv_q4x8", "fs_resid_q4x8", "fs_gateup_q4x8", "fs_head_q4x8", "fs_attention"}
+	"fs_qkv_q4x8", "fs_resid_q4x8", "fs_gateup_q4x8", "fs_head_q4x8", "fs_attention", "fs_attention_wide"}
 
 // upload copies every weight to the device, stacking q/k/v and gate/up so
 // that each pair or triple is one matrix product.
@@ -805,6 +810,12 @@ const (
 	q4BlocksPerSM    = 2
 )
 
+// fusedPrefetch is how many 16-byte slices of each of its first rows of W
+// a lane of a fused kernel asks for before it waits for the kernel ahead
+// (fused_step.cu's fs_prefetch_then_wait): the two that Day 4's core loads
+// first (MV_U). The benchmark's fused_pf* time other depths.
+const fusedPrefetch = 2
+
 // fusedLaunch launches fused kernel base (bf16 or 4-bit by w) over units
 // sets of rows of w with x of k columns staged: args first, then w's
 // words, scales, biases, group and the split.
@@ -814,7 +825,11 @@ func (m *GPUModel) fusedLaunch(base string, w *devtensor.Weight, units, k int, a
 	}
 	wk, grid := m.fusedSplit(units, w)
 	name := base + "_bf16"
-	wargs := []any{w.W, w.W, w.W, int32(0), int32(wk)}
+	pf := fusedPrefetch
+	if m.prefetch != 0 {
+		pf = max(0, m.prefetch)
+	}
+	wargs := []any{w.W, w.W, w.W, int32(0), int32(wk), int32(pf)}
 	smem := stagedBytes(k)
 	if w.Quantized() {
 		// x in three int8 parts, as Day 4's V3 takes it for one row,
@@ -823,10 +838,21 @@ func (m *GPUModel) fusedLaunch(base string, w *devtensor.Weight, units, k int, a
 		if m.opts.FloatActivations || m.floatQ4 {
 			name, smem = base+"_q4", stagedBytes(k)
 		}
-		wargs = []any{w.W, w.Scales, w.Biases, int32(w.GroupSize), int32(wk)}
+		wargs = []any{w.W, w.Scales, w.Biases, int32(w.GroupSize), int32(wk), int32(pf)}
 	}
 	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(256), SharedMem: smem, Overlap: true}
 	return m.dev.Launch(m.fk[name], cfg, append(args, wargs...)...)
+}
+
+// attentionFused queues the fused step's attention of layer l:
+// fs_attention_wide, or fs_attention where the benchmark asks for it.
+func (m *GPUModel) attentionFused(l *layer, hq, h int, scale float32) error {
+	name, block := "fs_attention_wide", 1024
+	if m.attnNarrow {
+		name, block = "fs_attention", 128
+	}
+	return m.dev.Launch(m.fk[name], kernels.LaunchConfig{Grid: kernels.Dim3{X: m.splits, Y: hq, Z: 1}, Block: kernels.D1(block), Overlap: true},
+		m.attn.Buf, m.partO, m.partML, m.attCount, m.q.Buf, l.cache.K, l.cache.V, m.pos, int32(l.cache.Capacity), int32(hq/h), scale)
 }
 
 // forwardFused queues the decode step of one row as the reference
@@ -870,8 +896,7 @@ func (m *GPUModel) forwardFused() error {
 		}
 		l.cache.Len = m.n + 1
 		if m.fuseOnly == "" || m.fuseOnly == "fs_attention" {
-			if err := m.dev.Launch(m.fk["fs_attention"], kernels.LaunchConfig{Grid: kernels.Dim3{X: m.splits, Y: hq, Z: 1}, Block: kernels.D1(128), Overlap: true},
-				m.attn.Buf, m.partO, m.partML, m.attCount, m.q.Buf, l.cache.K, l.cache.V, m.pos, int32(l.cache.Capacity), int32(hq/h), scale); err != nil {
+			if err := m.attentionFused(l, hq, h, scale); err != nil {
 				return err
 			}
 		}

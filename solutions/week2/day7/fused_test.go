@@ -1,0 +1,75 @@
+package day7
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/tinyllm-go/tinyllm/internal/grade"
+	"github.com/tinyllm-go/tinyllm/internal/grade/w2d7"
+	"github.com/tinyllm-go/tinyllm/kernels/kerneltest"
+)
+
+// TestW2D7FusedAttentionLongContextGPU checks the captured step's attention
+// (fs_attention_wide) past the context that one block takes in one pass:
+// with its default ranges, a context of 291 to 296 positions is two ranges
+// merged by the last block; with one range, a warp takes its keys in more
+// than one batch. Against the step launched kernel by kernel (Day 6's
+// attention), on the shipped model.
+func TestW2D7FusedAttentionLongContextGPU(t *testing.T) {
+	d := kerneltest.Open(t)
+	ck := grade.OpenCheckpoint(t, "models/tinyqwen-chat")
+	prompt := make([]int, 290)
+	for i := range prompt {
+		prompt[i] = (i*7919 + 13) % ck.Config.VocabSize
+	}
+	eager, err := Load(d, ck, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eager.Close()
+	for _, splits := range []int{0, 1} {
+		graphed, err := Load(d, ck, Options{Graph: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if splits > 0 {
+			graphed.splits = splits // fewer ranges than the buffers hold
+		}
+		eager.Reset()
+		a, err := eager.Prefill(prompt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := graphed.Prefill(prompt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 6 {
+			at := fmt.Sprintf("W2D7 fused attention, %d ranges at most, position %d", graphed.splits, len(prompt)+i)
+			if a, err = eager.Decode(a); err != nil {
+				t.Fatal(err)
+			}
+			if b, err = graphed.Decode(b); err != nil {
+				t.Fatal(err)
+			}
+			la, err := eager.Logits()
+			if err != nil {
+				t.Fatal(err)
+			}
+			lb, err := graphed.Logits()
+			if err != nil {
+				t.Fatal(err)
+			}
+			grade.AllClose(t, at+": captured logits against launched ones", lb, la, w2d7.GraphTol)
+			if a != b {
+				t.Fatalf("%s: the captured step chose token %d, the launched one %d", at, b, a)
+			}
+		}
+		if captured, err := graphed.Graphed(); err != nil || !captured {
+			t.Fatalf("the decode step was not captured (%v)", err)
+		}
+		if err := graphed.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
