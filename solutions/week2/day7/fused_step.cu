@@ -8,7 +8,8 @@
 // in three int8 parts (_q4x8, the step's default for 4-bit weights).
 //
 //   fs_qkv      RMSNorm (ln1) folded in, q/k/v rows, bias, RoPE, k and v into the cache
-//   fs_attention decode attention over pos[0] + 1 keys, split and merged in one launch
+//   fs_attention_wide decode attention over pos[0] + 1 keys, ranges merged in the same launch
+//               (fs_attention: the earlier version, a key at a time, for the benchmark)
 //   fs_resid    h += x·Wᵀ (o_proj, down_proj): the residual add as the epilogue
 //   fs_gateup   RMSNorm (ln2) folded in, gate and up rows paired, silu(g)·u written
 //   fs_head     the final norm folded in, the logits, and the greedy choice

@@ -857,7 +857,7 @@ func (m *GPUModel) attentionFused(l *layer, hq, h int, scale float32) error {
 
 // forwardFused queues the decode step of one row as the reference
 // captures it: the embedding, then per layer fs_qkv (norm, q/k/v, bias,
-// RoPE, cache), fs_attention, fs_resid (o_proj into h), fs_gateup (norm,
+// RoPE, cache), fs_attention_wide, fs_resid (o_proj into h), fs_gateup (norm,
 // gate/up, SwiGLU) and fs_resid (down_proj into h), and fs_head (final
 // norm, logits, greedy choice, pos[0] + 1): 2 + 5 a layer launches, where
 // forward takes 4 + 10 a layer. Every kernel reads the position from pos.
