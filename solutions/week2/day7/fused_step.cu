@@ -324,6 +324,21 @@ FS_KERNELS(q4x8, 2)
 // to 0 by that block).
 #define FS_PERL ((HEAD_DIM + 31) / 32)
 #define FS_KPW (HEAD_DIM <= 128 ? 8 : 4)
+// A lane's columns of the cache rows base, base + 32, … (FS_KPW of them),
+// 0 from row j1 on.
+__device__ __forceinline__ void fs_rows(float (&r)[FS_KPW][FS_PERL], const float* __restrict__ c, int base, int j1,
+                                        int lane) {
+#pragma unroll
+    for (int i = 0; i < FS_KPW; i++) {
+        const int j = base + 32 * i;
+#pragma unroll
+        for (int p = 0; p < FS_PERL; p++) {
+            const int e = lane + 32 * p;
+            r[i][p] = j < j1 && e < HEAD_DIM ? c[(size_t)j * HEAD_DIM + e] : 0.f;
+        }
+    }
+}
+
 extern "C" __global__ void __launch_bounds__(1024) fs_attention_wide(
         float* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml, int* __restrict__ count,
         const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
@@ -349,30 +364,14 @@ extern "C" __global__ void __launch_bounds__(1024) fs_attention_wide(
         // The keys' rows, then each lane's part of the scores; the values'
         // rows are requested before the scores' shuffles, which hide them.
         float kr[FS_KPW][FS_PERL], vr[FS_KPW][FS_PERL], d[FS_KPW];
-#pragma unroll
-        for (int i = 0; i < FS_KPW; i++) {
-            const int j = base + 32 * i;
-#pragma unroll
-            for (int p = 0; p < FS_PERL; p++) {
-                const int e = lane + 32 * p;
-                kr[i][p] = j < j1 && e < HEAD_DIM ? kh[(size_t)j * HEAD_DIM + e] : 0.f;
-            }
-        }
+        fs_rows(kr, kh, base, j1, lane);
 #pragma unroll
         for (int i = 0; i < FS_KPW; i++) {
             d[i] = 0.f;
 #pragma unroll
             for (int p = 0; p < FS_PERL; p++) d[i] += qr[p] * kr[i][p];
         }
-#pragma unroll
-        for (int i = 0; i < FS_KPW; i++) {
-            const int j = base + 32 * i;
-#pragma unroll
-            for (int p = 0; p < FS_PERL; p++) {
-                const int e = lane + 32 * p;
-                vr[i][p] = j < j1 && e < HEAD_DIM ? vh[(size_t)j * HEAD_DIM + e] : 0.f;
-            }
-        }
+        fs_rows(vr, vh, base, j1, lane);
         float mb = m;
 #pragma unroll
         for (int i = 0; i < FS_KPW; i++) {

@@ -6,8 +6,19 @@ import (
 
 	"github.com/tinyllm-go/tinyllm/internal/grade"
 	"github.com/tinyllm-go/tinyllm/internal/grade/w2d7"
+	"github.com/tinyllm-go/tinyllm/kernels"
 	"github.com/tinyllm-go/tinyllm/kernels/kerneltest"
+	day4 "github.com/tinyllm-go/tinyllm/solutions/week2/day4"
 )
+
+// TestW2D7FusedSourceCompiles compiles the fused step (Day 4's core and
+// fused_step.cu, as Load builds it) with NVRTC, as TestW2D7CUDASourceCompiles
+// does the day's own kernels.
+func TestW2D7FusedSourceCompiles(t *testing.T) {
+	w2d7.CUDACompiles(t, func(string) string {
+		return "#define MATVEC_CORE_ONLY\n" + day4.Source(kernels.CUDA, "matmul_fast") + fusedCUDA
+	})
+}
 
 // TestW2D7FusedAttentionLongContextGPU checks the captured step's attention
 // (fs_attention_wide) past the context that one block takes in one pass:
