@@ -133,7 +133,9 @@ var decodePaths = []struct {
 // launched one by one from the host ("eager": the host's cost per launch,
 // several microseconds, is a floor) and replayed from a graph of one
 // launch per cache ("graph"; the streaming kernel also "graph-pdl", where
-// each launch may start while the one before it drains).
+// each launch may start while the one before it drains, and
+// "graph-pdl-wait-first", the build that waits for the launch ahead before
+// it copies any of the cache).
 func BenchmarkW2D6Decode(b *testing.B) {
 	d := kerneltest.Open(b)
 	a, err := NewAttention(d)
@@ -141,6 +143,12 @@ func BenchmarkW2D6Decode(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer a.Close()
+	waitFirst, err := NewAttention(d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer waitFirst.Close()
+	waitFirst.defines = "#define EARLY 0\n"
 	q, out := activations(b, d, 1)
 	defer q.Free()
 	defer out.Free()
@@ -152,12 +160,16 @@ func BenchmarkW2D6Decode(b *testing.B) {
 				b.Logf("not run: the streaming kernel needs compute capability 9.0 or later (%s)", d)
 				continue
 			}
-			for _, mode := range []string{"eager", "graph", "graph-pdl"} {
-				if mode == "graph-pdl" && p.path != pathStream {
+			for _, mode := range []string{"eager", "graph", "graph-pdl", "graph-pdl-wait-first"} {
+				if mode != "eager" && mode != "graph" && p.path != pathStream {
 					continue
 				}
+				a := a
+				if mode == "graph-pdl-wait-first" {
+					a = waitFirst
+				}
 				b.Run(fmt.Sprintf("7B/S=%d/%s/%s", s, p.name, mode), func(b *testing.B) {
-					a.path, a.noOverlap = p.path, mode != "graph-pdl"
+					a.path, a.noOverlap = p.path, mode == "eager" || mode == "graph"
 					defer func() { a.path, a.noOverlap = pathAuto, false }()
 					launch := func(i int) error { return a.Decode(out, q, cs[i%n], 0, nil, true) }
 					var per time.Duration
@@ -213,8 +225,9 @@ func BenchmarkW2D6DecodeChunks(b *testing.B) {
 
 // BenchmarkW2D6DecodeVariants compares builds of the streaming decode
 // kernel (warps a block, tiles in flight, keys a tile, lanes a key's
-// score, and the chunk: 0 is Decode's choice) at 4k and 32k positions, replayed from a
-// graph with programmatic dependent launch.
+// score, the chunk: 0 is Decode's choice, and whether it copies the older
+// rows before waiting for the launch ahead) at 512, 4k and 32k positions,
+// replayed from a graph with programmatic dependent launch.
 func BenchmarkW2D6DecodeVariants(b *testing.B) {
 	d := kerneltest.Open(b)
 	if !hopper(d) {
@@ -223,7 +236,7 @@ func BenchmarkW2D6DecodeVariants(b *testing.B) {
 	q, out := activations(b, d, 1)
 	defer q.Free()
 	defer out.Free()
-	lengths := []int{4096, 32768}
+	lengths := []int{512, 4096, 32768}
 	cs := map[int][]*devtensor.KVCache{}
 	for _, s := range lengths {
 		cs[s] = caches(b, d, max(2, min(64, rotateBytes/int(devtensor.KVCacheBytes(h7B, s, d7B)))), s)
@@ -233,31 +246,47 @@ func BenchmarkW2D6DecodeVariants(b *testing.B) {
 			}
 		}()
 	}
-	for _, v := range []struct {
-		sb    streamBuild
-		chunk int
-	}{
-		{streamBuild{8, 4, 32, 32}, 0}, {streamBuild{8, 2, 64, 32}, 0}, {streamBuild{16, 4, 32, 32}, 0}, {streamBuild{8, 2, 32, 32}, 64},
-		{streamBuild{8, 4, 32, 16}, 0}, {streamBuild{8, 2, 64, 16}, 0}, {streamBuild{16, 4, 32, 16}, 0}, {streamBuild{16, 2, 64, 16}, 0}, {streamBuild{8, 2, 32, 16}, 0},
-	} {
+	for _, v := range streamVariants {
 		// One Attention a build: each compiles its kernels once.
 		a, err := NewAttention(d)
 		if err != nil {
 			b.Fatal(err)
 		}
 		a.path, a.stream, a.chunk = pathStream, v.sb, v.chunk
+		early := 1
+		if v.waitFirst {
+			a.defines, early = "#define EARLY 0\n", 0
+		}
 		for _, s := range lengths {
 			if v.chunk > 0 && kernels.Blocks(s, v.chunk) > FusedSplits {
 				continue
 			}
 			n := len(cs[s])
-			b.Run(fmt.Sprintf("S=%d/warps=%d/stages=%d/tile=%d/lanes=%d/chunk=%d", s, v.sb.warps, v.sb.stages, v.sb.tile, v.sb.lanes, v.chunk), func(b *testing.B) {
+			b.Run(fmt.Sprintf("S=%d/warps=%d/stages=%d/tile=%d/lanes=%d/chunk=%d/early=%d", s, v.sb.warps, v.sb.stages, v.sb.tile, v.sb.lanes, v.chunk, early), func(b *testing.B) {
 				per := timeGraph(b, d, n, func(i int) error { return a.Decode(out, q, cs[s][i%n], 0, nil, true) })
 				reportDecode(b, per, s)
 			})
 		}
 		a.Close()
 	}
+}
+
+// streamVariants are the builds BenchmarkW2D6DecodeVariants compares (and
+// TestW2D6CUDASourcesCompile compiles): Decode's first, then the same
+// waiting for the launch ahead before any copy, then other shapes of the
+// pipeline; those of 3 or 2 stages of 32 keys leave room for a second
+// block on a multiprocessor, so that a launch's blocks can start beside
+// the launch ahead's.
+var streamVariants = []struct {
+	sb        streamBuild
+	chunk     int
+	waitFirst bool
+}{
+	{defaultStream, 0, false}, {defaultStream, 0, true},
+	{streamBuild{8, 3, 32, 32}, 0, false}, {streamBuild{8, 3, 32, 32}, 0, true}, {streamBuild{8, 2, 32, 32}, 0, false},
+	{streamBuild{8, 2, 32, 32}, 64, false}, {streamBuild{8, 2, 64, 32}, 0, false},
+	{streamBuild{8, 4, 32, 16}, 0, false}, {streamBuild{8, 3, 32, 16}, 0, false}, {streamBuild{8, 2, 32, 16}, 0, false},
+	{streamBuild{8, 2, 64, 16}, 0, false}, {streamBuild{16, 4, 32, 16}, 0, false},
 }
 
 // BenchmarkW2D6DecodeSplitVariants compares builds of the two-launch

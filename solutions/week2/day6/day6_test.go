@@ -70,16 +70,25 @@ func TestW2D6DecodePathsAgreeGPU(t *testing.T) {
 	add("fused", a, pathFused)
 	if hopper(d) {
 		add("stream", a, pathStream)
-		// The other builds the benchmark compares, in case one becomes
-		// the default.
-		for _, sb := range []streamBuild{{8, 2, 64, 32}, {8, 4, 32, 16}, {16, 2, 64, 16}} {
+		// Other builds the benchmark compares: Decode's waiting for the
+		// launch ahead before any copy, and two whose stages leave room
+		// for a second block a multiprocessor, in case one becomes the
+		// default.
+		for _, v := range []struct {
+			sb        streamBuild
+			waitFirst bool
+		}{{defaultStream, true}, {streamBuild{8, 3, 32, 32}, false}, {streamBuild{8, 2, 32, 16}, false}} {
 			b, err := NewAttention(d)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer b.Close()
-			b.stream = sb
-			add(fmt.Sprintf("stream %+v", sb), b, pathStream)
+			b.stream = v.sb
+			name := fmt.Sprintf("stream %+v", v.sb)
+			if v.waitFirst {
+				b.defines, name = "#define EARLY 0\n", name+" waiting first"
+			}
+			add(name, b, pathStream)
 		}
 	} else {
 		t.Logf("not run: attention_decode_stream needs compute capability 9.0 or later; %s has %s", d, d.Info().ComputeCapability)

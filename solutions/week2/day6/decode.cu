@@ -411,9 +411,19 @@ extern "C" __global__ void __launch_bounds__(FW * 32, 2) attention_decode_fused(
 // other lanes through its own slice of shared memory for p·V. The warps
 // meet only to refill a stage and, once, to merge their states at the
 // end; the last block of a (h, i) to finish merges the chunks' states (one
-// pass, with a running maximum) into out. The kernel waits for the launch
-// before it (griddepcontrol.wait) before it reads anything, so a graph may
-// capture it with programmatic dependent launch.
+// pass, with a running maximum) into out.
+//
+// A graph may capture the kernel with programmatic dependent launch: its
+// blocks then start while the launch ahead of it drains, and wait for it
+// (griddepcontrol.wait) before they read what it writes. In a decode step
+// that launch writes q and appends the step's new keys and values, the
+// last `fresh` positions of the cache (Decode passes L, the query rows);
+// every older row was written by an earlier step. So the copies of the
+// first SST tiles' older rows are issued before the wait, and only q, the
+// mask, the fresh rows and the partial results (which the launch ahead,
+// when it is this kernel too, may still be merging from) come after it.
+// At 4k positions a block's whole chunk is then on its way while the
+// launch ahead finishes.
 #if HEAD_DIM % 32 == 0 && defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #ifndef SW
 #define SW 8    // warps a block
@@ -436,6 +446,12 @@ extern "C" __global__ void __launch_bounds__(FW * 32, 2) attention_decode_fused(
 #define C4 (GROUP * HEAD_DIM / 4)     // float4 columns of a state's outputs
 #define PARTS (SW * 32 / C4)          // threads that share a column in the final merge
 #define BATCH 16                      // states a thread loads before it uses them
+// Two blocks a multiprocessor where their stages fit in its shared memory
+// (228 KB): a launch's blocks can then start beside the launch ahead's.
+#define SMINB (SW == 8 && SST * 2 * TILE * 4 <= 110 * 1024 ? 2 : 1)
+#ifndef EARLY
+#define EARLY 1  // 0: wait for the launch ahead before any copy (the benchmark's comparison)
+#endif
 
 __device__ __forceinline__ unsigned smem_u32(const void* p) { return (unsigned)__cvta_generic_to_shared(p); }
 
@@ -458,18 +474,34 @@ __device__ __forceinline__ void lds_dv(float* d, const float* p) {
 }
 
 // Tile t of the chunk (rows t·ST …, at most ST, never past the chunk's n
-// rows) into stage t % SST: K and V, one bulk copy each, both counted on
-// the stage's barrier.
+// rows) goes to stage t % SST: K and V, counted on the stage's barrier.
+// stream_expect announces the tile's bytes (and is the barrier's one
+// arrival); stream_copy then copies rows r0 … r1 - 1 of it, K and V, one
+// bulk copy each. The stage completes once every announced byte has
+// landed, however many copies brought them.
+__device__ __forceinline__ int stream_rows(int t, int n) { return min(ST, n - t * ST); }
+
+__device__ __forceinline__ void stream_expect(unsigned long long* bars, int t, int n) {
+    const unsigned bytes = (unsigned)stream_rows(t, n) * HEAD_DIM * 4;
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(smem_u32(&bars[t % SST])), "r"(2 * bytes) : "memory");
+}
+
+__device__ __forceinline__ void stream_copy(float* stage, unsigned long long* bars, const float* kh,
+                                            const float* vh, int t, int r0, int r1) {
+    if (r1 <= r0) return;
+    const unsigned bytes = (unsigned)(r1 - r0) * HEAD_DIM * 4, bar = smem_u32(&bars[t % SST]);
+    float* dst = stage + (size_t)(t % SST) * 2 * TILE + r0 * HEAD_DIM;
+    const size_t src = (size_t)t * TILE + (size_t)r0 * HEAD_DIM;
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 ::"r"(smem_u32(dst)), "l"(kh + src), "r"(bytes), "r"(bar) : "memory");
+    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                 ::"r"(smem_u32(dst + TILE)), "l"(vh + src), "r"(bytes), "r"(bar) : "memory");
+}
+
 __device__ __forceinline__ void stream_issue(float* stage, unsigned long long* bars, const float* kh,
                                              const float* vh, int t, int n) {
-    const int s = t % SST, rows = min(ST, n - t * ST);
-    const unsigned bytes = (unsigned)rows * HEAD_DIM * 4, bar = smem_u32(&bars[s]);
-    float* dst = stage + (size_t)s * 2 * TILE;
-    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(2 * bytes) : "memory");
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                 ::"r"(smem_u32(dst)), "l"(kh + (size_t)t * TILE), "r"(bytes), "r"(bar) : "memory");
-    asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
-                 ::"r"(smem_u32(dst + TILE)), "l"(vh + (size_t)t * TILE), "r"(bytes), "r"(bar) : "memory");
+    stream_expect(bars, t, n);
+    stream_copy(stage, bars, kh, vh, t, 0, stream_rows(t, n));
 }
 
 __device__ __forceinline__ void stream_wait(unsigned long long* bar, unsigned parity) {
@@ -481,11 +513,11 @@ __device__ __forceinline__ void stream_wait(unsigned long long* bar, unsigned pa
     }
 }
 
-extern "C" __global__ void __launch_bounds__(SW * 32, 1) attention_decode_stream(
+extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_stream(
         float* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml,
         unsigned int* __restrict__ count, const float* __restrict__ q, const float* __restrict__ k,
         const float* __restrict__ v, const float* __restrict__ mask, int L, int S, int cap, int chunk,
-        float scale, int causal, int has_mask) {
+        float scale, int causal, int has_mask, int fresh) {
     // SST stages of (K tile, V tile); after the keys, the warps' sums. Decode sizes it.
     extern __shared__ __align__(128) float stage[];
     __shared__ __align__(8) unsigned long long bars[SST];
@@ -495,7 +527,6 @@ extern "C" __global__ void __launch_bounds__(SW * 32, 1) attention_decode_stream
     __shared__ float wm[SW][GROUP], wl[SW][GROUP];
     __shared__ unsigned int last;
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-    asm volatile("griddepcontrol.wait;" ::: "memory");
 
     const int split = blockIdx.x, h = blockIdx.y, i = blockIdx.z;
     const int splits = gridDim.x, Hq = gridDim.y * GROUP;
@@ -504,9 +535,13 @@ extern "C" __global__ void __launch_bounds__(SW * 32, 1) attention_decode_stream
     const int j0 = split * chunk;
     int j1 = min(j0 + chunk, S);
     if (causal) j1 = min(j1, i + S - L + 1);
-    const int n = max(j1 - j0, 0), nt = (n + ST - 1) / ST;
+    const int n = max(j1 - j0, 0), nt = (n + ST - 1) / ST, first = min(nt, SST);
     const float* kh = k + ((size_t)h * cap + j0) * HEAD_DIM;
     const float* vh = v + ((size_t)h * cap + j0) * HEAD_DIM;
+    // Rows of the chunk before old were in the cache before the launch
+    // ahead of this one began; the fresh rows after them (the newest
+    // positions, S - fresh on) that launch may still be writing.
+    const int old = min(max(S - fresh - j0, 0), n);
     if (tid == 0) {
 #pragma unroll
         for (int s = 0; s < SST; s++)
@@ -514,7 +549,26 @@ extern "C" __global__ void __launch_bounds__(SW * 32, 1) attention_decode_stream
         // The barriers must be initialised before the copy engine signals them.
         asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-        for (int t = 0; t < min(nt, SST); t++) stream_issue(stage, bars, kh, vh, t, n);
+#if EARLY
+        // The first tiles' old rows stream in while the launch ahead
+        // drains: nothing it writes is among them.
+        for (int t = 0; t < first; t++) {
+            stream_expect(bars, t, n);
+            stream_copy(stage, bars, kh, vh, t, 0, min(stream_rows(t, n), old - t * ST));
+        }
+#endif
+    }
+    // Everything else (q, the mask, the fresh rows, and part_o, part_ml and
+    // count, which the launch ahead may still be merging from) waits for it.
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    if (tid == 0) {
+        for (int t = 0; t < first; t++) {
+#if EARLY
+            stream_copy(stage, bars, kh, vh, t, max(old - t * ST, 0), stream_rows(t, n));
+#else
+            stream_issue(stage, bars, kh, vh, t, n);
+#endif
+        }
     }
     // q for the scores, in KL-lane layout (a lane's DV features at sub·DV,
     // and with KL = 16 another DV at sub·DV + 16·DV); acc in the 32-lane

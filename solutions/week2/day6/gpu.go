@@ -358,8 +358,12 @@ func (a *Attention) Decode(out, q *devtensor.Activations, c *devtensor.KVCache, 
 }
 
 // decodeStream launches attention_decode_stream: grid (chunks, H, L).
-// Captured in a graph, the launch may overlap the one before it (the
-// kernel waits for it before reading).
+// Captured in a graph, the launch may overlap the one before it: the
+// kernel streams the cache's older rows at once and waits for that launch
+// before it reads q, the mask and the last L rows, the ones a decode step
+// appends just before its attention. Rows before those must have been
+// written by an earlier step (or any work that finished before the launch
+// ahead of this one).
 func (a *Attention) decodeStream(k *kernels.Kernel, out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mb *kernels.Buffer, has int32, l, hq, g int, causal bool) error {
 	sb := a.streamBuild()
 	chunk := a.chunk
@@ -378,8 +382,10 @@ func (a *Attention) decodeStream(k *kernels.Kernel, out, q *devtensor.Activation
 	}
 	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: splits, Y: c.Heads, Z: l}, Block: kernels.D1(32 * sb.warps),
 		SharedMem: sb.sharedBytes(g, c.HeadDim), Overlap: !a.noOverlap}
+	// fresh: the rows the launch ahead may still be writing are the step's
+	// own, the last l; the kernel reads the older ones before it waits.
 	return a.dev.Launch(k, cfg, out.Buf, a.partO, a.partML, a.counts, q.Buf, c.K, c.V, mb,
-		int32(l), int32(c.Len), int32(c.Capacity), int32(chunk), scale, flag(causal), has)
+		int32(l), int32(c.Len), int32(c.Capacity), int32(chunk), scale, flag(causal), has, int32(l))
 }
 
 // FusedSplits is the most chunks attention_decode_fused merges (its
