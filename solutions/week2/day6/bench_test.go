@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,8 +135,8 @@ var decodePaths = []struct {
 // several microseconds, is a floor) and replayed from a graph of one
 // launch per cache ("graph"; the streaming kernel also "graph-pdl", where
 // each launch may start while the one before it drains, and
-// "graph-pdl-wait-first", the build that waits for the launch ahead before
-// it copies any of the cache).
+// "graph-pdl-baseline", the streaming kernel as it was before it copied
+// the cache ahead of its wait and spread its merge: baselineStream).
 func BenchmarkW2D6Decode(b *testing.B) {
 	d := kerneltest.Open(b)
 	a, err := NewAttention(d)
@@ -143,12 +144,12 @@ func BenchmarkW2D6Decode(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer a.Close()
-	waitFirst, err := NewAttention(d)
+	baseline, err := NewAttention(d)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer waitFirst.Close()
-	waitFirst.defines = "#define EARLY 0\n"
+	defer baseline.Close()
+	baseline.stream, baseline.defines = baselineStream.sb, baselineStream.defines
 	q, out := activations(b, d, 1)
 	defer q.Free()
 	defer out.Free()
@@ -160,13 +161,13 @@ func BenchmarkW2D6Decode(b *testing.B) {
 				b.Logf("not run: the streaming kernel needs compute capability 9.0 or later (%s)", d)
 				continue
 			}
-			for _, mode := range []string{"eager", "graph", "graph-pdl", "graph-pdl-wait-first"} {
+			for _, mode := range []string{"eager", "graph", "graph-pdl", "graph-pdl-baseline"} {
 				if mode != "eager" && mode != "graph" && p.path != pathStream {
 					continue
 				}
 				a := a
-				if mode == "graph-pdl-wait-first" {
-					a = waitFirst
+				if mode == "graph-pdl-baseline" {
+					a = baseline
 				}
 				b.Run(fmt.Sprintf("7B/S=%d/%s/%s", s, p.name, mode), func(b *testing.B) {
 					a.path, a.noOverlap = p.path, mode == "eager" || mode == "graph"
@@ -252,17 +253,13 @@ func BenchmarkW2D6DecodeVariants(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		a.path, a.stream, a.chunk = pathStream, v.sb, v.chunk
-		early := 1
-		if v.waitFirst {
-			a.defines, early = "#define EARLY 0\n", 0
-		}
+		a.path, a.stream, a.chunk, a.defines = pathStream, v.sb, v.chunk, v.defines
 		for _, s := range lengths {
 			if v.chunk > 0 && kernels.Blocks(s, v.chunk) > FusedSplits {
 				continue
 			}
 			n := len(cs[s])
-			b.Run(fmt.Sprintf("S=%d/warps=%d/stages=%d/tile=%d/lanes=%d/chunk=%d/early=%d", s, v.sb.warps, v.sb.stages, v.sb.tile, v.sb.lanes, v.chunk, early), func(b *testing.B) {
+			b.Run(fmt.Sprintf("S=%d/%s", s, v), func(b *testing.B) {
 				per := timeGraph(b, d, n, func(i int) error { return a.Decode(out, q, cs[s][i%n], 0, nil, true) })
 				reportDecode(b, per, s)
 			})
@@ -271,22 +268,94 @@ func BenchmarkW2D6DecodeVariants(b *testing.B) {
 	}
 }
 
+// streamVariant is a build of attention_decode_stream the benchmarks
+// compare: its shape, the chunk (0: Decode's choice) and defines that
+// switch its steps off (EARLY 0: no copy before the wait for the launch
+// ahead; SPREAD 0: the last block alone merges).
+type streamVariant struct {
+	sb      streamBuild
+	chunk   int
+	defines string
+}
+
+func (v streamVariant) String() string {
+	s := fmt.Sprintf("warps=%d/stages=%d/tile=%d/lanes=%d/chunk=%d", v.sb.warps, v.sb.stages, v.sb.tile, v.sb.lanes, v.chunk)
+	if v.defines != "" {
+		s += "/" + strings.ReplaceAll(strings.TrimSpace(strings.ReplaceAll(v.defines, "#define ", "")), "\n", ",")
+	}
+	return strings.ReplaceAll(s, " ", "=")
+}
+
+// baselineStream is the streaming kernel as it was measured before the
+// copies ahead of the wait and the spread merge (the chapter's first
+// table): 8 warps, 4 tiles of 32 keys in flight, 32 lanes a key.
+var baselineStream = streamVariant{streamBuild{8, 4, 32, 32}, 0, "#define EARLY 0\n#define SPREAD 0\n"}
+
 // streamVariants are the builds BenchmarkW2D6DecodeVariants compares (and
-// TestW2D6CUDASourcesCompile compiles): Decode's first, then the same
-// waiting for the launch ahead before any copy, then other shapes of the
-// pipeline; those of 3 or 2 stages of 32 keys leave room for a second
-// block on a multiprocessor, so that a launch's blocks can start beside
-// the launch ahead's.
-var streamVariants = []struct {
-	sb        streamBuild
-	chunk     int
-	waitFirst bool
-}{
-	{defaultStream, 0, false}, {defaultStream, 0, true},
-	{streamBuild{8, 3, 32, 32}, 0, false}, {streamBuild{8, 3, 32, 32}, 0, true}, {streamBuild{8, 2, 32, 32}, 0, false},
-	{streamBuild{8, 2, 32, 32}, 64, false}, {streamBuild{8, 2, 64, 32}, 0, false},
-	{streamBuild{8, 4, 32, 16}, 0, false}, {streamBuild{8, 3, 32, 16}, 0, false}, {streamBuild{8, 2, 32, 16}, 0, false},
-	{streamBuild{8, 2, 64, 16}, 0, false}, {streamBuild{16, 4, 32, 16}, 0, false},
+// TestW2D6CUDASourcesCompile compiles): the baseline, then each change on
+// its own, then other shapes of the pipeline.
+var streamVariants = []streamVariant{
+	baselineStream,
+	{streamBuild{8, 4, 32, 32}, 0, "#define SPREAD 0\n"},
+	{streamBuild{8, 4, 32, 32}, 0, ""},
+	{streamBuild{8, 2, 64, 16}, 0, "#define EARLY 0\n#define SPREAD 0\n"},
+	{streamBuild{8, 2, 64, 16}, 0, "#define SPREAD 0\n"},
+	{streamBuild{8, 2, 64, 16}, 0, ""},
+	{streamBuild{8, 2, 64, 32}, 0, ""},
+	{streamBuild{8, 4, 32, 16}, 0, ""},
+	{streamBuild{8, 2, 32, 16}, 0, ""},
+	{streamBuild{16, 4, 32, 16}, 0, ""},
+	{streamBuild{16, 2, 64, 16}, 0, ""},
+}
+
+// BenchmarkW2D6DecodeAnatomy times Decode's build of the streaming kernel
+// with parts of it left out (ANAT; the output is then wrong), at 512, 4k
+// and 32k positions, from a graph with and without programmatic dependent
+// launch: what the merge, the arithmetic and the copies each add, and what
+// a launch that does nothing costs.
+func BenchmarkW2D6DecodeAnatomy(b *testing.B) {
+	d := kerneltest.Open(b)
+	if !hopper(d) {
+		b.Skipf("not run: the streaming kernel needs compute capability 9.0 or later (%s)", d)
+	}
+	q, out := activations(b, d, 1)
+	defer q.Free()
+	defer out.Free()
+	lengths := []int{512, 4096, 32768}
+	cs := map[int][]*devtensor.KVCache{}
+	for _, s := range lengths {
+		cs[s] = caches(b, d, max(2, min(64, rotateBytes/int(devtensor.KVCacheBytes(h7B, s, d7B)))), s)
+		defer func() {
+			for _, c := range cs[s] {
+				c.Free()
+			}
+		}()
+	}
+	for _, v := range []struct {
+		name string
+		anat int
+	}{{"whole", 0}, {"no-merge", 1}, {"no-math", 2}, {"no-copy", 4}, {"no-math-no-copy", 6}, {"counting-only", 7}, {"empty", 8}} {
+		a, err := NewAttention(d)
+		if err != nil {
+			b.Fatal(err)
+		}
+		a.path, a.defines = pathStream, fmt.Sprintf("#define ANAT %d\n", v.anat)
+		for _, s := range lengths {
+			n := len(cs[s])
+			for _, pdl := range []bool{false, true} {
+				mode := "graph"
+				if pdl {
+					mode = "graph-pdl"
+				}
+				b.Run(fmt.Sprintf("S=%d/%s/%s", s, v.name, mode), func(b *testing.B) {
+					a.noOverlap = !pdl
+					per := timeGraph(b, d, n, func(i int) error { return a.Decode(out, q, cs[s][i%n], 0, nil, true) })
+					reportDecode(b, per, s)
+				})
+			}
+		}
+		a.Close()
+	}
 }
 
 // BenchmarkW2D6DecodeSplitVariants compares builds of the two-launch

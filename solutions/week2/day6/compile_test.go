@@ -13,8 +13,8 @@ import (
 // TestW2D6CUDASourcesCompile compiles both CUDA files with NVRTC for a
 // Hopper GPU (where attention_decode_stream exists) and the decode file
 // for an Ampere one (where it does not), for the Qwen2 heads and odd ones;
-// then every other build of attention_decode_stream the benchmark tries
-// (streamVariants),
+// then every build of attention_decode_stream the benchmarks try
+// (streamVariants, and each part of the kernel left out),
 // at Qwen2-7B's heads. No GPU is needed, only NVRTC (else the check says
 // it did not run).
 func TestW2D6CUDASourcesCompile(t *testing.T) {
@@ -22,24 +22,23 @@ func TestW2D6CUDASourcesCompile(t *testing.T) {
 		arch, file string
 		group, dim int
 		sb         streamBuild
-		waitFirst  bool
+		defines    string
 	}
 	var builds []build
 	for _, gd := range [][2]int{{7, 128}, {7, 64}, {8, 128}, {1, 32}, {2, 96}, {3, 24}} {
-		builds = append(builds, build{"sm_90", "prefill", gd[0], gd[1], defaultStream, false}, build{"sm_90", "decode", gd[0], gd[1], defaultStream, false},
-			build{"sm_80", "decode", gd[0], gd[1], defaultStream, false})
+		builds = append(builds, build{"sm_90", "prefill", gd[0], gd[1], defaultStream, ""}, build{"sm_90", "decode", gd[0], gd[1], defaultStream, ""},
+			build{"sm_80", "decode", gd[0], gd[1], defaultStream, ""})
 	}
 	for _, v := range streamVariants {
-		if v.sb != defaultStream || v.waitFirst {
-			builds = append(builds, build{"sm_90", "decode", 7, 128, v.sb, v.waitFirst})
-		}
+		builds = append(builds, build{"sm_90", "decode", 7, 128, v.sb, v.defines})
+	}
+	for anat := range 16 {
+		builds = append(builds, build{"sm_90", "decode", 7, 128, defaultStream, fmt.Sprintf("#define ANAT %d\n", anat)})
 	}
 	for _, b := range builds {
 		defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n#define SW %d\n#define SST %d\n#define ST %d\n#define KL %d\n",
 			b.group, b.dim, b.sb.warps, b.sb.stages, b.sb.tile, b.sb.lanes)
-		if b.waitFirst {
-			defines += "#define EARLY 0\n"
-		}
+		defines += b.defines
 		err := kernels.CheckCUDASource(defines+Source(kernels.CUDA, b.file), b.arch)
 		if errors.Is(err, kernels.ErrNoCompiler) {
 			if os.Getenv(kerneltest.RequireEnv) != "" {

@@ -5,7 +5,6 @@ package day6
 // run where it has none.
 
 import (
-	"fmt"
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/grade/w2d6"
@@ -70,25 +69,18 @@ func TestW2D6DecodePathsAgreeGPU(t *testing.T) {
 	add("fused", a, pathFused)
 	if hopper(d) {
 		add("stream", a, pathStream)
-		// Other builds the benchmark compares: Decode's waiting for the
-		// launch ahead before any copy, and two whose stages leave room
-		// for a second block a multiprocessor, in case one becomes the
-		// default.
-		for _, v := range []struct {
-			sb        streamBuild
-			waitFirst bool
-		}{{defaultStream, true}, {streamBuild{8, 3, 32, 32}, false}, {streamBuild{8, 2, 32, 16}, false}} {
+		// Other builds the benchmark compares: the kernel before its
+		// copies ahead of the wait and its spread merge, Decode's build
+		// with one merger, and two other shapes, in case one becomes
+		// the default.
+		for _, v := range []streamVariant{baselineStream, {defaultStream, 0, "#define SPREAD 0\n"}, {streamBuild{8, 2, 64, 16}, 0, ""}, {streamBuild{8, 4, 32, 16}, 0, ""}} {
 			b, err := NewAttention(d)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer b.Close()
-			b.stream = v.sb
-			name := fmt.Sprintf("stream %+v", v.sb)
-			if v.waitFirst {
-				b.defines, name = "#define EARLY 0\n", name+" waiting first"
-			}
-			add(name, b, pathStream)
+			b.stream, b.defines = v.sb, v.defines
+			add("stream "+v.String(), b, pathStream)
 		}
 	} else {
 		t.Logf("not run: attention_decode_stream needs compute capability 9.0 or later; %s has %s", d, d.Info().ComputeCapability)

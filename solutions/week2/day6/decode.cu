@@ -449,6 +449,20 @@ extern "C" __global__ void __launch_bounds__(FW * 32, 2) attention_decode_fused(
 // Two blocks a multiprocessor where their stages fit in its shared memory
 // (228 KB): a launch's blocks can then start beside the launch ahead's.
 #define SMINB (SW == 8 && SST * 2 * TILE * 4 <= 110 * 1024 ? 2 : 1)
+#ifndef SPREAD
+#define SPREAD 1  // 0: the last block alone merges, whatever mergers says
+#endif
+// ANAT leaves parts of the kernel out, for the benchmark that measures
+// what each part costs (the output is then wrong): the merge, the
+// arithmetic on the tiles, the copies (the arithmetic then reads whatever
+// the stages hold), or everything after the wait.
+#ifndef ANAT
+#define ANAT 0
+#endif
+#define ANAT_NO_MERGE 1
+#define ANAT_NO_MATH 2
+#define ANAT_NO_COPY 4
+#define ANAT_EMPTY 8
 #ifndef EARLY
 #define EARLY 1  // 0: wait for the launch ahead before any copy (the benchmark's comparison)
 #endif
@@ -517,7 +531,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         float* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml,
         unsigned int* __restrict__ count, const float* __restrict__ q, const float* __restrict__ k,
         const float* __restrict__ v, const float* __restrict__ mask, int L, int S, int cap, int chunk,
-        float scale, int causal, int has_mask, int fresh) {
+        float scale, int causal, int has_mask, int fresh, int mergers) {
     // SST stages of (K tile, V tile); after the keys, the warps' sums. Decode sizes it.
     extern __shared__ __align__(128) float stage[];
     __shared__ __align__(8) unsigned long long bars[SST];
@@ -525,8 +539,12 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     // eight heads a row, so a lane reads a key's in two 16-byte loads.
     __shared__ __align__(16) float wp[SW][KPW + 1][8];
     __shared__ float wm[SW][GROUP], wl[SW][GROUP];
-    __shared__ unsigned int last;
+    __shared__ int last;
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#if ANAT & ANAT_EMPTY
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    return;
+#endif
 
     const int split = blockIdx.x, h = blockIdx.y, i = blockIdx.z;
     const int splits = gridDim.x, Hq = gridDim.y * GROUP;
@@ -552,7 +570,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
 #if EARLY
         // The first tiles' old rows stream in while the launch ahead
         // drains: nothing it writes is among them.
-        for (int t = 0; t < first; t++) {
+        for (int t = 0; t < first && !(ANAT & ANAT_NO_COPY); t++) {
             stream_expect(bars, t, n);
             stream_copy(stage, bars, kh, vh, t, 0, min(stream_rows(t, n), old - t * ST));
         }
@@ -562,7 +580,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     // count, which the launch ahead may still be merging from) waits for it.
     asm volatile("griddepcontrol.wait;" ::: "memory");
     if (tid == 0) {
-        for (int t = 0; t < first; t++) {
+        for (int t = 0; t < first && !(ANAT & ANAT_NO_COPY); t++) {
 #if EARLY
             stream_copy(stage, bars, kh, vh, t, max(old - t * ST, 0), stream_rows(t, n));
 #else
@@ -595,7 +613,8 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
 
     for (int t = 0; t < nt; t++) {
         const int s = t % SST;
-        stream_wait(&bars[s], (t / SST) & 1);
+        if (!(ANAT & ANAT_NO_COPY)) stream_wait(&bars[s], (t / SST) & 1);
+#if !(ANAT & ANAT_NO_MATH)
         const float* kt = stage + (size_t)s * 2 * TILE;
         const float* vt = kt + TILE;
         const int base = j0 + t * ST, nv = min(ST, j1 - base);
@@ -684,8 +703,9 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
                 }
             }
         }
+#endif
         __syncwarp();  // wp is rewritten by the next tile
-        if (t + SST < nt) {
+        if (t + SST < nt && !(ANAT & ANAT_NO_COPY)) {
             __syncthreads();  // every warp is done with stage s
             if (tid == 0) {
                 // Order the block's reads of the stage before the copy engine's writes.
@@ -732,34 +752,61 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
 
     // Count this block done. The barrier orders every thread's writes
     // before thread 0's count, whose release makes them visible with it
-    // (and its acquire, in the last block, the other blocks' writes).
+    // (and its acquire, in the blocks that merge, the other blocks' writes).
+    // The last nm blocks of a (h, i) to count merge, one a share of the
+    // GROUP heads (heads r, r + nm, … for the r-th of them): each waits
+    // until every block has counted, then reads only its heads' states, so
+    // the merge's reads from L2 are spread over nm multiprocessors instead
+    // of one. Decode asks for it (mergers > 1) only when the whole grid runs
+    // at once, so that a waiting block never holds a multiprocessor that a
+    // block still to count needs. The mergers count themselves out in
+    // count[L·H + i·H + h], and the last one resets both counts for the next
+    // launch, once no merger reads them any more.
     __syncthreads();
+    const int nm = SPREAD ? max(1, min(mergers, min(splits, GROUP))) : 1;
     if (tid == 0) {
         unsigned int* c = count + (size_t)i * gridDim.y + h;
         unsigned int before;
         asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], 1;" : "=r"(before) : "l"(c) : "memory");
-        last = before == (unsigned int)splits - 1;
-        if (last) *c = 0;  // every block of this (h, i) has counted
+        const int r = (int)before - (splits - nm);  // < 0: not a merger
+        if (r >= 0 && nm > 1) {
+            unsigned int now = before + 1;
+            while (now < (unsigned int)splits)
+                asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(now) : "l"(c) : "memory");
+            unsigned int* x = count + ((size_t)gridDim.z + i) * gridDim.y + h;
+            unsigned int out;
+            asm volatile("atom.add.relaxed.gpu.u32 %0, [%1], 1;" : "=r"(out) : "l"(x) : "memory");
+            if (out == (unsigned int)nm - 1) {
+                *c = 0;
+                *x = 0;
+            }
+        } else if (r >= 0) {
+            *c = 0;  // the last block: every block of this (h, i) has counted
+        }
+        last = r;
     }
     __syncthreads();
-    if (!last) return;
-    // The last block: out = Σ_s o_s·2^(m_s - M) / Σ_s l_s·2^(m_s - M) over
-    // the chunks, one pass with a running maximum; PARTS threads share a
-    // column (chunks part, part + PARTS, …), BATCH chunks in flight each.
-    const int col = tid % C4, part = tid / C4;
-    const int g = col / (HEAD_DIM / 4), e = (col % (HEAD_DIM / 4)) * 4;
+    if (last < 0 || (ANAT & ANAT_NO_MERGE)) return;
+    // The merge of heads r, r + nm, …: out = Σ_s o_s·2^(m_s - M) /
+    // Σ_s l_s·2^(m_s - M) over the chunks, one pass with a running maximum;
+    // parts threads share a column (chunks part, part + parts, …), BATCH
+    // chunks in flight each, and their states are merged in shared memory.
+    const int r = last, nh = (GROUP - 1 - r) / nm + 1, cols = nh * (HEAD_DIM / 4);
+    const int parts = max(1, SW * 32 / cols);
+    const int col = tid % cols, part = tid / cols;
+    const int g = r + col / (HEAD_DIM / 4) * nm, e = (col % (HEAD_DIM / 4)) * 4;
     const size_t row = (size_t)i * Hq + h * GROUP + g;
     float M = -INFINITY, ls = 0.f;
     float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (part < PARTS) {
+    if (part < parts) {
         const float* po = part_o + row * splits * HEAD_DIM + e;
         const float* pm = part_ml + row * splits * 2;
-        for (int s0 = part; s0 < splits; s0 += PARTS * BATCH) {
+        for (int s0 = part; s0 < splits; s0 += parts * BATCH) {
             float2 ml[BATCH];
             float4 o[BATCH];
 #pragma unroll
             for (int b = 0; b < BATCH; b++) {
-                const int s = s0 + b * PARTS;
+                const int s = s0 + b * parts;
                 ml[b] = s < splits ? __ldcg((const float2*)(pm + 2 * s)) : make_float2(-INFINITY, 0.f);
                 o[b] = s < splits ? __ldcg((const float4*)(po + (size_t)s * HEAD_DIM)) : make_float4(0.f, 0.f, 0.f, 0.f);
             }
@@ -779,31 +826,30 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
             M = mb;
         }
     }
-#if PARTS > 1
-    float4* pa = (float4*)stage;                 // [PARTS][C4]
-    float2* pml = (float2*)(pa + PARTS * C4);    // [PARTS][C4]
-    if (part < PARTS) {
-        pa[part * C4 + col] = a;
-        pml[part * C4 + col] = make_float2(M, ls);
-    }
-    __syncthreads();
-    if (part == 0) {
-#pragma unroll
-        for (int p = 1; p < PARTS; p++) {
-            const float2 x = pml[p * C4 + col];
-            const float mn = fmaxf(M, x.x);
-            if (mn == -INFINITY) continue;
-            const float c0 = exp2f(M - mn), c1 = exp2f(x.x - mn);
-            const float4 y = pa[p * C4 + col];
-            a.x = a.x * c0 + y.x * c1; a.y = a.y * c0 + y.y * c1; a.z = a.z * c0 + y.z * c1; a.w = a.w * c0 + y.w * c1;
-            ls = ls * c0 + x.y * c1;
-            M = mn;
+    if (parts > 1) {
+        float4* pa = (float4*)stage;                // [parts][cols]
+        float2* pml = (float2*)(pa + parts * cols);  // [parts][cols]
+        if (part < parts) {
+            pa[part * cols + col] = a;
+            pml[part * cols + col] = make_float2(M, ls);
+        }
+        __syncthreads();
+        if (part == 0) {
+            for (int p = 1; p < parts; p++) {
+                const float2 x = pml[p * cols + col];
+                const float mn = fmaxf(M, x.x);
+                if (mn == -INFINITY) continue;
+                const float c0 = exp2f(M - mn), c1 = exp2f(x.x - mn);
+                const float4 y = pa[p * cols + col];
+                a.x = a.x * c0 + y.x * c1; a.y = a.y * c0 + y.y * c1; a.z = a.z * c0 + y.z * c1; a.w = a.w * c0 + y.w * c1;
+                ls = ls * c0 + x.y * c1;
+                M = mn;
+            }
         }
     }
-#endif
     if (part == 0) {
-        const float r = 1.f / ls;
-        *(float4*)(out + row * HEAD_DIM + e) = make_float4(a.x * r, a.y * r, a.z * r, a.w * r);
+        const float inv = 1.f / ls;
+        *(float4*)(out + row * HEAD_DIM + e) = make_float4(a.x * inv, a.y * inv, a.z * inv, a.w * inv);
     }
 }
 #endif

@@ -377,15 +377,23 @@ func (a *Attention) decodeStream(k *kernels.Kernel, out, q *devtensor.Activation
 	if err := a.partials(l*hq*splits, c.HeadDim); err != nil {
 		return err
 	}
-	if err := a.countsFor(l * c.Heads); err != nil {
+	// Two counts a (row, head): the blocks done, and the mergers done.
+	if err := a.countsFor(2 * l * c.Heads); err != nil {
 		return err
 	}
 	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: splits, Y: c.Heads, Z: l}, Block: kernels.D1(32 * sb.warps),
 		SharedMem: sb.sharedBytes(g, c.HeadDim), Overlap: !a.noOverlap}
 	// fresh: the rows the launch ahead may still be writing are the step's
 	// own, the last l; the kernel reads the older ones before it waits.
+	// mergers: the blocks that share the final merge of a (head, row), g
+	// where the whole grid fits on the multiprocessors at once (they wait
+	// for each other), else 1.
+	mergers := 1
+	if splits*c.Heads*l <= a.dev.Info().Multiprocessors {
+		mergers = g
+	}
 	return a.dev.Launch(k, cfg, out.Buf, a.partO, a.partML, a.counts, q.Buf, c.K, c.V, mb,
-		int32(l), int32(c.Len), int32(c.Capacity), int32(chunk), scale, flag(causal), has, int32(l))
+		int32(l), int32(c.Len), int32(c.Capacity), int32(chunk), scale, flag(causal), has, int32(l), int32(mergers))
 }
 
 // FusedSplits is the most chunks attention_decode_fused merges (its
