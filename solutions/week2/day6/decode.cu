@@ -774,9 +774,9 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
             while (now < (unsigned int)splits)
                 asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(now) : "l"(c) : "memory");
             unsigned int* x = count + ((size_t)gridDim.z + i) * gridDim.y + h;
-            unsigned int out;
-            asm volatile("atom.add.relaxed.gpu.u32 %0, [%1], 1;" : "=r"(out) : "l"(x) : "memory");
-            if (out == (unsigned int)nm - 1) {
+            unsigned int done;
+            asm volatile("atom.add.relaxed.gpu.u32 %0, [%1], 1;" : "=r"(done) : "l"(x) : "memory");
+            if (done == (unsigned int)nm - 1) {
                 *c = 0;
                 *x = 0;
             }
