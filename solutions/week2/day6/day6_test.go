@@ -73,7 +73,7 @@ func TestW2D6DecodePathsAgreeGPU(t *testing.T) {
 		// copies ahead of the wait and its spread merge, Decode's build
 		// with one merger, and two other shapes, in case one becomes
 		// the default.
-		for _, v := range []streamVariant{baselineStream, {defaultStream, 0, "#define SPREAD 0\n"}, {streamBuild{8, 2, 64, 16}, 0, ""}, {streamBuild{8, 4, 32, 16}, 0, ""}} {
+		for _, v := range []streamVariant{baselineStream, {defaultStream, 0, "#define SPREAD 0\n"}, {streamBuild{8, 4, 32, 32}, 0, ""}, {streamBuild{8, 4, 32, 16}, 0, ""}} {
 			b, err := NewAttention(d)
 			if err != nil {
 				t.Fatal(err)

@@ -394,13 +394,13 @@ extern "C" __global__ void __launch_bounds__(FW * 32, 2) attention_decode_fused(
 // for them sub-chunk by sub-chunk, a round trip to memory each time, and
 // its warps meet at three barriers per sub-chunk. Here the bytes go
 // straight to shared memory with the copy engine (cp.async.bulk): the
-// chunk is cut into tiles of ST keys (32 unless set); one thread issues
-// the copies of the first SST tiles (K and V, each tile one contiguous run
-// of rows) before any arithmetic, and each tile's arrival is signalled on
-// an mbarrier, so a block has up to SST tiles in flight (128 KB at
-// HEAD_DIM 128 with the default 4 tiles of 32 keys) while it works on the
-// tiles that have arrived; a consumed tile's buffer is refilled with the
-// tile SST further on. Decode gives it about one block per multiprocessor
+// chunk is cut into tiles of ST keys (64 in Decode's build); one thread
+// issues the copies of the first SST tiles (K and V, each tile one
+// contiguous run of rows) before any arithmetic, and each tile's arrival is
+// signalled on an mbarrier, so a block has up to SST tiles in flight (128
+// KB at HEAD_DIM 128 with Decode's 2 tiles of 64 keys) while it works on
+// the tiles that have arrived; a consumed tile's buffer is refilled with
+// the tile SST further on. Decode gives it about one block per multiprocessor
 // (the stages take most of the shared memory), so at 4k positions a
 // block's whole chunk is requested at once.
 //
@@ -410,8 +410,8 @@ extern "C" __global__ void __launch_bounds__(FW * 32, 2) attention_decode_fused(
 // maximum and sum in the lane itself, and passes the probabilities to its
 // other lanes through its own slice of shared memory for p·V. The warps
 // meet only to refill a stage and, once, to merge their states at the
-// end; the last block of a (h, i) to finish merges the chunks' states (one
-// pass, with a running maximum) into out.
+// end; the last blocks of a (h, i) to finish merge the chunks' states (one
+// pass, with a running maximum) into out, each a share of the heads.
 //
 // A graph may capture the kernel with programmatic dependent launch: its
 // blocks then start while the launch ahead of it drains, and wait for it
@@ -429,13 +429,13 @@ extern "C" __global__ void __launch_bounds__(FW * 32, 2) attention_decode_fused(
 #define SW 8    // warps a block
 #endif
 #ifndef SST
-#define SST 4   // tiles in flight
+#define SST 2   // tiles in flight
 #endif
 #ifndef ST
-#define ST 32   // keys a tile
+#define ST 64   // keys a tile
 #endif
 #ifndef KL
-#define KL 32   // lanes that score one key: 32, or 16 (two keys a pass)
+#define KL 16   // lanes that score one key: 16 (two keys a pass), or 32
 #endif
 #define QF (DV * 32 / KL)             // q features a lane holds for the scores
 #if KL == 16 && KPW % 2 != 0
