@@ -224,29 +224,40 @@ func BenchmarkW2D6DecodeChunks(b *testing.B) {
 	}
 }
 
+// streamSetup opens the GPU for the streaming kernel's benchmarks (they
+// skip without compute capability 9.0) and makes a query row, its output
+// and the rotating caches at 512, 4k and 32k positions, all freed when b
+// ends.
+func streamSetup(b *testing.B) (d *kernels.Device, q, out *devtensor.Activations, lengths []int, cs map[int][]*devtensor.KVCache) {
+	d = kerneltest.Open(b)
+	if !hopper(d) {
+		b.Skipf("not run: the streaming kernel needs compute capability 9.0 or later (%s)", d)
+	}
+	q, out = activations(b, d, 1)
+	lengths = []int{512, 4096, 32768}
+	cs = map[int][]*devtensor.KVCache{}
+	for _, s := range lengths {
+		cs[s] = caches(b, d, max(2, min(64, rotateBytes/int(devtensor.KVCacheBytes(h7B, s, d7B)))), s)
+	}
+	b.Cleanup(func() {
+		q.Free()
+		out.Free()
+		for _, s := range lengths {
+			for _, c := range cs[s] {
+				c.Free()
+			}
+		}
+	})
+	return d, q, out, lengths, cs
+}
+
 // BenchmarkW2D6DecodeVariants compares builds of the streaming decode
 // kernel (warps a block, tiles in flight, keys a tile, lanes a key's
 // score, the chunk: 0 is Decode's choice, and whether it copies the older
 // rows before waiting for the launch ahead) at 512, 4k and 32k positions,
 // replayed from a graph with programmatic dependent launch.
 func BenchmarkW2D6DecodeVariants(b *testing.B) {
-	d := kerneltest.Open(b)
-	if !hopper(d) {
-		b.Skipf("not run: the streaming kernel needs compute capability 9.0 or later (%s)", d)
-	}
-	q, out := activations(b, d, 1)
-	defer q.Free()
-	defer out.Free()
-	lengths := []int{512, 4096, 32768}
-	cs := map[int][]*devtensor.KVCache{}
-	for _, s := range lengths {
-		cs[s] = caches(b, d, max(2, min(64, rotateBytes/int(devtensor.KVCacheBytes(h7B, s, d7B)))), s)
-		defer func() {
-			for _, c := range cs[s] {
-				c.Free()
-			}
-		}()
-	}
+	d, q, out, lengths, cs := streamSetup(b)
 	for _, v := range streamVariants {
 		// One Attention a build: each compiles its kernels once.
 		a, err := NewAttention(d)
@@ -314,23 +325,7 @@ var streamVariants = []streamVariant{
 // launch: what the merge, the arithmetic and the copies each add, and what
 // a launch that does nothing costs.
 func BenchmarkW2D6DecodeAnatomy(b *testing.B) {
-	d := kerneltest.Open(b)
-	if !hopper(d) {
-		b.Skipf("not run: the streaming kernel needs compute capability 9.0 or later (%s)", d)
-	}
-	q, out := activations(b, d, 1)
-	defer q.Free()
-	defer out.Free()
-	lengths := []int{512, 4096, 32768}
-	cs := map[int][]*devtensor.KVCache{}
-	for _, s := range lengths {
-		cs[s] = caches(b, d, max(2, min(64, rotateBytes/int(devtensor.KVCacheBytes(h7B, s, d7B)))), s)
-		defer func() {
-			for _, c := range cs[s] {
-				c.Free()
-			}
-		}()
-	}
+	d, q, out, lengths, cs := streamSetup(b)
 	for _, v := range []struct {
 		name string
 		anat int
