@@ -252,10 +252,10 @@ func streamSetup(b *testing.B) (d *kernels.Device, q, out *devtensor.Activations
 }
 
 // BenchmarkW2D6DecodeVariants compares builds of the streaming decode
-// kernel (warps a block, tiles in flight, keys a tile, lanes a key's
-// score, the chunk: 0 is Decode's choice, and whether it copies the older
-// rows before waiting for the launch ahead) at 512, 4k and 32k positions,
-// replayed from a graph with programmatic dependent launch.
+// kernel (streamVariants: warps a block, tiles in flight, keys a tile,
+// lanes a key's score, the chunk, and the steps switched off) at 512, 4k
+// and 32k positions, replayed from a graph with programmatic dependent
+// launch.
 func BenchmarkW2D6DecodeVariants(b *testing.B) {
 	d, q, out, lengths, cs := streamSetup(b)
 	for _, v := range streamVariants {
