@@ -344,8 +344,11 @@ type cudaBackend struct {
 	// to them that cuLaunchKernel reads.
 	argv *[maxKernelArgs]uint64
 	argp *[maxKernelArgs]uintptr
-	// dynShared remembers the dynamic shared memory limit set per function.
+	// dynShared remembers the dynamic shared memory limit set per function;
+	// modFuncs the functions taken from each module, whose entries unload
+	// drops: the driver may hand a later module's function the same handle.
 	dynShared map[uintptr]int
+	modFuncs  map[uintptr][]uintptr
 	// stream is the blocking stream that graphs are captured on and
 	// launched on (the NULL stream cannot be captured), created on first
 	// use; launches go to it while capturing is set, to the NULL stream
@@ -378,7 +381,7 @@ func openCUDA() (backend, error) {
 	if ordinal < 0 || ordinal >= int(count) {
 		return nil, fmt.Errorf("kernels: TINYLLM_CUDA_DEVICE=%d but there are %d CUDA devices", ordinal, count)
 	}
-	b := &cudaBackend{argv: new([maxKernelArgs]uint64), argp: new([maxKernelArgs]uintptr), dynShared: map[uintptr]int{}}
+	b := &cudaBackend{argv: new([maxKernelArgs]uint64), argp: new([maxKernelArgs]uintptr), dynShared: map[uintptr]int{}, modFuncs: map[uintptr][]uintptr{}}
 	for i := range b.argp {
 		b.argp[i] = uintptr(unsafe.Pointer(&b.argv[i]))
 	}
@@ -554,6 +557,10 @@ func (b *cudaBackend) unload(mod uintptr) error {
 	if err := b.bind(); err != nil {
 		return err
 	}
+	for _, fn := range b.modFuncs[mod] {
+		delete(b.dynShared, fn)
+	}
+	delete(b.modFuncs, mod)
 	return cuErr("cuModuleUnload", call(cudaLib.cuModuleUnload, mod))
 }
 
@@ -571,6 +578,7 @@ func (b *cudaBackend) function(mod uintptr, name string) (uintptr, int, error) {
 	if r := call(cudaLib.cuFuncGetAttribute, uintptr(unsafe.Pointer(&maxThreads)), funcAttrMaxThreadsPerBlock, fn); r != cudaSuccess {
 		return 0, 0, cuErr("cuFuncGetAttribute", r)
 	}
+	b.modFuncs[mod] = append(b.modFuncs[mod], fn)
 	return fn, int(maxThreads), nil
 }
 
