@@ -7,6 +7,7 @@ import (
 	_ "embed"
 	"fmt"
 	"math"
+	"os"
 	"strings"
 	"sync"
 
@@ -74,6 +75,38 @@ type Attention struct {
 	// noOverlap keeps attention_decode_stream from overlapping the launch
 	// before it in a graph (the benchmark's comparison).
 	noOverlap bool
+	// prefill is the kernel Prefill launches (TINYLLM_PREFILL at
+	// NewAttention; the tests and benchmarks set it to compare both).
+	prefill prefillKernel
+}
+
+// prefillKernel is the kernel Prefill launches.
+type prefillKernel int
+
+const (
+	prefillAuto  prefillKernel = iota // attention_prefill_tc where it applies if tensorCorePrefill, else attention_prefill
+	prefillFloat                      // attention_prefill, float32 on the CUDA cores
+	prefillTC                         // attention_prefill_tc where it applies, else attention_prefill
+)
+
+// tensorCorePrefill is whether Prefill picks attention_prefill_tc where it
+// applies (CUDA, compute capability 8.0 or later, head dimension 64 or
+// 128) when TINYLLM_PREFILL does not say.
+const tensorCorePrefill = false
+
+// prefillFromEnv reads TINYLLM_PREFILL: unset or "auto", "float32" (always
+// attention_prefill) or "tc" (attention_prefill_tc where it applies).
+func prefillFromEnv() (prefillKernel, error) {
+	switch v := os.Getenv("TINYLLM_PREFILL"); v {
+	case "", "auto":
+		return prefillAuto, nil
+	case "float32":
+		return prefillFloat, nil
+	case "tc":
+		return prefillTC, nil
+	default:
+		return 0, fmt.Errorf("TINYLLM_PREFILL=%q: want auto, float32 or tc", v)
+	}
 }
 
 // decodePath is the kernel path Decode takes.
@@ -113,6 +146,10 @@ func (s streamBuild) sharedBytes(group, headDim int) int {
 type compiled struct {
 	mods                   []*kernels.Module
 	prefill, split, reduce *kernels.Kernel
+	// prefillTC is attention_prefill_tc where the prefill source has it,
+	// the GPU is CUDA of compute capability 8.0 or later with room for its
+	// shared memory, and the head dimension is 64 or 128; else nil.
+	prefillTC *kernels.Kernel
 	// fused is attention_decode_fused where the decode source has it (the
 	// reference's CUDA file) and the head dimension is a multiple of 32,
 	// else nil; stream is attention_decode_stream where, besides, the GPU
@@ -127,7 +164,11 @@ func NewAttention(dev *kernels.Device) (*Attention, error) {
 	if dev == nil {
 		return nil, fmt.Errorf("NewAttention: no device")
 	}
-	return &Attention{dev: dev, compiled: map[[2]int]*compiled{}}, nil
+	p, err := prefillFromEnv()
+	if err != nil {
+		return nil, fmt.Errorf("NewAttention: %w", err)
+	}
+	return &Attention{dev: dev, compiled: map[[2]int]*compiled{}, prefill: p}, nil
 }
 
 // Close unloads the kernels and frees the partial results. (Provided.)
@@ -193,6 +234,9 @@ func (a *Attention) kernelsFor(group, headDim int) (*compiled, error) {
 	if err == nil && headDim%32 == 0 && hopper(a.dev) && hasStream {
 		c.stream, err = c.mods[1].Kernel("attention_decode_stream")
 	}
+	if err == nil && tcPrefillFits(a.dev, headDim) && strings.Contains(Source(a.dev.Backend(), "prefill"), "attention_prefill_tc(") {
+		c.prefillTC, err = c.mods[0].Kernel("attention_prefill_tc")
+	}
 	if err != nil {
 		for _, m := range c.mods {
 			m.Close()
@@ -250,8 +294,13 @@ func flag(b bool) int32 {
 // positions, whose keys and values the cache already holds. scale 0 means
 // 1/sqrt(D); mask is nil or an additive L x Len matrix; causal hides from
 // row i the keys after position Len - L + i, and the kernel skips the key
-// tiles a whole query tile cannot see. One block of 128 threads per 16
-// query rows and query head. It queues the kernel and returns. (Provided.)
+// tiles a whole query tile cannot see. attention_prefill, float32 on the
+// CUDA cores, runs one block of 128 threads per 16 query rows and query
+// head. attention_prefill_tc, on the tensor cores with bf16 inputs, runs
+// one block of 128 threads per 64 query rows and query head; Prefill
+// launches it where it applies (CUDA, compute capability 8.0 or later,
+// head dimension 64 or 128) if TINYLLM_PREFILL=tc, or by default once
+// tensorCorePrefill is set. It queues the kernel and returns. (Provided.)
 func (a *Attention) Prefill(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error {
 	l, hq, g, err := shapes(out, q, c, mask)
 	if err != nil {
@@ -263,8 +312,33 @@ func (a *Attention) Prefill(out, q *devtensor.Activations, c *devtensor.KVCache,
 	}
 	scale = defaultScale(scale, c.HeadDim)
 	mb, has := maskArgs(mask, q)
+	if ks.prefillTC != nil && (a.prefill == prefillTC || a.prefill == prefillAuto && tensorCorePrefill) {
+		cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: hq, Y: kernels.Blocks(l, tcPrefillRows), Z: 1}, Block: kernels.D1(128),
+			SharedMem: tcPrefillShared(c.HeadDim)}
+		return a.dev.Launch(ks.prefillTC, cfg, out.Buf, q.Buf, c.K, c.V, mb, int32(l), int32(c.Len), int32(c.Capacity), scale, flag(causal), has)
+	}
 	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(l, 16), Y: hq, Z: 1}, Block: kernels.D1(128)}
 	return a.dev.Launch(ks.prefill, cfg, out.Buf, q.Buf, c.K, c.V, mb, int32(l), int32(c.Len), int32(c.Capacity), scale, flag(causal), has)
+}
+
+// tcPrefillRows is the query rows of a block of attention_prefill_tc
+// (TC_BQ).
+const tcPrefillRows = 64
+
+// tcPrefillShared is attention_prefill_tc's dynamic shared memory (TC_SMEM):
+// a tile of 64 keys and one of 64 values staged in float32, and both again
+// in bf16.
+func tcPrefillShared(headDim int) int { return 64 * headDim * (2*4 + 2*2) }
+
+// tcPrefillFits reports whether attention_prefill_tc applies on d at a
+// head dimension: CUDA, compute capability 8.0 or later (bf16 mma.sync,
+// cp.async), a head dimension of 64 or 128 and room for its shared memory.
+func tcPrefillFits(d *kernels.Device, headDim int) bool {
+	inf := d.Info()
+	var major int
+	_, err := fmt.Sscanf(inf.ComputeCapability, "%d.", &major)
+	return inf.Backend == kernels.CUDA && err == nil && major >= 8 && (headDim == 64 || headDim == 128) &&
+		tcPrefillShared(headDim) <= inf.MaxSharedMemory
 }
 
 // hopper reports a CUDA GPU of compute capability 9.0 or later, which has
