@@ -84,9 +84,10 @@ type Attention struct {
 type prefillKernel int
 
 const (
-	prefillAuto  prefillKernel = iota // attention_prefill_tc where it applies if tensorCorePrefill, else attention_prefill
-	prefillFloat                      // attention_prefill, float32 on the CUDA cores
-	prefillTC                         // attention_prefill_tc where it applies, else attention_prefill
+	prefillAuto   prefillKernel = iota // attention_prefill_tc where it applies if tensorCorePrefill, else attention_prefill
+	prefillFloat                       // attention_prefill, float32 on the CUDA cores
+	prefillTC                          // attention_prefill_tc where it applies, else attention_prefill
+	prefillTCOnly                      // attention_prefill_tc, and an error where it does not apply (the checks)
 )
 
 // tensorCorePrefill is whether Prefill picks attention_prefill_tc where it
@@ -312,7 +313,10 @@ func (a *Attention) Prefill(out, q *devtensor.Activations, c *devtensor.KVCache,
 	}
 	scale = defaultScale(scale, c.HeadDim)
 	mb, has := maskArgs(mask, q)
-	if ks.prefillTC != nil && (a.prefill == prefillTC || a.prefill == prefillAuto && tensorCorePrefill) {
+	if a.prefill == prefillTCOnly && ks.prefillTC == nil {
+		return fmt.Errorf("Prefill: attention_prefill_tc needs the reference's CUDA source, a GPU of compute capability 8.0 or later and a head dimension of 64 or 128")
+	}
+	if ks.prefillTC != nil && (a.prefill == prefillTC || a.prefill == prefillTCOnly || a.prefill == prefillAuto && tensorCorePrefill) {
 		cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: hq, Y: kernels.Blocks(l, tcPrefillRows), Z: 1}, Block: kernels.D1(128),
 			SharedMem: tcPrefillShared(c.HeadDim)}
 		return a.dev.Launch(ks.prefillTC, cfg, out.Buf, q.Buf, c.K, c.V, mb, int32(l), int32(c.Len), int32(c.Capacity), scale, flag(causal), has)

@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/fixture"
@@ -185,24 +186,25 @@ func GPUFixtures[A Kernels](t *testing.T, task string, which Kernel, newAttentio
 	}
 }
 
-// RealShape is a Qwen2 attention shape at a cache length.
+// RealShape is a Qwen2 attention shape at a cache length. Padding, with
+// Mask, hides about 30% of the keys of each row with -inf (never key 0).
 type RealShape struct {
-	Name           string
-	Hq, H, D, L, S int
-	Causal, Mask   bool
+	Name                  string
+	Hq, H, D, L, S        int
+	Causal, Mask, Padding bool
 }
 
 // RealShapes are the attention of Qwen2-0.5B (14 query heads on 2, D 64)
 // and Qwen2-7B (28 on 4, D 128): a prefill, a chunk of prefill after a
 // cached prefix, and decode steps far into the context.
 var RealShapes = []RealShape{
-	{"0.5B prefill 300", 14, 2, 64, 300, 300, true, false},
-	{"7B prefill 257", 28, 4, 128, 257, 257, true, false},
-	{"7B chunk 64 after 960", 28, 4, 128, 64, 1024, true, false},
-	{"7B masked 33 x 100", 28, 4, 128, 33, 100, false, true},
-	{"0.5B decode 2049", 14, 2, 64, 1, 2049, true, false},
-	{"7B decode 4096", 28, 4, 128, 1, 4096, true, false},
-	{"7B decode 4 rows 3001", 28, 4, 128, 4, 3001, true, false},
+	{"0.5B prefill 300", 14, 2, 64, 300, 300, true, false, false},
+	{"7B prefill 257", 28, 4, 128, 257, 257, true, false, false},
+	{"7B chunk 64 after 960", 28, 4, 128, 64, 1024, true, false, false},
+	{"7B masked 33 x 100", 28, 4, 128, 33, 100, false, true, false},
+	{"0.5B decode 2049", 14, 2, 64, 1, 2049, true, false, false},
+	{"7B decode 4096", 28, 4, 128, 1, 4096, true, false, false},
+	{"7B decode 4 rows 3001", 28, 4, 128, 4, 3001, true, false, false},
 }
 
 // random draws a problem of shape s and its output by the CPU formula
@@ -211,6 +213,15 @@ func (s RealShape) random(rng *rand.Rand) (problem, *tensor.Tensor) {
 	p := problem{q: tensor.RandN(rng, s.Hq, s.L, s.D), k: tensor.RandN(rng, s.H, s.S, s.D), v: tensor.RandN(rng, s.H, s.S, s.D), causal: s.Causal}
 	if s.Mask {
 		p.mask = tensor.RandN(rng, s.L, s.S)
+		if s.Padding {
+			m := p.mask.Data()
+			for i := range m {
+				m[i] *= 0.5
+				if i%s.S != 0 && rng.Float64() < 0.3 {
+					m[i] = float32(math.Inf(-1))
+				}
+			}
+		}
 	}
 	q, k, v := tensor.ExpandDims(p.q, 0), tensor.ExpandDims(p.k, 0), tensor.ExpandDims(p.v, 0)
 	return p, suspect.GroupedAttention(q, k, v, suspect.DefaultScale(s.D), fullMask(p.mask, s.Causal, s.L, s.S), suspect.Grouped)
@@ -305,23 +316,25 @@ func Sources(t *testing.T, source func(backend, file string) string) {
 // query heads per key/value head, head dimensions 32, 64, 96 and 128, one
 // to three query rows, causal, masked, and both.
 var OddDecodeShapes = []RealShape{
-	{"G1 D32 S1", 4, 4, 32, 1, 1, true, false},
-	{"G7 D128 S1", 28, 4, 128, 1, 1, true, false},
-	{"G7 D128 S33", 28, 4, 128, 1, 33, true, false},
-	{"G8 D64 S33 2 rows causal+mask", 16, 2, 64, 2, 33, true, true},
-	{"G2 D96 S100", 4, 2, 96, 1, 100, true, false},
-	{"G1 D128 S4097", 4, 4, 128, 1, 4097, true, false},
-	{"G7 D128 S4097", 28, 4, 128, 1, 4097, true, false},
-	{"G7 D128 S4097 mask", 28, 4, 128, 1, 4097, false, true},
-	{"G8 D128 S4097 3 rows", 16, 2, 128, 3, 4097, true, false},
-	{"G7 D64 S20000", 28, 4, 64, 1, 20000, true, false},
+	{"G1 D32 S1", 4, 4, 32, 1, 1, true, false, false},
+	{"G7 D128 S1", 28, 4, 128, 1, 1, true, false, false},
+	{"G7 D128 S33", 28, 4, 128, 1, 33, true, false, false},
+	{"G8 D64 S33 2 rows causal+mask", 16, 2, 64, 2, 33, true, true, false},
+	{"G2 D96 S100", 4, 2, 96, 1, 100, true, false, false},
+	{"G1 D128 S4097", 4, 4, 128, 1, 4097, true, false, false},
+	{"G7 D128 S4097", 28, 4, 128, 1, 4097, true, false, false},
+	{"G7 D128 S4097 mask", 28, 4, 128, 1, 4097, false, true, false},
+	{"G8 D128 S4097 3 rows", 16, 2, 128, 3, 4097, true, false, false},
+	{"G7 D64 S20000", 28, 4, 64, 1, 20000, true, false, false},
 }
 
-// Path is one way to launch decode attention (a kernel of the reference,
-// say), named for the messages.
+// Path is one way to launch attention (a kernel of the reference, say),
+// named for the messages. BF16 marks a path that rounds its inputs to bf16
+// (checked with BF16ElemTol and BF16RelTol instead of GPUTol).
 type Path struct {
 	Name string
 	Run  func(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error
+	BF16 bool
 }
 
 // DecodePathsAgree checks every path on d against the CPU formula (Week
@@ -346,6 +359,235 @@ func DecodePathsAgree(t *testing.T, task string, d *kernels.Device, paths []Path
 					continue
 				}
 				grade.AllClose(t, what+" against "+paths[0].Name, got, first, GPUTol, grade.ByHead(-3))
+			}
+		})
+	}
+}
+
+// The tolerances of a kernel that rounds q, k, v and the probabilities to
+// bf16 for the tensor cores (the reference's attention_prefill_tc), in the
+// manner of W2D4's bf16 rungs: per element, |got - want| <= BF16ElemTol·a +
+// 1e-6, where a = Σ_j w_ij·|v_jd| is the size of what output (i, h, d)
+// averages (the same attention applied to |V|: each product w·v moves by
+// at most a few 2^-8 of itself, and an error δ in a score moves the output
+// by about δ·a); over the whole output, ‖got - want‖ / ‖want‖ <=
+// BF16RelTol. An emulation of the kernel's roundings in float64 on the
+// Qwen2 shapes stayed under 1.1e-2·a per element and 3.4e-3 over the
+// output.
+const (
+	BF16ElemTol = 3e-2
+	BF16RelTol  = 1e-2
+)
+
+// compareBF16 returns "" if got (1 x Hq x L x D) matches want within the
+// bf16 tolerances, a the size of each output (see BF16ElemTol), or a
+// report. NaN is expected exactly where want is NaN.
+func compareBF16(got, want, a *tensor.Tensor) string {
+	g, w, sz := got.Data(), want.Data(), a.Data()
+	shape := want.Shape()
+	var (
+		bad, nan      int
+		worst         = -1.0
+		worstAt       int
+		errSq, wantSq float64
+		listed        []string
+	)
+	for i := range w {
+		gi, wi := float64(g[i]), float64(w[i])
+		if math.IsNaN(wi) || math.IsNaN(gi) {
+			if math.IsNaN(wi) != math.IsNaN(gi) {
+				nan++
+				bad++
+			}
+			continue
+		}
+		diff := math.Abs(gi - wi)
+		if math.IsInf(gi, 0) {
+			diff = math.Inf(1)
+		}
+		errSq += diff * diff
+		wantSq += wi * wi
+		scale := float64(sz[i])
+		if r := diff / (scale + 1e-6); r > worst {
+			worst, worstAt = r, i
+		}
+		if diff > BF16ElemTol*scale+1e-6 {
+			bad++
+			if len(listed) < 5 {
+				listed = append(listed, fmt.Sprintf("      %v  got %.7g  want %.7g  size %.3g", unravel(i, shape), gi, wi, scale))
+			}
+		}
+	}
+	rel := math.Sqrt(errSq / wantSq)
+	if bad == 0 && rel <= BF16RelTol {
+		return ""
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "    tolerance  |got-want| <= %.0e·a + 1e-6 per element (a = Σ_j w_ij·|v_jd|), ‖got-want‖/‖want‖ <= %.0e\n", BF16ElemTol, BF16RelTol)
+	if worst >= 0 {
+		fmt.Fprintf(&b, "    worst element %v off by %.2e of its size; relative error of the whole output %.2e\n", unravel(worstAt, shape), worst, rel)
+	}
+	if nan > 0 {
+		fmt.Fprintf(&b, "    %d elements are NaN where the reference is not, or not NaN where it is\n", nan)
+	}
+	if bad > 0 {
+		fmt.Fprintf(&b, "    %d of %d elements out of tolerance; first:\n%s", bad, len(w), strings.Join(listed, "\n"))
+	}
+	return b.String()
+}
+
+// unravel turns a flat index into one per axis of shape.
+func unravel(i int, shape []int) []int {
+	idx := make([]int, len(shape))
+	for a := len(shape) - 1; a >= 0; a-- {
+		idx[a] = i % shape[a]
+		i /= shape[a]
+	}
+	return idx
+}
+
+// size is Σ_j w_ij·|v_jd| for each output of p: the attention of p with
+// |V|, 1 x Hq x L x D (BF16ElemTol's a).
+func (p problem) size() *tensor.Tensor {
+	l, s := p.q.Dim(1), p.k.Dim(1)
+	av := make([]float32, p.v.Size())
+	for i, x := range p.v.Data() {
+		av[i] = float32(math.Abs(float64(x)))
+	}
+	q, k, v := tensor.ExpandDims(p.q, 0), tensor.ExpandDims(p.k, 0), tensor.ExpandDims(tensor.New(av, p.v.Shape()...), 0)
+	scale := p.scale
+	if scale == 0 {
+		scale = suspect.DefaultScale(p.q.Dim(2))
+	}
+	return suspect.GroupedAttention(q, k, v, scale, fullMask(p.mask, p.causal, l, s), suspect.Grouped)
+}
+
+// check compares a kernel's output with want: GPUTol (and the suspects'
+// diagnosis) for a float32 kernel, the bf16 tolerances for a bf16 one.
+func check(t *testing.T, what string, got, want *tensor.Tensor, p problem, bf16 bool) {
+	t.Helper()
+	if !bf16 {
+		grade.AllClose(t, what, got, want, GPUTol, grade.ByHead(-3), gpuSuspects(p))
+		return
+	}
+	if msg := compareBF16(got, want, p.size()); msg != "" {
+		t.Fatalf("%s: output does not match the reference\n%s", what, msg)
+	}
+}
+
+// TensorCoreFixtures checks a bf16 tensor-core prefill kernel against
+// PyTorch's attention on the fixture cases whose head dimension it takes
+// (applies), one batch entry at a time, with the bf16 tolerances; then, the
+// same way, on the real shapes (RealShapes) it takes against the CPU
+// formula. newAttention returns kernels whose Prefill launches that kernel
+// and fails where it does not apply; applies says where it does. On a GPU
+// where it applies at no head dimension the check says it did not run.
+func TensorCoreFixtures[A Kernels](t *testing.T, task string, newAttention func(*kernels.Device) (A, error), applies func(d *kernels.Device, headDim int) bool) {
+	grade.PointToChapter(t, task)
+	d := kerneltest.Open(t)
+	if !applies(d, 64) && !applies(d, 128) {
+		t.Skipf("not run: the tensor-core prefill kernel does not apply on %s (%s, compute capability %q)", d, d.Backend(), d.Info().ComputeCapability)
+	}
+	var a A
+	var err error
+	if grade.Run(t, task+" (NewAttention)", func() { a, err = newAttention(d) }) {
+		return
+	}
+	if err != nil {
+		t.Fatalf("%s: NewAttention: %v", task, err)
+	}
+	defer a.Close()
+	cases, err := fixture.Load("w2d6", "sdpa")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := 0
+	for _, c := range cases {
+		q := grade.MustTensor(t, c, "q")
+		if !applies(d, q.Dim(3)) {
+			continue
+		}
+		ran++
+		t.Run(c.Name, func(t *testing.T) {
+			k, v := grade.MustTensor(t, c, "k"), grade.MustTensor(t, c, "v")
+			want := grade.MustTensor(t, c, "out")
+			causal, err := c.Bool("causal")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for b := range q.Dim(0) {
+				p := problem{q: batchEntry(q, b), k: batchEntry(k, b), v: batchEntry(v, b), mask: grade.OptionalTensor(t, c, "mask"),
+					scale: float32(grade.MustFloat(t, c, "scale")), causal: causal}
+				what := fmt.Sprintf("%s, case %s, batch entry %d", task, c.Name, b)
+				got, msg := onDevice(d, a.Prefill, p)
+				if msg != "" {
+					t.Fatalf("%s: %s", what, msg)
+				}
+				check(t, what, got, tensor.ExpandDims(batchEntry(want, b), 0), p, true)
+			}
+		})
+	}
+	if ran == 0 {
+		t.Fatalf("%s: no fixture case has a head dimension the kernel takes", task)
+	}
+	for i, s := range RealShapes {
+		if !applies(d, s.D) {
+			continue
+		}
+		t.Run(s.Name, func(t *testing.T) {
+			p, want := s.random(rand.New(rand.NewPCG(62, uint64(i))))
+			what := task + ", " + s.Name
+			got, msg := onDevice(d, a.Prefill, p)
+			if msg != "" {
+				t.Fatalf("%s: %s", what, msg)
+			}
+			check(t, what, got, want, p, true)
+		})
+	}
+}
+
+// OddPrefillShapes are prefill shapes at the edges of the prefill kernels'
+// tiles (16 query rows for the float32 kernel, 64 queries and 64 keys for
+// the tensor-core one) with the head dimensions both take (64 and 128):
+// lengths that are not multiples of 64 (1, 37, 63, 65, 100, 129, 300),
+// query rows after a cached context (L < S), 1, 2, 7 and 8 query heads per
+// key/value head, causal, an explicit mask, a padding mask with -inf, and
+// causal with a mask.
+var OddPrefillShapes = []RealShape{
+	{"G7 D128 L1 S1", 28, 4, 128, 1, 1, true, false, false},
+	{"G7 D128 L65 S65", 28, 4, 128, 65, 65, true, false, false},
+	{"G1 D128 L129 S129", 4, 4, 128, 129, 129, true, false, false},
+	{"G1 D64 L63 S127 after 64", 2, 2, 64, 63, 127, true, false, false},
+	{"G7 D128 L70 S1000 after 930", 28, 4, 128, 70, 1000, true, false, false},
+	{"G2 D64 L100 S100 mask", 4, 2, 64, 100, 100, false, true, false},
+	{"G8 D64 L37 S200 after 163 causal+mask", 16, 2, 64, 37, 200, true, true, false},
+	{"G7 D64 L300 S301 padding", 14, 2, 64, 300, 301, false, true, true},
+	{"G8 D128 L129 S190 causal+padding", 16, 2, 128, 129, 190, true, true, true},
+	{"G7 D128 L577 S577", 28, 4, 128, 577, 577, true, false, false},
+}
+
+// PrefillPathsAgree checks every path on d against the CPU formula (Week
+// 1's grouped attention) on OddPrefillShapes, each with its own tolerance,
+// and every path after the first against the first on the same inputs
+// (with the bf16 tolerances where either is bf16).
+func PrefillPathsAgree(t *testing.T, task string, d *kernels.Device, paths []Path) {
+	grade.PointToChapter(t, task)
+	for i, s := range OddPrefillShapes {
+		t.Run(s.Name, func(t *testing.T) {
+			p, want := s.random(rand.New(rand.NewPCG(67, uint64(i))))
+			var first *tensor.Tensor
+			for _, path := range paths {
+				what := fmt.Sprintf("%s, %s, %s", task, path.Name, s.Name)
+				got, msg := onDevice(d, path.Run, p)
+				if msg != "" {
+					t.Fatalf("%s: %s", what, msg)
+				}
+				check(t, what+" against the CPU", got, want, p, path.BF16)
+				if first == nil {
+					first = got
+					continue
+				}
+				check(t, what+" against "+paths[0].Name, got, first, p, path.BF16 || paths[0].BF16)
 			}
 		})
 	}

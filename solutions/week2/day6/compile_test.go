@@ -11,8 +11,12 @@ import (
 )
 
 // TestW2D6CUDASourcesCompile compiles both CUDA files with NVRTC for a
-// Hopper GPU (where attention_decode_stream exists) and the decode file
-// for an Ampere one (where it does not), for the Qwen2 heads and odd ones;
+// Hopper GPU (where attention_decode_stream exists) and an Ampere one
+// (where it does not), and the prefill file for a Turing one, for the
+// Qwen2 heads and odd ones, checking that attention_prefill_tc is compiled
+// exactly where Prefill may launch it (compute capability 8.0 or later,
+// head dimension 64 or 128; elsewhere the file must still compile, for
+// attention_prefill);
 // then every build of attention_decode_stream the benchmarks try
 // (streamVariants, and each part of the kernel left out),
 // at Qwen2-7B's heads. No GPU is needed, only NVRTC (else the check says
@@ -27,7 +31,8 @@ func TestW2D6CUDASourcesCompile(t *testing.T) {
 	var builds []build
 	for _, gd := range [][2]int{{7, 128}, {7, 64}, {8, 128}, {1, 32}, {2, 96}, {3, 24}} {
 		builds = append(builds, build{"sm_90", "prefill", gd[0], gd[1], defaultStream, ""}, build{"sm_90", "decode", gd[0], gd[1], defaultStream, ""},
-			build{"sm_80", "decode", gd[0], gd[1], defaultStream, ""})
+			build{"sm_80", "prefill", gd[0], gd[1], defaultStream, ""}, build{"sm_80", "decode", gd[0], gd[1], defaultStream, ""},
+			build{"sm_75", "prefill", gd[0], gd[1], defaultStream, ""})
 	}
 	for _, v := range streamVariants {
 		builds = append(builds, build{"sm_90", "decode", 7, 128, v.sb, v.defines})
@@ -39,7 +44,16 @@ func TestW2D6CUDASourcesCompile(t *testing.T) {
 		defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n#define SW %d\n#define SST %d\n#define ST %d\n#define KL %d\n",
 			b.group, b.dim, b.sb.warps, b.sb.stages, b.sb.tile, b.sb.lanes)
 		defines += b.defines
-		err := kernels.CheckCUDASource(defines+Source(kernels.CUDA, b.file), b.arch)
+		src := defines + Source(kernels.CUDA, b.file)
+		if b.file == "prefill" {
+			// TC_SMEM is defined with attention_prefill_tc and only there.
+			if b.arch != "sm_75" && (b.dim == 64 || b.dim == 128) {
+				src += "\n#ifndef TC_SMEM\n#error attention_prefill_tc is left out\n#endif\n"
+			} else {
+				src += "\n#ifdef TC_SMEM\n#error attention_prefill_tc is compiled where Prefill never launches it\n#endif\n"
+			}
+		}
+		err := kernels.CheckCUDASource(src, b.arch)
 		if errors.Is(err, kernels.ErrNoCompiler) {
 			if os.Getenv(kerneltest.RequireEnv) != "" {
 				t.Fatal(err)

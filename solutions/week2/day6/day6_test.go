@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/grade/w2d6"
+	"github.com/tinyllm-go/tinyllm/kernels"
 	"github.com/tinyllm-go/tinyllm/kernels/devtensor"
 	"github.com/tinyllm-go/tinyllm/kernels/kerneltest"
 )
@@ -36,12 +37,57 @@ func TestW2D6Task2DecodeRealShapesGPU(t *testing.T) {
 	w2d6.GPUvsCPU(t, "W2D6 Task 2 Decode", w2d6.Decode, NewAttention)
 }
 
+// The prefill checks hold Prefill to one kernel each, whichever the
+// default or TINYLLM_PREFILL picks: the float32 one with the float32
+// tolerance, the tensor-core one with the bf16 tolerances.
+
 func TestW2D6PrefillGPU(t *testing.T) {
-	w2d6.GPUFixtures(t, "W2D6 Prefill", w2d6.Prefill, NewAttention)
+	w2d6.GPUFixtures(t, "W2D6 Prefill", w2d6.Prefill, withPrefill(prefillFloat))
 }
 
 func TestW2D6PrefillRealShapesGPU(t *testing.T) {
-	w2d6.GPUvsCPU(t, "W2D6 Prefill", w2d6.Prefill, NewAttention)
+	w2d6.GPUvsCPU(t, "W2D6 Prefill", w2d6.Prefill, withPrefill(prefillFloat))
+}
+
+func TestW2D6PrefillTensorCoresGPU(t *testing.T) {
+	w2d6.TensorCoreFixtures(t, "W2D6 Prefill", withPrefill(prefillTCOnly), tcPrefillFits)
+}
+
+// TestW2D6PrefillKernelsAgreeGPU runs both prefill kernels and Prefill's
+// own pick on odd shapes (w2d6.OddPrefillShapes), each against the CPU
+// formula and against the float32 kernel; the tensor-core kernel only
+// where it applies.
+func TestW2D6PrefillKernelsAgreeGPU(t *testing.T) {
+	d := kerneltest.Open(t)
+	var paths []w2d6.Path
+	for _, k := range []struct {
+		name   string
+		kernel prefillKernel
+		bf16   bool
+	}{{"attention_prefill", prefillFloat, false}, {"attention_prefill_tc", prefillTCOnly, true}, {"Prefill's pick", prefillAuto, true}} {
+		if k.kernel == prefillTCOnly && !(tcPrefillFits(d, 64) && tcPrefillFits(d, 128)) {
+			t.Logf("not run: attention_prefill_tc does not apply on %s (compute capability %q)", d, d.Info().ComputeCapability)
+			continue
+		}
+		a, err := withPrefill(k.kernel)(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		paths = append(paths, w2d6.Path{Name: k.name, Run: a.Prefill, BF16: k.bf16})
+	}
+	w2d6.PrefillPathsAgree(t, "W2D6 Prefill", d, paths)
+}
+
+// withPrefill is NewAttention with Prefill held to one kernel.
+func withPrefill(k prefillKernel) func(*kernels.Device) (*Attention, error) {
+	return func(d *kernels.Device) (*Attention, error) {
+		a, err := NewAttention(d)
+		if err == nil {
+			a.prefill = k
+		}
+		return a, err
+	}
 }
 
 // TestW2D6DecodePathsAgreeGPU runs every decode kernel path of the
