@@ -3,9 +3,9 @@ package day6
 // The day's benchmarks, on the attention of Qwen2-7B (28 query heads on 4
 // key/value heads of 128): decode attention at growing cache lengths (its
 // time should grow linearly, and its bandwidth reading the cache approach
-// the GPU's copy bandwidth), prefill with causal tile skipping against the
-// same prefill with the causal mask given as an explicit mask (every tile
-// computed), the chunk sizes of flash-decoding, and the CPU's flash
+// the GPU's copy bandwidth), prefill (both kernels, and Qwen2-0.5B's heads
+// too) with causal tile skipping against the same prefill with the causal
+// mask given as an explicit mask (every tile computed), the chunk sizes of flash-decoding, and the CPU's flash
 // attention against Week 1's. Without a GPU the GPU ones say so.
 //
 //	go test -run '^$' -bench W2D6 -benchtime 200ms ./solutions/week2/day6
@@ -48,13 +48,32 @@ func timeLaunches(b *testing.B, d *kernels.Device, launch func(i int) error) tim
 	return per
 }
 
-// caches fills n caches of s positions with random keys and values.
+// caches fills n caches of s positions with random keys and values (Qwen2-7B's
+// heads).
 func caches(b *testing.B, d *kernels.Device, n, s int) []*devtensor.KVCache {
+	return cachesOf(b, d, shape7B, n, s)
+}
+
+// attnShape is a model's attention heads: query heads, key/value heads and
+// the head dimension.
+type attnShape struct {
+	name     string
+	hq, h, d int
+}
+
+var (
+	shape7B  = attnShape{"7B", hq7B, h7B, d7B}
+	shape05B = attnShape{"0.5B", 14, 2, 64}
+)
+
+// cachesOf fills n caches of s positions of sh's key/value heads with
+// random keys and values.
+func cachesOf(b *testing.B, d *kernels.Device, sh attnShape, n, s int) []*devtensor.KVCache {
 	rng := rand.New(rand.NewPCG(1, uint64(s)))
-	k, v := tensor.RandN(rng, h7B, s, d7B), tensor.RandN(rng, h7B, s, d7B)
+	k, v := tensor.RandN(rng, sh.h, s, sh.d), tensor.RandN(rng, sh.h, s, sh.d)
 	cs := make([]*devtensor.KVCache, n)
 	for i := range cs {
-		c, err := devtensor.NewKVCache(d, h7B, s, d7B)
+		c, err := devtensor.NewKVCache(d, sh.h, s, sh.d)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -67,15 +86,21 @@ func caches(b *testing.B, d *kernels.Device, n, s int) []*devtensor.KVCache {
 }
 
 func activations(b *testing.B, d *kernels.Device, rows int) (q, out *devtensor.Activations) {
+	return activationsOf(b, d, shape7B, rows)
+}
+
+// activationsOf makes rows random query rows of sh's query heads and an
+// output of the same size.
+func activationsOf(b *testing.B, d *kernels.Device, sh attnShape, rows int) (q, out *devtensor.Activations) {
 	rng := rand.New(rand.NewPCG(2, uint64(rows)))
-	q, err := devtensor.NewActivations(d, rows, hq7B*d7B)
+	q, err := devtensor.NewActivations(d, rows, sh.hq*sh.d)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := q.Upload(tensor.RandN(rng, rows, hq7B*d7B)); err != nil {
+	if err := q.Upload(tensor.RandN(rng, rows, sh.hq*sh.d)); err != nil {
 		b.Fatal(err)
 	}
-	if out, err = devtensor.NewActivations(d, rows, hq7B*d7B); err != nil {
+	if out, err = devtensor.NewActivations(d, rows, sh.hq*sh.d); err != nil {
 		b.Fatal(err)
 	}
 	return q, out
@@ -184,48 +209,70 @@ func BenchmarkW2D6DecodeVariants(b *testing.B) {
 	}
 }
 
-// BenchmarkW2D6Prefill times a whole prompt's attention with the causal
-// tiles skipped and with the same causal mask passed as an explicit mask
-// (every tile computed, the masked scores thrown away), and reports the
-// useful arithmetic rate (4·D per visible query-key pair).
+// BenchmarkW2D6Prefill times a whole prompt's attention, Qwen2-7B's heads
+// and Qwen2-0.5B's, with the causal tiles skipped and with the same causal
+// mask passed as an explicit mask (every tile computed, the masked scores
+// thrown away), for both prefill kernels: attention_prefill (float32) and
+// attention_prefill_tc (bf16 tensor cores, where the GPU has them). It
+// reports the useful arithmetic rate (4·D per visible query-key pair and
+// query head).
 func BenchmarkW2D6Prefill(b *testing.B) {
 	d := kerneltest.Open(b)
-	a, err := NewAttention(d)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer a.Close()
-	for _, s := range []int{512, 2048, 4096} {
-		q, out := activations(b, d, s)
-		cs := caches(b, d, 1, s)
-		mask, err := devtensor.NewActivations(d, s, s)
+	kinds := []struct {
+		name   string
+		kernel prefillKernel
+	}{{"float32", prefillFloat}, {"tensor-cores", prefillTCOnly}}
+	atts := make([]*Attention, len(kinds))
+	for i, k := range kinds {
+		a, err := NewAttention(d)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := mask.Upload(w2d6.CausalBias(s, s)); err != nil {
-			b.Fatal(err)
-		}
-		pairs := float64(s) * float64(s+1) / 2
-		for _, skip := range []bool{true, false} {
-			name := fmt.Sprintf("7B/L=S=%d/causal-skip", s)
-			if !skip {
-				name = fmt.Sprintf("7B/L=S=%d/full-mask", s)
+		defer a.Close()
+		a.prefill = k.kernel
+		atts[i] = a
+	}
+	for _, sh := range []attnShape{shape7B, shape05B} {
+		for _, s := range []int{512, 2048, 4096} {
+			q, out := activationsOf(b, d, sh, s)
+			cs := cachesOf(b, d, sh, 1, s)
+			mask, err := devtensor.NewActivations(d, s, s)
+			if err != nil {
+				b.Fatal(err)
 			}
-			b.Run(name, func(b *testing.B) {
-				per := timeLaunches(b, d, func(int) error {
-					if skip {
-						return a.Prefill(out, q, cs[0], 0, nil, true)
+			if err := mask.Upload(w2d6.CausalBias(s, s)); err != nil {
+				b.Fatal(err)
+			}
+			pairs := float64(s) * float64(s+1) / 2
+			for _, skip := range []bool{true, false} {
+				mode := "causal-skip"
+				if !skip {
+					mode = "full-mask"
+				}
+				for i, k := range kinds {
+					name := fmt.Sprintf("%s/L=S=%d/%s/%s", sh.name, s, mode, k.name)
+					if k.kernel == prefillTCOnly && !tcPrefillFits(d, sh.d) {
+						b.Logf("not run: %s: attention_prefill_tc does not apply on %s (compute capability %q)", name, d, d.Info().ComputeCapability)
+						continue
 					}
-					return a.Prefill(out, q, cs[0], 0, mask, false)
-				})
-				b.ReportMetric(float64(per.Nanoseconds())/1e3, "us/gpu")
-				b.ReportMetric(4*d7B*hq7B*pairs/per.Seconds()/1e12, "TFLOP/s")
-			})
+					a := atts[i]
+					b.Run(name, func(b *testing.B) {
+						per := timeLaunches(b, d, func(int) error {
+							if skip {
+								return a.Prefill(out, q, cs[0], 0, nil, true)
+							}
+							return a.Prefill(out, q, cs[0], 0, mask, false)
+						})
+						b.ReportMetric(float64(per.Nanoseconds())/1e3, "us/gpu")
+						b.ReportMetric(4*float64(sh.d*sh.hq)*pairs/per.Seconds()/1e12, "TFLOP/s")
+					})
+				}
+			}
+			q.Free()
+			out.Free()
+			mask.Free()
+			cs[0].Free()
 		}
-		q.Free()
-		out.Free()
-		mask.Free()
-		cs[0].Free()
 	}
 }
 
