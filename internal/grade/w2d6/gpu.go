@@ -147,22 +147,49 @@ func GPUFixtures[A Kernels](t *testing.T, task string, which Kernel, newAttentio
 	grade.PointToChapter(t, task)
 	d := kerneltest.Open(t)
 	t.Logf("%s: %s kernel on %s", task, which, d)
+	a, ok := open(t, task, d, newAttention)
+	if !ok {
+		return
+	}
+	defer a.Close()
+	fixtureCases(t, task, d, which.run(a), false, func(int) bool { return true })
+}
+
+// open calls the day's NewAttention on d; false if it is a stub (the test
+// has said so).
+func open[A Kernels](t *testing.T, task string, d *kernels.Device, newAttention func(*kernels.Device) (A, error)) (A, bool) {
+	t.Helper()
 	var a A
 	var err error
 	if grade.Run(t, task+" (NewAttention)", func() { a, err = newAttention(d) }) {
-		return
+		return a, false
 	}
 	if err != nil {
 		t.Fatalf("%s: NewAttention: %v", task, err)
 	}
-	defer a.Close()
+	return a, true
+}
+
+// runFunc is a kernel launch: Prefill or Decode of some Attention.
+type runFunc = func(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error
+
+// fixtureCases runs the fixture cases whose head dimension applies, one
+// batch entry at a time, each checked with the float32 or the bf16
+// tolerances, and returns how many cases it ran.
+func fixtureCases(t *testing.T, task string, d *kernels.Device, run runFunc, bf16 bool, applies func(headDim int) bool) int {
 	cases, err := fixture.Load("w2d6", "sdpa")
 	if err != nil {
 		t.Fatal(err)
 	}
+	ran := 0
 	for _, c := range cases {
+		q := grade.MustTensor(t, c, "q")
+		if !applies(q.Dim(3)) {
+			continue
+		}
+		ran++
 		t.Run(c.Name, func(t *testing.T) {
-			q, k, v := grade.MustTensor(t, c, "q"), grade.MustTensor(t, c, "k"), grade.MustTensor(t, c, "v")
+			k, v := grade.MustTensor(t, c, "k"), grade.MustTensor(t, c, "v")
 			want := grade.MustTensor(t, c, "out")
 			causal, err := c.Bool("causal")
 			if err != nil {
@@ -172,18 +199,29 @@ func GPUFixtures[A Kernels](t *testing.T, task string, which Kernel, newAttentio
 				p := problem{q: batchEntry(q, b), k: batchEntry(k, b), v: batchEntry(v, b), mask: grade.OptionalTensor(t, c, "mask"),
 					scale: float32(grade.MustFloat(t, c, "scale")), causal: causal}
 				what := fmt.Sprintf("%s, case %s, batch entry %d", task, c.Name, b)
-				var got *tensor.Tensor
-				var msg string
-				if grade.Run(t, what, func() { got, msg = onDevice(d, which.run(a), p) }) {
+				if !runAndCheck(t, what, d, run, p, tensor.ExpandDims(batchEntry(want, b), 0), bf16) {
 					return
 				}
-				if msg != "" {
-					t.Fatalf("%s: %s", what, msg)
-				}
-				grade.AllClose(t, what, got, tensor.ExpandDims(batchEntry(want, b), 0), GPUTol, grade.ByHead(-3), gpuSuspects(p))
 			}
 		})
 	}
+	return ran
+}
+
+// runAndCheck runs one problem on d and checks the output; false if the
+// kernel is a stub (the test has said so).
+func runAndCheck(t *testing.T, what string, d *kernels.Device, run runFunc, p problem, want *tensor.Tensor, bf16 bool) bool {
+	t.Helper()
+	var got *tensor.Tensor
+	var msg string
+	if grade.Run(t, what, func() { got, msg = onDevice(d, run, p) }) {
+		return false
+	}
+	if msg != "" {
+		t.Fatalf("%s: %s", what, msg)
+	}
+	check(t, what, got, want, p, bf16)
+	return true
 }
 
 // RealShape is a Qwen2 attention shape at a cache length. Padding, with
@@ -232,28 +270,24 @@ func (s RealShape) random(rng *rand.Rand) (problem, *tensor.Tensor) {
 func GPUvsCPU[A Kernels](t *testing.T, task string, which Kernel, newAttention func(*kernels.Device) (A, error)) {
 	grade.PointToChapter(t, task)
 	d := kerneltest.Open(t)
-	var a A
-	var err error
-	if grade.Run(t, task+" (NewAttention)", func() { a, err = newAttention(d) }) {
+	a, ok := open(t, task, d, newAttention)
+	if !ok {
 		return
 	}
-	if err != nil {
-		t.Fatalf("%s: NewAttention: %v", task, err)
-	}
 	defer a.Close()
+	realShapeCases(t, task, d, which.run(a), false, func(int) bool { return true })
+}
+
+// realShapeCases runs the real shapes whose head dimension applies against
+// the CPU formula, with the float32 or the bf16 tolerances.
+func realShapeCases(t *testing.T, task string, d *kernels.Device, run runFunc, bf16 bool, applies func(headDim int) bool) {
 	for i, s := range RealShapes {
+		if !applies(s.D) {
+			continue
+		}
 		t.Run(s.Name, func(t *testing.T) {
 			p, want := s.random(rand.New(rand.NewPCG(62, uint64(i))))
-			what := task + ", " + s.Name
-			var got *tensor.Tensor
-			var msg string
-			if grade.Run(t, what, func() { got, msg = onDevice(d, which.run(a), p) }) {
-				return
-			}
-			if msg != "" {
-				t.Fatalf("%s: %s", what, msg)
-			}
-			grade.AllClose(t, what, got, want, GPUTol, grade.ByHead(-3), gpuSuspects(p))
+			runAndCheck(t, task+", "+s.Name, d, run, p, want, bf16)
 		})
 	}
 }
@@ -342,10 +376,18 @@ type Path struct {
 // first against the first on the same inputs: a new kernel is checked both
 // against the formula and against the kernel it replaces.
 func DecodePathsAgree(t *testing.T, task string, d *kernels.Device, paths []Path) {
+	pathsAgree(t, task, d, paths, OddDecodeShapes, 66)
+}
+
+// pathsAgree checks every path on d against the CPU formula on shapes (the
+// inputs drawn from seed), each with its own tolerance, and every path
+// after the first against the first (with the bf16 tolerances where
+// either is bf16).
+func pathsAgree(t *testing.T, task string, d *kernels.Device, paths []Path, shapes []RealShape, seed uint64) {
 	grade.PointToChapter(t, task)
-	for i, s := range OddDecodeShapes {
+	for i, s := range shapes {
 		t.Run(s.Name, func(t *testing.T) {
-			p, want := s.random(rand.New(rand.NewPCG(66, uint64(i))))
+			p, want := s.random(rand.New(rand.NewPCG(seed, uint64(i))))
 			var first *tensor.Tensor
 			for _, path := range paths {
 				what := fmt.Sprintf("%s, %s, %s", task, path.Name, s.Name)
@@ -353,12 +395,12 @@ func DecodePathsAgree(t *testing.T, task string, d *kernels.Device, paths []Path
 				if msg != "" {
 					t.Fatalf("%s: %s", what, msg)
 				}
-				grade.AllClose(t, what+" against the CPU", got, want, GPUTol, grade.ByHead(-3))
+				check(t, what+" against the CPU", got, want, p, path.BF16)
 				if first == nil {
 					first = got
 					continue
 				}
-				grade.AllClose(t, what+" against "+paths[0].Name, got, first, GPUTol, grade.ByHead(-3))
+				check(t, what+" against "+paths[0].Name, got, first, p, path.BF16 || paths[0].BF16)
 			}
 		})
 	}
@@ -384,7 +426,10 @@ const (
 // report. NaN is expected exactly where want is NaN.
 func compareBF16(got, want, a *tensor.Tensor) string {
 	g, w, sz := got.Data(), want.Data(), a.Data()
-	shape := want.Shape()
+	hq, l, dim := want.Dim(1), want.Dim(2), want.Dim(3)
+	at := func(i int) string {
+		return fmt.Sprintf("[head %d, row %d, feature %d]", i/(l*dim)%hq, i/dim%l, i%dim)
+	}
 	var (
 		bad, nan      int
 		worst         = -1.0
@@ -414,7 +459,7 @@ func compareBF16(got, want, a *tensor.Tensor) string {
 		if diff > BF16ElemTol*scale+1e-6 {
 			bad++
 			if len(listed) < 5 {
-				listed = append(listed, fmt.Sprintf("      %v  got %.7g  want %.7g  size %.3g", unravel(i, shape), gi, wi, scale))
+				listed = append(listed, fmt.Sprintf("      %s  got %.7g  want %.7g  size %.3g", at(i), gi, wi, scale))
 			}
 		}
 	}
@@ -425,7 +470,7 @@ func compareBF16(got, want, a *tensor.Tensor) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "    tolerance  |got-want| <= %.0e·a + 1e-6 per element (a = Σ_j w_ij·|v_jd|), ‖got-want‖/‖want‖ <= %.0e\n", BF16ElemTol, BF16RelTol)
 	if worst >= 0 {
-		fmt.Fprintf(&b, "    worst element %v off by %.2e of its size; relative error of the whole output %.2e\n", unravel(worstAt, shape), worst, rel)
+		fmt.Fprintf(&b, "    worst element %s off by %.2e of its size; relative error of the whole output %.2e\n", at(worstAt), worst, rel)
 	}
 	if nan > 0 {
 		fmt.Fprintf(&b, "    %d elements are NaN where the reference is not, or not NaN where it is\n", nan)
@@ -434,16 +479,6 @@ func compareBF16(got, want, a *tensor.Tensor) string {
 		fmt.Fprintf(&b, "    %d of %d elements out of tolerance; first:\n%s", bad, len(w), strings.Join(listed, "\n"))
 	}
 	return b.String()
-}
-
-// unravel turns a flat index into one per axis of shape.
-func unravel(i int, shape []int) []int {
-	idx := make([]int, len(shape))
-	for a := len(shape) - 1; a >= 0; a-- {
-		idx[a] = i % shape[a]
-		i /= shape[a]
-	}
-	return idx
 }
 
 // size is Σ_j w_ij·|v_jd| for each output of p: the attention of p with
@@ -488,62 +523,16 @@ func TensorCoreFixtures[A Kernels](t *testing.T, task string, newAttention func(
 	if !applies(d, 64) && !applies(d, 128) {
 		t.Skipf("not run: the tensor-core prefill kernel does not apply on %s (%s, compute capability %q)", d, d.Backend(), d.Info().ComputeCapability)
 	}
-	var a A
-	var err error
-	if grade.Run(t, task+" (NewAttention)", func() { a, err = newAttention(d) }) {
+	a, ok := open(t, task, d, newAttention)
+	if !ok {
 		return
 	}
-	if err != nil {
-		t.Fatalf("%s: NewAttention: %v", task, err)
-	}
 	defer a.Close()
-	cases, err := fixture.Load("w2d6", "sdpa")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ran := 0
-	for _, c := range cases {
-		q := grade.MustTensor(t, c, "q")
-		if !applies(d, q.Dim(3)) {
-			continue
-		}
-		ran++
-		t.Run(c.Name, func(t *testing.T) {
-			k, v := grade.MustTensor(t, c, "k"), grade.MustTensor(t, c, "v")
-			want := grade.MustTensor(t, c, "out")
-			causal, err := c.Bool("causal")
-			if err != nil {
-				t.Fatal(err)
-			}
-			for b := range q.Dim(0) {
-				p := problem{q: batchEntry(q, b), k: batchEntry(k, b), v: batchEntry(v, b), mask: grade.OptionalTensor(t, c, "mask"),
-					scale: float32(grade.MustFloat(t, c, "scale")), causal: causal}
-				what := fmt.Sprintf("%s, case %s, batch entry %d", task, c.Name, b)
-				got, msg := onDevice(d, a.Prefill, p)
-				if msg != "" {
-					t.Fatalf("%s: %s", what, msg)
-				}
-				check(t, what, got, tensor.ExpandDims(batchEntry(want, b), 0), p, true)
-			}
-		})
-	}
-	if ran == 0 {
+	at := func(headDim int) bool { return applies(d, headDim) }
+	if fixtureCases(t, task, d, a.Prefill, true, at) == 0 {
 		t.Fatalf("%s: no fixture case has a head dimension the kernel takes", task)
 	}
-	for i, s := range RealShapes {
-		if !applies(d, s.D) {
-			continue
-		}
-		t.Run(s.Name, func(t *testing.T) {
-			p, want := s.random(rand.New(rand.NewPCG(62, uint64(i))))
-			what := task + ", " + s.Name
-			got, msg := onDevice(d, a.Prefill, p)
-			if msg != "" {
-				t.Fatalf("%s: %s", what, msg)
-			}
-			check(t, what, got, want, p, true)
-		})
-	}
+	realShapeCases(t, task, d, a.Prefill, true, at)
 }
 
 // OddPrefillShapes are prefill shapes at the edges of the prefill kernels'
@@ -571,24 +560,5 @@ var OddPrefillShapes = []RealShape{
 // and every path after the first against the first on the same inputs
 // (with the bf16 tolerances where either is bf16).
 func PrefillPathsAgree(t *testing.T, task string, d *kernels.Device, paths []Path) {
-	grade.PointToChapter(t, task)
-	for i, s := range OddPrefillShapes {
-		t.Run(s.Name, func(t *testing.T) {
-			p, want := s.random(rand.New(rand.NewPCG(67, uint64(i))))
-			var first *tensor.Tensor
-			for _, path := range paths {
-				what := fmt.Sprintf("%s, %s, %s", task, path.Name, s.Name)
-				got, msg := onDevice(d, path.Run, p)
-				if msg != "" {
-					t.Fatalf("%s: %s", what, msg)
-				}
-				check(t, what+" against the CPU", got, want, p, path.BF16)
-				if first == nil {
-					first = got
-					continue
-				}
-				check(t, what+" against "+paths[0].Name, got, first, p, path.BF16 || paths[0].BF16)
-			}
-		})
-	}
+	pathsAgree(t, task, d, paths, OddPrefillShapes, 67)
 }
