@@ -325,6 +325,11 @@ func (a *Attention) Prefill(out, q *devtensor.Activations, c *devtensor.KVCache,
 	return a.dev.Launch(ks.prefill, cfg, out.Buf, q.Buf, c.K, c.V, mb, int32(l), int32(c.Len), int32(c.Capacity), scale, flag(causal), has)
 }
 
+// Float32Prefill holds Prefill to attention_prefill, the float32 kernel,
+// whatever the default or TINYLLM_PREFILL says: for callers whose checks
+// need float32 arithmetic throughout (W2D7's FloatActivations). (Provided.)
+func (a *Attention) Float32Prefill() { a.prefill = prefillFloat }
+
 // tcPrefillRows is the query rows of a block of attention_prefill_tc
 // (TC_BQ).
 const tcPrefillRows = 64

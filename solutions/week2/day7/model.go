@@ -75,7 +75,8 @@ type Options struct {
 	Graph bool
 	// FloatActivations keeps every matrix product's input in float32: the
 	// prompt's products run on Day 4's rung 3 instead of the tensor cores,
-	// which round their input to bf16. Slower prefill, and the same
+	// which round their input to bf16, and its attention on Day 6's
+	// float32 prefill kernel (Attention.Float32Prefill). Slower prefill, and the same
 	// arithmetic as the CPU's: what token-for-token equality with a
 	// float32 reference needs.
 	FloatActivations bool
@@ -276,6 +277,10 @@ func (m *GPUModel) compile() error {
 	}
 	if m.att, err = day6.NewAttention(m.dev); err != nil {
 		return err
+	}
+	if m.opts.FloatActivations {
+		// The tensor-core prefill kernel rounds q, k, v to bf16.
+		m.att.Float32Prefill()
 	}
 	src := fmt.Sprintf("#define HEAD_DIM %d\n", m.cfg.HeadDim()) + Source(m.dev.Backend())
 	if m.mod, err = m.dev.Compile(src); err != nil {
