@@ -79,6 +79,21 @@ func TestW2D6PrefillKernelsAgreeGPU(t *testing.T) {
 	w2d6.PrefillPathsAgree(t, "W2D6 Prefill", d, paths)
 }
 
+// TestW2D6PrefillKernelFromEnv checks, on any machine, what
+// TINYLLM_PREFILL selects, and that a value it does not know is an error.
+func TestW2D6PrefillKernelFromEnv(t *testing.T) {
+	for v, want := range map[string]prefillKernel{"": prefillAuto, "auto": prefillAuto, "float32": prefillFloat, "tc": prefillTC} {
+		t.Setenv("TINYLLM_PREFILL", v)
+		if got, err := prefillFromEnv(); err != nil || got != want {
+			t.Errorf("TINYLLM_PREFILL=%q: got %d, %v; want %d", v, got, err, want)
+		}
+	}
+	t.Setenv("TINYLLM_PREFILL", "fp32")
+	if _, err := prefillFromEnv(); err == nil {
+		t.Error(`TINYLLM_PREFILL="fp32": no error`)
+	}
+}
+
 // withPrefill is NewAttention with Prefill held to one kernel.
 func withPrefill(k prefillKernel) func(*kernels.Device) (*Attention, error) {
 	return func(d *kernels.Device) (*Attention, error) {
