@@ -93,7 +93,7 @@ const (
 // tensorCorePrefill is whether Prefill picks attention_prefill_tc where it
 // applies (CUDA, compute capability 8.0 or later, head dimension 64 or
 // 128) when TINYLLM_PREFILL does not say.
-const tensorCorePrefill = false
+const tensorCorePrefill = true
 
 // prefillFromEnv reads TINYLLM_PREFILL: unset or "auto", "float32" (always
 // attention_prefill) or "tc" (attention_prefill_tc where it applies).
@@ -301,8 +301,9 @@ func flag(b bool) int32 {
 // head. attention_prefill_tc, on the tensor cores with bf16 inputs, runs
 // one block of 128 threads per 64 query rows and query head; Prefill
 // launches it where it applies (CUDA, compute capability 8.0 or later,
-// head dimension 64 or 128) if TINYLLM_PREFILL=tc, or by default once
-// tensorCorePrefill is set. It queues the kernel and returns. (Provided.)
+// head dimension 64 or 128) unless TINYLLM_PREFILL=float32 or
+// Float32Prefill says otherwise. It queues the kernel and returns.
+// (Provided.)
 func (a *Attention) Prefill(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error {
 	l, hq, g, err := shapes(out, q, c, mask)
 	if err != nil {
