@@ -13,6 +13,9 @@
 package scratch
 
 import (
+	"fmt"
+	"math"
+	"slices"
 	"sync"
 
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
@@ -83,4 +86,91 @@ func (b *Buffers) Bytes() int {
 		n += 4 * cap(buf)
 	}
 	return n
+}
+
+// The operations below write into buffers, for the Week 2 reference
+// engines: each gives the values of the Week 1 operations it replaces,
+// to the last bit, without their new tensors.
+
+// RMSNorm is Week 1's RMSNorm (x / sqrt(mean(x²) + eps) · weight over the
+// last axis) into the buffer called name: its five whole-tensor operations
+// (square, mean, add epsilon, reciprocal square root, the two products)
+// done row by row in one visit, each value rounded where they round it
+// (the squares summed in float64, as tensor.Mean does).
+func (b *Buffers) RMSNorm(name string, x, weight *tensor.Tensor, eps float32) *tensor.Tensor {
+	d := x.Dim(-1)
+	if weight.Size() != d {
+		panic(fmt.Sprintf("scratch.RMSNorm: x %v and a weight of %d values", x.Shape(), weight.Size()))
+	}
+	out := b.Tensor(name, x.Shape()...)
+	w, src, dst := weight.Data(), x.Data(), out.Data()
+	scale := 1 / float64(d)
+	tensor.ParallelRows(len(src)/max(d, 1), d, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row, y := src[r*d:(r+1)*d], dst[r*d:(r+1)*d]
+			var sum float64
+			for _, v := range row {
+				sum += float64(float32(v * v)) // Square's rounding, then Mean's float64 sum
+			}
+			inv := float32(1 / math.Sqrt(float64(float32(sum*scale)+eps)))
+			for i, v := range row {
+				y[i] = float32(v*inv) * w[i]
+			}
+		}
+	})
+	return out
+}
+
+// HeadsFirst swaps axes 1 and 2 of a B x L x H x D tensor (or back), as
+// tensor.Transpose(t, 0, 2, 1, 3) does, into the buffer called name. When
+// one of the two axes has length 1 (a decode step) the elements keep their
+// order, and a reshape that shares t's data does instead.
+func (b *Buffers) HeadsFirst(name string, t *tensor.Tensor) *tensor.Tensor {
+	n, l, h, d := t.Dim(0), t.Dim(1), t.Dim(2), t.Dim(3)
+	if l == 1 || h == 1 {
+		return tensor.Reshape(t, n, h, l, d)
+	}
+	out := b.Tensor(name, n, h, l, d)
+	src, dst := t.Data(), out.Data()
+	for i := range n {
+		for j := range l {
+			for k := range h {
+				from := ((i*l+j)*h + k) * d
+				to := ((i*h+k)*l + j) * d
+				copy(dst[to:to+d], src[from:from+d])
+			}
+		}
+	}
+	return out
+}
+
+// AddInPlace adds x into y, a Float32 tensor of x's shape that the caller
+// owns (a buffer, or a product it just made), and returns y: the values of
+// tensor.Add(x, y).
+func AddInPlace(y, x *tensor.Tensor) *tensor.Tensor {
+	if y.DType() != tensor.Float32 || !slices.Equal(x.Shape(), y.Shape()) {
+		panic(fmt.Sprintf("scratch.AddInPlace: adding %v to %v (%s)", x.Shape(), y.Shape(), y.DType()))
+	}
+	yd := y.Data()
+	for i, v := range x.Data() {
+		yd[i] = v + yd[i]
+	}
+	return y
+}
+
+// AddRowsInPlace adds bias (as many values as y's last axis) to every row
+// of y, a Float32 tensor the caller owns, and returns y: the values of
+// tensor.Add(y, bias).
+func AddRowsInPlace(y, bias *tensor.Tensor) *tensor.Tensor {
+	if y.DType() != tensor.Float32 || y.NDim() == 0 || y.Dim(-1) != bias.Size() {
+		panic(fmt.Sprintf("scratch.AddRowsInPlace: adding a bias of %d values to the rows of %v (%s)", bias.Size(), y.Shape(), y.DType()))
+	}
+	bd, yd := bias.Data(), y.Data()
+	for r := 0; r+len(bd) <= len(yd); r += len(bd) {
+		row := yd[r : r+len(bd)]
+		for j, v := range bd {
+			row[j] += v
+		}
+	}
+	return y
 }

@@ -3,7 +3,6 @@ package day1
 import (
 	"fmt"
 	"math"
-	"slices"
 
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/llm"
@@ -51,7 +50,7 @@ func (a *Qwen2AttentionWeek2) forward(ws *scratch.Buffers, x *tensor.Tensor, off
 	}, x, a.WQ, a.WK, a.WV)
 	project := func(y, b *tensor.Tensor, heads int) *tensor.Tensor {
 		if b != nil {
-			addRowsInPlace(y, b)
+			scratch.AddRowsInPlace(y, b)
 		}
 		return tensor.Reshape(y, n, l, heads, a.HeadDim)
 	}
@@ -62,7 +61,7 @@ func (a *Qwen2AttentionWeek2) forward(ws *scratch.Buffers, x *tensor.Tensor, off
 	q := a.RoPE.Forward(project(qkv[0], a.BQ, a.NumHeads), at)
 	k := a.RoPE.Forward(project(qkv[1], a.BK, a.NumKVHeads), at)
 	v := project(qkv[2], a.BV, a.NumKVHeads)
-	q, k, v = headsFirst(ws, "attn.qh", q), headsFirst(ws, "attn.kh", k), headsFirst(ws, "attn.vh", v)
+	q, k, v = ws.HeadsFirst("attn.qh", q), ws.HeadsFirst("attn.kh", k), ws.HeadsFirst("attn.vh", v)
 	var o *tensor.Tensor
 	if fc, ok := cache.(*FullCache); ok {
 		// The reference's own cache is read where it lies, one head's
@@ -73,86 +72,9 @@ func (a *Qwen2AttentionWeek2) forward(ws *scratch.Buffers, x *tensor.Tensor, off
 		keys, values := cache.UpdateAndFetch(k, v)
 		o = day3.ScaledDotProductAttentionGrouped(q, keys, values, 0, mask)
 	}
-	o = tensor.Reshape(headsFirst(ws, "attn.ctx", o), n*l, a.NumHeads*a.HeadDim)
+	o = tensor.Reshape(ws.HeadsFirst("attn.ctx", o), n*l, a.NumHeads*a.HeadDim)
 	// Week 1's Linear, into the layer's own buffer.
 	return tensor.MatmulTInto(ws.Tensor("attn.out", n, l, a.WO.Dim(0)), o, a.WO)
-}
-
-// headsFirst swaps axes 1 and 2 of a B x L x H x D tensor (or back), as
-// tensor.Transpose(t, 0, 2, 1, 3) does, into ws's buffer called name. When
-// one of the two axes has length 1 (a decode step) the elements keep their
-// order, and a reshape that shares t's data does instead.
-func headsFirst(ws *scratch.Buffers, name string, t *tensor.Tensor) *tensor.Tensor {
-	b, l, h, d := t.Dim(0), t.Dim(1), t.Dim(2), t.Dim(3)
-	if l == 1 || h == 1 {
-		return tensor.Reshape(t, b, h, l, d)
-	}
-	out := ws.Tensor(name, b, h, l, d)
-	src, dst := t.Data(), out.Data()
-	for i := range b {
-		for j := range l {
-			for k := range h {
-				from := ((i*l+j)*h + k) * d
-				to := ((i*h+k)*l + j) * d
-				copy(dst[to:to+d], src[from:from+d])
-			}
-		}
-	}
-	return out
-}
-
-// addRowsInPlace adds b (the last axis of y, as many values) to every row
-// of y, a tensor its caller owns: tensor.Add(y, b) without a new tensor.
-func addRowsInPlace(y, b *tensor.Tensor) {
-	bd, yd := b.Data(), y.Data()
-	for r := 0; r+len(bd) <= len(yd); r += len(bd) {
-		row := yd[r : r+len(bd)]
-		for j, v := range bd {
-			row[j] += v
-		}
-	}
-}
-
-// addInPlace adds x into y (the same shape, y owned by the caller):
-// tensor.Add(x, y) without a new tensor.
-func addInPlace(y, x *tensor.Tensor) *tensor.Tensor {
-	if !slices.Equal(x.Shape(), y.Shape()) {
-		panic(fmt.Sprintf("day1: adding %v to %v", x.Shape(), y.Shape()))
-	}
-	yd := y.Data()
-	for i, v := range x.Data() {
-		yd[i] = v + yd[i]
-	}
-	return y
-}
-
-// rmsNorm is n.Forward(x) into ws's buffer called name: Week 1's five
-// operations (square, mean, add epsilon, reciprocal square root, the two
-// products) done row by row, with each value rounded where they round it
-// (the mean of squares summed in float64), so the results are the same to
-// the last bit.
-func rmsNorm(ws *scratch.Buffers, name string, n *day4.RMSNorm, x *tensor.Tensor) *tensor.Tensor {
-	d := x.Dim(-1)
-	out := ws.Tensor(name, x.Shape()...)
-	w, src, dst := n.Weight.Data(), x.Data(), out.Data()
-	if len(w) != d {
-		return n.Forward(x) // a shape Forward reports or broadcasts
-	}
-	scale := 1 / float64(d)
-	tensor.ParallelRows(len(src)/max(d, 1), d, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			row, y := src[r*d:(r+1)*d], dst[r*d:(r+1)*d]
-			var sum float64
-			for _, v := range row {
-				sum += float64(float32(v * v))
-			}
-			inv := float32(1 / math.Sqrt(float64(float32(sum*scale)+n.Eps)))
-			for i, v := range row {
-				y[i] = float32(v*inv) * w[i]
-			}
-		}
-	})
-	return out
 }
 
 func init() { llm.AttendInCache = appendAndAttend }
@@ -272,8 +194,10 @@ func (b *Qwen2TransformerBlockWeek2) Forward(x *tensor.Tensor, offset int, cache
 func (b *Qwen2TransformerBlockWeek2) forward(ws *scratch.Buffers, x *tensor.Tensor, offset int, cache KVCache, mask *tensor.Tensor) *tensor.Tensor {
 	// Each residual is added into the output of the branch, a buffer of
 	// this layer's own: the same values as tensor.Add, no new tensor.
-	h := addInPlace(b.Attention.forward(ws, rmsNorm(ws, "norm", b.InputNorm, x), offset, cache, mask), x)
-	return addInPlace(mlp(ws, b.MLP, rmsNorm(ws, "norm", b.PostAttentionNorm, h)), h)
+	n1 := ws.RMSNorm("norm", x, b.InputNorm.Weight, b.InputNorm.Eps)
+	h := scratch.AddInPlace(b.Attention.forward(ws, n1, offset, cache, mask), x)
+	n2 := ws.RMSNorm("norm", h, b.PostAttentionNorm.Weight, b.PostAttentionNorm.Eps)
+	return scratch.AddInPlace(mlp(ws, b.MLP, n2), h)
 }
 
 // mlp is m.Forward(x) with its activations in ws (nil: new tensors): the
@@ -377,7 +301,7 @@ func (m *Qwen2ModelWeek2) layers(ws *scratch.Buffers, tokens [][]int, offset int
 // HiddenSize hidden states give B x P x VocabSize logits, a new tensor
 // (the caller keeps it; ws only holds the norm's output).
 func (m *Qwen2ModelWeek2) head(ws *scratch.Buffers, h *tensor.Tensor) *tensor.Tensor {
-	h = rmsNorm(ws, "norm", m.Norm, h)
+	h = ws.RMSNorm("norm", h, m.Norm.Weight, m.Norm.Eps)
 	if m.LMHead == nil {
 		return m.Embedding.AsLinear(h)
 	}

@@ -3,52 +3,28 @@ package day1
 import (
 	"math"
 	"math/rand/v2"
-	"path/filepath"
 	"runtime"
 	"slices"
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
-	"github.com/tinyllm-go/tinyllm/internal/fixture"
-	"github.com/tinyllm-go/tinyllm/internal/scratch"
-	"github.com/tinyllm-go/tinyllm/internal/tensor"
-	"github.com/tinyllm-go/tinyllm/solutions/week1/day4"
+	"github.com/tinyllm-go/tinyllm/models"
 )
 
 // openShipped opens the shipped bf16 model for the checks of the reused
 // activation buffers.
 func openShipped(t *testing.T) *checkpoint.Checkpoint {
 	t.Helper()
-	root, err := fixture.RepoRoot()
+	dir, _, err := models.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ck, err := checkpoint.Open(filepath.Join(root, "models", "tinyqwen-chat"))
+	ck, err := checkpoint.Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ck.Close() })
 	return ck
-}
-
-// rmsNorm gives Week 1's RMSNorm to the last bit, for float32 and bf16
-// weights, rows of every length the models use and a few odd ones.
-func TestRMSNormIntoMatchesWeek1(t *testing.T) {
-	rng := rand.New(rand.NewPCG(7, 13))
-	for _, d := range []int{1, 7, 64, 896} {
-		for _, dt := range []tensor.DType{tensor.Float32, tensor.BFloat16} {
-			x := tensor.MulScalar(tensor.RandN(rng, 3, 5, d), 40)
-			n := day4.NewRMSNorm(d, tensor.AsType(tensor.RandN(rng, d), dt), 1e-6)
-			want := n.Forward(x)
-			// Into a fresh tensor, and into a buffer holding garbage.
-			ws := newTestBuffers(t, "norm", 3*5*d)
-			for _, got := range []*tensor.Tensor{rmsNorm(nil, "norm", n, x), rmsNorm(ws, "norm", n, x)} {
-				if !slices.Equal(got.Shape(), want.Shape()) || !sameBits(got.Data(), want.Data()) {
-					t.Fatalf("d=%d, %s weight: rmsNorm differs from day4.RMSNorm.Forward", d, dt)
-				}
-			}
-		}
-	}
 }
 
 // The model with its buffers gives the same logits, bit for bit, as the
@@ -128,15 +104,4 @@ func sameBits(a, b []float32) bool {
 		}
 	}
 	return true
-}
-
-// newTestBuffers returns buffers whose buffer called name holds n NaNs:
-// garbage that shows if a pass reads an element before writing it.
-func newTestBuffers(t *testing.T, name string, n int) *scratch.Buffers {
-	t.Helper()
-	ws := scratch.New()
-	for i := range ws.Tensor(name, n).Data() {
-		ws.Tensor(name, n).Data()[i] = float32(math.NaN())
-	}
-	return ws
 }
