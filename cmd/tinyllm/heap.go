@@ -58,12 +58,17 @@ func aimCollector(live, headroom, most uint64) {
 }
 
 // paceHeadroom is the garbage the Week 2 engines may leave between two
-// collections. A forward pass over a 256-token piece of a prompt drops
-// tens of MB and a decode step a few, so the collector runs a few times per
-// piece and once every several decode steps; each run costs little, since
-// what it scans is mostly a few large float buffers with no pointers in
-// them. Measured on Qwen2-0.5B after a 2048-token prompt: peak RSS 1.16 GB
-// at 24 MB, 1.13 GB at 16 MB, 1.29 GB with Go's default target.
+// collections. Their activations live in buffers reused from pass to pass
+// (internal/scratch); what a pass still drops is its logits, its mask,
+// RoPE's outputs and, far into a long prompt, the attention scores of a
+// piece (several MB per layer after 2000 tokens), so the collector runs
+// a few times per piece and once every several decode steps; each run
+// costs little, since what it scans is mostly a few large float buffers
+// with no pointers in them. Measured on Qwen2-0.5B after a 2048-token
+// prompt, before the buffers: peak RSS 1.16 GB at 24 MB, 1.13 GB at
+// 16 MB, 1.29 GB with Go's default target; with them, 1.125–1.131 GB at
+// 16 MB and 1.117–1.120 GB at 8 MB, which cost the prefill 2–5% more CPU
+// time.
 const paceHeadroom = 16 << 20
 
 // paceMostPercent caps the percentage paceHeap sets. A GOGC percentage is
@@ -73,8 +78,8 @@ const paceHeadroom = 16 << 20
 // for a 128-token prompt of Qwen2-0.5B, 65 MB for a 2048-token one, with
 // almost nothing live before it). At Go's default of 100 the heap could
 // grow to twice that during the pass; at 25, to a quarter more. Measured
-// on the 4-bit Qwen2-0.5B, 128-token prompt: peak RSS 0.338 GB at 100,
-// see the benchmarking appendix for 25.
+// on the 4-bit Qwen2-0.5B with a 128-token prompt: peak RSS 0.337 GB at
+// 100, 0.328 GB at 25.
 const paceMostPercent = 25
 
 // pacedModel is a Week 2 model that calls paceHeap before and after every
