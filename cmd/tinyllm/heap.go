@@ -31,7 +31,7 @@ func settleHeap() {
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	aimCollector(ms.HeapAlloc, gcHeadroom)
+	aimCollector(ms.HeapAlloc, gcHeadroom, 100)
 }
 
 // gogcSet records whether GOGC is in the environment: then the user's
@@ -42,14 +42,15 @@ var gogcSet = func() bool { _, set := os.LookupEnv("GOGC"); return set }()
 var gcPercent int
 
 // aimCollector sets the collector's target to headroom bytes over a live
-// heap of live bytes, as a GOGC percentage kept between 10 and Go's
-// default of 100; it changes the setting only when the percentage does.
-// A live heap of 0 (nothing measured yet) leaves the target alone.
-func aimCollector(live, headroom uint64) {
+// heap of live bytes, as a GOGC percentage kept between 10 and most (at
+// most Go's default of 100); it changes the setting only when the
+// percentage does. A live heap of 0 (nothing measured yet) leaves the
+// target alone.
+func aimCollector(live, headroom, most uint64) {
 	if live == 0 {
 		return
 	}
-	pct := int(min(100, max(10, headroom*100/live)))
+	pct := int(min(most, max(10, headroom*100/live)))
 	if pct != gcPercent {
 		debug.SetGCPercent(pct)
 		gcPercent = pct
@@ -57,26 +58,45 @@ func aimCollector(live, headroom uint64) {
 }
 
 // paceHeadroom is the garbage the Week 2 engines may leave between two
-// collections. A forward pass over a 256-token piece of a prompt drops
-// tens of MB and a decode step a few, so the collector runs a few times per
-// piece and once every several decode steps; each run costs little, since
-// what it scans is mostly a few large float buffers with no pointers in
-// them. Measured on Qwen2-0.5B after a 2048-token prompt: peak RSS 1.16 GB
-// at 24 MB, 1.13 GB at 16 MB, 1.29 GB with Go's default target.
+// collections. Their activations live in buffers reused from pass to pass
+// (internal/scratch); what a pass still drops is its logits, its mask,
+// RoPE's outputs and, far into a long prompt, the attention scores of a
+// piece (several MB per layer after 2000 tokens), so the collector runs
+// a few times per piece and once every several decode steps; each run
+// costs little, since what it scans is mostly a few large float buffers
+// with no pointers in them. Measured on Qwen2-0.5B after a 2048-token
+// prompt, before the buffers: peak RSS 1.16 GB at 24 MB, 1.13 GB at
+// 16 MB, 1.29 GB with Go's default target; with them, 1.125–1.131 GB at
+// 16 MB and 1.117–1.120 GB at 8 MB, which cost the prefill 2–5% more CPU
+// time.
 const paceHeadroom = 16 << 20
 
-// pacedModel is a Week 2 model that calls paceHeap after every forward
-// pass.
+// paceMostPercent caps the percentage paceHeap sets. A GOGC percentage is
+// relative to the heap that was live at the last collection, and a pass
+// can grow what is live many times over: the first one after loading
+// sizes the Week 2 engines' activation buffers and KV cache (about 17 MB
+// for a 128-token prompt of Qwen2-0.5B, 65 MB for a 2048-token one, with
+// almost nothing live before it). At Go's default of 100 the heap could
+// grow to twice that during the pass; at 25, to a quarter more. Measured
+// on the 4-bit Qwen2-0.5B with a 128-token prompt: peak RSS 0.337 GB at
+// 100, 0.328 GB at 25.
+const paceMostPercent = 25
+
+// pacedModel is a Week 2 model that calls paceHeap before and after every
+// forward pass: before, so that the first pass after loading runs under
+// paceHeap's target instead of the one settleHeap set.
 type pacedModel struct{ llm.CachedModel }
 
-// Forward is the model's Forward, then paceHeap.
+// Forward is the model's Forward between two calls of paceHeap.
 func (p pacedModel) Forward(tokens [][]int, offset int, caches []llm.KVCache) *tensor.Tensor {
+	paceHeap()
 	defer paceHeap()
 	return p.CachedModel.Forward(tokens, offset, caches)
 }
 
-// ForwardLast is the model's ForwardLast, then paceHeap.
+// ForwardLast is the model's ForwardLast between two calls of paceHeap.
 func (p pacedModel) ForwardLast(tokens [][]int, offset int, caches []llm.KVCache) *tensor.Tensor {
+	paceHeap()
 	defer paceHeap()
 	return p.CachedModel.ForwardLast(tokens, offset, caches)
 }
@@ -98,6 +118,6 @@ func paceHeap() {
 	}
 	metrics.Read(liveHeap)
 	if liveHeap[0].Value.Kind() == metrics.KindUint64 {
-		aimCollector(liveHeap[0].Value.Uint64(), paceHeadroom)
+		aimCollector(liveHeap[0].Value.Uint64(), paceHeadroom, paceMostPercent)
 	}
 }

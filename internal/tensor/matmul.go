@@ -102,7 +102,7 @@ type product struct {
 // times [3, K, N] gives [2, 3, M, N]. Any dtype is accepted; the result is
 // Float32.
 func Matmul(a, b *Tensor) *Tensor {
-	return matmul("Matmul", a, b, false)
+	return matmul("Matmul", a, b, false, nil)
 }
 
 // MatmulT returns a times the transpose of b: a is [..., M, K], b is
@@ -111,10 +111,21 @@ func Matmul(a, b *Tensor) *Tensor {
 // [out, in]) and of attention scores (Q·Kᵀ). b may be BFloat16 or Float16;
 // its rows are widened a small block at a time, never all at once.
 func MatmulT(a, b *Tensor) *Tensor {
-	return matmul("MatmulT", a, b, true)
+	return matmul("MatmulT", a, b, true, nil)
 }
 
-func matmul(op string, a, b *Tensor, transposed bool) *Tensor {
+// MatmulTInto is MatmulT written into dst, a Float32 tensor of the
+// result's shape (or of as many elements) whose contents are overwritten,
+// and returns dst. An engine that keeps its activation buffers from one
+// forward pass to the next (internal/scratch) multiplies into them instead
+// of into memory the allocator has to find, and often fault in, again.
+func MatmulTInto(dst, a, b *Tensor) *Tensor {
+	return matmul("MatmulTInto", a, b, true, dst)
+}
+
+// matmul computes the product into out, or into a new tensor when out is
+// nil, and returns it.
+func matmul(op string, a, b *Tensor, transposed bool, out *Tensor) *Tensor {
 	if a.NDim() < 2 || b.NDim() < 2 {
 		panic(fmt.Sprintf("tensor.%s: operands need at least 2 dimensions, got shapes %v and %v", op, a.shape, b.shape))
 	}
@@ -131,7 +142,15 @@ func matmul(op string, a, b *Tensor, transposed bool) *Tensor {
 	if err != nil {
 		panic(fmt.Sprintf("tensor.%s: batch dimensions of shapes %v and %v do not broadcast", op, a.shape, b.shape))
 	}
-	out := newTensor(Float32, append(batch, m, n))
+	if out == nil {
+		out = newTensor(Float32, append(batch, m, n))
+	} else {
+		if out.dtype != Float32 || out.Size() != numel(op, batch)*m*n {
+			panic(fmt.Sprintf("tensor.%s: the product of %v and %v does not fit a destination of shape %v (%s)", op, a.shape, b.shape, out.shape, out.dtype))
+		}
+		// The tiled path adds each K slice into C.
+		clear(out.f32)
+	}
 	p := &product{
 		m: m, k: k, n: n,
 		transposed: transposed,
@@ -501,6 +520,13 @@ func packCols(dst []float32, src operand, off, ld, c0, c1, k0, kc, kcp, nr int, 
 // instead of being split across the cores on their own. For more rows
 // each is multiplied on its own.
 func MatmulTEach(x *Tensor, ws ...*Tensor) []*Tensor {
+	return MatmulTEachInto(nil, x, ws...)
+}
+
+// MatmulTEachInto is MatmulTEach written into dst: dst[i] is a Float32
+// tensor of x's leading shape and N_i columns (or as many elements), whose
+// contents are overwritten. It returns dst. A nil dst gets new tensors.
+func MatmulTEachInto(dst []*Tensor, x *Tensor, ws ...*Tensor) []*Tensor {
 	if x.NDim() == 0 {
 		panic("tensor.MatmulTEach: x is a scalar; it needs a last dimension to multiply")
 	}
@@ -510,12 +536,22 @@ func MatmulTEach(x *Tensor, ws ...*Tensor) []*Tensor {
 			panic(fmt.Sprintf("tensor.MatmulTEach: x %v times a weight of shape %v: the weight must be 2-D with %d columns", x.shape, w.shape, k))
 		}
 	}
-	out := make([]*Tensor, len(ws))
+	out := dst
+	if out == nil {
+		out = make([]*Tensor, len(ws))
+	} else if len(out) != len(ws) {
+		panic(fmt.Sprintf("tensor.MatmulTEachInto: %d destinations for %d weights", len(out), len(ws)))
+	}
 	lead := x.shape[:x.NDim()-1]
+	shapeOf := func(w *Tensor) []int { return append(append([]int(nil), lead...), w.shape[0]) }
 	if x.Size() != k || k == 0 {
 		rows := Reshape(x, -1, k)
 		for i, w := range ws {
-			out[i] = Reshape(MatmulT(rows, w), append(append([]int(nil), lead...), w.shape[0])...)
+			if dst == nil {
+				out[i] = Reshape(MatmulT(rows, w), shapeOf(w)...)
+			} else {
+				MatmulTInto(out[i], rows, w)
+			}
 		}
 		return out
 	}
@@ -523,7 +559,12 @@ func MatmulTEach(x *Tensor, ws ...*Tensor) []*Tensor {
 	starts := make([]int, len(ws)+1) // matrix i owns the combined rows [starts[i], starts[i+1])
 	for i, w := range ws {
 		starts[i+1] = starts[i] + w.shape[0]
-		out[i] = newTensor(Float32, append(append([]int(nil), lead...), w.shape[0]))
+		switch {
+		case dst == nil:
+			out[i] = newTensor(Float32, shapeOf(w))
+		case out[i].dtype != Float32 || out[i].Size() != w.shape[0]:
+			panic(fmt.Sprintf("tensor.MatmulTEachInto: x %v times a weight of shape %v does not fit a destination of shape %v (%s)", x.shape, w.shape, out[i].shape, out[i].dtype))
+		}
 	}
 	ks := active
 	parallelFor(starts[len(ws)], roundUp(max(1, smallMatmul/k), 4), func(lo, hi int) {

@@ -265,8 +265,19 @@ func dotRowsQ4I8x4(quad q8Quad, w *Q4Matrix, r0, n int, y []float32, ldy int) {
 // each matrix is cut into blocks of rows that stay in the core's cache
 // while every row of x goes past them.
 func MatmulQ4Each(x *Tensor, ws ...*Q4Matrix) []*Tensor {
+	return MatmulQ4EachInto(nil, x, ws...)
+}
+
+// MatmulQ4EachInto is MatmulQ4Each written into dst: dst[i] is a Float32
+// tensor of x's leading shape and ws[i].Out columns (or as many elements),
+// whose contents are overwritten. It returns dst; a nil dst gets new
+// tensors.
+func MatmulQ4EachInto(dst []*Tensor, x *Tensor, ws ...*Q4Matrix) []*Tensor {
 	if len(ws) == 0 {
-		return nil
+		return dst
+	}
+	if dst != nil && len(dst) != len(ws) {
+		panic(fmt.Sprintf("tensor.MatmulQ4EachInto: %d destinations for %d weights", len(dst), len(ws)))
 	}
 	in := ws[0].In
 	for _, w := range ws {
@@ -284,7 +295,14 @@ func MatmulQ4Each(x *Tensor, ws ...*Q4Matrix) []*Tensor {
 	ys := make([][]float32, len(ws))
 	for i, w := range ws {
 		starts[i+1] = starts[i] + w.Out
-		ys[i] = make([]float32, m*w.Out)
+		if dst == nil {
+			ys[i] = make([]float32, m*w.Out)
+			continue
+		}
+		if dst[i].dtype != Float32 || dst[i].Size() != m*w.Out {
+			panic(fmt.Sprintf("tensor.MatmulQ4EachInto: x %v times a %dx%d weight does not fit a destination of shape %v (%s)", x.shape, w.Out, w.In, dst[i].shape, dst[i].dtype))
+		}
+		ys[i] = dst[i].f32 // every element is written below
 	}
 	// A prefill multiplies each weight row with four rows of x at once:
 	// the codes are split into nibbles once for the four.
@@ -325,6 +343,9 @@ func MatmulQ4Each(x *Tensor, ws ...*Q4Matrix) []*Tensor {
 			}
 		}
 	})
+	if dst != nil {
+		return dst
+	}
 	out := make([]*Tensor, len(ws))
 	for i, w := range ws {
 		shape := append(append([]int(nil), x.shape[:x.NDim()-1]...), w.Out)

@@ -38,7 +38,13 @@ func TestAttendInPlace(t *testing.T) {
 					mask = day3.CausalMask(l, offset+l)
 				}
 				inPlace.append("append", k, v)
-				got := attendInPlace(q, inPlace, mask)
+				// Every other step writes into a destination that holds
+				// the last step's garbage, as a reused buffer does.
+				var dst *tensor.Tensor
+				if step%2 == 1 {
+					dst = tensor.RandN(rng, q.Shape()...)
+				}
+				got := attendInPlace(q, inPlace, mask, dst)
 				keys, values := fetched.UpdateAndFetch(k, v)
 				want := day3.ScaledDotProductAttentionGrouped(q, keys, values, 0, mask)
 				offset += l

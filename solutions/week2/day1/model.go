@@ -6,6 +6,7 @@ import (
 
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/llm"
+	"github.com/tinyllm-go/tinyllm/internal/scratch"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	w1day1 "github.com/tinyllm-go/tinyllm/solutions/week1/day1"
 	"github.com/tinyllm-go/tinyllm/solutions/week1/day3"
@@ -32,16 +33,24 @@ type Qwen2AttentionWeek2 struct {
 // cached positions. mask is nil (a single new token sees everything) or an
 // additive L x (offset+L) mask, such as day3.CausalMask(L, offset+L).
 func (a *Qwen2AttentionWeek2) Forward(x *tensor.Tensor, offset int, cache KVCache, mask *tensor.Tensor) *tensor.Tensor {
+	return a.forward(nil, x, offset, cache, mask)
+}
+
+// forward is Forward with its activations in ws (nil: new tensors). The
+// result is ws's "attn.out".
+func (a *Qwen2AttentionWeek2) forward(ws *scratch.Buffers, x *tensor.Tensor, offset int, cache KVCache, mask *tensor.Tensor) *tensor.Tensor {
 	if got := cache.Offset(); got != offset {
 		panic(fmt.Sprintf("day1.Qwen2AttentionWeek2.Forward: tokens start at position %d but the cache holds %d positions", offset, got))
 	}
 	n, l := x.Dim(0), x.Dim(1)
 	// Week 1's Linear for each of q, k and v, in one pass: in a decode step
 	// the three products share one hand-off to the cores.
-	qkv := tensor.MatmulTEach(x, a.WQ, a.WK, a.WV)
+	qkv := tensor.MatmulTEachInto([]*tensor.Tensor{
+		ws.Tensor("attn.q", n, l, a.WQ.Dim(0)), ws.Tensor("attn.k", n, l, a.WK.Dim(0)), ws.Tensor("attn.v", n, l, a.WV.Dim(0)),
+	}, x, a.WQ, a.WK, a.WV)
 	project := func(y, b *tensor.Tensor, heads int) *tensor.Tensor {
 		if b != nil {
-			y = tensor.Add(y, b)
+			scratch.AddRowsInPlace(y, b)
 		}
 		return tensor.Reshape(y, n, l, heads, a.HeadDim)
 	}
@@ -52,18 +61,20 @@ func (a *Qwen2AttentionWeek2) Forward(x *tensor.Tensor, offset int, cache KVCach
 	q := a.RoPE.Forward(project(qkv[0], a.BQ, a.NumHeads), at)
 	k := a.RoPE.Forward(project(qkv[1], a.BK, a.NumKVHeads), at)
 	v := project(qkv[2], a.BV, a.NumKVHeads)
-	q, k, v = tensor.Transpose(q, 0, 2, 1, 3), tensor.Transpose(k, 0, 2, 1, 3), tensor.Transpose(v, 0, 2, 1, 3)
+	q, k, v = ws.HeadsFirst("attn.qh", q), ws.HeadsFirst("attn.kh", k), ws.HeadsFirst("attn.vh", v)
 	var o *tensor.Tensor
-	if oc, ok := appendAndAttend(q, k, v, cache, mask); ok {
+	if fc, ok := cache.(*FullCache); ok {
 		// The reference's own cache is read where it lies, one head's
 		// block at a time, instead of being gathered into one tensor.
-		o = oc
+		fc.append("append", k, v)
+		o = attendInPlace(q, fc, mask, ws.Tensor("attn.o", q.Shape()...))
 	} else {
 		keys, values := cache.UpdateAndFetch(k, v)
 		o = day3.ScaledDotProductAttentionGrouped(q, keys, values, 0, mask)
 	}
-	o = tensor.Reshape(tensor.Transpose(o, 0, 2, 1, 3), n, l, a.NumHeads*a.HeadDim)
-	return w1day1.Linear(o, a.WO, nil)
+	o = tensor.Reshape(ws.HeadsFirst("attn.ctx", o), n*l, a.NumHeads*a.HeadDim)
+	// Week 1's Linear, into the layer's own buffer.
+	return tensor.MatmulTInto(ws.Tensor("attn.out", n, l, a.WO.Dim(0)), o, a.WO)
 }
 
 func init() { llm.AttendInCache = appendAndAttend }
@@ -76,24 +87,30 @@ func appendAndAttend(q, k, v *tensor.Tensor, cache KVCache, mask *tensor.Tensor)
 		return nil, false
 	}
 	fc.append("append", k, v)
-	return attendInPlace(q, fc, mask), true
+	return attendInPlace(q, fc, mask, nil), true
 }
 
 // attendInPlace is grouped-query attention of q (B x Hq x L x D) over
 // every position cached in c, reading each key/value head's block in the
 // cache's own storage: the Hq/H query heads that share a key/value head
 // attend to its block together. mask is as in Qwen2AttentionWeek2.Forward.
-func attendInPlace(q *tensor.Tensor, c *FullCache, mask *tensor.Tensor) *tensor.Tensor {
+// The result is written into dst, q's shape, or a new tensor when dst is
+// nil.
+func attendInPlace(q *tensor.Tensor, c *FullCache, mask, dst *tensor.Tensor) *tensor.Tensor {
 	b, hq, l, d := q.Dim(0), q.Dim(1), q.Dim(2), q.Dim(3)
 	if hq%c.h != 0 || b != c.b || d != c.d {
 		panic(fmt.Sprintf("day1.attendInPlace: queries %v do not fit a cache of %v (B x H x S x D)", q.Shape(), []int{c.b, c.h, c.offset, c.d}))
 	}
 	g := hq / c.h
 	qd := q.Data()
-	out := make([]float32, len(qd))
+	if dst == nil {
+		dst = tensor.Zeros(q.Shape()...)
+	}
+	out := dst.Data()
 	if l == 1 && mask == nil {
+		clear(out) // attendOne adds the weighted values into it
 		attendOne(qd, out, c, g)
-		return tensor.New(out, b, hq, l, d)
+		return dst
 	}
 	// The key/value heads are independent: attend to them on different
 	// cores. Each one's products and softmax are small in a decode step
@@ -110,7 +127,7 @@ func attendInPlace(q *tensor.Tensor, c *FullCache, mask *tensor.Tensor) *tensor.
 			copy(out[at:at+g*l*d], w1day1.ScaledDotProductAttentionSimple(group, keys, values, 0, mask).Data())
 		}
 	})
-	return tensor.New(out, b, hq, l, d)
+	return dst
 }
 
 // attendOne is attendInPlace for a decode step: one new token, no mask.
@@ -167,8 +184,32 @@ type Qwen2TransformerBlockWeek2 struct {
 // Forward maps x (B x L x HiddenSize) at positions offset … offset+L-1 to
 // the same shape; cache and mask as in Qwen2AttentionWeek2.Forward.
 func (b *Qwen2TransformerBlockWeek2) Forward(x *tensor.Tensor, offset int, cache KVCache, mask *tensor.Tensor) *tensor.Tensor {
-	h := tensor.Add(x, b.Attention.Forward(b.InputNorm.Forward(x), offset, cache, mask))
-	return tensor.Add(h, b.MLP.Forward(b.PostAttentionNorm.Forward(h)))
+	return b.forward(nil, x, offset, cache, mask)
+}
+
+// forward is Forward with the layer's activations in ws (nil: new
+// tensors). The result is ws's "mlp.out", which may be x itself (the
+// previous layer's result): it is written last, after x is read for the
+// last time.
+func (b *Qwen2TransformerBlockWeek2) forward(ws *scratch.Buffers, x *tensor.Tensor, offset int, cache KVCache, mask *tensor.Tensor) *tensor.Tensor {
+	// Each residual is added into the output of the branch, a buffer of
+	// this layer's own: the same values as tensor.Add, no new tensor.
+	n1 := ws.RMSNorm("norm", x, b.InputNorm.Weight, b.InputNorm.Eps)
+	h := scratch.AddInPlace(b.Attention.forward(ws, n1, offset, cache, mask), x)
+	n2 := ws.RMSNorm("norm", h, b.PostAttentionNorm.Weight, b.PostAttentionNorm.Eps)
+	return scratch.AddInPlace(mlp(ws, b.MLP, n2), h)
+}
+
+// mlp is m.Forward(x) with its activations in ws (nil: new tensors): the
+// result is ws's "mlp.out".
+func mlp(ws *scratch.Buffers, m *day4.Qwen2MLP, x *tensor.Tensor) *tensor.Tensor {
+	shape := x.Shape()
+	rows := x.Size() / m.Dim
+	gu := tensor.MatmulTEachInto([]*tensor.Tensor{ws.Tensor("mlp.gate", rows, m.HiddenDim), ws.Tensor("mlp.up", rows, m.HiddenDim)},
+		tensor.Reshape(x, rows, m.Dim), m.WGate, m.WUp)
+	out := ws.Tensor("mlp.out", shape...)
+	tensor.MatmulTInto(out, tensor.SwiGLUInPlace(gu[0], gu[1]), m.WDown)
+	return out
 }
 
 // Qwen2ModelWeek2 is the whole model with a KV cache: the weights of the
@@ -180,6 +221,12 @@ type Qwen2ModelWeek2 struct {
 	Layers    []*Qwen2TransformerBlockWeek2
 	Norm      *day4.RMSNorm
 	LMHead    *tensor.Tensor // nil when the embeddings are tied
+
+	// buffers keeps the activations of a forward pass for the next one
+	// (see internal/scratch): after the first pass over the longest
+	// piece, a prefill or a decode step allocates only its logits and a
+	// few small tensors. nil (a model built by hand) allocates them all.
+	buffers *scratch.Buffers
 }
 
 // NewQwen2ModelWeek2 builds the model from an open checkpoint, with the same
@@ -189,7 +236,7 @@ func NewQwen2ModelWeek2(ck *checkpoint.Checkpoint) (*Qwen2ModelWeek2, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Qwen2ModelWeek2{Config: w1.Config, Embedding: w1.Embedding, Norm: w1.Norm, LMHead: w1.LMHead}
+	m := &Qwen2ModelWeek2{Config: w1.Config, Embedding: w1.Embedding, Norm: w1.Norm, LMHead: w1.LMHead, buffers: scratch.New()}
 	for _, l := range w1.Layers {
 		m.Layers = append(m.Layers, &Qwen2TransformerBlockWeek2{
 			InputNorm: l.InputNorm, PostAttentionNorm: l.PostAttentionNorm,
@@ -215,19 +262,23 @@ func (m *Qwen2ModelWeek2) NewCaches() []KVCache {
 // positions; each grows by L. Prefill is a call with offset 0 and the whole
 // prompt; a decode step is a call with one token.
 func (m *Qwen2ModelWeek2) Forward(tokens [][]int, offset int, caches []KVCache) *tensor.Tensor {
-	return m.head(m.layers(tokens, offset, caches))
+	ws := m.buffers.Claim()
+	defer ws.Release()
+	return m.head(ws, m.layers(ws, tokens, offset, caches))
 }
 
 // ForwardLast is Forward for the last position alone: B x 1 x VocabSize
 // logits. The caches still grow by all L positions.
 func (m *Qwen2ModelWeek2) ForwardLast(tokens [][]int, offset int, caches []KVCache) *tensor.Tensor {
-	h := m.layers(tokens, offset, caches)
-	return m.head(tensor.Take(h, []int{h.Dim(1) - 1}, 1))
+	ws := m.buffers.Claim()
+	defer ws.Release()
+	h := m.layers(ws, tokens, offset, caches)
+	return m.head(ws, tensor.Take(h, []int{h.Dim(1) - 1}, 1))
 }
 
 // layers embeds the new tokens and runs them through every decoder layer,
-// each with its own cache: B x L x HiddenSize.
-func (m *Qwen2ModelWeek2) layers(tokens [][]int, offset int, caches []KVCache) *tensor.Tensor {
+// each with its own cache: B x L x HiddenSize, in ws (nil: a new tensor).
+func (m *Qwen2ModelWeek2) layers(ws *scratch.Buffers, tokens [][]int, offset int, caches []KVCache) *tensor.Tensor {
 	if len(caches) != len(m.Layers) {
 		panic(fmt.Sprintf("day1.Qwen2ModelWeek2: %d caches for %d layers", len(caches), len(m.Layers)))
 	}
@@ -241,15 +292,16 @@ func (m *Qwen2ModelWeek2) layers(tokens [][]int, offset int, caches []KVCache) *
 		mask = day3.CausalMask(l, offset+l)
 	}
 	for i, layer := range m.Layers {
-		h = layer.Forward(h, offset, caches[i], mask)
+		h = layer.forward(ws, h, offset, caches[i], mask)
 	}
 	return h
 }
 
 // head applies the final norm and the output projection: B x P x
-// HiddenSize hidden states give B x P x VocabSize logits.
-func (m *Qwen2ModelWeek2) head(h *tensor.Tensor) *tensor.Tensor {
-	h = m.Norm.Forward(h)
+// HiddenSize hidden states give B x P x VocabSize logits, a new tensor
+// (the caller keeps it; ws only holds the norm's output).
+func (m *Qwen2ModelWeek2) head(ws *scratch.Buffers, h *tensor.Tensor) *tensor.Tensor {
+	h = ws.RMSNorm("norm", h, m.Norm.Weight, m.Norm.Eps)
 	if m.LMHead == nil {
 		return m.Embedding.AsLinear(h)
 	}

@@ -6,6 +6,7 @@ import (
 
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/llm"
+	"github.com/tinyllm-go/tinyllm/internal/scratch"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
 	w1day1 "github.com/tinyllm-go/tinyllm/solutions/week1/day1"
 	"github.com/tinyllm-go/tinyllm/solutions/week1/day2"
@@ -13,7 +14,6 @@ import (
 	"github.com/tinyllm-go/tinyllm/solutions/week1/day4"
 	"github.com/tinyllm-go/tinyllm/solutions/week1/day5"
 	w2day1 "github.com/tinyllm-go/tinyllm/solutions/week2/day1"
-	fused "github.com/tinyllm-go/tinyllm/solutions/week2/day5"
 )
 
 // CachedModel is a model with a KV cache (see internal/llm).
@@ -38,7 +38,7 @@ type Linear struct {
 // packed weight and Week 1's Linear for a float one.
 func (l *Linear) Forward(x *tensor.Tensor) *tensor.Tensor {
 	if l.q4 != nil {
-		return forwardEach(x, l)[0]
+		return forwardEach(nil, []string{""}, x, l)[0]
 	}
 	if l.Packed != nil {
 		return QuantizedLinear(x, l.Packed, l.Bias)
@@ -123,16 +123,21 @@ type Qwen2AttentionWeek2 struct {
 // Forward maps x (B x L x HiddenSize), the tokens at positions offset …
 // offset+L-1, to B x L x HiddenSize, as W2D1's Qwen2AttentionWeek2.Forward.
 func (a *Qwen2AttentionWeek2) Forward(x *tensor.Tensor, offset int, cache KVCache, mask *tensor.Tensor) *tensor.Tensor {
+	return a.forward(nil, x, offset, cache, mask)
+}
+
+// forward is Forward with its activations in ws (nil: new tensors).
+func (a *Qwen2AttentionWeek2) forward(ws *scratch.Buffers, x *tensor.Tensor, offset int, cache KVCache, mask *tensor.Tensor) *tensor.Tensor {
 	if got := cache.Offset(); got != offset {
 		panic(fmt.Sprintf("day3.Qwen2AttentionWeek2.Forward: tokens start at position %d but the cache holds %d positions", offset, got))
 	}
 	n, l := x.Dim(0), x.Dim(1)
-	qkv := forwardEach(x, a.Q, a.K, a.V)
+	qkv := forwardEach(ws, []string{"attn.q", "attn.k", "attn.v"}, x, a.Q, a.K, a.V)
 	at := []int{offset}
 	q := a.RoPE.Forward(tensor.Reshape(qkv[0], n, l, a.NumHeads, a.HeadDim), at)
 	k := a.RoPE.Forward(tensor.Reshape(qkv[1], n, l, a.NumKVHeads, a.HeadDim), at)
 	v := tensor.Reshape(qkv[2], n, l, a.NumKVHeads, a.HeadDim)
-	q, k, v = headsFirst(q), headsFirst(k), headsFirst(v)
+	q, k, v = ws.HeadsFirst("attn.qh", q), ws.HeadsFirst("attn.kh", k), ws.HeadsFirst("attn.vh", v)
 	// W2D1's reference cache is read where it lies (llm.AttendInCache);
 	// any other cache is gathered by its UpdateAndFetch.
 	var o *tensor.Tensor
@@ -144,18 +149,8 @@ func (a *Qwen2AttentionWeek2) Forward(x *tensor.Tensor, offset int, cache KVCach
 		keys, values := cache.UpdateAndFetch(k, v)
 		o = w1day3.ScaledDotProductAttentionGrouped(q, keys, values, 0, mask)
 	}
-	o = tensor.Reshape(headsFirst(o), n, l, a.NumHeads*a.HeadDim)
-	return a.O.Forward(o)
-}
-
-// headsFirst swaps axes 1 and 2 of a B x L x H x D tensor (or back): a
-// copy in general, but for a decode step (an axis of length 1 moves) the
-// elements keep their order, so a reshape that shares the data does.
-func headsFirst(t *tensor.Tensor) *tensor.Tensor {
-	if t.Dim(1) == 1 || t.Dim(2) == 1 {
-		return tensor.Reshape(t, t.Dim(0), t.Dim(2), t.Dim(1), t.Dim(3))
-	}
-	return tensor.Transpose(t, 0, 2, 1, 3)
+	o = tensor.Reshape(ws.HeadsFirst("attn.ctx", o), n, l, a.NumHeads*a.HeadDim)
+	return forwardEach(ws, []string{"attn.out"}, o, a.O)[0]
 }
 
 // Qwen2MLPWeek2 is Week 1's SwiGLU MLP, down(silu(gate(x))·up(x)), with
@@ -166,29 +161,40 @@ type Qwen2MLPWeek2 struct {
 
 // Forward maps x of shape N.. x HiddenSize to the same shape.
 func (m *Qwen2MLPWeek2) Forward(x *tensor.Tensor) *tensor.Tensor {
-	gu := forwardEach(x, m.Gate, m.Up)
+	return m.forward(nil, x)
+}
+
+// forward is Forward with its activations in ws (nil: new tensors).
+func (m *Qwen2MLPWeek2) forward(ws *scratch.Buffers, x *tensor.Tensor) *tensor.Tensor {
+	gu := forwardEach(ws, []string{"mlp.gate", "mlp.up"}, x, m.Gate, m.Up)
 	// SiLU(gate)·up over gate, which the product just made: Week 1's
 	// SiLU and Mul without their two intermediate tensors.
-	return m.Down.Forward(tensor.SwiGLUInPlace(gu[0], gu[1]))
+	return forwardEach(ws, []string{"mlp.out"}, tensor.SwiGLUInPlace(gu[0], gu[1]), m.Down)[0]
 }
 
 // forwardEach is Forward of each of ls on the same x. When all are packed,
 // the engine multiplies them in one pass (tensor.MatmulPackedEach, or
 // tensor.MatmulQ4Each with 8-bit activations): in a decode step that is
 // one hand-off to the cores instead of three for q, k and v, and x is
-// readied once. The results are the same as one at a time.
-func forwardEach(x *tensor.Tensor, ls ...*Linear) []*tensor.Tensor {
+// readied once. The results are the same as one at a time. With 8-bit
+// activations the products go into ws's buffers of the given names (one
+// per layer of ls); the other paths make new tensors.
+func forwardEach(ws *scratch.Buffers, names []string, x *tensor.Tensor, ls ...*Linear) []*tensor.Tensor {
 	out := make([]*tensor.Tensor, len(ls))
 	if q4s := q4Of(ls); q4s != nil && x.NDim() > 0 && x.Dim(-1) == q4s[0].In {
-		for i, y := range tensor.MatmulQ4Each(x, q4s...) {
+		shape := x.Shape()
+		for i, w := range q4s {
+			shape[len(shape)-1] = w.Out
+			out[i] = ws.Tensor(names[i], shape...)
+		}
+		for i, y := range tensor.MatmulQ4EachInto(out, x, q4s...) {
 			if ls[i].Bias != nil {
-				addBiasInPlace(y, ls[i].Bias)
+				scratch.AddRowsInPlace(y, ls[i].Bias)
 			}
-			out[i] = y
 		}
 		return out
 	}
-	ws := make([]*tensor.PackedMatrix, len(ls))
+	pms := make([]*tensor.PackedMatrix, len(ls))
 	for i, l := range ls {
 		if l.Packed == nil || x.NDim() == 0 || x.Dim(-1) != l.Packed.In {
 			for i, l := range ls {
@@ -196,29 +202,15 @@ func forwardEach(x *tensor.Tensor, ls ...*Linear) []*tensor.Tensor {
 			}
 			return out
 		}
-		ws[i] = packedMatrix(l.Packed)
+		pms[i] = packedMatrix(l.Packed)
 	}
-	for i, y := range tensor.MatmulPackedEach(x, ws...) {
+	for i, y := range tensor.MatmulPackedEach(x, pms...) {
 		if ls[i].Bias != nil {
 			y = tensor.Add(y, ls[i].Bias)
 		}
 		out[i] = y
 	}
 	return out
-}
-
-// addBiasInPlace adds bias (Out values) to every row of y (N.. x Out,
-// float32, a product just made): the values of tensor.Add(y, bias)
-// without a new tensor.
-func addBiasInPlace(y, bias *tensor.Tensor) {
-	b, d := bias.Data(), y.Data()
-	n := len(b)
-	for r := 0; r+n <= len(d); r += n {
-		row := d[r : r+n]
-		for j, v := range b {
-			row[j] += v
-		}
-	}
 }
 
 // q4Of returns the Q4Matrix of each of ls, or nil unless all have one.
@@ -259,45 +251,36 @@ type Qwen2TransformerBlockWeek2 struct {
 	InputNorm, PostAttentionNorm *day4.RMSNorm
 	Attention                    *Qwen2AttentionWeek2
 	MLP                          *Qwen2MLPWeek2
-
-	// fastNorms, set where the program allowed 8-bit activations and the
-	// machine has them (tensor.Int8Activations: the tinyllm command's
-	// engine on a quantized checkpoint), are the two norms'
-	// weights in float32 for W2D5's fused RMSNorm: one pass over each row
-	// instead of Week 1's five whole-tensor operations, which in a 4-bit
-	// decode step cost as much as a tenth of the products' time. The days'
-	// checks build the model without them.
-	fastNorms [2]*tensor.Tensor
 }
 
 // Forward maps x (B x L x HiddenSize) at positions offset … offset+L-1 to
 // the same shape; cache and mask as in Qwen2AttentionWeek2.Forward.
 func (b *Qwen2TransformerBlockWeek2) Forward(x *tensor.Tensor, offset int, cache KVCache, mask *tensor.Tensor) *tensor.Tensor {
-	h := b.residual(x, b.Attention.Forward(b.norm(0, b.InputNorm, x), offset, cache, mask))
-	return b.residual(h, b.MLP.Forward(b.norm(1, b.PostAttentionNorm, h)))
+	return b.forward(nil, x, offset, cache, mask)
 }
 
-// residual is tensor.Add(x, delta). On the engine's fast path (fastNorms
-// set) delta is a product the layer just made and owns, so x is added into
-// it instead of into a new tensor: the same values, two allocations fewer
-// per layer.
-func (b *Qwen2TransformerBlockWeek2) residual(x, delta *tensor.Tensor) *tensor.Tensor {
-	if b.fastNorms[0] == nil || delta.DType() != tensor.Float32 || x.DType() != tensor.Float32 || !slices.Equal(x.Shape(), delta.Shape()) {
+// forward is Forward with the layer's activations in ws (nil: new
+// tensors), as W2D1's: Week 1's norms in one pass over each row (the same
+// values as its five whole-tensor operations, which in a 4-bit decode step
+// cost as much as a tenth of the products' time), and each residual added
+// into the branch's output, which the layer owns. With 8-bit activations
+// the result is ws's "mlp.out", which may be x itself: it is written
+// after x is read for the last time.
+func (b *Qwen2TransformerBlockWeek2) forward(ws *scratch.Buffers, x *tensor.Tensor, offset int, cache KVCache, mask *tensor.Tensor) *tensor.Tensor {
+	n1 := ws.RMSNorm("norm", x, b.InputNorm.Weight, b.InputNorm.Eps)
+	h := residual(x, b.Attention.forward(ws, n1, offset, cache, mask))
+	n2 := ws.RMSNorm("norm", h, b.PostAttentionNorm.Weight, b.PostAttentionNorm.Eps)
+	return residual(h, b.MLP.forward(ws, n2))
+}
+
+// residual is tensor.Add(x, delta) for a delta the layer just made (a
+// product of its own, or its buffer), added into delta: the same values
+// without a new tensor.
+func residual(x, delta *tensor.Tensor) *tensor.Tensor {
+	if delta.DType() != tensor.Float32 || !slices.Equal(x.Shape(), delta.Shape()) {
 		return tensor.Add(x, delta)
 	}
-	d := delta.Data()
-	for i, v := range x.Data() {
-		d[i] = v + d[i]
-	}
-	return delta
-}
-
-// norm is n.Forward(x), through the fused RMSNorm where fastNorms[i] is set.
-func (b *Qwen2TransformerBlockWeek2) norm(i int, n *day4.RMSNorm, x *tensor.Tensor) *tensor.Tensor {
-	if w := b.fastNorms[i]; w != nil && x.DType() == tensor.Float32 {
-		return fused.RMSNorm(x, w, n.Eps)
-	}
-	return n.Forward(x)
+	return scratch.AddInPlace(delta, x)
 }
 
 // Qwen2ModelWeek2 is the Week 2 model with a KV cache whose weight
@@ -309,6 +292,10 @@ type Qwen2ModelWeek2 struct {
 	Layers    []*Qwen2TransformerBlockWeek2
 	Norm      *day4.RMSNorm
 	LMHead    *Linear // nil when the embeddings are tied
+
+	// buffers keeps the activations of a forward pass for the next one,
+	// as W2D1's model does (internal/scratch); nil allocates them all.
+	buffers *scratch.Buffers
 }
 
 // NewQwen2ModelWeek2 builds the model from an open checkpoint, with the
@@ -361,7 +348,7 @@ func NewQwen2ModelWeek2(ck *checkpoint.Checkpoint) (*Qwen2ModelWeek2, error) {
 		}
 		return l
 	}
-	m := &Qwen2ModelWeek2{Config: c, Embedding: &Embedding{}}
+	m := &Qwen2ModelWeek2{Config: c, Embedding: &Embedding{}, buffers: scratch.New()}
 	table, packed, q4 := matrix("model.embed_tokens.weight", c.VocabSize, c.HiddenSize)
 	if packed != nil {
 		m.Embedding.Packed, m.Embedding.q4 = packed, q4
@@ -389,13 +376,6 @@ func NewQwen2ModelWeek2(ck *checkpoint.Checkpoint) (*Qwen2ModelWeek2, error) {
 			},
 		})
 	}
-	if err == nil && tensor.Int8Activations() {
-		for _, l := range m.Layers {
-			for i, n := range []*day4.RMSNorm{l.InputNorm, l.PostAttentionNorm} {
-				l.fastNorms[i] = tensor.AsType(n.Weight, tensor.Float32)
-			}
-		}
-	}
 	m.Norm = day4.NewRMSNorm(c.HiddenSize, vector("model.norm.weight", c.HiddenSize), eps)
 	if !c.TieWordEmbeddings {
 		m.LMHead = linear("lm_head", c.VocabSize, c.HiddenSize, false)
@@ -419,17 +399,23 @@ func (m *Qwen2ModelWeek2) NewCaches() []KVCache {
 // through the model and returns their logits, B x L x VocabSize; each of
 // the caches (one per layer, offset positions) grows by L.
 func (m *Qwen2ModelWeek2) Forward(tokens [][]int, offset int, caches []KVCache) *tensor.Tensor {
-	return m.head(m.layers(tokens, offset, caches))
+	ws := m.buffers.Claim()
+	defer ws.Release()
+	return m.head(ws, m.layers(ws, tokens, offset, caches))
 }
 
 // ForwardLast is Forward for the last position alone: B x 1 x VocabSize
 // logits. The caches still grow by all L positions.
 func (m *Qwen2ModelWeek2) ForwardLast(tokens [][]int, offset int, caches []KVCache) *tensor.Tensor {
-	h := m.layers(tokens, offset, caches)
-	return m.head(tensor.Take(h, []int{h.Dim(1) - 1}, 1))
+	ws := m.buffers.Claim()
+	defer ws.Release()
+	h := m.layers(ws, tokens, offset, caches)
+	return m.head(ws, tensor.Take(h, []int{h.Dim(1) - 1}, 1))
 }
 
-func (m *Qwen2ModelWeek2) layers(tokens [][]int, offset int, caches []KVCache) *tensor.Tensor {
+// layers embeds the new tokens and runs them through every decoder layer:
+// B x L x HiddenSize, which may be one of ws's buffers.
+func (m *Qwen2ModelWeek2) layers(ws *scratch.Buffers, tokens [][]int, offset int, caches []KVCache) *tensor.Tensor {
 	if len(caches) != len(m.Layers) {
 		panic(fmt.Sprintf("day3.Qwen2ModelWeek2: %d caches for %d layers", len(caches), len(m.Layers)))
 	}
@@ -440,13 +426,15 @@ func (m *Qwen2ModelWeek2) layers(tokens [][]int, offset int, caches []KVCache) *
 		mask = w1day3.CausalMask(l, offset+l)
 	}
 	for i, layer := range m.Layers {
-		h = layer.Forward(h, offset, caches[i], mask)
+		h = layer.forward(ws, h, offset, caches[i], mask)
 	}
 	return h
 }
 
-func (m *Qwen2ModelWeek2) head(h *tensor.Tensor) *tensor.Tensor {
-	h = m.Norm.Forward(h)
+// head is the final norm and the output projection: new logits, which the
+// caller keeps.
+func (m *Qwen2ModelWeek2) head(ws *scratch.Buffers, h *tensor.Tensor) *tensor.Tensor {
+	h = ws.RMSNorm("norm", h, m.Norm.Weight, m.Norm.Eps)
 	if m.LMHead == nil {
 		return m.Embedding.AsLinear(h)
 	}

@@ -67,8 +67,7 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 		name := filepath.Base(dir)
 		variants := []stepVariant{
 			{"fused", "", false}, {"unfused", "-", false}, {"embed", "embed", false}, {"fs_qkv", "fs_qkv", false},
-			{"fs_attention", "fs_attention", false}, {"fs_attention_narrow", "fs_attention", false},
-			{"fs_resid", "fs_resid", false}, {"fs_gateup", "fs_gateup", false},
+			{"fs_attention", "fs_attention", false}, {"fs_resid", "fs_resid", false}, {"fs_gateup", "fs_gateup", false},
 			{"fs_head", "fs_head", false},
 		}
 		if ck.Config.Quantization != nil {
@@ -87,8 +86,6 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 		for _, pf := range []string{"0", "1", "4", "8", "16"} {
 			variants = append(variants, stepVariant{"fused_pf" + pf, "", false})
 		}
-		// The fused step with fs_attention, 4 warps that take a key at a time.
-		variants = append(variants, stepVariant{"fused_narrow", "", false})
 		for _, v := range variants {
 			b.Run(name+"/"+v.name, func(b *testing.B) {
 				m.floatQ4 = v.floatX
@@ -99,8 +96,6 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 					m.fuseCap = 4
 				case "fused_cap8":
 					m.fuseCap = 8
-				case "fs_attention_narrow", "fused_narrow":
-					m.attnNarrow = true
 				}
 				if n, ok := strings.CutPrefix(v.name, "fused_pf"); ok {
 					depth, err := strconv.Atoi(n)
@@ -112,10 +107,7 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 						m.prefetch = -1 // none
 					}
 				}
-				defer func() {
-					m.floatQ4, m.fuseTarget, m.fuseCap, m.prefetch = false, 0, 0, 0
-					m.attnNarrow = false
-				}()
+				defer func() { m.floatQ4, m.fuseTarget, m.fuseCap, m.prefetch = false, 0, 0, 0 }()
 				benchStep(b, d, m, v.only)
 			})
 		}

@@ -9,7 +9,6 @@
 //
 //   fs_qkv      RMSNorm (ln1) folded in, q/k/v rows, bias, RoPE, k and v into the cache
 //   fs_attention_wide decode attention over pos[0] + 1 keys, ranges merged in the same launch
-//               (fs_attention: the earlier version, a key at a time, for the benchmark)
 //   fs_resid    h += x·Wᵀ (o_proj, down_proj): the residual add as the epilogue
 //   fs_gateup   RMSNorm (ln2) folded in, gate and up rows paired, silu(g)·u written
 //   fs_head     the final norm folded in, the logits, and the greedy choice
@@ -440,97 +439,6 @@ extern "C" __global__ void __launch_bounds__(1024) fs_attention_wide(
             const float ms = __ldcg(ml + 2 * s);
             const float c = ms == -INFINITY ? 0.f : exp2f(ms - M);
             o += __ldcg(part_o + ((size_t)hq * gridDim.x + s) * HEAD_DIM + e) * c;
-            sum += __ldcg(ml + 2 * s + 1) * c;
-        }
-        out[(size_t)hq * HEAD_DIM + e] = o / sum;
-    }
-    if (threadIdx.x == 0) count[hq] = 0;
-}
-
-// attention_graph_split (step.cu) and its merge in one launch: block (s, hq)
-// writes its range's state, and the last of query head hq's blocks to
-// finish (count[hq], set back to 0 by that block) merges the ranges into
-// out, as attention_graph_reduce does.
-extern "C" __global__ void __launch_bounds__(128) fs_attention(
-        float* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml, int* __restrict__ count,
-        const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
-        const int* __restrict__ pos, int cap, int group, float scale) {
-    fs_after_previous();
-    const int split = blockIdx.x, hq = blockIdx.y, splits = gridDim.x;
-    const int h = hq / group, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-    const int S = pos[0] + 1;
-    const int chunk = (S + splits - 1) / splits;
-    const int j0 = split * chunk, j1 = min(j0 + chunk, S);
-    float qr[FS_PERL], acc[FS_PERL];
-#pragma unroll
-    for (int p = 0; p < FS_PERL; p++) {
-        int e = lane + 32 * p;
-        qr[p] = e < HEAD_DIM ? q[(size_t)hq * HEAD_DIM + e] * scale * 1.4426950408889634f : 0.f;
-        acc[p] = 0.f;
-    }
-    float m = -INFINITY, l = 0.f;
-    const float* kh = k + (size_t)h * cap * HEAD_DIM;
-    const float* vh = v + (size_t)h * cap * HEAD_DIM;
-    for (int j = j0 + warp; j < j1; j += 4) {
-        float d = 0.f;
-#pragma unroll
-        for (int p = 0; p < FS_PERL; p++) {
-            int e = lane + 32 * p;
-            if (e < HEAD_DIM) d += qr[p] * kh[(size_t)j * HEAD_DIM + e];
-        }
-        d = warp_sum(d);
-        float mn = fmaxf(m, d);
-        float corr = exp2f(m - mn), pj = exp2f(d - mn);
-        l = l * corr + pj;
-#pragma unroll
-        for (int p = 0; p < FS_PERL; p++) {
-            int e = lane + 32 * p;
-            if (e < HEAD_DIM) acc[p] = acc[p] * corr + pj * vh[(size_t)j * HEAD_DIM + e];
-        }
-        m = mn;
-    }
-    __shared__ float sm[4], sl[4], so[4][HEAD_DIM];
-    __shared__ bool last;
-#pragma unroll
-    for (int p = 0; p < FS_PERL; p++) {
-        int e = lane + 32 * p;
-        if (e < HEAD_DIM) so[warp][e] = acc[p];
-    }
-    if (lane == 0) {
-        sm[warp] = m;
-        sl[warp] = l;
-    }
-    __syncthreads();
-    float M = fmaxf(fmaxf(sm[0], sm[1]), fmaxf(sm[2], sm[3]));
-    const size_t at = (size_t)hq * splits + split;
-    for (int e = threadIdx.x; e < HEAD_DIM; e += blockDim.x) {
-        float o = 0.f, sum = 0.f;
-        for (int w = 0; w < 4; w++) {
-            float c = sm[w] == -INFINITY ? 0.f : exp2f(sm[w] - M);
-            o += so[w][e] * c;
-            sum += sl[w] * c;
-        }
-        part_o[at * HEAD_DIM + e] = o;
-        if (e == 0) {
-            part_ml[at * 2] = M;
-            part_ml[at * 2 + 1] = sum;
-        }
-    }
-    __threadfence();  // this block's state is visible before the count says so
-    __syncthreads();
-    if (threadIdx.x == 0) last = atomicAdd(count + hq, 1) == splits - 1;
-    __syncthreads();
-    if (!last) return;
-    __threadfence();
-    const float* ml = part_ml + (size_t)hq * splits * 2;
-    M = -INFINITY;
-    for (int s = 0; s < splits; s++) M = fmaxf(M, __ldcg(ml + 2 * s));
-    for (int e = threadIdx.x; e < HEAD_DIM; e += blockDim.x) {
-        float o = 0.f, sum = 0.f;
-        for (int s = 0; s < splits; s++) {
-            float ms = __ldcg(ml + 2 * s);
-            float c = ms == -INFINITY ? 0.f : exp2f(ms - M);
-            o += __ldcg(part_o + ((size_t)hq * splits + s) * HEAD_DIM + e) * c;
             sum += __ldcg(ml + 2 * s + 1) * c;
         }
         out[(size_t)hq * HEAD_DIM + e] = o / sum;

@@ -210,10 +210,7 @@ type GPUModel struct {
 	// multiprocessor to split rows for and its cap on the grid.
 	fuseTarget, fuseCap int
 	// prefetch overrides fusedPrefetch (a negative value: none).
-	prefetch int
-	// attnNarrow takes fs_attention (4 warps, a key at a time) instead of
-	// fs_attention_wide.
-	attnNarrow    bool
+	prefetch      int
 	graphLaunches int // launches the captured step replays
 
 	n          int // positions cached (the device's pos[0] between passes)
@@ -310,7 +307,7 @@ func (m *GPUModel) compile() error {
 // fusedKernelNames are the kernels of fused_step.cu.
 var fusedKernelNames = []string{"fs_qkv_bf16", "fs_resid_bf16", "fs_gateup_bf16", "fs_head_bf16",
 	"fs_qkv_q4", "fs_resid_q4", "fs_gateup_q4", "fs_head_q4",
-	"fs_qkv_q4x8", "fs_resid_q4x8", "fs_gateup_q4x8", "fs_head_q4x8", "fs_attention", "fs_attention_wide"}
+	"fs_qkv_q4x8", "fs_resid_q4x8", "fs_gateup_q4x8", "fs_head_q4x8", "fs_attention_wide"}
 
 // upload copies every weight to the device, stacking q/k/v and gate/up so
 // that each pair or triple is one matrix product.
@@ -849,17 +846,6 @@ func (m *GPUModel) fusedLaunch(base string, w *devtensor.Weight, units, k int, a
 	return m.dev.Launch(m.fk[name], cfg, append(args, wargs...)...)
 }
 
-// attentionFused queues the fused step's attention of layer l:
-// fs_attention_wide, or fs_attention where the benchmark asks for it.
-func (m *GPUModel) attentionFused(l *layer, hq, h int, scale float32) error {
-	name, block := "fs_attention_wide", 1024
-	if m.attnNarrow {
-		name, block = "fs_attention", 128
-	}
-	return m.dev.Launch(m.fk[name], kernels.LaunchConfig{Grid: kernels.Dim3{X: m.splits, Y: hq, Z: 1}, Block: kernels.D1(block), Overlap: true},
-		m.attn.Buf, m.partO, m.partML, m.attCount, m.q.Buf, l.cache.K, l.cache.V, m.pos, int32(l.cache.Capacity), int32(hq/h), scale)
-}
-
 // forwardFused queues the decode step of one row as the reference
 // captures it: the embedding, then per layer fs_qkv (norm, q/k/v, bias,
 // RoPE, cache), fs_attention_wide, fs_resid (o_proj into h), fs_gateup (norm,
@@ -901,7 +887,8 @@ func (m *GPUModel) forwardFused() error {
 		}
 		l.cache.Len = m.n + 1
 		if m.fuseOnly == "" || m.fuseOnly == "fs_attention" {
-			if err := m.attentionFused(l, hq, h, scale); err != nil {
+			if err := m.dev.Launch(m.fk["fs_attention_wide"], kernels.LaunchConfig{Grid: kernels.Dim3{X: m.splits, Y: hq, Z: 1}, Block: kernels.D1(1024), Overlap: true},
+				m.attn.Buf, m.partO, m.partML, m.attCount, m.q.Buf, l.cache.K, l.cache.V, m.pos, int32(l.cache.Capacity), int32(hq/h), scale); err != nil {
 				return err
 			}
 		}
