@@ -507,7 +507,19 @@ func nvrtcCubin(n *nvrtcAPI, ver, arch, src string, opts []string) ([]byte, erro
 	}
 	defer call(n.nvrtcDestroyProgram, uintptr(unsafe.Pointer(&prog)))
 
-	all := append([]string{"--gpu-architecture=" + arch, "--std=c++17"}, opts...)
+	// An explicit architecture among opts replaces arch: Hopper's
+	// warpgroup instructions (wgmma) need sm_90a, the architecture-specific
+	// variant of sm_90, whose machine code loads only on compute capability
+	// 9.0 itself.
+	rest := make([]string, 0, len(opts))
+	for _, o := range opts {
+		if a, ok := strings.CutPrefix(o, "--gpu-architecture="); ok {
+			arch = a
+			continue
+		}
+		rest = append(rest, o)
+	}
+	all := append([]string{"--gpu-architecture=" + arch, "--std=c++17"}, rest...)
 	var pin runtime.Pinner
 	defer pin.Unpin()
 	ptrs := make([]uintptr, len(all))

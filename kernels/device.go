@@ -364,8 +364,10 @@ func (k *Kernel) MaxThreadsPerBlock() int { return k.maxThreads }
 
 // Compile compiles kernel source for this device: CUDA C++ with NVRTC, or
 // Metal Shading Language. opts are passed to the compiler (NVRTC options such
-// as "-use_fast_math"; ignored by Metal). A compile error carries the
-// compiler's log.
+// as "-use_fast_math"; ignored by Metal); "--gpu-architecture=sm_90a"
+// replaces the device's own architecture, for instructions that only an
+// architecture-specific target has. A compile error carries the compiler's
+// log.
 func (d *Device) Compile(source string, opts ...string) (*Module, error) {
 	unlock, err := d.lock()
 	if err != nil {

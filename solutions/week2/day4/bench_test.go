@@ -114,12 +114,12 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 	mms := make([]*Matmul, len(variants))
 	for i, v := range variants {
 		var err error
-		if mms[i], err = newMatmul(d, v3Config{4, 2, 2, v[0], v[1], v[2], 1, 64, 3, ""}); err != nil {
+		if mms[i], err = newMatmul(d, v3Config{4, 2, 2, v[0], v[1], v[2], 1, 64, 3, 4, ""}); err != nil {
 			b.Fatal(err)
 		}
 		defer mms[i].Close()
 	}
-	mmU2, err := newMatmul(d, v3Config{4, 2, 2, 8, 1, 2, 2, 64, 3, ""})
+	mmU2, err := newMatmul(d, v3Config{4, 2, 2, 8, 1, 2, 2, 64, 3, 4, ""})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func BenchmarkW2D4V3Variants(b *testing.B) {
 	if d.Backend() != kernels.CUDA {
 		b.Skip("not run: the variants are CUDA builds")
 	}
-	variants := []v3Config{{1, 8, 4, 8, 1, 2, 2, 64, 3, ""}, {1, 4, 4, 8, 1, 2, 2, 64, 3, ""}, {2, 4, 4, 8, 1, 2, 2, 64, 3, ""}, {2, 4, 2, 8, 1, 2, 2, 64, 3, ""}, {4, 2, 2, 8, 1, 2, 2, 64, 3, ""}, {2, 2, 4, 8, 1, 2, 2, 64, 3, ""}, {4, 1, 2, 8, 1, 2, 2, 64, 3, ""}}
+	variants := []v3Config{{1, 8, 4, 8, 1, 2, 2, 64, 3, 4, ""}, {1, 4, 4, 8, 1, 2, 2, 64, 3, 4, ""}, {2, 4, 4, 8, 1, 2, 2, 64, 3, 4, ""}, {2, 4, 2, 8, 1, 2, 2, 64, 3, 4, ""}, {4, 2, 2, 8, 1, 2, 2, 64, 3, 4, ""}, {2, 2, 4, 8, 1, 2, 2, 64, 3, 4, ""}, {4, 1, 2, 8, 1, 2, 2, 64, 3, 4, ""}}
 	mms := make([]*Matmul, len(variants))
 	for i, v := range variants {
 		var err error
@@ -319,6 +319,60 @@ func BenchmarkW2D4V5Variants(b *testing.B) {
 		x.Free()
 		y.Free()
 		w.Free()
+	}
+}
+
+// BenchmarkW2D4V6Variants compares rung 6's builds at M = 512 on the 7B
+// prefill shapes and the 0.5B head: 3 and 4 stages, tiles 128 and 256
+// wide (0: the pick by shape, which splits K when the tiles are few), with
+// rung 5 in the same run.
+//
+//	go test -run '^$' -bench W2D4V6Variants -benchtime 100ms ./solutions/week2/day4
+func BenchmarkW2D4V6Variants(b *testing.B) {
+	d := kerneltest.Open(b)
+	if d.Backend() != kernels.CUDA || d.Info().ComputeCapability != "9.0" {
+		b.Skip("not run: rung 6 needs compute capability 9.0")
+	}
+	variants := [][2]int{{4, 0}, {3, 0}, {4, 256}, {3, 256}}
+	mms := make([]*Matmul, len(variants))
+	for i, v := range variants {
+		c := cudaV3
+		c.v6Stages = v[0]
+		var err error
+		if mms[i], err = newMatmul(d, c); err != nil {
+			b.Fatal(err)
+		}
+		mms[i].v6BN = v[1]
+		defer mms[i].Close()
+	}
+	for _, s := range []w2d4.Shape{w2d4.RealShapes[3], w2d4.RealShapes[4], w2d4.RealShapes[5], w2d4.RealShapes[6]} {
+		for _, f := range []w2d4.Format{w2d4.Formats[0], w2d4.Formats[1]} {
+			p := w2d4.NewProblem(w2d4.Shape{Name: s.Name, N: s.N, K: s.K, Ms: []int{1}}, f, 7)
+			w, err := p.Upload(d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			x, err := devtensor.NewActivations(d, 512, s.K)
+			if err != nil {
+				b.Fatal(err)
+			}
+			x.Buf.Fill(0x3E)
+			y, err := devtensor.NewActivations(d, 512, s.N)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Run(fmt.Sprintf("%s/%s/M=512/v5", s.Name, f.Name), func(b *testing.B) {
+				benchRung(b, d, mms[0], V5Pipelined, y, x, []*devtensor.Weight{w})
+			})
+			for i, v := range variants {
+				b.Run(fmt.Sprintf("%s/%s/M=512/v6_stages%d_bn%d", s.Name, f.Name, v[0], v[1]), func(b *testing.B) {
+					benchRung(b, d, mms[i], V6Warpgroup, y, x, []*devtensor.Weight{w})
+				})
+			}
+			x.Free()
+			y.Free()
+			w.Free()
+		}
 	}
 }
 

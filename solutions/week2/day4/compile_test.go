@@ -11,7 +11,8 @@ import (
 )
 
 // TestW2D4CUDASourcesCompile compiles both CUDA files with NVRTC for a
-// Hopper GPU and an Ampere one, with the options NewMatmul passes, and the
+// Hopper GPU and an Ampere one, with the options NewMatmul passes, rung 6's
+// file for sm_90a, and the
 // fast file with every build BenchmarkW2D4GemvVariants compares. No GPU is needed, only NVRTC (else
 // the check says it did not run).
 func TestW2D4CUDASourcesCompile(t *testing.T) {
@@ -35,6 +36,13 @@ func TestW2D4CUDASourcesCompile(t *testing.T) {
 					t.Errorf("%s.cu does not compile for %s with %s: %v", file, arch, strings.Join(opts, " "), err)
 				}
 			}
+		}
+	}
+	// Rung 6 exists for sm_90a only, with each stage count its benchmark
+	// compares.
+	for _, stages := range []string{"-DW6_STAGES=3", "-DW6_STAGES=4"} {
+		if err := kernels.CheckCUDASource(Source(kernels.CUDA, "matmul_wgmma"), "sm_90a", stages); err != nil {
+			t.Errorf("matmul_wgmma.cu does not compile for sm_90a with %s: %v", stages, err)
 		}
 	}
 }

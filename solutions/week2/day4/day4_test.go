@@ -40,7 +40,7 @@ func TestW2D4Pick(t *testing.T) {
 	for _, c := range []struct {
 		rows, k int
 		want    Rung
-	}{{1, 896, V3Vector}, {15, 896, V3Vector}, {16, 896, V5Pipelined}, {512, 4864, V5Pipelined}, {1, 37, V2Warp}, {64, 100, V2Warp}} {
+	}{{1, 896, V3Vector}, {15, 896, V3Vector}, {16, 896, V6Warpgroup}, {512, 4864, V6Warpgroup}, {1, 37, V2Warp}, {64, 100, V2Warp}} {
 		if got := Pick(c.rows, &devtensor.Weight{N: 10, K: c.k, Bits: 16}); got != c.want {
 			t.Errorf("Pick(%d rows, K=%d) = %v, want %v", c.rows, c.k, got, c.want)
 		}
@@ -48,3 +48,7 @@ func TestW2D4Pick(t *testing.T) {
 }
 
 func TestW2D4PipelinedGPU(t *testing.T) { w2d4.Rung(t, "W2D4 V5", 5, NewMatmul, testing.Short()) }
+
+// TestW2D4WarpgroupGPU checks rung 6, which runs rung 5 on a GPU other
+// than compute capability 9.0.
+func TestW2D4WarpgroupGPU(t *testing.T) { w2d4.Rung(t, "W2D4 V6", 6, NewMatmul, testing.Short()) }

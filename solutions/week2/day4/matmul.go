@@ -2,7 +2,8 @@ package day4
 
 // y = x·Wᵀ on the GPU, as a ladder of kernels from naive to fast, in bf16
 // and in MLX 4-bit. matmul.cu / matmul.metal hold rungs 1 and 2 (the
-// learner's), matmul_fast.cu / matmul_fast.metal rungs 3 to 5.
+// learner's), matmul_fast.cu / matmul_fast.metal rungs 3 to 5, and
+// matmul_wgmma.cu rung 6 (Hopper).
 
 import (
 	_ "embed"
@@ -26,6 +27,9 @@ var fastCUDA string
 //go:embed matmul_fast.metal
 var fastMetal string
 
+//go:embed matmul_wgmma.cu
+var wgmmaCUDA string
+
 // Rung is one version of the kernel ladder. (Provided.)
 type Rung int
 
@@ -35,11 +39,12 @@ const (
 	V2Warp       Rung = 2 // a warp (SIMD group) per output, shuffle reduction
 	V3Vector     Rung = 3 // 16-byte loads, up to 8 rows of x per pass over W
 	V4TensorCore Rung = 4 // 64 x 64 tiles on the matrix units, for M >= 16
-	V5Pipelined  Rung = 5 // 128-wide tiles fed by asynchronous copies (CUDA, bf16)
+	V5Pipelined  Rung = 5 // 128-wide tiles fed by asynchronous copies (CUDA)
+	V6Warpgroup  Rung = 6 // Hopper's warpgroup products (wgmma) on rung 5's tiles
 )
 
 // Rungs lists every rung in order. (Provided.)
-var Rungs = []Rung{V1Naive, V2Warp, V3Vector, V4TensorCore, V5Pipelined}
+var Rungs = []Rung{V1Naive, V2Warp, V3Vector, V4TensorCore, V5Pipelined, V6Warpgroup}
 
 // String names the rung ("v1 naive"). (Provided.)
 func (r Rung) String() string {
@@ -54,6 +59,8 @@ func (r Rung) String() string {
 		return "v4 tensor core"
 	case V5Pipelined:
 		return "v5 pipelined"
+	case V6Warpgroup:
+		return "v6 warpgroup"
 	}
 	return fmt.Sprintf("Rung(%d)", int(r))
 }
@@ -69,8 +76,9 @@ const PrefillRows = 16
 const Block = 256
 
 // Source returns a kernel file of this folder for a backend: file is
-// "matmul" (rungs 1 and 2) or "matmul_fast" (rungs 3 to 5); backend is
-// kernels.CUDA or kernels.Metal. Anything else gives "". (Provided.)
+// "matmul" (rungs 1 and 2), "matmul_fast" (rungs 3 to 5) or, for CUDA only,
+// "matmul_wgmma" (rung 6); backend is kernels.CUDA or kernels.Metal.
+// Anything else gives "". (Provided.)
 func Source(backend, file string) string {
 	switch backend + "/" + file {
 	case kernels.CUDA + "/matmul":
@@ -81,6 +89,8 @@ func Source(backend, file string) string {
 		return fastCUDA
 	case kernels.Metal + "/matmul_fast":
 		return fastMetal
+	case kernels.CUDA + "/matmul_wgmma":
+		return wgmmaCUDA
 	}
 	return ""
 }
@@ -96,6 +106,14 @@ type Matmul struct {
 	v5, v5n64, toBF16  *kernels.Kernel
 	v5split, sumSplits *kernels.Kernel // rung 5 over ranges of K, and their sum
 	xbf, part          *kernels.Buffer // x rounded to bf16; split rung 5's partial results
+	// Rung 6 (compute capability 9.0 only, else nil): 128 x 128 and
+	// 128 x 256 tiles, the split-K build, the stages it was compiled
+	// for, and the benchmark's knob (0: pick by shape; 128 or 256: always).
+	v6, v6n256, v6split *kernels.Kernel
+	v6Stages, v6BN      int
+	// 4-bit W decoded to bf16 for rungs 5 and 6 (q4ToBF16 writes wbf).
+	q4ToBF16 *kernels.Kernel
+	wbf      *kernels.Buffer
 	// The tensor-core matrix-vector variant's preparation of x, and x
 	// prepared.
 	prepX          *kernels.Kernel
@@ -131,11 +149,12 @@ type Matmul struct {
 // with gvUnroll loads in flight per row, its registers capped so that
 // gvMinB blocks fit on a multiprocessor (BenchmarkW2D4GemvVariants). The Metal source has 1 and 8
 // written in, and no matrix-vector variant.
-var cudaV3 = v3Config{wrows: 4, xrows: 2, unroll: 2, gvRows: 8, gvUnroll: 1, gvMinB: 2, qtU: 1, v5BK: 64, v5Stages: 3}
+var cudaV3 = v3Config{wrows: 4, xrows: 2, unroll: 2, gvRows: 8, gvUnroll: 1, gvMinB: 2, qtU: 1, v5BK: 64, v5Stages: 3, v6Stages: 4}
 
 type v3Config struct {
 	wrows, xrows, unroll, gvRows, gvUnroll, gvMinB, qtU int
 	v5BK, v5Stages                                      int    // rung 5's slice width and stages
+	v6Stages                                            int    // rung 6's stages
 	extra                                               string // more -D options (benchmark)
 }
 
@@ -200,7 +219,9 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 						if m.toBF16, err = mod.Kernel("x_to_bf16"); err == nil {
 							if m.prepX, err = mod.Kernel("q4_prep_x"); err == nil {
 								if m.v5split, err = mod.Kernel("matmul_bf16_v5_splitk"); err == nil {
-									m.sumSplits, err = mod.Kernel("matmul_sum_splits")
+									if m.sumSplits, err = mod.Kernel("matmul_sum_splits"); err == nil {
+										m.q4ToBF16, err = mod.Kernel("q4_to_bf16")
+									}
 								}
 							}
 						}
@@ -213,7 +234,30 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 			}
 		}
 	}
+	if dev.Backend() == kernels.CUDA && dev.Info().ComputeCapability == "9.0" {
+		if err := m.loadV6(v3.v6Stages); err != nil {
+			m.Close()
+			return nil, err
+		}
+	}
 	return m, nil
+}
+
+// loadV6 compiles rung 6 for sm_90a, the target with Hopper's warpgroup
+// instructions, whose machine code runs on compute capability 9.0 only.
+func (m *Matmul) loadV6(stages int) error {
+	mod, err := m.dev.Compile(wgmmaCUDA, "--gpu-architecture=sm_90a", fmt.Sprintf("-DW6_STAGES=%d", stages))
+	if err != nil {
+		return fmt.Errorf("compiling matmul_wgmma for sm_90a: %w", err)
+	}
+	m.mods = append(m.mods, mod)
+	m.v6Stages = stages
+	if m.v6, err = mod.Kernel("matmul_bf16_v6"); err == nil {
+		if m.v6n256, err = mod.Kernel("matmul_bf16_v6_n256"); err == nil {
+			m.v6split, err = mod.Kernel("matmul_bf16_v6_splitk")
+		}
+	}
+	return err
 }
 
 // Close unloads the kernels. (Provided.)
@@ -225,7 +269,7 @@ func (m *Matmul) Close() error {
 		}
 	}
 	m.mods = nil
-	for _, b := range []**kernels.Buffer{&m.xbf, &m.xq, &m.part} {
+	for _, b := range []**kernels.Buffer{&m.xbf, &m.xq, &m.part, &m.wbf} {
 		if *b != nil {
 			if err := (*b).Free(); err != nil && first == nil {
 				first = err
@@ -491,30 +535,23 @@ func (m *Matmul) V4(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	return m.dev.Launch(m.kernel(V4TensorCore, w), cfg, args(y, x, w)...)
 }
 
-// V5 computes y = x·Wᵀ for bf16 W on CUDA with rung 5: x_to_bf16 rounds x
-// into a bf16 copy the Matmul keeps (grown as needed), then
-// matmul_bf16_v5 computes 128 x 128 tiles of y, 256 threads a block, with 3
-// stages of 64-wide slices in shared memory, grid (M/128, N/128).
+// V5 computes y = x·Wᵀ on CUDA with rung 5: x_to_bf16 rounds x into a
+// bf16 copy the Matmul keeps (grown as needed), a 4-bit W is decoded into a
+// bf16 copy (q4_to_bf16, up to MaxDecodedWeight), then matmul_bf16_v5
+// computes 128 x 128 tiles of y, 256 threads a block, with 3 stages of
+// 64-wide slices in shared memory, grid (M/128, N/128).
 // (matmul_bf16_v5_n64, 128 x 64 tiles, was slower on every Qwen2 shape;
-// BenchmarkW2D4V5Variants keeps it for comparison.) 4-bit weights and Metal
-// run rung 4. K must be a multiple of 8. (Provided.)
+// BenchmarkW2D4V5Variants keeps it for comparison.) Metal runs rung 4. K
+// must be a multiple of 8. (Provided.)
 func (m *Matmul) V5(y, x *devtensor.Activations, w *devtensor.Weight) error {
-	if m.v5 == nil || w.Quantized() {
+	if m.v5 == nil {
 		return m.V4(y, x, w)
 	}
-	if err := check(y, x, w); err != nil {
-		return err
-	}
-	if w.K%8 != 0 {
-		return fmt.Errorf("matmul v5: K = %d is not a multiple of 8; use V2", w.K)
-	}
-	xbf, err := m.scratch(&m.xbf, 2*x.Rows*w.K)
-	if err != nil {
-		return err
-	}
-	n4 := x.Rows * w.K / 4
-	if err := m.dev.Launch(m.toBF16, kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(n4, Block)), Block: kernels.D1(Block)},
-		xbf, x.Buf, int64(n4)); err != nil {
+	xbf, wbf, err := m.tileOperands(y, x, w, "v5")
+	if err != nil || wbf == nil {
+		if err == nil {
+			return m.V4(y, x, w)
+		}
 		return err
 	}
 	k, bn := m.v5, 128
@@ -530,7 +567,7 @@ func (m *Matmul) V5(y, x *devtensor.Activations, w *devtensor.Weight) error {
 		}
 		cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(x.Rows, 128), Y: kernels.Blocks(w.N, 128), Z: splits},
 			Block: kernels.D1(256), SharedMem: smem}
-		if err := m.dev.Launch(m.v5split, cfg, part, xbf, w.W, int32(x.Rows), int32(w.N), int32(w.K), int32(chunk)); err != nil {
+		if err := m.dev.Launch(m.v5split, cfg, part, xbf, wbf, int32(x.Rows), int32(w.N), int32(w.K), int32(chunk)); err != nil {
 			return err
 		}
 		mn := x.Rows * w.N
@@ -539,7 +576,90 @@ func (m *Matmul) V5(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	}
 	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(x.Rows, 128), Y: kernels.Blocks(w.N, bn), Z: 1},
 		Block: kernels.D1(256), SharedMem: smem}
-	return m.dev.Launch(k, cfg, y.Buf, xbf, w.W, int32(x.Rows), int32(w.N), int32(w.K))
+	return m.dev.Launch(k, cfg, y.Buf, xbf, wbf, int32(x.Rows), int32(w.N), int32(w.K))
+}
+
+// MaxDecodedWeight is the largest 4-bit weight, in bytes of bf16, that
+// rungs 5 and 6 decode into a scratch copy before their tiles read it
+// (the 7B gate and up projections together take 271 MB); a larger one, a
+// tied head of a 7B vocabulary, runs rung 4, which decodes as it goes.
+// (Provided.)
+const MaxDecodedWeight = 512 << 20
+
+// tileOperands checks the shapes for rungs 5 and 6 and returns x rounded to
+// bf16 and W as bf16: W itself, or for 4-bit W its decoded copy (nil when
+// it would pass MaxDecodedWeight). (Provided.)
+func (m *Matmul) tileOperands(y, x *devtensor.Activations, w *devtensor.Weight, rung string) (xbf, wbf *kernels.Buffer, err error) {
+	if err := check(y, x, w); err != nil {
+		return nil, nil, err
+	}
+	if w.K%8 != 0 {
+		return nil, nil, fmt.Errorf("matmul %s: K = %d is not a multiple of 8; use V2", rung, w.K)
+	}
+	wbf = w.W
+	if w.Quantized() {
+		if 2*int64(w.N)*int64(w.K) > MaxDecodedWeight {
+			return nil, nil, nil
+		}
+		if wbf, err = m.scratch(&m.wbf, 2*w.N*w.K); err != nil {
+			return nil, nil, err
+		}
+		n8 := w.N * w.K / 8
+		if err := m.dev.Launch(m.q4ToBF16, kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(n8, Block)), Block: kernels.D1(Block)},
+			wbf, w.W, w.Scales, w.Biases, int64(n8), int32(w.K), int32(w.GroupSize)); err != nil {
+			return nil, nil, err
+		}
+	}
+	if xbf, err = m.scratch(&m.xbf, 2*x.Rows*w.K); err != nil {
+		return nil, nil, err
+	}
+	n4 := x.Rows * w.K / 4
+	if err := m.dev.Launch(m.toBF16, kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(n4, Block)), Block: kernels.D1(Block)},
+		xbf, x.Buf, int64(n4)); err != nil {
+		return nil, nil, err
+	}
+	return xbf, wbf, nil
+}
+
+// V6 computes y = x·Wᵀ with rung 6 on a GPU of compute capability 9.0
+// (Hopper): rung 5's operands and tiles in shared memory, multiplied by
+// two warpgroups with wgmma, 128 x 128 tiles (or 128 x 256 where the
+// benchmark asks), 4 stages; split over K as rung 5 when the tiles are too
+// few. Elsewhere it runs rung 5. (Provided.)
+func (m *Matmul) V6(y, x *devtensor.Activations, w *devtensor.Weight) error {
+	if m.v6 == nil {
+		return m.V5(y, x, w)
+	}
+	xbf, wbf, err := m.tileOperands(y, x, w, "v6")
+	if err != nil || wbf == nil {
+		if err == nil {
+			return m.V4(y, x, w)
+		}
+		return err
+	}
+	k, bn := m.v6, 128
+	if m.v6BN == 256 {
+		k, bn = m.v6n256, 256
+	}
+	smem := m.v6Stages*(128+bn)*128 + 1024 // + room to align the tiles to 1024 bytes
+	tiles := kernels.Blocks(x.Rows, 128) * kernels.Blocks(w.N, bn)
+	if splits, chunk := v5Splits(tiles, w.K, 64, m.dev.Info().Multiprocessors); splits > 1 && m.v6BN == 0 {
+		part, err := m.scratch(&m.part, 4*splits*x.Rows*w.N)
+		if err != nil {
+			return err
+		}
+		cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(x.Rows, 128), Y: kernels.Blocks(w.N, 128), Z: splits},
+			Block: kernels.D1(256), SharedMem: smem}
+		if err := m.dev.Launch(m.v6split, cfg, part, xbf, wbf, int32(x.Rows), int32(w.N), int32(w.K), int32(chunk)); err != nil {
+			return err
+		}
+		mn := x.Rows * w.N
+		return m.dev.Launch(m.sumSplits, kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(mn, Block)), Block: kernels.D1(Block)},
+			y.Buf, part, int32(splits), int64(mn))
+	}
+	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(x.Rows, 128), Y: kernels.Blocks(w.N, bn), Z: 1},
+		Block: kernels.D1(256), SharedMem: smem}
+	return m.dev.Launch(k, cfg, y.Buf, xbf, wbf, int32(x.Rows), int32(w.N), int32(w.K))
 }
 
 // v5Splits is how many ranges of K rung 5 splits a product of tiles
@@ -590,20 +710,23 @@ func (m *Matmul) Run(r Rung, y, x *devtensor.Activations, w *devtensor.Weight) e
 		return m.V4(y, x, w)
 	case V5Pipelined:
 		return m.V5(y, x, w)
+	case V6Warpgroup:
+		return m.V6(y, x, w)
 	}
 	return fmt.Errorf("matmul: no rung %d", int(r))
 }
 
-// Pick is the rung Linear uses for M rows of x and weight w: the pipelined
-// tensor-core tiles from PrefillRows rows (rung 5, which runs rung 4 where
-// it does not apply), the vector kernel below, and the warp kernel when K
-// rules the vector loads out. (Provided.)
+// Pick is the rung Linear uses for M rows of x and weight w: the tiles on
+// the tensor cores from PrefillRows rows (rung 6, which runs rung 5 off
+// Hopper, and rung 5 runs rung 4 where it does not apply), the vector
+// kernel below, and the warp kernel when K rules the vector loads out.
+// (Provided.)
 func Pick(rows int, w *devtensor.Weight) Rung {
 	switch {
 	case w.K%8 != 0:
 		return V2Warp
 	case rows >= PrefillRows:
-		return V5Pipelined
+		return V6Warpgroup
 	}
 	return V3Vector
 }

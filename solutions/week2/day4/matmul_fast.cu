@@ -1140,6 +1140,25 @@ extern "C" __global__ void x_to_bf16(unsigned int* __restrict__ dst, const float
     ((uint2*)dst)[i] = make_uint2(pack_bf16(v.x, v.y), pack_bf16(v.z, v.w));
 }
 
+// A 4-bit W (MLX affine) decoded to bf16, q·scale + bias rounded once, for
+// the prefill rungs that read bf16 tiles: one thread a 32-bit word of 8
+// codes (low bits first), n8 words in all, K / 8 words a row.
+extern "C" __global__ void q4_to_bf16(uint4* __restrict__ dst, const unsigned int* __restrict__ w,
+                                      const unsigned short* __restrict__ scales,
+                                      const unsigned short* __restrict__ biases, long long n8, int K, int group) {
+    long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n8) return;
+    const int kw = K / 8;
+    const long long row = i / kw, g = row * (K / group) + (i % kw) * 8 / group;
+    const float s = __uint_as_float((unsigned int)scales[g] << 16), b = __uint_as_float((unsigned int)biases[g] << 16);
+    const unsigned int q = w[i];
+    unsigned int p[4];
+#pragma unroll
+    for (int j = 0; j < 4; j++)
+        p[j] = pack_bf16(fmaf((float)((q >> (8 * j)) & 15u), s, b), fmaf((float)((q >> (8 * j + 4)) & 15u), s, b));
+    dst[i] = make_uint4(p[0], p[1], p[2], p[3]);
+}
+
 __device__ __forceinline__ unsigned int smem_u32(const void* p) {
     unsigned int r;
     asm("{ .reg .u64 t; cvta.to.shared.u64 t, %1; cvt.u32.u64 %0, t; }\n" : "=r"(r) : "l"(p));
