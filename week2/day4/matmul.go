@@ -108,11 +108,12 @@ type Matmul struct {
 	v5, v5n64, toBF16  *kernels.Kernel
 	v5split, sumSplits *kernels.Kernel // rung 5 over ranges of K, and their sum
 	xbf, part          *kernels.Buffer // x rounded to bf16; split rung 5's partial results
-	// Rung 6 (compute capability 9.0 only, else nil): 128 x 128 and
-	// 128 x 256 tiles, the split-K build, the stages it was compiled
-	// for, and the benchmark's knob (0: pick by shape; 128 or 256: always).
-	v6, v6n256, v6split *kernels.Kernel
-	v6Stages, v6BN      int
+	// Rung 6 (compute capability 9.0 only, else nil): 128 x 128, 128 x 64
+	// and 128 x 256 tiles, the split-K build, the stages it was compiled
+	// for, and the benchmark's knobs (v6BN 0: pick by shape, else always
+	// tiles that wide; v6Split 0: pick, else always that many ranges of K).
+	v6, v6n64, v6n256, v6split *kernels.Kernel
+	v6Stages, v6BN, v6Split    int
 	// 4-bit W decoded to bf16 for rungs 5 and 6 (q4ToBF16 writes wbf).
 	q4ToBF16 *kernels.Kernel
 	wbf      *kernels.Buffer
@@ -151,7 +152,7 @@ type Matmul struct {
 // with gvUnroll loads in flight per row, its registers capped so that
 // gvMinB blocks fit on a multiprocessor (BenchmarkW2D4GemvVariants). The Metal source has 1 and 8
 // written in, and no matrix-vector variant.
-var cudaV3 = v3Config{wrows: 4, xrows: 2, unroll: 2, gvRows: 8, gvUnroll: 1, gvMinB: 2, qtU: 1, v5BK: 64, v5Stages: 3, v6Stages: 4}
+var cudaV3 = v3Config{wrows: 4, xrows: 2, unroll: 2, gvRows: 8, gvUnroll: 1, gvMinB: 2, qtU: 1, v5BK: 64, v5Stages: 3, v6Stages: 3}
 
 type v3Config struct {
 	wrows, xrows, unroll, gvRows, gvUnroll, gvMinB, qtU int
@@ -254,12 +255,15 @@ func (m *Matmul) loadV6(stages int) error {
 	}
 	m.mods = append(m.mods, mod)
 	m.v6Stages = stages
-	if m.v6, err = mod.Kernel("matmul_bf16_v6"); err == nil {
-		if m.v6n256, err = mod.Kernel("matmul_bf16_v6_n256"); err == nil {
-			m.v6split, err = mod.Kernel("matmul_bf16_v6_splitk")
+	for _, k := range []struct {
+		p    **kernels.Kernel
+		name string
+	}{{&m.v6, "matmul_bf16_v6"}, {&m.v6n64, "matmul_bf16_v6_n64"}, {&m.v6n256, "matmul_bf16_v6_n256"}, {&m.v6split, "matmul_bf16_v6_splitk"}} {
+		if *k.p, err = mod.Kernel(k.name); err != nil {
+			return err
 		}
 	}
-	return err
+	return nil
 }
 
 // Close unloads the kernels. (Provided.)
@@ -619,9 +623,10 @@ func (m *Matmul) tileOperands(y, x *devtensor.Activations, w *devtensor.Weight, 
 
 // V6 computes y = x·Wᵀ with rung 6 on a GPU of compute capability 9.0
 // (Hopper): rung 5's operands and tiles in shared memory, multiplied by
-// two warpgroups with wgmma, 128 x 128 tiles (or 128 x 256 where the
-// benchmark asks), 4 stages; split over K as rung 5 when the tiles are too
-// few. Elsewhere it runs rung 5. (Provided.)
+// two warpgroups with wgmma, 128 x 128 tiles (64 or 256 wide where the
+// benchmark asks), 3 stages so that two blocks share a multiprocessor;
+// split over K as rung 5 when the tiles are very few. Elsewhere it runs
+// rung 5. (Provided.)
 func (m *Matmul) V6(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if m.v6 == nil {
 		return m.V5(y, x, w)
@@ -634,12 +639,28 @@ func (m *Matmul) V6(y, x *devtensor.Activations, w *devtensor.Weight) error {
 		return err
 	}
 	k, bn := m.v6, 128
-	if m.v6BN == 256 {
+	switch m.v6BN {
+	case 64:
+		k, bn = m.v6n64, 64
+	case 256:
 		k, bn = m.v6n256, 256
 	}
 	smem := m.v6Stages*(128+bn)*128 + 1024 // + room to align the tiles to 1024 bytes
 	tiles := kernels.Blocks(x.Rows, 128) * kernels.Blocks(w.N, bn)
-	if splits, chunk := v5Splits(tiles, w.K, 64, m.dev.Info().Multiprocessors); splits > 1 && m.v6BN == 0 {
+	splits, chunk := 1, w.K
+	switch {
+	case m.v6Split > 1:
+		chunk = (w.K + m.v6Split - 1) / m.v6Split
+		chunk = (chunk + 63) / 64 * 64
+		splits = (w.K + chunk - 1) / chunk
+	case m.v6BN == 0 && m.v6Split == 0 && 2*tiles < m.dev.Info().Multiprocessors:
+		// Two blocks share a multiprocessor, so K is split only when the
+		// tiles fill fewer than half of them (Qwen2-7B's k and v
+		// projections in a prefill of 512, 16 tiles): splitting the
+		// 7B o and down projections' 112 tiles made them slower.
+		splits, chunk = v5Splits(tiles, w.K, 64, m.dev.Info().Multiprocessors)
+	}
+	if splits > 1 && bn == 128 {
 		part, err := m.scratch(&m.part, 4*splits*x.Rows*w.N)
 		if err != nil {
 			return err

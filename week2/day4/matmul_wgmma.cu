@@ -15,13 +15,13 @@
 //
 // A block of 256 threads (two warpgroups) computes a 128 x BN tile of y:
 // warpgroup g takes rows 64g … 64g + 63 of the tile, all BN columns, in
-// BN / 128 products of 64 x 128. Its accumulators are 64 floats a thread
+// BN / 128 products of 64 x 128 (or one of 64 x 64 for BN 64). Its accumulators are 64 floats a thread
 // per product, laid out as mma.sync's m16n8 fragments: warp w of the group
 // holds rows 16w … 16w + 15, lane l rows l / 4 and l / 4 + 8, columns
 // 2(l % 4) and 2(l % 4) + 1 of every 8.
 
 #ifndef W6_STAGES
-#define W6_STAGES 4  // slices of K in shared memory at once
+#define W6_STAGES 3  // slices of K in shared memory at once
 #endif
 #define W6_BM 128
 #define W6_BK 64  // bf16 columns a slice: one 128-byte swizzle row
@@ -80,10 +80,24 @@ __device__ __forceinline__ void w6_mma(float* d, unsigned long long da, unsigned
       : "l"(da), "l"(db));
 }
 
+// d += A·Bᵀ for a 64 x 16 slice of A and a 64 x 16 slice of B.
+__device__ __forceinline__ void w6_mma64(float* d, unsigned long long da, unsigned long long db) {
+    asm volatile(
+        "{\n.reg .pred p;\nsetp.ne.b32 p, 1, 0;\n"
+        "wgmma.mma_async.sync.aligned.m64n64k16.f32.bf16.bf16 "
+        "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31}, %32, %33, p, 1, 1, 0, 0;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+      "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+      "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+      "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31])
+      : "l"(da), "l"(db));
+}
+
 template <int BN>
 __device__ __forceinline__ void matmul_v6(float* __restrict__ y, const unsigned short* __restrict__ a,
                                           const unsigned short* __restrict__ w, int M, int N, int K, int kb, int ke) {
-    constexpr int H = BN / 128;                      // 64 x 128 products a warpgroup
+    constexpr int H = BN >= 128 ? BN / 128 : 1;      // 64 x 128 products a warpgroup (BN 64: one 64 x 64)
+    constexpr int ACC = BN >= 128 ? 64 : 32;         // accumulators a thread a product
     constexpr int STAGE = (W6_BM + BN) * W6_BK * 2;  // bytes: the slice of x, then of W
     extern __shared__ unsigned char w6_raw[];
     const unsigned int base = (w6_smem(w6_raw) + 1023) & ~1023u;
@@ -93,11 +107,11 @@ __device__ __forceinline__ void matmul_v6(float* __restrict__ y, const unsigned 
     const int m0 = blockIdx.x * W6_BM, n0 = blockIdx.y * BN;
     const int KT = (ke - kb + W6_BK - 1) / W6_BK;
 
-    float d[H][64];
+    float d[H][ACC];
 #pragma unroll
     for (int h = 0; h < H; h++)
 #pragma unroll
-        for (int e = 0; e < 64; e++) d[h][e] = 0.0f;
+        for (int e = 0; e < ACC; e++) d[h][e] = 0.0f;
 
 #pragma unroll
     for (int s = 0; s < W6_STAGES - 1; s++) {
@@ -126,7 +140,12 @@ __device__ __forceinline__ void matmul_v6(float* __restrict__ y, const unsigned 
 #pragma unroll
         for (int kk = 0; kk < W6_BK / 16; kk++)
 #pragma unroll
-            for (int h = 0; h < H; h++) w6_mma(d[h], w6_desc(sa + 32 * kk), w6_desc(sb + h * 128 * 128 + 32 * kk));
+            for (int h = 0; h < H; h++) {
+                if (BN == 64)
+                    w6_mma64(d[h], w6_desc(sa + 32 * kk), w6_desc(sb + 32 * kk));
+                else
+                    w6_mma(d[h], w6_desc(sa + 32 * kk), w6_desc(sb + h * 128 * 128 + 32 * kk));
+            }
         asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
         // Wait for this slice's products before the next iteration's
         // barrier lets any thread overwrite the stage they read.
@@ -138,7 +157,7 @@ __device__ __forceinline__ void matmul_v6(float* __restrict__ y, const unsigned 
 #pragma unroll
     for (int h = 0; h < H; h++)
 #pragma unroll
-        for (int j = 0; j < 16; j++) {
+        for (int j = 0; j < ACC / 4; j++) {
             int n = n0 + 128 * h + 8 * j + 2 * q;
 #pragma unroll
             for (int e = 0; e < 2; e++) {  // rows lane / 4 and lane / 4 + 8
@@ -159,6 +178,12 @@ extern "C" __global__ void __launch_bounds__(W6_THREADS) matmul_bf16_v6(
         float* __restrict__ y, const unsigned short* __restrict__ a, const unsigned short* __restrict__ w,
         int M, int N, int K) {
     matmul_v6<128>(y, a, w, M, N, K, 0, K);
+}
+
+extern "C" __global__ void __launch_bounds__(W6_THREADS) matmul_bf16_v6_n64(
+        float* __restrict__ y, const unsigned short* __restrict__ a, const unsigned short* __restrict__ w,
+        int M, int N, int K) {
+    matmul_v6<64>(y, a, w, M, N, K, 0, K);
 }
 
 extern "C" __global__ void __launch_bounds__(W6_THREADS) matmul_bf16_v6_n256(

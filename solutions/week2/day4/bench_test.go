@@ -323,8 +323,8 @@ func BenchmarkW2D4V5Variants(b *testing.B) {
 }
 
 // BenchmarkW2D4V6Variants compares rung 6's builds at M = 512 on the 7B
-// prefill shapes and the 0.5B head: 3 and 4 stages, tiles 128 and 256
-// wide (0: the pick by shape, which splits K when the tiles are few), with
+// prefill shapes and the 0.5B head: 3 and 4 stages, tiles 64, 128 and
+// 256 wide, K split into 1 to 4 ranges (0 and 0: the pick by shape), with
 // rung 5 in the same run.
 //
 //	go test -run '^$' -bench W2D4V6Variants -benchtime 100ms ./solutions/week2/day4
@@ -333,7 +333,7 @@ func BenchmarkW2D4V6Variants(b *testing.B) {
 	if d.Backend() != kernels.CUDA || d.Info().ComputeCapability != "9.0" {
 		b.Skip("not run: rung 6 needs compute capability 9.0")
 	}
-	variants := [][2]int{{4, 0}, {3, 0}, {4, 256}, {3, 256}}
+	variants := [][3]int{{3, 0, 0}, {4, 0, 0}, {3, 64, 1}, {4, 64, 1}, {3, 128, 1}, {3, 128, 2}, {3, 128, 3}, {3, 128, 4}, {3, 256, 1}}
 	mms := make([]*Matmul, len(variants))
 	for i, v := range variants {
 		c := cudaV3
@@ -342,10 +342,11 @@ func BenchmarkW2D4V6Variants(b *testing.B) {
 		if mms[i], err = newMatmul(d, c); err != nil {
 			b.Fatal(err)
 		}
-		mms[i].v6BN = v[1]
+		mms[i].v6BN, mms[i].v6Split = v[1], v[2]
 		defer mms[i].Close()
 	}
-	for _, s := range []w2d4.Shape{w2d4.RealShapes[3], w2d4.RealShapes[4], w2d4.RealShapes[5], w2d4.RealShapes[6]} {
+	kv := w2d4.Shape{Name: "7B k/v 512x3584", N: 512, K: 3584}
+	for _, s := range []w2d4.Shape{w2d4.RealShapes[3], w2d4.RealShapes[4], kv, w2d4.RealShapes[5], w2d4.RealShapes[6]} {
 		for _, f := range []w2d4.Format{w2d4.Formats[0], w2d4.Formats[1]} {
 			p := w2d4.NewProblem(w2d4.Shape{Name: s.Name, N: s.N, K: s.K, Ms: []int{1}}, f, 7)
 			w, err := p.Upload(d)
@@ -365,7 +366,7 @@ func BenchmarkW2D4V6Variants(b *testing.B) {
 				benchRung(b, d, mms[0], V5Pipelined, y, x, []*devtensor.Weight{w})
 			})
 			for i, v := range variants {
-				b.Run(fmt.Sprintf("%s/%s/M=512/v6_stages%d_bn%d", s.Name, f.Name, v[0], v[1]), func(b *testing.B) {
+				b.Run(fmt.Sprintf("%s/%s/M=512/v6_stages%d_bn%d_split%d", s.Name, f.Name, v[0], v[1], v[2]), func(b *testing.B) {
 					benchRung(b, d, mms[i], V6Warpgroup, y, x, []*devtensor.Weight{w})
 				})
 			}
