@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/grade/w2d4"
+	"github.com/tinyllm-go/tinyllm/kernels"
 	"github.com/tinyllm-go/tinyllm/kernels/devtensor"
 )
 
@@ -52,3 +53,35 @@ func TestW2D4PipelinedGPU(t *testing.T) { w2d4.Rung(t, "W2D4 V5", 5, NewMatmul, 
 // TestW2D4WarpgroupGPU checks rung 6, which runs rung 5 on a GPU other
 // than compute capability 9.0.
 func TestW2D4WarpgroupGPU(t *testing.T) { w2d4.Rung(t, "W2D4 V6", 6, NewMatmul, testing.Short()) }
+
+// TestW2D4WarpgroupBuildsGPU checks the other builds of rung 6 (the deep
+// one, which V6 takes only at real prefill sizes, and those
+// BenchmarkW2D4V6Variants times: products in flight, 64-row and 64- and
+// 256-wide tiles, K split) on the odd shapes, so that a faster build can
+// become the default without a new check. Off compute capability 9.0
+// every build runs rung 5.
+func TestW2D4WarpgroupBuildsGPU(t *testing.T) {
+	for _, b := range []struct {
+		name          string
+		stages        int
+		inFlight      bool
+		bm, bn, split int
+		deep          bool
+	}{
+		{"deep", 3, false, 0, 0, 0, true}, {"in flight", 4, true, 0, 0, 0, false}, {"64 rows", 3, false, 64, 0, 1, false},
+		{"64 rows in flight", 4, true, 64, 0, 1, false}, {"64 wide", 3, false, 0, 64, 1, false},
+		{"256 wide", 3, false, 0, 256, 1, false}, {"K in 3", 3, false, 0, 128, 3, false},
+	} {
+		t.Run(b.name, func(t *testing.T) {
+			w2d4.Rung(t, "W2D4 V6 "+b.name, 6, func(d *kernels.Device) (*Matmul, error) {
+				c := cudaV3
+				c.v6Stages, c.v6InFlight = b.stages, b.inFlight
+				m, err := newMatmul(d, c)
+				if err == nil {
+					m.v6BM, m.v6BN, m.v6Split, m.v6Deep = b.bm, b.bn, b.split, b.deep
+				}
+				return m, err
+			}, true)
+		})
+	}
+}

@@ -108,12 +108,15 @@ type Matmul struct {
 	v5, v5n64, toBF16  *kernels.Kernel
 	v5split, sumSplits *kernels.Kernel // rung 5 over ranges of K, and their sum
 	xbf, part          *kernels.Buffer // x rounded to bf16; split rung 5's partial results
-	// Rung 6 (compute capability 9.0 only, else nil): 128 x 128, 128 x 64
-	// and 128 x 256 tiles, the split-K build, the stages it was compiled
-	// for, and the benchmark's knobs (v6BN 0: pick by shape, else always
-	// tiles that wide; v6Split 0: pick, else always that many ranges of K).
-	v6, v6n64, v6n256, v6split *kernels.Kernel
-	v6Stages, v6BN, v6Split    int
+	// Rung 6 (compute capability 9.0 only, else nil): 128 x 128 tiles
+	// (and their deep build), 64 x 128, 128 x 64 and 128 x 256 tiles, the
+	// split-K build, the stages it was compiled for, and the benchmark's
+	// knobs (v6BM, v6BN 0: pick by shape, else always tiles that tall or
+	// wide; v6Split 0: pick, else always that many ranges of K; v6Deep:
+	// always the deep build).
+	v6, v6deep, v6m64, v6n64, v6n256, v6split *kernels.Kernel
+	v6Stages, v6BM, v6BN, v6Split             int
+	v6Deep                                    bool
 	// 4-bit W decoded to bf16 for rungs 5 and 6 (q4ToBF16 writes wbf).
 	q4ToBF16 *kernels.Kernel
 	wbf      *kernels.Buffer
@@ -158,6 +161,7 @@ type v3Config struct {
 	wrows, xrows, unroll, gvRows, gvUnroll, gvMinB, qtU int
 	v5BK, v5Stages                                      int    // rung 5's slice width and stages
 	v6Stages                                            int    // rung 6's stages
+	v6InFlight                                          bool   // rung 6 keeps a slice's products in flight (W6_INFLIGHT)
 	extra                                               string // more -D options (benchmark)
 }
 
@@ -238,7 +242,7 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 		}
 	}
 	if dev.Backend() == kernels.CUDA && dev.Info().ComputeCapability == "9.0" {
-		if err := m.loadV6(v3.v6Stages); err != nil {
+		if err := m.loadV6(v3.v6Stages, v3.v6InFlight); err != nil {
 			m.Close()
 			return nil, err
 		}
@@ -248,8 +252,12 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 
 // loadV6 compiles rung 6 for sm_90a, the target with Hopper's warpgroup
 // instructions, whose machine code runs on compute capability 9.0 only.
-func (m *Matmul) loadV6(stages int) error {
-	mod, err := m.dev.Compile(wgmmaCUDA, "--gpu-architecture=sm_90a", fmt.Sprintf("-DW6_STAGES=%d", stages))
+func (m *Matmul) loadV6(stages int, inFlight bool) error {
+	flight := 0
+	if inFlight {
+		flight = 1
+	}
+	mod, err := m.dev.Compile(wgmmaCUDA, "--gpu-architecture=sm_90a", fmt.Sprintf("-DW6_STAGES=%d", stages), fmt.Sprintf("-DW6_INFLIGHT=%d", flight))
 	if err != nil {
 		return fmt.Errorf("compiling matmul_wgmma for sm_90a: %w", err)
 	}
@@ -258,7 +266,7 @@ func (m *Matmul) loadV6(stages int) error {
 	for _, k := range []struct {
 		p    **kernels.Kernel
 		name string
-	}{{&m.v6, "matmul_bf16_v6"}, {&m.v6n64, "matmul_bf16_v6_n64"}, {&m.v6n256, "matmul_bf16_v6_n256"}, {&m.v6split, "matmul_bf16_v6_splitk"}} {
+	}{{&m.v6, "matmul_bf16_v6"}, {&m.v6deep, "matmul_bf16_v6_deep"}, {&m.v6m64, "matmul_bf16_v6_m64"}, {&m.v6n64, "matmul_bf16_v6_n64"}, {&m.v6n256, "matmul_bf16_v6_n256"}, {&m.v6split, "matmul_bf16_v6_splitk"}} {
 		if *k.p, err = mod.Kernel(k.name); err != nil {
 			return err
 		}
@@ -623,10 +631,11 @@ func (m *Matmul) tileOperands(y, x *devtensor.Activations, w *devtensor.Weight, 
 
 // V6 computes y = x·Wᵀ with rung 6 on a GPU of compute capability 9.0
 // (Hopper): rung 5's operands and tiles in shared memory, multiplied by
-// two warpgroups with wgmma, 128 x 128 tiles (64 or 256 wide where the
-// benchmark asks), 3 stages so that two blocks share a multiprocessor;
-// split over K as rung 5 when the tiles are very few. Elsewhere it runs
-// rung 5. (Provided.)
+// two warpgroups with wgmma, 128 x 128 tiles. With enough tiles for two
+// blocks a multiprocessor it takes the 3-stage build; with fewer tiles
+// than multiprocessors, the deep one (5 stages, products in flight);
+// with fewer than half, K is split as in rung 5. The benchmark's knobs
+// force other builds. Elsewhere it runs rung 5. (Provided.)
 func (m *Matmul) V6(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if m.v6 == nil {
 		return m.V5(y, x, w)
@@ -638,29 +647,39 @@ func (m *Matmul) V6(y, x *devtensor.Activations, w *devtensor.Weight) error {
 		}
 		return err
 	}
-	k, bn := m.v6, 128
-	switch m.v6BN {
-	case 64:
+	k, bm, bn := m.v6, 128, 128
+	switch {
+	case m.v6BM == 64:
+		k, bm = m.v6m64, 64
+	case m.v6BN == 64:
 		k, bn = m.v6n64, 64
-	case 256:
+	case m.v6BN == 256:
 		k, bn = m.v6n256, 256
 	}
-	smem := m.v6Stages*(128+bn)*128 + 1024 // + room to align the tiles to 1024 bytes
+	stages := m.v6Stages
 	tiles := kernels.Blocks(x.Rows, 128) * kernels.Blocks(w.N, bn)
+	sms := m.dev.Info().Multiprocessors
+	auto := m.v6BM == 0 && m.v6BN == 0 && m.v6Split == 0
+	if m.v6Deep || auto && 2*tiles >= sms && tiles < sms {
+		// One block a multiprocessor at most: the deep build keeps the
+		// tensor cores busy through its own waits.
+		k, stages = m.v6deep, 5
+	}
+	smem := stages*(bm+bn)*128 + 1024 // + room to align the tiles to 1024 bytes
 	splits, chunk := 1, w.K
 	switch {
 	case m.v6Split > 1:
 		chunk = (w.K + m.v6Split - 1) / m.v6Split
 		chunk = (chunk + 63) / 64 * 64
 		splits = (w.K + chunk - 1) / chunk
-	case m.v6BN == 0 && m.v6Split == 0 && 2*tiles < m.dev.Info().Multiprocessors:
+	case auto && !m.v6Deep && 2*tiles < sms:
 		// Two blocks share a multiprocessor, so K is split only when the
 		// tiles fill fewer than half of them (Qwen2-7B's k and v
 		// projections in a prefill of 512, 16 tiles): splitting the
 		// 7B o and down projections' 112 tiles made them slower.
-		splits, chunk = v5Splits(tiles, w.K, 64, m.dev.Info().Multiprocessors)
+		splits, chunk = v5Splits(tiles, w.K, 64, sms)
 	}
-	if splits > 1 && bn == 128 {
+	if splits > 1 && bm == 128 && bn == 128 {
 		part, err := m.scratch(&m.part, 4*splits*x.Rows*w.N)
 		if err != nil {
 			return err
@@ -674,8 +693,8 @@ func (m *Matmul) V6(y, x *devtensor.Activations, w *devtensor.Weight) error {
 		return m.dev.Launch(m.sumSplits, kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(mn, Block)), Block: kernels.D1(Block)},
 			y.Buf, part, int32(splits), int64(mn))
 	}
-	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(x.Rows, 128), Y: kernels.Blocks(w.N, bn), Z: 1},
-		Block: kernels.D1(256), SharedMem: smem}
+	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(x.Rows, bm), Y: kernels.Blocks(w.N, bn), Z: 1},
+		Block: kernels.D1(2 * bm), SharedMem: smem}
 	return m.dev.Launch(k, cfg, y.Buf, xbf, wbf, int32(x.Rows), int32(w.N), int32(w.K))
 }
 

@@ -114,12 +114,12 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 	mms := make([]*Matmul, len(variants))
 	for i, v := range variants {
 		var err error
-		if mms[i], err = newMatmul(d, v3Config{4, 2, 2, v[0], v[1], v[2], 1, 64, 3, 4, ""}); err != nil {
+		if mms[i], err = newMatmul(d, v3Config{4, 2, 2, v[0], v[1], v[2], 1, 64, 3, 3, false, ""}); err != nil {
 			b.Fatal(err)
 		}
 		defer mms[i].Close()
 	}
-	mmU2, err := newMatmul(d, v3Config{4, 2, 2, 8, 1, 2, 2, 64, 3, 4, ""})
+	mmU2, err := newMatmul(d, v3Config{4, 2, 2, 8, 1, 2, 2, 64, 3, 3, false, ""})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -235,7 +235,7 @@ func BenchmarkW2D4V3Variants(b *testing.B) {
 	if d.Backend() != kernels.CUDA {
 		b.Skip("not run: the variants are CUDA builds")
 	}
-	variants := []v3Config{{1, 8, 4, 8, 1, 2, 2, 64, 3, 4, ""}, {1, 4, 4, 8, 1, 2, 2, 64, 3, 4, ""}, {2, 4, 4, 8, 1, 2, 2, 64, 3, 4, ""}, {2, 4, 2, 8, 1, 2, 2, 64, 3, 4, ""}, {4, 2, 2, 8, 1, 2, 2, 64, 3, 4, ""}, {2, 2, 4, 8, 1, 2, 2, 64, 3, 4, ""}, {4, 1, 2, 8, 1, 2, 2, 64, 3, 4, ""}}
+	variants := []v3Config{{1, 8, 4, 8, 1, 2, 2, 64, 3, 3, false, ""}, {1, 4, 4, 8, 1, 2, 2, 64, 3, 3, false, ""}, {2, 4, 4, 8, 1, 2, 2, 64, 3, 3, false, ""}, {2, 4, 2, 8, 1, 2, 2, 64, 3, 3, false, ""}, {4, 2, 2, 8, 1, 2, 2, 64, 3, 3, false, ""}, {2, 2, 4, 8, 1, 2, 2, 64, 3, 3, false, ""}, {4, 1, 2, 8, 1, 2, 2, 64, 3, 3, false, ""}}
 	mms := make([]*Matmul, len(variants))
 	for i, v := range variants {
 		var err error
@@ -323,9 +323,10 @@ func BenchmarkW2D4V5Variants(b *testing.B) {
 }
 
 // BenchmarkW2D4V6Variants compares rung 6's builds at M = 512 on the 7B
-// prefill shapes and the 0.5B head: 3 and 4 stages, tiles 64, 128 and
-// 256 wide, K split into 1 to 4 ranges (0 and 0: the pick by shape), with
-// rung 5 in the same run.
+// prefill shapes and the 0.5B head, with rung 5 in the same run: 3 to 5
+// stages, products left in flight across slices or not, tiles 64 rows
+// tall (one warpgroup a block) or 64, 128 and 256 wide, K split into 1 to
+// 4 ranges. The first build is the default, picking by shape.
 //
 //	go test -run '^$' -bench W2D4V6Variants -benchtime 100ms ./solutions/week2/day4
 func BenchmarkW2D4V6Variants(b *testing.B) {
@@ -333,16 +334,22 @@ func BenchmarkW2D4V6Variants(b *testing.B) {
 	if d.Backend() != kernels.CUDA || d.Info().ComputeCapability != "9.0" {
 		b.Skip("not run: rung 6 needs compute capability 9.0")
 	}
-	variants := [][3]int{{3, 0, 0}, {4, 0, 0}, {3, 64, 1}, {4, 64, 1}, {3, 128, 1}, {3, 128, 2}, {3, 128, 3}, {3, 128, 4}, {3, 256, 1}}
+	type variant struct {
+		stages        int
+		inFlight      bool
+		bm, bn, split int
+	}
+	variants := []variant{{3, false, 0, 0, 0}, {5, true, 0, 0, 0}, {3, false, 64, 0, 1}, {4, false, 64, 0, 1},
+		{4, true, 64, 0, 1}, {5, true, 64, 0, 1}, {3, false, 0, 64, 1}, {3, false, 0, 128, 1}, {3, false, 0, 128, 2}, {3, false, 0, 256, 1}}
 	mms := make([]*Matmul, len(variants))
 	for i, v := range variants {
 		c := cudaV3
-		c.v6Stages = v[0]
+		c.v6Stages, c.v6InFlight = v.stages, v.inFlight
 		var err error
 		if mms[i], err = newMatmul(d, c); err != nil {
 			b.Fatal(err)
 		}
-		mms[i].v6BN, mms[i].v6Split = v[1], v[2]
+		mms[i].v6BM, mms[i].v6BN, mms[i].v6Split = v.bm, v.bn, v.split
 		defer mms[i].Close()
 	}
 	kv := w2d4.Shape{Name: "7B k/v 512x3584", N: 512, K: 3584}
@@ -366,9 +373,8 @@ func BenchmarkW2D4V6Variants(b *testing.B) {
 				benchRung(b, d, mms[0], V5Pipelined, y, x, []*devtensor.Weight{w})
 			})
 			for i, v := range variants {
-				b.Run(fmt.Sprintf("%s/%s/M=512/v6_stages%d_bn%d_split%d", s.Name, f.Name, v[0], v[1], v[2]), func(b *testing.B) {
-					benchRung(b, d, mms[i], V6Warpgroup, y, x, []*devtensor.Weight{w})
-				})
+				name := fmt.Sprintf("%s/%s/M=512/v6_stages%d_flight%v_bm%d_bn%d_split%d", s.Name, f.Name, v.stages, v.inFlight, v.bm, v.bn, v.split)
+				b.Run(name, func(b *testing.B) { benchRung(b, d, mms[i], V6Warpgroup, y, x, []*devtensor.Weight{w}) })
 			}
 			x.Free()
 			y.Free()

@@ -40,9 +40,9 @@ func TestW2D4CUDASourcesCompile(t *testing.T) {
 	}
 	// Rung 6 exists for sm_90a only, with each stage count its benchmark
 	// compares.
-	for _, stages := range []string{"-DW6_STAGES=3", "-DW6_STAGES=4"} {
-		if err := kernels.CheckCUDASource(Source(kernels.CUDA, "matmul_wgmma"), "sm_90a", stages); err != nil {
-			t.Errorf("matmul_wgmma.cu does not compile for sm_90a with %s: %v", stages, err)
+	for _, build := range [][]string{{"-DW6_STAGES=3", "-DW6_INFLIGHT=0"}, {"-DW6_STAGES=4", "-DW6_INFLIGHT=0"}, {"-DW6_STAGES=4", "-DW6_INFLIGHT=1"}, {"-DW6_STAGES=5", "-DW6_INFLIGHT=1"}} {
+		if err := kernels.CheckCUDASource(Source(kernels.CUDA, "matmul_wgmma"), "sm_90a", build...); err != nil {
+			t.Errorf("matmul_wgmma.cu does not compile for sm_90a with %s: %v", strings.Join(build, " "), err)
 		}
 	}
 }

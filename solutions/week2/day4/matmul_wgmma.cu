@@ -23,9 +23,13 @@
 #ifndef W6_STAGES
 #define W6_STAGES 3  // slices of K in shared memory at once
 #endif
-#define W6_BM 128
+// 1: each warpgroup leaves one slice's products running while it waits
+// for the next slice (loads then run W6_STAGES - 2 slices ahead, not
+// W6_STAGES - 1); 0: it waits for them at the end of every slice.
+#ifndef W6_INFLIGHT
+#define W6_INFLIGHT 0
+#endif
 #define W6_BK 64  // bf16 columns a slice: one 128-byte swizzle row
-#define W6_THREADS 256
 
 __device__ __forceinline__ unsigned int w6_smem(const void* p) {
     unsigned int r;
@@ -40,12 +44,12 @@ __device__ __forceinline__ void w6_cp16(unsigned int dst, const void* src, bool 
 // Queues the copies of slice k0 … k0 + 63 of rows r0 … r0 + rows - 1 of
 // src (rows x K bf16, n rows in all) into shared memory at dst, swizzled;
 // rows past n and columns from ke on are zeros.
-template <int ROWS>
+template <int ROWS, int THREADS>
 __device__ __forceinline__ void w6_load(unsigned int dst, const unsigned short* __restrict__ src, int n, int K,
                                         int r0, int k0, int ke) {
 #pragma unroll
-    for (int i = 0; i < ROWS * 8 / W6_THREADS; i++) {
-        int id = threadIdx.x + W6_THREADS * i, r = id / 8, c = id % 8, k = k0 + c * 8, row = r0 + r;
+    for (int i = 0; i < ROWS * 8 / THREADS; i++) {
+        int id = threadIdx.x + THREADS * i, r = id / 8, c = id % 8, k = k0 + c * 8, row = r0 + r;
         bool kin = k < ke;
         w6_cp16(dst + r * 128 + ((c ^ (r & 7)) << 4), src + (size_t)min(row, n - 1) * K + (kin ? k : 0),
                 kin && row < n);
@@ -93,18 +97,20 @@ __device__ __forceinline__ void w6_mma64(float* d, unsigned long long da, unsign
       : "l"(da), "l"(db));
 }
 
-template <int BN>
+template <int BM, int BN, int STAGES = W6_STAGES, int INFLIGHT = W6_INFLIGHT>
 __device__ __forceinline__ void matmul_v6(float* __restrict__ y, const unsigned short* __restrict__ a,
                                           const unsigned short* __restrict__ w, int M, int N, int K, int kb, int ke) {
-    constexpr int H = BN >= 128 ? BN / 128 : 1;      // 64 x 128 products a warpgroup (BN 64: one 64 x 64)
-    constexpr int ACC = BN >= 128 ? 64 : 32;         // accumulators a thread a product
-    constexpr int STAGE = (W6_BM + BN) * W6_BK * 2;  // bytes: the slice of x, then of W
+    constexpr int THREADS = BM * 2;               // a warpgroup of 128 per 64 rows
+    constexpr int H = BN >= 128 ? BN / 128 : 1;   // 64 x 128 products a warpgroup (BN 64: one 64 x 64)
+    constexpr int ACC = BN >= 128 ? 64 : 32;      // accumulators a thread a product
+    constexpr int STAGE = (BM + BN) * W6_BK * 2;  // bytes: the slice of x, then of W
+    constexpr int AHEAD = INFLIGHT ? STAGES - 2 : STAGES - 1;  // slices loaded ahead
     extern __shared__ unsigned char w6_raw[];
     const unsigned int base = (w6_smem(w6_raw) + 1023) & ~1023u;
     const int g = threadIdx.x / 128;
     // As in rung 5, grid X runs over the rows of x, so the blocks that
     // share a tile of W run together and read it once from device memory.
-    const int m0 = blockIdx.x * W6_BM, n0 = blockIdx.y * BN;
+    const int m0 = blockIdx.x * BM, n0 = blockIdx.y * BN;
     const int KT = (ke - kb + W6_BK - 1) / W6_BK;
 
     float d[H][ACC];
@@ -114,28 +120,31 @@ __device__ __forceinline__ void matmul_v6(float* __restrict__ y, const unsigned 
         for (int e = 0; e < ACC; e++) d[h][e] = 0.0f;
 
 #pragma unroll
-    for (int s = 0; s < W6_STAGES - 1; s++) {
+    for (int s = 0; s < AHEAD; s++) {
         if (s < KT) {
-            w6_load<W6_BM>(base + s * STAGE, a, M, K, m0, kb + s * W6_BK, ke);
-            w6_load<BN>(base + s * STAGE + W6_BM * 128, w, N, K, n0, kb + s * W6_BK, ke);
+            w6_load<BM, THREADS>(base + s * STAGE, a, M, K, m0, kb + s * W6_BK, ke);
+            w6_load<BN, THREADS>(base + s * STAGE + BM * 128, w, N, K, n0, kb + s * W6_BK, ke);
         }
         asm volatile("cp.async.commit_group;\n" ::);
     }
 
     for (int kt = 0; kt < KT; kt++) {
-        asm volatile("cp.async.wait_group %0;\n" ::"n"(W6_STAGES - 2));
+        asm volatile("cp.async.wait_group %0;\n" ::"n"(AHEAD - 1));
         // cp.async writes through the ordinary (generic) path and wgmma
         // reads through the asynchronous one: this fence orders the two.
         asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory");
-        __syncthreads();  // slice kt is in; both warpgroups are done with kt - 1
-        int nk = kt + W6_STAGES - 1;
+        // Slice kt is in, and every warpgroup is done with the stage the
+        // next load overwrites: slice kt - 1's (or, with products in
+        // flight, kt - 2's, which the wait at the end of kt - 1 finished).
+        __syncthreads();
+        int nk = kt + AHEAD;
         if (nk < KT) {
-            unsigned int s = base + (nk % W6_STAGES) * STAGE;
-            w6_load<W6_BM>(s, a, M, K, m0, kb + nk * W6_BK, ke);
-            w6_load<BN>(s + W6_BM * 128, w, N, K, n0, kb + nk * W6_BK, ke);
+            unsigned int s = base + (nk % STAGES) * STAGE;
+            w6_load<BM, THREADS>(s, a, M, K, m0, kb + nk * W6_BK, ke);
+            w6_load<BN, THREADS>(s + BM * 128, w, N, K, n0, kb + nk * W6_BK, ke);
         }
         asm volatile("cp.async.commit_group;\n" ::);
-        const unsigned int sa = base + (kt % W6_STAGES) * STAGE + g * 64 * 128, sb = base + (kt % W6_STAGES) * STAGE + W6_BM * 128;
+        const unsigned int sa = base + (kt % STAGES) * STAGE + g * 64 * 128, sb = base + (kt % STAGES) * STAGE + BM * 128;
         asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory");
 #pragma unroll
         for (int kk = 0; kk < W6_BK / 16; kk++)
@@ -147,10 +156,12 @@ __device__ __forceinline__ void matmul_v6(float* __restrict__ y, const unsigned 
                     w6_mma(d[h], w6_desc(sa + 32 * kk), w6_desc(sb + h * 128 * 128 + 32 * kk));
             }
         asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory");
-        // Wait for this slice's products before the next iteration's
-        // barrier lets any thread overwrite the stage they read.
-        asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
+        // Wait for the products (all of them, or all but this slice's)
+        // before the next iteration's barrier lets a thread overwrite the
+        // stage they read.
+        asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(INFLIGHT) : "memory");
     }
+    asm volatile("wgmma.wait_group.sync.aligned 0;\n" ::: "memory");
     asm volatile("cp.async.wait_group 0;\n" ::);
 
     const int lane = threadIdx.x % 32, wr = (threadIdx.x % 128) / 32, q = lane % 4;
@@ -174,29 +185,47 @@ __device__ __forceinline__ void matmul_v6(float* __restrict__ y, const unsigned 
         }
 }
 
-extern "C" __global__ void __launch_bounds__(W6_THREADS) matmul_bf16_v6(
+extern "C" __global__ void __launch_bounds__(256) matmul_bf16_v6(
         float* __restrict__ y, const unsigned short* __restrict__ a, const unsigned short* __restrict__ w,
         int M, int N, int K) {
-    matmul_v6<128>(y, a, w, M, N, K, 0, K);
+    matmul_v6<128, 128>(y, a, w, M, N, K, 0, K);
 }
 
-extern "C" __global__ void __launch_bounds__(W6_THREADS) matmul_bf16_v6_n64(
+// 5 stages, one slice's products left in flight: 161 KB of shared memory,
+// one block a multiprocessor. V6 takes it when the 128 x 128 tiles are
+// fewer than the multiprocessors (Qwen2-7B's o and down projections in a
+// prefill of 512), where no second block would hide a block's waits.
+extern "C" __global__ void __launch_bounds__(256) matmul_bf16_v6_deep(
         float* __restrict__ y, const unsigned short* __restrict__ a, const unsigned short* __restrict__ w,
         int M, int N, int K) {
-    matmul_v6<64>(y, a, w, M, N, K, 0, K);
+    matmul_v6<128, 128, 5, 1>(y, a, w, M, N, K, 0, K);
 }
 
-extern "C" __global__ void __launch_bounds__(W6_THREADS) matmul_bf16_v6_n256(
+// 64 x 128 tiles, one warpgroup a block: twice the blocks, for products
+// whose 128-row tiles leave multiprocessors idle.
+extern "C" __global__ void __launch_bounds__(128) matmul_bf16_v6_m64(
         float* __restrict__ y, const unsigned short* __restrict__ a, const unsigned short* __restrict__ w,
         int M, int N, int K) {
-    matmul_v6<256>(y, a, w, M, N, K, 0, K);
+    matmul_v6<64, 128>(y, a, w, M, N, K, 0, K);
+}
+
+extern "C" __global__ void __launch_bounds__(256) matmul_bf16_v6_n64(
+        float* __restrict__ y, const unsigned short* __restrict__ a, const unsigned short* __restrict__ w,
+        int M, int N, int K) {
+    matmul_v6<128, 64>(y, a, w, M, N, K, 0, K);
+}
+
+extern "C" __global__ void __launch_bounds__(256) matmul_bf16_v6_n256(
+        float* __restrict__ y, const unsigned short* __restrict__ a, const unsigned short* __restrict__ w,
+        int M, int N, int K) {
+    matmul_v6<128, 256>(y, a, w, M, N, K, 0, K);
 }
 
 // Split K, as rung 5's: block z sums columns z·kchunk … into its own
 // M x N slice of part; matmul_sum_splits (matmul_fast.cu) adds the slices.
-extern "C" __global__ void __launch_bounds__(W6_THREADS) matmul_bf16_v6_splitk(
+extern "C" __global__ void __launch_bounds__(256) matmul_bf16_v6_splitk(
         float* __restrict__ part, const unsigned short* __restrict__ a, const unsigned short* __restrict__ w,
         int M, int N, int K, int kchunk) {
     const int kb = blockIdx.z * kchunk;
-    matmul_v6<128>(part + (size_t)blockIdx.z * M * N, a, w, M, N, K, kb, min(K, kb + kchunk));
+    matmul_v6<128, 128>(part + (size_t)blockIdx.z * M * N, a, w, M, N, K, kb, min(K, kb + kchunk));
 }
