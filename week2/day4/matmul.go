@@ -556,11 +556,11 @@ func (m *Matmul) V5(y, x *devtensor.Activations, w *devtensor.Weight) error {
 		return m.V4(y, x, w)
 	}
 	xbf, wbf, err := m.tileOperands(y, x, w, "v5")
-	if err != nil || wbf == nil {
-		if err == nil {
-			return m.V4(y, x, w)
-		}
+	if err != nil {
 		return err
+	}
+	if wbf == nil { // a 4-bit W too large to decode first
+		return m.V4(y, x, w)
 	}
 	k, bn := m.v5, 128
 	if m.v5BN == 64 {
@@ -568,23 +568,36 @@ func (m *Matmul) V5(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	}
 	smem := m.v5Stages * (128 + bn) * m.v5BK * 2
 	tiles := kernels.Blocks(x.Rows, 128) * kernels.Blocks(w.N, bn)
-	if splits, chunk := v5Splits(tiles, w.K, m.v5BK, m.dev.Info().Multiprocessors); splits > 1 && m.v5BN == 0 {
-		part, err := m.scratch(&m.part, 4*splits*x.Rows*w.N)
-		if err != nil {
-			return err
-		}
-		cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(x.Rows, 128), Y: kernels.Blocks(w.N, 128), Z: splits},
-			Block: kernels.D1(256), SharedMem: smem}
-		if err := m.dev.Launch(m.v5split, cfg, part, xbf, wbf, int32(x.Rows), int32(w.N), int32(w.K), int32(chunk)); err != nil {
-			return err
-		}
-		mn := x.Rows * w.N
-		return m.dev.Launch(m.sumSplits, kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(mn, Block)), Block: kernels.D1(Block)},
-			y.Buf, part, int32(splits), int64(mn))
+	splits, chunk := v5Splits(tiles, w.K, m.v5BK, m.dev.Info().Multiprocessors)
+	if m.v5BN != 0 {
+		splits = 1
 	}
-	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(x.Rows, 128), Y: kernels.Blocks(w.N, bn), Z: 1},
+	return m.launchTiles(k, m.v5split, 128, bn, smem, splits, chunk, y, xbf, wbf, x.Rows, w)
+}
+
+// launchTiles launches a tile kernel of rung 5 or 6 over the bm x bn tiles
+// of y (2·bm threads a block); with splits > 1, instead its split-K build
+// over 128 x 128 tiles and splits ranges of chunk columns of K into the
+// partial results, then matmul_sum_splits. (Provided.)
+func (m *Matmul) launchTiles(k, split *kernels.Kernel, bm, bn, smem, splits, chunk int, y *devtensor.Activations,
+	xbf, wbf *kernels.Buffer, rows int, w *devtensor.Weight) error {
+	if splits <= 1 {
+		cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(rows, bm), Y: kernels.Blocks(w.N, bn), Z: 1},
+			Block: kernels.D1(2 * bm), SharedMem: smem}
+		return m.dev.Launch(k, cfg, y.Buf, xbf, wbf, int32(rows), int32(w.N), int32(w.K))
+	}
+	part, err := m.scratch(&m.part, 4*splits*rows*w.N)
+	if err != nil {
+		return err
+	}
+	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(rows, 128), Y: kernels.Blocks(w.N, 128), Z: splits},
 		Block: kernels.D1(256), SharedMem: smem}
-	return m.dev.Launch(k, cfg, y.Buf, xbf, wbf, int32(x.Rows), int32(w.N), int32(w.K))
+	if err := m.dev.Launch(split, cfg, part, xbf, wbf, int32(rows), int32(w.N), int32(w.K), int32(chunk)); err != nil {
+		return err
+	}
+	mn := rows * w.N
+	return m.dev.Launch(m.sumSplits, kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(mn, Block)), Block: kernels.D1(Block)},
+		y.Buf, part, int32(splits), int64(mn))
 }
 
 // MaxDecodedWeight is the largest 4-bit weight, in bytes of bf16, that
@@ -641,11 +654,11 @@ func (m *Matmul) V6(y, x *devtensor.Activations, w *devtensor.Weight) error {
 		return m.V5(y, x, w)
 	}
 	xbf, wbf, err := m.tileOperands(y, x, w, "v6")
-	if err != nil || wbf == nil {
-		if err == nil {
-			return m.V4(y, x, w)
-		}
+	if err != nil {
 		return err
+	}
+	if wbf == nil { // a 4-bit W too large to decode first
+		return m.V4(y, x, w)
 	}
 	k, bm, bn := m.v6, 128, 128
 	switch {
@@ -679,23 +692,10 @@ func (m *Matmul) V6(y, x *devtensor.Activations, w *devtensor.Weight) error {
 		// 7B o and down projections' 112 tiles made them slower.
 		splits, chunk = v5Splits(tiles, w.K, 64, sms)
 	}
-	if splits > 1 && bm == 128 && bn == 128 {
-		part, err := m.scratch(&m.part, 4*splits*x.Rows*w.N)
-		if err != nil {
-			return err
-		}
-		cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(x.Rows, 128), Y: kernels.Blocks(w.N, 128), Z: splits},
-			Block: kernels.D1(256), SharedMem: smem}
-		if err := m.dev.Launch(m.v6split, cfg, part, xbf, wbf, int32(x.Rows), int32(w.N), int32(w.K), int32(chunk)); err != nil {
-			return err
-		}
-		mn := x.Rows * w.N
-		return m.dev.Launch(m.sumSplits, kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(mn, Block)), Block: kernels.D1(Block)},
-			y.Buf, part, int32(splits), int64(mn))
+	if bm != 128 || bn != 128 {
+		splits = 1 // the split build has 128 x 128 tiles
 	}
-	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(x.Rows, bm), Y: kernels.Blocks(w.N, bn), Z: 1},
-		Block: kernels.D1(2 * bm), SharedMem: smem}
-	return m.dev.Launch(k, cfg, y.Buf, xbf, wbf, int32(x.Rows), int32(w.N), int32(w.K))
+	return m.launchTiles(k, m.v6split, bm, bn, smem, splits, chunk, y, xbf, wbf, x.Rows, w)
 }
 
 // v5Splits is how many ranges of K rung 5 splits a product of tiles

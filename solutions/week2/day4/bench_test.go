@@ -296,29 +296,43 @@ func BenchmarkW2D4V5Variants(b *testing.B) {
 		mms[i].v5BN = v[2]
 		defer mms[i].Close()
 	}
-	for _, s := range []w2d4.Shape{w2d4.RealShapes[3], w2d4.RealShapes[5], w2d4.RealShapes[6]} {
-		p := w2d4.NewProblem(w2d4.Shape{Name: s.Name, N: s.N, K: s.K, Ms: []int{1}}, w2d4.Formats[0], 7)
-		w, err := p.Upload(d)
-		if err != nil {
-			b.Fatal(err)
-		}
-		x, err := devtensor.NewActivations(d, 512, s.K)
-		if err != nil {
-			b.Fatal(err)
-		}
-		x.Buf.Fill(0x3E)
-		y, err := devtensor.NewActivations(d, 512, s.N)
-		if err != nil {
-			b.Fatal(err)
-		}
+	shapes := []w2d4.Shape{w2d4.RealShapes[3], w2d4.RealShapes[5], w2d4.RealShapes[6]}
+	benchPrefillShapes(b, d, shapes, w2d4.Formats[:1], func(name string, y, x *devtensor.Activations, w *devtensor.Weight) {
 		for i, v := range variants {
-			b.Run(fmt.Sprintf("%s/M=512/bk%d_stages%d_bn%d", s.Name, v[0], v[1], v[2]), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/bk%d_stages%d_bn%d", name, v[0], v[1], v[2]), func(b *testing.B) {
 				benchRung(b, d, mms[i], V5Pipelined, y, x, []*devtensor.Weight{w})
 			})
 		}
-		x.Free()
-		y.Free()
-		w.Free()
+	})
+}
+
+// benchPrefillShapes calls run with W, and x and y of 512 rows, on the
+// device for each shape in each format, and names them "shape/format/M=512".
+func benchPrefillShapes(b *testing.B, d *kernels.Device, shapes []w2d4.Shape, formats []w2d4.Format,
+	run func(name string, y, x *devtensor.Activations, w *devtensor.Weight)) {
+	for _, s := range shapes {
+		for _, f := range formats {
+			p := w2d4.NewProblem(w2d4.Shape{Name: s.Name, N: s.N, K: s.K, Ms: []int{1}}, f, 7)
+			w, err := p.Upload(d)
+			if err != nil {
+				b.Fatal(err)
+			}
+			x, err := devtensor.NewActivations(d, 512, s.K)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := x.Buf.Fill(0x3E); err != nil { // every float 0.185…, not zeros
+				b.Fatal(err)
+			}
+			y, err := devtensor.NewActivations(d, 512, s.N)
+			if err != nil {
+				b.Fatal(err)
+			}
+			run(s.Name+"/"+f.Name+"/M=512", y, x, w)
+			x.Free()
+			y.Free()
+			w.Free()
+		}
 	}
 }
 
@@ -353,34 +367,14 @@ func BenchmarkW2D4V6Variants(b *testing.B) {
 		defer mms[i].Close()
 	}
 	kv := w2d4.Shape{Name: "7B k/v 512x3584", N: 512, K: 3584}
-	for _, s := range []w2d4.Shape{w2d4.RealShapes[3], w2d4.RealShapes[4], kv, w2d4.RealShapes[5], w2d4.RealShapes[6]} {
-		for _, f := range []w2d4.Format{w2d4.Formats[0], w2d4.Formats[1]} {
-			p := w2d4.NewProblem(w2d4.Shape{Name: s.Name, N: s.N, K: s.K, Ms: []int{1}}, f, 7)
-			w, err := p.Upload(d)
-			if err != nil {
-				b.Fatal(err)
-			}
-			x, err := devtensor.NewActivations(d, 512, s.K)
-			if err != nil {
-				b.Fatal(err)
-			}
-			x.Buf.Fill(0x3E)
-			y, err := devtensor.NewActivations(d, 512, s.N)
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Run(fmt.Sprintf("%s/%s/M=512/v5", s.Name, f.Name), func(b *testing.B) {
-				benchRung(b, d, mms[0], V5Pipelined, y, x, []*devtensor.Weight{w})
-			})
-			for i, v := range variants {
-				name := fmt.Sprintf("%s/%s/M=512/v6_stages%d_flight%v_bm%d_bn%d_split%d", s.Name, f.Name, v.stages, v.inFlight, v.bm, v.bn, v.split)
-				b.Run(name, func(b *testing.B) { benchRung(b, d, mms[i], V6Warpgroup, y, x, []*devtensor.Weight{w}) })
-			}
-			x.Free()
-			y.Free()
-			w.Free()
+	shapes := []w2d4.Shape{w2d4.RealShapes[3], w2d4.RealShapes[4], kv, w2d4.RealShapes[5], w2d4.RealShapes[6]}
+	benchPrefillShapes(b, d, shapes, w2d4.Formats[:2], func(name string, y, x *devtensor.Activations, w *devtensor.Weight) {
+		b.Run(name+"/v5", func(b *testing.B) { benchRung(b, d, mms[0], V5Pipelined, y, x, []*devtensor.Weight{w}) })
+		for i, v := range variants {
+			b.Run(fmt.Sprintf("%s/v6_stages%d_flight%v_bm%d_bn%d_split%d", name, v.stages, v.inFlight, v.bm, v.bn, v.split),
+				func(b *testing.B) { benchRung(b, d, mms[i], V6Warpgroup, y, x, []*devtensor.Weight{w}) })
 		}
-	}
+	})
 }
 
 // BenchmarkW2D4V3Stream compares rung 3's bf16 loads of W with and without
