@@ -7,6 +7,7 @@ package day4
 
 import (
 	_ "embed"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -115,6 +116,7 @@ type Matmul struct {
 	v6, v6deep, v6m64, v6n64, v6n256, v6split *kernels.Kernel
 	v6Stages, v6BM, v6BN, v6Split             int
 	v6Deep                                    bool
+	v6Err                                     error // why rung 6 did not compile on a 9.0 device, if it did not
 	// 4-bit W decoded to bf16 for rungs 5 and 6 (q4ToBF16 writes wbf).
 	q4ToBF16 *kernels.Kernel
 	wbf      *kernels.Buffer
@@ -241,11 +243,30 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 	}
 	if dev.Backend() == kernels.CUDA && dev.Info().ComputeCapability == "9.0" {
 		if err := m.loadV6(v3.v6Stages, v3.v6InFlight); err != nil {
-			m.Close()
-			return nil, err
+			// An NVRTC older than CUDA 12 has no sm_90a target: rung 6
+			// then runs rung 5, and V6Unavailable says why.
+			var ce *kernels.CompileError
+			if !errors.As(err, &ce) {
+				m.Close()
+				return nil, err
+			}
+			m.v6Err = err
 		}
 	}
 	return m, nil
+}
+
+// V6Unavailable says why rung 6 runs rung 5 on this device: nil where it
+// runs (compute capability 9.0 and an NVRTC that knows sm_90a), else the
+// reason. (Provided.)
+func (m *Matmul) V6Unavailable() error {
+	switch {
+	case m.v6 != nil:
+		return nil
+	case m.v6Err != nil:
+		return m.v6Err
+	}
+	return fmt.Errorf("rung 6 needs an NVIDIA GPU of compute capability 9.0; this device is %s", m.dev)
 }
 
 // loadV6 compiles rung 6 for sm_90a, the target with Hopper's warpgroup
