@@ -15,7 +15,6 @@ package scratch
 import (
 	"fmt"
 	"math"
-	"slices"
 	"sync"
 
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
@@ -142,35 +141,4 @@ func (b *Buffers) HeadsFirst(name string, t *tensor.Tensor) *tensor.Tensor {
 		}
 	}
 	return out
-}
-
-// AddInPlace adds x into y, a Float32 tensor of x's shape that the caller
-// owns (a buffer, or a product it just made), and returns y: the values of
-// tensor.Add(x, y).
-func AddInPlace(y, x *tensor.Tensor) *tensor.Tensor {
-	if y.DType() != tensor.Float32 || !slices.Equal(x.Shape(), y.Shape()) {
-		panic(fmt.Sprintf("scratch.AddInPlace: adding %v to %v (%s)", x.Shape(), y.Shape(), y.DType()))
-	}
-	yd := y.Data()
-	for i, v := range x.Data() {
-		yd[i] = v + yd[i]
-	}
-	return y
-}
-
-// AddRowsInPlace adds bias (as many values as y's last axis) to every row
-// of y, a Float32 tensor the caller owns, and returns y: the values of
-// tensor.Add(y, bias).
-func AddRowsInPlace(y, bias *tensor.Tensor) *tensor.Tensor {
-	if y.DType() != tensor.Float32 || y.NDim() == 0 || y.Dim(-1) != bias.Size() {
-		panic(fmt.Sprintf("scratch.AddRowsInPlace: adding a bias of %d values to the rows of %v (%s)", bias.Size(), y.Shape(), y.DType()))
-	}
-	bd, yd := bias.Data(), y.Data()
-	for r := 0; r+len(bd) <= len(yd); r += len(bd) {
-		row := yd[r : r+len(bd)]
-		for j, v := range bd {
-			row[j] += v
-		}
-	}
-	return y
 }

@@ -1,6 +1,7 @@
 package tensor
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -56,4 +57,21 @@ func TestSetSlice(t *testing.T) {
 	require.PanicsWithValue(t, "tensor.SetSlice: cannot store float32 into a bfloat16 tensor of shape [2 2]; convert it with AsType first",
 		func() { SetSlice(h, 0, 0, Zeros(1, 2)) })
 	require.Equal(t, make([]float32, 6), dst.Data(), "a rejected write changes nothing")
+}
+
+// The in-place adds give Add's values, bit for bit, in y's storage.
+func TestAddInPlace(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 13))
+	for _, shape := range [][]int{{2, 5, 3, 4}, {1, 1, 7, 8}, {1, 6, 1, 8}} {
+		x, y := RandN(rng, shape...), RandN(rng, shape...)
+		want := Add(x, y)
+		got := AddInPlace(y, x)
+		require.Same(t, y, got)
+		require.Equal(t, want.Data(), got.Data(), "AddInPlace of %v", shape)
+		bias := AsType(RandN(rng, shape[3]), BFloat16)
+		want = Add(y, bias)
+		require.Equal(t, want.Data(), AddRowsInPlace(y, bias).Data(), "AddRowsInPlace of %v", shape)
+	}
+	require.Panics(t, func() { AddInPlace(Zeros(2, 3), Zeros(3, 2)) }, "shapes that differ")
+	require.Panics(t, func() { AddRowsInPlace(Zeros(2, 3), Zeros(4)) }, "a bias of the wrong length")
 }

@@ -1,6 +1,9 @@
 package tensor
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // Building blocks for fused row kernels (Week 2 Day 5), which walk their own
 // rows instead of composing whole-tensor operations.
@@ -86,3 +89,34 @@ func SumRows(x, m []float32, off, ld int, y []float32) {
 // Axpy adds alpha·x to y elementwise, with the kernel the products use. y
 // must be at least as long as x.
 func Axpy(alpha float32, x, y []float32) { active.axpy(alpha, x, y[:len(x)]) }
+
+// AddInPlace adds x into y, a Float32 tensor of x's shape that the caller
+// owns (a buffer, or a product it just made), and returns y: the values of
+// Add(x, y).
+func AddInPlace(y, x *Tensor) *Tensor {
+	if y.dtype != Float32 || !slices.Equal(x.shape, y.shape) {
+		panic(fmt.Sprintf("tensor.AddInPlace: adding %v to %v (%s)", x.Shape(), y.Shape(), y.DType()))
+	}
+	yd := y.Data()
+	for i, v := range x.Data() {
+		yd[i] = v + yd[i]
+	}
+	return y
+}
+
+// AddRowsInPlace adds bias (as many values as y's last axis) to every row
+// of y, a Float32 tensor the caller owns, and returns y: the values of
+// Add(y, bias).
+func AddRowsInPlace(y, bias *Tensor) *Tensor {
+	if y.dtype != Float32 || y.NDim() == 0 || y.Dim(-1) != bias.Size() {
+		panic(fmt.Sprintf("tensor.AddRowsInPlace: adding a bias of %d values to the rows of %v (%s)", bias.Size(), y.Shape(), y.DType()))
+	}
+	bd, yd := bias.Data(), y.Data()
+	for r := 0; r+len(bd) <= len(yd); r += len(bd) {
+		row := yd[r : r+len(bd)]
+		for j, v := range bd {
+			row[j] += v
+		}
+	}
+	return y
+}

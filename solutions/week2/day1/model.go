@@ -50,7 +50,7 @@ func (a *Qwen2AttentionWeek2) forward(ws *scratch.Buffers, x *tensor.Tensor, off
 	}, x, a.WQ, a.WK, a.WV)
 	project := func(y, b *tensor.Tensor, heads int) *tensor.Tensor {
 		if b != nil {
-			scratch.AddRowsInPlace(y, b)
+			tensor.AddRowsInPlace(y, b)
 		}
 		return tensor.Reshape(y, n, l, heads, a.HeadDim)
 	}
@@ -195,9 +195,9 @@ func (b *Qwen2TransformerBlockWeek2) forward(ws *scratch.Buffers, x *tensor.Tens
 	// Each residual is added into the output of the branch, a buffer of
 	// this layer's own: the same values as tensor.Add, no new tensor.
 	n1 := ws.RMSNorm("norm", x, b.InputNorm.Weight, b.InputNorm.Eps)
-	h := scratch.AddInPlace(b.Attention.forward(ws, n1, offset, cache, mask), x)
+	h := tensor.AddInPlace(b.Attention.forward(ws, n1, offset, cache, mask), x)
 	n2 := ws.RMSNorm("norm", h, b.PostAttentionNorm.Weight, b.PostAttentionNorm.Eps)
-	return scratch.AddInPlace(mlp(ws, b.MLP, n2), h)
+	return tensor.AddInPlace(mlp(ws, b.MLP, n2), h)
 }
 
 // mlp is m.Forward(x) with its activations in ws (nil: new tensors): the

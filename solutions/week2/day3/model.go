@@ -189,7 +189,7 @@ func forwardEach(ws *scratch.Buffers, names []string, x *tensor.Tensor, ls ...*L
 		}
 		for i, y := range tensor.MatmulQ4EachInto(out, x, q4s...) {
 			if ls[i].Bias != nil {
-				scratch.AddRowsInPlace(y, ls[i].Bias)
+				tensor.AddRowsInPlace(y, ls[i].Bias)
 			}
 		}
 		return out
@@ -280,7 +280,7 @@ func residual(x, delta *tensor.Tensor) *tensor.Tensor {
 	if delta.DType() != tensor.Float32 || !slices.Equal(x.Shape(), delta.Shape()) {
 		return tensor.Add(x, delta)
 	}
-	return scratch.AddInPlace(delta, x)
+	return tensor.AddInPlace(delta, x)
 }
 
 // Qwen2ModelWeek2 is the Week 2 model with a KV cache whose weight
