@@ -143,6 +143,14 @@ func MemoryNeed(cfg checkpoint.Config, opts Options) (int64, error) {
 	// Day 6's decode scratch (grown on first use, at most 4 chunks per
 	// multiprocessor of up to 256 multiprocessors).
 	need += 4*hq*64*(d+2) + 4*hq*4*256*(d+2)
+	// Day 4's own scratch for the products of a prefill: the widest rows
+	// of W are gate and up stacked (2I), the longest down's (I); a 4-bit
+	// W is decoded to bf16 first, the largest being gate and up.
+	var decoded int64
+	if bits == 4 {
+		decoded = 2 * 2 * inter * e
+	}
+	need += day4.ScratchBytes(o.PrefillRows, int(max(e, inter)), int(max(2*inter, (hq+2*h)*d, e)), decoded)
 	return need, nil
 }
 

@@ -99,9 +99,14 @@ func MemoryNeed(t *testing.T, need MemoryNeedFunc) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if wider <= base || wider-base > 16*int64(4*(10*cfg.HiddenSize+3*cfg.IntermediateSize)+4) {
-			t.Errorf("W2D7 MemoryNeed(%s): 16 more prefill rows add %d bytes, want some activations of 16 rows (0 < Δ <= %d)",
-				name, wider-base, 16*(4*(10*cfg.HiddenSize+3*cfg.IntermediateSize)+4))
+		// A row of activations, and Day 4's scratch a row: x in bf16 and
+		// up to 8 split-K partial results of the widest product.
+		e, inter := cfg.HiddenSize, cfg.IntermediateSize
+		widest := max(2*inter, (cfg.NumAttentionHeads+2*cfg.NumKeyValueHeads)*d, e)
+		perRow := int64(4*(10*e+3*inter)+4) + int64(2*max(e, inter)+4*8*widest)
+		if wider <= base || wider-base > 16*perRow {
+			t.Errorf("W2D7 MemoryNeed(%s): 16 more prefill rows add %d bytes, want some activations and matrix-product scratch of 16 rows (0 < Δ <= %d)",
+				name, wider-base, 16*perRow)
 		}
 		for _, bad := range [][2]int{{cfg.MaxPositionEmbeddings + 1, 16}, {-1, 16}, {64, -1}} {
 			if _, err := need(cfg, bad[0], bad[1]); err == nil {

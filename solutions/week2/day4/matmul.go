@@ -632,6 +632,26 @@ func (m *Matmul) launchTiles(k, split *kernels.Kernel, bm, bn, smem, splits, chu
 // (Provided.)
 const MaxDecodedWeight = 512 << 20
 
+// ScratchBytes bounds the device memory a Matmul allocates for itself,
+// grown on first use and kept, when Linear multiplies up to rows rows of x
+// by weights of at most maxK columns and maxN rows, the largest 4-bit one
+// taking decoded bytes as bf16 (0 for bf16 weights): x prepared for the
+// matrix-vector variants, and from PrefillRows rows x rounded to bf16, the
+// partial results of a split K (at most 8 ranges, and only while the tiles
+// are fewer than the multiprocessors, here at most 256) and the decoded
+// copy of a 4-bit W (up to MaxDecodedWeight). (Provided.)
+func ScratchBytes(rows, maxK, maxN int, decoded int64) int64 {
+	n := 4*int64(maxK) + 4*int64(maxK/32)
+	if rows >= PrefillRows {
+		n += 2 * int64(rows) * int64(maxK)
+		n += 4 * 8 * min(int64(rows)*int64(maxN), 256*128*128)
+		if decoded <= MaxDecodedWeight {
+			n += decoded
+		}
+	}
+	return n
+}
+
 // tileOperands checks the shapes for rungs 5 and 6 and returns x rounded to
 // bf16 and W as bf16: W itself, or for 4-bit W its decoded copy (nil when
 // it would pass MaxDecodedWeight). (Provided.)
