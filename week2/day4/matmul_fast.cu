@@ -325,69 +325,91 @@ __device__ __forceinline__ float mq_stage(unsigned char* xs, const float* __rest
     return mv_block_sum(ss);
 }
 
-// mv_dot on the integer x staged by mq_stage.
+// One round of a warp's loads for mq_dot: U 16-byte slices of each of its
+// MV_P rows (slices j0, j0 + stride, …; past the row's end they read as 0)
+// and their groups' scales and biases.
+template <int U>
+struct MqRound {
+    uint4 v[U][MV_P];
+    unsigned short s[U][MV_P], b[U][MV_P];
+};
+
+template <int U>
+__device__ __forceinline__ void mq_load(MqRound<U>& r, const void* __restrict__ w,
+                                        const unsigned short* __restrict__ scales,
+                                        const unsigned short* __restrict__ biases, const int (&rows)[MV_P], int NS,
+                                        int G, int per, int j0, int stride) {
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int j = j0 + u * stride;
+        const bool in = j < NS;
+#pragma unroll
+        for (int p = 0; p < MV_P; p++) {
+            const uint4* wr = (const uint4*)w + (size_t)rows[p] * NS;
+            r.v[u][p] = in ? __ldcs(wr + j) : make_uint4(0, 0, 0, 0);  // read once
+            const size_t g = (size_t)rows[p] * G + (in ? j : 0) / per;
+            r.s[u][p] = __ldg(scales + g);
+            r.b[u][p] = __ldg(biases + g);
+        }
+    }
+}
+
+// Adds a round's products with the staged x (planes xp, per-slice (d, d·Σxq)
+// xd) to acc.
+template <int U>
+__device__ __forceinline__ void mq_mul(float (&acc)[MV_P], const MqRound<U>& r, const uint4* xp, const float2* xd,
+                                       int NS, int j0, int stride) {
+#pragma unroll
+    for (int u = 0; u < U; u++) {
+        const int j = j0 + u * stride;
+        if (j >= NS) break;
+        uint4 xq[MQ_LEVELS][2];
+#pragma unroll
+        for (int l = 0; l < MQ_LEVELS; l++) {
+            xq[l][0] = xp[2 * l * NS + j];
+            xq[l][1] = xp[(2 * l + 1) * NS + j];
+        }
+        const float2 dd = xd[j];
+#pragma unroll
+        for (int p = 0; p < MV_P; p++) {
+            const unsigned int wv[4] = {r.v[u][p].x, r.v[u][p].y, r.v[u][p].z, r.v[u][p].w};
+            int t[MQ_LEVELS];
+#pragma unroll
+            for (int l = 0; l < MQ_LEVELS; l++) t[l] = 0;
+#pragma unroll
+            for (int k = 0; k < 4; k++) {
+                const int lo = (int)(wv[k] & 0x0F0F0F0Fu), hi = (int)((wv[k] >> 4) & 0x0F0F0F0Fu);
+#pragma unroll
+                for (int l = 0; l < MQ_LEVELS; l++) {
+                    const uint4& a = xq[l][k / 2];
+                    t[l] = __dp4a(hi, (int)(k % 2 ? a.w : a.y), __dp4a(lo, (int)(k % 2 ? a.z : a.x), t[l]));
+                }
+            }
+            float sx = (float)t[MQ_LEVELS - 1];  // q1 + q2/254 + …, the finest first
+#pragma unroll
+            for (int l = MQ_LEVELS - 2; l >= 0; l--) sx = fmaf(sx, 1.0f / 254.0f, (float)t[l]);
+            const float sf = __uint_as_float((unsigned int)r.s[u][p] << 16);
+            const float bf = __uint_as_float((unsigned int)r.b[u][p] << 16);
+            acc[p] = fmaf(sf, dd.x * sx, fmaf(bf, dd.y, acc[p]));
+        }
+    }
+}
+
+// mv_dot on the integer x staged by mq_stage: a round of loads, then its
+// products, then the next round.
 __device__ __forceinline__ void mq_dot(float (&acc)[MV_P], const void* __restrict__ w,
                                        const unsigned short* __restrict__ scales,
                                        const unsigned short* __restrict__ biases, const int (&rows)[MV_P],
                                        const unsigned char* xs, int K, int group, int first, int stride) {
-    const int NS = K / 32, G = K / group, per = group / 32;
+    const int NS = K / 32;
     const uint4* xp = (const uint4*)xs;
     const float2* xd = (const float2*)(xp + 2 * MQ_LEVELS * NS);
-    const uint4* wr[MV_P];
 #pragma unroll
-    for (int p = 0; p < MV_P; p++) {
-        acc[p] = 0.0f;
-        wr[p] = (const uint4*)w + (size_t)rows[p] * NS;
-    }
+    for (int p = 0; p < MV_P; p++) acc[p] = 0.0f;
     for (int j0 = first; j0 < NS; j0 += stride * MQ_U) {
-        uint4 v[MQ_U][MV_P];
-        unsigned short s[MQ_U][MV_P], b[MQ_U][MV_P];
-#pragma unroll
-        for (int u = 0; u < MQ_U; u++) {
-            const int j = j0 + u * stride;
-#pragma unroll
-            for (int p = 0; p < MV_P; p++) {
-                const bool in = j < NS;
-                v[u][p] = in ? __ldcs(wr[p] + j) : make_uint4(0, 0, 0, 0);  // read once
-                const size_t g = (size_t)rows[p] * G + (in ? j : 0) / per;
-                s[u][p] = __ldg(scales + g);
-                b[u][p] = __ldg(biases + g);
-            }
-        }
-#pragma unroll
-        for (int u = 0; u < MQ_U; u++) {
-            const int j = j0 + u * stride;
-            if (j >= NS) break;
-            uint4 xq[MQ_LEVELS][2];
-#pragma unroll
-            for (int l = 0; l < MQ_LEVELS; l++) {
-                xq[l][0] = xp[2 * l * NS + j];
-                xq[l][1] = xp[(2 * l + 1) * NS + j];
-            }
-            const float2 dd = xd[j];
-#pragma unroll
-            for (int p = 0; p < MV_P; p++) {
-                const unsigned int wv[4] = {v[u][p].x, v[u][p].y, v[u][p].z, v[u][p].w};
-                int t[MQ_LEVELS];
-#pragma unroll
-                for (int l = 0; l < MQ_LEVELS; l++) t[l] = 0;
-#pragma unroll
-                for (int k = 0; k < 4; k++) {
-                    const int lo = (int)(wv[k] & 0x0F0F0F0Fu), hi = (int)((wv[k] >> 4) & 0x0F0F0F0Fu);
-#pragma unroll
-                    for (int l = 0; l < MQ_LEVELS; l++) {
-                        const uint4& a = xq[l][k / 2];
-                        t[l] = __dp4a(hi, (int)(k % 2 ? a.w : a.y), __dp4a(lo, (int)(k % 2 ? a.z : a.x), t[l]));
-                    }
-                }
-                float sx = (float)t[MQ_LEVELS - 1];  // q1 + q2/254 + …, the finest first
-#pragma unroll
-                for (int l = MQ_LEVELS - 2; l >= 0; l--) sx = fmaf(sx, 1.0f / 254.0f, (float)t[l]);
-                const float sf = __uint_as_float((unsigned int)s[u][p] << 16);
-                const float bf = __uint_as_float((unsigned int)b[u][p] << 16);
-                acc[p] = fmaf(sf, dd.x * sx, fmaf(bf, dd.y, acc[p]));
-            }
-        }
+        MqRound<MQ_U> r;
+        mq_load(r, w, scales, biases, rows, NS, K / group, group / 32, j0, stride);
+        mq_mul(acc, r, xp, xd, NS, j0, stride);
     }
 }
 
@@ -410,6 +432,109 @@ __device__ __forceinline__ void mv_dot_f(float (&acc)[MV_P], const void* __restr
         mv_dot<F == 1>(acc, w, scales, biases, rows, xs, K, group, first, stride);
 }
 
+// ---- A block's sets of rows, the next weights in flight. ----
+//
+// mv_sets runs the sets of rows a block takes (set = blockIdx.x,
+// blockIdx.x + gridDim.x, … below nsets; rows_of(set, rows) gives a warp's
+// MV_P rows of a set): start(rows) once, with the warp's rows of its first
+// set (it waits for the kernel ahead and stages x), then for each set the
+// dot products, their reduction over the wk warps that share the set
+// (mv_reduce), and done(set, tot), called by every thread (tot holds the
+// sums in the warps with warp % wk == 0).
+//
+// On x in int8 parts (F = 2) the loop is pipelined (MQ_PIPE 1): mq_dot
+// asks for a round of weights, waits for it, multiplies and only then
+// asks for the next, so each warp's requests stop while it multiplies,
+// reduces and writes, and most warps do that at the same moments, since
+// they all start once x is staged. Here a warp asks for its next round,
+// the next set's first round at the end of a set, before it multiplies
+// the one that has arrived, and for its first round before start, while
+// x is staged and the kernel ahead drains. It costs one more round of
+// registers (MQP_U slices of MV_P rows: 24 registers a thread for 1).
+#ifndef MQ_PIPE
+#define MQ_PIPE 1
+#endif
+#ifndef MQP_U
+#define MQP_U 1  // slices a row a lane loads in a pipelined round
+#endif
+
+template <int F>
+__device__ __forceinline__ constexpr bool mv_pipelined() {
+    return F == 2 && MQ_PIPE;
+}
+
+// The rows of set for a warp when sets are MV_P·per consecutive rows of
+// W, per = 8/wk sets a block (rows past N repeat the last: read, not
+// written).
+__device__ __forceinline__ void mv_rows(int set, int per, int wk, int N, int (&rows)[MV_P]) {
+    const int n0 = (set * per + threadIdx.x / 32 / wk) * MV_P;
+#pragma unroll
+    for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);
+}
+
+// tot[lane] for lanes below MV_P (a lane writes one row's sum).
+__device__ __forceinline__ float mv_lane_sum(const float (&tot)[MV_P], int lane) {
+    float t = tot[0];
+#pragma unroll
+    for (int p = 1; p < MV_P; p++)
+        if (lane == p) t = tot[p];
+    return t;
+}
+
+template <int F, class Rows, class Start, class Done>
+__device__ __forceinline__ void mv_sets(const void* __restrict__ w, const unsigned short* __restrict__ scales,
+                                        const unsigned short* __restrict__ biases, const float* xs, int K,
+                                        int group, int wk, int nsets, Rows rows_of, Start start, Done done) {
+    const int part = threadIdx.x / 32 % wk;
+    const int first = part * 32 + threadIdx.x % 32, stride = 32 * wk;
+    if constexpr (!mv_pipelined<F>()) {
+        {
+            int rows[MV_P];
+            rows_of(min((int)blockIdx.x, nsets - 1), rows);
+            start(rows);
+        }
+        for (int set = blockIdx.x; set < nsets; set += gridDim.x) {
+            int rows[MV_P];
+            float acc[MV_P], tot[MV_P];
+            rows_of(set, rows);
+            mv_dot_f<F>(acc, w, scales, biases, rows, xs, K, group, first, stride);
+            mv_reduce(tot, acc, wk);
+            done(set, tot);
+        }
+    } else {
+        int rows[MV_P];
+        float acc[MV_P], tot[MV_P];
+        rows_of(min((int)blockIdx.x, nsets - 1), rows);
+        const int NS = K / 32, G = K / group, per = group / 32, step = stride * MQP_U;
+        // rounds a set takes this warp: its lane 0's slices part·32, + step, … below NS
+        const int R = part * 32 < NS ? (NS - part * 32 + step - 1) / step : 0;
+        const uint4* xp = (const uint4*)xs;
+        const float2* xd = (const float2*)(xp + 2 * MQ_LEVELS * NS);
+        MqRound<MQP_U> cur, nxt;
+        if (R > 0) mq_load(cur, w, scales, biases, rows, NS, G, per, first, stride);
+        start(rows);
+        for (int set = blockIdx.x; set < nsets; set += gridDim.x) {
+            const int next = set + (int)gridDim.x;
+            int nrows[MV_P];
+            rows_of(min(next, nsets - 1), nrows);
+#pragma unroll
+            for (int p = 0; p < MV_P; p++) acc[p] = 0.0f;
+            for (int r = 0; r < R; r++) {
+                if (r + 1 < R)
+                    mq_load(nxt, w, scales, biases, rows, NS, G, per, first + (r + 1) * step, stride);
+                else if (next < nsets)
+                    mq_load(nxt, w, scales, biases, nrows, NS, G, per, first, stride);
+                mq_mul(acc, cur, xp, xd, NS, first + r * step, stride);
+                cur = nxt;
+            }
+            mv_reduce(tot, acc, wk);
+            done(set, tot);
+#pragma unroll
+            for (int p = 0; p < MV_P; p++) rows[p] = nrows[p];
+        }
+    }
+}
+
 #ifndef MATVEC_CORE_ONLY
 // Rung 3's 4-bit matrix-vector products on the staged x, float (F = 1,
 // matmul_q4_gemv_x) or in int8 parts (F = 2, matmul_q4_gemv_q8): MV_P rows a warp,
@@ -424,25 +549,16 @@ __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const floa
                                                int wk) {
     extern __shared__ float4 mv_smem[];
     float* xs = (float*)mv_smem;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-    mv_stage_f<F>(xs, x, nullptr, K);
-    const int sets = (N + MV_P * (8 / wk) - 1) / (MV_P * (8 / wk));
-    for (int set = blockIdx.x; set < sets; set += gridDim.x) {
-        const int n0 = (set * (8 / wk) + warp / wk) * MV_P;
-        int rows[MV_P];
-#pragma unroll
-        for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);  // rows past N are read, not written
-        float acc[MV_P], tot[MV_P];
-        mv_dot_f<F>(acc, w, scales, biases, rows, xs, K, group, (warp % wk) * 32 + lane, 32 * wk);
-        mv_reduce(tot, acc, wk);
-        if (warp % wk == 0 && lane < MV_P && n0 + lane < N) {
-            float t = tot[0];
-#pragma unroll
-            for (int p = 1; p < MV_P; p++)
-                if (lane == p) t = tot[p];
-            y[n0 + lane] = t;
-        }
-    }
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk;
+    const int sets = (N + MV_P * per - 1) / (MV_P * per);
+    mv_sets<F>(
+            w, scales, biases, xs, K, group, wk, sets,
+            [&](int set, int (&rows)[MV_P]) { mv_rows(set, per, wk, N, rows); },
+            [&](const int (&)[MV_P]) { mv_stage_f<F>(xs, x, nullptr, K); },
+            [&](int set, const float (&tot)[MV_P]) {
+                const int n0 = (set * per + warp / wk) * MV_P;
+                if (warp % wk == 0 && lane < MV_P && n0 + lane < N) y[n0 + lane] = mv_lane_sum(tot, lane);
+            });
 }
 
 extern "C" __global__ void __launch_bounds__(256) matmul_q4_gemv_x(

@@ -86,6 +86,20 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 		for _, pf := range []string{"0", "1", "4", "8", "16"} {
 			variants = append(variants, stepVariant{"fused_pf" + pf, "", false})
 		}
+		// The 4-bit kernels on x in int8 parts built without the next
+		// round of weights in flight (Day 4's core, MQ_PIPE 0): the step
+		// and each matrix kernel alone.
+		builds := map[string]string{}
+		if ck.Config.Quantization != nil {
+			for _, only := range []string{"", "fs_qkv", "fs_resid", "fs_gateup", "fs_head"} {
+				v := stepVariant{"fused_nopipe", only, false}
+				if only != "" {
+					v.name = only + "_nopipe"
+				}
+				builds[v.name] = "#define MQ_PIPE 0\n"
+				variants = append(variants, v)
+			}
+		}
 		for _, v := range variants {
 			b.Run(name+"/"+v.name, func(b *testing.B) {
 				m.floatQ4 = v.floatX
@@ -108,6 +122,15 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 					}
 				}
 				defer func() { m.floatQ4, m.fuseTarget, m.fuseCap, m.prefetch = false, 0, 0, 0 }()
+				if defs, ok := builds[v.name]; ok {
+					mod, fk, err := m.compileFused(defs)
+					if err != nil {
+						b.Fatal(err)
+					}
+					keep := m.fk
+					m.fk = fk
+					defer func() { m.fk = keep; mod.Close() }()
+				}
 				benchStep(b, d, m, v.only)
 			})
 		}

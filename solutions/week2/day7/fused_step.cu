@@ -64,17 +64,6 @@ __device__ __forceinline__ void fs_prefetch_then_wait(const void* __restrict__ w
     fs_after_previous();
 }
 
-// fs_prefetch_then_wait for a warp whose first set is MV_P consecutive
-// rows of W, from unit·MV_P (the last row repeated past N).
-template <int F>
-__device__ __forceinline__ void fs_prefetch_first(const void* __restrict__ w, int unit, int N, int K, int wk,
-                                                  int pf) {
-    int rows[MV_P];
-#pragma unroll
-    for (int p = 0; p < MV_P; p++) rows[p] = min(unit * MV_P + p, N - 1);
-    fs_prefetch_then_wait<F>(w, rows, K, wk, pf);
-}
-
 // The q/k/v projection of the normed h and its epilogue. A unit is two
 // neighbouring pairs (i, i + D/2), (i + 1, i + 1 + D/2) of one head (heads
 // counted q, then k, then v), so the rotation happens where both halves
@@ -92,38 +81,40 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
     float* xs = (float*)fs_smem;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, half = D / 2;
     const int units = (Hq + 2 * H) * half / 2, per = 8 / wk;
-    {
-        const int t = 2 * min((int)blockIdx.x * per + warp / wk, units - 1), r0 = t / half * D + t % half;
-        const int rows[MV_P] = {r0, r0 + 1, r0 + half, r0 + half + 1};
-        fs_prefetch_then_wait<F>(w, rows, E, wk, pf);
-    }
-    const float inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
-    const int p0 = pos[0];
-    for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
-        const int u = set * per + warp / wk;
-        const int t = 2 * min(u, units - 1), hh = t / half, i = t % half, r0 = hh * D + i;
-        const int rows[MV_P] = {r0, r0 + 1, r0 + half, r0 + half + 1};
-        float acc[MV_P], tot[MV_P];
-        mv_dot_f<F>(acc, w, scales, biases, rows, xs, E, group, (warp % wk) * 32 + lane, 32 * wk);
-        mv_reduce(tot, acc, wk);
-        if (warp % wk != 0 || lane >= 2 || u >= units || p0 < 0 || p0 >= cap || p0 >= max_pos) continue;
-        // lane 0 takes pair i, lane 1 pair i + 1
-        const int c = r0 + lane;
-        const float x0 = (lane ? tot[1] : tot[0]) * inv + bias[c];
-        const float x1 = (lane ? tot[3] : tot[2]) * inv + bias[c + half];
-        float* dst;
-        float y0 = x0, y1 = x1;
-        if (hh < Hq + H) {
-            const float cs = cos_t[(size_t)p0 * half + i + lane], sn = sin_t[(size_t)p0 * half + i + lane];
-            y0 = x0 * cs - x1 * sn;
-            y1 = x0 * sn + x1 * cs;
-            dst = hh < Hq ? q + (size_t)hh * D : kc + ((size_t)(hh - Hq) * cap + p0) * D;
-        } else {
-            dst = vc + ((size_t)(hh - Hq - H) * cap + p0) * D;
-        }
-        dst[i + lane] = y0;
-        dst[i + lane + half] = y1;
-    }
+    float inv = 0.0f;
+    int p0 = 0;
+    mv_sets<F>(
+            w, scales, biases, xs, E, group, wk, (units + per - 1) / per,
+            [&](int set, int (&rows)[MV_P]) {
+                const int t = 2 * min(set * per + warp / wk, units - 1), r0 = t / half * D + t % half;
+                rows[0] = r0, rows[1] = r0 + 1, rows[2] = r0 + half, rows[3] = r0 + half + 1;
+            },
+            [&](const int (&rows)[MV_P]) {
+                fs_prefetch_then_wait<F>(w, rows, E, wk, mv_pipelined<F>() ? 0 : pf);
+                inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
+                p0 = pos[0];
+            },
+            [&](int set, const float (&tot)[MV_P]) {
+                const int u = set * per + warp / wk;
+                if (warp % wk != 0 || lane >= 2 || u >= units || p0 < 0 || p0 >= cap || p0 >= max_pos) return;
+                const int t = 2 * u, hh = t / half, i = t % half, r0 = hh * D + i;
+                // lane 0 takes pair i, lane 1 pair i + 1
+                const int c = r0 + lane;
+                const float x0 = (lane ? tot[1] : tot[0]) * inv + bias[c];
+                const float x1 = (lane ? tot[3] : tot[2]) * inv + bias[c + half];
+                float* dst;
+                float y0 = x0, y1 = x1;
+                if (hh < Hq + H) {
+                    const float cs = cos_t[(size_t)p0 * half + i + lane], sn = sin_t[(size_t)p0 * half + i + lane];
+                    y0 = x0 * cs - x1 * sn;
+                    y1 = x0 * sn + x1 * cs;
+                    dst = hh < Hq ? q + (size_t)hh * D : kc + ((size_t)(hh - Hq) * cap + p0) * D;
+                } else {
+                    dst = vc + ((size_t)(hh - Hq - H) * cap + p0) * D;
+                }
+                dst[i + lane] = y0;
+                dst[i + lane + half] = y1;
+            });
 }
 
 // h[n] += x·W[n] for the N rows of W: o_proj (x the attention) and
@@ -136,24 +127,17 @@ __device__ __forceinline__ void fs_resid(float* __restrict__ hres, const float* 
     float* xs = (float*)fs_smem;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk;
     const int units = (N + MV_P - 1) / MV_P;
-    fs_prefetch_first<F>(w, (int)blockIdx.x * per + warp / wk, N, K, wk, pf);
-    mv_stage_f<F>(xs, x, nullptr, K);
-    for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
-        const int n0 = (set * per + warp / wk) * MV_P;
-        int rows[MV_P];
-#pragma unroll
-        for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);
-        float acc[MV_P], tot[MV_P];
-        mv_dot_f<F>(acc, w, scales, biases, rows, xs, K, group, (warp % wk) * 32 + lane, 32 * wk);
-        mv_reduce(tot, acc, wk);
-        if (warp % wk == 0 && lane < MV_P && n0 + lane < N) {
-            float t = tot[0];
-#pragma unroll
-            for (int p = 1; p < MV_P; p++)
-                if (lane == p) t = tot[p];
-            hres[n0 + lane] += t;
-        }
-    }
+    mv_sets<F>(
+            w, scales, biases, xs, K, group, wk, (units + per - 1) / per,
+            [&](int set, int (&rows)[MV_P]) { mv_rows(set, per, wk, N, rows); },
+            [&](const int (&rows)[MV_P]) {
+                fs_prefetch_then_wait<F>(w, rows, K, wk, mv_pipelined<F>() ? 0 : pf);
+                mv_stage_f<F>(xs, x, nullptr, K);
+            },
+            [&](int set, const float (&tot)[MV_P]) {
+                const int n0 = (set * per + warp / wk) * MV_P;
+                if (warp % wk == 0 && lane < MV_P && n0 + lane < N) hres[n0 + lane] += mv_lane_sum(tot, lane);
+            });
 }
 
 // act[i] = silu(g_i)·u_i with g = RMSNorm(h)·gate, u = RMSNorm(h)·up, the
@@ -167,23 +151,24 @@ __device__ __forceinline__ void fs_gateup(float* __restrict__ act, const float* 
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk, units = I / 2;
-    {
-        const int i = 2 * min((int)blockIdx.x * per + warp / wk, units - 1);
-        const int rows[MV_P] = {i, i + 1, I + i, I + i + 1};
-        fs_prefetch_then_wait<F>(w, rows, E, wk, pf);
-    }
-    const float inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
-    for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
-        const int u = set * per + warp / wk, i = 2 * min(u, units - 1);
-        const int rows[MV_P] = {i, i + 1, I + i, I + i + 1};
-        float acc[MV_P], tot[MV_P];
-        mv_dot_f<F>(acc, w, scales, biases, rows, xs, E, group, (warp % wk) * 32 + lane, 32 * wk);
-        mv_reduce(tot, acc, wk);
-        if (warp % wk == 0 && lane < 2 && u < units) {
-            const float g = (lane ? tot[1] : tot[0]) * inv, up = (lane ? tot[3] : tot[2]) * inv;
-            act[i + lane] = g / (1.0f + expf(-g)) * up;
-        }
-    }
+    float inv = 0.0f;
+    mv_sets<F>(
+            w, scales, biases, xs, E, group, wk, (units + per - 1) / per,
+            [&](int set, int (&rows)[MV_P]) {
+                const int i = 2 * min(set * per + warp / wk, units - 1);
+                rows[0] = i, rows[1] = i + 1, rows[2] = I + i, rows[3] = I + i + 1;
+            },
+            [&](const int (&rows)[MV_P]) {
+                fs_prefetch_then_wait<F>(w, rows, E, wk, mv_pipelined<F>() ? 0 : pf);
+                inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
+            },
+            [&](int set, const float (&tot)[MV_P]) {
+                const int u = set * per + warp / wk, i = 2 * u;
+                if (warp % wk == 0 && lane < 2 && u < units) {
+                    const float g = (lane ? tot[1] : tot[0]) * inv, up = (lane ? tot[3] : tot[2]) * inv;
+                    act[i + lane] = g / (1.0f + expf(-g)) * up;
+                }
+            });
 }
 
 // The better of two (value, index) candidates: the larger value, and on a
@@ -230,31 +215,26 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
     float* xs = (float*)fs_smem;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk;
     const int units = (N + MV_P - 1) / MV_P;
-    fs_prefetch_first<F>(w, (int)blockIdx.x * per + warp / wk, N, E, wk, pf);
-    const float inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
-    float best = -INFINITY;
+    float inv = 0.0f, best = -INFINITY;
     int bi = N;
-    for (int set = blockIdx.x; set < (units + per - 1) / per; set += gridDim.x) {
-        const int n0 = (set * per + warp / wk) * MV_P;
-        int rows[MV_P];
-#pragma unroll
-        for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + p, N - 1);
-        float acc[MV_P], tot[MV_P];
-        mv_dot_f<F>(acc, w, scales, biases, rows, xs, E, group, (warp % wk) * 32 + lane, 32 * wk);
-        mv_reduce(tot, acc, wk);
-        if (warp % wk == 0 && lane < MV_P && n0 + lane < N) {
-            float t = tot[0];
-#pragma unroll
-            for (int p = 1; p < MV_P; p++)
-                if (lane == p) t = tot[p];
-            t *= inv;
-            logits[n0 + lane] = t;
-            if (bi == N || t > best) {  // a lane's rows come in increasing order
-                best = t;
-                bi = n0 + lane;
-            }
-        }
-    }
+    mv_sets<F>(
+            w, scales, biases, xs, E, group, wk, (units + per - 1) / per,
+            [&](int set, int (&rows)[MV_P]) { mv_rows(set, per, wk, N, rows); },
+            [&](const int (&rows)[MV_P]) {
+                fs_prefetch_then_wait<F>(w, rows, E, wk, mv_pipelined<F>() ? 0 : pf);
+                inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
+            },
+            [&](int set, const float (&tot)[MV_P]) {
+                const int n0 = (set * per + warp / wk) * MV_P;
+                if (warp % wk == 0 && lane < MV_P && n0 + lane < N) {
+                    const float t = mv_lane_sum(tot, lane) * inv;
+                    logits[n0 + lane] = t;
+                    if (bi == N || t > best) {  // a lane's rows come in increasing order
+                        best = t;
+                        bi = n0 + lane;
+                    }
+                }
+            });
     fs_block_best(best, bi);
     if (threadIdx.x == 0) {
         part[2 * blockIdx.x] = __float_as_int(best);
@@ -281,34 +261,38 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
              const unsigned short *__restrict__ biases, int group, int wk, int pf
 #define FS_WA w, scales, biases, group, wk, pf
 
-#define FS_KERNELS(SUF, F)                                                                                          \
-    extern "C" __global__ void __launch_bounds__(256) fs_qkv_##SUF(                                                 \
+#define FS_KERNELS(SUF, F, LB)                                                                                      \
+    extern "C" __global__ void LB fs_qkv_##SUF(                                                                     \
             float* __restrict__ q, float* __restrict__ kc, float* __restrict__ vc, const float* __restrict__ h,     \
             const float* __restrict__ ln, const float* __restrict__ bias, const float* __restrict__ cos_t,          \
-            const float* __restrict__ sin_t, const int* __restrict__ pos, int E, int Hq, int H, int D, int cap,    \
+            const float* __restrict__ sin_t, const int* __restrict__ pos, int E, int Hq, int H, int D, int cap,     \
             int max_pos, float eps, FS_W) {                                                                         \
-        fs_qkv<F>(q, kc, vc, h, ln, bias, cos_t, sin_t, pos, E, Hq, H, D, cap, max_pos, eps, FS_WA);              \
+        fs_qkv<F>(q, kc, vc, h, ln, bias, cos_t, sin_t, pos, E, Hq, H, D, cap, max_pos, eps, FS_WA);                \
     }                                                                                                               \
-    extern "C" __global__ void __launch_bounds__(256) fs_resid_##SUF(float* __restrict__ hres,                      \
+    extern "C" __global__ void LB fs_resid_##SUF(float* __restrict__ hres,                                          \
                                                                      const float* __restrict__ x, int N, int K,     \
                                                                      FS_W) {                                        \
-        fs_resid<F>(hres, x, N, K, FS_WA);                                                                         \
+        fs_resid<F>(hres, x, N, K, FS_WA);                                                                          \
     }                                                                                                               \
-    extern "C" __global__ void __launch_bounds__(256) fs_gateup_##SUF(                                              \
-            float* __restrict__ act, const float* __restrict__ h, const float* __restrict__ ln, int I, int E,      \
+    extern "C" __global__ void LB fs_gateup_##SUF(                                                                  \
+            float* __restrict__ act, const float* __restrict__ h, const float* __restrict__ ln, int I, int E,       \
             float eps, FS_W) {                                                                                      \
-        fs_gateup<F>(act, h, ln, I, E, eps, FS_WA);                                                                \
+        fs_gateup<F>(act, h, ln, I, E, eps, FS_WA);                                                                 \
     }                                                                                                               \
-    extern "C" __global__ void __launch_bounds__(256) fs_head_##SUF(                                                \
+    extern "C" __global__ void LB fs_head_##SUF(                                                                    \
             float* __restrict__ logits, int* __restrict__ part, int* __restrict__ count, int* __restrict__ token,   \
-            int* __restrict__ pos, const float* __restrict__ h, const float* __restrict__ ln, int N, int E,        \
+            int* __restrict__ pos, const float* __restrict__ h, const float* __restrict__ ln, int N, int E,         \
             float eps, FS_W) {                                                                                      \
-        fs_head<F>(logits, part, count, token, pos, h, ln, N, E, eps, FS_WA);                                      \
+        fs_head<F>(logits, part, count, token, pos, h, ln, N, E, eps, FS_WA);                                       \
     }
 
-FS_KERNELS(bf16, 0)
-FS_KERNELS(q4, 1)
-FS_KERNELS(q4x8, 2)
+// LB: the launch bounds. The 4-bit kernels run 2 blocks a multiprocessor
+// (GPUModel.fusedSplit), which the pipelined core's extra round of
+// registers would not leave room for unasked; the bf16 ones are left to
+// the compiler (a minimum of 1 block makes it take more registers).
+FS_KERNELS(bf16, 0, __launch_bounds__(256))
+FS_KERNELS(q4, 1, __launch_bounds__(256, 2))
+FS_KERNELS(q4x8, 2, __launch_bounds__(256, 2))
 
 #ifdef HEAD_DIM
 // Decode attention with one trip to memory for a short context: 32 warps

@@ -299,17 +299,28 @@ func (m *GPUModel) compile() error {
 	if m.dev.Backend() != kernels.CUDA {
 		return nil
 	}
-	src = fmt.Sprintf("#define HEAD_DIM %d\n#define MATVEC_CORE_ONLY\n", m.cfg.HeadDim()) + day4.Source(kernels.CUDA, "matmul_fast") + fusedCUDA
-	if m.fmod, err = m.dev.Compile(src); err != nil {
-		return fmt.Errorf("compiling the W2D7 fused decode step: %w", err)
+	m.fmod, m.fk, err = m.compileFused("")
+	return err
+}
+
+// compileFused compiles fused_step.cu after Day 4's matrix-vector core,
+// defines first (the benchmark compares builds with other settings of the
+// core's macros).
+func (m *GPUModel) compileFused(defines string) (*kernels.Module, map[string]*kernels.Kernel, error) {
+	src := fmt.Sprintf("#define HEAD_DIM %d\n#define MATVEC_CORE_ONLY\n", m.cfg.HeadDim()) + defines +
+		day4.Source(kernels.CUDA, "matmul_fast") + fusedCUDA
+	mod, err := m.dev.Compile(src)
+	if err != nil {
+		return nil, nil, fmt.Errorf("compiling the W2D7 fused decode step: %w", err)
 	}
-	m.fk = map[string]*kernels.Kernel{}
+	fk := map[string]*kernels.Kernel{}
 	for _, name := range fusedKernelNames {
-		if m.fk[name], err = m.fmod.Kernel(name); err != nil {
-			return err
+		if fk[name], err = mod.Kernel(name); err != nil {
+			mod.Close()
+			return nil, nil, err
 		}
 	}
-	return nil
+	return mod, fk, nil
 }
 
 // fusedKernelNames are the kernels of fused_step.cu.
