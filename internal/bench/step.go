@@ -10,7 +10,10 @@ import (
 // its greedy choice itself (Week 2 Day 7's model on a GPU): each run resets
 // the model, times the prefill of the prompt up to the first token (the
 // prompt in the pieces the model was built for), then GenLen-1 decode
-// steps, each fed the token the last one chose. The warm-up passes run the
+// steps, each fed the token the last one chose; a model that is an
+// llm.AheadDecoder takes them llm.AheadWindow at a time, as the reference's
+// generation loop does, so the device does not wait for the host between
+// steps. The warm-up passes run the
 // same generation untimed, so that kernels are compiled and the decode step
 // captured before anything is timed. The first error of the model ends
 // the benchmark.
@@ -25,8 +28,21 @@ func RunStepModel(m llm.StepModel, o Options) (Result, error) {
 		next, err := m.Prefill(prompt)
 		ttft := time.Since(start)
 		start = time.Now()
-		for i := 1; i < n && err == nil; i++ {
-			next, err = m.Decode(next)
+		ahead, _ := m.(llm.AheadDecoder)
+		for done := 1; done < n && err == nil; {
+			k := 1
+			if ahead != nil {
+				k = min(llm.AheadWindow, n-done)
+			}
+			if k > 1 {
+				var ids []int
+				if ids, err = ahead.DecodeAhead(next, k); err == nil {
+					next = ids[len(ids)-1]
+				}
+			} else {
+				next, err = m.Decode(next)
+			}
+			done += k
 		}
 		if err != nil {
 			failed = err

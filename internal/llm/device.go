@@ -22,3 +22,20 @@ type StepModel interface {
 	// MaxContext is the number of positions the cache can hold.
 	MaxContext() int
 }
+
+// AheadDecoder is a StepModel that can run several decode steps back to
+// back, each fed the choice of the step before it, without the host
+// reading every choice before it queues the next step: the device never
+// waits for the host between steps, and the choices come back together.
+type AheadDecoder interface {
+	// DecodeAhead feeds token at the next position, then runs n steps
+	// (n >= 1) and returns their n choices, as n calls of Decode, each
+	// fed the choice of the one before, would.
+	DecodeAhead(token, n int) ([]int, error)
+}
+
+// AheadWindow is how many decode steps a greedy loop queues at once on an
+// AheadDecoder: a reply's tokens arrive this many at a time (about 10 ms
+// at 1,500 tokens a second), and after an end-of-turn token up to this many
+// steps were computed for nothing.
+const AheadWindow = 16

@@ -32,7 +32,10 @@ type StepModel = llm.StepModel
 // and the logits never leave the device; with a Sampler, each token is
 // drawn from the log-probs of Logits. OnToken sees each token as it is
 // chosen. An error of the model ends generation and is returned with the
-// tokens chosen before it.
+// tokens chosen before it. (The reference also drives a greedy model that
+// is an llm.AheadDecoder, the GPU model, llm.AheadWindow steps at a time,
+// so that the device does not wait for the host between steps; a loop of
+// Decode calls is all the checks ask for.)
 func GenerateTokens(m StepModel, prompt []int, opts GenerateOptions) ([]int, error) {
 	// Your code here (W2D7).
 	panic("TODO(W2D7): implement GenerateTokens")

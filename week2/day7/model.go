@@ -39,7 +39,7 @@ func Source(backend string) string {
 
 // KernelNames are the kernels the day's source declares. (Provided.)
 var KernelNames = []string{"embed_bf16", "embed_q4", "qkv_post", "swiglu_pair", "argmax_advance",
-	"attention_graph_split", "attention_graph_reduce"}
+	"attention_graph_split", "attention_graph_reduce", "record_token"}
 
 // The defaults of Options. (Provided.)
 const (
@@ -504,6 +504,31 @@ func (m *GPUModel) Prefill(ids []int) (int, error) {
 func (m *GPUModel) Decode(token int) (int, error) {
 	// Your code here (W2D7).
 	panic("TODO(W2D7): implement GPUModel.Decode")
+}
+
+// DecodeAhead feeds token at the next position and runs n decode steps,
+// each fed the choice of the one before, and returns the n choices, as n
+// calls of Decode would. Decode copies every choice back before the next
+// step is queued, so the device waits for the host between steps (the
+// copy, the host's turn, the next launch). The reference queues the n
+// steps back to back instead, each followed by record_token (which copies
+// its choice into a history on the device), reads the n choices once, and
+// until the step is captured runs Decode one step at a time; the course's
+// copy of this method simply calls Decode n times. (Provided.)
+func (m *GPUModel) DecodeAhead(token, n int) ([]int, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("day7: DecodeAhead needs at least one step, got %d", n)
+	}
+	out := make([]int, 0, n)
+	for range n {
+		next, err := m.Decode(token)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, next)
+		token = next
+	}
+	return out, nil
 }
 
 // readNext copies the greedy choice (one int32) back.

@@ -84,6 +84,13 @@ kernel void swiglu_pair(device float* out [[buffer(0)]], const device float* gu 
 }
 
 // One threadgroup of 1024 threads (the host launches it so).
+// The token the step just chose, copied into slot i of a history (as
+// step.cu's record_token). One thread.
+kernel void record_token(device int* hist [[buffer(0)]], const device int* token [[buffer(1)]],
+                         constant int& i [[buffer(2)]], uint tid [[thread_position_in_grid]]) {
+    if (tid == 0) hist[i] = token[0];
+}
+
 kernel void argmax_advance(device int* token [[buffer(0)]], device int* pos [[buffer(1)]],
                            const device float* logits [[buffer(2)]], constant int& n [[buffer(3)]],
                            constant int& advance [[buffer(4)]], uint tid [[thread_index_in_threadgroup]],

@@ -572,3 +572,74 @@ func DeviceSampling[M SamplingModel](t *testing.T, task string, ld LoadFunc[M], 
 		}
 	}
 }
+
+// DecodesAhead checks the model's DecodeAhead against Decode, for both
+// shipped models, launched and captured: after the same prompt, DecodeAhead
+// from a fresh sequence (the step not yet captured) and again later (then
+// replayed back to back) must choose the tokens that one Decode at a time
+// chooses, and leave the cache where those calls would: the next Decode
+// after it agrees too. A learner's copy of DecodeAhead calls Decode.
+func DecodesAhead[M interface {
+	Model
+	DecodeAhead(token, n int) ([]int, error)
+}](t *testing.T, task string, ld LoadFunc[M]) {
+	d := kerneltest.Open(t)
+	grade.PointToChapter(t, task)
+	prompt := []int{3069, 17, 404, 12, 9}
+	for _, dir := range []string{"models/tinyqwen-chat", "models/tinyqwen-chat-4bit"} {
+		ck := openCheckpoint(t, dir)
+		for _, graph := range []bool{false, true} {
+			at := fmt.Sprintf("%s (%s, captured step %v)", task, dir, graph)
+			one, ok := load(t, at, d, ck, LoadOptions{Graph: graph}, ld)
+			if !ok {
+				return
+			}
+			ahead, ok := load(t, at, d, ck, LoadOptions{Graph: graph}, ld)
+			if !ok {
+				return
+			}
+			first, err := one.Prefill(prompt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []int{first}
+			for len(want) < 1+3+20+1 {
+				next, err := one.Decode(want[len(want)-1])
+				if err != nil {
+					t.Fatal(err)
+				}
+				want = append(want, next)
+			}
+			if _, err := ahead.Prefill(prompt); err != nil {
+				t.Fatal(err)
+			}
+			got := []int{first}
+			for _, n := range []int{3, 20} {
+				ids, err := ahead.DecodeAhead(got[len(got)-1], n)
+				if err != nil {
+					t.Fatalf("%s: DecodeAhead(%d, %d): %v", at, got[len(got)-1], n, err)
+				}
+				if len(ids) != n {
+					t.Fatalf("%s: DecodeAhead(_, %d) returned %d tokens", at, n, len(ids))
+				}
+				got = append(got, ids...)
+			}
+			next, err := ahead.Decode(got[len(got)-1])
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, next)
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: DecodeAhead chose %v, one Decode at a time %v", at, got, want)
+			}
+			if ahead.Len() != one.Len() {
+				t.Errorf("%s: Len() = %d after DecodeAhead, %d after the same steps one at a time", at, ahead.Len(), one.Len())
+			}
+			if _, err := ahead.DecodeAhead(next, 0); err == nil {
+				t.Errorf("%s: DecodeAhead of 0 steps gave no error", at)
+			}
+			one.Close()
+			ahead.Close()
+		}
+	}
+}

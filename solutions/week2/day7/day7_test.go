@@ -61,6 +61,10 @@ func TestW2D7GraphMatchesEagerGPU(t *testing.T) {
 	w2d7.GraphMatchesEager(t, "W2D7 the captured decode step", load, true)
 }
 
+func TestW2D7DecodeAheadGPU(t *testing.T) {
+	w2d7.DecodesAhead(t, "W2D7 decode steps queued back to back", load)
+}
+
 func TestW2D7FidelityGPU(t *testing.T) {
 	w2d7.Fidelity(t, "W2D7 fidelity on a Qwen2-0.5B shape", load)
 }

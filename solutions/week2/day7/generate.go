@@ -33,32 +33,69 @@ type StepModel = llm.StepModel
 // and the logits never leave the device; with a Sampler, each token is
 // drawn from the log-probs of Logits. OnToken sees each token as it is
 // chosen. An error of the model ends generation and is returned with the
-// tokens chosen before it.
+// tokens chosen before it. (The reference also drives a greedy model that
+// is an llm.AheadDecoder, the GPU model, llm.AheadWindow steps at a time,
+// so that the device does not wait for the host between steps; a loop of
+// Decode calls is all the checks ask for.)
 func GenerateTokens(m StepModel, prompt []int, opts GenerateOptions) ([]int, error) {
 	if opts.MaxTokens <= 0 {
 		return nil, fmt.Errorf("day7: MaxTokens must be positive, got %d", opts.MaxTokens)
 	}
 	m.Reset()
 	next, err := m.Prefill(prompt)
+	if err != nil {
+		return nil, err
+	}
 	var out []int
-	for err == nil {
-		if opts.Sampler != nil {
-			logits, lerr := m.Logits()
-			if lerr != nil {
-				return out, lerr
+	// take keeps a chosen token and says whether the reply is complete.
+	take := func(id int) bool {
+		out = append(out, id)
+		if opts.OnToken != nil {
+			opts.OnToken(id)
+		}
+		return len(out) == opts.MaxTokens || slices.Contains(opts.EOS, id)
+	}
+	if opts.Sampler != nil {
+		for {
+			logits, err := m.Logits()
+			if err != nil {
+				return out, err
 			}
 			next = opts.Sampler.Sample(day6.LastLogProbs(logits))
+			if take(next) {
+				return out, nil
+			}
+			if _, err := m.Decode(next); err != nil {
+				return out, err
+			}
 		}
-		out = append(out, next)
-		if opts.OnToken != nil {
-			opts.OnToken(next)
-		}
-		if len(out) == opts.MaxTokens || slices.Contains(opts.EOS, next) {
-			return out, nil
-		}
-		next, err = m.Decode(next)
 	}
-	return out, err
+	ahead, _ := m.(llm.AheadDecoder)
+	if take(next) {
+		return out, nil
+	}
+	for {
+		// Positions cached: the prompt and every token but the last.
+		n := min(llm.AheadWindow, opts.MaxTokens-len(out), m.MaxContext()-len(prompt)-len(out)+1)
+		var ids []int
+		if ahead != nil && n > 1 {
+			ids, err = ahead.DecodeAhead(next, n)
+		} else {
+			next, err = m.Decode(next)
+			if err == nil {
+				ids = []int{next}
+			}
+		}
+		for _, id := range ids {
+			if take(id) {
+				return out, nil
+			}
+		}
+		if err != nil {
+			return out, err
+		}
+		next = ids[len(ids)-1]
+	}
 }
 
 // Generate answers the last message of a conversation on the device, as

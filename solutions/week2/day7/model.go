@@ -46,7 +46,7 @@ func Source(backend string) string {
 
 // KernelNames are the kernels the day's source declares. (Provided.)
 var KernelNames = []string{"embed_bf16", "embed_q4", "qkv_post", "swiglu_pair", "argmax_advance",
-	"attention_graph_split", "attention_graph_reduce"}
+	"attention_graph_split", "attention_graph_reduce", "record_token"}
 
 // The defaults of Options. (Provided.)
 const (
@@ -192,6 +192,7 @@ type GPUModel struct {
 	// Activations, sized once for PrefillRows rows.
 	h, xn, qkv, q, attn, o, gu, act, mlp, last, logits *devtensor.Activations
 	tokens, pos                                        *kernels.Buffer // int32 ids of this pass; int32 position
+	hist                                               *kernels.Buffer // DecodeAhead's choices, int32 (nil until used)
 	partO, partML                                      *kernels.Buffer // the captured attention's partial results
 	splits                                             int             // ranges of attention_graph_split
 
@@ -441,7 +442,7 @@ func (m *GPUModel) Close() error {
 	if m.graph != nil {
 		keep(m.graph.Free())
 	}
-	for _, b := range []*kernels.Buffer{m.tokens, m.pos, m.partO, m.partML, m.attCount, m.headCount, m.headPart} {
+	for _, b := range []*kernels.Buffer{m.tokens, m.pos, m.partO, m.partML, m.attCount, m.headCount, m.headPart, m.hist} {
 		if b != nil {
 			keep(b.Free())
 		}
@@ -600,11 +601,27 @@ func (m *GPUModel) Decode(token int) (int, error) {
 	if err := m.checkTokens([]int{token}); err != nil {
 		return 0, err
 	}
-	if token != m.next {
-		if err := kernels.Write(m.tokens, 0, []int32{int32(token)}); err != nil {
-			return 0, err
-		}
+	if err := m.feed(token); err != nil {
+		return 0, err
 	}
+	if err := m.queueStep(); err != nil {
+		return 0, err
+	}
+	return m.readNext()
+}
+
+// feed puts token in tokens[0] on the device, unless it is there already
+// (the device's own last choice).
+func (m *GPUModel) feed(token int) error {
+	if token == m.next {
+		return nil
+	}
+	return kernels.Write(m.tokens, 0, []int32{int32(token)})
+}
+
+// queueStep queues one decode step of the token in tokens[0], captured or
+// kernel by kernel, and returns without waiting for it.
+func (m *GPUModel) queueStep() error {
 	if m.opts.Graph && m.graph == nil && m.graphErr == nil && m.eagerSteps > 0 {
 		// Capturing records the launches; nothing runs until the replay.
 		// Not on the first step: Day 4's matrix-vector products grow
@@ -615,17 +632,83 @@ func (m *GPUModel) Decode(token int) (int, error) {
 	}
 	if m.graph != nil {
 		if err := m.graph.Launch(); err != nil {
-			return 0, err
+			return err
 		}
 		m.launches = m.graphLaunches
 	} else {
 		if err := m.forward(1, stepEager, true); err != nil {
-			return 0, err
+			return err
 		}
 		m.eagerSteps++
 	}
 	m.n++
-	return m.readNext()
+	return nil
+}
+
+// DecodeAhead feeds token at the next position and runs n decode steps,
+// each fed the choice of the one before, and returns the n choices, as n
+// calls of Decode would. Decode copies every choice back before the next
+// step is queued, so the device waits for the host between steps (the
+// copy, the host's turn, the next launch). The reference queues the n
+// steps back to back instead, each followed by record_token (which copies
+// its choice into a history on the device), reads the n choices once, and
+// until the step is captured runs Decode one step at a time; the course's
+// copy of this method simply calls Decode n times. (Provided.)
+func (m *GPUModel) DecodeAhead(token, n int) ([]int, error) {
+	if n < 1 {
+		return nil, fmt.Errorf("day7: DecodeAhead needs at least one step, got %d", n)
+	}
+	if err := m.checkTokens([]int{token}); err != nil {
+		return nil, err
+	}
+	if m.n+n > m.opts.MaxContext {
+		return nil, fmt.Errorf("day7: %d positions cached + %d steps exceed the context of %d (Options.MaxContext)", m.n, n, m.opts.MaxContext)
+	}
+	out := make([]int, 0, n)
+	for len(out) < n && m.opts.Graph && m.graph == nil && m.graphErr == nil {
+		next, err := m.Decode(token)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, next)
+		token = next
+	}
+	rest := n - len(out)
+	if rest == 0 {
+		return out, nil
+	}
+	if m.hist == nil || m.hist.Size() < 4*rest {
+		if m.hist != nil {
+			m.hist.Free()
+			m.hist = nil
+		}
+		var err error
+		if m.hist, err = m.dev.Alloc(4 * max(rest, 64)); err != nil {
+			return out, err
+		}
+	}
+	if err := m.feed(token); err != nil {
+		return out, err
+	}
+	m.next = -1 // tokens[0] changes with every step queued
+	one := kernels.LaunchConfig{Grid: kernels.D1(1), Block: kernels.D1(32)}
+	for i := range rest {
+		if err := m.queueStep(); err != nil {
+			return out, err
+		}
+		if err := m.dev.Launch(m.k["record_token"], one, m.hist, m.tokens, int32(i)); err != nil {
+			return out, err
+		}
+	}
+	got := make([]int32, rest)
+	if err := kernels.Read(got, m.hist, 0); err != nil {
+		return out, err
+	}
+	for _, t := range got {
+		out = append(out, int(t))
+	}
+	m.next = out[len(out)-1]
+	return out, nil
 }
 
 // linear is y = x·Wᵀ with Day 4's dispatcher, or on rung 3 (float32 x)

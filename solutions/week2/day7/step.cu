@@ -126,6 +126,13 @@ extern "C" __global__ void __launch_bounds__(1024) argmax_advance(int* __restric
     }
 }
 
+// The token the step just chose, copied into slot i of a history, so that
+// the host can queue several decode steps back to back and read their
+// choices together (GPUModel.DecodeAhead). One thread.
+extern "C" __global__ void record_token(int* __restrict__ hist, const int* __restrict__ token, int i) {
+    if (threadIdx.x == 0 && blockIdx.x == 0) hist[i] = token[0];
+}
+
 #ifdef HEAD_DIM
 // Decode attention whose length comes from device memory (pos[0] + 1 keys:
 // the new one is already in the cache), for the captured step. Grid
