@@ -77,6 +77,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	only := fs.String("only", "", "with --probes: run only this probe (matmul)")
 	seed := fs.Uint64("seed", 0, "seed of the random prompt")
 	prefillChunk := fs.Int("prefill-chunk", defaultPrefillChunk, "with --week 2: feed the prompt in pieces of at most this many tokens (0: all at once)")
+	ahead := fs.Int("ahead", 0, "on a GPU: greedy decode steps queued at once before the host reads their tokens (0: the engine's default, 16; 1: one at a time)")
 	allLogits := fs.Bool("all-logits", false, "also time a forward pass that computes every position's logits (Week 1 Forward), as a plain forward call of another engine does")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed runs to this file (read it with go tool pprof)")
 	device := fs.String("device", "auto", "where the model runs: cpu, cuda, metal, or auto (the GPU when there is one; the GPU runs the Week 2 model)")
@@ -104,6 +105,8 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: --prompt-len and --gen-len must be positive", errUsage)
 	case *prefillChunk < 0:
 		return fmt.Errorf("%w: --prefill-chunk must be 0 (the whole prompt at once) or positive", errUsage)
+	case *ahead < 0:
+		return fmt.Errorf("%w: --ahead must be 0 (the default window) or positive", errUsage)
 	case *repeats <= 0 || *warmup < 0:
 		return fmt.Errorf("%w: --repeats must be positive and --warmup not negative", errUsage)
 	case *threads < 0 || *threads > runtime.NumCPU():
@@ -180,7 +183,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 		if err := benchModel(&rep, dir, *impl, *week, dev, bench.Options{
 			PromptLen: *promptLen, GenLen: *genLen, Warmup: *warmup, Repeats: *repeats, Seed: *seed, AllLogits: *allLogits,
-			PrefillChunk: *prefillChunk,
+			PrefillChunk: *prefillChunk, Ahead: *ahead,
 		}, stderr); err != nil {
 			return err
 		}

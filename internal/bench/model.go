@@ -31,6 +31,10 @@ type Options struct {
 	// activations of one forward pass stay the size of a piece, not of
 	// the prompt. 0 feeds it whole.
 	PrefillChunk int
+	// Ahead, for a model that is an llm.AheadDecoder (the GPU model),
+	// is how many greedy decode steps are queued at once; 0 means
+	// llm.AheadWindow, 1 one step at a time (the host waits for each).
+	Ahead int
 }
 
 // Run is one timed generation.

@@ -11,8 +11,8 @@ import (
 // the model, times the prefill of the prompt up to the first token (the
 // prompt in the pieces the model was built for), then GenLen-1 decode
 // steps, each fed the token the last one chose; a model that is an
-// llm.AheadDecoder takes them llm.AheadWindow at a time, as the reference's
-// generation loop does, so the device does not wait for the host between
+// llm.AheadDecoder takes them o.Ahead (by default llm.AheadWindow) at a
+// time, as the reference's generation loop does, so the device does not wait for the host between
 // steps. The warm-up passes run the
 // same generation untimed, so that kernels are compiled and the decode step
 // captured before anything is timed. The first error of the model ends
@@ -32,7 +32,11 @@ func RunStepModel(m llm.StepModel, o Options) (Result, error) {
 		for done := 1; done < n && err == nil; {
 			k := 1
 			if ahead != nil {
-				k = min(llm.AheadWindow, n-done)
+				window := o.Ahead
+				if window == 0 {
+					window = llm.AheadWindow
+				}
+				k = min(window, n-done)
 			}
 			if k > 1 {
 				var ids []int

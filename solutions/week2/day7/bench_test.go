@@ -99,6 +99,12 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 				builds[v.name] = "#define MQ_PIPE 0\n"
 				variants = append(variants, v)
 			}
+			// Anatomy builds (wrong results): without the arithmetic,
+			// without the staging of x.
+			for i, n := range []string{"fused_anat_no_arithmetic", "fused_anat_x_not_staged"} {
+				builds[n] = fmt.Sprintf("#define MQ_ANAT %d\n", i+1)
+				variants = append(variants, stepVariant{n, "", false})
+			}
 		}
 		for _, v := range variants {
 			b.Run(name+"/"+v.name, func(b *testing.B) {
