@@ -24,6 +24,7 @@ func TestBenchAndMkmodelFlagErrors(t *testing.T) {
 		{runBenchT, []string{"--week", "0"}, "--week 0 is not available"},
 		{runBenchT, []string{"--prompt-len", "0"}, "--prompt-len and --gen-len must be positive"},
 		{runBenchT, []string{"--repeats", "0"}, "--repeats must be positive"},
+		{runBenchT, []string{"--ahead", "-1"}, "--ahead must be 0"},
 		{runBenchT, []string{"extra"}, `unexpected argument "extra"`},
 		{runBenchT, []string{"--only", "matmul"}, "--only takes matmul, with --probes"},
 		{runBenchT, []string{"--roofline", "r.svg"}, "--roofline places a model's passes on the machine's ceilings: it needs --week 2"},

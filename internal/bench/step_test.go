@@ -69,3 +69,27 @@ func TestRunStepModelDecodesAhead(t *testing.T) {
 		t.Errorf("calls %v, want %v", ahead.calls, want)
 	}
 }
+
+// Options.Ahead sets the window: 1 takes one Decode at a time even from a
+// model that can queue steps, 5 queues five at a time.
+func TestRunStepModelAheadWindow(t *testing.T) {
+	for _, tc := range []struct {
+		ahead int
+		want  []string
+	}{
+		{1, []string{"Reset", "Prefill", "Decode", "Decode", "Decode", "Decode", "Decode", "Decode"}},
+		{5, []string{"Reset", "Prefill", "DecodeAhead5", "Decode"}},
+	} {
+		m := &aheadChain{}
+		o := Options{PromptLen: 4, GenLen: 7, Repeats: 1, VocabSize: 100, Seed: 3, Ahead: tc.ahead}
+		if _, err := RunStepModel(m, o); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(m.calls, tc.want) {
+			t.Errorf("Ahead %d: calls %v, want %v", tc.ahead, m.calls, tc.want)
+		}
+		if len(m.fed) != o.GenLen-1 {
+			t.Errorf("Ahead %d: %d steps, want %d", tc.ahead, len(m.fed), o.GenLen-1)
+		}
+	}
+}
