@@ -112,3 +112,42 @@ func DeviceTime(b *testing.B, d *kernels.Device, n int, run func(i int) error) (
 	runs := time.Duration(max(n, 1))
 	return el / runs, host / runs
 }
+
+// GraphTime captures launch(0) … launch(rounds-1) into one graph and
+// returns the device time of one launch over b.N replays of it: a launch
+// as a captured decode step runs it, without the host's few microseconds
+// per launch (which bound a small kernel launched eagerly). Kernels that
+// may start while the one before them drains (programmatic dependent
+// launch) do so inside the graph. One eager round and three replays come
+// first: buffers the launches grow are allocated outside the capture,
+// where allocating is not allowed.
+func GraphTime(b *testing.B, d *kernels.Device, rounds int, launch func(i int) error) time.Duration {
+	b.Helper()
+	for i := range rounds {
+		if err := launch(i); err != nil {
+			b.Fatal(err)
+		}
+	}
+	g, err := d.Capture(func() error {
+		for i := range rounds {
+			if err := launch(i); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer g.Free()
+	for range 3 {
+		if err := g.Launch(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := d.Synchronize(); err != nil {
+		b.Fatal(err)
+	}
+	per, _ := DeviceTime(b, d, b.N, func(int) error { return g.Launch() })
+	return per / time.Duration(rounds)
+}

@@ -11,6 +11,7 @@ package day4
 import (
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/tinyllm-go/tinyllm/internal/grade/w2d4"
 	"github.com/tinyllm-go/tinyllm/kernels"
@@ -62,6 +63,15 @@ func BenchmarkW2D4Ladder(b *testing.B) {
 					name := fmt.Sprintf("%s/%s/M=%d/%s", s.Name, f.Name, m, r)
 					b.Run(name, func(b *testing.B) { benchRung(b, d, mm, r, y, x, ws) })
 				}
+				if m == 1 {
+					// The decode rung as a captured step runs it: from a
+					// graph, as PyTorch's side is timed.
+					name := fmt.Sprintf("%s/%s/M=%d/%s-graph", s.Name, f.Name, m, V3Vector)
+					b.Run(name, func(b *testing.B) {
+						run := func(i int) error { return mm.Run(V3Vector, y, x, ws[i%len(ws)]) }
+						reportRate(b, kerneltest.GraphTime(b, d, len(ws), run), x, ws[0])
+					})
+				}
 				x.Free()
 				y.Free()
 				for _, w := range ws {
@@ -87,7 +97,12 @@ func benchFunc(b *testing.B, d *kernels.Device, run func(y, x *devtensor.Activat
 		b.Fatal(err)
 	}
 	per, _ := kerneltest.DeviceTime(b, d, b.N, func(i int) error { return run(y, x, ws[i%len(ws)]) })
-	w := ws[0]
+	reportRate(b, per, x, ws[0])
+}
+
+// reportRate reports a product's device time per, its bandwidth (bytes of
+// w, x and y) and its arithmetic rate.
+func reportRate(b *testing.B, per time.Duration, x *devtensor.Activations, w *devtensor.Weight) {
 	bytes := float64(w.Bytes()) + 4*float64(x.Rows*w.K+x.Rows*w.N)
 	flops := 2 * float64(x.Rows) * float64(w.N) * float64(w.K)
 	b.ReportMetric(float64(per.Nanoseconds())/1e3, "us/gpu")

@@ -81,14 +81,16 @@ var OddShapes = []Shape{
 }
 
 // RealShapes are the projections of Qwen2-0.5B and Qwen2-7B, N x K (K the
-// input width), at one row (decode) and 24 (a short prefill).
+// input width), at one row (decode) and 24 (a short prefill). Their names
+// have no "/", which would split a benchmark's name into more levels than
+// the other shapes' and defeat -bench patterns such as W2D4Ladder/7B/bf16/M=1.
 var RealShapes = []Shape{
-	{"0.5B q/o 896x896", 896, 896, []int{1, 24}, false},
-	{"0.5B gate/up 4864x896", 4864, 896, []int{1, 24}, false},
+	{"0.5B q+o 896x896", 896, 896, []int{1, 24}, false},
+	{"0.5B gate+up 4864x896", 4864, 896, []int{1, 24}, false},
 	{"0.5B down 896x4864", 896, 4864, []int{1, 24}, false},
 	{"0.5B head 151936x896", 151936, 896, []int{1, 24}, false},
-	{"7B q/o 3584x3584", 3584, 3584, []int{1, 24}, false},
-	{"7B gate/up 18944x3584", 18944, 3584, []int{1, 24}, false},
+	{"7B q+o 3584x3584", 3584, 3584, []int{1, 24}, false},
+	{"7B gate+up 18944x3584", 18944, 3584, []int{1, 24}, false},
 	{"7B down 3584x18944", 3584, 18944, []int{1, 24}, false},
 }
 

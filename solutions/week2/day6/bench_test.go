@@ -120,34 +120,6 @@ func reportDecode(b *testing.B, per time.Duration, s int) {
 	}
 }
 
-// timeGraph captures rounds launches (launch(0) … launch(rounds-1)) into
-// one graph and times its replays on the device's clock: the time of one
-// launch with the host's cost per launch gone, as in a captured decode
-// step. Kernels that may overlap the one before them (programmatic
-// dependent launch) do so inside the graph.
-func timeGraph(b *testing.B, d *kernels.Device, rounds int, launch func(i int) error) time.Duration {
-	// One eager round first: buffers the launches grow are allocated
-	// outside the capture, where allocating is not allowed.
-	for i := range rounds {
-		if err := launch(i); err != nil {
-			b.Fatal(err)
-		}
-	}
-	g, err := d.Capture(func() error {
-		for i := range rounds {
-			if err := launch(i); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer g.Free()
-	return timeLaunches(b, d, func(int) error { return g.Launch() }) / time.Duration(rounds)
-}
-
 // decodePaths are the rungs of the decode ladder, fastest last: what
 // Decode picks on a GPU that has them all is the streaming kernel.
 var decodePaths = []struct {
@@ -202,7 +174,7 @@ func BenchmarkW2D6Decode(b *testing.B) {
 					if mode == "eager" {
 						per = timeLaunches(b, d, launch)
 					} else {
-						per = timeGraph(b, d, n, launch)
+						per = kerneltest.GraphTime(b, d, n, launch)
 					}
 					reportDecode(b, per, s)
 				})
@@ -296,7 +268,7 @@ func BenchmarkW2D6DecodeVariants(b *testing.B) {
 			}
 			n := len(cs[s])
 			b.Run(fmt.Sprintf("S=%d/%s", s, v), func(b *testing.B) {
-				per := timeGraph(b, d, n, func(i int) error { return a.Decode(out, q, cs[s][i%n], 0, nil, true) })
+				per := kerneltest.GraphTime(b, d, n, func(i int) error { return a.Decode(out, q, cs[s][i%n], 0, nil, true) })
 				reportDecode(b, per, s)
 			})
 		}
@@ -369,7 +341,7 @@ func BenchmarkW2D6DecodeAnatomy(b *testing.B) {
 				}
 				b.Run(fmt.Sprintf("S=%d/%s/%s", s, v.name, mode), func(b *testing.B) {
 					a.noOverlap = !pdl
-					per := timeGraph(b, d, n, func(i int) error { return a.Decode(out, q, cs[s][i%n], 0, nil, true) })
+					per := kerneltest.GraphTime(b, d, n, func(i int) error { return a.Decode(out, q, cs[s][i%n], 0, nil, true) })
 					reportDecode(b, per, s)
 				})
 			}
