@@ -91,6 +91,21 @@ type LaunchConfig struct {
 // elements: ceil(n / block).
 func Blocks(n, block int) int { return (n + block - 1) / block }
 
+// Balance is how evenly a launch of grid blocks, which take items equal
+// pieces of work in turn (item i by block i mod grid), spreads them over
+// sms multiprocessors: the average work a multiprocessor does over the
+// most one does (1 when even). It bounds a memory-bound launch, whose time
+// is the busiest multiprocessor's: 592 one-shot blocks on 132
+// multiprocessors leave some with 5 and others with 4, 0.90.
+func Balance(items, grid, sms int) float64 {
+	if items <= 0 || grid <= 0 || sms <= 0 {
+		return 0
+	}
+	grid = min(grid, items)
+	most := Blocks(grid, sms) * Blocks(items, grid)
+	return float64(items) / float64(sms) / float64(most)
+}
+
 // Info describes a device.
 type Info struct {
 	Backend            string // CUDA or Metal

@@ -195,7 +195,7 @@ __device__ __forceinline__ void mv_dot(float (&acc)[MV_P], const void* __restric
 // the set's first warp (part 0) gets the totals in tot. Called by the whole
 // block (it synchronizes).
 __device__ __forceinline__ void mv_reduce(float (&tot)[MV_P], const float (&acc)[MV_P], int wk) {
-    __shared__ float mv_red[8][MV_P];
+    __shared__ float mv_red[32][MV_P];
     const int warp = threadIdx.x / 32;
     if (wk == 1) {  // a warp has whole rows: no need to wait for the others
 #pragma unroll
@@ -259,74 +259,87 @@ __device__ __forceinline__ void mv_reduce(float (&tot)[MV_P], const float (&acc)
 #define MQ_ANAT 0
 #endif
 
-__device__ __forceinline__ unsigned int mq_pack(int a, int b, int c, int d) {
-    return (unsigned int)(a & 255) | ((unsigned int)(b & 255) << 8) | ((unsigned int)(c & 255) << 16) |
-           ((unsigned int)d << 24);
-}
-
-// Writes the 32 codes q of slice j into a part's planes (xa, xb) in the
-// pairing order.
-__device__ __forceinline__ void mq_put(uint4* xa, uint4* xb, int j, const int (&q)[32]) {
-    unsigned int p[8];
-#pragma unroll
-    for (int t = 0; t < 4; t++) {
-        p[2 * t] = mq_pack(q[8 * t], q[8 * t + 2], q[8 * t + 4], q[8 * t + 6]);
-        p[2 * t + 1] = mq_pack(q[8 * t + 1], q[8 * t + 3], q[8 * t + 5], q[8 * t + 7]);
-    }
-    xa[j] = make_uint4(p[0], p[1], p[2], p[3]);
-    xb[j] = make_uint4(p[4], p[5], p[6], p[7]);
-}
-
 // Stages x[0:K] (times ln[0:K] when ln is not null) into xs as above and
 // returns Σ x² over K (before ln) to every thread. K a multiple of 32.
+//
+// Every block stages all of x, so this is paid once per block and kernel:
+// it is written to be cheap. Eight lanes take a slice, four values each
+// (one 16-byte load of x and one of ln), find the slice's largest |x|
+// with three shuffles, and each writes one word of each part: lane i
+// writes word i of the slice's 8, which holds the even values of W's word
+// i/2 (i even) or its odd ones (i odd), two from the lane and two from its
+// neighbour (one shuffle). Rounding to an integer is one addition: for
+// |v| < 2²², v + 1.5·2²³ in float32 is that number plus v rounded to the
+// nearest integer, held in its low mantissa bits, so (v + M) - M is the
+// rounded value and the bits' low byte its int8 code (|v| <= 127 here: v is
+// x/d on the first part, and each remainder is within half a step of the
+// part before, 254 times finer). The slices a warp stages next are loaded
+// before it works on the current ones.
 __device__ __forceinline__ float mq_stage(unsigned char* xs, const float* __restrict__ x,
                                           const float* __restrict__ ln, int K) {
-    const int NS = K / 32;
-    uint4* xp = (uint4*)xs;
-    float2* xd = (float2*)(xp + 2 * MQ_LEVELS * NS);
+    constexpr float M = 12582912.0f;  // 1.5·2^23
+    const int NS = K / 32, i = threadIdx.x % 8, per = blockDim.x / 8;
+    unsigned int* xw = (unsigned int*)xs;  // part l, word i of slice j at ((2l + i/4)·NS + j)·4 + i%4
+    float2* xd = (float2*)(xs + 32 * MQ_LEVELS * NS);
     float ss = 0.0f;
-    for (int j = threadIdx.x; j < NS && MQ_ANAT != 2; j += blockDim.x) {
-        const float4* src = (const float4*)x + (size_t)j * 8;
-        float v[32];
-#pragma unroll
-        for (int q = 0; q < 8; q++) {
-            const float4 t = __ldg(src + q);
-            v[4 * q] = t.x; v[4 * q + 1] = t.y; v[4 * q + 2] = t.z; v[4 * q + 3] = t.w;
+    // base is the same for a warp's lanes, so that the shuffles see all 32
+    const int first = (threadIdx.x / 32) * 4, lanej = threadIdx.x % 32 / 8;
+    auto load = [&](int base, float4& v, float4& l) {
+        const int j = base + lanej;
+        v = l = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        if (j < NS) {
+            v = __ldg((const float4*)x + (size_t)j * 8 + i);
+            l = ln != nullptr ? __ldg((const float4*)ln + (size_t)j * 8 + i) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
         }
+    };
+    float4 v, l;
+    load(first, v, l);
+    for (int base = first; base < NS && MQ_ANAT != 2; base += per) {
+        float4 nv, nl;
+        load(base + per, nv, nl);
+        const int j = base + lanej;
+        ss = fmaf(v.x, v.x, fmaf(v.y, v.y, fmaf(v.z, v.z, fmaf(v.w, v.w, ss))));
+        float e[4] = {v.x * l.x, v.y * l.y, v.z * l.z, v.w * l.w};
+        float amax = fmaxf(fmaxf(fabsf(e[0]), fabsf(e[1])), fmaxf(fabsf(e[2]), fabsf(e[3])));
 #pragma unroll
-        for (int e = 0; e < 32; e++) ss = fmaf(v[e], v[e], ss);
-        if (ln != nullptr) {
-            const float4* lw = (const float4*)ln + (size_t)j * 8;
-#pragma unroll
-            for (int q = 0; q < 8; q++) {
-                const float4 l = __ldg(lw + q);
-                v[4 * q] *= l.x; v[4 * q + 1] *= l.y; v[4 * q + 2] *= l.z; v[4 * q + 3] *= l.w;
-            }
-        }
-        float amax = 0.0f;
-#pragma unroll
-        for (int e = 0; e < 32; e++) amax = fmaxf(amax, fabsf(v[e]));
+        for (int o = 1; o < 8; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
         const float d = amax / 127.0f;
         float step = d, inv = amax > 0.0f ? 127.0f / amax : 0.0f, sum = 0.0f, unit = 1.0f;
 #pragma unroll
-        for (int l = 0; l < MQ_LEVELS; l++) {  // part l in units of step = d/254^l
-            int q[32], qs = 0;
+        for (int p = 0; p < MQ_LEVELS; p++) {  // part p in units of step = d/254^p
+            unsigned int b[4];
+            float qs = 0.0f;
 #pragma unroll
-            for (int e = 0; e < 32; e++) {
-                q[e] = max(-127, min(127, __float2int_rn(v[e] * inv)));
-                qs += q[e];
-                v[e] = fmaf(-step, (float)q[e], v[e]);  // the remainder, within step/2
+            for (int k = 0; k < 4; k++) {
+                const float t = fmaf(e[k], inv, M);
+                b[k] = __float_as_uint(t);
+                const float q = t - M;
+                qs += q;
+                e[k] = fmaf(-step, q, e[k]);  // the remainder, within step/2
             }
-            mq_put(xp + 2 * l * NS, xp + (2 * l + 1) * NS, j, q);
-            sum = fmaf((float)qs, unit, sum);
+            const unsigned int even = __byte_perm(b[0], b[2], 0x0040), odd = __byte_perm(b[1], b[3], 0x0040);
+            const unsigned int got = __shfl_xor_sync(0xffffffffu, i & 1 ? even : odd, 1);
+            if (j < NS)
+                xw[((2 * p + i / 4) * NS + j) * 4 + i % 4] =
+                        i & 1 ? __byte_perm(got, odd, 0x5410) : __byte_perm(even, got, 0x5410);
+            sum = fmaf(qs, unit, sum);
             step *= 1.0f / 254.0f;
             inv *= 254.0f;
             unit *= 1.0f / 254.0f;
         }
-        xd[j] = make_float2(d, d * sum);
+#pragma unroll
+        for (int o = 1; o < 8; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        if (i == 0 && j < NS) xd[j] = make_float2(d, d * sum);
+        v = nv;
+        l = nl;
     }
     return mv_block_sum(ss);
 }
+
+// (float)t for |t| < 2^22 in two full-rate additions, where the conversion
+// instruction issues at a quarter of their rate: t's bits added to those
+// of 1.5·2^23 make that number plus t (see mq_stage).
+__device__ __forceinline__ float mq_float(int t) { return __int_as_float(t + 0x4B400000) - 12582912.0f; }
 
 // One round of a warp's loads for mq_dot: U 16-byte slices of each of its
 // MV_P rows (slices j0, j0 + stride, …; past the row's end they read as 0)
@@ -393,9 +406,9 @@ __device__ __forceinline__ void mq_mul(float (&acc)[MV_P], const MqRound<U>& r, 
                     t[l] = __dp4a(hi, (int)(k % 2 ? a.w : a.y), __dp4a(lo, (int)(k % 2 ? a.z : a.x), t[l]));
                 }
             }
-            float sx = (float)t[MQ_LEVELS - 1];  // q1 + q2/254 + …, the finest first
+            float sx = mq_float(t[MQ_LEVELS - 1]);  // q1 + q2/254 + …, the finest first
 #pragma unroll
-            for (int l = MQ_LEVELS - 2; l >= 0; l--) sx = fmaf(sx, 1.0f / 254.0f, (float)t[l]);
+            for (int l = MQ_LEVELS - 2; l >= 0; l--) sx = fmaf(sx, 1.0f / 254.0f, mq_float(t[l]));
             const float sf = __uint_as_float((unsigned int)r.s[u][p] << 16);
             const float bf = __uint_as_float((unsigned int)r.b[u][p] << 16);
             acc[p] = fmaf(sf, dd.x * sx, fmaf(bf, dd.y, acc[p]));
@@ -472,8 +485,8 @@ __device__ __forceinline__ constexpr bool mv_pipelined() {
 }
 
 // The rows of set for a warp when sets are MV_P·per consecutive rows of
-// W, per = 8/wk sets a block (rows past N repeat the last: read, not
-// written).
+// W, per = (warps a block)/wk sets a block (rows past N repeat the last:
+// read, not written).
 __device__ __forceinline__ void mv_rows(int set, int per, int wk, int N, int (&rows)[MV_P]) {
     const int n0 = (set * per + threadIdx.x / 32 / wk) * MV_P;
 #pragma unroll
@@ -557,7 +570,7 @@ __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const floa
                                                int wk) {
     extern __shared__ float4 mv_smem[];
     float* xs = (float*)mv_smem;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = (int)blockDim.x / 32 / wk;
     const int sets = (N + MV_P * per - 1) / (MV_P * per);
     mv_sets<F>(
             w, scales, biases, xs, K, group, wk, sets,

@@ -99,6 +99,18 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 				builds[v.name] = "#define MQ_PIPE 0\n"
 				variants = append(variants, v)
 			}
+			// The 4-bit kernels in blocks of 512 threads, one a
+			// multiprocessor: x staged half as often; and without
+			// fusedSplit's evening out of the multiprocessors' shares.
+			for _, suffix := range []string{"_t512", "_uneven"} {
+				for _, only := range []string{"", "fs_qkv", "fs_resid", "fs_gateup", "fs_head"} {
+					v := stepVariant{"fused" + suffix, only, false}
+					if only != "" {
+						v.name = only + suffix
+					}
+					variants = append(variants, v)
+				}
+			}
 			// Anatomy builds (wrong results): without the arithmetic,
 			// without the staging of x.
 			for i, n := range []string{"fused_anat_no_arithmetic", "fused_anat_x_not_staged"} {
@@ -117,6 +129,10 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 				case "fused_cap8":
 					m.fuseCap = 8
 				}
+				m.q4Threads, m.uneven = 0, strings.HasSuffix(v.name, "_uneven")
+				if strings.HasSuffix(v.name, "_t512") {
+					m.q4Threads = 512
+				}
 				if n, ok := strings.CutPrefix(v.name, "fused_pf"); ok {
 					depth, err := strconv.Atoi(n)
 					if err != nil {
@@ -127,7 +143,9 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 						m.prefetch = -1 // none
 					}
 				}
-				defer func() { m.floatQ4, m.fuseTarget, m.fuseCap, m.prefetch = false, 0, 0, 0 }()
+				defer func() {
+					m.floatQ4, m.fuseTarget, m.fuseCap, m.prefetch, m.q4Threads, m.uneven = false, 0, 0, 0, 0, false
+				}()
 				if defs, ok := builds[v.name]; ok {
 					mod, fk, err := m.compileFused(defs)
 					if err != nil {

@@ -80,7 +80,7 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, half = D / 2;
-    const int units = (Hq + 2 * H) * half / 2, per = 8 / wk;
+    const int units = (Hq + 2 * H) * half / 2, per = (int)blockDim.x / 32 / wk;
     float inv = 0.0f;
     int p0 = 0;
     mv_sets<F>(
@@ -125,7 +125,7 @@ __device__ __forceinline__ void fs_resid(float* __restrict__ hres, const float* 
                                          const unsigned short* __restrict__ biases, int group, int wk, int pf) {
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = (int)blockDim.x / 32 / wk;
     const int units = (N + MV_P - 1) / MV_P;
     mv_sets<F>(
             w, scales, biases, xs, K, group, wk, (units + per - 1) / per,
@@ -150,7 +150,7 @@ __device__ __forceinline__ void fs_gateup(float* __restrict__ act, const float* 
                                           const unsigned short* __restrict__ biases, int group, int wk, int pf) {
     extern __shared__ float4 fs_smem[];
     float* xs = (float*)fs_smem;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk, units = I / 2;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = (int)blockDim.x / 32 / wk, units = I / 2;
     float inv = 0.0f;
     mv_sets<F>(
             w, scales, biases, xs, E, group, wk, (units + per - 1) / per,
@@ -213,7 +213,7 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
     extern __shared__ float4 fs_smem[];
     __shared__ bool last;
     float* xs = (float*)fs_smem;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = 8 / wk;
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = (int)blockDim.x / 32 / wk;
     const int units = (N + MV_P - 1) / MV_P;
     float inv = 0.0f, best = -INFINITY;
     int bi = N;
@@ -291,8 +291,8 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
 // registers would not leave room for unasked; the bf16 ones are left to
 // the compiler (a minimum of 1 block makes it take more registers).
 FS_KERNELS(bf16, 0, __launch_bounds__(256))
-FS_KERNELS(q4, 1, __launch_bounds__(256, 2))
-FS_KERNELS(q4x8, 2, __launch_bounds__(256, 2))
+FS_KERNELS(q4, 1, __launch_bounds__(512, 1))
+FS_KERNELS(q4x8, 2, __launch_bounds__(512, 1))
 
 #ifdef HEAD_DIM
 // Decode attention with one trip to memory for a short context: 32 warps

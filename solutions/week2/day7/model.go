@@ -216,8 +216,11 @@ type GPUModel struct {
 	fuseOnly string
 	floatQ4  bool
 	// fuseTarget and fuseCap override fusedSplit's blocks a
-	// multiprocessor to split rows for and its cap on the grid.
-	fuseTarget, fuseCap int
+	// multiprocessor to split rows for and its cap on the grid;
+	// q4Threads the threads a block of the 4-bit kernels (256); uneven
+	// leaves out fusedSplit's evening out.
+	fuseTarget, fuseCap, q4Threads int
+	uneven                         bool
 	// prefetch overrides fusedPrefetch (a negative value: none).
 	prefetch      int
 	graphLaunches int // launches the captured step replays
@@ -876,16 +879,22 @@ func (m *GPUModel) fusable() bool {
 func stagedBytes(k int) int { return 4*k + 4*(k/32) }
 
 // fusedSplit picks, for units sets of 4 rows of w, how many warps of a
-// block share a set (1, 2, 4 or 8: the fewest that give two blocks a
-// multiprocessor, one for 4-bit W, as long as every lane has a 16-byte
-// slice of a row) and the grid (a block for every 8/wk sets, at most
-// fusedBlocksPerSM a multiprocessor, q4BlocksPerSM for 4-bit W: each
-// block stages x once, then takes sets in turn).
-func (m *GPUModel) fusedSplit(units int, w *devtensor.Weight) (wk, grid int) {
+// block share a set (1, 2, 4 or 8: the fewest that give two blocks of 256
+// threads a multiprocessor, one for 4-bit W, as long as every lane has a
+// 16-byte slice of a row), the grid (a block for every warps/wk sets, at
+// most fusedBlocksPerSM blocks of 256 threads a multiprocessor,
+// q4BlocksPerSM for 4-bit W: each block stages x once, then takes sets in
+// turn) and the threads a block.
+func (m *GPUModel) fusedSplit(units int, w *devtensor.Weight) (wk, grid, threads int) {
 	ns := w.K / 8
+	threads = 256
 	if w.Quantized() {
 		ns = w.K / 32
+		if m.q4Threads > 0 {
+			threads = m.q4Threads
+		}
 	}
+	warps := threads / 32
 	sms := max(1, m.dev.Info().Multiprocessors)
 	target, capB := 2, fusedBlocksPerSM
 	if w.Quantized() {
@@ -899,11 +908,22 @@ func (m *GPUModel) fusedSplit(units int, w *devtensor.Weight) (wk, grid int) {
 	if m.fuseCap > 0 {
 		capB = m.fuseCap
 	}
+	// target and capB count blocks of 256 threads
+	target, capB = max(1, target*256/threads), max(1, capB*256/threads)
+	items := func(wk int) int { return kernels.Blocks(units, warps/wk) } // a block's sets at a time
 	wk = 1
-	for wk < 8 && kernels.Blocks(units, 8/wk) < target*sms && 32*2*wk <= ns {
+	for wk < 8 && items(wk) < target*sms && 32*2*wk <= ns {
 		wk *= 2
 	}
-	return wk, min(kernels.Blocks(units, 8/wk), capB*sms)
+	// On 4-bit W, whose grid is the blocks that fit at once, more warps a
+	// set while that evens out the multiprocessors' shares (the 7B
+	// gate/up projection: 1184 items on 264 blocks leave some blocks 5 and
+	// others 4, 2368 some 9 and others 8).
+	even := func(wk int) float64 { return kernels.Balance(items(wk), capB*sms, sms) }
+	for w.Quantized() && !m.uneven && wk < 8 && 32*2*wk <= ns && even(2*wk) > even(wk)+0.02 {
+		wk *= 2
+	}
+	return wk, min(items(wk), capB*sms), threads
 }
 
 // fusedBlocksPerSM caps the grids of the fused kernels (the 0.5B head has
@@ -927,7 +947,7 @@ func (m *GPUModel) fusedLaunch(base string, w *devtensor.Weight, units, k int, a
 	if m.fuseOnly != "" && m.fuseOnly != base {
 		return nil
 	}
-	wk, grid := m.fusedSplit(units, w)
+	wk, grid, threads := m.fusedSplit(units, w)
 	name := base + "_bf16"
 	pf := fusedPrefetch
 	if m.prefetch != 0 {
@@ -944,7 +964,7 @@ func (m *GPUModel) fusedLaunch(base string, w *devtensor.Weight, units, k int, a
 		}
 		wargs = []any{w.W, w.Scales, w.Biases, int32(w.GroupSize), int32(wk), int32(pf)}
 	}
-	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(256), SharedMem: smem, Overlap: true}
+	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(threads), SharedMem: smem, Overlap: true}
 	return m.dev.Launch(m.fk[name], cfg, append(args, wargs...)...)
 }
 
