@@ -262,79 +262,151 @@ __device__ __forceinline__ void mv_reduce(float (&tot)[MV_P], const float (&acc)
 // Stages x[0:K] (times ln[0:K] when ln is not null) into xs as above and
 // returns Σ x² over K (before ln) to every thread. K a multiple of 32.
 //
-// Every block stages all of x, so this is paid once per block and kernel:
-// it is written to be cheap. Eight lanes take a slice, four values each
-// (one 16-byte load of x and one of ln), find the slice's largest |x|
-// with three shuffles, and each writes one word of each part: lane i
-// writes word i of the slice's 8, which holds the even values of W's word
-// i/2 (i even) or its odd ones (i odd), two from the lane and two from its
-// neighbour (one shuffle). Rounding to an integer is one addition: for
-// |v| < 2²², v + 1.5·2²³ in float32 is that number plus v rounded to the
-// nearest integer, held in its low mantissa bits, so (v + M) - M is the
-// rounded value and the bits' low byte its int8 code (|v| <= 127 here: v is
-// x/d on the first part, and each remainder is within half a step of the
-// part before, 254 times finer). The slices a warp stages next are loaded
-// before it works on the current ones.
+// Every block stages all of x, so this is paid once per block and kernel,
+// before its products can start: a thread takes a slice of 32 values at a
+// time, and the rounding costs no conversion instruction (those issue at
+// a quarter of the rate of an addition). For |v| < 2²², v + 1.5·2²³ in
+// float32 is that number plus v rounded to the nearest integer, held in
+// its low mantissa bits: (v + M) - M is the rounded value, and the bits'
+// low byte its int8 code, which byte permutes pack four to a word (|v| <=
+// 127 here: v is x/d on the first part, and each remainder is within half
+// a step of the part before, 254 times finer). MQ_STAGE 0 builds the
+// earlier version, which converts and clamps each value.
+#ifndef MQ_STAGE
+#define MQ_STAGE 1
+#endif
+#if MQ_STAGE == 0
+__device__ __forceinline__ unsigned int mq_pack(int a, int b, int c, int d) {
+    return (unsigned int)(a & 255) | ((unsigned int)(b & 255) << 8) | ((unsigned int)(c & 255) << 16) |
+           ((unsigned int)d << 24);
+}
+
+// Writes the 32 codes q of slice j into a part's planes (xa, xb) in the
+// pairing order.
+__device__ __forceinline__ void mq_put(uint4* xa, uint4* xb, int j, const int (&q)[32]) {
+    unsigned int p[8];
+#pragma unroll
+    for (int t = 0; t < 4; t++) {
+        p[2 * t] = mq_pack(q[8 * t], q[8 * t + 2], q[8 * t + 4], q[8 * t + 6]);
+        p[2 * t + 1] = mq_pack(q[8 * t + 1], q[8 * t + 3], q[8 * t + 5], q[8 * t + 7]);
+    }
+    xa[j] = make_uint4(p[0], p[1], p[2], p[3]);
+    xb[j] = make_uint4(p[4], p[5], p[6], p[7]);
+}
+
+// Stages x[0:K] (times ln[0:K] when ln is not null) into xs as above and
+// returns Σ x² over K (before ln) to every thread. K a multiple of 32.
 __device__ __forceinline__ float mq_stage(unsigned char* xs, const float* __restrict__ x,
                                           const float* __restrict__ ln, int K) {
-    constexpr float M = 12582912.0f;  // 1.5·2^23
-    const int NS = K / 32, i = threadIdx.x % 8, per = blockDim.x / 8;
-    unsigned int* xw = (unsigned int*)xs;  // part l, word i of slice j at ((2l + i/4)·NS + j)·4 + i%4
-    float2* xd = (float2*)(xs + 32 * MQ_LEVELS * NS);
+    const int NS = K / 32;
+    uint4* xp = (uint4*)xs;
+    float2* xd = (float2*)(xp + 2 * MQ_LEVELS * NS);
     float ss = 0.0f;
-    // base is the same for a warp's lanes, so that the shuffles see all 32
-    const int first = (threadIdx.x / 32) * 4, lanej = threadIdx.x % 32 / 8;
-    auto load = [&](int base, float4& v, float4& l) {
-        const int j = base + lanej;
-        v = l = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-        if (j < NS) {
-            v = __ldg((const float4*)x + (size_t)j * 8 + i);
-            l = ln != nullptr ? __ldg((const float4*)ln + (size_t)j * 8 + i) : make_float4(1.0f, 1.0f, 1.0f, 1.0f);
-        }
-    };
-    float4 v, l;
-    load(first, v, l);
-    for (int base = first; base < NS && MQ_ANAT != 2; base += per) {
-        float4 nv, nl;
-        load(base + per, nv, nl);
-        const int j = base + lanej;
-        ss = fmaf(v.x, v.x, fmaf(v.y, v.y, fmaf(v.z, v.z, fmaf(v.w, v.w, ss))));
-        float e[4] = {v.x * l.x, v.y * l.y, v.z * l.z, v.w * l.w};
-        float amax = fmaxf(fmaxf(fabsf(e[0]), fabsf(e[1])), fmaxf(fabsf(e[2]), fabsf(e[3])));
+    for (int j = threadIdx.x; j < NS && MQ_ANAT != 2; j += blockDim.x) {
+        const float4* src = (const float4*)x + (size_t)j * 8;
+        float v[32];
 #pragma unroll
-        for (int o = 1; o < 8; o <<= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, o));
+        for (int q = 0; q < 8; q++) {
+            const float4 t = __ldg(src + q);
+            v[4 * q] = t.x; v[4 * q + 1] = t.y; v[4 * q + 2] = t.z; v[4 * q + 3] = t.w;
+        }
+#pragma unroll
+        for (int e = 0; e < 32; e++) ss = fmaf(v[e], v[e], ss);
+        if (ln != nullptr) {
+            const float4* lw = (const float4*)ln + (size_t)j * 8;
+#pragma unroll
+            for (int q = 0; q < 8; q++) {
+                const float4 l = __ldg(lw + q);
+                v[4 * q] *= l.x; v[4 * q + 1] *= l.y; v[4 * q + 2] *= l.z; v[4 * q + 3] *= l.w;
+            }
+        }
+        float amax = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 32; e++) amax = fmaxf(amax, fabsf(v[e]));
         const float d = amax / 127.0f;
         float step = d, inv = amax > 0.0f ? 127.0f / amax : 0.0f, sum = 0.0f, unit = 1.0f;
 #pragma unroll
-        for (int p = 0; p < MQ_LEVELS; p++) {  // part p in units of step = d/254^p
-            unsigned int b[4];
+        for (int l = 0; l < MQ_LEVELS; l++) {  // part l in units of step = d/254^l
+            int q[32], qs = 0;
+#pragma unroll
+            for (int e = 0; e < 32; e++) {
+                q[e] = max(-127, min(127, __float2int_rn(v[e] * inv)));
+                qs += q[e];
+                v[e] = fmaf(-step, (float)q[e], v[e]);  // the remainder, within step/2
+            }
+            mq_put(xp + 2 * l * NS, xp + (2 * l + 1) * NS, j, q);
+            sum = fmaf((float)qs, unit, sum);
+            step *= 1.0f / 254.0f;
+            inv *= 254.0f;
+            unit *= 1.0f / 254.0f;
+        }
+        xd[j] = make_float2(d, d * sum);
+    }
+    return mv_block_sum(ss);
+}
+
+#else
+__device__ __forceinline__ float mq_stage(unsigned char* xs, const float* __restrict__ x,
+                                          const float* __restrict__ ln, int K) {
+    constexpr float M = 12582912.0f;  // 1.5·2^23
+    const int NS = K / 32;
+    uint4* xp = (uint4*)xs;
+    float2* xd = (float2*)(xp + 2 * MQ_LEVELS * NS);
+    float ss = 0.0f;
+    for (int j = threadIdx.x; j < NS && MQ_ANAT != 2; j += blockDim.x) {
+        const float4* src = (const float4*)x + (size_t)j * 8;
+        float v[32];
+#pragma unroll
+        for (int q = 0; q < 8; q++) {
+            const float4 t = __ldg(src + q);
+            v[4 * q] = t.x; v[4 * q + 1] = t.y; v[4 * q + 2] = t.z; v[4 * q + 3] = t.w;
+        }
+#pragma unroll
+        for (int e = 0; e < 32; e++) ss = fmaf(v[e], v[e], ss);
+        if (ln != nullptr) {
+            const float4* lw = (const float4*)ln + (size_t)j * 8;
+#pragma unroll
+            for (int q = 0; q < 8; q++) {
+                const float4 l = __ldg(lw + q);
+                v[4 * q] *= l.x; v[4 * q + 1] *= l.y; v[4 * q + 2] *= l.z; v[4 * q + 3] *= l.w;
+            }
+        }
+        float amax = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 32; e++) amax = fmaxf(amax, fabsf(v[e]));
+        const float d = amax / 127.0f;
+        float step = d, inv = amax > 0.0f ? 127.0f / amax : 0.0f, sum = 0.0f, unit = 1.0f;
+#pragma unroll
+        for (int l = 0; l < MQ_LEVELS; l++) {  // part l in units of step = d/254^l
+            unsigned int b[32];
             float qs = 0.0f;
 #pragma unroll
-            for (int k = 0; k < 4; k++) {
-                const float t = fmaf(e[k], inv, M);
-                b[k] = __float_as_uint(t);
+            for (int e = 0; e < 32; e++) {
+                const float t = fmaf(v[e], inv, M);
+                b[e] = __float_as_uint(t);
                 const float q = t - M;
                 qs += q;
-                e[k] = fmaf(-step, q, e[k]);  // the remainder, within step/2
+                v[e] = fmaf(-step, q, v[e]);  // the remainder, within step/2
             }
-            const unsigned int even = __byte_perm(b[0], b[2], 0x0040), odd = __byte_perm(b[1], b[3], 0x0040);
-            const unsigned int got = __shfl_xor_sync(0xffffffffu, i & 1 ? even : odd, 1);
-            if (j < NS)
-                xw[((2 * p + i / 4) * NS + j) * 4 + i % 4] =
-                        i & 1 ? __byte_perm(got, odd, 0x5410) : __byte_perm(even, got, 0x5410);
+            // word 2t: the codes of values 8t, 8t+2, 8t+4, 8t+6; word 2t+1 the odd ones
+            unsigned int p[8];
+#pragma unroll
+            for (int t = 0; t < 8; t++) {
+                const int e = 8 * (t / 2) + t % 2;
+                p[t] = __byte_perm(__byte_perm(b[e], b[e + 2], 0x0040), __byte_perm(b[e + 4], b[e + 6], 0x0040), 0x5410);
+            }
+            xp[2 * l * NS + j] = make_uint4(p[0], p[1], p[2], p[3]);
+            xp[(2 * l + 1) * NS + j] = make_uint4(p[4], p[5], p[6], p[7]);
             sum = fmaf(qs, unit, sum);
             step *= 1.0f / 254.0f;
             inv *= 254.0f;
             unit *= 1.0f / 254.0f;
         }
-#pragma unroll
-        for (int o = 1; o < 8; o <<= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
-        if (i == 0 && j < NS) xd[j] = make_float2(d, d * sum);
-        v = nv;
-        l = nl;
+        xd[j] = make_float2(d, d * sum);
     }
     return mv_block_sum(ss);
 }
+#endif
 
 // (float)t for |t| < 2^22 in two full-rate additions, where the conversion
 // instruction issues at a quarter of their rate: t's bits added to those

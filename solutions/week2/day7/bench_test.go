@@ -100,13 +100,16 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 				variants = append(variants, v)
 			}
 			// The 4-bit kernels in blocks of 512 threads, one a
-			// multiprocessor: x staged half as often; and without
-			// fusedSplit's evening out of the multiprocessors' shares.
-			for _, suffix := range []string{"_t512", "_uneven"} {
+			// multiprocessor (x staged half as often), and with x
+			// staged by the earlier code (MQ_STAGE 0).
+			for _, suffix := range []string{"_t512", "_stage0"} {
 				for _, only := range []string{"", "fs_qkv", "fs_resid", "fs_gateup", "fs_head"} {
 					v := stepVariant{"fused" + suffix, only, false}
 					if only != "" {
 						v.name = only + suffix
+					}
+					if suffix == "_stage0" {
+						builds[v.name] = "#define MQ_STAGE 0\n"
 					}
 					variants = append(variants, v)
 				}
@@ -129,7 +132,6 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 				case "fused_cap8":
 					m.fuseCap = 8
 				}
-				m.q4Threads, m.uneven = 0, strings.HasSuffix(v.name, "_uneven")
 				if strings.HasSuffix(v.name, "_t512") {
 					m.q4Threads = 512
 				}
@@ -144,7 +146,7 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 					}
 				}
 				defer func() {
-					m.floatQ4, m.fuseTarget, m.fuseCap, m.prefetch, m.q4Threads, m.uneven = false, 0, 0, 0, 0, false
+					m.floatQ4, m.fuseTarget, m.fuseCap, m.prefetch, m.q4Threads = false, 0, 0, 0, 0
 				}()
 				if defs, ok := builds[v.name]; ok {
 					mod, fk, err := m.compileFused(defs)

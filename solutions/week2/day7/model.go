@@ -217,10 +217,8 @@ type GPUModel struct {
 	floatQ4  bool
 	// fuseTarget and fuseCap override fusedSplit's blocks a
 	// multiprocessor to split rows for and its cap on the grid;
-	// q4Threads the threads a block of the 4-bit kernels (256); uneven
-	// leaves out fusedSplit's evening out.
+	// q4Threads the threads a block of the 4-bit kernels (256).
 	fuseTarget, fuseCap, q4Threads int
-	uneven                         bool
 	// prefetch overrides fusedPrefetch (a negative value: none).
 	prefetch      int
 	graphLaunches int // launches the captured step replays
@@ -913,14 +911,6 @@ func (m *GPUModel) fusedSplit(units int, w *devtensor.Weight) (wk, grid, threads
 	items := func(wk int) int { return kernels.Blocks(units, warps/wk) } // a block's sets at a time
 	wk = 1
 	for wk < 8 && items(wk) < target*sms && 32*2*wk <= ns {
-		wk *= 2
-	}
-	// On 4-bit W, whose grid is the blocks that fit at once, more warps a
-	// set while that evens out the multiprocessors' shares (the 7B
-	// gate/up projection: 1184 items on 264 blocks leave some blocks 5 and
-	// others 4, 2368 some 9 and others 8).
-	even := func(wk int) float64 { return kernels.Balance(items(wk), capB*sms, sms) }
-	for w.Quantized() && !m.uneven && wk < 8 && 32*2*wk <= ns && even(2*wk) > even(wk)+0.02 {
 		wk *= 2
 	}
 	return wk, min(items(wk), capB*sms), threads
