@@ -10,7 +10,7 @@ func TestBalance(t *testing.T) {
 		items, grid, sms int
 		want             float64
 	}{
-		{592, 592, 132, 592.0 / 132 / 5},   // one-shot blocks: 4 or 5 a multiprocessor
+		{592, 592, 132, 592.0 / 132 / 5},    // one-shot blocks: 4 or 5 a multiprocessor
 		{1184, 1184, 132, 1184.0 / 132 / 9}, // 8 or 9
 		{264, 264, 132, 1},                  // 2 each
 		{1184, 264, 132, 1184.0 / 132 / 10}, // 2 blocks a multiprocessor, 4 or 5 items a block
