@@ -76,7 +76,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	probes := fs.Bool("probes", false, "measure the machine instead of a model: memory bandwidth, matmul and matrix-vector rates")
 	only := fs.String("only", "", "with --probes: run only this probe (matmul)")
 	seed := fs.Uint64("seed", 0, "seed of the random prompt")
-	prefillChunk := fs.Int("prefill-chunk", defaultPrefillChunk, "with --week 2: feed the prompt in pieces of at most this many tokens (0: all at once)")
+	chunk := fs.Int("prefill-chunk", defaultPrefillChunk, fmt.Sprintf("with --week 2: feed the prompt in pieces of at most this many tokens (0: all at once; on a quantized checkpoint the default is %d)", quantizedPrefillChunk))
 	ahead := fs.Int("ahead", 0, "on a GPU: greedy decode steps queued at once before the host reads their tokens (0: the engine's default, 16; 1: one at a time)")
 	allLogits := fs.Bool("all-logits", false, "also time a forward pass that computes every position's logits (Week 1 Forward), as a plain forward call of another engine does")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the timed runs to this file (read it with go tool pprof)")
@@ -103,7 +103,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 	switch {
 	case *promptLen <= 0 || *genLen <= 0:
 		return fmt.Errorf("%w: --prompt-len and --gen-len must be positive", errUsage)
-	case *prefillChunk < 0:
+	case *chunk < 0:
 		return fmt.Errorf("%w: --prefill-chunk must be 0 (the whole prompt at once) or positive", errUsage)
 	case *ahead < 0:
 		return fmt.Errorf("%w: --ahead must be 0 (the default window) or positive", errUsage)
@@ -183,7 +183,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 		if err := benchModel(&rep, dir, *impl, *week, dev, bench.Options{
 			PromptLen: *promptLen, GenLen: *genLen, Warmup: *warmup, Repeats: *repeats, Seed: *seed, AllLogits: *allLogits,
-			PrefillChunk: *prefillChunk, Ahead: *ahead,
+			PrefillChunk: pieceFlag(fs, *chunk), Ahead: *ahead,
 		}, stderr); err != nil {
 			return err
 		}
@@ -195,6 +195,17 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	return writeBenchJSON(*jsonPath, rep)
+}
+
+// pieceFlag is --prefill-chunk's value where it was given, and -1 (the
+// engine's piece for the checkpoint, prefillChunk) where it was not.
+func pieceFlag(fs *flag.FlagSet, chunk int) int {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "prefill-chunk" })
+	if !set {
+		return -1
+	}
+	return chunk
 }
 
 // writeBenchJSON writes rep to path as indented JSON; an empty path writes
@@ -220,6 +231,12 @@ func benchModel(rep *benchReport, dir, implName string, week int, dev *kernels.D
 	}
 	defer ck.Close()
 	c := ck.Config
+	if o.PrefillChunk < 0 { // the engine's piece: the CPU's depends on the weights
+		o.PrefillChunk = defaultPrefillChunk
+		if dev == nil {
+			o.PrefillChunk = prefillChunk(c)
+		}
+	}
 	if n := o.PromptLen + o.GenLen; n > c.MaxPositionEmbeddings {
 		return fmt.Errorf("%w: --prompt-len %d plus --gen-len %d is %d tokens, past the model's context of %d",
 			errUsage, o.PromptLen, o.GenLen, n, c.MaxPositionEmbeddings)

@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/bench"
+	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 )
 
 func TestBenchAndMkmodelFlagErrors(t *testing.T) {
@@ -81,5 +83,29 @@ func TestBenchOnTinyRandomModel(t *testing.T) {
 	}
 	if rep.Result == nil || len(rep.Result.Runs) != 2 || rep.Result.PrefillTokPerS <= 0 || rep.CheckpointBytes <= 0 {
 		t.Errorf("bad JSON report: %s", raw)
+	}
+}
+
+// The CPU engines feed a quantized checkpoint's prompt in smaller pieces;
+// --prefill-chunk, where given, wins.
+func TestPrefillChunk(t *testing.T) {
+	if got := prefillChunk(checkpoint.Config{}); got != defaultPrefillChunk {
+		t.Errorf("float checkpoint: pieces of %d, want %d", got, defaultPrefillChunk)
+	}
+	if got := prefillChunk(checkpoint.Config{Quantization: &checkpoint.Quantization{Bits: 4, GroupSize: 64}}); got != quantizedPrefillChunk {
+		t.Errorf("quantized checkpoint: pieces of %d, want %d", got, quantizedPrefillChunk)
+	}
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{{nil, -1}, {[]string{"--prefill-chunk", "64"}, 64}, {[]string{"--prefill-chunk", "0"}, 0}} {
+		fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+		chunk := fs.Int("prefill-chunk", defaultPrefillChunk, "")
+		if err := fs.Parse(tc.args); err != nil {
+			t.Fatal(err)
+		}
+		if got := pieceFlag(fs, *chunk); got != tc.want {
+			t.Errorf("%v: %d, want %d", tc.args, got, tc.want)
+		}
 	}
 }

@@ -51,10 +51,10 @@ func init() {
 			2: func(ck *checkpoint.Checkpoint) (loadedModel, error) {
 				if ck.Config.Quantization != nil {
 					m, err := w2d3.NewQwen2ModelWeek2(ck)
-					return week2Model(m, err, learnerWeek2Generate, w2d1.Prefill)
+					return week2Model(m, err, ck.Config, learnerWeek2Generate, w2d1.Prefill)
 				}
 				m, err := w2d1.NewQwen2ModelWeek2(ck)
-				return week2Model(m, err, learnerWeek2Generate, w2d1.Prefill)
+				return week2Model(m, err, ck.Config, learnerWeek2Generate, w2d1.Prefill)
 			},
 		},
 		// The GPU engine: the learner's W2D7 model (--device cuda|metal).
@@ -73,6 +73,6 @@ func init() {
 
 // learnerWeek2Generate is the learner's Week 2 generation loop (their
 // W2D1) for any Week 2 model.
-func learnerWeek2Generate(m llm.CachedModel, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
-	return w2d1.Generate(m, tok, msgs, s, w2d1.Options{MaxTokens: n, EOS: eos, OnText: on, PrefillChunk: defaultPrefillChunk})
+func learnerWeek2Generate(m llm.CachedModel, chunk int, tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
+	return w2d1.Generate(m, tok, msgs, s, w2d1.Options{MaxTokens: n, EOS: eos, OnText: on, PrefillChunk: chunk})
 }

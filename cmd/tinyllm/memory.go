@@ -57,7 +57,7 @@ func checkMemory(impl string, week int, c checkpoint.Config, tokens int) error {
 	if week >= 2 {
 		// The Week 2 engines feed the prompt in pieces: a forward pass
 		// holds one piece's activations and a piece × context mask.
-		piece := float64(min(tokens, defaultPrefillChunk))
+		piece := float64(min(tokens, prefillChunk(c)))
 		need = activationBytes(c, int(piece)) + 2*4*piece*float64(tokens) + kvCacheBytes(c, tokens)
 		what = "activations and the KV cache"
 	}

@@ -166,7 +166,7 @@ func newServer(o serverOptions, stderr io.Writer) (*server, error) {
 			EOS:          e.eos,
 			MaxContext:   e.ck.Config.MaxPositionEmbeddings,
 			QueueSize:    o.queue,
-			PrefillChunk: defaultPrefillChunk,
+			PrefillChunk: prefillChunk(e.ck.Config),
 		})
 	}
 	if err != nil {

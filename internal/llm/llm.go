@@ -87,8 +87,9 @@ type CachedModel interface {
 // returns the grouped-query attention of q (B x Hq x L x D) over every
 // position cached, mask as in the Week 2 attention (nil or L x S additive),
 // with ok true; for a cache it cannot read in place it does nothing and
-// returns ok false. The Week 2 Day 1 reference sets it to the in-place
-// attention over its own FullCache, so that the later days' reference
-// engines read that cache where it lies instead of gathering it on every
-// step (UpdateAndFetch), without the cache exporting its storage.
-var AttendInCache func(q, k, v *tensor.Tensor, cache KVCache, mask *tensor.Tensor) (o *tensor.Tensor, ok bool)
+// returns ok false. The result is written into dst (q's shape), or a new
+// tensor when dst is nil. The Week 2 Day 1 reference sets it to the
+// in-place attention over its own FullCache, so that the later days'
+// reference engines read that cache where it lies instead of gathering it
+// on every step (UpdateAndFetch), without the cache exporting its storage.
+var AttendInCache func(q, k, v *tensor.Tensor, cache KVCache, mask, dst *tensor.Tensor) (o *tensor.Tensor, ok bool)

@@ -81,13 +81,13 @@ func init() { llm.AttendInCache = appendAndAttend }
 
 // appendAndAttend is llm.AttendInCache for the reference's FullCache: the
 // Week 2 engines of later days (W2D3's 4-bit model) attend in place too.
-func appendAndAttend(q, k, v *tensor.Tensor, cache KVCache, mask *tensor.Tensor) (*tensor.Tensor, bool) {
+func appendAndAttend(q, k, v *tensor.Tensor, cache KVCache, mask, dst *tensor.Tensor) (*tensor.Tensor, bool) {
 	fc, ok := cache.(*FullCache)
 	if !ok {
 		return nil, false
 	}
 	fc.append("append", k, v)
-	return attendInPlace(q, fc, mask, nil), true
+	return attendInPlace(q, fc, mask, dst), true
 }
 
 // attendInPlace is grouped-query attention of q (B x Hq x L x D) over
