@@ -143,7 +143,7 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 		{"u1", "-DMQ_U=1"}, {"u3", "-DMQ_U=3"}, {"u4_b1", "-DMQ_U=4 -DMQ_MINB=1"},
 		{"one_part", "-DMQ_LEVELS=1"}, {"two_parts", "-DMQ_LEVELS=2"},
 		{"nopipe", "-DMQ_PIPE=0"}, {"nopipe_u1", "-DMQ_PIPE=0 -DMQ_U=1"}, {"pipe_u2_b1", "-DMQP_U=2 -DMQ_MINB=1"},
-		{"anat_no_arithmetic", "-DMQ_ANAT=1"}, {"anat_x_not_staged", "-DMQ_ANAT=2"}, {"stage0", "-DMQ_STAGE=0"},
+		{"anat_no_arithmetic", "-DMQ_ANAT=1"}, {"anat_x_not_staged", "-DMQ_ANAT=2"},
 	}
 	mmQ8 := make([]*Matmul, len(q8Variants))
 	for i, v := range q8Variants {

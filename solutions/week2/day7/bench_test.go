@@ -100,16 +100,12 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 				variants = append(variants, v)
 			}
 			// The 4-bit kernels in blocks of 512 threads, one a
-			// multiprocessor (x staged half as often), and with x
-			// staged by the earlier code (MQ_STAGE 0).
-			for _, suffix := range []string{"_t512", "_stage0"} {
+			// multiprocessor: x staged half as often.
+			for _, suffix := range []string{"_t512"} {
 				for _, only := range []string{"", "fs_qkv", "fs_resid", "fs_gateup", "fs_head"} {
 					v := stepVariant{"fused" + suffix, only, false}
 					if only != "" {
 						v.name = only + suffix
-					}
-					if suffix == "_stage0" {
-						builds[v.name] = "#define MQ_STAGE 0\n"
 					}
 					variants = append(variants, v)
 				}
