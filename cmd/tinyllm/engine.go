@@ -125,12 +125,12 @@ const defaultPrefillChunk = 128
 
 // quantizedPrefillChunk is the piece for a quantized checkpoint on the
 // CPU. Its weights are a quarter of the size, so a piece's activations
-// weigh four times as much beside them: in pieces of 128 they and the
-// heap around them took the 4-bit Qwen2-0.5B to a peak of 0.313 GB for
-// its 0.278 GB of weights, in pieces of 32 to 0.307. The 8-bit-activation
-// kernels take the rows of x four at a time whatever the piece, so the
-// prefill was as fast (medians of four alternating runs on 2 cores: 190
-// tokens per second in pieces of 32, 175 in pieces of 128).
+// weigh four times as much beside them: in pieces of 32 the 4-bit
+// Qwen2-0.5B's peak resident memory was 6 MB lower than in pieces of 128
+// (0.307 against 0.313 GB, for 0.278 GB of weights, in one build). The
+// 8-bit-activation kernels take the rows of x four at a time whatever the
+// piece, so the prefill was as fast (medians of four alternating runs on
+// 2 cores: 190 tokens per second in pieces of 32, 175 in pieces of 128).
 const quantizedPrefillChunk = 32
 
 // prefillChunk is the piece of a prompt the Week 2 CPU engines feed at a
