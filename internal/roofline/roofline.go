@@ -8,16 +8,13 @@ package roofline
 import (
 	"errors"
 	"fmt"
-	"image/color"
 	"io"
 	"math"
 	"os"
+	"strconv"
 
-	"gonum.org/v1/plot"
-	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/vg"
-	"gonum.org/v1/plot/vg/draw"
-	"gonum.org/v1/plot/vg/vgsvg"
+	chart "github.com/wcharczuk/go-chart/v2"
+	"github.com/wcharczuk/go-chart/v2/drawing"
 )
 
 // Machine is the two ceilings of a roofline.
@@ -59,92 +56,109 @@ func (m Machine) validate(points []Point) error {
 }
 
 // Plot builds the roofline on log-log axes: FLOP/byte across, GFLOP/s up.
-func Plot(m Machine, points []Point) (*plot.Plot, error) {
+// The chart's axes are linear, so it plots the logarithms of the values
+// and labels each whole power of ten with the value itself (the library's
+// own logarithmic axis handles no values below 1, and a decode step's
+// intensity is about 1).
+func Plot(m Machine, points []Point) (*chart.Chart, error) {
 	if err := m.validate(points); err != nil {
 		return nil, err
 	}
-	// The x range spans the ridge and every point, with a decade to spare.
+	// The x range spans the ridge and every point, with a decade to spare;
+	// the y range a decade above the roof and below the lowest point, for
+	// the labels.
 	lo, hi := m.Ridge(), m.Ridge()
 	for _, p := range points {
 		lo, hi = math.Min(lo, p.Intensity), math.Max(hi, p.Intensity)
 	}
-	lo = math.Pow(10, math.Floor(math.Log10(lo))-1)
-	hi = math.Pow(10, math.Ceil(math.Log10(hi))+1)
+	lo = math.Floor(math.Log10(lo)) - 1
+	hi = math.Ceil(math.Log10(hi)) + 1
+	minY := m.Attainable(math.Pow(10, lo)) / 1e9
+	for _, p := range points {
+		minY = math.Min(minY, p.FLOPS/1e9)
+	}
+	ylo, yhi := math.Floor(math.Log10(minY))-1, math.Ceil(math.Log10(m.PeakFLOPS/1e9))+1
 
-	p := plot.New()
-	p.Title.Text = "Roofline: " + m.Name
-	p.X.Label.Text = "arithmetic intensity (FLOP/byte)"
-	p.Y.Label.Text = "GFLOP/s"
-	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
-	p.X.Tick.Marker, p.Y.Tick.Marker = plot.LogTicks{Prec: -1}, plot.LogTicks{Prec: -1}
-	p.Add(plotter.NewGrid())
-
+	grid := chart.Style{StrokeColor: drawing.ColorFromHex("dddddd"), StrokeWidth: 1}
+	c := &chart.Chart{
+		Title:      "Roofline: " + m.Name,
+		TitleStyle: chart.Style{FontSize: 13},
+		Width:      Width,
+		Height:     Height,
+		Background: chart.Style{Padding: chart.Box{Top: 50, Left: 20, Right: 30, Bottom: 20}},
+		XAxis: chart.XAxis{
+			Name: "arithmetic intensity (FLOP/byte)", Range: &chart.ContinuousRange{Min: lo, Max: hi},
+			Ticks: decades(lo, hi), GridMajorStyle: grid, GridLines: gridLines(lo, hi),
+		},
+		YAxis: chart.YAxis{
+			Name: "GFLOP/s", Range: &chart.ContinuousRange{Min: ylo, Max: yhi}, AxisType: chart.YAxisSecondary,
+			Ticks: decades(ylo, yhi), GridMajorStyle: grid, GridLines: gridLines(ylo, yhi),
+		},
+	}
 	// The roof bends at the ridge, so it is three points: start, ridge, end.
-	roof := plotter.XYs{{X: lo, Y: m.Attainable(lo) / 1e9}, {X: m.Ridge(), Y: m.PeakFLOPS / 1e9}, {X: hi, Y: m.PeakFLOPS / 1e9}}
-	line, err := plotter.NewLine(roof)
-	if err != nil {
-		return nil, err
+	ridge := math.Log10(m.Ridge())
+	roof := chart.ContinuousSeries{
+		Name: fmt.Sprintf("roof: %.1f GB/s x intensity, at most %.1f GFLOP/s (ridge %.1f FLOP/byte)",
+			m.Bandwidth/1e9, m.PeakFLOPS/1e9, m.Ridge()),
+		XValues: []float64{lo, ridge, hi},
+		YValues: []float64{math.Log10(m.Attainable(math.Pow(10, lo)) / 1e9), math.Log10(m.PeakFLOPS / 1e9), math.Log10(m.PeakFLOPS / 1e9)},
+		Style:   chart.Style{StrokeColor: drawing.ColorBlack, StrokeWidth: 2.5},
 	}
-	line.Width = vg.Points(2)
-	p.Add(line)
-	p.Legend.Add(fmt.Sprintf("roof: %.1f GB/s x intensity, at most %.1f GFLOP/s (ridge %.1f FLOP/byte)",
-		m.Bandwidth/1e9, m.PeakFLOPS/1e9, m.Ridge()), line)
-	p.Legend.Top, p.Legend.Left = false, false // the empty corner under the flat roof
-
+	c.Series = append(c.Series, roof)
 	if len(points) > 0 {
-		xys := make(plotter.XYs, len(points))
-		labels := make([]string, len(points))
-		for i, pt := range points {
-			xys[i] = plotter.XY{X: pt.Intensity, Y: pt.FLOPS / 1e9}
-			labels[i] = fmt.Sprintf("%s: %.0f%% of the roof", pt.Label, 100*pt.FLOPS/m.Attainable(pt.Intensity))
+		dots := chart.ContinuousSeries{
+			Name:  "measured passes",
+			Style: chart.Style{StrokeWidth: chart.Disabled, StrokeColor: red, DotWidth: 4, DotColor: red},
 		}
-		sc, err := plotter.NewScatter(xys)
-		if err != nil {
-			return nil, err
+		labels := chart.AnnotationSeries{Style: chart.Style{FontSize: 9, StrokeColor: drawing.ColorFromHex("999999")}}
+		for _, pt := range points {
+			x, y := math.Log10(pt.Intensity), math.Log10(pt.FLOPS/1e9)
+			dots.XValues, dots.YValues = append(dots.XValues, x), append(dots.YValues, y)
+			labels.Annotations = append(labels.Annotations, chart.Value2{XValue: x, YValue: y,
+				Label: fmt.Sprintf("%s: %.0f%% of the roof", pt.Label, 100*pt.FLOPS/m.Attainable(pt.Intensity))})
 		}
-		sc.GlyphStyle.Shape = draw.CircleGlyph{}
-		sc.GlyphStyle.Radius = vg.Points(4)
-		sc.GlyphStyle.Color = color.RGBA{R: 200, A: 255}
-		p.Add(sc)
-		lb, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels})
-		if err != nil {
-			return nil, err
-		}
-		for i := range lb.TextStyle {
-			lb.TextStyle[i].XAlign, lb.TextStyle[i].YAlign = draw.XLeft, draw.YTop
-		}
-		lb.Offset = vg.Point{X: vg.Points(6), Y: -vg.Points(6)} // below right, clear of the roof
-		p.Add(lb)
-		p.Legend.Add("measured passes", sc)
+		c.Series = append(c.Series, dots, labels)
 	}
-	// A decade above the roof and below the lowest point, for the labels.
-	minY := m.Attainable(lo) / 1e9
-	for _, pt := range points {
-		minY = math.Min(minY, pt.FLOPS/1e9)
-	}
-	p.Y.Min = math.Pow(10, math.Floor(math.Log10(minY))-1)
-	p.Y.Max = math.Pow(10, math.Ceil(math.Log10(m.PeakFLOPS/1e9))+1)
-	p.X.Min, p.X.Max = lo, hi
-	return p, nil
+	// The legend goes in the empty corner above the memory slope.
+	c.Elements = []chart.Renderable{chart.Legend(c)}
+	return c, nil
 }
 
-// Size is the drawing's size in the written SVG.
+var red = drawing.Color{R: 200, A: 255}
+
+// decades are ticks at the whole powers of ten from 10^lo to 10^hi, on an
+// axis of their logarithms, labelled with the values: 0.01, 0.1, 1, 10 …
+func decades(lo, hi float64) []chart.Tick {
+	var ticks []chart.Tick
+	for e := lo; e <= hi+1e-9; e++ {
+		ticks = append(ticks, chart.Tick{Value: e, Label: strconv.FormatFloat(math.Pow(10, e), 'g', 4, 64)})
+	}
+	return ticks
+}
+
+// gridLines are the lines at the same powers of ten.
+func gridLines(lo, hi float64) []chart.GridLine {
+	var lines []chart.GridLine
+	for e := lo; e <= hi+1e-9; e++ {
+		lines = append(lines, chart.GridLine{Value: e})
+	}
+	return lines
+}
+
+// Size is the drawing's size in the written SVG, in pixels.
 const (
-	Width  = 8 * vg.Inch
-	Height = 5 * vg.Inch
+	Width  = 768
+	Height = 480
 )
 
-// Write draws the roofline as SVG to w. Fonts are named, not embedded, so
-// the file stays a few kilobytes.
+// Write draws the roofline as SVG to w. The font is named, not embedded,
+// so the file stays a few kilobytes.
 func Write(w io.Writer, m Machine, points []Point) error {
-	p, err := Plot(m, points)
+	c, err := Plot(m, points)
 	if err != nil {
 		return err
 	}
-	c := vgsvg.NewWith(vgsvg.UseWH(Width, Height), vgsvg.EmbedFonts(false))
-	p.Draw(draw.New(c))
-	_, err = c.WriteTo(w)
-	return err
+	return c.Render(chart.SVG, w)
 }
 
 // WriteSVG writes the roofline to the file path.
