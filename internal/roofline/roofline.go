@@ -124,6 +124,7 @@ func Plot(m Machine, points []Point) (*chart.Chart, error) {
 	return c, nil
 }
 
+// red is the color of the measured passes' dots.
 var red = drawing.Color{R: 200, A: 255}
 
 // decades are ticks at the whole powers of ten from 10^lo to 10^hi, on an
