@@ -171,7 +171,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 		if *rooflinePath != "" && *device == "auto" {
 			*device = "cpu" // the roofline is the CPU's
 		}
-		dev, err := openDevice(*device, *impl, *week, weekFlagSet(fs), stderr)
+		dev, err := openDevice(*device, *impl, *week, flagGiven(fs, "week"), stderr)
 		if err != nil {
 			return err
 		}
@@ -200,9 +200,7 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 // pieceFlag is --prefill-chunk's value where it was given, and -1 (the
 // engine's piece for the checkpoint, prefillChunk) where it was not.
 func pieceFlag(fs *flag.FlagSet, chunk int) int {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "prefill-chunk" })
-	if !set {
+	if !flagGiven(fs, "prefill-chunk") {
 		return -1
 	}
 	return chunk

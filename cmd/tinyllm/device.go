@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 
@@ -73,13 +72,6 @@ func checkDeviceFlag(name string) error {
 		return nil
 	}
 	return fmt.Errorf("%w: --device must be auto, cpu, cuda or metal, got %q", errUsage, name)
-}
-
-// weekFlagSet reports whether --week was given on the command line.
-func weekFlagSet(fs *flag.FlagSet) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "week" })
-	return set
 }
 
 // openDevice opens the GPU that --device asks for, or returns nil for the

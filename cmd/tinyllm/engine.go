@@ -353,7 +353,7 @@ func loadEngine(f *engineFlags, stderr io.Writer) (e *engine, err error) {
 	if id, ok := tok.TokenID("<|im_end|>"); ok && !contains(e.eos, id) {
 		e.eos = append(e.eos, id) // ChatML ends every turn with it
 	}
-	if e.dev, err = openDevice(f.device, f.impl, f.week, f.fs != nil && weekFlagSet(f.fs), stderr); err != nil {
+	if e.dev, err = openDevice(f.device, f.impl, f.week, flagGiven(f.fs, "week"), stderr); err != nil {
 		return nil, err
 	}
 	week := f.week

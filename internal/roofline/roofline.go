@@ -137,11 +137,11 @@ func decades(lo, hi float64) []chart.Tick {
 	return ticks
 }
 
-// gridLines are the lines at the same powers of ten.
+// gridLines are lines at the same powers of ten as decades' ticks.
 func gridLines(lo, hi float64) []chart.GridLine {
 	var lines []chart.GridLine
-	for e := lo; e <= hi+1e-9; e++ {
-		lines = append(lines, chart.GridLine{Value: e})
+	for _, t := range decades(lo, hi) {
+		lines = append(lines, chart.GridLine{Value: t.Value})
 	}
 	return lines
 }

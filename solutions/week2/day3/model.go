@@ -166,10 +166,12 @@ func (m *Qwen2MLPWeek2) Forward(x *tensor.Tensor) *tensor.Tensor {
 
 // forward is Forward with its activations in ws (nil: new tensors).
 func (m *Qwen2MLPWeek2) forward(ws *scratch.Buffers, x *tensor.Tensor) *tensor.Tensor {
-	gate, down := q4Of([]*Linear{m.Gate, m.Up}), q4Of([]*Linear{m.Down})
-	if gate != nil && down != nil && m.Gate.Bias == nil && m.Up.Bias == nil && m.Down.Bias == nil && ws != nil &&
-		x.NDim() > 0 && x.Dim(-1) == gate[0].In && x.Size()/x.Dim(-1) > mlpRows {
-		return m.forwardRows(ws, x, gate[0], gate[1], down[0])
+	// A decode step (one row) never takes the row blocks: test that first.
+	if ws != nil && x.NDim() > 0 && x.Size()/x.Dim(-1) > mlpRows {
+		gate, down := q4Of([]*Linear{m.Gate, m.Up}), q4Of([]*Linear{m.Down})
+		if gate != nil && down != nil && x.Dim(-1) == gate[0].In && m.Gate.Bias == nil && m.Up.Bias == nil && m.Down.Bias == nil {
+			return m.forwardRows(ws, x, gate[0], gate[1], down[0])
+		}
 	}
 	gu := forwardEach(ws, []string{"mlp.gate", "mlp.up"}, x, m.Gate, m.Up)
 	// SiLU(gate)·up over gate, which the product just made: Week 1's
@@ -190,7 +192,7 @@ const mlpRows = 32
 func (m *Qwen2MLPWeek2) forwardRows(ws *scratch.Buffers, x *tensor.Tensor, gate, up, down *tensor.Q4Matrix) *tensor.Tensor {
 	shape := x.Shape()
 	dim := shape[len(shape)-1]
-	rows, xd := x.Size()/dim, tensor.AsType(x, tensor.Float32).Data()
+	rows, xd := x.Size()/dim, x.Data() // float32 x: its own storage, not a copy
 	out := ws.Tensor("mlp.out", shape...)
 	od := out.Data()
 	for r0 := 0; r0 < rows; r0 += mlpRows {

@@ -91,25 +91,13 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 		// and each matrix kernel alone.
 		builds := map[string]string{}
 		if ck.Config.Quantization != nil {
-			for _, only := range []string{"", "fs_qkv", "fs_resid", "fs_gateup", "fs_head"} {
-				v := stepVariant{"fused_nopipe", only, false}
-				if only != "" {
-					v.name = only + "_nopipe"
-				}
+			for _, v := range eachMatrixKernel("_nopipe") {
 				builds[v.name] = "#define MQ_PIPE 0\n"
 				variants = append(variants, v)
 			}
 			// The 4-bit kernels in blocks of 512 threads, one a
 			// multiprocessor: x staged half as often.
-			for _, suffix := range []string{"_t512"} {
-				for _, only := range []string{"", "fs_qkv", "fs_resid", "fs_gateup", "fs_head"} {
-					v := stepVariant{"fused" + suffix, only, false}
-					if only != "" {
-						v.name = only + suffix
-					}
-					variants = append(variants, v)
-				}
-			}
+			variants = append(variants, eachMatrixKernel("_t512")...)
 			// Anatomy builds (wrong results): without the arithmetic,
 			// without the staging of x.
 			for i, n := range []string{"fused_anat_no_arithmetic", "fused_anat_x_not_staged"} {
@@ -212,6 +200,16 @@ func benchStep(b *testing.B, d *kernels.Device, m *GPUModel, only string) {
 type stepVariant struct {
 	name, only string
 	floatX     bool
+}
+
+// eachMatrixKernel is a variant of the fused step and of each of its matrix
+// kernels alone, named with suffix ("fused" + suffix, "fs_qkv" + suffix, …).
+func eachMatrixKernel(suffix string) []stepVariant {
+	out := []stepVariant{{"fused" + suffix, "", false}}
+	for _, only := range []string{"fs_qkv", "fs_resid", "fs_gateup", "fs_head"} {
+		out = append(out, stepVariant{only + suffix, only, false})
+	}
+	return out
 }
 
 // randomQ4 writes a random checkpoint of shape:layers (a bench.Shapes name
