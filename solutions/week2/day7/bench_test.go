@@ -98,12 +98,18 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 			// The 4-bit kernels in blocks of 512 threads, one a
 			// multiprocessor: x staged half as often.
 			variants = append(variants, eachMatrixKernel("_t512")...)
-			// Anatomy builds (wrong results): without the arithmetic,
-			// without the staging of x.
-			for i, n := range []string{"fused_anat_no_arithmetic", "fused_anat_x_not_staged"} {
-				builds[n] = fmt.Sprintf("#define MQ_ANAT %d\n", i+1)
-				variants = append(variants, stepVariant{n, "", false})
+			// The 4-bit kernels as they were before x was published
+			// once: every block stages and rounds x itself (FS_PUB 0).
+			for _, v := range eachMatrixKernel("_staged") {
+				builds[v.name] = "#define FS_PUB 0\n"
+				variants = append(variants, v)
 			}
+			// Anatomy builds (wrong results): without the arithmetic;
+			// the staging build without the staging of x.
+			builds["fused_anat_no_arithmetic"] = "#define MQ_ANAT 1\n"
+			builds["fused_staged_anat_x_not_staged"] = "#define FS_PUB 0\n#define MQ_ANAT 2\n"
+			variants = append(variants, stepVariant{"fused_anat_no_arithmetic", "", false},
+				stepVariant{"fused_staged_anat_x_not_staged", "", false})
 		}
 		for _, v := range variants {
 			b.Run(name+"/"+v.name, func(b *testing.B) {

@@ -39,6 +39,70 @@ __device__ __forceinline__ void fs_after_previous() {
 #endif
 }
 
+// ---- x rounded once, by the kernel that writes it (4-bit W). ----
+//
+// On x in int8 parts every block of a kernel used to stage all of x itself
+// (mq_stage): 264 blocks reading x from L2 and rounding it, before any
+// product could start, 9 times a step on a two-layer 7B. Instead the
+// kernel that writes x also rounds it, once, into mq_stage's layout in
+// device memory ("published" x), and the matrix kernels read the codes
+// from there in their loop (FS_PUB 1; 0 is the build that stages x in
+// every block, kept for the benchmark):
+//   - fs_publish rounds the embedding for the first layer's fs_qkv;
+//   - fs_attention_wide rounds its output for o_proj, a warp a slice of 32
+//     where the block writes a head's 128 values;
+//   - fs_resid and fs_gateup, when they publish, run in blocks of 16 warps
+//     whose sets of rows are whole slices of 32 outputs: a block keeps its
+//     outputs in shared memory and rounds its slices after its last set, a
+//     warp a slice (fs_publish_sets). (Sets of 16 rows, half a slice, would
+//     leave each slice to two blocks, which must then find out which of
+//     them finishes it: a first version counted rows with an atomic per
+//     slice, and its fences and atomics at the end of every producer cost
+//     more than the rounding they saved.)
+//   - fs_resid rounds h times the next norm's weights (ln1 of the next
+//     layer, ln2, or the final norm) and writes the slice's Σh², from which
+//     the next kernel finds its inv (fs_pub_inv);
+//   - fs_head, which takes 18 sets a block, copies the codes into shared
+//     memory first; the others read them from device memory in their loop.
+#ifndef FS_PUB
+#define FS_PUB 1
+#endif
+
+template <int F>
+__device__ __forceinline__ constexpr bool fs_published() {
+    return F == 2 && FS_PUB;
+}
+
+// inv of RMSNorm from the NS published sums of squares of a slice of 32,
+// to every lane: each warp adds them in the same order, so all agree.
+__device__ __forceinline__ float fs_pub_inv(const float* __restrict__ ss, int NS, int E, float eps) {
+    float s = 0.0f;
+    for (int i = threadIdx.x & 31; i < NS; i += 32) s += ss[i];
+    return fs_inv(warp_sum(s), E, eps);
+}
+
+// After a producer's sets (set = blockIdx.x, + gridDim.x, … below nsets),
+// called by every thread: set s is the slice of 32 outputs 32·s … 32·s + 31,
+// whose values done() kept in vals (vals[32·k + r] for the block's k-th
+// set), so the block rounds its own slices into pub, a warp a slice (times
+// ln when not null, sums of squares into ss when not null).
+__device__ __forceinline__ void fs_publish_sets(const float* vals, const float* __restrict__ ln, unsigned char* pub,
+                                                float* ss, int N, int nsets) {
+    if (!FS_PUB || pub == nullptr) return;
+    __syncthreads();
+    const int lane = threadIdx.x & 31, warps = blockDim.x / 32;
+    for (int k = threadIdx.x / 32; (int)blockIdx.x + (int)gridDim.x * k < nsets; k += warps) {
+        const int s = (int)blockIdx.x + (int)gridDim.x * k, e = 32 * s + lane;
+        mq_put(pub, ss, N / 32, s, vals[32 * k + lane], ln != nullptr ? __ldg(ln + e) : 1.0f);
+    }
+}
+
+// A publishing producer must have been launched with sets of exactly 32
+// outputs (GPUModel.publishSplit); anything else would leave slices unwritten.
+__device__ __forceinline__ void fs_check_publish(const unsigned char* pub, int outputs_per_set) {
+    if (FS_PUB && pub != nullptr && outputs_per_set != 32) __trap();
+}
+
 // The prologue of the matrix kernels below. W is read-only for the whole
 // step, so each lane may ask for the first slices it will read of its
 // first set of rows (rows) before the block waits for the kernel ahead and
@@ -76,9 +140,10 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
                                        const float* __restrict__ sin_t, const int* __restrict__ pos, int E,
                                        int Hq, int H, int D, int cap, int max_pos, float eps,
                                        const void* __restrict__ w, const unsigned short* __restrict__ scales,
-                                       const unsigned short* __restrict__ biases, int group, int wk, int pf) {
+                                       const unsigned short* __restrict__ biases, int group, int wk, int pf,
+                                       const unsigned char* __restrict__ xin, const float* __restrict__ xin_ss) {
     extern __shared__ float4 fs_smem[];
-    float* xs = (float*)fs_smem;
+    const float* xs = fs_published<F>() ? (const float*)xin : (const float*)fs_smem;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, half = D / 2;
     const int units = (Hq + 2 * H) * half / 2, per = (int)blockDim.x / 32 / wk;
     float inv = 0.0f;
@@ -91,7 +156,10 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
             },
             [&](const int (&rows)[MV_P]) {
                 fs_prefetch_then_wait<F>(w, rows, E, wk, mv_pipelined<F>() ? 0 : pf);
-                inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
+                if constexpr (fs_published<F>())
+                    inv = fs_pub_inv(xin_ss, E / 32, E, eps);
+                else
+                    inv = fs_inv(mv_stage_f<F>((float*)fs_smem, h, ln, E), E, eps);
                 p0 = pos[0];
             },
             [&](int set, const float (&tot)[MV_P]) {
@@ -119,25 +187,35 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
 
 // h[n] += x·W[n] for the N rows of W: o_proj (x the attention) and
 // down_proj (x silu(g)·u), the residual add done where the sum is made.
+// With pub not null it publishes h times pub_ln for the next kernel.
 template <int F>
 __device__ __forceinline__ void fs_resid(float* __restrict__ hres, const float* __restrict__ x, int N, int K,
                                          const void* __restrict__ w, const unsigned short* __restrict__ scales,
-                                         const unsigned short* __restrict__ biases, int group, int wk, int pf) {
+                                         const unsigned short* __restrict__ biases, int group, int wk, int pf,
+                                         const unsigned char* __restrict__ xin, unsigned char* __restrict__ pub,
+                                         float* __restrict__ pub_ss, const float* __restrict__ pub_ln) {
     extern __shared__ float4 fs_smem[];
-    float* xs = (float*)fs_smem;
+    const float* xs = fs_published<F>() ? (const float*)xin : (const float*)fs_smem;
+    float* vals = (float*)fs_smem;  // the outputs, when publishing
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = (int)blockDim.x / 32 / wk;
-    const int units = (N + MV_P - 1) / MV_P;
+    const int units = (N + MV_P - 1) / MV_P, nsets = (units + per - 1) / per;
+    fs_check_publish(pub, per * MV_P);
     mv_sets<F>(
-            w, scales, biases, xs, K, group, wk, (units + per - 1) / per,
+            w, scales, biases, xs, K, group, wk, nsets,
             [&](int set, int (&rows)[MV_P]) { mv_rows(set, per, wk, N, rows); },
             [&](const int (&rows)[MV_P]) {
                 fs_prefetch_then_wait<F>(w, rows, K, wk, mv_pipelined<F>() ? 0 : pf);
-                mv_stage_f<F>(xs, x, nullptr, K);
+                if constexpr (!fs_published<F>()) mv_stage_f<F>((float*)fs_smem, x, nullptr, K);
             },
             [&](int set, const float (&tot)[MV_P]) {
                 const int n0 = (set * per + warp / wk) * MV_P;
-                if (warp % wk == 0 && lane < MV_P && n0 + lane < N) hres[n0 + lane] += mv_lane_sum(tot, lane);
+                if (warp % wk == 0 && lane < MV_P && n0 + lane < N) {
+                    const float v = hres[n0 + lane] + mv_lane_sum(tot, lane);
+                    hres[n0 + lane] = v;
+                    if (FS_PUB && pub != nullptr) vals[32 * ((set - (int)blockIdx.x) / (int)gridDim.x) + n0 % 32 + lane] = v;
+                }
             });
+    fs_publish_sets(vals, pub_ln, pub, pub_ss, N, nsets);
 }
 
 // act[i] = silu(g_i)·u_i with g = RMSNorm(h)·gate, u = RMSNorm(h)·up, the
@@ -147,28 +225,39 @@ template <int F>
 __device__ __forceinline__ void fs_gateup(float* __restrict__ act, const float* __restrict__ h,
                                           const float* __restrict__ ln, int I, int E, float eps,
                                           const void* __restrict__ w, const unsigned short* __restrict__ scales,
-                                          const unsigned short* __restrict__ biases, int group, int wk, int pf) {
+                                          const unsigned short* __restrict__ biases, int group, int wk, int pf,
+                                          const unsigned char* __restrict__ xin, const float* __restrict__ xin_ss,
+                                          unsigned char* __restrict__ pub) {
     extern __shared__ float4 fs_smem[];
-    float* xs = (float*)fs_smem;
+    const float* xs = fs_published<F>() ? (const float*)xin : (const float*)fs_smem;
+    float* vals = (float*)fs_smem;  // the outputs, when publishing
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = (int)blockDim.x / 32 / wk, units = I / 2;
+    const int nsets = (units + per - 1) / per;
+    fs_check_publish(pub, 2 * per);
     float inv = 0.0f;
     mv_sets<F>(
-            w, scales, biases, xs, E, group, wk, (units + per - 1) / per,
+            w, scales, biases, xs, E, group, wk, nsets,
             [&](int set, int (&rows)[MV_P]) {
                 const int i = 2 * min(set * per + warp / wk, units - 1);
                 rows[0] = i, rows[1] = i + 1, rows[2] = I + i, rows[3] = I + i + 1;
             },
             [&](const int (&rows)[MV_P]) {
                 fs_prefetch_then_wait<F>(w, rows, E, wk, mv_pipelined<F>() ? 0 : pf);
-                inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
+                if constexpr (fs_published<F>())
+                    inv = fs_pub_inv(xin_ss, E / 32, E, eps);
+                else
+                    inv = fs_inv(mv_stage_f<F>((float*)fs_smem, h, ln, E), E, eps);
             },
             [&](int set, const float (&tot)[MV_P]) {
                 const int u = set * per + warp / wk, i = 2 * u;
                 if (warp % wk == 0 && lane < 2 && u < units) {
                     const float g = (lane ? tot[1] : tot[0]) * inv, up = (lane ? tot[3] : tot[2]) * inv;
-                    act[i + lane] = g / (1.0f + expf(-g)) * up;
+                    const float a = g / (1.0f + expf(-g)) * up;
+                    act[i + lane] = a;
+                    if (FS_PUB && pub != nullptr) vals[32 * ((set - (int)blockIdx.x) / (int)gridDim.x) + i % 32 + lane] = a;
                 }
             });
+    fs_publish_sets(vals, nullptr, pub, nullptr, I, nsets);
 }
 
 // The better of two (value, index) candidates: the larger value, and on a
@@ -209,7 +298,8 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
                                         const float* __restrict__ h, const float* __restrict__ ln, int N, int E,
                                         float eps, const void* __restrict__ w,
                                         const unsigned short* __restrict__ scales,
-                                        const unsigned short* __restrict__ biases, int group, int wk, int pf) {
+                                        const unsigned short* __restrict__ biases, int group, int wk, int pf,
+                                        const unsigned char* __restrict__ xin, const float* __restrict__ xin_ss) {
     extern __shared__ float4 fs_smem[];
     __shared__ bool last;
     float* xs = (float*)fs_smem;
@@ -222,7 +312,15 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
             [&](int set, int (&rows)[MV_P]) { mv_rows(set, per, wk, N, rows); },
             [&](const int (&rows)[MV_P]) {
                 fs_prefetch_then_wait<F>(w, rows, E, wk, mv_pipelined<F>() ? 0 : pf);
-                inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
+                if constexpr (fs_published<F>()) {
+                    // many sets a block: the codes copied once into shared memory
+                    const int n16 = (MQ_LEVELS * E + 8 * (E / 32)) / 16;
+                    for (int i = threadIdx.x; i < n16; i += blockDim.x) ((uint4*)xs)[i] = ((const uint4*)xin)[i];
+                    inv = fs_pub_inv(xin_ss, E / 32, E, eps);
+                    __syncthreads();
+                } else {
+                    inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
+                }
             },
             [&](int set, const float (&tot)[MV_P]) {
                 const int n0 = (set * per + warp / wk) * MV_P;
@@ -260,30 +358,33 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
 #define FS_W const void *__restrict__ w, const unsigned short *__restrict__ scales, \
              const unsigned short *__restrict__ biases, int group, int wk, int pf
 #define FS_WA w, scales, biases, group, wk, pf
+// x published (xin, with the slices' sums of squares xin_ss where a norm
+// is folded in), and where to publish (pub, pub_ss, pub_ln)
+#define FS_XIN const unsigned char *__restrict__ xin, const float *__restrict__ xin_ss
+#define FS_PUBA unsigned char *__restrict__ pub, float *__restrict__ pub_ss, const float *__restrict__ pub_ln
 
 #define FS_KERNELS(SUF, F, LB)                                                                                      \
     extern "C" __global__ void LB fs_qkv_##SUF(                                                                     \
             float* __restrict__ q, float* __restrict__ kc, float* __restrict__ vc, const float* __restrict__ h,     \
             const float* __restrict__ ln, const float* __restrict__ bias, const float* __restrict__ cos_t,          \
             const float* __restrict__ sin_t, const int* __restrict__ pos, int E, int Hq, int H, int D, int cap,     \
-            int max_pos, float eps, FS_W) {                                                                         \
-        fs_qkv<F>(q, kc, vc, h, ln, bias, cos_t, sin_t, pos, E, Hq, H, D, cap, max_pos, eps, FS_WA);                \
+            int max_pos, float eps, FS_W, FS_XIN) {                                                                 \
+        fs_qkv<F>(q, kc, vc, h, ln, bias, cos_t, sin_t, pos, E, Hq, H, D, cap, max_pos, eps, FS_WA, xin, xin_ss);   \
     }                                                                                                               \
-    extern "C" __global__ void LB fs_resid_##SUF(float* __restrict__ hres,                                          \
-                                                                     const float* __restrict__ x, int N, int K,     \
-                                                                     FS_W) {                                        \
-        fs_resid<F>(hres, x, N, K, FS_WA);                                                                          \
+    extern "C" __global__ void LB fs_resid_##SUF(float* __restrict__ hres, const float* __restrict__ x, int N,       \
+                                                 int K, FS_W, FS_XIN, FS_PUBA) {                                    \
+        fs_resid<F>(hres, x, N, K, FS_WA, xin, pub, pub_ss, pub_ln);                                                \
     }                                                                                                               \
     extern "C" __global__ void LB fs_gateup_##SUF(                                                                  \
             float* __restrict__ act, const float* __restrict__ h, const float* __restrict__ ln, int I, int E,       \
-            float eps, FS_W) {                                                                                      \
-        fs_gateup<F>(act, h, ln, I, E, eps, FS_WA);                                                                 \
+            float eps, FS_W, FS_XIN, FS_PUBA) {                                                                     \
+        fs_gateup<F>(act, h, ln, I, E, eps, FS_WA, xin, xin_ss, pub);                                               \
     }                                                                                                               \
     extern "C" __global__ void LB fs_head_##SUF(                                                                    \
             float* __restrict__ logits, int* __restrict__ part, int* __restrict__ count, int* __restrict__ token,   \
             int* __restrict__ pos, const float* __restrict__ h, const float* __restrict__ ln, int N, int E,         \
-            float eps, FS_W) {                                                                                      \
-        fs_head<F>(logits, part, count, token, pos, h, ln, N, E, eps, FS_WA);                                       \
+            float eps, FS_W, FS_XIN) {                                                                              \
+        fs_head<F>(logits, part, count, token, pos, h, ln, N, E, eps, FS_WA, xin, xin_ss);                          \
     }
 
 // LB: the launch bounds. The 4-bit kernels run 2 blocks a multiprocessor
@@ -293,6 +394,17 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
 FS_KERNELS(bf16, 0, __launch_bounds__(256))
 FS_KERNELS(q4, 1, __launch_bounds__(512, 1))
 FS_KERNELS(q4x8, 2, __launch_bounds__(512, 1))
+
+// Publishes x[0:K] times ln (when not null) with the sums of squares of its
+// slices (when ss is not null), a warp a slice of 32: the embedding for the
+// first layer's fs_qkv.
+extern "C" __global__ void __launch_bounds__(256) fs_publish(unsigned char* __restrict__ pub, float* __restrict__ ss,
+                                                             const float* __restrict__ x,
+                                                             const float* __restrict__ ln, int K) {
+    fs_after_previous();
+    const int j = (int)(blockIdx.x * blockDim.x + threadIdx.x) / 32, e = 32 * j + (int)threadIdx.x % 32;
+    if (j < K / 32) mq_put(pub, ss, K / 32, j, x[e], ln != nullptr ? ln[e] : 1.0f);
+}
 
 #ifdef HEAD_DIM
 // Decode attention with one trip to memory for a short context: 32 warps
@@ -322,10 +434,18 @@ __device__ __forceinline__ void fs_rows(float (&r)[FS_KPW][FS_PERL], const float
     }
 }
 
+// Publishes thread e's output value v of query head blockIdx.y (when pub
+// is not null): the head's HEAD_DIM values are whole slices of 32, a warp
+// each (called by threads e < HEAD_DIM only, whole warps).
+__device__ __forceinline__ void fs_attention_publish(unsigned char* pub, float v) {
+    if (FS_PUB && HEAD_DIM % 32 == 0 && pub != nullptr)
+        mq_put(pub, nullptr, gridDim.y * HEAD_DIM / 32, (blockIdx.y * HEAD_DIM + threadIdx.x) / 32, v, 1.0f);
+}
+
 extern "C" __global__ void __launch_bounds__(1024) fs_attention_wide(
         float* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml, int* __restrict__ count,
         const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
-        const int* __restrict__ pos, int cap, int group, float scale) {
+        const int* __restrict__ pos, int cap, int group, float scale, unsigned char* __restrict__ pub) {
     fs_after_previous();
     const int hq = blockIdx.y, h = hq / group, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int S = pos[0] + 1, batch = 32 * FS_KPW;
@@ -390,7 +510,8 @@ extern "C" __global__ void __launch_bounds__(1024) fs_attention_wide(
     float M = -INFINITY;
     for (int w = 0; w < 32; w++) M = fmaxf(M, sm[w]);
     const size_t at = (size_t)hq * gridDim.x + split;
-    for (int e = threadIdx.x; e < HEAD_DIM; e += blockDim.x) {
+    const int e = threadIdx.x;  // HEAD_DIM <= 1024 = blockDim.x
+    if (e < HEAD_DIM) {
         float o = 0.f, sum = 0.f;
         for (int w = 0; w < 32; w++) {
             const float c = sm[w] == -INFINITY ? 0.f : exp2f(sm[w] - M);
@@ -399,12 +520,13 @@ extern "C" __global__ void __launch_bounds__(1024) fs_attention_wide(
         }
         if (splits == 1) {
             out[(size_t)hq * HEAD_DIM + e] = o / sum;
-            continue;
-        }
-        part_o[at * HEAD_DIM + e] = o;
-        if (e == 0) {
-            part_ml[at * 2] = M;
-            part_ml[at * 2 + 1] = sum;
+            fs_attention_publish(pub, o / sum);
+        } else {
+            part_o[at * HEAD_DIM + e] = o;
+            if (e == 0) {
+                part_ml[at * 2] = M;
+                part_ml[at * 2 + 1] = sum;
+            }
         }
     }
     if (splits == 1) return;
@@ -417,7 +539,7 @@ extern "C" __global__ void __launch_bounds__(1024) fs_attention_wide(
     const float* ml = part_ml + (size_t)hq * gridDim.x * 2;
     M = -INFINITY;
     for (int s = 0; s < splits; s++) M = fmaxf(M, __ldcg(ml + 2 * s));
-    for (int e = threadIdx.x; e < HEAD_DIM; e += blockDim.x) {
+    if (e < HEAD_DIM) {
         float o = 0.f, sum = 0.f;
         for (int s = 0; s < splits; s++) {
             const float ms = __ldcg(ml + 2 * s);
@@ -426,6 +548,7 @@ extern "C" __global__ void __launch_bounds__(1024) fs_attention_wide(
             sum += __ldcg(ml + 2 * s + 1) * c;
         }
         out[(size_t)hq * HEAD_DIM + e] = o / sum;
+        fs_attention_publish(pub, o / sum);
     }
     if (threadIdx.x == 0) count[hq] = 0;
 }

@@ -2,6 +2,7 @@ package day7
 
 import (
 	"fmt"
+	"path/filepath"
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/grade"
@@ -25,10 +26,18 @@ func TestW2D7FusedSourceCompiles(t *testing.T) {
 // with its default ranges, a context of 291 to 296 positions is two ranges
 // merged by the last block; with one range, a warp takes its keys in more
 // than one batch. Against the step launched kernel by kernel (Day 6's
-// attention), on the shipped model.
+// attention), on the shipped model in bf16 and in 4-bit (where the
+// attention also publishes its output in int8 parts for o_proj, from the
+// merge too).
 func TestW2D7FusedAttentionLongContextGPU(t *testing.T) {
 	d := kerneltest.Open(t)
-	ck := grade.OpenCheckpoint(t, "models/tinyqwen-chat")
+	for _, dir := range []string{"models/tinyqwen-chat", "models/tinyqwen-chat-4bit"} {
+		t.Run(filepath.Base(dir), func(t *testing.T) { fusedAttentionLongContext(t, d, dir) })
+	}
+}
+
+func fusedAttentionLongContext(t *testing.T, d *kernels.Device, dir string) {
+	ck := grade.OpenCheckpoint(t, dir)
 	prompt := make([]int, 290)
 	for i := range prompt {
 		prompt[i] = (i*7919 + 13) % ck.Config.VocabSize
@@ -56,7 +65,7 @@ func TestW2D7FusedAttentionLongContextGPU(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range 6 {
-			at := fmt.Sprintf("W2D7 fused attention, %d ranges at most, position %d", graphed.splits, len(prompt)+i)
+			at := fmt.Sprintf("W2D7 fused attention, %s, %d ranges at most, position %d", filepath.Base(dir), graphed.splits, len(prompt)+i)
 			if a, err = eager.Decode(a); err != nil {
 				t.Fatal(err)
 			}

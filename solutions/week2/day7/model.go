@@ -150,6 +150,9 @@ func MemoryNeed(cfg checkpoint.Config, opts Options) (int64, error) {
 	// Day 6's decode scratch (grown on first use, at most 4 chunks per
 	// multiprocessor of up to 256 multiprocessors).
 	need += 4*hq*64*(d+2) + 4*hq*4*256*(d+2)
+	// x published in int8 parts for the fused 4-bit step: h with its
+	// slices' sums of squares, the attention, silu(g)·u.
+	need += int64(int8xBytes(int(e))+int8xBytes(int(hq*d))+int8xBytes(int(inter))) + 4*e/32
 	// Day 4's own scratch for the products of a prefill: the widest rows
 	// of W are gate and up stacked (2I), the longest down's (I); a 4-bit
 	// W is decoded to bf16 first, the largest being gate and up.
@@ -209,6 +212,11 @@ type GPUModel struct {
 	fk                  map[string]*kernels.Kernel
 	attCount, headCount *kernels.Buffer
 	headPart            *kernels.Buffer
+	// x rounded once into int8 parts by the kernel that writes it, for
+	// the 4-bit kernels that read it (fused_step.cu's FS_PUB): h times a
+	// norm's weights with its slices' sums of squares, the attention and
+	// silu(g)·u.
+	pubH, pubHSS, pubAttn, pubAct *kernels.Buffer
 	// Benchmark knobs: noFuse captures the unfused step, fuseOnly (a
 	// kernel's name without its suffix) launches that kernel alone,
 	// floatQ4 makes the fused 4-bit kernels take float x.
@@ -328,7 +336,7 @@ func (m *GPUModel) compileFused(defines string) (*kernels.Module, map[string]*ke
 // fusedKernelNames are the kernels of fused_step.cu.
 var fusedKernelNames = []string{"fs_qkv_bf16", "fs_resid_bf16", "fs_gateup_bf16", "fs_head_bf16",
 	"fs_qkv_q4", "fs_resid_q4", "fs_gateup_q4", "fs_head_q4",
-	"fs_qkv_q4x8", "fs_resid_q4x8", "fs_gateup_q4x8", "fs_head_q4x8", "fs_attention_wide"}
+	"fs_qkv_q4x8", "fs_resid_q4x8", "fs_gateup_q4x8", "fs_head_q4x8", "fs_attention_wide", "fs_publish"}
 
 // upload copies every weight to the device, stacking q/k/v and gate/up so
 // that each pair or triple is one matrix product.
@@ -432,8 +440,19 @@ func (m *GPUModel) allocate() error {
 	}
 	// A partial result per block of the head, for any grid fusedSplit
 	// gives (the benchmark's caps included).
-	m.headPart, err = m.dev.Alloc(8 * fusedBlocksPerSM * max(1, m.dev.Info().Multiprocessors))
-	return err
+	if m.headPart, err = m.dev.Alloc(8 * fusedBlocksPerSM * max(1, m.dev.Info().Multiprocessors)); err != nil {
+		return err
+	}
+	att := c.NumAttentionHeads * c.HeadDim()
+	for _, b := range []struct {
+		dst   **kernels.Buffer
+		bytes int
+	}{{&m.pubH, int8xBytes(e)}, {&m.pubHSS, 4 * (e / 32)}, {&m.pubAttn, int8xBytes(att)}, {&m.pubAct, int8xBytes(inter)}} {
+		if *b.dst, err = m.dev.Alloc(b.bytes); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Close frees everything the model holds on the device. (Provided.)
@@ -443,7 +462,8 @@ func (m *GPUModel) Close() error {
 	if m.graph != nil {
 		keep(m.graph.Free())
 	}
-	for _, b := range []*kernels.Buffer{m.tokens, m.pos, m.partO, m.partML, m.attCount, m.headCount, m.headPart, m.hist} {
+	for _, b := range []*kernels.Buffer{m.tokens, m.pos, m.partO, m.partML, m.attCount, m.headCount, m.headPart, m.hist,
+		m.pubH, m.pubHSS, m.pubAttn, m.pubAct} {
 		if b != nil {
 			keep(b.Free())
 		}
@@ -871,10 +891,35 @@ func (m *GPUModel) fusable() bool {
 }
 
 // stagedBytes is the shared memory a fused kernel stages k columns of x
-// in (Day 4's layout: k floats and, for 4-bit, a sum per 32). The kernels
-// on x in int8 parts take less: three bytes per column and a scale and a
-// sum per 32.
+// in (Day 4's layout: k floats and, for 4-bit, a sum per 32).
 func stagedBytes(k int) int { return 4*k + 4*(k/32) }
+
+// int8xBytes is k columns of x in Day 4's three int8 parts (MQ_LEVELS 3):
+// three bytes a column and a scale and a sum per slice of 32.
+func int8xBytes(k int) int { return 3*k + 8*(k/32) }
+
+// int8x says whether the fused kernel for w takes x in int8 parts (4-bit
+// W, float activations not asked for): those read x published once.
+func (m *GPUModel) int8x(w *devtensor.Weight) bool {
+	return w.Quantized() && !m.opts.FloatActivations && !m.floatQ4
+}
+
+// fusedIO is where a fused matrix kernel reads x published (in, with its
+// slices' sums of squares inSS where a norm is folded in) and, for
+// fs_resid and fs_gateup, where it publishes what it writes (out, outSS,
+// times the norm outNorm): fused_step.cu's FS_XIN and FS_PUBA. A nil
+// buffer is a null pointer; bf16 and float-x kernels ignore them.
+type fusedIO struct {
+	in, inSS, out, outSS, outNorm *kernels.Buffer
+}
+
+// orNull is b as a kernel argument, a null pointer for nil.
+func orNull(b *kernels.Buffer) any {
+	if b == nil {
+		return uint64(0)
+	}
+	return b
+}
 
 // fusedSplit picks, for units sets of 4 rows of w, how many warps of a
 // block share a set (1, 2, 4 or 8: the fewest that give two blocks of 256
@@ -932,12 +977,16 @@ const fusedPrefetch = 2
 
 // fusedLaunch launches fused kernel base (bf16 or 4-bit by w) over units
 // sets of rows of w with x of k columns staged: args first, then w's
-// words, scales, biases, group and the split.
-func (m *GPUModel) fusedLaunch(base string, w *devtensor.Weight, units, k int, args ...any) error {
+// words, scales, biases, group and the split, then io's buffers.
+func (m *GPUModel) fusedLaunch(base string, w *devtensor.Weight, io fusedIO, units, k int, args ...any) error {
 	if m.fuseOnly != "" && m.fuseOnly != base {
 		return nil
 	}
 	wk, grid, threads := m.fusedSplit(units, w)
+	publish := io.out != nil && m.int8x(w)
+	if publish {
+		wk, grid, threads = m.publishSplit(base, units)
+	}
 	name := base + "_bf16"
 	pf := fusedPrefetch
 	if m.prefetch != 0 {
@@ -948,14 +997,49 @@ func (m *GPUModel) fusedLaunch(base string, w *devtensor.Weight, units, k int, a
 	if w.Quantized() {
 		// x in three int8 parts, as Day 4's V3 takes it for one row,
 		// unless the products' inputs must stay float32.
-		name, smem = base+"_q4x8", 3*k+8*(k/32) // Day 4's MQ_LEVELS 3
-		if m.opts.FloatActivations || m.floatQ4 {
+		// x staged only in the FS_PUB 0 build (or copied, by fs_head); a
+		// publishing kernel keeps its outputs, 32 floats a set.
+		name, smem = base+"_q4x8", int8xBytes(k)
+		if publish {
+			smem = max(smem, 4*32*kernels.Blocks(kernels.Blocks(units, threads/32/wk), grid))
+		}
+		if !m.int8x(w) {
 			name, smem = base+"_q4", stagedBytes(k)
 		}
 		wargs = []any{w.W, w.Scales, w.Biases, int32(w.GroupSize), int32(wk), int32(pf)}
 	}
+	wargs = append(wargs, orNull(io.in), orNull(io.inSS))
+	if base == "fs_resid" || base == "fs_gateup" {
+		wargs = append(wargs, orNull(io.out), orNull(io.outSS), orNull(io.outNorm))
+	}
 	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(threads), SharedMem: smem, Overlap: true}
 	return m.dev.Launch(m.fk[name], cfg, append(args, wargs...)...)
+}
+
+// publishH is where fs_resid publishes h for the kernel that reads it
+// next, the matrix of w with the norm ln folded in: nothing when that
+// kernel stages x itself.
+func (m *GPUModel) publishH(w *devtensor.Weight, ln *kernels.Buffer) fusedIO {
+	if !m.int8x(w) {
+		return fusedIO{}
+	}
+	return fusedIO{out: m.pubH, outSS: m.pubHSS, outNorm: ln}
+}
+
+// publishSplit is the split of a publishing fs_resid or fs_gateup (units
+// of 4 rows of W): blocks of 16 warps, one a multiprocessor (the
+// registers allow no more), and sets of 32 outputs, whole slices of the x
+// they publish: 8 units of 4 rows split over 2 warps each (fs_resid; K is
+// 3,584 or 18,944 columns on a 7B), or 16 gate/up units of 2 outputs, a
+// warp each.
+func (m *GPUModel) publishSplit(base string, units int) (wk, grid, threads int) {
+	wk = 1
+	if base == "fs_resid" {
+		wk = 2
+	}
+	threads = 512
+	sms := max(1, m.dev.Info().Multiprocessors)
+	return wk, min(kernels.Blocks(units, threads/32/wk), sms), threads
 }
 
 // forwardFused queues the decode step of one row as the reference
@@ -990,31 +1074,55 @@ func (m *GPUModel) forwardFused() error {
 	if err != nil {
 		return err
 	}
+	// The 4-bit kernels read x rounded once where it is written; the
+	// embedding is rounded by a launch of its own.
+	if l0 := m.layers[0]; m.int8x(l0.qkv) && (m.fuseOnly == "" || m.fuseOnly == "embed") {
+		if err := m.dev.Launch(m.fk["fs_publish"], kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(e/32, 8)), Block: kernels.D1(256), Overlap: true},
+			m.pubH, m.pubHSS, m.h.Buf, l0.ln1.Buf, int32(e)); err != nil {
+			return err
+		}
+	}
+	readH := fusedIO{in: m.pubH, inSS: m.pubHSS}
 	scale := float32(1 / math.Sqrt(float64(d)))
-	for _, l := range m.layers {
-		if err := m.fusedLaunch("fs_qkv", l.qkv, (hq+2*h)*d/4, e,
+	for i, l := range m.layers {
+		if err := m.fusedLaunch("fs_qkv", l.qkv, readH, (hq+2*h)*d/4, e,
 			m.q.Buf, l.cache.K, l.cache.V, m.h.Buf, l.ln1.Buf, l.qkvBias.Buf, m.rope.Cos, m.rope.Sin, m.pos,
 			int32(e), int32(hq), int32(h), int32(d), int32(l.cache.Capacity), int32(m.rope.MaxPos), eps); err != nil {
 			return err
 		}
 		l.cache.Len = m.n + 1
 		if m.fuseOnly == "" || m.fuseOnly == "fs_attention" {
+			var pub *kernels.Buffer
+			if m.int8x(l.o) {
+				pub = m.pubAttn
+			}
 			if err := m.dev.Launch(m.fk["fs_attention_wide"], kernels.LaunchConfig{Grid: kernels.Dim3{X: m.splits, Y: hq, Z: 1}, Block: kernels.D1(1024), Overlap: true},
-				m.attn.Buf, m.partO, m.partML, m.attCount, m.q.Buf, l.cache.K, l.cache.V, m.pos, int32(l.cache.Capacity), int32(hq/h), scale); err != nil {
+				m.attn.Buf, m.partO, m.partML, m.attCount, m.q.Buf, l.cache.K, l.cache.V, m.pos, int32(l.cache.Capacity), int32(hq/h), scale, orNull(pub)); err != nil {
 				return err
 			}
 		}
-		if err := m.fusedLaunch("fs_resid", l.o, kernels.Blocks(l.o.N, 4), l.o.K, m.h.Buf, m.attn.Buf, int32(l.o.N), int32(l.o.K)); err != nil {
+		io := m.publishH(l.gateUp, l.ln2.Buf)
+		io.in = m.pubAttn
+		if err := m.fusedLaunch("fs_resid", l.o, io, kernels.Blocks(l.o.N, 4), l.o.K, m.h.Buf, m.attn.Buf, int32(l.o.N), int32(l.o.K)); err != nil {
 			return err
 		}
-		if err := m.fusedLaunch("fs_gateup", l.gateUp, inter/2, e, m.act.Buf, m.h.Buf, l.ln2.Buf, int32(inter), int32(e), eps); err != nil {
+		io = readH
+		if m.int8x(l.down) {
+			io.out = m.pubAct
+		}
+		if err := m.fusedLaunch("fs_gateup", l.gateUp, io, inter/2, e, m.act.Buf, m.h.Buf, l.ln2.Buf, int32(inter), int32(e), eps); err != nil {
 			return err
 		}
-		if err := m.fusedLaunch("fs_resid", l.down, kernels.Blocks(l.down.N, 4), l.down.K, m.h.Buf, m.act.Buf, int32(l.down.N), int32(l.down.K)); err != nil {
+		io = m.publishH(m.head, m.finalNorm.Buf)
+		if i+1 < len(m.layers) {
+			io = m.publishH(m.layers[i+1].qkv, m.layers[i+1].ln1.Buf)
+		}
+		io.in = m.pubAct
+		if err := m.fusedLaunch("fs_resid", l.down, io, kernels.Blocks(l.down.N, 4), l.down.K, m.h.Buf, m.act.Buf, int32(l.down.N), int32(l.down.K)); err != nil {
 			return err
 		}
 	}
-	if err := m.fusedLaunch("fs_head", m.head, kernels.Blocks(c.VocabSize, 4), e,
+	if err := m.fusedLaunch("fs_head", m.head, readH, kernels.Blocks(c.VocabSize, 4), e,
 		m.logits.Buf, m.headPart, m.headCount, m.tokens, m.pos, m.h.Buf, m.finalNorm.Buf, int32(c.VocabSize), int32(e), eps); err != nil {
 		return err
 	}
