@@ -64,6 +64,14 @@ var LogProbTol = grade.Tol{RTol: 0, ATol: 0.05}
 // another order.
 var GraphTol = grade.Tol{RTol: 0, ATol: 1e-3}
 
+// GraphTol4Bit is GraphTol on a 4-bit checkpoint, where the captured step
+// may also round x differently: the reference's fused step takes x in two
+// int8 parts (to about 2·10⁻⁵ of each slice's largest value) where the
+// launched step's matrix-vector kernel takes three (float32's precision),
+// which moves the shipped 4-bit model's logits by up to 2·10⁻³ over the
+// test's 96 steps (the test logs how much).
+var GraphTol4Bit = grade.Tol{RTol: 0, ATol: 1e-2}
+
 // graphModes are the two ways a decode step runs, both checked.
 var graphModes = []bool{false, true}
 
@@ -258,8 +266,11 @@ func GraphMatchesEager[M interface {
 	grade.PointToChapter(t, task)
 	// bf16 and 4-bit: the reference captures a different step for each
 	// (its fused kernels read the weights in the stored format).
-	for _, dir := range []string{"models/tinyqwen-chat", "models/tinyqwen-chat-4bit"} {
-		if !graphMatchesEager(t, task+" ("+dir+")", d, openCheckpoint(t, dir), ld, requireGraph) {
+	for _, c := range []struct {
+		dir string
+		tol grade.Tol
+	}{{"models/tinyqwen-chat", GraphTol}, {"models/tinyqwen-chat-4bit", GraphTol4Bit}} {
+		if !graphMatchesEager(t, task+" ("+c.dir+")", d, openCheckpoint(t, c.dir), ld, requireGraph, c.tol) {
 			return
 		}
 	}
@@ -268,7 +279,7 @@ func GraphMatchesEager[M interface {
 func graphMatchesEager[M interface {
 	Model
 	Graphed
-}](t *testing.T, task string, d *kernels.Device, ck *checkpoint.Checkpoint, ld LoadFunc[M], requireGraph bool) bool {
+}](t *testing.T, task string, d *kernels.Device, ck *checkpoint.Checkpoint, ld LoadFunc[M], requireGraph bool, tol grade.Tol) bool {
 	eager, ok := load(t, task, d, ck, LoadOptions{}, ld)
 	if !ok {
 		return false
@@ -277,6 +288,7 @@ func graphMatchesEager[M interface {
 	if !ok {
 		return false
 	}
+	worst := 0.0
 	for round, prompt := range [][]int{{3069, 17, 404, 12, 9}, {3069, 100, 200, 300, 400, 500, 600, 700, 800, 900, 1000, 1100, 1200, 1300, 1400, 1500, 1600, 1700, 1800}} {
 		eager.Reset()
 		graphed.Reset()
@@ -291,7 +303,8 @@ func graphMatchesEager[M interface {
 		for i := range 48 {
 			at := fmt.Sprintf("%s, prompt %d, step %d (position %d)", task, round+1, i, len(prompt)+i)
 			la, lb := logits(t, at+", launched", eager, a), logits(t, at+", captured", graphed, b)
-			grade.AllClose(t, at+": captured logits against launched ones", lb, la, GraphTol)
+			grade.AllClose(t, at+": captured logits against launched ones", lb, la, tol)
+			worst = math.Max(worst, grade.MaxAbsDiff(lb, la))
 			if a != b {
 				t.Fatalf("%s: the captured step chose token %d, the launched one %d", at, b, a)
 			}
@@ -306,6 +319,7 @@ func graphMatchesEager[M interface {
 			t.Fatalf("%s: Len() = %d after a prompt of %d and 48 steps", task, graphed.Len(), len(prompt))
 		}
 	}
+	t.Logf("%s: max |Δ logit| between the captured and the launched step = %.3g (tolerance %v)", task, worst, tol)
 	captured, err := graphed.Graphed()
 	switch {
 	case err != nil:

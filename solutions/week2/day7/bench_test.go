@@ -19,6 +19,7 @@ package day7
 //	go test -run '^$' -bench W2D7DecodeStep -benchtime 200ms ./solutions/week2/day7
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -89,7 +90,7 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 		// The 4-bit kernels on x in int8 parts built without the next
 		// round of weights in flight (Day 4's core, MQ_PIPE 0): the step
 		// and each matrix kernel alone.
-		builds := map[string]string{}
+		builds, levels := map[string]string{}, map[string]int{}
 		if ck.Config.Quantization != nil {
 			for _, v := range eachMatrixKernel("_nopipe") {
 				builds[v.name] = "#define MQ_PIPE 0\n"
@@ -102,6 +103,12 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 			// once: every block stages and rounds x itself (FS_PUB 0).
 			for _, v := range eachMatrixKernel("_staged") {
 				builds[v.name] = "#define FS_PUB 0\n"
+				variants = append(variants, v)
+			}
+			// x in three int8 parts (float32's precision, Day 4's
+			// default) instead of fusedLevels.
+			for _, v := range eachMatrixKernel("_levels3") {
+				builds[v.name], levels[v.name] = "", 3
 				variants = append(variants, v)
 			}
 			// Anatomy builds (wrong results): without the arithmetic;
@@ -139,7 +146,7 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 					m.floatQ4, m.fuseTarget, m.fuseCap, m.prefetch, m.q4Threads = false, 0, 0, 0, 0
 				}()
 				if defs, ok := builds[v.name]; ok {
-					mod, fk, err := m.compileFused(defs)
+					mod, fk, err := m.compileFused(cmp.Or(levels[v.name], fusedLevels), defs)
 					if err != nil {
 						b.Fatal(err)
 					}

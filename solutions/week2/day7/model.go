@@ -309,15 +309,24 @@ func (m *GPUModel) compile() error {
 	if m.dev.Backend() != kernels.CUDA {
 		return nil
 	}
-	m.fmod, m.fk, err = m.compileFused("")
+	m.fmod, m.fk, err = m.compileFused(fusedLevels, "")
 	return err
 }
 
+// fusedLevels is the int8 parts in which the fused 4-bit kernels take x
+// (Day 4's MQ_LEVELS): two, x to within about 2·10⁻⁵ of each slice's
+// largest value, far below what the bf16 and 4-bit weights themselves
+// round away. Day 4's own kernel takes three, float32's precision, which
+// its checks against float32 results ask for; here the third part cost
+// 13 µs of a two-layer 7B step of 233 (BenchmarkW2D7DecodeStep's
+// _levels3 variants).
+const fusedLevels = 2
+
 // compileFused compiles fused_step.cu after Day 4's matrix-vector core,
-// defines first (the benchmark compares builds with other settings of the
-// core's macros).
-func (m *GPUModel) compileFused(defines string) (*kernels.Module, map[string]*kernels.Kernel, error) {
-	src := fmt.Sprintf("#define HEAD_DIM %d\n#define MATVEC_CORE_ONLY\n", m.cfg.HeadDim()) + defines +
+// with x in levels int8 parts and defines first (the benchmark compares
+// builds with other settings of the core's macros).
+func (m *GPUModel) compileFused(levels int, defines string) (*kernels.Module, map[string]*kernels.Kernel, error) {
+	src := fmt.Sprintf("#define HEAD_DIM %d\n#define MATVEC_CORE_ONLY\n#define MQ_LEVELS %d\n", m.cfg.HeadDim(), levels) + defines +
 		day4.Source(kernels.CUDA, "matmul_fast") + fusedCUDA
 	mod, err := m.dev.Compile(src)
 	if err != nil {
@@ -894,8 +903,9 @@ func (m *GPUModel) fusable() bool {
 // in (Day 4's layout: k floats and, for 4-bit, a sum per 32).
 func stagedBytes(k int) int { return 4*k + 4*(k/32) }
 
-// int8xBytes is k columns of x in Day 4's three int8 parts (MQ_LEVELS 3):
-// three bytes a column and a scale and a sum per slice of 32.
+// int8xBytes is k columns of x in up to three int8 parts (Day 4's
+// MQ_LEVELS, fusedLevels here; the benchmark builds three): a byte a
+// column a part and a scale and a sum per slice of 32.
 func int8xBytes(k int) int { return 3*k + 8*(k/32) }
 
 // int8x says whether the fused kernel for w takes x in int8 parts (4-bit
