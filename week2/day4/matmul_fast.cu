@@ -334,6 +334,44 @@ __device__ __forceinline__ float mq_stage(unsigned char* xs, const float* __rest
     return mv_block_sum(ss);
 }
 
+// mq_stage's work for one slice, done by a warp for a layout in device
+// memory that many blocks then read (Week 2 Day 7's fused step rounds x
+// once, where it is written, instead of in every block that reads it):
+// lane i holds element 32·j + i of x in v, and l is its weight of the
+// norm (1 for none). Writes slice j of the NS slices at xs, in mq_stage's
+// layout and with its rounding, code for code, and when ss is not null
+// the sum of the squares of v (before l) at ss[j].
+__device__ __forceinline__ void mq_put(unsigned char* __restrict__ xs, float* __restrict__ ss, int NS, int j,
+                                       float v, float l) {
+    constexpr float M = 12582912.0f;  // 1.5·2^23
+    const int lane = threadIdx.x & 31;
+    if (ss != nullptr) {
+        const float s = warp_sum(v * v);
+        if (lane == 0) ss[j] = s;
+    }
+    v *= l;
+    float amax = fabsf(v);
+#pragma unroll
+    for (int off = 16; off > 0; off >>= 1) amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, off));
+    const float d = amax / 127.0f;
+    float step = d, inv = amax > 0.0f ? 127.0f / amax : 0.0f, sum = 0.0f, unit = 1.0f;
+    // element i is byte (i % 8) / 2 of word 2·((i % 16) / 8) + i % 2 of
+    // the first (i < 16) or second 16 bytes of the slice's part
+    const int i = lane % 16, at = (2 * (i / 8) + i % 2) * 4 + (i % 8) / 2;
+    unsigned char* dst = xs + ((size_t)(lane / 16) * NS + j) * 16 + at;
+#pragma unroll
+    for (int p = 0; p < MQ_LEVELS; p++) {
+        const float t = fmaf(v, inv, M), q = t - M;
+        dst[(size_t)2 * p * NS * 16] = (unsigned char)(__float_as_uint(t) & 0xffu);
+        v = fmaf(-step, q, v);
+        sum = fmaf(warp_sum(q), unit, sum);  // whole numbers: the sum is exact in any order
+        step *= 1.0f / 254.0f;
+        inv *= 254.0f;
+        unit *= 1.0f / 254.0f;
+    }
+    if (lane == 0) ((float2*)(xs + (size_t)2 * MQ_LEVELS * NS * 16))[j] = make_float2(d, d * sum);
+}
+
 // (float)t for |t| < 2^22 in two full-rate additions, where the conversion
 // instruction issues at a quarter of their rate: t's bits added to those
 // of 1.5·2^23 make that number plus t (see mq_stage).
