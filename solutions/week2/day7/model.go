@@ -993,7 +993,12 @@ func (m *GPUModel) fusedLaunch(base string, w *devtensor.Weight, io fusedIO, uni
 		return nil
 	}
 	wk, grid, threads := m.fusedSplit(units, w)
-	publish := io.out != nil && m.int8x(w)
+	publish := io.out != nil
+	if publish && !m.int8x(w) {
+		// Loaded checkpoints quantize every linear layer alike, so this
+		// does not happen; were it to, the kernel would refuse (__trap).
+		return fmt.Errorf("day7: %s on %d-bit weights cannot publish x for a 4-bit kernel", base, w.Bits)
+	}
 	if publish {
 		wk, grid, threads = m.publishSplit(base, units)
 	}
