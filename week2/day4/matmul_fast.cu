@@ -242,8 +242,8 @@ __device__ __forceinline__ void mv_reduce(float (&tot)[MV_P], const float (&acc)
 // three, below the float32 tolerance. Here the third part costs no
 // measurable time (BenchmarkW2D4GemvVariants): each block's staging of x
 // and the memory bound the product, not its instructions. Week 2 Day 7's
-// fused step, which stages x once for all blocks, runs 6% faster on two
-// parts and takes two.
+// fused step, whose x is rounded once by the kernel that writes it, runs
+// 6% faster on two parts and takes two.
 //
 // Shared memory, MQ_LEVELS·K + 8·K/32 bytes: NS = K/32 slices; for each
 // part, the first 16 bytes of each slice's codes (pairing with words 0
