@@ -1010,10 +1010,11 @@ func (m *GPUModel) fusedLaunch(base string, w *devtensor.Weight, io fusedIO, uni
 	wargs := []any{w.W, w.W, w.W, int32(0), int32(wk), int32(pf)}
 	smem := stagedBytes(k)
 	if w.Quantized() {
-		// x in three int8 parts, as Day 4's V3 takes it for one row,
-		// unless the products' inputs must stay float32.
-		// x staged only in the FS_PUB 0 build (or copied, by fs_head); a
-		// publishing kernel keeps its outputs, 32 floats a set.
+		// x in fusedLevels int8 parts, as Day 4's int8 variant takes it,
+		// published by the kernel that wrote it, unless the products'
+		// inputs must stay float32. The shared memory holds x only in the
+		// FS_PUB 0 build (and fs_head's copy of the codes); a publishing
+		// kernel keeps its outputs there, 32 floats a set.
 		name, smem = base+"_q4x8", int8xBytes(k)
 		if publish {
 			smem = max(smem, 4*32*kernels.Blocks(kernels.Blocks(units, threads/32/wk), grid))
