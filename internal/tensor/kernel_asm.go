@@ -52,6 +52,9 @@ func dotRowsFast(x []float32, w operand, off, ld int, y []float32) {
 		switch w.dtype {
 		case Float32:
 			_ = w.f32[last]
+			if kv == k && dotRowsShortF32(x, w.f32, off, ld, y) {
+				break
+			}
 			dotRowsF32(&x[0], &w.f32[off], ld, kv, rows, &y[0])
 		case BFloat16:
 			_ = w.u16[last]

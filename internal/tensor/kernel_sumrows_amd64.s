@@ -35,3 +35,102 @@ sumrows32loop:
 	VMOVUPS Y3, 96(DI)
 	VZEROUPPER
 	RET
+
+// func dotRows4F32(x *float32, w *float32, ld, n, rows int, y *float32)
+//
+// dotRowsF32 for short rows, four at a time: y[r] = Σ_{k<n} x[k]·w[r*ld+k]
+// for r < rows, n a positive multiple of 64, rows a positive multiple of
+// 4. Each 64 values of x stay in Y8–Y15 while four rows are multiplied by
+// them, two accumulators a row (eight chains of FMAs in flight), and the
+// four rows' sums are reduced together and stored with one write, where
+// dotRowsF32 reloads x for every row and reduces each row on its own (for
+// a row of 64, a third of its instructions). A decode step's attention
+// scores (one query against a head's cached keys, 64 or 128 floats a row)
+// are such rows.
+TEXT ·dotRows4F32(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), DI
+	MOVQ w+8(FP), R8
+	MOVQ ld+16(FP), DX
+	MOVQ n+24(FP), R9
+	MOVQ rows+32(FP), BX
+	MOVQ y+40(FP), SI
+	SHLQ $2, DX
+	LEAQ (DX)(DX*2), R10
+
+dot4row:
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ DI, R12
+	MOVQ R8, R13
+	MOVQ R9, CX
+
+dot4chunk:
+	VMOVUPS 0(R12), Y8
+	VMOVUPS 32(R12), Y9
+	VMOVUPS 64(R12), Y10
+	VMOVUPS 96(R12), Y11
+	VMOVUPS 128(R12), Y12
+	VMOVUPS 160(R12), Y13
+	VMOVUPS 192(R12), Y14
+	VMOVUPS 224(R12), Y15
+	VFMADD231PS 0(R13), Y8, Y0
+	VFMADD231PS 0(R13)(DX*1), Y8, Y2
+	VFMADD231PS 0(R13)(DX*2), Y8, Y4
+	VFMADD231PS 0(R13)(R10*1), Y8, Y6
+	VFMADD231PS 32(R13), Y9, Y1
+	VFMADD231PS 32(R13)(DX*1), Y9, Y3
+	VFMADD231PS 32(R13)(DX*2), Y9, Y5
+	VFMADD231PS 32(R13)(R10*1), Y9, Y7
+	VFMADD231PS 64(R13), Y10, Y0
+	VFMADD231PS 64(R13)(DX*1), Y10, Y2
+	VFMADD231PS 64(R13)(DX*2), Y10, Y4
+	VFMADD231PS 64(R13)(R10*1), Y10, Y6
+	VFMADD231PS 96(R13), Y11, Y1
+	VFMADD231PS 96(R13)(DX*1), Y11, Y3
+	VFMADD231PS 96(R13)(DX*2), Y11, Y5
+	VFMADD231PS 96(R13)(R10*1), Y11, Y7
+	VFMADD231PS 128(R13), Y12, Y0
+	VFMADD231PS 128(R13)(DX*1), Y12, Y2
+	VFMADD231PS 128(R13)(DX*2), Y12, Y4
+	VFMADD231PS 128(R13)(R10*1), Y12, Y6
+	VFMADD231PS 160(R13), Y13, Y1
+	VFMADD231PS 160(R13)(DX*1), Y13, Y3
+	VFMADD231PS 160(R13)(DX*2), Y13, Y5
+	VFMADD231PS 160(R13)(R10*1), Y13, Y7
+	VFMADD231PS 192(R13), Y14, Y0
+	VFMADD231PS 192(R13)(DX*1), Y14, Y2
+	VFMADD231PS 192(R13)(DX*2), Y14, Y4
+	VFMADD231PS 192(R13)(R10*1), Y14, Y6
+	VFMADD231PS 224(R13), Y15, Y1
+	VFMADD231PS 224(R13)(DX*1), Y15, Y3
+	VFMADD231PS 224(R13)(DX*2), Y15, Y5
+	VFMADD231PS 224(R13)(R10*1), Y15, Y7
+	ADDQ $256, R12
+	ADDQ $256, R13
+	SUBQ $64, CX
+	JNZ  dot4chunk
+
+	// rows 0–3 in Y0, Y2, Y4, Y6: pairwise sums, then the four rows'
+	// horizontal sums side by side in X0
+	VADDPS Y1, Y0, Y0
+	VADDPS Y3, Y2, Y2
+	VADDPS Y5, Y4, Y4
+	VADDPS Y7, Y6, Y6
+	VHADDPS Y2, Y0, Y0
+	VHADDPS Y6, Y4, Y4
+	VHADDPS Y4, Y0, Y0
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVUPS X0, (SI)
+	ADDQ $16, SI
+	LEAQ (R8)(DX*4), R8
+	SUBQ $4, BX
+	JNZ  dot4row
+	VZEROUPPER
+	RET

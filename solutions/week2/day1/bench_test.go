@@ -148,3 +148,36 @@ func BenchmarkCacheAppend(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAttendOne times a decode step's attention over a long cache as
+// Qwen2-0.5B's 24 layers read it (2 key/value heads of 7 query heads, 64
+// floats a row, 2,048 positions: 50 MB of keys and values, more than the
+// L3 cache), with the cached rows taken attendBlock at a time by every
+// query head of a group (blocks, attendOne) or each query head over the
+// whole cache in turn (per_head, the order before blocks):
+//
+//	go test -run '^$' -bench AttendOne -count 5 ./solutions/week2/day1
+func BenchmarkAttendOne(b *testing.B) {
+	const layers, hq, h, d, s = 24, 14, 2, 64, 2048
+	rng := rand.New(rand.NewPCG(1, 2))
+	caches := make([]*FullCache, layers)
+	for i := range caches {
+		caches[i] = NewFullCache()
+		caches[i].append("append", tensor.RandN(rng, 1, h, s, d), tensor.RandN(rng, 1, h, s, d))
+	}
+	q, out := tensor.RandN(rng, 1, hq, 1, d).Data(), make([]float32, hq*d)
+	for _, v := range []struct {
+		name  string
+		block int
+	}{{"blocks", attendBlock}, {"per_head", s}} {
+		b.Run(v.name, func(b *testing.B) {
+			for b.Loop() {
+				for _, c := range caches {
+					clear(out)
+					attendRows(q, out, c, hq/h, v.block)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "us/step")
+		})
+	}
+}

@@ -14,7 +14,8 @@ import (
 // they lie against grouped attention over the contiguous keys and values
 // that UpdateAndFetch of a second cache returns, after appends of several
 // lengths (so the blocks grow and move between steps), with and without a
-// causal mask.
+// causal mask, and decode steps that take the cache in more than one block
+// of attendBlock rows.
 func TestAttendInPlace(t *testing.T) {
 	for _, tc := range []struct {
 		name          string
@@ -24,6 +25,10 @@ func TestAttendInPlace(t *testing.T) {
 		{"one head per group", 1, 2, 2, 8, []int{3, 1, 1, 5}},
 		{"grouped, batch of two", 2, 6, 2, 4, []int{1, 4, 1, 1, 7, 2}},
 		{"a single key/value head", 1, 7, 1, 16, []int{5, 1, 1}},
+		// decode steps (one row) over more than attendBlock cached rows:
+		// one block exactly, then a block and one row, then three blocks
+		{"decode steps across blocks of the cache", 1, 7, 1, 16, []int{attendBlock - 1, 1, 1, attendBlock + 6, 1}},
+		{"decode steps across blocks, batch of two", 2, 4, 2, 64, []int{2*attendBlock + 2, 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(1, uint64(tc.hq)))
