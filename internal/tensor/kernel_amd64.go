@@ -109,19 +109,19 @@ func sumRows64(x *float32, b *float32, ld, k int, y *float32)
 func sumRows32(x *float32, b *float32, ld, k int, y *float32)
 
 // dotRows4F32 is dotRowsF32 for short rows, four at a time: n a positive
-// multiple of 64, rows a positive multiple of 4 (kernel_sumrows_amd64.s).
+// multiple of 32, rows a positive multiple of 4 (kernel_sumrows_amd64.s).
 //
 //go:noescape
 func dotRows4F32(x *float32, w *float32, ld, n, rows int, y *float32)
 
-// dotRowsShortF32 is dotRowsF32 with the rows of at most 128 floats (a
+// dotRowsShortF32 is dotRowsF32 with the rows of 32 to 128 floats (a
 // head's cached keys, for attention scores) taken four at a time by
 // dotRows4F32; longer rows, the weights of a matrix-vector product, stay
 // one stream at a time (see dotRowsF32). It reports whether it did the
 // work.
 func dotRowsShortF32(x, w []float32, off, ld int, y []float32) bool {
 	k, rows := len(x), len(y)
-	if k%64 != 0 || k > 128 || rows < 4 {
+	if k%32 != 0 || k > 128 || rows < 4 {
 		return false
 	}
 	_ = w[off+(rows-1)*ld+k-1]

@@ -39,13 +39,14 @@ sumrows32loop:
 // func dotRows4F32(x *float32, w *float32, ld, n, rows int, y *float32)
 //
 // dotRowsF32 for short rows, four at a time: y[r] = Σ_{k<n} x[k]·w[r*ld+k]
-// for r < rows, n a positive multiple of 64, rows a positive multiple of
-// 4. Each 64 values of x stay in Y8–Y15 while four rows are multiplied by
-// them, two accumulators a row (eight chains of FMAs in flight), and the
+// for r < rows, n a positive multiple of 32, rows a positive multiple of
+// 4. Each 64 values of x (32 for the last ones when n is an odd multiple
+// of 32) stay in Y8–Y15 while four rows are multiplied by them, two
+// accumulators a row (eight chains of FMAs in flight), and the
 // four rows' sums are reduced together and stored with one write, where
 // dotRowsF32 reloads x for every row and reduces each row on its own (for
 // a row of 64, a third of its instructions). A decode step's attention
-// scores (one query against a head's cached keys, 64 or 128 floats a row)
+// scores (one query against a head's cached keys, 32 to 128 floats a row)
 // are such rows.
 TEXT ·dotRows4F32(SB), NOSPLIT, $0-48
 	MOVQ x+0(FP), DI
@@ -71,6 +72,8 @@ dot4row:
 	MOVQ R9, CX
 
 dot4chunk:
+	CMPQ CX, $64
+	JLT  dot4tail
 	VMOVUPS 0(R12), Y8
 	VMOVUPS 32(R12), Y9
 	VMOVUPS 64(R12), Y10
@@ -114,8 +117,33 @@ dot4chunk:
 	ADDQ $256, R12
 	ADDQ $256, R13
 	SUBQ $64, CX
-	JNZ  dot4chunk
+	JMP  dot4chunk
 
+dot4tail:
+	CMPQ CX, $32
+	JLT  dot4reduce
+	VMOVUPS 0(R12), Y8
+	VMOVUPS 32(R12), Y9
+	VMOVUPS 64(R12), Y10
+	VMOVUPS 96(R12), Y11
+	VFMADD231PS 0(R13), Y8, Y0
+	VFMADD231PS 0(R13)(DX*1), Y8, Y2
+	VFMADD231PS 0(R13)(DX*2), Y8, Y4
+	VFMADD231PS 0(R13)(R10*1), Y8, Y6
+	VFMADD231PS 32(R13), Y9, Y1
+	VFMADD231PS 32(R13)(DX*1), Y9, Y3
+	VFMADD231PS 32(R13)(DX*2), Y9, Y5
+	VFMADD231PS 32(R13)(R10*1), Y9, Y7
+	VFMADD231PS 64(R13), Y10, Y0
+	VFMADD231PS 64(R13)(DX*1), Y10, Y2
+	VFMADD231PS 64(R13)(DX*2), Y10, Y4
+	VFMADD231PS 64(R13)(R10*1), Y10, Y6
+	VFMADD231PS 96(R13), Y11, Y1
+	VFMADD231PS 96(R13)(DX*1), Y11, Y3
+	VFMADD231PS 96(R13)(DX*2), Y11, Y5
+	VFMADD231PS 96(R13)(R10*1), Y11, Y7
+
+dot4reduce:
 	// rows 0–3 in Y0, Y2, Y4, Y6: pairwise sums, then the four rows'
 	// horizontal sums side by side in X0
 	VADDPS Y1, Y0, Y0

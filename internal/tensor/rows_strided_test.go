@@ -12,9 +12,9 @@ import (
 // vector tail, and DotRows refusing a view that runs past its slice.
 func TestDotRowsAndAxpy(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	// k of 64 and 128 takes the amd64 kernel for short rows, four rows at
-	// a time: 7 rows are one group of four and three more.
-	for _, k := range []int{1, 5, 8, 32, 37, 64, 128} {
+	// k of 32, 64, 96 and 128 takes the amd64 kernel for short rows, four
+	// rows at a time: 7 rows are one group of four and three more.
+	for _, k := range []int{1, 5, 8, 32, 37, 64, 96, 128} {
 		rows, ld, off := 7, 3*k+2, 11
 		m := make([]float32, off+rows*ld)
 		for i := range m {
