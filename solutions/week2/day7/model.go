@@ -885,10 +885,15 @@ func (m *GPUModel) forward(rows int, mode stepMode, head bool) error {
 
 // fusable reports whether the fused decode step applies: CUDA, and shapes
 // its kernels take (4-bit rows a whole number of 64-weight pieces, bf16
-// rows of 16-byte slices, pairs of rotated and of gate/up rows).
+// rows of 16-byte slices, pairs of rotated and of gate/up rows; on x in
+// int8 parts, heads of whole slices of 32, which the attention publishes a
+// head at a time).
 func (m *GPUModel) fusable() bool {
 	c := m.cfg
 	if m.fmod == nil || c.HeadDim()%4 != 0 || c.IntermediateSize%2 != 0 {
+		return false
+	}
+	if len(m.layers) > 0 && m.int8x(m.layers[0].o) && c.HeadDim()%32 != 0 {
 		return false
 	}
 	for _, k := range []int{c.HiddenSize, c.IntermediateSize, c.NumAttentionHeads * c.HeadDim()} {
