@@ -52,7 +52,7 @@ func dotRowsFast(x []float32, w operand, off, ld int, y []float32) {
 		switch w.dtype {
 		case Float32:
 			_ = w.f32[last]
-			if kv == k && dotRowsShortF32(x, w.f32, off, ld, y) {
+			if dotRowsShortF32(x, w.f32, off, ld, y) {
 				break
 			}
 			dotRowsF32(&x[0], &w.f32[off], ld, kv, rows, &y[0])

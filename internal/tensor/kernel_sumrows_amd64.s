@@ -36,18 +36,27 @@ sumrows32loop:
 	VZEROUPPER
 	RET
 
+// One 8-value piece of x (register xv, byte offset off in the rows) times
+// four rows (R13, then DX, 2·DX and R10 = 3·DX bytes on) into their
+// accumulators a0–a3.
+#define DOT4(off, xv, a0, a1, a2, a3) \
+	VFMADD231PS off(R13), xv, a0; \
+	VFMADD231PS off(R13)(DX*1), xv, a1; \
+	VFMADD231PS off(R13)(DX*2), xv, a2; \
+	VFMADD231PS off(R13)(R10*1), xv, a3
+
 // func dotRows4F32(x *float32, w *float32, ld, n, rows int, y *float32)
 //
 // dotRowsF32 for short rows, four at a time: y[r] = Σ_{k<n} x[k]·w[r*ld+k]
 // for r < rows, n a positive multiple of 32, rows a positive multiple of
 // 4. Each 64 values of x (32 for the last ones when n is an odd multiple
 // of 32) stay in Y8–Y15 while four rows are multiplied by them, two
-// accumulators a row (eight chains of FMAs in flight), and the
-// four rows' sums are reduced together and stored with one write, where
-// dotRowsF32 reloads x for every row and reduces each row on its own (for
-// a row of 64, a third of its instructions). A decode step's attention
-// scores (one query against a head's cached keys, 32 to 128 floats a row)
-// are such rows.
+// accumulators a row (Y0/Y1 for row 0, Y2/Y3, Y4/Y5, Y6/Y7: eight chains
+// of FMAs in flight), and the four rows' sums are reduced together and
+// stored with one write, where dotRowsF32 reloads x for every row and
+// reduces each row on its own (for a row of 64, a third of its
+// instructions). A decode step's attention scores (one query against a
+// head's cached keys, 32 to 128 floats a row) are such rows.
 TEXT ·dotRows4F32(SB), NOSPLIT, $0-48
 	MOVQ x+0(FP), DI
 	MOVQ w+8(FP), R8
@@ -82,38 +91,14 @@ dot4chunk:
 	VMOVUPS 160(R12), Y13
 	VMOVUPS 192(R12), Y14
 	VMOVUPS 224(R12), Y15
-	VFMADD231PS 0(R13), Y8, Y0
-	VFMADD231PS 0(R13)(DX*1), Y8, Y2
-	VFMADD231PS 0(R13)(DX*2), Y8, Y4
-	VFMADD231PS 0(R13)(R10*1), Y8, Y6
-	VFMADD231PS 32(R13), Y9, Y1
-	VFMADD231PS 32(R13)(DX*1), Y9, Y3
-	VFMADD231PS 32(R13)(DX*2), Y9, Y5
-	VFMADD231PS 32(R13)(R10*1), Y9, Y7
-	VFMADD231PS 64(R13), Y10, Y0
-	VFMADD231PS 64(R13)(DX*1), Y10, Y2
-	VFMADD231PS 64(R13)(DX*2), Y10, Y4
-	VFMADD231PS 64(R13)(R10*1), Y10, Y6
-	VFMADD231PS 96(R13), Y11, Y1
-	VFMADD231PS 96(R13)(DX*1), Y11, Y3
-	VFMADD231PS 96(R13)(DX*2), Y11, Y5
-	VFMADD231PS 96(R13)(R10*1), Y11, Y7
-	VFMADD231PS 128(R13), Y12, Y0
-	VFMADD231PS 128(R13)(DX*1), Y12, Y2
-	VFMADD231PS 128(R13)(DX*2), Y12, Y4
-	VFMADD231PS 128(R13)(R10*1), Y12, Y6
-	VFMADD231PS 160(R13), Y13, Y1
-	VFMADD231PS 160(R13)(DX*1), Y13, Y3
-	VFMADD231PS 160(R13)(DX*2), Y13, Y5
-	VFMADD231PS 160(R13)(R10*1), Y13, Y7
-	VFMADD231PS 192(R13), Y14, Y0
-	VFMADD231PS 192(R13)(DX*1), Y14, Y2
-	VFMADD231PS 192(R13)(DX*2), Y14, Y4
-	VFMADD231PS 192(R13)(R10*1), Y14, Y6
-	VFMADD231PS 224(R13), Y15, Y1
-	VFMADD231PS 224(R13)(DX*1), Y15, Y3
-	VFMADD231PS 224(R13)(DX*2), Y15, Y5
-	VFMADD231PS 224(R13)(R10*1), Y15, Y7
+	DOT4(0, Y8, Y0, Y2, Y4, Y6)
+	DOT4(32, Y9, Y1, Y3, Y5, Y7)
+	DOT4(64, Y10, Y0, Y2, Y4, Y6)
+	DOT4(96, Y11, Y1, Y3, Y5, Y7)
+	DOT4(128, Y12, Y0, Y2, Y4, Y6)
+	DOT4(160, Y13, Y1, Y3, Y5, Y7)
+	DOT4(192, Y14, Y0, Y2, Y4, Y6)
+	DOT4(224, Y15, Y1, Y3, Y5, Y7)
 	ADDQ $256, R12
 	ADDQ $256, R13
 	SUBQ $64, CX
@@ -126,26 +111,13 @@ dot4tail:
 	VMOVUPS 32(R12), Y9
 	VMOVUPS 64(R12), Y10
 	VMOVUPS 96(R12), Y11
-	VFMADD231PS 0(R13), Y8, Y0
-	VFMADD231PS 0(R13)(DX*1), Y8, Y2
-	VFMADD231PS 0(R13)(DX*2), Y8, Y4
-	VFMADD231PS 0(R13)(R10*1), Y8, Y6
-	VFMADD231PS 32(R13), Y9, Y1
-	VFMADD231PS 32(R13)(DX*1), Y9, Y3
-	VFMADD231PS 32(R13)(DX*2), Y9, Y5
-	VFMADD231PS 32(R13)(R10*1), Y9, Y7
-	VFMADD231PS 64(R13), Y10, Y0
-	VFMADD231PS 64(R13)(DX*1), Y10, Y2
-	VFMADD231PS 64(R13)(DX*2), Y10, Y4
-	VFMADD231PS 64(R13)(R10*1), Y10, Y6
-	VFMADD231PS 96(R13), Y11, Y1
-	VFMADD231PS 96(R13)(DX*1), Y11, Y3
-	VFMADD231PS 96(R13)(DX*2), Y11, Y5
-	VFMADD231PS 96(R13)(R10*1), Y11, Y7
+	DOT4(0, Y8, Y0, Y2, Y4, Y6)
+	DOT4(32, Y9, Y1, Y3, Y5, Y7)
+	DOT4(64, Y10, Y0, Y2, Y4, Y6)
+	DOT4(96, Y11, Y1, Y3, Y5, Y7)
 
 dot4reduce:
-	// rows 0–3 in Y0, Y2, Y4, Y6: pairwise sums, then the four rows'
-	// horizontal sums side by side in X0
+	// pairwise sums, then the four rows' horizontal sums side by side in X0
 	VADDPS Y1, Y0, Y0
 	VADDPS Y3, Y2, Y2
 	VADDPS Y5, Y4, Y4

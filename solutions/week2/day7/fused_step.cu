@@ -81,6 +81,24 @@ __device__ __forceinline__ float fs_pub_inv(const float* __restrict__ ss, int NS
     return fs_inv(warp_sum(s), E, eps);
 }
 
+// inv of the RMSNorm a kernel folds in: from the published sums on x in
+// int8 parts, else from staging h ⊙ ln in the block's shared memory.
+template <int F>
+__device__ __forceinline__ float fs_norm_inv(const float* __restrict__ xin_ss, const float* __restrict__ h,
+                                             const float* __restrict__ ln, int E, float eps) {
+    extern __shared__ float4 fs_smem[];
+    if constexpr (fs_published<F>())
+        return fs_pub_inv(xin_ss, E / 32, E, eps);
+    else
+        return fs_inv(mv_stage_f<F>((float*)fs_smem, h, ln, E), E, eps);
+}
+
+// Keeps output r (< 32) of set (set = blockIdx.x + gridDim.x·k, 32
+// outputs a set) in vals for fs_publish_sets.
+__device__ __forceinline__ void fs_keep(float* vals, int set, int r, float v) {
+    vals[32 * ((set - (int)blockIdx.x) / (int)gridDim.x) + r] = v;
+}
+
 // After a producer's sets (set = blockIdx.x, + gridDim.x, … below nsets),
 // called by every thread: set s is the slice of 32 outputs 32·s … 32·s + 31,
 // whose values done() kept in vals (vals[32·k + r] for the block's k-th
@@ -156,10 +174,7 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
             },
             [&](const int (&rows)[MV_P]) {
                 fs_prefetch_then_wait<F>(w, rows, E, wk, mv_pipelined<F>() ? 0 : pf);
-                if constexpr (fs_published<F>())
-                    inv = fs_pub_inv(xin_ss, E / 32, E, eps);
-                else
-                    inv = fs_inv(mv_stage_f<F>((float*)fs_smem, h, ln, E), E, eps);
+                inv = fs_norm_inv<F>(xin_ss, h, ln, E, eps);
                 p0 = pos[0];
             },
             [&](int set, const float (&tot)[MV_P]) {
@@ -212,7 +227,7 @@ __device__ __forceinline__ void fs_resid(float* __restrict__ hres, const float* 
                 if (warp % wk == 0 && lane < MV_P && n0 + lane < N) {
                     const float v = hres[n0 + lane] + mv_lane_sum(tot, lane);
                     hres[n0 + lane] = v;
-                    if (FS_PUB && pub != nullptr) vals[32 * ((set - (int)blockIdx.x) / (int)gridDim.x) + n0 % 32 + lane] = v;
+                    if (FS_PUB && pub != nullptr) fs_keep(vals, set, n0 % 32 + lane, v);
                 }
             });
     fs_publish_sets(vals, pub_ln, pub, pub_ss, N, nsets);
@@ -243,10 +258,7 @@ __device__ __forceinline__ void fs_gateup(float* __restrict__ act, const float* 
             },
             [&](const int (&rows)[MV_P]) {
                 fs_prefetch_then_wait<F>(w, rows, E, wk, mv_pipelined<F>() ? 0 : pf);
-                if constexpr (fs_published<F>())
-                    inv = fs_pub_inv(xin_ss, E / 32, E, eps);
-                else
-                    inv = fs_inv(mv_stage_f<F>((float*)fs_smem, h, ln, E), E, eps);
+                inv = fs_norm_inv<F>(xin_ss, h, ln, E, eps);
             },
             [&](int set, const float (&tot)[MV_P]) {
                 const int u = set * per + warp / wk, i = 2 * u;
@@ -254,7 +266,7 @@ __device__ __forceinline__ void fs_gateup(float* __restrict__ act, const float* 
                     const float g = (lane ? tot[1] : tot[0]) * inv, up = (lane ? tot[3] : tot[2]) * inv;
                     const float a = g / (1.0f + expf(-g)) * up;
                     act[i + lane] = a;
-                    if (FS_PUB && pub != nullptr) vals[32 * ((set - (int)blockIdx.x) / (int)gridDim.x) + i % 32 + lane] = a;
+                    if (FS_PUB && pub != nullptr) fs_keep(vals, set, i % 32 + lane, a);
                 }
             });
     fs_publish_sets(vals, nullptr, pub, nullptr, I, nsets);
@@ -316,11 +328,9 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
                     // many sets a block: the codes copied once into shared memory
                     const int n16 = (MQ_LEVELS * E + 8 * (E / 32)) / 16;
                     for (int i = threadIdx.x; i < n16; i += blockDim.x) ((uint4*)xs)[i] = ((const uint4*)xin)[i];
-                    inv = fs_pub_inv(xin_ss, E / 32, E, eps);
-                    __syncthreads();
-                } else {
-                    inv = fs_inv(mv_stage_f<F>(xs, h, ln, E), E, eps);
                 }
+                inv = fs_norm_inv<F>(xin_ss, h, ln, E, eps);
+                if constexpr (fs_published<F>()) __syncthreads();
             },
             [&](int set, const float (&tot)[MV_P]) {
                 const int n0 = (set * per + warp / wk) * MV_P;
