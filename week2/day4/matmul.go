@@ -149,6 +149,32 @@ type Matmul struct {
 	q8Off       bool
 	q8WK, q8Cap int
 	q8Levels    int // int8 parts of x it was compiled for (MQ_LEVELS)
+	// Rung 3's bf16 and staged-x kernels ask for their first weights
+	// before they wait for the launch ahead, and are launched with
+	// Overlap: inside a captured graph they start while it drains. noPDL
+	// launches them plainly (benchmark); v3WK forces the warps per set of
+	// rows of the bf16 kernel (benchmark; 0: v3Split's pick); l2Pre
+	// forces their request for all their weights into L2 on (1) or off
+	// (-1) (benchmark; 0: l2Prefetch's pick).
+	noPDL bool
+	v3WK  int
+	l2Pre int
+}
+
+// l2PrefetchMax is the largest W (bytes as stored) whose blocks ask for all
+// of it into L2 before they wait for the launch ahead.
+const l2PrefetchMax = 16 << 20
+
+// l2Prefetch is the pre argument of rung 3's bf16 and staged-x kernels for
+// W: 1 when its blocks ask for all their weights into L2 before they wait
+// for the launch ahead. That pays for a small W, whose blocks are all on
+// the GPU at once; a large one's later blocks start only as earlier ones
+// finish, and its registers' first round already keeps the memory busy.
+func (m *Matmul) l2Prefetch(w *devtensor.Weight) int32 {
+	if m.l2Pre > 0 || m.l2Pre == 0 && w.Bytes() <= l2PrefetchMax {
+		return 1
+	}
+	return 0
 }
 
 // The CUDA build of rung 3: 4 rows of W per warp, 2 rows of x per pass, 2
@@ -409,8 +435,12 @@ func (m *Matmul) V3(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	}
 	// bf16: wk warps of a block share a set of rows when rows are few.
 	wk := v3Split(w.N, w.K/8, m.v3W, passes, m.dev.Info().Multiprocessors)
-	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(w.N, m.v3W*(Block/32)/wk), Y: passes, Z: 1}, Block: kernels.D1(Block)}
-	return m.dev.Launch(m.bf16[V3Vector], cfg, y.Buf, x.Buf, w.W, int32(x.Rows), int32(w.N), int32(w.K), int32(wk))
+	if m.v3WK > 0 {
+		wk = m.v3WK
+	}
+	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: kernels.Blocks(w.N, m.v3W*(Block/32)/wk), Y: passes, Z: 1}, Block: kernels.D1(Block),
+		Overlap: !m.noPDL}
+	return m.dev.Launch(m.bf16[V3Vector], cfg, y.Buf, x.Buf, w.W, int32(x.Rows), int32(w.N), int32(w.K), int32(wk), m.l2Prefetch(w))
 }
 
 // launchStaged launches a staged-x matrix-vector kernel (matmul_q4_gemv_x
@@ -425,8 +455,8 @@ func (m *Matmul) launchStaged(k *kernels.Kernel, smem, wk, capB int, y, x *devte
 	if capB > 0 {
 		grid = min(grid, capB*max(1, m.dev.Info().Multiprocessors))
 	}
-	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(Block), SharedMem: smem}
-	return m.dev.Launch(k, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(wk))
+	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(Block), SharedMem: smem, Overlap: !m.noPDL}
+	return m.dev.Launch(k, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(wk), m.l2Prefetch(w))
 }
 
 // gemvQ8Shared is the shared memory matmul_q4_gemv_q8 stages x in, with
@@ -481,10 +511,14 @@ func q8Split(n, ns, sms int) int {
 const q8BlocksPerSM = 2
 
 // v3Split is how many warps of a block share one set of rows in
-// matmul_bf16_v3 (1, 2, 4 or 8): the fewest that give about four blocks per
-// multiprocessor, as long as every lane of every warp still has a 16-byte
-// piece of a row (k16 of them) to load; then twice that while it evens
-// out the blocks the multiprocessors run. The blocks are memory-bound and
+// matmul_bf16_v3 (1, 2, 4 or 8): the fewest that give about three blocks
+// per multiprocessor, as long as every lane of every warp still has a
+// 16-byte piece of a row (k16 of them) to load; then twice that while it
+// evens out the blocks the multiprocessors run and every lane keeps four
+// pieces (two rounds of loads). The 7B q/o projection, whose rows are 448
+// pieces, thus keeps 4 warps a set: 7.26 µs from a graph with
+// programmatic dependent launch, against 7.75 with 8, where each block is
+// a single round (BenchmarkW2D4Overlap). The blocks are memory-bound and
 // alike, so the product takes as long as the busiest multiprocessor's
 // share: 592 blocks on 132 (the 7B gate/up projection with one warp a
 // set) leave some with 5 and some with 4, 90% of the ideal; 1184 (two
@@ -493,11 +527,11 @@ func v3Split(n, k16, rows, passes, sms int) int {
 	sms = max(sms, 1)
 	blocks := func(wk int) int { return passes * kernels.Blocks(n, rows*(Block/32)/wk) }
 	wk := 1
-	for wk < Block/32 && blocks(wk) < 4*sms && 32*2*wk <= k16 {
+	for wk < Block/32 && blocks(wk) < 3*sms && 32*2*wk <= k16 {
 		wk *= 2
 	}
 	even := func(b int) float64 { return kernels.Balance(b, b, sms) }
-	for wk < Block/32 && 32*2*wk <= k16 && even(blocks(2*wk)) > even(blocks(wk))+0.02 {
+	for wk < Block/32 && 32*4*2*wk <= k16 && even(blocks(2*wk)) > even(blocks(wk))+0.02 {
 		wk *= 2
 	}
 	return wk

@@ -491,6 +491,36 @@ __device__ __forceinline__ void mv_dot_f(float (&acc)[MV_P], const void* __restr
         mv_dot<F == 1>(acc, w, scales, biases, rows, xs, K, group, first, stride);
 }
 
+// Programmatic dependent launch (compute capability 9.0 and later): a
+// kernel launched with Overlap inside a captured graph may start while the
+// launch ahead of it drains. mv_after_previous lets the launch behind this
+// one be scheduled at once, then waits until the one ahead has finished
+// and its writes are visible. Before it a kernel may read only what no
+// kernel writes (the weights); launched without Overlap, it returns at once.
+__device__ __forceinline__ void mv_after_previous() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+// l2_prefetch asks for bytes [from, to) of p to be brought into L2, one
+// bulk request (Hopper's cp.async.bulk.prefetch), the range rounded inward
+// to the 16-byte boundaries it needs. A small product's blocks are all on
+// the GPU at once, so with it before mv_after_previous they can ask for all
+// their weights while the launch ahead drains, not only for the round that
+// their registers hold.
+__device__ __forceinline__ void l2_prefetch(const void* p, size_t from, size_t to) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    from = (from + 15) & ~(size_t)15;
+    to &= ~(size_t)15;
+    if (to > from)
+        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"((const char*)p + from),
+                     "r"((unsigned)(to - from))
+                     : "memory");
+#endif
+}
+
 // ---- A block's sets of rows, the next weights in flight. ----
 //
 // mv_sets runs the sets of rows a block takes (set = blockIdx.x,
@@ -605,7 +635,7 @@ __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const floa
                                                const unsigned int* __restrict__ w,
                                                const unsigned short* __restrict__ scales,
                                                const unsigned short* __restrict__ biases, int N, int K, int group,
-                                               int wk) {
+                                               int wk, int pre) {
     extern __shared__ float4 mv_smem[];
     float* xs = (float*)mv_smem;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = (int)blockDim.x / 32 / wk;
@@ -613,7 +643,17 @@ __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const floa
     mv_sets<F>(
             w, scales, biases, xs, K, group, wk, sets,
             [&](int set, int (&rows)[MV_P]) { mv_rows(set, per, wk, N, rows); },
-            [&](const int (&)[MV_P]) { mv_stage_f<F>(xs, x, nullptr, K); },
+            [&](const int (&)[MV_P]) {
+                if (pre && threadIdx.x == 0)  // all of the block's sets into L2
+                    for (int set = blockIdx.x; set < sets; set += gridDim.x) {
+                        const size_t r0 = (size_t)set * per * MV_P, r1 = min(r0 + per * MV_P, (size_t)N);
+                        l2_prefetch(w, r0 * K / 2, r1 * K / 2);
+                        l2_prefetch(scales, r0 * (K / group) * 2, r1 * (K / group) * 2);
+                        l2_prefetch(biases, r0 * (K / group) * 2, r1 * (K / group) * 2);
+                    }
+                mv_after_previous();
+                mv_stage_f<F>(xs, x, nullptr, K);
+            },
             [&](int set, const float (&tot)[MV_P]) {
                 const int n0 = (set * per + warp / wk) * MV_P;
                 if (warp % wk == 0 && lane < MV_P && n0 + lane < N) y[n0 + lane] = mv_lane_sum(tot, lane);
@@ -623,8 +663,8 @@ __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const floa
 extern "C" __global__ void __launch_bounds__(256) matmul_q4_gemv_x(
         float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
         const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
-        int N, int K, int group, int wk) {
-    q4_gemv_staged<1>(y, x, w, scales, biases, N, K, group, wk);
+        int N, int K, int group, int wk, int pre) {
+    q4_gemv_staged<1>(y, x, w, scales, biases, N, K, group, wk, pre);
 }
 
 #ifndef MQ_MINB  // blocks per multiprocessor the registers must allow
@@ -633,8 +673,8 @@ extern "C" __global__ void __launch_bounds__(256) matmul_q4_gemv_x(
 extern "C" __global__ void __launch_bounds__(256, MQ_MINB) matmul_q4_gemv_q8(
         float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
         const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
-        int N, int K, int group, int wk) {
-    q4_gemv_staged<2>(y, x, w, scales, biases, N, K, group, wk);
+        int N, int K, int group, int wk, int pre) {
+    q4_gemv_staged<2>(y, x, w, scales, biases, N, K, group, wk, pre);
 }
 
 // ---- Rung 3: matrix-vector products bound by reading W once. ----
@@ -659,6 +699,25 @@ extern "C" __global__ void __launch_bounds__(256, MQ_MINB) matmul_q4_gemv_q8(
 #define V3_STREAM 1
 #endif
 
+// A round of rung 3's bf16 loads: V3_UNROLL 16-byte pieces of each of a
+// warp's V3_WROWS rows from n0, at j0, j0 + stride, … (zeros past K8).
+__device__ __forceinline__ void v3_load(uint4 (&v)[V3_WROWS][V3_UNROLL], const unsigned short* __restrict__ w,
+                                        int n0, int N, int K8, int j0, int stride) {
+#pragma unroll
+    for (int q = 0; q < V3_WROWS; q++) {
+        const uint4* wr = (const uint4*)w + (size_t)min(n0 + q, N - 1) * K8;
+#pragma unroll
+        for (int u = 0; u < V3_UNROLL; u++) {
+            int j = j0 + stride * u;
+#if V3_STREAM
+            v[q][u] = j < K8 ? __ldcs(wr + j) : make_uint4(0, 0, 0, 0);
+#else
+            v[q][u] = j < K8 ? wr[j] : make_uint4(0, 0, 0, 0);
+#endif
+        }
+    }
+}
+
 // When W has few rows (the 7B down projection: 3584 rows of 37 KB), a
 // warp per few rows leaves multiprocessors idle, so wk warps of a block
 // (1, 2, 4 or 8) share one set of rows, each taking every wk-th 16-byte
@@ -666,7 +725,7 @@ extern "C" __global__ void __launch_bounds__(256, MQ_MINB) matmul_q4_gemv_q8(
 // block then covers V3_WROWS·8/wk rows.
 extern "C" __global__ void __launch_bounds__(256) matmul_bf16_v3(
         float* __restrict__ y, const float* __restrict__ x, const unsigned short* __restrict__ w,
-        int M, int N, int K, int wk) {
+        int M, int N, int K, int wk, int pre) {
     __shared__ float red[8][V3_WROWS][V3_ROWS];
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const int set = warp / wk, part = warp % wk;
@@ -679,22 +738,19 @@ extern "C" __global__ void __launch_bounds__(256) matmul_bf16_v3(
     for (int q = 0; q < V3_WROWS; q++)
 #pragma unroll
         for (int r = 0; r < V3_ROWS; r++) acc[q][r] = 0.0f;
-    if (n0 < N) {
-        for (int j0 = part * 32 + lane; j0 < K8; j0 += stride * V3_UNROLL) {
-            uint4 v[V3_WROWS][V3_UNROLL];
-#pragma unroll
-            for (int q = 0; q < V3_WROWS; q++) {
-                const uint4* wr = (const uint4*)(w + (size_t)min(n0 + q, N - 1) * K);
-#pragma unroll
-                for (int u = 0; u < V3_UNROLL; u++) {
-                    int j = j0 + stride * u;
-#if V3_STREAM
-                    v[q][u] = j < K8 ? __ldcs(wr + j) : make_uint4(0, 0, 0, 0);
-#else
-                    v[q][u] = j < K8 ? wr[j] : make_uint4(0, 0, 0, 0);
-#endif
-                }
-            }
+    // The first round of W is requested before the wait for the launch
+    // ahead (mv_after_previous): no kernel writes W, the one ahead may
+    // write x.
+    uint4 v[V3_WROWS][V3_UNROLL];
+    int j0 = part * 32 + lane;
+    if (n0 < N) v3_load(v, w, n0, N, K8, j0, stride);
+    if (pre && blockIdx.y == 0 && threadIdx.x == 0) {  // all of the block's rows into L2
+        const int nb = blockIdx.x * (8 / wk) * V3_WROWS, nr = min((8 / wk) * V3_WROWS, N - nb);
+        if (nr > 0) l2_prefetch(w, (size_t)nb * K * 2, (size_t)(nb + nr) * K * 2);
+    }
+    mv_after_previous();
+    if (n0 < N && j0 < K8) {
+        for (;;) {
 #pragma unroll
             for (int u = 0; u < V3_UNROLL; u++) {
                 int j = j0 + stride * u;
@@ -714,6 +770,9 @@ extern "C" __global__ void __launch_bounds__(256) matmul_bf16_v3(
                     }
                 }
             }
+            j0 += stride * V3_UNROLL;
+            if (j0 >= K8) break;
+            v3_load(v, w, n0, N, K8, j0, stride);
         }
     }
     if (wk == 1) {  // a warp has whole rows: no need to wait for the others

@@ -65,12 +65,15 @@ func BenchmarkW2D4Ladder(b *testing.B) {
 				}
 				if m == 1 {
 					// The decode rung as a captured step runs it: from a
-					// graph, as PyTorch's side is timed.
-					name := fmt.Sprintf("%s/%s/M=%d/%s-graph", s.Name, f.Name, m, V3Vector)
-					b.Run(name, func(b *testing.B) {
-						run := func(i int) error { return mm.Run(V3Vector, y, x, ws[i%len(ws)]) }
-						reportRate(b, kerneltest.GraphTime(b, d, len(ws), run), x, ws[0])
-					})
+					// graph, as PyTorch's side is timed, launched plainly
+					// and then overlapping the launch ahead.
+					for _, pdl := range []bool{false, true} {
+						name := fmt.Sprintf("%s/%s/M=%d/%s-graph", s.Name, f.Name, m, V3Vector)
+						if pdl {
+							name += "-pdl"
+						}
+						b.Run(name, func(b *testing.B) { benchGraph(b, d, mm, !pdl, y, x, ws) })
+					}
 				}
 				x.Free()
 				y.Free()
@@ -98,6 +101,80 @@ func benchFunc(b *testing.B, d *kernels.Device, run func(y, x *devtensor.Activat
 	}
 	per, _ := kerneltest.DeviceTime(b, d, b.N, func(i int) error { return run(y, x, ws[i%len(ws)]) })
 	reportRate(b, per, x, ws[0])
+}
+
+// benchGraph times rung 3 from a graph of one launch per copy of W,
+// replayed, with or without programmatic dependent launch.
+func benchGraph(b *testing.B, d *kernels.Device, mm *Matmul, noPDL bool, y, x *devtensor.Activations, ws []*devtensor.Weight) {
+	was := mm.noPDL
+	mm.noPDL = noPDL
+	defer func() { mm.noPDL = was }()
+	run := func(i int) error { return mm.Run(V3Vector, y, x, ws[i%len(ws)]) }
+	reportRate(b, kerneltest.GraphTime(b, d, len(ws), run), x, ws[0])
+}
+
+// BenchmarkW2D4Overlap times rung 3's matrix-vector products on every real
+// shape from a graph, launched plainly and with programmatic dependent
+// launch (each product asks for its first weights while the one ahead
+// drains), that with and without the request for all of a block's weights
+// into L2 (l2-1, l2+1), bf16 also with 1, 2, 4 and 8 warps a set of rows.
+//
+//	go test -run '^$' -bench W2D4Overlap -benchtime 100x ./solutions/week2/day4
+func BenchmarkW2D4Overlap(b *testing.B) {
+	d := kerneltest.Open(b)
+	if d.Backend() != kernels.CUDA {
+		b.Skip("not run: programmatic dependent launch is CUDA's")
+	}
+	mm, err := NewMatmul(d)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mm.Close()
+	for _, s := range w2d4.RealShapes {
+		for _, f := range []w2d4.Format{w2d4.Formats[0], w2d4.Formats[1]} {
+			ws, x, y, free := decodeOperands(b, d, s, f)
+			b.Run(fmt.Sprintf("%s/%s/graph", s.Name, f.Name), func(b *testing.B) { benchGraph(b, d, mm, true, y, x, ws) })
+			for _, l2 := range []int{-1, 1} {
+				mm.l2Pre = l2
+				b.Run(fmt.Sprintf("%s/%s/graph-pdl-l2%+d", s.Name, f.Name, l2), func(b *testing.B) { benchGraph(b, d, mm, false, y, x, ws) })
+				if !ws[0].Quantized() {
+					for wk := 1; wk <= Block/32 && 32*wk <= s.K/8; wk *= 2 {
+						b.Run(fmt.Sprintf("%s/%s/graph-pdl-l2%+d-wk%d", s.Name, f.Name, l2, wk), func(b *testing.B) {
+							mm.v3WK = wk
+							defer func() { mm.v3WK = 0 }()
+							benchGraph(b, d, mm, false, y, x, ws)
+						})
+					}
+				}
+			}
+			mm.l2Pre = 0
+			free()
+		}
+	}
+	// Other builds of the bf16 kernel (rows of W a warp, loads in flight a
+	// row) on the shapes furthest from the copy bandwidth.
+	for _, c := range []struct{ wrows, unroll int }{{4, 1}, {4, 3}, {4, 4}, {2, 4}, {8, 2}} {
+		cfg := cudaV3
+		cfg.wrows, cfg.unroll = c.wrows, c.unroll
+		mv, err := newMatmul(d, cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, s := range []w2d4.Shape{w2d4.RealShapes[0], w2d4.RealShapes[1], w2d4.RealShapes[2], w2d4.RealShapes[4]} {
+			ws, x, y, free := decodeOperands(b, d, s, w2d4.Formats[0])
+			for _, wk := range []int{0, 2, 4, 8} {
+				if wk > 0 && 32*wk > s.K/8 {
+					continue
+				}
+				b.Run(fmt.Sprintf("%s/bf16/graph-pdl-w%d-u%d-wk%d", s.Name, c.wrows, c.unroll, wk), func(b *testing.B) {
+					mv.v3WK = wk
+					benchGraph(b, d, mv, false, y, x, ws)
+				})
+			}
+			free()
+		}
+		mv.Close()
+	}
 }
 
 // reportRate reports a product's device time per, its bandwidth (bytes of

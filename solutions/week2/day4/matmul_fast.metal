@@ -17,6 +17,7 @@ kernel void matmul_bf16_v3(device float* y [[buffer(0)]], const device float* x 
                            const device ushort* w [[buffer(2)]], constant int& M [[buffer(3)]],
                            constant int& N [[buffer(4)]], constant int& K [[buffer(5)]],
                            constant int& wk [[buffer(6)]],
+                           constant int& pre [[buffer(7)]],  // CUDA's L2 request; unused here
                            uint2 tg [[threadgroup_position_in_grid]],
                            uint sg [[simdgroup_index_in_threadgroup]],
                            uint sgs [[simdgroups_per_threadgroup]],

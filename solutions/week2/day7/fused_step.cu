@@ -26,18 +26,9 @@
 
 __device__ __forceinline__ float fs_inv(float ss, int E, float eps) { return rsqrtf(ss / (float)E + eps); }
 
-// Programmatic dependent launch (compute capability 9.0 and later): the
-// captured step launches every kernel below with Overlap, so the next
-// kernel's blocks are scheduled while this one's last blocks run. Each
-// kernel lets its successor be scheduled at once, then waits until its
-// predecessor has finished and its writes are visible; a kernel launched
-// without Overlap returns from the wait at once.
-__device__ __forceinline__ void fs_after_previous() {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-#endif
-}
+// The captured step launches every kernel below with Overlap (programmatic
+// dependent launch, Day 4's mv_after_previous): the next kernel's blocks
+// are scheduled while this one's last blocks run.
 
 // ---- x rounded once, by the kernel that writes it (4-bit W). ----
 //
@@ -143,7 +134,7 @@ __device__ __forceinline__ void fs_prefetch_then_wait(const void* __restrict__ w
                 }
             }
     }
-    fs_after_previous();
+    mv_after_previous();
 }
 
 // The q/k/v projection of the normed h and its epilogue. A unit is two
@@ -411,7 +402,7 @@ FS_KERNELS(q4x8, 2, __launch_bounds__(512, 1))
 extern "C" __global__ void __launch_bounds__(256) fs_publish(unsigned char* __restrict__ pub, float* __restrict__ ss,
                                                              const float* __restrict__ x,
                                                              const float* __restrict__ ln, int K) {
-    fs_after_previous();
+    mv_after_previous();
     const int j = (int)(blockIdx.x * blockDim.x + threadIdx.x) / 32, e = 32 * j + (int)threadIdx.x % 32;
     if (j < K / 32) mq_put(pub, ss, K / 32, j, x[e], ln != nullptr ? ln[e] : 1.0f);
 }
@@ -456,7 +447,7 @@ extern "C" __global__ void __launch_bounds__(1024) fs_attention_wide(
         float* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml, int* __restrict__ count,
         const float* __restrict__ q, const float* __restrict__ k, const float* __restrict__ v,
         const int* __restrict__ pos, int cap, int group, float scale, unsigned char* __restrict__ pub) {
-    fs_after_previous();
+    mv_after_previous();
     const int hq = blockIdx.y, h = hq / group, lane = threadIdx.x % 32, warp = threadIdx.x / 32;
     const int S = pos[0] + 1, batch = 32 * FS_KPW;
     const int splits = min((int)gridDim.x, (S + batch - 1) / batch), split = blockIdx.x;
