@@ -20,6 +20,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/tokenizer"
 	"github.com/tinyllm-go/tinyllm/kernels"
 	"github.com/tinyllm-go/tinyllm/kernels/devsample"
+	"github.com/tinyllm-go/tinyllm/kernels/devtensor"
 	"github.com/tinyllm-go/tinyllm/models"
 	refday5 "github.com/tinyllm-go/tinyllm/solutions/week1/day5"
 	refday6 "github.com/tinyllm-go/tinyllm/solutions/week1/day6"
@@ -90,7 +91,11 @@ func week2Model(m llm.CachedModel, err error, c checkpoint.Config, generate week
 	if err != nil {
 		return loadedModel{}, err
 	}
-	m = pacedModel{m}
+	var least uint64
+	if c.Quantization == nil {
+		least = decodeHeadroom(devtensor.ModelWeightBytes(c, 16, 0))
+	}
+	m = pacedModel{m, least}
 	chunk := prefillChunk(c)
 	return loadedModel{
 		generate: func(tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {

@@ -42,9 +42,8 @@ var gogcSet = func() bool { _, set := os.LookupEnv("GOGC"); return set }()
 var gcPercent int
 
 // aimCollector sets the collector's target to headroom bytes over a live
-// heap of live bytes, as a GOGC percentage kept between 10 and most (at
-// most Go's default of 100); it changes the setting only when the
-// percentage does. A live heap of 0 (nothing measured yet) leaves the
+// heap of live bytes, as a GOGC percentage kept between 10 and most; it
+// changes the setting only when the percentage does. A live heap of 0 (nothing measured yet) leaves the
 // target alone.
 func aimCollector(live, headroom, most uint64) {
 	if live == 0 {
@@ -85,20 +84,52 @@ const paceMostPercent = 25
 // pacedModel is a Week 2 model that calls paceHeap before and after every
 // forward pass: before, so that the first pass after loading runs under
 // paceHeap's target instead of the one settleHeap set.
-type pacedModel struct{ llm.CachedModel }
+type pacedModel struct {
+	llm.CachedModel
+	least uint64 // the least headroom around a decode step (decodeHeadroom)
+}
+
+// decodeHeadroom is the least headroom paceHeap allows around a decode
+// step of a model whose weights take weights bytes: half a percent of
+// them. Decoding Qwen2-0.5B in bf16, whose weights are not on the Go
+// heap, the heap holds about 4 MB live, and a quarter of that is about
+// one step's garbage (the logits alone are 600 KB): the collector ran at
+// every step and stopped both cores each time, waiting for the matrix
+// kernels' long assembly loops to reach a safe point (GODEBUG=gctrace=1:
+// about a millisecond a stop). Half a percent of its 988 MB of weights is
+// 4.9 MB, several steps between two runs, well inside the 10% that the
+// peak memory may take beyond the weights and the cache. A prompt keeps
+// the quarter: its pieces are where the peak memory is. A quantized model
+// gets none (week2Model): its peak memory has little room under that
+// bound (about 0.306 GB against 0.310 for Qwen2-0.5B in 4-bit).
+func decodeHeadroom(weights int64) uint64 { return uint64(max(weights, 0)) / 200 }
 
 // Forward is the model's Forward between two calls of paceHeap.
 func (p pacedModel) Forward(tokens [][]int, offset int, caches []llm.KVCache) *tensor.Tensor {
-	paceHeap()
-	defer paceHeap()
+	least := p.leastFor(tokens)
+	paceHeap(least)
+	defer paceHeap(least)
 	return p.CachedModel.Forward(tokens, offset, caches)
 }
 
 // ForwardLast is the model's ForwardLast between two calls of paceHeap.
 func (p pacedModel) ForwardLast(tokens [][]int, offset int, caches []llm.KVCache) *tensor.Tensor {
-	paceHeap()
-	defer paceHeap()
+	least := p.leastFor(tokens)
+	paceHeap(least)
+	defer paceHeap(least)
 	return p.CachedModel.ForwardLast(tokens, offset, caches)
+}
+
+// leastFor is the least headroom paceHeap allows around a pass over
+// tokens: p.least for a decode step (one new token a sequence), none for
+// a prompt or a piece of one.
+func (p pacedModel) leastFor(tokens [][]int) uint64 {
+	for _, t := range tokens {
+		if len(t) != 1 {
+			return 0
+		}
+	}
+	return p.least
 }
 
 // liveHeap is the runtime metric paceHeap reads, kept between calls so
@@ -112,12 +143,18 @@ var liveHeap = []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 // much garbage again pile up beside it, memory the process holds for
 // nothing. Reading the live heap costs no collection. An explicit GOGC is
 // left alone.
-func paceHeap() {
+func paceHeap(least uint64) {
 	if gogcSet {
 		return
 	}
 	metrics.Read(liveHeap)
 	if liveHeap[0].Value.Kind() == metrics.KindUint64 {
-		aimCollector(liveHeap[0].Value.Uint64(), paceHeadroom, paceMostPercent)
+		paceFor(liveHeap[0].Value.Uint64(), least)
 	}
+}
+
+// paceFor aims the collector at paceHeadroom over a live heap of live
+// bytes, at most a quarter of it (paceMostPercent), but at least least.
+func paceFor(live, least uint64) {
+	aimCollector(live, paceHeadroom, max(paceMostPercent, least*100/max(live, 1)))
 }

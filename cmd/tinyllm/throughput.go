@@ -366,7 +366,7 @@ func runWorkload(newRunner runnerFunc, sh llm.ModelShape, cfg llm.EngineConfig, 
 				res.lastTk = now
 			}
 		}
-		paceHeap()
+		paceHeap(0)
 		if progress != nil && now.Sub(lastReport) > 10*time.Second {
 			fmt.Fprintf(progress, "  %.0f s: %d of %d output tokens\n", now.Sub(start).Seconds(), res.outputs, sumInts(outs))
 			lastReport = now

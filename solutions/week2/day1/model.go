@@ -3,6 +3,7 @@ package day1
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/llm"
@@ -154,7 +155,12 @@ func attendRows(qd, out []float32, c *FullCache, g, block int) {
 	d, s := c.d, c.offset
 	scale := float32(1 / math.Sqrt(float64(d)))
 	tensor.ParallelFor(c.b*c.h, 1, func(lo, hi int) {
-		scores, qs, sums := make([]float32, g*s), make([]float32, g*d), make([]float32, g)
+		buf := attendScratch.Get().(*[]float32)
+		defer attendScratch.Put(buf)
+		if n := g*s + g*d + g; cap(*buf) < n {
+			*buf = make([]float32, n+n/4) // room for the next steps' longer cache
+		}
+		scores, qs, sums := (*buf)[:g*s], (*buf)[g*s:g*s+g*d], (*buf)[g*s+g*d:g*s+g*d+g]
 		for i := lo; i < hi; i++ {
 			kb, vb := c.block(i/c.h, i%c.h)
 			for j := range g {
@@ -194,6 +200,12 @@ func attendRows(qd, out []float32, c *FullCache, g, block int) {
 		}
 	})
 }
+
+// attendScratch holds the scores, scaled queries and sums of attendRows
+// from one step to the next, one slice per core at work: a step's
+// attention then leaves no garbage (g·S floats a key/value head and layer,
+// 57 KB at 2,048 positions of Qwen2-0.5B), and the collector runs less.
+var attendScratch = sync.Pool{New: func() any { return new([]float32) }}
 
 // attendBlock is the cached positions attendOne takes at a time: 64 rows
 // of a head's keys or values, 16 KB for Qwen2-0.5B's 64 floats a row,
@@ -300,14 +312,37 @@ func NewQwen2ModelWeek2(ck *checkpoint.Checkpoint) (*Qwen2ModelWeek2, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Qwen2ModelWeek2{Config: w1.Config, Embedding: w1.Embedding, Norm: w1.Norm, LMHead: w1.LMHead, buffers: scratch.New()}
+	m := &Qwen2ModelWeek2{Config: w1.Config, Embedding: w1.Embedding, Norm: widenNorm(w1.Norm), LMHead: w1.LMHead, buffers: scratch.New()}
 	for _, l := range w1.Layers {
+		a := *l.Attention
+		a.BQ, a.BK, a.BV = widen(a.BQ), widen(a.BK), widen(a.BV)
 		m.Layers = append(m.Layers, &Qwen2TransformerBlockWeek2{
-			InputNorm: l.InputNorm, PostAttentionNorm: l.PostAttentionNorm,
-			Attention: &Qwen2AttentionWeek2{l.Attention}, MLP: l.MLP,
+			InputNorm: widenNorm(l.InputNorm), PostAttentionNorm: widenNorm(l.PostAttentionNorm),
+			Attention: &Qwen2AttentionWeek2{&a}, MLP: l.MLP,
 		})
 	}
 	return m, nil
+}
+
+// widen returns a 16-bit vector (a norm's weights, a bias) as float32, and
+// anything else (nil, float32) as it is. A decode step reads every norm and
+// bias whole, and reading a 16-bit tensor's values (tensor.Data) widens them
+// into a new slice each time: about 300 KB of garbage a Qwen2-0.5B step,
+// enough for the collector to run at every step. Widened once at load, they
+// are read in place; the values are the same, since float32 holds every
+// bf16 and f16 exactly.
+func widen(t *tensor.Tensor) *tensor.Tensor {
+	if t == nil || t.DType() == tensor.Float32 {
+		return t
+	}
+	return tensor.AsType(t, tensor.Float32)
+}
+
+// widenNorm is a copy of n with its weights widened (widen).
+func widenNorm(n *day4.RMSNorm) *day4.RMSNorm {
+	c := *n
+	c.Weight = widen(c.Weight)
+	return &c
 }
 
 // NewCaches returns one empty FullCache per layer, for one batch of

@@ -345,7 +345,12 @@ func NewQwen2ModelWeek2(ck *checkpoint.Checkpoint) (*Qwen2ModelWeek2, error) {
 			return nil
 		}
 		var t *tensor.Tensor
-		t, err = ck.Tensor(name, n)
+		if t, err = ck.Tensor(name, n); err == nil && t.DType() != tensor.Float32 {
+			// Widened once here: a step reads every norm and bias whole,
+			// and reading a 16-bit tensor's values makes a new float32
+			// slice each time (see W2D1's widen).
+			t = tensor.AsType(t, tensor.Float32)
+		}
 		return t
 	}
 	matrix := func(name string, out, in int) (*tensor.Tensor, *PackedWeight, *tensor.Q4Matrix) {
