@@ -201,10 +201,13 @@ dotBF16row:
 dotBF16loop32:
 	CMPQ CX, $32
 	JLT  dotBF16loop8
-	// Ask for the weights 2 KiB ahead: the rows are one sequential
+	// Ask for the weights 1 KiB ahead: the rows are one sequential
 	// stream, and a request in flight early keeps more of it moving
 	// than the hardware prefetcher alone, which stops at page borders.
-	PREFETCHT0 2048(R13)
+	// (On a 2-core Zen 3, reading 272 MB on both cores: 24.5 GB/s at
+	// 1 KiB against 22.8 at 2 KiB, medians of 40 interleaved runs;
+	// 768 to 1280 bytes were alike.)
+	PREFETCHT0 1024(R13)
 	VPMOVZXWD 0(R13), Y4
 	VPSLLD $16, Y4, Y4
 	VFMADD231PS 0(R12), Y4, Y0
