@@ -505,19 +505,15 @@ __device__ __forceinline__ void mv_after_previous() {
 }
 
 // l2_prefetch asks for bytes [from, to) of p to be brought into L2, one
-// bulk request (Hopper's cp.async.bulk.prefetch), the range rounded inward
-// to the 16-byte boundaries it needs. A small product's blocks are all on
-// the GPU at once, so with it before mv_after_previous they can ask for all
-// their weights while the launch ahead drains, not only for the round that
-// their registers hold.
+// bulk request (Hopper's cp.async.bulk.prefetch), the range's addresses
+// rounded inward to the 16-byte boundaries it needs. A small product's
+// blocks are all on the GPU at once, so with it before mv_after_previous
+// they can ask for all their weights while the launch ahead drains, not
+// only for the round that their registers hold.
 __device__ __forceinline__ void l2_prefetch(const void* p, size_t from, size_t to) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-    from = (from + 15) & ~(size_t)15;
-    to &= ~(size_t)15;
-    if (to > from)
-        asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"((const char*)p + from),
-                     "r"((unsigned)(to - from))
-                     : "memory");
+    const size_t a = ((size_t)p + from + 15) & ~(size_t)15, e = ((size_t)p + to) & ~(size_t)15;
+    if (e > a) asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;" ::"l"(a), "r"((unsigned)(e - a)) : "memory");
 #endif
 }
 
