@@ -43,8 +43,8 @@ var gcPercent int
 
 // aimCollector sets the collector's target to headroom bytes over a live
 // heap of live bytes, as a GOGC percentage kept between 10 and most; it
-// changes the setting only when the percentage does. A live heap of 0 (nothing measured yet) leaves the
-// target alone.
+// changes the setting only when the percentage does. A live heap of 0
+// (nothing measured yet) leaves the target alone.
 func aimCollector(live, headroom, most uint64) {
 	if live == 0 {
 		return
