@@ -91,11 +91,11 @@ func week2Model(m llm.CachedModel, err error, c checkpoint.Config, generate week
 	if err != nil {
 		return loadedModel{}, err
 	}
-	var least uint64
-	if c.Quantization == nil {
-		least = decodeHeadroom(devtensor.ModelWeightBytes(c, 16, 0))
+	bits, group := 16, 0
+	if q := c.Quantization; q != nil {
+		bits, group = q.Bits, q.GroupSize
 	}
-	m = pacedModel{m, least}
+	m = pacedModel{m, decodeHeadroom(devtensor.ModelWeightBytes(c, bits, group))}
 	chunk := prefillChunk(c)
 	return loadedModel{
 		generate: func(tok *tokenizer.Tokenizer, msgs []tokenizer.Message, s sampler, n int, eos []int, on func(string)) (string, error) {
