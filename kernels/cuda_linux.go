@@ -426,6 +426,7 @@ func openCUDA() (backend, error) {
 		WarpSize:           attr(attrWarpSize),
 		Driver: fmt.Sprintf("CUDA driver %d.%d (%s), NVRTC %s (%s)", driverVer/1000, driverVer%1000/10,
 			cudaLibPath, nvrtcVer, nvrtcLibPath),
+		Overlap: b.overlap,
 	}
 	return b, nil
 }

@@ -117,6 +117,10 @@ type Info struct {
 	MaxSharedMemory    int    // bytes of shared/threadgroup memory one block may use
 	WarpSize           int    // CUDA warp size; Metal: 0 (see the kernel's SIMD width)
 	Driver             string // driver and compiler versions, for reports
+	// Overlap says whether a launch with LaunchConfig.Overlap inside a
+	// captured graph may start before the launch ahead of it ends (CUDA
+	// compute capability 9.0 and later, with cuLaunchKernelEx).
+	Overlap bool
 }
 
 // Stats counts what a device holds live; a leak shows up here.

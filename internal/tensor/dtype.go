@@ -122,6 +122,17 @@ func widenPortable(dst []float32, src []uint16, dt DType) {
 	}
 }
 
+// AsFloat32 returns t in float32: t itself when it already is (or is
+// nil), else AsType's widened copy. A model that reads a small 16-bit
+// tensor (a norm's weights, a bias) at every step widens it once with this,
+// since Data makes a new float32 slice of a 16-bit tensor at every call.
+func AsFloat32(t *Tensor) *Tensor {
+	if t == nil || t.dtype == Float32 {
+		return t
+	}
+	return AsType(t, Float32)
+}
+
 // AsType converts t to dtype dt and returns a new tensor (a copy even when
 // t already has that dtype, so the result never aliases t). Narrowing rounds
 // to nearest, ties to even.

@@ -138,3 +138,18 @@ func TestAsType(t *testing.T) {
 	c16.Bits()[0] = 0
 	require.Equal(t, uint16(0x3F80), b.Bits()[0])
 }
+
+// AsFloat32 widens a 16-bit tensor once and hands a float32 one (or nil)
+// back as it is, so that reading its values afterwards allocates nothing.
+func TestAsFloat32(t *testing.T) {
+	x := New([]float32{1, -3.5, 0.25}, 3)
+	require.Same(t, x, AsFloat32(x))
+	require.Nil(t, AsFloat32(nil))
+
+	b := AsType(x, BFloat16)
+	w := AsFloat32(b)
+	require.Equal(t, Float32, w.DType())
+	require.Equal(t, []int{3}, w.Shape())
+	require.Equal(t, []float32{1, -3.5, 0.25}, w.Data())
+	require.Zero(t, testing.AllocsPerRun(10, func() { _ = w.Data() }))
+}

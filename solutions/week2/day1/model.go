@@ -312,10 +312,16 @@ func NewQwen2ModelWeek2(ck *checkpoint.Checkpoint) (*Qwen2ModelWeek2, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A decode step reads every norm and bias whole, and reading a 16-bit
+	// tensor's values (tensor.Data) widens them into a new slice each
+	// time: about 300 KB of garbage a Qwen2-0.5B step, enough for the
+	// collector to run at every step. Widened once here, they are read in
+	// place; the values are the same, since float32 holds every bf16 and
+	// f16 exactly.
 	m := &Qwen2ModelWeek2{Config: w1.Config, Embedding: w1.Embedding, Norm: widenNorm(w1.Norm), LMHead: w1.LMHead, buffers: scratch.New()}
 	for _, l := range w1.Layers {
 		a := *l.Attention
-		a.BQ, a.BK, a.BV = widen(a.BQ), widen(a.BK), widen(a.BV)
+		a.BQ, a.BK, a.BV = tensor.AsFloat32(a.BQ), tensor.AsFloat32(a.BK), tensor.AsFloat32(a.BV)
 		m.Layers = append(m.Layers, &Qwen2TransformerBlockWeek2{
 			InputNorm: widenNorm(l.InputNorm), PostAttentionNorm: widenNorm(l.PostAttentionNorm),
 			Attention: &Qwen2AttentionWeek2{&a}, MLP: l.MLP,
@@ -324,24 +330,10 @@ func NewQwen2ModelWeek2(ck *checkpoint.Checkpoint) (*Qwen2ModelWeek2, error) {
 	return m, nil
 }
 
-// widen returns a 16-bit vector (a norm's weights, a bias) as float32, and
-// anything else (nil, float32) as it is. A decode step reads every norm and
-// bias whole, and reading a 16-bit tensor's values (tensor.Data) widens them
-// into a new slice each time: about 300 KB of garbage a Qwen2-0.5B step,
-// enough for the collector to run at every step. Widened once at load, they
-// are read in place; the values are the same, since float32 holds every
-// bf16 and f16 exactly.
-func widen(t *tensor.Tensor) *tensor.Tensor {
-	if t == nil || t.DType() == tensor.Float32 {
-		return t
-	}
-	return tensor.AsType(t, tensor.Float32)
-}
-
-// widenNorm is a copy of n with its weights widened (widen).
+// widenNorm is a copy of n with its weights in float32.
 func widenNorm(n *day4.RMSNorm) *day4.RMSNorm {
 	c := *n
-	c.Weight = widen(c.Weight)
+	c.Weight = tensor.AsFloat32(c.Weight)
 	return &c
 }
 

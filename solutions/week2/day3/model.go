@@ -345,13 +345,10 @@ func NewQwen2ModelWeek2(ck *checkpoint.Checkpoint) (*Qwen2ModelWeek2, error) {
 			return nil
 		}
 		var t *tensor.Tensor
-		if t, err = ck.Tensor(name, n); err == nil && t.DType() != tensor.Float32 {
-			// Widened once here: a step reads every norm and bias whole,
-			// and reading a 16-bit tensor's values makes a new float32
-			// slice each time (see W2D1's widen).
-			t = tensor.AsType(t, tensor.Float32)
-		}
-		return t
+		// Widened once here: a step reads every norm and bias whole (see
+		// W2D1's NewQwen2ModelWeek2).
+		t, err = ck.Tensor(name, n)
+		return tensor.AsFloat32(t)
 	}
 	matrix := func(name string, out, in int) (*tensor.Tensor, *PackedWeight, *tensor.Q4Matrix) {
 		if err != nil {

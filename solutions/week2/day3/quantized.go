@@ -62,12 +62,7 @@ func packedMatrix(w *PackedWeight) *tensor.PackedMatrix {
 }
 
 // float32s returns t's values as float32, without a copy when they are.
-func float32s(t *tensor.Tensor) []float32 {
-	if t.DType() == tensor.Float32 {
-		return t.Data()
-	}
-	return tensor.AsType(t, tensor.Float32).Data()
-}
+func float32s(t *tensor.Tensor) []float32 { return tensor.AsFloat32(t).Data() }
 
 func lastDim(x *tensor.Tensor) int {
 	if x.NDim() == 0 {
