@@ -42,6 +42,7 @@ func avx2Kernels() *kernelSet {
 		mr:       6,
 		nr:       16,
 		gemm:     gemmAVX2,
+		gemmRows: gemmRowsAVX2,
 		dotRows:  dotRowsFast,
 		axpy:     axpyFast,
 		sumRows:  sumRowsAVX2,

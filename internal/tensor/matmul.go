@@ -114,6 +114,13 @@ func MatmulT(a, b *Tensor) *Tensor {
 	return matmul("MatmulT", a, b, true, nil)
 }
 
+// MatmulInto is Matmul written into dst, a Float32 tensor of the result's
+// shape (or of as many elements) whose contents are overwritten, and
+// returns dst.
+func MatmulInto(dst, a, b *Tensor) *Tensor {
+	return matmul("MatmulInto", a, b, false, dst)
+}
+
 // MatmulTInto is MatmulT written into dst, a Float32 tensor of the
 // result's shape (or of as many elements) whose contents are overwritten,
 // and returns dst. An engine that keeps its activation buffers from one
@@ -443,8 +450,15 @@ func packRows(dst []float32, src operand, off, ld, r0, r1, k0, kc, kcp, rows int
 	}
 	panels := ceilDiv(r1-r0, rows)
 	dst = dst[:panels*rows*kcp]
-	if (r1-r0)%rows != 0 || kc != kcp {
-		clear(dst)
+	// Zero only the padding: the steps past kc of every panel, and the
+	// whole of a last panel that has rows missing.
+	if kc != kcp {
+		for p := range panels {
+			clear(dst[p*rows*kcp+kc*rows : (p+1)*rows*kcp])
+		}
+	}
+	if (r1-r0)%rows != 0 {
+		clear(dst[(panels-1)*rows*kcp:])
 	}
 	r := r0
 	if pt := active.packT; pt != nil && rows == active.nr {

@@ -66,6 +66,65 @@ func TestAttendInPlace(t *testing.T) {
 	}
 }
 
+// TestAttendPromptMasks checks the prompt path of attendInPlace (query
+// rows in blocks, each meeting only the keys its rows may see) against
+// grouped attention over the fetched keys and values, under masks other
+// than the causal one: none at all, and masks whose rows see more or fewer
+// keys in no particular order, so that a block must take the farthest key
+// of any of its rows, not its last row's. A mask that hides every key from
+// a row must give what the general path gives (NaN rows).
+func TestAttendPromptMasks(t *testing.T) {
+	const b, hq, h, d, before, l = 2, 6, 2, 8, 5, 2*promptBlock + 5
+	s := before + l
+	rng := rand.New(rand.NewPCG(4, 4))
+	inf := float32(math.Inf(-1))
+	masks := map[string]func() *tensor.Tensor{
+		"none":   func() *tensor.Tensor { return nil },
+		"causal": func() *tensor.Tensor { return day3.CausalMask(l, s) },
+		"ragged": func() *tensor.Tensor { // row r sees keys [0, n_r) for random n_r, some -Inf inside
+			m := make([]float32, l*s)
+			for r := range l {
+				n := 1 + rng.IntN(s)
+				for j := range s {
+					if j >= n || (j > 0 && rng.IntN(4) == 0) {
+						m[r*s+j] = inf
+					} else {
+						m[r*s+j] = float32(rng.NormFloat64())
+					}
+				}
+			}
+			return tensor.New(m, l, s)
+		},
+		"a row sees nothing": func() *tensor.Tensor {
+			m := day3.CausalMask(l, s).Data()
+			for j := range s {
+				m[3*s+j] = inf
+			}
+			return tensor.New(m, l, s)
+		},
+	}
+	for name, mk := range masks {
+		t.Run(name, func(t *testing.T) {
+			inPlace, fetched := NewFullCache(), NewFullCache()
+			k0, v0 := tensor.RandN(rng, b, h, before, d), tensor.RandN(rng, b, h, before, d)
+			inPlace.append("append", k0, v0)
+			fetched.UpdateAndFetch(k0, v0)
+			k, v, q := tensor.RandN(rng, b, h, l, d), tensor.RandN(rng, b, h, l, d), tensor.RandN(rng, b, hq, l, d)
+			inPlace.append("append", k, v)
+			keys, values := fetched.UpdateAndFetch(k, v)
+			mask := mk()
+			got := attendInPlace(q, inPlace, mask, tensor.RandN(rng, q.Shape()...)).Data()
+			want := day3.ScaledDotProductAttentionGrouped(q, keys, values, 0, mask).Data()
+			for i, w := range want {
+				g := got[i]
+				if math.IsNaN(float64(w)) != math.IsNaN(float64(g)) || math.Abs(float64(g-w)) > 1e-5 {
+					t.Fatalf("element %d (row %d of its head) is %v, want %v", i, i/d%l, g, w)
+				}
+			}
+		})
+	}
+}
+
 // TestFetchAfterInPlaceAppends checks that UpdateAndFetch hands back every
 // cached position when some earlier appends came through the model's path,
 // which does not keep the contiguous copies, and when all came through

@@ -113,6 +113,9 @@ func attendInPlace(q *tensor.Tensor, c *FullCache, mask, dst *tensor.Tensor) *te
 		attendOne(qd, out, c, g)
 		return dst
 	}
+	if attendPrompt(qd, out, c, g, l, mask) {
+		return dst
+	}
 	// The key/value heads are independent: attend to them on different
 	// cores. Each one's products and softmax are small in a decode step
 	// (one query row per head), too small to be worth splitting further,
