@@ -137,7 +137,16 @@ func BenchmarkW2D4Overlap(b *testing.B) {
 			for _, l2 := range []int{-1, 1} {
 				mm.l2Pre = l2
 				b.Run(fmt.Sprintf("%s/%s/graph-pdl-l2%+d", s.Name, f.Name, l2), func(b *testing.B) { benchGraph(b, d, mm, false, y, x, ws) })
-				if !ws[0].Quantized() {
+				if ws[0].Quantized() {
+					// the build with two slices a row a round forced on and off
+					for _, u2 := range []int{-1, 1} {
+						b.Run(fmt.Sprintf("%s/%s/graph-pdl-l2%+d-u2%+d", s.Name, f.Name, l2, u2), func(b *testing.B) {
+							mm.q8U2 = u2
+							defer func() { mm.q8U2 = 0 }()
+							benchGraph(b, d, mm, false, y, x, ws)
+						})
+					}
+				} else {
 					for wk := 1; wk <= Block/32 && 32*wk <= s.K/8; wk *= 2 {
 						b.Run(fmt.Sprintf("%s/%s/graph-pdl-l2%+d-wk%d", s.Name, f.Name, l2, wk), func(b *testing.B) {
 							mm.v3WK = wk

@@ -566,10 +566,12 @@ __device__ __forceinline__ float mv_lane_sum(const float (&tot)[MV_P], int lane)
     return t;
 }
 
-template <int F, class Rows, class Start, class Done>
-__device__ __forceinline__ void mv_sets(const void* __restrict__ w, const unsigned short* __restrict__ scales,
-                                        const unsigned short* __restrict__ biases, const float* xs, int K,
-                                        int group, int wk, int nsets, Rows rows_of, Start start, Done done) {
+// mv_sets_u is mv_sets with U slices a row a pipelined round (MQP_U in
+// mv_sets).
+template <int F, int U, class Rows, class Start, class Done>
+__device__ __forceinline__ void mv_sets_u(const void* __restrict__ w, const unsigned short* __restrict__ scales,
+                                          const unsigned short* __restrict__ biases, const float* xs, int K,
+                                          int group, int wk, int nsets, Rows rows_of, Start start, Done done) {
     const int part = threadIdx.x / 32 % wk;
     const int first = part * 32 + threadIdx.x % 32, stride = 32 * wk;
     if constexpr (!mv_pipelined<F>()) {
@@ -590,12 +592,12 @@ __device__ __forceinline__ void mv_sets(const void* __restrict__ w, const unsign
         int rows[MV_P];
         float acc[MV_P], tot[MV_P];
         rows_of(min((int)blockIdx.x, nsets - 1), rows);
-        const int NS = K / 32, G = K / group, per = group / 32, step = stride * MQP_U;
+        const int NS = K / 32, G = K / group, per = group / 32, step = stride * U;
         // rounds a set takes this warp: its lane 0's slices part·32, + step, … below NS
         const int R = part * 32 < NS ? (NS - part * 32 + step - 1) / step : 0;
         const uint4* xp = (const uint4*)xs;
         const float2* xd = (const float2*)(xp + 2 * MQ_LEVELS * NS);
-        MqRound<MQP_U> cur, nxt;
+        MqRound<U> cur, nxt;
         if (R > 0) mq_load(cur, w, scales, biases, rows, NS, G, per, first, stride);
         start(rows);
         for (int set = blockIdx.x; set < nsets; set += gridDim.x) {
@@ -620,13 +622,20 @@ __device__ __forceinline__ void mv_sets(const void* __restrict__ w, const unsign
     }
 }
 
+template <int F, class Rows, class Start, class Done>
+__device__ __forceinline__ void mv_sets(const void* __restrict__ w, const unsigned short* __restrict__ scales,
+                                        const unsigned short* __restrict__ biases, const float* xs, int K,
+                                        int group, int wk, int nsets, Rows rows_of, Start start, Done done) {
+    mv_sets_u<F, MQP_U>(w, scales, biases, xs, K, group, wk, nsets, rows_of, start, done);
+}
+
 #ifndef MATVEC_CORE_ONLY
 // Rung 3's 4-bit matrix-vector products on the staged x, float (F = 1,
 // matmul_q4_gemv_x) or in int8 parts (F = 2, matmul_q4_gemv_q8): MV_P rows a warp,
 // wk warps a set of rows, sets taken by the blocks in turn (grid-stride).
 // Dynamic shared memory: 4·K + 4·K/32 bytes (float), MQ_LEVELS·K + 8·K/32
-// (int8 parts).
-template <int F>
+// (int8 parts). U: slices a row a pipelined round (int8 parts).
+template <int F, int U = MQP_U>
 __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const float* __restrict__ x,
                                                const unsigned int* __restrict__ w,
                                                const unsigned short* __restrict__ scales,
@@ -636,7 +645,7 @@ __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const floa
     float* xs = (float*)mv_smem;
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = (int)blockDim.x / 32 / wk;
     const int sets = (N + MV_P * per - 1) / (MV_P * per);
-    mv_sets<F>(
+    mv_sets_u<F, U>(
             w, scales, biases, xs, K, group, wk, sets,
             [&](int set, int (&rows)[MV_P]) { mv_rows(set, per, wk, N, rows); },
             [&](const int (&)[MV_P]) {
@@ -671,6 +680,18 @@ extern "C" __global__ void __launch_bounds__(256, MQ_MINB) matmul_q4_gemv_q8(
         const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
         int N, int K, int group, int wk, int pre) {
     q4_gemv_staged<2>(y, x, w, scales, biases, N, K, group, wk, pre);
+}
+
+// matmul_q4_gemv_q8 with two slices of each row in a pipelined round, twice
+// the bytes of W in flight a lane. The registers then allow one block a
+// multiprocessor instead of two, so it pays where a warp's rows are long
+// and few (N <= K: the q/o and down projections, 10-18% faster), and loses
+// where many short rows keep two blocks busy (gate/up, the output head).
+extern "C" __global__ void __launch_bounds__(256, 1) matmul_q4_gemv_q8_u2(
+        float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
+        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
+        int N, int K, int group, int wk, int pre) {
+    q4_gemv_staged<2, 2>(y, x, w, scales, biases, N, K, group, wk, pre);
 }
 
 // ---- Rung 3: matrix-vector products bound by reading W once. ----

@@ -147,6 +147,11 @@ type Matmul struct {
 	q8Off       bool
 	q8WK, q8Cap int
 	q8Levels    int // int8 parts of x it was compiled for (MQ_LEVELS)
+	// Its build with two slices of a row a round (matmul_q4_gemv_q8_u2),
+	// V3's pick where rows are no more than columns; q8U2 forces it on (1)
+	// or off (-1) (benchmark; 0: by shape).
+	gemvQ8U2 *kernels.Kernel
+	q8U2     int
 	// Rung 3's bf16 and staged-x kernels ask for their first weights
 	// before they wait for the launch ahead, and are launched with
 	// Overlap: inside a captured graph they start while it drains. noPDL
@@ -242,6 +247,9 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 			}
 			if err == nil {
 				m.gemvQ8, err = mod.Kernel("matmul_q4_gemv_q8")
+			}
+			if err == nil {
+				m.gemvQ8U2, err = mod.Kernel("matmul_q4_gemv_q8_u2")
 			}
 			for rt := 1; rt <= 2 && err == nil; rt++ {
 				m.gemvTC[rt], err = mod.Kernel(fmt.Sprintf("matmul_q4_gemv_tc%d", rt))
@@ -477,7 +485,9 @@ func (m *Matmul) useQ8(x *devtensor.Activations, w *devtensor.Weight) bool {
 // v3Q8 computes y = x·Wᵀ for one row of x and a 4-bit W with
 // matmul_q4_gemv_q8: x written as three int8 parts (float32's precision)
 // in each block's shared memory, a scale per 32 values, the codes
-// multiplied by __dp4a.
+// multiplied by __dp4a. Where W has no more rows than columns it takes
+// matmul_q4_gemv_q8_u2, the same products with two slices of each row in
+// flight a lane (BenchmarkW2D4Overlap's "u2" rows).
 func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if err := check(y, x, w); err != nil {
 		return err
@@ -487,6 +497,17 @@ func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	}
 	sms := m.dev.Info().Multiprocessors
 	wk, capB := m.q8WK, m.q8Cap
+	if m.q8U2 > 0 || (m.q8U2 == 0 && w.N <= w.K) {
+		// One block a multiprocessor (its registers), so no more blocks
+		// than multiprocessors: a second wave would run alone at the end.
+		if wk == 0 {
+			wk = q8Split(w.N, w.K/32, sms)
+			for wk > 1 && kernels.Blocks(w.N, 4*(Block/32)/wk) > max(sms, 1) {
+				wk /= 2
+			}
+		}
+		return m.launchStaged(m.gemvQ8U2, gemvQ8Shared(w.K, m.q8Levels), wk, 1, y, x, w)
+	}
 	if wk == 0 {
 		wk = q8Split(w.N, w.K/32, sms)
 	}
