@@ -2,6 +2,7 @@ package tensor
 
 import (
 	"fmt"
+	"math"
 	"slices"
 )
 
@@ -43,6 +44,31 @@ func SwiGLUInPlace(gate, up *Tensor) *Tensor {
 		}
 	})
 	return gate
+}
+
+// ExpScaled turns a row of attention scores into unnormalised weights in
+// place: row[j] = e^(v[j] - top), where v[j] = row[j]·scale + mask[j] (mask
+// nil: no mask; each product rounded to float32 before the addition, as
+// MulScalar then Add would round it) and top is the largest v[j]. The
+// subtraction keeps e^ from overflowing; keys masked with -Inf get 0.
+func ExpScaled(row, mask []float32, scale float32) {
+	top := float32(math.Inf(-1))
+	if mask != nil {
+		mask = mask[:len(row)]
+		for j, x := range row {
+			row[j] = float32(x*scale) + mask[j]
+			top = max(top, row[j])
+		}
+	} else {
+		for j, x := range row {
+			row[j] = x * scale
+			top = max(top, row[j])
+		}
+	}
+	for j := range row {
+		row[j] -= top
+	}
+	ExpSlice(row, row)
 }
 
 // ExpSlice sets dst[i] = e^src[i] with the kernel Exp uses, so that a fused

@@ -106,3 +106,49 @@ func TestSumRowsMatchesLoop(t *testing.T) {
 		}
 	}
 }
+
+// ExpScaled against the formula in float64 (within float32 rounding of the
+// shifted scores, about 4e-6 at 50): e^(x·scale + mask - max), with
+// and without a mask, masked keys (-Inf) at 0, scores large enough that
+// e^x alone would overflow float32, and lengths with and without a vector
+// tail.
+func TestExpScaled(t *testing.T) {
+	rng := rand.New(rand.NewPCG(8, 9))
+	for _, n := range []int{1, 7, 8, 37, 128} {
+		for _, masked := range []bool{false, true} {
+			row := make([]float32, n)
+			var mask []float32
+			if masked {
+				mask = make([]float32, n)
+			}
+			for j := range row {
+				row[j] = float32(rng.NormFloat64()*50 + 400) // e^400 overflows
+				if masked {
+					mask[j] = float32(rng.NormFloat64())
+					if j%3 == 1 {
+						mask[j] = float32(math.Inf(-1))
+					}
+				}
+			}
+			const scale = 0.125
+			want := make([]float64, n)
+			top := math.Inf(-1)
+			for j, x := range row {
+				want[j] = float64(float32(x * scale))
+				if masked {
+					want[j] += float64(mask[j])
+				}
+				top = max(top, want[j])
+			}
+			got := append([]float32(nil), row...)
+			ExpScaled(got, mask, scale)
+			for j := range want {
+				w := math.Exp(want[j] - top)
+				require.InDelta(t, w, float64(got[j]), 2e-5*w+1e-12, "n %d masked %v: element %d", n, masked, j)
+				if masked && j%3 == 1 {
+					require.Zero(t, got[j], "n %d: masked element %d", n, j)
+				}
+			}
+		}
+	}
+}

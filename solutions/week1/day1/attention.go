@@ -89,23 +89,12 @@ func softmaxInPlace(scores *tensor.Tensor, scale float32, mask *tensor.Tensor) b
 	tensor.ParallelRows(rows, s, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row := data[r*s : (r+1)*s]
-			top := float32(math.Inf(-1))
+			var m []float32
 			if md != nil {
-				m := md[(r%maskRows)*s : (r%maskRows+1)*s]
-				for j, x := range row {
-					row[j] = float32(x*scale) + m[j] // rounded as MulScalar then Add would
-					top = max(top, row[j])
-				}
-			} else {
-				for j, x := range row {
-					row[j] = x * scale
-					top = max(top, row[j])
-				}
+				m = md[(r%maskRows)*s : (r%maskRows+1)*s]
 			}
-			for j := range row {
-				row[j] -= top
-			}
-			tensor.ExpSlice(row, row)
+			// Scaled, masked, less the row's maximum, exponentiated:
+			tensor.ExpScaled(row, m, scale)
 			var sum float64 // as tensor.Sum adds: in float64, rounded once
 			for _, x := range row {
 				sum += float64(x)

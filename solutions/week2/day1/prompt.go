@@ -94,24 +94,12 @@ func attendPrompt(qd, out []float32, c *FullCache, g, l int, mask *tensor.Tensor
 			sums := qs[:m] // the queries are used up: their room holds the rows' sums
 			for i := range m {
 				row := scores[i*e : (i+1)*e]
-				r := r0 + i%rows
-				top := float32(math.Inf(-1))
+				var mrow []float32
 				if md != nil {
-					mrow := md[r*s : r*s+e]
-					for j, x := range row {
-						row[j] = x*scale + mrow[j]
-						top = max(top, row[j])
-					}
-				} else {
-					for j, x := range row {
-						row[j] = x * scale
-						top = max(top, row[j])
-					}
+					r := r0 + i%rows
+					mrow = md[r*s : r*s+e]
 				}
-				for j := range row {
-					row[j] -= top
-				}
-				tensor.ExpSlice(row, row)
+				tensor.ExpScaled(row, mrow, scale)
 				sums[i] = sumOf(row)
 			}
 			tensor.MatmulInto(tensor.New(ctx, m, d), tensor.New(scores, m, e), tensor.New(vb[:e*d], e, d))
