@@ -450,8 +450,10 @@ func packRows(dst []float32, src operand, off, ld, r0, r1, k0, kc, kcp, rows int
 	}
 	panels := ceilDiv(r1-r0, rows)
 	dst = dst[:panels*rows*kcp]
-	// Zero only the padding: the steps past kc of every panel, and the
-	// whole of a last panel that has rows missing.
+	// Zero only the padding: the steps past kc of every panel, which every
+	// result sums over, and the whole of a last panel that has rows missing.
+	// Those rows' results are never stored, but leftovers from the pooled
+	// buffer (NaN, denormals) would still go through the kernel.
 	if kc != kcp {
 		for p := range panels {
 			clear(dst[p*rows*kcp+kc*rows : (p+1)*rows*kcp])
