@@ -53,6 +53,7 @@ func avx2Kernels() *kernelSet {
 		prefetch: prefetchOperand,
 		exp:      expAVX2,
 		sigmoid:  sigmoidAVX2,
+		swiglu:   swigluAVX2,
 
 		prepPacked:    prepPackedAVX2,
 		dotRowsPacked: dotRowsPackedAVX2,
@@ -211,6 +212,24 @@ func sigmoidF32(dst, src *float32, n int)
 // the portable code over the tail.
 func expAVX2(dst, src []float32)     { vectorThenTail(dst, src, expF32, expPortable) }
 func sigmoidAVX2(dst, src []float32) { vectorThenTail(dst, src, sigmoidF32, sigmoidPortable) }
+
+// swigluF32 sets gate[i] = gate[i]·σ(gate[i])·up[i] for i < n, n a
+// positive multiple of 8.
+//
+//go:noescape
+func swigluF32(gate, up *float32, n int)
+
+// swigluAVX2 is the set's swiglu: whole vectors in assembly, the rest as
+// swigluWith does it with the portable sigmoid (which sigmoidAVX2 also
+// uses for its tail), so the values are those of SwiGLUInPlace's loop.
+func swigluAVX2(g, u []float32) {
+	u = u[:len(g)]
+	n := len(g) &^ 7
+	if n > 0 {
+		swigluF32(&g[0], &u[0], n)
+	}
+	swigluWith(g[n:], u[n:], sigmoidPortable)
+}
 
 func vectorThenTail(dst, src []float32, kernel func(dst, src *float32, n int), tail func(dst, src []float32)) {
 	n := len(src) &^ 7

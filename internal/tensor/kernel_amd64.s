@@ -679,6 +679,34 @@ sigmoidloop:
 	VZEROUPPER
 	RET
 
+// func swigluF32(gate, up *float32, n int)
+//
+// gate[i] = gate[i]·σ(gate[i])·up[i] for i < n, n a positive multiple of 8: the
+// sigmoid of sigmoidF32, then the two products rounded in the order
+// SwiGLUInPlace's loop rounds them.
+TEXT ·swigluF32(SB), NOSPLIT, $0-24
+	MOVQ gate+0(FP), DI
+	MOVQ up+8(FP), SI
+	MOVQ n+16(FP), CX
+
+swigluloop:
+	VMOVUPS (DI), Y8
+	VBROADCASTSS expc<>+56(SB), Y2
+	VXORPS Y8, Y2, Y1
+	EXP8
+	VBROADCASTSS expc<>+0(SB), Y2
+	VADDPS Y2, Y0, Y0
+	VDIVPS Y0, Y2, Y0
+	VMULPS Y0, Y8, Y0
+	VMULPS (SI), Y0, Y0
+	VMOVUPS Y0, (DI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	SUBQ $8, CX
+	JGT  swigluloop
+	VZEROUPPER
+	RET
+
 // func packN16F32(dst, src *float32, ld, kc int)
 TEXT ·packN16F32(SB), NOSPLIT, $0-32
 	MOVQ dst+0(FP), DI

@@ -34,16 +34,27 @@ func SwiGLUInPlace(gate, up *Tensor) *Tensor {
 	g, u := gate.f32, up.Data()
 	const chunk = 256
 	ParallelRows((len(g)+chunk-1)/chunk, chunk, func(lo, hi int) {
-		var sig [chunk]float32
 		for c := lo; c < hi; c++ {
-			part := g[c*chunk : min((c+1)*chunk, len(g))]
-			SigmoidSlice(sig[:], part)
-			for i, x := range part {
-				part[i] = x * sig[i] * u[c*chunk+i]
+			end := min((c+1)*chunk, len(g))
+			if active.swiglu != nil {
+				active.swiglu(g[c*chunk:end], u[c*chunk:end])
+			} else {
+				swigluWith(g[c*chunk:end], u[c*chunk:end], active.sigmoid)
 			}
 		}
 	})
 	return gate
+}
+
+// swigluWith sets g[i] = g[i]·σ(g[i])·u[i] for len(g) <= 256 values, σ
+// computed by sigmoid.
+func swigluWith(g, u []float32, sigmoid func(dst, src []float32)) {
+	var sig [256]float32
+	sigmoid(sig[:len(g)], g)
+	u = u[:len(g)]
+	for i, x := range g {
+		g[i] = x * sig[i] * u[i]
+	}
 }
 
 // ExpScaled turns a row of attention scores into unnormalised weights in
