@@ -63,8 +63,8 @@ func attendPrompt(qd, out []float32, c *FullCache, g, l int, mask *tensor.Tensor
 	hq := c.h * g
 	// Work items are (batch row, key/value head, block), the blocks that
 	// see the most keys first, so that the cores finish together.
-	items := c.b * c.h * blocks
-	tensor.ParallelFor(items, 1, func(lo, hi int) {
+	heads := c.b * c.h // batch rows × key/value heads
+	tensor.ParallelFor(heads*blocks, 1, func(lo, hi int) {
 		buf := promptScratch.Get().(*[]float32)
 		defer promptScratch.Put(buf)
 		rowsMax := min(promptBlock, l)
@@ -72,7 +72,6 @@ func attendPrompt(qd, out []float32, c *FullCache, g, l int, mask *tensor.Tensor
 			*buf = make([]float32, n)
 		}
 		for it := lo; it < hi; it++ {
-			heads := c.b * c.h
 			blk := blocks - 1 - it/heads
 			head := it % heads // batch row · H + key/value head
 			r0 := blk * promptBlock
