@@ -53,6 +53,29 @@ func TestMatmulTIntoMatchesMatmulT(t *testing.T) {
 	require.Panics(t, func() { MatmulTInto(Zeros(3, 4), RandN(rng, 3, 8), RandN(rng, 5, 8)) })
 }
 
+// MatmulInto writes Matmul's values (B stored [K, N]) into a destination
+// that held garbage: the tiled product (packing B's columns), a single
+// row, batches, and bf16 B.
+func TestMatmulIntoMatchesMatmul(t *testing.T) {
+	rng := rand.New(rand.NewPCG(62, 62))
+	for _, c := range []struct {
+		a, b []int
+		dt   DType
+	}{
+		{[]int{1, 96}, []int{96, 40}, Float32},
+		{[]int{37, 600}, []int{600, 70}, BFloat16},
+		{[]int{112, 64}, []int{64, 33}, Float32},
+		{[]int{2, 3, 9, 16}, []int{2, 1, 16, 11}, Float32},
+	} {
+		a, b := RandN(rng, c.a...), AsType(RandN(rng, c.b...), c.dt)
+		want := Matmul(a, b)
+		dst := nanLike(want.Shape()...)
+		require.Same(t, dst, MatmulInto(dst, a, b))
+		requireSameBits(t, want, dst, "MatmulInto")
+	}
+	require.Panics(t, func() { MatmulInto(Zeros(3, 4), RandN(rng, 3, 8), RandN(rng, 8, 5)) })
+}
+
 // MatmulTEachInto gives MatmulTEach's values for one row (the shared
 // pass) and for many.
 func TestMatmulTEachIntoMatchesMatmulTEach(t *testing.T) {

@@ -640,6 +640,17 @@ GLOBL expc<>(SB), RODATA|NOPTR, $60
 	VCMPPS $3, Y1, Y1, Y6; \
 	VBLENDVPS Y6, Y1, Y0, Y0
 
+// SIGMOID8 sets Y0 to 1 / (1 + e^-x) for the 8 floats x of src (a
+// register other than Y0-Y7, or memory): e^-x overflowing to +Inf gives 0,
+// as it should. It uses Y0-Y7.
+#define SIGMOID8(src) \
+	VBROADCASTSS expc<>+56(SB), Y2; \
+	VXORPS src, Y2, Y1; \
+	EXP8; \
+	VBROADCASTSS expc<>+0(SB), Y2; \
+	VADDPS Y2, Y0, Y0; \
+	VDIVPS Y0, Y2, Y0
+
 // func expF32(dst, src *float32, n int)
 TEXT ·expF32(SB), NOSPLIT, $0-24
 	MOVQ dst+0(FP), DI
@@ -664,13 +675,7 @@ TEXT ·sigmoidF32(SB), NOSPLIT, $0-24
 	MOVQ n+16(FP), CX
 
 sigmoidloop:
-	// 1 / (1 + e^-x): e^-x overflowing to +Inf gives 0, as it should.
-	VBROADCASTSS expc<>+56(SB), Y2
-	VXORPS (SI), Y2, Y1
-	EXP8
-	VBROADCASTSS expc<>+0(SB), Y2
-	VADDPS Y2, Y0, Y0
-	VDIVPS Y0, Y2, Y0
+	SIGMOID8((SI))
 	VMOVUPS Y0, (DI)
 	ADDQ $32, SI
 	ADDQ $32, DI
@@ -691,12 +696,7 @@ TEXT ·swigluF32(SB), NOSPLIT, $0-24
 
 swigluloop:
 	VMOVUPS (DI), Y8
-	VBROADCASTSS expc<>+56(SB), Y2
-	VXORPS Y8, Y2, Y1
-	EXP8
-	VBROADCASTSS expc<>+0(SB), Y2
-	VADDPS Y2, Y0, Y0
-	VDIVPS Y0, Y2, Y0
+	SIGMOID8(Y8)
 	VMULPS Y0, Y8, Y0
 	VMULPS (SI), Y0, Y0
 	VMOVUPS Y0, (DI)
