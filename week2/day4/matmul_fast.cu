@@ -380,30 +380,48 @@ __device__ __forceinline__ void mq_put(unsigned char* __restrict__ xs, float* __
 __device__ __forceinline__ float mq_float(int t) { return __int_as_float(t + 0x4B400000) - 12582912.0f; }
 
 // One round of a warp's loads for mq_dot: U 16-byte slices of each of its
-// MV_P rows (slices j0, j0 + stride, …; past the row's end they read as 0)
-// and their groups' scales and biases.
+// MV_P rows (slices j0, j0 + stride, …, up to the row's end, where mq_mul
+// stops too) and their groups' scales and biases.
 template <int U>
 struct MqRound {
     uint4 v[U][MV_P];
     unsigned short s[U][MV_P], b[U][MV_P];
 };
 
+// Where a warp's MV_P rows start, counted once a set instead of once a
+// round: in 16-byte slices of W (row·NS) and in groups (row·G), both below
+// 2^32 for any weight that fits in memory. A round's addresses are then one
+// addition and one wide multiply-add each; the earlier build recomputed
+// every row's 64-bit addresses and divided the slice by the group's slices
+// at every round, some 150 of the 490 instructions of a round of 4 rows.
+struct MqRows {
+    unsigned int w[MV_P], g[MV_P];
+};
+
+__device__ __forceinline__ void mq_rows(MqRows& o, const int (&rows)[MV_P], int NS, int G) {
+#pragma unroll
+    for (int p = 0; p < MV_P; p++) {
+        o.w[p] = (unsigned int)rows[p] * (unsigned int)NS;
+        o.g[p] = (unsigned int)rows[p] * (unsigned int)G;
+    }
+}
+
+// lg: log2 of the slices a group spans (group / 32, a power of two).
 template <int U>
 __device__ __forceinline__ void mq_load(MqRound<U>& r, const void* __restrict__ w,
                                         const unsigned short* __restrict__ scales,
-                                        const unsigned short* __restrict__ biases, const int (&rows)[MV_P], int NS,
-                                        int G, int per, int j0, int stride) {
+                                        const unsigned short* __restrict__ biases, const MqRows& o, int NS,
+                                        int lg, int j0, int stride) {
 #pragma unroll
     for (int u = 0; u < U; u++) {
         const int j = j0 + u * stride;
-        const bool in = j < NS;
+        if (j >= NS) break;  // mq_mul stops at the same slice: nothing past it is read
+        const unsigned int gj = (unsigned int)j >> lg;
 #pragma unroll
         for (int p = 0; p < MV_P; p++) {
-            const uint4* wr = (const uint4*)w + (size_t)rows[p] * NS;
-            r.v[u][p] = in ? __ldcs(wr + j) : make_uint4(0, 0, 0, 0);  // read once
-            const size_t g = (size_t)rows[p] * G + (in ? j : 0) / per;
-            r.s[u][p] = __ldg(scales + g);
-            r.b[u][p] = __ldg(biases + g);
+            r.v[u][p] = __ldcs((const uint4*)w + (o.w[p] + (unsigned int)j));  // read once
+            r.s[u][p] = __ldg(scales + (o.g[p] + gj));
+            r.b[u][p] = __ldg(biases + (o.g[p] + gj));
         }
     }
 }
@@ -463,11 +481,14 @@ __device__ __forceinline__ void mq_dot(float (&acc)[MV_P], const void* __restric
     const int NS = K / 32;
     const uint4* xp = (const uint4*)xs;
     const float2* xd = (const float2*)(xp + 2 * MQ_LEVELS * NS);
+    MqRows o;
+    mq_rows(o, rows, NS, K / group);
+    const int lg = 31 - __clz(group / 32);
 #pragma unroll
     for (int p = 0; p < MV_P; p++) acc[p] = 0.0f;
     for (int j0 = first; j0 < NS; j0 += stride * MQ_U) {
         MqRound<MQ_U> r;
-        mq_load(r, w, scales, biases, rows, NS, K / group, group / 32, j0, stride);
+        mq_load(r, w, scales, biases, o, NS, lg, j0, stride);
         mq_mul(acc, r, xp, xd, NS, j0, stride);
     }
 }
@@ -592,32 +613,36 @@ __device__ __forceinline__ void mv_sets_u(const void* __restrict__ w, const unsi
         int rows[MV_P];
         float acc[MV_P], tot[MV_P];
         rows_of(min((int)blockIdx.x, nsets - 1), rows);
-        const int NS = K / 32, G = K / group, per = group / 32, step = stride * U;
+        const int NS = K / 32, G = K / group, lg = 31 - __clz(group / 32), step = stride * U;
         // rounds a set takes this warp: its lane 0's slices part·32, + step, … below NS
         const int R = part * 32 < NS ? (NS - part * 32 + step - 1) / step : 0;
         const uint4* xp = (const uint4*)xs;
         const float2* xd = (const float2*)(xp + 2 * MQ_LEVELS * NS);
         MqRound<U> cur, nxt;
-        if (R > 0) mq_load(cur, w, scales, biases, rows, NS, G, per, first, stride);
+        MqRows o, no;
+        mq_rows(o, rows, NS, G);
+        if (R > 0) mq_load(cur, w, scales, biases, o, NS, lg, first, stride);
         start(rows);
         for (int set = blockIdx.x; set < nsets; set += gridDim.x) {
             const int next = set + (int)gridDim.x;
-            int nrows[MV_P];
-            rows_of(min(next, nsets - 1), nrows);
+            {
+                int nrows[MV_P];
+                rows_of(min(next, nsets - 1), nrows);
+                mq_rows(no, nrows, NS, G);
+            }
 #pragma unroll
             for (int p = 0; p < MV_P; p++) acc[p] = 0.0f;
             for (int r = 0; r < R; r++) {
                 if (r + 1 < R)
-                    mq_load(nxt, w, scales, biases, rows, NS, G, per, first + (r + 1) * step, stride);
+                    mq_load(nxt, w, scales, biases, o, NS, lg, first + (r + 1) * step, stride);
                 else if (next < nsets)
-                    mq_load(nxt, w, scales, biases, nrows, NS, G, per, first, stride);
+                    mq_load(nxt, w, scales, biases, no, NS, lg, first, stride);
                 mq_mul(acc, cur, xp, xd, NS, first + r * step, stride);
                 cur = nxt;
             }
             mv_reduce(tot, acc, wk);
             done(set, tot);
-#pragma unroll
-            for (int p = 0; p < MV_P; p++) rows[p] = nrows[p];
+            o = no;
         }
     }
 }
@@ -685,8 +710,9 @@ extern "C" __global__ void __launch_bounds__(256, MQ_MINB) matmul_q4_gemv_q8(
 // matmul_q4_gemv_q8 with two slices of each row in a pipelined round, twice
 // the bytes of W in flight a lane. The registers then allow one block a
 // multiprocessor instead of two, so it pays where a warp's rows are long
-// and few (N <= K: the q/o and down projections, 10-18% faster), and loses
-// where many short rows keep two blocks busy (gate/up, the output head).
+// (N <= K: the q/o and down projections, 10-18% faster; the 7B gate/up,
+// 3584 columns, 11%), and loses where rows too short to give every lane
+// two slices keep two blocks busy (the 0.5B gate/up and output head).
 extern "C" __global__ void __launch_bounds__(256, 1) matmul_q4_gemv_q8_u2(
         float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
         const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,

@@ -148,8 +148,8 @@ type Matmul struct {
 	q8WK, q8Cap int
 	q8Levels    int // int8 parts of x it was compiled for (MQ_LEVELS)
 	// Its build with two slices of a row a round (matmul_q4_gemv_q8_u2),
-	// V3's pick where rows are no more than columns; q8U2 forces it on (1)
-	// or off (-1) (benchmark; 0: by shape).
+	// V3's pick where rows are no more than columns or long (u2Rows);
+	// q8U2 forces it on (1) or off (-1) (benchmark; 0: by shape).
 	gemvQ8U2 *kernels.Kernel
 	q8U2     int
 	// Rung 3's bf16 and staged-x kernels ask for their first weights
@@ -485,9 +485,10 @@ func (m *Matmul) useQ8(x *devtensor.Activations, w *devtensor.Weight) bool {
 // v3Q8 computes y = x·Wᵀ for one row of x and a 4-bit W with
 // matmul_q4_gemv_q8: x written as three int8 parts (float32's precision)
 // in each block's shared memory, a scale per 32 values, the codes
-// multiplied by __dp4a. Where W has no more rows than columns it takes
-// matmul_q4_gemv_q8_u2, the same products with two slices of each row in
-// flight a lane (BenchmarkW2D4Overlap's "u2" rows).
+// multiplied by __dp4a. Where W has no more rows than columns, or rows of
+// at least u2Cols columns, it takes matmul_q4_gemv_q8_u2, the same products
+// with two slices of each row in flight a lane (BenchmarkW2D4Overlap's
+// "u2" rows).
 func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if err := check(y, x, w); err != nil {
 		return err
@@ -497,7 +498,7 @@ func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	}
 	sms := m.dev.Info().Multiprocessors
 	wk, capB := m.q8WK, m.q8Cap
-	if m.q8U2 > 0 || (m.q8U2 == 0 && w.N <= w.K) {
+	if m.q8U2 > 0 || (m.q8U2 == 0 && (w.N <= w.K || w.K >= u2Cols)) {
 		// One block a multiprocessor (its registers), so no more blocks
 		// than multiprocessors: a second wave would run alone at the end.
 		if wk == 0 {
@@ -516,6 +517,15 @@ func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	}
 	return m.launchStaged(m.gemvQ8, gemvQ8Shared(w.K, m.q8Levels), wk, capB, y, x, w)
 }
+
+// u2Cols is the row length from which matmul_q4_gemv_q8_u2 pays even for a
+// W with more rows than columns: 2048 columns are 64 slices, two for every
+// lane of a warp, so the second slice of a round is not left empty. Once a
+// round's addresses were counted once a set (mq_rows), the 7B gate/up
+// projection (3584 columns) ran 11% faster with two slices a round than
+// with one; the 0.5B head and gate/up (896 columns, 28 slices) 9% and 22%
+// slower (BenchmarkW2D4Overlap).
+const u2Cols = 2048
 
 // q8Split is how many warps of a block share one set of 4 rows (1, 2, 4 or
 // 8) in matmul_q4_gemv_q8, for n rows of ns 16-byte slices: the fewest that
