@@ -314,6 +314,10 @@ var streamVariants = []streamVariant{
 	{defaultStream, 0, ""},
 	{streamBuild{8, 2, 64, 32}, 0, ""},
 	{streamBuild{8, 4, 32, 16}, 0, ""},
+	// 16 warps a block: slower than 8 at every length (the chapter)
+	{streamBuild{16, 2, 64, 16}, 0, ""},
+	{streamBuild{16, 4, 32, 16}, 0, ""},
+	{streamBuild{16, 2, 64, 32}, 0, ""},
 }
 
 // BenchmarkW2D6DecodeAnatomy times Decode's build of the streaming kernel
