@@ -402,7 +402,7 @@ struct MqRound {
 
 // Where a warp's MV_P rows start, counted once a set instead of once a
 // round: in 16-byte slices of W (row·NS) and in groups (row·G), both below
-// 2^32 for any weight that fits in memory. A round's addresses are then one
+// 2^32 for any W of less than 64 GB. A round's addresses are then one
 // addition and one wide multiply-add each; the earlier build recomputed
 // every row's 64-bit addresses and divided the slice by the group's slices
 // at every round, some 150 of the 490 instructions of a round of 4 rows.
