@@ -148,7 +148,7 @@ type Matmul struct {
 	q8WK, q8Cap int
 	q8Levels    int // int8 parts of x it was compiled for (MQ_LEVELS)
 	// Its build with two slices of a row a round (matmul_q4_gemv_q8_u2),
-	// V3's pick where rows are no more than columns or long (u2Rows);
+	// V3's pick where rows are no more than columns or long (u2Cols);
 	// q8U2 forces it on (1) or off (-1) (benchmark; 0: by shape).
 	gemvQ8U2 *kernels.Kernel
 	q8U2     int
@@ -523,7 +523,7 @@ func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 // lane of a warp, so the second slice of a round is not left empty. Once a
 // round's addresses were counted once a set (mq_rows), the 7B gate/up
 // projection (3584 columns) ran 11% faster with two slices a round than
-// with one; the 0.5B head and gate/up (896 columns, 28 slices) 9% and 22%
+// with one; the 0.5B head and gate/up (896 columns, 28 slices) 22% and 8%
 // slower (BenchmarkW2D4Overlap).
 const u2Cols = 2048
 
