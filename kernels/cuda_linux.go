@@ -79,6 +79,7 @@ const (
 	attrCCMinor                        = 76
 	attrMaxSharedPerBlockOptin         = 97
 	funcAttrMaxThreadsPerBlock         = 0
+	funcAttrSharedSize                 = 1
 	funcAttrMaxDynamicShared           = 8
 	defaultDynamicSharedLimit          = 48 * 1024
 	maxKernelArgs                      = 64
@@ -344,11 +345,13 @@ type cudaBackend struct {
 	// to them that cuLaunchKernel reads.
 	argv *[maxKernelArgs]uint64
 	argp *[maxKernelArgs]uintptr
-	// dynShared remembers the dynamic shared memory limit set per function;
+	// dynShared remembers the dynamic shared memory limit set per function,
+	// staticShared each function's static shared memory (which counts
+	// against the same 48 KB default);
 	// modFuncs the functions taken from each module, whose entries unload
 	// drops: the driver may hand a later module's function the same handle.
-	dynShared map[uintptr]int
-	modFuncs  map[uintptr][]uintptr
+	dynShared, staticShared map[uintptr]int
+	modFuncs                map[uintptr][]uintptr
 	// stream is the blocking stream that graphs are captured on and
 	// launched on (the NULL stream cannot be captured), created on first
 	// use; launches go to it while capturing is set, to the NULL stream
@@ -381,7 +384,7 @@ func openCUDA() (backend, error) {
 	if ordinal < 0 || ordinal >= int(count) {
 		return nil, fmt.Errorf("kernels: TINYLLM_CUDA_DEVICE=%d but there are %d CUDA devices", ordinal, count)
 	}
-	b := &cudaBackend{argv: new([maxKernelArgs]uint64), argp: new([maxKernelArgs]uintptr), dynShared: map[uintptr]int{}, modFuncs: map[uintptr][]uintptr{}}
+	b := &cudaBackend{argv: new([maxKernelArgs]uint64), argp: new([maxKernelArgs]uintptr), dynShared: map[uintptr]int{}, staticShared: map[uintptr]int{}, modFuncs: map[uintptr][]uintptr{}}
 	for i := range b.argp {
 		b.argp[i] = uintptr(unsafe.Pointer(&b.argv[i]))
 	}
@@ -572,6 +575,7 @@ func (b *cudaBackend) unload(mod uintptr) error {
 	}
 	for _, fn := range b.modFuncs[mod] {
 		delete(b.dynShared, fn)
+		delete(b.staticShared, fn)
 	}
 	delete(b.modFuncs, mod)
 	return cuErr("cuModuleUnload", call(cudaLib.cuModuleUnload, mod))
@@ -591,6 +595,11 @@ func (b *cudaBackend) function(mod uintptr, name string) (uintptr, int, error) {
 	if r := call(cudaLib.cuFuncGetAttribute, uintptr(unsafe.Pointer(&maxThreads)), funcAttrMaxThreadsPerBlock, fn); r != cudaSuccess {
 		return 0, 0, cuErr("cuFuncGetAttribute", r)
 	}
+	var static int32
+	if r := call(cudaLib.cuFuncGetAttribute, uintptr(unsafe.Pointer(&static)), funcAttrSharedSize, fn); r != cudaSuccess {
+		return 0, 0, cuErr("cuFuncGetAttribute", r)
+	}
+	b.staticShared[fn] = int(static)
 	b.modFuncs[mod] = append(b.modFuncs[mod], fn)
 	return fn, int(maxThreads), nil
 }
@@ -622,7 +631,7 @@ func (b *cudaBackend) launch(fn uintptr, _ int, cfg LaunchConfig, args []any) er
 		}
 		b.argv[i] = v
 	}
-	if cfg.SharedMem > defaultDynamicSharedLimit && b.dynShared[fn] < cfg.SharedMem {
+	if cfg.SharedMem+b.staticShared[fn] > defaultDynamicSharedLimit && b.dynShared[fn] < cfg.SharedMem {
 		if r := call(cudaLib.cuFuncSetAttribute, fn, funcAttrMaxDynamicShared, uintptr(cfg.SharedMem)); r != cudaSuccess {
 			return cuErr("cuFuncSetAttribute(MAX_DYNAMIC_SHARED_SIZE_BYTES)", r)
 		}

@@ -231,7 +231,9 @@ func TestGPULaunchArguments(t *testing.T) {
 }
 
 // TestGPUGridAndSharedMemory runs a 2-D grid and a kernel using dynamic
-// shared memory, above CUDA's 48 KiB default where the device allows it.
+// shared memory, above CUDA's 48 KiB default where the device allows it,
+// and on CUDA one whose static and dynamic shared memory are above it
+// only together.
 func TestGPUGridAndSharedMemory(t *testing.T) {
 	d, m := open(t)
 	const n = 100_003
@@ -278,6 +280,22 @@ func TestGPUGridAndSharedMemory(t *testing.T) {
 		tile, j := i/block, i%block
 		if want := in[tile*block+block-1-j]; v != want {
 			t.Fatalf("reverse_tiles: element %d = %v, want %v", i, v, want)
+		}
+	}
+	if d.Backend() != kernels.CUDA {
+		return
+	}
+	// 8 KB of static shared memory and 44 KB of dynamic: only the sum is
+	// over 48 KiB.
+	must(t, dst.Fill(0))
+	k = kernel(t, m, "reverse_tiles_static")
+	must(t, d.Launch(k, kernels.LaunchConfig{Grid: kernels.D1(tiles), Block: kernels.D1(block), SharedMem: 44 << 10}, dst, src))
+	got, err = kernels.Download[float32](dst, len(in))
+	must(t, err)
+	for i, v := range got {
+		tile, j := i/block, i%block
+		if want := in[tile*block+block-1-j]; v != want {
+			t.Fatalf("reverse_tiles_static: element %d = %v, want %v", i, v, want)
 		}
 	}
 }

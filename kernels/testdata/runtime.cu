@@ -43,6 +43,19 @@ extern "C" __global__ void reverse_tiles(float* out, const float* in) {
     out[base + t] = tile[blockDim.x - 1 - t];
 }
 
+// reverse_tiles with 8 KB of static shared memory besides the dynamic:
+// both count against CUDA's 48 KiB default, so a launch whose dynamic
+// part alone is below it may still need the limit raised.
+extern "C" __global__ void reverse_tiles_static(float* out, const float* in) {
+    __shared__ float pad[2048];
+    extern __shared__ float tile[];
+    unsigned int t = threadIdx.x, base = blockIdx.x * blockDim.x;
+    tile[t] = in[base + t];
+    pad[t] = in[base + t];
+    __syncthreads();
+    out[base + t] = pad[t] == in[base + t] ? tile[blockDim.x - 1 - t] : -1.0f;
+}
+
 // Adds 1 to every element: for the leak and concurrency tests.
 extern "C" __global__ void add_one(float* x, unsigned int n) {
     unsigned int i = blockIdx.x * blockDim.x + threadIdx.x;
