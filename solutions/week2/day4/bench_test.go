@@ -145,6 +145,15 @@ func BenchmarkW2D4Overlap(b *testing.B) {
 							defer func() { mm.q8U2 = 0 }()
 							benchGraph(b, d, mm, false, y, x, ws)
 						})
+						// and with 1 to 8 warps a set of rows, where every
+						// lane still has a slice of each row
+						for wk := 1; l2 < 0 && wk <= Block/32 && 32*wk <= s.K/32; wk *= 2 {
+							b.Run(fmt.Sprintf("%s/%s/graph-pdl-l2%+d-u2%+d-wk%d", s.Name, f.Name, l2, u2, wk), func(b *testing.B) {
+								mm.q8U2, mm.q8WK = u2, wk
+								defer func() { mm.q8U2, mm.q8WK = 0, 0 }()
+								benchGraph(b, d, mm, false, y, x, ws)
+							})
+						}
 					}
 				} else {
 					for wk := 1; wk <= Block/32 && 32*wk <= s.K/8; wk *= 2 {
