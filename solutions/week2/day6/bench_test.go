@@ -69,7 +69,7 @@ var (
 
 // cachesOf fills n caches of s positions of sh's key/value heads with
 // random keys and values.
-func cachesOf(b *testing.B, d *kernels.Device, sh attnShape, n, s int) []*devtensor.KVCache {
+func cachesOf(b testing.TB, d *kernels.Device, sh attnShape, n, s int) []*devtensor.KVCache {
 	rng := rand.New(rand.NewPCG(1, uint64(s)))
 	k, v := tensor.RandN(rng, sh.h, s, sh.d), tensor.RandN(rng, sh.h, s, sh.d)
 	cs := make([]*devtensor.KVCache, n)
@@ -92,7 +92,7 @@ func activations(b *testing.B, d *kernels.Device, rows int) (q, out *devtensor.A
 
 // activationsOf makes rows random query rows of sh's query heads and an
 // output of the same size.
-func activationsOf(b *testing.B, d *kernels.Device, sh attnShape, rows int) (q, out *devtensor.Activations) {
+func activationsOf(b testing.TB, d *kernels.Device, sh attnShape, rows int) (q, out *devtensor.Activations) {
 	rng := rand.New(rand.NewPCG(2, uint64(rows)))
 	q, err := devtensor.NewActivations(d, rows, sh.hq*sh.d)
 	if err != nil {
@@ -133,7 +133,10 @@ var decodePaths = []struct {
 // launch per cache ("graph"; the streaming kernel also "graph-pdl", where
 // each launch may start while the one before it drains, and
 // "graph-pdl-baseline", the streaming kernel as it was before it copied
-// the cache ahead of its wait and spread its merge: baselineStream).
+// the cache ahead of its wait and spread its merge: baselineStream; and
+// "graph-pdl-merged-apart" and "-merged-last", with the merge forced into
+// a launch of its own, attention_decode_merge, or into the streaming
+// kernel's last blocks).
 func BenchmarkW2D6Decode(b *testing.B) {
 	d := kerneltest.Open(b)
 	a, err := NewAttention(d)
@@ -158,7 +161,7 @@ func BenchmarkW2D6Decode(b *testing.B) {
 				b.Logf("not run: the streaming kernel needs compute capability 9.0 or later (%s)", d)
 				continue
 			}
-			for _, mode := range []string{"eager", "graph", "graph-pdl", "graph-pdl-baseline"} {
+			for _, mode := range []string{"eager", "graph", "graph-pdl", "graph-pdl-baseline", "graph-pdl-merged-apart", "graph-pdl-merged-last"} {
 				if mode != "eager" && mode != "graph" && p.path != pathStream {
 					continue
 				}
@@ -168,7 +171,8 @@ func BenchmarkW2D6Decode(b *testing.B) {
 				}
 				b.Run(fmt.Sprintf("7B/S=%d/%s/%s", s, p.name, mode), func(b *testing.B) {
 					a.path, a.noOverlap = p.path, mode == "eager" || mode == "graph"
-					defer func() { a.path, a.noOverlap = pathAuto, false }()
+					a.mergeApart = map[string]int{"graph-pdl-merged-apart": 1, "graph-pdl-merged-last": -1}[mode]
+					defer func() { a.path, a.noOverlap, a.mergeApart = pathAuto, false, 0 }()
 					launch := func(i int) error { return a.Decode(out, q, cs[i%n], 0, nil, true) }
 					var per time.Duration
 					if mode == "eager" {
@@ -261,9 +265,9 @@ func BenchmarkW2D6DecodeVariants(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		a.path, a.stream, a.chunk, a.defines = pathStream, v.sb, v.chunk, v.defines
+		a.path, a.stream, a.chunk, a.defines, a.perSM, a.mergeApart = pathStream, v.sb, v.chunk, v.defines, v.perSM, v.apart
 		for _, s := range lengths {
-			if v.chunk > 0 && kernels.Blocks(s, v.chunk) > FusedSplits {
+			if v.chunk > 0 && kernels.Blocks(s, v.chunk) > FusedSplits && v.apart <= 0 {
 				continue
 			}
 			n := len(cs[s])
@@ -284,10 +288,19 @@ type streamVariant struct {
 	sb      streamBuild
 	chunk   int
 	defines string
+	// perSM: the blocks a multiprocessor the chunks are sized for (0: 1);
+	// apart: Attention.mergeApart.
+	perSM, apart int
 }
 
 func (v streamVariant) String() string {
 	s := fmt.Sprintf("warps=%d/stages=%d/tile=%d/lanes=%d/chunk=%d", v.sb.warps, v.sb.stages, v.sb.tile, v.sb.lanes, v.chunk)
+	if v.perSM > 1 {
+		s += fmt.Sprintf("/per-sm=%d", v.perSM)
+	}
+	if v.apart != 0 {
+		s += fmt.Sprintf("/apart=%d", v.apart)
+	}
 	if v.defines != "" {
 		s += "/" + strings.ReplaceAll(strings.TrimSpace(strings.ReplaceAll(v.defines, "#define ", "")), "\n", ",")
 	}
@@ -297,31 +310,48 @@ func (v streamVariant) String() string {
 // baselineStream is the streaming kernel as it was measured before the
 // copies ahead of the wait and the spread merge (the chapter's first
 // table): 8 warps, 4 tiles of 32 keys in flight, 32 lanes a key.
-var baselineStream = streamVariant{streamBuild{8, 4, 32, 32}, 0, "#define EARLY 0\n#define SPREAD 0\n"}
+var baselineStream = streamVariant{streamBuild{8, 4, 32, 32}, 0, "#define EARLY 0\n#define SPREAD 0\n", 0, 0}
 
 // streamVariants are the builds BenchmarkW2D6DecodeVariants compares (and
 // TestW2D6CUDASourcesCompile compiles): the baseline, then each change on
 // its own, on the baseline's shape and on Decode's, then two other shapes.
-// (Shapes of 2 or 3 stages of 32 keys, which leave room for a second block
-// on a multiprocessor, measured slower: the block scheduler then puts two
-// blocks of the same launch on some multiprocessors.)
+// (8-warp shapes of 2 or 3 stages of 32 keys, which leave room for a
+// second block on a multiprocessor, measured slower with chunks sized for
+// one block a multiprocessor: the block scheduler then puts two blocks of
+// the same launch on some multiprocessors. Sized for two, with the merge
+// apart, the 4-warp one is smallStream.)
 var streamVariants = []streamVariant{
 	baselineStream,
-	{streamBuild{8, 4, 32, 32}, 0, "#define SPREAD 0\n"},
-	{streamBuild{8, 4, 32, 32}, 0, ""},
-	{defaultStream, 0, "#define EARLY 0\n#define SPREAD 0\n"},
-	{defaultStream, 0, "#define SPREAD 0\n"},
-	{defaultStream, 0, ""},
-	{streamBuild{8, 2, 64, 32}, 0, ""},
-	{streamBuild{8, 4, 32, 16}, 0, ""},
+	{streamBuild{8, 4, 32, 32}, 0, "#define SPREAD 0\n", 0, 0},
+	{streamBuild{8, 4, 32, 32}, 0, "", 0, 0},
+	{defaultStream, 0, "#define EARLY 0\n#define SPREAD 0\n", 0, 0},
+	{defaultStream, 0, "#define SPREAD 0\n", 0, 0},
+	{defaultStream, 0, "", 0, 0},
+	{streamBuild{8, 2, 64, 32}, 0, "", 0, 0},
+	{streamBuild{8, 4, 32, 16}, 0, "", 0, 0},
 	// 16 warps a block: slower than 8 at every length (the chapter)
-	{streamBuild{16, 2, 64, 16}, 0, ""},
-	{streamBuild{16, 4, 32, 16}, 0, ""},
-	{streamBuild{16, 2, 64, 32}, 0, ""},
+	{streamBuild{16, 2, 64, 16}, 0, "", 0, 0},
+	{streamBuild{16, 4, 32, 16}, 0, "", 0, 0},
+	{streamBuild{16, 2, 64, 32}, 0, "", 0, 0},
+	// The merge in a launch of its own (attention_decode_merge), and
+	// builds whose 64 KB of shared memory leave room for two blocks a
+	// multiprocessor, with chunks sized for two
+	{defaultStream, 0, "", 0, 1},
+	{streamBuild{8, 2, 32, 16}, 0, "", 2, 1},
+	{streamBuild{8, 2, 32, 16}, 0, "", 2, -1},
+	{streamBuild{8, 1, 64, 16}, 0, "", 2, 1},
+	{streamBuild{8, 4, 32, 16}, 0, "", 0, 1},
+	{streamBuild{4, 2, 32, 16}, 0, "", 2, 1},
+	// blocks of 4 warps: other tiles, a warp a key, and 3 or 4 blocks a
+	// multiprocessor (chunks of 48 or 32 keys)
+	{streamBuild{4, 1, 64, 16}, 0, "", 2, 1},
+	{streamBuild{4, 2, 32, 32}, 0, "", 2, 1},
+	{streamBuild{4, 2, 32, 16}, 48, "#define SMINB 3\n", 0, 1},
+	{streamBuild{4, 2, 16, 16}, 32, "#define SMINB 4\n", 0, 1},
 }
 
-// BenchmarkW2D6DecodeAnatomy times Decode's build of the streaming kernel
-// with parts of it left out (ANAT; the output is then wrong), at 512, 4k
+// BenchmarkW2D6DecodeAnatomy times defaultStream, merged in its last
+// blocks, with parts of it left out (ANAT; the output is then wrong), at 512, 4k
 // and 32k positions, from a graph with and without programmatic dependent
 // launch: what the merge, the arithmetic and the copies each add, and what
 // a launch that does nothing costs.
@@ -335,7 +365,10 @@ func BenchmarkW2D6DecodeAnatomy(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		a.path, a.defines = pathStream, fmt.Sprintf("#define ANAT %d\n", v.anat)
+		// defaultStream with its merge in the last blocks, the build the
+		// chapter's anatomy table took apart (Decode's pick at 2k-8k
+		// positions is now smallStream, merged apart).
+		a.path, a.defines, a.stream, a.mergeApart = pathStream, fmt.Sprintf("#define ANAT %d\n", v.anat), defaultStream, -1
 		for _, s := range lengths {
 			n := len(cs[s])
 			for _, pdl := range []bool{false, true} {

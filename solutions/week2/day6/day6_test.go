@@ -132,15 +132,19 @@ func TestW2D6DecodePathsAgreeGPU(t *testing.T) {
 		add("stream", a, pathStream)
 		// Other builds the benchmark compares: the kernel before its
 		// copies ahead of the wait and its spread merge, Decode's build
-		// with one merger, and two other shapes, in case one becomes
-		// the default.
-		for _, v := range []streamVariant{baselineStream, {defaultStream, 0, "#define SPREAD 0\n"}, {streamBuild{8, 4, 32, 32}, 0, ""}, {streamBuild{8, 4, 32, 16}, 0, ""}} {
+		// with one merger, two other shapes, the merge in the last blocks
+		// and in a launch of its own, and builds of two blocks a
+		// multiprocessor, in case one becomes the default.
+		for _, v := range []streamVariant{baselineStream, {defaultStream, 0, "#define SPREAD 0\n", 0, 0},
+			{streamBuild{8, 4, 32, 32}, 0, "", 0, 0}, {streamBuild{8, 4, 32, 16}, 0, "", 0, 0},
+			{defaultStream, 0, "", 0, -1}, {defaultStream, 0, "", 0, 1},
+			{streamBuild{8, 2, 32, 16}, 0, "", 2, 1}, {streamBuild{4, 2, 32, 16}, 0, "", 2, 1}} {
 			b, err := NewAttention(d)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer b.Close()
-			b.stream, b.defines = v.sb, v.defines
+			b.stream, b.defines, b.perSM, b.mergeApart = v.sb, v.defines, v.perSM, v.apart
 			add("stream "+v.String(), b, pathStream)
 		}
 	} else {

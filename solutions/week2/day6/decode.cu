@@ -448,7 +448,10 @@ extern "C" __global__ void __launch_bounds__(FW * 32, 2) attention_decode_fused(
 #define BATCH 16                      // states a thread loads before it uses them
 // Two blocks a multiprocessor where their stages fit in its shared memory
 // (228 KB): a launch's blocks can then start beside the launch ahead's.
+// (The benchmark's builds of smaller blocks may set it higher.)
+#ifndef SMINB
 #define SMINB (SW == 8 && SST * 2 * TILE * 4 <= 110 * 1024 ? 2 : 1)
+#endif
 #ifndef SPREAD
 #define SPREAD 1  // 0: the last block alone merges, whatever mergers says
 #endif
@@ -525,6 +528,77 @@ __device__ __forceinline__ void stream_wait(unsigned long long* bar, unsigned pa
         asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
                      : "=r"(done) : "r"(a), "r"(parity) : "memory");
     }
+}
+
+// The final merge: out = Σ_s o_s·2^(m_s - M) / Σ_s l_s·2^(m_s - M) over
+// the chunks' states, M the largest m_s, one column of 4 outputs a thread,
+// in one pass with a running maximum. Several threads (parts) may share a
+// column, each taking chunks part, part + parts, …, BATCH at a time in
+// flight, and merge_parts then merges their states.
+struct MergeState {
+    float M, ls;
+    float4 a;
+};
+
+__device__ __forceinline__ MergeState merge_init() { return {-INFINITY, 0.f, make_float4(0.f, 0.f, 0.f, 0.f)}; }
+
+// po: the column's o of chunk 0 (chunk s at po + s·HEAD_DIM); pm: its (m, l) pairs.
+__device__ __forceinline__ void merge_chunks(MergeState& st, const float* po, const float* pm, int splits, int part,
+                                             int parts) {
+    for (int s0 = part; s0 < splits; s0 += parts * BATCH) {
+        float2 ml[BATCH];
+        float4 o[BATCH];
+#pragma unroll
+        for (int b = 0; b < BATCH; b++) {
+            const int s = s0 + b * parts;
+            ml[b] = s < splits ? __ldcg((const float2*)(pm + 2 * s)) : make_float2(-INFINITY, 0.f);
+            o[b] = s < splits ? __ldcg((const float4*)(po + (size_t)s * HEAD_DIM)) : make_float4(0.f, 0.f, 0.f, 0.f);
+        }
+        float mb = st.M;
+#pragma unroll
+        for (int b = 0; b < BATCH; b++) mb = fmaxf(mb, ml[b].x);
+        if (mb == -INFINITY) continue;
+        const float c = exp2f(st.M - mb);  // 0 while nothing was seen
+        st.a.x *= c; st.a.y *= c; st.a.z *= c; st.a.w *= c;
+        st.ls *= c;
+#pragma unroll
+        for (int b = 0; b < BATCH; b++) {
+            const float w = exp2f(ml[b].x - mb);
+            st.a.x = fmaf(w, o[b].x, st.a.x); st.a.y = fmaf(w, o[b].y, st.a.y);
+            st.a.z = fmaf(w, o[b].z, st.a.z); st.a.w = fmaf(w, o[b].w, st.a.w);
+            st.ls = fmaf(w, ml[b].y, st.ls);
+        }
+        st.M = mb;
+    }
+}
+
+// Merges the parts' states of each column into part 0's, through pa
+// (parts·cols float4, then as many float2). Called by the whole block.
+__device__ __forceinline__ void merge_parts(MergeState& st, float4* pa, int parts, int cols, int part, int col) {
+    if (parts <= 1) return;
+    float2* pml = (float2*)(pa + parts * cols);
+    if (part < parts) {
+        pa[part * cols + col] = st.a;
+        pml[part * cols + col] = make_float2(st.M, st.ls);
+    }
+    __syncthreads();
+    if (part != 0) return;
+    for (int p = 1; p < parts; p++) {
+        const float2 x = pml[p * cols + col];
+        const float mn = fmaxf(st.M, x.x);
+        if (mn == -INFINITY) continue;
+        const float c0 = exp2f(st.M - mn), c1 = exp2f(x.x - mn);
+        const float4 y = pa[p * cols + col];
+        st.a.x = st.a.x * c0 + y.x * c1; st.a.y = st.a.y * c0 + y.y * c1;
+        st.a.z = st.a.z * c0 + y.z * c1; st.a.w = st.a.w * c0 + y.w * c1;
+        st.ls = st.ls * c0 + x.y * c1;
+        st.M = mn;
+    }
+}
+
+__device__ __forceinline__ void merge_write(float* o, const MergeState& st) {
+    const float inv = 1.f / st.ls;
+    *(float4*)o = make_float4(st.a.x * inv, st.a.y * inv, st.a.z * inv, st.a.w * inv);
 }
 
 extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_stream(
@@ -750,6 +824,10 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         if (e == 0) __stcg((float2*)(part_ml + at * 2), make_float2(M, ls));
     }
 
+    // With mergers 0 the merge is attention_decode_merge's, launched after
+    // this one: the block leaves, and its shared memory is free for the
+    // next launch's blocks.
+    if (mergers == 0) return;
     // Count this block done. The barrier orders every thread's writes
     // before thread 0's count, whose release makes them visible with it
     // (and its acquire, in the blocks that merge, the other blocks' writes).
@@ -787,70 +865,39 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     }
     __syncthreads();
     if (last < 0 || (ANAT & ANAT_NO_MERGE)) return;
-    // The merge of heads r, r + nm, …: out = Σ_s o_s·2^(m_s - M) /
-    // Σ_s l_s·2^(m_s - M) over the chunks, one pass with a running maximum;
-    // parts threads share a column (chunks part, part + parts, …), BATCH
-    // chunks in flight each, and their states are merged in shared memory.
+    // The merge of heads r, r + nm, …: parts threads share a column
+    // (chunks part, part + parts, …), and their states are merged in
+    // shared memory.
     const int r = last, nh = (GROUP - 1 - r) / nm + 1, cols = nh * (HEAD_DIM / 4);
     const int parts = max(1, SW * 32 / cols);
     const int col = tid % cols, part = tid / cols;
     const int g = r + col / (HEAD_DIM / 4) * nm, e = (col % (HEAD_DIM / 4)) * 4;
     const size_t row = (size_t)i * Hq + h * GROUP + g;
-    float M = -INFINITY, ls = 0.f;
-    float4 a = make_float4(0.f, 0.f, 0.f, 0.f);
-    if (part < parts) {
-        const float* po = part_o + row * splits * HEAD_DIM + e;
-        const float* pm = part_ml + row * splits * 2;
-        for (int s0 = part; s0 < splits; s0 += parts * BATCH) {
-            float2 ml[BATCH];
-            float4 o[BATCH];
-#pragma unroll
-            for (int b = 0; b < BATCH; b++) {
-                const int s = s0 + b * parts;
-                ml[b] = s < splits ? __ldcg((const float2*)(pm + 2 * s)) : make_float2(-INFINITY, 0.f);
-                o[b] = s < splits ? __ldcg((const float4*)(po + (size_t)s * HEAD_DIM)) : make_float4(0.f, 0.f, 0.f, 0.f);
-            }
-            float mb = M;
-#pragma unroll
-            for (int b = 0; b < BATCH; b++) mb = fmaxf(mb, ml[b].x);
-            if (mb == -INFINITY) continue;
-            const float c = exp2f(M - mb);  // 0 while nothing was seen
-            a.x *= c; a.y *= c; a.z *= c; a.w *= c;
-            ls *= c;
-#pragma unroll
-            for (int b = 0; b < BATCH; b++) {
-                const float w = exp2f(ml[b].x - mb);
-                a.x = fmaf(w, o[b].x, a.x); a.y = fmaf(w, o[b].y, a.y); a.z = fmaf(w, o[b].z, a.z); a.w = fmaf(w, o[b].w, a.w);
-                ls = fmaf(w, ml[b].y, ls);
-            }
-            M = mb;
-        }
-    }
-    if (parts > 1) {
-        float4* pa = (float4*)stage;                // [parts][cols]
-        float2* pml = (float2*)(pa + parts * cols);  // [parts][cols]
-        if (part < parts) {
-            pa[part * cols + col] = a;
-            pml[part * cols + col] = make_float2(M, ls);
-        }
-        __syncthreads();
-        if (part == 0) {
-            for (int p = 1; p < parts; p++) {
-                const float2 x = pml[p * cols + col];
-                const float mn = fmaxf(M, x.x);
-                if (mn == -INFINITY) continue;
-                const float c0 = exp2f(M - mn), c1 = exp2f(x.x - mn);
-                const float4 y = pa[p * cols + col];
-                a.x = a.x * c0 + y.x * c1; a.y = a.y * c0 + y.y * c1; a.z = a.z * c0 + y.z * c1; a.w = a.w * c0 + y.w * c1;
-                ls = ls * c0 + x.y * c1;
-                M = mn;
-            }
-        }
-    }
-    if (part == 0) {
-        const float inv = 1.f / ls;
-        *(float4*)(out + row * HEAD_DIM + e) = make_float4(a.x * inv, a.y * inv, a.z * inv, a.w * inv);
-    }
+    MergeState st = merge_init();
+    if (part < parts) merge_chunks(st, part_o + row * splits * HEAD_DIM + e, part_ml + row * splits * 2, splits, part, parts);
+    merge_parts(st, (float4*)stage, parts, cols, part, col);
+    if (part == 0) merge_write(out + row * HEAD_DIM + e, st);
+}
+
+// attention_decode_stream's merge as a launch of its own, for a launch of
+// it with mergers 0 (its blocks then write their states and leave):
+// grid (Hq, L), 128 threads a block, one block a query head and row. In a
+// graph with programmatic dependent launch the next launch's blocks, whose
+// shared memory the merging blocks no longer hold, start streaming their
+// keys while this one merges; they wait for it before they overwrite the
+// states it reads.
+extern "C" __global__ void __launch_bounds__(128) attention_decode_merge(
+        float* __restrict__ out, const float* __restrict__ part_o, const float* __restrict__ part_ml, int splits) {
+    __shared__ __align__(16) float4 pa[128 + 64];  // merge_parts: [parts][cols] float4, then float2
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    constexpr int cols = HEAD_DIM / 4, parts = 128 / cols;
+    const int col = threadIdx.x % cols, part = threadIdx.x / cols, e = col * 4;
+    const size_t row = (size_t)blockIdx.y * gridDim.x + blockIdx.x;
+    MergeState st = merge_init();
+    if (part < parts) merge_chunks(st, part_o + row * splits * HEAD_DIM + e, part_ml + row * splits * 2, splits, part, parts);
+    merge_parts(st, pa, parts, cols, part, col);
+    if (part == 0) merge_write(out + row * HEAD_DIM + e, st);
 }
 #endif
 

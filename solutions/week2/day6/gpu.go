@@ -75,6 +75,14 @@ type Attention struct {
 	// noOverlap keeps attention_decode_stream from overlapping the launch
 	// before it in a graph (the benchmark's comparison).
 	noOverlap bool
+	// perSM, when above 1, sizes attention_decode_stream's chunks for that
+	// many blocks a multiprocessor instead of one (the benchmark's builds
+	// whose shared memory leaves room for more).
+	perSM int
+	// mergeApart, when not 0, says whether attention_decode_stream's
+	// blocks merge the chunks (-1) or attention_decode_merge does, launched
+	// after it (1); 0 is separateMerge.
+	mergeApart int
 	// prefill is the kernel Prefill launches (TINYLLM_PREFILL at
 	// NewAttention; the tests and benchmarks set it to compare both).
 	prefill prefillKernel
@@ -125,10 +133,49 @@ const (
 // ST and KL).
 type streamBuild struct{ warps, stages, tile, lanes int }
 
-// defaultStream is the build Decode uses (measured on an H200 with
-// BenchmarkW2D6DecodeVariants): 8 warps, 2 tiles of 64 keys in flight, a
-// half-warp scoring a key.
+// defaultStream is the build Decode uses outside smallFrom … smallTo
+// positions (measured on an H200 with BenchmarkW2D6DecodeVariants): 8
+// warps, 2 tiles of 64 keys in flight, a half-warp scoring a key.
 var defaultStream = streamBuild{warps: 8, stages: 2, tile: 64, lanes: 16}
+
+// smallStream is the build Decode takes for caches of smallFrom to
+// smallTo positions, with chunks sized for two blocks a multiprocessor
+// and the merge in a launch of its own: blocks of 4 warps whose 64 KB of
+// shared memory (2 tiles of 32 keys) leave room for a block of the next
+// launch beside them, so that it streams its keys while this one computes
+// (BenchmarkW2D6DecodeVariants). On an H200 at Qwen2-7B's heads it took
+// 8.39 µs at 4k positions against 9.51 for defaultStream (both merged
+// apart), 5.95 against 6.71 at 2k, 12.70 against 13.50 at 8k and 5.53
+// against 5.67 at 1k; defaultStream was faster at 512 (4.45 against 4.84)
+// and at 16k and 32k (20.97 against 22.77, 36.1 against 40.8).
+var smallStream = streamBuild{warps: 4, stages: 2, tile: 32, lanes: 16}
+
+const smallFrom, smallTo = 1024, 8192
+
+// streamSource is decode.cu built as sb, for a group and head dimension.
+func (a *Attention) streamSource(sb streamBuild, group, headDim int) string {
+	return fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n#define SW %d\n#define SST %d\n#define ST %d\n#define KL %d\n",
+		group, headDim, sb.warps, sb.stages, sb.tile, sb.lanes) + a.defines + Source(a.dev.Backend(), "decode")
+}
+
+// smallKernel is c's stream kernel built as smallStream, compiled on first use.
+func (a *Attention) smallKernel(c *compiled, group, headDim int) (*kernels.Kernel, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c.small != nil {
+		return c.small, nil
+	}
+	mod, err := a.dev.Compile(a.streamSource(smallStream, group, headDim))
+	if err != nil {
+		return nil, fmt.Errorf("compiling decode for %s (group %d, head dimension %d, 4 warps a block): %w", a.dev.Backend(), group, headDim, err)
+	}
+	if c.small, err = mod.Kernel("attention_decode_stream"); err != nil {
+		mod.Close()
+		return nil, err
+	}
+	c.mods = append(c.mods, mod)
+	return c.small, nil
+}
 
 func (a *Attention) streamBuild() streamBuild {
 	if a.stream.warps == 0 {
@@ -156,8 +203,11 @@ type compiled struct {
 	// reference's CUDA file) and the head dimension is a multiple of 32,
 	// else nil; stream is attention_decode_stream where, besides, the GPU
 	// has compute capability 9.0 or later (the kernel is compiled only
-	// there).
-	fused, stream *kernels.Kernel
+	// there), and merge its merge as a launch of its own.
+	fused, stream, merge *kernels.Kernel
+	// small is the stream kernel built as smallStream, compiled on first
+	// use (Decode takes it for middle lengths).
+	small *kernels.Kernel
 }
 
 // NewAttention prepares the kernels of dev; nothing is compiled until the
@@ -212,8 +262,7 @@ func (a *Attention) kernelsFor(group, headDim int) (*compiled, error) {
 	for _, file := range []string{"prefill", "decode"} {
 		src := defines + Source(a.dev.Backend(), file)
 		if file == "decode" && hasStream {
-			sb := a.streamBuild()
-			src = fmt.Sprintf("#define SW %d\n#define SST %d\n#define ST %d\n#define KL %d\n", sb.warps, sb.stages, sb.tile, sb.lanes) + src
+			src = a.streamSource(a.streamBuild(), group, headDim)
 		}
 		mod, err := a.dev.Compile(src)
 		if err != nil {
@@ -234,7 +283,9 @@ func (a *Attention) kernelsFor(group, headDim int) (*compiled, error) {
 		c.fused, err = c.mods[1].Kernel("attention_decode_fused")
 	}
 	if err == nil && headDim%32 == 0 && hopper(a.dev) && hasStream {
-		c.stream, err = c.mods[1].Kernel("attention_decode_stream")
+		if c.stream, err = c.mods[1].Kernel("attention_decode_stream"); err == nil {
+			c.merge, err = c.mods[1].Kernel("attention_decode_merge")
+		}
 	}
 	if err == nil && tcPrefillFits(a.dev, headDim) && strings.Contains(Source(a.dev.Backend(), "prefill"), "attention_prefill_tc(") {
 		c.prefillTC, err = c.mods[0].Kernel("attention_prefill_tc")
@@ -395,8 +446,10 @@ func DecodeChunk(s, h, sms int) int {
 // are multiples of 32, at most FusedSplits chunks), one launch of it, 256
 // threads a block on the same grid, does both; where it has
 // attention_decode_stream too and the GPU has compute capability 9.0 or
-// later, one launch of that one does, with chunks sized for about one
-// block per multiprocessor. (Provided.)
+// later, that one computes the chunks' states, with chunks sized for about
+// one block a multiprocessor (two for the 4-warp build it takes from
+// smallFrom to smallTo positions), and attention_decode_merge merges them,
+// a launch of its own. (Provided.)
 func (a *Attention) Decode(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error {
 	l, hq, g, err := shapes(out, q, c, mask)
 	if err != nil {
@@ -412,7 +465,7 @@ func (a *Attention) Decode(out, q *devtensor.Activations, c *devtensor.KVCache, 
 		if ks.stream == nil {
 			return fmt.Errorf("Decode: attention_decode_stream needs the reference's CUDA source, a head dimension that is a multiple of 32 and a GPU of compute capability 9.0 or later")
 		}
-		return a.decodeStream(ks.stream, out, q, c, scale, mb, has, l, hq, g, causal)
+		return a.decodeStream(ks, out, q, c, scale, mb, has, l, hq, g, causal)
 	}
 	chunk := a.chunk
 	if chunk <= 0 {
@@ -442,34 +495,57 @@ func (a *Attention) Decode(out, q *devtensor.Activations, c *devtensor.KVCache, 
 	return a.dev.Launch(ks.reduce, cfg, out.Buf, a.partO, a.partML, int32(splits))
 }
 
-// decodeStream launches attention_decode_stream: grid (chunks, H, L).
+// decodeStream launches attention_decode_stream, grid (chunks, H, L), and
+// attention_decode_merge after it, grid (Hq, L), unless the merge is left
+// to the stream kernel's last blocks (mergeApart -1).
 // Captured in a graph, the launch may overlap the one before it: the
 // kernel streams the cache's older rows at once and waits for that launch
 // before it reads q, the mask and the last L rows, the ones a decode step
 // appends just before its attention. Rows before those must have been
 // written by an earlier step (or any work that finished before the launch
 // ahead of this one).
-func (a *Attention) decodeStream(k *kernels.Kernel, out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mb *kernels.Buffer, has int32, l, hq, g int, causal bool) error {
-	sb := a.streamBuild()
+func (a *Attention) decodeStream(ks *compiled, out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mb *kernels.Buffer, has int32, l, hq, g int, causal bool) error {
+	sb, kernel, perSM, apart := a.streamBuild(), ks.stream, max(1, a.perSM), a.mergeApart > 0 || a.mergeApart == 0 && separateMerge
+	if a.stream == (streamBuild{}) && a.perSM == 0 && a.mergeApart == 0 && a.chunk <= 0 && c.Len >= smallFrom && c.Len <= smallTo {
+		var err error
+		if kernel, err = a.smallKernel(ks, g, c.HeadDim); err != nil {
+			return err
+		}
+		sb, perSM, apart = smallStream, 2, true
+	}
 	chunk := a.chunk
 	if chunk <= 0 {
-		chunk = streamChunk(c.Len, c.Heads*l, a.dev.Info().Multiprocessors)
+		chunk = streamChunk(c.Len, c.Heads*l, a.dev.Info().Multiprocessors*perSM)
 	}
 	splits := kernels.Blocks(c.Len, chunk)
-	if splits > FusedSplits {
+	if splits > FusedSplits && !apart {
 		return fmt.Errorf("Decode: %d chunks of %d keys; attention_decode_stream merges at most %d", splits, chunk, FusedSplits)
 	}
 	if err := a.partials(l*hq*splits, c.HeadDim); err != nil {
 		return err
 	}
+	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: splits, Y: c.Heads, Z: l}, Block: kernels.D1(32 * sb.warps),
+		SharedMem: sb.sharedBytes(g, c.HeadDim), Overlap: !a.noOverlap}
+	// fresh (the last argument here): the rows the launch ahead may still
+	// be writing are the step's own, the last l; the kernel reads the older
+	// ones before it waits. mergers follows it.
+	args := []any{out.Buf, a.partO, a.partML, a.counts, q.Buf, c.K, c.V, mb,
+		int32(l), int32(c.Len), int32(c.Capacity), int32(chunk), scale, flag(causal), has, int32(l)}
+	if apart {
+		// mergers 0: the blocks write their chunks' states and leave.
+		// (counts is not read; any buffer stands in.)
+		args[3] = a.partML
+		if err := a.dev.Launch(kernel, cfg, append(args, int32(0))...); err != nil {
+			return err
+		}
+		mc := kernels.LaunchConfig{Grid: kernels.Dim3{X: hq, Y: l, Z: 1}, Block: kernels.D1(128), Overlap: !a.noOverlap}
+		return a.dev.Launch(ks.merge, mc, out.Buf, a.partO, a.partML, int32(splits))
+	}
 	// Two counts a (row, head): the blocks done, and the mergers done.
 	if err := a.countsFor(2 * l * c.Heads); err != nil {
 		return err
 	}
-	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: splits, Y: c.Heads, Z: l}, Block: kernels.D1(32 * sb.warps),
-		SharedMem: sb.sharedBytes(g, c.HeadDim), Overlap: !a.noOverlap}
-	// fresh: the rows the launch ahead may still be writing are the step's
-	// own, the last l; the kernel reads the older ones before it waits.
+	args[3] = a.counts
 	// mergers: the blocks that share the final merge of a (head, row): g
 	// where the whole grid fits on the multiprocessors at once (they wait
 	// for each other) and there are at least spreadSplits states to merge,
@@ -478,9 +554,18 @@ func (a *Attention) decodeStream(k *kernels.Kernel, out, q *devtensor.Activation
 	if splits >= spreadSplits && splits*c.Heads*l <= a.dev.Info().Multiprocessors {
 		mergers = g
 	}
-	return a.dev.Launch(k, cfg, out.Buf, a.partO, a.partML, a.counts, q.Buf, c.K, c.V, mb,
-		int32(l), int32(c.Len), int32(c.Capacity), int32(chunk), scale, flag(causal), has, int32(l), int32(mergers))
+	return a.dev.Launch(kernel, cfg, append(args, int32(mergers))...)
 }
+
+// separateMerge is whether Decode merges attention_decode_stream's chunks
+// in attention_decode_merge, a launch of its own, instead of in the
+// stream kernel's last blocks. On an H200, in a graph with programmatic
+// dependent launch, the 8-warp build took 4.46 µs instead of 5.35 at 512
+// positions and 35.7 instead of 36.4 at 32k, and was level at 4k and 8k
+// (BenchmarkW2D6Decode's -merged- rows): the blocks leave as soon as
+// their states are written, and the next launch's blocks take their
+// place and stream while this launch merges.
+const separateMerge = true
 
 // spreadSplits is the fewest chunks whose merge attention_decode_stream
 // spreads over several blocks: on an H200 the spread merge saved about a

@@ -68,14 +68,15 @@ func TestW2D6DecodeOverlapGPU(t *testing.T) {
 		name    string
 		defines string
 		early   bool
-	}{{"stream", "", true}, {"stream, wait first", "#define EARLY 0\n", false}}
+		apart   int
+	}{{"stream", "", true, -1}, {"stream, wait first", "#define EARLY 0\n", false, -1}, {"stream, merged apart", "", true, 1}}
 	for _, b := range builds {
 		a, err := NewAttention(d)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer a.Close()
-		a.path, a.defines = pathStream, b.defines
+		a.path, a.defines, a.mergeApart = pathStream, b.defines, b.apart
 		for _, s := range []struct{ hq, h, dim, l, s int }{{28, 4, 128, 1, 4096}, {28, 4, 128, 3, 777}, {16, 2, 64, 2, 100}} {
 			for _, old := range []bool{false, true} {
 				name := fmt.Sprintf("%s/Hq=%d H=%d D=%d L=%d S=%d/row 0 written: %v", b.name, s.hq, s.h, s.dim, s.l, s.s, old)
@@ -215,4 +216,91 @@ func lateWrite(t *testing.T, d *kernels.Device, a *Attention, writer *kernels.Ke
 		}
 	}
 	return tensor.ExpandDims(tensor.Transpose(tensor.Reshape(res, l, hq, dim), 1, 0, 2), 0), want
+}
+
+// TestW2D6DecodeBackToBackGPU runs Decode on several caches in one graph,
+// each launch allowed to start while the one ahead of it drains, as a
+// decode step's layers follow each other: every launch reuses the chunks'
+// states (and counts) of the one before, so a launch that wrote its states
+// before the one ahead had merged its own would change that one's output.
+// Each output must match the CPU, with the merge in the streaming kernel's
+// last blocks and in attention_decode_merge, a launch of its own (also
+// with two blocks a multiprocessor, where a launch's blocks run beside
+// the one ahead's).
+func TestW2D6DecodeBackToBackGPU(t *testing.T) {
+	d := kerneltest.Open(t)
+	if !hopper(d) {
+		t.Skipf("not run: attention_decode_stream needs compute capability 9.0 or later; %s has %s", d, d.Info().ComputeCapability)
+	}
+	sh := shape7B
+	lengths := []int{4096, 1000, 4096, 333, 2048}
+	type launch struct {
+		cache  *devtensor.KVCache
+		q, out *devtensor.Activations
+		want   *tensor.Tensor
+	}
+	ls := make([]launch, len(lengths))
+	for i, s := range lengths {
+		rng := rand.New(rand.NewPCG(71, uint64(i)))
+		q, k, v := tensor.RandN(rng, sh.hq, 1, sh.d), tensor.RandN(rng, sh.h, s, sh.d), tensor.RandN(rng, sh.h, s, sh.d)
+		c, err := devtensor.NewKVCache(d, sh.h, s, sh.d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Free()
+		if err := c.Append(k, v); err != nil {
+			t.Fatal(err)
+		}
+		qb, out := activationsOf(t, d, sh, 1)
+		defer qb.Free()
+		defer out.Free()
+		if err := qb.Upload(tensor.Reshape(q, 1, sh.hq*sh.d)); err != nil {
+			t.Fatal(err)
+		}
+		ls[i] = launch{c, qb, out, FlashAttention(tensor.ExpandDims(q, 0), tensor.ExpandDims(k, 0), tensor.ExpandDims(v, 0), 0, nil, true)}
+	}
+	for _, v := range []streamVariant{{defaultStream, 0, "", 0, -1}, {defaultStream, 0, "", 0, 1}, {streamBuild{8, 2, 32, 16}, 0, "", 2, 1}} {
+		name := v.String()
+		t.Run(name, func(t *testing.T) {
+			a, err := NewAttention(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close()
+			a.path, a.stream, a.perSM, a.mergeApart = pathStream, v.sb, v.perSM, v.apart
+			// Once outside the graph, which grows the buffers (no
+			// allocation while capturing).
+			for _, l := range ls {
+				if err := a.Decode(l.out, l.q, l.cache, 0, nil, true); err != nil {
+					t.Fatal(err)
+				}
+				if err := l.out.Buf.Fill(0xFF); err != nil { // NaN: an output the graph leaves unwritten shows
+					t.Fatal(err)
+				}
+			}
+			graph, err := d.Capture(func() error {
+				for _, l := range ls {
+					if err := a.Decode(l.out, l.q, l.cache, 0, nil, true); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer graph.Free()
+			if err := graph.Launch(); err != nil {
+				t.Fatal(err)
+			}
+			for i, l := range ls {
+				res, err := l.out.Download()
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := tensor.ExpandDims(tensor.Reshape(res, sh.hq, 1, sh.d), 0)
+				grade.AllClose(t, fmt.Sprintf("%s, launch %d of %d (S=%d)", name, i+1, len(ls), lengths[i]), got, l.want, w2d6.GPUTol, grade.ByHead(-3))
+			}
+		})
+	}
 }
