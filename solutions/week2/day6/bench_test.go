@@ -348,6 +348,9 @@ var streamVariants = []streamVariant{
 	{streamBuild{4, 2, 32, 32}, 0, "", 2, 1},
 	{streamBuild{4, 2, 32, 16}, 48, "#define SMINB 3\n", 0, 1},
 	{streamBuild{4, 2, 16, 16}, 32, "#define SMINB 4\n", 0, 1},
+	// and 4 tiles of 16 keys; chunks sized for one block a multiprocessor
+	{streamBuild{4, 4, 16, 16}, 0, "", 2, 1},
+	{streamBuild{4, 2, 32, 16}, 0, "", 0, 1},
 }
 
 // BenchmarkW2D6DecodeAnatomy times defaultStream, merged in its last
