@@ -272,31 +272,26 @@ func TestGPUGridAndSharedMemory(t *testing.T) {
 	if big := 64 << 10; big <= d.Info().MaxSharedMemory {
 		shared = big // over 48 KiB: CUDA needs the function attribute set
 	}
-	k := kernel(t, m, "reverse_tiles")
-	must(t, d.Launch(k, kernels.LaunchConfig{Grid: kernels.D1(tiles), Block: kernels.D1(block), SharedMem: shared}, dst, src))
-	got, err = kernels.Download[float32](dst, len(in))
-	must(t, err)
-	for i, v := range got {
-		tile, j := i/block, i%block
-		if want := in[tile*block+block-1-j]; v != want {
-			t.Fatalf("reverse_tiles: element %d = %v, want %v", i, v, want)
+	// reverse launches name with shared bytes of dynamic shared memory and
+	// checks that each tile of in came back reversed.
+	reverse := func(name string, shared int) {
+		t.Helper()
+		must(t, dst.Fill(0))
+		must(t, d.Launch(kernel(t, m, name), kernels.LaunchConfig{Grid: kernels.D1(tiles), Block: kernels.D1(block), SharedMem: shared}, dst, src))
+		got, err := kernels.Download[float32](dst, len(in))
+		must(t, err)
+		for i, v := range got {
+			tile, j := i/block, i%block
+			if want := in[tile*block+block-1-j]; v != want {
+				t.Fatalf("%s: element %d = %v, want %v", name, i, v, want)
+			}
 		}
 	}
-	if d.Backend() != kernels.CUDA {
-		return
-	}
-	// 8 KB of static shared memory and 44 KB of dynamic: only the sum is
-	// over 48 KiB.
-	must(t, dst.Fill(0))
-	k = kernel(t, m, "reverse_tiles_static")
-	must(t, d.Launch(k, kernels.LaunchConfig{Grid: kernels.D1(tiles), Block: kernels.D1(block), SharedMem: 44 << 10}, dst, src))
-	got, err = kernels.Download[float32](dst, len(in))
-	must(t, err)
-	for i, v := range got {
-		tile, j := i/block, i%block
-		if want := in[tile*block+block-1-j]; v != want {
-			t.Fatalf("reverse_tiles_static: element %d = %v, want %v", i, v, want)
-		}
+	reverse("reverse_tiles", shared)
+	if d.Backend() == kernels.CUDA {
+		// 8 KB of static shared memory and 44 KB of dynamic: only the
+		// sum is over 48 KiB.
+		reverse("reverse_tiles_static", 44<<10)
 	}
 }
 
