@@ -394,8 +394,10 @@ func DecodeChunk(s, h, sms int) int {
 // are multiples of 32, at most FusedSplits chunks), one launch of it, 256
 // threads a block on the same grid, does both; where it has
 // attention_decode_stream too and the GPU has compute capability 9.0 or
-// later, one launch of that one does, with chunks sized for about one
-// block per multiprocessor. (Provided.)
+// later, that one computes the chunks' states, with chunks sized for about
+// one block a multiprocessor (two, with blocks of 4 warps, from 1,024 to
+// 8,192 positions), and attention_decode_merge merges them, a launch of
+// its own. (Provided.)
 func (a *Attention) Decode(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error {
 	l, hq, g, err := shapes(out, q, c, mask)
 	if err != nil {

@@ -351,6 +351,11 @@ var streamVariants = []streamVariant{
 	// and 4 tiles of 16 keys; chunks sized for one block a multiprocessor
 	{streamBuild{4, 4, 16, 16}, 0, "", 2, 1},
 	{streamBuild{4, 2, 32, 16}, 0, "", 0, 1},
+	// smallStream waiting for the launch ahead before any copy, and with
+	// a third stage it does not use (96 KB: no room for a block of the
+	// next launch beside two of this one)
+	{smallStream, 0, "#define EARLY 0\n", 2, 1},
+	{streamBuild{4, 3, 32, 16}, 0, "", 2, 1},
 }
 
 // BenchmarkW2D6DecodeAnatomy times defaultStream, merged in its last
