@@ -359,39 +359,44 @@ var streamVariants = []streamVariant{
 }
 
 // BenchmarkW2D6DecodeAnatomy times defaultStream, merged in its last
-// blocks, with parts of it left out (ANAT; the output is then wrong), at 512, 4k
-// and 32k positions, from a graph with and without programmatic dependent
-// launch: what the merge, the arithmetic and the copies each add, and what
-// a launch that does nothing costs.
+// blocks, and smallStream, merged apart, with parts of them left out
+// (ANAT; the output is then wrong), at 512, 4k and 32k positions, from a
+// graph with and without programmatic dependent launch: what the merge,
+// the arithmetic and the copies each add, and what a launch that does
+// nothing costs.
 func BenchmarkW2D6DecodeAnatomy(b *testing.B) {
 	d, q, out, lengths, cs := streamSetup(b)
-	for _, v := range []struct {
-		name string
-		anat int
-	}{{"whole", 0}, {"no-merge", 1}, {"no-math", 2}, {"no-copy", 4}, {"no-math-no-copy", 6}, {"counting-only", 7}, {"empty", 8}} {
-		a, err := NewAttention(d)
-		if err != nil {
-			b.Fatal(err)
-		}
-		// defaultStream with its merge in the last blocks, the build the
-		// chapter's anatomy table took apart (Decode's pick at 2k-8k
-		// positions is now smallStream, merged apart).
-		a.path, a.defines, a.stream, a.mergeApart = pathStream, fmt.Sprintf("#define ANAT %d\n", v.anat), defaultStream, -1
-		for _, s := range lengths {
-			n := len(cs[s])
-			for _, pdl := range []bool{false, true} {
-				mode := "graph"
-				if pdl {
-					mode = "graph-pdl"
-				}
-				b.Run(fmt.Sprintf("S=%d/%s/%s", s, v.name, mode), func(b *testing.B) {
-					a.noOverlap = !pdl
-					per := kerneltest.GraphTime(b, d, n, func(i int) error { return a.Decode(out, q, cs[s][i%n], 0, nil, true) })
-					reportDecode(b, per, s)
-				})
+	// defaultStream with its merge in the last blocks, the build the
+	// chapter's anatomy table took apart, and smallStream as Decode takes
+	// it from 1k to 8k positions (merged apart: "no-merge" launches a
+	// merge that returns at once).
+	for _, build := range []streamVariant{{defaultStream, 0, "", 0, -1}, {smallStream, 0, "", 2, 1}} {
+		for _, v := range []struct {
+			name string
+			anat int
+		}{{"whole", 0}, {"no-merge", 1}, {"no-math", 2}, {"no-copy", 4}, {"no-math-no-copy", 6}, {"counting-only", 7}, {"empty", 8}} {
+			a, err := NewAttention(d)
+			if err != nil {
+				b.Fatal(err)
 			}
+			a.path, a.defines = pathStream, fmt.Sprintf("#define ANAT %d\n", v.anat)
+			a.stream, a.perSM, a.mergeApart = build.sb, build.perSM, build.apart
+			for _, s := range lengths {
+				n := len(cs[s])
+				for _, pdl := range []bool{false, true} {
+					mode := "graph"
+					if pdl {
+						mode = "graph-pdl"
+					}
+					b.Run(fmt.Sprintf("%dwarps/S=%d/%s/%s", build.sb.warps, s, v.name, mode), func(b *testing.B) {
+						a.noOverlap = !pdl
+						per := kerneltest.GraphTime(b, d, n, func(i int) error { return a.Decode(out, q, cs[s][i%n], 0, nil, true) })
+						reportDecode(b, per, s)
+					})
+				}
+			}
+			a.Close()
 		}
-		a.Close()
 	}
 }
 
