@@ -356,6 +356,10 @@ var streamVariants = []streamVariant{
 	// next launch beside two of this one)
 	{smallStream, 0, "#define EARLY 0\n", 2, 1},
 	{streamBuild{4, 3, 32, 16}, 0, "", 2, 1},
+	// room for two blocks of the next launch beside two of this one:
+	// 32 KB of tiles and the registers for four blocks (not run yet)
+	{streamBuild{4, 2, 16, 16}, 0, "#define SMINB 4\n", 2, 1},
+	{streamBuild{4, 1, 32, 16}, 0, "#define SMINB 4\n", 2, 1},
 }
 
 // BenchmarkW2D6DecodeAnatomy times defaultStream, merged in its last
