@@ -526,11 +526,13 @@ const u2Cols = 2048
 // q8Split is how many warps of a block share one set of 4 rows (1, 2, 4 or
 // 8) in matmul_q4_gemv_q8, for n rows of ns 16-byte slices: the fewest that
 // give a block to every multiprocessor, as long as every lane still has
-// two slices of a row to load (BenchmarkW2D4GemvVariants: the 7B down
-// projection was fastest with 2, the larger shapes with 1).
+// two slices of a row to load. (An earlier version checked the split
+// before doubling it, so it could end with lanes of one slice: 4 warps on
+// the 0.5B down projection's 152 slices, 575 GB/s in BenchmarkW2D4Overlap
+// against 609 with 2.)
 func q8Split(n, ns, sms int) int {
 	wk := 1
-	for wk < Block/32 && kernels.Blocks(n, 4*(Block/32)/wk) < max(sms, 1) && 32*2*wk <= ns {
+	for wk < Block/32 && kernels.Blocks(n, 4*(Block/32)/wk) < max(sms, 1) && 32*2*(2*wk) <= ns {
 		wk *= 2
 	}
 	return wk
