@@ -227,8 +227,8 @@ func BenchmarkW2D6DecodeChunks(b *testing.B) {
 
 // streamSetup opens the GPU for the streaming kernel's benchmarks (they
 // skip without compute capability 9.0) and makes a query row, its output
-// and the rotating caches at 512, 4k and 32k positions, all freed when b
-// ends.
+// and the rotating caches at 512, 4k and 32k positions (or the lengths
+// TINYLLM_DECODE_LENGTHS lists, comma-separated), all freed when b ends.
 func streamSetup(b *testing.B) (d *kernels.Device, q, out *devtensor.Activations, lengths []int, cs map[int][]*devtensor.KVCache) {
 	d = kerneltest.Open(b)
 	if !hopper(d) {
@@ -236,6 +236,16 @@ func streamSetup(b *testing.B) (d *kernels.Device, q, out *devtensor.Activations
 	}
 	q, out = activations(b, d, 1)
 	lengths = []int{512, 4096, 32768}
+	if env := os.Getenv("TINYLLM_DECODE_LENGTHS"); env != "" {
+		lengths = nil
+		for _, f := range strings.Split(env, ",") {
+			n, err := strconv.Atoi(strings.TrimSpace(f))
+			if err != nil || n < 1 {
+				b.Fatalf("TINYLLM_DECODE_LENGTHS=%q: want positive lengths, comma-separated", env)
+			}
+			lengths = append(lengths, n)
+		}
+	}
 	cs = map[int][]*devtensor.KVCache{}
 	for _, s := range lengths {
 		cs[s] = caches(b, d, max(2, min(64, rotateBytes/int(devtensor.KVCacheBytes(h7B, s, d7B)))), s)
@@ -301,6 +311,9 @@ func (v streamVariant) String() string {
 	if v.apart != 0 {
 		s += fmt.Sprintf("/apart=%d", v.apart)
 	}
+	if v.sb.tc {
+		s += "/tc"
+	}
 	if v.defines != "" {
 		s += "/" + strings.ReplaceAll(strings.TrimSpace(strings.ReplaceAll(v.defines, "#define ", "")), "\n", ",")
 	}
@@ -310,7 +323,7 @@ func (v streamVariant) String() string {
 // baselineStream is the streaming kernel as it was measured before the
 // copies ahead of the wait and the spread merge (the chapter's first
 // table): 8 warps, 4 tiles of 32 keys in flight, 32 lanes a key.
-var baselineStream = streamVariant{streamBuild{8, 4, 32, 32}, 0, "#define EARLY 0\n#define SPREAD 0\n", 0, 0}
+var baselineStream = streamVariant{streamBuild{8, 4, 32, 32, false}, 0, "#define EARLY 0\n#define SPREAD 0\n", 0, 0}
 
 // streamVariants are the builds BenchmarkW2D6DecodeVariants compares (and
 // TestW2D6CUDASourcesCompile compiles): the baseline, then each change on
@@ -322,44 +335,63 @@ var baselineStream = streamVariant{streamBuild{8, 4, 32, 32}, 0, "#define EARLY 
 // apart, the 4-warp one is smallStream.)
 var streamVariants = []streamVariant{
 	baselineStream,
-	{streamBuild{8, 4, 32, 32}, 0, "#define SPREAD 0\n", 0, 0},
-	{streamBuild{8, 4, 32, 32}, 0, "", 0, 0},
+	{streamBuild{8, 4, 32, 32, false}, 0, "#define SPREAD 0\n", 0, 0},
+	{streamBuild{8, 4, 32, 32, false}, 0, "", 0, 0},
 	{defaultStream, 0, "#define EARLY 0\n#define SPREAD 0\n", 0, 0},
 	{defaultStream, 0, "#define SPREAD 0\n", 0, 0},
 	{defaultStream, 0, "", 0, 0},
-	{streamBuild{8, 2, 64, 32}, 0, "", 0, 0},
-	{streamBuild{8, 4, 32, 16}, 0, "", 0, 0},
+	{streamBuild{8, 2, 64, 32, false}, 0, "", 0, 0},
+	{streamBuild{8, 4, 32, 16, false}, 0, "", 0, 0},
 	// 16 warps a block: slower than 8 at every length (the chapter)
-	{streamBuild{16, 2, 64, 16}, 0, "", 0, 0},
-	{streamBuild{16, 4, 32, 16}, 0, "", 0, 0},
-	{streamBuild{16, 2, 64, 32}, 0, "", 0, 0},
+	{streamBuild{16, 2, 64, 16, false}, 0, "", 0, 0},
+	{streamBuild{16, 4, 32, 16, false}, 0, "", 0, 0},
+	{streamBuild{16, 2, 64, 32, false}, 0, "", 0, 0},
 	// The merge in a launch of its own (attention_decode_merge), and
 	// builds whose 64 KB of shared memory leave room for two blocks a
 	// multiprocessor, with chunks sized for two
 	{defaultStream, 0, "", 0, 1},
-	{streamBuild{8, 2, 32, 16}, 0, "", 2, 1},
-	{streamBuild{8, 2, 32, 16}, 0, "", 2, -1},
-	{streamBuild{8, 1, 64, 16}, 0, "", 2, 1},
-	{streamBuild{8, 4, 32, 16}, 0, "", 0, 1},
-	{streamBuild{4, 2, 32, 16}, 0, "", 2, 1},
+	{streamBuild{8, 2, 32, 16, false}, 0, "", 2, 1},
+	{streamBuild{8, 2, 32, 16, false}, 0, "", 2, -1},
+	{streamBuild{8, 1, 64, 16, false}, 0, "", 2, 1},
+	{streamBuild{8, 4, 32, 16, false}, 0, "", 0, 1},
+	{streamBuild{4, 2, 32, 16, false}, 0, "", 2, 1},
 	// blocks of 4 warps: other tiles, a warp a key, and 3 or 4 blocks a
 	// multiprocessor (chunks of 48 or 32 keys)
-	{streamBuild{4, 1, 64, 16}, 0, "", 2, 1},
-	{streamBuild{4, 2, 32, 32}, 0, "", 2, 1},
-	{streamBuild{4, 2, 32, 16}, 48, "#define SMINB 3\n", 0, 1},
-	{streamBuild{4, 2, 16, 16}, 32, "#define SMINB 4\n", 0, 1},
+	{streamBuild{4, 1, 64, 16, false}, 0, "", 2, 1},
+	{streamBuild{4, 2, 32, 32, false}, 0, "", 2, 1},
+	{streamBuild{4, 2, 32, 16, false}, 48, "#define SMINB 3\n", 0, 1},
+	{streamBuild{4, 2, 16, 16, false}, 32, "#define SMINB 4\n", 0, 1},
 	// and 4 tiles of 16 keys; chunks sized for one block a multiprocessor
-	{streamBuild{4, 4, 16, 16}, 0, "", 2, 1},
-	{streamBuild{4, 2, 32, 16}, 0, "", 0, 1},
+	{streamBuild{4, 4, 16, 16, false}, 0, "", 2, 1},
+	{streamBuild{4, 2, 32, 16, false}, 0, "", 0, 1},
 	// smallStream waiting for the launch ahead before any copy, and with
 	// a third stage it does not use (96 KB: no room for a block of the
 	// next launch beside two of this one)
 	{smallStream, 0, "#define EARLY 0\n", 2, 1},
-	{streamBuild{4, 3, 32, 16}, 0, "", 2, 1},
+	{streamBuild{4, 3, 32, 16, false}, 0, "", 2, 1},
 	// room for two blocks of the next launch beside two of this one:
 	// 32 KB of tiles and the registers for four blocks (not run yet)
-	{streamBuild{4, 2, 16, 16}, 0, "#define SMINB 4\n", 2, 1},
-	{streamBuild{4, 1, 32, 16}, 0, "#define SMINB 4\n", 2, 1},
+	{streamBuild{4, 2, 16, 16, false}, 0, "#define SMINB 4\n", 2, 1},
+	{streamBuild{4, 1, 32, 16, false}, 0, "#define SMINB 4\n", 2, 1},
+	// the products on the tensor cores (TCM): smallStream's shape, one
+	// tile of 64 keys, 8 warps, 2 warps, tiles of 16 keys, and chunks
+	// sized for three blocks a multiprocessor
+	{tcStream, 0, "", 2, 1},
+	{streamBuild{4, 1, 64, 16, true}, 0, "", 2, 1},
+	{streamBuild{8, 2, 32, 16, true}, 0, "", 2, 1},
+	{streamBuild{2, 2, 32, 16, true}, 0, "", 2, 1},
+	{streamBuild{4, 2, 16, 16, true}, 0, "", 2, 1},
+	{tcStream, 0, "", 3, 1},
+	// lo·hi in an accumulator of its own; chunks sized for one block a
+	// multiprocessor, with 4 tiles in flight or 2
+	{tcStream, 0, "#define TCX 1\n", 2, 1},
+	{streamBuild{4, 4, 32, 16, true}, 0, "", 0, 1},
+	{tcStream, 0, "", 0, 1},
+	// rows in runs of 2, 4 or a whole tile, a bulk copy each (fewer
+	// copies; a whole tile's rows meet bank conflicts)
+	{tcStream, 0, "#define TROWS 2\n", 2, 1},
+	{tcStream, 0, "#define TROWS 4\n", 2, 1},
+	{tcStream, 0, "#define TROWS 32\n", 2, 1},
 }
 
 // BenchmarkW2D6DecodeAnatomy times defaultStream, merged in its last

@@ -16,9 +16,9 @@ import (
 // Qwen2 heads and odd ones, checking that attention_prefill_tc is compiled
 // exactly where Prefill may launch it (compute capability 8.0 or later,
 // head dimension 64 or 128; elsewhere the file must still compile, for
-// attention_prefill);
-// then every build of attention_decode_stream the benchmarks try
-// (streamVariants, and each part of the kernel left out),
+// attention_prefill), and the tensor-core builds of attention_decode_stream
+// at each of those heads; then every build of attention_decode_stream the
+// benchmarks try (streamVariants, and each part of the kernel left out),
 // at Qwen2-7B's heads. No GPU is needed, only NVRTC (else the check says
 // it did not run).
 func TestW2D6CUDASourcesCompile(t *testing.T) {
@@ -32,7 +32,8 @@ func TestW2D6CUDASourcesCompile(t *testing.T) {
 	for _, gd := range [][2]int{{7, 128}, {7, 64}, {8, 128}, {1, 32}, {2, 96}, {3, 24}} {
 		builds = append(builds, build{"sm_90", "prefill", gd[0], gd[1], defaultStream, ""}, build{"sm_90", "decode", gd[0], gd[1], defaultStream, ""},
 			build{"sm_80", "prefill", gd[0], gd[1], defaultStream, ""}, build{"sm_80", "decode", gd[0], gd[1], defaultStream, ""},
-			build{"sm_75", "prefill", gd[0], gd[1], defaultStream, ""})
+			build{"sm_75", "prefill", gd[0], gd[1], defaultStream, ""},
+			build{"sm_90", "decode", gd[0], gd[1], tcStream, ""}, build{"sm_90", "decode", gd[0], gd[1], streamBuild{8, 2, 32, 16, true}, ""})
 	}
 	for _, v := range streamVariants {
 		builds = append(builds, build{"sm_90", "decode", 7, 128, v.sb, v.defines})
@@ -41,9 +42,7 @@ func TestW2D6CUDASourcesCompile(t *testing.T) {
 		builds = append(builds, build{"sm_90", "decode", 7, 128, defaultStream, fmt.Sprintf("#define ANAT %d\n", anat)})
 	}
 	for _, b := range builds {
-		defines := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n#define SW %d\n#define SST %d\n#define ST %d\n#define KL %d\n",
-			b.group, b.dim, b.sb.warps, b.sb.stages, b.sb.tile, b.sb.lanes)
-		defines += b.defines
+		defines := b.sb.defines(b.group, b.dim) + b.defines
 		src := defines + Source(kernels.CUDA, b.file)
 		if b.file == "prefill" {
 			// TC_SMEM is defined with attention_prefill_tc and only there.

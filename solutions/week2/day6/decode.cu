@@ -601,6 +601,321 @@ __device__ __forceinline__ void merge_write(float* o, const MergeState& st) {
     *(float4*)o = make_float4(st.a.x * inv, st.a.y * inv, st.a.z * inv, st.a.w * inv);
 }
 
+#ifndef TCM
+#define TCM 0  // 1: attention_decode_stream's arithmetic on the tensor cores (below)
+#endif
+#if TCM
+// attention_decode_stream with its arithmetic on the tensor cores
+// (Decode's build from smallFrom to smallTo positions). The build above
+// spends most of its time at 4k positions in the warps' arithmetic, not
+// in the copies: with the arithmetic left out it streams the cache at
+// about 73% of the copy bandwidth. Here the two products of a tile are
+// mma.sync.m16n8k8 on float32 split in two TF32 parts (a = hi + lo,
+// hi·hi + hi·lo + lo·hi; lo·lo and the rounding of lo lose about 2^-21 of
+// a product), so the sums keep close to float32 accuracy on a float32
+// cache:
+//
+//   scores   S[key][head] = Σ_d K[key][d]·q[head][d]: M = 16 keys of the
+//            tile, N = 8 heads (GROUP of them real), K = 8 features a step;
+//   outputs  O[d][head] += Σ_key V[key][d]·P[key][head]: M = 16 features,
+//            N = 8 heads, K = 8 keys a step.
+//
+// The warps share the head dimension, not the keys: for the scores, warp w
+// takes the tile's keys 16·(w % MT) … (MT = ST / 16) over its part w / MT
+// of the features, and the parts' partial scores meet in shared memory;
+// every warp then reads the tile's whole scores and keeps the same softmax
+// state, and multiplies them by its own features of V (16-feature slices
+// w, w + SW, …). A warp's outputs are then complete for its features, and
+// the block writes its state without merging warps. The merge is
+// attention_decode_merge's (mergers must be 0).
+//
+// The fragments: lane = 4·g + t holds, for A (16 x 8), rows g and g + 8,
+// columns t and t + 4; for B (8 x 8), rows t and t + 4 of column g; for C
+// (16 x 8), rows g and g + 8, columns 2t and 2t + 1. A step's columns t and
+// t + 4 of K are taken as features 2t and 2t + 1, and the rows g and g + 8
+// of Vᵀ as features 2g and 2g + 1, so each lane reads pairs of adjacent
+// floats (8-byte loads). Without a gap between rows in shared memory the
+// rows a load touches would all start on the same bank; each run of TROWS
+// rows (1 in Decode's build) is followed by 8 floats, and is one bulk copy,
+// issued by the lanes of warp 0. Runs of one row were the fastest at 4k
+// positions (7.8 µs on an H200, against 8.1 with runs of 2 rows and 8.6
+// with runs of 4, whose fragment rows tc_key keeps conflict-free too); at
+// 32k the 64 copies a tile cost more (59 µs, against 41 with runs of 4).
+#ifndef TROWS
+#define TROWS 1  // rows a bulk copy brings: each run of TROWS rows is followed by 8 floats
+#endif
+#define ROW(r) ((r) * HEAD_DIM + (r) / TROWS * 8)  // where row r of a tile starts
+#define TILEF ROW(ST)                               // floats of a tile
+
+// Which of 16 keys a fragment row takes. The 4 rows one 8-byte load of a
+// half-warp reads (gl = 0 … 3, the same hh and hi) must lie in runs of
+// TROWS rows whose 8-float gaps put them on different banks (run j starts
+// 8·j banks on): run gl, so the run's rows differ by hh and hi.
+__device__ __forceinline__ int tc_key(int gl, int hh, int hi) {
+    if (TROWS >= 4) return 4 * gl + 2 * hh + hi;
+    if (TROWS == 2) return 2 * gl + 8 * hh + hi;
+    return gl + 4 * hh + 8 * hi;
+}
+#define MT (ST / 16)            // 16-key slices of a tile
+#define NP (SW / MT)            // parts of the features in the scores
+#define DP (HEAD_DIM / NP)      // features a part
+#define KS (DP / 8)             // mma steps a part
+#define VT (HEAD_DIM / 16)      // 16-feature slices of V
+#define VW ((VT + SW - 1) / SW) // slices a warp, at most
+#ifndef TCX
+#define TCX 0  // 1: lo·hi in an accumulator of its own (shorter chains of dependent products)
+#endif
+#define NACC (TCX ? 3 : 2)      // accumulators a product: hi·hi, then the cross terms
+#if ST % 16 != 0 || SW % MT != 0 || DP % 8 != 0 || GROUP > 8
+#error "the tensor-core decode needs ST a multiple of 16, SW a multiple of ST / 16, HEAD_DIM / (SW·16 / ST) a multiple of 8 and GROUP <= 8"
+#endif
+
+// hi = x with its low 13 mantissa bits cleared (a TF32 value); lo = x - hi,
+// exact in float32, of which the tensor core takes the top 11 bits.
+__device__ __forceinline__ void tf32_split(float x, unsigned& hi, unsigned& lo) {
+    const unsigned h = __float_as_uint(x) & 0xffffe000u;
+    hi = h;
+    lo = __float_as_uint(x - __uint_as_float(h));
+}
+
+__device__ __forceinline__ void mma_tf32(float* c, const unsigned* a, unsigned b0, unsigned b1) {
+    asm("mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// c[0] += hi·hi, c[1] += hi·lo + lo·hi (with TCX, c[2] += lo·hi): A from
+// two pairs (a0, a2) and (a1, a3) of floats, B already split.
+__device__ __forceinline__ void mma3(float (*c)[4], float2 x0, float2 x1, const unsigned* bh, const unsigned* bl) {
+    unsigned ah[4], al[4];
+    tf32_split(x0.x, ah[0], al[0]);
+    tf32_split(x1.x, ah[1], al[1]);
+    tf32_split(x0.y, ah[2], al[2]);
+    tf32_split(x1.y, ah[3], al[3]);
+    mma_tf32(c[0], ah, bh[0], bh[1]);
+    mma_tf32(c[1], ah, bl[0], bl[1]);
+    mma_tf32(c[NACC - 1], al, bh[0], bh[1]);
+}
+
+// Rows r0 … r1 - 1 of tile t (K and V), one bulk copy a row, by the 32
+// lanes of a warp, into stage t % SST's padded rows.
+__device__ __forceinline__ void tc_copy(float* stage, unsigned long long* bars, const float* kh, const float* vh,
+                                        int t, int r0, int r1, int lane) {
+    const unsigned bar = smem_u32(&bars[t % SST]);
+    float* dst = stage + (size_t)(t % SST) * 2 * TILEF;
+    for (int q = lane; q < ST / TROWS; q += 32) {
+        const int a = max(r0, q * TROWS), b = min(r1, q * TROWS + TROWS);
+        if (a >= b) continue;
+        const size_t src = ((size_t)t * ST + a) * HEAD_DIM;
+        const unsigned bytes = (unsigned)(b - a) * HEAD_DIM * 4;
+        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                     ::"r"(smem_u32(dst + ROW(a))), "l"(kh + src), "r"(bytes), "r"(bar) : "memory");
+        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                     ::"r"(smem_u32(dst + TILEF + ROW(a))), "l"(vh + src), "r"(bytes), "r"(bar) : "memory");
+    }
+}
+
+// acc[j] += Σ_key V[key][slice w + j·SW]·P[key][head]: the warp's slices of
+// the outputs, K = 8 keys a step. FULL: every key of the tile is in the
+// chunk; else the rows past nv (stale, perhaps not even numbers) are read
+// as zeros, since a zero probability times NaN would still be NaN.
+template <bool FULL>
+__device__ __forceinline__ void tc_pv(float (*acc)[NACC][4], const float* vt, const unsigned (*ph)[2],
+                                      const unsigned (*pl)[2], int warp, int g, int t, int nv) {
+#pragma unroll
+    for (int ks = 0; ks < ST / 8; ks++) {
+        // Columns t and t + 4 of step ks: keys r0 and r1 (tc_key).
+        const int r0 = 16 * (ks / 2) + tc_key(t, ks % 2, 0), r1 = 16 * (ks / 2) + tc_key(t, ks % 2, 1);
+        const bool ok0 = FULL || r0 < nv, ok1 = FULL || r1 < nv;
+#pragma unroll
+        for (int j = 0; j < VW; j++) {
+            const int vs = warp + j * SW;
+            if (VT % SW == 0 || vs < VT) {
+                float2 x0 = *(const float2*)(vt + ROW(r0) + 16 * vs + 2 * g), x1 = *(const float2*)(vt + ROW(r1) + 16 * vs + 2 * g);
+                if (!ok0) x0 = make_float2(0.f, 0.f);
+                if (!ok1) x1 = make_float2(0.f, 0.f);
+                // Vᵀ: (a0, a1) = features 2g, 2g + 1 of key r0; (a2, a3) of key r1.
+                unsigned ah[4], al[4];
+                tf32_split(x0.x, ah[0], al[0]);
+                tf32_split(x0.y, ah[1], al[1]);
+                tf32_split(x1.x, ah[2], al[2]);
+                tf32_split(x1.y, ah[3], al[3]);
+                mma_tf32(acc[j][0], ah, ph[ks][0], ph[ks][1]);
+                mma_tf32(acc[j][1], ah, pl[ks][0], pl[ks][1]);
+                mma_tf32(acc[j][NACC - 1], al, ph[ks][0], ph[ks][1]);
+            }
+        }
+    }
+}
+
+extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_stream(
+        float* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml,
+        unsigned int* __restrict__ count, const float* __restrict__ q, const float* __restrict__ k,
+        const float* __restrict__ v, const float* __restrict__ mask, int L, int S, int cap, int chunk,
+        float scale, int causal, int has_mask, int fresh, int mergers) {
+    extern __shared__ __align__(128) float stage[];  // SST stages of (K tile, V tile), padded rows
+    __shared__ __align__(8) unsigned long long bars[SST];
+    __shared__ __align__(16) float sp[2][NP][ST][8];  // the parts' partial scores, two tiles in turn
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+
+    const int split = blockIdx.x, h = blockIdx.y, i = blockIdx.z;
+    const int splits = gridDim.x, Hq = gridDim.y * GROUP;
+    const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, g = lane / 4, t = lane % 4;
+    const int j0 = split * chunk;
+    int j1 = min(j0 + chunk, S);
+    if (causal) j1 = min(j1, i + S - L + 1);
+    const int n = max(j1 - j0, 0), nt = (n + ST - 1) / ST, first = min(nt, SST);
+    const float* kh = k + ((size_t)h * cap + j0) * HEAD_DIM;
+    const float* vh = v + ((size_t)h * cap + j0) * HEAD_DIM;
+    const int old = min(max(S - fresh - j0, 0), n);  // rows written before the launch ahead began
+    if (warp == 0) {
+        if (lane == 0) {
+#pragma unroll
+            for (int s = 0; s < SST; s++)
+                asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_u32(&bars[s])) : "memory");
+            asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+            asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+            for (int tt = 0; tt < first; tt++) stream_expect(bars, tt, n);
+        }
+        __syncwarp();
+        // The first tiles' old rows stream in while the launch ahead drains.
+        for (int tt = 0; tt < first; tt++) tc_copy(stage, bars, kh, vh, tt, 0, min(stream_rows(tt, n), old - tt * ST), lane);
+    }
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    if (warp == 0)
+        for (int tt = 0; tt < first; tt++) tc_copy(stage, bars, kh, vh, tt, max(old - tt * ST, 0), stream_rows(tt, n), lane);
+
+    // q for the scores as B fragments, split: this lane's features
+    // dp·DP + 8·s + 2t, + 1 of head g (zeros past the group).
+    const int mt = warp % MT, dp = warp / MT;
+    unsigned qh[KS][2], ql[KS][2];
+    {
+        const float* qg = q + ((size_t)i * Hq + h * GROUP + min(g, GROUP - 1)) * HEAD_DIM + dp * DP + 2 * t;
+#pragma unroll
+        for (int s = 0; s < KS; s++) {
+            float2 x = *(const float2*)(qg + 8 * s);
+            if (g >= GROUP) x = make_float2(0.f, 0.f);
+            tf32_split(x.x * scale * LOG2E, qh[s][0], ql[s][0]);
+            tf32_split(x.y * scale * LOG2E, qh[s][1], ql[s][1]);
+        }
+    }
+    // The warp's outputs, features of slices warp + j·SW for heads 2t and
+    // 2t + 1 (C fragments; [1] holds the cross terms), and head g's
+    // running maximum and sum, the same in every warp.
+    float acc[VW][NACC][4] = {};
+    float m_run = -INFINITY, l_run = 0.f;
+    __syncthreads();  // the barriers are initialised
+
+    for (int tt = 0; tt < nt; tt++) {
+        const int s = tt % SST, b = tt & 1;
+        stream_wait(&bars[s], (tt / SST) & 1);
+        const float* kt = stage + (size_t)s * 2 * TILEF;
+        const float* vt = kt + TILEF;
+        const int base = j0 + tt * ST, nv = min(ST, j1 - base);
+        // 1. Partial scores of the M-tile's keys k0 (rows g) and k1 (rows
+        // g + 8) over part dp's features.
+        {
+            const int k0 = 16 * mt + tc_key(g % 4, g / 4, 0), k1 = 16 * mt + tc_key(g % 4, g / 4, 1);
+            float c[2][NACC][4] = {};  // [step parity][hi·hi, cross terms]
+            const float* kr0 = kt + ROW(k0) + dp * DP + 2 * t;
+            const float* kr1 = kt + ROW(k1) + dp * DP + 2 * t;
+#pragma unroll
+            for (int st = 0; st < KS; st++) {
+                const float2 x0 = *(const float2*)(kr0 + 8 * st), x1 = *(const float2*)(kr1 + 8 * st);
+                mma3(c[st & 1], x0, x1, qh[st], ql[st]);
+            }
+            float x[4];
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                float cross = 0.f;
+#pragma unroll
+                for (int a = 1; a < NACC; a++) cross += c[0][a][e] + c[1][a][e];
+                x[e] = cross + (c[0][0][e] + c[1][0][e]);
+            }
+            *(float2*)&sp[b][dp][k0][2 * t] = make_float2(x[0], x[1]);
+            *(float2*)&sp[b][dp][k1][2 * t] = make_float2(x[2], x[3]);
+        }
+        __syncthreads();  // every part's scores are in sp[b]
+        // 2. Head g's scores of the keys of columns t and t + 4 of each
+        // step of p·V (its B fragments), their maximum and sum over the tile.
+        float sc[ST / 8][2];
+        float mx = m_run;
+#pragma unroll
+        for (int ks = 0; ks < ST / 8; ks++)
+#pragma unroll
+            for (int u = 0; u < 2; u++) {
+                const int r = 16 * (ks / 2) + tc_key(t, ks % 2, u);
+                float x = 0.f;
+#pragma unroll
+                for (int p = 0; p < NP; p++) x += sp[b][p][r][g];
+                if (has_mask && r < nv) x += mask[(size_t)i * S + base + r] * LOG2E;
+                sc[ks][u] = r < nv ? x : -INFINITY;
+                mx = fmaxf(mx, sc[ks][u]);
+            }
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
+        mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
+        const float corr = mx == -INFINITY ? 1.f : exp2f(m_run - mx);  // 0 when m_run was -inf
+        float sum = 0.f;
+        unsigned ph[ST / 8][2], pl[ST / 8][2];
+#pragma unroll
+        for (int ks = 0; ks < ST / 8; ks++)
+#pragma unroll
+            for (int u = 0; u < 2; u++) {
+                const float p = mx == -INFINITY ? 0.f : exp2f(sc[ks][u] - mx);
+                sum += p;
+                tf32_split(p, ph[ks][u], pl[ks][u]);
+            }
+        sum += __shfl_xor_sync(0xffffffffu, sum, 1);
+        sum += __shfl_xor_sync(0xffffffffu, sum, 2);
+        l_run = l_run * corr + sum;
+        m_run = mx;
+        // 3. The outputs' heads are 2t and 2t + 1: their rescale factors
+        // come from the lanes that hold those heads' states.
+        const float c0 = __shfl_sync(0xffffffffu, corr, 8 * t), c1 = __shfl_sync(0xffffffffu, corr, 8 * t + 4);
+#pragma unroll
+        for (int j = 0; j < VW; j++)
+#pragma unroll
+            for (int x = 0; x < NACC; x++) {
+                acc[j][x][0] *= c0; acc[j][x][1] *= c1; acc[j][x][2] *= c0; acc[j][x][3] *= c1;
+            }
+        if (nv == ST) tc_pv<true>(acc, vt, ph, pl, warp, g, t, nv);
+        else tc_pv<false>(acc, vt, ph, pl, warp, g, t, nv);
+        if (tt + SST < nt) {
+            __syncthreads();  // every warp is done with stage s
+            if (warp == 0) {
+                // Order the block's reads of the stage before the copy engine's writes.
+                asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+                if (lane == 0) stream_expect(bars, tt + SST, n);
+                __syncwarp();
+                tc_copy(stage, bars, kh, vh, tt + SST, 0, stream_rows(tt + SST, n), lane);
+            }
+        }
+    }
+
+    // The block's state: each warp its slices' outputs, warp 0 the heads'
+    // maxima and sums. Output feature 16·vs + 2g (+ 1) of head 2t (+ 1).
+#pragma unroll
+    for (int j = 0; j < VW; j++) {
+        const int vs = warp + j * SW;
+        if (VT % SW != 0 && vs >= VT) continue;
+#pragma unroll
+        for (int x = 0; x < 2; x++) {
+            const int head = 2 * t + x;
+            if (head < GROUP) {
+                const size_t at = ((size_t)i * Hq + h * GROUP + head) * splits + split;
+                float o0 = 0.f, o1 = 0.f;
+#pragma unroll
+                for (int a = 1; a < NACC; a++) o0 += acc[j][a][x], o1 += acc[j][a][x + 2];
+                __stcg((float2*)(part_o + at * HEAD_DIM + 16 * vs + 2 * g), make_float2(o0 + acc[j][0][x], o1 + acc[j][0][x + 2]));
+            }
+        }
+    }
+    if (warp == 0 && t == 0 && g < GROUP) {
+        const size_t at = ((size_t)i * Hq + h * GROUP + g) * splits + split;
+        __stcg((float2*)(part_ml + at * 2), make_float2(m_run, l_run));
+    }
+}
+#else
 extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_stream(
         float* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml,
         unsigned int* __restrict__ count, const float* __restrict__ q, const float* __restrict__ k,
@@ -878,6 +1193,8 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     merge_parts(st, (float4*)stage, parts, cols, part, col);
     if (part == 0) merge_write(out + row * HEAD_DIM + e, st);
 }
+
+#endif  // TCM
 
 // attention_decode_stream's merge as a launch of its own, for a launch of
 // it with mergers 0 (its blocks then write their states and leave):

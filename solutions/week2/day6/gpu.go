@@ -130,8 +130,12 @@ const (
 
 // streamBuild is a build of attention_decode_stream: warps a block, tiles
 // in flight, keys a tile and lanes that score a key (the kernel's SW, SST,
-// ST and KL).
-type streamBuild struct{ warps, stages, tile, lanes int }
+// ST and KL), and whether its products run on the tensor cores (TCM; the
+// lanes then do not apply, and the merge is attention_decode_merge's).
+type streamBuild struct {
+	warps, stages, tile, lanes int
+	tc                         bool
+}
 
 // defaultStream is the build Decode uses outside smallFrom … smallTo
 // positions (measured on an H200 with BenchmarkW2D6DecodeVariants): 8
@@ -152,29 +156,57 @@ var smallStream = streamBuild{warps: 4, stages: 2, tile: 32, lanes: 16}
 
 const smallFrom, smallTo = 1024, 8192
 
+// tcStream is smallStream's shape with its products on the tensor cores
+// (float32 in two TF32 parts, three products each), the build Decode
+// takes for caches of tcFrom to tcTo positions, ahead of smallStream. On
+// an H200 at Qwen2-7B's heads it took 4.25 µs at 1k positions against 5.53
+// for smallStream, and 7.6–7.8 at 4k against 8.4; at 8k it was slower
+// (15.7 against 12.7), its one bulk copy a row of the tiles (their rows
+// padded apart, for conflict-free loads) then costing more than its
+// arithmetic saves.
+var tcStream = streamBuild{warps: 4, stages: 2, tile: 32, lanes: 16, tc: true}
+
+const tcFrom, tcTo = 1024, 4096
+
 // streamSource is decode.cu built as sb, for a group and head dimension.
 func (a *Attention) streamSource(sb streamBuild, group, headDim int) string {
-	return fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n#define SW %d\n#define SST %d\n#define ST %d\n#define KL %d\n",
-		group, headDim, sb.warps, sb.stages, sb.tile, sb.lanes) + a.defines + Source(a.dev.Backend(), "decode")
+	return sb.defines(group, headDim) + a.defines + Source(a.dev.Backend(), "decode")
 }
 
-// smallKernel is c's stream kernel built as smallStream, compiled on first use.
-func (a *Attention) smallKernel(c *compiled, group, headDim int) (*kernels.Kernel, error) {
+// defines are the lines that build decode.cu as sb.
+func (sb streamBuild) defines(group, headDim int) string {
+	s := fmt.Sprintf("#define GROUP %d\n#define HEAD_DIM %d\n#define SW %d\n#define SST %d\n#define ST %d\n#define KL %d\n",
+		group, headDim, sb.warps, sb.stages, sb.tile, sb.lanes)
+	if sb.tc {
+		s += "#define TCM 1\n"
+	}
+	return s
+}
+
+// buildKernel is c's stream kernel built as sb (smallStream or
+// tcStream), compiled on first use.
+func (a *Attention) buildKernel(c *compiled, sb streamBuild, group, headDim int) (*kernels.Kernel, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if c.small != nil {
-		return c.small, nil
+	if k := c.builds[sb]; k != nil {
+		return k, nil
 	}
-	mod, err := a.dev.Compile(a.streamSource(smallStream, group, headDim))
+	mod, err := a.dev.Compile(a.streamSource(sb, group, headDim))
 	if err != nil {
-		return nil, fmt.Errorf("compiling decode for %s (group %d, head dimension %d, 4 warps a block): %w", a.dev.Backend(), group, headDim, err)
+		return nil, fmt.Errorf("compiling decode for %s (group %d, head dimension %d, %d warps a block, tensor cores %v): %w",
+			a.dev.Backend(), group, headDim, sb.warps, sb.tc, err)
 	}
-	if c.small, err = mod.Kernel("attention_decode_stream"); err != nil {
+	k, err := mod.Kernel("attention_decode_stream")
+	if err != nil {
 		mod.Close()
 		return nil, err
 	}
+	if c.builds == nil {
+		c.builds = map[streamBuild]*kernels.Kernel{}
+	}
+	c.builds[sb] = k
 	c.mods = append(c.mods, mod)
-	return c.small, nil
+	return k, nil
 }
 
 func (a *Attention) streamBuild() streamBuild {
@@ -186,8 +218,12 @@ func (a *Attention) streamBuild() streamBuild {
 
 // sharedBytes is the dynamic shared memory of attention_decode_stream: the
 // tiles in flight, or after them the warps' sums and the final merge's,
-// whichever is larger.
+// whichever is larger; with tc, the tiles in flight, their rows padded by 8
+// floats.
 func (s streamBuild) sharedBytes(group, headDim int) int {
+	if s.tc {
+		return 4 * s.stages * 2 * s.tile * (headDim + 8)
+	}
 	floats := max(s.stages*2*s.tile*headDim, s.warps*group*headDim, 6*32*s.warps)
 	return 4 * floats
 }
@@ -205,9 +241,9 @@ type compiled struct {
 	// has compute capability 9.0 or later (the kernel is compiled only
 	// there), and merge its merge as a launch of its own.
 	fused, stream, merge *kernels.Kernel
-	// small is the stream kernel built as smallStream, compiled on first
-	// use (Decode takes it for middle lengths).
-	small *kernels.Kernel
+	// builds are the stream kernel built as smallStream and tcStream,
+	// compiled on first use (Decode takes them for middle lengths).
+	builds map[streamBuild]*kernels.Kernel
 }
 
 // NewAttention prepares the kernels of dev; nothing is compiled until the
@@ -448,8 +484,8 @@ func DecodeChunk(s, h, sms int) int {
 // attention_decode_stream too and the GPU has compute capability 9.0 or
 // later, that one computes the chunks' states, with chunks sized for about
 // one block a multiprocessor (two, with blocks of 4 warps, from 1,024 to
-// 8,192 positions), and attention_decode_merge merges them, a launch of
-// its own. (Provided.)
+// 8,192 positions, whose products run on the tensor cores up to 4,096),
+// and attention_decode_merge merges them, a launch of its own. (Provided.)
 func (a *Attention) Decode(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error {
 	l, hq, g, err := shapes(out, q, c, mask)
 	if err != nil {
@@ -507,17 +543,23 @@ func (a *Attention) Decode(out, q *devtensor.Activations, c *devtensor.KVCache, 
 func (a *Attention) decodeStream(ks *compiled, out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mb *kernels.Buffer, has int32, l, hq, g int, causal bool) error {
 	sb, kernel, perSM, apart := a.streamBuild(), ks.stream, max(1, a.perSM), a.mergeApart > 0 || a.mergeApart == 0 && separateMerge
 	if a.stream == (streamBuild{}) && a.perSM == 0 && a.mergeApart == 0 && a.chunk <= 0 && c.Len >= smallFrom && c.Len <= smallTo {
+		sb, perSM, apart = smallStream, 2, true
+		if c.Len >= tcFrom && c.Len <= tcTo {
+			sb = tcStream
+		}
 		var err error
-		if kernel, err = a.smallKernel(ks, g, c.HeadDim); err != nil {
+		if kernel, err = a.buildKernel(ks, sb, g, c.HeadDim); err != nil {
 			return err
 		}
-		sb, perSM, apart = smallStream, 2, true
 	}
 	chunk := a.chunk
 	if chunk <= 0 {
 		chunk = streamChunk(c.Len, c.Heads*l, a.dev.Info().Multiprocessors*perSM)
 	}
 	splits := kernels.Blocks(c.Len, chunk)
+	if sb.tc && !apart {
+		return fmt.Errorf("Decode: the tensor-core build of attention_decode_stream leaves the merge to attention_decode_merge")
+	}
 	if splits > FusedSplits && !apart {
 		return fmt.Errorf("Decode: %d chunks of %d keys; attention_decode_stream merges at most %d", splits, chunk, FusedSplits)
 	}
