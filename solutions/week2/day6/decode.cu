@@ -530,6 +530,33 @@ __device__ __forceinline__ void stream_wait(unsigned long long* bar, unsigned pa
     }
 }
 
+// Block (split, h, i)'s chunk: keys j0 … j1 - 1 (fewer under causal), n of
+// them in nt tiles, the first `first` of them requested at the start; kh
+// and vh point at its first key and value. Rows of the chunk before old
+// were in the cache before the launch ahead of this one began; the fresh
+// rows after them (the newest positions, S - fresh on) that launch may
+// still be writing.
+struct StreamChunk {
+    int j0, j1, n, nt, first, old;
+    const float *kh, *vh;
+};
+
+__device__ __forceinline__ StreamChunk stream_chunk(const float* k, const float* v, int L, int S, int cap, int chunk,
+                                                    int causal, int fresh) {
+    StreamChunk c;
+    const int split = blockIdx.x, h = blockIdx.y, i = blockIdx.z;
+    c.j0 = split * chunk;
+    c.j1 = min(c.j0 + chunk, S);
+    if (causal) c.j1 = min(c.j1, i + S - L + 1);
+    c.n = max(c.j1 - c.j0, 0);
+    c.nt = (c.n + ST - 1) / ST;
+    c.first = min(c.nt, SST);
+    c.kh = k + ((size_t)h * cap + c.j0) * HEAD_DIM;
+    c.vh = v + ((size_t)h * cap + c.j0) * HEAD_DIM;
+    c.old = min(max(S - fresh - c.j0, 0), c.n);
+    return c;
+}
+
 // The final merge: out = Σ_s o_s·2^(m_s - M) / Σ_s l_s·2^(m_s - M) over
 // the chunks' states, M the largest m_s, one column of 4 outputs a thread,
 // in one pass with a running maximum. Several threads (parts) may share a
@@ -638,14 +665,24 @@ __device__ __forceinline__ void merge_write(float* o, const MergeState& st) {
 // rows a load touches would all start on the same bank; each run of TROWS
 // rows (1 in Decode's build) is followed by 8 floats, and is one bulk copy,
 // issued by the lanes of warp 0. Runs of one row were the fastest at 4k
-// positions (7.8 µs on an H200, against 8.1 with runs of 2 rows and 8.6
-// with runs of 4, whose fragment rows tc_key keeps conflict-free too); at
-// 32k the 64 copies a tile cost more (59 µs, against 41 with runs of 4).
+// positions (7.8 µs on an H200, against 8.1 with runs of 2 rows and 8.3
+// with runs of 4, whose fragment rows tc_key and score rows SPROW keep
+// conflict-free too); at 32k the 64 copies a tile cost more (59 µs,
+// against 38.9 with runs of 4).
 #ifndef TROWS
 #define TROWS 1  // rows a bulk copy brings: each run of TROWS rows is followed by 8 floats
 #endif
 #define ROW(r) ((r) * HEAD_DIM + (r) / TROWS * 8)  // where row r of a tile starts
 #define TILEF ROW(ST)                               // floats of a tile
+#if TROWS & (TROWS - 1)
+#error "TROWS must be a power of two"
+#endif
+// Where key r's scores sit in sp: keys r and r' of the same run of rows
+// (r % 4 the same after tc_key) go to rows ST / 4 apart, so that the 4
+// lanes t = 0 … 3 of a read, 4 keys one run on from each other, meet 4
+// different groups of 8 banks (with runs of 1 row, r itself).
+#define SR (TROWS < 4 ? TROWS : 4)
+#define SPROW(r) ((r) % SR * (ST / SR) + (r) / SR)
 
 // Which of 16 keys a fragment row takes. The 4 rows one 8-byte load of a
 // half-warp reads (gl = 0 … 3, the same hh and hi) must lie in runs of
@@ -761,13 +798,9 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     const int split = blockIdx.x, h = blockIdx.y, i = blockIdx.z;
     const int splits = gridDim.x, Hq = gridDim.y * GROUP;
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, g = lane / 4, t = lane % 4;
-    const int j0 = split * chunk;
-    int j1 = min(j0 + chunk, S);
-    if (causal) j1 = min(j1, i + S - L + 1);
-    const int n = max(j1 - j0, 0), nt = (n + ST - 1) / ST, first = min(nt, SST);
-    const float* kh = k + ((size_t)h * cap + j0) * HEAD_DIM;
-    const float* vh = v + ((size_t)h * cap + j0) * HEAD_DIM;
-    const int old = min(max(S - fresh - j0, 0), n);  // rows written before the launch ahead began
+    const StreamChunk ch = stream_chunk(k, v, L, S, cap, chunk, causal, fresh);
+    const int j0 = ch.j0, j1 = ch.j1, n = ch.n, nt = ch.nt, first = ch.first, old = ch.old;
+    const float *kh = ch.kh, *vh = ch.vh;
     if (warp == 0) {
         if (lane == 0) {
 #pragma unroll
@@ -832,8 +865,8 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
                 for (int a = 1; a < NACC; a++) cross += c[0][a][e] + c[1][a][e];
                 x[e] = cross + (c[0][0][e] + c[1][0][e]);
             }
-            *(float2*)&sp[b][dp][k0][2 * t] = make_float2(x[0], x[1]);
-            *(float2*)&sp[b][dp][k1][2 * t] = make_float2(x[2], x[3]);
+            *(float2*)&sp[b][dp][SPROW(k0)][2 * t] = make_float2(x[0], x[1]);
+            *(float2*)&sp[b][dp][SPROW(k1)][2 * t] = make_float2(x[2], x[3]);
         }
         __syncthreads();  // every part's scores are in sp[b]
         // 2. Head g's scores of the keys of columns t and t + 4 of each
@@ -847,7 +880,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
                 const int r = 16 * (ks / 2) + tc_key(t, ks % 2, u);
                 float x = 0.f;
 #pragma unroll
-                for (int p = 0; p < NP; p++) x += sp[b][p][r][g];
+                for (int p = 0; p < NP; p++) x += sp[b][p][SPROW(r)][g];
                 if (has_mask && r < nv) x += mask[(size_t)i * S + base + r] * LOG2E;
                 sc[ks][u] = r < nv ? x : -INFINITY;
                 mx = fmaxf(mx, sc[ks][u]);
@@ -939,16 +972,9 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     const int splits = gridDim.x, Hq = gridDim.y * GROUP;
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, e0 = lane * DV;
     const int half = lane / KL, sub = lane % KL;  // the score layout's key of two, and lane in it
-    const int j0 = split * chunk;
-    int j1 = min(j0 + chunk, S);
-    if (causal) j1 = min(j1, i + S - L + 1);
-    const int n = max(j1 - j0, 0), nt = (n + ST - 1) / ST, first = min(nt, SST);
-    const float* kh = k + ((size_t)h * cap + j0) * HEAD_DIM;
-    const float* vh = v + ((size_t)h * cap + j0) * HEAD_DIM;
-    // Rows of the chunk before old were in the cache before the launch
-    // ahead of this one began; the fresh rows after them (the newest
-    // positions, S - fresh on) that launch may still be writing.
-    const int old = min(max(S - fresh - j0, 0), n);
+    const StreamChunk ch = stream_chunk(k, v, L, S, cap, chunk, causal, fresh);
+    const int j0 = ch.j0, j1 = ch.j1, n = ch.n, nt = ch.nt, first = ch.first, old = ch.old;
+    const float *kh = ch.kh, *vh = ch.vh;
     if (tid == 0) {
 #pragma unroll
         for (int s = 0; s < SST; s++)

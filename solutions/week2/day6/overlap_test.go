@@ -259,7 +259,8 @@ func TestW2D6DecodeBackToBackGPU(t *testing.T) {
 		}
 		ls[i] = launch{c, qb, out, FlashAttention(tensor.ExpandDims(q, 0), tensor.ExpandDims(k, 0), tensor.ExpandDims(v, 0), 0, nil, true)}
 	}
-	for _, v := range []streamVariant{{defaultStream, 0, "", 0, -1}, {defaultStream, 0, "", 0, 1}, {streamBuild{8, 2, 32, 16, false}, 0, "", 2, 1}, {tcStream, 0, "", 2, 1}} {
+	for _, v := range []streamVariant{{defaultStream, 0, "", 0, -1}, {defaultStream, 0, "", 0, 1}, {streamBuild{8, 2, 32, 16, false}, 0, "", 2, 1},
+		{tcStream, 0, "", 2, 1}, {tcStream, 0, "#define TROWS 4\n", 2, 1}} {
 		name := v.String()
 		t.Run(name, func(t *testing.T) {
 			a, err := NewAttention(d)
@@ -267,7 +268,7 @@ func TestW2D6DecodeBackToBackGPU(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer a.Close()
-			a.path, a.stream, a.perSM, a.mergeApart = pathStream, v.sb, v.perSM, v.apart
+			a.path, a.stream, a.perSM, a.mergeApart, a.defines = pathStream, v.sb, v.perSM, v.apart, v.defines
 			// Once outside the graph, which grows the buffers (no
 			// allocation while capturing).
 			for _, l := range ls {
