@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -266,10 +267,18 @@ func streamSetup(b *testing.B) (d *kernels.Device, q, out *devtensor.Activations
 // kernel (streamVariants: warps a block, tiles in flight, keys a tile,
 // lanes a key's score, the chunk, and the steps switched off) at 512, 4k
 // and 32k positions, replayed from a graph with programmatic dependent
-// launch.
+// launch. TINYLLM_DECODE_VARIANT, when set, keeps the one build whose name
+// (the part after S=…/) it is, so that a profiler sees that build alone.
 func BenchmarkW2D6DecodeVariants(b *testing.B) {
 	d, q, out, lengths, cs := streamSetup(b)
+	only := os.Getenv("TINYLLM_DECODE_VARIANT")
+	if only != "" && !slices.ContainsFunc(streamVariants, func(v streamVariant) bool { return v.String() == only }) {
+		b.Fatalf("TINYLLM_DECODE_VARIANT=%q names no build of streamVariants (a name is what follows S=…/ in the benchmark's)", only)
+	}
 	for _, v := range streamVariants {
+		if only != "" && v.String() != only {
+			continue
+		}
 		// One Attention a build: each compiles its kernels once.
 		a, err := NewAttention(d)
 		if err != nil {
@@ -392,6 +401,10 @@ var streamVariants = []streamVariant{
 	{tcStream, 0, "#define TROWS 2\n", 2, 1},
 	{tcStream, 0, "#define TROWS 4\n", 2, 1},
 	{tcStream, 0, "#define TROWS 32\n", 2, 1},
+	// every thread copying 16-byte pieces (cp.async) into the rows apart,
+	// instead of 64 bulk copies a tile from warp 0: not run yet, and so
+	// not among the checks' builds until it is
+	{tcStream, 0, "#define TCOPY 1\n", 2, 1},
 }
 
 // BenchmarkW2D6DecodeAnatomy times defaultStream, merged in its last

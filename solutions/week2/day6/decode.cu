@@ -752,6 +752,32 @@ __device__ __forceinline__ void tc_copy(float* stage, unsigned long long* bars, 
     }
 }
 
+#ifndef TCOPY
+#define TCOPY 0  // 1: every thread copies 16-byte pieces (cp.async) instead of warp 0's bulk copies
+#endif
+
+// With TCOPY: rows r0 … r1 - 1 of tile t, K and V, in 16-byte pieces
+// spread over the block's threads (consecutive threads, consecutive pieces
+// of a row). Each piece may land anywhere, so rows apart cost no extra
+// copies; tc_arrive then counts the thread on the tile's barrier once all
+// its pieces so far have landed (the barrier expects every thread).
+__device__ __forceinline__ void tc_pieces(float* stage, const float* kh, const float* vh, int t, int r0, int r1,
+                                          int tid) {
+    constexpr int PR = HEAD_DIM / 4;  // pieces a row
+    float* dst = stage + (size_t)(t % SST) * 2 * TILEF;
+    for (int c = tid; c < (r1 - r0) * PR; c += SW * 32) {
+        const int r = r0 + c / PR, e = c % PR * 4;
+        const size_t src = ((size_t)t * ST + r) * HEAD_DIM + e;
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_u32(dst + ROW(r) + e)), "l"(kh + src) : "memory");
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_u32(dst + TILEF + ROW(r) + e)), "l"(vh + src)
+                     : "memory");
+    }
+}
+
+__device__ __forceinline__ void tc_arrive(unsigned long long* bars, int t) {
+    asm volatile("cp.async.mbarrier.arrive.noinc.shared::cta.b64 [%0];" ::"r"(smem_u32(&bars[t % SST])) : "memory");
+}
+
 // acc[j] += Σ_key V[key][slice w + j·SW]·P[key][head]: the warp's slices of
 // the outputs, K = 8 keys a step. FULL: every key of the tile is in the
 // chunk; else the rows past nv (stale, perhaps not even numbers) are read
@@ -801,6 +827,27 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     const StreamChunk ch = stream_chunk(k, v, L, S, cap, chunk, causal, fresh);
     const int j0 = ch.j0, j1 = ch.j1, n = ch.n, nt = ch.nt, first = ch.first, old = ch.old;
     const float *kh = ch.kh, *vh = ch.vh;
+#if TCOPY
+    if (tid == 0) {
+#pragma unroll
+        for (int s = 0; s < SST; s++)
+            asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;" ::"r"(smem_u32(&bars[s])), "r"(SW * 32) : "memory");
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+    }
+    __syncthreads();  // the barriers are initialised before any thread arrives
+    // The first tiles' old rows stream in while the launch ahead drains; a
+    // tile with no fresh row is counted at once, the others after the wait.
+    for (int tt = 0; tt < first; tt++) {
+        tc_pieces(stage, kh, vh, tt, 0, min(stream_rows(tt, n), old - tt * ST), tid);
+        if (tt * ST + stream_rows(tt, n) <= old) tc_arrive(bars, tt);
+    }
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    for (int tt = 0; tt < first; tt++) {
+        if (tt * ST + stream_rows(tt, n) <= old) continue;
+        tc_pieces(stage, kh, vh, tt, max(old - tt * ST, 0), stream_rows(tt, n), tid);
+        tc_arrive(bars, tt);
+    }
+#else
     if (warp == 0) {
         if (lane == 0) {
 #pragma unroll
@@ -817,6 +864,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     asm volatile("griddepcontrol.wait;" ::: "memory");
     if (warp == 0)
         for (int tt = 0; tt < first; tt++) tc_copy(stage, bars, kh, vh, tt, max(old - tt * ST, 0), stream_rows(tt, n), lane);
+#endif
 
     // q for the scores as B fragments, split: this lane's features
     // dp·DP + 8·s + 2t, + 1 of head g (zeros past the group).
@@ -915,6 +963,10 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         else tc_pv<false>(acc, vt, ph, pl, warp, g, t, nv);
         if (tt + SST < nt) {
             __syncthreads();  // every warp is done with stage s
+#if TCOPY
+            tc_pieces(stage, kh, vh, tt + SST, 0, stream_rows(tt + SST, n), tid);
+            tc_arrive(bars, tt + SST);
+#else
             if (warp == 0) {
                 // Order the block's reads of the stage before the copy engine's writes.
                 asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
@@ -922,6 +974,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
                 __syncwarp();
                 tc_copy(stage, bars, kh, vh, tt + SST, 0, stream_rows(tt + SST, n), lane);
             }
+#endif
         }
     }
 
