@@ -405,6 +405,14 @@ var streamVariants = []streamVariant{
 	// instead of 64 bulk copies a tile from warp 0: not run yet, and so
 	// not among the checks' builds until it is
 	{tcStream, 0, "#define TCOPY 1\n", 2, 1},
+	// a block's second tile requested when its first has landed (not run
+	// yet)
+	{tcStream, 0, "#define STAGGER 1\n", 2, 1},
+	// chunks of 32 keys, one tile each (35 KB of shared memory): about four
+	// blocks a multiprocessor at 4k, with room in shared memory for blocks
+	// of the next launch beside them (not run yet)
+	{streamBuild{4, 1, 32, 16, true}, 0, "", 4, 1},
+	{streamBuild{2, 1, 32, 16, true}, 0, "", 4, 1},
 }
 
 // BenchmarkW2D6DecodeAnatomy times defaultStream, merged in its last

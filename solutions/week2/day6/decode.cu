@@ -755,6 +755,16 @@ __device__ __forceinline__ void tc_copy(float* stage, unsigned long long* bars, 
 #ifndef TCOPY
 #define TCOPY 0  // 1: every thread copies 16-byte pieces (cp.async) instead of warp 0's bulk copies
 #endif
+// STAGGER 1 (bulk copies only): a block requests its first tile at the
+// start and each later one of its first SST when the one before it has
+// landed, instead of all SST at once, so that its first tile's products
+// can run while the next streams in.
+#ifndef STAGGER
+#define STAGGER 0
+#endif
+#if STAGGER && TCOPY
+#error "STAGGER takes the bulk copies (TCOPY 0)"
+#endif
 
 // With TCOPY: rows r0 … r1 - 1 of tile t, K and V, in 16-byte pieces
 // spread over the block's threads (consecutive threads, consecutive pieces
@@ -848,6 +858,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         tc_arrive(bars, tt);
     }
 #else
+    const int start = STAGGER ? min(nt, 1) : first;  // tiles requested at the start
     if (warp == 0) {
         if (lane == 0) {
 #pragma unroll
@@ -855,15 +866,15 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
                 asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_u32(&bars[s])) : "memory");
             asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
             asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-            for (int tt = 0; tt < first; tt++) stream_expect(bars, tt, n);
+            for (int tt = 0; tt < start; tt++) stream_expect(bars, tt, n);
         }
         __syncwarp();
         // The first tiles' old rows stream in while the launch ahead drains.
-        for (int tt = 0; tt < first; tt++) tc_copy(stage, bars, kh, vh, tt, 0, min(stream_rows(tt, n), old - tt * ST), lane);
+        for (int tt = 0; tt < start; tt++) tc_copy(stage, bars, kh, vh, tt, 0, min(stream_rows(tt, n), old - tt * ST), lane);
     }
     asm volatile("griddepcontrol.wait;" ::: "memory");
     if (warp == 0)
-        for (int tt = 0; tt < first; tt++) tc_copy(stage, bars, kh, vh, tt, max(old - tt * ST, 0), stream_rows(tt, n), lane);
+        for (int tt = 0; tt < start; tt++) tc_copy(stage, bars, kh, vh, tt, max(old - tt * ST, 0), stream_rows(tt, n), lane);
 #endif
 
     // q for the scores as B fragments, split: this lane's features
@@ -890,6 +901,13 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     for (int tt = 0; tt < nt; tt++) {
         const int s = tt % SST, b = tt & 1;
         stream_wait(&bars[s], (tt / SST) & 1);
+#if STAGGER
+        if (tt + 1 < first && warp == 0) {  // the next of the first tiles, into a stage not used yet
+            if (lane == 0) stream_expect(bars, tt + 1, n);
+            __syncwarp();
+            tc_copy(stage, bars, kh, vh, tt + 1, 0, stream_rows(tt + 1, n), lane);
+        }
+#endif
         const float* kt = stage + (size_t)s * 2 * TILEF;
         const float* vt = kt + TILEF;
         const int base = j0 + tt * ST, nv = min(ST, j1 - base);
