@@ -633,9 +633,9 @@ __device__ __forceinline__ void merge_write(float* o, const MergeState& st) {
 #endif
 #if TCM
 // attention_decode_stream with its arithmetic on the tensor cores
-// (Decode's build from smallFrom to smallTo positions). The build above
-// spends most of its time at 4k positions in the warps' arithmetic, not
-// in the copies: with the arithmetic left out it streams the cache at
+// (tcStream, Decode's build from tcFrom to tcTo positions). The CUDA-core
+// build spends most of its time at 4k positions in the warps' arithmetic,
+// not in the copies: with the arithmetic left out it streams the cache at
 // about 73% of the copy bandwidth. Here the two products of a tile are
 // mma.sync.m16n8k8 on float32 split in two TF32 parts (a = hi + lo,
 // hi·hi + hi·lo + lo·hi; lo·lo and the rounding of lo lose about 2^-21 of
@@ -677,10 +677,11 @@ __device__ __forceinline__ void merge_write(float* o, const MergeState& st) {
 #if TROWS & (TROWS - 1)
 #error "TROWS must be a power of two"
 #endif
-// Where key r's scores sit in sp: keys r and r' of the same run of rows
-// (r % 4 the same after tc_key) go to rows ST / 4 apart, so that the 4
-// lanes t = 0 … 3 of a read, 4 keys one run on from each other, meet 4
-// different groups of 8 banks (with runs of 1 row, r itself).
+// Where key r's scores sit in sp (a row of 8 heads a key). The softmax's
+// lanes t = 0 … 3 read 4 keys of 4 different runs (tc_key), which would
+// fall on the same banks when a run holds 2 or 4 keys; SPROW puts the keys
+// of a run ST / SR rows apart, so those 4 keys land on 4 different groups
+// of 8 banks (with runs of one row, SPROW(r) = r).
 #define SR (TROWS < 4 ? TROWS : 4)
 #define SPROW(r) ((r) % SR * (ST / SR) + (r) / SR)
 
@@ -778,9 +779,10 @@ __device__ __forceinline__ void tc_pieces(float* stage, const float* kh, const f
     for (int c = tid; c < (r1 - r0) * PR; c += SW * 32) {
         const int r = r0 + c / PR, e = c % PR * 4;
         const size_t src = ((size_t)t * ST + r) * HEAD_DIM + e;
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_u32(dst + ROW(r) + e)), "l"(kh + src) : "memory");
-        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(smem_u32(dst + TILEF + ROW(r) + e)), "l"(vh + src)
-                     : "memory");
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;"
+                     ::"r"(smem_u32(dst + ROW(r) + e)), "l"(kh + src) : "memory");
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16;"
+                     ::"r"(smem_u32(dst + TILEF + ROW(r) + e)), "l"(vh + src) : "memory");
     }
 }
 
@@ -804,7 +806,8 @@ __device__ __forceinline__ void tc_pv(float (*acc)[NACC][4], const float* vt, co
         for (int j = 0; j < VW; j++) {
             const int vs = warp + j * SW;
             if (VT % SW == 0 || vs < VT) {
-                float2 x0 = *(const float2*)(vt + ROW(r0) + 16 * vs + 2 * g), x1 = *(const float2*)(vt + ROW(r1) + 16 * vs + 2 * g);
+                float2 x0 = *(const float2*)(vt + ROW(r0) + 16 * vs + 2 * g);
+                float2 x1 = *(const float2*)(vt + ROW(r1) + 16 * vs + 2 * g);
                 if (!ok0) x0 = make_float2(0.f, 0.f);
                 if (!ok1) x1 = make_float2(0.f, 0.f);
                 // Vᵀ: (a0, a1) = features 2g, 2g + 1 of key r0; (a2, a3) of key r1.
