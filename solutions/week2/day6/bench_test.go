@@ -391,9 +391,8 @@ var streamVariants = []streamVariant{
 	{streamBuild{2, 2, 32, 16, true}, 0, "", 2, 1},
 	{streamBuild{4, 2, 16, 16, true}, 0, "", 2, 1},
 	{tcStream, 0, "", 3, 1},
-	// lo·hi in an accumulator of its own; chunks sized for one block a
-	// multiprocessor, with 4 tiles in flight or 2
-	{tcStream, 0, "#define TCX 1\n", 2, 1},
+	// chunks sized for one block a multiprocessor, with 4 tiles in flight
+	// or 2
 	{streamBuild{4, 4, 32, 16, true}, 0, "", 0, 1},
 	{tcStream, 0, "", 0, 1},
 	// rows in runs of 2, 4 or a whole tile, a bulk copy each (fewer
