@@ -734,6 +734,19 @@ extern "C" __global__ void __launch_bounds__(256, 1) matmul_q4_gemv_q8_u2(
     q4_gemv_staged<2, 2>(y, x, w, scales, biases, N, K, group, wk, pre);
 }
 
+// matmul_q4_gemv_q8_u2 for blocks of up to 10 warps (its registers, 164 a
+// thread, still fit): v3Q8 picks the warps a block so that the sets of 4
+// rows come out even over all the warps. The 7B gate/up projection's 4,736
+// sets are 4.5 a warp with 8 warps on each of 132 multiprocessors, so half
+// the warps take a fifth set and the product takes as long as five; with
+// 9 warps a block, none takes more than four.
+extern "C" __global__ void __launch_bounds__(320, 1) matmul_q4_gemv_q8_u2w(
+        float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
+        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
+        int N, int K, int group, int wk, int pre) {
+    q4_gemv_staged<2, 2>(y, x, w, scales, biases, N, K, group, wk, pre);
+}
+
 // ---- Rung 3: matrix-vector products bound by reading W once. ----
 //
 // Each warp takes V3_WROWS consecutive rows of W and up to V3_ROWS rows of x
@@ -1609,5 +1622,300 @@ extern "C" __global__ void matmul_sum_splits(float* __restrict__ y, const float*
     float s = 0.0f;
     for (int z = 0; z < splits; z++) s += part[(size_t)z * mn + i];
     y[i] = s;
+}
+// ---- Rung 3's 4-bit matrix-vector product, W through shared memory. ----
+//
+// matmul_q4_gemv_q8 holds the bytes of W in flight in registers, about
+// 32 KB a multiprocessor: with x free its loop still reads W at only about
+// 70% of the copy bandwidth, and more registers a lane stopped paying.
+// Here W streams in by bulk copies (Hopper's copy engine, cp.async.bulk):
+// a tile of TR = 4·8/wk rows with its scales and biases is three requests
+// from one thread, into one of `stages` slots of shared memory, each slot
+// counted by an mbarrier. The bytes in flight are then bounded by shared
+// memory (up to about 190 KB a multiprocessor), not by registers, and
+// cost no issue slots of the warps that multiply. The warps multiply a
+// landed tile from shared memory with mq_mul, as matmul_q4_gemv_q8 does
+// from registers: the same slices in the same order, so for the same wk
+// the outputs are the same bit for bit.
+//
+// Tiles go to the blocks in turn (tile blockIdx.x + i·gridDim.x into slot
+// i % stages). A block asks for its first tiles before it waits for the
+// launch ahead (no kernel writes W), then stages x; when its warps have
+// done a tile, the slot takes the block's tile `stages` ahead. Dynamic
+// shared memory: x in int8 parts (gemvQ8Shared), rounded up to 128 bytes,
+// then the slots (qb_slot bytes each).
+#ifndef QB_U
+#define QB_U 2  // slices a row a lane reads from shared memory before multiplying
+#endif
+#define QB_STAGES_MAX 8
+
+// Bytes of a tile's parts in a slot: W rows, then scales, then biases,
+// each rounded up to 16 bytes.
+__device__ __forceinline__ unsigned int qb_wbytes(int tr, int K) { return (unsigned int)tr * (K / 2); }
+__device__ __forceinline__ unsigned int qb_sbytes(int tr, int G) { return ((unsigned int)tr * G * 2 + 15u) & ~15u; }
+
+// Thread 0 asks for tile `tile` (rows tile·tr … up to N) into slot at
+// shared address slot, counted on the barrier at bar: the barrier's one
+// arrival announces the bytes, and it completes once all have landed.
+// The host checks that every part starts and ends on 16 bytes.
+__device__ __forceinline__ void qb_issue(unsigned int slot, unsigned int bar, const unsigned int* __restrict__ w,
+                                         const unsigned short* __restrict__ scales,
+                                         const unsigned short* __restrict__ biases, int tile, int tr, int N, int K,
+                                         int G) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const int r0 = tile * tr, nr = min(tr, N - r0);
+    const unsigned int wb = (unsigned int)nr * (K / 2), sb = (unsigned int)nr * G * 2;
+    asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(wb + 2 * sb) : "memory");
+    const char* src[3] = {(const char*)w + (size_t)r0 * (K / 2), (const char*)(scales + (size_t)r0 * G),
+                          (const char*)(biases + (size_t)r0 * G)};
+    const unsigned int dst[3] = {slot, slot + qb_wbytes(tr, K), slot + qb_wbytes(tr, K) + qb_sbytes(tr, G)};
+    const unsigned int bytes[3] = {wb, sb, sb};
+#pragma unroll
+    for (int c = 0; c < 3; c++)
+        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                     ::"r"(dst[c]), "l"(src[c]), "r"(bytes[c]), "r"(bar) : "memory");
+#endif
+}
+
+__device__ __forceinline__ void qb_wait(unsigned int bar, unsigned int parity) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    unsigned int done = 0;
+    while (!done)
+        asm volatile("{\n .reg .pred p;\n mbarrier.try_wait.parity.shared::cta.b64 p, [%1], %2;\n selp.u32 %0, 1, 0, p;\n}"
+                     : "=r"(done) : "r"(bar), "r"(parity) : "memory");
+#endif
+}
+
+extern "C" __global__ void __launch_bounds__(256, 1) matmul_q4_gemv_bulk(
+        float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
+        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
+        int N, int K, int group, int wk, int stages) {
+    extern __shared__ float4 mv_smem[];
+    __shared__ __align__(8) unsigned long long bars[QB_STAGES_MAX];
+    const int tid = threadIdx.x, warp = tid / 32, lane = tid % 32;
+    const int NS = K / 32, G = K / group, lg = 31 - __clz(group / 32);
+    const int tr = MV_P * (int)(blockDim.x / 32) / wk, tiles = (N + tr - 1) / tr;
+    unsigned char* xs = (unsigned char*)mv_smem;
+    const unsigned int xbytes = ((unsigned int)(MQ_LEVELS * K + 8 * NS) + 127u) & ~127u;
+    const unsigned int slot0 = smem_u32(xs + xbytes);
+    const unsigned int slotb = qb_wbytes(tr, K) + 2 * qb_sbytes(tr, G);
+    if (tid == 0) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        for (int s = 0; s < stages; s++)
+            asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_u32(&bars[s])) : "memory");
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+#endif
+        for (int i = 0; i < stages && blockIdx.x + i * gridDim.x < tiles; i++)
+            qb_issue(slot0 + i * slotb, smem_u32(&bars[i]), w, scales, biases, blockIdx.x + i * gridDim.x, tr, N, K,
+                     G);
+    }
+    mv_after_previous();
+    mq_stage<false>(xs, x, nullptr, K);  // ends with a barrier: x and the barriers are ready
+
+    const int part = warp % wk, set = warp / wk, first = part * 32 + lane, stride = 32 * wk;
+    const uint4* xp = (const uint4*)xs;
+    const float2* xd = (const float2*)(xp + 2 * MQ_LEVELS * NS);
+    for (int i = 0;; i++) {
+        const int tile = blockIdx.x + i * gridDim.x;
+        if (tile >= tiles) break;
+        const int s = i % stages;
+        const unsigned char* slot = xs + xbytes + (size_t)s * slotb;
+        qb_wait(smem_u32(&bars[s]), (unsigned int)(i / stages) & 1u);
+        // The warp's rows set·MV_P + p of the tile (past N: whatever the
+        // slot held, multiplied but not written).
+        const uint4* wt = (const uint4*)slot + (size_t)set * MV_P * NS;
+        const unsigned short* st = (const unsigned short*)(slot + qb_wbytes(tr, K)) + set * MV_P * G;
+        const unsigned short* bt = (const unsigned short*)(slot + qb_wbytes(tr, K) + qb_sbytes(tr, G)) + set * MV_P * G;
+        float acc[MV_P], tot[MV_P];
+#pragma unroll
+        for (int p = 0; p < MV_P; p++) acc[p] = 0.0f;
+        for (int j0 = first; j0 < NS; j0 += stride * QB_U) {
+            MqRound<QB_U> r;
+#pragma unroll
+            for (int u = 0; u < QB_U; u++) {
+                const int j = j0 + u * stride;
+                if (j >= NS) break;  // mq_mul stops at the same slice
+#pragma unroll
+                for (int p = 0; p < MV_P; p++) {
+                    r.v[u][p] = wt[p * NS + j];
+                    r.s[u][p] = st[p * G + (j >> lg)];
+                    r.b[u][p] = bt[p * G + (j >> lg)];
+                }
+            }
+            mq_mul(acc, r, xp, xd, NS, j0, stride);
+        }
+        mv_reduce(tot, acc, wk);
+        const int n0 = tile * tr + set * MV_P;
+        if (part == 0 && lane < MV_P && n0 + lane < N) y[n0 + lane] = mv_lane_sum(tot, lane);
+        __syncthreads();  // every warp is done with slot s
+        const int next = tile + stages * (int)gridDim.x;
+        if (tid == 0 && next < tiles) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+            // The warps' reads of the slot before the copy engine's writes.
+            asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+#endif
+            qb_issue(slot0 + s * slotb, smem_u32(&bars[s]), w, scales, biases, next, tr, N, K, G);
+        }
+    }
+}
+// ---- The same product, each warp streaming its own rows. ----
+//
+// matmul_q4_gemv_bulk's warps share every tile, so they meet at a
+// block-wide barrier (and, with wk > 1, two more in mv_reduce) for every
+// few rows; on an H200 that made it slower than the registers' build on
+// every shape. Here each warp takes its own sets of 4 rows, as
+// matmul_q4_gemv_q8 does with wk 1 (the same slices in the same order, so
+// the same outputs bit for bit), and streams them through a ring of
+// `slots` slots of its own in shared memory, in chunks of cs slices (a
+// multiple of 32; a whole row when cs >= K/32). A chunk is 12 bulk
+// copies, issued by lanes 0 … 11 at once: each row's slices, scales and
+// biases. The scales' and biases' copies start and end on 16 bytes, so
+// each takes the 16-byte-aligned span around its row's groups (the host
+// checks that N·(K/group)·2 is a multiple of 16, so that no span passes
+// the end) and the reads skip the bytes before the row's first group. No
+// barrier but the warp's own: a warp that finishes a chunk refills its
+// slot with its chunk `slots` ahead. The block's warps (blockDim.x / 32,
+// up to 16) are chosen on the host so that the sets divide evenly.
+#define QR_SLOTS_MAX 8
+#define QR_WARPS_MAX 16
+
+struct QrItem {
+    int set, c, j0, n;  // set of 4 rows, chunk, its first slice and slices
+};
+
+__device__ __forceinline__ QrItem qr_item(int it, int nch, int cs, int NS, int warps, int warp) {
+    QrItem q;
+    const int k = it / nch;
+    q.c = it % nch;
+    q.set = (k * (int)gridDim.x + (int)blockIdx.x) * warps + warp;
+    q.j0 = q.c * cs;
+    q.n = min(cs, NS - q.j0);
+    return q;
+}
+
+// Scale (or bias) bytes of a chunk's row in a slot: the span's 16-byte
+// rounding adds at most 30 bytes.
+__device__ __forceinline__ unsigned int qr_sbytes(int gpc) { return (((unsigned int)gpc * 2 + 15u) & ~15u) + 32u; }
+
+// The warp asks for item q into its slot (shared address slot), counted on
+// bar: lane 0 announces the bytes, then lanes 0 … 11 copy a part each.
+__device__ __forceinline__ void qr_issue(unsigned int slot, unsigned int bar, const QrItem& q,
+                                         const unsigned int* __restrict__ w, const unsigned short* __restrict__ scales,
+                                         const unsigned short* __restrict__ biases, int N, int NS, int G, int lg,
+                                         int cse, int gpc, int lane) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    const int r0 = q.set * MV_P, nr = min(MV_P, N - r0);
+    const int g0 = q.j0 >> lg, gn = (q.n * 32) >> (lg + 5);
+    const unsigned int wb = (unsigned int)MV_P * cse * 16, sb = qr_sbytes(gpc);
+    // A row's span of scales: bytes [a, e) of the array, rounded out to 16.
+    unsigned int total = (unsigned int)nr * q.n * 16;
+    for (int p = 0; p < nr; p++) {
+        const size_t a = ((size_t)(r0 + p) * G + g0) * 2, e = a + (size_t)gn * 2;
+        total += 2 * (unsigned int)(((e + 15) & ~(size_t)15) - (a & ~(size_t)15));
+    }
+    if (lane == 0) asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;" ::"r"(bar), "r"(total) : "memory");
+    __syncwarp();
+    const int part = lane / MV_P, p = lane % MV_P;
+    if (lane < 3 * MV_P && p < nr) {
+        const int r = r0 + p;
+        unsigned int dst, bytes;
+        const char* src;
+        if (part == 0) {
+            dst = slot + (unsigned int)p * cse * 16;
+            src = (const char*)w + ((size_t)r * NS + q.j0) * 16;
+            bytes = (unsigned int)q.n * 16;
+        } else {
+            const size_t a = ((size_t)r * G + g0) * 2, e = a + (size_t)gn * 2, a16 = a & ~(size_t)15;
+            dst = slot + wb + (unsigned int)(part - 1) * MV_P * sb + (unsigned int)p * sb;
+            src = (const char*)(part == 1 ? scales : biases) + a16;
+            bytes = (unsigned int)(((e + 15) & ~(size_t)15) - a16);
+        }
+        asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];"
+                     ::"r"(dst), "l"(src), "r"(bytes), "r"(bar) : "memory");
+    }
+#endif
+}
+
+extern "C" __global__ void __launch_bounds__(512, 1) matmul_q4_gemv_ring(
+        float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
+        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
+        int N, int K, int group, int cs, int slots) {
+    extern __shared__ float4 mv_smem[];
+    __shared__ __align__(8) unsigned long long bars[QR_WARPS_MAX][QR_SLOTS_MAX];
+    const int warps = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const int NS = K / 32, G = K / group, lg = 31 - __clz(group / 32);
+    const int cse = min(cs, NS), nch = (NS + cs - 1) / cs, gpc = (cse * 32) >> (lg + 5);
+    const unsigned int wb = (unsigned int)MV_P * cse * 16, sb = qr_sbytes(gpc), slotb = wb + 2 * MV_P * sb;
+    unsigned char* xs = (unsigned char*)mv_smem;
+    const unsigned int xbytes = ((unsigned int)(MQ_LEVELS * K + 8 * NS) + 127u) & ~127u;
+    unsigned char* ring = xs + xbytes + (size_t)warp * slots * slotb;
+    const int sets = (N + MV_P - 1) / MV_P, stride = (int)gridDim.x * warps;
+    const int first = (int)blockIdx.x * warps + warp;
+    const int items = (first < sets ? (sets - first + stride - 1) / stride : 0) * nch;
+    if (lane == 0) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+        for (int s = 0; s < slots; s++)
+            asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_u32(&bars[warp][s])) : "memory");
+        asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+        asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+#endif
+    }
+    __syncwarp();
+    for (int it = 0; it < slots && it < items; it++)
+        qr_issue(smem_u32(ring + (size_t)it * slotb), smem_u32(&bars[warp][it]), qr_item(it, nch, cs, NS, warps, warp),
+                 w, scales, biases, N, NS, G, lg, cse, gpc, lane);
+    mv_after_previous();
+    mq_stage<false>(xs, x, nullptr, K);  // ends with a barrier
+
+    const uint4* xp = (const uint4*)xs;
+    const float2* xd = (const float2*)(xp + 2 * MQ_LEVELS * NS);
+    float acc[MV_P];
+    for (int it = 0; it < items; it++) {
+        const QrItem q = qr_item(it, nch, cs, NS, warps, warp);
+        const int s = it % slots;
+        const unsigned char* slot = ring + (size_t)s * slotb;
+        qb_wait(smem_u32(&bars[warp][s]), (unsigned int)(it / slots) & 1u);
+        if (q.c == 0) {
+#pragma unroll
+            for (int p = 0; p < MV_P; p++) acc[p] = 0.0f;
+        }
+        const int r0 = q.set * MV_P, g0 = q.j0 >> lg;
+        const uint4* wt = (const uint4*)slot;
+        const unsigned short* st[MV_P];
+        const unsigned short* bt[MV_P];
+#pragma unroll
+        for (int p = 0; p < MV_P; p++) {
+            // skip the bytes before the row's first group (rows past N: any)
+            const unsigned int skip = (unsigned int)(((size_t)(r0 + p) * G + g0) * 2) & 15u;
+            st[p] = (const unsigned short*)(slot + wb + p * sb + skip);
+            bt[p] = (const unsigned short*)(slot + wb + (MV_P + p) * sb + skip);
+        }
+#pragma unroll 2
+        for (int jl = lane; jl < q.n; jl += 32) {
+            MqRound<1> r;
+            const int gi = ((q.j0 + jl) >> lg) - g0;
+#pragma unroll
+            for (int p = 0; p < MV_P; p++) {
+                r.v[0][p] = wt[p * cse + jl];
+                r.s[0][p] = st[p][gi];
+                r.b[0][p] = bt[p][gi];
+            }
+            mq_mul(acc, r, xp, xd, NS, q.j0 + jl, 32);
+        }
+        if (q.c == nch - 1) {
+            float tot[MV_P];
+            mv_reduce(tot, acc, 1);
+            if (lane < MV_P && r0 + lane < N) y[r0 + lane] = mv_lane_sum(tot, lane);
+        }
+        __syncwarp();  // every lane is done with the slot
+        if (it + slots < items) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+            asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
+#endif
+            qr_issue(smem_u32(slot), smem_u32(&bars[warp][s]), qr_item(it + slots, nch, cs, NS, warps, warp), w, scales,
+                     biases, N, NS, G, lg, cse, gpc, lane);
+        }
+    }
 }
 #endif  // MATVEC_CORE_ONLY

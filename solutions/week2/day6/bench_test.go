@@ -412,10 +412,23 @@ var streamVariants = []streamVariant{
 	// of the next launch beside them (not run yet)
 	{streamBuild{4, 1, 32, 16, true}, 0, "", 4, 1},
 	{streamBuild{2, 1, 32, 16, true}, 0, "", 4, 1},
+	// two groups of warps taking a block's tiles in turn (TG): a chunk's
+	// two tiles multiplied at once, by 4 warps each or 2; with 2 tiles of
+	// 32 keys a group, chunks of 128 keys
+	{streamBuild{8, 2, 32, 16, true}, 0, "#define TG 2\n", 2, 1},
+	{tcStream, 0, "#define TG 2\n", 2, 1},
+	{streamBuild{8, 4, 32, 16, true}, 0, "#define TG 2\n", 0, 1},
+	{streamBuild{8, 2, 32, 16, true}, 0, "#define TG 2\n", 3, 1},
+	// 4 tiles of 16 keys in flight, 4 groups of one warp (each its own
+	// tile, no barrier but the warp's) or 2 groups of two; one warp a group
+	// also with its registers capped for three blocks a multiprocessor
+	{streamBuild{4, 4, 16, 16, true}, 0, "#define TG 4\n", 2, 1},
+	{streamBuild{4, 4, 16, 16, true}, 0, "#define TG 4\n#define SMINB 3\n", 2, 1},
+	{streamBuild{4, 4, 16, 16, true}, 0, "#define TG 2\n", 2, 1},
 }
 
 // BenchmarkW2D6DecodeAnatomy times defaultStream, merged in its last
-// blocks, and smallStream, merged apart, with parts of them left out
+// blocks, smallStream and tcStream, merged apart, with parts of them left out
 // (ANAT; the output is then wrong), at 512, 4k and 32k positions, from a
 // graph with and without programmatic dependent launch: what the merge,
 // the arithmetic and the copies each add, and what a launch that does
@@ -424,9 +437,13 @@ func BenchmarkW2D6DecodeAnatomy(b *testing.B) {
 	d, q, out, lengths, cs := streamSetup(b)
 	// defaultStream with its merge in the last blocks, the build the
 	// chapter's anatomy table took apart, and smallStream as Decode takes
-	// it from 1k to 8k positions (merged apart: "no-merge" launches a
-	// merge that returns at once).
-	for _, build := range []streamVariant{{defaultStream, 0, "", 0, -1}, {smallStream, 0, "", 2, 1}} {
+	// it above 4k positions to 8k, and tcStream as it takes it from 1k to 4k
+	// (both merged apart: "no-merge" launches a merge that returns at
+	// once).
+	for _, build := range []struct {
+		name string
+		streamVariant
+	}{{"8warps", streamVariant{defaultStream, 0, "", 0, -1}}, {"4warps", streamVariant{smallStream, 0, "", 2, 1}}, {"tc", streamVariant{tcStream, 0, "", 2, 1}}} {
 		for _, v := range []struct {
 			name string
 			anat int
@@ -444,7 +461,7 @@ func BenchmarkW2D6DecodeAnatomy(b *testing.B) {
 					if pdl {
 						mode = "graph-pdl"
 					}
-					b.Run(fmt.Sprintf("%dwarps/S=%d/%s/%s", build.sb.warps, s, v.name, mode), func(b *testing.B) {
+					b.Run(fmt.Sprintf("%s/S=%d/%s/%s", build.name, s, v.name, mode), func(b *testing.B) {
 						a.noOverlap = !pdl
 						per := kerneltest.GraphTime(b, d, n, func(i int) error { return a.Decode(out, q, cs[s][i%n], 0, nil, true) })
 						reportDecode(b, per, s)

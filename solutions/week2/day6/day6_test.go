@@ -142,7 +142,10 @@ func TestW2D6DecodePathsAgreeGPU(t *testing.T) {
 			// the products on the tensor cores, in four shapes
 			{tcStream, 0, "", 2, 1}, {streamBuild{4, 1, 64, 16, true}, 0, "", 2, 1},
 			{streamBuild{8, 2, 32, 16, true}, 0, "", 2, 1}, {streamBuild{2, 2, 32, 16, true}, 0, "", 2, 1},
-			{tcStream, 0, "#define TROWS 2\n", 2, 1}, {tcStream, 0, "#define TROWS 4\n", 2, 1}} {
+			{tcStream, 0, "#define TROWS 2\n", 2, 1}, {tcStream, 0, "#define TROWS 4\n", 2, 1},
+			// two groups of warps taking the tiles in turn, 4 or 2 warps each
+			{streamBuild{8, 2, 32, 16, true}, 0, "#define TG 2\n", 2, 1}, {tcStream, 0, "#define TG 2\n", 2, 1},
+			{streamBuild{4, 4, 16, 16, true}, 0, "#define TG 4\n", 2, 1}} {
 			b, err := NewAttention(d)
 			if err != nil {
 				t.Fatal(err)

@@ -694,14 +694,22 @@ __device__ __forceinline__ int tc_key(int gl, int hh, int hi) {
     if (TROWS == 2) return 2 * gl + 8 * hh + hi;
     return gl + 4 * hh + 8 * hi;
 }
+// TG groups of a block's warps take its tiles in turn (group γ tiles γ,
+// γ + TG, …), each with a softmax state of its own, merged at the end in
+// shared memory: with TG 2 and a chunk of two tiles, a block's two tiles
+// are multiplied at once instead of one after the other.
+#ifndef TG
+#define TG 1
+#endif
+#define WG (SW / TG)            // warps a group
 #define MT (ST / 16)            // 16-key slices of a tile
-#define NP (SW / MT)            // parts of the features in the scores
+#define NP (WG / MT)            // parts of the features in the scores
 #define DP (HEAD_DIM / NP)      // features a part
 #define KS (DP / 8)             // mma steps a part
 #define VT (HEAD_DIM / 16)      // 16-feature slices of V
-#define VW ((VT + SW - 1) / SW) // slices a warp, at most
-#if ST % 16 != 0 || SW % MT != 0 || DP % 8 != 0 || GROUP > 8
-#error "the tensor-core decode needs ST a multiple of 16, SW a multiple of ST / 16, HEAD_DIM / (SW·16 / ST) a multiple of 8 and GROUP <= 8"
+#define VW ((VT + WG - 1) / WG) // slices a warp, at most
+#if ST % 16 != 0 || SW % TG != 0 || WG % MT != 0 || DP % 8 != 0 || GROUP > 8 || SST % TG != 0
+#error "the tensor-core decode needs ST a multiple of 16, SW / TG a multiple of ST / 16, HEAD_DIM / (SW·16 / (TG·ST)) a multiple of 8, GROUP <= 8 and SST a multiple of TG"
 #endif
 
 // hi = x with its low 13 mantissa bits cleared (a TF32 value); lo = x - hi,
@@ -764,6 +772,24 @@ __device__ __forceinline__ void tc_copy(float* stage, unsigned long long* bars, 
 #if STAGGER && TCOPY
 #error "STAGGER takes the bulk copies (TCOPY 0)"
 #endif
+#if TG > 1 && (STAGGER || TCOPY)
+#error "tile groups (TG) take the bulk copies, all requested at the start (TCOPY 0, STAGGER 0)"
+#endif
+#if TG > 4
+#error "at most 4 tile groups (TG)"
+#endif
+
+// Waits for the warps of tile group grp (all the block's with one group).
+// The barriers' numbers are immediates: with a register the compiler
+// reserves all 16 of a block's, and the multiprocessor then holds only two
+// blocks.
+__device__ __forceinline__ void tc_group_sync(int grp) {
+    if (TG == 1) __syncthreads();
+    else if (grp == 0) asm volatile("bar.sync 1, %0;" ::"n"(WG * 32) : "memory");
+    else if (grp == 1) asm volatile("bar.sync 2, %0;" ::"n"(WG * 32) : "memory");
+    else if (grp == 2) asm volatile("bar.sync 3, %0;" ::"n"(WG * 32) : "memory");
+    else asm volatile("bar.sync 4, %0;" ::"n"(WG * 32) : "memory");
+}
 
 // With TCOPY: rows r0 … r1 - 1 of tile t, K and V, in 16-byte pieces
 // spread over the block's threads (consecutive threads, consecutive pieces
@@ -794,7 +820,7 @@ __device__ __forceinline__ void tc_arrive(unsigned long long* bars, int t) {
 // as zeros, since a zero probability times NaN would still be NaN.
 template <bool FULL>
 __device__ __forceinline__ void tc_pv(float (*acc)[2][4], const float* vt, const unsigned (*ph)[2],
-                                      const unsigned (*pl)[2], int warp, int g, int t, int nv) {
+                                      const unsigned (*pl)[2], int gw, int g, int t, int nv) {
 #pragma unroll
     for (int ks = 0; ks < ST / 8; ks++) {
         // Columns t and t + 4 of step ks: keys r0 and r1 (tc_key).
@@ -802,8 +828,8 @@ __device__ __forceinline__ void tc_pv(float (*acc)[2][4], const float* vt, const
         const bool ok0 = FULL || r0 < nv, ok1 = FULL || r1 < nv;
 #pragma unroll
         for (int j = 0; j < VW; j++) {
-            const int vs = warp + j * SW;
-            if (VT % SW == 0 || vs < VT) {
+            const int vs = gw + j * WG;
+            if (VT % WG == 0 || vs < VT) {
                 float2 x0 = *(const float2*)(vt + ROW(r0) + 16 * vs + 2 * g);
                 float2 x1 = *(const float2*)(vt + ROW(r1) + 16 * vs + 2 * g);
                 if (!ok0) x0 = make_float2(0.f, 0.f);
@@ -829,15 +855,23 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         float scale, int causal, int has_mask, int fresh, int mergers) {
     extern __shared__ __align__(128) float stage[];  // SST stages of (K tile, V tile), padded rows
     __shared__ __align__(8) unsigned long long bars[SST];
-    __shared__ __align__(16) float sp[2][NP][ST][8];  // the parts' partial scores, two tiles in turn
+    __shared__ __align__(16) float sp[TG][2][NP][ST][8];  // a group's parts' partial scores, two tiles in turn
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#if ANAT & ANAT_EMPTY
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+    return;
+#endif
 
     const int split = blockIdx.x, h = blockIdx.y, i = blockIdx.z;
     const int splits = gridDim.x, Hq = gridDim.y * GROUP;
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, g = lane / 4, t = lane % 4;
+    const int grp = warp / WG, gw = warp % WG;  // the warp's tile group, and its place in it
     const StreamChunk ch = stream_chunk(k, v, L, S, cap, chunk, causal, fresh);
     const int j0 = ch.j0, j1 = ch.j1, n = ch.n, nt = ch.nt, first = ch.first, old = ch.old;
     const float *kh = ch.kh, *vh = ch.vh;
+#if TCOPY && ANAT
+#error "the anatomy (ANAT) takes the bulk copies (TCOPY 0)"
+#endif
 #if TCOPY
     if (tid == 0) {
 #pragma unroll
@@ -859,7 +893,8 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         tc_arrive(bars, tt);
     }
 #else
-    const int start = STAGGER ? min(nt, 1) : first;  // tiles requested at the start
+    // tiles requested at the start (none in the anatomy's builds without copies)
+    const int start = ANAT & ANAT_NO_COPY ? 0 : STAGGER ? min(nt, 1) : first;
     if (warp == 0) {
         if (lane == 0) {
 #pragma unroll
@@ -880,7 +915,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
 
     // q for the scores as B fragments, split: this lane's features
     // dp·DP + 8·s + 2t, + 1 of head g (zeros past the group).
-    const int mt = warp % MT, dp = warp / MT;
+    const int mt = gw % MT, dp = gw / MT;
     unsigned qh[KS][2], ql[KS][2];
     {
         const float* qg = q + ((size_t)i * Hq + h * GROUP + min(g, GROUP - 1)) * HEAD_DIM + dp * DP + 2 * t;
@@ -899,11 +934,11 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     float m_run = -INFINITY, l_run = 0.f;
     __syncthreads();  // the barriers are initialised
 
-    for (int tt = 0; tt < nt; tt++) {
-        const int s = tt % SST, b = tt & 1;
-        stream_wait(&bars[s], (tt / SST) & 1);
+    for (int tt = grp; tt < nt; tt += TG) {
+        const int s = tt % SST, b = (tt / TG) & 1;
+        if (!(ANAT & ANAT_NO_COPY)) stream_wait(&bars[s], (tt / SST) & 1);
 #if STAGGER
-        if (tt + 1 < first && warp == 0) {  // the next of the first tiles, into a stage not used yet
+        if (tt + 1 < first && warp == 0 && !(ANAT & ANAT_NO_COPY)) {  // the next of the first tiles, into a stage not used yet
             if (lane == 0) stream_expect(bars, tt + 1, n);
             __syncwarp();
             tc_copy(stage, bars, kh, vh, tt + 1, 0, stream_rows(tt + 1, n), lane);
@@ -912,6 +947,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         const float* kt = stage + (size_t)s * 2 * TILEF;
         const float* vt = kt + TILEF;
         const int base = j0 + tt * ST, nv = min(ST, j1 - base);
+#if !(ANAT & ANAT_NO_MATH)
         // 1. Partial scores of the M-tile's keys k0 (rows g) and k1 (rows
         // g + 8) over part dp's features.
         {
@@ -927,10 +963,10 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
             float x[4];
 #pragma unroll
             for (int e = 0; e < 4; e++) x[e] = (c[0][1][e] + c[1][1][e]) + (c[0][0][e] + c[1][0][e]);
-            *(float2*)&sp[b][dp][SPROW(k0)][2 * t] = make_float2(x[0], x[1]);
-            *(float2*)&sp[b][dp][SPROW(k1)][2 * t] = make_float2(x[2], x[3]);
+            *(float2*)&sp[grp][b][dp][SPROW(k0)][2 * t] = make_float2(x[0], x[1]);
+            *(float2*)&sp[grp][b][dp][SPROW(k1)][2 * t] = make_float2(x[2], x[3]);
         }
-        __syncthreads();  // every part's scores are in sp[b]
+        tc_group_sync(grp);  // every part's scores are in sp[grp][b]
         // 2. Head g's scores of the keys of columns t and t + 4 of each
         // step of p·V (its B fragments), their maximum and sum over the tile.
         float sc[ST / 8][2];
@@ -942,7 +978,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
                 const int r = 16 * (ks / 2) + tc_key(t, ks % 2, u);
                 float x = 0.f;
 #pragma unroll
-                for (int p = 0; p < NP; p++) x += sp[b][p][SPROW(r)][g];
+                for (int p = 0; p < NP; p++) x += sp[grp][b][p][SPROW(r)][g];
                 if (has_mask && r < nv) x += mask[(size_t)i * S + base + r] * LOG2E;
                 sc[ks][u] = r < nv ? x : -INFINITY;
                 mx = fmaxf(mx, sc[ks][u]);
@@ -973,16 +1009,17 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
             for (int x = 0; x < 2; x++) {
                 acc[j][x][0] *= c0; acc[j][x][1] *= c1; acc[j][x][2] *= c0; acc[j][x][3] *= c1;
             }
-        if (nv == ST) tc_pv<true>(acc, vt, ph, pl, warp, g, t, nv);
-        else tc_pv<false>(acc, vt, ph, pl, warp, g, t, nv);
-        if (tt + SST < nt) {
-            __syncthreads();  // every warp is done with stage s
+        if (nv == ST) tc_pv<true>(acc, vt, ph, pl, gw, g, t, nv);
+        else tc_pv<false>(acc, vt, ph, pl, gw, g, t, nv);
+#endif
+        if (tt + SST < nt && !(ANAT & ANAT_NO_COPY)) {
+            tc_group_sync(grp);  // every warp of the group is done with stage s (only this group's tiles use it)
 #if TCOPY
             tc_pieces(stage, kh, vh, tt + SST, 0, stream_rows(tt + SST, n), tid);
             tc_arrive(bars, tt + SST);
 #else
-            if (warp == 0) {
-                // Order the block's reads of the stage before the copy engine's writes.
+            if (gw == 0) {
+                // Order the group's reads of the stage before the copy engine's writes.
                 asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
                 if (lane == 0) stream_expect(bars, tt + SST, n);
                 __syncwarp();
@@ -992,12 +1029,58 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         }
     }
 
+#if TG > 1
+    // The groups' states meet in group 0, through the stages (every tile
+    // has landed and been read once all warps pass the barrier): each
+    // warp of group γ > 0 leaves, lane by lane, its head g's maximum and
+    // sum and its outputs, and the warp of group 0 in the same place takes
+    // them in.
+    {
+        constexpr int REC = VW * 4 + 2;  // floats a lane leaves
+        float* xo = stage;
+        __syncthreads();
+        if (grp > 0) {
+            float* r = xo + (((size_t)(grp - 1) * WG + gw) * 32 + lane) * REC;
+#pragma unroll
+            for (int j = 0; j < VW; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) r[4 * j + e] = acc[j][0][e] + acc[j][1][e];
+            r[VW * 4] = m_run;
+            r[VW * 4 + 1] = l_run;
+        }
+        __syncthreads();
+        if (grp > 0) return;
+#pragma unroll
+        for (int j = 0; j < VW; j++)
+#pragma unroll
+            for (int e = 0; e < 4; e++) {
+                acc[j][0][e] += acc[j][1][e];
+                acc[j][1][e] = 0.f;
+            }
+        for (int o = 1; o < TG; o++) {
+            const float* r = xo + (((size_t)(o - 1) * WG + gw) * 32 + lane) * REC;
+            const float mo = r[VW * 4], lo = r[VW * 4 + 1], mx = fmaxf(m_run, mo);
+            const float ca = m_run == -INFINITY ? 0.f : exp2f(m_run - mx), cb = mo == -INFINITY ? 0.f : exp2f(mo - mx);
+            l_run = l_run * ca + lo * cb;
+            m_run = mx;
+            // Heads 2t and 2t + 1 of the outputs: their factors from the
+            // lanes that hold those heads' states.
+            const float a0 = __shfl_sync(0xffffffffu, ca, 8 * t), a1 = __shfl_sync(0xffffffffu, ca, 8 * t + 4);
+            const float b0 = __shfl_sync(0xffffffffu, cb, 8 * t), b1 = __shfl_sync(0xffffffffu, cb, 8 * t + 4);
+#pragma unroll
+            for (int j = 0; j < VW; j++)
+#pragma unroll
+                for (int e = 0; e < 4; e++)
+                    acc[j][0][e] = acc[j][0][e] * (e % 2 ? a1 : a0) + r[4 * j + e] * (e % 2 ? b1 : b0);
+        }
+    }
+#endif
     // The block's state: each warp its slices' outputs, warp 0 the heads'
     // maxima and sums. Output feature 16·vs + 2g (+ 1) of head 2t (+ 1).
 #pragma unroll
     for (int j = 0; j < VW; j++) {
-        const int vs = warp + j * SW;
-        if (VT % SW != 0 && vs >= VT) continue;
+        const int vs = gw + j * WG;
+        if (VT % WG != 0 && vs >= VT) continue;
 #pragma unroll
         for (int x = 0; x < 2; x++) {
             const int head = 2 * t + x;
