@@ -137,47 +137,6 @@ func BenchmarkW2D4Overlap(b *testing.B) {
 			for _, l2 := range []int{-1, 1} {
 				mm.l2Pre = l2
 				b.Run(fmt.Sprintf("%s/%s/graph-pdl-l2%+d", s.Name, f.Name, l2), func(b *testing.B) { benchGraph(b, d, mm, false, y, x, ws) })
-				if ws[0].Quantized() && l2 < 0 {
-					// W through shared memory by bulk copies: bulkPlan's
-					// slots, 2 or 4 slots, and sized for two blocks a
-					// multiprocessor
-					for _, c := range []struct{ stages, perSM int }{{0, 1}, {2, 1}, {4, 1}, {0, 2}} {
-						b.Run(fmt.Sprintf("%s/%s/graph-pdl-bulk-s%d-p%d", s.Name, f.Name, c.stages, c.perSM), func(b *testing.B) {
-							mm.bulk, mm.bulkStages, mm.bulkPerSM = 1, c.stages, c.perSM
-							defer func() { mm.bulk, mm.bulkStages, mm.bulkPerSM = 0, 0, 0 }()
-							if _, ok := mm.bulkPlan(ws[0]); !ok {
-								b.Skipf("not run: bulkPlan takes no split of W [%d, %d]", s.N, s.K)
-							}
-							benchGraph(b, d, mm, false, y, x, ws)
-						})
-					}
-				}
-				if ws[0].Quantized() && l2 < 0 {
-					// the two-slice build's blocks of u2Warps' warps (the
-					// row above) against 8 warps: the 8-warp kernel (-1)
-					// and the build for 4 to 10 warps launched with 8
-					for _, wp := range []int{-1, 8} {
-						b.Run(fmt.Sprintf("%s/%s/graph-pdl-l2%+d-warps%d", s.Name, f.Name, l2, wp), func(b *testing.B) {
-							mm.q8Warps = wp
-							defer func() { mm.q8Warps = 0 }()
-							benchGraph(b, d, mm, false, y, x, ws)
-						})
-					}
-					// each warp streaming its own rows through a ring:
-					// ringPlan's build, 2 or 4 slots a warp, 8 warps a block
-					for _, c := range []struct{ warps, slots int }{{0, 0}, {0, 2}, {0, 4}, {8, 0}} {
-						b.Run(fmt.Sprintf("%s/%s/graph-pdl-ring-w%d-s%d", s.Name, f.Name, c.warps, c.slots), func(b *testing.B) {
-							mm.ring, mm.ringWarps, mm.ringSlots = 1, c.warps, c.slots
-							defer func() { mm.ring, mm.ringWarps, mm.ringSlots = 0, 0, 0 }()
-							plan, ok := mm.ringPlan(ws[0])
-							if !ok {
-								b.Skipf("not run: ringPlan takes no build of W [%d, %d]", s.N, s.K)
-							}
-							b.Logf("%+v", plan)
-							benchGraph(b, d, mm, false, y, x, ws)
-						})
-					}
-				}
 				if ws[0].Quantized() {
 					// the build with two slices a row a round forced on and off
 					for _, u2 := range []int{-1, 1} {

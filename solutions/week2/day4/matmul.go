@@ -152,26 +152,6 @@ type Matmul struct {
 	// q8U2 forces it on (1) or off (-1) (benchmark; 0: by shape).
 	gemvQ8U2 *kernels.Kernel
 	q8U2     int
-	// Its build for blocks of 4 to 10 warps (matmul_q4_gemv_q8_u2w), which
-	// V3 takes where one warp takes a set of rows, with u2Warps' warps;
-	// q8Warps forces them (benchmark; -1: the 8-warp build).
-	gemvQ8U2W *kernels.Kernel
-	q8Warps   int
-	// The build that streams W through shared memory by bulk copies
-	// (matmul_q4_gemv_bulk; compute capability 9.0 and later), and the
-	// benchmark's knobs: bulk forces it on (1) or off (-1) (0: by shape,
-	// useBulk), bulkWK the warps a set of rows, bulkStages its slots (0:
-	// bulkPlan's picks), bulkPerSM the blocks a multiprocessor it sizes
-	// them for (0: 1).
-	gemvBulk                            *kernels.Kernel
-	bulk, bulkWK, bulkStages, bulkPerSM int
-	// The build whose warps stream their own rows through rings of
-	// slots (matmul_q4_gemv_ring), and its knobs: ring forces it on (1)
-	// or off (-1) (0: by shape, useRing); ringWarps, ringSlots and ringCS
-	// force the warps a block, the slots a warp and the slices a chunk (0:
-	// ringPlan's picks).
-	gemvRing                           *kernels.Kernel
-	ring, ringWarps, ringSlots, ringCS int
 	// Rung 3's bf16 and staged-x kernels ask for their first weights
 	// before they wait for the launch ahead, and are launched with
 	// Overlap: inside a captured graph they start while it drains. noPDL
@@ -270,15 +250,6 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 			}
 			if err == nil {
 				m.gemvQ8U2, err = mod.Kernel("matmul_q4_gemv_q8_u2")
-			}
-			if err == nil {
-				m.gemvQ8U2W, err = mod.Kernel("matmul_q4_gemv_q8_u2w")
-			}
-			if err == nil {
-				m.gemvBulk, err = mod.Kernel("matmul_q4_gemv_bulk")
-			}
-			if err == nil {
-				m.gemvRing, err = mod.Kernel("matmul_q4_gemv_ring")
 			}
 			for rt := 1; rt <= 2 && err == nil; rt++ {
 				m.gemvTC[rt], err = mod.Kernel(fmt.Sprintf("matmul_q4_gemv_tc%d", rt))
@@ -489,19 +460,14 @@ func (m *Matmul) V3(y, x *devtensor.Activations, w *devtensor.Weight) error {
 // of 4 rows (0: by shape), the grid capped at capB blocks a
 // multiprocessor (0: a block for every 8/wk sets).
 func (m *Matmul) launchStaged(k *kernels.Kernel, smem, wk, capB int, y, x *devtensor.Activations, w *devtensor.Weight) error {
-	return m.launchStagedT(k, Block, smem, wk, capB, y, x, w)
-}
-
-// launchStagedT is launchStaged with blocks of threads threads.
-func (m *Matmul) launchStagedT(k *kernels.Kernel, threads, smem, wk, capB int, y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if wk == 0 {
 		wk = gemvXSplit(w.N, w.K/32, m.dev.Info().Multiprocessors)
 	}
-	grid := kernels.Blocks(w.N, 4*(threads/32)/wk)
+	grid := kernels.Blocks(w.N, 4*(Block/32)/wk)
 	if capB > 0 {
 		grid = min(grid, capB*max(1, m.dev.Info().Multiprocessors))
 	}
-	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(threads), SharedMem: smem, Overlap: !m.noPDL}
+	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(Block), SharedMem: smem, Overlap: !m.noPDL}
 	return m.dev.Launch(k, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(wk), m.l2Prefetch(w))
 }
 
@@ -531,20 +497,6 @@ func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 		return fmt.Errorf("matmul: the int8-part variant takes one row of x and a 4-bit W on CUDA (K = %d)", w.K)
 	}
 	sms := m.dev.Info().Multiprocessors
-	if plan, ok := m.ringPlan(w); ok && (m.ring > 0 || m.ring == 0 && useRing(w)) {
-		cfg := kernels.LaunchConfig{Grid: kernels.D1(plan.grid), Block: kernels.D1(32 * plan.warps), SharedMem: plan.smem, Overlap: !m.noPDL}
-		return m.dev.Launch(m.gemvRing, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize),
-			int32(plan.cs), int32(plan.slots))
-	} else if m.ring > 0 {
-		return fmt.Errorf("matmul: the ring variant does not take W [%d, %d] in groups of %d on %s", w.N, w.K, w.GroupSize, m.dev)
-	}
-	if plan, ok := m.bulkPlan(w); ok && (m.bulk > 0 || m.bulk == 0 && useBulk(w)) {
-		cfg := kernels.LaunchConfig{Grid: kernels.D1(plan.grid), Block: kernels.D1(Block), SharedMem: plan.smem, Overlap: !m.noPDL}
-		return m.dev.Launch(m.gemvBulk, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize),
-			int32(plan.wk), int32(plan.stages))
-	} else if m.bulk > 0 {
-		return fmt.Errorf("matmul: the bulk-copy variant does not take W [%d, %d] in groups of %d on %s", w.N, w.K, w.GroupSize, m.dev)
-	}
 	wk, capB := m.q8WK, m.q8Cap
 	if m.q8U2 > 0 || (m.q8U2 == 0 && (w.N <= w.K || w.K >= u2Cols)) {
 		// One block a multiprocessor (its registers), so no more blocks
@@ -555,12 +507,6 @@ func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 				wk /= 2
 			}
 		}
-		if wp := u2Warps(w.N, sms); wk == 1 && m.gemvQ8U2W != nil && m.q8Warps >= 0 {
-			if m.q8Warps > 0 {
-				wp = m.q8Warps
-			}
-			return m.launchStagedT(m.gemvQ8U2W, 32*wp, gemvQ8Shared(w.K, m.q8Levels), 1, 1, y, x, w)
-		}
 		return m.launchStaged(m.gemvQ8U2, gemvQ8Shared(w.K, m.q8Levels), wk, 1, y, x, w)
 	}
 	if wk == 0 {
@@ -570,158 +516,6 @@ func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 		capB = q8BlocksPerSM
 	}
 	return m.launchStaged(m.gemvQ8, gemvQ8Shared(w.K, m.q8Levels), wk, capB, y, x, w)
-}
-
-// useBulk says where V3 takes matmul_q4_gemv_bulk for one row of x: not
-// yet anywhere by itself (it is the benchmark's, until measured).
-func useBulk(w *devtensor.Weight) bool { return false }
-
-// useRing says where V3 takes matmul_q4_gemv_ring for one row of x: not
-// yet anywhere by itself (it is the benchmark's, until measured).
-func useRing(w *devtensor.Weight) bool { return false }
-
-// ringLaunch is how matmul_q4_gemv_ring runs on one W: warps a block,
-// blocks, slices a chunk, slots a warp and shared memory.
-type ringLaunch struct{ warps, grid, cs, slots, smem int }
-
-// ringSlotsMax and ringWarpsMax are the kernel's QR_SLOTS_MAX and
-// QR_WARPS_MAX.
-const ringSlotsMax, ringWarpsMax = 8, 16
-
-// ringPlan sizes matmul_q4_gemv_ring for W, or says it cannot run it
-// (compute capability below 9.0, or scales whose spans could pass the
-// array's end). One block a multiprocessor; its warps (2 to 16) are the
-// count that leaves the fewest sets of 4 rows on the busiest warp (the 7B
-// gate/up projection's 4,736 sets are 4.5 a warp with 8 warps a block, so
-// half the warps take 5 and the product takes as long as 5; with 9, 3.99),
-// then the one that uses the most multiprocessors, then 8 or the nearest
-// to it; then chunks of a
-// whole row where two slots a warp fit, else the longest multiple of 32
-// slices that gives two, and as many slots as fit, up to ringSlotsMax.
-func (m *Matmul) ringPlan(w *devtensor.Weight) (ringLaunch, bool) {
-	inf := m.dev.Info()
-	g := w.K / w.GroupSize
-	if m.gemvRing == nil || !inf.Overlap || w.K%32 != 0 || w.N*g*2%16 != 0 {
-		return ringLaunch{}, false
-	}
-	ns, sms := w.K/32, max(1, inf.Multiprocessors)
-	sets := kernels.Blocks(w.N, 4)
-	// The fewest sets on the busiest warp, then the most blocks, then 8
-	// warps or the nearest to it.
-	best, most, grid := 0, 0, 0
-	for wp := 2; wp <= ringWarpsMax; wp++ {
-		if m.ringWarps > 0 && wp != m.ringWarps {
-			continue
-		}
-		gr := min(sms, kernels.Blocks(sets, wp))
-		mo := kernels.Blocks(sets, wp*gr)
-		if best == 0 || mo < most || mo == most && (gr > grid || gr == grid && abs(wp-8) < abs(best-8)) {
-			best, most, grid = wp, mo, gr
-		}
-	}
-	if best == 0 {
-		return ringLaunch{}, false
-	}
-	xb := (gemvQ8Shared(w.K, m.q8Levels) + 127) &^ 127
-	perWarp := (min(maxStagedShared, inf.MaxSharedMemory-4096) - xb) / best
-	slot := func(cs int) int {
-		cse := min(cs, ns)
-		return 4*cse*16 + 2*4*((cse*32/w.GroupSize*2+15)&^15+32)
-	}
-	cs := m.ringCS
-	if cs == 0 {
-		cs = ns
-		if perWarp/slot(ns) < 2 {
-			cs = (ns - 1) &^ 31
-			for cs > 32 && perWarp/slot(cs) < 2 {
-				cs -= 32
-			}
-		}
-	}
-	slots := min(ringSlotsMax, perWarp/slot(cs))
-	if m.ringSlots > 0 {
-		slots = min(slots, m.ringSlots)
-	}
-	if cs < ns && (cs < 32 || cs%32 != 0) || slots < 1 {
-		return ringLaunch{}, false
-	}
-	return ringLaunch{warps: best, grid: grid, cs: cs, slots: slots, smem: xb + best*slots*slot(cs)}, true
-}
-
-func abs(x int) int {
-	if x < 0 {
-		return -x
-	}
-	return x
-}
-
-// bulkLaunch is how matmul_q4_gemv_bulk runs on one W: warps a set of
-// rows (wk; tiles of 32/wk rows), blocks, slots and shared memory.
-type bulkLaunch struct{ wk, grid, stages, smem int }
-
-// bulkStagesMax is the kernel's QB_STAGES_MAX.
-const bulkStagesMax = 8
-
-// bulkPlan sizes matmul_q4_gemv_bulk for W, or says it cannot run it
-// (compute capability below 9.0, or a W whose scales' rows do not start
-// on 16 bytes). wk is the split whose busiest block has the fewest rows
-// (tiles go to the blocks in turn, one block a multiprocessor or
-// bulkPerSM), the fewest warps a set among equals, every warp keeping a
-// slice of each row; then as many slots as the shared memory holds, up to
-// bulkStagesMax.
-func (m *Matmul) bulkPlan(w *devtensor.Weight) (bulkLaunch, bool) {
-	inf := m.dev.Info()
-	if m.gemvBulk == nil || !inf.Overlap || w.K%32 != 0 {
-		return bulkLaunch{}, false
-	}
-	g := w.K / w.GroupSize
-	perSM := max(1, m.bulkPerSM)
-	xb := (gemvQ8Shared(w.K, m.q8Levels) + 127) &^ 127
-	room := min(maxStagedShared, inf.MaxSharedMemory/perSM-1024) - xb
-	best, busiest := bulkLaunch{}, 0
-	for wk := 1; wk <= Block/32; wk *= 2 {
-		if m.bulkWK > 0 && wk != m.bulkWK || wk > 1 && 32*wk > w.K/32 {
-			continue
-		}
-		tr := 4 * (Block / 32) / wk
-		if tr*g*2%16 != 0 || w.N*g*2%16 != 0 {
-			continue
-		}
-		slot := tr*w.K/2 + 2*((tr*g*2+15)&^15)
-		stages := min(bulkStagesMax, room/slot)
-		if m.bulkStages > 0 {
-			stages = min(stages, m.bulkStages)
-		}
-		if stages < 1 {
-			continue
-		}
-		tiles := kernels.Blocks(w.N, tr)
-		grid := min(tiles, perSM*max(1, inf.Multiprocessors))
-		if b := kernels.Blocks(tiles, grid) * tr; busiest == 0 || b < busiest {
-			best, busiest = bulkLaunch{wk: wk, grid: grid, stages: stages, smem: xb + stages*slot}, b
-		}
-	}
-	return best, busiest > 0
-}
-
-// u2Warps is the warps a block of matmul_q4_gemv_q8_u2w (one warp a set of
-// 4 rows, one block a multiprocessor at most) for n rows: the count from 4
-// to 10 that leaves the fewest sets on the busiest warp, then the one that
-// uses the most multiprocessors, then 8 or the nearest to it. The 7B
-// gate/up projection's 4,736 sets take 9 (4 on the busiest warp, against
-// 5 with 8); its q/o and down projections' 896 take 7 (one set a warp on
-// 128 multiprocessors, against 112 with 8).
-func u2Warps(n, sms int) int {
-	sets, sms := kernels.Blocks(n, 4), max(sms, 1)
-	best, most, grid := 0, 0, 0
-	for wp := 4; wp <= 10; wp++ {
-		gr := min(sms, kernels.Blocks(sets, wp))
-		mo := kernels.Blocks(sets, wp*gr)
-		if best == 0 || mo < most || mo == most && (gr > grid || gr == grid && abs(wp-8) < abs(best-8)) {
-			best, most, grid = wp, mo, gr
-		}
-	}
-	return best
 }
 
 // u2Cols is the row length from which matmul_q4_gemv_q8_u2 pays even for a

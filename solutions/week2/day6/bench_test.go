@@ -323,6 +323,9 @@ func (v streamVariant) String() string {
 	if v.sb.tc {
 		s += "/tc"
 	}
+	if v.sb.groups > 1 {
+		s += fmt.Sprintf("/groups=%d", v.sb.groups)
+	}
 	if v.defines != "" {
 		s += "/" + strings.ReplaceAll(strings.TrimSpace(strings.ReplaceAll(v.defines, "#define ", "")), "\n", ",")
 	}
@@ -332,7 +335,7 @@ func (v streamVariant) String() string {
 // baselineStream is the streaming kernel as it was measured before the
 // copies ahead of the wait and the spread merge (the chapter's first
 // table): 8 warps, 4 tiles of 32 keys in flight, 32 lanes a key.
-var baselineStream = streamVariant{streamBuild{8, 4, 32, 32, false}, 0, "#define EARLY 0\n#define SPREAD 0\n", 0, 0}
+var baselineStream = streamVariant{streamBuild{8, 4, 32, 32, false, 0}, 0, "#define EARLY 0\n#define SPREAD 0\n", 0, 0}
 
 // streamVariants are the builds BenchmarkW2D6DecodeVariants compares (and
 // TestW2D6CUDASourcesCompile compiles): the baseline, then each change on
@@ -344,56 +347,56 @@ var baselineStream = streamVariant{streamBuild{8, 4, 32, 32, false}, 0, "#define
 // apart, the 4-warp one is smallStream.)
 var streamVariants = []streamVariant{
 	baselineStream,
-	{streamBuild{8, 4, 32, 32, false}, 0, "#define SPREAD 0\n", 0, 0},
-	{streamBuild{8, 4, 32, 32, false}, 0, "", 0, 0},
+	{streamBuild{8, 4, 32, 32, false, 0}, 0, "#define SPREAD 0\n", 0, 0},
+	{streamBuild{8, 4, 32, 32, false, 0}, 0, "", 0, 0},
 	{defaultStream, 0, "#define EARLY 0\n#define SPREAD 0\n", 0, 0},
 	{defaultStream, 0, "#define SPREAD 0\n", 0, 0},
 	{defaultStream, 0, "", 0, 0},
-	{streamBuild{8, 2, 64, 32, false}, 0, "", 0, 0},
-	{streamBuild{8, 4, 32, 16, false}, 0, "", 0, 0},
+	{streamBuild{8, 2, 64, 32, false, 0}, 0, "", 0, 0},
+	{streamBuild{8, 4, 32, 16, false, 0}, 0, "", 0, 0},
 	// 16 warps a block: slower than 8 at every length (the chapter)
-	{streamBuild{16, 2, 64, 16, false}, 0, "", 0, 0},
-	{streamBuild{16, 4, 32, 16, false}, 0, "", 0, 0},
-	{streamBuild{16, 2, 64, 32, false}, 0, "", 0, 0},
+	{streamBuild{16, 2, 64, 16, false, 0}, 0, "", 0, 0},
+	{streamBuild{16, 4, 32, 16, false, 0}, 0, "", 0, 0},
+	{streamBuild{16, 2, 64, 32, false, 0}, 0, "", 0, 0},
 	// The merge in a launch of its own (attention_decode_merge), and
 	// builds whose 64 KB of shared memory leave room for two blocks a
 	// multiprocessor, with chunks sized for two
 	{defaultStream, 0, "", 0, 1},
-	{streamBuild{8, 2, 32, 16, false}, 0, "", 2, 1},
-	{streamBuild{8, 2, 32, 16, false}, 0, "", 2, -1},
-	{streamBuild{8, 1, 64, 16, false}, 0, "", 2, 1},
-	{streamBuild{8, 4, 32, 16, false}, 0, "", 0, 1},
-	{streamBuild{4, 2, 32, 16, false}, 0, "", 2, 1},
+	{streamBuild{8, 2, 32, 16, false, 0}, 0, "", 2, 1},
+	{streamBuild{8, 2, 32, 16, false, 0}, 0, "", 2, -1},
+	{streamBuild{8, 1, 64, 16, false, 0}, 0, "", 2, 1},
+	{streamBuild{8, 4, 32, 16, false, 0}, 0, "", 0, 1},
+	{streamBuild{4, 2, 32, 16, false, 0}, 0, "", 2, 1},
 	// blocks of 4 warps: other tiles, a warp a key, and 3 or 4 blocks a
 	// multiprocessor (chunks of 48 or 32 keys)
-	{streamBuild{4, 1, 64, 16, false}, 0, "", 2, 1},
-	{streamBuild{4, 2, 32, 32, false}, 0, "", 2, 1},
-	{streamBuild{4, 2, 32, 16, false}, 48, "#define SMINB 3\n", 0, 1},
-	{streamBuild{4, 2, 16, 16, false}, 32, "#define SMINB 4\n", 0, 1},
+	{streamBuild{4, 1, 64, 16, false, 0}, 0, "", 2, 1},
+	{streamBuild{4, 2, 32, 32, false, 0}, 0, "", 2, 1},
+	{streamBuild{4, 2, 32, 16, false, 0}, 48, "#define SMINB 3\n", 0, 1},
+	{streamBuild{4, 2, 16, 16, false, 0}, 32, "#define SMINB 4\n", 0, 1},
 	// and 4 tiles of 16 keys; chunks sized for one block a multiprocessor
-	{streamBuild{4, 4, 16, 16, false}, 0, "", 2, 1},
-	{streamBuild{4, 2, 32, 16, false}, 0, "", 0, 1},
+	{streamBuild{4, 4, 16, 16, false, 0}, 0, "", 2, 1},
+	{streamBuild{4, 2, 32, 16, false, 0}, 0, "", 0, 1},
 	// smallStream waiting for the launch ahead before any copy, and with
 	// a third stage it does not use (96 KB: no room for a block of the
 	// next launch beside two of this one)
 	{smallStream, 0, "#define EARLY 0\n", 2, 1},
-	{streamBuild{4, 3, 32, 16, false}, 0, "", 2, 1},
+	{streamBuild{4, 3, 32, 16, false, 0}, 0, "", 2, 1},
 	// room for two blocks of the next launch beside two of this one:
 	// 32 KB of tiles and the registers for four blocks (not run yet)
-	{streamBuild{4, 2, 16, 16, false}, 0, "#define SMINB 4\n", 2, 1},
-	{streamBuild{4, 1, 32, 16, false}, 0, "#define SMINB 4\n", 2, 1},
+	{streamBuild{4, 2, 16, 16, false, 0}, 0, "#define SMINB 4\n", 2, 1},
+	{streamBuild{4, 1, 32, 16, false, 0}, 0, "#define SMINB 4\n", 2, 1},
 	// the products on the tensor cores (TCM): smallStream's shape, one
 	// tile of 64 keys, 8 warps, 2 warps, tiles of 16 keys, and chunks
 	// sized for three blocks a multiprocessor
 	{tcStream, 0, "", 2, 1},
-	{streamBuild{4, 1, 64, 16, true}, 0, "", 2, 1},
-	{streamBuild{8, 2, 32, 16, true}, 0, "", 2, 1},
-	{streamBuild{2, 2, 32, 16, true}, 0, "", 2, 1},
-	{streamBuild{4, 2, 16, 16, true}, 0, "", 2, 1},
+	{streamBuild{4, 1, 64, 16, true, 0}, 0, "", 2, 1},
+	{streamBuild{8, 2, 32, 16, true, 0}, 0, "", 2, 1},
+	{streamBuild{2, 2, 32, 16, true, 0}, 0, "", 2, 1},
+	{streamBuild{4, 2, 16, 16, true, 0}, 0, "", 2, 1},
 	{tcStream, 0, "", 3, 1},
 	// chunks sized for one block a multiprocessor, with 4 tiles in flight
 	// or 2
-	{streamBuild{4, 4, 32, 16, true}, 0, "", 0, 1},
+	{streamBuild{4, 4, 32, 16, true, 0}, 0, "", 0, 1},
 	{tcStream, 0, "", 0, 1},
 	// rows in runs of 2, 4 or a whole tile, a bulk copy each (fewer
 	// copies; a whole tile's rows meet bank conflicts)
@@ -410,21 +413,23 @@ var streamVariants = []streamVariant{
 	// chunks of 32 keys, one tile each (35 KB of shared memory): about four
 	// blocks a multiprocessor at 4k, with room in shared memory for blocks
 	// of the next launch beside them (not run yet)
-	{streamBuild{4, 1, 32, 16, true}, 0, "", 4, 1},
-	{streamBuild{2, 1, 32, 16, true}, 0, "", 4, 1},
-	// two groups of warps taking a block's tiles in turn (TG): a chunk's
-	// two tiles multiplied at once, by 4 warps each or 2; with 2 tiles of
-	// 32 keys a group, chunks of 128 keys
-	{streamBuild{8, 2, 32, 16, true}, 0, "#define TG 2\n", 2, 1},
-	{tcStream, 0, "#define TG 2\n", 2, 1},
-	{streamBuild{8, 4, 32, 16, true}, 0, "#define TG 2\n", 0, 1},
-	{streamBuild{8, 2, 32, 16, true}, 0, "#define TG 2\n", 3, 1},
+	{streamBuild{4, 1, 32, 16, true, 0}, 0, "", 4, 1},
+	{streamBuild{2, 1, 32, 16, true, 0}, 0, "", 4, 1},
+	// groups of warps taking a block's tiles in turn (TG): tcGroups (a
+	// chunk's two tiles multiplied at once, by two warps each), the same
+	// with 4 warps a group, with chunks sized for three blocks a
+	// multiprocessor, and with 4 tiles in flight (chunks for one block a
+	// multiprocessor)
+	{tcGroups, 0, "", 2, 1},
+	{streamBuild{8, 2, 32, 16, true, 2}, 0, "", 2, 1},
+	{streamBuild{8, 2, 32, 16, true, 2}, 0, "", 3, 1},
+	{streamBuild{8, 4, 32, 16, true, 2}, 0, "", 0, 1},
 	// 4 tiles of 16 keys in flight, 4 groups of one warp (each its own
 	// tile, no barrier but the warp's) or 2 groups of two; one warp a group
 	// also with its registers capped for three blocks a multiprocessor
-	{streamBuild{4, 4, 16, 16, true}, 0, "#define TG 4\n", 2, 1},
-	{streamBuild{4, 4, 16, 16, true}, 0, "#define TG 4\n#define SMINB 3\n", 2, 1},
-	{streamBuild{4, 4, 16, 16, true}, 0, "#define TG 2\n", 2, 1},
+	{streamBuild{4, 4, 16, 16, true, 4}, 0, "", 2, 1},
+	{streamBuild{4, 4, 16, 16, true, 4}, 0, "#define SMINB 3\n", 2, 1},
+	{streamBuild{4, 4, 16, 16, true, 2}, 0, "", 2, 1},
 }
 
 // BenchmarkW2D6DecodeAnatomy times defaultStream, merged in its last
@@ -443,7 +448,8 @@ func BenchmarkW2D6DecodeAnatomy(b *testing.B) {
 	for _, build := range []struct {
 		name string
 		streamVariant
-	}{{"8warps", streamVariant{defaultStream, 0, "", 0, -1}}, {"4warps", streamVariant{smallStream, 0, "", 2, 1}}, {"tc", streamVariant{tcStream, 0, "", 2, 1}}} {
+	}{{"8warps", streamVariant{defaultStream, 0, "", 0, -1}}, {"4warps", streamVariant{smallStream, 0, "", 2, 1}}, {"tc", streamVariant{tcStream, 0, "", 2, 1}},
+		{"tcgroups", streamVariant{tcGroups, 0, "", 2, 1}}} {
 		for _, v := range []struct {
 			name string
 			anat int

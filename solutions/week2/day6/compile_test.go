@@ -33,13 +33,16 @@ func TestW2D6CUDASourcesCompile(t *testing.T) {
 		builds = append(builds, build{"sm_90", "prefill", gd[0], gd[1], defaultStream, ""}, build{"sm_90", "decode", gd[0], gd[1], defaultStream, ""},
 			build{"sm_80", "prefill", gd[0], gd[1], defaultStream, ""}, build{"sm_80", "decode", gd[0], gd[1], defaultStream, ""},
 			build{"sm_75", "prefill", gd[0], gd[1], defaultStream, ""},
-			build{"sm_90", "decode", gd[0], gd[1], tcStream, ""}, build{"sm_90", "decode", gd[0], gd[1], streamBuild{8, 2, 32, 16, true}, ""})
+			build{"sm_90", "decode", gd[0], gd[1], tcStream, ""}, build{"sm_90", "decode", gd[0], gd[1], streamBuild{8, 2, 32, 16, true, 0}, ""},
+			build{"sm_90", "decode", gd[0], gd[1], tcGroups, ""})
 	}
 	for _, v := range streamVariants {
 		builds = append(builds, build{"sm_90", "decode", 7, 128, v.sb, v.defines})
 	}
 	for anat := range 16 {
-		builds = append(builds, build{"sm_90", "decode", 7, 128, defaultStream, fmt.Sprintf("#define ANAT %d\n", anat)})
+		for _, sb := range []streamBuild{defaultStream, tcStream, tcGroups} {
+			builds = append(builds, build{"sm_90", "decode", 7, 128, sb, fmt.Sprintf("#define ANAT %d\n", anat)})
+		}
 	}
 	for _, b := range builds {
 		defines := b.sb.defines(b.group, b.dim) + b.defines

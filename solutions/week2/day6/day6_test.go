@@ -136,16 +136,17 @@ func TestW2D6DecodePathsAgreeGPU(t *testing.T) {
 		// and in a launch of its own, and builds of two blocks a
 		// multiprocessor, in case one becomes the default.
 		for _, v := range []streamVariant{baselineStream, {defaultStream, 0, "#define SPREAD 0\n", 0, 0},
-			{streamBuild{8, 4, 32, 32, false}, 0, "", 0, 0}, {streamBuild{8, 4, 32, 16, false}, 0, "", 0, 0},
+			{streamBuild{8, 4, 32, 32, false, 0}, 0, "", 0, 0}, {streamBuild{8, 4, 32, 16, false, 0}, 0, "", 0, 0},
 			{defaultStream, 0, "", 0, -1}, {defaultStream, 0, "", 0, 1},
-			{streamBuild{8, 2, 32, 16, false}, 0, "", 2, 1}, {streamBuild{4, 2, 32, 16, false}, 0, "", 2, 1},
+			{streamBuild{8, 2, 32, 16, false, 0}, 0, "", 2, 1}, {streamBuild{4, 2, 32, 16, false, 0}, 0, "", 2, 1},
 			// the products on the tensor cores, in four shapes
-			{tcStream, 0, "", 2, 1}, {streamBuild{4, 1, 64, 16, true}, 0, "", 2, 1},
-			{streamBuild{8, 2, 32, 16, true}, 0, "", 2, 1}, {streamBuild{2, 2, 32, 16, true}, 0, "", 2, 1},
+			{tcStream, 0, "", 2, 1}, {streamBuild{4, 1, 64, 16, true, 0}, 0, "", 2, 1},
+			{streamBuild{8, 2, 32, 16, true, 0}, 0, "", 2, 1}, {streamBuild{2, 2, 32, 16, true, 0}, 0, "", 2, 1},
 			{tcStream, 0, "#define TROWS 2\n", 2, 1}, {tcStream, 0, "#define TROWS 4\n", 2, 1},
-			// two groups of warps taking the tiles in turn, 4 or 2 warps each
-			{streamBuild{8, 2, 32, 16, true}, 0, "#define TG 2\n", 2, 1}, {tcStream, 0, "#define TG 2\n", 2, 1},
-			{streamBuild{4, 4, 16, 16, true}, 0, "#define TG 4\n", 2, 1}} {
+			// groups of warps taking the tiles in turn: two of 2 warps
+			// (tcGroups) or of 4, four of one warp
+			{tcGroups, 0, "", 2, 1}, {streamBuild{8, 2, 32, 16, true, 2}, 0, "", 2, 1},
+			{streamBuild{4, 4, 16, 16, true, 4}, 0, "", 2, 1}} {
 			b, err := NewAttention(d)
 			if err != nil {
 				t.Fatal(err)
