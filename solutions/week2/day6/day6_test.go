@@ -5,6 +5,9 @@ package day6
 // run where it has none.
 
 import (
+	"os"
+	"regexp"
+	"slices"
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/grade/w2d6"
@@ -146,7 +149,9 @@ func TestW2D6DecodePathsAgreeGPU(t *testing.T) {
 			// groups of warps taking the tiles in turn: two of 2 warps
 			// (tcGroups) or of 4, four of one warp
 			{tcGroups, 0, "", 2, 1}, {streamBuild{8, 2, 32, 16, true, 2}, 0, "", 2, 1},
-			{streamBuild{4, 4, 16, 16, true, 4}, 0, "", 2, 1}} {
+			{streamBuild{4, 4, 16, 16, true, 4}, 0, "", 2, 1},
+			// K's fragments by ldmatrix
+			{tcStream, 0, "#define LDSM 1\n", 2, 1}, {tcGroups, 0, "#define LDSM 1\n", 2, 1}} {
 			b, err := NewAttention(d)
 			if err != nil {
 				t.Fatal(err)
@@ -159,6 +164,20 @@ func TestW2D6DecodePathsAgreeGPU(t *testing.T) {
 		t.Logf("not run: attention_decode_stream needs compute capability 9.0 or later; %s has %s", d, d.Info().ComputeCapability)
 	}
 	add("Decode's pick", a, pathAuto)
+	// TINYLLM_DECODE_PATHS keeps the paths whose names match it (a
+	// maintainer checking one build; each path is checked against the CPU
+	// on its own).
+	if re := os.Getenv("TINYLLM_DECODE_PATHS"); re != "" {
+		keep, err := regexp.Compile(re)
+		if err != nil {
+			t.Fatalf("TINYLLM_DECODE_PATHS=%q: %v", re, err)
+		}
+		paths = slices.DeleteFunc(paths, func(p w2d6.Path) bool { return !keep.MatchString(p.Name) })
+		if len(paths) == 0 {
+			t.Fatalf("TINYLLM_DECODE_PATHS=%q matches no path", re)
+		}
+		t.Logf("checking %d paths (TINYLLM_DECODE_PATHS)", len(paths))
+	}
 	w2d6.DecodePathsAgree(t, "W2D6 Task 2 Decode", d, paths)
 	// Decode's pick on this GPU at Qwen2-7B's heads.
 	ks, err := a.kernelsFor(7, 128)
