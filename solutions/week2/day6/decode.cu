@@ -997,7 +997,8 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
 #endif
 
     // q for the scores as B fragments, split: this lane's features
-    // dp·DP + 8·s + 2t, + 1 of head g (zeros past the group).
+    // dp·DP + 8·s + 2t, + 1 of head g (with LDSM, + t and + t + 4: K's
+    // columns in their own order), zeros past the group.
     const int mt = gw % MT, dp = gw / MT;
     unsigned qh[KS][2], ql[KS][2];
     {
