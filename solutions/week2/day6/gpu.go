@@ -177,8 +177,8 @@ const tcFrom, tcTo = 1024, 4096
 // tcFrom to tcTo positions where a chunk holds two tiles or more, which
 // it then multiplies at once instead of one after the other. On H200s
 // at Qwen2-7B's heads it took 7.43 and 7.45 µs at 4k positions against
-// 7.86 and 7.85 for tcStream (two runs), and 7.34 against 7.57 on another
-// machine; at 2k, where a chunk is one tile and one group waits, 6.49
+// 7.86 and 7.85 for tcStream (two runs), and 7.34 against 7.57 in a
+// third; at 2k, where a chunk is one tile and one group waits, 6.49
 // against 5.65.
 var tcGroups = streamBuild{warps: 4, stages: 2, tile: 32, lanes: 16, tc: true, groups: 2}
 
