@@ -845,18 +845,8 @@ __device__ __forceinline__ void tc_copy(float* stage, unsigned long long* bars, 
 #ifndef TCOPY
 #define TCOPY 0  // 1: every thread copies 16-byte pieces (cp.async) instead of warp 0's bulk copies
 #endif
-// STAGGER 1 (bulk copies only): a block requests its first tile at the
-// start and each later one of its first SST when the one before it has
-// landed, instead of all SST at once, so that its first tile's products
-// can run while the next streams in.
-#ifndef STAGGER
-#define STAGGER 0
-#endif
-#if STAGGER && TCOPY
-#error "STAGGER takes the bulk copies (TCOPY 0)"
-#endif
-#if TG > 1 && (STAGGER || TCOPY)
-#error "tile groups (TG) take the bulk copies, all requested at the start (TCOPY 0, STAGGER 0)"
+#if TG > 1 && TCOPY
+#error "tile groups (TG) take the bulk copies (TCOPY 0)"
 #endif
 #if TG > 4
 #error "at most 4 tile groups (TG)"
@@ -977,7 +967,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     }
 #else
     // tiles requested at the start (none in the anatomy's builds without copies)
-    const int start = ANAT & ANAT_NO_COPY ? 0 : STAGGER ? min(nt, 1) : first;
+    const int start = ANAT & ANAT_NO_COPY ? 0 : first;
     if (warp == 0) {
         if (lane == 0) {
 #pragma unroll
@@ -1029,13 +1019,6 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     for (int tt = grp; tt < nt; tt += TG) {
         const int s = tt % SST, b = (tt / TG) & 1;
         if (!(ANAT & ANAT_NO_COPY)) stream_wait(&bars[s], (tt / SST) & 1);
-#if STAGGER
-        if (tt + 1 < first && warp == 0 && !(ANAT & ANAT_NO_COPY)) {  // the next of the first tiles, into a stage not used yet
-            if (lane == 0) stream_expect(bars, tt + 1, n);
-            __syncwarp();
-            tc_copy(stage, bars, kh, vh, tt + 1, 0, stream_rows(tt + 1, n), lane);
-        }
-#endif
         const float* kt = stage + (size_t)s * STAGEF;
         const float* vt = kt + TILEK;
         const int base = j0 + tt * ST, nv = min(ST, j1 - base);

@@ -559,11 +559,19 @@ func (a *Attention) Decode(out, q *devtensor.Activations, c *devtensor.KVCache, 
 // ahead of this one).
 func (a *Attention) decodeStream(ks *compiled, out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mb *kernels.Buffer, has int32, l, hq, g int, causal bool) error {
 	sb, kernel, perSM, apart := a.streamBuild(), ks.stream, max(1, a.perSM), a.mergeApart > 0 || a.mergeApart == 0 && separateMerge
-	if a.stream == (streamBuild{}) && a.perSM == 0 && a.mergeApart == 0 && a.chunk <= 0 && c.Len >= smallFrom && c.Len <= smallTo {
-		sb, perSM, apart = smallStream, 2, true
+	auto := a.stream == (streamBuild{}) && a.perSM == 0 && a.mergeApart == 0 && a.chunk <= 0 && c.Len >= smallFrom && c.Len <= smallTo
+	if auto {
+		perSM, apart = 2, true
+	}
+	chunk := a.chunk
+	if chunk <= 0 {
+		chunk = streamChunk(c.Len, c.Heads*l, a.dev.Info().Multiprocessors*perSM)
+	}
+	if auto {
+		sb = smallStream
 		if c.Len >= tcFrom && c.Len <= tcTo {
 			sb = tcStream
-			if streamChunk(c.Len, c.Heads*l, a.dev.Info().Multiprocessors*perSM) >= 2*sb.tile {
+			if chunk >= 2*sb.tile {
 				sb = tcGroups
 			}
 		}
@@ -571,10 +579,6 @@ func (a *Attention) decodeStream(ks *compiled, out, q *devtensor.Activations, c 
 		if kernel, err = a.buildKernel(ks, sb, g, c.HeadDim); err != nil {
 			return err
 		}
-	}
-	chunk := a.chunk
-	if chunk <= 0 {
-		chunk = streamChunk(c.Len, c.Heads*l, a.dev.Info().Multiprocessors*perSM)
 	}
 	splits := kernels.Blocks(c.Len, chunk)
 	if sb.tc && !apart {
