@@ -444,8 +444,9 @@ var streamVariants = []streamVariant{
 // blocks, smallStream and tcStream, merged apart, with parts of them left out
 // (ANAT; the output is then wrong), at 512, 4k and 32k positions, from a
 // graph with and without programmatic dependent launch: what the merge,
-// the arithmetic and the copies each add, and what a launch that does
-// nothing costs.
+// the arithmetic and the copies each add (and, without the arithmetic,
+// what loading q alone costs: "no-math-q-kept"), and what a launch that
+// does nothing costs.
 func BenchmarkW2D6DecodeAnatomy(b *testing.B) {
 	d, q, out, lengths, cs := streamSetup(b)
 	// defaultStream with its merge in the last blocks, the build the
@@ -461,7 +462,7 @@ func BenchmarkW2D6DecodeAnatomy(b *testing.B) {
 		for _, v := range []struct {
 			name string
 			anat int
-		}{{"whole", 0}, {"no-merge", 1}, {"no-math", 2}, {"no-copy", 4}, {"no-math-no-copy", 6}, {"counting-only", 7}, {"empty", 8}} {
+		}{{"whole", 0}, {"no-merge", 1}, {"no-math", 2}, {"no-math-q-kept", 18}, {"no-copy", 4}, {"no-math-no-copy", 6}, {"counting-only", 7}, {"empty", 8}} {
 			a, err := NewAttention(d)
 			if err != nil {
 				b.Fatal(err)

@@ -458,7 +458,9 @@ extern "C" __global__ void __launch_bounds__(FW * 32, 2) attention_decode_fused(
 // ANAT leaves parts of the kernel out, for the benchmark that measures
 // what each part costs (the output is then wrong): the merge, the
 // arithmetic on the tiles, the copies (the arithmetic then reads whatever
-// the stages hold), or everything after the wait.
+// the stages hold), or everything after the wait. Without the arithmetic
+// the compiler drops q's loads too, unless ANAT_KEEP_Q folds q into the
+// outputs: the row then tells q's trip from L2 from the arithmetic.
 #ifndef ANAT
 #define ANAT 0
 #endif
@@ -466,6 +468,7 @@ extern "C" __global__ void __launch_bounds__(FW * 32, 2) attention_decode_fused(
 #define ANAT_NO_MATH 2
 #define ANAT_NO_COPY 4
 #define ANAT_EMPTY 8
+#define ANAT_KEEP_Q 16
 #ifndef EARLY
 #define EARLY 1  // 0: wait for the launch ahead before any copy (the benchmark's comparison)
 #endif
@@ -1097,6 +1100,15 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         }
     }
 
+#if (ANAT & ANAT_NO_MATH) && (ANAT & ANAT_KEEP_Q)
+    {
+        float qs = 0.f;
+#pragma unroll
+        for (int s = 0; s < KS; s++)
+            qs += (__uint_as_float(qh[s][0]) + __uint_as_float(qh[s][1])) + (__uint_as_float(ql[s][0]) + __uint_as_float(ql[s][1]));
+        acc[0][0][0] += qs;
+    }
+#endif
 #if TG > 1
     // The groups' states meet in group 0, through the stages (every tile
     // has landed and been read once all warps pass the barrier): each
@@ -1346,6 +1358,12 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         }
     }
 
+#if (ANAT & ANAT_NO_MATH) && (ANAT & ANAT_KEEP_Q)
+#pragma unroll
+    for (int g = 0; g < GROUP; g++)
+#pragma unroll
+        for (int f = 0; f < QF; f++) acc[0][0] += qr[g][f];
+#endif
     // The warps' states, merged: the block's state, written for the merge.
     // Every copy has landed; once every warp has read its last tile, the
     // stages are free.
