@@ -47,8 +47,8 @@ func TestW2D6CUDASourcesCompile(t *testing.T) {
 		}
 	}
 	// NVRTC compiles different programs on several threads at once, and the
-	// list takes minutes on one: the builds are spread over the CPUs, after
-	// the first, which says whether there is a compiler at all.
+	// list takes minutes on one: the builds are spread over the CPUs, once
+	// an empty kernel has said whether there is a compiler at all.
 	compile := func(b build) {
 		defines := b.sb.defines(b.group, b.dim) + b.defines
 		src := defines + Source(kernels.CUDA, b.file)

@@ -1019,9 +1019,9 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
             tf32_split(x.y * scale * LOG2E, qh[s][1], ql[s][1]);
         }
     }
-    // The warp's outputs, features of slices warp + j·SW for heads 2t and
+    // The warp's outputs, features of slices gw + j·WG for heads 2t and
     // 2t + 1 (C fragments; [1] holds the cross terms), and head g's
-    // running maximum and sum, the same in every warp.
+    // running maximum and sum, the same in every warp of the group.
     float acc[VW][2][4] = {};
     float m_run = -INFINITY, l_run = 0.f;
     __syncthreads();  // the barriers are initialised
