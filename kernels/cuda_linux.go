@@ -555,10 +555,21 @@ func nvrtcCubin(n *nvrtcAPI, ver, arch, src string, opts []string) ([]byte, erro
 // compile runs NVRTC on src for this GPU's architecture (sm_XY, a CUBIN the
 // driver loads without a JIT step) and loads the result as a module.
 func (b *cudaBackend) compile(src string, opts []string) (uintptr, error) {
-	image, err := nvrtcCubin(&nvrtcLib, nvrtcVer, b.arch, src, opts)
+	image, err := b.buildImage(src, opts)
 	if err != nil {
 		return 0, err
 	}
+	return b.loadImage(image)
+}
+
+// buildImage is compile's NVRTC half: it touches no CUDA context and no
+// state of b but the architecture, fixed when the device opened.
+func (b *cudaBackend) buildImage(src string, opts []string) ([]byte, error) {
+	return nvrtcCubin(&nvrtcLib, nvrtcVer, b.arch, src, opts)
+}
+
+// loadImage is compile's driver half: it loads a CUBIN as a module.
+func (b *cudaBackend) loadImage(image []byte) (uintptr, error) {
 	if err := b.bind(); err != nil {
 		return 0, err
 	}

@@ -368,13 +368,36 @@ func (k *Kernel) MaxThreadsPerBlock() int { return k.maxThreads }
 // replaces the device's own architecture, for instructions that only an
 // architecture-specific target has. A compile error carries the compiler's
 // log.
+//
+// On CUDA the compiler runs without the device's lock (only loading the
+// machine code takes it), so goroutines that compile different sources
+// at once use as many CPUs: a test that warms a few hundred builds does
+// so in a fraction of the time.
 func (d *Device) Compile(source string, opts ...string) (*Module, error) {
+	var image []byte
+	if ib, ok := d.b.(imageBuilder); ok {
+		d.mu.Lock()
+		closed := d.closed
+		d.mu.Unlock()
+		if closed {
+			return nil, ErrClosed
+		}
+		var err error
+		if image, err = ib.buildImage(source, opts); err != nil {
+			return nil, err
+		}
+	}
 	unlock, err := d.lock()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	h, err := d.b.compile(source, opts)
+	var h uintptr
+	if image != nil {
+		h, err = d.b.(imageBuilder).loadImage(image)
+	} else {
+		h, err = d.b.compile(source, opts)
+	}
 	if err != nil {
 		return nil, err
 	}

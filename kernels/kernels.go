@@ -132,6 +132,16 @@ type Stats struct {
 	Graphs      int
 }
 
+// imageBuilder is what a backend implements when its compiler can run
+// without the Device's lock: buildImage turns source into machine code and
+// is safe to call from several goroutines at once (NVRTC compiles separate
+// programs concurrently); loadImage, called with the lock held, loads it
+// as a module. Device.Compile then uses these instead of compile.
+type imageBuilder interface {
+	buildImage(src string, opts []string) ([]byte, error)
+	loadImage(image []byte) (uintptr, error)
+}
+
 // backend is what a platform implements. Every method is called with the
 // Device's lock held.
 type backend interface {

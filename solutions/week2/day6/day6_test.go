@@ -123,7 +123,9 @@ func TestW2D6DecodePathsAgreeGPU(t *testing.T) {
 	}
 	defer a.Close()
 	var paths []w2d6.Path
+	owner := map[string]*Attention{}
 	add := func(name string, a *Attention, path decodePath) {
+		owner[name] = a
 		paths = append(paths, w2d6.Path{Name: name, Run: func(out, q *devtensor.Activations, c *devtensor.KVCache, scale float32, mask *devtensor.Activations, causal bool) error {
 			a.path = path
 			return a.Decode(out, q, c, scale, mask, causal)
@@ -180,6 +182,13 @@ func TestW2D6DecodePathsAgreeGPU(t *testing.T) {
 		}
 		t.Logf("checking %d paths (TINYLLM_DECODE_PATHS)", len(paths))
 	}
+	var atts []*Attention
+	for _, p := range paths {
+		if !slices.Contains(atts, owner[p.Name]) {
+			atts = append(atts, owner[p.Name])
+		}
+	}
+	warmDecode(t, atts, w2d6.OddDecodeShapes)
 	w2d6.DecodePathsAgree(t, "W2D6 Task 2 Decode", d, paths)
 	// Decode's pick on this GPU at Qwen2-7B's heads.
 	ks, err := a.kernelsFor(7, 128)

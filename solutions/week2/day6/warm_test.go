@@ -1,0 +1,77 @@
+package day6
+
+import (
+	"runtime"
+	"sync"
+	"testing"
+
+	"github.com/tinyllm-go/tinyllm/internal/grade/w2d6"
+)
+
+// warmDecode compiles what each of atts launches for the head shapes of
+// shapes, several sources at once, before the checks time nothing but run
+// them: the check of every decode build compiles some 400 sources, which
+// one after another took most of the test binary's time. Jobs go shape by
+// shape, so that the workers mostly hold different Attentions (each
+// compiles under its own lock). Decode's own Attention also builds the
+// kernels its pick takes by cache length.
+func warmDecode(t *testing.T, atts []*Attention, shapes []w2d6.RealShape) {
+	type job struct {
+		a     *Attention
+		g, d  int
+		byLen bool
+	}
+	var jobs []job
+	seen := map[[2]int]bool{}
+	for _, s := range shapes {
+		key := [2]int{s.Hq / s.H, s.D}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		for _, a := range atts {
+			jobs = append(jobs, job{a: a, g: key[0], d: key[1], byLen: a.stream == (streamBuild{}) && a.perSM == 0})
+		}
+	}
+	work := make(chan job)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	var failed error
+	for range runtime.NumCPU() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range work {
+				err := warmOne(j.a, j.g, j.d, j.byLen)
+				if err != nil {
+					mu.Lock()
+					failed = err
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, j := range jobs {
+		work <- j
+	}
+	close(work)
+	wg.Wait()
+	if failed != nil {
+		t.Fatalf("compiling the decode kernels ahead of the checks: %v", failed)
+	}
+}
+
+// warmOne compiles a's kernels for group g and head dimension d and, with
+// byLen, the stream builds Decode picks among by cache length.
+func warmOne(a *Attention, g, d int, byLen bool) error {
+	ks, err := a.kernelsFor(g, d)
+	if err != nil || !byLen || ks.stream == nil {
+		return err
+	}
+	for _, sb := range []streamBuild{smallStream, tcStream, tcGroups} {
+		if _, err := a.buildKernel(ks, sb, g, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
