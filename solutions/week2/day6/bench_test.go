@@ -432,13 +432,6 @@ var streamVariants = []streamVariant{
 	// K's fragments by ldmatrix (LDSM): tcStream and tcGroups
 	{tcStream, 0, "#define LDSM 1\n", 2, 1},
 	{tcGroups, 0, "#define LDSM 1\n", 2, 1},
-	// 8 warps in 2 groups of 4 held to 80 registers (SMINB 3, a few bytes
-	// spilled) with one buffer of scores (SPB 1), so that a block of the
-	// next launch fits beside two of this one, also with ldmatrix; and
-	// tcGroups with one buffer, what the extra barrier costs (not run yet)
-	{streamBuild{8, 2, 32, 16, true, 2}, 0, "#define SMINB 3\n#define SPB 1\n", 2, 1},
-	{streamBuild{8, 2, 32, 16, true, 2}, 0, "#define SMINB 3\n#define SPB 1\n#define LDSM 1\n", 2, 1},
-	{tcGroups, 0, "#define SPB 1\n", 2, 1},
 }
 
 // BenchmarkW2D6DecodeAnatomy times defaultStream, merged in its last

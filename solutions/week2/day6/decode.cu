@@ -722,13 +722,6 @@ __device__ __forceinline__ int tc_key(int gl, int hh, int hi) {
 #ifndef TG
 #define TG 1
 #endif
-// SPB: the buffers of partial scores a group takes in turn. With 2, a
-// group's next tile may write its scores while a slower warp still reads
-// the last ones; with 1 (4 KB less shared memory with 8 warps, the room a
-// third block needs) the group waits for all its warps between tiles.
-#ifndef SPB
-#define SPB 2
-#endif
 #define WG (SW / TG)            // warps a group
 #define MT (ST / 16)            // 16-key slices of a tile
 #define NP (WG / MT)            // parts of the features in the scores
@@ -938,7 +931,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         float scale, int causal, int has_mask, int fresh, int mergers) {
     extern __shared__ __align__(128) float stage[];  // SST stages of (K tile, V tile), padded rows
     __shared__ __align__(8) unsigned long long bars[SST];
-    __shared__ __align__(16) float sp[TG][SPB][NP][ST][8];  // a group's parts' partial scores, SPB tiles in turn
+    __shared__ __align__(16) float sp[TG][2][NP][ST][8];  // a group's parts' partial scores, two tiles in turn
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #if ANAT & ANAT_EMPTY
     asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -1027,7 +1020,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     __syncthreads();  // the barriers are initialised
 
     for (int tt = grp; tt < nt; tt += TG) {
-        const int s = tt % SST, b = SPB == 1 ? 0 : (tt / TG) & 1;
+        const int s = tt % SST, b = (tt / TG) & 1;
         if (!(ANAT & ANAT_NO_COPY)) stream_wait(&bars[s], (tt / SST) & 1);
         const float* kt = stage + (size_t)s * STAGEF;
         const float* vt = kt + TILEK;
@@ -1070,7 +1063,6 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         const float corr = nv == ST && !has_mask
                                    ? tc_softmax<true>(sp[grp][b], mrow, has_mask, nv, g, t, m_run, l_run, ph, pl)
                                    : tc_softmax<false>(sp[grp][b], mrow, has_mask, nv, g, t, m_run, l_run, ph, pl);
-        if (SPB == 1 && tt + TG < nt) tc_group_sync(grp);  // the group's next scores overwrite these
         // 3. The outputs' heads are 2t and 2t + 1: their rescale factors
         // come from the lanes that hold those heads' states.
         const float c0 = __shfl_sync(0xffffffffu, corr, 8 * t), c1 = __shfl_sync(0xffffffffu, corr, 8 * t + 4);
