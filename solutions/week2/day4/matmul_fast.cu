@@ -1610,4 +1610,169 @@ extern "C" __global__ void matmul_sum_splits(float* __restrict__ y, const float*
     for (int z = 0; z < splits; z++) s += part[(size_t)z * mn + i];
     y[i] = s;
 }
+
+// ---- Rung 3's int8-part kernel with W copied through shared memory. ----
+//
+// matmul_q4_gemv_q8 holds the weights in flight in registers: a round of U
+// slices of a warp's 4 rows, so that its registers bound the bytes a
+// multiprocessor has on their way (32 KB with two blocks of one slice a
+// round, or one block of two), and even with x free that loop read W at
+// about 70% of the copy bandwidth. Here each lane copies its slices with
+// cp.async into a ring of MQA_STAGES rounds in shared memory and reads a
+// round back when it multiplies it: the bytes in flight are bounded by
+// shared memory (MQA_STAGES·MQA_U·4 slices a lane, 24 bytes each with
+// their scale and bias) instead. A lane reads back only what it copied
+// itself, so waiting for its own copies (cp.async.wait_group) is all the
+// synchronisation the ring needs. cp.async copies 4, 8 or 16 bytes, so a
+// 2-byte scale or bias comes as the aligned word that holds it, and the
+// lane takes the half it needs. The slices, their order and the sums are
+// matmul_q4_gemv_q8's: the outputs agree bit for bit.
+#ifndef MQA_STAGES
+#define MQA_STAGES 4  // rounds a warp has in flight
+#endif
+#ifndef MQA_U
+#define MQA_U 1  // slices of each row a round
+#endif
+#ifndef MQA_MINB
+#define MQA_MINB 1
+#endif
+
+// The copies are asm with a memory clobber, so that the compiler keeps the
+// reads of a stage before the copy that refills it.
+__device__ __forceinline__ void mqa_copy16(void* dst, const void* src) {
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(smem_u32(dst)), "l"(src) : "memory");
+}
+__device__ __forceinline__ void mqa_copy4(void* dst, const void* src) {
+    asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(smem_u32(dst)), "l"(src) : "memory");
+}
+__device__ __forceinline__ void mqa_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
+template <int N>
+__device__ __forceinline__ void mqa_wait() {
+    asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// A warp's ring: slice u of row p, stage s, lane l at ((s·U + u)·MV_P +
+// p)·32 + l, 16 bytes of W in w and the words of its scale and bias in sb.
+struct MqaRing {
+    uint4* w;
+    uint2* sb;
+};
+
+__device__ __forceinline__ int mqa_at(int s, int u, int p) { return ((s * MQA_U + u) * MV_P + p) * 32 + (threadIdx.x & 31); }
+
+// Copies a round (mq_load's slices j0, j0 + stride, … of the rows at o)
+// into stage s.
+__device__ __forceinline__ void mqa_issue(const MqaRing& ring, int s, const void* __restrict__ w,
+                                          const unsigned short* __restrict__ scales,
+                                          const unsigned short* __restrict__ biases, const MqRows& o, int NS,
+                                          int lg, int j0, int stride) {
+#pragma unroll
+    for (int u = 0; u < MQA_U; u++) {
+        const int j = j0 + u * stride;
+        if (j >= NS) break;
+        const unsigned int gj = (unsigned int)j >> lg;
+#pragma unroll
+        for (int p = 0; p < MV_P; p++) {
+            const int at = mqa_at(s, u, p);
+            const unsigned int g = (o.g[p] + gj) & ~1u;
+            mqa_copy16(ring.w + at, (const uint4*)w + (o.w[p] + (unsigned int)j));
+            mqa_copy4(&ring.sb[at].x, scales + g);
+            mqa_copy4(&ring.sb[at].y, biases + g);
+        }
+    }
+}
+
+// Reads stage s back into the registers mq_mul takes.
+__device__ __forceinline__ void mqa_read(MqRound<MQA_U>& r, const MqaRing& ring, int s, const MqRows& o, int NS,
+                                         int lg, int j0, int stride) {
+#pragma unroll
+    for (int u = 0; u < MQA_U; u++) {
+        const int j = j0 + u * stride;
+        if (j >= NS) break;
+#pragma unroll
+        for (int p = 0; p < MV_P; p++) {
+            const int at = mqa_at(s, u, p);
+            // the group's half of the word (rows start at row·G groups, so
+            // the parity can differ from row to row)
+            const unsigned int h = ((o.g[p] + ((unsigned int)j >> lg)) & 1u) * 16;
+            const uint2 sb = ring.sb[at];
+            r.v[u][p] = ring.w[at];
+            r.s[u][p] = (unsigned short)(sb.x >> h);
+            r.b[u][p] = (unsigned short)(sb.y >> h);
+        }
+    }
+}
+
+// Shared memory: x as in matmul_q4_gemv_q8 (MQ_LEVELS·K + 8·K/32 bytes,
+// rounded up to 16), then each warp's ring, W's slices of every warp
+// first, then their scale and bias words: (warps)·MQA_STAGES·MQA_U·4·32·24
+// bytes.
+extern "C" __global__ void __launch_bounds__(256, MQA_MINB) matmul_q4_gemv_q8_async(
+        float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
+        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
+        int N, int K, int group, int wk) {
+    extern __shared__ float4 mqa_smem[];
+    const int NS = K / 32, G = K / group, lg = 31 - __clz(group / 32);
+    const int warps = blockDim.x / 32, warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = warps / wk;
+    const int part = warp % wk, first = part * 32 + lane, stride = 32 * wk, step = stride * MQA_U;
+    const int sets = (N + MV_P * per - 1) / (MV_P * per);
+    unsigned char* xs = (unsigned char*)mqa_smem;
+    const size_t xbytes = ((size_t)MQ_LEVELS * K + 8 * (size_t)NS + 15) & ~(size_t)15;
+    const int ringN = MQA_STAGES * MQA_U * MV_P * 32;
+    MqaRing ring;
+    ring.w = (uint4*)(xs + xbytes) + (size_t)warp * ringN;
+    ring.sb = (uint2*)(xs + xbytes + (size_t)warps * ringN * 16) + (size_t)warp * ringN;
+    // rounds a set takes this warp, and in all over its block's sets
+    const int R = part * 32 < NS ? (NS - part * 32 + step - 1) / step : 0;
+    const int total = (int)blockIdx.x < sets ? R * ((sets - 1 - (int)blockIdx.x) / (int)gridDim.x + 1) : 0;
+    // The copying runs MQA_STAGES - 1 rounds ahead of the products: its
+    // own set and round, and the next round it copies.
+    int cs = blockIdx.x, cr = 0, next = 0;
+    MqRows co;
+    {
+        int rows[MV_P];
+        mv_rows(min(cs, sets - 1), per, wk, N, rows);
+        mq_rows(co, rows, NS, G);
+    }
+    auto copy_next = [&]() {  // one commit group a call, empty past the end
+        if (next < total) {
+            mqa_issue(ring, next % MQA_STAGES, w, scales, biases, co, NS, lg, first + cr * step, stride);
+            if (++cr == R) {
+                cr = 0;
+                cs += gridDim.x;
+                int rows[MV_P];
+                mv_rows(min(cs, sets - 1), per, wk, N, rows);
+                mq_rows(co, rows, NS, G);
+            }
+        }
+        next++;
+        mqa_commit();
+    };
+    for (int k = 0; k < MQA_STAGES - 1; k++) copy_next();
+    mv_after_previous();  // x is the launch ahead's output
+    mq_stage<false>(xs, x, nullptr, K);
+    const uint4* xp = (const uint4*)xs;
+    const float2* xd = (const float2*)(xp + 2 * MQ_LEVELS * NS);
+    int k = 0;
+    for (int set = blockIdx.x; set < sets; set += gridDim.x) {
+        int rows[MV_P];
+        mv_rows(set, per, wk, N, rows);
+        MqRows o;
+        mq_rows(o, rows, NS, G);
+        float acc[MV_P], tot[MV_P];
+#pragma unroll
+        for (int p = 0; p < MV_P; p++) acc[p] = 0.0f;
+        for (int r = 0; r < R; r++, k++) {
+            copy_next();
+            mqa_wait<MQA_STAGES - 1>();  // round k has landed
+            MqRound<MQA_U> cur;
+            mqa_read(cur, ring, k % MQA_STAGES, o, NS, lg, first + r * step, stride);
+            mq_mul(acc, cur, xp, xd, NS, first + r * step, stride);
+        }
+        mv_reduce(tot, acc, wk);
+        const int n0 = (set * per + warp / wk) * MV_P;
+        if (warp % wk == 0 && lane < MV_P && n0 + lane < N) y[n0 + lane] = mv_lane_sum(tot, lane);
+    }
+    mqa_wait<0>();
+}
 #endif  // MATVEC_CORE_ONLY
