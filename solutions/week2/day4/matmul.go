@@ -537,6 +537,12 @@ func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 // q8Cap a multiprocessor), each taking sets in turn.
 func (m *Matmul) launchAsync(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	info := m.dev.Info()
+	if w.N*(w.K/w.GroupSize)%2 != 0 {
+		// The kernel copies a scale or bias as the aligned 4-byte word
+		// that holds it: with an odd count the last word would end past
+		// the buffer.
+		return fmt.Errorf("matmul: matmul_q4_gemv_q8_async needs an even number of groups (%d x %d)", w.N, w.K/w.GroupSize)
+	}
 	smem := asyncShared(w.K, m.q8Levels, m.qaStages, m.qaU)
 	if smem > info.MaxSharedMemory {
 		return fmt.Errorf("matmul: matmul_q4_gemv_q8_async needs %d bytes of shared memory for K = %d; the device allows %d", smem, w.K, info.MaxSharedMemory)
