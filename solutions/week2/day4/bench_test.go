@@ -10,8 +10,6 @@ package day4
 
 import (
 	"fmt"
-	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -516,56 +514,6 @@ func BenchmarkW2D4V3Stream(b *testing.B) {
 		ws, x, y, free := decodeOperands(b, d, s, f)
 		for i := range mms {
 			b.Run(fmt.Sprintf("%s/bf16/M=1/stream%d", s.Name, i), func(b *testing.B) { benchRung(b, d, mms[i], V3Vector, y, x, ws) })
-		}
-		free()
-	}
-}
-
-// BenchmarkW2D4AsyncVariants times matmul_q4_gemv_q8_async (W copied
-// through shared memory) beside V3's pick on every real shape, 4-bit g64,
-// one row of x, from a graph with programmatic dependent launch: builds of
-// its ring (rounds in flight a warp, slices a round) with q8Split's warps a
-// set of rows or 2 or 8, and one or two blocks a multiprocessor where the
-// shared memory allows two. TINYLLM_ASYNC_SHAPES, when set, keeps the
-// shapes whose names contain it.
-//
-//	go test -run '^$' -bench W2D4AsyncVariants -benchtime 100ms ./solutions/week2/day4
-func BenchmarkW2D4AsyncVariants(b *testing.B) {
-	d := kerneltest.Open(b)
-	if d.Backend() != kernels.CUDA {
-		b.Skip("not run: the int8-part kernels are CUDA's")
-	}
-	builds := []struct{ stages, u int }{{4, 1}, {6, 1}, {8, 1}, {3, 2}, {4, 2}}
-	mms := make([]*Matmul, len(builds))
-	for i, c := range builds {
-		cfg := cudaV3
-		cfg.extra = fmt.Sprintf("-DMQA_STAGES=%d -DMQA_U=%d", c.stages, c.u)
-		var err error
-		if mms[i], err = newMatmul(d, cfg); err != nil {
-			b.Fatal(err)
-		}
-		defer mms[i].Close()
-	}
-	keep := os.Getenv("TINYLLM_ASYNC_SHAPES")
-	for _, s := range w2d4.RealShapes {
-		if keep != "" && !strings.Contains(s.Name, keep) {
-			continue
-		}
-		ws, x, y, free := decodeOperands(b, d, s, w2d4.Formats[1])
-		b.Run(fmt.Sprintf("%s/v3", s.Name), func(b *testing.B) { benchGraph(b, d, mms[0], false, y, x, ws) })
-		for i, mm := range mms {
-			for _, wk := range []int{0, 2, 8} {
-				for _, capB := range []int{0, 1} {
-					if wk > 0 && 32*wk > s.K/32 || asyncShared(s.K, mm.q8Levels, mm.qaStages, mm.qaU) > d.Info().MaxSharedMemory {
-						continue
-					}
-					b.Run(fmt.Sprintf("%s/async-s%d-u%d-wk%d-cap%d", s.Name, builds[i].stages, builds[i].u, wk, capB), func(b *testing.B) {
-						mm.q8Async, mm.q8WK, mm.q8Cap = 1, wk, capB
-						defer func() { mm.q8Async, mm.q8WK, mm.q8Cap = 0, 0, 0 }()
-						benchGraph(b, d, mm, false, y, x, ws)
-					})
-				}
-			}
 		}
 		free()
 	}

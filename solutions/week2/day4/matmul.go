@@ -152,12 +152,6 @@ type Matmul struct {
 	// q8U2 forces it on (1) or off (-1) (benchmark; 0: by shape).
 	gemvQ8U2 *kernels.Kernel
 	q8U2     int
-	// Its build that copies W through shared memory with cp.async
-	// (matmul_q4_gemv_q8_async, qaStages rounds of qaU slices in flight a
-	// warp); q8Async 1 makes V3 take it (benchmark; 0: not taken).
-	gemvQ8Async   *kernels.Kernel
-	q8Async       int
-	qaStages, qaU int
 	// Rung 3's bf16 and staged-x kernels ask for their first weights
 	// before they wait for the launch ahead, and are launched with
 	// Overlap: inside a captured graph they start while it drains. noPDL
@@ -209,13 +203,11 @@ type v3Config struct {
 func NewMatmul(dev *kernels.Device) (*Matmul, error) { return newMatmul(dev, cudaV3) }
 
 func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
-	m := &Matmul{dev: dev, v3W: 1, v3X: 8, q8Levels: 3, qaStages: 4, qaU: 1}
+	m := &Matmul{dev: dev, v3W: 1, v3X: 8, q8Levels: 3}
 	for _, o := range strings.Fields(v3.extra) {
-		for def, to := range map[string]*int{"-DMQ_LEVELS=": &m.q8Levels, "-DMQA_STAGES=": &m.qaStages, "-DMQA_U=": &m.qaU} {
-			if n, ok := strings.CutPrefix(o, def); ok {
-				if l, err := strconv.Atoi(n); err == nil {
-					*to = l
-				}
+		if n, ok := strings.CutPrefix(o, "-DMQ_LEVELS="); ok {
+			if l, err := strconv.Atoi(n); err == nil {
+				m.q8Levels = l
 			}
 		}
 	}
@@ -258,9 +250,6 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 			}
 			if err == nil {
 				m.gemvQ8U2, err = mod.Kernel("matmul_q4_gemv_q8_u2")
-			}
-			if err == nil {
-				m.gemvQ8Async, err = mod.Kernel("matmul_q4_gemv_q8_async")
 			}
 			for rt := 1; rt <= 2 && err == nil; rt++ {
 				m.gemvTC[rt], err = mod.Kernel(fmt.Sprintf("matmul_q4_gemv_tc%d", rt))
@@ -509,9 +498,6 @@ func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	}
 	sms := m.dev.Info().Multiprocessors
 	wk, capB := m.q8WK, m.q8Cap
-	if m.q8Async > 0 {
-		return m.launchAsync(y, x, w)
-	}
 	if m.q8U2 > 0 || (m.q8U2 == 0 && (w.N <= w.K || w.K >= u2Cols)) {
 		// One block a multiprocessor (its registers), so no more blocks
 		// than multiprocessors: a second wave would run alone at the end.
@@ -530,41 +516,6 @@ func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 		capB = q8BlocksPerSM
 	}
 	return m.launchStaged(m.gemvQ8, gemvQ8Shared(w.K, m.q8Levels), wk, capB, y, x, w)
-}
-
-// launchAsync launches matmul_q4_gemv_q8_async: wk warps a set of rows
-// (q8WK, or q8Split's pick), as many blocks as fit on the GPU at once (or
-// q8Cap a multiprocessor), each taking sets in turn.
-func (m *Matmul) launchAsync(y, x *devtensor.Activations, w *devtensor.Weight) error {
-	info := m.dev.Info()
-	if w.N*(w.K/w.GroupSize)%2 != 0 {
-		// The kernel copies a scale or bias as the aligned 4-byte word
-		// that holds it: with an odd count the last word would end past
-		// the buffer.
-		return fmt.Errorf("matmul: matmul_q4_gemv_q8_async needs an even number of groups (%d x %d)", w.N, w.K/w.GroupSize)
-	}
-	smem := asyncShared(w.K, m.q8Levels, m.qaStages, m.qaU)
-	if smem > info.MaxSharedMemory {
-		return fmt.Errorf("matmul: matmul_q4_gemv_q8_async needs %d bytes of shared memory for K = %d; the device allows %d", smem, w.K, info.MaxSharedMemory)
-	}
-	wk, capB := m.q8WK, m.q8Cap
-	if wk == 0 {
-		wk = q8Split(w.N, w.K/32, info.Multiprocessors)
-	}
-	if capB == 0 {
-		// what the shared memory allows (1 KB a block is the system's)
-		capB = max(1, min(2, (info.MaxSharedMemory+1024)/(smem+1024)))
-	}
-	grid := min(kernels.Blocks(w.N, 4*(Block/32)/wk), capB*max(1, info.Multiprocessors))
-	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(Block), SharedMem: smem, Overlap: !m.noPDL}
-	return m.dev.Launch(m.gemvQ8Async, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(wk))
-}
-
-// asyncShared is matmul_q4_gemv_q8_async's shared memory: x in levels
-// int8 parts (rounded up to 16 bytes), then every warp's ring of stages
-// rounds of u slices of 4 rows, 24 bytes a slice a lane.
-func asyncShared(k, levels, stages, u int) int {
-	return (gemvQ8Shared(k, levels)+15)&^15 + (Block/32)*stages*u*4*32*24
 }
 
 // u2Cols is the row length from which matmul_q4_gemv_q8_u2 pays even for a

@@ -2,7 +2,6 @@ package day4
 
 import (
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -21,59 +20,14 @@ import (
 // (V3's own pick is checked against the CPU by TestW2D4VectorGPU.)
 func TestW2D4TwoSlicesARoundGPU(t *testing.T) {
 	d := kerneltest.Open(t)
-	mm := q8Matmul(t, d, cudaV3)
-	q8Shapes(t, d, func(t *testing.T, x *devtensor.Activations, w *devtensor.Weight) {
-		for wk := 1; wk <= 2; wk++ {
-			one, two := q8Output(t, d, mm, -1, wk, x, w), q8Output(t, d, mm, 1, wk, x, w)
-			sameBits(t, fmt.Sprintf("%d warps a set: two slices a round", wk), two, one)
-		}
-	})
-}
-
-// TestW2D4AsyncCopiesGPU checks matmul_q4_gemv_q8_async (W copied through
-// shared memory) against matmul_q4_gemv_q8 in the same way: same slices,
-// same order, so the same bits, with 1, 2 and 8 warps a set of rows and in
-// two builds of its ring (4 rounds of one slice, 3 of two).
-func TestW2D4AsyncCopiesGPU(t *testing.T) {
-	d := kerneltest.Open(t)
-	cfg := cudaV3
-	cfg.extra = "-DMQA_STAGES=3 -DMQA_U=2"
-	builds := []*Matmul{q8Matmul(t, d, cudaV3), q8Matmul(t, d, cfg)}
-	q8Shapes(t, d, func(t *testing.T, x *devtensor.Activations, w *devtensor.Weight) {
-		for _, wk := range []int{1, 2, 8} {
-			if 32*wk > w.K/32 {
-				continue
-			}
-			one := q8Output(t, d, builds[0], -1, wk, x, w)
-			for _, mm := range builds {
-				mm.q8Async = 1
-				got := q8Output(t, d, mm, 0, wk, x, w)
-				mm.q8Async = 0
-				sameBits(t, fmt.Sprintf("%d warps a set: %d rounds of %d slices through shared memory", wk, mm.qaStages, mm.qaU), got, one)
-			}
-		}
-	})
-}
-
-// q8Matmul is a Matmul of build cfg on d, closed when t ends, or a skip by
-// name where d is not CUDA.
-func q8Matmul(t *testing.T, d *kernels.Device, cfg v3Config) *Matmul {
-	t.Helper()
 	if d.Backend() != kernels.CUDA {
 		t.Skipf("not run: the int8-part kernels are CUDA's (%s)", d)
 	}
-	mm, err := newMatmul(d, cfg)
+	mm, err := NewMatmul(d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { mm.Close() })
-	return mm
-}
-
-// q8Shapes runs check on every shape and 4-bit format the int8-part
-// kernels are compared on: rows fewer and more than columns, long and
-// short rows, odd numbers of groups a row, one row of x.
-func q8Shapes(t *testing.T, d *kernels.Device, check func(t *testing.T, x *devtensor.Activations, w *devtensor.Weight)) {
+	defer mm.Close()
 	shapes := []w2d4.Shape{
 		{Name: "4x128", N: 4, K: 128}, {Name: "100x4096", N: 100, K: 4096}, {Name: "896x4864", N: 896, K: 4864},
 		{Name: "3584x18944", N: 3584, K: 18944}, {Name: "4864x896", N: 4864, K: 896}, {Name: "1000x1152", N: 1000, K: 1152},
@@ -98,21 +52,15 @@ func q8Shapes(t *testing.T, d *kernels.Device, check func(t *testing.T, x *devte
 				if err := x.Upload(tensor.RandN(rand.New(rand.NewPCG(6, uint64(s.N))), 1, s.K)); err != nil {
 					t.Fatal(err)
 				}
-				check(t, x, w)
+				for wk := 1; wk <= 2; wk++ {
+					one, two := q8Output(t, d, mm, -1, wk, x, w), q8Output(t, d, mm, 1, wk, x, w)
+					for i := range one {
+						if one[i] != two[i] {
+							t.Fatalf("%d warps a set: y[%d] = %v with two slices a round, %v with one", wk, i, two[i], one[i])
+						}
+					}
+				}
 			})
-		}
-	}
-}
-
-// sameBits fails t at the first element where got and want differ.
-func sameBits(t *testing.T, what string, got, want []float32) {
-	t.Helper()
-	for i := range want {
-		if got[i] != got[i] {
-			t.Fatalf("%s: y[%d] = %v (left unwritten?)", what, i, got[i])
-		}
-		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
-			t.Fatalf("%s: y[%d] = %v, the one-slice kernel's %v", what, i, got[i], want[i])
 		}
 	}
 }
