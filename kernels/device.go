@@ -371,8 +371,8 @@ func (k *Kernel) MaxThreadsPerBlock() int { return k.maxThreads }
 //
 // On CUDA the compiler runs without the device's lock (only loading the
 // machine code takes it), so goroutines that compile different sources
-// at once use as many CPUs: a test that warms a few hundred builds does
-// so in a fraction of the time.
+// at once keep as many CPUs busy: a test that warms a few hundred builds
+// does so in a fraction of the time.
 func (d *Device) Compile(source string, opts ...string) (*Module, error) {
 	var image []byte
 	if ib, ok := d.b.(imageBuilder); ok {
