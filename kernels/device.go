@@ -375,7 +375,8 @@ func (k *Kernel) MaxThreadsPerBlock() int { return k.maxThreads }
 // does so in a fraction of the time.
 func (d *Device) Compile(source string, opts ...string) (*Module, error) {
 	var image []byte
-	if ib, ok := d.b.(imageBuilder); ok {
+	ib, prebuild := d.b.(imageBuilder)
+	if prebuild {
 		d.mu.Lock()
 		closed := d.closed
 		d.mu.Unlock()
@@ -393,8 +394,8 @@ func (d *Device) Compile(source string, opts ...string) (*Module, error) {
 	}
 	defer unlock()
 	var h uintptr
-	if image != nil {
-		h, err = d.b.(imageBuilder).loadImage(image)
+	if prebuild {
+		h, err = ib.loadImage(image)
 	} else {
 		h, err = d.b.compile(source, opts)
 	}

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
-	"sync"
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/kernels"
@@ -70,18 +68,5 @@ func TestW2D6CUDASourcesCompile(t *testing.T) {
 		}
 		t.Skipf("not run: %v", err)
 	}
-	next := make(chan build)
-	var wg sync.WaitGroup
-	for range runtime.NumCPU() {
-		wg.Go(func() {
-			for b := range next {
-				compile(b)
-			}
-		})
-	}
-	for _, b := range builds {
-		next <- b
-	}
-	close(next)
-	wg.Wait()
+	onCPUs(len(builds), func(i int) { compile(builds[i]) })
 }

@@ -1,6 +1,7 @@
 package day6
 
 import (
+	"errors"
 	"runtime"
 	"sync"
 	"testing"
@@ -12,10 +13,10 @@ import (
 // shapes, several sources at once, so that the checks which follow only
 // run them: the check of every decode build compiles some 400 sources,
 // which one after another took most of the test binary's time (over 5
-// minutes on an H200 host; about 15 seconds at once on its 16 CPUs). Jobs go shape by
-// shape, so that the workers mostly hold different Attentions (each
-// compiles under its own lock). Decode's own Attention also builds the
-// kernels its pick takes by cache length.
+// minutes on an H200 host; about 15 seconds at once on its 16 CPUs).
+// Jobs go shape by shape, so that the workers mostly hold different
+// Attentions (each compiles under its own lock). Decode's own Attention
+// also builds the kernels its pick takes by cache length.
 func warmDecode(t *testing.T, atts []*Attention, shapes []w2d6.RealShape) {
 	type job struct {
 		a     *Attention
@@ -34,32 +35,31 @@ func warmDecode(t *testing.T, atts []*Attention, shapes []w2d6.RealShape) {
 			jobs = append(jobs, job{a: a, g: key[0], d: key[1], byLen: a.stream == (streamBuild{}) && a.perSM == 0})
 		}
 	}
-	work := make(chan job)
+	errs := make([]error, len(jobs))
+	onCPUs(len(jobs), func(i int) { errs[i] = warmOne(jobs[i].a, jobs[i].g, jobs[i].d, jobs[i].byLen) })
+	if err := errors.Join(errs...); err != nil {
+		t.Fatalf("compiling the decode kernels ahead of the checks: %v", err)
+	}
+}
+
+// onCPUs hands f(0) … f(n-1), in that order, to one worker per CPU and returns
+// when all have returned. NVRTC compiles different programs on several
+// threads at once, so lists of compiles spread this way.
+func onCPUs(n int, f func(i int)) {
+	next := make(chan int)
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var failed error
 	for range runtime.NumCPU() {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range work {
-				err := warmOne(j.a, j.g, j.d, j.byLen)
-				if err != nil {
-					mu.Lock()
-					failed = err
-					mu.Unlock()
-				}
+		wg.Go(func() {
+			for i := range next {
+				f(i)
 			}
-		}()
+		})
 	}
-	for _, j := range jobs {
-		work <- j
+	for i := range n {
+		next <- i
 	}
-	close(work)
+	close(next)
 	wg.Wait()
-	if failed != nil {
-		t.Fatalf("compiling the decode kernels ahead of the checks: %v", failed)
-	}
 }
 
 // warmOne compiles a's kernels for group g and head dimension d and, with
