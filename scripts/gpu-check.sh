@@ -128,14 +128,16 @@ PY
   done
 
   # The W2D4 matmul ladder's benchmark (device time, GB/s, TFLOP/s of every
-  # rung on the Qwen2 shapes) and PyTorch's bf16 matmul on the same shapes.
+  # rung on the Qwen2 shapes; the decode rung from a graph also beside a
+  # copy of as many bytes, launched the same way) and PyTorch's bf16 matmul
+  # on the same shapes.
   if [[ -x $root/$bin/solutions-w2d4.test ]]; then
     echo "=== W2D4 matmul ladder benchmark"
     set +e
     (cd solutions/week2/day4 && "$root/$bin/solutions-w2d4.test" -test.run '^$' -test.bench W2D4Ladder \
       -test.benchtime 100ms -test.timeout 600s) >"$out/w2d4-bench.log" 2>&1 || { echo "FAIL the W2D4 benchmark"; status=1; }
     grep -E '^Benchmark' "$out/w2d4-bench.log" | sed -E 's/^BenchmarkW2D4Ladder\///; s/-[0-9]+ +/ /' |
-      awk '{for (i = 2; i <= NF; i++) v[$i] = $(i - 1); printf "%-48s %9s us %7s GB/s %7s TFLOP/s\n", $1, v["us/gpu"], v["GB/s"], v["TFLOP/s"]}'
+      awk '{for (i = 2; i <= NF; i++) v[$i] = $(i - 1); printf "%-48s %9s us %7s GB/s %7s TFLOP/s %6s%% of the same-size copy\n", $1, v["us/gpu"], v["GB/s"], v["TFLOP/s"], v["%samecopy"]; delete v}'
     python3 scripts/torch-matmul.py 2>&1 | tee "$out/w2d4-torch.log" || echo "PyTorch matmul: not measured"
     set -e
   fi
@@ -160,7 +162,7 @@ PY
     (cd solutions/week2/day6 && "$root/$bin/solutions-w2d6.test" -test.run '^$' -test.bench 'W2D6Decode$' \
       -test.benchtime 100x -test.timeout 600s) >"$out/w2d6-bench.log" 2>&1 || { echo "FAIL the W2D6 benchmark"; status=1; }
     grep -E '^Benchmark' "$out/w2d6-bench.log" | sed -E 's/^BenchmarkW2D6Decode\///; s/-[0-9]+ +/ /' |
-      awk '{for (i = 2; i <= NF; i++) v[$i] = $(i - 1); printf "%-40s %9s us %8s GB/s %6s%% of copy\n", $1, v["us/gpu"], v["GB/s"], v["%copy"]}'
+      awk '{for (i = 2; i <= NF; i++) v[$i] = $(i - 1); printf "%-40s %9s us %8s GB/s %6s%% of copy %6s%% of the same-size copy\n", $1, v["us/gpu"], v["GB/s"], v["%copy"], v["%samecopy"]; delete v}'
     set -e
   fi
 

@@ -9,6 +9,12 @@ torch moves them in bf16) and the arithmetic rate 2·M·N·K / time.
 
 One row of x (decode) cycles through copies of W filling 512 MiB, several
 times the L2, as the Go benchmark does; 512 rows (prefill) use one copy.
+
+Beside each decode product it times a copy that moves as many bytes (half
+read, half written), from the same kind of graph, cycling through 512 MiB
+of buffers: no kernel reads that many bytes faster, so it is the ceiling at
+that size, as the copy of 1 GiB is for large ones. The last copy moves the
+bytes of W2D6's decode cache at Qwen2-7B's heads and 4k positions (float32).
 """
 import statistics
 
@@ -52,6 +58,18 @@ def time_one(fn, copies, reps=20, per_graph=64):
     return statistics.median(times)
 
 
+def time_copy(nbytes):
+    """Median device time of a copy moving nbytes (read plus written)."""
+    half = (nbytes // 2 + 15) // 16 * 16
+    pairs = max(1, min(64, ROTATE // (2 * half)))
+    src = [torch.full((half // 4,), 0.185, device="cuda") for _ in range(pairs)]
+    dst = [torch.empty_like(s) for s in src]
+    sec = time_one(lambda i: dst[i % pairs].copy_(src[i % pairs]), pairs)
+    del src, dst
+    torch.cuda.empty_cache()
+    return sec
+
+
 def main():
     torch.manual_seed(0)
     dev = torch.device("cuda")
@@ -65,10 +83,17 @@ def main():
             fn = lambda i: torch.matmul(x, ws[i % copies].T, out=out)
             sec = time_one(fn, copies)
             nbytes = 2 * n * k + 4 * (m * k + m * n)
+            if m == 1:
+                csec = time_copy(nbytes)
+                print(f"torch copy of the same bytes {name:24s} {csec * 1e6:10.2f} us {nbytes / csec / 1e9:8.0f} GB/s "
+                      f"(the product: {100 * csec / sec:.0f}% of it)")
             print(f"torch {name:24s} M={m:<4d} {sec * 1e6:10.1f} us {nbytes / sec / 1e9:8.0f} GB/s "
                   f"{2 * m * n * k / sec / 1e12:7.1f} TFLOP/s")
             del ws, x
             torch.cuda.empty_cache()
+    cache = 2 * 4 * 4096 * 128 * 4
+    csec = time_copy(cache)
+    print(f"torch copy of the same bytes {'7B decode cache, 4k':24s} {csec * 1e6:10.2f} us {cache / csec / 1e9:8.0f} GB/s")
 
 
 if __name__ == "__main__":

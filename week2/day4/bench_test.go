@@ -4,7 +4,12 @@ package day4
 // Qwen2-7B, in bf16 and 4-bit (groups of 64), for one row of x (decode) and
 // 512 (prefill), and reports the device time per product, the bandwidth it
 // achieves (bytes of W, x and y over that time) and the arithmetic rate
-// (2·M·N·K over that time). Without a GPU it says so and runs nothing.
+// (2·M·N·K over that time). The decode rung from a graph stands beside a
+// copy that moves as many bytes, launched the same way ("copy-graph",
+// "copy-graph-pdl"), and reports its time's share of that copy's
+// ("%samecopy"): a small product pays a launch's fixed costs as a copy
+// does, so that copy, not the copy of 1 GiB, is the ceiling at its size.
+// Without a GPU it says so and runs nothing.
 //
 //	go test -run '^$' -bench W2D4 -benchtime 200ms ./solutions/week2/day4
 
@@ -66,13 +71,23 @@ func BenchmarkW2D4Ladder(b *testing.B) {
 				if m == 1 {
 					// The decode rung as a captured step runs it: from a
 					// graph, as PyTorch's side is timed, launched plainly
-					// and then overlapping the launch ahead.
+					// and then overlapping the launch ahead; each beside a
+					// copy that moves as many bytes, launched the same way.
 					for _, pdl := range []bool{false, true} {
-						name := fmt.Sprintf("%s/%s/M=%d/%s-graph", s.Name, f.Name, m, V3Vector)
+						suffix := "-graph"
 						if pdl {
-							name += "-pdl"
+							suffix += "-pdl"
 						}
-						b.Run(name, func(b *testing.B) { benchGraph(b, d, mm, !pdl, y, x, ws) })
+						var ceiling time.Duration
+						bytes := productBytes(x, ws[0])
+						b.Run(fmt.Sprintf("%s/%s/M=%d/copy%s", s.Name, f.Name, m, suffix), func(b *testing.B) {
+							ceiling = kerneltest.CopyTime(b, d, bytes, rotateBytes, pdl)
+							kerneltest.ReportCopy(b, ceiling, bytes)
+						})
+						b.Run(fmt.Sprintf("%s/%s/M=%d/%s%s", s.Name, f.Name, m, V3Vector, suffix), func(b *testing.B) {
+							per := benchGraph(b, d, mm, !pdl, y, x, ws)
+							b.ReportMetric(100*ceiling.Seconds()/per.Seconds(), "%samecopy")
+						})
 					}
 				}
 				x.Free()
@@ -104,13 +119,16 @@ func benchFunc(b *testing.B, d *kernels.Device, run func(y, x *devtensor.Activat
 }
 
 // benchGraph times rung 3 from a graph of one launch per copy of W,
-// replayed, with or without programmatic dependent launch.
-func benchGraph(b *testing.B, d *kernels.Device, mm *Matmul, noPDL bool, y, x *devtensor.Activations, ws []*devtensor.Weight) {
+// replayed, with or without programmatic dependent launch, and returns the
+// time of one product.
+func benchGraph(b *testing.B, d *kernels.Device, mm *Matmul, noPDL bool, y, x *devtensor.Activations, ws []*devtensor.Weight) time.Duration {
 	was := mm.noPDL
 	mm.noPDL = noPDL
 	defer func() { mm.noPDL = was }()
 	run := func(i int) error { return mm.Run(V3Vector, y, x, ws[i%len(ws)]) }
-	reportRate(b, kerneltest.GraphTime(b, d, len(ws), run), x, ws[0])
+	per := kerneltest.GraphTime(b, d, len(ws), run)
+	reportRate(b, per, x, ws[0])
+	return per
 }
 
 // BenchmarkW2D4Overlap times rung 3's matrix-vector products on every real
@@ -195,10 +213,15 @@ func BenchmarkW2D4Overlap(b *testing.B) {
 	}
 }
 
+// productBytes is what a product moves: W as stored, x and y in float32.
+func productBytes(x *devtensor.Activations, w *devtensor.Weight) int64 {
+	return int64(w.Bytes()) + 4*int64(x.Rows*w.K+x.Rows*w.N)
+}
+
 // reportRate reports a product's device time per, its bandwidth (bytes of
 // w, x and y) and its arithmetic rate.
 func reportRate(b *testing.B, per time.Duration, x *devtensor.Activations, w *devtensor.Weight) {
-	bytes := float64(w.Bytes()) + 4*float64(x.Rows*w.K+x.Rows*w.N)
+	bytes := float64(productBytes(x, w))
 	flops := 2 * float64(x.Rows) * float64(w.N) * float64(w.K)
 	b.ReportMetric(float64(per.Nanoseconds())/1e3, "us/gpu")
 	b.ReportMetric(bytes/per.Seconds()/1e9, "GB/s")
@@ -212,7 +235,9 @@ func reportRate(b *testing.B, per time.Duration, x *devtensor.Activations, w *de
 // the tensor-core one with 16 or 32 rows a warp, the one on x staged in
 // shared memory (matmul_q4_gemv_x) with its split and grid, and the one on
 // x in int8 parts (matmul_q4_gemv_q8, V3's pick) with its builds, split
-// and grid.
+// and grid; its builds also from a graph with programmatic dependent
+// launch ("-graph-pdl"), as a captured step runs them, beside the default
+// build ("default").
 //
 //	go test -run '^$' -bench W2D4GemvVariants -benchtime 100ms ./solutions/week2/day4
 func BenchmarkW2D4GemvVariants(b *testing.B) {
@@ -239,6 +264,7 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 		{"one_part", "-DMQ_LEVELS=1"}, {"two_parts", "-DMQ_LEVELS=2"},
 		{"nopipe", "-DMQ_PIPE=0"}, {"nopipe_u1", "-DMQ_PIPE=0 -DMQ_U=1"}, {"pipe_u2_b1", "-DMQP_U=2 -DMQ_MINB=1"},
 		{"anat_no_arithmetic", "-DMQ_ANAT=1"}, {"anat_x_not_staged", "-DMQ_ANAT=2"},
+		{"default", ""},
 	}
 	mmQ8 := make([]*Matmul, len(q8Variants))
 	for i, v := range q8Variants {
@@ -282,6 +308,12 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 		for i, v := range q8Variants {
 			b.Run(fmt.Sprintf("%s/%s/int8x_%s", s.Name, f.Name, v.name), func(b *testing.B) {
 				benchFunc(b, d, mmQ8[i].v3Q8, y, x, ws)
+			})
+			// as a captured step runs it (each launch overlapping the one
+			// ahead)
+			b.Run(fmt.Sprintf("%s/%s/int8x_%s-graph-pdl", s.Name, f.Name, v.name), func(b *testing.B) {
+				run := func(j int) error { return mmQ8[i].v3Q8(y, x, ws[j%len(ws)]) }
+				reportRate(b, kerneltest.GraphTime(b, d, len(ws), run), x, ws[0])
 			})
 		}
 		for _, v := range [][2]int{{0, 0}, {1, 0}, {2, 0}, {4, 0}, {0, 1}, {0, 3}, {0, 4}, {0, 100}} {

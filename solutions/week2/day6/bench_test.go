@@ -137,7 +137,11 @@ var decodePaths = []struct {
 // the cache ahead of its wait and spread its merge: baselineStream; and
 // "graph-pdl-merged-apart" and "-merged-last", with the merge forced into
 // a launch of its own, attention_decode_merge, or into the streaming
-// kernel's last blocks).
+// kernel's last blocks). At each length a copy of as many bytes as the
+// cache holds is timed first, from a graph with and without programmatic
+// dependent launch ("copy/graph", "copy/graph-pdl"), and each path's
+// graph rows report their time's share of that copy's ("%samecopy"): the
+// ceiling for a kernel that reads that much, launched the same way.
 func BenchmarkW2D6Decode(b *testing.B) {
 	d := kerneltest.Open(b)
 	a, err := NewAttention(d)
@@ -157,6 +161,16 @@ func BenchmarkW2D6Decode(b *testing.B) {
 	for _, s := range []int{512, 1024, 2048, 4096, 8192, 16384, 32768} {
 		n := max(2, min(64, rotateBytes/int(devtensor.KVCacheBytes(h7B, s, d7B))))
 		cs := caches(b, d, n, s)
+		// The ceiling at this length: a copy that moves as many bytes as
+		// the cache holds, launched as the kernels are.
+		ceiling := map[string]time.Duration{}
+		for _, mode := range []string{"graph", "graph-pdl"} {
+			b.Run(fmt.Sprintf("7B/S=%d/copy/%s", s, mode), func(b *testing.B) {
+				bytes := int64(devtensor.KVCacheBytes(h7B, s, d7B))
+				ceiling[mode] = kerneltest.CopyTime(b, d, bytes, rotateBytes, mode == "graph-pdl")
+				kerneltest.ReportCopy(b, ceiling[mode], bytes)
+			})
+		}
 		for _, p := range decodePaths {
 			if p.path == pathStream && !hopper(d) {
 				b.Logf("not run: the streaming kernel needs compute capability 9.0 or later (%s)", d)
@@ -182,6 +196,13 @@ func BenchmarkW2D6Decode(b *testing.B) {
 						per = kerneltest.GraphTime(b, d, n, launch)
 					}
 					reportDecode(b, per, s)
+					if mode != "eager" {
+						c := ceiling["graph"]
+						if strings.HasPrefix(mode, "graph-pdl") {
+							c = ceiling["graph-pdl"]
+						}
+						b.ReportMetric(100*c.Seconds()/per.Seconds(), "%samecopy")
+					}
 				})
 			}
 		}
