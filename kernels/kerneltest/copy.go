@@ -2,6 +2,7 @@ package kerneltest
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -99,6 +100,15 @@ func CopyTime(b *testing.B, d *kernels.Device, bytes, rotate int64, overlap bool
 			b.Fatal(err)
 		}
 	}
+	// The first pair's source holds a pattern the copy must reproduce: a
+	// copy that skipped pieces would time fast and set the ceiling too high.
+	pattern := make([]uint32, 4*pieces)
+	for i := range pattern {
+		pattern[i] = uint32(i)*2654435761 + 1
+	}
+	if err := kernels.Write(src[0], 0, pattern); err != nil {
+		b.Fatal(err)
+	}
 	// A thread a piece while that fills the GPU, then CU pieces a thread a
 	// round on 8 blocks of 256 a multiprocessor (all of them resident).
 	const block = 256
@@ -107,7 +117,15 @@ func CopyTime(b *testing.B, d *kernels.Device, bytes, rotate int64, overlap bool
 		grid = min(grid, 8*sms)
 	}
 	cfg := kernels.LaunchConfig{Grid: kernels.Dim3{X: grid}, Block: kernels.Dim3{X: block}, Overlap: overlap}
-	return GraphTime(b, d, pairs, func(i int) error { return d.Launch(k, cfg, dst[i], src[i], pieces) })
+	per := GraphTime(b, d, pairs, func(i int) error { return d.Launch(k, cfg, dst[i], src[i], pieces) })
+	got, err := kernels.Download[uint32](dst[0], len(pattern))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !slices.Equal(got, pattern) {
+		b.Fatalf("the copy of %d bytes did not reproduce its source", 16*pieces)
+	}
+	return per
 }
 
 // ReportCopy reports a copy's device time per, the bytes it moved (read
