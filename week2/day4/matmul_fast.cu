@@ -257,7 +257,7 @@ __device__ __forceinline__ void mv_reduce(float (&tot)[MV_P], const float (&acc)
 #ifndef MQ_LEVELS
 #define MQ_LEVELS 3  // int8 parts of x
 #endif
-#ifndef MQ_ANAT  // the benchmark's anatomy builds (wrong results): 1 no arithmetic, 2 x not staged
+#ifndef MQ_ANAT  // the benchmark's anatomy builds (wrong results), bits: 1 no arithmetic, 2 x not staged
 #define MQ_ANAT 0
 #endif
 
@@ -288,7 +288,7 @@ __device__ __forceinline__ float mq_stage(unsigned char* xs, const float* __rest
     uint4* xp = (uint4*)xs;
     float2* xd = (float2*)(xp + 2 * MQ_LEVELS * NS);
     float ss = 0.0f;
-    for (int j = threadIdx.x; j < NS && MQ_ANAT != 2; j += blockDim.x) {
+    for (int j = threadIdx.x; j < NS && !(MQ_ANAT & 2); j += blockDim.x) {
         const float4* src = (const float4*)x + (size_t)j * 8;
         float v[32];
 #pragma unroll
@@ -456,7 +456,7 @@ __device__ __forceinline__ void mq_mul(float (&acc)[MV_P], const MqRound<U>& r, 
         const float2 dd = xd[j];
 #pragma unroll
         for (int p = 0; p < MV_P; p++) {
-            if (MQ_ANAT == 1) {  // the loads kept, the arithmetic left out
+            if (MQ_ANAT & 1) {  // the loads kept, the arithmetic left out
                 acc[p] += __uint_as_float((r.v[u][p].x ^ r.v[u][p].y ^ r.v[u][p].z ^ r.v[u][p].w ^ r.s[u][p] ^
                                            r.b[u][p]) & 0x007fffffu);
                 continue;

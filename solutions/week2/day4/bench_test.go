@@ -259,12 +259,19 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer mmU2.Close()
-	q8Variants := []struct{ name, opts string }{
-		{"u1", "-DMQ_U=1"}, {"u3", "-DMQ_U=3"}, {"u4_b1", "-DMQ_U=4 -DMQ_MINB=1"},
-		{"one_part", "-DMQ_LEVELS=1"}, {"two_parts", "-DMQ_LEVELS=2"},
-		{"nopipe", "-DMQ_PIPE=0"}, {"nopipe_u1", "-DMQ_PIPE=0 -DMQ_U=1"}, {"pipe_u2_b1", "-DMQP_U=2 -DMQ_MINB=1"},
-		{"anat_no_arithmetic", "-DMQ_ANAT=1"}, {"anat_x_not_staged", "-DMQ_ANAT=2"},
-		{"default", ""},
+	q8Variants := []struct {
+		name, opts string
+		u2, capB   int // Matmul.q8U2 and q8Cap for the build (0: by shape)
+	}{
+		{"u1", "-DMQ_U=1", 0, 0}, {"u3", "-DMQ_U=3", 0, 0}, {"u4_b1", "-DMQ_U=4 -DMQ_MINB=1", 0, 0},
+		{"one_part", "-DMQ_LEVELS=1", 0, 0}, {"two_parts", "-DMQ_LEVELS=2", 0, 0},
+		{"nopipe", "-DMQ_PIPE=0", 0, 0}, {"nopipe_u1", "-DMQ_PIPE=0 -DMQ_U=1", 0, 0}, {"pipe_u2_b1", "-DMQP_U=2 -DMQ_MINB=1", 0, 0},
+		{"anat_no_arithmetic", "-DMQ_ANAT=1", 0, 0}, {"anat_x_not_staged", "-DMQ_ANAT=2", 0, 0},
+		{"anat_loads_only", "-DMQ_ANAT=3", 0, 0},
+		{"default", "", 0, 0},
+		// the one-slice kernel with two slices a round in two blocks a
+		// multiprocessor (128 registers), and with one slice in three
+		{"pipe_u2_b2_everywhere", "-DMQP_U=2 -DMQ_MINB=2", -1, 2}, {"b3_everywhere", "-DMQ_MINB=3", -1, 3},
 	}
 	mmQ8 := make([]*Matmul, len(q8Variants))
 	for i, v := range q8Variants {
@@ -273,6 +280,7 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 		if mmQ8[i], err = newMatmul(d, c); err != nil {
 			b.Fatal(err)
 		}
+		mmQ8[i].q8U2, mmQ8[i].q8Cap = v.u2, v.capB
 		defer mmQ8[i].Close()
 	}
 	f := w2d4.Formats[1]
