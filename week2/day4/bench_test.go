@@ -260,18 +260,23 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 	}
 	defer mmU2.Close()
 	q8Variants := []struct {
-		name, opts string
-		u2, capB   int // Matmul.q8U2 and q8Cap for the build (0: by shape)
+		name, opts     string
+		u2, capB, prod int // Matmul.q8U2, q8Cap and q8Prod for the build (0: by shape)
 	}{
-		{"u1", "-DMQ_U=1", 0, 0}, {"u3", "-DMQ_U=3", 0, 0}, {"u4_b1", "-DMQ_U=4 -DMQ_MINB=1", 0, 0},
-		{"one_part", "-DMQ_LEVELS=1", 0, 0}, {"two_parts", "-DMQ_LEVELS=2", 0, 0},
-		{"nopipe", "-DMQ_PIPE=0", 0, 0}, {"nopipe_u1", "-DMQ_PIPE=0 -DMQ_U=1", 0, 0}, {"pipe_u2_b1", "-DMQP_U=2 -DMQ_MINB=1", 0, 0},
-		{"anat_no_arithmetic", "-DMQ_ANAT=1", 0, 0}, {"anat_x_not_staged", "-DMQ_ANAT=2", 0, 0},
-		{"anat_loads_only", "-DMQ_ANAT=3", 0, 0},
-		{"default", "", 0, 0},
+		{"u1", "-DMQ_U=1", 0, 0, 0}, {"u3", "-DMQ_U=3", 0, 0, 0}, {"u4_b1", "-DMQ_U=4 -DMQ_MINB=1", 0, 0, 0},
+		{"one_part", "-DMQ_LEVELS=1", 0, 0, 0}, {"two_parts", "-DMQ_LEVELS=2", 0, 0, 0},
+		{"nopipe", "-DMQ_PIPE=0", 0, 0, 0}, {"nopipe_u1", "-DMQ_PIPE=0 -DMQ_U=1", 0, 0, 0}, {"pipe_u2_b1", "-DMQP_U=2 -DMQ_MINB=1", 0, 0, 0},
+		{"anat_no_arithmetic", "-DMQ_ANAT=1", 0, 0, -1}, {"anat_x_not_staged", "-DMQ_ANAT=2", 0, 0, -1},
+		{"anat_loads_only", "-DMQ_ANAT=3", 0, 0, -1},
+		// x staged by producer warps (matmul_q4_gemv_q8_u2p) wherever the
+		// two-slice build takes one warp a set, with 4 (the default), 1
+		// or 2 of them, and the waiting warps' naps of 0 or 400 ns (100)
+		{"default", "", 0, 0, 0}, {"no_producers", "", 0, 0, -1}, {"producers4", "", 0, 0, 1},
+		{"producers1", "-DMQ_PROD=1", 0, 0, 1}, {"producers2", "-DMQ_PROD=2", 0, 0, 1},
+		{"nap0", "-DMQ_NAP=0", 0, 0, 1}, {"nap400", "-DMQ_NAP=400", 0, 0, 1},
 		// the one-slice kernel with two slices a round in two blocks a
 		// multiprocessor (128 registers), and with one slice in three
-		{"pipe_u2_b2_everywhere", "-DMQP_U=2 -DMQ_MINB=2", -1, 2}, {"b3_everywhere", "-DMQ_MINB=3", -1, 3},
+		{"pipe_u2_b2_everywhere", "-DMQP_U=2 -DMQ_MINB=2", -1, 2, 0}, {"b3_everywhere", "-DMQ_MINB=3", -1, 3, 0},
 	}
 	mmQ8 := make([]*Matmul, len(q8Variants))
 	for i, v := range q8Variants {
@@ -280,7 +285,7 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 		if mmQ8[i], err = newMatmul(d, c); err != nil {
 			b.Fatal(err)
 		}
-		mmQ8[i].q8U2, mmQ8[i].q8Cap = v.u2, v.capB
+		mmQ8[i].q8U2, mmQ8[i].q8Cap, mmQ8[i].q8Prod = v.u2, v.capB, v.prod
 		defer mmQ8[i].Close()
 	}
 	f := w2d4.Formats[1]

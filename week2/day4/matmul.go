@@ -154,6 +154,14 @@ type Matmul struct {
 	// q8U2 forces it on (1) or off (-1) (benchmark; 0: by shape).
 	gemvQ8U2 *kernels.Kernel
 	q8U2     int
+	// Its build whose last q8ProdWarps warps stage x while the others
+	// multiply (matmul_q4_gemv_q8_u2p), V3's pick where it would take the
+	// two-slice build with one warp a set of rows and rows of at least
+	// prodCols columns; q8Prod forces it on (1) or off (-1) (benchmark and
+	// checks; 0: by shape).
+	gemvQ8U2P   *kernels.Kernel
+	q8Prod      int
+	q8ProdWarps int // the producer warps it was compiled for (MQ_PROD)
 	// Rung 3's bf16 and staged-x kernels ask for their first weights
 	// before they wait for the launch ahead, and are launched with
 	// Overlap: inside a captured graph they start while it drains. noPDL
@@ -205,11 +213,16 @@ type v3Config struct {
 func NewMatmul(dev *kernels.Device) (*Matmul, error) { return newMatmul(dev, cudaV3) }
 
 func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
-	m := &Matmul{dev: dev, v3W: 1, v3X: 8, q8Levels: 3}
+	m := &Matmul{dev: dev, v3W: 1, v3X: 8, q8Levels: 3, q8ProdWarps: 4}
 	for _, o := range strings.Fields(v3.extra) {
-		if n, ok := strings.CutPrefix(o, "-DMQ_LEVELS="); ok {
-			if l, err := strconv.Atoi(n); err == nil {
-				m.q8Levels = l
+		for _, d := range []struct {
+			prefix string
+			to     *int
+		}{{"-DMQ_LEVELS=", &m.q8Levels}, {"-DMQ_PROD=", &m.q8ProdWarps}} {
+			if n, ok := strings.CutPrefix(o, d.prefix); ok {
+				if l, err := strconv.Atoi(n); err == nil {
+					*d.to = l
+				}
 			}
 		}
 	}
@@ -252,6 +265,9 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 			}
 			if err == nil {
 				m.gemvQ8U2, err = mod.Kernel("matmul_q4_gemv_q8_u2")
+			}
+			if err == nil {
+				m.gemvQ8U2P, err = mod.Kernel("matmul_q4_gemv_q8_u2p")
 			}
 			for rt := 1; rt <= 2 && err == nil; rt++ {
 				m.gemvTC[rt], err = mod.Kernel(fmt.Sprintf("matmul_q4_gemv_tc%d", rt))
@@ -467,6 +483,26 @@ func (m *Matmul) launchStaged(k *kernels.Kernel, smem, wk, capB int, y, x *devte
 	return m.dev.Launch(k, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(wk), m.l2Prefetch(w))
 }
 
+// prodCols is the row length from which v3Q8 stages x in producer warps
+// of their own (matmul_q4_gemv_q8_u2p). On an H200, from a graph with
+// programmatic dependent launch, the 7B down projection (18,944 columns)
+// took 14.5 µs with four producer warps against 15.7 with every warp
+// staging x first; the 7B gate/up and q/o projections (3,584 columns,
+// two rounds of x) 14.3 against 13.5 and 4.9 against 4.9
+// (BenchmarkW2D4GemvVariants' producers rows). No shape between was
+// measured.
+const prodCols = 8192
+
+// launchProducers launches matmul_q4_gemv_q8_u2p: one block a
+// multiprocessor at most (its registers), each of Block/32 warps taking
+// sets of 4 rows, and q8ProdWarps more warps staging x (MQ_PROD, 4 unless
+// a benchmark build sets it).
+func (m *Matmul) launchProducers(smem int, y, x *devtensor.Activations, w *devtensor.Weight) error {
+	grid := min(kernels.Blocks(w.N, 4*(Block/32)), max(1, m.dev.Info().Multiprocessors))
+	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(Block + 32*m.q8ProdWarps), SharedMem: smem, Overlap: !m.noPDL}
+	return m.dev.Launch(m.gemvQ8U2P, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(1), m.l2Prefetch(w))
+}
+
 // gemvQ8Shared is the shared memory matmul_q4_gemv_q8 stages x in, with
 // x in levels int8 parts: a byte per column a part, and a scale and a sum
 // per 32 columns.
@@ -502,6 +538,9 @@ func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 			for wk > 1 && kernels.Blocks(w.N, 4*(Block/32)/wk) > max(sms, 1) {
 				wk /= 2
 			}
+		}
+		if wk == 1 && (m.q8Prod > 0 || m.q8Prod == 0 && w.K >= prodCols) {
+			return m.launchProducers(gemvQ8Shared(w.K, m.q8Levels), y, x, w)
 		}
 		return m.launchStaged(m.gemvQ8U2, gemvQ8Shared(w.K, m.q8Levels), wk, 1, y, x, w)
 	}

@@ -261,8 +261,10 @@ __device__ __forceinline__ void mv_reduce(float (&tot)[MV_P], const float (&acc)
 #define MQ_ANAT 0
 #endif
 
-// Stages x[0:K] (times ln[0:K] when ln is not null) into xs as above and
-// returns Σ x² over K (before ln) to every thread. K a multiple of 32.
+// mq_stage stages x[0:K] (times ln[0:K] when ln is not null) into xs as
+// above and returns Σ x² over K (before ln) to every thread, K a multiple
+// of 32; mq_stage_slice does the work of one slice j of the NS, adding its
+// Σ x² to ss when SS.
 //
 // Every block stages all of x, so this is paid once per block and kernel,
 // before its products can start: a thread takes a slice of 32 values at a
@@ -280,67 +282,71 @@ __device__ __forceinline__ void mv_reduce(float (&tot)[MV_P], const float (&acc)
 // and returns 0 after a barrier. A part's codes are summed from the packed
 // words by __dp4a with 0x01010101, 8 instructions for 32 additions: the
 // sum of whole numbers below 2^12, the same in any order.
+template <bool SS>
+__device__ __forceinline__ void mq_stage_slice(unsigned char* xs, const float* __restrict__ x,
+                                               const float* __restrict__ ln, int NS, int j, float& ss) {
+    constexpr float M = 12582912.0f;  // 1.5·2^23
+    uint4* xp = (uint4*)xs;
+    float2* xd = (float2*)(xp + 2 * MQ_LEVELS * NS);
+    const float4* src = (const float4*)x + (size_t)j * 8;
+    float v[32];
+#pragma unroll
+    for (int q = 0; q < 8; q++) {
+        const float4 t = __ldg(src + q);
+        v[4 * q] = t.x; v[4 * q + 1] = t.y; v[4 * q + 2] = t.z; v[4 * q + 3] = t.w;
+    }
+    if (SS) {
+#pragma unroll
+        for (int e = 0; e < 32; e++) ss = fmaf(v[e], v[e], ss);
+    }
+    if (ln != nullptr) {
+        const float4* lw = (const float4*)ln + (size_t)j * 8;
+#pragma unroll
+        for (int q = 0; q < 8; q++) {
+            const float4 l = __ldg(lw + q);
+            v[4 * q] *= l.x; v[4 * q + 1] *= l.y; v[4 * q + 2] *= l.z; v[4 * q + 3] *= l.w;
+        }
+    }
+    float amax = 0.0f;
+#pragma unroll
+    for (int e = 0; e < 32; e++) amax = fmaxf(amax, fabsf(v[e]));
+    const float d = amax / 127.0f;
+    float step = d, inv = amax > 0.0f ? 127.0f / amax : 0.0f, sum = 0.0f, unit = 1.0f;
+#pragma unroll
+    for (int l = 0; l < MQ_LEVELS; l++) {  // part l in units of step = d/254^l
+        unsigned int b[32];
+#pragma unroll
+        for (int e = 0; e < 32; e++) {
+            const float t = fmaf(v[e], inv, M);
+            b[e] = __float_as_uint(t);
+            if (l + 1 < MQ_LEVELS) v[e] = fmaf(-step, t - M, v[e]);  // the remainder, within step/2
+        }
+        // word 2t: the codes of values 8t, 8t+2, 8t+4, 8t+6; word 2t+1 the odd ones
+        unsigned int p[8];
+        int qi = 0;
+#pragma unroll
+        for (int t = 0; t < 8; t++) {
+            const int e = 8 * (t / 2) + t % 2;
+            p[t] = __byte_perm(__byte_perm(b[e], b[e + 2], 0x0040), __byte_perm(b[e + 4], b[e + 6], 0x0040), 0x5410);
+            qi = __dp4a((int)p[t], 0x01010101, qi);
+        }
+        const float qs = (float)qi;
+        xp[2 * l * NS + j] = make_uint4(p[0], p[1], p[2], p[3]);
+        xp[(2 * l + 1) * NS + j] = make_uint4(p[4], p[5], p[6], p[7]);
+        sum = fmaf(qs, unit, sum);
+        step *= 1.0f / 254.0f;
+        inv *= 254.0f;
+        unit *= 1.0f / 254.0f;
+    }
+    xd[j] = make_float2(d, d * sum);
+}
+
 template <bool SS = true>
 __device__ __forceinline__ float mq_stage(unsigned char* xs, const float* __restrict__ x,
                                           const float* __restrict__ ln, int K) {
-    constexpr float M = 12582912.0f;  // 1.5·2^23
     const int NS = K / 32;
-    uint4* xp = (uint4*)xs;
-    float2* xd = (float2*)(xp + 2 * MQ_LEVELS * NS);
     float ss = 0.0f;
-    for (int j = threadIdx.x; j < NS && !(MQ_ANAT & 2); j += blockDim.x) {
-        const float4* src = (const float4*)x + (size_t)j * 8;
-        float v[32];
-#pragma unroll
-        for (int q = 0; q < 8; q++) {
-            const float4 t = __ldg(src + q);
-            v[4 * q] = t.x; v[4 * q + 1] = t.y; v[4 * q + 2] = t.z; v[4 * q + 3] = t.w;
-        }
-        if (SS) {
-#pragma unroll
-            for (int e = 0; e < 32; e++) ss = fmaf(v[e], v[e], ss);
-        }
-        if (ln != nullptr) {
-            const float4* lw = (const float4*)ln + (size_t)j * 8;
-#pragma unroll
-            for (int q = 0; q < 8; q++) {
-                const float4 l = __ldg(lw + q);
-                v[4 * q] *= l.x; v[4 * q + 1] *= l.y; v[4 * q + 2] *= l.z; v[4 * q + 3] *= l.w;
-            }
-        }
-        float amax = 0.0f;
-#pragma unroll
-        for (int e = 0; e < 32; e++) amax = fmaxf(amax, fabsf(v[e]));
-        const float d = amax / 127.0f;
-        float step = d, inv = amax > 0.0f ? 127.0f / amax : 0.0f, sum = 0.0f, unit = 1.0f;
-#pragma unroll
-        for (int l = 0; l < MQ_LEVELS; l++) {  // part l in units of step = d/254^l
-            unsigned int b[32];
-#pragma unroll
-            for (int e = 0; e < 32; e++) {
-                const float t = fmaf(v[e], inv, M);
-                b[e] = __float_as_uint(t);
-                if (l + 1 < MQ_LEVELS) v[e] = fmaf(-step, t - M, v[e]);  // the remainder, within step/2
-            }
-            // word 2t: the codes of values 8t, 8t+2, 8t+4, 8t+6; word 2t+1 the odd ones
-            unsigned int p[8];
-            int qi = 0;
-#pragma unroll
-            for (int t = 0; t < 8; t++) {
-                const int e = 8 * (t / 2) + t % 2;
-                p[t] = __byte_perm(__byte_perm(b[e], b[e + 2], 0x0040), __byte_perm(b[e + 4], b[e + 6], 0x0040), 0x5410);
-                qi = __dp4a((int)p[t], 0x01010101, qi);
-            }
-            const float qs = (float)qi;
-            xp[2 * l * NS + j] = make_uint4(p[0], p[1], p[2], p[3]);
-            xp[(2 * l + 1) * NS + j] = make_uint4(p[4], p[5], p[6], p[7]);
-            sum = fmaf(qs, unit, sum);
-            step *= 1.0f / 254.0f;
-            inv *= 254.0f;
-            unit *= 1.0f / 254.0f;
-        }
-        xd[j] = make_float2(d, d * sum);
-    }
+    for (int j = threadIdx.x; j < NS && !(MQ_ANAT & 2); j += blockDim.x) mq_stage_slice<SS>(xs, x, ln, NS, j, ss);
     if (!SS) {
         __syncthreads();  // x staged before any thread reads it
         return 0.0f;
@@ -577,6 +583,9 @@ __device__ __forceinline__ void l2_prefetch(const void* p, size_t from, size_t t
 #ifndef MQP_U
 #define MQP_U 1  // slices a row a lane loads in a pipelined round
 #endif
+#ifndef MQ_NAP
+#define MQ_NAP 100  // ns a warp waiting for x sleeps between looks (matmul_q4_gemv_q8_u2p)
+#endif
 
 template <int F>
 __device__ __forceinline__ constexpr bool mv_pipelined() {
@@ -606,7 +615,8 @@ __device__ __forceinline__ float mv_lane_sum(const float (&tot)[MV_P], int lane)
 template <int F, int U, class Rows, class Start, class Done>
 __device__ __forceinline__ void mv_sets_u(const void* __restrict__ w, const unsigned short* __restrict__ scales,
                                           const unsigned short* __restrict__ biases, const float* xs, int K,
-                                          int group, int wk, int nsets, Rows rows_of, Start start, Done done) {
+                                          int group, int wk, int nsets, Rows rows_of, Start start, Done done,
+                                          const volatile int* staged = nullptr) {
     const int part = threadIdx.x / 32 % wk;
     const int first = part * 32 + threadIdx.x % 32, stride = 32 * wk;
     if constexpr (!mv_pipelined<F>()) {
@@ -637,6 +647,7 @@ __device__ __forceinline__ void mv_sets_u(const void* __restrict__ w, const unsi
         mq_rows(o, rows, NS, G);
         if (R > 0) mq_load(cur, w, scales, biases, o, NS, lg, first, stride);
         start(rows);
+        int seen = 0;  // with staged: the rounds of x seen staged (below)
         for (int set = blockIdx.x; set < nsets; set += gridDim.x) {
             const int next = set + (int)gridDim.x;
             {
@@ -651,6 +662,14 @@ __device__ __forceinline__ void mv_sets_u(const void* __restrict__ w, const unsi
                     mq_load(nxt, w, scales, biases, o, NS, lg, first + (r + 1) * step, stride);
                 else if (next < nsets)
                     mq_load(nxt, w, scales, biases, no, NS, lg, first, stride);
+                if (staged != nullptr && r >= seen) {
+                    // x arrives a round's slices (step) at a time, counted
+                    // in *staged by the producer warps (matmul_q4_gemv_q8_u2p);
+                    // the waiting warps sleep between looks, so as not to
+                    // take the producers' issue slots
+                    while ((seen = *staged) <= r) __nanosleep(MQ_NAP);
+                    __threadfence_block();
+                }
                 mq_mul(acc, cur, xp, xd, NS, first + r * step, stride);
                 cur = nxt;
             }
@@ -674,7 +693,12 @@ __device__ __forceinline__ void mv_sets(const void* __restrict__ w, const unsign
 // wk warps a set of rows, sets taken by the blocks in turn (grid-stride).
 // Dynamic shared memory: 4·K + 4·K/32 bytes (float), MQ_LEVELS·K + 8·K/32
 // (int8 parts). U: slices a row a pipelined round (int8 parts).
-template <int F, int U = MQP_U>
+//
+// PROD > 0 (x in int8 parts, wk 1): the last PROD warps of the block stage
+// x, a round's slices at a time, and count the rounds staged in a shared
+// counter, while the other warps stream W from the start and wait for a
+// round of x only when they reach it (matmul_q4_gemv_q8_u2p).
+template <int F, int U = MQP_U, int PROD = 0>
 __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const float* __restrict__ x,
                                                const unsigned int* __restrict__ w,
                                                const unsigned short* __restrict__ scales,
@@ -682,8 +706,32 @@ __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const floa
                                                int wk, int pre) {
     extern __shared__ float4 mv_smem[];
     float* xs = (float*)mv_smem;
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = (int)blockDim.x / 32 / wk;
+    __shared__ volatile int staged;  // PROD: rounds of x staged
+    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = ((int)blockDim.x / 32 - PROD) / wk;
     const int sets = (N + MV_P * per - 1) / (MV_P * per);
+    if (PROD > 0) {
+        static_assert(PROD == 0 || F == 2, "producer warps stage x in int8 parts");
+        if (threadIdx.x == 0) staged = 0;
+        __syncthreads();
+        if (warp >= per) {
+            mv_after_previous();
+            // wk 1: a round reads step slices; the producers stage as many
+            // rounds at once as give each of them a slice
+            const int NS = K / 32, step = 32 * U, pt = threadIdx.x - 32 * per;
+            const int span = step * max(1, 32 * PROD / step);
+            float ss = 0.0f;
+            for (int c0 = 0; c0 < NS; c0 += span) {
+                for (int j = c0 + pt; j < min(NS, c0 + span); j += 32 * PROD)
+                    mq_stage_slice<false>((unsigned char*)xs, x, nullptr, NS, j, ss);
+                asm volatile("bar.sync 1, %0;" ::"n"(32 * PROD) : "memory");  // the producers' slices written
+                if (pt == 0) {
+                    __threadfence_block();
+                    staged = (min(NS, c0 + span) + step - 1) / step;
+                }
+            }
+            return;
+        }
+    }
     mv_sets_u<F, U>(
             w, scales, biases, xs, K, group, wk, sets,
             [&](int set, int (&rows)[MV_P]) { mv_rows(set, per, wk, N, rows); },
@@ -696,12 +744,13 @@ __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const floa
                         l2_prefetch(biases, r0 * (K / group) * 2, r1 * (K / group) * 2);
                     }
                 mv_after_previous();
-                mv_stage_f<F, false>(xs, x, nullptr, K);
+                if (PROD == 0) mv_stage_f<F, false>(xs, x, nullptr, K);
             },
             [&](int set, const float (&tot)[MV_P]) {
                 const int n0 = (set * per + warp / wk) * MV_P;
                 if (warp % wk == 0 && lane < MV_P && n0 + lane < N) y[n0 + lane] = mv_lane_sum(tot, lane);
-            });
+            },
+            PROD > 0 ? &staged : nullptr);
 }
 
 extern "C" __global__ void __launch_bounds__(256) matmul_q4_gemv_x(
@@ -732,6 +781,26 @@ extern "C" __global__ void __launch_bounds__(256, 1) matmul_q4_gemv_q8_u2(
         const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
         int N, int K, int group, int wk, int pre) {
     q4_gemv_staged<2, 2>(y, x, w, scales, biases, N, K, group, wk, pre);
+}
+
+// matmul_q4_gemv_q8_u2 with x staged by MQ_PROD warps of its own while the
+// 8 others multiply (q4_gemv_staged's PROD): every block of the other
+// kernels rounds all of x before its first product, with only its first
+// round of W in flight, which on the 7B down projection's 18,944 columns
+// held the memory back for about a quarter of the product's time
+// (BenchmarkW2D4GemvVariants' anat_x_not_staged). Here the multiplying
+// warps keep streaming W and wait for a round of x only when they reach
+// it. wk must be 1: the producers leave before the sets' block-wide
+// reductions.
+#ifndef MQ_PROD
+#define MQ_PROD 4
+#endif
+
+extern "C" __global__ void __launch_bounds__(256 + 32 * MQ_PROD, 1) matmul_q4_gemv_q8_u2p(
+        float* __restrict__ y, const float* __restrict__ x, const unsigned int* __restrict__ w,
+        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
+        int N, int K, int group, int wk, int pre) {
+    q4_gemv_staged<2, 2, MQ_PROD>(y, x, w, scales, biases, N, K, group, wk, pre);
 }
 
 // ---- Rung 3: matrix-vector products bound by reading W once. ----

@@ -15,8 +15,10 @@ import (
 // TestW2D4TwoSlicesARoundGPU checks matmul_q4_gemv_q8_u2 (two slices of a
 // row in flight a lane) against matmul_q4_gemv_q8 (one): each lane adds
 // the same slices in the same order, so with the same warps a set of rows
-// (1 and 2 here) the outputs must agree bit for bit. Both are forced on
-// every shape, rows fewer and more than columns, whatever V3 would pick.
+// (1 and 2 here) the outputs must agree bit for bit; with one warp a set,
+// so must matmul_q4_gemv_q8_u2p's (x staged by warps of its own while the
+// others multiply). All are forced on every shape, rows fewer and more
+// than columns, whatever V3 would pick.
 // (V3's own pick is checked against the CPU by TestW2D4VectorGPU.)
 func TestW2D4TwoSlicesARoundGPU(t *testing.T) {
 	d := kerneltest.Open(t)
@@ -53,10 +55,21 @@ func TestW2D4TwoSlicesARoundGPU(t *testing.T) {
 					t.Fatal(err)
 				}
 				for wk := 1; wk <= 2; wk++ {
-					one, two := q8Output(t, d, mm, -1, wk, x, w), q8Output(t, d, mm, 1, wk, x, w)
+					one, two := q8Output(t, d, mm, -1, -1, wk, x, w), q8Output(t, d, mm, 1, -1, wk, x, w)
 					for i := range one {
 						if one[i] != two[i] {
 							t.Fatalf("%d warps a set: y[%d] = %v with two slices a round, %v with one", wk, i, two[i], one[i])
+						}
+					}
+					if wk > 1 {
+						continue
+					}
+					// x staged by producer warps while the others multiply
+					// (matmul_q4_gemv_q8_u2p): the same products again.
+					prod := q8Output(t, d, mm, 1, 1, wk, x, w)
+					for i := range one {
+						if one[i] != prod[i] {
+							t.Fatalf("y[%d] = %v with x staged by producer warps, %v with one slice a round", i, prod[i], one[i])
 						}
 					}
 				}
@@ -66,12 +79,13 @@ func TestW2D4TwoSlicesARoundGPU(t *testing.T) {
 }
 
 // q8Output is y = x·Wᵀ by v3Q8 with its two-slice build forced on (u2 1)
-// or off (-1) and wk warps a set of rows, y first filled with NaN so that
-// an unwritten row shows.
-func q8Output(t *testing.T, d *kernels.Device, mm *Matmul, u2, wk int, x *devtensor.Activations, w *devtensor.Weight) []float32 {
+// or off (-1), its build with producer warps forced on (prod 1) or off (-1),
+// and wk warps a set of rows, y first filled with NaN so that an unwritten
+// row shows.
+func q8Output(t *testing.T, d *kernels.Device, mm *Matmul, u2, prod, wk int, x *devtensor.Activations, w *devtensor.Weight) []float32 {
 	t.Helper()
-	mm.q8U2, mm.q8WK = u2, wk
-	defer func() { mm.q8U2, mm.q8WK = 0, 0 }()
+	mm.q8U2, mm.q8Prod, mm.q8WK = u2, prod, wk
+	defer func() { mm.q8U2, mm.q8Prod, mm.q8WK = 0, 0, 0 }()
 	y, err := devtensor.NewActivations(d, 1, w.N)
 	if err != nil {
 		t.Fatal(err)
