@@ -524,7 +524,9 @@ func (m *Matmul) useQ8(x *devtensor.Activations, w *devtensor.Weight) bool {
 // multiplied by __dp4a. Where W has no more rows than columns, or rows of
 // at least u2Cols columns, it takes matmul_q4_gemv_q8_u2, the same products
 // with two slices of each row in flight a lane (BenchmarkW2D4Overlap's
-// "u2" rows).
+// "u2" rows), and there, with one warp a set of rows of at least prodCols
+// columns, matmul_q4_gemv_q8_u2p, whose own warps stage x while the others
+// multiply.
 func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if err := check(y, x, w); err != nil {
 		return err
