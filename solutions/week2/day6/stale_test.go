@@ -23,10 +23,11 @@ import (
 // them as zeros in tc_pv<false> and score them -inf; the CUDA-core builds
 // skip them). Each build first runs on a cache of NaN long enough that
 // every block fills every stage of its tiles, then on a finite cache whose
-// length ends inside a tile, and that output must match the CPU. (The GPU
-// does not clear shared memory between launches, so the second launch
-// finds the first one's NaN; on a GPU that did, this check would show
-// nothing rather than fail.)
+// length ends inside a tile, and that output must match the CPU. (Nothing
+// promises what shared memory holds when a block starts; on an H200 it
+// held the first launch's NaN, and a build that multiplied those rows
+// failed. A GPU that cleared it would make this check show nothing, not
+// fail.)
 func TestW2D6DecodeStaleRowsGPU(t *testing.T) {
 	d := kerneltest.Open(t)
 	if !hopper(d) {
