@@ -58,15 +58,9 @@ func TestW2D6DecodeStaleRowsGPU(t *testing.T) {
 			name := fmt.Sprintf("%s/Hq=%d H=%d D=%d S=%d", b.name, s.hq, s.h, s.dim, s.s)
 			t.Run(name, func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(71, uint64(s.s)))
-				nan := func(h, n, dim int) *tensor.Tensor {
-					x := make([]float32, h*n*dim)
-					for i := range x {
-						x[i] = float32(math.NaN())
-					}
-					return tensor.New(x, h, n, dim)
-				}
 				// The poison: every stage of every block's tiles gets NaN.
-				decodeOn(t, d, a, tensor.RandN(rng, s.hq, 1, s.dim), nan(s.h, poisonLen, s.dim), nan(s.h, poisonLen, s.dim))
+				nan := tensor.Full(float32(math.NaN()), s.h, poisonLen, s.dim)
+				decodeOn(t, d, a, tensor.RandN(rng, s.hq, 1, s.dim), nan, nan)
 				q, k, v := tensor.RandN(rng, s.hq, 1, s.dim), tensor.RandN(rng, s.h, s.s, s.dim), tensor.RandN(rng, s.h, s.s, s.dim)
 				got := decodeOn(t, d, a, q, k, v)
 				want := FlashAttention(tensor.ExpandDims(q, 0), tensor.ExpandDims(k, 0), tensor.ExpandDims(v, 0), 0, nil, true)
