@@ -10,6 +10,9 @@
 #                                measure PyTorch's copy bandwidth, run every
 #                                binary with the GPU required, fail on any
 #                                failure or skip, and summarise the numbers
+#   scripts/gpu-check.sh run tests   only the checks; run bench: only the
+#                                benchmarks, into the same output folder (the
+#                                full check is both)
 #
 # With no argument it builds. `make gpu-check-local` does both on a machine that
 # has Go and the GPU. On a GPU machine without Go, build elsewhere and copy
@@ -59,10 +62,14 @@ MSG
 }
 
 run() {
+  part=${1:-all}
+  if [[ $part != all && $part != tests && $part != bench ]]; then
+    echo "usage: $0 run [tests|bench]" >&2; return 2
+  fi
   out=${TINYLLM_GPU_CHECK_OUT:-$bin/out}
   mkdir -p "$out"
   export TINYLLM_REQUIRE_GPU=1 TINYLLM_BENCH_OUT="$out/bench.json"
-  rm -f "$TINYLLM_BENCH_OUT"
+  [[ $part == bench ]] || rm -f "$TINYLLM_BENCH_OUT"  # the kernels' checks write it
   command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
 
   # PyTorch's device-to-device copy of the same size the Go benchmark uses
@@ -94,7 +101,7 @@ PY
   # W2D7's fidelity check needs a random Qwen2-0.5B-shaped checkpoint and
   # Hugging Face's float32 and bf16 log-probs on it (1 GB, made once per
   # output folder); without PyTorch the check fails by name.
-  if [[ -z ${TINYLLM_W2D7_FIDELITY_DIR:-} ]]; then
+  if [[ $part != bench && -z ${TINYLLM_W2D7_FIDELITY_DIR:-} ]]; then
     fid="$out/w2d7-fidelity"
     if [[ ! -f $fid/logprobs_bf16.npy ]]; then
       echo "=== W2D7 fidelity checkpoint (refgen/fidelity/qwen2_gpu_fidelity.py)"
@@ -106,6 +113,7 @@ PY
 
   status=0
   for t in "${targets[@]}"; do
+    [[ $part == bench ]] && break
     read -r name pkg run <<<"$t"
     exe=$root/$bin/$name.test
     if [[ ! -x $exe ]]; then
@@ -131,7 +139,7 @@ PY
   # rung on the Qwen2 shapes; the decode rung from a graph also beside a
   # copy of as many bytes, launched the same way) and PyTorch's bf16 matmul
   # on the same shapes.
-  if [[ -x $root/$bin/solutions-w2d4.test ]]; then
+  if [[ $part != tests && -x $root/$bin/solutions-w2d4.test ]]; then
     echo "=== W2D4 matmul ladder benchmark"
     set +e
     (cd solutions/week2/day4 && "$root/$bin/solutions-w2d4.test" -test.run '^$' -test.bench W2D4Ladder \
@@ -144,7 +152,7 @@ PY
 
   # The W2D5 fused kernels' benchmark (µs and GB/s of each kernel, beside
   # the unfused pairs and a plain copy on the same buffers).
-  if [[ -x $root/$bin/solutions-w2d5.test ]]; then
+  if [[ $part != tests && -x $root/$bin/solutions-w2d5.test ]]; then
     echo "=== W2D5 fused kernels benchmark"
     set +e
     (cd solutions/week2/day5 && "$root/$bin/solutions-w2d5.test" -test.run '^$' -test.bench W2D5GPU \
@@ -156,7 +164,7 @@ PY
 
   # The W2D6 decode attention benchmark (µs per launch, GB/s of the cache
   # read and % of the copy bandwidth above, each path eager and in a graph).
-  if [[ -x $root/$bin/solutions-w2d6.test ]]; then
+  if [[ $part != tests && -x $root/$bin/solutions-w2d6.test ]]; then
     echo "=== W2D6 decode attention benchmark"
     set +e
     (cd solutions/week2/day6 && "$root/$bin/solutions-w2d6.test" -test.run '^$' -test.bench 'W2D6Decode$' \
@@ -168,7 +176,7 @@ PY
 
   # The W3D4 paged attention kernel's benchmark (µs per launch and GB/s of
   # the keys and values read, decode steps and a prefill chunk).
-  if [[ -x $root/$bin/solutions-w3d4.test ]]; then
+  if [[ $part != tests && -x $root/$bin/solutions-w3d4.test ]]; then
     echo "=== W3D4 paged attention benchmark"
     set +e
     (cd solutions/week3/day4 && "$root/$bin/solutions-w3d4.test" -test.run '^$' -test.bench W3D4PagedGPU \
@@ -192,6 +200,6 @@ PY
 
 case "${1:-build}" in
   build) build ;;
-  run) run ;;
+  run) run "${2:-all}" ;;
   *) echo "usage: $0 [build|run]" >&2; exit 2 ;;
 esac

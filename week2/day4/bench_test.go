@@ -9,6 +9,11 @@ package day4
 // "copy-graph-pdl"), and reports its time's share of that copy's
 // ("%samecopy"): a small product pays a launch's fixed costs as a copy
 // does, so that copy, not the copy of 1 GiB, is the ceiling at its size.
+// On CUDA the 4-bit decode rung also runs on x rounded ahead
+// ("v3_rounded": x rounded once, as the kernel that writes x would leave
+// it, and the products alone timed) and with the rounding as a launch of
+// its own before each product ("v3_round_and_product"); their bytes are
+// counted as the rung's, float x included.
 // Without a GPU it says so and runs nothing.
 //
 //	go test -run '^$' -bench W2D4 -benchtime 200ms ./solutions/week2/day4
@@ -88,6 +93,9 @@ func BenchmarkW2D4Ladder(b *testing.B) {
 							per := benchGraph(b, d, mm, !pdl, y, x, ws)
 							b.ReportMetric(100*ceiling.Seconds()/per.Seconds(), "%samecopy")
 						})
+						if f.Bits == 4 && d.Backend() == kernels.CUDA {
+							benchRounded(b, d, mm, fmt.Sprintf("%s/%s/M=%d", s.Name, f.Name, m), suffix, !pdl, ceiling, y, x, ws)
+						}
 					}
 				}
 				x.Free()
@@ -122,13 +130,52 @@ func benchFunc(b *testing.B, d *kernels.Device, run func(y, x *devtensor.Activat
 // replayed, with or without programmatic dependent launch, and returns the
 // time of one product.
 func benchGraph(b *testing.B, d *kernels.Device, mm *Matmul, noPDL bool, y, x *devtensor.Activations, ws []*devtensor.Weight) time.Duration {
+	return benchGraphRun(b, d, mm, noPDL, x, ws, func(w *devtensor.Weight) error { return mm.Run(V3Vector, y, x, w) })
+}
+
+// benchGraphRun times run(w) for each copy of W from a graph, replayed, and
+// returns the time of one, reporting the rate of a product on x.
+func benchGraphRun(b *testing.B, d *kernels.Device, mm *Matmul, noPDL bool, x *devtensor.Activations, ws []*devtensor.Weight,
+	run func(w *devtensor.Weight) error) time.Duration {
 	was := mm.noPDL
 	mm.noPDL = noPDL
 	defer func() { mm.noPDL = was }()
-	run := func(i int) error { return mm.Run(V3Vector, y, x, ws[i%len(ws)]) }
-	per := kerneltest.GraphTime(b, d, len(ws), run)
+	per := kerneltest.GraphTime(b, d, len(ws), func(i int) error { return run(ws[i%len(ws)]) })
 	reportRate(b, per, x, ws[0])
 	return per
+}
+
+// benchRounded times the 4-bit decode rung on x rounded ahead, from a
+// graph: the products alone on x rounded once ("v3_rounded"), and each
+// product after a launch that rounds x ("v3_round_and_product"), both
+// beside ceiling, the copy of as many bytes launched the same way.
+func benchRounded(b *testing.B, d *kernels.Device, mm *Matmul, prefix, suffix string, noPDL bool, ceiling time.Duration,
+	y, x *devtensor.Activations, ws []*devtensor.Weight) {
+	r, err := mm.NewRoundedX(x.Cols)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer r.Free()
+	if err := mm.RoundX(r, x); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		run  func(w *devtensor.Weight) error
+	}{
+		{"v3_rounded", func(w *devtensor.Weight) error { return mm.V3Rounded(y, r, w) }},
+		{"v3_round_and_product", func(w *devtensor.Weight) error {
+			if err := mm.RoundX(r, x); err != nil {
+				return err
+			}
+			return mm.V3Rounded(y, r, w)
+		}},
+	} {
+		b.Run(fmt.Sprintf("%s/%s%s", prefix, c.name, suffix), func(b *testing.B) {
+			per := benchGraphRun(b, d, mm, noPDL, x, ws, c.run)
+			b.ReportMetric(100*ceiling.Seconds()/per.Seconds(), "%samecopy")
+		})
+	}
 }
 
 // BenchmarkW2D4Overlap times rung 3's matrix-vector products on every real

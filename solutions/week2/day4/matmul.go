@@ -160,6 +160,10 @@ type Matmul struct {
 	gemvQ8U2P   *kernels.Kernel
 	q8Prod      int
 	q8ProdWarps int // the producer warps it was compiled for (MQ_PROD)
+	// The int8-part kernels on x already rounded in device memory
+	// (matmul_q4_gemv_q8r, _q8r_u2: V3Rounded) and the launch that rounds
+	// it (matmul_q8_round_x: RoundX).
+	gemvQ8R, gemvQ8RU2, roundX *kernels.Kernel
 	// Rung 3's bf16 and staged-x kernels ask for their first weights
 	// before they wait for the launch ahead, and are launched with
 	// Overlap: inside a captured graph they start while it drains. noPDL
@@ -266,6 +270,15 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 			}
 			if err == nil {
 				m.gemvQ8U2P, err = mod.Kernel("matmul_q4_gemv_q8_u2p")
+			}
+			if err == nil {
+				m.gemvQ8R, err = mod.Kernel("matmul_q4_gemv_q8r")
+			}
+			if err == nil {
+				m.gemvQ8RU2, err = mod.Kernel("matmul_q4_gemv_q8r_u2")
+			}
+			if err == nil {
+				m.roundX, err = mod.Kernel("matmul_q8_round_x")
 			}
 			for rt := 1; rt <= 2 && err == nil; rt++ {
 				m.gemvTC[rt], err = mod.Kernel(fmt.Sprintf("matmul_q4_gemv_tc%d", rt))
@@ -432,7 +445,7 @@ func (m *Matmul) V3(y, x *devtensor.Activations, w *devtensor.Weight) error {
 		return m.v3Q8(y, x, w)
 	}
 	if m.gemvX != nil && m.gxOn && m.tcRT == 0 && w.Quantized() && x.Rows == 1 && w.K%64 == 0 && gemvXShared(w.K) <= maxStagedShared {
-		return m.launchStaged(m.gemvX, gemvXShared(w.K), m.gxWK, m.gxCap, y, x, w)
+		return m.launchStaged(m.gemvX, gemvXShared(w.K), m.gxWK, m.gxCap, y, x.Buf, w)
 	}
 	if m.gemvTC[1] != nil && m.tcRT >= 0 && w.Quantized() && x.Rows == 1 && w.K%128 == 0 && (w.GroupSize == 64 || w.GroupSize == 128) &&
 		(w.N >= tcMinN || m.tcRT > 0) {
@@ -472,10 +485,10 @@ func (m *Matmul) V3(y, x *devtensor.Activations, w *devtensor.Weight) error {
 }
 
 // launchStaged launches a staged-x matrix-vector kernel (matmul_q4_gemv_x
-// or matmul_q4_gemv_q8) with smem bytes of shared memory: wk warps per set
-// of 4 rows (0: by shape), the grid capped at capB blocks a
+// or matmul_q4_gemv_q8) with smem bytes of shared memory, x in xb: wk
+// warps per set of 4 rows (0: by shape), the grid capped at capB blocks a
 // multiprocessor (0: a block for every 8/wk sets).
-func (m *Matmul) launchStaged(k *kernels.Kernel, smem, wk, capB int, y, x *devtensor.Activations, w *devtensor.Weight) error {
+func (m *Matmul) launchStaged(k *kernels.Kernel, smem, wk, capB int, y *devtensor.Activations, xb *kernels.Buffer, w *devtensor.Weight) error {
 	if wk == 0 {
 		wk = gemvXSplit(w.N, w.K/32, m.dev.Info().Multiprocessors)
 	}
@@ -484,7 +497,7 @@ func (m *Matmul) launchStaged(k *kernels.Kernel, smem, wk, capB int, y, x *devte
 		grid = min(grid, capB*max(1, m.dev.Info().Multiprocessors))
 	}
 	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(Block), SharedMem: smem, Overlap: !m.noPDL}
-	return m.dev.Launch(k, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(wk), m.l2Prefetch(w))
+	return m.dev.Launch(k, cfg, y.Buf, xb, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(wk), m.l2Prefetch(w))
 }
 
 // prodCols is the row length from which v3Q8 stages x in producer warps
@@ -534,29 +547,114 @@ func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if m.gemvQ8 == nil || !w.Quantized() || x.Rows != 1 || w.K%32 != 0 || gemvQ8Shared(w.K, m.q8Levels) > maxStagedShared {
 		return fmt.Errorf("matmul: the int8-part variant takes one row of x and a 4-bit W on CUDA (K = %d)", w.K)
 	}
+	p := m.q8Plan(w)
+	smem := gemvQ8Shared(w.K, m.q8Levels)
+	switch {
+	case p.prod:
+		return m.launchProducers(smem, y, x, w)
+	case p.u2:
+		return m.launchStaged(m.gemvQ8U2, smem, p.wk, p.capB, y, x.Buf, w)
+	default:
+		return m.launchStaged(m.gemvQ8, smem, p.wk, p.capB, y, x.Buf, w)
+	}
+}
+
+// q8Plan is how v3Q8 runs a product on W: the two-slice kernel or the
+// one-slice one, the warps a set of rows, the grid's cap in blocks a
+// multiprocessor, and whether the two-slice kernel's x is staged by
+// producer warps.
+type q8Plan struct {
+	u2, prod bool
+	wk, capB int
+}
+
+func (m *Matmul) q8Plan(w *devtensor.Weight) q8Plan {
 	sms := m.dev.Info().Multiprocessors
-	wk, capB := m.q8WK, m.q8Cap
+	p := q8Plan{wk: m.q8WK, capB: m.q8Cap}
 	if m.q8U2 > 0 || (m.q8U2 == 0 && (w.N <= w.K || w.K >= u2Cols)) {
 		// One block a multiprocessor (its registers), so no more blocks
 		// than multiprocessors: a second wave would run alone at the end.
-		if wk == 0 {
-			wk = q8Split(w.N, w.K/32, sms)
-			for wk > 1 && kernels.Blocks(w.N, 4*(Block/32)/wk) > max(sms, 1) {
-				wk /= 2
+		p.u2, p.capB = true, 1
+		if p.wk == 0 {
+			p.wk = q8Split(w.N, w.K/32, sms)
+			for p.wk > 1 && kernels.Blocks(w.N, 4*(Block/32)/p.wk) > max(sms, 1) {
+				p.wk /= 2
 			}
 		}
-		if wk == 1 && (m.q8Prod > 0 || m.q8Prod == 0 && w.K >= prodCols) {
-			return m.launchProducers(gemvQ8Shared(w.K, m.q8Levels), y, x, w)
-		}
-		return m.launchStaged(m.gemvQ8U2, gemvQ8Shared(w.K, m.q8Levels), wk, 1, y, x, w)
+		p.prod = p.wk == 1 && (m.q8Prod > 0 || m.q8Prod == 0 && w.K >= prodCols)
+		return p
 	}
-	if wk == 0 {
-		wk = q8Split(w.N, w.K/32, sms)
+	if p.wk == 0 {
+		p.wk = q8Split(w.N, w.K/32, sms)
 	}
-	if capB == 0 {
-		capB = q8BlocksPerSM
+	if p.capB == 0 {
+		p.capB = q8BlocksPerSM
 	}
-	return m.launchStaged(m.gemvQ8, gemvQ8Shared(w.K, m.q8Levels), wk, capB, y, x, w)
+	return p
+}
+
+// RoundedX is one row of x rounded into int8 parts, in the layout V3's
+// int8-part kernels stage x in (three parts of K codes, then a scale and
+// a sum for each 32 values), kept in device memory so that every product
+// reading x reads it as it is instead of each block rounding all of x
+// again. A kernel that writes x can write it this way (Week 2 Day 7's
+// step does); RoundX does it as a launch of its own.
+type RoundedX struct {
+	Buf *kernels.Buffer
+	K   int
+}
+
+// NewRoundedX allocates a RoundedX for a row of k values, k a multiple of
+// 32. (Provided.)
+func (m *Matmul) NewRoundedX(k int) (*RoundedX, error) {
+	if m.roundX == nil {
+		return nil, fmt.Errorf("matmul: x rounded ahead needs the CUDA kernels")
+	}
+	if k <= 0 || k%32 != 0 {
+		return nil, fmt.Errorf("matmul: x rounded into int8 parts needs a multiple of 32 values, got %d", k)
+	}
+	b, err := m.dev.Alloc(gemvQ8Shared(k, m.q8Levels))
+	if err != nil {
+		return nil, err
+	}
+	return &RoundedX{Buf: b, K: k}, nil
+}
+
+// Free releases r's device memory. (Provided.)
+func (r *RoundedX) Free() error { return r.Buf.Free() }
+
+// RoundX rounds the one row of x into r (matmul_q8_round_x, a warp a
+// slice of 32 values), code for code as the staged kernels round it.
+// (Provided.)
+func (m *Matmul) RoundX(r *RoundedX, x *devtensor.Activations) error {
+	if x.Rows != 1 || x.Cols != r.K {
+		return fmt.Errorf("matmul: RoundX takes one row of %d values, got %d×%d", r.K, x.Rows, x.Cols)
+	}
+	ns := r.K / 32
+	cfg := kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(ns, Block/32)), Block: kernels.D1(Block), Overlap: !m.noPDL}
+	return m.dev.Launch(m.roundX, cfg, r.Buf, x.Buf, int32(r.K))
+}
+
+// V3Rounded is V3's product for one row of x on a 4-bit W, on x already
+// rounded (r): the same kernels with the same warps a set of rows, so the
+// same sums bit for bit, but no block stages x (matmul_q4_gemv_q8r and
+// _q8r_u2). Where V3 stages x in producer warps, this runs the two-slice
+// kernel on the same grid. (Provided.)
+func (m *Matmul) V3Rounded(y *devtensor.Activations, r *RoundedX, w *devtensor.Weight) error {
+	if m.gemvQ8R == nil || !w.Quantized() || r.K != w.K {
+		return fmt.Errorf("matmul: the product on x rounded ahead takes a 4-bit W of %d columns on CUDA (K = %d)", r.K, w.K)
+	}
+	if y.Cols != w.N {
+		return fmt.Errorf("matmul: y has %d columns, want W's N = %d", y.Cols, w.N)
+	}
+	if err := y.SetRows(1); err != nil {
+		return err
+	}
+	p, k := m.q8Plan(w), m.gemvQ8R
+	if p.u2 {
+		k = m.gemvQ8RU2
+	}
+	return m.launchStaged(k, 0, p.wk, p.capB, y, r.Buf, w)
 }
 
 // u2Cols is the row length from which matmul_q4_gemv_q8_u2 pays even for a

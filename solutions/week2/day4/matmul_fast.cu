@@ -698,14 +698,20 @@ __device__ __forceinline__ void mv_sets(const void* __restrict__ w, const unsign
 // x, a round's slices at a time, and count the rounds staged in a shared
 // counter, while the other warps stream W from the start and wait for a
 // round of x only when they reach it (matmul_q4_gemv_q8_u2p).
-template <int F, int U = MQP_U, int PROD = 0>
+//
+// RX (x in int8 parts): x comes already rounded, in mq_stage's layout in
+// device memory (matmul_q8_round_x, or the kernel that wrote x), and no
+// block stages it: the loop reads the codes from there (matmul_q4_gemv_q8r).
+template <int F, int U = MQP_U, int PROD = 0, bool RX = false>
 __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const float* __restrict__ x,
                                                const unsigned int* __restrict__ w,
                                                const unsigned short* __restrict__ scales,
                                                const unsigned short* __restrict__ biases, int N, int K, int group,
                                                int wk, int pre) {
+    static_assert(!RX || (F == 2 && PROD == 0), "x comes rounded only in int8 parts, with no producer warps");
     extern __shared__ float4 mv_smem[];
-    float* xs = (float*)mv_smem;
+    float* xsm = (float*)mv_smem;
+    const float* xs = RX ? x : xsm;
     __shared__ volatile int staged;  // PROD: rounds of x staged
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = ((int)blockDim.x / 32 - PROD) / wk;
     const int sets = (N + MV_P * per - 1) / (MV_P * per);
@@ -722,7 +728,7 @@ __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const floa
             float ss = 0.0f;
             for (int c0 = 0; c0 < NS; c0 += span) {
                 for (int j = c0 + pt; j < min(NS, c0 + span); j += 32 * PROD)
-                    mq_stage_slice<false>((unsigned char*)xs, x, nullptr, NS, j, ss);
+                    mq_stage_slice<false>((unsigned char*)xsm, x, nullptr, NS, j, ss);
                 asm volatile("bar.sync 1, %0;" ::"n"(32 * PROD) : "memory");  // the producers' slices written
                 if (pt == 0) {
                     __threadfence_block();
@@ -744,7 +750,7 @@ __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const floa
                         l2_prefetch(biases, r0 * (K / group) * 2, r1 * (K / group) * 2);
                     }
                 mv_after_previous();
-                if (PROD == 0) mv_stage_f<F, false>(xs, x, nullptr, K);
+                if (PROD == 0 && !RX) mv_stage_f<F, false>(xsm, x, nullptr, K);
             },
             [&](int set, const float (&tot)[MV_P]) {
                 const int n0 = (set * per + warp / wk) * MV_P;
@@ -781,6 +787,38 @@ extern "C" __global__ void __launch_bounds__(256, 1) matmul_q4_gemv_q8_u2(
         const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
         int N, int K, int group, int wk, int pre) {
     q4_gemv_staged<2, 2>(y, x, w, scales, biases, N, K, group, wk, pre);
+}
+
+// matmul_q4_gemv_q8 and matmul_q4_gemv_q8_u2 on x already rounded into
+// int8 parts (RX in q4_gemv_staged): xq holds mq_stage's layout in device
+// memory, written once by matmul_q8_round_x below or by the kernel that
+// computes x (Week 2 Day 7's step rounds x where it writes it). No block
+// stages x, so every warp multiplies as soon as its first round of W and
+// the launch ahead are done; the loop reads the codes from device memory
+// (from L1 once a warp of the multiprocessor has asked for them). The sums
+// are the staged kernels', bit for bit, with the same warps a set.
+extern "C" __global__ void __launch_bounds__(256, MQ_MINB) matmul_q4_gemv_q8r(
+        float* __restrict__ y, const unsigned char* __restrict__ xq, const unsigned int* __restrict__ w,
+        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
+        int N, int K, int group, int wk, int pre) {
+    q4_gemv_staged<2, MQP_U, 0, true>(y, (const float*)xq, w, scales, biases, N, K, group, wk, pre);
+}
+
+extern "C" __global__ void __launch_bounds__(256, 1) matmul_q4_gemv_q8r_u2(
+        float* __restrict__ y, const unsigned char* __restrict__ xq, const unsigned int* __restrict__ w,
+        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
+        int N, int K, int group, int wk, int pre) {
+    q4_gemv_staged<2, 2, 0, true>(y, (const float*)xq, w, scales, biases, N, K, group, wk, pre);
+}
+
+// x[0:K] rounded into xq in mq_stage's layout (mq_put, code for code the
+// staging's rounding), a warp a slice of 32: the launch that gives
+// matmul_q4_gemv_q8r its x where no kernel ahead writes it that way.
+extern "C" __global__ void __launch_bounds__(256) matmul_q8_round_x(unsigned char* __restrict__ xq,
+                                                                    const float* __restrict__ x, int K) {
+    mv_after_previous();
+    const int NS = K / 32, j = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32;
+    if (j < NS) mq_put(xq, nullptr, NS, j, x[(size_t)32 * j + threadIdx.x % 32], 1.0f);
 }
 
 // matmul_q4_gemv_q8_u2 with x staged by MQ_PROD warps of its own while the

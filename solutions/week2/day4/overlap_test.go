@@ -39,7 +39,10 @@ extern "C" __global__ void write_late(float* x, const float* nx, int n, unsigned
 //     bit as the same kernel gives it launched on its own;
 //   - launched plainly, the product of the new x with the new W.
 //
-// Both with and without the request for all of a block's weights into L2.
+// Both with and without the request for all of a block's weights into L2;
+// for 4-bit W also x rounded ahead (RoundX, then V3Rounded, both launched
+// with Overlap: the rounding must wait for the writer, and the product
+// for the rounding).
 func TestW2D4OverlapGPU(t *testing.T) {
 	d := kerneltest.Open(t)
 	if !d.Info().Overlap {
@@ -60,6 +63,7 @@ func TestW2D4OverlapGPU(t *testing.T) {
 	}
 	defer mm.Close()
 	const spin = 200_000 // about 100 µs at the H200's clock: far longer than a product
+	v3 := func(y, x *devtensor.Activations, w *devtensor.Weight) error { return mm.Run(V3Vector, y, x, w) }
 	for _, s := range []w2d4.Shape{{Name: "896x896", N: 896, K: 896, Ms: []int{1}}, {Name: "4864x896", N: 4864, K: 896, Ms: []int{1}}, {Name: "896x4864", N: 896, K: 4864, Ms: []int{1}}} {
 		for _, f := range w2d4.Formats[:2] {
 			for _, l2 := range []int{-1, 1} {
@@ -67,15 +71,33 @@ func TestW2D4OverlapGPU(t *testing.T) {
 				t.Run(name, func(t *testing.T) {
 					mm.l2Pre = l2
 					defer func() { mm.l2Pre = 0 }()
-					lateProduct(t, d, mm, writer, spin, w2d4.NewProblem(s, f, 11))
+					lateProduct(t, d, mm, writer, spin, w2d4.NewProblem(s, f, 11), v3)
+				})
+			}
+			if f.Bits == 4 {
+				t.Run(fmt.Sprintf("%s/%s/rounded", s.Name, f.Name), func(t *testing.T) {
+					r, err := mm.NewRoundedX(s.K)
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer r.Free()
+					rounded := func(y, x *devtensor.Activations, w *devtensor.Weight) error {
+						if err := mm.RoundX(r, x); err != nil {
+							return err
+						}
+						return mm.V3Rounded(y, r, w)
+					}
+					lateProduct(t, d, mm, writer, spin, w2d4.NewProblem(s, f, 11), rounded)
 				})
 			}
 		}
 	}
 }
 
-// lateProduct runs the check of TestW2D4OverlapGPU on one problem.
-func lateProduct(t *testing.T, d *kernels.Device, mm *Matmul, writer *kernels.Kernel, spin int64, p *w2d4.Problem) {
+// lateProduct runs the check of TestW2D4OverlapGPU on one problem, the
+// product launched by run.
+func lateProduct(t *testing.T, d *kernels.Device, mm *Matmul, writer *kernels.Kernel, spin int64, p *w2d4.Problem,
+	run func(y, x *devtensor.Activations, w *devtensor.Weight) error) {
 	w, err := p.Upload(d)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +146,7 @@ func lateProduct(t *testing.T, d *kernels.Device, mm *Matmul, writer *kernels.Ke
 	// eager is the product of the new x with W's first words set to head,
 	// launched on its own.
 	eager := func(head []uint32) []float32 {
-		for _, err := range []error{kernels.Write(x.Buf, 0, xNew), kernels.Write(w.W, 0, head), mm.Run(V3Vector, y, x, w)} {
+		for _, err := range []error{kernels.Write(x.Buf, 0, xNew), kernels.Write(w.W, 0, head), run(y, x, w)} {
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,7 +173,7 @@ func lateProduct(t *testing.T, d *kernels.Device, mm *Matmul, writer *kernels.Ke
 			if err := d.Launch(writer, cfg, x.Buf, newX, int32(w.K), w.W, newW, int32(4), int64(spin)); err != nil {
 				return err
 			}
-			return mm.Run(V3Vector, y, x, w)
+			return run(y, x, w)
 		})
 		if err != nil {
 			t.Fatal(err)
