@@ -21,6 +21,46 @@ import (
 // than columns, whatever V3 would pick.
 // (V3's own pick is checked against the CPU by TestW2D4VectorGPU.)
 func TestW2D4TwoSlicesARoundGPU(t *testing.T) {
+	d, mm := openQ8(t)
+	defer mm.Close()
+	eachQ8Problem(t, d, q8Shapes, func(t *testing.T, w *devtensor.Weight, x *devtensor.Activations) {
+		if err := x.Upload(tensor.RandN(rand.New(rand.NewPCG(6, uint64(w.N))), 1, w.K)); err != nil {
+			t.Fatal(err)
+		}
+		for wk := 1; wk <= 2; wk++ {
+			one, two := q8Output(t, d, mm, -1, -1, wk, x, w), q8Output(t, d, mm, 1, -1, wk, x, w)
+			for i := range one {
+				if one[i] != two[i] {
+					t.Fatalf("%d warps a set: y[%d] = %v with two slices a round, %v with one", wk, i, two[i], one[i])
+				}
+			}
+			if wk > 1 {
+				continue
+			}
+			// x staged by producer warps while the others multiply
+			// (matmul_q4_gemv_q8_u2p): the same products again.
+			prod := q8Output(t, d, mm, 1, 1, wk, x, w)
+			for i := range one {
+				if one[i] != prod[i] {
+					t.Fatalf("y[%d] = %v with x staged by producer warps, %v with one slice a round", i, prod[i], one[i])
+				}
+			}
+		}
+	})
+}
+
+// q8Shapes are the shapes the int8-part kernels are compared on: rows
+// fewer and more than columns, rows of one round and of many, and the
+// long rows that V3 gives to producer warps.
+var q8Shapes = []w2d4.Shape{
+	{Name: "4x128", N: 4, K: 128}, {Name: "100x4096", N: 100, K: 4096}, {Name: "896x4864", N: 896, K: 4864},
+	{Name: "3584x18944", N: 3584, K: 18944}, {Name: "4864x896", N: 4864, K: 896}, {Name: "1000x1152", N: 1000, K: 1152},
+}
+
+// openQ8 opens the GPU and a Matmul for the checks of the int8-part
+// kernels, CUDA's only (else the check says it did not run).
+func openQ8(t *testing.T) (*kernels.Device, *Matmul) {
+	t.Helper()
 	d := kerneltest.Open(t)
 	if d.Backend() != kernels.CUDA {
 		t.Skipf("not run: the int8-part kernels are CUDA's (%s)", d)
@@ -29,11 +69,13 @@ func TestW2D4TwoSlicesARoundGPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer mm.Close()
-	shapes := []w2d4.Shape{
-		{Name: "4x128", N: 4, K: 128}, {Name: "100x4096", N: 100, K: 4096}, {Name: "896x4864", N: 896, K: 4864},
-		{Name: "3584x18944", N: 3584, K: 18944}, {Name: "4864x896", N: 4864, K: 896}, {Name: "1000x1152", N: 1000, K: 1152},
-	}
+	return d, mm
+}
+
+// eachQ8Problem runs check, as a subtest, on a random 4-bit W in groups of
+// 64 and of 128 for every shape whose K the group divides, with a row of
+// x of K values (its contents the check's).
+func eachQ8Problem(t *testing.T, d *kernels.Device, shapes []w2d4.Shape, check func(t *testing.T, w *devtensor.Weight, x *devtensor.Activations)) {
 	for _, s := range shapes {
 		s.Ms = []int{1}
 		for _, f := range w2d4.Formats[1:3] {
@@ -51,28 +93,7 @@ func TestW2D4TwoSlicesARoundGPU(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer x.Free()
-				if err := x.Upload(tensor.RandN(rand.New(rand.NewPCG(6, uint64(s.N))), 1, s.K)); err != nil {
-					t.Fatal(err)
-				}
-				for wk := 1; wk <= 2; wk++ {
-					one, two := q8Output(t, d, mm, -1, -1, wk, x, w), q8Output(t, d, mm, 1, -1, wk, x, w)
-					for i := range one {
-						if one[i] != two[i] {
-							t.Fatalf("%d warps a set: y[%d] = %v with two slices a round, %v with one", wk, i, two[i], one[i])
-						}
-					}
-					if wk > 1 {
-						continue
-					}
-					// x staged by producer warps while the others multiply
-					// (matmul_q4_gemv_q8_u2p): the same products again.
-					prod := q8Output(t, d, mm, 1, 1, wk, x, w)
-					for i := range one {
-						if one[i] != prod[i] {
-							t.Fatalf("y[%d] = %v with x staged by producer warps, %v with one slice a round", i, prod[i], one[i])
-						}
-					}
-				}
+				check(t, w, x)
 			})
 		}
 	}
@@ -86,6 +107,13 @@ func q8Output(t *testing.T, d *kernels.Device, mm *Matmul, u2, prod, wk int, x *
 	t.Helper()
 	mm.q8U2, mm.q8Prod, mm.q8WK = u2, prod, wk
 	defer func() { mm.q8U2, mm.q8Prod, mm.q8WK = 0, 0, 0 }()
+	return q8Run(t, d, w, func(y *devtensor.Activations) error { return mm.v3Q8(y, x, w) })
+}
+
+// q8Run is the row y that run writes, y first filled with NaN so that an
+// unwritten row shows.
+func q8Run(t *testing.T, d *kernels.Device, w *devtensor.Weight, run func(y *devtensor.Activations) error) []float32 {
+	t.Helper()
 	y, err := devtensor.NewActivations(d, 1, w.N)
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +122,7 @@ func q8Output(t *testing.T, d *kernels.Device, mm *Matmul, u2, prod, wk int, x *
 	if err := y.Buf.Fill(0xff); err != nil {
 		t.Fatal(err)
 	}
-	if err := mm.v3Q8(y, x, w); err != nil {
+	if err := run(y); err != nil {
 		t.Fatal(err)
 	}
 	out, err := y.Download()
@@ -102,4 +130,89 @@ func q8Output(t *testing.T, d *kernels.Device, mm *Matmul, u2, prod, wk int, x *
 		t.Fatal(err)
 	}
 	return out.Data()
+}
+
+// TestW2D4RoundedXGPU checks the product on x rounded ahead (RoundX, then
+// V3Rounded) against V3's int8-part kernels, which round x in every block:
+// RoundX must write the codes, scales and sums the blocks would stage, and
+// the kernels then add the same products in the same order, so with the
+// same build and warps a set of rows the outputs must agree bit for bit.
+// Each case runs V3's own pick and the one- and two-slice builds forced on
+// with 1 and 2 warps a set; the producers' build (x staged by warps of its
+// own) is what V3 picks on the long rows here, so its sums are compared
+// too. y starts as NaN, so a row left unwritten fails. x is rounded again
+// for a second x, so a stale rounding fails as well.
+func TestW2D4RoundedXGPU(t *testing.T) {
+	d, mm := openQ8(t)
+	defer mm.Close()
+	shapes := append(q8Shapes[:len(q8Shapes):len(q8Shapes)], w2d4.Shape{Name: "18944x3584", N: 18944, K: 3584})
+	eachQ8Problem(t, d, shapes, func(t *testing.T, w *devtensor.Weight, x *devtensor.Activations) {
+		r, err := mm.NewRoundedX(w.K)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Free()
+		for seed := uint64(1); seed <= 2; seed++ {
+			if err := x.Upload(tensor.RandN(rand.New(rand.NewPCG(seed, uint64(w.N))), 1, w.K)); err != nil {
+				t.Fatal(err)
+			}
+			if err := mm.RoundX(r, x); err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range []struct{ u2, wk int }{{0, 0}, {-1, 1}, {-1, 2}, {1, 1}, {1, 2}} {
+				staged := q8Output(t, d, mm, b.u2, 0, b.wk, x, w)
+				got := roundedOutput(t, d, mm, b.u2, b.wk, r, w)
+				if i := firstDiff(got, staged); i >= 0 {
+					t.Fatalf("x %d, two slices %+d, %d warps a set: y[%d] = %v on x rounded ahead, %v with x staged in each block",
+						seed, b.u2, b.wk, i, got[i], staged[i])
+				}
+			}
+		}
+	})
+}
+
+// roundedOutput is y = x·Wᵀ by V3Rounded on r with its two-slice build
+// forced on (u2 1), off (-1) or left to the shape (0) and wk warps a set
+// of rows (0: by shape), y first filled with NaN.
+func roundedOutput(t *testing.T, d *kernels.Device, mm *Matmul, u2, wk int, r *RoundedX, w *devtensor.Weight) []float32 {
+	t.Helper()
+	mm.q8U2, mm.q8WK = u2, wk
+	defer func() { mm.q8U2, mm.q8WK = 0, 0 }()
+	return q8Run(t, d, w, func(y *devtensor.Activations) error { return mm.V3Rounded(y, r, w) })
+}
+
+// TestW2D4RoundedXErrorsGPU checks that the product on x rounded ahead turns
+// down what it cannot take with an error, not a launch.
+func TestW2D4RoundedXErrorsGPU(t *testing.T) {
+	d, mm := openQ8(t)
+	defer mm.Close()
+	if _, err := mm.NewRoundedX(100); err == nil {
+		t.Error("NewRoundedX(100): no error for a row that is not a multiple of 32")
+	}
+	r, err := mm.NewRoundedX(128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Free()
+	x, err := devtensor.NewActivations(d, 1, 256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Free()
+	if err := mm.RoundX(r, x); err == nil {
+		t.Error("RoundX: no error for x of 256 values into a RoundedX of 128")
+	}
+	w, err := w2d4.NewProblem(w2d4.Shape{Name: "64x256", N: 64, K: 256, Ms: []int{1}}, w2d4.Formats[1], 3).Upload(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Free()
+	y, err := devtensor.NewActivations(d, 1, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer y.Free()
+	if err := mm.V3Rounded(y, r, w); err == nil {
+		t.Error("V3Rounded: no error for x rounded at 128 values and W of 256 columns")
+	}
 }
