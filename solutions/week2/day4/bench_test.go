@@ -394,6 +394,29 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 				benchRung(b, d, mm, V3Vector, y, x, ws)
 			})
 		}
+		// On x rounded ahead (V3Rounded) from a graph with programmatic
+		// dependent launch: copied into each block's shared memory first,
+		// read where it is, and V3Rounded's pick.
+		r, err := mms[0].NewRoundedX(s.K)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := mms[0].RoundX(r, x); err != nil {
+			b.Fatal(err)
+		}
+		for _, v := range []struct {
+			name   string
+			direct int
+		}{{"copied", -1}, {"direct", 1}, {"pick", 0}} {
+			mm := mms[0]
+			b.Run(fmt.Sprintf("%s/%s/rounded_%s-graph-pdl", s.Name, f.Name, v.name), func(b *testing.B) {
+				mm.rxDirect = v.direct
+				defer func() { mm.rxDirect = 0 }()
+				run := func(j int) error { return mm.V3Rounded(y, r, ws[j%len(ws)]) }
+				reportRate(b, kerneltest.GraphTime(b, d, len(ws), run), x, ws[0])
+			})
+		}
+		r.Free()
 		free()
 	}
 }

@@ -161,9 +161,12 @@ type Matmul struct {
 	q8Prod      int
 	q8ProdWarps int // the producer warps it was compiled for (MQ_PROD)
 	// The int8-part kernels on x already rounded in device memory
-	// (matmul_q4_gemv_q8r, _q8r_u2: V3Rounded) and the launch that rounds
-	// it (matmul_q8_round_x: RoundX).
-	gemvQ8R, gemvQ8RU2, roundX *kernels.Kernel
+	// (V3Rounded): copied into each block's shared memory first
+	// (matmul_q4_gemv_q8r, _q8r_u2) or read where it is (_q8rd, _q8rd_u2;
+	// rxDirect forces those on (1) or off (-1), 0: by shape); and the
+	// launch that rounds x (matmul_q8_round_x: RoundX).
+	gemvQ8R, gemvQ8RU2, gemvQ8RD, gemvQ8RDU2, roundX *kernels.Kernel
+	rxDirect                                         int
 	// Rung 3's bf16 and staged-x kernels ask for their first weights
 	// before they wait for the launch ahead, and are launched with
 	// Overlap: inside a captured graph they start while it drains. noPDL
@@ -271,11 +274,14 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 			if err == nil {
 				m.gemvQ8U2P, err = mod.Kernel("matmul_q4_gemv_q8_u2p")
 			}
-			if err == nil {
-				m.gemvQ8R, err = mod.Kernel("matmul_q4_gemv_q8r")
-			}
-			if err == nil {
-				m.gemvQ8RU2, err = mod.Kernel("matmul_q4_gemv_q8r_u2")
+			for _, k := range []struct {
+				to   **kernels.Kernel
+				name string
+			}{{&m.gemvQ8R, "matmul_q4_gemv_q8r"}, {&m.gemvQ8RU2, "matmul_q4_gemv_q8r_u2"},
+				{&m.gemvQ8RD, "matmul_q4_gemv_q8rd"}, {&m.gemvQ8RDU2, "matmul_q4_gemv_q8rd_u2"}} {
+				if err == nil {
+					*k.to, err = mod.Kernel(k.name)
+				}
 			}
 			if err == nil {
 				m.roundX, err = mod.Kernel("matmul_q8_round_x")
@@ -613,7 +619,7 @@ func (m *Matmul) NewRoundedX(k int) (*RoundedX, error) {
 	if k <= 0 || k%32 != 0 {
 		return nil, fmt.Errorf("matmul: x rounded into int8 parts needs a multiple of 32 values, got %d", k)
 	}
-	b, err := m.dev.Alloc(gemvQ8Shared(k, m.q8Levels))
+	b, err := m.dev.Alloc(roundedBytes(k, m.q8Levels))
 	if err != nil {
 		return nil, err
 	}
@@ -650,11 +656,25 @@ func (m *Matmul) V3Rounded(y *devtensor.Activations, r *RoundedX, w *devtensor.W
 	if err := y.SetRows(1); err != nil {
 		return err
 	}
-	p, k := m.q8Plan(w), m.gemvQ8R
-	if p.u2 {
-		k = m.gemvQ8RU2
+	p, smem := m.q8Plan(w), roundedBytes(w.K, m.q8Levels)
+	k := [2][2]*kernels.Kernel{{m.gemvQ8R, m.gemvQ8RU2}, {m.gemvQ8RD, m.gemvQ8RDU2}}
+	direct := m.rxDirect > 0 || m.rxDirect == 0 && false || smem > maxStagedShared
+	if direct {
+		smem = 0
 	}
-	return m.launchStaged(k, 0, p.wk, p.capB, y, r.Buf, w)
+	return m.launchStaged(k[b2i(direct)][b2i(p.u2)], smem, p.wk, p.capB, y, r.Buf, w)
+}
+
+// roundedBytes is the size of a row of k values rounded into levels int8
+// parts (gemvQ8Shared) rounded up to 16 bytes, the pieces the kernels
+// copy it in.
+func roundedBytes(k, levels int) int { return (gemvQ8Shared(k, levels) + 15) &^ 15 }
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // u2Cols is the row length from which matmul_q4_gemv_q8_u2 pays even for a

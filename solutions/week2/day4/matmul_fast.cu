@@ -701,17 +701,19 @@ __device__ __forceinline__ void mv_sets(const void* __restrict__ w, const unsign
 //
 // RX (x in int8 parts): x comes already rounded, in mq_stage's layout in
 // device memory (matmul_q8_round_x, or the kernel that wrote x), and no
-// block stages it: the loop reads the codes from there (matmul_q4_gemv_q8r).
-template <int F, int U = MQP_U, int PROD = 0, bool RX = false>
+// block rounds it: each block copies the codes into its shared memory
+// (RX 2, matmul_q4_gemv_q8r), or the loop reads them where they are (RX 1,
+// matmul_q4_gemv_q8rd).
+template <int F, int U = MQP_U, int PROD = 0, int RX = 0>
 __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const float* __restrict__ x,
                                                const unsigned int* __restrict__ w,
                                                const unsigned short* __restrict__ scales,
                                                const unsigned short* __restrict__ biases, int N, int K, int group,
                                                int wk, int pre) {
-    static_assert(!RX || (F == 2 && PROD == 0), "x comes rounded only in int8 parts, with no producer warps");
+    static_assert(RX == 0 || (F == 2 && PROD == 0), "x comes rounded only in int8 parts, with no producer warps");
     extern __shared__ float4 mv_smem[];
     float* xsm = (float*)mv_smem;
-    const float* xs = RX ? x : xsm;
+    const float* xs = RX == 1 ? x : xsm;
     __shared__ volatile int staged;  // PROD: rounds of x staged
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = ((int)blockDim.x / 32 - PROD) / wk;
     const int sets = (N + MV_P * per - 1) / (MV_P * per);
@@ -750,7 +752,15 @@ __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const floa
                         l2_prefetch(biases, r0 * (K / group) * 2, r1 * (K / group) * 2);
                     }
                 mv_after_previous();
-                if (PROD == 0 && !RX) mv_stage_f<F, false>(xsm, x, nullptr, K);
+                if (RX == 2) {
+                    // the codes, scales and sums as they are, 16 bytes a
+                    // thread at a time (the layout's size rounded up to 16)
+                    const int n16 = (MQ_LEVELS * K + 8 * (K / 32) + 15) / 16;
+                    for (int i = threadIdx.x; i < n16; i += blockDim.x) mv_smem[i] = __ldg((const float4*)x + i);
+                    __syncthreads();
+                } else if (PROD == 0 && RX == 0) {
+                    mv_stage_f<F, false>(xsm, x, nullptr, K);
+                }
             },
             [&](int set, const float (&tot)[MV_P]) {
                 const int n0 = (set * per + warp / wk) * MV_P;
@@ -793,23 +803,22 @@ extern "C" __global__ void __launch_bounds__(256, 1) matmul_q4_gemv_q8_u2(
 // int8 parts (RX in q4_gemv_staged): xq holds mq_stage's layout in device
 // memory, written once by matmul_q8_round_x below or by the kernel that
 // computes x (Week 2 Day 7's step rounds x where it writes it). No block
-// stages x, so every warp multiplies as soon as its first round of W and
-// the launch ahead are done; the loop reads the codes from device memory
-// (from L1 once a warp of the multiprocessor has asked for them). The sums
-// are the staged kernels', bit for bit, with the same warps a set.
-extern "C" __global__ void __launch_bounds__(256, MQ_MINB) matmul_q4_gemv_q8r(
-        float* __restrict__ y, const unsigned char* __restrict__ xq, const unsigned int* __restrict__ w,
-        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
-        int N, int K, int group, int wk, int pre) {
-    q4_gemv_staged<2, MQP_U, 0, true>(y, (const float*)xq, w, scales, biases, N, K, group, wk, pre);
-}
-
-extern "C" __global__ void __launch_bounds__(256, 1) matmul_q4_gemv_q8r_u2(
-        float* __restrict__ y, const unsigned char* __restrict__ xq, const unsigned int* __restrict__ w,
-        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
-        int N, int K, int group, int wk, int pre) {
-    q4_gemv_staged<2, 2, 0, true>(y, (const float*)xq, w, scales, biases, N, K, group, wk, pre);
-}
+// rounds x: after the wait for the launch ahead each copies the codes into
+// its shared memory (q8r), one trip to L2, or its loop reads them from
+// device memory, from L1 once a warp of the multiprocessor has asked for
+// them (q8rd). The sums are the staged kernels', bit for bit, with the
+// same warps a set.
+#define MQ_RX_KERNELS(name, minb, u, rx)                                                                       \
+    extern "C" __global__ void __launch_bounds__(256, minb) name(                                              \
+            float* __restrict__ y, const unsigned char* __restrict__ xq, const unsigned int* __restrict__ w,    \
+            const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases, int N, int K, \
+            int group, int wk, int pre) {                                                                      \
+        q4_gemv_staged<2, u, 0, rx>(y, (const float*)xq, w, scales, biases, N, K, group, wk, pre);             \
+    }
+MQ_RX_KERNELS(matmul_q4_gemv_q8r, MQ_MINB, MQP_U, 2)
+MQ_RX_KERNELS(matmul_q4_gemv_q8r_u2, 1, 2, 2)
+MQ_RX_KERNELS(matmul_q4_gemv_q8rd, MQ_MINB, MQP_U, 1)
+MQ_RX_KERNELS(matmul_q4_gemv_q8rd_u2, 1, 2, 1)
 
 // x[0:K] rounded into xq in mq_stage's layout (mq_put, code for code the
 // staging's rounding), a warp a slice of 32: the launch that gives

@@ -136,7 +136,9 @@ func q8Run(t *testing.T, d *kernels.Device, w *devtensor.Weight, run func(y *dev
 // V3Rounded) against V3's int8-part kernels, which round x in every block:
 // RoundX must write the codes, scales and sums the blocks would stage, and
 // the kernels then add the same products in the same order, so with the
-// same build and warps a set of rows the outputs must agree bit for bit.
+// same build and warps a set of rows the outputs must agree bit for bit,
+// whether the blocks copy the rounded x into shared memory or read it in
+// place.
 // Each case runs V3's own pick and the one- and two-slice builds forced on
 // with 1 and 2 warps a set; the producers' build (x staged by warps of its
 // own) is what V3 picks on the long rows here, so its sums are compared
@@ -161,10 +163,12 @@ func TestW2D4RoundedXGPU(t *testing.T) {
 			}
 			for _, b := range []struct{ u2, wk int }{{0, 0}, {-1, 1}, {-1, 2}, {1, 1}, {1, 2}} {
 				staged := q8Output(t, d, mm, b.u2, 0, b.wk, x, w)
-				got := roundedOutput(t, d, mm, b.u2, b.wk, r, w)
-				if i := firstDiff(got, staged); i >= 0 {
-					t.Fatalf("x %d, two slices %+d, %d warps a set: y[%d] = %v on x rounded ahead, %v with x staged in each block",
-						seed, b.u2, b.wk, i, got[i], staged[i])
+				for _, direct := range []int{-1, 1} {
+					got := roundedOutput(t, d, mm, b.u2, b.wk, direct, r, w)
+					if i := firstDiff(got, staged); i >= 0 {
+						t.Fatalf("x %d, two slices %+d, %d warps a set, read in place %+d: y[%d] = %v on x rounded ahead, %v with x staged in each block",
+							seed, b.u2, b.wk, direct, i, got[i], staged[i])
+					}
 				}
 			}
 		}
@@ -172,12 +176,13 @@ func TestW2D4RoundedXGPU(t *testing.T) {
 }
 
 // roundedOutput is y = x·Wᵀ by V3Rounded on r with its two-slice build
-// forced on (u2 1), off (-1) or left to the shape (0) and wk warps a set
-// of rows (0: by shape), y first filled with NaN.
-func roundedOutput(t *testing.T, d *kernels.Device, mm *Matmul, u2, wk int, r *RoundedX, w *devtensor.Weight) []float32 {
+// forced on (u2 1), off (-1) or left to the shape (0), wk warps a set of
+// rows (0: by shape), and x read in place (direct 1) or copied into shared
+// memory first (-1), y first filled with NaN.
+func roundedOutput(t *testing.T, d *kernels.Device, mm *Matmul, u2, wk, direct int, r *RoundedX, w *devtensor.Weight) []float32 {
 	t.Helper()
-	mm.q8U2, mm.q8WK = u2, wk
-	defer func() { mm.q8U2, mm.q8WK = 0, 0 }()
+	mm.q8U2, mm.q8WK, mm.rxDirect = u2, wk, direct
+	defer func() { mm.q8U2, mm.q8WK, mm.rxDirect = 0, 0, 0 }()
 	return q8Run(t, d, w, func(y *devtensor.Activations) error { return mm.V3Rounded(y, r, w) })
 }
 
