@@ -658,7 +658,9 @@ func (m *Matmul) V3Rounded(y *devtensor.Activations, r *RoundedX, w *devtensor.W
 	}
 	p, smem := m.q8Plan(w), roundedBytes(w.K, m.q8Levels)
 	k := [2][2]*kernels.Kernel{{m.gemvQ8R, m.gemvQ8RU2}, {m.gemvQ8RD, m.gemvQ8RDU2}}
-	direct := m.rxDirect > 0 || m.rxDirect == 0 && false || smem > maxStagedShared
+	// By shape, the copy: one trip to L2 for the whole of x, after which
+	// the loop reads shared memory, as the staged kernels' does.
+	direct := m.rxDirect > 0 || smem > maxStagedShared
 	if direct {
 		smem = 0
 	}
