@@ -167,8 +167,8 @@ type Matmul struct {
 	// (matmul_q4_gemv_q8r, _q8r_u2) or read where it is (_q8rd, _q8rd_u2;
 	// rxDirect forces those on (1) or off (-1), 0: by shape); and the
 	// launch that rounds x (matmul_q8_round_x: RoundX).
-	gemvQ8R, gemvQ8RU2, gemvQ8RD, gemvQ8RDU2, roundX *kernels.Kernel
-	rxDirect                                         int
+	gemvQ8R, gemvQ8RU2, gemvQ8RU2P, gemvQ8RD, gemvQ8RDU2, roundX *kernels.Kernel
+	rxDirect                                                     int
 	// Rung 3's bf16 and staged-x kernels ask for their first weights
 	// before they wait for the launch ahead, and are launched with
 	// Overlap: inside a captured graph they start while it drains. noPDL
@@ -279,7 +279,7 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 			for _, k := range []struct {
 				to   **kernels.Kernel
 				name string
-			}{{&m.gemvQ8R, "matmul_q4_gemv_q8r"}, {&m.gemvQ8RU2, "matmul_q4_gemv_q8r_u2"},
+			}{{&m.gemvQ8R, "matmul_q4_gemv_q8r"}, {&m.gemvQ8RU2, "matmul_q4_gemv_q8r_u2"}, {&m.gemvQ8RU2P, "matmul_q4_gemv_q8r_u2p"},
 				{&m.gemvQ8RD, "matmul_q4_gemv_q8rd"}, {&m.gemvQ8RDU2, "matmul_q4_gemv_q8rd_u2"}} {
 				if err == nil {
 					*k.to, err = mod.Kernel(k.name)
@@ -516,10 +516,10 @@ const prodCols = 8192
 // multiprocessor at most (its registers), each of Block/32 warps taking
 // sets of 4 rows, and q8ProdWarps more warps staging x (MQ_PROD, 4 unless
 // a benchmark build sets it).
-func (m *Matmul) launchProducers(smem int, y, x *devtensor.Activations, w *devtensor.Weight) error {
+func (m *Matmul) launchProducers(k *kernels.Kernel, smem int, y *devtensor.Activations, xb *kernels.Buffer, w *devtensor.Weight) error {
 	grid := min(kernels.Blocks(w.N, 4*(Block/32)), max(1, m.dev.Info().Multiprocessors))
 	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(Block + 32*m.q8ProdWarps), SharedMem: smem, Overlap: !m.noPDL}
-	return m.dev.Launch(m.gemvQ8U2P, cfg, y.Buf, x.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(1), m.l2Prefetch(w))
+	return m.dev.Launch(k, cfg, y.Buf, xb, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(1), m.l2Prefetch(w))
 }
 
 // gemvQ8Shared is the shared memory matmul_q4_gemv_q8 stages x in, with
@@ -553,7 +553,7 @@ func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	smem := gemvQ8Shared(w.K, m.q8Levels)
 	switch {
 	case p.prod:
-		return m.launchProducers(smem, y, x, w)
+		return m.launchProducers(m.gemvQ8U2P, smem, y, x.Buf, w)
 	case p.u2:
 		return m.launchStaged(m.gemvQ8U2, smem, p.wk, p.capB, y, x.Buf, w)
 	default:
@@ -639,9 +639,10 @@ func (m *Matmul) RoundX(r *RoundedX, x *devtensor.Activations) error {
 
 // V3Rounded is V3's product for one row of x on a 4-bit W, on x already
 // rounded (r): the same kernels with the same warps a set of rows, so the
-// same sums bit for bit, but no block stages x (matmul_q4_gemv_q8r and
-// _q8r_u2). Where V3 stages x in producer warps, this runs the two-slice
-// kernel on the same grid. (Provided.)
+// same sums bit for bit, but no block rounds x: the blocks copy it into
+// shared memory (matmul_q4_gemv_q8r, _q8r_u2, and _q8r_u2p where V3 stages
+// x in producer warps, which then copy it) or read it in place
+// (matmul_q4_gemv_q8rd, _q8rd_u2). (Provided.)
 func (m *Matmul) V3Rounded(y *devtensor.Activations, r *RoundedX, w *devtensor.Weight) error {
 	if m.gemvQ8R == nil || !w.Quantized() || r.K != w.K {
 		return fmt.Errorf("matmul: the product on x rounded ahead takes a 4-bit W of %d columns on CUDA (K = %d)", r.K, w.K)
@@ -653,27 +654,33 @@ func (m *Matmul) V3Rounded(y *devtensor.Activations, r *RoundedX, w *devtensor.W
 		return err
 	}
 	p, smem := m.q8Plan(w), roundedBytes(w.K, m.q8Levels)
-	k := [2][2]*kernels.Kernel{{m.gemvQ8R, m.gemvQ8RU2}, {m.gemvQ8RD, m.gemvQ8RDU2}}
-	// By shape, the copy: one trip to L2 for the whole of x, after which
-	// the loop reads shared memory, as the staged kernels' does.
-	direct := m.rxDirect > 0 || smem > maxStagedShared
-	if direct {
-		smem = 0
+	// By shape: a W small enough to be asked into L2 whole (l2Prefetch)
+	// reads x in place, so each warp starts on its first slices as soon
+	// as the launch ahead is done; a larger one copies x into shared
+	// memory, by producer warps where V3 stages it in them, else by the
+	// whole block before its first products (BenchmarkW2D4GemvVariants'
+	// rounded rows).
+	direct := m.rxDirect > 0 || m.rxDirect == 0 && m.l2Prefetch(w) == 1 || smem > maxStagedShared
+	switch {
+	case direct:
+		k := m.gemvQ8RD
+		if p.u2 {
+			k = m.gemvQ8RDU2
+		}
+		return m.launchStaged(k, 0, p.wk, p.capB, y, r.Buf, w)
+	case p.prod:
+		return m.launchProducers(m.gemvQ8RU2P, smem, y, r.Buf, w)
+	case p.u2:
+		return m.launchStaged(m.gemvQ8RU2, smem, p.wk, p.capB, y, r.Buf, w)
+	default:
+		return m.launchStaged(m.gemvQ8R, smem, p.wk, p.capB, y, r.Buf, w)
 	}
-	return m.launchStaged(k[b2i(direct)][b2i(p.u2)], smem, p.wk, p.capB, y, r.Buf, w)
 }
 
 // roundedBytes is the size of a row of k values rounded into levels int8
 // parts (gemvQ8Shared) rounded up to 16 bytes, the pieces the kernels
 // copy it in.
 func roundedBytes(k, levels int) int { return (gemvQ8Shared(k, levels) + 15) &^ 15 }
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
-}
 
 // u2Cols is the row length from which matmul_q4_gemv_q8_u2 pays even for a
 // W with more rows than columns: 2048 columns are 64 slices, two for every

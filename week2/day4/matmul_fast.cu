@@ -709,8 +709,25 @@ __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const floa
                                                const unsigned int* __restrict__ w,
                                                const unsigned short* __restrict__ scales,
                                                const unsigned short* __restrict__ biases, int N, int K, int group,
+                                               int wk, int pre);
+
+// Slice j of x already rounded (mq_stage's layout at src) copied into the
+// same place at dst: its codes in each part, then its scale and sum.
+__device__ __forceinline__ void mq_copy_slice(unsigned char* dst, const unsigned char* __restrict__ src, int NS, int j) {
+#pragma unroll
+    for (int h = 0; h < 2 * MQ_LEVELS; h++)
+        ((uint4*)dst)[h * NS + j] = __ldg((const uint4*)src + h * NS + j);
+    ((float2*)((uint4*)dst + 2 * MQ_LEVELS * NS))[j] = __ldg((const float2*)((const uint4*)src + 2 * MQ_LEVELS * NS) + j);
+}
+
+template <int F, int U, int PROD, int RX>
+__device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const float* __restrict__ x,
+                                               const unsigned int* __restrict__ w,
+                                               const unsigned short* __restrict__ scales,
+                                               const unsigned short* __restrict__ biases, int N, int K, int group,
                                                int wk, int pre) {
-    static_assert(RX == 0 || (F == 2 && PROD == 0), "x comes rounded only in int8 parts, with no producer warps");
+    static_assert(RX == 0 || F == 2, "x comes rounded only in int8 parts");
+    static_assert(PROD == 0 || RX != 1, "producer warps copy x into shared memory (RX 2), or round it (RX 0)");
     extern __shared__ float4 mv_smem[];
     float* xsm = (float*)mv_smem;
     const float* xs = RX == 1 ? x : xsm;
@@ -729,8 +746,12 @@ __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const floa
             const int span = step * max(1, 32 * PROD / step);
             float ss = 0.0f;
             for (int c0 = 0; c0 < NS; c0 += span) {
-                for (int j = c0 + pt; j < min(NS, c0 + span); j += 32 * PROD)
-                    mq_stage_slice<false>((unsigned char*)xsm, x, nullptr, NS, j, ss);
+                for (int j = c0 + pt; j < min(NS, c0 + span); j += 32 * PROD) {
+                    if (RX == 2)
+                        mq_copy_slice((unsigned char*)xsm, (const unsigned char*)x, NS, j);
+                    else
+                        mq_stage_slice<false>((unsigned char*)xsm, x, nullptr, NS, j, ss);
+                }
                 asm volatile("bar.sync 1, %0;" ::"n"(32 * PROD) : "memory");  // the producers' slices written
                 if (pt == 0) {
                     __threadfence_block();
@@ -752,7 +773,7 @@ __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const floa
                         l2_prefetch(biases, r0 * (K / group) * 2, r1 * (K / group) * 2);
                     }
                 mv_after_previous();
-                if (RX == 2) {
+                if (RX == 2 && PROD == 0) {
                     // the codes, scales and sums as they are, 16 bytes a
                     // thread at a time (the layout's size rounded up to 16)
                     const int n16 = (MQ_LEVELS * K + 8 * (K / 32) + 15) / 16;
@@ -848,6 +869,18 @@ extern "C" __global__ void __launch_bounds__(256 + 32 * MQ_PROD, 1) matmul_q4_ge
         const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
         int N, int K, int group, int wk, int pre) {
     q4_gemv_staged<2, 2, MQ_PROD>(y, x, w, scales, biases, N, K, group, wk, pre);
+}
+
+// matmul_q4_gemv_q8_u2p on x already rounded: the producer warps copy it
+// into shared memory a span of slices at a time instead of rounding it,
+// and the others start on W at once and wait for a span only when they
+// reach it. On long rows one copy of all of x by the whole block, before
+// any product, costs about as much as the producers' rounding saves.
+extern "C" __global__ void __launch_bounds__(256 + 32 * MQ_PROD, 1) matmul_q4_gemv_q8r_u2p(
+        float* __restrict__ y, const unsigned char* __restrict__ xq, const unsigned int* __restrict__ w,
+        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
+        int N, int K, int group, int wk, int pre) {
+    q4_gemv_staged<2, 2, MQ_PROD, 2>(y, (const float*)xq, w, scales, biases, N, K, group, wk, pre);
 }
 
 // ---- Rung 3: matrix-vector products bound by reading W once. ----
