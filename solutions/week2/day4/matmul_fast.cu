@@ -392,6 +392,17 @@ __device__ __forceinline__ void mq_put(unsigned char* __restrict__ xs, float* __
     if (lane == 0) ((float2*)(xs + (size_t)2 * MQ_LEVELS * NS * 16))[j] = make_float2(d, d * sum);
 }
 
+// x already rounded (mq_stage's layout at src, in device memory) copied
+// whole into dst in shared memory by the block, 16 bytes a thread at a
+// time: the layout's size rounded up to 16 bytes, which the buffers at src
+// and dst must hold. Returns the bytes copied; the caller waits at a
+// barrier before reading dst.
+__device__ __forceinline__ int mq_copy_rounded(float4* dst, const void* __restrict__ src, int K) {
+    const int n16 = (MQ_LEVELS * K + 8 * (K / 32) + 15) / 16;
+    for (int i = threadIdx.x; i < n16; i += blockDim.x) dst[i] = __ldg((const float4*)src + i);
+    return 16 * n16;
+}
+
 // (float)t for |t| < 2^22 in two full-rate additions, where the conversion
 // instruction issues at a quarter of their rate: t's bits added to those
 // of 1.5·2^23 make that number plus t (see mq_stage).
@@ -774,10 +785,7 @@ __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const floa
                     }
                 mv_after_previous();
                 if (RX == 2 && PROD == 0) {
-                    // the codes, scales and sums as they are, 16 bytes a
-                    // thread at a time (the layout's size rounded up to 16)
-                    const int n16 = (MQ_LEVELS * K + 8 * (K / 32) + 15) / 16;
-                    for (int i = threadIdx.x; i < n16; i += blockDim.x) mv_smem[i] = __ldg((const float4*)x + i);
+                    mq_copy_rounded(mv_smem, x, K);
                     __syncthreads();
                 } else if (PROD == 0 && RX == 0) {
                     mv_stage_f<F, false>(xsm, x, nullptr, K);

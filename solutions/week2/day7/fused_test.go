@@ -93,3 +93,60 @@ func fusedAttentionLongContext(t *testing.T, d *kernels.Device, dir string) {
 		}
 	}
 }
+
+// TestW2D7FusedCopiedXGPU checks fs_resid and fs_gateup with their
+// published x copied into shared memory first (the _q4x8c kernels, which
+// the step takes for W above copyXFrom, so on a 7B and not on the shipped
+// model): forced on for every layer of the shipped 4-bit model, the
+// captured step must give the logits and tokens of the step that reads x
+// in place, bit for bit, since both multiply the same codes in the same
+// order.
+func TestW2D7FusedCopiedXGPU(t *testing.T) {
+	d := kerneltest.Open(t)
+	ck := grade.OpenCheckpoint(t, "models/tinyqwen-chat-4bit")
+	prompt := make([]int, 40)
+	for i := range prompt {
+		prompt[i] = (i*7919 + 13) % ck.Config.VocabSize
+	}
+	var ms [2]*GPUModel
+	toks := [2]int{}
+	for i, copyX := range []int{-1, 1} {
+		m, err := Load(d, ck, Options{Graph: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Close()
+		m.copyX = copyX
+		if toks[i], err = m.Prefill(prompt); err != nil {
+			t.Fatal(err)
+		}
+		ms[i] = m
+	}
+	for step := range 8 {
+		var logits [2][]float32
+		for i, m := range ms {
+			var err error
+			if toks[i], err = m.Decode(toks[i]); err != nil {
+				t.Fatal(err)
+			}
+			l, err := m.Logits()
+			if err != nil {
+				t.Fatal(err)
+			}
+			logits[i] = l.Data()
+		}
+		for j := range logits[0] {
+			if logits[0][j] != logits[1][j] {
+				t.Fatalf("step %d: logit %d is %v with x copied into shared memory, %v with x read in place", step, j, logits[1][j], logits[0][j])
+			}
+		}
+		if toks[0] != toks[1] {
+			t.Fatalf("step %d: token %d with x copied, %d in place", step, toks[1], toks[0])
+		}
+	}
+	for _, m := range ms {
+		if captured, err := m.Graphed(); err != nil || !captured {
+			t.Fatalf("the decode step was not captured (%v)", err)
+		}
+	}
+}
