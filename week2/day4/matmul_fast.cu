@@ -395,12 +395,10 @@ __device__ __forceinline__ void mq_put(unsigned char* __restrict__ xs, float* __
 // x already rounded (mq_stage's layout at src, in device memory) copied
 // whole into dst in shared memory by the block, 16 bytes a thread at a
 // time: the layout's size rounded up to 16 bytes, which the buffers at src
-// and dst must hold. Returns the bytes copied; the caller waits at a
-// barrier before reading dst.
-__device__ __forceinline__ int mq_copy_rounded(float4* dst, const void* __restrict__ src, int K) {
+// and dst must hold. The caller waits at a barrier before reading dst.
+__device__ __forceinline__ void mq_copy_rounded(float4* dst, const void* __restrict__ src, int K) {
     const int n16 = (MQ_LEVELS * K + 8 * (K / 32) + 15) / 16;
     for (int i = threadIdx.x; i < n16; i += blockDim.x) dst[i] = __ldg((const float4*)src + i);
-    return 16 * n16;
 }
 
 // (float)t for |t| < 2^22 in two full-rate additions, where the conversion

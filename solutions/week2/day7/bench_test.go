@@ -76,13 +76,6 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 				variants = append(variants, stepVariant{v + "_floatx", v, true})
 			}
 			variants = append(variants, stepVariant{"fused_floatx", "", true})
-			// fs_resid and fs_gateup with their published x copied into
-			// shared memory first, or read in place, on every W (copyX;
-			// by default copied above copyXFrom).
-			for _, how := range []string{"_copyx", "_inplace"} {
-				variants = append(variants, stepVariant{"fused" + how, "", false},
-					stepVariant{"fs_resid" + how, "fs_resid", false}, stepVariant{"fs_gateup" + how, "fs_gateup", false})
-			}
 		}
 		// The fused step with other splits and grids (fusedSplit): rows
 		// split for 2 blocks a multiprocessor, the grid capped at 4 or 8
@@ -139,11 +132,6 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 				if strings.HasSuffix(v.name, "_t512") {
 					m.q4Threads = 512
 				}
-				if strings.HasSuffix(v.name, "_copyx") {
-					m.copyX = 1
-				} else if strings.HasSuffix(v.name, "_inplace") {
-					m.copyX = -1
-				}
 				if n, ok := strings.CutPrefix(v.name, "fused_pf"); ok {
 					depth, err := strconv.Atoi(n)
 					if err != nil {
@@ -155,7 +143,7 @@ func BenchmarkW2D7DecodeStep(b *testing.B) {
 					}
 				}
 				defer func() {
-					m.floatQ4, m.fuseTarget, m.fuseCap, m.prefetch, m.q4Threads, m.copyX = false, 0, 0, 0, 0, 0
+					m.floatQ4, m.fuseTarget, m.fuseCap, m.prefetch, m.q4Threads = false, 0, 0, 0, 0
 				}()
 				if defs, ok := builds[v.name]; ok {
 					mod, fk, err := m.compileFused(cmp.Or(levels[v.name], fusedLevels), defs)

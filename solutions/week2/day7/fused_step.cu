@@ -191,47 +191,18 @@ __device__ __forceinline__ void fs_qkv(float* __restrict__ q, float* __restrict_
             });
 }
 
-// Where a fused matrix kernel's loop reads x and keeps the outputs it
-// publishes: on published x read in place (CPX false), x at xin and the
-// outputs at the start of shared memory; copied first (CPX true, the
-// _q4x8c kernels), x at the start of shared memory and the outputs after
-// it; staged by the block (not published), both at the start, the outputs
-// once x is no longer read.
-template <int F, bool CPX>
-__device__ __forceinline__ const float* fs_x(const unsigned char* __restrict__ xin, int K, float*& vals) {
-    extern __shared__ float4 fs_smem[];
-    vals = (float*)fs_smem;
-    if constexpr (CPX) {
-        static_assert(fs_published<F>(), "only published x is copied");
-        vals += (MQ_LEVELS * K + 8 * (K / 32) + 15) / 16 * 4;
-        return (const float*)fs_smem;
-    }
-    return fs_published<F>() ? (const float*)xin : (const float*)fs_smem;
-}
-
-// With CPX, the block copies the published x into its shared memory after
-// the wait for the kernel ahead (fs_x says where).
-template <bool CPX>
-__device__ __forceinline__ void fs_copy_x(const unsigned char* __restrict__ xin, int K) {
-    extern __shared__ float4 fs_smem[];
-    if constexpr (CPX) {
-        mq_copy_rounded(fs_smem, xin, K);
-        __syncthreads();
-    }
-}
-
 // h[n] += x·W[n] for the N rows of W: o_proj (x the attention) and
 // down_proj (x silu(g)·u), the residual add done where the sum is made.
 // With pub not null it publishes h times pub_ln for the next kernel.
-template <int F, bool CPX = false>
+template <int F>
 __device__ __forceinline__ void fs_resid(float* __restrict__ hres, const float* __restrict__ x, int N, int K,
                                          const void* __restrict__ w, const unsigned short* __restrict__ scales,
                                          const unsigned short* __restrict__ biases, int group, int wk, int pf,
                                          const unsigned char* __restrict__ xin, unsigned char* __restrict__ pub,
                                          float* __restrict__ pub_ss, const float* __restrict__ pub_ln) {
     extern __shared__ float4 fs_smem[];
-    float* vals;  // the outputs, when publishing
-    const float* xs = fs_x<F, CPX>(xin, K, vals);
+    const float* xs = fs_published<F>() ? (const float*)xin : (const float*)fs_smem;
+    float* vals = (float*)fs_smem;  // the outputs, when publishing
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = (int)blockDim.x / 32 / wk;
     const int units = (N + MV_P - 1) / MV_P, nsets = (units + per - 1) / per;
     fs_check_publish(pub, per * MV_P);
@@ -240,7 +211,6 @@ __device__ __forceinline__ void fs_resid(float* __restrict__ hres, const float* 
             [&](int set, int (&rows)[MV_P]) { mv_rows(set, per, wk, N, rows); },
             [&](const int (&rows)[MV_P]) {
                 fs_prefetch_then_wait<F>(w, rows, K, wk, mv_pipelined<F>() ? 0 : pf);
-                fs_copy_x<CPX>(xin, K);
                 if constexpr (!fs_published<F>()) mv_stage_f<F>((float*)fs_smem, x, nullptr, K);
             },
             [&](int set, const float (&tot)[MV_P]) {
@@ -257,15 +227,16 @@ __device__ __forceinline__ void fs_resid(float* __restrict__ hres, const float* 
 // act[i] = silu(g_i)·u_i with g = RMSNorm(h)·gate, u = RMSNorm(h)·up, the
 // gate rows 0 … I-1 and the up rows I … 2I-1 of W. A unit is rows i, i + 1
 // of both halves.
-template <int F, bool CPX = false>
+template <int F>
 __device__ __forceinline__ void fs_gateup(float* __restrict__ act, const float* __restrict__ h,
                                           const float* __restrict__ ln, int I, int E, float eps,
                                           const void* __restrict__ w, const unsigned short* __restrict__ scales,
                                           const unsigned short* __restrict__ biases, int group, int wk, int pf,
                                           const unsigned char* __restrict__ xin, const float* __restrict__ xin_ss,
                                           unsigned char* __restrict__ pub) {
-    float* vals;  // the outputs, when publishing
-    const float* xs = fs_x<F, CPX>(xin, E, vals);
+    extern __shared__ float4 fs_smem[];
+    const float* xs = fs_published<F>() ? (const float*)xin : (const float*)fs_smem;
+    float* vals = (float*)fs_smem;  // the outputs, when publishing
     const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, per = (int)blockDim.x / 32 / wk, units = I / 2;
     const int nsets = (units + per - 1) / per;
     fs_check_publish(pub, 2 * per);
@@ -278,7 +249,6 @@ __device__ __forceinline__ void fs_gateup(float* __restrict__ act, const float* 
             },
             [&](const int (&rows)[MV_P]) {
                 fs_prefetch_then_wait<F>(w, rows, E, wk, mv_pipelined<F>() ? 0 : pf);
-                fs_copy_x<CPX>(xin, E);
                 inv = fs_norm_inv<F>(xin_ss, h, ln, E, eps);
             },
             [&](int set, const float (&tot)[MV_P]) {
@@ -425,21 +395,6 @@ __device__ __forceinline__ void fs_head(float* __restrict__ logits, int* __restr
 FS_KERNELS(bf16, 0, __launch_bounds__(256))
 FS_KERNELS(q4, 1, __launch_bounds__(512, 1))
 FS_KERNELS(q4x8, 2, __launch_bounds__(512, 1))
-
-// fs_resid and fs_gateup on published x copied into shared memory first
-// (CPX), for W too large to be asked into L2 whole: there a loop that
-// reads x in place reads it from L1 again at every slice, beside W's own
-// loads (Week 2 Day 4's "x rounded ahead").
-extern "C" __global__ void __launch_bounds__(512, 1) fs_resid_q4x8c(float* __restrict__ hres,
-                                                                    const float* __restrict__ x, int N, int K,
-                                                                    FS_W, FS_XIN, FS_PUBA) {
-    fs_resid<2, true>(hres, x, N, K, FS_WA, xin, pub, pub_ss, pub_ln);
-}
-extern "C" __global__ void __launch_bounds__(512, 1) fs_gateup_q4x8c(
-        float* __restrict__ act, const float* __restrict__ h, const float* __restrict__ ln, int I, int E, float eps,
-        FS_W, FS_XIN, FS_PUBA) {
-    fs_gateup<2, true>(act, h, ln, I, E, eps, FS_WA, xin, xin_ss, pub);
-}
 
 // Publishes x[0:K] times ln (when not null) with the sums of squares of its
 // slices (when ss is not null), a warp a slice of 32: the embedding for the

@@ -228,11 +228,7 @@ type GPUModel struct {
 	// q4Threads the threads a block of the 4-bit kernels (256).
 	fuseTarget, fuseCap, q4Threads int
 	// prefetch overrides fusedPrefetch (a negative value: none).
-	prefetch int
-	// copyX forces fs_resid and fs_gateup on published x to copy it into
-	// shared memory first (1) or to read it in place (-1); 0: by the size
-	// of W (copyXFrom).
-	copyX         int
+	prefetch      int
 	graphLaunches int // launches the captured step replays
 
 	n          int // positions cached (the device's pos[0] between passes)
@@ -349,8 +345,7 @@ func (m *GPUModel) compileFused(levels int, defines string) (*kernels.Module, ma
 // fusedKernelNames are the kernels of fused_step.cu.
 var fusedKernelNames = []string{"fs_qkv_bf16", "fs_resid_bf16", "fs_gateup_bf16", "fs_head_bf16",
 	"fs_qkv_q4", "fs_resid_q4", "fs_gateup_q4", "fs_head_q4",
-	"fs_qkv_q4x8", "fs_resid_q4x8", "fs_gateup_q4x8", "fs_head_q4x8", "fs_resid_q4x8c", "fs_gateup_q4x8c",
-	"fs_attention_wide", "fs_publish"}
+	"fs_qkv_q4x8", "fs_resid_q4x8", "fs_gateup_q4x8", "fs_head_q4x8", "fs_attention_wide", "fs_publish"}
 
 // upload copies every weight to the device, stacking q/k/v and gate/up so
 // that each pair or triple is one matrix product.
@@ -1026,14 +1021,8 @@ func (m *GPUModel) fusedLaunch(base string, w *devtensor.Weight, io fusedIO, uni
 		// FS_PUB 0 build (and fs_head's copy of the codes); a publishing
 		// kernel keeps its outputs there, 32 floats a set.
 		name, smem = base+"_q4x8", int8xBytes(k)
-		vals := 0 // the outputs a publishing kernel keeps, 32 floats a set
 		if publish {
-			vals = 4 * 32 * kernels.Blocks(kernels.Blocks(units, threads/32/wk), grid)
-			smem = max(smem, vals)
-		}
-		if io.in != nil && (base == "fs_resid" || base == "fs_gateup") && m.copiesX(w) {
-			// x copied into shared memory, the outputs after it (fs_x)
-			name, smem = name+"c", (int8xBytes(k)+15)&^15+vals
+			smem = max(smem, 4*32*kernels.Blocks(kernels.Blocks(units, threads/32/wk), grid))
 		}
 		if !m.int8x(w) {
 			name, smem = base+"_q4", stagedBytes(k)
@@ -1046,19 +1035,6 @@ func (m *GPUModel) fusedLaunch(base string, w *devtensor.Weight, io fusedIO, uni
 	}
 	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(threads), SharedMem: smem, Overlap: true}
 	return m.dev.Launch(m.fk[name], cfg, append(args, wargs...)...)
-}
-
-// copyXFrom is the size of W from which fs_resid and fs_gateup copy their
-// published x into shared memory before their first products instead of
-// reading it in place: Week 2 Day 4's l2PrefetchMax, below which its
-// products on x rounded ahead read it in place faster, and above which a
-// copy was faster (its "x rounded ahead").
-const copyXFrom = 16 << 20
-
-// copiesX says whether fs_resid and fs_gateup copy their published x into
-// shared memory first for W.
-func (m *GPUModel) copiesX(w *devtensor.Weight) bool {
-	return m.copyX > 0 || m.copyX == 0 && w.Bytes() > copyXFrom
 }
 
 // publishH is where fs_resid publishes h for the kernel that reads it
