@@ -553,15 +553,20 @@ func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if m.gemvQ8 == nil || !w.Quantized() || x.Rows != 1 || w.K%32 != 0 || gemvQ8Shared(w.K, m.q8Levels) > maxStagedShared {
 		return fmt.Errorf("matmul: the int8-part variant takes one row of x and a 4-bit W on CUDA (K = %d)", w.K)
 	}
-	p := m.q8Plan(w)
-	smem := gemvQ8Shared(w.K, m.q8Levels)
+	return m.launchQ8(m.q8Plan(w), [3]*kernels.Kernel{m.gemvQ8, m.gemvQ8U2, m.gemvQ8U2P}, gemvQ8Shared(w.K, m.q8Levels), y, x.Buf, w)
+}
+
+// launchQ8 launches the int8-part kernel that plan p picks among ks (one
+// slice a round, two, two with producer warps) on x in xb, with smem
+// bytes of shared memory.
+func (m *Matmul) launchQ8(p q8Plan, ks [3]*kernels.Kernel, smem int, y *devtensor.Activations, xb *kernels.Buffer, w *devtensor.Weight) error {
 	switch {
 	case p.prod:
-		return m.launchProducers(m.gemvQ8U2P, smem, y, x.Buf, w)
+		return m.launchProducers(ks[2], smem, y, xb, w)
 	case p.u2:
-		return m.launchStaged(m.gemvQ8U2, smem, p.wk, p.capB, y, x.Buf, w)
+		return m.launchStaged(ks[1], smem, p.wk, p.capB, y, xb, w)
 	default:
-		return m.launchStaged(m.gemvQ8, smem, p.wk, p.capB, y, x.Buf, w)
+		return m.launchStaged(ks[0], smem, p.wk, p.capB, y, xb, w)
 	}
 }
 
@@ -665,20 +670,11 @@ func (m *Matmul) V3Rounded(y *devtensor.Activations, r *RoundedX, w *devtensor.W
 	// whole block before its first products (BenchmarkW2D4GemvVariants'
 	// rounded rows).
 	direct := m.rxDirect > 0 || m.rxDirect == 0 && m.l2Prefetch(w) == 1 || smem > maxStagedShared
-	switch {
-	case direct:
-		k := m.gemvQ8RD
-		if p.u2 {
-			k = m.gemvQ8RDU2
-		}
-		return m.launchStaged(k, 0, p.wk, p.capB, y, r.Buf, w)
-	case p.prod:
-		return m.launchProducers(m.gemvQ8RU2P, smem, y, r.Buf, w)
-	case p.u2:
-		return m.launchStaged(m.gemvQ8RU2, smem, p.wk, p.capB, y, r.Buf, w)
-	default:
-		return m.launchStaged(m.gemvQ8R, smem, p.wk, p.capB, y, r.Buf, w)
+	if direct {
+		p.prod = false // nothing to copy: the two-slice kernel on the same grid
+		return m.launchQ8(p, [3]*kernels.Kernel{m.gemvQ8RD, m.gemvQ8RDU2}, 0, y, r.Buf, w)
 	}
+	return m.launchQ8(p, [3]*kernels.Kernel{m.gemvQ8R, m.gemvQ8RU2, m.gemvQ8RU2P}, smem, y, r.Buf, w)
 }
 
 // roundedBytes is the size of a row of k values rounded into levels int8
