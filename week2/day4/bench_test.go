@@ -396,7 +396,8 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 		}
 		// On x rounded ahead (V3Rounded) from a graph with programmatic
 		// dependent launch: copied into each block's shared memory first,
-		// read where it is, and V3Rounded's pick.
+		// read where it is, and V3Rounded's pick; the first two also with
+		// the one-slice kernel forced (u1), two blocks a multiprocessor.
 		r, err := mms[0].NewRoundedX(s.K)
 		if err != nil {
 			b.Fatal(err)
@@ -405,13 +406,13 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 			b.Fatal(err)
 		}
 		for _, v := range []struct {
-			name   string
-			direct int
-		}{{"copied", -1}, {"direct", 1}, {"pick", 0}} {
+			name       string
+			direct, u2 int
+		}{{"copied", -1, 0}, {"direct", 1, 0}, {"pick", 0, 0}, {"copied_u1", -1, -1}, {"direct_u1", 1, -1}} {
 			mm := mms[0]
 			b.Run(fmt.Sprintf("%s/%s/rounded_%s-graph-pdl", s.Name, f.Name, v.name), func(b *testing.B) {
-				mm.rxDirect = v.direct
-				defer func() { mm.rxDirect = 0 }()
+				mm.rxDirect, mm.q8U2 = v.direct, v.u2
+				defer func() { mm.rxDirect, mm.q8U2 = 0, 0 }()
 				run := func(j int) error { return mm.V3Rounded(y, r, ws[j%len(ws)]) }
 				reportRate(b, kerneltest.GraphTime(b, d, len(ws), run), x, ws[0])
 			})
