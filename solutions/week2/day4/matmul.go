@@ -553,7 +553,7 @@ func (m *Matmul) v3Q8(y, x *devtensor.Activations, w *devtensor.Weight) error {
 	if m.gemvQ8 == nil || !w.Quantized() || x.Rows != 1 || w.K%32 != 0 || gemvQ8Shared(w.K, m.q8Levels) > maxStagedShared {
 		return fmt.Errorf("matmul: the int8-part variant takes one row of x and a 4-bit W on CUDA (K = %d)", w.K)
 	}
-	return m.launchQ8(m.q8Plan(w), [3]*kernels.Kernel{m.gemvQ8, m.gemvQ8U2, m.gemvQ8U2P}, gemvQ8Shared(w.K, m.q8Levels), y, x.Buf, w)
+	return m.launchQ8(m.planQ8(w), [3]*kernels.Kernel{m.gemvQ8, m.gemvQ8U2, m.gemvQ8U2P}, gemvQ8Shared(w.K, m.q8Levels), y, x.Buf, w)
 }
 
 // launchQ8 launches the int8-part kernel that plan p picks among ks (one
@@ -579,7 +579,9 @@ type q8Plan struct {
 	wk, capB int
 }
 
-func (m *Matmul) q8Plan(w *devtensor.Weight) q8Plan {
+// planQ8 is the q8Plan for W, by its shape unless the benchmark's knobs
+// (q8U2, q8WK, q8Cap, q8Prod) force a part of it.
+func (m *Matmul) planQ8(w *devtensor.Weight) q8Plan {
 	sms := m.dev.Info().Multiprocessors
 	p := q8Plan{wk: m.q8WK, capB: m.q8Cap}
 	if m.q8U2 > 0 || (m.q8U2 == 0 && (w.N <= w.K || w.K >= u2Cols)) {
@@ -662,7 +664,7 @@ func (m *Matmul) V3Rounded(y *devtensor.Activations, r *RoundedX, w *devtensor.W
 	if err := y.SetRows(1); err != nil {
 		return err
 	}
-	p, smem := m.q8Plan(w), roundedBytes(w.K, m.q8Levels)
+	p, smem := m.planQ8(w), roundedBytes(w.K, m.q8Levels)
 	// By shape: a W small enough to be asked into L2 whole (l2Prefetch)
 	// reads x in place, so each warp starts on its first slices as soon
 	// as the launch ahead is done; a larger one copies x into shared
