@@ -201,5 +201,5 @@ PY
 case "${1:-build}" in
   build) build ;;
   run) run "${2:-all}" ;;
-  *) echo "usage: $0 [build|run]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|run [tests|bench]]" >&2; exit 2 ;;
 esac

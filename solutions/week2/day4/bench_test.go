@@ -372,8 +372,7 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 			// as a captured step runs it (each launch overlapping the one
 			// ahead)
 			b.Run(fmt.Sprintf("%s/%s/int8x_%s-graph-pdl", s.Name, f.Name, v.name), func(b *testing.B) {
-				run := func(j int) error { return mmQ8[i].v3Q8(y, x, ws[j%len(ws)]) }
-				reportRate(b, kerneltest.GraphTime(b, d, len(ws), run), x, ws[0])
+				benchGraphRun(b, d, mmQ8[i], false, x, ws, func(w *devtensor.Weight) error { return mmQ8[i].v3Q8(y, x, w) })
 			})
 		}
 		for _, v := range [][2]int{{0, 0}, {1, 0}, {2, 0}, {4, 0}, {0, 1}, {0, 3}, {0, 4}, {0, 100}} {
@@ -413,8 +412,7 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 			b.Run(fmt.Sprintf("%s/%s/rounded_%s-graph-pdl", s.Name, f.Name, v.name), func(b *testing.B) {
 				mm.rxDirect, mm.q8U2 = v.direct, v.u2
 				defer func() { mm.rxDirect, mm.q8U2 = 0, 0 }()
-				run := func(j int) error { return mm.V3Rounded(y, r, ws[j%len(ws)]) }
-				reportRate(b, kerneltest.GraphTime(b, d, len(ws), run), x, ws[0])
+				benchGraphRun(b, d, mm, false, x, ws, func(w *devtensor.Weight) error { return mm.V3Rounded(y, r, w) })
 			})
 		}
 		r.Free()

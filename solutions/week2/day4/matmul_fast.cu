@@ -401,6 +401,15 @@ __device__ __forceinline__ void mq_copy_rounded(float4* dst, const void* __restr
     for (int i = threadIdx.x; i < n16; i += blockDim.x) dst[i] = __ldg((const float4*)src + i);
 }
 
+// Slice j of x already rounded (mq_stage's layout at src) copied into the
+// same place at dst: its codes in each part, then its scale and sum.
+__device__ __forceinline__ void mq_copy_slice(unsigned char* dst, const unsigned char* __restrict__ src, int NS, int j) {
+#pragma unroll
+    for (int h = 0; h < 2 * MQ_LEVELS; h++)
+        ((uint4*)dst)[h * NS + j] = __ldg((const uint4*)src + h * NS + j);
+    ((float2*)((uint4*)dst + 2 * MQ_LEVELS * NS))[j] = __ldg((const float2*)((const uint4*)src + 2 * MQ_LEVELS * NS) + j);
+}
+
 // (float)t for |t| < 2^22 in two full-rate additions, where the conversion
 // instruction issues at a quarter of their rate: t's bits added to those
 // of 1.5·2^23 make that number plus t (see mq_stage).
@@ -714,22 +723,6 @@ __device__ __forceinline__ void mv_sets(const void* __restrict__ w, const unsign
 // (RX 2, matmul_q4_gemv_q8r), or the loop reads them where they are (RX 1,
 // matmul_q4_gemv_q8rd).
 template <int F, int U = MQP_U, int PROD = 0, int RX = 0>
-__device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const float* __restrict__ x,
-                                               const unsigned int* __restrict__ w,
-                                               const unsigned short* __restrict__ scales,
-                                               const unsigned short* __restrict__ biases, int N, int K, int group,
-                                               int wk, int pre);
-
-// Slice j of x already rounded (mq_stage's layout at src) copied into the
-// same place at dst: its codes in each part, then its scale and sum.
-__device__ __forceinline__ void mq_copy_slice(unsigned char* dst, const unsigned char* __restrict__ src, int NS, int j) {
-#pragma unroll
-    for (int h = 0; h < 2 * MQ_LEVELS; h++)
-        ((uint4*)dst)[h * NS + j] = __ldg((const uint4*)src + h * NS + j);
-    ((float2*)((uint4*)dst + 2 * MQ_LEVELS * NS))[j] = __ldg((const float2*)((const uint4*)src + 2 * MQ_LEVELS * NS) + j);
-}
-
-template <int F, int U, int PROD, int RX>
 __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const float* __restrict__ x,
                                                const unsigned int* __restrict__ w,
                                                const unsigned short* __restrict__ scales,
