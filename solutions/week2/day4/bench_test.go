@@ -11,10 +11,9 @@ package day4
 // does, so that copy, not the copy of 1 GiB, is the ceiling at its size.
 // On CUDA the 4-bit decode rung also runs on x rounded ahead
 // ("v3_rounded": x rounded once, as the kernel that writes x would leave
-// it, and the products alone timed), the same on W in tiles ("v3_tiled",
-// TileQ4) and with the rounding as a launch of its own before each
-// product ("v3_round_and_product"); their bytes are counted as the
-// rung's, float x included.
+// it, and the products alone timed) and with the rounding as a launch of
+// its own before each product ("v3_round_and_product"); their bytes are
+// counted as the rung's, float x included.
 // Without a GPU it says so and runs nothing.
 //
 //	go test -run '^$' -bench W2D4 -benchtime 200ms ./solutions/week2/day4
@@ -160,14 +159,11 @@ func benchRounded(b *testing.B, d *kernels.Device, mm *Matmul, prefix, suffix st
 	if err := mm.RoundX(r, x); err != nil {
 		b.Fatal(err)
 	}
-	tiles := tileAll(b, mm, ws)
-	defer freeTiles(tiles)
 	for _, c := range []struct {
 		name string
 		run  func(w *devtensor.Weight) error
 	}{
 		{"v3_rounded", func(w *devtensor.Weight) error { return mm.V3Rounded(y, r, w) }},
-		{"v3_tiled", func(w *devtensor.Weight) error { return mm.V3Tiled(y, r, tiles[w]) }},
 		{"v3_round_and_product", func(w *devtensor.Weight) error {
 			if err := mm.RoundX(r, x); err != nil {
 				return err
@@ -179,26 +175,6 @@ func benchRounded(b *testing.B, d *kernels.Device, mm *Matmul, prefix, suffix st
 			per := benchGraphRun(b, d, mm, noPDL, x, ws, c.run)
 			b.ReportMetric(100*ceiling.Seconds()/per.Seconds(), "%samecopy")
 		})
-	}
-}
-
-// tileAll writes each W of ws in tiles (TileQ4).
-func tileAll(b *testing.B, mm *Matmul, ws []*devtensor.Weight) map[*devtensor.Weight]*TiledQ4 {
-	tiles := make(map[*devtensor.Weight]*TiledQ4, len(ws))
-	for _, w := range ws {
-		t, err := mm.TileQ4(w)
-		if err != nil {
-			freeTiles(tiles)
-			b.Fatal(err)
-		}
-		tiles[w] = t
-	}
-	return tiles
-}
-
-func freeTiles(tiles map[*devtensor.Weight]*TiledQ4) {
-	for _, t := range tiles {
-		t.Free()
 	}
 }
 
@@ -439,41 +415,6 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 				benchGraphRun(b, d, mm, false, x, ws, func(w *devtensor.Weight) error { return mm.V3Rounded(y, r, w) })
 			})
 		}
-		// The same on W in tiles (V3Tiled).
-		tiles := tileAll(b, mms[0], ws)
-		for _, v := range []struct {
-			name       string
-			direct, u2 int
-		}{{"copied", -1, 0}, {"direct", 1, 0}, {"pick", 0, 0}, {"copied_u1", -1, -1}, {"direct_u1", 1, -1}} {
-			mm := mms[0]
-			b.Run(fmt.Sprintf("%s/%s/tiled_%s-graph-pdl", s.Name, f.Name, v.name), func(b *testing.B) {
-				mm.rxDirect, mm.q8U2 = v.direct, v.u2
-				defer func() { mm.rxDirect, mm.q8U2 = 0, 0 }()
-				benchGraphRun(b, d, mm, false, x, ws, func(w *devtensor.Weight) error { return mm.V3Tiled(y, r, tiles[w]) })
-			})
-		}
-		// Both with the arithmetic left out (the anatomy's build: wrong
-		// outputs), which times the loads and the copy of x alone.
-		for i, v := range q8Variants {
-			if v.name != "anat_no_arithmetic" {
-				continue
-			}
-			mm := mmQ8[i]
-			for _, c := range []struct {
-				name string
-				run  func(w *devtensor.Weight) error
-			}{
-				{"rounded", func(w *devtensor.Weight) error { return mm.V3Rounded(y, r, w) }},
-				{"tiled", func(w *devtensor.Weight) error { return mm.V3Tiled(y, r, tiles[w]) }},
-			} {
-				b.Run(fmt.Sprintf("%s/%s/%s_anat_no_arithmetic-graph-pdl", s.Name, f.Name, c.name), func(b *testing.B) {
-					mm.q8Prod = 0 // V3Rounded's pick, producers included
-					defer func() { mm.q8Prod = v.prod }()
-					benchGraphRun(b, d, mm, false, x, ws, c.run)
-				})
-			}
-		}
-		freeTiles(tiles)
 		r.Free()
 		free()
 	}

@@ -167,10 +167,6 @@ type Matmul struct {
 	// launch that rounds x (matmul_q8_round_x: RoundX).
 	gemvQ8R, gemvQ8RU2, gemvQ8RU2P, gemvQ8RD, gemvQ8RDU2, roundX *kernels.Kernel
 	rxDirect                                                     int
-	// The same kernels on W in tiles (V3Tiled: matmul_q4_gemv_q8t, _q8t_u2,
-	// _q8t_u2p, _q8td, _q8td_u2), and the launch that writes the tiles
-	// (matmul_q4_tile: TileQ4).
-	gemvQ8T, gemvQ8TU2, gemvQ8TU2P, gemvQ8TD, gemvQ8TDU2, tileQ4 *kernels.Kernel
 	// Rung 3's bf16 and staged-x kernels ask for their first weights
 	// before they wait for the launch ahead, and are launched with
 	// Overlap: inside a captured graph they start while it drains. noPDL
@@ -282,9 +278,7 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 				to   **kernels.Kernel
 				name string
 			}{{&m.gemvQ8R, "matmul_q4_gemv_q8r"}, {&m.gemvQ8RU2, "matmul_q4_gemv_q8r_u2"}, {&m.gemvQ8RU2P, "matmul_q4_gemv_q8r_u2p"},
-				{&m.gemvQ8RD, "matmul_q4_gemv_q8rd"}, {&m.gemvQ8RDU2, "matmul_q4_gemv_q8rd_u2"},
-				{&m.gemvQ8T, "matmul_q4_gemv_q8t"}, {&m.gemvQ8TU2, "matmul_q4_gemv_q8t_u2"}, {&m.gemvQ8TU2P, "matmul_q4_gemv_q8t_u2p"},
-				{&m.gemvQ8TD, "matmul_q4_gemv_q8td"}, {&m.gemvQ8TDU2, "matmul_q4_gemv_q8td_u2"}, {&m.tileQ4, "matmul_q4_tile"}} {
+				{&m.gemvQ8RD, "matmul_q4_gemv_q8rd"}, {&m.gemvQ8RDU2, "matmul_q4_gemv_q8rd_u2"}} {
 				if err == nil {
 					*k.to, err = mod.Kernel(k.name)
 				}
@@ -664,13 +658,6 @@ func (m *Matmul) V3Rounded(y *devtensor.Activations, r *RoundedX, w *devtensor.W
 	if m.gemvQ8R == nil || !w.Quantized() || r.K != w.K {
 		return fmt.Errorf("matmul: the product on x rounded ahead takes a 4-bit W of %d columns on CUDA (K = %d)", r.K, w.K)
 	}
-	return m.onRounded(y, r, w, [5]*kernels.Kernel{m.gemvQ8R, m.gemvQ8RU2, m.gemvQ8RU2P, m.gemvQ8RD, m.gemvQ8RDU2})
-}
-
-// onRounded launches V3Rounded's pick among ks (copied: one slice a round,
-// two, two with producer warps; read in place: one slice, two) for W's
-// shape, on the operands in w.
-func (m *Matmul) onRounded(y *devtensor.Activations, r *RoundedX, w *devtensor.Weight, ks [5]*kernels.Kernel) error {
 	if y.Cols != w.N {
 		return fmt.Errorf("matmul: y has %d columns, want W's N = %d", y.Cols, w.N)
 	}
@@ -687,63 +674,9 @@ func (m *Matmul) onRounded(y *devtensor.Activations, r *RoundedX, w *devtensor.W
 	direct := m.rxDirect > 0 || m.rxDirect == 0 && m.l2Prefetch(w) == 1 || smem > maxStagedShared
 	if direct {
 		p.prod = false // nothing to copy: the two-slice kernel on the same grid
-		return m.launchQ8(p, [3]*kernels.Kernel{ks[3], ks[4]}, 0, y, r.Buf, w)
+		return m.launchQ8(p, [3]*kernels.Kernel{m.gemvQ8RD, m.gemvQ8RDU2}, 0, y, r.Buf, w)
 	}
-	return m.launchQ8(p, [3]*kernels.Kernel{ks[0], ks[1], ks[2]}, smem, y, r.Buf, w)
-}
-
-// TiledQ4 is a 4-bit W rewritten for V3Tiled (matmul_q4_tile): for each 4
-// rows, chunks of 32 16-byte slices of the 4 rows, each followed by its
-// groups' scales and biases, so that what a warp reads in one slice of a
-// round is one contiguous run of memory instead of 4 runs of W and 8 of
-// scales and biases. It takes as much memory as W in the checkpoint's
-// layout, plus the rows that make N a multiple of 4.
-type TiledQ4 struct {
-	Buf             *kernels.Buffer
-	N, K, GroupSize int
-}
-
-// tiledBytes is the size of a TiledQ4 of an n × k W in groups of group.
-func tiledBytes(n, k, group int) int { return (n + 3) / 4 * (4*k/32 + k/group) * 16 }
-
-// TileQ4 writes w in tiles into a new TiledQ4 (one launch, queued). w
-// stays as it was; V3 and V3Rounded keep reading it. (Provided.)
-func (m *Matmul) TileQ4(w *devtensor.Weight) (*TiledQ4, error) {
-	if m.tileQ4 == nil {
-		return nil, fmt.Errorf("matmul: W in tiles needs the CUDA kernels")
-	}
-	// A chunk of 32 slices must hold whole groups, and the kernels find a
-	// slice's group by a shift.
-	if g := w.GroupSize; !w.Quantized() || w.K%32 != 0 || g < 32 || g > 1024 || g&(g-1) != 0 {
-		return nil, fmt.Errorf("matmul: tiles take a 4-bit W with K a multiple of 32 and groups of 32 to 1024 columns, a power of two; got %d bits, group %d, K %d", w.Bits, w.GroupSize, w.K)
-	}
-	n := tiledBytes(w.N, w.K, w.GroupSize)
-	b, err := m.dev.Alloc(n)
-	if err != nil {
-		return nil, err
-	}
-	cfg := kernels.LaunchConfig{Grid: kernels.D1(kernels.Blocks(n/16, Block)), Block: kernels.D1(Block)}
-	if err := m.dev.Launch(m.tileQ4, cfg, b, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize)); err != nil {
-		return nil, errors.Join(err, b.Free())
-	}
-	return &TiledQ4{Buf: b, N: w.N, K: w.K, GroupSize: w.GroupSize}, nil
-}
-
-// Free releases t's device memory. (Provided.)
-func (t *TiledQ4) Free() error { return t.Buf.Free() }
-
-// V3Tiled is V3Rounded on W in tiles (TileQ4): the same plan and the same
-// sums, bit for bit, each lane loading the same slices and adding them in
-// the same order, but a lane's round is four 16-byte loads of W and one of
-// its group's scales and biases for the 4 rows, from one run of memory a
-// warp. (Provided.)
-func (m *Matmul) V3Tiled(y *devtensor.Activations, r *RoundedX, t *TiledQ4) error {
-	if m.gemvQ8T == nil || r.K != t.K {
-		return fmt.Errorf("matmul: the product on W in tiles takes x rounded into %d columns on CUDA, got %d", t.K, r.K)
-	}
-	// The kernels take the tiles in W's place; scales and biases are unused.
-	w := &devtensor.Weight{N: t.N, K: t.K, Bits: 4, GroupSize: t.GroupSize, W: t.Buf, Scales: t.Buf, Biases: t.Buf}
-	return m.onRounded(y, r, w, [5]*kernels.Kernel{m.gemvQ8T, m.gemvQ8TU2, m.gemvQ8TU2P, m.gemvQ8TD, m.gemvQ8TDU2})
+	return m.launchQ8(p, [3]*kernels.Kernel{m.gemvQ8R, m.gemvQ8RU2, m.gemvQ8RU2P}, smem, y, r.Buf, w)
 }
 
 // roundedBytes is the size of a row of k values rounded into levels int8

@@ -434,30 +434,16 @@ struct MqRows {
     unsigned int w[MV_P], g[MV_P];
 };
 
-//
-// TL (W in tiles, matmul_q4_tile): o.w[0] is where the tile of the warp's
-// 4 rows starts, in 16-byte pieces (a tile is 4·NS + G of them).
-template <bool TL = false>
 __device__ __forceinline__ void mq_rows(MqRows& o, const int (&rows)[MV_P], int NS, int G) {
-    if constexpr (TL) {
-        o.w[0] = ((unsigned int)rows[0] >> 2) * (unsigned int)(MV_P * NS + G);
-    } else {
 #pragma unroll
-        for (int p = 0; p < MV_P; p++) {
-            o.w[p] = (unsigned int)rows[p] * (unsigned int)NS;
-            o.g[p] = (unsigned int)rows[p] * (unsigned int)G;
-        }
+    for (int p = 0; p < MV_P; p++) {
+        o.w[p] = (unsigned int)rows[p] * (unsigned int)NS;
+        o.g[p] = (unsigned int)rows[p] * (unsigned int)G;
     }
 }
 
 // lg: log2 of the slices a group spans (group / 32, a power of two).
-//
-// TL: w is in tiles (matmul_q4_tile), scales and biases unused. Slice j
-// of the warp's rows lies in the tile's chunk j / 32: row p's slices of
-// the chunk, then one 16-byte piece a group with the 4 rows' scales and
-// biases, so a lane's round is 4 loads of W and one of its group's
-// scales and biases, and a warp's round one contiguous run of bytes.
-template <int U, bool TL = false>
+template <int U>
 __device__ __forceinline__ void mq_load(MqRound<U>& r, const void* __restrict__ w,
                                         const unsigned short* __restrict__ scales,
                                         const unsigned short* __restrict__ biases, const MqRows& o, int NS,
@@ -466,28 +452,12 @@ __device__ __forceinline__ void mq_load(MqRound<U>& r, const void* __restrict__ 
     for (int u = 0; u < U; u++) {
         const int j = j0 + u * stride;
         if (j >= NS) break;  // mq_mul stops at the same slice: nothing past it is read
-        if constexpr (TL) {
-            static_assert(MV_P == 4, "a tile's scale piece holds 4 rows");
-            const unsigned int c = (unsigned int)j >> 5, l = (unsigned int)j & 31u;
-            const unsigned int nsl = min(32u, (unsigned int)NS - (c << 5));  // the chunk's slices
-            const uint4* t = (const uint4*)w + (o.w[0] + c * (128u + (32u >> lg)));
+        const unsigned int gj = (unsigned int)j >> lg;
 #pragma unroll
-            for (int p = 0; p < MV_P; p++) r.v[u][p] = __ldcs(t + (p * nsl + l));
-            const uint4 sb = __ldcs(t + (MV_P * nsl + (l >> lg)));
-            const unsigned int q[4] = {sb.x, sb.y, sb.z, sb.w};
-#pragma unroll
-            for (int p = 0; p < MV_P; p++) {
-                r.s[u][p] = (unsigned short)(q[p] & 0xffffu);
-                r.b[u][p] = (unsigned short)(q[p] >> 16);
-            }
-        } else {
-            const unsigned int gj = (unsigned int)j >> lg;
-#pragma unroll
-            for (int p = 0; p < MV_P; p++) {
-                r.v[u][p] = __ldcs((const uint4*)w + (o.w[p] + (unsigned int)j));  // read once
-                r.s[u][p] = __ldg(scales + (o.g[p] + gj));
-                r.b[u][p] = __ldg(biases + (o.g[p] + gj));
-            }
+        for (int p = 0; p < MV_P; p++) {
+            r.v[u][p] = __ldcs((const uint4*)w + (o.w[p] + (unsigned int)j));  // read once
+            r.s[u][p] = __ldg(scales + (o.g[p] + gj));
+            r.b[u][p] = __ldg(biases + (o.g[p] + gj));
         }
     }
 }
@@ -660,7 +630,7 @@ __device__ __forceinline__ float mv_lane_sum(const float (&tot)[MV_P], int lane)
 
 // mv_sets_u is mv_sets with U slices a row a pipelined round (MQP_U in
 // mv_sets).
-template <int F, int U, bool TL = false, class Rows, class Start, class Done>
+template <int F, int U, class Rows, class Start, class Done>
 __device__ __forceinline__ void mv_sets_u(const void* __restrict__ w, const unsigned short* __restrict__ scales,
                                           const unsigned short* __restrict__ biases, const float* xs, int K,
                                           int group, int wk, int nsets, Rows rows_of, Start start, Done done,
@@ -692,8 +662,8 @@ __device__ __forceinline__ void mv_sets_u(const void* __restrict__ w, const unsi
         const float2* xd = (const float2*)(xp + 2 * MQ_LEVELS * NS);
         MqRound<U> cur, nxt;
         MqRows o, no;
-        mq_rows<TL>(o, rows, NS, G);
-        if (R > 0) mq_load<U, TL>(cur, w, scales, biases, o, NS, lg, first, stride);
+        mq_rows(o, rows, NS, G);
+        if (R > 0) mq_load(cur, w, scales, biases, o, NS, lg, first, stride);
         start(rows);
         int seen = 0;  // with staged: the rounds of x seen staged (below)
         for (int set = blockIdx.x; set < nsets; set += gridDim.x) {
@@ -701,15 +671,15 @@ __device__ __forceinline__ void mv_sets_u(const void* __restrict__ w, const unsi
             {
                 int nrows[MV_P];
                 rows_of(min(next, nsets - 1), nrows);
-                mq_rows<TL>(no, nrows, NS, G);
+                mq_rows(no, nrows, NS, G);
             }
 #pragma unroll
             for (int p = 0; p < MV_P; p++) acc[p] = 0.0f;
             for (int r = 0; r < R; r++) {
                 if (r + 1 < R)
-                    mq_load<U, TL>(nxt, w, scales, biases, o, NS, lg, first + (r + 1) * step, stride);
+                    mq_load(nxt, w, scales, biases, o, NS, lg, first + (r + 1) * step, stride);
                 else if (next < nsets)
-                    mq_load<U, TL>(nxt, w, scales, biases, no, NS, lg, first, stride);
+                    mq_load(nxt, w, scales, biases, no, NS, lg, first, stride);
                 if (staged != nullptr && r >= seen) {
                     // x arrives a round's slices (step) at a time, counted
                     // in *staged by the producer warps (matmul_q4_gemv_q8_u2p);
@@ -752,9 +722,7 @@ __device__ __forceinline__ void mv_sets(const void* __restrict__ w, const unsign
 // block rounds it: each block copies the codes into its shared memory
 // (RX 2, matmul_q4_gemv_q8r), or the loop reads them where they are (RX 1,
 // matmul_q4_gemv_q8rd).
-//
-// TL: W in tiles (matmul_q4_tile, mq_load's TL), scales and biases unused.
-template <int F, int U = MQP_U, int PROD = 0, int RX = 0, bool TL = false>
+template <int F, int U = MQP_U, int PROD = 0, int RX = 0>
 __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const float* __restrict__ x,
                                                const unsigned int* __restrict__ w,
                                                const unsigned short* __restrict__ scales,
@@ -795,18 +763,13 @@ __device__ __forceinline__ void q4_gemv_staged(float* __restrict__ y, const floa
             return;
         }
     }
-    mv_sets_u<F, U, TL>(
+    mv_sets_u<F, U>(
             w, scales, biases, xs, K, group, wk, sets,
             [&](int set, int (&rows)[MV_P]) { mv_rows(set, per, wk, N, rows); },
             [&](const int (&)[MV_P]) {
                 if (pre && threadIdx.x == 0)  // all of the block's sets into L2
                     for (int set = blockIdx.x; set < sets; set += gridDim.x) {
                         const size_t r0 = (size_t)set * per * MV_P, r1 = min(r0 + per * MV_P, (size_t)N);
-                        if (TL) {  // the tiles of rows r0 … r1 - 1
-                            const size_t tile = (size_t)16 * (K / 32 * MV_P + K / group);
-                            l2_prefetch(w, r0 / MV_P * tile, (r1 + MV_P - 1) / MV_P * tile);
-                            continue;
-                        }
                         l2_prefetch(w, r0 * K / 2, r1 * K / 2);
                         l2_prefetch(scales, r0 * (K / group) * 2, r1 * (K / group) * 2);
                         l2_prefetch(biases, r0 * (K / group) * 2, r1 * (K / group) * 2);
@@ -865,59 +828,17 @@ extern "C" __global__ void __launch_bounds__(256, 1) matmul_q4_gemv_q8_u2(
 // device memory, from L1 once a warp of the multiprocessor has asked for
 // them (q8rd). The sums are the staged kernels', bit for bit, with the
 // same warps a set.
-#define MQ_RX_KERNELS(name, minb, u, rx, tl)                                                                   \
+#define MQ_RX_KERNELS(name, minb, u, rx)                                                                       \
     extern "C" __global__ void __launch_bounds__(256, minb) name(                                              \
             float* __restrict__ y, const unsigned char* __restrict__ xq, const unsigned int* __restrict__ w,    \
             const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases, int N, int K, \
             int group, int wk, int pre) {                                                                      \
-        q4_gemv_staged<2, u, 0, rx, tl>(y, (const float*)xq, w, scales, biases, N, K, group, wk, pre);         \
+        q4_gemv_staged<2, u, 0, rx>(y, (const float*)xq, w, scales, biases, N, K, group, wk, pre);             \
     }
-MQ_RX_KERNELS(matmul_q4_gemv_q8r, MQ_MINB, MQP_U, 2, false)
-MQ_RX_KERNELS(matmul_q4_gemv_q8r_u2, 1, 2, 2, false)
-MQ_RX_KERNELS(matmul_q4_gemv_q8rd, MQ_MINB, MQP_U, 1, false)
-MQ_RX_KERNELS(matmul_q4_gemv_q8rd_u2, 1, 2, 1, false)
-
-// The same four on W in tiles (matmul_q4_tile below): the same sums, bit
-// for bit, read from one contiguous run of bytes a warp's round.
-MQ_RX_KERNELS(matmul_q4_gemv_q8t, MQ_MINB, MQP_U, 2, true)
-MQ_RX_KERNELS(matmul_q4_gemv_q8t_u2, 1, 2, 2, true)
-MQ_RX_KERNELS(matmul_q4_gemv_q8td, MQ_MINB, MQP_U, 1, true)
-MQ_RX_KERNELS(matmul_q4_gemv_q8td_u2, 1, 2, 1, true)
-
-// W (N × K/8 words of 8 codes, scales and biases N × K/group bf16, the
-// layout checkpoints store) rewritten in tiles for the kernels above, one
-// 16-byte piece a thread. A tile holds 4 rows (rows past N are zeros), in
-// chunks of 32 slices of 16 bytes (the last chunk NS mod 32 when that is
-// not 0): row 0's slices of the chunk, row 1's, row 2's, row 3's, then for
-// each group of the chunk one piece with the 4 rows' (scale, bias) as
-// bf16 pairs, the scale in the low half. A chunk is what a warp's lanes
-// load in one slice of a round, so the warp reads it front to back. The
-// tiles are 4·NS + K/group pieces each, ⌈N/4⌉ of them.
-extern "C" __global__ void __launch_bounds__(256) matmul_q4_tile(uint4* __restrict__ t, const uint4* __restrict__ w,
-                                                               const unsigned short* __restrict__ scales,
-                                                               const unsigned short* __restrict__ biases, int N,
-                                                               int K, int group) {
-    const int NS = K / 32, G = K / group, gc = 1024 / group;  // groups a full chunk
-    const long long per = (long long)MV_P * NS + G, i = (long long)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= (long long)((N + MV_P - 1) / MV_P) * per) return;
-    const int tile = (int)(i / per), off = (int)(i % per), c = off / (128 + gc), in = off % (128 + gc);
-    const int nsl = min(32, NS - 32 * c);
-    uint4 v = make_uint4(0u, 0u, 0u, 0u);
-    if (in < MV_P * nsl) {
-        const int row = MV_P * tile + in / nsl;
-        if (row < N) v = w[(size_t)row * NS + 32 * c + in % nsl];
-    } else {
-        const int g = c * gc + in - MV_P * nsl;
-        unsigned int q[MV_P];
-#pragma unroll
-        for (int p = 0; p < MV_P; p++) {
-            const int row = MV_P * tile + p;
-            q[p] = row < N ? (unsigned int)scales[(size_t)row * G + g] | (unsigned int)biases[(size_t)row * G + g] << 16 : 0u;
-        }
-        v = make_uint4(q[0], q[1], q[2], q[3]);
-    }
-    t[i] = v;
-}
+MQ_RX_KERNELS(matmul_q4_gemv_q8r, MQ_MINB, MQP_U, 2)
+MQ_RX_KERNELS(matmul_q4_gemv_q8r_u2, 1, 2, 2)
+MQ_RX_KERNELS(matmul_q4_gemv_q8rd, MQ_MINB, MQP_U, 1)
+MQ_RX_KERNELS(matmul_q4_gemv_q8rd_u2, 1, 2, 1)
 
 // x[0:K] rounded into xq in mq_stage's layout (mq_put, code for code the
 // staging's rounding), a warp a slice of 32: the launch that gives
@@ -959,14 +880,6 @@ extern "C" __global__ void __launch_bounds__(256 + 32 * MQ_PROD, 1) matmul_q4_ge
         const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
         int N, int K, int group, int wk, int pre) {
     q4_gemv_staged<2, 2, MQ_PROD, 2>(y, (const float*)xq, w, scales, biases, N, K, group, wk, pre);
-}
-
-// matmul_q4_gemv_q8r_u2p on W in tiles (matmul_q4_tile).
-extern "C" __global__ void __launch_bounds__(256 + 32 * MQ_PROD, 1) matmul_q4_gemv_q8t_u2p(
-        float* __restrict__ y, const unsigned char* __restrict__ xq, const unsigned int* __restrict__ w,
-        const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases,
-        int N, int K, int group, int wk, int pre) {
-    q4_gemv_staged<2, 2, MQ_PROD, 2, true>(y, (const float*)xq, w, scales, biases, N, K, group, wk, pre);
 }
 
 // ---- Rung 3: matrix-vector products bound by reading W once. ----

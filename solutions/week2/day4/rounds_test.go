@@ -164,7 +164,7 @@ func TestW2D4RoundedXGPU(t *testing.T) {
 			for _, b := range []struct{ u2, wk int }{{0, 0}, {-1, 1}, {-1, 2}, {1, 1}, {1, 2}} {
 				staged := q8Output(t, d, mm, b.u2, 0, b.wk, x, w)
 				for _, direct := range []int{-1, 1} {
-					got := roundedOutput(t, d, mm, b.u2, 0, b.wk, direct, w, func(y *devtensor.Activations) error { return mm.V3Rounded(y, r, w) })
+					got := roundedOutput(t, d, mm, b.u2, b.wk, direct, r, w)
 					if i := firstDiff(got, staged); i >= 0 {
 						t.Fatalf("x %d, two slices %+d, %d warps a set, read in place %+d: y[%d] = %v on x rounded ahead, %v with x staged in each block",
 							seed, b.u2, b.wk, direct, i, got[i], staged[i])
@@ -175,62 +175,15 @@ func TestW2D4RoundedXGPU(t *testing.T) {
 	})
 }
 
-// roundedOutput is the y that run (V3Rounded or V3Tiled) writes with the
-// two-slice build forced on (u2 1), off (-1) or left to the shape (0), the
-// producers' build likewise (prod), wk warps a set of rows (0: by shape),
-// and x read in place (direct 1) or copied into shared memory first (-1),
-// y first filled with NaN.
-func roundedOutput(t *testing.T, d *kernels.Device, mm *Matmul, u2, prod, wk, direct int, w *devtensor.Weight, run func(y *devtensor.Activations) error) []float32 {
+// roundedOutput is y = x·Wᵀ by V3Rounded on r with its two-slice build
+// forced on (u2 1), off (-1) or left to the shape (0), wk warps a set of
+// rows (0: by shape), and x read in place (direct 1) or copied into shared
+// memory first (-1), y first filled with NaN.
+func roundedOutput(t *testing.T, d *kernels.Device, mm *Matmul, u2, wk, direct int, r *RoundedX, w *devtensor.Weight) []float32 {
 	t.Helper()
-	mm.q8U2, mm.q8Prod, mm.q8WK, mm.rxDirect = u2, prod, wk, direct
-	defer func() { mm.q8U2, mm.q8Prod, mm.q8WK, mm.rxDirect = 0, 0, 0, 0 }()
-	return q8Run(t, d, w, run)
-}
-
-// TestW2D4TiledGPU checks the product on W in tiles (TileQ4, V3Tiled)
-// against V3Rounded on the same rounded x: each lane loads the same
-// codes, scales and biases from the tiles and adds the same products in
-// the same order, so every build (one slice a round and two, 1 and 2
-// warps a set, x copied or read in place, the producers' copy) must agree
-// bit for bit. The shapes add rows that are not a multiple of 4 (the last
-// tile's padding) and rows whose last chunk is short. A scale read from
-// the wrong row or group, or a bias taken for a scale, fails.
-func TestW2D4TiledGPU(t *testing.T) {
-	d, mm := openQ8(t)
-	defer mm.Close()
-	shapes := append(q8Shapes[:len(q8Shapes):len(q8Shapes)], w2d4.Shape{Name: "18944x3584", N: 18944, K: 3584},
-		w2d4.Shape{Name: "37x1152", N: 37, K: 1152}, w2d4.Shape{Name: "6x2048", N: 6, K: 2048})
-	eachQ8Problem(t, d, shapes, func(t *testing.T, w *devtensor.Weight, x *devtensor.Activations) {
-		r, err := mm.NewRoundedX(w.K)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Free()
-		tw, err := mm.TileQ4(w)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer tw.Free()
-		if err := x.Upload(tensor.RandN(rand.New(rand.NewPCG(9, uint64(w.N))), 1, w.K)); err != nil {
-			t.Fatal(err)
-		}
-		if err := mm.RoundX(r, x); err != nil {
-			t.Fatal(err)
-		}
-		for _, b := range []struct{ u2, prod, wk int }{{0, 0, 0}, {-1, -1, 1}, {-1, -1, 2}, {1, -1, 1}, {1, -1, 2}, {1, 1, 1}} {
-			for _, direct := range []int{-1, 1} {
-				if b.prod > 0 && direct > 0 {
-					continue // the producers copy x: nothing to read in place
-				}
-				want := roundedOutput(t, d, mm, b.u2, b.prod, b.wk, direct, w, func(y *devtensor.Activations) error { return mm.V3Rounded(y, r, w) })
-				got := roundedOutput(t, d, mm, b.u2, b.prod, b.wk, direct, w, func(y *devtensor.Activations) error { return mm.V3Tiled(y, r, tw) })
-				if i := firstDiff(got, want); i >= 0 {
-					t.Fatalf("two slices %+d, producers %+d, %d warps a set, read in place %+d: y[%d] = %v on W in tiles, %v on W as stored",
-						b.u2, b.prod, b.wk, direct, i, got[i], want[i])
-				}
-			}
-		}
-	})
+	mm.q8U2, mm.q8WK, mm.rxDirect = u2, wk, direct
+	defer func() { mm.q8U2, mm.q8WK, mm.rxDirect = 0, 0, 0 }()
+	return q8Run(t, d, w, func(y *devtensor.Activations) error { return mm.V3Rounded(y, r, w) })
 }
 
 // TestW2D4RoundedXErrorsGPU checks that the product on x rounded ahead turns
@@ -266,21 +219,5 @@ func TestW2D4RoundedXErrorsGPU(t *testing.T) {
 	defer y.Free()
 	if err := mm.V3Rounded(y, r, w); err == nil {
 		t.Error("V3Rounded: no error for x rounded at 128 values and W of 256 columns")
-	}
-	tw, err := mm.TileQ4(w)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tw.Free()
-	if err := mm.V3Tiled(y, r, tw); err == nil {
-		t.Error("V3Tiled: no error for x rounded at 128 values and W of 256 columns")
-	}
-	bf, err := w2d4.NewProblem(w2d4.Shape{Name: "64x256", N: 64, K: 256, Ms: []int{1}}, w2d4.Formats[0], 3).Upload(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bf.Free()
-	if _, err := mm.TileQ4(bf); err == nil {
-		t.Error("TileQ4: no error for a bf16 W")
 	}
 }
