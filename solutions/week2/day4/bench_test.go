@@ -11,9 +11,10 @@ package day4
 // does, so that copy, not the copy of 1 GiB, is the ceiling at its size.
 // On CUDA the 4-bit decode rung also runs on x rounded ahead
 // ("v3_rounded": x rounded once, as the kernel that writes x would leave
-// it, and the products alone timed) and with the rounding as a launch of
-// its own before each product ("v3_round_and_product"); their bytes are
-// counted as the rung's, float x included.
+// it, and the products alone timed), the same in flat sets ("v3_flat",
+// V3Flat) and with the rounding as a launch of its own before each
+// product ("v3_round_and_product"); their bytes are counted as the
+// rung's, float x included.
 // Without a GPU it says so and runs nothing.
 //
 //	go test -run '^$' -bench W2D4 -benchtime 200ms ./solutions/week2/day4
@@ -164,6 +165,7 @@ func benchRounded(b *testing.B, d *kernels.Device, mm *Matmul, prefix, suffix st
 		run  func(w *devtensor.Weight) error
 	}{
 		{"v3_rounded", func(w *devtensor.Weight) error { return mm.V3Rounded(y, r, w) }},
+		{"v3_flat", func(w *devtensor.Weight) error { return mm.V3Flat(y, r, w) }},
 		{"v3_round_and_product", func(w *devtensor.Weight) error {
 			if err := mm.RoundX(r, x); err != nil {
 				return err
@@ -413,6 +415,19 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 				mm.rxDirect, mm.q8U2 = v.direct, v.u2
 				defer func() { mm.rxDirect, mm.q8U2 = 0, 0 }()
 				benchGraphRun(b, d, mm, false, x, ws, func(w *devtensor.Weight) error { return mm.V3Rounded(y, r, w) })
+			})
+		}
+		// In flat sets (V3Flat): its pick, and 1, 2, 4 or 8 sets a warp,
+		// x copied or read in place as V3Rounded picks.
+		for _, v := range []struct {
+			name         string
+			sets, direct int
+		}{{"pick", 0, 0}, {"copied", 0, -1}, {"direct", 0, 1}, {"s1", 1, 0}, {"s2", 2, 0}, {"s4", 4, 0}, {"s8", 8, 0}} {
+			mm := mms[0]
+			b.Run(fmt.Sprintf("%s/%s/flat_%s-graph-pdl", s.Name, f.Name, v.name), func(b *testing.B) {
+				mm.flatS, mm.rxDirect = v.sets, v.direct
+				defer func() { mm.flatS, mm.rxDirect = 0, 0 }()
+				benchGraphRun(b, d, mm, false, x, ws, func(w *devtensor.Weight) error { return mm.V3Flat(y, r, w) })
 			})
 		}
 		r.Free()
