@@ -632,3 +632,46 @@ func BenchmarkW2D4V3Stream(b *testing.B) {
 		free()
 	}
 }
+
+// BenchmarkW2D4LoadHints times V3Rounded's pick on the 4-bit decode
+// shapes, from a graph with programmatic dependent launch, with W loaded
+// four ways (MQ_LDW): evict-first (the default), through the read-only
+// path, without L1 and with 256-byte fetches into L2, and plainly.
+//
+//	go test -run '^$' -bench W2D4LoadHints -benchtime 100x ./solutions/week2/day4
+func BenchmarkW2D4LoadHints(b *testing.B) {
+	d := kerneltest.Open(b)
+	if d.Backend() != kernels.CUDA {
+		b.Skip("not run: the variants are CUDA builds")
+	}
+	names := []string{"ldcs", "ldg", "no_l1_256b", "plain"}
+	mms := make([]*Matmul, len(names))
+	for i := range names {
+		c := cudaV3
+		c.extra = fmt.Sprintf("-DMQ_LDW=%d", i)
+		var err error
+		if mms[i], err = newMatmul(d, c); err != nil {
+			b.Fatal(err)
+		}
+		defer mms[i].Close()
+	}
+	f := w2d4.Formats[1]
+	for _, s := range w2d4.RealShapes {
+		ws, x, y, free := decodeOperands(b, d, s, f)
+		r, err := mms[0].NewRoundedX(s.K)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := mms[0].RoundX(r, x); err != nil {
+			b.Fatal(err)
+		}
+		for i, name := range names {
+			mm := mms[i]
+			b.Run(fmt.Sprintf("%s/%s/%s-graph-pdl", s.Name, f.Name, name), func(b *testing.B) {
+				benchGraphRun(b, d, mm, false, x, ws, func(w *devtensor.Weight) error { return mm.V3Rounded(y, r, w) })
+			})
+		}
+		r.Free()
+		free()
+	}
+}

@@ -442,6 +442,25 @@ __device__ __forceinline__ void mq_rows(MqRows& o, const int (&rows)[MV_P], int 
     }
 }
 
+#ifndef MQ_LDW  // how W is loaded (benchmark builds): 0 evict-first (__ldcs), 1 __ldg, 2 no L1 and 256-byte L2 fetches, 3 plain
+#define MQ_LDW 0
+#endif
+__device__ __forceinline__ uint4 mq_ldw(const uint4* p) {
+#if MQ_LDW == 0
+    return __ldcs(p);
+#elif MQ_LDW == 1
+    return __ldg(p);
+#elif MQ_LDW == 2
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+#else
+    return *p;
+#endif
+}
+
 // lg: log2 of the slices a group spans (group / 32, a power of two).
 template <int U>
 __device__ __forceinline__ void mq_load(MqRound<U>& r, const void* __restrict__ w,
@@ -455,7 +474,7 @@ __device__ __forceinline__ void mq_load(MqRound<U>& r, const void* __restrict__ 
         const unsigned int gj = (unsigned int)j >> lg;
 #pragma unroll
         for (int p = 0; p < MV_P; p++) {
-            r.v[u][p] = __ldcs((const uint4*)w + (o.w[p] + (unsigned int)j));  // read once
+            r.v[u][p] = mq_ldw((const uint4*)w + (o.w[p] + (unsigned int)j));  // read once
             r.s[u][p] = __ldg(scales + (o.g[p] + gj));
             r.b[u][p] = __ldg(biases + (o.g[p] + gj));
         }

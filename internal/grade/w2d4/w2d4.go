@@ -486,32 +486,3 @@ func RefusesBadShapes(t *testing.T, task string, run func(y, x *devtensor.Activa
 		}
 	}
 }
-
-// Vector4 checks run, a product for one row of x on a 4-bit W (groups of
-// 64 and 128), against the CPU with the float32 tolerances, on the odd
-// shapes and, unless short, the real ones.
-func Vector4(t *testing.T, task string, d *kernels.Device, run func(y, x *devtensor.Activations, w *devtensor.Weight) error, short bool) {
-	t.Helper()
-	shapes := OddShapes
-	if !short {
-		shapes = append(append([]Shape{}, OddShapes...), RealShapes...)
-	}
-	for _, s := range shapes {
-		if s.BF16 {
-			continue
-		}
-		for _, f := range Formats[1:] {
-			p := cached(s, f)
-			t.Run(s.Name+"/"+f.Name, func(t *testing.T) {
-				w, err := p.Upload(d)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer w.Free()
-				if msg, _, _ := p.check(d, run, w, 1, 3, Float32ElemTol, Float32RelTol); msg != "" {
-					t.Errorf("%s, %s, %s, M=1: %s", task, s.Name, f.Name, msg)
-				}
-			})
-		}
-	}
-}

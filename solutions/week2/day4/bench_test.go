@@ -11,10 +11,9 @@ package day4
 // does, so that copy, not the copy of 1 GiB, is the ceiling at its size.
 // On CUDA the 4-bit decode rung also runs on x rounded ahead
 // ("v3_rounded": x rounded once, as the kernel that writes x would leave
-// it, and the products alone timed), the same in flat sets ("v3_flat",
-// V3Flat) and with the rounding as a launch of its own before each
-// product ("v3_round_and_product"); their bytes are counted as the
-// rung's, float x included.
+// it, and the products alone timed) and with the rounding as a launch of
+// its own before each product ("v3_round_and_product"); their bytes are
+// counted as the rung's, float x included.
 // Without a GPU it says so and runs nothing.
 //
 //	go test -run '^$' -bench W2D4 -benchtime 200ms ./solutions/week2/day4
@@ -165,7 +164,6 @@ func benchRounded(b *testing.B, d *kernels.Device, mm *Matmul, prefix, suffix st
 		run  func(w *devtensor.Weight) error
 	}{
 		{"v3_rounded", func(w *devtensor.Weight) error { return mm.V3Rounded(y, r, w) }},
-		{"v3_flat", func(w *devtensor.Weight) error { return mm.V3Flat(y, r, w) }},
 		{"v3_round_and_product", func(w *devtensor.Weight) error {
 			if err := mm.RoundX(r, x); err != nil {
 				return err
@@ -417,19 +415,6 @@ func BenchmarkW2D4GemvVariants(b *testing.B) {
 				benchGraphRun(b, d, mm, false, x, ws, func(w *devtensor.Weight) error { return mm.V3Rounded(y, r, w) })
 			})
 		}
-		// In flat sets (V3Flat): its pick, and 1, 2, 4 or 8 sets a warp,
-		// x copied or read in place as V3Rounded picks.
-		for _, v := range []struct {
-			name         string
-			sets, direct int
-		}{{"pick", 0, 0}, {"copied", 0, -1}, {"direct", 0, 1}, {"s1", 1, 0}, {"s2", 2, 0}, {"s4", 4, 0}, {"s8", 8, 0}} {
-			mm := mms[0]
-			b.Run(fmt.Sprintf("%s/%s/flat_%s-graph-pdl", s.Name, f.Name, v.name), func(b *testing.B) {
-				mm.flatS, mm.rxDirect = v.sets, v.direct
-				defer func() { mm.flatS, mm.rxDirect = 0, 0 }()
-				benchGraphRun(b, d, mm, false, x, ws, func(w *devtensor.Weight) error { return mm.V3Flat(y, r, w) })
-			})
-		}
 		r.Free()
 		free()
 	}
@@ -644,6 +629,49 @@ func BenchmarkW2D4V3Stream(b *testing.B) {
 		for i := range mms {
 			b.Run(fmt.Sprintf("%s/bf16/M=1/stream%d", s.Name, i), func(b *testing.B) { benchRung(b, d, mms[i], V3Vector, y, x, ws) })
 		}
+		free()
+	}
+}
+
+// BenchmarkW2D4LoadHints times V3Rounded's pick on the 4-bit decode
+// shapes, from a graph with programmatic dependent launch, with W loaded
+// four ways (MQ_LDW): evict-first (the default), through the read-only
+// path, without L1 and with 256-byte fetches into L2, and plainly.
+//
+//	go test -run '^$' -bench W2D4LoadHints -benchtime 100x ./solutions/week2/day4
+func BenchmarkW2D4LoadHints(b *testing.B) {
+	d := kerneltest.Open(b)
+	if d.Backend() != kernels.CUDA {
+		b.Skip("not run: the variants are CUDA builds")
+	}
+	names := []string{"ldcs", "ldg", "no_l1_256b", "plain"}
+	mms := make([]*Matmul, len(names))
+	for i := range names {
+		c := cudaV3
+		c.extra = fmt.Sprintf("-DMQ_LDW=%d", i)
+		var err error
+		if mms[i], err = newMatmul(d, c); err != nil {
+			b.Fatal(err)
+		}
+		defer mms[i].Close()
+	}
+	f := w2d4.Formats[1]
+	for _, s := range w2d4.RealShapes {
+		ws, x, y, free := decodeOperands(b, d, s, f)
+		r, err := mms[0].NewRoundedX(s.K)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := mms[0].RoundX(r, x); err != nil {
+			b.Fatal(err)
+		}
+		for i, name := range names {
+			mm := mms[i]
+			b.Run(fmt.Sprintf("%s/%s/%s-graph-pdl", s.Name, f.Name, name), func(b *testing.B) {
+				benchGraphRun(b, d, mm, false, x, ws, func(w *devtensor.Weight) error { return mm.V3Rounded(y, r, w) })
+			})
+		}
+		r.Free()
 		free()
 	}
 }

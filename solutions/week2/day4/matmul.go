@@ -167,11 +167,6 @@ type Matmul struct {
 	// launch that rounds x (matmul_q8_round_x: RoundX).
 	gemvQ8R, gemvQ8RU2, gemvQ8RU2P, gemvQ8RD, gemvQ8RDU2, roundX *kernels.Kernel
 	rxDirect                                                     int
-	// The same products in flat sets (V3Flat: matmul_q4_gemv_q8f, _q8f_u2,
-	// _q8fd, _q8fd_u2); flatS forces the sets a warp takes (benchmark; 0:
-	// by shape).
-	gemvQ8F, gemvQ8FU2, gemvQ8FD, gemvQ8FDU2 *kernels.Kernel
-	flatS                                    int
 	// Rung 3's bf16 and staged-x kernels ask for their first weights
 	// before they wait for the launch ahead, and are launched with
 	// Overlap: inside a captured graph they start while it drains. noPDL
@@ -283,9 +278,7 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 				to   **kernels.Kernel
 				name string
 			}{{&m.gemvQ8R, "matmul_q4_gemv_q8r"}, {&m.gemvQ8RU2, "matmul_q4_gemv_q8r_u2"}, {&m.gemvQ8RU2P, "matmul_q4_gemv_q8r_u2p"},
-				{&m.gemvQ8RD, "matmul_q4_gemv_q8rd"}, {&m.gemvQ8RDU2, "matmul_q4_gemv_q8rd_u2"},
-				{&m.gemvQ8F, "matmul_q4_gemv_q8f"}, {&m.gemvQ8FU2, "matmul_q4_gemv_q8f_u2"},
-				{&m.gemvQ8FD, "matmul_q4_gemv_q8fd"}, {&m.gemvQ8FDU2, "matmul_q4_gemv_q8fd_u2"}} {
+				{&m.gemvQ8RD, "matmul_q4_gemv_q8rd"}, {&m.gemvQ8RDU2, "matmul_q4_gemv_q8rd_u2"}} {
 				if err == nil {
 					*k.to, err = mod.Kernel(k.name)
 				}
@@ -684,58 +677,6 @@ func (m *Matmul) V3Rounded(y *devtensor.Activations, r *RoundedX, w *devtensor.W
 		return m.launchQ8(p, [3]*kernels.Kernel{m.gemvQ8RD, m.gemvQ8RDU2}, 0, y, r.Buf, w)
 	}
 	return m.launchQ8(p, [3]*kernels.Kernel{m.gemvQ8R, m.gemvQ8RU2, m.gemvQ8RU2P}, smem, y, r.Buf, w)
-}
-
-// V3Flat is V3Rounded with each warp taking S sets of 4 rows as one
-// sequence of slices (matmul_q4_gemv_q8f and its builds): where a row's
-// slices are not a multiple of a round's 32 or 64 (the 0.5B head's 28,
-// the 7B q/o and gate/up rows' 112), V3Rounded leaves lanes idle in each
-// row's last round, and here S is the fewest sets (1 to 8) that make the
-// sequence whole rounds. The same products as V3Rounded, added in another
-// order: equal to within float32 rounding, not bit for bit. (Provided.)
-func (m *Matmul) V3Flat(y *devtensor.Activations, r *RoundedX, w *devtensor.Weight) error {
-	if m.gemvQ8F == nil || !w.Quantized() || r.K != w.K {
-		return fmt.Errorf("matmul: the product in flat sets takes a 4-bit W of %d columns on CUDA (K = %d)", r.K, w.K)
-	}
-	if y.Cols != w.N {
-		return fmt.Errorf("matmul: y has %d columns, want W's N = %d", y.Cols, w.N)
-	}
-	if err := y.SetRows(1); err != nil {
-		return err
-	}
-	p, xb := m.planQ8(w), roundedBytes(w.K, m.q8Levels)
-	u := 1
-	if p.u2 {
-		u = 2
-	}
-	sets := flatSets(w.K/32, u)
-	if m.flatS > 0 {
-		sets = m.flatS
-	}
-	direct := m.rxDirect > 0 || m.rxDirect == 0 && m.l2Prefetch(w) == 1 || xb > maxStagedShared
-	ks := [2]*kernels.Kernel{m.gemvQ8F, m.gemvQ8FU2}
-	if direct {
-		ks, xb = [2]*kernels.Kernel{m.gemvQ8FD, m.gemvQ8FDU2}, 0
-	}
-	sms, capB := max(1, m.dev.Info().Multiprocessors), q8BlocksPerSM
-	if p.u2 {
-		capB = 1 // one block a multiprocessor: its registers
-	}
-	grid := min(kernels.Blocks(kernels.Blocks(w.N, 4*sets), Block/32), capB*sms)
-	smem := xb + Block*(4*sets+1)*4
-	cfg := kernels.LaunchConfig{Grid: kernels.D1(grid), Block: kernels.D1(Block), SharedMem: smem, Overlap: !m.noPDL}
-	return m.dev.Launch(ks[u-1], cfg, y.Buf, r.Buf, w.W, w.Scales, w.Biases, int32(w.N), int32(w.K), int32(w.GroupSize), int32(sets), m.l2Prefetch(w))
-}
-
-// flatSets is the fewest sets of 4 rows (1, 2, 4 or 8) whose ns slices a
-// row make whole rounds of 32·u slots; 8 where none does.
-func flatSets(ns, u int) int {
-	for s := 1; s < 8; s *= 2 {
-		if s*ns%(32*u) == 0 {
-			return s
-		}
-	}
-	return 8
 }
 
 // roundedBytes is the size of a row of k values rounded into levels int8

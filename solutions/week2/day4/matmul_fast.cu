@@ -442,6 +442,25 @@ __device__ __forceinline__ void mq_rows(MqRows& o, const int (&rows)[MV_P], int 
     }
 }
 
+#ifndef MQ_LDW  // how W is loaded (benchmark builds): 0 evict-first (__ldcs), 1 __ldg, 2 no L1 and 256-byte L2 fetches, 3 plain
+#define MQ_LDW 0
+#endif
+__device__ __forceinline__ uint4 mq_ldw(const uint4* p) {
+#if MQ_LDW == 0
+    return __ldcs(p);
+#elif MQ_LDW == 1
+    return __ldg(p);
+#elif MQ_LDW == 2
+    uint4 v;
+    asm volatile("ld.global.nc.L1::no_allocate.L2::256B.v4.u32 {%0, %1, %2, %3}, [%4];"
+                 : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+                 : "l"(p));
+    return v;
+#else
+    return *p;
+#endif
+}
+
 // lg: log2 of the slices a group spans (group / 32, a power of two).
 template <int U>
 __device__ __forceinline__ void mq_load(MqRound<U>& r, const void* __restrict__ w,
@@ -455,7 +474,7 @@ __device__ __forceinline__ void mq_load(MqRound<U>& r, const void* __restrict__ 
         const unsigned int gj = (unsigned int)j >> lg;
 #pragma unroll
         for (int p = 0; p < MV_P; p++) {
-            r.v[u][p] = __ldcs((const uint4*)w + (o.w[p] + (unsigned int)j));  // read once
+            r.v[u][p] = mq_ldw((const uint4*)w + (o.w[p] + (unsigned int)j));  // read once
             r.s[u][p] = __ldg(scales + (o.g[p] + gj));
             r.b[u][p] = __ldg(biases + (o.g[p] + gj));
         }
@@ -839,175 +858,6 @@ MQ_RX_KERNELS(matmul_q4_gemv_q8r, MQ_MINB, MQP_U, 2)
 MQ_RX_KERNELS(matmul_q4_gemv_q8r_u2, 1, 2, 2)
 MQ_RX_KERNELS(matmul_q4_gemv_q8rd, MQ_MINB, MQP_U, 1)
 MQ_RX_KERNELS(matmul_q4_gemv_q8rd_u2, 1, 2, 1)
-
-// ---- Flat sets: every lane busy on rows that are not a multiple of 32 slices. ----
-//
-// A warp of q4_gemv_staged takes 4 rows and its lanes their slices 32 (or
-// 64) at a time, so a row of NS slices leaves lanes idle in its last round
-// whenever NS is not a multiple of 32·U: the 0.5B head's rows of 28 slices
-// keep 28 of 32 lanes busy, the 7B q/o and gate/up's 112 slices 112 of 128
-// slots. Here a warp takes S sets of 4 rows and runs their slices as one
-// sequence, S·NS slots, slot t being slice t mod NS of set t / NS; with S
-// chosen so that S·NS is a multiple of 32·U (8 for the head, 4 for the 7B
-// rows) no slot is idle. A lane's slots are 32 apart, so it passes from
-// one set to the next in order: it keeps the sums of its current set's 4
-// rows in registers and, when its set changes, stores them in its own
-// column of a small table in shared memory (part, 4·S + 1 floats a lane,
-// so that the lanes' columns fall on different banks); at the end of the
-// sets, lane i adds row i's 32 entries. x comes rounded (RX 1 read in
-// place, RX 2 copied into shared memory first), W as stored.
-struct MqSlot {
-    int s, j;  // set, slice of the row
-};
-
-// The slot 32 on from q.
-__device__ __forceinline__ void mq_step(MqSlot& q, int NS) {
-    q.j += 32;
-    while (q.j >= NS) {
-        q.j -= NS;
-        q.s++;
-    }
-}
-
-// Loads U slots from q on (slots past the S sets are left alone) of the
-// warp's sets from row n0 (o0: mq_rows of rows n0 … n0 + 3): a set's rows
-// are 4·s·NS slices further on in W and 4·s·G groups in the scales, so
-// mq_load takes slice 4·s·NS + j of o0's rows, except in a set that
-// reaches past N, whose rows are clamped to the last.
-template <int U>
-__device__ __forceinline__ void mq_load_flat(MqRound<1> (&r)[U], MqSlot q, const void* __restrict__ w,
-                                             const unsigned short* __restrict__ scales,
-                                             const unsigned short* __restrict__ biases, const MqRows& o0, int n0,
-                                             int N, int NS, int G, int lg, int S) {
-#pragma unroll
-    for (int u = 0; u < U; u++) {
-        if (q.s < S) {
-            if (n0 + MV_P * q.s + MV_P - 1 < N) {
-                mq_load<1>(r[u], w, scales, biases, o0, 0x7fffffff, lg, MV_P * q.s * NS + q.j, 0);
-            } else {
-                int rows[MV_P];
-#pragma unroll
-                for (int p = 0; p < MV_P; p++) rows[p] = min(n0 + MV_P * q.s + p, N - 1);
-                MqRows o;
-                mq_rows(o, rows, NS, G);
-                mq_load<1>(r[u], w, scales, biases, o, NS, lg, q.j, 0);
-            }
-        }
-        mq_step(q, NS);
-    }
-}
-
-template <int U, int RX>
-__device__ __forceinline__ void q4_gemv_flat(float* __restrict__ y, const unsigned char* __restrict__ xq,
-                                             const unsigned int* __restrict__ w,
-                                             const unsigned short* __restrict__ scales,
-                                             const unsigned short* __restrict__ biases, int N, int K, int group,
-                                             int S, int pre) {
-    extern __shared__ float4 mv_smem[];
-    const int NS = K / 32, G = K / group, lg = 31 - __clz(group / 32);
-    const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
-    const int xbytes = RX == 2 ? (MQ_LEVELS * K + 8 * NS + 15) / 16 * 16 : 0, PS = MV_P * S + 1;
-    float* table = (float*)((unsigned char*)mv_smem + xbytes) + warp * 32 * PS;  // the warp's [lane][PS]
-    float* part = table + lane * PS;
-    const uint4* xp = (const uint4*)(RX == 1 ? xq : (const unsigned char*)mv_smem);
-    const float2* xd = (const float2*)(xp + 2 * MQ_LEVELS * NS);
-    const int per = MV_P * S, ngroups = (N + per - 1) / per, R = (S * NS + 32 * U - 1) / (32 * U);
-    const int gstride = gridDim.x * warps;
-    int g = blockIdx.x * warps + warp;
-    MqSlot q0 = {0, lane};
-    while (q0.j >= NS) {
-        q0.j -= NS;
-        q0.s++;
-    }
-    MqSlot qU = q0;  // the first slot of the second round
-#pragma unroll
-    for (int u = 0; u < U; u++) mq_step(qU, NS);
-    auto rows_of = [&](int gi, MqRows& o) {
-        int rows[MV_P];
-#pragma unroll
-        for (int p = 0; p < MV_P; p++) rows[p] = min(min(gi, ngroups - 1) * per + p, N - 1);
-        mq_rows(o, rows, NS, G);
-    };
-    MqRound<1> cur[U], nxt[U];
-    MqRows o0;
-    rows_of(g, o0);
-    if (g < ngroups) mq_load_flat<U>(cur, q0, w, scales, biases, o0, g * per, N, NS, G, lg, S);
-    if (pre && threadIdx.x == 0)  // all of the block's rows into L2
-        for (int b0 = blockIdx.x * warps * per; b0 < N; b0 += gstride * per) {
-            const size_t r0 = b0, r1 = min(b0 + warps * per, N);
-            l2_prefetch(w, r0 * K / 2, r1 * K / 2);
-            l2_prefetch(scales, r0 * G * 2, r1 * G * 2);
-            l2_prefetch(biases, r0 * G * 2, r1 * G * 2);
-        }
-    mv_after_previous();
-    if (RX == 2) {
-        mq_copy_rounded(mv_smem, xq, K);
-        __syncthreads();
-    }
-    for (; g < ngroups; g += gstride) {
-        const int n0 = g * per, gn = g + gstride;
-        MqRows on;
-        rows_of(gn, on);
-        for (int i = 0; i < per; i++) part[i] = 0.0f;  // sets this lane never reaches
-        float acc[MV_P];
-#pragma unroll
-        for (int p = 0; p < MV_P; p++) acc[p] = 0.0f;
-        int cs = q0.s;
-        MqSlot qm = q0, qn = qU;
-        for (int r = 0; r < R; r++) {
-            if (r + 1 < R) {
-                mq_load_flat<U>(nxt, qn, w, scales, biases, o0, n0, N, NS, G, lg, S);
-#pragma unroll
-                for (int u = 0; u < U; u++) mq_step(qn, NS);
-            } else if (gn < ngroups) {
-                mq_load_flat<U>(nxt, q0, w, scales, biases, on, gn * per, N, NS, G, lg, S);
-            }
-#pragma unroll
-            for (int u = 0; u < U; u++) {
-                if (qm.s < S) {
-                    if (qm.s != cs) {  // into the next set: the last one's sums to the table
-#pragma unroll
-                        for (int p = 0; p < MV_P; p++) {
-                            part[MV_P * cs + p] = acc[p];
-                            acc[p] = 0.0f;
-                        }
-                        cs = qm.s;
-                    }
-                    mq_mul<1>(acc, cur[u], xp, xd, NS, qm.j, 0);
-                }
-                mq_step(qm, NS);
-            }
-#pragma unroll
-            for (int u = 0; u < U; u++) cur[u] = nxt[u];
-        }
-        if (cs < S) {
-#pragma unroll
-            for (int p = 0; p < MV_P; p++) part[MV_P * cs + p] = acc[p];
-        }
-        __syncwarp();
-        for (int row = lane; row < per; row += 32) {
-            float t = 0.0f;
-            for (int i = 0; i < 32; i++) t += table[i * PS + row];
-            if (n0 + row < N) y[n0 + row] = t;
-        }
-        __syncwarp();  // the table is cleared for the next sets
-        o0 = on;
-    }
-}
-
-// Flat sets on x rounded ahead (V3Flat): one slot a round or two, x
-// copied into shared memory (q8f) or read in place (q8fd).
-#define MQ_FLAT_KERNELS(name, minb, u, rx)                                                                       \
-    extern "C" __global__ void __launch_bounds__(256, minb) name(                                                \
-            float* __restrict__ y, const unsigned char* __restrict__ xq, const unsigned int* __restrict__ w,      \
-            const unsigned short* __restrict__ scales, const unsigned short* __restrict__ biases, int N, int K,   \
-            int group, int S, int pre) {                                                                         \
-        q4_gemv_flat<u, rx>(y, xq, w, scales, biases, N, K, group, S, pre);                                      \
-    }
-MQ_FLAT_KERNELS(matmul_q4_gemv_q8f, MQ_MINB, 1, 2)
-MQ_FLAT_KERNELS(matmul_q4_gemv_q8f_u2, 1, 2, 2)
-MQ_FLAT_KERNELS(matmul_q4_gemv_q8fd, MQ_MINB, 1, 1)
-MQ_FLAT_KERNELS(matmul_q4_gemv_q8fd_u2, 1, 2, 1)
 
 // x[0:K] rounded into xq in mq_stage's layout (mq_put, code for code the
 // staging's rounding), a warp a slice of 32: the launch that gives

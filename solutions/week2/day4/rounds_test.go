@@ -220,41 +220,4 @@ func TestW2D4RoundedXErrorsGPU(t *testing.T) {
 	if err := mm.V3Rounded(y, r, w); err == nil {
 		t.Error("V3Rounded: no error for x rounded at 128 values and W of 256 columns")
 	}
-	if err := mm.V3Flat(y, r, w); err == nil {
-		t.Error("V3Flat: no error for x rounded at 128 values and W of 256 columns")
-	}
-}
-
-// TestW2D4FlatGPU checks the product in flat sets (RoundX, then V3Flat)
-// against the CPU with the float32 tolerances: with its own pick of sets
-// on the odd and real shapes, x copied and read in place, and with 1 and
-// 2 sets a warp, the one- and two-slot builds forced, on the odd shapes
-// (rows that end inside a warp's sets, rows shorter than a round). Its
-// sums are V3Rounded's products added in another order, so it is held to
-// the CPU, not to V3Rounded bit for bit. y starts as NaN (an unwritten row
-// fails), and the row after y must stay as it was.
-func TestW2D4FlatGPU(t *testing.T) {
-	d, mm := openQ8(t)
-	defer mm.Close()
-	flat := func(y, x *devtensor.Activations, w *devtensor.Weight) error {
-		r, err := mm.NewRoundedX(w.K)
-		if err != nil {
-			return err
-		}
-		defer r.Free()
-		if err := mm.RoundX(r, x); err != nil {
-			return err
-		}
-		if err := mm.V3Flat(y, r, w); err != nil {
-			return err
-		}
-		return d.Synchronize() // r is freed on return
-	}
-	for _, c := range []struct{ sets, u2, direct int }{{0, 0, -1}, {0, 0, 1}, {1, -1, -1}, {2, 1, 1}, {1, 1, -1}, {2, -1, 1}} {
-		t.Run(fmt.Sprintf("sets%d_u2%+d_direct%+d", c.sets, c.u2, c.direct), func(t *testing.T) {
-			mm.flatS, mm.q8U2, mm.rxDirect = c.sets, c.u2, c.direct
-			defer func() { mm.flatS, mm.q8U2, mm.rxDirect = 0, 0, 0 }()
-			w2d4.Vector4(t, "W2D4 V3Flat", d, flat, testing.Short() || c.sets != 0 || c.u2 != 0)
-		})
-	}
 }
