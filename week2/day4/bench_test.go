@@ -613,16 +613,7 @@ func BenchmarkW2D4V3Stream(b *testing.B) {
 	if d.Backend() != kernels.CUDA {
 		b.Skip("not run: the variants are CUDA builds")
 	}
-	var mms [2]*Matmul
-	for i := range mms {
-		c := cudaV3
-		c.extra = fmt.Sprintf("-DV3_STREAM=%d", i)
-		var err error
-		if mms[i], err = newMatmul(d, c); err != nil {
-			b.Fatal(err)
-		}
-		defer mms[i].Close()
-	}
+	mms := optionBuilds(b, d, "V3_STREAM", 2)
 	f := w2d4.Formats[0]
 	for _, s := range []w2d4.Shape{w2d4.RealShapes[4], w2d4.RealShapes[5], w2d4.RealShapes[6]} {
 		ws, x, y, free := decodeOperands(b, d, s, f)
@@ -645,16 +636,7 @@ func BenchmarkW2D4LoadHints(b *testing.B) {
 		b.Skip("not run: the variants are CUDA builds")
 	}
 	names := []string{"ldcs", "ldg", "no_l1_256b", "plain"}
-	mms := make([]*Matmul, len(names))
-	for i := range names {
-		c := cudaV3
-		c.extra = fmt.Sprintf("-DMQ_LDW=%d", i)
-		var err error
-		if mms[i], err = newMatmul(d, c); err != nil {
-			b.Fatal(err)
-		}
-		defer mms[i].Close()
-	}
+	mms := optionBuilds(b, d, "MQ_LDW", len(names))
 	f := w2d4.Formats[1]
 	for _, s := range w2d4.RealShapes {
 		ws, x, y, free := decodeOperands(b, d, s, f)
@@ -674,4 +656,20 @@ func BenchmarkW2D4LoadHints(b *testing.B) {
 		r.Free()
 		free()
 	}
+}
+
+// optionBuilds compiles rung 3's CUDA build once for each value 0 … n-1 of
+// the source's option name (-Dname=i), closed when b ends.
+func optionBuilds(b *testing.B, d *kernels.Device, name string, n int) []*Matmul {
+	mms := make([]*Matmul, n)
+	for i := range mms {
+		c := cudaV3
+		c.extra = fmt.Sprintf("-D%s=%d", name, i)
+		var err error
+		if mms[i], err = newMatmul(d, c); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { mms[i].Close() })
+	}
+	return mms
 }
