@@ -169,6 +169,12 @@ type Matmul struct {
 	// launch that rounds x (matmul_q8_round_x: RoundX).
 	gemvQ8R, gemvQ8RU2, gemvQ8RU2P, gemvQ8RD, gemvQ8RDU2, roundX *kernels.Kernel
 	rxDirect                                                     int
+	// The copying kernel with four slices a round (matmul_q4_gemv_q8r_u4),
+	// for rows that are one such round (u4Rows, u4Picked); rxU4 forces it
+	// on (1) or off (-1) where V3Rounded copies x without producer warps
+	// (benchmark and checks; 0: by shape).
+	gemvQ8RU4 *kernels.Kernel
+	rxU4      int
 	// Rung 3's bf16 and staged-x kernels ask for their first weights
 	// before they wait for the launch ahead, and are launched with
 	// Overlap: inside a captured graph they start while it drains. noPDL
@@ -280,7 +286,7 @@ func newMatmul(dev *kernels.Device, v3 v3Config) (*Matmul, error) {
 				to   **kernels.Kernel
 				name string
 			}{{&m.gemvQ8R, "matmul_q4_gemv_q8r"}, {&m.gemvQ8RU2, "matmul_q4_gemv_q8r_u2"}, {&m.gemvQ8RU2P, "matmul_q4_gemv_q8r_u2p"},
-				{&m.gemvQ8RD, "matmul_q4_gemv_q8rd"}, {&m.gemvQ8RDU2, "matmul_q4_gemv_q8rd_u2"}} {
+				{&m.gemvQ8RD, "matmul_q4_gemv_q8rd"}, {&m.gemvQ8RDU2, "matmul_q4_gemv_q8rd_u2"}, {&m.gemvQ8RU4, "matmul_q4_gemv_q8r_u4"}} {
 				if err == nil {
 					*k.to, err = mod.Kernel(k.name)
 				}
@@ -672,8 +678,31 @@ func (m *Matmul) V3Rounded(y *devtensor.Activations, r *RoundedX, w *devtensor.W
 		p.prod = false // nothing to copy: the two-slice kernel on the same grid
 		return m.launchQ8(p, [3]*kernels.Kernel{m.gemvQ8RD, m.gemvQ8RDU2}, 0, y, r.Buf, w)
 	}
+	if !p.prod && (m.rxU4 > 0 || m.rxU4 == 0 && u4Picked && p.u2 && w.N > w.K && u4Rows(w.K/32)) {
+		// A row in one round of four slices, one block a multiprocessor
+		// (its registers), the plan's warps a set.
+		return m.launchStaged(m.gemvQ8RU4, smem, p.wk, 1, y, r.Buf, w)
+	}
 	return m.launchQ8(p, [3]*kernels.Kernel{m.gemvQ8R, m.gemvQ8RU2, m.gemvQ8RU2P}, smem, y, r.Buf, w)
 }
+
+// u4Rows says whether a row of ns 16-byte slices is one round of
+// matmul_q4_gemv_q8r_u4 (97 to 128 slices: 3,104 to 4,096 columns), where
+// the two-slice kernel takes two rounds, the second part empty. On an
+// H200, from a graph with programmatic dependent launch, the 7B gate/up
+// projection (112 slices) took 12.33 µs in three counts against 12.72 for
+// the two-slice kernel; the 7B down projection's 592 slices gained nothing
+// from rounds of three or four, and the 0.5B head's 28 lost
+// (BenchmarkW2D4RoundedRounds).
+func u4Rows(ns int) bool { return ns > 96 && ns <= 128 }
+
+// u4Picked says whether V3Rounded takes matmul_q4_gemv_q8r_u4 by shape
+// (u4Rows). It stays off until TestW2D4RoundedXGPU, which forces the
+// kernel on and compares its sums bit for bit with the staged kernels',
+// has passed on a GPU: its timing comes from a build with the same
+// machine code (BenchmarkW2D4RoundedRounds' u4 rows), its outputs have
+// not been checked yet.
+const u4Picked = false
 
 // roundedBytes is the size of a row of k values rounded into levels int8
 // parts (gemvQ8Shared) rounded up to 16 bytes, the pieces the kernels

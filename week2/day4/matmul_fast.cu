@@ -858,6 +858,10 @@ MQ_RX_KERNELS(matmul_q4_gemv_q8r, MQ_MINB, MQP_U, 2)
 MQ_RX_KERNELS(matmul_q4_gemv_q8r_u2, 1, 2, 2)
 MQ_RX_KERNELS(matmul_q4_gemv_q8rd, MQ_MINB, MQP_U, 1)
 MQ_RX_KERNELS(matmul_q4_gemv_q8rd_u2, 1, 2, 1)
+// Four slices of each row a round, for rows of 97 to 128 slices (the 7B
+// gate/up projection's 112): a set is then one round instead of two of
+// two, 256 bytes of W in flight a lane (V3Rounded, x copied).
+MQ_RX_KERNELS(matmul_q4_gemv_q8r_u4, 1, 4, 2)
 
 // x[0:K] rounded into xq in mq_stage's layout (mq_put, code for code the
 // staging's rounding), a warp a slice of 32: the launch that gives

@@ -673,3 +673,60 @@ func optionBuilds(b *testing.B, d *kernels.Device, name string, n int) []*Matmul
 	}
 	return mms
 }
+
+// BenchmarkW2D4RoundedRounds times V3Rounded with more slices of each row
+// in a round (MQP_U 2 to 4, the one-slice kernel built for one block a
+// multiprocessor and launched on one; with 4 its machine code is
+// matmul_q4_gemv_q8r_u4's), x copied into shared memory and read in
+// place, against V3Rounded's pick (u0): more bytes of W in flight a lane,
+// for the shapes whose product on x rounded ahead is bound by its loads.
+//
+//	go test -run '^$' -bench W2D4RoundedRounds -benchtime 100x ./solutions/week2/day4
+func BenchmarkW2D4RoundedRounds(b *testing.B) {
+	d := kerneltest.Open(b)
+	if d.Backend() != kernels.CUDA {
+		b.Skip("not run: the variants are CUDA builds")
+	}
+	us := []int{0, 2, 3, 4}
+	mms := make([]*Matmul, len(us))
+	for i, u := range us {
+		c := cudaV3
+		if u > 0 {
+			c.extra = fmt.Sprintf("-DMQP_U=%d -DMQ_MINB=1", u)
+		}
+		var err error
+		if mms[i], err = newMatmul(d, c); err != nil {
+			b.Fatal(err)
+		}
+		defer mms[i].Close()
+		if u > 0 {
+			mms[i].q8U2, mms[i].q8Cap = -1, 1
+		}
+	}
+	f := w2d4.Formats[1]
+	for _, s := range w2d4.RealShapes {
+		ws, x, y, free := decodeOperands(b, d, s, f)
+		r, err := mms[0].NewRoundedX(s.K)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := mms[0].RoundX(r, x); err != nil {
+			b.Fatal(err)
+		}
+		for i, u := range us {
+			mm := mms[i]
+			for _, direct := range []int{0, -1, 1} {
+				if u == 0 && direct != 0 {
+					continue
+				}
+				b.Run(fmt.Sprintf("%s/%s/u%d_direct%+d-graph-pdl", s.Name, f.Name, u, direct), func(b *testing.B) {
+					mm.rxDirect = direct
+					defer func() { mm.rxDirect = 0 }()
+					benchGraphRun(b, d, mm, false, x, ws, func(w *devtensor.Weight) error { return mm.V3Rounded(y, r, w) })
+				})
+			}
+		}
+		r.Free()
+		free()
+	}
+}

@@ -140,7 +140,8 @@ func q8Run(t *testing.T, d *kernels.Device, w *devtensor.Weight, run func(y *dev
 // whether the blocks copy the rounded x into shared memory or read it in
 // place.
 // Each case runs V3's own pick and the one- and two-slice builds forced on
-// with 1 and 2 warps a set; the producers' build (x staged by warps of its
+// with 1 and 2 warps a set (and V3Rounded's four-slice build with the same
+// warps a set against them); the producers' build (x staged by warps of its
 // own) is what V3 picks on the long rows here, so its sums are compared
 // too. y starts as NaN, so a row left unwritten fails. x is rounded again
 // for a second x, so a stale rounding fails as well.
@@ -169,6 +170,19 @@ func TestW2D4RoundedXGPU(t *testing.T) {
 						t.Fatalf("x %d, two slices %+d, %d warps a set, read in place %+d: y[%d] = %v on x rounded ahead, %v with x staged in each block",
 							seed, b.u2, b.wk, direct, i, got[i], staged[i])
 					}
+				}
+				if b.u2 == 0 {
+					continue
+				}
+				// Four slices a round (matmul_q4_gemv_q8r_u4), forced on
+				// every shape, without producer warps: each lane adds the
+				// same slices in the same order as with one or two.
+				mm.rxU4, mm.q8Prod = 1, -1
+				got := roundedOutput(t, d, mm, b.u2, b.wk, -1, r, w)
+				mm.rxU4, mm.q8Prod = 0, 0
+				if i := firstDiff(got, staged); i >= 0 {
+					t.Fatalf("x %d, four slices a round, %d warps a set: y[%d] = %v on x rounded ahead, %v with x staged in each block (two slices %+d)",
+						seed, b.wk, i, got[i], staged[i], b.u2)
 				}
 			}
 		}
