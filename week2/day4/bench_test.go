@@ -637,22 +637,31 @@ func BenchmarkW2D4LoadHints(b *testing.B) {
 	}
 	names := []string{"ldcs", "ldg", "no_l1_256b", "plain"}
 	mms := optionBuilds(b, d, "MQ_LDW", len(names))
-	f := w2d4.Formats[1]
-	for _, s := range w2d4.RealShapes {
-		ws, x, y, free := decodeOperands(b, d, s, f)
-		r, err := mms[0].NewRoundedX(s.K)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := mms[0].RoundX(r, x); err != nil {
-			b.Fatal(err)
-		}
+	eachRoundedShape(b, d, mms[0], func(prefix string, ws []*devtensor.Weight, x, y *devtensor.Activations, r *RoundedX) {
 		for i, name := range names {
 			mm := mms[i]
-			b.Run(fmt.Sprintf("%s/%s/%s-graph-pdl", s.Name, f.Name, name), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/%s-graph-pdl", prefix, name), func(b *testing.B) {
 				benchGraphRun(b, d, mm, false, x, ws, func(w *devtensor.Weight) error { return mm.V3Rounded(y, r, w) })
 			})
 		}
+	})
+}
+
+// eachRoundedShape runs bench on every real shape in 4-bit (groups of 64)
+// with decodeOperands' copies of W, x, y and x rounded by mm; prefix names
+// the shape and format.
+func eachRoundedShape(b *testing.B, d *kernels.Device, mm *Matmul, bench func(prefix string, ws []*devtensor.Weight, x, y *devtensor.Activations, r *RoundedX)) {
+	f := w2d4.Formats[1]
+	for _, s := range w2d4.RealShapes {
+		ws, x, y, free := decodeOperands(b, d, s, f)
+		r, err := mm.NewRoundedX(s.K)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := mm.RoundX(r, x); err != nil {
+			b.Fatal(err)
+		}
+		bench(fmt.Sprintf("%s/%s", s.Name, f.Name), ws, x, y, r)
 		r.Free()
 		free()
 	}
@@ -703,30 +712,19 @@ func BenchmarkW2D4RoundedRounds(b *testing.B) {
 			mms[i].q8U2, mms[i].q8Cap = -1, 1
 		}
 	}
-	f := w2d4.Formats[1]
-	for _, s := range w2d4.RealShapes {
-		ws, x, y, free := decodeOperands(b, d, s, f)
-		r, err := mms[0].NewRoundedX(s.K)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := mms[0].RoundX(r, x); err != nil {
-			b.Fatal(err)
-		}
+	eachRoundedShape(b, d, mms[0], func(prefix string, ws []*devtensor.Weight, x, y *devtensor.Activations, r *RoundedX) {
 		for i, u := range us {
 			mm := mms[i]
 			for _, direct := range []int{0, -1, 1} {
 				if u == 0 && direct != 0 {
 					continue
 				}
-				b.Run(fmt.Sprintf("%s/%s/u%d_direct%+d-graph-pdl", s.Name, f.Name, u, direct), func(b *testing.B) {
+				b.Run(fmt.Sprintf("%s/u%d_direct%+d-graph-pdl", prefix, u, direct), func(b *testing.B) {
 					mm.rxDirect = direct
 					defer func() { mm.rxDirect = 0 }()
 					benchGraphRun(b, d, mm, false, x, ws, func(w *devtensor.Weight) error { return mm.V3Rounded(y, r, w) })
 				})
 			}
 		}
-		r.Free()
-		free()
-	}
+	})
 }
