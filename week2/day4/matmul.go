@@ -678,12 +678,23 @@ func (m *Matmul) V3Rounded(y *devtensor.Activations, r *RoundedX, w *devtensor.W
 		p.prod = false // nothing to copy: the two-slice kernel on the same grid
 		return m.launchQ8(p, [3]*kernels.Kernel{m.gemvQ8RD, m.gemvQ8RDU2}, 0, y, r.Buf, w)
 	}
-	if !p.prod && (m.rxU4 > 0 || m.rxU4 == 0 && u4Picked && p.u2 && w.N > w.K && u4Rows(w.K/32)) {
+	if m.fourSlices(p, w) {
 		// A row in one round of four slices, one block a multiprocessor
 		// (its registers), the plan's warps a set.
 		return m.launchStaged(m.gemvQ8RU4, smem, p.wk, 1, y, r.Buf, w)
 	}
 	return m.launchQ8(p, [3]*kernels.Kernel{m.gemvQ8R, m.gemvQ8RU2, m.gemvQ8RU2P}, smem, y, r.Buf, w)
+}
+
+// fourSlices says whether V3Rounded, copying x, runs plan p on W with
+// matmul_q4_gemv_q8r_u4: never where producer warps copy x, else as rxU4
+// forces it or, by shape, on rows of one such round (u4Rows) with more
+// rows than columns, once u4Picked.
+func (m *Matmul) fourSlices(p q8Plan, w *devtensor.Weight) bool {
+	if p.prod || m.rxU4 < 0 {
+		return false
+	}
+	return m.rxU4 > 0 || u4Picked && p.u2 && w.N > w.K && u4Rows(w.K/32)
 }
 
 // u4Rows says whether a row of ns 16-byte slices is one round of

@@ -235,3 +235,30 @@ func TestW2D4RoundedXErrorsGPU(t *testing.T) {
 		t.Error("V3Rounded: no error for x rounded at 128 values and W of 256 columns")
 	}
 }
+
+// TestW2D4FourSlicesPick checks when V3Rounded takes the four-slice kernel
+// (fourSlices), on any machine: forced on, off, never with producer
+// warps, and by shape only on rows of 97 to 128 slices with more rows
+// than columns, and only once u4Picked.
+func TestW2D4FourSlicesPick(t *testing.T) {
+	gateUp, down := &devtensor.Weight{N: 18944, K: 3584}, &devtensor.Weight{N: 3584, K: 18944}
+	for _, c := range []struct {
+		name string
+		rxU4 int
+		p    q8Plan
+		w    *devtensor.Weight
+		want bool
+	}{
+		{"forced on", 1, q8Plan{}, down, true},
+		{"forced on, producer warps", 1, q8Plan{u2: true, prod: true}, down, false},
+		{"forced off", -1, q8Plan{u2: true}, gateUp, false},
+		{"by shape, 7B gate/up", 0, q8Plan{u2: true}, gateUp, u4Picked},
+		{"by shape, 7B q/o", 0, q8Plan{u2: true}, &devtensor.Weight{N: 3584, K: 3584}, false},
+		{"by shape, 7B down", 0, q8Plan{u2: true}, down, false},
+		{"by shape, 0.5B head", 0, q8Plan{}, &devtensor.Weight{N: 151936, K: 896}, false},
+	} {
+		if got := (&Matmul{rxU4: c.rxU4}).fourSlices(c.p, c.w); got != c.want {
+			t.Errorf("%s: fourSlices = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
