@@ -708,12 +708,13 @@ func (m *Matmul) fourSlices(p q8Plan, w *devtensor.Weight) bool {
 func u4Rows(ns int) bool { return ns > 96 && ns <= 128 }
 
 // u4Picked says whether V3Rounded takes matmul_q4_gemv_q8r_u4 by shape
-// (u4Rows). It stays off until TestW2D4RoundedXGPU, which forces the
+// (u4Rows). It was held off until TestW2D4RoundedXGPU, which forces the
 // kernel on and compares its sums bit for bit with the staged kernels',
-// has passed on a GPU: its timing comes from a build with the same
-// machine code (BenchmarkW2D4RoundedRounds' u4 rows), its outputs have
-// not been checked yet.
-const u4Picked = false
+// had passed on an H200 for every shape it covers (the 7B gate/up and
+// down projections at group 64 and 128 among them); a copy of the kernel
+// that drops one of the four slices fails that test on both 7B MLP
+// shapes, so the check can tell.
+const u4Picked = true
 
 // roundedBytes is the size of a row of k values rounded into levels int8
 // parts (gemvQ8Shared) rounded up to 16 bytes, the pieces the kernels
