@@ -728,3 +728,49 @@ func BenchmarkW2D4RoundedRounds(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkW2D4RoundedParts times V3Rounded's pick on the 4-bit decode
+// shapes, from a graph with programmatic dependent launch, with x rounded
+// ahead into 3 int8 parts (the default), 2 or 1 (MQ_LEVELS; each build
+// rounds its own x, since the parts are its layout), and the default
+// build without its arithmetic (MQ_ANAT 1: W's loads kept, the sums
+// wrong): what a part of x costs the loop where the loads bound it.
+//
+//	go test -run '^$' -bench W2D4RoundedParts -benchtime 100x ./solutions/week2/day4
+func BenchmarkW2D4RoundedParts(b *testing.B) {
+	d := kerneltest.Open(b)
+	if d.Backend() != kernels.CUDA {
+		b.Skip("not run: the variants are CUDA builds")
+	}
+	builds := []struct{ name, opts string }{
+		{"parts3", ""}, {"parts2", "-DMQ_LEVELS=2"}, {"parts1", "-DMQ_LEVELS=1"}, {"no_arithmetic", "-DMQ_ANAT=1"},
+	}
+	mms := make([]*Matmul, len(builds))
+	for i, v := range builds {
+		c := cudaV3
+		c.extra = v.opts
+		var err error
+		if mms[i], err = newMatmul(d, c); err != nil {
+			b.Fatal(err)
+		}
+		defer mms[i].Close()
+	}
+	eachRoundedShape(b, d, mms[0], func(prefix string, ws []*devtensor.Weight, x, y *devtensor.Activations, r0 *RoundedX) {
+		for i, v := range builds {
+			mm, r := mms[i], r0
+			if mm.q8Levels != mms[0].q8Levels {
+				var err error
+				if r, err = mm.NewRoundedX(x.Cols); err != nil {
+					b.Fatal(err)
+				}
+				defer r.Free()
+				if err := mm.RoundX(r, x); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.Run(fmt.Sprintf("%s/%s-graph-pdl", prefix, v.name), func(b *testing.B) {
+				benchGraphRun(b, d, mm, false, x, ws, func(w *devtensor.Weight) error { return mm.V3Rounded(y, r, w) })
+			})
+		}
+	})
+}
