@@ -732,9 +732,16 @@ func BenchmarkW2D4RoundedRounds(b *testing.B) {
 // BenchmarkW2D4RoundedParts times V3Rounded's pick on the 4-bit decode
 // shapes, from a graph with programmatic dependent launch, with x rounded
 // ahead into 3 int8 parts (the default), 2 or 1 (MQ_LEVELS; each build
-// rounds its own x, since the parts are its layout), and the default
-// build without its arithmetic (MQ_ANAT 1: W's loads kept, the sums
-// wrong): what a part of x costs the loop where the loads bound it.
+// rounds its own x, since the parts are its layout); the default build
+// without its arithmetic (MQ_ANAT 1: W's loads kept, the sums wrong); and
+// the one-slice kernel with registers for three blocks a multiprocessor,
+// launched three a multiprocessor (the default two); and sets of 8 rows a
+// warp instead of 4 (MV_P), with the registers for two blocks a
+// multiprocessor (spilling) or one: what a part of x, more warps and more
+// rows a warp buy where the loads bound the loop. Each build but those
+// with fewer parts or no arithmetic must give the default's sums bit for
+// bit (the same slices a lane, added in the same order) before it is
+// timed.
 //
 //	go test -run '^$' -bench W2D4RoundedParts -benchtime 100x ./solutions/week2/day4
 func BenchmarkW2D4RoundedParts(b *testing.B) {
@@ -742,8 +749,14 @@ func BenchmarkW2D4RoundedParts(b *testing.B) {
 	if d.Backend() != kernels.CUDA {
 		b.Skip("not run: the variants are CUDA builds")
 	}
-	builds := []struct{ name, opts string }{
-		{"parts3", ""}, {"parts2", "-DMQ_LEVELS=2"}, {"parts1", "-DMQ_LEVELS=1"}, {"no_arithmetic", "-DMQ_ANAT=1"},
+	builds := []struct {
+		name, opts string
+		capB       int  // Matmul.q8Cap (0: by shape)
+		same       bool // its sums are the default build's
+	}{
+		{"parts3", "", 0, true}, {"parts2", "-DMQ_LEVELS=2", 0, false}, {"parts1", "-DMQ_LEVELS=1", 0, false},
+		{"no_arithmetic", "-DMQ_ANAT=1", 0, false}, {"b3", "-DMQ_MINB=3", 3, true},
+		{"rows8", "-DMV_P=8", 0, true}, {"rows8_b1", "-DMV_P=8 -DMQ_MINB=1", 1, true},
 	}
 	mms := make([]*Matmul, len(builds))
 	for i, v := range builds {
@@ -754,8 +767,10 @@ func BenchmarkW2D4RoundedParts(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer mms[i].Close()
+		mms[i].q8Cap = v.capB
 	}
 	eachRoundedShape(b, d, mms[0], func(prefix string, ws []*devtensor.Weight, x, y *devtensor.Activations, r0 *RoundedX) {
+		want := roundedY(b, d, mms[0], r0, ws[0])
 		for i, v := range builds {
 			mm, r := mms[i], r0
 			if mm.q8Levels != mms[0].q8Levels {
@@ -768,9 +783,38 @@ func BenchmarkW2D4RoundedParts(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			if v.same {
+				got := roundedY(b, d, mm, r, ws[0])
+				for j := range got {
+					if got[j] != want[j] {
+						b.Fatalf("%s, %s: y[%d] = %v, the default build's %v", prefix, v.name, j, got[j], want[j])
+					}
+				}
+			}
 			b.Run(fmt.Sprintf("%s/%s-graph-pdl", prefix, v.name), func(b *testing.B) {
 				benchGraphRun(b, d, mm, false, x, ws, func(w *devtensor.Weight) error { return mm.V3Rounded(y, r, w) })
 			})
 		}
 	})
+}
+
+// roundedY is y = x·Wᵀ by mm.V3Rounded on r, y first filled with NaN so
+// that a row left unwritten shows.
+func roundedY(b *testing.B, d *kernels.Device, mm *Matmul, r *RoundedX, w *devtensor.Weight) []float32 {
+	y, err := devtensor.NewActivations(d, 1, w.N)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer y.Free()
+	if err := y.Buf.Fill(0xff); err != nil {
+		b.Fatal(err)
+	}
+	if err := mm.V3Rounded(y, r, w); err != nil {
+		b.Fatal(err)
+	}
+	out, err := y.Download()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out.Data()
 }

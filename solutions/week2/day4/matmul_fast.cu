@@ -56,7 +56,9 @@ __device__ __forceinline__ float q4_word(unsigned int w, const float* xs, float 
 // Each warp takes MV_P rows; wk warps of a block (1, 2, 4 or 8) may share
 // a set of rows, each taking every wk-th slice, and add their sums in
 // shared memory.
+#ifndef MV_P  // rows a set (benchmark builds: 8)
 #define MV_P 4
+#endif
 #ifndef MV_U
 #define MV_U 2  // slices a row a lane loads before using the first
 #endif
