@@ -2,6 +2,7 @@ package day4
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -144,10 +145,24 @@ func q8Run(t *testing.T, d *kernels.Device, w *devtensor.Weight, run func(y *dev
 // warps a set against them); the producers' build (x staged by warps of its
 // own) is what V3 picks on the long rows here, so its sums are compared
 // too. y starts as NaN, so a row left unwritten fails. x is rounded again
-// for a second x, so a stale rounding fails as well.
+// for a second x, so a stale rounding fails as well. All of it with x in
+// three int8 parts (NewMatmul's build) and in stepParts (the decode
+// step's), each build against its own staged kernels.
 func TestW2D4RoundedXGPU(t *testing.T) {
-	d, mm := openQ8(t)
-	defer mm.Close()
+	d, mm3 := openQ8(t)
+	defer mm3.Close()
+	mm2, err := newPartsMatmul(d, stepParts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mm2.Close()
+	for _, mm := range []*Matmul{mm3, mm2} {
+		t.Run(fmt.Sprintf("parts%d", mm.q8Levels), func(t *testing.T) { checkRoundedX(t, d, mm) })
+	}
+}
+
+// checkRoundedX is TestW2D4RoundedXGPU for one build, mm.
+func checkRoundedX(t *testing.T, d *kernels.Device, mm *Matmul) {
 	shapes := append(q8Shapes[:len(q8Shapes):len(q8Shapes)], w2d4.Shape{Name: "18944x3584", N: 18944, K: 3584})
 	eachQ8Problem(t, d, shapes, func(t *testing.T, w *devtensor.Weight, x *devtensor.Activations) {
 		r, err := mm.NewRoundedX(w.K)
@@ -187,6 +202,75 @@ func TestW2D4RoundedXGPU(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestW2D4RoundedStepPartsGPU checks V3Rounded on x in the decode step's
+// two int8 parts against the CPU's float32 product, on the odd shapes and
+// Qwen2's, groups of 64 and 128. Rounded to two parts, each value of x is
+// within 1/64,516 of its slice's largest (d/508, d = max|x|/127): on
+// normal x about 10⁻⁵ of the output's norm, so the whole output must be
+// within 10⁻⁴ of the CPU's, and each element within float32's 10⁻⁵ of
+// ‖x‖·‖|W_n|‖. A slice left out, or one part of x lost, is 10⁻² or more.
+func TestW2D4RoundedStepPartsGPU(t *testing.T) {
+	const elemTol, relTol = w2d4.Float32ElemTol, 1e-4
+	d := kerneltest.Open(t)
+	if d.Backend() != kernels.CUDA {
+		t.Skipf("not run: the int8-part kernels are CUDA's (%s)", d)
+	}
+	mm, err := newPartsMatmul(d, stepParts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mm.Close()
+	for _, s := range append(append([]w2d4.Shape{}, w2d4.OddShapes...), w2d4.RealShapes...) {
+		s.Ms = []int{1}
+		for _, f := range w2d4.Formats[1:3] {
+			if s.K%f.Group != 0 {
+				continue
+			}
+			t.Run(fmt.Sprintf("%s/%s", s.Name, f.Name), func(t *testing.T) {
+				p := w2d4.NewProblem(s, f, 11)
+				w, err := p.Upload(d)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer w.Free()
+				x, err := devtensor.NewActivations(d, 1, s.K)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer x.Free()
+				if err := x.Upload(p.X); err != nil {
+					t.Fatal(err)
+				}
+				r, err := mm.NewRoundedX(s.K)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer r.Free()
+				if err := mm.RoundX(r, x); err != nil {
+					t.Fatal(err)
+				}
+				got := q8Run(t, d, w, func(y *devtensor.Activations) error { return mm.V3Rounded(y, r, w) })
+				var diff2, want2, worst float64
+				for n, g := range got {
+					e := math.Abs(float64(g) - float64(p.Want[n]))
+					diff2 += e * e
+					want2 += float64(p.Want[n]) * float64(p.Want[n])
+					scale := p.XNorm[0] * p.WNorm[n]
+					if !(e <= elemTol*scale) {
+						t.Fatalf("y[%d] = %v, the CPU's %v: off by %.2e of ‖x‖·‖|W_n|‖ (tolerance %.0e)", n, g, p.Want[n], e/scale, elemTol)
+					}
+					worst = max(worst, e/scale)
+				}
+				if rel := math.Sqrt(diff2 / want2); !(rel <= relTol) {
+					t.Fatalf("‖y - want‖/‖want‖ = %.2e (tolerance %.0e)", rel, relTol)
+				} else {
+					t.Logf("largest error of an element %.2e of its scale, of the whole output %.2e", worst, rel)
+				}
+			})
+		}
+	}
 }
 
 // roundedOutput is y = x·Wᵀ by V3Rounded on r with its two-slice build
