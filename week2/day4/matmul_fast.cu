@@ -241,11 +241,13 @@ __device__ __forceinline__ void mv_reduce(float (&tot)[MV_P], const float (&acc)
 // exact product with x rounded. With one part (MQ_LEVELS 1, the way
 // llama.cpp's q8_1 rounds x) the error is about 0.5% of the result on
 // normal x, and 0.08 in a small model's log-probs; with two, 2·10⁻⁵; with
-// three, below the float32 tolerance. Here the third part costs no
-// measurable time (BenchmarkW2D4GemvVariants): each block's staging of x
-// and the memory bound the product, not its instructions. Week 2 Day 7's
-// fused step, whose x is rounded once by the kernel that writes it, runs
-// 6% faster on two parts and takes two.
+// three, below the float32 tolerance. Where every block stages x the
+// third part costs no measurable time (BenchmarkW2D4GemvVariants): the
+// staging and the memory bound the product, not its instructions. On x
+// rounded ahead it does: 11% of the 7B gate/up product, 6% of the 0.5B
+// head's (BenchmarkW2D4RoundedParts). Week 2 Day 7's fused step, whose
+// x is rounded once by the kernel that writes it, runs 6% faster on two
+// parts and takes two.
 //
 // Shared memory, MQ_LEVELS·K + 8·K/32 bytes: NS = K/32 slices; for each
 // part, the first 16 bytes of each slice's codes (pairing with words 0
