@@ -24,7 +24,7 @@ import (
 func TestW2D4TwoSlicesARoundGPU(t *testing.T) {
 	d, mm := openQ8(t)
 	defer mm.Close()
-	eachQ8Problem(t, d, q8Shapes, func(t *testing.T, w *devtensor.Weight, x *devtensor.Activations) {
+	eachQ8Problem(t, d, q8Shapes, func(t *testing.T, _ *w2d4.Problem, w *devtensor.Weight, x *devtensor.Activations) {
 		if err := x.Upload(tensor.RandN(rand.New(rand.NewPCG(6, uint64(w.N))), 1, w.K)); err != nil {
 			t.Fatal(err)
 		}
@@ -75,8 +75,9 @@ func openQ8(t *testing.T) (*kernels.Device, *Matmul) {
 
 // eachQ8Problem runs check, as a subtest, on a random 4-bit W in groups of
 // 64 and of 128 for every shape whose K the group divides, with a row of
-// x of K values (its contents the check's).
-func eachQ8Problem(t *testing.T, d *kernels.Device, shapes []w2d4.Shape, check func(t *testing.T, w *devtensor.Weight, x *devtensor.Activations)) {
+// x of K values (its contents the check's) and the problem W was drawn
+// from (p: its own x and the CPU's product).
+func eachQ8Problem(t *testing.T, d *kernels.Device, shapes []w2d4.Shape, check func(t *testing.T, p *w2d4.Problem, w *devtensor.Weight, x *devtensor.Activations)) {
 	for _, s := range shapes {
 		s.Ms = []int{1}
 		for _, f := range w2d4.Formats[1:3] {
@@ -84,7 +85,8 @@ func eachQ8Problem(t *testing.T, d *kernels.Device, shapes []w2d4.Shape, check f
 				continue
 			}
 			t.Run(fmt.Sprintf("%s/%s", s.Name, f.Name), func(t *testing.T) {
-				w, err := w2d4.NewProblem(s, f, 5).Upload(d)
+				p := w2d4.NewProblem(s, f, 5)
+				w, err := p.Upload(d)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -94,7 +96,7 @@ func eachQ8Problem(t *testing.T, d *kernels.Device, shapes []w2d4.Shape, check f
 					t.Fatal(err)
 				}
 				defer x.Free()
-				check(t, w, x)
+				check(t, p, w, x)
 			})
 		}
 	}
@@ -164,7 +166,7 @@ func TestW2D4RoundedXGPU(t *testing.T) {
 // checkRoundedX is TestW2D4RoundedXGPU for one build, mm.
 func checkRoundedX(t *testing.T, d *kernels.Device, mm *Matmul) {
 	shapes := append(q8Shapes[:len(q8Shapes):len(q8Shapes)], w2d4.Shape{Name: "18944x3584", N: 18944, K: 3584})
-	eachQ8Problem(t, d, shapes, func(t *testing.T, w *devtensor.Weight, x *devtensor.Activations) {
+	eachQ8Problem(t, d, shapes, func(t *testing.T, _ *w2d4.Problem, w *devtensor.Weight, x *devtensor.Activations) {
 		r, err := mm.NewRoundedX(w.K)
 		if err != nil {
 			t.Fatal(err)
@@ -222,55 +224,37 @@ func TestW2D4RoundedStepPartsGPU(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mm.Close()
-	for _, s := range append(append([]w2d4.Shape{}, w2d4.OddShapes...), w2d4.RealShapes...) {
-		s.Ms = []int{1}
-		for _, f := range w2d4.Formats[1:3] {
-			if s.K%f.Group != 0 {
-				continue
-			}
-			t.Run(fmt.Sprintf("%s/%s", s.Name, f.Name), func(t *testing.T) {
-				p := w2d4.NewProblem(s, f, 11)
-				w, err := p.Upload(d)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer w.Free()
-				x, err := devtensor.NewActivations(d, 1, s.K)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer x.Free()
-				if err := x.Upload(p.X); err != nil {
-					t.Fatal(err)
-				}
-				r, err := mm.NewRoundedX(s.K)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer r.Free()
-				if err := mm.RoundX(r, x); err != nil {
-					t.Fatal(err)
-				}
-				got := q8Run(t, d, w, func(y *devtensor.Activations) error { return mm.V3Rounded(y, r, w) })
-				var diff2, want2, worst float64
-				for n, g := range got {
-					e := math.Abs(float64(g) - float64(p.Want[n]))
-					diff2 += e * e
-					want2 += float64(p.Want[n]) * float64(p.Want[n])
-					scale := p.XNorm[0] * p.WNorm[n]
-					if !(e <= elemTol*scale) {
-						t.Fatalf("y[%d] = %v, the CPU's %v: off by %.2e of ‖x‖·‖|W_n|‖ (tolerance %.0e)", n, g, p.Want[n], e/scale, elemTol)
-					}
-					worst = max(worst, e/scale)
-				}
-				if rel := math.Sqrt(diff2 / want2); !(rel <= relTol) {
-					t.Fatalf("‖y - want‖/‖want‖ = %.2e (tolerance %.0e)", rel, relTol)
-				} else {
-					t.Logf("largest error of an element %.2e of its scale, of the whole output %.2e", worst, rel)
-				}
-			})
+	shapes := append(append([]w2d4.Shape{}, w2d4.OddShapes...), w2d4.RealShapes...)
+	eachQ8Problem(t, d, shapes, func(t *testing.T, p *w2d4.Problem, w *devtensor.Weight, x *devtensor.Activations) {
+		if err := x.Upload(p.X); err != nil {
+			t.Fatal(err)
 		}
-	}
+		r, err := mm.NewRoundedX(w.K)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Free()
+		if err := mm.RoundX(r, x); err != nil {
+			t.Fatal(err)
+		}
+		got := q8Run(t, d, w, func(y *devtensor.Activations) error { return mm.V3Rounded(y, r, w) })
+		var diff2, want2, worst float64
+		for n, g := range got {
+			e := math.Abs(float64(g) - float64(p.Want[n]))
+			diff2 += e * e
+			want2 += float64(p.Want[n]) * float64(p.Want[n])
+			scale := p.XNorm[0] * p.WNorm[n]
+			if !(e <= elemTol*scale) {
+				t.Fatalf("y[%d] = %v, the CPU's %v: off by %.2e of ‖x‖·‖|W_n|‖ (tolerance %.0e)", n, g, p.Want[n], e/scale, elemTol)
+			}
+			worst = max(worst, e/scale)
+		}
+		if rel := math.Sqrt(diff2 / want2); !(rel <= relTol) {
+			t.Fatalf("‖y - want‖/‖want‖ = %.2e (tolerance %.0e)", rel, relTol)
+		} else {
+			t.Logf("largest error of an element %.2e of its scale, of the whole output %.2e", worst, rel)
+		}
+	})
 }
 
 // roundedOutput is y = x·Wᵀ by V3Rounded on r with its two-slice build
