@@ -796,7 +796,7 @@ func BenchmarkW2D4RoundedParts(b *testing.B) {
 		mms[i].q8Cap = v.capB
 	}
 	eachRoundedShape(b, d, mms[0], func(prefix string, ws []*devtensor.Weight, x, y *devtensor.Activations, r0 *RoundedX) {
-		want := roundedY(b, d, mms[0], r0, ws[0])
+		want := q8Run(b, d, ws[0], func(y *devtensor.Activations) error { return mms[0].V3Rounded(y, r0, ws[0]) })
 		for i, v := range builds {
 			mm, r := mms[i], r0
 			if mm.q8Levels != mms[0].q8Levels {
@@ -810,7 +810,7 @@ func BenchmarkW2D4RoundedParts(b *testing.B) {
 				}
 			}
 			if v.tol >= 0 {
-				got, big := roundedY(b, d, mm, r, ws[0]), 0.0
+				got, big := q8Run(b, d, ws[0], func(y *devtensor.Activations) error { return mm.V3Rounded(y, r, ws[0]) }), 0.0
 				for _, y := range want {
 					big = max(big, math.Abs(float64(y)))
 				}
@@ -827,23 +827,24 @@ func BenchmarkW2D4RoundedParts(b *testing.B) {
 	})
 }
 
-// roundedY is y = x·Wᵀ by mm.V3Rounded on r, y first filled with NaN so
-// that a row left unwritten shows.
-func roundedY(b *testing.B, d *kernels.Device, mm *Matmul, r *RoundedX, w *devtensor.Weight) []float32 {
+// q8Run is the row y that run writes, y first filled with NaN so that an
+// unwritten row shows.
+func q8Run(t testing.TB, d *kernels.Device, w *devtensor.Weight, run func(y *devtensor.Activations) error) []float32 {
+	t.Helper()
 	y, err := devtensor.NewActivations(d, 1, w.N)
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	defer y.Free()
 	if err := y.Buf.Fill(0xff); err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
-	if err := mm.V3Rounded(y, r, w); err != nil {
-		b.Fatal(err)
+	if err := run(y); err != nil {
+		t.Fatal(err)
 	}
 	out, err := y.Download()
 	if err != nil {
-		b.Fatal(err)
+		t.Fatal(err)
 	}
 	return out.Data()
 }

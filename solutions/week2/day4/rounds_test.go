@@ -113,28 +113,6 @@ func q8Output(t *testing.T, d *kernels.Device, mm *Matmul, u2, prod, wk int, x *
 	return q8Run(t, d, w, func(y *devtensor.Activations) error { return mm.v3Q8(y, x, w) })
 }
 
-// q8Run is the row y that run writes, y first filled with NaN so that an
-// unwritten row shows.
-func q8Run(t *testing.T, d *kernels.Device, w *devtensor.Weight, run func(y *devtensor.Activations) error) []float32 {
-	t.Helper()
-	y, err := devtensor.NewActivations(d, 1, w.N)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer y.Free()
-	if err := y.Buf.Fill(0xff); err != nil {
-		t.Fatal(err)
-	}
-	if err := run(y); err != nil {
-		t.Fatal(err)
-	}
-	out, err := y.Download()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out.Data()
-}
-
 // TestW2D4RoundedXGPU checks the product on x rounded ahead (RoundX, then
 // V3Rounded) against V3's int8-part kernels, which round x in every block:
 // RoundX must write the codes, scales and sums the blocks would stage, and
