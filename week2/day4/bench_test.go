@@ -20,7 +20,6 @@ package day4
 
 import (
 	"fmt"
-	"math"
 	"testing"
 	"time"
 
@@ -777,12 +776,12 @@ func BenchmarkW2D4RoundedParts(b *testing.B) {
 	}
 	builds := []struct {
 		name, opts string
-		capB       int     // Matmul.q8Cap (0: by shape)
-		tol        float64 // its sums within tol·max|y| of the default build's (-1: not checked)
+		capB       int  // Matmul.q8Cap (0: by shape)
+		same       bool // its sums must be the default build's, bit for bit
 	}{
-		{"parts3", "", 0, 0}, {"parts2", "-DMQ_LEVELS=2", 0, -1}, {"parts1", "-DMQ_LEVELS=1", 0, -1},
-		{"no_arithmetic", "-DMQ_ANAT=1", 0, -1}, {"b3", "-DMQ_MINB=3", 3, 0},
-		{"rows8", "-DMV_P=8", 0, 0}, {"rows8_b1", "-DMV_P=8 -DMQ_MINB=1", 1, 0},
+		{"parts3", "", 0, true}, {"parts2", "-DMQ_LEVELS=2", 0, false}, {"parts1", "-DMQ_LEVELS=1", 0, false},
+		{"no_arithmetic", "-DMQ_ANAT=1", 0, false}, {"b3", "-DMQ_MINB=3", 3, true},
+		{"rows8", "-DMV_P=8", 0, true}, {"rows8_b1", "-DMV_P=8 -DMQ_MINB=1", 1, true},
 	}
 	mms := make([]*Matmul, len(builds))
 	for i, v := range builds {
@@ -809,13 +808,10 @@ func BenchmarkW2D4RoundedParts(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			if v.tol >= 0 {
-				got, big := q8Run(b, d, ws[0], func(y *devtensor.Activations) error { return mm.V3Rounded(y, r, ws[0]) }), 0.0
-				for _, y := range want {
-					big = max(big, math.Abs(float64(y)))
-				}
+			if v.same {
+				got := q8Run(b, d, ws[0], func(y *devtensor.Activations) error { return mm.V3Rounded(y, r, ws[0]) })
 				for j := range got {
-					if !(math.Abs(float64(got[j]-want[j])) <= v.tol*big) {
+					if got[j] != want[j] {
 						b.Fatalf("%s, %s: y[%d] = %v, the default build's %v", prefix, v.name, j, got[j], want[j])
 					}
 				}

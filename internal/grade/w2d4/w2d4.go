@@ -324,6 +324,16 @@ func checkRefusesMismatch(t *testing.T, task string, d *kernels.Device, run func
 	}
 }
 
+// Check runs run on the first m rows of x and compares y with the CPU's
+// product, each element within elemTol of its scale and the whole output
+// within relTol: a day's own tolerances for a product the ladder's pair
+// (Float32, BF16) does not describe. It returns "" or what is wrong, and
+// the worst element's error as a fraction of its scale and the whole
+// output's. As for a rung, y has one row more than run may write.
+func (p *Problem) Check(d *kernels.Device, run func(y, x *devtensor.Activations, w *devtensor.Weight) error, w *devtensor.Weight, m int, elemTol, relTol float64) (string, float64, float64) {
+	return p.check(d, run, w, m, 0, elemTol, relTol)
+}
+
 // check runs the rung on the first m rows of x and compares with the CPU.
 // It returns "" or what is wrong, and the errors it measured: the worst
 // element's as a fraction of its scale, and the whole output's.
