@@ -450,6 +450,9 @@ var streamVariants = []streamVariant{
 	{streamBuild{4, 4, 16, 16, true, 4}, 0, "", 2, 1},
 	{streamBuild{4, 4, 16, 16, true, 4}, 0, "#define SMINB 3\n", 2, 1},
 	{streamBuild{4, 4, 16, 16, true, 2}, 0, "", 2, 1},
+	// tcGroups with its registers capped for three blocks a multiprocessor,
+	// so that a block of the next launch fits beside two of this one
+	{tcGroups, 0, "#define SMINB 3\n", 2, 1},
 	// K's fragments by ldmatrix (LDSM): tcStream and tcGroups
 	{tcStream, 0, "#define LDSM 1\n", 2, 1},
 	{tcGroups, 0, "#define LDSM 1\n", 2, 1},

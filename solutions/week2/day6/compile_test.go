@@ -18,8 +18,8 @@ import (
 // head dimension 64 or 128; elsewhere the file must still compile, for
 // attention_prefill), and the tensor-core builds of attention_decode_stream
 // at each of those heads; then every build of attention_decode_stream the
-// benchmarks try (streamVariants, and each part of the kernel left out),
-// at Qwen2-7B's heads. No GPU is needed, only NVRTC (else the check says
+// benchmarks try (streamVariants, each part of the kernel left out, and the
+// timeline's stamping builds), at Qwen2-7B's heads. No GPU is needed, only NVRTC (else the check says
 // it did not run).
 func TestW2D6CUDASourcesCompile(t *testing.T) {
 	type build struct {
@@ -38,6 +38,10 @@ func TestW2D6CUDASourcesCompile(t *testing.T) {
 	}
 	for _, v := range streamVariants {
 		builds = append(builds, build{"sm_90", "decode", 7, 128, v.sb, v.defines})
+	}
+	// The timeline's builds (TRACE), as BenchmarkW2D6DecodeTimeline takes them.
+	for _, sb := range []streamBuild{tcStream, tcGroups} {
+		builds = append(builds, build{"sm_90", "decode", 7, 128, sb, "#define TRACE 1\n"})
 	}
 	for _, anat := range []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 18} {
 		for _, sb := range []streamBuild{defaultStream, tcStream, tcGroups} {

@@ -634,6 +634,42 @@ __device__ __forceinline__ void merge_write(float* o, const MergeState& st) {
 #ifndef TCM
 #define TCM 0  // 1: attention_decode_stream's arithmetic on the tensor cores (below)
 #endif
+// TRACE 1 (BenchmarkW2D6DecodeTimeline's build): the kernel takes two
+// more arguments, a buffer and the step the launch is, and its block's
+// first thread stamps its life into trace[(step·blocks + block)·TRN + e]:
+// the global timer (ns) at its start, when the wait for the launch ahead
+// returns, when q is in its registers, when its first tile has landed,
+// when its products are done and at its end (e = 0 … 5), the
+// multiprocessor it ran on (6), and the landing of the second group's
+// first tile, stamped by that group's first thread (7); then the same
+// points by the multiprocessor's cycle counter (8 … 13, 15 for 7; 14 when
+// warp 0 has issued the copies ahead of the wait), which
+// times a block's own phases where the global timer is coarse. The merge
+// launch stamps 0, 1 and 5 into a buffer of its own.
+#ifndef TRACE
+#define TRACE 0
+#endif
+#define TRN 16
+#if TRACE && !TCM
+#error "the timeline's stamps (TRACE) are in the tensor-core build (TCM) only"
+#endif
+#if TRACE
+// The timer reads are predicated on a test of dep (that it is not the
+// largest float, which no stamped value is), so they cannot be issued
+// before dep's value (a load's, say) has arrived.
+__device__ __forceinline__ void trace_stamp(unsigned long long* at, int e, float dep) {
+    unsigned long long t, c;
+    asm volatile("{\n .reg .pred p;\n setp.eq.f32 p, %2, 0f7F7FFFFF;\n mov.u64 %0, 0;\n mov.u64 %1, 0;\n"
+                 " @!p mov.u64 %0, %%globaltimer;\n @!p mov.u64 %1, %%clock64;\n}"
+                 : "=l"(t), "=l"(c) : "f"(dep) : "memory");
+    at[e] = t;
+    at[e + 8] = c;
+}
+#define TRACE_PARAMS , unsigned long long* __restrict__ trace, int tstep
+#else
+#define TRACE_PARAMS
+#endif
+
 #if TCM
 // attention_decode_stream with its arithmetic on the tensor cores
 // (tcStream, Decode's build from tcFrom to tcTo positions). The CUDA-core
@@ -928,7 +964,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         float* __restrict__ out, float* __restrict__ part_o, float* __restrict__ part_ml,
         unsigned int* __restrict__ count, const float* __restrict__ q, const float* __restrict__ k,
         const float* __restrict__ v, const float* __restrict__ mask, int L, int S, int cap, int chunk,
-        float scale, int causal, int has_mask, int fresh, int mergers) {
+        float scale, int causal, int has_mask, int fresh, int mergers TRACE_PARAMS) {
     extern __shared__ __align__(128) float stage[];  // SST stages of (K tile, V tile), padded rows
     __shared__ __align__(8) unsigned long long bars[SST];
     __shared__ __align__(16) float sp[TG][2][NP][ST][8];  // a group's parts' partial scores, two tiles in turn
@@ -942,6 +978,16 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     const int splits = gridDim.x, Hq = gridDim.y * GROUP;
     const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, g = lane / 4, t = lane % 4;
     const int grp = warp / WG, gw = warp % WG;  // the warp's tile group, and its place in it
+#if TRACE
+    unsigned long long* tr = trace + ((size_t)tstep * gridDim.x * gridDim.y * gridDim.z +
+                                      ((size_t)blockIdx.z * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x) * TRN;
+    if (tid == 0) {
+        trace_stamp(tr, 0, 0.f);
+        unsigned sm;
+        asm volatile("mov.u32 %0, %%smid;" : "=r"(sm));
+        tr[6] = sm;
+    }
+#endif
     const StreamChunk ch = stream_chunk(k, v, L, S, cap, chunk, causal, fresh);
     const int j0 = ch.j0, j1 = ch.j1, n = ch.n, nt = ch.nt, first = ch.first, old = ch.old;
     const float *kh = ch.kh, *vh = ch.vh;
@@ -983,8 +1029,14 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         __syncwarp();
         // The first tiles' old rows stream in while the launch ahead drains.
         for (int tt = 0; tt < start; tt++) tc_copy(stage, bars, kh, vh, tt, 0, min(stream_rows(tt, n), old - tt * ST), lane);
+#if TRACE
+        if (lane == 0) tr[14] = clock64();  // the copies ahead of the wait are issued
+#endif
     }
     asm volatile("griddepcontrol.wait;" ::: "memory");
+#if TRACE
+    if (tid == 0) trace_stamp(tr, 1, 0.f);
+#endif
     if (warp == 0)
         for (int tt = 0; tt < start; tt++) tc_copy(stage, bars, kh, vh, tt, max(old - tt * ST, 0), stream_rows(tt, n), lane);
 #endif
@@ -1026,12 +1078,21 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     // running maximum and sum, the same in every warp of the group.
     float acc[VW][2][4] = {};
     float m_run = -INFINITY, l_run = 0.f;
+#if TRACE
+    if (tid == 0) trace_stamp(tr, 2, __uint_as_float(qh[0][0]) + __uint_as_float(ql[KS - 1][1]));
+#endif
     __syncthreads();  // the barriers are initialised
 
     for (int tt = grp; tt < nt; tt += TG) {
         const int s = tt % SST, b = (tt / TG) & 1;
         if (!(ANAT & ANAT_NO_COPY)) stream_wait(&bars[s], (tt / SST) & 1);
         const float* kt = stage + (size_t)s * STAGEF;
+#if TRACE
+        if (tt == grp && lane == 0 && gw == 0 && grp < 2) {
+            unsigned long long* at = grp == 0 ? tr : tr + 7 - 3;  // group 1's landing goes to 7 (and 15)
+            trace_stamp(at, 3, kt[0]);
+        }
+#endif
         const float* vt = kt + TILEK;
         const int base = j0 + tt * ST, nv = min(ST, j1 - base);
 #if !(ANAT & ANAT_NO_MATH)
@@ -1101,6 +1162,9 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         }
     }
 
+#if TRACE
+    if (tid == 0) trace_stamp(tr, 4, acc[0][0][0] + acc[0][1][0]);
+#endif
 #if (ANAT & ANAT_NO_MATH) && (ANAT & ANAT_KEEP_Q)
     {
         float qs = 0.f;
@@ -1176,6 +1240,9 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         const size_t at = ((size_t)i * Hq + h * GROUP + g) * splits + split;
         __stcg((float2*)(part_ml + at * 2), make_float2(m_run, l_run));
     }
+#if TRACE
+    if (tid == 0) trace_stamp(tr, 5, 0.f);
+#endif
 }
 #else
 extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_stream(
@@ -1465,10 +1532,24 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
 // keys while this one merges; they wait for it before they overwrite the
 // states it reads.
 extern "C" __global__ void __launch_bounds__(128) attention_decode_merge(
-        float* __restrict__ out, const float* __restrict__ part_o, const float* __restrict__ part_ml, int splits) {
+        float* __restrict__ out, const float* __restrict__ part_o, const float* __restrict__ part_ml, int splits
+        TRACE_PARAMS) {
     __shared__ __align__(16) float4 pa[128 + 64];  // merge_parts: [parts][cols] float4, then float2
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#if TRACE
+    // The merge's block stamps its start, the wait's return and its end
+    // (e = 0, 1, 5) into its own buffer, as the stream kernel's do.
+    unsigned long long* tr = trace + ((size_t)tstep * gridDim.x * gridDim.y + blockIdx.y * gridDim.x + blockIdx.x) * TRN;
+    if (threadIdx.x == 0) trace_stamp(tr, 0, 0.f);
+#endif
     asm volatile("griddepcontrol.wait;" ::: "memory");
+#if TRACE
+    if (threadIdx.x == 0) trace_stamp(tr, 1, 0.f);
+    if (ANAT & (ANAT_NO_MERGE | ANAT_EMPTY)) {
+        if (threadIdx.x == 0) trace_stamp(tr, 5, 0.f);
+        return;
+    }
+#endif
     if (ANAT & (ANAT_NO_MERGE | ANAT_EMPTY)) return;  // the benchmark's anatomy: a launch that merges nothing
     constexpr int cols = HEAD_DIM / 4, parts = 128 / cols;
     const int col = threadIdx.x % cols, part = threadIdx.x / cols, e = col * 4;
@@ -1477,6 +1558,9 @@ extern "C" __global__ void __launch_bounds__(128) attention_decode_merge(
     if (part < parts) merge_chunks(st, part_o + row * splits * HEAD_DIM + e, part_ml + row * splits * 2, splits, part, parts);
     merge_parts(st, pa, parts, cols, part, col);
     if (part == 0) merge_write(out + row * HEAD_DIM + e, st);
+#if TRACE
+    if (threadIdx.x == 0) trace_stamp(tr, 5, 0.f);
+#endif
 }
 #endif
 

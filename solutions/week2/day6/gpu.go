@@ -83,6 +83,12 @@ type Attention struct {
 	// blocks merge the chunks (-1) or attention_decode_merge does, launched
 	// after it (1); 0 is separateMerge.
 	mergeApart int
+	// trace and traceMerge, when not nil, are passed with traceStep to a
+	// TRACE build of the tensor-core stream kernel and to its merge
+	// (BenchmarkW2D6DecodeTimeline), which stamp each block's life into
+	// them.
+	trace, traceMerge *kernels.Buffer
+	traceStep         int
 	// prefill is the kernel Prefill launches (TINYLLM_PREFILL at
 	// NewAttention; the tests and benchmarks set it to compare both).
 	prefill prefillKernel
@@ -601,11 +607,19 @@ func (a *Attention) decodeStream(ks *compiled, out, q *devtensor.Activations, c 
 		// mergers 0: the blocks write their chunks' states and leave.
 		// (counts is not read; any buffer stands in.)
 		args[3] = a.partML
-		if err := a.dev.Launch(kernel, cfg, append(args, int32(0))...); err != nil {
+		args = append(args, int32(0))
+		if a.trace != nil {
+			args = append(args, a.trace, int32(a.traceStep))
+		}
+		if err := a.dev.Launch(kernel, cfg, args...); err != nil {
 			return err
 		}
 		mc := kernels.LaunchConfig{Grid: kernels.Dim3{X: hq, Y: l, Z: 1}, Block: kernels.D1(128), Overlap: !a.noOverlap}
-		return a.dev.Launch(ks.merge, mc, out.Buf, a.partO, a.partML, int32(splits))
+		margs := []any{out.Buf, a.partO, a.partML, int32(splits)}
+		if a.trace != nil {
+			margs = append(margs, a.traceMerge, int32(a.traceStep))
+		}
+		return a.dev.Launch(ks.merge, mc, margs...)
 	}
 	// Two counts a (row, head): the blocks done, and the mergers done.
 	if err := a.countsFor(2 * l * c.Heads); err != nil {
