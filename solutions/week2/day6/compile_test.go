@@ -19,8 +19,8 @@ import (
 // attention_prefill), and the tensor-core builds of attention_decode_stream
 // at each of those heads; then every build of attention_decode_stream the
 // benchmarks try (streamVariants, each part of the kernel left out, and the
-// timeline's stamping builds), at Qwen2-7B's heads. No GPU is needed, only NVRTC (else the check says
-// it did not run).
+// timeline's stamping builds), at Qwen2-7B's heads. No GPU is needed, only
+// NVRTC (else the check says it did not run).
 func TestW2D6CUDASourcesCompile(t *testing.T) {
 	type build struct {
 		arch, file string

@@ -643,9 +643,9 @@ __device__ __forceinline__ void merge_write(float* o, const MergeState& st) {
 // multiprocessor it ran on (6), and the landing of the second group's
 // first tile, stamped by that group's first thread (7); then the same
 // points by the multiprocessor's cycle counter (8 … 13, 15 for 7; 14 when
-// warp 0 has issued the copies ahead of the wait), which
-// times a block's own phases where the global timer is coarse. The merge
-// launch stamps 0, 1 and 5 into a buffer of its own.
+// warp 0 has issued the copies ahead of the wait), which times a block's
+// own phases where the global timer is coarse. The merge launch stamps 0,
+// 1 and 5 into a buffer of its own.
 #ifndef TRACE
 #define TRACE 0
 #endif
@@ -1089,8 +1089,8 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         const float* kt = stage + (size_t)s * STAGEF;
 #if TRACE
         if (tt == grp && lane == 0 && gw == 0 && grp < 2) {
-            unsigned long long* at = grp == 0 ? tr : tr + 7 - 3;  // group 1's landing goes to 7 (and 15)
-            trace_stamp(at, 3, kt[0]);
+            // Group 1's landing goes to 7 (and 15): slot 3 of tr + 4.
+            trace_stamp(grp == 0 ? tr : tr + 4, 3, kt[0]);
         }
 #endif
         const float* vt = kt + TILEK;
@@ -1545,12 +1545,13 @@ extern "C" __global__ void __launch_bounds__(128) attention_decode_merge(
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #if TRACE
     if (threadIdx.x == 0) trace_stamp(tr, 1, 0.f);
-    if (ANAT & (ANAT_NO_MERGE | ANAT_EMPTY)) {
+#endif
+    if (ANAT & (ANAT_NO_MERGE | ANAT_EMPTY)) {  // the benchmark's anatomy: a launch that merges nothing
+#if TRACE
         if (threadIdx.x == 0) trace_stamp(tr, 5, 0.f);
+#endif
         return;
     }
-#endif
-    if (ANAT & (ANAT_NO_MERGE | ANAT_EMPTY)) return;  // the benchmark's anatomy: a launch that merges nothing
     constexpr int cols = HEAD_DIM / 4, parts = 128 / cols;
     const int col = threadIdx.x % cols, part = threadIdx.x / cols, e = col * 4;
     const size_t row = (size_t)blockIdx.y * gridDim.x + blockIdx.x;
