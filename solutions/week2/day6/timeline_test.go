@@ -31,11 +31,13 @@ const (
 	evIssued                                                   = 6  // by the cycle counter only
 )
 
-// stepTimeline lays out steps first … last-1 of a trace of blocks blocks a
-// step: times in ns after each step's first released wait (W), split into
-// the blocks that started before any block of the step ahead had ended
-// (beside it, copying ahead of the wait) and the others. It returns the
-// table and the median step time (W to the next step's W), in ns.
+// stepTimeline lays out steps first … last-1 of the stream kernel's trace
+// tr (blocks blocks a step) and the merge launch's mtr (mblocks a step):
+// times in ns after each step's first released wait (W), the stream
+// kernel's blocks split into those that started before any block of the
+// step ahead had ended (beside it, copying ahead of the wait) and the
+// others. It returns the table and the median step time (W to the next
+// step's W), in ns.
 func stepTimeline(tr, mtr []uint64, blocks, mblocks, first, last int) (string, float64, error) {
 	if blocks <= 0 || mblocks <= 0 || first < 1 || last <= first+1 || len(tr) < (last+1)*blocks*traceN || len(mtr) < (last+1)*mblocks*traceN {
 		return "", 0, fmt.Errorf("traces of %d and %d stamps have no steps %d to %d of %d and %d blocks (each needs the step before and after it)",
