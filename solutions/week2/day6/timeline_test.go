@@ -43,34 +43,21 @@ func stepTimeline(tr, mtr []uint64, blocks, mblocks, first, last int) (string, f
 		return "", 0, fmt.Errorf("traces of %d and %d stamps have no steps %d to %d of %d and %d blocks (each needs the step before and after it)",
 			len(tr), len(mtr), first, last, blocks, mblocks)
 	}
-	mat := func(s, b, e int) float64 { return float64(mtr[(s*mblocks+b)*traceN+e]) }
 	at := func(s, b, e int) float64 { return float64(tr[(s*blocks+b)*traceN+e]) }
-	minOf := func(s, e int) float64 {
-		m := math.Inf(1)
-		for b := range blocks {
-			m = min(m, at(s, b, e))
-		}
-		return m
-	}
-	maxOf := func(s, e int) float64 {
-		m := math.Inf(-1)
-		for b := range blocks {
-			m = max(m, at(s, b, e))
-		}
-		return m
-	}
-	for s := first - 1; s <= last; s++ {
-		for b := range blocks {
-			for _, e := range []int{evStart, evWait, evQ, evLand, evMath, evEnd} {
-				if at(s, b, e) == 0 {
-					return "", 0, fmt.Errorf("step %d, block %d: event %d was not stamped", s, b, e)
-				}
-			}
-		}
-		for b := range mblocks {
-			for _, e := range []int{evStart, evWait, evEnd} {
-				if mat(s, b, e) == 0 {
-					return "", 0, fmt.Errorf("step %d, merge block %d: event %d was not stamped", s, b, e)
+	minOf := func(s, e int) float64 { lo, _ := span(tr, blocks, s, e); return lo }
+	maxOf := func(s, e int) float64 { _, hi := span(tr, blocks, s, e); return hi }
+	for _, k := range []struct {
+		name   string
+		t      []uint64
+		n      int
+		events []int
+	}{{"block", tr, blocks, []int{evStart, evWait, evQ, evLand, evMath, evEnd}}, {"merge block", mtr, mblocks, []int{evStart, evWait, evEnd}}} {
+		for s := first - 1; s <= last; s++ {
+			for b := range k.n {
+				for _, e := range k.events {
+					if k.t[(s*k.n+b)*traceN+e] == 0 {
+						return "", 0, fmt.Errorf("step %d, %s %d: event %d was not stamped", s, k.name, b, e)
+					}
 				}
 			}
 		}
@@ -112,17 +99,13 @@ func stepTimeline(tr, mtr []uint64, blocks, mblocks, first, last int) (string, f
 				if len(xs) == 0 {
 					continue
 				}
-				slices.Sort(xs)
-				cols[i][2*c] = append(cols[i][2*c], xs[len(xs)/2])
+				cols[i][2*c] = append(cols[i][2*c], median(xs)) // sorts xs
 				cols[i][2*c+1] = append(cols[i][2*c+1], xs[len(xs)-1])
 			}
 		}
 		for i, ev := range mergeEvents {
-			lo, hi := math.Inf(1), math.Inf(-1)
-			for b := range mblocks {
-				lo, hi = min(lo, mat(s, b, ev.e)-w), max(hi, mat(s, b, ev.e)-w)
-			}
-			mcols[i][0], mcols[i][1] = append(mcols[i][0], lo), append(mcols[i][1], hi)
+			lo, hi := span(mtr, mblocks, s, ev.e)
+			mcols[i][0], mcols[i][1] = append(mcols[i][0], lo-w), append(mcols[i][1], hi-w)
 		}
 		stepNs = append(stepNs, minOf(s+1, evWait)-w)
 		lastEnd = append(lastEnd, maxOf(s, evEnd)-w)
@@ -153,6 +136,17 @@ func stepTimeline(tr, mtr []uint64, blocks, mblocks, first, last int) (string, f
 	fmt.Fprintf(&sb, "global timer's finest step seen: %s\n", timerStep(tr, blocks, first, last))
 	fmt.Fprintf(&sb, "by the cycle counter, median block (cycles): %s\n", cyclePhases(tr, blocks, first, last))
 	return sb.String(), median(stepNs), nil
+}
+
+// span is the earliest and the latest of stamp e among step s's n blocks
+// in trace t.
+func span(t []uint64, n, s, e int) (lo, hi float64) {
+	lo, hi = math.Inf(1), math.Inf(-1)
+	for b := range n {
+		v := float64(t[(s*n+b)*traceN+e])
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	return lo, hi
 }
 
 // median is xs's middle value (the upper one of an even count); xs is
