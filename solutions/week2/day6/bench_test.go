@@ -456,6 +456,11 @@ var streamVariants = []streamVariant{
 	// K's fragments by ldmatrix (LDSM): tcStream and tcGroups
 	{tcStream, 0, "#define LDSM 1\n", 2, 1},
 	{tcGroups, 0, "#define LDSM 1\n", 2, 1},
+	// the products in float16 on m16n8k16 (HALF): tcStream, tcGroups, and
+	// tcGroups capped for three blocks a multiprocessor
+	{tcStream, 0, "#define HALF 1\n", 2, 1},
+	{tcGroups, 0, "#define HALF 1\n", 2, 1},
+	{tcGroups, 0, "#define HALF 1\n#define SMINB 3\n", 2, 1},
 }
 
 // BenchmarkW2D6DecodeAnatomy times defaultStream, merged in its last

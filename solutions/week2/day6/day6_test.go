@@ -153,7 +153,9 @@ func TestW2D6DecodePathsAgreeGPU(t *testing.T) {
 			{tcGroups, 0, "", 2, 1}, {streamBuild{8, 2, 32, 16, true, 2}, 0, "", 2, 1},
 			{streamBuild{4, 4, 16, 16, true, 4}, 0, "", 2, 1},
 			// K's fragments by ldmatrix
-			{tcStream, 0, "#define LDSM 1\n", 2, 1}, {tcGroups, 0, "#define LDSM 1\n", 2, 1}} {
+			{tcStream, 0, "#define LDSM 1\n", 2, 1}, {tcGroups, 0, "#define LDSM 1\n", 2, 1},
+			// the products in float16 pairs
+			{tcStream, 0, "#define HALF 1\n", 2, 1}, {tcGroups, 0, "#define HALF 1\n", 2, 1}} {
 			b, err := NewAttention(d)
 			if err != nil {
 				t.Fatal(err)

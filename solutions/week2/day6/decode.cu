@@ -461,6 +461,9 @@ extern "C" __global__ void __launch_bounds__(FW * 32, 2) attention_decode_fused(
 // the stages hold), or everything after the wait. Without the arithmetic
 // the compiler drops q's loads too, unless ANAT_KEEP_Q folds q into the
 // outputs: the row then tells q's trip from L2 from the arithmetic.
+// ANAT_MMA_TWICE (tensor-core builds) issues each tensor-core product
+// twice on the same fragments: the products' time then tells whether the
+// tensor cores bound them or the loads and splits that feed them.
 #ifndef ANAT
 #define ANAT 0
 #endif
@@ -469,6 +472,8 @@ extern "C" __global__ void __launch_bounds__(FW * 32, 2) attention_decode_fused(
 #define ANAT_NO_COPY 4
 #define ANAT_EMPTY 8
 #define ANAT_KEEP_Q 16
+#define ANAT_MMA_TWICE 32
+#define MMA_REPEAT (ANAT & ANAT_MMA_TWICE ? 2 : 1)
 #ifndef EARLY
 #define EARLY 1  // 0: wait for the launch ahead before any copy (the benchmark's comparison)
 #endif
@@ -644,12 +649,15 @@ __device__ __forceinline__ void merge_write(float* o, const MergeState& st) {
 // first tile, stamped by that group's first thread (7); then the same
 // points by the multiprocessor's cycle counter (8 … 13, 15 for 7; 14 when
 // warp 0 has issued the copies ahead of the wait), which times a block's
-// own phases where the global timer is coarse. The merge launch stamps 0,
-// 1 and 5 into a buffer of its own.
+// own phases where the global timer is coarse; and, by the cycle counter
+// alone, the steps of the first thread's first tile: its scores done
+// (16), its group's barrier passed (17), its softmax done (18) and its
+// p·V done (19). The merge launch stamps 0, 1 and 5 into a buffer of its
+// own.
 #ifndef TRACE
 #define TRACE 0
 #endif
-#define TRN 16
+#define TRN 24
 #if TRACE && !TCM
 #error "the timeline's stamps (TRACE) are in the tensor-core build (TCM) only"
 #endif
@@ -664,6 +672,14 @@ __device__ __forceinline__ void trace_stamp(unsigned long long* at, int e, float
                  : "=l"(t), "=l"(c) : "f"(dep) : "memory");
     at[e] = t;
     at[e + 8] = c;
+}
+
+// The cycle counter alone, into *at, once dep has arrived.
+__device__ __forceinline__ void trace_cycles(unsigned long long* at, float dep) {
+    unsigned long long c;
+    asm volatile("{\n .reg .pred p;\n setp.eq.f32 p, %1, 0f7F7FFFFF;\n mov.u64 %0, 0;\n @!p mov.u64 %0, %%clock64;\n}"
+                 : "=l"(c) : "f"(dep) : "memory");
+    *at = c;
 }
 #define TRACE_PARAMS , unsigned long long* __restrict__ trace, int tstep
 #else
@@ -793,9 +809,12 @@ __device__ __forceinline__ void mma3(float (*c)[4], float2 x0, float2 x1, const 
     tf32_split(x1.x, ah[1], al[1]);
     tf32_split(x0.y, ah[2], al[2]);
     tf32_split(x1.y, ah[3], al[3]);
-    mma_tf32(c[0], ah, bh[0], bh[1]);
-    mma_tf32(c[1], ah, bl[0], bl[1]);
-    mma_tf32(c[1], al, bh[0], bh[1]);
+#pragma unroll
+    for (int r = 0; r < MMA_REPEAT; r++) {
+        mma_tf32(c[0], ah, bh[0], bh[1]);
+        mma_tf32(c[1], ah, bl[0], bl[1]);
+        mma_tf32(c[1], al, bh[0], bh[1]);
+    }
 }
 
 // mma3 on an A fragment already in the registers' order (ldmatrix's).
@@ -806,6 +825,61 @@ __device__ __forceinline__ void mma3r(float (*c)[4], const unsigned* a, const un
     mma_tf32(c[0], ah, bh[0], bh[1]);
     mma_tf32(c[1], ah, bl[0], bl[1]);
     mma_tf32(c[1], al, bh[0], bh[1]);
+}
+
+// HALF 1: the products on m16n8k16 in float16 instead of m16n8k8 in TF32.
+// A float16 holds as many bits of a value as a TF32 (11), so each value
+// is split the same way, hi = x rounded to float16 and lo = x - hi, and
+// the same three products keep the sums close to float32 accuracy; but
+// one such product takes 16 features (or keys) where a TF32 one takes 8,
+// so a tile needs half as many, and the split fragments half the
+// registers. lo is kept scaled by 2^11 (LOS), so that it stays a normal
+// float16 wherever hi is, and the cross terms' sums are scaled back once.
+// The split needs |x| < 65,504, the largest float16: a key's or value's
+// features and q·scale·log2(e) (a model's are far smaller); a larger one
+// becomes infinite and the output NaN.
+#ifndef HALF
+#define HALF 0
+#endif
+#define LOS 2048.f
+#if HALF && (LDSM || DP % 16 != 0)
+#error "the float16 products (HALF) take the 8-byte loads (LDSM 0) and parts of 16 features"
+#endif
+#define QS (HALF ? KS / 2 : KS)  // score steps a part: 16 features each with HALF, else 8
+#define LOW (HALF ? 1.f / LOS : 1.f)  // what the cross terms' accumulators are scaled by
+
+// hi and lo of x0 and x1 as two float16 pairs (x0 in the low half, the
+// first element of a fragment's pair); lo is scaled by LOS.
+__device__ __forceinline__ void f16_split(float x0, float x1, unsigned& hi, unsigned& lo) {
+    float h0, h1;
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(hi) : "f"(x1), "f"(x0));
+    asm("{\n .reg .b16 a, b;\n mov.b32 {a, b}, %2;\n cvt.f32.f16 %0, a;\n cvt.f32.f16 %1, b;\n}"
+        : "=f"(h0), "=f"(h1) : "r"(hi));
+    asm("cvt.rn.f16x2.f32 %0, %1, %2;" : "=r"(lo) : "f"((x1 - h1) * LOS), "f"((x0 - h0) * LOS));
+}
+
+__device__ __forceinline__ void mma_f16(float* c, const unsigned* a, unsigned b0, unsigned b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+// The float16 products of an A fragment given as four pairs of floats,
+// in the fragment's order (rows g and g + 8, then the same rows 8 further
+// on in K), with B already split: c[0] += hi·hi, c[1] += (hi·lo + lo·hi)·LOS.
+__device__ __forceinline__ void mma3h(float (*c)[4], float2 x0, float2 x1, float2 x2, float2 x3, const unsigned* bh,
+                                      const unsigned* bl) {
+    unsigned ah[4], al[4];
+    f16_split(x0.x, x0.y, ah[0], al[0]);
+    f16_split(x1.x, x1.y, ah[1], al[1]);
+    f16_split(x2.x, x2.y, ah[2], al[2]);
+    f16_split(x3.x, x3.y, ah[3], al[3]);
+#pragma unroll
+    for (int r = 0; r < MMA_REPEAT; r++) {
+        mma_f16(c[0], ah, bh[0], bh[1]);
+        mma_f16(c[1], ah, bl[0], bl[1]);
+        mma_f16(c[1], al, bh[0], bh[1]);
+    }
 }
 
 // Rows r, r + 8 and features f … f + 7 of a K tile as an A fragment: lane
@@ -854,8 +928,21 @@ __device__ __forceinline__ float tc_softmax(const float (*spb)[ST][8], const flo
         for (int u = 0; u < 2; u++) {
             const float p = none ? 0.f : exp2f(sc[ks][u] - mx);
             sum += p;
-            tf32_split(p, ph[ks][u], pl[ks][u]);
+            sc[ks][u] = p;
         }
+#if HALF
+    // Step s of 16 keys pairs keys t and t + 4 (steps 2s and 2s + 1 above,
+    // u = 0), then t + 8 and t + 12 (u = 1): tc_pv's order.
+#pragma unroll
+    for (int s = 0; s < ST / 16; s++)
+#pragma unroll
+        for (int u = 0; u < 2; u++) f16_split(sc[2 * s][u], sc[2 * s + 1][u], ph[s][u], pl[s][u]);
+#else
+#pragma unroll
+    for (int ks = 0; ks < ST / 8; ks++)
+#pragma unroll
+        for (int u = 0; u < 2; u++) tf32_split(sc[ks][u], ph[ks][u], pl[ks][u]);
+#endif
     sum += __shfl_xor_sync(0xffffffffu, sum, 1);
     sum += __shfl_xor_sync(0xffffffffu, sum, 2);
     l_run = l_run * corr + sum;
@@ -927,12 +1014,38 @@ __device__ __forceinline__ void tc_arrive(unsigned long long* bars, int t) {
 }
 
 // acc[j] += Σ_key V[key][slice w + j·SW]·P[key][head]: the warp's slices of
-// the outputs, K = 8 keys a step. FULL: every key of the tile is in the
+// the outputs, K = 8 keys a step (16 with HALF). FULL: every key of the tile is in the
 // chunk; else the rows past nv (stale, perhaps not even numbers) are read
 // as zeros, since a zero probability times NaN would still be NaN.
 template <bool FULL>
 __device__ __forceinline__ void tc_pv(float (*acc)[2][4], const float* vt, const unsigned (*ph)[2],
                                       const unsigned (*pl)[2], int gw, int g, int t, int nv) {
+#if HALF
+    // K = 16 keys a step: rows 2t, 2t + 1 of B are keys ra and rb, rows
+    // 2t + 8, 2t + 9 keys rc and rd (tc_softmax's pairs).
+#pragma unroll
+    for (int s = 0; s < ST / 16; s++) {
+        const int ra = 16 * s + tc_key(t, 0, 0), rb = 16 * s + tc_key(t, 1, 0);
+        const int rc = 16 * s + tc_key(t, 0, 1), rd = 16 * s + tc_key(t, 1, 1);
+#pragma unroll
+        for (int j = 0; j < VW; j++) {
+            const int vs = gw + j * WG;
+            if (VT % WG == 0 || vs < VT) {
+                float2 a = *(const float2*)(vt + ROW(ra) + 16 * vs + 2 * g);
+                float2 b = *(const float2*)(vt + ROW(rb) + 16 * vs + 2 * g);
+                float2 c = *(const float2*)(vt + ROW(rc) + 16 * vs + 2 * g);
+                float2 d = *(const float2*)(vt + ROW(rd) + 16 * vs + 2 * g);
+                if (!FULL && ra >= nv) a = make_float2(0.f, 0.f);
+                if (!FULL && rb >= nv) b = make_float2(0.f, 0.f);
+                if (!FULL && rc >= nv) c = make_float2(0.f, 0.f);
+                if (!FULL && rd >= nv) d = make_float2(0.f, 0.f);
+                // Vᵀ's rows g and g + 8 are features 2g and 2g + 1.
+                mma3h(acc[j], make_float2(a.x, b.x), make_float2(a.y, b.y), make_float2(c.x, d.x),
+                      make_float2(c.y, d.y), ph[s], pl[s]);
+            }
+        }
+    }
+#else
 #pragma unroll
     for (int ks = 0; ks < ST / 8; ks++) {
         // Columns t and t + 4 of step ks: keys r0 and r1 (tc_key).
@@ -952,12 +1065,16 @@ __device__ __forceinline__ void tc_pv(float (*acc)[2][4], const float* vt, const
                 tf32_split(x0.y, ah[1], al[1]);
                 tf32_split(x1.x, ah[2], al[2]);
                 tf32_split(x1.y, ah[3], al[3]);
-                mma_tf32(acc[j][0], ah, ph[ks][0], ph[ks][1]);
-                mma_tf32(acc[j][1], ah, pl[ks][0], pl[ks][1]);
-                mma_tf32(acc[j][1], al, ph[ks][0], ph[ks][1]);
+#pragma unroll
+                for (int r = 0; r < MMA_REPEAT; r++) {
+                    mma_tf32(acc[j][0], ah, ph[ks][0], ph[ks][1]);
+                    mma_tf32(acc[j][1], ah, pl[ks][0], pl[ks][1]);
+                    mma_tf32(acc[j][1], al, ph[ks][0], ph[ks][1]);
+                }
             }
         }
     }
+#endif
 }
 
 extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_stream(
@@ -1045,7 +1162,22 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     // dp·DP + 8·s + 2t, + 1 of head g (with LDSM, + t and + t + 4: K's
     // columns in their own order), zeros past the group.
     const int mt = gw % MT, dp = gw / MT;
-    unsigned qh[KS][2], ql[KS][2];
+    unsigned qh[QS][2], ql[QS][2];
+#if HALF
+    {
+        // With HALF, step s's pairs: features dp·DP + 16·s + 2t, + 1 and
+        // 8 further on (B's rows 2t, 2t + 1 and 2t + 8, 2t + 9).
+        const float* qg = q + ((size_t)i * Hq + h * GROUP + min(g, GROUP - 1)) * HEAD_DIM + dp * DP + 2 * t;
+        const float f = g < GROUP ? scale * LOG2E : 0.f;  // zeros past the group
+#pragma unroll
+        for (int s = 0; s < QS; s++)
+#pragma unroll
+            for (int u = 0; u < 2; u++) {
+                const float2 x = *(const float2*)(qg + 16 * s + 8 * u);  // the read-only path, as below
+                f16_split(x.x * f, x.y * f, qh[s][u], ql[s][u]);
+            }
+    }
+#else
     {
 #if LDSM
         const float* qg = q + ((size_t)i * Hq + h * GROUP + min(g, GROUP - 1)) * HEAD_DIM + dp * DP + t;
@@ -1073,13 +1205,14 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
             tf32_split(x.y * scale * LOG2E, qh[s][1], ql[s][1]);
         }
     }
+#endif
     // The warp's outputs, features of slices gw + j·WG for heads 2t and
     // 2t + 1 (C fragments; [1] holds the cross terms), and head g's
     // running maximum and sum, the same in every warp of the group.
     float acc[VW][2][4] = {};
     float m_run = -INFINITY, l_run = 0.f;
 #if TRACE
-    if (tid == 0) trace_stamp(tr, 2, __uint_as_float(qh[0][0]) + __uint_as_float(ql[KS - 1][1]));
+    if (tid == 0) trace_stamp(tr, 2, __uint_as_float(qh[0][0]) + __uint_as_float(ql[QS - 1][1]));
 #endif
     __syncthreads();  // the barriers are initialised
 
@@ -1114,27 +1247,43 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
             const float* kr0 = kt + ROWK(k0) + dp * DP + 2 * t;
             const float* kr1 = kt + ROWK(k1) + dp * DP + 2 * t;
 #pragma unroll
-            for (int st = 0; st < KS; st++) {
+            for (int st = 0; st < QS; st++) {
+#if HALF
+                // A's pairs: features 16·st + 2t, + 1 of keys k0 and k1, then 8 further on.
+                const float2 x0 = *(const float2*)(kr0 + 16 * st), x1 = *(const float2*)(kr1 + 16 * st);
+                const float2 x2 = *(const float2*)(kr0 + 16 * st + 8), x3 = *(const float2*)(kr1 + 16 * st + 8);
+                mma3h(c[st & 1], x0, x1, x2, x3, qh[st], ql[st]);
+#else
                 const float2 x0 = *(const float2*)(kr0 + 8 * st), x1 = *(const float2*)(kr1 + 8 * st);
                 mma3(c[st & 1], x0, x1, qh[st], ql[st]);
+#endif
             }
 #endif
             float x[4];
 #pragma unroll
-            for (int e = 0; e < 4; e++) x[e] = (c[0][1][e] + c[1][1][e]) + (c[0][0][e] + c[1][0][e]);
+            for (int e = 0; e < 4; e++) x[e] = (c[0][1][e] + c[1][1][e]) * LOW + (c[0][0][e] + c[1][0][e]);
             *(float2*)&sp[grp][b][dp][SPROW(k0)][2 * t] = make_float2(x[0], x[1]);
             *(float2*)&sp[grp][b][dp][SPROW(k1)][2 * t] = make_float2(x[2], x[3]);
+#if TRACE
+            if (tt == 0 && tid == 0) trace_cycles(tr + 16, x[0] + x[3]);
+#endif
         }
         tc_group_sync(grp);  // every part's scores are in sp[grp][b]
+#if TRACE
+        if (tt == 0 && tid == 0) trace_cycles(tr + 17, 0.f);
+#endif
         // 2. Head g's softmax over the tile, at the keys of its p·V B
         // fragments.
-        unsigned ph[ST / 8][2], pl[ST / 8][2];
+        unsigned ph[HALF ? ST / 16 : ST / 8][2], pl[HALF ? ST / 16 : ST / 8][2];
         const float* mrow = has_mask ? mask + (size_t)i * S + base : mask;
         const float corr = nv == ST && !has_mask
                                    ? tc_softmax<true>(sp[grp][b], mrow, has_mask, nv, g, t, m_run, l_run, ph, pl)
                                    : tc_softmax<false>(sp[grp][b], mrow, has_mask, nv, g, t, m_run, l_run, ph, pl);
         // 3. The outputs' heads are 2t and 2t + 1: their rescale factors
         // come from the lanes that hold those heads' states.
+#if TRACE
+        if (tt == 0 && tid == 0) trace_cycles(tr + 18, corr + __uint_as_float(ph[0][0] | pl[0][1]));
+#endif
         const float c0 = __shfl_sync(0xffffffffu, corr, 8 * t), c1 = __shfl_sync(0xffffffffu, corr, 8 * t + 4);
 #pragma unroll
         for (int j = 0; j < VW; j++)
@@ -1144,6 +1293,9 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
             }
         if (nv == ST) tc_pv<true>(acc, vt, ph, pl, gw, g, t, nv);
         else tc_pv<false>(acc, vt, ph, pl, gw, g, t, nv);
+#if TRACE
+        if (tt == 0 && tid == 0) trace_cycles(tr + 19, acc[0][0][0] + acc[VW - 1][1][3]);
+#endif
 #endif
         if (tt + SST < nt && !(ANAT & ANAT_NO_COPY)) {
             tc_group_sync(grp);  // every warp of the group is done with stage s (only this group's tiles use it)
@@ -1169,7 +1321,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     {
         float qs = 0.f;
 #pragma unroll
-        for (int s = 0; s < KS; s++)
+        for (int s = 0; s < QS; s++)
             qs += (__uint_as_float(qh[s][0]) + __uint_as_float(qh[s][1])) + (__uint_as_float(ql[s][0]) + __uint_as_float(ql[s][1]));
         acc[0][0][0] += qs;
     }
@@ -1189,7 +1341,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
 #pragma unroll
             for (int j = 0; j < VW; j++)
 #pragma unroll
-                for (int e = 0; e < 4; e++) r[4 * j + e] = acc[j][0][e] + acc[j][1][e];
+                for (int e = 0; e < 4; e++) r[4 * j + e] = acc[j][0][e] + acc[j][1][e] * LOW;
             r[VW * 4] = m_run;
             r[VW * 4 + 1] = l_run;
         }
@@ -1199,7 +1351,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         for (int j = 0; j < VW; j++)
 #pragma unroll
             for (int e = 0; e < 4; e++) {
-                acc[j][0][e] += acc[j][1][e];
+                acc[j][0][e] += acc[j][1][e] * LOW;
                 acc[j][1][e] = 0.f;
             }
         for (int o = 1; o < TG; o++) {
@@ -1232,7 +1384,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
             if (head < GROUP) {
                 const size_t at = ((size_t)i * Hq + h * GROUP + head) * splits + split;
                 __stcg((float2*)(part_o + at * HEAD_DIM + 16 * vs + 2 * g),
-                       make_float2(acc[j][1][x] + acc[j][0][x], acc[j][1][x + 2] + acc[j][0][x + 2]));
+                       make_float2(acc[j][1][x] * LOW + acc[j][0][x], acc[j][1][x + 2] * LOW + acc[j][0][x + 2]));
             }
         }
     }

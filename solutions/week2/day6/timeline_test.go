@@ -23,12 +23,15 @@ import (
 // The stamps a block leaves (decode.cu's TRACE): global timer at
 // evStart … evEnd, the multiprocessor at evSM, group 1's first landing at
 // evLand1, and the cycle counter at the same points plus cycleOff (at
-// evIssued too, when warp 0 has issued its copies ahead of the wait).
+// evIssued too, when warp 0 has issued its copies ahead of the wait); and
+// at slots evScores … evPV, by the cycle counter alone, the steps of the
+// first thread's first tile.
 const (
 	evStart, evWait, evQ, evLand, evMath, evEnd, evSM, evLand1 = 0, 1, 2, 3, 4, 5, 6, 7
 	cycleOff                                                   = 8
-	traceN                                                     = 16 // decode.cu's TRN
-	evIssued                                                   = 6  // by the cycle counter only
+	evIssued                                                   = 6 // by the cycle counter only
+	evScores, evSynced, evSoftmax, evPV                        = 16, 17, 18, 19
+	traceN                                                     = 24 // decode.cu's TRN
 )
 
 // stepTimeline lays out steps first … last-1 of the stream kernel's trace
@@ -182,18 +185,25 @@ func timerStep(tr []uint64, blocks, first, last int) string {
 
 // cyclePhases is the median block's phases by its multiprocessor's cycle
 // counter: start to the wait's return, the wait to q, the first tile's
-// landing to the products, the products to the end.
+// landing to the products, the products to the end; then the first tile's
+// products step by step (its scores, the group's barrier, the softmax,
+// p·V).
 func cyclePhases(tr []uint64, blocks, first, last int) string {
+	const c = cycleOff
 	phases := []struct {
 		name     string
-		from, to int
-	}{{"start to copies issued", evStart, evIssued}, {"start to wait", evStart, evWait}, {"wait to q", evWait, evQ}, {"landed to products done", evLand, evMath}, {"products to end", evMath, evEnd}}
+		from, to int // slots
+	}{{"start to copies issued", c + evStart, c + evIssued}, {"start to wait", c + evStart, c + evWait},
+		{"wait to q", c + evWait, c + evQ}, {"landed to products done", c + evLand, c + evMath},
+		{"products to end", c + evMath, c + evEnd},
+		{"first tile: landed to scores", c + evLand, evScores}, {"scores to the group's barrier passed", evScores, evSynced},
+		{"barrier to softmax", evSynced, evSoftmax}, {"softmax to p·V", evSoftmax, evPV}}
 	var parts []string
 	for _, p := range phases {
 		var xs []float64
 		for s := first; s < last; s++ {
 			for b := range blocks {
-				base := (s*blocks+b)*traceN + cycleOff
+				base := (s*blocks + b) * traceN
 				if tr[base+p.to] >= tr[base+p.from] {
 					xs = append(xs, float64(tr[base+p.to]-tr[base+p.from]))
 				}
@@ -308,6 +318,9 @@ func TestW2D6StepTimeline(t *testing.T) {
 			for e := range 6 {
 				at[cycleOff+e] = 2 * at[e]
 			}
+			for i, e := range []int{evScores, evSynced, evSoftmax, evPV} {
+				at[e] = at[cycleOff+evLand] + uint64(100*(i+1)*(i+1))
+			}
 		}
 	}
 	const mblocks = 3
@@ -334,6 +347,7 @@ func TestW2D6StepTimeline(t *testing.T) {
 		fmt.Sprintf("%-28s %12d %12d", "merge: wait returns", 3500, 3700),
 		fmt.Sprintf("%-28s %12d %12d", "merge: end", 4000, 4400),
 		"wait to q 780",
+		"first tile: landed to scores 100, scores to the group's barrier passed 300, barrier to softmax 500, softmax to p·V 700",
 	} {
 		if !strings.Contains(table, want) {
 			t.Errorf("the table has no line with %q:\n%s", want, table)
