@@ -1017,6 +1017,13 @@ __device__ __forceinline__ void tc_arrive(unsigned long long* bars, int t) {
 // the outputs, K = 8 keys a step (16 with HALF). FULL: every key of the tile is in the
 // chunk; else the rows past nv (stale, perhaps not even numbers) are read
 // as zeros, since a zero probability times NaN would still be NaN.
+// Features 16·vs + 2g and 2g + 1 of row r of a V tile, or zeros where ok
+// is false (a row past the chunk).
+__device__ __forceinline__ float2 tc_vpair(const float* vt, int r, int vs, int g, bool ok) {
+    const float2 x = *(const float2*)(vt + ROW(r) + 16 * vs + 2 * g);
+    return ok ? x : make_float2(0.f, 0.f);
+}
+
 template <bool FULL>
 __device__ __forceinline__ void tc_pv(float (*acc)[2][4], const float* vt, const unsigned (*ph)[2],
                                       const unsigned (*pl)[2], int gw, int g, int t, int nv) {
@@ -1031,14 +1038,8 @@ __device__ __forceinline__ void tc_pv(float (*acc)[2][4], const float* vt, const
         for (int j = 0; j < VW; j++) {
             const int vs = gw + j * WG;
             if (VT % WG == 0 || vs < VT) {
-                float2 a = *(const float2*)(vt + ROW(ra) + 16 * vs + 2 * g);
-                float2 b = *(const float2*)(vt + ROW(rb) + 16 * vs + 2 * g);
-                float2 c = *(const float2*)(vt + ROW(rc) + 16 * vs + 2 * g);
-                float2 d = *(const float2*)(vt + ROW(rd) + 16 * vs + 2 * g);
-                if (!FULL && ra >= nv) a = make_float2(0.f, 0.f);
-                if (!FULL && rb >= nv) b = make_float2(0.f, 0.f);
-                if (!FULL && rc >= nv) c = make_float2(0.f, 0.f);
-                if (!FULL && rd >= nv) d = make_float2(0.f, 0.f);
+                const float2 a = tc_vpair(vt, ra, vs, g, FULL || ra < nv), b = tc_vpair(vt, rb, vs, g, FULL || rb < nv);
+                const float2 c = tc_vpair(vt, rc, vs, g, FULL || rc < nv), d = tc_vpair(vt, rd, vs, g, FULL || rd < nv);
                 // Vᵀ's rows g and g + 8 are features 2g and 2g + 1.
                 mma3h(acc[j], make_float2(a.x, b.x), make_float2(a.y, b.y), make_float2(c.x, d.x),
                       make_float2(c.y, d.y), ph[s], pl[s]);
@@ -1055,10 +1056,7 @@ __device__ __forceinline__ void tc_pv(float (*acc)[2][4], const float* vt, const
         for (int j = 0; j < VW; j++) {
             const int vs = gw + j * WG;
             if (VT % WG == 0 || vs < VT) {
-                float2 x0 = *(const float2*)(vt + ROW(r0) + 16 * vs + 2 * g);
-                float2 x1 = *(const float2*)(vt + ROW(r1) + 16 * vs + 2 * g);
-                if (!ok0) x0 = make_float2(0.f, 0.f);
-                if (!ok1) x1 = make_float2(0.f, 0.f);
+                const float2 x0 = tc_vpair(vt, r0, vs, g, ok0), x1 = tc_vpair(vt, r1, vs, g, ok1);
                 // Vᵀ: (a0, a1) = features 2g, 2g + 1 of key r0; (a2, a3) of key r1.
                 unsigned ah[4], al[4];
                 tf32_split(x0.x, ah[0], al[0]);
