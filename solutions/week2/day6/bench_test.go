@@ -465,12 +465,6 @@ var streamVariants = []streamVariant{
 	// computing warps with it
 	{streamBuild{5, 2, 32, 16, true, 2}, 0, "#define PRODUCER 1\n", 2, 1},
 	{streamBuild{5, 2, 32, 16, true, 0}, 0, "#define PRODUCER 1\n", 2, 1},
-	// the merge in the last blocks (TCMERGE, mergers > 0) instead of a
-	// launch of its own: tcGroups, and tcGroups' and tcStream's shapes with
-	// a producer
-	{tcGroups, 0, "#define TCMERGE 1\n", 2, -1},
-	{streamBuild{5, 2, 32, 16, true, 2}, 0, "#define PRODUCER 1\n#define TCMERGE 1\n", 2, -1},
-	{streamBuild{5, 2, 32, 16, true, 0}, 0, "#define PRODUCER 1\n#define TCMERGE 1\n", 2, -1},
 }
 
 // BenchmarkW2D6DecodeAnatomy times defaultStream, merged in its last

@@ -607,23 +607,16 @@ __device__ __forceinline__ void merge_chunks(MergeState& st, const float* po, co
     }
 }
 
-// The barrier of a block's threads: all of them.
-struct BlockSync {
-    __device__ __forceinline__ void operator()() const { __syncthreads(); }
-};
-
 // Merges the parts' states of each column into part 0's, through pa
-// (parts·cols float4, then as many float2). Called by every thread that
-// sync waits for.
-template <class Sync>
-__device__ __forceinline__ void merge_parts(MergeState& st, float4* pa, int parts, int cols, int part, int col, Sync sync) {
+// (parts·cols float4, then as many float2). Called by the whole block.
+__device__ __forceinline__ void merge_parts(MergeState& st, float4* pa, int parts, int cols, int part, int col) {
     if (parts <= 1) return;
     float2* pml = (float2*)(pa + parts * cols);
     if (part < parts) {
         pa[part * cols + col] = st.a;
         pml[part * cols + col] = make_float2(st.M, st.ls);
     }
-    sync();
+    __syncthreads();
     if (part != 0) return;
     for (int p = 1; p < parts; p++) {
         const float2 x = pml[p * cols + col];
@@ -641,73 +634,6 @@ __device__ __forceinline__ void merge_parts(MergeState& st, float4* pa, int part
 __device__ __forceinline__ void merge_write(float* o, const MergeState& st) {
     const float inv = 1.f / st.ls;
     *(float4*)o = make_float4(st.a.x * inv, st.a.y * inv, st.a.z * inv, st.a.w * inv);
-}
-
-// The end of a block of attention_decode_stream, once its chunk's state
-// is written, by the `threads` threads that sync waits for (tid 0 …
-// threads - 1). With mergers 0 the merge is attention_decode_merge's,
-// launched after this one: the block leaves, and its shared memory is
-// free for the next launch's blocks. Else the block counts itself done.
-// The barrier orders every thread's writes before thread 0's count, whose
-// release makes them visible with it (and its acquire, in the blocks that
-// merge, the other blocks' writes). The last nm blocks of a (h, i) to
-// count merge, one a share of the GROUP heads (heads r, r + nm, … for the
-// r-th of them): each waits until every block has counted, then reads
-// only its heads' states, so the merge's reads from L2 are spread over nm
-// multiprocessors instead of one. Decode asks for it (mergers > 1) only
-// when the whole grid runs at once, so that a waiting block never holds a
-// multiprocessor that a block still to count needs. The mergers count
-// themselves out in count[L·H + i·H + h], and the last one resets both
-// counts for the next launch, once no merger reads them any more. A merger
-// merges its heads with parts threads sharing a column (chunks part,
-// part + parts, …), their states met in scratch (the stages, all read by
-// now).
-template <int threads, class Sync>
-__device__ __forceinline__ void stream_merge_last(float* out, const float* part_o, const float* part_ml,
-                                                  unsigned int* count, float* scratch, int mergers, int splits,
-                                                  int tid, Sync sync) {
-    __shared__ int last;
-    if (mergers == 0) return;
-    const int h = blockIdx.y, i = blockIdx.z, Hq = gridDim.y * GROUP;
-    sync();
-    const int nm = SPREAD ? max(1, min(mergers, min(splits, GROUP))) : 1;
-    if (tid == 0) {
-        unsigned int* c = count + (size_t)i * gridDim.y + h;
-        unsigned int before;
-        asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], 1;" : "=r"(before) : "l"(c) : "memory");
-        const int r = (int)before - (splits - nm);  // < 0: not a merger
-        if (r >= 0 && nm > 1) {
-            unsigned int now = before + 1;
-            while (now < (unsigned int)splits)
-                asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(now) : "l"(c) : "memory");
-            unsigned int* x = count + ((size_t)gridDim.z + i) * gridDim.y + h;
-            unsigned int done;
-            asm volatile("atom.add.relaxed.gpu.u32 %0, [%1], 1;" : "=r"(done) : "l"(x) : "memory");
-            if (done == (unsigned int)nm - 1) {
-                *c = 0;
-                *x = 0;
-            }
-        } else if (r >= 0) {
-            *c = 0;  // the last block: every block of this (h, i) has counted
-        }
-        last = r;
-    }
-    sync();
-    if (last < 0 || (ANAT & ANAT_NO_MERGE)) return;
-    const int r = last, nh = (GROUP - 1 - r) / nm + 1, cols = nh * (HEAD_DIM / 4);
-    const int parts = max(1, threads / cols);
-    // With fewer threads than columns (parts 1, no barrier in
-    // merge_parts), a thread takes columns tid, tid + threads, ….
-    for (int col0 = 0; col0 < cols; col0 += threads) {
-        const int col = col0 + tid % cols, part = tid / cols;
-        if (col >= cols) break;
-        const int g = r + col / (HEAD_DIM / 4) * nm, e = (col % (HEAD_DIM / 4)) * 4;
-        const size_t row = (size_t)i * Hq + h * GROUP + g;
-        MergeState st = merge_init();
-        if (part < parts) merge_chunks(st, part_o + row * splits * HEAD_DIM + e, part_ml + row * splits * 2, splits, part, parts);
-        merge_parts(st, (float4*)scratch, parts, cols, part, col, sync);
-        if (part == 0) merge_write(out + row * HEAD_DIM + e, st);
-    }
 }
 
 #ifndef TCM
@@ -783,9 +709,7 @@ __device__ __forceinline__ void trace_cycles(unsigned long long* at, float dep) 
 // state, and multiplies them by its own features of V (16-feature slices
 // w, w + SW, …). A warp's outputs are then complete for its features, and
 // the block writes its state without merging warps. The merge is
-// attention_decode_merge's (mergers 0), or with TCMERGE 1 and mergers > 0
-// the last blocks' (stream_merge_last, by tile group 0's warps; the
-// merge's code costs registers, so the builds without it leave it out).
+// attention_decode_merge's (mergers must be 0).
 //
 // The fragments: lane = 4·g + t holds, for A (16 x 8), rows g and g + 8,
 // columns t and t + 4; for B (8 x 8), rows t and t + 4 of column g; for C
@@ -861,9 +785,6 @@ __device__ __forceinline__ int tc_key(int gl, int hh, int hi) {
 // stage arrives.
 #ifndef PRODUCER
 #define PRODUCER 0
-#endif
-#ifndef TCMERGE
-#define TCMERGE 0
 #endif
 #define CW (SW - PRODUCER)      // warps that compute
 #define WG (CW / TG)            // warps a group
@@ -1090,12 +1011,6 @@ __device__ __forceinline__ void tc_group_sync(int grp) {
     else if (grp == 2) asm volatile("bar.sync 3, %0;" ::"n"(WG * 32) : "memory");
     else asm volatile("bar.sync 4, %0;" ::"n"(WG * 32) : "memory");
 }
-
-// The barrier of tile group 0's warps, the ones left once the groups'
-// states have met (all the computing warps with one group).
-struct Group0Sync {
-    __device__ __forceinline__ void operator()() const { tc_group_sync(0); }
-};
 
 // With TCOPY: rows r0 … r1 - 1 of tile t, K and V, in 16-byte pieces
 // spread over the block's threads (consecutive threads, consecutive pieces
@@ -1540,10 +1455,6 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
 #if TRACE
     if (tid == 0) trace_stamp(tr, 5, 0.f);
 #endif
-#if TCMERGE
-    // The last blocks merge (group 0's warps; the other groups have left).
-    stream_merge_last<WG * 32>(out, part_o, part_ml, count, stage, mergers, splits, tid, Group0Sync{});
-#endif
 }
 #else
 extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_stream(
@@ -1558,6 +1469,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     // eight heads a row, so a lane reads a key's in two 16-byte loads.
     __shared__ __align__(16) float wp[SW][KPW + 1][8];
     __shared__ float wm[SW][GROUP], wl[SW][GROUP];
+    __shared__ int last;
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #if ANAT & ANAT_EMPTY
     asm volatile("griddepcontrol.wait;" ::: "memory");
@@ -1767,7 +1679,59 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         if (e == 0) __stcg((float2*)(part_ml + at * 2), make_float2(M, ls));
     }
 
-    stream_merge_last<SW * 32>(out, part_o, part_ml, count, (float*)stage, mergers, splits, tid, BlockSync{});
+    // With mergers 0 the merge is attention_decode_merge's, launched after
+    // this one: the block leaves, and its shared memory is free for the
+    // next launch's blocks.
+    if (mergers == 0) return;
+    // Count this block done. The barrier orders every thread's writes
+    // before thread 0's count, whose release makes them visible with it
+    // (and its acquire, in the blocks that merge, the other blocks' writes).
+    // The last nm blocks of a (h, i) to count merge, one a share of the
+    // GROUP heads (heads r, r + nm, … for the r-th of them): each waits
+    // until every block has counted, then reads only its heads' states, so
+    // the merge's reads from L2 are spread over nm multiprocessors instead
+    // of one. Decode asks for it (mergers > 1) only when the whole grid runs
+    // at once, so that a waiting block never holds a multiprocessor that a
+    // block still to count needs. The mergers count themselves out in
+    // count[L·H + i·H + h], and the last one resets both counts for the next
+    // launch, once no merger reads them any more.
+    __syncthreads();
+    const int nm = SPREAD ? max(1, min(mergers, min(splits, GROUP))) : 1;
+    if (tid == 0) {
+        unsigned int* c = count + (size_t)i * gridDim.y + h;
+        unsigned int before;
+        asm volatile("atom.add.acq_rel.gpu.u32 %0, [%1], 1;" : "=r"(before) : "l"(c) : "memory");
+        const int r = (int)before - (splits - nm);  // < 0: not a merger
+        if (r >= 0 && nm > 1) {
+            unsigned int now = before + 1;
+            while (now < (unsigned int)splits)
+                asm volatile("ld.acquire.gpu.u32 %0, [%1];" : "=r"(now) : "l"(c) : "memory");
+            unsigned int* x = count + ((size_t)gridDim.z + i) * gridDim.y + h;
+            unsigned int done;
+            asm volatile("atom.add.relaxed.gpu.u32 %0, [%1], 1;" : "=r"(done) : "l"(x) : "memory");
+            if (done == (unsigned int)nm - 1) {
+                *c = 0;
+                *x = 0;
+            }
+        } else if (r >= 0) {
+            *c = 0;  // the last block: every block of this (h, i) has counted
+        }
+        last = r;
+    }
+    __syncthreads();
+    if (last < 0 || (ANAT & ANAT_NO_MERGE)) return;
+    // The merge of heads r, r + nm, …: parts threads share a column
+    // (chunks part, part + parts, …), and their states are merged in
+    // shared memory.
+    const int r = last, nh = (GROUP - 1 - r) / nm + 1, cols = nh * (HEAD_DIM / 4);
+    const int parts = max(1, SW * 32 / cols);
+    const int col = tid % cols, part = tid / cols;
+    const int g = r + col / (HEAD_DIM / 4) * nm, e = (col % (HEAD_DIM / 4)) * 4;
+    const size_t row = (size_t)i * Hq + h * GROUP + g;
+    MergeState st = merge_init();
+    if (part < parts) merge_chunks(st, part_o + row * splits * HEAD_DIM + e, part_ml + row * splits * 2, splits, part, parts);
+    merge_parts(st, (float4*)stage, parts, cols, part, col);
+    if (part == 0) merge_write(out + row * HEAD_DIM + e, st);
 }
 
 #endif  // TCM
@@ -1805,7 +1769,7 @@ extern "C" __global__ void __launch_bounds__(128) attention_decode_merge(
     const size_t row = (size_t)blockIdx.y * gridDim.x + blockIdx.x;
     MergeState st = merge_init();
     if (part < parts) merge_chunks(st, part_o + row * splits * HEAD_DIM + e, part_ml + row * splits * 2, splits, part, parts);
-    merge_parts(st, pa, parts, cols, part, col, BlockSync{});
+    merge_parts(st, pa, parts, cols, part, col);
     if (part == 0) merge_write(out + row * HEAD_DIM + e, st);
 #if TRACE
     if (threadIdx.x == 0) trace_stamp(tr, 5, 0.f);

@@ -137,7 +137,7 @@ const (
 // streamBuild is a build of attention_decode_stream: warps a block, tiles
 // in flight, keys a tile and lanes that score a key (the kernel's SW, SST,
 // ST and KL), whether its products run on the tensor cores (TCM; the
-// lanes then do not apply),
+// lanes then do not apply, and the merge is attention_decode_merge's),
 // and with tc, the groups of warps that take the block's tiles in turn
 // (TG; 0 or 1: one group).
 type streamBuild struct {
@@ -587,8 +587,8 @@ func (a *Attention) decodeStream(ks *compiled, out, q *devtensor.Activations, c 
 		}
 	}
 	splits := kernels.Blocks(c.Len, chunk)
-	if sb.tc && !apart && !strings.Contains(a.defines, "#define TCMERGE 1\n") {
-		return fmt.Errorf("Decode: the tensor-core build of attention_decode_stream merges in its last blocks only when built with TCMERGE")
+	if sb.tc && !apart {
+		return fmt.Errorf("Decode: the tensor-core build of attention_decode_stream leaves the merge to attention_decode_merge")
 	}
 	if splits > FusedSplits && !apart {
 		return fmt.Errorf("Decode: %d chunks of %d keys; attention_decode_stream merges at most %d", splits, chunk, FusedSplits)
@@ -627,17 +627,11 @@ func (a *Attention) decodeStream(ks *compiled, out, q *devtensor.Activations, c 
 	}
 	args[3] = a.counts
 	// mergers: the blocks that share the final merge of a (head, row): g
-	// where the whole grid fits on the multiprocessors at once (the mergers
-	// wait for each other) and there are at least spreadSplits states to
-	// merge, else 1. Two blocks of a tensor-core build fit a
-	// multiprocessor (66 KB of shared memory and at most 5 warps of at most
-	// 200 registers each), so those count perSM up to 2; the others one.
-	resident := a.dev.Info().Multiprocessors
-	if sb.tc && perSM <= 2 {
-		resident *= perSM
-	}
+	// where the whole grid fits on the multiprocessors at once (they wait
+	// for each other) and there are at least spreadSplits states to merge,
+	// else 1.
 	mergers := 1
-	if splits >= spreadSplits && splits*c.Heads*l <= resident {
+	if splits >= spreadSplits && splits*c.Heads*l <= a.dev.Info().Multiprocessors {
 		mergers = g
 	}
 	return a.dev.Launch(kernel, cfg, append(args, int32(mergers))...)
