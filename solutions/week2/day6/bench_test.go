@@ -461,10 +461,6 @@ var streamVariants = []streamVariant{
 	{tcStream, 0, "#define HALF 1\n", 2, 1},
 	{tcGroups, 0, "#define HALF 1\n", 2, 1},
 	{tcGroups, 0, "#define HALF 1\n#define SMINB 3\n", 2, 1},
-	// a fifth warp that only copies (PRODUCER): tcGroups' and tcStream's
-	// computing warps with it
-	{streamBuild{5, 2, 32, 16, true, 2}, 0, "#define PRODUCER 1\n", 2, 1},
-	{streamBuild{5, 2, 32, 16, true, 0}, 0, "#define PRODUCER 1\n", 2, 1},
 }
 
 // BenchmarkW2D6DecodeAnatomy times defaultStream, merged in its last

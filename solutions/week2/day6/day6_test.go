@@ -155,10 +155,7 @@ func TestW2D6DecodePathsAgreeGPU(t *testing.T) {
 			// K's fragments by ldmatrix
 			{tcStream, 0, "#define LDSM 1\n", 2, 1}, {tcGroups, 0, "#define LDSM 1\n", 2, 1},
 			// the products in float16 pairs
-			{tcStream, 0, "#define HALF 1\n", 2, 1}, {tcGroups, 0, "#define HALF 1\n", 2, 1},
-			// a warp of its own for the copies
-			{streamBuild{5, 2, 32, 16, true, 2}, 0, "#define PRODUCER 1\n", 2, 1},
-			{streamBuild{5, 2, 32, 16, true, 0}, 0, "#define PRODUCER 1\n", 2, 1}} {
+			{tcStream, 0, "#define HALF 1\n", 2, 1}, {tcGroups, 0, "#define HALF 1\n", 2, 1}} {
 			b, err := NewAttention(d)
 			if err != nil {
 				t.Fatal(err)

@@ -774,27 +774,14 @@ __device__ __forceinline__ int tc_key(int gl, int hh, int hi) {
 #ifndef TG
 #define TG 1
 #endif
-// PRODUCER 1: the block's last warp only copies, and the other SW - 1
-// compute. Where warp 0 both copies and computes, its copies ahead of the
-// wait go out at the memory's pace (about as long as the stream), and the
-// block's products wait for them: for warp 0 after its wait and q, for
-// the other warps at the barrier that follows. A warp of its own lets the
-// computing warps take q and the landed tiles as soon as the wait returns,
-// while the last tiles are still on their way; a refill of a stage then
-// waits on a second barrier (freed), on which the group that read the
-// stage arrives.
-#ifndef PRODUCER
-#define PRODUCER 0
-#endif
-#define CW (SW - PRODUCER)      // warps that compute
-#define WG (CW / TG)            // warps a group
+#define WG (SW / TG)            // warps a group
 #define MT (ST / 16)            // 16-key slices of a tile
 #define NP (WG / MT)            // parts of the features in the scores
 #define DP (HEAD_DIM / NP)      // features a part
 #define KS (DP / 8)             // mma steps a part
 #define VT (HEAD_DIM / 16)      // 16-feature slices of V
 #define VW ((VT + WG - 1) / WG) // slices a warp, at most
-#if ST % 16 != 0 || CW % TG != 0 || WG % MT != 0 || DP % 8 != 0 || GROUP > 8 || SST % TG != 0
+#if ST % 16 != 0 || SW % TG != 0 || WG % MT != 0 || DP % 8 != 0 || GROUP > 8 || SST % TG != 0
 #error "the tensor-core decode needs ST a multiple of 16, SW / TG a multiple of ST / 16, HEAD_DIM / (SW·16 / (TG·ST)) a multiple of 8, GROUP <= 8 and SST a multiple of TG"
 #endif
 
@@ -990,22 +977,13 @@ __device__ __forceinline__ void tc_copy(float* stage, unsigned long long* bars, 
 #if TG > 4
 #error "at most 4 tile groups (TG)"
 #endif
-#if PRODUCER && TCOPY
-#error "a producer warp (PRODUCER) issues bulk copies (TCOPY 0)"
-#endif
 
 // Waits for the warps of tile group grp (all the block's with one group).
 // The barriers' numbers are immediates: with a register the compiler
 // reserves all 16 of a block's, and the multiprocessor then holds only two
 // blocks.
-// Waits for the block's computing warps (all its warps without PRODUCER).
-__device__ __forceinline__ void tc_compute_sync() {
-    if (PRODUCER) asm volatile("bar.sync 5, %0;" ::"n"(CW * 32) : "memory");
-    else __syncthreads();
-}
-
 __device__ __forceinline__ void tc_group_sync(int grp) {
-    if (TG == 1) tc_compute_sync();
+    if (TG == 1) __syncthreads();
     else if (grp == 0) asm volatile("bar.sync 1, %0;" ::"n"(WG * 32) : "memory");
     else if (grp == 1) asm volatile("bar.sync 2, %0;" ::"n"(WG * 32) : "memory");
     else if (grp == 2) asm volatile("bar.sync 3, %0;" ::"n"(WG * 32) : "memory");
@@ -1104,9 +1082,6 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
         float scale, int causal, int has_mask, int fresh, int mergers TRACE_PARAMS) {
     extern __shared__ __align__(128) float stage[];  // SST stages of (K tile, V tile), padded rows
     __shared__ __align__(8) unsigned long long bars[SST];
-#if PRODUCER
-    __shared__ __align__(8) unsigned long long freed[SST];  // a stage read, free for its refill
-#endif
     __shared__ __align__(16) float sp[TG][2][NP][ST][8];  // a group's parts' partial scores, two tiles in turn
     asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
 #if ANAT & ANAT_EMPTY
@@ -1157,50 +1132,16 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
 #else
     // tiles requested at the start (none in the anatomy's builds without copies)
     const int start = ANAT & ANAT_NO_COPY ? 0 : first;
-    const int copier = PRODUCER ? CW : 0;  // the warp that issues the copies
-    if (warp == copier) {
+    if (warp == 0) {
         if (lane == 0) {
 #pragma unroll
-            for (int s = 0; s < SST; s++) {
+            for (int s = 0; s < SST; s++)
                 asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_u32(&bars[s])) : "memory");
-#if PRODUCER
-                asm volatile("mbarrier.init.shared::cta.b64 [%0], 1;" ::"r"(smem_u32(&freed[s])) : "memory");
-#endif
-            }
             asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
             asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
             for (int tt = 0; tt < start; tt++) stream_expect(bars, tt, n);
         }
         __syncwarp();
-    }
-#if PRODUCER
-    __syncthreads();  // the barriers are initialised before any warp waits on them
-    if (warp == copier) {
-        // The first tiles' old rows stream in while the launch ahead
-        // drains, then their fresh rows, then each refill once the group
-        // that read its stage has freed it.
-        for (int tt = 0; tt < start; tt++) tc_copy(stage, bars, kh, vh, tt, 0, min(stream_rows(tt, n), old - tt * ST), lane);
-#if TRACE
-        if (lane == 0) tr[14] = clock64();  // the copies ahead of the wait are issued
-#endif
-        asm volatile("griddepcontrol.wait;" ::: "memory");
-        for (int tt = 0; tt < start; tt++) tc_copy(stage, bars, kh, vh, tt, max(old - tt * ST, 0), stream_rows(tt, n), lane);
-        for (int tt = SST; tt < nt && start > 0; tt++) {
-            stream_wait(&freed[tt % SST], (tt / SST - 1) & 1);
-            // Order the group's reads of the stage before the copy engine's writes.
-            asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
-            if (lane == 0) stream_expect(bars, tt, n);
-            __syncwarp();
-            tc_copy(stage, bars, kh, vh, tt, 0, stream_rows(tt, n), lane);
-        }
-        return;
-    }
-    asm volatile("griddepcontrol.wait;" ::: "memory");
-#if TRACE
-    if (tid == 0) trace_stamp(tr, 1, 0.f);
-#endif
-#else
-    if (warp == 0) {
         // The first tiles' old rows stream in while the launch ahead drains.
         for (int tt = 0; tt < start; tt++) tc_copy(stage, bars, kh, vh, tt, 0, min(stream_rows(tt, n), old - tt * ST), lane);
 #if TRACE
@@ -1213,8 +1154,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
 #endif
     if (warp == 0)
         for (int tt = 0; tt < start; tt++) tc_copy(stage, bars, kh, vh, tt, max(old - tt * ST, 0), stream_rows(tt, n), lane);
-#endif  // PRODUCER
-#endif  // TCOPY
+#endif
 
     // q for the scores as B fragments, split: this lane's features
     // dp·DP + 8·s + 2t, + 1 of head g (with LDSM, + t and + t + 4: K's
@@ -1272,7 +1212,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
 #if TRACE
     if (tid == 0) trace_stamp(tr, 2, __uint_as_float(qh[0][0]) + __uint_as_float(ql[QS - 1][1]));
 #endif
-    if (!PRODUCER) __syncthreads();  // the barriers are initialised (with a producer, before its copies)
+    __syncthreads();  // the barriers are initialised
 
     for (int tt = grp; tt < nt; tt += TG) {
         const int s = tt % SST, b = (tt / TG) & 1;
@@ -1357,9 +1297,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
 #endif
         if (tt + SST < nt && !(ANAT & ANAT_NO_COPY)) {
             tc_group_sync(grp);  // every warp of the group is done with stage s (only this group's tiles use it)
-#if PRODUCER
-            if (gw == 0 && lane == 0) asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];" ::"r"(smem_u32(&freed[s])) : "memory");
-#elif TCOPY
+#if TCOPY
             tc_pieces(stage, kh, vh, tt + SST, 0, stream_rows(tt + SST, n), tid);
             tc_arrive(bars, tt + SST);
 #else
@@ -1395,7 +1333,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     {
         constexpr int REC = VW * 4 + 2;  // floats a lane leaves
         float* xo = stage;
-        tc_compute_sync();
+        __syncthreads();
         if (grp > 0) {
             float* r = xo + (((size_t)(grp - 1) * WG + gw) * 32 + lane) * REC;
 #pragma unroll
@@ -1405,7 +1343,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
             r[VW * 4] = m_run;
             r[VW * 4 + 1] = l_run;
         }
-        tc_compute_sync();
+        __syncthreads();
         if (grp > 0) return;
 #pragma unroll
         for (int j = 0; j < VW; j++)
