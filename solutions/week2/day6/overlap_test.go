@@ -261,7 +261,7 @@ func TestW2D6DecodeBackToBackGPU(t *testing.T) {
 	}
 	for _, v := range []streamVariant{{defaultStream, 0, "", 0, -1}, {defaultStream, 0, "", 0, 1}, {streamBuild{8, 2, 32, 16, false, 0}, 0, "", 2, 1},
 		{tcStream, 0, "", 2, 1}, {tcStream, 0, "#define TROWS 4\n", 2, 1}, {tcGroups, 0, "", 2, 1},
-		{tcStream, 0, "#define LDSM 1\n", 2, 1}, {tcGroups, 0, "#define LDSM 1\n", 2, 1}} {
+		{tcStream, 0, "#define LDSM 1\n", 2, 1}, {tcGroups, 0, "#define LDSM 1\n", 2, 1}, {tcGroups, 0, "#define HALF 1\n", 2, 1}} {
 		name := v.String()
 		t.Run(name, func(t *testing.T) {
 			a, err := NewAttention(d)

@@ -219,7 +219,8 @@ func cyclePhases(tr []uint64, blocks, first, last int) string {
 // programmatic dependent launch, at the lengths where Decode takes it (4k
 // positions unless TINYLLM_DECODE_LENGTHS says; TINYLLM_TIMELINE_DEFINES
 // adds defines, separated by semicolons, such as the anatomy's "#define
-// ANAT 1"), and logs the timeline of
+// ANAT 1"; TINYLLM_TIMELINE_BUILD=tcStream or tcGroups takes that build
+// at every length), and logs the timeline of
 // the graph's middle steps. The stamps cost a little: the same build
 // without them is timed after it (S=…/untraced).
 func BenchmarkW2D6DecodeTimeline(b *testing.B) {
@@ -236,6 +237,15 @@ func BenchmarkW2D6DecodeTimeline(b *testing.B) {
 		sb := tcStream
 		if chunk >= 2*sb.tile {
 			sb = tcGroups
+		}
+		switch os.Getenv("TINYLLM_TIMELINE_BUILD") {
+		case "":
+		case "tcStream":
+			sb = tcStream
+		case "tcGroups":
+			sb = tcGroups
+		default:
+			b.Fatalf("TINYLLM_TIMELINE_BUILD=%q: want tcStream or tcGroups", os.Getenv("TINYLLM_TIMELINE_BUILD"))
 		}
 		blocks := kernels.Blocks(s, chunk) * h7B
 		n := len(cs[s])
