@@ -822,9 +822,12 @@ __device__ __forceinline__ void mma3r(float (*c)[4], const unsigned* a, const un
     unsigned ah[4], al[4];
 #pragma unroll
     for (int e = 0; e < 4; e++) tf32_split(__uint_as_float(a[e]), ah[e], al[e]);
-    mma_tf32(c[0], ah, bh[0], bh[1]);
-    mma_tf32(c[1], ah, bl[0], bl[1]);
-    mma_tf32(c[1], al, bh[0], bh[1]);
+#pragma unroll
+    for (int r = 0; r < MMA_REPEAT; r++) {
+        mma_tf32(c[0], ah, bh[0], bh[1]);
+        mma_tf32(c[1], ah, bl[0], bl[1]);
+        mma_tf32(c[1], al, bh[0], bh[1]);
+    }
 }
 
 // HALF 1: the products on m16n8k16 in float16 instead of m16n8k8 in TF32.
