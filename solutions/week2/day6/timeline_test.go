@@ -328,7 +328,8 @@ func TestW2D6StepTimeline(t *testing.T) {
 			for e := range 6 {
 				at[cycleOff+e] = 2 * at[e]
 			}
-			for i, e := range []int{evScores, evSynced, evSoftmax, evPV} {
+			// decode.cu's slots 16 … 19: scores, barrier, softmax, p·V.
+			for i, e := range []int{16, 17, 18, 19} {
 				at[e] = at[cycleOff+evLand] + uint64(100*(i+1)*(i+1))
 			}
 		}
