@@ -803,12 +803,10 @@ __device__ __forceinline__ void mma_tf32(float* c, const unsigned* a, unsigned b
 // (a1, a3) of floats, B already split. (lo·hi in a third accumulator, for
 // shorter chains of dependent products, measured level: 7.58 against 7.59
 // µs at 4k.)
-__device__ __forceinline__ void mma3(float (*c)[4], float2 x0, float2 x1, const unsigned* bh, const unsigned* bl) {
-    unsigned ah[4], al[4];
-    tf32_split(x0.x, ah[0], al[0]);
-    tf32_split(x1.x, ah[1], al[1]);
-    tf32_split(x0.y, ah[2], al[2]);
-    tf32_split(x1.y, ah[3], al[3]);
+// The three products of split fragments: c[0] += hi·hi, c[1] += hi·lo +
+// lo·hi (each MMA_REPEAT times; once outside the anatomy).
+__device__ __forceinline__ void mma3_split(float (*c)[4], const unsigned* ah, const unsigned* al, const unsigned* bh,
+                                           const unsigned* bl) {
 #pragma unroll
     for (int r = 0; r < MMA_REPEAT; r++) {
         mma_tf32(c[0], ah, bh[0], bh[1]);
@@ -817,17 +815,21 @@ __device__ __forceinline__ void mma3(float (*c)[4], float2 x0, float2 x1, const 
     }
 }
 
+__device__ __forceinline__ void mma3(float (*c)[4], float2 x0, float2 x1, const unsigned* bh, const unsigned* bl) {
+    unsigned ah[4], al[4];
+    tf32_split(x0.x, ah[0], al[0]);
+    tf32_split(x1.x, ah[1], al[1]);
+    tf32_split(x0.y, ah[2], al[2]);
+    tf32_split(x1.y, ah[3], al[3]);
+    mma3_split(c, ah, al, bh, bl);
+}
+
 // mma3 on an A fragment already in the registers' order (ldmatrix's).
 __device__ __forceinline__ void mma3r(float (*c)[4], const unsigned* a, const unsigned* bh, const unsigned* bl) {
     unsigned ah[4], al[4];
 #pragma unroll
     for (int e = 0; e < 4; e++) tf32_split(__uint_as_float(a[e]), ah[e], al[e]);
-#pragma unroll
-    for (int r = 0; r < MMA_REPEAT; r++) {
-        mma_tf32(c[0], ah, bh[0], bh[1]);
-        mma_tf32(c[1], ah, bl[0], bl[1]);
-        mma_tf32(c[1], al, bh[0], bh[1]);
-    }
+    mma3_split(c, ah, al, bh, bl);
 }
 
 // HALF 1: the products on m16n8k16 in float16 instead of m16n8k8 in TF32.
@@ -1061,17 +1063,7 @@ __device__ __forceinline__ void tc_pv(float (*acc)[2][4], const float* vt, const
             if (VT % WG == 0 || vs < VT) {
                 const float2 x0 = tc_vpair(vt, r0, vs, g, ok0), x1 = tc_vpair(vt, r1, vs, g, ok1);
                 // Vᵀ: (a0, a1) = features 2g, 2g + 1 of key r0; (a2, a3) of key r1.
-                unsigned ah[4], al[4];
-                tf32_split(x0.x, ah[0], al[0]);
-                tf32_split(x0.y, ah[1], al[1]);
-                tf32_split(x1.x, ah[2], al[2]);
-                tf32_split(x1.y, ah[3], al[3]);
-#pragma unroll
-                for (int r = 0; r < MMA_REPEAT; r++) {
-                    mma_tf32(acc[j][0], ah, ph[ks][0], ph[ks][1]);
-                    mma_tf32(acc[j][1], ah, pl[ks][0], pl[ks][1]);
-                    mma_tf32(acc[j][1], al, ph[ks][0], ph[ks][1]);
-                }
+                mma3(acc[j], make_float2(x0.x, x1.x), make_float2(x0.y, x1.y), ph[ks], pl[ks]);
             }
         }
     }
@@ -1164,11 +1156,12 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     // columns in their own order), zeros past the group.
     const int mt = gw % MT, dp = gw / MT;
     unsigned qh[QS][2], ql[QS][2];
+    const float* qrow = q + ((size_t)i * Hq + h * GROUP + min(g, GROUP - 1)) * HEAD_DIM + dp * DP;  // head g's part
 #if HALF
     {
         // With HALF, step s's pairs: features dp·DP + 16·s + 2t, + 1 and
         // 8 further on (B's rows 2t, 2t + 1 and 2t + 8, 2t + 9).
-        const float* qg = q + ((size_t)i * Hq + h * GROUP + min(g, GROUP - 1)) * HEAD_DIM + dp * DP + 2 * t;
+        const float* qg = qrow + 2 * t;
         const float f = g < GROUP ? scale * LOG2E : 0.f;  // zeros past the group
 #pragma unroll
         for (int s = 0; s < QS; s++)
@@ -1180,11 +1173,7 @@ extern "C" __global__ void __launch_bounds__(SW * 32, SMINB) attention_decode_st
     }
 #else
     {
-#if LDSM
-        const float* qg = q + ((size_t)i * Hq + h * GROUP + min(g, GROUP - 1)) * HEAD_DIM + dp * DP + t;
-#else
-        const float* qg = q + ((size_t)i * Hq + h * GROUP + min(g, GROUP - 1)) * HEAD_DIM + dp * DP + 2 * t;
-#endif
+        const float* qg = qrow + (LDSM ? t : 2 * t);
 #pragma unroll
         for (int s = 0; s < KS; s++) {
 #if LDSM
