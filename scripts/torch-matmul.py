@@ -15,8 +15,19 @@ read, half written), from the same kind of graph, cycling through 512 MiB
 of buffers: no kernel reads that many bytes faster, so it is the ceiling at
 that size, as the copy of 1 GiB is for large ones. The last copy moves the
 bytes of W2D6's decode cache at Qwen2-7B's heads and 4k positions (float32).
+
+    python3 scripts/torch-matmul.py --only attention
+
+times, for the W2D6 chapter, PyTorch's own decode attention on that cache:
+scaled_dot_product_attention with one query row of 28 heads on 4 key/value
+heads of 128 (enable_gqa, no copy of the keys), for each backend that takes
+the inputs, on a float32 cache and on a bf16 one, cycling through caches
+filling 512 MiB; bandwidth counts the cache's bytes (keys and values) at the
+cache's type, as BenchmarkW2D6Decode does.
 """
+import argparse
 import statistics
+import warnings
 
 import torch
 
@@ -70,10 +81,7 @@ def time_copy(nbytes):
     return sec
 
 
-def main():
-    torch.manual_seed(0)
-    dev = torch.device("cuda")
-    print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}")
+def matmuls(dev):
     for name, n, k in SHAPES:
         for m in (1, 512):
             copies = max(1, min(64, ROTATE // (2 * n * k))) if m == 1 else 1
@@ -94,6 +102,52 @@ def main():
     cache = 2 * 4 * 4096 * 128 * 4
     csec = time_copy(cache)
     print(f"torch copy of the same bytes {'7B decode cache, 4k':24s} {csec * 1e6:10.2f} us {cache / csec / 1e9:8.0f} GB/s")
+
+
+def attention(dev, lengths=(1024, 4096, 32768)):
+    """PyTorch's decode attention at Qwen2-7B's heads, by SDPA backend."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    import torch.nn.functional as F
+
+    warnings.filterwarnings("ignore")  # each backend that refuses the inputs says why at length
+    hq, hkv, d = 28, 4, 128
+    backends = [("flash", SDPBackend.FLASH_ATTENTION), ("efficient", SDPBackend.EFFICIENT_ATTENTION),
+                ("cudnn", SDPBackend.CUDNN_ATTENTION), ("math", SDPBackend.MATH)]
+    for dtype in (torch.float32, torch.bfloat16):
+        tname = str(dtype).removeprefix("torch.")
+        for s in lengths:
+            cache = 2 * hkv * s * d * dtype.itemsize
+            copies = max(1, min(64, ROTATE // cache))
+            q = torch.randn(1, hq, 1, d, device=dev, dtype=dtype)
+            ks = [torch.randn(1, hkv, s, d, device=dev, dtype=dtype) for _ in range(copies)]
+            vs = [torch.randn(1, hkv, s, d, device=dev, dtype=dtype) for _ in range(copies)]
+            out = torch.empty(1, hq, 1, d, device=dev, dtype=dtype)
+            for bname, backend in backends:
+                def fn(i):
+                    with sdpa_kernel(backend):
+                        out.copy_(F.scaled_dot_product_attention(q, ks[i % copies], vs[i % copies], enable_gqa=True))
+                try:
+                    sec = time_one(fn, copies)
+                except RuntimeError as e:  # the backend does not take these inputs
+                    print(f"torch attention {tname:8s} S={s:<6d} {bname:9s} not available: {str(e).splitlines()[0][:90]}")
+                    continue
+                print(f"torch attention {tname:8s} S={s:<6d} {bname:9s} {sec * 1e6:10.2f} us "
+                      f"{cache / sec / 1e9:8.0f} GB/s")
+            del q, ks, vs, out
+            torch.cuda.empty_cache()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=("matmul", "attention"), help="time one part (default: both)")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    dev = torch.device("cuda")
+    print(f"torch {torch.__version__} on {torch.cuda.get_device_name()}")
+    if args.only != "attention":
+        matmuls(dev)
+    if args.only != "matmul":
+        attention(dev)
 
 
 if __name__ == "__main__":

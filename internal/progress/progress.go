@@ -28,6 +28,8 @@ type State string
 // The states a day can be in.
 const (
 	Passed      State = "passed"
+	PassedHere  State = "passed what ran" // every check that ran passed; some cannot run here (a GPU)
+	NotRunHere  State = "not run here"    // no task's check could run on this machine
 	Failing     State = "failing"
 	NotStarted  State = "not started"
 	NoBuild     State = "does not build"
@@ -39,8 +41,8 @@ type Day struct {
 	Name          string // "W1D1"
 	Dir           string // "week1/day1"
 	State         State
-	Passed, Total int    // top-level tests (one per task)
-	Detail        string // first compiler error, or the failing tasks
+	Passed, Total int    // top-level tests (one per task); one that did not run counts in Total only
+	Detail        string // first compiler error, the failing tasks, or the checks not run
 }
 
 // event is one line of `go test -json`.
@@ -68,8 +70,9 @@ func Grade(root string, week, day int) Day {
 
 // classify fills in d from the JSON events of `go test -json` and its stderr.
 func classify(d *Day, events io.Reader, stderr string) {
-	result := map[string]string{} // top-level test -> pass/fail
+	result := map[string]string{} // top-level test -> pass/fail/skip
 	stubbed := map[string]bool{}  // top-level test hit a TODO stub
+	partial := map[string]bool{}  // top-level test with a subtest that did not run
 	var order, buildErrs []string
 	sc := bufio.NewScanner(events)
 	sc.Buffer(make([]byte, 1<<20), 1<<24)
@@ -90,6 +93,12 @@ func classify(d *Day, events io.Reader, stderr string) {
 			if strings.Contains(e.Output, stub.NotImplemented) {
 				stubbed[top] = true
 			}
+		case "skip":
+			if top != e.Test {
+				partial[top] = true
+				break
+			}
+			fallthrough
 		case "pass", "fail":
 			if top == e.Test {
 				if _, seen := result[top]; !seen {
@@ -109,16 +118,25 @@ func classify(d *Day, events io.Reader, stderr string) {
 		}
 		return
 	}
-	var failing []string
-	allStubs := true
+	var failing, notRun []string
+	allStubs, taskPassed := true, false
 	for _, name := range order {
 		d.Total++
+		if result[name] == "skip" {
+			// A GPU check on a machine without one: not a pass, and not
+			// progress either way.
+			notRun = append(notRun, taskName(name))
+			continue
+		}
+		if result[name] == "pass" && partial[name] {
+			notRun = append(notRun, taskName(name)+" (in part)")
+		}
 		if result[name] == "pass" {
 			d.Passed++
 			// A check of provided code (W2D4's kernel dispatcher, say)
 			// passes on an untouched day; only a task passing is progress.
 			if strings.Contains(name, "Task") {
-				allStubs = false
+				allStubs, taskPassed = false, true
 			}
 			continue
 		}
@@ -128,8 +146,14 @@ func classify(d *Day, events io.Reader, stderr string) {
 		}
 	}
 	switch {
-	case d.Passed == d.Total:
+	case d.Passed == d.Total && len(notRun) == 0:
 		d.State = Passed
+	case len(failing) == 0:
+		d.State = PassedHere
+		if !taskPassed {
+			d.State = NotRunHere
+		}
+		d.Detail = "not run on this machine: " + strings.Join(notRun, ", ")
 	case allStubs:
 		d.State = NotStarted
 	default:

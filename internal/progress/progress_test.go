@@ -62,6 +62,29 @@ func TestClassify(t *testing.T) {
 			state:  Failing, passed: 0, total: 1, detail: "failing: Task1Softmax",
 		},
 		{
+			name: "every check that ran passed, a GPU task skipped",
+			events: ev("pass", "TestW1D7Task1SamplerGreedy", "") +
+				ev("output", "TestW1D7Task2AxpbyGPU", "    axpby_test.go:20: not run: no GPU device\n") + ev("skip", "TestW1D7Task2AxpbyGPU", ""),
+			state: PassedHere, passed: 1, total: 2, detail: "not run on this machine: Task2AxpbyGPU",
+		},
+		{
+			name: "a task whose GPU cases were skipped",
+			events: ev("pass", "TestW2D4Task1Rungs/cpu", "") + ev("skip", "TestW2D4Task1Rungs/gpu", "") +
+				ev("pass", "TestW2D4Task1Rungs", "") + ev("pass", "TestW2D4Task2Pick", ""),
+			state: PassedHere, passed: 2, total: 2, detail: "not run on this machine: Task1Rungs (in part)",
+		},
+		{
+			name:   "only provided code ran, the tasks need a GPU",
+			events: ev("pass", "TestW2D4Sources", "") + ev("skip", "TestW2D4Task1GPU", ""),
+			state:  NotRunHere, passed: 1, total: 2, detail: "not run on this machine: Task1GPU",
+		},
+		{
+			name: "a GPU task skipped does not hide a failing one",
+			events: ev("skip", "TestW1D7Task2AxpbyGPU", "") +
+				ev("output", "TestW1D7Task1SamplerGreedy", "mismatch\n") + ev("fail", "TestW1D7Task1SamplerGreedy", ""),
+			state: Failing, passed: 0, total: 2, detail: "failing: Task1SamplerGreedy",
+		},
+		{
 			name:   "build failure",
 			events: `{"ImportPath":"x","Action":"build-output","Output":"# x\n"}` + "\n" + `{"ImportPath":"x","Action":"build-output","Output":"week1/day1/attention.go:12:2: undefined: foo\n"}` + "\n",
 			state:  NoBuild, detail: "week1/day1/attention.go:12:2: undefined: foo",

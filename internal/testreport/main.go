@@ -55,7 +55,11 @@ func report(in io.Reader, out io.Writer) int {
 		case "build-fail":
 			failed = true
 		case "output":
-			outputs[key] = append(outputs[key], e.Output)
+			// The framework's "=== RUN" lines only say which test ran;
+			// plain `go test` leaves them out of a failure, and so does this.
+			if !strings.HasPrefix(e.Output, "=== ") {
+				outputs[key] = append(outputs[key], e.Output)
+			}
 		case "skip":
 			if e.Test != "" {
 				skipped = append(skipped, fmt.Sprintf("%s %s: %s", short(e.Package), e.Test, reason(outputs[key])))

@@ -13,6 +13,7 @@ func TestReport(t *testing.T) {
 		`{"Action":"output","Package":"p","Test":"TestGPU","Output":"    gpu_test.go:9: not run: no GPU device\n"}`,
 		`{"Action":"output","Package":"p","Test":"TestGPU","Output":"--- SKIP: TestGPU (0.00s)\n"}`,
 		`{"Action":"skip","Package":"p","Test":"TestGPU"}`,
+		`{"Action":"output","Package":"p","Test":"TestB/case1","Output":"=== RUN   TestB/case1\n"}`,
 		`{"Action":"output","Package":"p","Test":"TestB/case1","Output":"    b.go:3: wrong answer\n"}`,
 		`{"Action":"fail","Package":"p","Test":"TestB/case1"}`,
 		`{"Action":"fail","Package":"p","Test":"TestB"}`,
@@ -32,6 +33,9 @@ func TestReport(t *testing.T) {
 	}
 	if strings.Contains(got, "=== RUN   TestA") {
 		t.Errorf("output of a passing test was printed:\n%s", got)
+	}
+	if strings.Contains(got, "=== RUN") {
+		t.Errorf("the framework's === lines were printed with a failure:\n%s", got)
 	}
 
 	out.Reset()
