@@ -171,6 +171,8 @@ PY
       -test.benchtime 100x -test.timeout 600s) >"$out/w2d6-bench.log" 2>&1 || { echo "FAIL the W2D6 benchmark"; status=1; }
     grep -E '^Benchmark' "$out/w2d6-bench.log" | sed -E 's/^BenchmarkW2D6Decode\///; s/-[0-9]+ +/ /' |
       awk '{for (i = 2; i <= NF; i++) v[$i] = $(i - 1); printf "%-40s %9s us %8s GB/s %6s%% of copy %6s%% of the same-size copy\n", $1, v["us/gpu"], v["GB/s"], v["%copy"], v["%samecopy"]; delete v}'
+    # PyTorch's own decode attention on the same heads and lengths, by backend.
+    python3 scripts/torch-matmul.py --only attention 2>&1 | tee "$out/w2d6-torch.log" || echo "PyTorch attention: not measured"
     set -e
   fi
 
