@@ -27,7 +27,8 @@ func TestCommandLineErrors(t *testing.T) {
 	}{
 		{nil, 2, "usage: tinyllm"},
 		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
-		{[]string{"progress", "--week", "9"}, 2, "--week must be between 1 and 3"},
+		{[]string{"progress", "--week", "9"}, 2, "--week must be between 1 and 3, or 0 for every week; got 9"},
+		{[]string{"progress", "--week", "-1"}, 2, "--week must be between 1 and 3, or 0 for every week; got -1"},
 		{[]string{"progress", "--bogus"}, 2, "flag provided but not defined: -bogus"},
 		{[]string{"progress", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"help"}, 0, "progress"},

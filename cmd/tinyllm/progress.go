@@ -11,12 +11,12 @@ import (
 
 func runProgress(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("progress", flag.ContinueOnError)
-	week := fs.Int("week", 0, "only this week (1-3); 0 means all")
+	week := fs.Int("week", 0, fmt.Sprintf("only this week (1-%d); 0 means every week", progress.Weeks))
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
 	if *week < 0 || *week > progress.Weeks {
-		return fmt.Errorf("%w: --week must be between 1 and %d", errUsage, progress.Weeks)
+		return fmt.Errorf("%w: --week must be between 1 and %d, or 0 for every week; got %d", errUsage, progress.Weeks, *week)
 	}
 	root, err := fixture.RepoRoot()
 	if err != nil {
