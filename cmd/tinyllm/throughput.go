@@ -64,6 +64,10 @@ type throughputReport struct {
 	Notes         []string   `json:"notes,omitempty"`
 }
 
+// maxKVGiB bounds --kv-gib: a pebibyte, past the memory of any machine the
+// engine runs on, and small enough that the pages it holds fit an int.
+const maxKVGiB = 1 << 20
+
 // runThroughput is `tinyllm bench --throughput`: the Week 3 engine (the
 // reference scheduler, block manager and paged model runner) on many
 // concurrent requests.
@@ -115,8 +119,12 @@ func runThroughput(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("%w: need 1 <= --min-len <= --max-len, got %d and %d", errUsage, *minLen, *maxLen)
 	case *budget < 1 || *maxSeqs < 1 || *maxSeqs > *budget:
 		return fmt.Errorf("%w: need 1 <= --max-num-seqs <= --max-batched-tokens, got %d and %d", errUsage, *maxSeqs, *budget)
-	case *pageSize < 1 || *kvGiB <= 0 || *single < 0:
-		return fmt.Errorf("%w: --page-size and --kv-gib must be positive, --single-len not negative", errUsage)
+	case *pageSize < 1 || *single < 0:
+		return fmt.Errorf("%w: --page-size must be positive, --single-len not negative", errUsage)
+	// Written so that NaN fails too; the bound keeps the page count, the
+	// pool's bytes over a page's, within an int.
+	case !(*kvGiB > 0 && *kvGiB <= maxKVGiB):
+		return fmt.Errorf("%w: --kv-gib must be a positive number of GiB, at most %d, got %g", errUsage, maxKVGiB, *kvGiB)
 	case *threads < 0 || *threads > runtime.NumCPU():
 		return fmt.Errorf("%w: --threads must be between 0 (all cores) and %d", errUsage, runtime.NumCPU())
 	}

@@ -23,7 +23,12 @@ func TestThroughputFlagErrors(t *testing.T) {
 		{[]string{"--throughput", "--requests", "0"}, "--requests must be at least 1"},
 		{[]string{"--throughput", "--min-len", "50", "--max-len", "10"}, "need 1 <= --min-len <= --max-len"},
 		{[]string{"--throughput", "--max-num-seqs", "300", "--max-batched-tokens", "200"}, "need 1 <= --max-num-seqs <= --max-batched-tokens"},
-		{[]string{"--throughput", "--page-size", "0"}, "--page-size and --kv-gib must be positive"},
+		{[]string{"--throughput", "--page-size", "0"}, "--page-size must be positive"},
+		{[]string{"--throughput", "--kv-gib", "0"}, "--kv-gib must be a positive number of GiB, at most 1048576, got 0"},
+		{[]string{"--throughput", "--kv-gib", "-2"}, "--kv-gib must be a positive number of GiB, at most 1048576, got -2"},
+		{[]string{"--throughput", "--kv-gib", "NaN"}, "--kv-gib must be a positive number of GiB, at most 1048576, got NaN"},
+		{[]string{"--throughput", "--kv-gib", "+Inf"}, "--kv-gib must be a positive number of GiB, at most 1048576, got +Inf"},
+		{[]string{"--throughput", "--kv-gib", "1e30"}, "--kv-gib must be a positive number of GiB, at most 1048576, got 1e+30"},
 	} {
 		var stderr bytes.Buffer
 		err := runBenchT(tc.args, &stderr)
