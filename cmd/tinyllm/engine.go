@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"github.com/tinyllm-go/tinyllm/internal/bench"
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 	"github.com/tinyllm-go/tinyllm/internal/llm"
+	"github.com/tinyllm-go/tinyllm/internal/modelfolder"
 	"github.com/tinyllm-go/tinyllm/internal/serving"
 	"github.com/tinyllm-go/tinyllm/internal/stub"
 	"github.com/tinyllm-go/tinyllm/internal/tensor"
@@ -281,6 +283,9 @@ func builtWeeks() string {
 // user's cache, so that no command depends on the working directory.
 func modelDir(flagValue string, stderr io.Writer) (string, error) {
 	if flagValue != "" {
+		if err := checkModelFolder("--model", flagValue); err != nil {
+			return "", err
+		}
 		return flagValue, nil
 	}
 	dir, notes, err := models.Open()
@@ -291,6 +296,28 @@ func modelDir(flagValue string, stderr io.Writer) (string, error) {
 		return "", fmt.Errorf("unpacking the shipped model: %w", err)
 	}
 	return dir, nil
+}
+
+// checkModelFolder checks that the folder a flag names is one: a model is a
+// folder of files, and naming one of them (config.json, most often) would
+// otherwise fail deep in the loader, on a path such as
+// config.json/config.json.
+func checkModelFolder(flagName, dir string) error {
+	fi, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: %s %s: no such folder", errUsage, flagName, dir)
+	case err != nil:
+		return fmt.Errorf("%s: %w", flagName, err)
+	case fi.IsDir():
+		return nil
+	}
+	hint := ""
+	if modelfolder.IsModelFile(filepath.Base(dir)) {
+		hint = fmt.Sprintf(" (here, %s %s)", flagName, filepath.Dir(dir))
+	}
+	return fmt.Errorf("%w: %s %s is a file, not a model folder: give the folder that holds config.json, the weights and tokenizer.json%s",
+		errUsage, flagName, dir, hint)
 }
 
 // engine is a loaded model with its tokenizer, ready to answer.

@@ -7,12 +7,17 @@ import (
 	"github.com/tinyllm-go/tinyllm/kernels"
 	"io"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/tinyllm-go/tinyllm/internal/checkpoint"
 )
+
+// shippedConfig is a file of the shipped model's folder, from this
+// package's folder.
+var shippedConfig = filepath.Join("..", "..", "models", "tinyqwen-chat", "config.json")
 
 func TestCommandLineErrors(t *testing.T) {
 	// The GPU backend this platform does not have, and the one it has.
@@ -45,6 +50,16 @@ func TestCommandLineErrors(t *testing.T) {
 		{[]string{"bench", "--device", "tpu"}, 2, `--device must be auto, cpu, cuda or metal, got "tpu"`},
 		{[]string{"chat", "--device", other}, 2, "--device " + other + " is not available on this platform"},
 		{[]string{"generate", "--prompt", "hi", "--max-context", "-1"}, 2, "--max-context must be 0 (the default) or positive"},
+		// A file of the model folder, or no folder at all, is named as the
+		// flag's mistake, whichever command takes it.
+		{[]string{"generate", "--prompt", "hi", "--model", shippedConfig}, 2,
+			"--model " + shippedConfig + " is a file, not a model folder: give the folder that holds config.json, the weights and tokenizer.json (here, --model " + filepath.Dir(shippedConfig) + ")"},
+		{[]string{"chat", "--model", "main.go"}, 2, "--model main.go is a file, not a model folder"},
+		{[]string{"tokenize", "--model", shippedConfig, "hi"}, 2, "--model " + shippedConfig + " is a file"},
+		{[]string{"bench", "--model", shippedConfig}, 2, "--model " + shippedConfig + " is a file"},
+		{[]string{"bench", "--throughput", "--model", shippedConfig}, 2, "--model " + shippedConfig + " is a file"},
+		{[]string{"generate", "--prompt", "hi", "--model", "no-such-folder"}, 2, "--model no-such-folder: no such folder"},
+		{[]string{"generate", "--prompt", "hi", "--draft", shippedConfig}, 2, "--draft " + shippedConfig + " is a file, not a model folder"},
 	}
 	if own != "" {
 		tests = append(tests, struct {

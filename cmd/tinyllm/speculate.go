@@ -57,6 +57,9 @@ func (f *engineFlags) validateDraft() error {
 		}
 		return nil
 	}
+	if err := checkModelFolder("--draft", f.draft); err != nil {
+		return err
+	}
 	switch {
 	case f.speculate < 1 || f.speculate > maxSpeculate:
 		return fmt.Errorf("%w: --speculate must be between 1 and %d, got %d", errUsage, maxSpeculate, f.speculate)

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -180,6 +181,11 @@ type Checkpoint struct {
 // Every JSON file is read with a limit (MaxJSONBytes) and only regular files
 // are opened: a named pipe or a device in the folder is an error, not a hang.
 func Open(dir string) (*Checkpoint, error) {
+	// A file given for the folder would otherwise fail as
+	// "<file>/config.json: not a directory", which names neither mistake.
+	if fi, err := os.Stat(dir); err == nil && !fi.IsDir() {
+		return nil, fmt.Errorf("checkpoint: %s is a file, not a model folder (the folder that holds config.json and the weights)", dir)
+	}
 	cfgPath := filepath.Join(dir, "config.json")
 	raw, err := boundedfile.Read(cfgPath, MaxJSONBytes)
 	if err != nil {

@@ -89,6 +89,9 @@ func TestOpenRejectsBadFolders(t *testing.T) {
 		want string
 	}{
 		{"no folder", func(t *testing.T) string { return filepath.Join(t.TempDir(), "nope") }, "config.json"},
+		{"a file of the folder", func(t *testing.T) string {
+			return filepath.Join(copyCheckpoint(t, src, nil), "config.json")
+		}, "config.json is a file, not a model folder"},
 		{"bad json", func(t *testing.T) string {
 			d := copyCheckpoint(t, src, nil)
 			write(t, filepath.Join(d, "config.json"), []byte("{"))
