@@ -2,9 +2,11 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -126,6 +128,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("%w: --draft times the reference engine's greedy decoding: it takes no --impl learner, --probes or --roofline", errUsage)
 		}
 	}
+	for _, out := range []struct{ flag, path string }{{"--json", *jsonPath}, {"--roofline", *rooflinePath}} {
+		if err := checkOutputFile(out.flag, out.path); err != nil {
+			return err
+		}
+	}
 	if *threads > 0 {
 		runtime.GOMAXPROCS(*threads) // before the first tensor operation starts the pool
 	}
@@ -204,6 +211,45 @@ func pieceFlag(fs *flag.FlagSet, chunk int) int {
 		return -1
 	}
 	return chunk
+}
+
+// checkOutputFile checks, before a benchmark runs, that the file a flag
+// names can be written: otherwise the results would be lost after minutes
+// of measuring. It leaves the file system as it found it: a file already
+// there is opened for writing and kept as it is until the results replace
+// it, and a new one is created and removed again, so a run that fails later
+// leaves no empty file behind. Anything but a regular file (a terminal,
+// /dev/stdout) is taken as it is.
+func checkOutputFile(flagName, path string) error {
+	if path == "" {
+		return nil
+	}
+	fail := func(err error) error {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is in the message already
+		}
+		return fmt.Errorf("%w: %s %s: cannot write there (%v); nothing was run", errUsage, flagName, path, err)
+	}
+	if fi, err := os.Stat(path); err == nil {
+		switch {
+		case fi.IsDir():
+			return fmt.Errorf("%w: %s %s is a folder; give the name of a file to write", errUsage, flagName, path)
+		case !fi.Mode().IsRegular():
+			return nil
+		}
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			return fail(err)
+		}
+		return f.Close()
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		return fail(err)
+	}
+	f.Close()
+	return os.Remove(path)
 }
 
 // writeBenchJSON writes rep to path as indented JSON; an empty path writes

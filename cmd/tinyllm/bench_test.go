@@ -44,6 +44,52 @@ func TestBenchAndMkmodelFlagErrors(t *testing.T) {
 	}
 }
 
+// TestBenchChecksOutputFilesFirst: a results file that cannot be written is
+// refused before anything is measured, and a run that fails later leaves
+// the file system as it was: no empty new file, an old file unchanged.
+func TestBenchChecksOutputFilesFirst(t *testing.T) {
+	tmp := t.TempDir()
+	missing := filepath.Join(tmp, "no-such-folder", "out")
+	old := filepath.Join(tmp, "old.json")
+	if err := os.WriteFile(old, []byte("earlier results\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string // "" for a run that fails later, past the model's context
+	}{
+		{[]string{"--json", missing}, "--json " + missing + ": cannot write there (no such file or directory); nothing was run"},
+		{[]string{"--week", "2", "--roofline", missing}, "--roofline " + missing + ": cannot write there"},
+		{[]string{"--week", "2", "--roofline", tmp}, "--roofline " + tmp + " is a folder"},
+		{[]string{"--draft", draftDir, "--json", missing}, "--json " + missing + ": cannot write there"},
+		{[]string{"--throughput", "--json", missing}, "--json " + missing + ": cannot write there"},
+		{[]string{"--throughput", "--save-workload", missing}, "--save-workload " + missing + ": cannot write there"},
+		{[]string{"--json", filepath.Join(tmp, "new.json"), "--prompt-len", "600"}, ""},
+		{[]string{"--json", old, "--prompt-len", "600"}, ""},
+	} {
+		var stdout, stderr bytes.Buffer
+		err := runBench(tc.args, &stdout, &stderr)
+		switch {
+		case tc.want != "" && (!errors.Is(err, errUsage) || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%v: got error %v, want a usage error containing %q", tc.args, err, tc.want)
+		case tc.want != "" && stdout.Len()+stderr.Len() > 0:
+			t.Errorf("%v: ran before refusing the file:\n%s%s", tc.args, stdout.String(), stderr.String())
+		case tc.want == "" && (err == nil || !strings.Contains(err.Error(), "past the model's context")):
+			t.Errorf("%v: got error %v, want the context refused", tc.args, err)
+		}
+	}
+	entries, err := os.ReadDir(tmp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Name() != "old.json" {
+		t.Errorf("the failed runs left %v in the folder, want only old.json", entries)
+	}
+	if raw, err := os.ReadFile(old); err != nil || string(raw) != "earlier results\n" {
+		t.Errorf("old.json now holds %q (%v), want it unchanged", raw, err)
+	}
+}
+
 func runBenchT(args []string, stderr *bytes.Buffer) error {
 	return runBench(args, &bytes.Buffer{}, stderr)
 }

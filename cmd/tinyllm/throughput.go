@@ -128,6 +128,11 @@ func runThroughput(args []string, stdout, stderr io.Writer) error {
 	case *threads < 0 || *threads > runtime.NumCPU():
 		return fmt.Errorf("%w: --threads must be between 0 (all cores) and %d", errUsage, runtime.NumCPU())
 	}
+	for _, out := range []struct{ flag, path string }{{"--json", *jsonPath}, {"--save-workload", *savePath}} {
+		if err := checkOutputFile(out.flag, out.path); err != nil {
+			return err
+		}
+	}
 	if *threads > 0 {
 		runtime.GOMAXPROCS(*threads)
 	}
