@@ -18,7 +18,9 @@ const Name4Bit = "tinyqwen-chat-4bit"
 
 // CacheEnv names the environment variable that, when set, replaces the
 // folder where tinyllm keeps its unpacked copy of the shipped model
-// (by default the tinyllm folder of os.UserCacheDir).
+// (by default the tinyllm folder of os.UserCacheDir). It must be an
+// absolute path: a relative one is refused rather than resolved against
+// whatever folder a command happens to run in.
 const CacheEnv = "TINYLLM_CACHE"
 
 //go:embed tinyqwen-chat/config.json tinyqwen-chat/generation_config.json

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -9,17 +10,23 @@ import (
 )
 
 // cacheRoot returns the folder that holds the unpacked model, creating it
-// if needed: $TINYLLM_CACHE, else the tinyllm folder of the user's cache
+// if needed: $TINYLLM_CACHE (an absolute path), else the tinyllm folder of the user's cache
 // folder, else (no home folder) a folder of the temporary folder named
 // after the user id. Never a shared one: another user who could write in
 // it could swap the weights or the tokenizer.
 func cacheRoot() (string, error) {
 	if d := os.Getenv(CacheEnv); d != "" {
-		abs, err := filepath.Abs(d)
-		if err != nil {
-			return "", fmt.Errorf("models: %s=%s: %w", CacheEnv, d, err)
+		// A relative path would put a cache in every folder a command runs
+		// from, each unpacking the model again; the cache is meant to be
+		// one folder, found from anywhere.
+		if !filepath.IsAbs(d) {
+			msg := fmt.Sprintf("models: %s=%s is a relative path; set it to an absolute one", CacheEnv, d)
+			if abs, err := filepath.Abs(d); err == nil {
+				msg += fmt.Sprintf(" (such as %s)", abs)
+			}
+			return "", errors.New(msg + ", so that every command finds the same cache from any folder")
 		}
-		return privateDir(abs, false)
+		return privateDir(filepath.Clean(d), false)
 	}
 	if d, err := os.UserCacheDir(); err == nil {
 		return privateDir(filepath.Join(d, "tinyllm"), false)
