@@ -6,6 +6,7 @@ package checkpoint
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -41,9 +42,11 @@ type Config struct {
 	Quantization *Quantization `json:"quantization"`
 }
 
-// ropeCfg is where newer transformers releases write rope_theta.
+// ropeCfg is where newer transformers releases write rope_theta, and the
+// rope_type that older ones wrote in rope_scaling.
 type ropeCfg struct {
 	RopeTheta float64 `json:"rope_theta"`
+	RopeType  string  `json:"rope_type"`
 }
 
 // IDs is eos_token_id, which configs write either as one id or as a list.
@@ -84,12 +87,22 @@ const (
 type configFile struct {
 	Config
 	HeadDim *int `json:"head_dim"`
+	// The fields below change what a Qwen2 model computes in ways this
+	// engine does not implement; parseConfig reads them only to refuse a
+	// model that needs them (see unsupported), since loading it anyway
+	// would answer with wrong logits and no error.
+	HiddenAct        *string         `json:"hidden_act"`
+	RopeScaling      json.RawMessage `json:"rope_scaling"`
+	UseSlidingWindow bool            `json:"use_sliding_window"`
+	SlidingWindow    *int            `json:"sliding_window"`
+	MaxWindowLayers  *int            `json:"max_window_layers"`
+	LayerTypes       []string        `json:"layer_types"`
 }
 
 // parseConfig decodes and validates config.json. Besides the fields of
 // Config it reads head_dim, which some configs state outright: it must
 // agree with hidden_size / num_attention_heads, the only head size a Qwen2
-// model has.
+// model has; and the fields of features the engine does not implement.
 func parseConfig(raw []byte) (Config, error) {
 	var c configFile
 	if err := json.Unmarshal(raw, &c); err != nil {
@@ -102,7 +115,90 @@ func parseConfig(raw []byte) (Config, error) {
 		return Config{}, fmt.Errorf("head_dim %d times num_attention_heads %d is not hidden_size %d",
 			*c.HeadDim, c.NumAttentionHeads, c.HiddenSize)
 	}
+	if err := c.unsupported(); err != nil {
+		return Config{}, err
+	}
 	return c.Config, nil
+}
+
+// defaultMaxWindowLayers is Qwen2Config's max_window_layers where a config
+// leaves it out.
+const defaultMaxWindowLayers = 28
+
+// unsupported refuses what the engine would compute wrongly: an activation
+// other than SiLU, scaled RoPE (YaRN, linear, dynamic NTK, ...), and a
+// sliding attention window that some layer would really apply, one shorter
+// than the context. Published Qwen2 configs carry sliding_window with
+// use_sliding_window false, or a window as long as the context; those load.
+func (c *configFile) unsupported() error {
+	if c.HiddenAct != nil && *c.HiddenAct != "silu" && *c.HiddenAct != "swish" {
+		return fmt.Errorf("hidden_act %q is not supported: this engine's MLP computes SiLU (silu)", *c.HiddenAct)
+	}
+	t, err := ropeScalingType(c.RopeScaling)
+	if err != nil {
+		return err
+	}
+	if t != "" && t != "default" {
+		return fmt.Errorf("rope_scaling of type %q is not supported: this engine computes plain RoPE from rope_theta", t)
+	}
+	if p := c.RopeParameters; p != nil && p.RopeType != "" && p.RopeType != "default" {
+		return fmt.Errorf("rope_parameters.rope_type %q is not supported: this engine computes plain RoPE from rope_theta", p.RopeType)
+	}
+	if !c.UseSlidingWindow || c.SlidingWindow == nil || *c.SlidingWindow >= c.MaxPositionEmbeddings {
+		return nil
+	}
+	// transformers slides the window in the layers layer_types marks
+	// "sliding_attention", or where it has none, in every layer from
+	// max_window_layers on.
+	sliding := 0
+	if c.LayerTypes != nil {
+		for _, t := range c.LayerTypes {
+			if t == "sliding_attention" {
+				sliding++
+			}
+		}
+	} else {
+		first := defaultMaxWindowLayers
+		if c.MaxWindowLayers != nil {
+			first = *c.MaxWindowLayers
+		}
+		sliding = c.NumHiddenLayers - min(max(first, 0), c.NumHiddenLayers)
+	}
+	if sliding == 0 {
+		return nil
+	}
+	return fmt.Errorf("use_sliding_window is true with a sliding_window of %d positions, shorter than max_position_embeddings %d, in %d of %d layers: this engine attends over the whole context and does not implement the window",
+		*c.SlidingWindow, c.MaxPositionEmbeddings, sliding, c.NumHiddenLayers)
+}
+
+// ropeScalingType returns the type of a rope_scaling object ("" for null or
+// none given). transformers names it rope_type, and type in older configs.
+func ropeScalingType(raw json.RawMessage) (string, error) {
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", nil
+	}
+	var s struct {
+		RopeType *string `json:"rope_type"`
+		Type     *string `json:"type"`
+	}
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", fmt.Errorf("rope_scaling must be null or an object, got %s", clip(raw))
+	}
+	switch {
+	case s.RopeType != nil:
+		return *s.RopeType, nil
+	case s.Type != nil:
+		return *s.Type, nil
+	}
+	return "", errors.New("rope_scaling names no rope_type: this engine computes plain RoPE from rope_theta and cannot tell what scaling it asks for")
+}
+
+// clip shortens a JSON value for an error message.
+func clip(raw []byte) string {
+	if len(raw) > 40 {
+		return string(raw[:40]) + "…"
+	}
+	return string(raw)
 }
 
 // validate checks what the forward pass relies on, so a bad config fails at

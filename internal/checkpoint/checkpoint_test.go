@@ -103,6 +103,9 @@ func TestOpenRejectsBadFolders(t *testing.T) {
 		{"zero layers", func(t *testing.T) string {
 			return copyCheckpoint(t, src, func(c map[string]any) { c["num_hidden_layers"] = 0 })
 		}, "num_hidden_layers"},
+		{"an activation the engine does not compute", func(t *testing.T) string {
+			return copyCheckpoint(t, src, func(c map[string]any) { c["hidden_act"] = "gelu_pytorch_tanh" })
+		}, `config.json: hidden_act "gelu_pytorch_tanh" is not supported`},
 		{"not qwen2", func(t *testing.T) string {
 			return copyCheckpoint(t, src, func(c map[string]any) { c["model_type"] = "llama" })
 		}, "llama"},

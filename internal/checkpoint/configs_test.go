@@ -38,11 +38,8 @@ func TestPublicQwen2ConfigsValidate(t *testing.T) {
 		"qwen2-7b":   {128, 512, false, 7_615_616_512},
 	}
 	for name, raw := range publicConfigs {
-		var c Config
-		if err := json.Unmarshal([]byte(raw), &c); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if err := c.validate(); err != nil {
+		c, err := parseConfig([]byte(raw))
+		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
@@ -94,6 +91,34 @@ func TestConfigLimits(t *testing.T) {
 		{"head_dim disagrees", map[string]any{"head_dim": 64}, "head_dim 64 times num_attention_heads 28 is not hidden_size 3584"},
 		{"rope_theta a string", map[string]any{"rope_theta": "1e6"}, "rope_theta must be a finite number, got string"},
 		{"tie_word_embeddings a number", map[string]any{"tie_word_embeddings": 1}, "tie_word_embeddings must be true or false, got number"},
+		// What the engine does not compute is refused by name; what it
+		// computes the same way loads.
+		{"hidden_act silu", map[string]any{"hidden_act": "silu"}, ""},
+		{"hidden_act swish, SiLU's other name", map[string]any{"hidden_act": "swish"}, ""},
+		{"hidden_act gelu", map[string]any{"hidden_act": "gelu"}, `hidden_act "gelu" is not supported: this engine's MLP computes SiLU (silu)`},
+		{"rope_scaling null", map[string]any{"rope_scaling": nil}, ""},
+		{"rope_scaling default", map[string]any{"rope_scaling": map[string]any{"rope_type": "default"}}, ""},
+		// The block Qwen's model cards add for contexts past 32k.
+		{"rope_scaling yarn", map[string]any{"rope_scaling": map[string]any{"factor": 4.0, "original_max_position_embeddings": 32768, "type": "yarn"}},
+			`rope_scaling of type "yarn" is not supported: this engine computes plain RoPE from rope_theta`},
+		{"rope_scaling linear", map[string]any{"rope_scaling": map[string]any{"rope_type": "linear", "factor": 2.0}}, `rope_scaling of type "linear" is not supported`},
+		{"rope_scaling without a type", map[string]any{"rope_scaling": map[string]any{"factor": 2.0}}, "rope_scaling names no rope_type"},
+		{"rope_scaling a string", map[string]any{"rope_scaling": "yarn"}, `rope_scaling must be null or an object, got "yarn"`},
+		{"rope_parameters default", map[string]any{"rope_parameters": map[string]any{"rope_theta": 1e6, "rope_type": "default"}}, ""},
+		{"rope_parameters yarn", map[string]any{"rope_parameters": map[string]any{"rope_theta": 1e6, "rope_type": "yarn", "factor": 4.0}},
+			`rope_parameters.rope_type "yarn" is not supported`},
+		// Qwen2 and Qwen2.5 configs carry a window they do not use.
+		{"window present, not used", map[string]any{"use_sliding_window": false, "sliding_window": 4096, "max_window_layers": 0}, ""},
+		{"Qwen2.5 style window", map[string]any{"use_sliding_window": false, "sliding_window": 32768, "max_window_layers": 21, "max_position_embeddings": 32768}, ""},
+		{"window used, as long as the context", map[string]any{"use_sliding_window": true, "sliding_window": 131072, "max_window_layers": 0}, ""},
+		{"window used, no window size", map[string]any{"use_sliding_window": true, "sliding_window": nil, "max_window_layers": 0}, ""},
+		{"window used, every layer full (max_window_layers)", map[string]any{"use_sliding_window": true, "sliding_window": 4096, "max_window_layers": 28}, ""},
+		{"window used, every layer full (the default 28)", map[string]any{"use_sliding_window": true, "sliding_window": 4096}, ""},
+		{"window used in the last layers", map[string]any{"use_sliding_window": true, "sliding_window": 4096, "max_window_layers": 21},
+			"use_sliding_window is true with a sliding_window of 4096 positions, shorter than max_position_embeddings 131072, in 7 of 28 layers"},
+		{"window used in every layer", map[string]any{"use_sliding_window": true, "sliding_window": 4096, "max_window_layers": 0}, "in 28 of 28 layers"},
+		{"window used, layer_types all full", map[string]any{"use_sliding_window": true, "sliding_window": 4096, "max_window_layers": 0, "layer_types": layerTypes(28, 0)}, ""},
+		{"window used, layer_types with two sliding", map[string]any{"use_sliding_window": true, "sliding_window": 4096, "layer_types": layerTypes(28, 2)}, "in 2 of 28 layers"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -114,4 +139,17 @@ func TestConfigLimits(t *testing.T) {
 			}
 		})
 	}
+}
+
+// layerTypes is a layer_types list of n layers, the last sliding of them
+// "sliding_attention" and the others "full_attention".
+func layerTypes(n, sliding int) []string {
+	types := make([]string, n)
+	for i := range types {
+		types[i] = "full_attention"
+		if i >= n-sliding {
+			types[i] = "sliding_attention"
+		}
+	}
+	return types
 }
