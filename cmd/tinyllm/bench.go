@@ -164,11 +164,11 @@ func runBench(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		if *draft != "" {
-			genTokens := 64 // the bench conversations end by themselves well before
-			if flagGiven(fs, "gen-len") {
+			genTokens, given := 64, flagGiven(fs, "gen-len") // the bench conversations end by themselves well before 64
+			if given {
 				genTokens = *genLen
 			}
-			res, err := runSpecBench(dir, *draft, *speculate, genTokens, *repeats, stdout, stderr)
+			res, err := runSpecBench(dir, *draft, *speculate, genTokens, given, *repeats, stdout, stderr)
 			if err != nil {
 				return err
 			}

@@ -339,6 +339,13 @@ type engine struct {
 	draftCk *checkpoint.Checkpoint
 }
 
+// draftFits reports whether a conversation of prompt tokens and a reply of
+// up to maxTokens fit the draft's context, as they must fit the model's: the
+// draft runs over the same positions, and its RoPE table ends there.
+func (e *engine) draftFits(prompt, maxTokens int) bool {
+	return prompt+maxTokens <= e.draftCk.Config.MaxPositionEmbeddings
+}
+
 // close releases the model, the device and the checkpoint.
 func (e *engine) close() {
 	if e.gpu != nil {
@@ -416,7 +423,7 @@ func loadEngine(f *engineFlags, stderr io.Writer) (e *engine, err error) {
 		}
 	}
 	if f.draft != "" {
-		if e.draft, e.draftCk, err = loadDraft(f, e.impl, ck.Config.VocabSize, tok, stderr); err != nil {
+		if e.draft, e.draftCk, err = loadDraft(f, e.impl, ck.Config.VocabSize, e.limit, tok, stderr); err != nil {
 			return nil, err
 		}
 	}
@@ -455,8 +462,16 @@ func (e *engine) reply(msgs []tokenizer.Message, stdout, stderr io.Writer) (stri
 	}
 	// Counting the sampler's draws counts the tokens generated, end-of-turn
 	// token included, without decoding or re-encoding anything.
+	// A draft is only a speed-up: where its context cannot hold the reply,
+	// the model decodes alone, to the same greedy reply (as vLLM skips
+	// speculation for a sequence past the draft's length), rather than
+	// the draft's context shortening the model's.
 	if e.draft != nil {
-		return e.replySpeculating(msgs, maxTokens, stdout, stderr)
+		if e.draftFits(len(prompt), maxTokens) {
+			return e.replySpeculating(msgs, maxTokens, stdout, stderr)
+		}
+		fmt.Fprintf(stderr, "[the conversation (%d tokens) and a reply of up to %d do not fit the draft's context of %d: decoding without the draft, to the same reply]\n",
+			len(prompt), maxTokens, e.draftCk.Config.MaxPositionEmbeddings)
 	}
 	s := &countingSampler{sampler: e.impl.sampler(f.temperature, f.topP, f.topK, f.seed)}
 	start := time.Now()

@@ -79,8 +79,10 @@ func (f *engineFlags) validateDraft() error {
 const probeText = "Hello! What is 358 + 467? Reverse the list: red, green, blue. Café 👋"
 
 // loadDraft opens the --draft folder and builds the implementation's Week 2
-// model from it, after checking that it speaks the target's vocabulary.
-func loadDraft(f *engineFlags, im impl, vocab int, target *tokenizer.Tokenizer, stderr io.Writer) (llm.CachedModel, *checkpoint.Checkpoint, error) {
+// model from it, after checking that it speaks the target's vocabulary. A
+// draft of a shorter context than the target's (targetContext) loads, with
+// a note: replies that could run past its context are decoded without it.
+func loadDraft(f *engineFlags, im impl, vocab, targetContext int, target *tokenizer.Tokenizer, stderr io.Writer) (llm.CachedModel, *checkpoint.Checkpoint, error) {
 	ck, err := checkpoint.Open(f.draft)
 	if err != nil {
 		return nil, nil, fmt.Errorf("--draft: %w", err)
@@ -112,6 +114,10 @@ func loadDraft(f *engineFlags, im impl, vocab int, target *tokenizer.Tokenizer, 
 	}
 	c := ck.Config
 	fmt.Fprintf(stderr, "draft %s: %d layers, hidden %d; speculating %d tokens per step\n", modelName(f.draft), c.NumHiddenLayers, c.HiddenSize, f.speculate)
+	if c.MaxPositionEmbeddings < targetContext {
+		fmt.Fprintf(stderr, "note: the draft's context is %d positions, the model's %d: a reply that could run past %d is decoded without the draft\n",
+			c.MaxPositionEmbeddings, targetContext, c.MaxPositionEmbeddings)
+	}
 	return m.cached, ck, nil
 }
 
@@ -184,7 +190,12 @@ type specBenchResult struct {
 // target alone and with the draft, in the same run and alternately, checks
 // that both give the same tokens, and reports the speed-up and the
 // acceptance rate. The reference engine's Week 2 models run on the CPU.
-func runSpecBench(targetDir, draftDir string, k, maxTokens, repeats int, stdout, stderr io.Writer) (specBenchResult, error) {
+//
+// maxTokens bounds each reply; where it was not given (maxGiven false) it
+// is lowered, with a note, to what the shorter of the two contexts holds
+// after the longest conversation, and where it was given and does not fit,
+// the bench is refused before it starts.
+func runSpecBench(targetDir, draftDir string, k, maxTokens int, maxGiven bool, repeats int, stdout, stderr io.Writer) (specBenchResult, error) {
 	res := specBenchResult{K: k, Prompts: len(specBenchPrompts)}
 	open := func(dir string) (*refw2d1.Qwen2ModelWeek2, *checkpoint.Checkpoint, error) {
 		ck, err := checkpoint.Open(dir)
@@ -224,12 +235,36 @@ func runSpecBench(targetDir, draftDir string, k, maxTokens, repeats int, stdout,
 		eos = append(eos, id)
 	}
 	var prompts [][]int
+	longest := 0
 	for _, p := range specBenchPrompts {
 		ids, err := tok.EncodeChat([]tokenizer.Message{{Role: "user", Content: p}}, true)
 		if err != nil {
 			return res, err
 		}
 		prompts = append(prompts, ids)
+		longest = max(longest, len(ids))
+	}
+	// Both models run over every position of a reply: the bench must fit
+	// the shorter context, or the RoPE table of one of them ends first.
+	ctx, whose := tck.Config.MaxPositionEmbeddings, "the model's"
+	if c := dck.Config.MaxPositionEmbeddings; c < ctx {
+		ctx, whose = c, "the draft's"
+	}
+	if longest+maxTokens > ctx {
+		room := ctx - longest
+		switch {
+		case room < 2:
+			return res, fmt.Errorf("%w: --draft %s: %s context of %d positions holds none of the bench conversations (up to %d tokens) with a reply", errUsage, draftDir, whose, ctx, longest)
+		case maxGiven:
+			return res, fmt.Errorf("%w: --gen-len %d: the longest bench conversation (%d tokens) and its reply need %d positions, past %s context of %d; give --gen-len %d or less",
+				errUsage, maxTokens, longest, longest+maxTokens, whose, ctx, room)
+		}
+		fmt.Fprintf(stderr, "note: %s context is %d positions: replies of at most %d tokens after the longest conversation (%d tokens)\n", whose, ctx, room, longest)
+		maxTokens = room
+	}
+	if n := len(prompts[0]) + k + 1; n > tck.Config.MaxPositionEmbeddings {
+		return res, fmt.Errorf("%w: --speculate %d: timing a target pass over %d tokens after the first bench conversation needs %d positions, past the model's context of %d",
+			errUsage, k, k+1, n, tck.Config.MaxPositionEmbeddings)
 	}
 	fmt.Fprintf(stderr, "timing %d conversations, %d repeats: the target alone, then with the draft proposing %d…\n", len(prompts), repeats, k)
 	var plain, spec []float64

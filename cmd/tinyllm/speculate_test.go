@@ -55,7 +55,18 @@ func TestSpeculativeFlagErrors(t *testing.T) {
 	}
 	// A folder whose config claims another vocabulary is refused when it
 	// is loaded, with one line (the checkpoint's own check or --draft's).
-	other := t.TempDir()
+	other := editedDraft(t, "vocab_size", 4096)
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"generate", "--prompt", "hi", "--draft", other}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "4096") || strings.Contains(stderr.String(), "goroutine ") {
+		t.Errorf("a draft of 4096 ids: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// editedDraft copies the shipped draft into a temporary folder with one
+// field of its config.json set to value.
+func editedDraft(t *testing.T, field string, value any) string {
+	t.Helper()
+	dir := t.TempDir()
 	raw, err := os.ReadFile(filepath.Join(draftDir, "config.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -64,23 +75,86 @@ func TestSpeculativeFlagErrors(t *testing.T) {
 	if err := json.Unmarshal(raw, &cfg); err != nil {
 		t.Fatal(err)
 	}
-	cfg["vocab_size"] = 4096
+	cfg[field] = value
 	raw, _ = json.Marshal(cfg)
 	for _, name := range []string{"generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"} {
 		data, err := os.ReadFile(filepath.Join(draftDir, name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(other, name), data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, name), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(other, "config.json"), raw, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var stdout, stderr bytes.Buffer
-	if code := run([]string{"generate", "--prompt", "hi", "--draft", other}, &stdout, &stderr); code != 1 || !strings.Contains(stderr.String(), "4096") || strings.Contains(stderr.String(), "goroutine ") {
-		t.Errorf("a draft of 4096 ids: exit %d, stderr %q", code, stderr.String())
+	return dir
+}
+
+// TestDraftOfShorterContext: a draft whose context (64 positions) is
+// shorter than the model's (512) speeds up the replies that fit it, and
+// the others are decoded without it, to the same reply, where the draft
+// used to run past its RoPE table and panic.
+func TestDraftOfShorterContext(t *testing.T) {
+	draft64 := editedDraft(t, "max_position_embeddings", 64)
+	run1 := func(args ...string) (int, string, string) {
+		var stdout, stderr bytes.Buffer
+		code := run(args, &stdout, &stderr)
+		if strings.Contains(stderr.String(), "goroutine ") {
+			t.Fatalf("tinyllm %v printed a stack trace:\n%s", args, stderr.String())
+		}
+		return code, stdout.String(), stderr.String()
+	}
+	for _, tc := range []struct {
+		prompt, maxTokens string
+		speculated        bool
+	}{
+		{"What is 614 + 289?", "20", true}, // 29 + 20 positions
+		{"Write a long story about a dragon who learns to count, with many details.", "60", false},
+		{"Write a long story about a dragon who learns to count, with many details.", "200", false},
+	} {
+		args := []string{"generate", "--week", "2", "--device", "cpu", "--prompt", tc.prompt, "--max-tokens", tc.maxTokens}
+		code, plain, log := run1(args...)
+		if code != 0 {
+			t.Fatalf("tinyllm %v: exit %d: %s", args, code, log)
+		}
+		code, got, log := run1(append(args, "--draft", draft64)...)
+		if code != 0 || got != plain {
+			t.Errorf("%q, --max-tokens %s with the draft: exit %d, reply %q; want exit 0 and the plain reply %q\n%s", tc.prompt, tc.maxTokens, code, got, plain, log)
+		}
+		if !strings.Contains(log, "note: the draft's context is 64 positions, the model's 512") {
+			t.Errorf("%q: the load does not note the draft's shorter context:\n%s", tc.prompt, log)
+		}
+		if fellBack := strings.Contains(log, "do not fit the draft's context of 64: decoding without the draft"); fellBack == tc.speculated || strings.Contains(log, "proposals accepted") != tc.speculated {
+			t.Errorf("%q, --max-tokens %s: speculated %v, want %v:\n%s", tc.prompt, tc.maxTokens, !fellBack, tc.speculated, log)
+		}
+	}
+
+	// In a chat the first turn fits the draft, the second no longer does:
+	// it is answered without the draft, with the conversation kept.
+	stdin = strings.NewReader("What is 25 + 17?\nAnd what is your name?\n")
+	defer func() { stdin = os.Stdin }()
+	code, out, log := run1("chat", "--max-tokens", "20", "--draft", draft64)
+	if code != 0 || strings.Contains(log, "error:") {
+		t.Fatalf("chat with the draft: exit %d\n%s", code, log)
+	}
+	if !strings.Contains(out, "42") || !strings.Contains(out, "TinyQwen") {
+		t.Errorf("chat with the draft did not answer both turns:\n%s", out)
+	}
+	if strings.Count(log, "proposals accepted") != 1 || strings.Count(log, "decoding without the draft") != 1 {
+		t.Errorf("chat: want the first turn speculated and the second decoded without the draft:\n%s", log)
+	}
+
+	// The bench fits its replies to the draft's context, or says what
+	// --gen-len would.
+	code, _, log = run1("bench", "--draft", draft64, "--gen-len", "60")
+	if code != 2 || !strings.Contains(log, "--gen-len 60: the longest bench conversation (44 tokens) and its reply need 104 positions, past the draft's context of 64; give --gen-len 20 or less") {
+		t.Errorf("bench --draft of 64 positions, --gen-len 60: exit %d\n%s", code, log)
+	}
+	code, out, log = run1("bench", "--draft", draft64, "--repeats", "1")
+	if code != 0 || !strings.Contains(log, "replies of at most 20 tokens") || !strings.Contains(out, "identical with and without the draft") {
+		t.Errorf("bench --draft of 64 positions: exit %d\n%s\n%s", code, out, log)
 	}
 }
 
