@@ -473,15 +473,17 @@ func (e *engine) reply(msgs []tokenizer.Message, stdout, stderr io.Writer) (stri
 		fmt.Fprintf(stderr, "[the conversation (%d tokens) and a reply of up to %d do not fit the draft's context of %d: decoding without the draft, to the same reply]\n",
 			len(prompt), maxTokens, e.draftCk.Config.MaxPositionEmbeddings)
 	}
-	s := &countingSampler{sampler: e.impl.sampler(f.temperature, f.topP, f.topK, f.seed)}
+	s := &countingSampler{sampler: e.impl.sampler(f.temperature, f.topP, f.topK, f.seed), dir: f.modelDir}
 	start := time.Now()
 	var text string
 	err = learnerGuard(f.impl, func() error {
-		var err error
-		text, err = e.model.generate(e.tok, msgs, s, maxTokens, e.eos, func(piece string) {
-			fmt.Fprint(stdout, piece)
+		return stopAtNonFinite(func() error {
+			var err error
+			text, err = e.model.generate(e.tok, msgs, s, maxTokens, e.eos, func(piece string) {
+				fmt.Fprint(stdout, piece)
+			})
+			return err
 		})
-		return err
 	})
 	fmt.Fprintln(stdout)
 	if err != nil {
@@ -501,16 +503,73 @@ func (e *engine) reply(msgs []tokenizer.Message, stdout, stderr io.Writer) (stri
 }
 
 // countingSampler counts the tokens it draws and remembers the last one.
+// Seeing every row of log-probabilities the model gives, it also stops the
+// generation at one that is not finite (see nonFiniteError): a sampler would
+// draw from such a row as from any other, greedy's argmax finding id 0 in a
+// row of NaN, and the reply would be garbage (or empty) with no error.
+// Scanning the row costs a vocabulary's worth of comparisons per token,
+// nothing beside the forward pass that made it.
 type countingSampler struct {
 	sampler
 	n    int
 	last int
+	dir  string // the model folder, for the error
 }
 
 func (c *countingSampler) Sample(logprobs *tensor.Tensor) int {
+	checkFinite(logprobs.Data(), c.n, c.dir)
 	c.n++
 	c.last = c.sampler.Sample(logprobs)
 	return c.last
+}
+
+// nonFiniteError is a row of logits (or log-probabilities) holding NaN or an
+// infinity: a model of finite weights and finite inputs gives none, so the
+// checkpoint's weights are almost surely damaged. checkFinite panics with
+// it from inside a generation loop, which has no way to return an error
+// from its sampler or its model, and stopAtNonFinite turns it back into the
+// error.
+type nonFiniteError struct {
+	dir   string  // the model folder
+	token int     // tokens generated before the row; -1 where not counted
+	value float32 // the first value that is not finite
+}
+
+func (e nonFiniteError) Error() string {
+	where := ""
+	if e.token >= 0 {
+		where = fmt.Sprintf(" for reply token %d", e.token+1)
+	}
+	return fmt.Sprintf("the model's logits%s hold %v: the checkpoint in %s probably has corrupt weights (NaN or infinite values); check its files against their source",
+		where, e.value, e.dir)
+}
+
+// checkFinite panics with a nonFiniteError at the first value of data that
+// is NaN or infinite; token is the tokens generated before data's rows (-1:
+// not counted).
+func checkFinite(data []float32, token int, dir string) {
+	for _, x := range data {
+		// x-x is 0 for every finite x and NaN for NaN and ±Inf: one
+		// comparison per value.
+		if x-x != 0 {
+			panic(nonFiniteError{dir: dir, token: token, value: x})
+		}
+	}
+}
+
+// stopAtNonFinite runs fn, returning the nonFiniteError that a check inside
+// it panicked with as its error; any other panic goes on.
+func stopAtNonFinite(fn func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			nf, ok := r.(nonFiniteError)
+			if !ok {
+				panic(r)
+			}
+			err = nf
+		}
+	}()
+	return fn()
 }
 
 // learnerGuard turns a panic from the learner's stubs into an error that says

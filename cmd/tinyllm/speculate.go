@@ -131,12 +131,15 @@ func (e *engine) replySpeculating(msgs []tokenizer.Message, maxTokens int, stdou
 	start := time.Now()
 	var text string
 	var st specStats
+	target := finiteTarget{CachedModel: e.model.cached, dir: f.modelDir}
 	err := learnerGuard(f.impl, func() error {
-		var err error
-		text, st, err = e.impl.speculate(e.model.cached, e.draft, e.tok, msgs, f.speculate, maxTokens, e.eos, func(piece string) {
-			fmt.Fprint(stdout, piece)
+		return stopAtNonFinite(func() error {
+			var err error
+			text, st, err = e.impl.speculate(target, e.draft, e.tok, msgs, f.speculate, maxTokens, e.eos, func(piece string) {
+				fmt.Fprint(stdout, piece)
+			})
+			return err
 		})
-		return err
 	})
 	fmt.Fprintln(stdout)
 	if err != nil {
@@ -149,6 +152,29 @@ func (e *engine) replySpeculating(msgs []tokenizer.Message, maxTokens int, stdou
 		fmt.Fprintf(stderr, "[reply cut at %d tokens]\n", maxTokens)
 	}
 	return text, nil
+}
+
+// finiteTarget is the target of speculative decoding with its logits
+// checked (checkFinite): the greedy verification has no sampler to check
+// them, and its argmax would accept token 0 from a row of NaN. A step's
+// logits are one row, or k+1 at a verification pass; the check costs a few
+// comparisons per logit, nothing beside the pass.
+type finiteTarget struct {
+	llm.CachedModel
+	dir string
+}
+
+func (m finiteTarget) Forward(tokens [][]int, offset int, caches []llm.KVCache) *tensor.Tensor {
+	return m.check(m.CachedModel.Forward(tokens, offset, caches))
+}
+
+func (m finiteTarget) ForwardLast(tokens [][]int, offset int, caches []llm.KVCache) *tensor.Tensor {
+	return m.check(m.CachedModel.ForwardLast(tokens, offset, caches))
+}
+
+func (m finiteTarget) check(logits *tensor.Tensor) *tensor.Tensor {
+	checkFinite(logits.Data(), -1, m.dir)
+	return logits
 }
 
 // specBenchPrompts are the conversations `tinyllm bench --draft` times: one
