@@ -381,6 +381,14 @@ func loadEngine(f *engineFlags, stderr io.Writer) (e *engine, err error) {
 		return nil, fmt.Errorf("%s: the tokenizer has %d tokens but the model's vocabulary has only %d: they do not belong together",
 			f.modelDir, tok.VocabSize(), ck.Config.VocabSize)
 	}
+	// A real checkpoint pads its vocabulary by a few hundred ids past the
+	// tokenizer's, which it never picks; a random model of a real shape
+	// (tinyllm mkmodel) beside a small tokenizer has most ids without a
+	// token. Replies draw only from the tokenizer's ids either way
+	// (countingSampler, finiteTarget); the second case is worth a note.
+	if n, v := tok.VocabSize(), ck.Config.VocabSize; n < v-v/8 {
+		fmt.Fprintf(stderr, "note: the model's vocabulary has %d ids, its tokenizer's only %d (as in a random model from tinyllm mkmodel): replies are drawn from the tokenizer's ids\n", v, n)
+	}
 	gen, err := ck.ReadGenerationConfig()
 	if err != nil {
 		return nil, err
@@ -473,7 +481,7 @@ func (e *engine) reply(msgs []tokenizer.Message, stdout, stderr io.Writer) (stri
 		fmt.Fprintf(stderr, "[the conversation (%d tokens) and a reply of up to %d do not fit the draft's context of %d: decoding without the draft, to the same reply]\n",
 			len(prompt), maxTokens, e.draftCk.Config.MaxPositionEmbeddings)
 	}
-	s := &countingSampler{sampler: e.impl.sampler(f.temperature, f.topP, f.topK, f.seed), dir: f.modelDir}
+	s := &countingSampler{sampler: e.impl.sampler(f.temperature, f.topP, f.topK, f.seed), dir: f.modelDir, vocab: e.tok.VocabSize()}
 	start := time.Now()
 	var text string
 	err = learnerGuard(f.impl, func() error {
@@ -487,7 +495,7 @@ func (e *engine) reply(msgs []tokenizer.Message, stdout, stderr io.Writer) (stri
 	})
 	fmt.Fprintln(stdout)
 	if err != nil {
-		return "", err
+		return "", e.replyError(err)
 	}
 	secs := time.Since(start).Seconds()
 	fmt.Fprintf(stderr, "[%d tokens in %.1fs, %.2f tokens/s]\n", s.n, secs, float64(s.n)/secs)
@@ -502,6 +510,19 @@ func (e *engine) reply(msgs []tokenizer.Message, stdout, stderr io.Writer) (stri
 	return text, nil
 }
 
+// replyError restates an error of a generation loop that the user can act
+// on: an id the tokenizer cannot decode (a GPU's draw, or a tokenizer with
+// holes, where countingSampler's bound does not reach) is one line about
+// the model and its tokenizer, not the loop's chain of package names.
+func (e *engine) replyError(err error) error {
+	var idErr *tokenizer.IDError
+	if errors.As(err, &idErr) {
+		return fmt.Errorf("the model chose token id %d, which the tokenizer of %s (%d tokens) has no token for: the model and its tokenizer do not belong together",
+			idErr.ID, e.flags.modelDir, e.tok.VocabSize())
+	}
+	return err
+}
+
 // countingSampler counts the tokens it draws and remembers the last one.
 // Seeing every row of log-probabilities the model gives, it also stops the
 // generation at one that is not finite (see nonFiniteError): a sampler would
@@ -509,15 +530,25 @@ func (e *engine) reply(msgs []tokenizer.Message, stdout, stderr io.Writer) (stri
 // row of NaN, and the reply would be garbage (or empty) with no error.
 // Scanning the row costs a vocabulary's worth of comparisons per token,
 // nothing beside the forward pass that made it.
+//
+// The sampler sees only the first vocab ids of a row, those the tokenizer
+// has: a model whose vocabulary is larger (padded, or random from mkmodel)
+// could otherwise draw an id that cannot be decoded. The sampler normalises
+// what it is given, so this is the distribution over those ids.
 type countingSampler struct {
 	sampler
-	n    int
-	last int
-	dir  string // the model folder, for the error
+	n     int
+	last  int
+	dir   string // the model folder, for the error
+	vocab int    // the tokenizer's ids; 0: every id of the row
 }
 
 func (c *countingSampler) Sample(logprobs *tensor.Tensor) int {
-	checkFinite(logprobs.Data(), c.n, c.dir)
+	row := logprobs.Data()
+	checkFinite(row, c.n, c.dir)
+	if c.vocab > 0 && c.vocab < len(row) && len(row) == logprobs.Dim(-1) {
+		logprobs = tensor.New(row[:c.vocab], c.vocab)
+	}
 	c.n++
 	c.last = c.sampler.Sample(logprobs)
 	return c.last

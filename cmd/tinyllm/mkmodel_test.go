@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -149,4 +150,68 @@ func TestMkmodelForce(t *testing.T) {
 		t.Fatal(err)
 	}
 	ck.Close()
+}
+
+// TestMkmodelThenGenerate follows the README: a random model of a real
+// shape's vocabulary (Qwen2's 151936 ids) beside the shipped tokenizer of
+// 3072 tokens answers generate and chat, drawing only ids the tokenizer
+// has, where it used to stop at the first id past them with an error from
+// the decoder. A draft of the same kind speculates for it.
+func TestMkmodelThenGenerate(t *testing.T) {
+	t.Setenv(models.CacheEnv, t.TempDir())
+	shape := testShape(t, 151936)
+	dirs := make([]string, 2)
+	for i := range dirs {
+		dirs[i] = filepath.Join(t.TempDir(), "m")
+		if err := runMkmodel([]string{"--shape", shape, "--out", dirs[i], "--seed", fmt.Sprint(i)}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	model, draft := dirs[0], dirs[1]
+	for _, args := range [][]string{
+		{"--week", "1"},
+		{"--week", "2"},
+		{"--week", "2", "--temperature", "1", "--seed", "7"},
+		{"--week", "1", "--temperature", "0.8", "--top-p", "0.9", "--top-k", "50"},
+		{"--draft", draft, "--speculate", "3"},
+	} {
+		args = append([]string{"generate", "--device", "cpu", "--model", model, "--prompt", "hi", "--max-tokens", "12"}, args...)
+		var stdout, stderr bytes.Buffer
+		if code := run(args, &stdout, &stderr); code != 0 {
+			t.Errorf("tinyllm %v: exit %d:\n%s", args, code, stderr.String())
+			continue
+		}
+		if !strings.Contains(stderr.String(), "note: the model's vocabulary has 151936 ids, its tokenizer's only 3072") {
+			t.Errorf("tinyllm %v: no note on the vocabularies:\n%s", args, stderr.String())
+		}
+		if !strings.Contains(stderr.String(), "[reply cut at") {
+			t.Errorf("tinyllm %v: the random model's reply is not 12 tokens long:\n%s", args, stderr.String())
+		}
+	}
+}
+
+// TestReplyErrorNamesTheMismatch: an id the tokenizer cannot decode, deep
+// in a generation loop's wrapped errors, becomes one line about the model
+// and its tokenizer; other errors pass unchanged.
+func TestReplyErrorNamesTheMismatch(t *testing.T) {
+	tok, err := tokenizer.LoadDir(filepath.Join("..", "..", "models", "tinyqwen-chat"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &engine{flags: &engineFlags{modelDir: "/tmp/q05"}, tok: tok}
+	_, decodeErr := tok.NewStreamDecoder().Add(39819)
+	const mismatch = "the model chose token id 39819, which the tokenizer of /tmp/q05 (3072 tokens) has no token for: the model and its tokenizer do not belong together"
+	other := errors.New("reading the weights: unexpected EOF")
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("day1.Generate: decoding: %w", decodeErr), mismatch},
+		{fmt.Errorf("day7.Generate: decoding: %w", decodeErr), mismatch},
+		{other, other.Error()},
+	} {
+		if got := e.replyError(tc.err).Error(); got != tc.want {
+			t.Errorf("replyError(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
 }

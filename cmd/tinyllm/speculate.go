@@ -131,7 +131,7 @@ func (e *engine) replySpeculating(msgs []tokenizer.Message, maxTokens int, stdou
 	start := time.Now()
 	var text string
 	var st specStats
-	target := finiteTarget{CachedModel: e.model.cached, dir: f.modelDir}
+	target := finiteTarget{CachedModel: e.model.cached, dir: f.modelDir, vocab: e.tok.VocabSize()}
 	err := learnerGuard(f.impl, func() error {
 		return stopAtNonFinite(func() error {
 			var err error
@@ -143,7 +143,7 @@ func (e *engine) replySpeculating(msgs []tokenizer.Message, maxTokens int, stdou
 	})
 	fmt.Fprintln(stdout)
 	if err != nil {
-		return "", err
+		return "", e.replyError(err)
 	}
 	secs := time.Since(start).Seconds()
 	fmt.Fprintf(stderr, "[%d tokens in %.1fs, %.2f tokens/s; draft: %d of %d proposals accepted (%.0f%%), %.2f tokens per target pass]\n",
@@ -158,10 +158,14 @@ func (e *engine) replySpeculating(msgs []tokenizer.Message, maxTokens int, stdou
 // checked (checkFinite): the greedy verification has no sampler to check
 // them, and its argmax would accept token 0 from a row of NaN. A step's
 // logits are one row, or k+1 at a verification pass; the check costs a few
-// comparisons per logit, nothing beside the pass.
+// comparisons per logit, nothing beside the pass. As countingSampler does
+// for a sampler, it keeps the choice to the tokenizer's ids: the logits of
+// the others become -Inf, so the target never picks one and rejects a
+// draft's proposal of one.
 type finiteTarget struct {
 	llm.CachedModel
-	dir string
+	dir   string
+	vocab int // the tokenizer's ids; 0: every id
 }
 
 func (m finiteTarget) Forward(tokens [][]int, offset int, caches []llm.KVCache) *tensor.Tensor {
@@ -173,7 +177,15 @@ func (m finiteTarget) ForwardLast(tokens [][]int, offset int, caches []llm.KVCac
 }
 
 func (m finiteTarget) check(logits *tensor.Tensor) *tensor.Tensor {
-	checkFinite(logits.Data(), -1, m.dir)
+	data := logits.Data()
+	checkFinite(data, -1, m.dir)
+	if v := logits.Dim(-1); m.vocab > 0 && m.vocab < v {
+		for row := 0; row < len(data); row += v {
+			for i := row + m.vocab; i < row+v; i++ {
+				data[i] = float32(math.Inf(-1))
+			}
+		}
+	}
 	return logits
 }
 

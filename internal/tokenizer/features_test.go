@@ -293,6 +293,11 @@ func TestDecodeBadIDs(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "out of range") {
 			t.Errorf("StreamDecoder.Add(%v) error %v; want out of range", ids, err)
 		}
+		// A program names the id through the chain of wrapped errors.
+		var idErr *IDError
+		if !errors.As(err, &idErr) || idErr.ID != ids[len(ids)-1] || idErr.Size != tok.VocabSize() {
+			t.Errorf("StreamDecoder.Add(%v) error %v: errors.As gives %+v, want the id and the size %d", ids, err, idErr, tok.VocabSize())
+		}
 	}
 	// An id inside the range that no token has: a vocab with a hole.
 	m := tinyJSON(t)
@@ -302,8 +307,10 @@ func TestDecodeBadIDs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tiny.Decode([]int{259}); err == nil || !strings.Contains(err.Error(), "not assigned") {
-		t.Errorf("Decode(hole) error %v; want not assigned", err)
+	_, err = tiny.Decode([]int{259})
+	var idErr *IDError
+	if err == nil || !strings.Contains(err.Error(), "not assigned") || !errors.As(err, &idErr) || idErr.ID != 259 {
+		t.Errorf("Decode(hole) error %v; want not assigned, as an IDError for 259", err)
 	}
 }
 

@@ -246,12 +246,24 @@ func (t *Tokenizer) Decode(ids []int) (string, error) {
 	return sb.String(), nil
 }
 
-func (t *Tokenizer) checkID(id int) error {
-	if id < 0 || id >= len(t.tokens) {
-		return fmt.Errorf("token id %d is out of range [0, %d)", id, len(t.tokens))
+// IDError is the error for an id the tokenizer has no token for. A
+// program that decodes a model's output matches it (errors.As) to say in
+// its own terms that the model and the tokenizer do not belong together.
+type IDError struct {
+	ID   int // the id
+	Size int // the tokenizer's ids are below it (VocabSize)
+}
+
+func (e *IDError) Error() string {
+	if e.ID < 0 || e.ID >= e.Size {
+		return fmt.Sprintf("token id %d is out of range [0, %d)", e.ID, e.Size)
 	}
-	if !t.tokens[id].present {
-		return fmt.Errorf("token id %d is not assigned to any token", id)
+	return fmt.Sprintf("token id %d is not assigned to any token", e.ID)
+}
+
+func (t *Tokenizer) checkID(id int) error {
+	if id < 0 || id >= len(t.tokens) || !t.tokens[id].present {
+		return &IDError{ID: id, Size: len(t.tokens)}
 	}
 	return nil
 }
