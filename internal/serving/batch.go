@@ -31,7 +31,7 @@ type BatchConfig struct {
 	// MaxRunning is the most requests the engine runs at once (its
 	// EngineConfig.MaxNumSeqs); QueueSize the most that wait besides. One
 	// more than both together is refused with ErrQueueFull. QueueSize 0
-	// means 16.
+	// means 16. They are at most RunningLimit and QueueLimit.
 	MaxRunning, QueueSize int
 }
 
@@ -76,10 +76,10 @@ func NewBatchEngine(cfg BatchConfig) (*BatchEngine, error) {
 		return nil, fmt.Errorf("serving: NewBatchEngine needs an engine and its block allocator")
 	case cfg.MaxContext < 2:
 		return nil, fmt.Errorf("serving: NewBatchEngine: MaxContext must be at least 2, got %d", cfg.MaxContext)
-	case cfg.MaxRunning < 1:
-		return nil, fmt.Errorf("serving: NewBatchEngine: MaxRunning must be at least 1, got %d", cfg.MaxRunning)
-	case cfg.QueueSize < 0:
-		return nil, fmt.Errorf("serving: NewBatchEngine: QueueSize must not be negative, got %d", cfg.QueueSize)
+	case cfg.MaxRunning < 1 || cfg.MaxRunning > RunningLimit:
+		return nil, fmt.Errorf("serving: NewBatchEngine: MaxRunning must be from 1 to %d, got %d", RunningLimit, cfg.MaxRunning)
+	case cfg.QueueSize < 0 || cfg.QueueSize > QueueLimit:
+		return nil, fmt.Errorf("serving: NewBatchEngine: QueueSize must be from 0 to %d, got %d", QueueLimit, cfg.QueueSize)
 	}
 	if cfg.QueueSize == 0 {
 		cfg.QueueSize = 16

@@ -269,3 +269,44 @@ func TestBatchEngineQueueCancelAndStats(t *testing.T) {
 		t.Errorf("Submit after Close: %v; want ErrQueueFull", err)
 	}
 }
+
+// TestEnginesRefuseHugeQueues checks that a queue or a batch past the
+// limits is an error, not a panic of make nor gigabytes of channel.
+func TestEnginesRefuseHugeQueues(t *testing.T) {
+	s := &stepper{}
+	for _, tc := range []struct {
+		name           string
+		running, queue int
+		want           string
+	}{
+		{"queue_past_the_limit", 1, QueueLimit + 1, "QueueSize must be from 0 to"},
+		{"queue_past_makechan", 1, 9_000_000_000_000_000_000, "QueueSize must be from 0 to"},
+		{"running_past_the_limit", RunningLimit + 1, 1, "MaxRunning must be from 1 to"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e, err := NewBatchEngine(BatchConfig{Engine: s, Blocks: pages{s}, MaxContext: 12, MaxRunning: tc.running, QueueSize: tc.queue})
+			if err == nil {
+				e.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("NewBatchEngine(MaxRunning %d, QueueSize %d): %v; want an error with %q", tc.running, tc.queue, err, tc.want)
+			}
+		})
+	}
+	for _, queue := range []int{QueueLimit + 1, 9_000_000_000_000_000_000} {
+		e, err := NewSerialEngine(SerialConfig{Model: &counter{}, NewSampler: func(float64, float64, uint64) llm.Sampler { return greedy{} },
+			LogProbs: identity, MaxContext: 12, QueueSize: queue})
+		if err == nil {
+			e.Close()
+		}
+		if err == nil || !strings.Contains(err.Error(), "QueueSize must be at most") {
+			t.Errorf("NewSerialEngine(QueueSize %d): %v; want an error", queue, err)
+		}
+	}
+	// The limits themselves are accepted.
+	e, err := NewBatchEngine(BatchConfig{Engine: s, Blocks: pages{s}, MaxContext: 12, MaxRunning: RunningLimit, QueueSize: QueueLimit})
+	if err != nil {
+		t.Fatalf("NewBatchEngine at the limits: %v", err)
+	}
+	e.Close()
+}

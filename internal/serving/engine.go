@@ -86,6 +86,15 @@ type Engine interface {
 	Stats() Stats
 }
 
+// QueueLimit and RunningLimit bound an engine's QueueSize and MaxRunning.
+// An engine sets aside room for every request it may hold when it starts,
+// so a mistyped limit must not reserve gigabytes (or panic in make); the
+// bounds are far above the load one machine running these engines serves.
+const (
+	QueueLimit   = 1 << 16
+	RunningLimit = 1 << 12
+)
+
 // ErrQueueFull is wrapped by Submit's error when the queue of waiting
 // requests is full: the client should retry later (HTTP 429).
 var ErrQueueFull = errors.New("the engine's queue is full")

@@ -27,7 +27,7 @@ type SerialConfig struct {
 	// MaxContext is the model's context (max_position_embeddings).
 	MaxContext int
 	// QueueSize is the most requests that wait while one runs; one more
-	// is refused with ErrQueueFull. 0 means 16.
+	// is refused with ErrQueueFull. 0 means 16; at most QueueLimit.
 	QueueSize int
 	// PrefillChunk is the longest piece of a prompt fed in one forward
 	// pass; 0 or less: the whole prompt at once.
@@ -60,6 +60,9 @@ func NewSerialEngine(cfg SerialConfig) (*SerialEngine, error) {
 	}
 	if cfg.MaxContext < 2 {
 		return nil, fmt.Errorf("serving: NewSerialEngine: MaxContext must be at least 2, got %d", cfg.MaxContext)
+	}
+	if cfg.QueueSize > QueueLimit {
+		return nil, fmt.Errorf("serving: NewSerialEngine: QueueSize must be at most %d, got %d", QueueLimit, cfg.QueueSize)
 	}
 	if cfg.QueueSize <= 0 {
 		cfg.QueueSize = 16
