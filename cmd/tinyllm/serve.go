@@ -6,12 +6,15 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
+	"math/bits"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -52,17 +55,21 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if *port < 0 || *port > 65535 {
 		return fmt.Errorf("%w: --port must be from 0 to 65535, got %d", errUsage, *port)
 	}
-	if *queue < 1 {
-		return fmt.Errorf("%w: --queue must be at least 1, got %d", errUsage, *queue)
+	if *queue < 1 || *queue > serving.QueueLimit {
+		return fmt.Errorf("%w: --queue must be from 1 to %d, got %d", errUsage, serving.QueueLimit, *queue)
 	}
-	if *maxBody < 1024 {
-		return fmt.Errorf("%w: --max-body must be at least 1024, got %d", errUsage, *maxBody)
+	if *maxBody < 1024 || *maxBody > maxBodyLimit {
+		return fmt.Errorf("%w: --max-body must be from 1024 to %d, got %d", errUsage, int64(maxBodyLimit), *maxBody)
 	}
 	switch {
+	case *maxSeqs > serving.RunningLimit:
+		return fmt.Errorf("%w: --max-seqs must be at most %d, got %d", errUsage, serving.RunningLimit, *maxSeqs)
 	case *maxSeqs < 1 || *budget < *maxSeqs:
 		return fmt.Errorf("%w: need 1 <= --max-seqs <= --max-batched-tokens, got %d and %d", errUsage, *maxSeqs, *budget)
-	case *kvPages < 0 || *kvMiB < 1:
-		return fmt.Errorf("%w: --kv-pages must not be negative and --kv-mib must be positive, got %d and %d", errUsage, *kvPages, *kvMiB)
+	case *kvPages < 0 || *kvPages > kvPagesLimit:
+		return fmt.Errorf("%w: --kv-pages must be from 0 to %d, got %d", errUsage, kvPagesLimit, *kvPages)
+	case *kvMiB < 1 || *kvMiB > kvMiBLimit:
+		return fmt.Errorf("%w: --kv-mib must be from 1 to %d, got %d", errUsage, kvMiBLimit, *kvMiB)
 	}
 	switch {
 	case *device == "auto":
@@ -197,6 +204,18 @@ func newServer(o serverOptions, stderr io.Writer) (*server, error) {
 // servePageSize is the positions of a page of serve's KV cache pool.
 const servePageSize = 16
 
+// The bounds of serve's memory flags. A body is read into memory whole, so
+// --max-body is what one request may cost; a GiB is far past any prompt.
+// The page pool keeps a free list and a reference count of every page in
+// host memory even when the pages are on a GPU: 2^24 pages of 16 positions
+// (268 million positions) is past any pool these engines serve, and a
+// pebibyte of --kv-mib turns into bytes without overflow.
+const (
+	maxBodyLimit = 1 << 30
+	kvPagesLimit = 1 << 24
+	kvMiBLimit   = 1 << 30
+)
+
 // newWeek3Engine builds the reference Week 3 engine on e's checkpoint: Day
 // 1's batched model, Day 3's page pool, Day 6's prefix-caching block
 // manager, Day 4's paged model runner and Day 2's scheduler and step loop,
@@ -231,6 +250,9 @@ func newWeek3Engine(e *engine, o serverOptions, stderr io.Writer) (week3Engine, 
 	if pc.NumPages < one {
 		return nil, fmt.Errorf("%w: --kv-pages %d cannot hold one request of the model's context of %d positions (%d pages of %d)",
 			errUsage, pc.NumPages, sh.MaxContext, one, servePageSize)
+	}
+	if err := checkPoolFits(pc.NumPages, perPage, gpu, o.kvPages == 0, o.kvMiB); err != nil {
+		return nil, err
 	}
 	pool, err := w3day3.NewPagePool(pc)
 	if err != nil {
@@ -285,6 +307,53 @@ func newWeek3Engine(e *engine, o serverOptions, stderr io.Writer) (week3Engine, 
 		return nil, err
 	}
 	return closingEngine{be, release}, nil
+}
+
+// checkPoolFits refuses, before anything is allocated, a pool of pages of
+// perPage bytes that cannot fit: one whose size overflows, and on the CPU
+// one larger than the machine's memory, which would otherwise start and die
+// with the runtime's out-of-memory trace at the first request that touches
+// the pages. fromMiB says the size came from --kv-mib, not --kv-pages. A
+// GPU pool is in device memory, which the GPU runner checks itself.
+func checkPoolFits(pages int, perPage int64, gpu, fromMiB bool, kvMiB int) error {
+	what, hint := fmt.Sprintf("--kv-pages %d", pages), "ask for fewer pages"
+	if fromMiB {
+		what = fmt.Sprintf("the KV cache pool of %d pages (--kv-mib %d)", pages, kvMiB)
+		hint = "lower --kv-mib or --max-seqs, or set --kv-pages"
+	}
+	hi, bytes := bits.Mul64(uint64(pages), uint64(perPage))
+	if hi != 0 || bytes > math.MaxInt64 {
+		return fmt.Errorf("%w: %s of %d bytes each is more memory than can be counted", errUsage, what, perPage)
+	}
+	if gpu {
+		return nil
+	}
+	if mem, ok := physicalMemory(); ok && bytes > mem {
+		return fmt.Errorf("%w: %s needs %d MiB, more than this machine's %d MiB of memory: %s",
+			errUsage, what, bytes>>20, mem>>20, hint)
+	}
+	return nil
+}
+
+// physicalMemory is the machine's memory, MemTotal of /proc/meminfo
+// (Linux); false where it cannot be read, and the pool is then not checked.
+// Tests replace it.
+var physicalMemory = func() (uint64, bool) {
+	raw, err := os.ReadFile("/proc/meminfo")
+	if err != nil {
+		return 0, false
+	}
+	for line := range strings.Lines(string(raw)) {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == "MemTotal:" && f[2] == "kB" {
+			kb, err := strconv.ParseUint(f[1], 10, 64)
+			if err != nil || kb > math.MaxUint64>>10 {
+				return 0, false
+			}
+			return kb << 10, true
+		}
+	}
+	return 0, false
 }
 
 // settingsSampler is Week 1's sampler that also tells its settings

@@ -39,27 +39,92 @@ func startServer(t *testing.T, o serverOptions) (*server, *httptest.Server) {
 	return srv, hs
 }
 
+// TestServeCommandLineErrors checks that every mistake in serve's flags is
+// one line on stderr with its exit status (2 for a usage error), never a
+// panic, a runtime trace or a server that starts.
 func TestServeCommandLineErrors(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
 		want string
+		code int
 	}{
-		{[]string{"serve", "--port", "70000"}, "--port must be from 0 to 65535"},
-		{[]string{"serve", "--queue", "0"}, "--queue must be at least 1"},
-		{[]string{"serve", "--max-body", "10"}, "--max-body must be at least 1024"},
-		{[]string{"serve", "--model", "/no/such/folder", "--port", "0"}, "/no/such/folder"},
-		{[]string{"serve", "--engine", "week9", "--port", "0"}, "--engine must be week3 or week2"},
-		{[]string{"serve", "--max-seqs", "0"}, "need 1 <= --max-seqs <= --max-batched-tokens"},
-		{[]string{"serve", "--max-seqs", "64", "--max-batched-tokens", "32"}, "need 1 <= --max-seqs <= --max-batched-tokens"},
-		{[]string{"serve", "--kv-pages", "-1"}, "--kv-pages must not be negative"},
-		{[]string{"serve", "--kv-pages", "3", "--port", "0"}, "--kv-pages 3 cannot hold one request of the model's context of 512 positions"},
-		{[]string{"serve", "--device", "auto"}, "not auto"},
-		{[]string{"serve", "--device", "tpu"}, "--device must be auto, cpu, cuda or metal"},
+		{[]string{"serve", "--port", "70000"}, "--port must be from 0 to 65535", 2},
+		{[]string{"serve", "--queue", "0"}, "--queue must be from 1 to 65536, got 0", 2},
+		{[]string{"serve", "--queue", "9000000000000000000"}, "--queue must be from 1 to 65536", 2},
+		{[]string{"serve", "--queue", "2000000000", "--engine", "week2"}, "--queue must be from 1 to 65536", 2},
+		{[]string{"serve", "--max-body", "10"}, "--max-body must be from 1024 to 1073741824", 2},
+		{[]string{"serve", "--max-body", "9000000000000000000"}, "--max-body must be from 1024 to 1073741824", 2},
+		{[]string{"serve", "--model", "/no/such/folder", "--port", "0"}, "/no/such/folder", 1},
+		{[]string{"serve", "--engine", "week9", "--port", "0"}, "--engine must be week3 or week2", 2},
+		{[]string{"serve", "--max-seqs", "0"}, "need 1 <= --max-seqs <= --max-batched-tokens", 2},
+		{[]string{"serve", "--max-seqs", "64", "--max-batched-tokens", "32"}, "need 1 <= --max-seqs <= --max-batched-tokens", 2},
+		{[]string{"serve", "--max-seqs", "5000", "--max-batched-tokens", "8192"}, "--max-seqs must be at most 4096", 2},
+		{[]string{"serve", "--kv-pages", "-1"}, "--kv-pages must be from 0 to 16777216", 2},
+		{[]string{"serve", "--kv-pages", "99999999999"}, "--kv-pages must be from 0 to 16777216", 2},
+		{[]string{"serve", "--kv-mib", "0"}, "--kv-mib must be from 1 to 1073741824", 2},
+		{[]string{"serve", "--kv-mib", "99999999999999"}, "--kv-mib must be from 1 to 1073741824", 2},
+		{[]string{"serve", "--kv-pages", "3", "--port", "0"}, "--kv-pages 3 cannot hold one request of the model's context of 512 positions", 2},
+		{[]string{"serve", "--device", "auto"}, "not auto", 2},
+		{[]string{"serve", "--device", "tpu"}, "--device must be auto, cpu, cuda or metal", 2},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(tc.args, &stdout, &stderr)
-		if code == 0 || !strings.Contains(stderr.String(), tc.want) || strings.Contains(stderr.String(), "goroutine ") {
-			t.Errorf("tinyllm %v: exit %d, stderr %q; want an error mentioning %q", tc.args, code, stderr.String(), tc.want)
+		// Loading the model reports it on a line of its own before the
+		// error; anything else is the one line of the error.
+		var lines []string
+		for line := range strings.Lines(stderr.String()) {
+			if !strings.HasPrefix(line, "loaded ") {
+				lines = append(lines, line)
+			}
+		}
+		if code != tc.code || len(lines) != 1 || !strings.Contains(lines[0], tc.want) {
+			t.Errorf("tinyllm %v: exit %d, stderr %q; want exit %d and one line mentioning %q", tc.args, code, stderr.String(), tc.code, tc.want)
+		}
+	}
+}
+
+// TestServeKVPoolMustFit checks that a page pool larger than the machine's
+// memory is refused before it is allocated, whether --kv-pages or
+// --kv-mib sized it, and that where the memory cannot be read nothing is
+// refused.
+func TestServeKVPoolMustFit(t *testing.T) {
+	defer func(f func() (uint64, bool)) { physicalMemory = f }(physicalMemory)
+	const gib = 1 << 30
+	for _, tc := range []struct {
+		name    string
+		o       serverOptions
+		mem     uint64 // 0: unknown
+		wantErr string // "": the server starts
+	}{
+		{"pages_past_memory", serverOptions{kvPages: 1_000_000}, 23 * gib, "--kv-pages 1000000 needs 46875 MiB, more than this machine's 23552 MiB"},
+		{"pages_that_fit", serverOptions{kvPages: 64}, 1 * gib, ""},
+		{"kv_mib_past_memory", serverOptions{}, 64 << 20, "(--kv-mib 1024) needs 96 MiB, more than this machine's 64 MiB of memory: lower --kv-mib"},
+		{"memory_unknown", serverOptions{kvPages: 100_000}, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			physicalMemory = func() (uint64, bool) { return tc.mem, tc.mem > 0 }
+			var stderr bytes.Buffer
+			srv, err := newServer(tc.o, &stderr)
+			if err == nil {
+				srv.close()
+			}
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Errorf("newServer(%+v) with %d MiB: %v; want it to start", tc.o, tc.mem>>20, err)
+			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr) || !errors.Is(err, errUsage)):
+				t.Errorf("newServer(%+v) with %d MiB: %v; want a usage error with %q", tc.o, tc.mem>>20, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestCheckPoolFitsOverflow checks the sizes no flag reaches any more: a
+// byte count past int64 is refused, on a GPU too.
+func TestCheckPoolFitsOverflow(t *testing.T) {
+	for _, gpu := range []bool{false, true} {
+		err := checkPoolFits(1<<40, 1<<30, gpu, false, 0)
+		if err == nil || !strings.Contains(err.Error(), "more memory than can be counted") {
+			t.Errorf("2^40 pages of a GiB (gpu %v): %v; want an error", gpu, err)
 		}
 	}
 }
