@@ -87,20 +87,75 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	hs := &http.Server{Handler: srv.handler, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "serving %s on http://%s (chat page at /, OpenAI API at /v1, metrics at /metrics)\n", srv.modelID, ln.Addr())
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := serveSignals()
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		hs.Shutdown(shutdown)
-	}()
-	if err := hs.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
+	// Once a signal has come, the next one ends the process at once
+	// rather than wait for the drain.
+	context.AfterFunc(ctx, stop)
+	return serveUntil(ctx, newHTTPServer(srv.handler, defaultTimeouts), ln, shutdownDrain, stderr)
+}
+
+// serveSignals is what stops `tinyllm serve`: SIGINT (Ctrl-C) or SIGTERM.
+// Tests replace it.
+var serveSignals = func() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// shutdownDrain is how long the requests in flight get to finish once serve
+// is told to stop.
+const shutdownDrain = 5 * time.Second
+
+// serveTimeouts are the HTTP server's limits on slow clients: one that
+// sends its headers and then stalls mid-body must not hold a connection
+// (and a goroutine) forever.
+type serveTimeouts struct {
+	header  time.Duration // to send the request's headers
+	request time.Duration // to send the whole request, body included
+	idle    time.Duration // between two requests on one connection
+}
+
+// defaultTimeouts are serve's: a body of --max-body's largest over a slow
+// link arrives within the minute.
+var defaultTimeouts = serveTimeouts{header: 10 * time.Second, request: 60 * time.Second, idle: 120 * time.Second}
+
+// newHTTPServer is the HTTP server around h. Nothing bounds the time a
+// response takes: net/http lifts the request's read deadline (ReadTimeout)
+// once the handler has read the body to its end, before its background
+// read that notices a client going away, so a long stream is not cut
+// (TestServeTimeouts checks it).
+func newHTTPServer(h http.Handler, t serveTimeouts) *http.Server {
+	return &http.Server{Handler: h, ReadHeaderTimeout: t.header, ReadTimeout: t.request, IdleTimeout: t.idle}
+}
+
+// serveUntil serves hs on ln until ctx is done, then shuts it down: the
+// listener closes at once, and the requests in flight get drain to finish
+// (a stream to its finish reason and [DONE]) before their connections are
+// closed. It returns when that is over, so that the caller closes the
+// engine only once no request needs it: hs.Serve itself returns as soon as
+// the shutdown begins. Requests cut off at the deadline make an error.
+func serveUntil(ctx context.Context, hs *http.Server, ln net.Listener, drain time.Duration, log io.Writer) error {
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+	select {
+	case err := <-served:
+		return err // before any Shutdown: the listener failed
+	case <-ctx.Done():
 	}
-	return nil
+	fmt.Fprintf(log, "shutting down: the requests in flight have %s to finish\n", drain)
+	deadline, cancel := context.WithTimeout(context.Background(), drain)
+	defer cancel()
+	err := hs.Shutdown(deadline)
+	if err != nil {
+		// Their clients see the connection close; their requests'
+		// contexts end, which stops the engine's work for them.
+		hs.Close()
+		err = fmt.Errorf("shutting down: requests still running after %s were cut off: %w", drain, err)
+	}
+	if serr := <-served; !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	return err
 }
 
 type serverOptions struct {

@@ -43,6 +43,16 @@ func startServer(t *testing.T, o serverOptions) (*server, *httptest.Server) {
 // one line on stderr with its exit status (2 for a usage error), never a
 // panic, a runtime trace or a server that starts.
 func TestServeCommandLineErrors(t *testing.T) {
+	// A server that starts all the same is told to stop at once, so that
+	// such a failure does not hang the test.
+	defer func(f func() (context.Context, context.CancelFunc)) { serveSignals = f }(serveSignals)
+	started := false
+	serveSignals = func() (context.Context, context.CancelFunc) {
+		started = true
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		return ctx, cancel
+	}
 	for _, tc := range []struct {
 		args []string
 		want string
@@ -68,7 +78,11 @@ func TestServeCommandLineErrors(t *testing.T) {
 		{[]string{"serve", "--device", "tpu"}, "--device must be auto, cpu, cuda or metal", 2},
 	} {
 		var stdout, stderr bytes.Buffer
+		started = false
 		code := run(tc.args, &stdout, &stderr)
+		if started {
+			t.Errorf("tinyllm %v started a server", tc.args)
+		}
 		// Loading the model reports it on a line of its own before the
 		// error; anything else is the one line of the error.
 		var lines []string

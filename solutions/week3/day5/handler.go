@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -96,6 +97,10 @@ func (h *handler) body(w http.ResponseWriter, r *http.Request) ([]byte, *APIErro
 		if errors.As(err, &tooBig) {
 			return nil, &APIError{Status: http.StatusRequestEntityTooLarge, Type: "invalid_request_error",
 				Message: fmt.Sprintf("the request body is over the limit of %d bytes", tooBig.Limit)}
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) { // the server's ReadTimeout: the client stalled
+			return nil, &APIError{Status: http.StatusRequestTimeout, Type: "invalid_request_error",
+				Message: "the request body did not arrive in time"}
 		}
 		return nil, serving.InvalidRequest("", "reading the request body: "+err.Error())
 	}
