@@ -48,7 +48,7 @@ func runServe(args []string, stdout, stderr io.Writer) error {
 	kvMiB := fs.Int("kv-mib", 1024, "week3, with --kv-pages 0: the most memory of the KV cache pool, MiB")
 	device := fs.String("device", "cpu", "week3: where the model runner runs: cpu, or cuda (the GPU runner: weights, KV pages and activations in device memory)")
 	maxBody := fs.Int64("max-body", 1<<20, "largest request body, in bytes; a larger one gets 413")
-	record := fs.String("record", "", "write every /v1/ exchange to this folder as JSON (maintainers: recording the W3D5 fixtures)")
+	record := fs.String("record", "", "write every /v1/ exchange to this folder as JSON, numbered on from the recordings already there (maintainers: recording the W3D5 fixtures)")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -247,7 +247,7 @@ func newServer(o serverOptions, stderr io.Writer) (*server, error) {
 	}
 	h := serving.NewMux(api, metrics)
 	if o.record != "" {
-		if h, err = serving.Record(o.record, h); err != nil {
+		if h, err = serving.Record(o.record, o.maxBody, h); err != nil {
 			eng.Close()
 			e.close()
 			return nil, err

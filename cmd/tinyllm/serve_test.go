@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -415,5 +416,35 @@ func TestServeDeviceNeedsWeek3(t *testing.T) {
 	code := run([]string{"serve", "--device", gpu, "--engine", "week2", "--port", "0"}, &stdout, &stderr)
 	if code == 0 || !strings.Contains(stderr.String(), "--device "+gpu) || strings.Contains(stderr.String(), "goroutine ") {
 		t.Errorf("tinyllm serve --device %s --engine week2: exit %d, stderr %q; want a usage error about --device", gpu, code, stderr.String())
+	}
+}
+
+// TestServeRecordKeepsMaxBody runs serve with --record and a --max-body of
+// 8 MiB: a body of 1.5 MB is answered as without the recording (and
+// recorded), one past the limit gets the 413 it gets without it.
+func TestServeRecordKeepsMaxBody(t *testing.T) {
+	dir := t.TempDir()
+	_, hs := startServer(t, serverOptions{record: dir, maxBody: 8 << 20, queue: 4})
+	body := func(pad int) string {
+		return `{"model":"tinyqwen-chat","prompt":"The capital of","max_tokens":1,"temperature":0,"user":"` + strings.Repeat("x", pad) + `"}`
+	}
+	for _, tc := range []struct {
+		pad, status int
+	}{
+		{1_500_000, http.StatusOK},
+		{9 << 20, http.StatusRequestEntityTooLarge},
+	} {
+		resp, err := http.Post(hs.URL+"/v1/completions", "application/json", strings.NewReader(body(tc.pad)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("a body of %d bytes with --max-body 8 MiB and --record: %d %.200s; want %d", len(body(tc.pad)), resp.StatusCode, b, tc.status)
+		}
+	}
+	if raw, err := os.ReadFile(filepath.Join(dir, "001.json")); err != nil || !bytes.Contains(raw, []byte(`"prompt": "The capital of"`)) {
+		t.Errorf("the recording of the 1.5 MB request lacks its body (%v)", err)
 	}
 }

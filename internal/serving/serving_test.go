@@ -2,7 +2,9 @@ package serving
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -235,7 +237,7 @@ func TestRecordWritesExchanges(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"ok":true}`))
 	})
-	h, err := Record(dir, api)
+	h, err := Record(dir, 0, api)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -250,5 +252,100 @@ func TestRecordWritesExchanges(t *testing.T) {
 	s := string(b)
 	if !strings.Contains(s, `"client": "OpenAI/Test 1.0"`) || !strings.Contains(s, `"response_body": "{\"ok\":true}"`) || strings.Contains(s, "secret") {
 		t.Errorf("the recording:\n%s", s)
+	}
+}
+
+// TestRecordNeverOverwrites records into a folder that holds recordings of
+// an earlier run: the numbers go on after the highest, the old files stay
+// as they were, and a second run goes on after the first.
+func TestRecordNeverOverwrites(t *testing.T) {
+	dir := t.TempDir()
+	old := map[string]string{"001.json": "first run, 1", "007.json": "first run, 7", "notes.json": "not a recording", "12a.json": "nor this"}
+	for name, text := range old {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte(`{}`)) })
+	send := func(h http.Handler) {
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest("GET", "/v1/models", nil))
+	}
+	for range 2 { // two runs of the server
+		h, err := Record(dir, 0, api)
+		if err != nil {
+			t.Fatal(err)
+		}
+		send(h)
+		send(h)
+	}
+	for name, text := range old {
+		if b, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(b) != text {
+			t.Errorf("%s was %q, is now %q (%v)", name, text, b, err)
+		}
+	}
+	var names []string
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if _, ok := old[e.Name()]; !ok {
+			names = append(names, e.Name())
+		}
+	}
+	if want := []string{"008.json", "009.json", "010.json", "011.json"}; !slices.Equal(names, want) {
+		t.Errorf("two runs of two requests each wrote %v; want %v", names, want)
+	}
+}
+
+// TestRecordKeepsTheBodyLimit checks that recording changes no answer: a
+// body under the handler's limit reaches it whole (and is recorded), one
+// over it gets the handler's 413, as without the recording.
+func TestRecordKeepsTheBodyLimit(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		limit    int64
+		bodySize int
+		status   int
+	}{
+		{"past_a_mib_under_the_limit", 8 << 20, 1_500_000, http.StatusOK},
+		{"over_the_limit", 1 << 10, 2 << 10, http.StatusRequestEntityTooLarge},
+		{"over_a_limit_past_a_mib", 2 << 20, 3 << 20, http.StatusRequestEntityTooLarge},
+		{"at_the_limit", 1 << 10, 1 << 10, http.StatusOK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, tc.limit))
+				var tooBig *http.MaxBytesError
+				switch {
+				case errors.As(err, &tooBig):
+					w.WriteHeader(http.StatusRequestEntityTooLarge)
+				case err != nil || !json.Valid(b):
+					w.WriteHeader(http.StatusBadRequest)
+				}
+			})
+			// A JSON string of bodySize bytes.
+			body := `"` + strings.Repeat("x", tc.bodySize-2) + `"`
+			dir := t.TempDir()
+			h, err := Record(dir, tc.limit, api)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for what, h := range map[string]http.Handler{"without the recording": api, "with it": h} {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, httptest.NewRequest("POST", "/v1/completions", strings.NewReader(body)))
+				if rec.Code != tc.status {
+					t.Errorf("a body of %d bytes, limit %d, %s: %d; want %d", len(body), tc.limit, what, rec.Code, tc.status)
+				}
+			}
+			raw, err := os.ReadFile(filepath.Join(dir, "001.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ex Exchange
+			if err := json.Unmarshal(raw, &ex); err != nil {
+				t.Fatal(err)
+			}
+			if recorded := len(ex.Body) > 0; recorded != (tc.status == http.StatusOK) || ex.Status != tc.status {
+				t.Errorf("the recording has status %d and a body of %d bytes; want %d, and the body only when it was accepted", ex.Status, len(ex.Body), tc.status)
+			}
+		})
 	}
 }

@@ -23,12 +23,15 @@ const task4 = "W3D5 Task 4 (the handler)"
 // fixtures, as scripts/openai-clients/run.sh --record does for the others).
 const RecordEnv = "TINYLLM_W3D5_RECORD"
 
+// maxBody is the body limit of the handlers under test.
+const maxBody = 64 << 10
+
 // handlerFor builds the day's handler over eng; it reports whether the
 // day's NewHandler is still a stub.
 func handlerFor(t *testing.T, d Day, eng serving.Engine) (h http.Handler, isStub bool) {
 	t.Helper()
 	isStub = run(t, task4, func() {
-		h = d.NewHandler(serving.HandlerConfig{Engine: eng, Tokenizer: shippedTokenizer(t), ModelID: modelID, MaxBodyBytes: 64 << 10})
+		h = d.NewHandler(serving.HandlerConfig{Engine: eng, Tokenizer: shippedTokenizer(t), ModelID: modelID, MaxBodyBytes: maxBody})
 	})
 	return h, isStub || h == nil
 }
@@ -487,7 +490,7 @@ func recordTo(t *testing.T, h http.Handler) http.Handler {
 	if dir == "" {
 		return h
 	}
-	rh, err := serving.Record(dir, h)
+	rh, err := serving.Record(dir, maxBody, h)
 	if err != nil {
 		t.Fatal(err)
 	}
