@@ -349,3 +349,49 @@ func TestRecordKeepsTheBodyLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestMuxMethods checks the methods of the routes around the API: GET and
+// HEAD (headers, no body) on the page, /health and /metrics, a 405 with
+// Allow and the error object for any other method there, and a 404 for an
+// unknown path whatever the method.
+func TestMuxMethods(t *testing.T) {
+	e := newEngine(t, &counter{}, 4)
+	m := NewMetrics(e)
+	api := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	hs := httptest.NewServer(NewMux(api, m))
+	defer hs.Close()
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{"GET", "/", 200, ""},
+		{"HEAD", "/", 200, ""},
+		{"POST", "/", 405, "GET, HEAD"},
+		{"GET", "/health", 200, ""},
+		{"HEAD", "/health", 200, ""},
+		{"POST", "/health", 405, "GET, HEAD"},
+		{"HEAD", "/metrics", 200, ""},
+		{"POST", "/metrics", 405, "GET, HEAD"},
+		{"DELETE", "/metrics", 405, "GET, HEAD"},
+		{"POST", "/nowhere", 404, ""},
+		{"HEAD", "/v1/models", http.StatusTeapot, ""}, // the API's own
+	} {
+		req, _ := http.NewRequest(tc.method, hs.URL+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || resp.Header.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: %d, Allow %q; want %d, Allow %q", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), tc.status, tc.allow)
+		}
+		switch {
+		case tc.method == "HEAD" && len(b) != 0:
+			t.Errorf("HEAD %s sent a body of %d bytes", tc.path, len(b))
+		case tc.status == 405 && !strings.Contains(string(b), `"error"`):
+			t.Errorf("%s %s: %s; want the error object", tc.method, tc.path, b)
+		}
+	}
+}

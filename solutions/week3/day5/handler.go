@@ -78,12 +78,20 @@ func (h *handler) unknownModel(id string) *APIError {
 		Message: fmt.Sprintf("the model %q does not exist: this server serves %q", clipText(id), h.cfg.ModelID)}
 }
 
-// method answers 405 unless r uses want.
+// method answers 405 unless r uses want; HEAD goes wherever GET does
+// (net/http sends it the GET answer's headers, without the body).
 func (h *handler) method(w http.ResponseWriter, r *http.Request, want string) bool {
+	allow := want
+	if want == http.MethodGet {
+		if r.Method == http.MethodHead {
+			return true
+		}
+		allow = "GET, HEAD"
+	}
 	if r.Method == want {
 		return true
 	}
-	w.Header().Set("Allow", want)
+	w.Header().Set("Allow", allow)
 	serving.WriteError(w, &APIError{Status: http.StatusMethodNotAllowed, Type: "invalid_request_error",
 		Message: fmt.Sprintf("%s needs %s, not %s", r.URL.Path, want, r.Method)})
 	return false
