@@ -136,11 +136,28 @@ type APIError struct {
 	Status  int    `json:"-"`
 	Message string `json:"message"`
 	Type    string `json:"type"`  // "invalid_request_error", "server_error", …
-	Param   string `json:"param"` // the offending field, or ""
-	Code    string `json:"code"`  // "model_not_found", "context_length_exceeded", …
+	Param   string `json:"param"` // the offending field, or "" (sent as null)
+	Code    string `json:"code"`  // "model_not_found", "context_length_exceeded", …, or "" (sent as null)
 }
 
 func (e *APIError) Error() string { return e.Message }
+
+// MarshalJSON writes an empty Param or Code as null, as the OpenAI API
+// does: clients test them against null (None in Python), not "".
+func (e APIError) MarshalJSON() ([]byte, error) {
+	orNull := func(s string) *string {
+		if s == "" {
+			return nil
+		}
+		return &s
+	}
+	return json.Marshal(struct {
+		Message string  `json:"message"`
+		Type    string  `json:"type"`
+		Param   *string `json:"param"`
+		Code    *string `json:"code"`
+	}{e.Message, e.Type, orNull(e.Param), orNull(e.Code)})
+}
 
 // InvalidRequest is a 400 invalid_request_error about param.
 func InvalidRequest(param, message string) *APIError {

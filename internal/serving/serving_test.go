@@ -395,3 +395,25 @@ func TestMuxMethods(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteErrorNulls checks that an error without a param or a code sends
+// null for them, as the OpenAI API does, and the values when they are set.
+func TestWriteErrorNulls(t *testing.T) {
+	for _, tc := range []struct {
+		err  APIError
+		want string
+	}{
+		{APIError{Status: 400, Type: "invalid_request_error", Message: "bad"},
+			`{"error":{"message":"bad","type":"invalid_request_error","param":null,"code":null}}`},
+		{APIError{Status: 400, Type: "invalid_request_error", Message: "n must be 1", Param: "n"},
+			`{"error":{"message":"n must be 1","type":"invalid_request_error","param":"n","code":null}}`},
+		{APIError{Status: 404, Type: "invalid_request_error", Message: "no", Param: "model", Code: "model_not_found"},
+			`{"error":{"message":"no","type":"invalid_request_error","param":"model","code":"model_not_found"}}`},
+	} {
+		rec := httptest.NewRecorder()
+		WriteError(rec, &tc.err)
+		if got := strings.TrimSpace(rec.Body.String()); got != tc.want || rec.Code != tc.err.Status {
+			t.Errorf("WriteError(%+v): %d %s; want %d %s", tc.err, rec.Code, got, tc.err.Status, tc.want)
+		}
+	}
+}

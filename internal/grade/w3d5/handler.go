@@ -79,7 +79,8 @@ func sseEvents(t *testing.T, body string) []json.RawMessage {
 }
 
 // paths lists a JSON value's fields as "a.b[].c:type", leaving out nulls
-// (a field that is null in the recording may be absent in the answer).
+// (a field that is null in the recording may be absent in the answer) and
+// an error's empty param or code.
 func paths(v any, prefix string, out map[string]bool) {
 	switch x := v.(type) {
 	case map[string]any:
@@ -95,6 +96,12 @@ func paths(v any, prefix string, out map[string]bool) {
 			paths(e, prefix+"[]", out)
 		}
 	case string:
+		// The recordings were made when the server sent "" for an error
+		// without a param or a code; it sends null now, as the OpenAI
+		// API does, and either is accepted.
+		if x == "" && (prefix == ".error.param" || prefix == ".error.code") {
+			return
+		}
 		out[prefix+":string"] = true
 	case float64:
 		out[prefix+":number"] = true
