@@ -118,7 +118,8 @@ func (h *handler) body(w http.ResponseWriter, r *http.Request) ([]byte, *APIErro
 // job is a parsed request of either endpoint, tokenized.
 type job struct {
 	prompt       []int
-	maxTokens    int // 0: what the context leaves
+	promptParam  string // the field that holds the prompt: "messages" or "prompt"
+	maxTokens    int    // 0: what the context leaves
 	temperature  float64
 	topP         float64
 	seed         *int64
@@ -148,7 +149,7 @@ func (h *handler) chat(w http.ResponseWriter, r *http.Request) {
 		serving.WriteError(w, serving.InvalidRequest("messages", err.Error()))
 		return
 	}
-	j := job{prompt: prompt, maxTokens: req.MaxTokens, temperature: req.Temperature, topP: req.TopP,
+	j := job{prompt: prompt, promptParam: "messages", maxTokens: req.MaxTokens, temperature: req.Temperature, topP: req.TopP,
 		seed: req.Seed, stops: req.Stop, stream: req.Stream, includeUsage: req.IncludeUsage}
 	h.serve(w, r, j, chatFormat{id: newID("chatcmpl-"), model: h.cfg.ModelID, created: time.Now().Unix()})
 }
@@ -173,7 +174,7 @@ func (h *handler) completion(w http.ResponseWriter, r *http.Request) {
 		serving.WriteError(w, serving.InvalidRequest("prompt", "the prompt is empty"))
 		return
 	}
-	j := job{prompt: prompt, maxTokens: req.MaxTokens, temperature: req.Temperature, topP: req.TopP,
+	j := job{prompt: prompt, promptParam: "prompt", maxTokens: req.MaxTokens, temperature: req.Temperature, topP: req.TopP,
 		seed: req.Seed, stops: req.Stop, stream: req.Stream, includeUsage: req.IncludeUsage}
 	h.serve(w, r, j, completionFormat{id: newID("cmpl-"), model: h.cfg.ModelID, created: time.Now().Unix()})
 }
@@ -219,7 +220,7 @@ type format interface {
 func (h *handler) serve(w http.ResponseWriter, r *http.Request, j job, f format) {
 	limit := h.cfg.Engine.MaxContext()
 	if len(j.prompt) >= limit {
-		serving.WriteError(w, &APIError{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: "messages", Code: "context_length_exceeded",
+		serving.WriteError(w, &APIError{Status: http.StatusBadRequest, Type: "invalid_request_error", Param: j.promptParam, Code: "context_length_exceeded",
 			Message: fmt.Sprintf("this model's maximum context length is %d tokens, and the prompt is %d tokens: shorten it", limit, len(j.prompt))})
 		return
 	}

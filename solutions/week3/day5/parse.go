@@ -2,6 +2,7 @@ package day5
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -81,10 +82,20 @@ func fields(body []byte) (object, *APIError) {
 	var f object
 	// Unmarshal, not a Decoder: it refuses anything after the object
 	// (a Decoder stops at the object's end and More misses a stray "}").
-	if err := json.Unmarshal(body, &f); err != nil || f == nil {
+	err := json.Unmarshal(body, &f)
+	if err != nil || f == nil {
+		// encoding/json's syntax errors say where the JSON breaks; its
+		// type errors name Go types, which mean nothing to a client.
 		msg := "the body must be one JSON object"
-		if err != nil {
-			msg += ": " + err.Error()
+		var syntax *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		switch {
+		case errors.As(err, &syntax):
+			msg += ": " + syntax.Error()
+		case errors.As(err, &typ):
+			msg += ", not " + jsonKind(typ.Value)
+		case err == nil:
+			msg += ", not null"
 		}
 		return nil, serving.InvalidRequest("", msg)
 	}
@@ -94,6 +105,23 @@ func fields(body []byte) (object, *APIError) {
 		}
 	}
 	return f, nil
+}
+
+// jsonKind names a kind of JSON value as encoding/json's
+// UnmarshalTypeError.Value does ("array", "string", "number", "bool"), for
+// a message.
+func jsonKind(value string) string {
+	switch value {
+	case "array":
+		return "an array"
+	case "string":
+		return "a string"
+	case "number":
+		return "a number"
+	case "bool":
+		return "true or false"
+	}
+	return "a JSON " + value
 }
 
 // decode reads field key into v, or reports it as a 400 that says what
@@ -291,13 +319,15 @@ func (f object) common(temperature, topP *float64, seed **int64, stop *[]string,
 		}
 	}
 	if _, ok := f["stream_options"]; ok {
-		var so struct {
-			IncludeUsage *bool `json:"include_usage"`
-		}
+		var so object
 		if err := f.decode("stream_options", &so, `an object such as {"include_usage": true}`); err != nil {
 			return err
 		}
-		*includeUsage = so.IncludeUsage != nil && *so.IncludeUsage
+		if raw, ok := so["include_usage"]; ok && string(raw) != "null" {
+			if json.Unmarshal(raw, includeUsage) != nil {
+				return serving.InvalidRequest("stream_options.include_usage", "stream_options.include_usage must be true or false, got "+clip(raw))
+			}
+		}
 	}
 	return nil
 }
