@@ -7,12 +7,15 @@ package day5
 // system), content that is neither a string nor a list of text parts, a
 // max_tokens or max_completion_tokens below 1, a temperature outside
 // [0, 2], a top_p outside (0, 1], n other than 1, more than 4 stop
-// sequences. Fields the server does not use are ignored, as clients send
-// many.
+// sequences, and a field that asks for what the server does not do
+// (serving.CheckUnsupported: logprobs, tools, stream_options without
+// stream, …). Other fields the server does not use are ignored, as clients
+// send many.
 func ParseChatRequest(body []byte) (*ChatRequest, error) {
 	// Your code here (W3D5).
 	// Decode into map[string]json.RawMessage, treat null as absent, then
-	// read each field you know with a clear 400 (serving.InvalidRequest).
+	// read each field you know with a clear 400 (serving.InvalidRequest),
+	// and end with serving.CheckUnsupported(fields).
 	panic("TODO(W3D5): implement ParseChatRequest")
 }
 

@@ -166,6 +166,12 @@ var badBodies = []struct{ name, body, param string }{
 	{"stop_empty", `{"model":"m","messages":` + userHi + `,"stop":[""]}`, "stop"},
 	{"stream_string", `{"model":"m","messages":` + userHi + `,"stream":"yes"}`, "stream"},
 	{"seed_fraction", `{"model":"m","messages":` + userHi + `,"seed":0.5}`, "seed"},
+	// Fields that ask for what the server does not do
+	// (serving.CheckUnsupported).
+	{"logprobs_true", `{"model":"m","messages":` + userHi + `,"logprobs":true,"top_logprobs":2}`, "logprobs"},
+	{"tools", `{"model":"m","messages":` + userHi + `,"tools":[{"type":"function","function":{"name":"f"}}]}`, "tools"},
+	{"response_format_json", `{"model":"m","messages":` + userHi + `,"response_format":{"type":"json_object"}}`, "response_format"},
+	{"stream_options_without_stream", `{"model":"m","messages":` + userHi + `,"stream_options":{"include_usage":true}}`, "stream_options"},
 }
 
 // goodBodies are accepted, with what they must parse to.
@@ -179,6 +185,8 @@ var goodBodies = []struct {
 		serving.ChatRequest{Model: "m", Messages: []serving.ChatMessage{{Role: "user", Content: "hi"}}, Temperature: 1, TopP: 1}},
 	{"max_completion_tokens_first", `{"model":"m","messages":` + userHi + `,"max_tokens":5,"max_completion_tokens":9,"n":1}`,
 		serving.ChatRequest{Model: "m", Messages: []serving.ChatMessage{{Role: "user", Content: "hi"}}, MaxTokens: 9, Temperature: 1, TopP: 1}},
+	{"defaults_ask_nothing", `{"model":"m","messages":` + userHi + `,"logprobs":false,"response_format":{"type":"text"},"tools":[],"tool_choice":"none","presence_penalty":0,"stream":false}`,
+		serving.ChatRequest{Model: "m", Messages: []serving.ChatMessage{{Role: "user", Content: "hi"}}, Temperature: 1, TopP: 1}},
 	{"developer_is_system", `{"model":"m","messages":[{"role":"developer","content":"be brief"},{"role":"assistant","content":null},{"role":"user","content":"hi"}],"temperature":0,"top_p":0.5,"seed":-4,"stop":"\n\n","stream":true,"stream_options":{"include_usage":true},"frequency_penalty":0,"user":"u1"}`,
 		serving.ChatRequest{Model: "m", Messages: []serving.ChatMessage{{Role: "system", Content: "be brief"}, {Role: "assistant"}, {Role: "user", Content: "hi"}},
 			Temperature: 0, TopP: 0.5, Seed: ptr(int64(-4)), Stop: []string{"\n\n"}, Stream: true, IncludeUsage: true}},
@@ -225,7 +233,8 @@ func ParseRejects(t *testing.T, d Day) {
 	}
 	t.Run("completion", func(t *testing.T) {
 		run(t, task1, func() {
-			for _, body := range []string{`{"model":"m"}`, `{"model":"m","prompt":["a","b"]}`, `{"model":"m","prompt":[1,2,3]}`, `{"model":"m","prompt":"x","max_tokens":0}`} {
+			for _, body := range []string{`{"model":"m"}`, `{"model":"m","prompt":["a","b"]}`, `{"model":"m","prompt":[1,2,3]}`, `{"model":"m","prompt":"x","max_tokens":0}`,
+				`{"model":"m","prompt":"x","echo":true}`, `{"model":"m","prompt":"x","best_of":2}`, `{"model":"m","prompt":"x","suffix":"y"}`, `{"model":"m","prompt":"x","logprobs":1}`} {
 				_, err := d.ParseCompletion([]byte(body))
 				if err == nil {
 					t.Errorf("ParseCompletionRequest(%s) accepted it, want a 400", body)

@@ -20,8 +20,10 @@ const maxStops = 4
 // system), content that is neither a string nor a list of text parts, a
 // max_tokens or max_completion_tokens below 1, a temperature outside
 // [0, 2], a top_p outside (0, 1], n other than 1, more than 4 stop
-// sequences. Fields the server does not use are ignored, as clients send
-// many.
+// sequences, and a field that asks for what the server does not do
+// (serving.CheckUnsupported: logprobs, tools, stream_options without
+// stream, …). Other fields the server does not use are ignored, as clients
+// send many.
 func ParseChatRequest(body []byte) (*ChatRequest, error) {
 	f, apiErr := fields(body)
 	if apiErr != nil {
@@ -44,6 +46,9 @@ func ParseChatRequest(body []byte) (*ChatRequest, error) {
 		}
 	}
 	if err = f.common(&req.Temperature, &req.TopP, &req.Seed, &req.Stop, &req.Stream, &req.IncludeUsage); err != nil {
+		return nil, err
+	}
+	if err = serving.CheckUnsupported(f); err != nil {
 		return nil, err
 	}
 	return req, nil
@@ -69,6 +74,9 @@ func ParseCompletionRequest(body []byte) (*CompletionRequest, error) {
 		return nil, err
 	}
 	if err = f.common(&req.Temperature, &req.TopP, &req.Seed, &req.Stop, &req.Stream, &req.IncludeUsage); err != nil {
+		return nil, err
+	}
+	if err = serving.CheckUnsupported(f); err != nil {
 		return nil, err
 	}
 	return req, nil
