@@ -115,8 +115,8 @@ type serveTimeouts struct {
 	idle    time.Duration // between two requests on one connection
 }
 
-// defaultTimeouts are serve's: a body of --max-body's largest over a slow
-// link arrives within the minute.
+// defaultTimeouts are serve's: a request of the default --max-body (1 MiB)
+// arrives within the minute over a link of 150 kbit/s.
 var defaultTimeouts = serveTimeouts{header: 10 * time.Second, request: 60 * time.Second, idle: 120 * time.Second}
 
 // newHTTPServer is the HTTP server around h. Nothing bounds the time a
