@@ -65,7 +65,7 @@ func TestServeCommandLineErrors(t *testing.T) {
 		{[]string{"serve", "--queue", "2000000000", "--engine", "week2"}, "--queue must be from 1 to 65536", 2},
 		{[]string{"serve", "--max-body", "10"}, "--max-body must be from 1024 to 1073741824", 2},
 		{[]string{"serve", "--max-body", "9000000000000000000"}, "--max-body must be from 1024 to 1073741824", 2},
-		{[]string{"serve", "--model", "/no/such/folder", "--port", "0"}, "/no/such/folder", 1},
+		{[]string{"serve", "--model", "/no/such/folder", "--port", "0"}, "--model /no/such/folder: no such folder", 2},
 		{[]string{"serve", "--engine", "week9", "--port", "0"}, "--engine must be week3 or week2", 2},
 		{[]string{"serve", "--max-seqs", "0"}, "need 1 <= --max-seqs <= --max-batched-tokens", 2},
 		{[]string{"serve", "--max-seqs", "64", "--max-batched-tokens", "32"}, "need 1 <= --max-seqs <= --max-batched-tokens", 2},
