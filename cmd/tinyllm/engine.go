@@ -386,7 +386,8 @@ func loadEngine(f *engineFlags, stderr io.Writer) (e *engine, err error) {
 	// (tinyllm mkmodel) beside a small tokenizer has most ids without a
 	// token. Replies draw only from the tokenizer's ids either way
 	// (countingSampler, finiteTarget); the second case is worth a note.
-	if n, v := tok.VocabSize(), ck.Config.VocabSize; n < v-v/8 {
+	if fewTokenizerIDs(tok.VocabSize(), ck.Config.VocabSize) {
+		n, v := tok.VocabSize(), ck.Config.VocabSize
 		fmt.Fprintf(stderr, "note: the model's vocabulary has %d ids, its tokenizer's only %d (as in a random model from tinyllm mkmodel): replies are drawn from the tokenizer's ids\n", v, n)
 	}
 	gen, err := ck.ReadGenerationConfig()
@@ -544,14 +545,44 @@ type countingSampler struct {
 }
 
 func (c *countingSampler) Sample(logprobs *tensor.Tensor) int {
-	row := logprobs.Data()
-	checkFinite(row, c.n, c.dir)
-	if c.vocab > 0 && c.vocab < len(row) && len(row) == logprobs.Dim(-1) {
-		logprobs = tensor.New(row[:c.vocab], c.vocab)
-	}
+	checkFinite(logprobs.Data(), c.n, c.dir)
 	c.n++
-	c.last = c.sampler.Sample(logprobs)
+	c.last = c.sampler.Sample(tokenizerIDs(logprobs, c.vocab))
 	return c.last
+}
+
+// fewTokenizerIDs reports whether a tokenizer of n tokens leaves most of a
+// model vocabulary of v ids without a token, as beside a random model from
+// tinyllm mkmodel; a real checkpoint pads only a few hundred ids.
+func fewTokenizerIDs(n, v int) bool { return n < v-v/8 }
+
+// tokenizerIDs is the first vocab entries of a row of one position's
+// log-probabilities (or logits), the ids the tokenizer has; the row itself
+// where vocab is 0 or covers it.
+func tokenizerIDs(row *tensor.Tensor, vocab int) *tensor.Tensor {
+	data := row.Data()
+	if vocab <= 0 || vocab >= len(data) || len(data) != row.Dim(-1) {
+		return row
+	}
+	return tensor.New(data[:vocab], vocab)
+}
+
+// tokenizerSampler draws, like countingSampler, only among the ids the
+// tokenizer has: the server's samplers for a model with many ids beyond
+// them (fewTokenizerIDs), greedily where inner is nil. The runner decodes
+// a greedy request by the argmax of the whole row when it has no sampler,
+// so the server gives those requests this one.
+type tokenizerSampler struct {
+	inner llm.Sampler
+	vocab int
+}
+
+func (s tokenizerSampler) Sample(logprobs *tensor.Tensor) int {
+	row := tokenizerIDs(logprobs, s.vocab)
+	if s.inner == nil {
+		return tensor.ArgMax(row, 0)[0]
+	}
+	return s.inner.Sample(row)
 }
 
 // nonFiniteError is a row of logits (or log-probabilities) holding NaN or an

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -186,6 +189,44 @@ func TestMkmodelThenGenerate(t *testing.T) {
 		}
 		if !strings.Contains(stderr.String(), "[reply cut at") {
 			t.Errorf("tinyllm %v: the random model's reply is not 12 tokens long:\n%s", args, stderr.String())
+		}
+	}
+}
+
+// TestServeMkmodelModel serves a random model whose vocabulary has far more
+// ids than the shipped tokenizer it carries, on both engines, greedily and
+// sampled: each reply is drawn from the tokenizer's ids, so it decodes and
+// runs to max_tokens, where an id past the tokenizer would end the request
+// in a server error.
+func TestServeMkmodelModel(t *testing.T) {
+	t.Setenv(models.CacheEnv, t.TempDir())
+	dir := filepath.Join(t.TempDir(), "m")
+	if err := runMkmodel([]string{"--shape", testShape(t, 151936), "--out", dir}, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, engine := range []string{"week3", "week2"} {
+		_, hs := startServer(t, serverOptions{modelDir: dir, engine: engine, queue: 4})
+		for _, temperature := range []string{"0", "1"} {
+			body := `{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":8,"temperature":` + temperature + `,"seed":3}`
+			resp, err := http.Post(hs.URL+"/v1/chat/completions", "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r struct {
+				Choices []struct {
+					FinishReason string `json:"finish_reason"`
+				}
+				Usage struct {
+					CompletionTokens int `json:"completion_tokens"`
+				}
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err := json.Unmarshal(raw, &r); err != nil || resp.StatusCode != 200 || len(r.Choices) != 1 ||
+				r.Choices[0].FinishReason != "length" || r.Usage.CompletionTokens != 8 {
+				t.Errorf("--engine %s, temperature %s: status %d, %s; want 200 and a reply of 8 tokens cut by max_tokens",
+					engine, temperature, resp.StatusCode, raw)
+			}
 		}
 	}
 }

@@ -222,7 +222,7 @@ func newServer(o serverOptions, stderr io.Writer) (*server, error) {
 		eng, err = serving.NewSerialEngine(serving.SerialConfig{
 			Model: e.model.cached,
 			NewSampler: func(t, p float64, seed uint64) llm.Sampler {
-				return e.impl.sampler(t, p, 0, seed)
+				return tokenizerSampler{e.impl.sampler(t, p, 0, seed), e.tok.VocabSize()}
 			},
 			LogProbs:     refday6.LastLogProbs,
 			EOS:          e.eos,
@@ -291,6 +291,10 @@ func newWeek3Engine(e *engine, o serverOptions, stderr io.Writer) (week3Engine, 
 		o.queue = 16
 	}
 	gpu := o.device != "" && o.device != "cpu"
+	// On the CPU, a model with many ids beyond its tokenizer's (a random
+	// one from mkmodel) draws among the tokenizer's ids alone, as generate
+	// and chat do; the GPU runner draws on the device.
+	few := !gpu && fewTokenizerIDs(e.tok.VocabSize(), e.ck.Config.VocabSize)
 	sh := llm.ShapeOf(e.ck.Config)
 	pc := w3day3.PoolConfig{PageSize: servePageSize, Layers: sh.NumLayers, KVHeads: sh.NumKVHeads, HeadDim: sh.HeadDim}
 	perPage := pc.BytesPerPage()
@@ -335,9 +339,14 @@ func newWeek3Engine(e *engine, o serverOptions, stderr io.Writer) (week3Engine, 
 		if err != nil {
 			return nil, err
 		}
-		if runner, err = w3day4.NewRunner(model, pool); err != nil {
+		r, err := w3day4.NewRunner(model, pool)
+		if err != nil {
 			return nil, err
 		}
+		if few {
+			r.Sampler = tokenizerSampler{vocab: e.tok.VocabSize()}
+		}
+		runner = r
 	}
 	blocks := w3day6.NewPrefixBlockManager(pool)
 	core, err := w3day2.NewEngine(llm.EngineConfig{MaxNumBatchedTokens: o.budget, MaxNumSeqs: o.maxSeqs, MaxContext: sh.MaxContext, EOS: e.eos}, runner, blocks)
@@ -353,7 +362,11 @@ func newWeek3Engine(e *engine, o serverOptions, stderr io.Writer) (week3Engine, 
 		// under --impl learner (whose handler alone is the learner's). The
 		// GPU runner draws on the device with its settings instead.
 		NewSampler: func(t, p float64, seed uint64) llm.Sampler {
-			return settingsSampler{impls["ref"].sampler(t, p, 0, seed), devsample.Params{Temperature: t, TopP: p, Seed: seed}}
+			s := impls["ref"].sampler(t, p, 0, seed)
+			if few {
+				return tokenizerSampler{s, e.tok.VocabSize()}
+			}
+			return settingsSampler{s, devsample.Params{Temperature: t, TopP: p, Seed: seed}}
 		},
 		MaxContext: sh.MaxContext, MaxRunning: o.maxSeqs, QueueSize: o.queue,
 	})
