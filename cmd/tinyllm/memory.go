@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 
@@ -78,18 +79,26 @@ func checkMemory(impl string, week int, c checkpoint.Config, tokens int) error {
 
 // availableMemory reads MemAvailable from /proc/meminfo (Linux): the memory
 // that can be had without swapping. Tests replace it.
-var availableMemory = func() (uint64, bool) {
+var availableMemory = func() (uint64, bool) { return meminfo("MemAvailable") }
+
+// physicalMemory is the machine's memory, MemTotal of /proc/meminfo
+// (Linux); false where it cannot be read, and serve's page pool is then not
+// checked. Tests replace it.
+var physicalMemory = func() (uint64, bool) { return meminfo("MemTotal") }
+
+// meminfo reads one field of /proc/meminfo, in bytes; false where the file
+// or the field cannot be read (on macOS, say).
+func meminfo(field string) (uint64, bool) {
 	raw, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		return 0, false
 	}
 	sc := bufio.NewScanner(bytes.NewReader(raw))
 	for sc.Scan() {
-		var kb uint64
 		fields := bytes.Fields(sc.Bytes())
-		if len(fields) >= 2 && string(fields[0]) == "MemAvailable:" {
-			kb, err = strconv.ParseUint(string(fields[1]), 10, 64)
-			if err != nil {
+		if len(fields) >= 2 && string(fields[0]) == field+":" {
+			kb, err := strconv.ParseUint(string(fields[1]), 10, 64)
+			if err != nil || kb > math.MaxUint64>>10 {
 				return 0, false
 			}
 			return kb << 10, true

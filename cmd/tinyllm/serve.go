@@ -14,7 +14,6 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -401,27 +400,6 @@ func checkPoolFits(pages int, perPage int64, gpu, fromMiB bool, kvMiB int) error
 			errUsage, what, bytes>>20, mem>>20, hint)
 	}
 	return nil
-}
-
-// physicalMemory is the machine's memory, MemTotal of /proc/meminfo
-// (Linux); false where it cannot be read, and the pool is then not checked.
-// Tests replace it.
-var physicalMemory = func() (uint64, bool) {
-	raw, err := os.ReadFile("/proc/meminfo")
-	if err != nil {
-		return 0, false
-	}
-	for line := range strings.Lines(string(raw)) {
-		f := strings.Fields(line)
-		if len(f) == 3 && f[0] == "MemTotal:" && f[2] == "kB" {
-			kb, err := strconv.ParseUint(f[1], 10, 64)
-			if err != nil || kb > math.MaxUint64>>10 {
-				return 0, false
-			}
-			return kb << 10, true
-		}
-	}
-	return 0, false
 }
 
 // settingsSampler is Week 1's sampler that also tells its settings

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 )
 
@@ -48,10 +49,10 @@ func CheckUnsupported(fields map[string]json.RawMessage) *APIError {
 			continue
 		}
 		var v any
-		if json.Unmarshal(raw, &v) == nil && isOneOf(v, u.defaults) {
+		if json.Unmarshal(raw, &v) == nil && slices.ContainsFunc(u.defaults, func(d any) bool { return reflect.DeepEqual(v, d) }) {
 			continue
 		}
-		return InvalidRequest(u.field, fmt.Sprintf("%s %s is not supported: %s", u.field, clipRaw(raw), u.why))
+		return InvalidRequest(u.field, fmt.Sprintf("%s %s is not supported: %s", u.field, Clip(string(raw)), u.why))
 	}
 	if raw, ok := fields["stream_options"]; ok && string(raw) != "null" {
 		var stream bool
@@ -63,20 +64,11 @@ func CheckUnsupported(fields map[string]json.RawMessage) *APIError {
 	return nil
 }
 
-func isOneOf(v any, values []any) bool {
-	for _, d := range values {
-		if reflect.DeepEqual(v, d) {
-			return true
-		}
-	}
-	return false
-}
-
-// clipRaw shows at most 40 bytes of a raw value in an error message.
-func clipRaw(raw json.RawMessage) string {
-	s := string(raw)
+// Clip shortens a client's value (a string, or raw JSON) to at most 40
+// bytes for an error message, cut on a character boundary.
+func Clip(s string) string {
 	if len(s) > 40 {
-		s = strings.ToValidUTF8(s[:40], "") + "…"
+		return strings.ToValidUTF8(s[:40], "") + "…"
 	}
 	return s
 }

@@ -75,7 +75,7 @@ func (h *handler) model() serving.Model {
 
 func (h *handler) unknownModel(id string) *APIError {
 	return &APIError{Status: http.StatusNotFound, Type: "invalid_request_error", Param: "model", Code: "model_not_found",
-		Message: fmt.Sprintf("the model %q does not exist: this server serves %q", clipText(id), h.cfg.ModelID)}
+		Message: fmt.Sprintf("the model %q does not exist: this server serves %q", serving.Clip(id), h.cfg.ModelID)}
 }
 
 // method answers 405 unless r uses want; HEAD goes wherever GET does

@@ -136,18 +136,9 @@ func jsonKind(value string) string {
 // the field should have been.
 func (f object) decode(key string, v any, want string) *APIError {
 	if err := json.Unmarshal(f[key], v); err != nil {
-		return serving.InvalidRequest(key, fmt.Sprintf("%s must be %s, got %s", key, want, clip(f[key])))
+		return serving.InvalidRequest(key, fmt.Sprintf("%s must be %s, got %s", key, want, serving.Clip(string(f[key]))))
 	}
 	return nil
-}
-
-// clip shows at most 40 bytes of a raw value in an error message.
-func clip(raw json.RawMessage) string {
-	s := string(raw)
-	if len(s) > 40 {
-		s = s[:40] + "…"
-	}
-	return s
 }
 
 func (f object) model() (string, *APIError) {
@@ -187,7 +178,7 @@ func (f object) messages() ([]ChatMessage, *APIError) {
 		case "developer": // OpenAI's newer name for the system turn
 			role = "system"
 		default:
-			return nil, serving.InvalidRequest(param+".role", fmt.Sprintf("%s.role must be system, user or assistant, got %q", param, clipText(role)))
+			return nil, serving.InvalidRequest(param+".role", fmt.Sprintf("%s.role must be system, user or assistant, got %q", param, serving.Clip(role)))
 		}
 		content, err := messageContent(m["content"], role, param)
 		if err != nil {
@@ -196,14 +187,6 @@ func (f object) messages() ([]ChatMessage, *APIError) {
 		out[i] = ChatMessage{Role: role, Content: content}
 	}
 	return out, nil
-}
-
-// clipText shortens a client's string for an error message.
-func clipText(s string) string {
-	if len(s) > 40 {
-		return strings.ToValidUTF8(s[:40], "") + "…"
-	}
-	return s
 }
 
 // messageContent reads a message's content: a string, or a list of parts
@@ -265,7 +248,7 @@ func (f object) maxTokens(key string, def int) (int, *APIError) {
 	}
 	// Above 2^31 no context is that long; the engine stops at the context.
 	if n != math.Trunc(n) || n < 1 || n > math.MaxInt32 {
-		return 0, serving.InvalidRequest(key, fmt.Sprintf("%s must be an integer from 1 to %d, got %s", key, math.MaxInt32, clip(f[key])))
+		return 0, serving.InvalidRequest(key, fmt.Sprintf("%s must be an integer from 1 to %d, got %s", key, math.MaxInt32, serving.Clip(string(f[key]))))
 	}
 	return int(n), nil
 }
@@ -295,7 +278,7 @@ func (f object) common(temperature, topP *float64, seed **int64, stop *[]string,
 			return err
 		}
 		if n != 1 {
-			return serving.InvalidRequest("n", fmt.Sprintf("n must be 1: this server returns one choice per request, got %s", clip(f["n"])))
+			return serving.InvalidRequest("n", fmt.Sprintf("n must be 1: this server returns one choice per request, got %s", serving.Clip(string(f["n"]))))
 		}
 	}
 	if _, ok := f["seed"]; ok {
@@ -333,7 +316,7 @@ func (f object) common(temperature, topP *float64, seed **int64, stop *[]string,
 		}
 		if raw, ok := so["include_usage"]; ok && string(raw) != "null" {
 			if json.Unmarshal(raw, includeUsage) != nil {
-				return serving.InvalidRequest("stream_options.include_usage", "stream_options.include_usage must be true or false, got "+clip(raw))
+				return serving.InvalidRequest("stream_options.include_usage", "stream_options.include_usage must be true or false, got "+serving.Clip(string(raw)))
 			}
 		}
 	}
